@@ -1,0 +1,1 @@
+"""geohsi command-line interface (installed as the import package ``geohsi.cli``)."""

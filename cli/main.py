@@ -1,0 +1,109 @@
+"""The ``geohsi`` command group.
+
+Each command lives in its own module under ``cli/`` (import name ``geohsi.cli``) and is loaded on
+first use so that ``geohsi --help`` stays fast. Library errors (:class:`geohsi.errors.GeohsiError`)
+become one line on stderr and the error class's exit code; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+import click
+
+#: command name → (module under geohsi.cli, attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "ingest": ("ingest", "ingest", "Bring ENVI/GeoTIFF/NetCDF/MAT files into a georeferenced Zarr scene."),
+    "info": ("info", "info", "Describe a scene, a model config or a bundle."),
+    "datasets": ("datasets", "datasets", "List and fetch the standard benchmark scenes."),
+    "train": ("train", "train", "Fine-tune SpectralGPT with a PEFT adapter on a labelled scene."),
+    "evaluate": ("evaluate", "evaluate", "Score a model bundle on a labelled scene."),
+    "baseline": ("baseline", "baseline", "Classical SVM/RF baseline on the same split."),
+    "classify": ("classify", "classify", "Classify a scene with a bundle on a Dask cluster → COG/Zarr map."),
+    "pretrain": ("pretrain", "pretrain", "Pretrain a SpectralGPT backbone by masked autoencoding."),
+    "search": ("search", "search", "Search a STAC API for scenes."),
+    "bench": ("bench", "bench", "Benchmarks: model throughput, PEFT table, inference."),
+    "bundle": ("bundle", "bundle", "Model-bundle tools (STAC item, …)."),
+}
+
+
+def _available(module: str) -> bool:
+    return importlib.util.find_spec(f"geohsi.cli.{module}") is not None
+
+
+class LazyGroup(click.Group):
+    """A click group that imports each command's module only when it is invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [n for n, (m, _, _) in COMMANDS.items() if _available(m)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not _available(COMMANDS[name][0]):
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(f"geohsi.cli.{module}"), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(n, COMMANDS[n][2]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, envvar="GEOHSI_DEBUG", help="Show full tracebacks on errors.")
+@click.version_option(package_name="geohsi")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """geohsi: hyperspectral scenes → georeferenced land-cover maps with SpectralGPT + PEFT.
+
+    \b
+    Examples:
+      geohsi ingest Indian_pines_corrected.mat --labels Indian_pines_gt.mat --out ip.zarr
+      geohsi info ip.zarr
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("GEOHSI_DEBUG", "") not in ("", "0", "false")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``geohsi`` console script."""
+    from geohsi.errors import GeohsiError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    try:
+        cli.main(args=args, prog_name="geohsi", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("geohsi: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except GeohsiError as e:
+        if debug:
+            raise
+        click.echo(f"geohsi: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("geohsi: interrupted; outputs were left as they were", err=True)
+        sys.exit(130)
+    except Exception as e:  # unexpected: short message, traceback only on request
+        if debug:
+            raise
+        msg = " ".join(str(e).split())[:300]
+        click.echo(f"geohsi: unexpected error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", err=True)
+        sys.exit(70)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

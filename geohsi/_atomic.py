@@ -1,0 +1,91 @@
+"""Atomic outputs: write under a temporary sibling name, rename into place when complete.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from geohsi.errors import OutputError
+
+
+def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Check that ``path`` may be written, before any work is done.
+
+    Args:
+        path: the final output path (file or directory store).
+        overwrite: whether an existing output may be replaced.
+
+    Returns:
+        The path as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputError: the output exists and ``overwrite`` is false, or its directory is not writable.
+    """
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise OutputError(f"{p} already exists; pass --overwrite to replace it or choose another --out")
+    parent = p.absolute().parent
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot create output directory {parent}: {e.strerror}; choose a writable --out") from e
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output directory {parent} is not writable; choose a writable --out")
+    return p
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists() or p.is_symlink():
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success, rename it onto ``path``.
+
+    On any exception (including ``KeyboardInterrupt``) the temporary output is removed and an
+    existing ``path`` is left untouched.
+
+    Args:
+        path: the final output path.
+        overwrite: whether an existing output may be replaced.
+
+    Yields:
+        The temporary path to write to (same directory, so the rename is atomic on one filesystem).
+
+    Raises:
+        OutputError: see :func:`check_output`; also when the write fails for lack of space.
+    """
+    final = check_output(path, overwrite)
+    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+    except OSError as e:
+        _remove(tmp)
+        if e.errno == 28:  # ENOSPC
+            raise OutputError(f"no space left while writing {final}; free disk space or choose another --out") from e
+        raise
+    except BaseException:
+        _remove(tmp)
+        raise
+    if not tmp.exists():
+        raise OutputError(f"nothing was written for {final}")
+    if final.exists():
+        # Move the old output aside first so that at every instant one complete output exists.
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        _remove(old)
+    else:
+        os.replace(tmp, final)
