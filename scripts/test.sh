@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up .venv with the test extras and run the whole test suite: the fast job, then the slow job.
+# Real scenes are read from GEOHSI_DATA_DIR (default: ../shared/data beside the checkout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh test
+if [ -z "${GEOHSI_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
+  GEOHSI_DATA_DIR="$(cd ../shared/data && pwd)"
+  export GEOHSI_DATA_DIR
+fi
+echo "[test] fast job"
+.venv/bin/python -m pytest -m "not slow" -q -p no:cacheprovider
+echo "[test] slow job"
+# exit code 5 means "no slow tests collected", which is fine for the slow job alone
+.venv/bin/python -m pytest -m slow -q -p no:cacheprovider || [ $? -eq 5 ]
