@@ -1,1 +1,61 @@
-"""geohsi.adapters."""
+"""Parameter-efficient fine-tuning of SpectralGPT: LoRA, LoRA+, KronA, KronA+, LoKr.
+
+One wrapper base (:mod:`~geohsi.adapters.base`), one small module per method
+(:mod:`~geohsi.adapters.lora`, :mod:`~geohsi.adapters.krona`, :mod:`~geohsi.adapters.lokr`),
+injection and the method switch (:mod:`~geohsi.adapters.inject`), the "+" learning-rate groups
+(:mod:`~geohsi.adapters.optim`) and adapter files (:mod:`~geohsi.adapters.io`).
+
+Typical use::
+
+    model = build_classifier("base", num_classes=16)
+    print(apply_adapter(model, "krona+", "qv"))
+    opt = torch.optim.AdamW(param_groups(model, lr=1e-3))
+    ...
+    save_adapter(model, "run/adapter", backbone_id={"name": "spectralgpt_base"})
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from geohsi.adapters.base import AdapterLayer
+from geohsi.adapters.inject import (
+    METHODS,
+    PRESETS,
+    AdapterSummary,
+    adapter_config,
+    adapter_layers,
+    apply_adapter,
+    count_adapter_parameters,
+    merge_adapter,
+    trainable_parameter_names,
+    unmerge_adapter,
+)
+from geohsi.adapters.io import load_adapter, read_adapter_config, save_adapter
+from geohsi.adapters.krona import KronALinear, factorization, kron_apply
+from geohsi.adapters.lokr import LoKrLinear
+from geohsi.adapters.lora import LoRALinear
+from geohsi.adapters.optim import param_groups
+
+__all__ = [
+    "METHODS",
+    "PRESETS",
+    "AdapterLayer",
+    "AdapterSummary",
+    "KronALinear",
+    "LoKrLinear",
+    "LoRALinear",
+    "adapter_config",
+    "adapter_layers",
+    "apply_adapter",
+    "count_adapter_parameters",
+    "factorization",
+    "kron_apply",
+    "load_adapter",
+    "merge_adapter",
+    "param_groups",
+    "read_adapter_config",
+    "save_adapter",
+    "trainable_parameter_names",
+    "unmerge_adapter",
+]

@@ -1,0 +1,502 @@
+"""Put adapters into a model: one switch for LoRA, LoRA+, KronA, KronA+, LoKr, full FT and linear probing.
+
+:func:`apply_adapter` replaces the ``nn.Linear`` modules whose names match the target patterns by
+adapter layers, freezes everything else except the classification head (and, optionally, norms),
+records the configuration on the model (:func:`adapter_config`) and returns an
+:class:`AdapterSummary`. ``full`` and ``linear`` go through the same switch so every comparison of
+the paper's table uses one code path.
+
+Target patterns are matched against dotted module names (``encoder.blocks.3.attn.q``): a pattern
+matches a name equal to it, ending in ``"." + pattern``, or matching it as a glob
+(:func:`fnmatch.fnmatchcase`, also with an implicit ``*.`` prefix). Only ``nn.Linear`` modules
+outside the head are adapted.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from fnmatch import fnmatchcase
+from typing import Any
+
+from torch import nn
+
+from geohsi.adapters.base import AdapterLayer
+from geohsi.adapters.krona import KronALinear
+from geohsi.adapters.lokr import LoKrLinear
+from geohsi.adapters.lora import LoRALinear
+from geohsi.errors import UsageError
+
+#: Every method name :func:`apply_adapter` accepts.
+METHODS: tuple[str, ...] = ("lora", "lora+", "krona", "krona+", "lokr", "full", "linear")
+
+#: Target presets: name → module-name patterns. ``qv`` is the paper's choice (query and value).
+PRESETS: dict[str, tuple[str, ...]] = {
+    "qv": ("attn.q", "attn.v"),
+    "qkv": ("attn.q", "attn.k", "attn.v"),
+    "attn": ("attn.q", "attn.k", "attn.v", "attn.proj"),
+    "all-linear": ("*",),
+}
+
+#: Adapter class of each adapter method ("+" variants share the module; they differ in lr groups).
+LAYER_CLASSES: dict[str, type[AdapterLayer]] = {
+    "lora": LoRALinear,
+    "lora+": LoRALinear,
+    "krona": KronALinear,
+    "krona+": KronALinear,
+    "lokr": LoKrLinear,
+}
+
+#: Options each adapter method accepts, with their defaults (what :func:`adapter_config` records).
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lora": {"r": 8, "alpha": 8.0, "dropout": 0.0},
+    "krona": {"a_shape": None, "factor": -1, "scale": 1.0, "zero_init": "B", "dropout": 0.0},
+    "lokr": {"r": 8, "alpha": 8.0, "decompose_both": False, "decompose_factor": -1, "init": "peft", "dropout": 0.0},
+}
+_PLUS_DEFAULTS: dict[str, Any] = {"lr_ratio": 16.0, "boost": "zero"}
+
+#: The attribute of a model holding its adapter configuration (a JSON-able dict).
+CONFIG_ATTR = "geohsi_adapter"
+
+_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._BatchNorm)
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterSummary:
+    """What :func:`apply_adapter` did, for printing and for the experiment log.
+
+    Attributes:
+        method: one of :data:`METHODS`.
+        targets: the module-name patterns that were matched (empty for ``full``/``linear``).
+        adapted_layers: number of ``nn.Linear`` modules wrapped by adapters.
+        adapter_params: parameters in the adapters.
+        trainable_params: parameters with ``requires_grad`` (adapters + head + norms, or all).
+        total_params: all parameters of the model after injection.
+        backbone_params: parameters of the model before injection, head excluded.
+
+    .. versionadded:: 0.1
+    """
+
+    method: str
+    targets: tuple[str, ...]
+    adapted_layers: int
+    adapter_params: int
+    trainable_params: int
+    total_params: int
+    backbone_params: int
+
+    @property
+    def percent_of_backbone(self) -> float:
+        """Trainable parameters as a percentage of the backbone's (the paper's "% params")."""
+        return 100.0 * self.trainable_params / self.backbone_params if self.backbone_params else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of the fields plus ``percent_of_backbone``."""
+        d = dataclasses.asdict(self)
+        d["targets"] = list(self.targets)
+        d["percent_of_backbone"] = self.percent_of_backbone
+        return d
+
+    def _rows(self) -> list[tuple[str, str]]:
+        return [
+            ("method", self.method),
+            ("targets", ", ".join(self.targets) or "—"),
+            ("adapted layers", f"{self.adapted_layers:,}"),
+            ("adapter params", f"{self.adapter_params:,}"),
+            ("trainable params", f"{self.trainable_params:,}"),
+            ("total params", f"{self.total_params:,}"),
+            ("% of backbone", f"{self.percent_of_backbone:.4f} %"),
+        ]
+
+    def __str__(self) -> str:
+        rows = self._rows()
+        w = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+
+    def __rich__(self) -> Any:
+        """A two-column :class:`rich.table.Table` (rich calls this when printing the summary)."""
+        from rich.table import Table
+
+        table = Table(title="adapter", show_header=False, box=None)
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        for k, v in self._rows():
+            table.add_row(k, v)
+        return table
+
+
+def resolve_targets(targets: str | Sequence[str]) -> tuple[str, ...]:
+    """Expand a preset name or pass through a sequence of patterns.
+
+    Args:
+        targets: a key of :data:`PRESETS`, or module-name patterns such as ``("attn.q", "mlp.fc1")``.
+
+    Returns:
+        The patterns.
+
+    Raises:
+        UsageError: an unknown preset name or an empty pattern list.
+
+    .. versionadded:: 0.1
+    """
+    if isinstance(targets, str):
+        if targets in PRESETS:
+            return PRESETS[targets]
+        if "," in targets:
+            return resolve_targets(tuple(t.strip() for t in targets.split(",") if t.strip()))
+        raise UsageError(
+            f"targets={targets!r} is not a preset; use one of {', '.join(PRESETS)} or a list of module-name patterns"
+        )
+    pats = tuple(str(t) for t in targets)
+    if not pats:
+        raise UsageError("targets is empty; use a preset such as 'qv' or module-name patterns such as ('attn.q',)")
+    return pats
+
+
+def name_matches(name: str, patterns: Iterable[str]) -> bool:
+    """Whether the dotted module ``name`` matches any of ``patterns`` (see the module docstring)."""
+    for p in patterns:
+        if name == p or name.endswith("." + p) or fnmatchcase(name, p) or fnmatchcase(name, "*." + p):
+            return True
+    return False
+
+
+def _under(name: str, prefixes: Sequence[str]) -> bool:
+    return any(name == h or name.startswith(h + ".") for h in prefixes)
+
+
+def select_targets(model: nn.Module, patterns: Sequence[str], head: Sequence[str] = ()) -> list[tuple[str, nn.Linear]]:
+    """The ``nn.Linear`` modules outside ``head`` whose names match ``patterns``, in module order.
+
+    Args:
+        model: the model to search.
+        patterns: module-name patterns (see the module docstring).
+        head: names of head submodules to leave out.
+
+    Returns:
+        ``(name, module)`` pairs.
+
+    .. versionadded:: 0.1
+    """
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear) and not _under(n, head) and name_matches(n, patterns)
+    ]
+
+
+def _method_options(method: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``cfg`` against the method's options; return the complete option dict."""
+    base = method.rstrip("+")
+    if method in ("full", "linear"):
+        allowed: dict[str, Any] = {}
+    else:
+        allowed = dict(METHOD_DEFAULTS[base])
+        if method.endswith("+"):
+            allowed.update(_PLUS_DEFAULTS)
+    unknown = sorted(set(cfg) - set(allowed))
+    if unknown:
+        hint = ", ".join(sorted(allowed)) or "none"
+        raise UsageError(f"option(s) {', '.join(unknown)} do not apply to method {method!r}; its options are: {hint}")
+    opts = {**allowed, **cfg}
+    if "a_shape" in opts and opts["a_shape"] is not None:
+        opts["a_shape"] = [int(v) for v in opts["a_shape"]]
+    if "lr_ratio" in opts:
+        ratio = float(opts["lr_ratio"])
+        if not ratio > 0:
+            raise UsageError(f"lr_ratio={opts['lr_ratio']} must be positive (the paper uses 16)")
+        opts["lr_ratio"] = ratio
+    return opts
+
+
+def _layer_kwargs(method: str, opts: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in opts.items() if k in METHOD_DEFAULTS[method.rstrip("+")]}
+
+
+def adapter_layers(model: nn.Module) -> dict[str, AdapterLayer]:
+    """The adapter layers of ``model`` by module name.
+
+    .. versionadded:: 0.1
+    """
+    return {n: m for n, m in model.named_modules() if isinstance(m, AdapterLayer)}
+
+
+def _head_prefixes(model: nn.Module, head: str | Sequence[str] | None) -> tuple[str, ...]:
+    if head is None:
+        return ()
+    names = (head,) if isinstance(head, str) else tuple(head)
+    modules = dict(model.named_modules())
+    return tuple(h for h in names if h in modules)
+
+
+def trainable_parameter_names(model: nn.Module, config: Mapping[str, Any] | None = None) -> list[str]:
+    """Names of the parameters an adapter configuration trains (and that adapter files hold).
+
+    Adapters' factors, every parameter of the head, and the norms' when ``train_norms``; every
+    parameter for ``full``.
+
+    Args:
+        model: the model.
+        config: an :func:`adapter_config` dict; None reads the one recorded on ``model``. Given a
+            fresh model and a saved config, the result lists the non-adapter names the file must hold.
+
+    Raises:
+        UsageError: no config is given and the model has none (call :func:`apply_adapter` first).
+
+    .. versionadded:: 0.1
+    """
+    cfg = adapter_config(model) if config is None else config
+    if cfg["method"] == "full":
+        return [n for n, _ in model.named_parameters()]
+    heads = tuple(cfg["head"])
+    adapter_ids = {id(p) for layer in adapter_layers(model).values() for p in layer.adapter_parameters()}
+    norm_names: set[str] = set()
+    if cfg.get("train_norms"):
+        for mname, m in model.named_modules():
+            if isinstance(m, _NORMS):
+                norm_names.update(f"{mname}.{pn}" if mname else pn for pn, _ in m.named_parameters(recurse=False))
+    return [
+        n
+        for n, p in model.named_parameters()
+        if id(p) in adapter_ids or _under(n, heads) or n in norm_names
+    ]
+
+
+def apply_adapter(
+    model: nn.Module,
+    method: str,
+    targets: str | Sequence[str] = "qv",
+    *,
+    train_norms: bool = False,
+    head: str | Sequence[str] | None = "head",
+    **cfg: Any,
+) -> AdapterSummary:
+    """Inject a PEFT method into ``model`` in place and freeze what it does not train.
+
+    Args:
+        model: e.g. a :class:`~geohsi.models.spectralgpt.SpectralGPTClassifier`; any module tree works.
+        method: one of :data:`METHODS`. ``full`` trains everything; ``linear`` only the head.
+        targets: a preset of :data:`PRESETS` (``"qv"``, the paper's default, ``"qkv"``, ``"attn"``,
+            ``"all-linear"``) or module-name patterns. Ignored by ``full``/``linear``.
+        train_norms: also train the backbone's normalisation layers.
+        head: name(s) of the head submodule(s) — trained, never adapted, always saved.
+        **cfg: the method's options: ``lora``: ``r=8, alpha=8, dropout=0``; ``krona``:
+            ``a_shape=None, factor=-1, scale=1, zero_init="B", dropout=0``; ``lokr``:
+            ``r=8, alpha=8, decompose_both=False, decompose_factor=-1, init="peft", dropout=0``; the
+            "+" variants add ``lr_ratio=16`` (λ) and ``boost="zero"`` (which factor gets λ·lr).
+
+    Returns:
+        An :class:`AdapterSummary`.
+
+    Raises:
+        UsageError: unknown method, preset or option; no ``nn.Linear`` matches ``targets``; factor
+            shapes that do not divide a layer; or the model already carries an adapter.
+
+    .. versionadded:: 0.1
+    """
+    if method not in METHODS:
+        raise UsageError(f"adapter method {method!r} is unknown; choose one of {', '.join(METHODS)}")
+    if getattr(model, CONFIG_ATTR, None) is not None:
+        raise UsageError(
+            f"the model already carries a {getattr(model, CONFIG_ATTR)['method']!r} adapter; build a fresh model first"
+        )
+    opts = _method_options(method, cfg)
+    heads = _head_prefixes(model, head)
+    backbone_params = sum(p.numel() for n, p in model.named_parameters() if not _under(n, heads))
+
+    patterns: tuple[str, ...] = ()
+    preset = None
+    layer_shapes: dict[str, dict[str, list[int]]] = {}
+    if method in LAYER_CLASSES:
+        patterns = resolve_targets(targets)
+        preset = targets if isinstance(targets, str) and targets in PRESETS else None
+        chosen = select_targets(model, patterns, heads)
+        if not chosen:
+            linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not _under(n, heads)]
+            sample = ", ".join(linears[:4]) or "none"
+            raise UsageError(
+                f"targets {', '.join(patterns)} match no nn.Linear of the model (e.g. {sample}); "
+                "use a preset such as 'qv' or patterns naming those layers"
+            )
+        cls = LAYER_CLASSES[method]
+        kwargs = _layer_kwargs(method, opts)
+        # Build every wrapper before swapping any in, so a bad option leaves the model untouched.
+        wrapped = [(n, cls(m, **kwargs)) for n, m in chosen]
+        for n, layer in wrapped:
+            if method.endswith("+"):
+                layer.set_boost(opts["boost"])
+            parent_name, _, child = n.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, layer)
+            layer_shapes[n] = layer.factor_shapes()
+
+    config: dict[str, Any] = {
+        "method": method,
+        "targets": list(patterns),
+        "preset": preset,
+        "options": opts,
+        "train_norms": bool(train_norms),
+        "head": list(heads),
+        "layers": layer_shapes,
+    }
+    setattr(model, CONFIG_ATTR, config)
+
+    train = set(trainable_parameter_names(model))
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in train)
+
+    layers = adapter_layers(model)
+    return AdapterSummary(
+        method=method,
+        targets=patterns,
+        adapted_layers=len(layers),
+        adapter_params=sum(p.numel() for lay in layers.values() for p in lay.adapter_parameters()),
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        total_params=sum(p.numel() for p in model.parameters()),
+        backbone_params=backbone_params,
+    )
+
+
+def adapter_config(model: nn.Module) -> dict[str, Any]:
+    """The JSON-able adapter configuration recorded by :func:`apply_adapter` (a copy).
+
+    Keys: ``method``, ``targets`` (patterns), ``preset``, ``options`` (r/α, factor shapes, scale,
+    λ = ``lr_ratio``, ``boost``, dropout, …), ``train_norms``, ``head`` and ``layers`` (module name →
+    factor shapes).
+
+    Raises:
+        UsageError: the model carries no adapter.
+
+    .. versionadded:: 0.1
+    """
+    cfg = getattr(model, CONFIG_ATTR, None)
+    if cfg is None:
+        raise UsageError("the model carries no adapter; call geohsi.adapters.apply_adapter(model, method) first")
+    return copy.deepcopy(cfg)
+
+
+def merge_adapter(model: nn.Module, *, unload: bool = False) -> int:
+    """Fold every adapter's ΔW into its base weight (inference: one matmul per layer).
+
+    Args:
+        model: an adapted model.
+        unload: also replace each adapter layer by its merged plain ``nn.Linear`` and drop the
+            adapter configuration, leaving a model with the original module layout (what
+            :func:`geohsi.models.spectralgpt.save_backbone` and the inference workers expect).
+            Not reversible.
+
+    Returns:
+        The number of adapter layers merged (already merged ones are not counted again).
+
+    .. versionadded:: 0.1
+    """
+    layers = adapter_layers(model)
+    count = 0
+    for m in layers.values():
+        if not m.merged:
+            m.merge()
+            count += 1
+    if unload:
+        for n, m in layers.items():
+            parent_name, _, child = n.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, m.base_layer)
+        if hasattr(model, CONFIG_ATTR):
+            delattr(model, CONFIG_ATTR)
+    return count
+
+
+def unmerge_adapter(model: nn.Module) -> int:
+    """Undo :func:`merge_adapter` (subtract each ΔW again).
+
+    Returns:
+        The number of layers unmerged.
+
+    .. versionadded:: 0.1
+    """
+    layers = [m for m in adapter_layers(model).values() if m.merged]
+    for m in layers:
+        m.unmerge()
+    return len(layers)
+
+
+def count_adapter_parameters(
+    config: Any,
+    method: str,
+    targets: str | Sequence[str] = "qv",
+    *,
+    num_classes: int = 0,
+    head_hidden: int = 0,
+    train_norms: bool = False,
+    **cfg: Any,
+) -> int:
+    """Closed-form number of trainable parameters of a method on a SpectralGPT config.
+
+    Counts without building the model, from the same shape rules the adapter layers use
+    (``factor_shapes_for``) over the encoder's Linears (``blocks.{i}.attn.{q,k,v,proj}`` D×D,
+    ``blocks.{i}.mlp.fc1`` D→hidden, ``fc2`` hidden→D). For ``base`` with ``qv``: LoRA r=8 →
+    294,912; KronA 24×24⊗32×32 → 38,400.
+
+    Args:
+        config: a :class:`~geohsi.models.spectralgpt.SpectralGPTConfig`, its name or its dict.
+        method: one of :data:`METHODS`.
+        targets: preset or module-name patterns, as for :func:`apply_adapter`.
+        num_classes: 0 counts the adapters only; C > 0 adds the classification head (LayerNorm + Linear,
+            or the MLP head when ``head_hidden`` > 0).
+        head_hidden: the head's hidden width (0 = single Linear).
+        train_norms: add the encoder's LayerNorms (two per block).
+        **cfg: the method's options, as for :func:`apply_adapter`.
+
+    Returns:
+        The parameter count. ``full`` is the whole model, ``linear`` the head only.
+
+    Raises:
+        UsageError: unknown method, preset, option or config.
+
+    .. versionadded:: 0.1
+    """
+    from geohsi.models.spectralgpt import count_parameters, resolve_config
+
+    if method not in METHODS:
+        raise UsageError(f"adapter method {method!r} is unknown; choose one of {', '.join(METHODS)}")
+    c = resolve_config(config)
+    if method == "full":
+        return count_parameters(c, num_classes, head_hidden)
+    opts = _method_options(method, cfg)
+    d, hd = c.embed_dim, c.mlp_hidden
+    head = (count_parameters(c, num_classes, head_hidden) - count_parameters(c)) if num_classes else 0
+    norms = c.depth * 2 * 2 * d if train_norms else 0
+    if method == "linear":
+        return head + norms
+    patterns = resolve_targets(targets)
+    cls = LAYER_CLASSES[method]
+    kwargs = _layer_kwargs(method, opts)
+    shapes = {"attn.q": (d, d), "attn.k": (d, d), "attn.v": (d, d), "attn.proj": (d, d), "mlp.fc1": (d, hd), "mlp.fc2": (hd, d)}
+    total = 0
+    for i in range(c.depth):
+        for leaf, (fin, fout) in shapes.items():
+            if name_matches(f"encoder.blocks.{i}.{leaf}", patterns):
+                for shape in cls.factor_shapes_for(fin, fout, **kwargs).values():
+                    n = 1
+                    for v in shape:
+                        n *= v
+                    total += n
+    return total + head + norms
+
+
+__all__ = [
+    "METHODS",
+    "count_adapter_parameters",
+    "PRESETS",
+    "AdapterSummary",
+    "adapter_config",
+    "adapter_layers",
+    "apply_adapter",
+    "merge_adapter",
+    "name_matches",
+    "resolve_targets",
+    "select_targets",
+    "trainable_parameter_names",
+    "unmerge_adapter",
+]
