@@ -428,7 +428,9 @@ def _labelled_pixels(labels: np.ndarray, valid: np.ndarray | None) -> tuple[np.n
     if valid is not None:
         valid = np.asarray(valid, dtype=bool)
         if valid.shape != labels.shape:
-            raise UsageError(f"valid mask has shape {valid.shape}, labels have {labels.shape}; pass a mask of the same grid")
+            raise UsageError(
+                f"valid mask has shape {valid.shape}, labels have {labels.shape}; pass a mask of the same grid"
+            )
         mask &= valid.reshape(-1)
     idx = np.flatnonzero(mask)
     if idx.size == 0:

@@ -183,7 +183,9 @@ def _field_map(seed: int, h: int = 48, w: int = 44, field: int = 6, k: int = 5) 
     return np.kron(coarse, np.ones((field, field), int))[:h, :w]
 
 
-@pytest.mark.parametrize(("seed", "window", "size", "gap"), [(0, 5, 12, None), (1, 7, 12, None), (2, 5, 10, 4), (3, 1, 4, None)])
+@pytest.mark.parametrize(
+    ("seed", "window", "size", "gap"), [(0, 5, 12, None), (1, 7, 12, None), (2, 5, 10, 4), (3, 1, 4, None)]
+)
 def test_blocks_no_train_pixel_near_held_out_brute_force(seed, window, size, gap):
     labels = _field_map(seed)
     with warnings.catch_warnings():
