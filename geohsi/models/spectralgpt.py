@@ -790,10 +790,11 @@ def _read_pth(path: Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
-        what = f" (it pickles {found.group(1)})" if found else ""
+        if found is None:  # not a pickle of objects, just not a checkpoint (e.g. an HTML error page)
+            raise ModelError(f"{path} is not a readable PyTorch checkpoint (corrupt or another format); check the download") from e
         raise ModelError(
-            f"{path} is not a plain weights file{what}; geohsi will not unpickle arbitrary objects: "
-            "re-save it as torch.save({'model': model.state_dict()}) or as safetensors"
+            f"{path} is not a plain weights file (it pickles {found.group(1)}); geohsi will not unpickle "
+            "arbitrary objects: re-save it as torch.save({'model': model.state_dict()}) or as safetensors"
         ) from e
     except Exception as e:  # torch raises KeyError/RuntimeError/EOFError for non-checkpoints
         raise ModelError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}); check the download or re-save it") from e
