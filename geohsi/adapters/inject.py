@@ -324,10 +324,17 @@ def apply_adapter(
         cls = LAYER_CLASSES[method]
         kwargs = _layer_kwargs(method, opts)
         # Build every wrapper before swapping any in, so a bad option leaves the model untouched.
-        wrapped = [(n, cls(m, **kwargs)) for n, m in chosen]
-        for n, layer in wrapped:
+        grad_flags = {id(p): p.requires_grad for p in model.parameters()}
+        try:
+            wrapped = [(n, cls(m, **kwargs)) for n, m in chosen]
             if method.endswith("+"):
-                layer.set_boost(opts["boost"])
+                for _, layer in wrapped:
+                    layer.set_boost(opts["boost"])
+        except Exception:
+            for p in model.parameters():  # wrappers freeze their base layer on construction: undo
+                p.requires_grad_(grad_flags[id(p)])
+            raise
+        for n, layer in wrapped:
             parent_name, _, child = n.rpartition(".")
             setattr(model.get_submodule(parent_name) if parent_name else model, child, layer)
             layer_shapes[n] = layer.factor_shapes()
