@@ -1,0 +1,82 @@
+"""``geohsi ingest``: source files → a georeferenced Zarr scene (thin shell over :func:`geohsi.ingest.ingest`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("ingest")
+@click.argument("srcs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output scene store (SCENE.zarr).")
+@click.option("--labels", type=click.Path(path_type=Path), default=None,
+              help="Class-id raster (.mat, GeoTIFF, ENVI), 0 = unlabelled; cropped onto the scene grid when georeferenced.")
+@click.option("--class-names", default=None,
+              help="Class names: a file (one per line, or CSV id,name[,#rrggbb]) or a comma list 'roof,tree,…'.")
+@click.option("--crs", default=None,
+              help="'none' for an explicit pixel grid, or EPSG:XXXX (with --transform) to georeference a bare array.")
+@click.option("--transform", default=None,
+              help="Grid of a bare array: 'a,b,c,d,e,f' in affine order (pixel width, 0, left x, 0, -pixel height, "
+                   "top y), or 'gdal:c,a,b,f,d,e'.")
+@click.option("--chunks", default=256, show_default=True, type=int, help="Spatial chunk edge in pixels (all bands in one chunk).")
+@click.option("--var", default=None, help="Variable holding the cube (MATLAB/NetCDF/Zarr); the largest 3-D array by default.")
+@click.option("--label-var", default=None, help="Variable holding the labels in a .mat labels file.")
+@click.option("--wavelengths", default=None, help="Band centres in nm: a CSV/text file or a comma list.")
+@click.option("--band-axis", type=click.IntRange(0, 2), default=None,
+              help="MATLAB axis holding the bands (as size() prints it); default: the last.")
+@click.option("--sensor", default=None, help="Sensor name recorded in the scene.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
+def ingest(
+    srcs: tuple[Path, ...],
+    out: Path,
+    labels: Path | None,
+    class_names: str | None,
+    crs: str | None,
+    transform: str | None,
+    chunks: int,
+    var: str | None,
+    label_var: str | None,
+    wavelengths: str | None,
+    band_axis: int | None,
+    sensor: str | None,
+    overwrite: bool,
+) -> None:
+    """Bring ENVI, GeoTIFF (one or many tiles), NetCDF/Zarr or MATLAB files into one Zarr scene.
+
+    Several GeoTIFF SRCs are mosaicked onto one grid (same CRS, resolution and bands). The output is
+    written under a temporary name and renamed when complete, so a failed ingest leaves nothing.
+
+    \b
+    Examples:
+      geohsi ingest Indian_pines_corrected.mat --labels Indian_pines_gt.mat --crs none --out ip.zarr
+      geohsi ingest images/*.tif --labels enmap_landcover_unstyled.tif --out potsdam.zarr
+      geohsi ingest ang20160910t185702_2rdn_img --out aviris.zarr
+      geohsi ingest cube.mat --crs EPSG:32633 --transform 30,0,362175,0,-30,5809965 --out cube.zarr
+    """
+    from rich.console import Console
+
+    from geohsi.ingest import ingest as run_ingest
+    from geohsi.ingest import scene_info
+
+    path = run_ingest(
+        list(srcs), out, labels=labels, class_names=class_names, crs=crs, transform=transform, chunks=chunks,
+        overwrite=overwrite, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths, band_axis=band_axis,
+    )
+    info = scene_info(path, stats=False)
+    b, h, w = info["shape"]
+    wl = info["wavelength_range_nm"]
+    lines = [
+        f"[bold green]wrote[/] {path}  {info['variable']} {b} bands × {h} × {w} {info['dtype']}",
+        f"  CRS {info['crs'] or 'none (pixel grid)'}"
+        + (f", {info['resolution'][0]:g} × {info['resolution'][1]:g} map units/pixel" if info["resolution"] else ""),
+        f"  wavelengths {wl[0]:.1f}–{wl[1]:.1f} nm" if wl else "  wavelengths unknown",
+    ]
+    if info["bad_bands"]:
+        lines.append(f"  bad bands {len(info['bad_bands'])}: {info['bad_bands'][:10]}{' …' if len(info['bad_bands']) > 10 else ''}")
+    if info["nodata"] is not None:
+        lines.append(f"  nodata {info['nodata']:g}")
+    if info["labels"]:
+        lab = info["labels"]
+        lines.append(f"  labels {len(lab['classes'])} classes, {lab['labelled_pixels']:,} labelled pixels")
+    Console().print("\n".join(lines), highlight=False)

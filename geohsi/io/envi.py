@@ -1,0 +1,391 @@
+"""ENVI reader: a ``.hdr`` text header beside a raw BSQ/BIL/BIP data file.
+
+The header is parsed here (no GDAL): ``samples``, ``lines``, ``bands``, ``header offset``,
+``data type``, ``interleave``, ``byte order``, ``map info``, ``coordinate system string``,
+``wavelength``, ``fwhm``, ``bbl``, ``data ignore value``, ``wavelength units``, ``band names``,
+``reflectance scale factor``, ``sensor type``, ``acquisition time``. The data file is
+memory-mapped per block, so reading is lazy and the page cache, not the process, holds the file.
+
+Wavelengths come from ``wavelength`` or, failing that, from ``band names`` when every name is
+"<number> <unit>" (AVIRIS-NG writes "376.44 Nanometers"). CRS comes from the WKT in
+``coordinate system string`` (normalised to its EPSG code when one matches), else from
+``map info`` (UTM zone + hemisphere on WGS-84, or geographic WGS-84).
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
+
+from geohsi.errors import GeoreferenceError, InputFormatError
+from geohsi.io import file_token, lazy_cube, wavelength_to_nm
+from geohsi.scene import make_scene
+
+#: ENVI ``data type`` code → numpy dtype (little-endian; ``byte order`` decides).
+ENVI_DTYPES: dict[int, str] = {
+    1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8",
+}
+
+#: Extensions ENVI tools give the raw data file (tried in order when only the header is given).
+DATA_EXTENSIONS: tuple[str, ...] = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".bin", ".envi")
+
+_NUMBER_UNIT = re.compile(
+    r"^\s*(?:band\s*\d+\s*\(?)?\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*"
+    r"(nanometers?|nanometres?|nm|micrometers?|micrometres?|microns?|um|µm|μm)\s*\)?\s*$",
+    re.IGNORECASE,
+)
+
+
+def find_header(path: str | os.PathLike, *, required: bool = True) -> Path | None:
+    """Find the ENVI header of a data file (``X.hdr`` or ``X.ext`` → ``X.hdr``), or accept a header.
+
+    Args:
+        path: the data file or the header itself.
+        required: raise when no header is found (else return ``None``).
+
+    Returns:
+        The header path, or ``None``.
+
+    Raises:
+        InputFormatError: no header beside ``path`` and ``required``.
+    """
+    p = Path(path)
+    if p.suffix.lower() == ".hdr":
+        return p if p.is_file() else _missing(p, required)
+    for cand in (p.with_name(p.name + ".hdr"), p.with_suffix(".hdr"), p.with_name(p.name + ".HDR"), p.with_suffix(".HDR")):
+        if cand != p and cand.is_file():
+            return cand
+    if required:
+        raise InputFormatError(f"no ENVI header for {p} (looked for {p.name}.hdr and {p.stem}.hdr); put the .hdr beside it")
+    return None
+
+
+def _missing(p: Path, required: bool) -> None:
+    if required:
+        raise InputFormatError(f"ENVI header {p} does not exist; check the path")
+    return None
+
+
+def find_data(header: Path) -> Path:
+    """Find the raw data file of an ENVI header (``X.hdr`` → ``X`` or ``X.img``/``.dat``/…).
+
+    Raises:
+        InputFormatError: no data file beside the header.
+    """
+    stem = header.with_suffix("")
+    for ext in DATA_EXTENSIONS:
+        cand = stem.with_name(stem.name + ext)
+        if cand.is_file() and cand != header:
+            return cand
+    raise InputFormatError(
+        f"ENVI header {header} has no data file beside it (tried {stem.name}{{{','.join(DATA_EXTENSIONS)}}}); "
+        "put the raw file next to the header"
+    )
+
+
+def parse_header(text: str, source: str = "header") -> dict[str, str]:
+    """Parse ENVI header text into ``{lower-case key: raw value}`` (braces kept off, lists as text).
+
+    Args:
+        text: the header's content (starts with ``ENVI``).
+        source: file name for error messages.
+
+    Returns:
+        The keys and raw string values; multi-line ``{...}`` values are joined.
+
+    Raises:
+        InputFormatError: the text is not an ENVI header or a brace is never closed.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if not lines or not lines[0].strip().startswith("ENVI"):
+        raise InputFormatError(f"{source} is not an ENVI header (first line is not 'ENVI'); give the .hdr of an ENVI file")
+    out: dict[str, str] = {}
+    i = 1
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if "=" not in line or line.lstrip().startswith(";"):
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if value.startswith("{"):
+            depth = value.count("{") - value.count("}")
+            parts = [value]
+            while depth > 0:
+                if i >= len(lines):
+                    raise InputFormatError(f"{source}: value of {key.strip()!r} opens '{{' that never closes; fix the header")
+                parts.append(lines[i])
+                depth += lines[i].count("{") - lines[i].count("}")
+                i += 1
+            value = "\n".join(parts).strip()
+            value = value[1:-1] if value.endswith("}") else value[1:]
+        out[key.strip().lower()] = value.strip()
+    return out
+
+
+def _split_list(value: str) -> list[str]:
+    return [v.strip() for v in value.replace("\n", " ").split(",") if v.strip()]
+
+
+def _floats(hdr: dict[str, str], key: str, source: str) -> np.ndarray | None:
+    if key not in hdr:
+        return None
+    try:
+        return np.asarray([float(v) for v in _split_list(hdr[key])], dtype="float64")
+    except ValueError as e:
+        raise InputFormatError(f"{source}: {key!r} holds a non-number ({e}); fix the header") from e
+
+
+def _int(hdr: dict[str, str], key: str, source: str, default: int | None = None) -> int:
+    if key not in hdr:
+        if default is None:
+            raise InputFormatError(f"{source} lacks the required {key!r} key; fix the header")
+        return default
+    try:
+        return int(float(hdr[key]))
+    except ValueError as e:
+        raise InputFormatError(f"{source}: {key} = {hdr[key]!r} is not an integer; fix the header") from e
+
+
+def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
+    """Band centres in nm when every band name reads "<number> <unit>" (else ``None``).
+
+    Handles "376.44 Nanometers" (AVIRIS-NG) and "band 1 (418.24 Nanometers)" (EnMAP/GDAL).
+    """
+    values = []
+    for n in names:
+        m = _NUMBER_UNIT.match(n)
+        if m is None:
+            return None
+        values.append(float(wavelength_to_nm([float(m.group(1))], m.group(2))[0]))
+    return np.asarray(values) if values else None
+
+
+@dataclass(frozen=True)
+class Georef:
+    """CRS and grid of an ENVI file (``crs`` is ``None`` when the header gives none)."""
+
+    crs: CRS | None
+    transform: Affine | None
+    note: str = ""
+
+
+def _utm_epsg(zone: int, hemi: str, datum: str) -> int | None:
+    hemi = hemi.strip().lower()
+    if hemi in ("north", "n"):
+        north = True
+    elif hemi in ("south", "s"):
+        north = False
+    elif len(hemi) == 1 and hemi.isalpha():
+        # An MGRS latitude band letter (Resonon writes "T"): N..X are north of the equator.
+        north = hemi.upper() >= "N"
+    else:
+        return None
+    d = datum.strip().lower().replace(" ", "").replace("_", "-")
+    if d in ("wgs-84", "wgs84"):
+        return (32600 if north else 32700) + zone
+    if d in ("nad-83", "nad83", "northamerica1983") and north and 1 <= zone <= 23:
+        return 26900 + zone
+    return None
+
+
+def georef_from_header(hdr: dict[str, str], source: str) -> Georef:
+    """CRS and affine transform from ``map info`` and ``coordinate system string``.
+
+    ENVI's reference pixel is 1-based and (1, 1) is the upper-left corner of the upper-left pixel,
+    so the grid origin is ``easting − (ref_x − 1)·dx``, ``northing + (ref_y − 1)·dy``.
+
+    Raises:
+        GeoreferenceError: ``map info`` is malformed or the grid is rotated.
+    """
+    if "map info" not in hdr:
+        return Georef(None, None, "no 'map info' in the header")
+    parts = _split_list(hdr["map info"])
+    try:
+        proj = parts[0]
+        ref_x, ref_y, east, north, dx, dy = (float(v) for v in parts[1:7])
+    except (IndexError, ValueError) as e:
+        raise GeoreferenceError(f"{source}: malformed 'map info' {{{hdr['map info']}}}; fix the header") from e
+    rotation = 0.0
+    for p in parts:
+        m = re.match(r"rotation\s*=?\s*([-+0-9.eE]+)", p.strip(), re.IGNORECASE)
+        if m:
+            rotation = float(m.group(1))
+    if abs(rotation) > 1e-9:
+        raise GeoreferenceError(
+            f"{source}: grid rotated by {rotation}° in 'map info'; warp it to a north-up grid first (gdalwarp)"
+        )
+    transform = Affine(dx, 0.0, east - (ref_x - 1.0) * dx, 0.0, -dy, north + (ref_y - 1.0) * dy)
+    crs: CRS | None = None
+    if hdr.get("coordinate system string"):
+        try:
+            crs = CRS.from_wkt(hdr["coordinate system string"])
+        except CRSError as e:
+            raise GeoreferenceError(f"{source}: unreadable 'coordinate system string' ({e}); fix or remove it") from e
+    map_crs: CRS | None = None
+    plow = proj.strip().lower()
+    if plow == "utm" and len(parts) >= 10:
+        try:
+            epsg = _utm_epsg(int(float(parts[7])), parts[8], parts[9])
+        except ValueError:
+            epsg = None
+        map_crs = CRS.from_epsg(epsg) if epsg else None
+    elif plow.startswith("geographic") and len(parts) >= 8 and parts[7].strip().lower() in ("wgs-84", "wgs84"):
+        map_crs = CRS.from_epsg(4326)
+    if crs is not None:
+        # An "unnamed" ESRI WKT is as good as its EPSG twin; prefer the code so CRS compare cleanly.
+        epsg = crs.to_epsg()
+        if epsg is None and map_crs is not None and crs.equals(map_crs, ignore_axis_order=True):
+            epsg = map_crs.to_epsg()
+        return Georef(CRS.from_epsg(epsg) if epsg else crs, transform)
+    if map_crs is not None:
+        return Georef(map_crs, transform)
+    return Georef(None, transform, f"projection {proj!r} in 'map info' is not resolvable without a 'coordinate system string'")
+
+
+class _RawCube:
+    """Array-like over an ENVI raw file: ``[B, H, W]`` view, reads a window by memory-mapping."""
+
+    def __init__(self, path: Path, offset: int, dtype: np.dtype, interleave: str, bands: int, lines: int, samples: int) -> None:
+        self.path = str(path)
+        self.offset = offset
+        self.file_dtype = dtype
+        self.dtype = dtype.newbyteorder("=")
+        self.interleave = interleave
+        self.shape = (bands, lines, samples)
+        self.ndim = 3
+        self.native_shape = {"bsq": (bands, lines, samples), "bil": (lines, bands, samples), "bip": (lines, samples, bands)}[interleave]
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        b, y, x = key
+        mm = np.memmap(self.path, dtype=self.file_dtype, mode="r", offset=self.offset, shape=self.native_shape)
+        if self.interleave == "bsq":
+            block = mm[b, y, x]
+        elif self.interleave == "bil":
+            block = mm[y, b, x].transpose(1, 0, 2)
+        else:
+            block = mm[y, x, b].transpose(2, 0, 1)
+        # Copy out of the map (and to native byte order) so no block keeps the mapping alive.
+        out = np.ascontiguousarray(block, dtype=self.dtype)
+        del mm
+        return out
+
+
+def _quantity(hdr: dict[str, str], path: Path) -> str:
+    text = " ".join([path.name.lower(), hdr.get("description", "").lower(), hdr.get("data units", "").lower()])
+    if "rdn" in text or "radiance" in text or "w/m" in text or "uw" in text:
+        return "radiance"
+    return "reflectance"
+
+
+def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = None) -> xr.Dataset:
+    """Read an ENVI file lazily as a scene.
+
+    Args:
+        path: the header (``X.hdr``) or the data file (``X``, ``X.img``, ``X.bip`` with ``X.bip.hdr``, …).
+        chunks: spatial chunk edge in pixels of the lazy cube.
+        quantity: ``"reflectance"`` or ``"radiance"``; guessed from the file name/description
+            (``rdn``, ``radiance``) when ``None``.
+
+    Returns:
+        The scene Dataset: cube ``[B, H, W]`` in the file's dtype (native byte order), wavelengths
+        and FWHM in nm, ``good_band`` from ``bbl``, nodata from ``data ignore value``, CRS/transform
+        from ``map info``/``coordinate system string`` (a pixel grid when absent).
+
+    Raises:
+        InputFormatError: missing header/data, unsupported data type or interleave, or a data file
+            whose length disagrees with ``samples × lines × bands × item size + header offset``.
+        GeoreferenceError: malformed or rotated ``map info``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFormatError(f"input {p} does not exist; check the path")
+    header = find_header(p)
+    data = find_data(header) if p.suffix.lower() == ".hdr" else p
+    src = header.name
+    try:
+        hdr = parse_header(header.read_text(errors="replace"), src)
+    except OSError as e:
+        raise InputFormatError(f"cannot read {header}: {e.strerror}; check its permissions") from e
+    samples, lines, bands = _int(hdr, "samples", src), _int(hdr, "lines", src), _int(hdr, "bands", src)
+    offset = _int(hdr, "header offset", src, 0)
+    code = _int(hdr, "data type", src)
+    if code not in ENVI_DTYPES:
+        raise InputFormatError(
+            f"{src}: data type {code} (complex or unknown) is not supported; convert to a real type (1-5, 12-15)"
+        )
+    order = _int(hdr, "byte order", src, 0)
+    dtype = np.dtype(ENVI_DTYPES[code]).newbyteorder(">" if order == 1 else "<")
+    interleave = hdr.get("interleave", "bsq").strip().lower()
+    if interleave not in ("bsq", "bil", "bip"):
+        raise InputFormatError(f"{src}: interleave {interleave!r} is not bsq, bil or bip; fix the header")
+    if min(samples, lines, bands) <= 0:
+        raise InputFormatError(f"{src}: samples/lines/bands = {samples}/{lines}/{bands} must be positive; fix the header")
+    expected = offset + samples * lines * bands * dtype.itemsize
+    size = data.stat().st_size
+    if size != expected:
+        raise InputFormatError(
+            f"{data} is {size} bytes but {src} describes {expected} ({bands} bands × {lines} lines × {samples} samples × "
+            f"{dtype.itemsize} B + {offset} offset); the file is truncated or the header is wrong"
+        )
+
+    names = _split_list(hdr["band names"]) if "band names" in hdr else None
+    if names is not None and len(names) != bands:
+        names = None  # a stale list is worse than none
+    units = hdr.get("wavelength units")
+    wl = wavelength_to_nm(_floats(hdr, "wavelength", src), units)
+    if wl is None and names is not None:
+        wl = wavelengths_from_band_names(names)
+    fwhm = wavelength_to_nm(_floats(hdr, "fwhm", src), units)
+    bbl = _floats(hdr, "bbl", src)
+    good = None if bbl is None else bbl != 0
+    nodata = float(hdr["data ignore value"]) if hdr.get("data ignore value") else None
+    scale = None
+    rsf = hdr.get("reflectance scale factor")
+    if rsf:
+        # ENVI: the stored value that means 100 % reflectance → reflectance = value / factor.
+        f = float(rsf)
+        scale = None if f in (0.0, 1.0) else 1.0 / f
+    geo = georef_from_header(hdr, src)
+    attrs: dict[str, Any] = {
+        "source_files": [str(data.resolve())],
+        "source_format": "envi",
+        "interleave": interleave,
+    }
+    if hdr.get("sensor type") and hdr["sensor type"].lower() != "unknown":
+        attrs["sensor"] = hdr["sensor type"]
+    if hdr.get("acquisition time"):
+        attrs["acquisition_time"] = hdr["acquisition time"]
+    if hdr.get("data units"):
+        attrs["units"] = hdr["data units"]
+    if geo.crs is None:
+        attrs["crs_note"] = geo.note
+    raw = _RawCube(data, offset, dtype, interleave, bands, lines, samples)
+    arr = lazy_cube(raw, (-1, chunks, chunks), f"envi-{file_token(data, header)}")
+    return make_scene(
+        arr,
+        var=quantity or _quantity(hdr, data),
+        wavelength=wl,
+        fwhm=fwhm,
+        good_band=good,
+        crs=geo.crs,
+        transform=geo.transform if geo.crs is not None else None,
+        nodata=nodata,
+        scale_factor=scale,
+        band_names=names,
+        attrs=attrs,
+    )
+
+
+__all__ = ["ENVI_DTYPES", "find_data", "find_header", "georef_from_header", "parse_header", "read", "wavelengths_from_band_names"]

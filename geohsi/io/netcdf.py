@@ -1,0 +1,159 @@
+"""NetCDF / HDF5 / Zarr reader through xarray.
+
+The cube is the 3-D numeric variable (``var=`` picks; else the largest). Its band dimension is
+``band_dim=`` or the one dimension whose name is not spatial (``y``, ``x``, ``lat``, ``lon``,
+``row``, ``col``, ``line``, ``sample``, …) or, failing that, a dimension named ``band``,
+``wavelength``, ``channel``, …. A ``wavelength`` coordinate on the band dimension (or a band
+dimension named ``wavelength``) gives band centres; ``fwhm`` and ``good_band``/``bbl`` likewise.
+CRS and transform come from the CF grid mapping through rioxarray when present; otherwise the
+scene is a pixel grid. A store that already is a geohsi scene is passed through.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rioxarray  # noqa: F401  (registers .rio)
+import xarray as xr
+
+from geohsi.errors import GeoreferenceError, InputFormatError
+from geohsi.io import wavelength_to_nm
+from geohsi.scene import DATA_VARS, make_scene
+
+_SPATIAL = {"y", "x", "lat", "lon", "latitude", "longitude", "row", "rows", "col", "cols", "column", "columns",
+            "line", "lines", "sample", "samples", "northing", "easting", "height", "width"}
+_BAND_NAMES = ("band", "bands", "wavelength", "wavelengths", "wl", "channel", "channels", "spectral", "lambda", "z")
+_Y_NAMES = ("y", "lat", "latitude", "row", "rows", "line", "lines", "northing", "height")
+
+
+def _open(p: Path) -> xr.Dataset:
+    try:
+        if p.is_dir():
+            return xr.open_zarr(p, consolidated=None, mask_and_scale=False, decode_coords="all", chunks={})
+        return xr.open_dataset(p, mask_and_scale=False, decode_coords="all", chunks={})
+    except Exception as e:  # xarray/backends raise many types for bad files
+        raise InputFormatError(f"cannot open {p} with xarray: {type(e).__name__}: {e}; check the file") from e
+
+
+def _band_dim(p: Path, v: xr.DataArray, band_dim: str | None) -> str:
+    if band_dim is not None:
+        if band_dim not in v.dims:
+            raise InputFormatError(f"{p}: {v.name!r} has no dimension {band_dim!r} (dims {v.dims}); pass band_dim= one of them")
+        return band_dim
+    non_spatial = [d for d in v.dims if str(d).lower() not in _SPATIAL]
+    if len(non_spatial) == 1:
+        return str(non_spatial[0])
+    named = [d for d in v.dims if str(d).lower() in _BAND_NAMES]
+    if len(named) == 1:
+        return str(named[0])
+    raise InputFormatError(f"{p}: cannot tell the band dimension of {v.name!r} {v.dims}; pass band_dim= (API) to name it")
+
+
+def _coord(v: xr.DataArray, names: tuple[str, ...], dim: str) -> np.ndarray | None:
+    for n in names:
+        if n in v.coords and v.coords[n].dims == (dim,):
+            try:
+                return np.asarray(v.coords[n].values, dtype="float64")
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def read(
+    path: str | os.PathLike,
+    *,
+    var: str | None = None,
+    band_dim: str | None = None,
+    chunks: int = 256,
+    quantity: str | None = None,
+) -> xr.Dataset:
+    """Read a 3-D variable of a NetCDF file or Zarr store lazily as a scene.
+
+    Args:
+        path: a ``.nc``/``.h5`` file or a Zarr directory.
+        var: the cube variable; the largest 3-D numeric variable when ``None``.
+        band_dim: the band dimension's name; detected when ``None`` (see module docstring).
+        chunks: spatial chunk edge in pixels.
+        quantity: ``"reflectance"`` or ``"radiance"``; the variable's own name when it is one of
+            these, else reflectance.
+
+    Returns:
+        The scene Dataset ``[B, H, W]`` (raw values; ``_FillValue``/scale kept as attributes).
+
+    Raises:
+        InputFormatError: missing/unreadable file, no 3-D numeric variable, unknown band dimension.
+        GeoreferenceError: the grid's coordinates are not regularly spaced.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFormatError(f"input {p} does not exist; check the path")
+    src = _open(p)
+    numeric3 = {str(n): v for n, v in src.data_vars.items() if v.ndim == 3 and np.dtype(v.dtype).kind in "iufb"}
+    if var is not None:
+        if var not in src.data_vars:
+            raise InputFormatError(f"{p} has no variable {var!r} (it has {sorted(map(str, src.data_vars))}); choose one with --var")
+        if var not in numeric3:
+            raise InputFormatError(f"{p}: variable {var!r} has dims {src[var].dims}, not a 3-D numeric cube; choose one with --var")
+        name = var
+    else:
+        if not numeric3:
+            found = ", ".join(f"{n} {tuple(v.dims)}" for n, v in src.data_vars.items()) or "none"
+            raise InputFormatError(f"{p} holds no 3-D numeric variable (variables: {found}); give a (band, y, x) cube")
+        geohsi_var = [n for n in DATA_VARS if n in numeric3]
+        name = geohsi_var[0] if geohsi_var else max(numeric3, key=lambda n: numeric3[n].size)
+    v = src[name]
+    bdim = _band_dim(p, v, band_dim)
+    ydim, xdim = [str(d) for d in v.dims if d != bdim]
+    if xdim.lower() in _Y_NAMES and ydim.lower() not in _Y_NAMES:
+        ydim, xdim = xdim, ydim
+    v = v.transpose(bdim, ydim, xdim)
+    crs = None
+    transform = None
+    try:
+        v = v.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim)
+        crs = v.rio.crs or src.rio.crs
+        if int(src.attrs.get("georeferenced", 1)) == 0:
+            crs = None  # a geohsi pixel-grid scene stays one
+    except Exception:  # noqa: BLE001 — non-spatial dims: treated as a pixel grid below
+        crs = None
+    if crs is not None:
+        if xdim not in v.coords or ydim not in v.coords:
+            raise GeoreferenceError(f"{p}: {name!r} has a CRS but no {xdim}/{ydim} coordinates; add them or drop the CRS")
+        try:
+            transform = v.rio.transform(recalc=True)
+        except Exception as e:  # rioxarray raises for irregular coordinates
+            raise GeoreferenceError(f"{p}: the {ydim}/{xdim} coordinates are not a regular grid ({e}); regrid first") from e
+    wl_units = None
+    for n in ("wavelength", "wavelengths", bdim):
+        if n in v.coords:
+            wl_units = v.coords[n].attrs.get("units")
+            break
+    wl = _coord(v, ("wavelength", "wavelengths", "wl", bdim) if bdim.lower().startswith("wave") else ("wavelength", "wavelengths", "wl"), bdim)
+    wl = wavelength_to_nm(wl, wl_units)
+    fwhm = wavelength_to_nm(_coord(v, ("fwhm",), bdim), wl_units)
+    good = _coord(v, ("good_band", "bbl"), bdim)
+    attrs: dict[str, Any] = {k: val for k, val in src.attrs.items() if k in ("sensor", "units", "acquisition_time")}
+    attrs.update(source_files=[str(p.resolve())], source_format="zarr" if p.is_dir() else "netcdf", source_variable=name)
+    fill = v.attrs.get("_FillValue", v.encoding.get("_FillValue", v.attrs.get("missing_value")))
+    data = v.data.rechunk((-1, chunks, chunks))
+    return make_scene(
+        data,
+        var=quantity or (name if name in DATA_VARS else "reflectance"),
+        wavelength=wl,
+        fwhm=fwhm,
+        good_band=None if good is None else good != 0,
+        crs=crs,
+        transform=transform,
+        nodata=None if fill is None else float(np.asarray(fill).reshape(-1)[0]),
+        scale_factor=v.attrs.get("scale_factor"),
+        add_offset=v.attrs.get("add_offset"),
+        attrs=attrs,
+    )
+
+
+__all__ = ["read"]

@@ -1,0 +1,65 @@
+"""NetCDF / Zarr reader: CF grid mapping via rioxarray, band-dimension detection, scene pass-through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rioxarray  # noqa: F401
+import xarray as xr
+from affine import Affine
+
+from geohsi.errors import InputFormatError
+from geohsi.io import detect_format, read
+from geohsi.scene import make_scene, nodata_value, scene_crs, write_scene
+
+
+def _cube_ds(dims: tuple[str, str, str] = ("wavelength", "y", "x")) -> xr.Dataset:
+    data = np.arange(3 * 4 * 5, dtype="float32").reshape(3, 4, 5)
+    coords = {"wavelength": ("wavelength", [0.5, 0.6, 0.7], {"units": "micrometers"}),
+              "y": 2000.0 - 10 * (np.arange(4) + 0.5), "x": 1000.0 + 10 * (np.arange(5) + 0.5)}
+    ds = xr.Dataset({"cube": (("wavelength", "y", "x"), data, {"_FillValue": -1.0})}, coords=coords)
+    ds = ds.transpose(*dims)
+    return ds.rio.write_crs("EPSG:32633")
+
+
+def test_netcdf_with_crs(tmp_path: Path) -> None:
+    src = _cube_ds()
+    path = tmp_path / "c.nc"
+    src.to_netcdf(path, engine="h5netcdf")
+    assert detect_format(path) == "netcdf"
+    ds = read(path)
+    np.testing.assert_array_equal(ds["reflectance"].values, src["cube"].values)
+    assert scene_crs(ds).to_epsg() == 32633
+    assert ds.rio.transform().almost_equals(Affine(10, 0, 1000, 0, -10, 2000))
+    np.testing.assert_allclose(ds["wavelength"].values, [500, 600, 700])
+
+
+def test_band_dim_last_is_found(tmp_path: Path) -> None:
+    src = _cube_ds(("y", "x", "wavelength"))
+    path = tmp_path / "last.nc"
+    src.to_netcdf(path, engine="h5netcdf")
+    ds = read(path)
+    assert ds["reflectance"].shape == (3, 4, 5)
+    np.testing.assert_array_equal(ds["reflectance"].values, src["cube"].transpose("wavelength", "y", "x").values)
+
+
+def test_existing_scene_store_passes_through(tmp_path: Path) -> None:
+    data = np.arange(2 * 3 * 4, dtype="int16").reshape(2, 3, 4)
+    scene = make_scene(data, var="radiance", wavelength=[400, 500], crs="EPSG:32611",
+                       transform=Affine(15, 0, 100, 0, -15, 900), nodata=-9999)
+    store = write_scene(scene, tmp_path / "s.zarr")
+    assert detect_format(store) == "zarr"
+    ds = read(store)
+    np.testing.assert_array_equal(ds["radiance"].values, data)
+    assert scene_crs(ds).to_epsg() == 32611 and ds.rio.transform().almost_equals(Affine(15, 0, 100, 0, -15, 900))
+    np.testing.assert_allclose(ds["wavelength"].values, [400, 500])
+    assert nodata_value(ds) == -9999
+
+
+def test_no_3d_variable(tmp_path: Path) -> None:
+    path = tmp_path / "flat.nc"
+    xr.Dataset({"a": (("y", "x"), np.zeros((2, 2)))}).to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(InputFormatError, match="no 3-D numeric variable"):
+        read(path)
