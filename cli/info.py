@@ -1,0 +1,82 @@
+"""``geohsi info``: describe a scene store, a model bundle, or a model config (+ adapter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, tuple)) and len(v) > 12:
+        return f"{', '.join(map(_fmt, v[:6]))}, … ({len(v)} values)"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(_fmt, v)) if v else "-"
+    if v is None:
+        return "-"
+    return str(v)
+
+
+def render_mapping(title: str, info: dict[str, Any], console: Console) -> None:
+    """Print a flat mapping as a two-column table; list-of-dict values become their own tables."""
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    nested: list[tuple[str, list[dict[str, Any]]]] = []
+    for k, v in info.items():
+        if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
+            nested.append((k, v))
+        elif isinstance(v, dict):
+            table.add_row(k, "; ".join(f"{a}={_fmt(b)}" for a, b in v.items()))
+        else:
+            table.add_row(k, _fmt(v))
+    console.print(table)
+    for k, rows in nested:
+        sub = Table(title=k)
+        for col in rows[0]:
+            sub.add_column(str(col))
+        for r in rows:
+            sub.add_row(*(_fmt(r.get(c)) for c in rows[0]))
+        console.print(sub)
+
+
+@click.command("info")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--model", "model_name", default=None, help="Describe a model config (tiny, small, base) instead.")
+@click.option("--adapter", default=None, help="With --model: count trainable parameters for this adapter method.")
+@click.option("--num-classes", default=16, show_default=True, help="With --model: classes of the head.")
+@click.option("--input-size", default=32, show_default=True, help="With --model: input edge in pixels.")
+@click.option("--rank", default=8, show_default=True, help="With --adapter: LoRA/LoKr rank.")
+def info(path: Path | None, model_name: str | None, adapter: str | None, num_classes: int, input_size: int, rank: int) -> None:
+    """Describe PATH (a scene .zarr or a model bundle), or a model config with --model.
+
+    \b
+    Examples:
+      geohsi info scene.zarr
+      geohsi info runs/latest
+      geohsi info --model base --adapter krona+
+    """
+    from geohsi.errors import UsageError
+
+    console = Console()
+    if model_name is not None:
+        from geohsi.models.describe import describe_model
+
+        render_mapping(f"model {model_name}", describe_model(model_name, adapter=adapter, num_classes=num_classes,
+                                                            input_size=input_size, rank=rank), console)
+        return
+    if path is None:
+        raise UsageError("give a PATH (scene .zarr or bundle directory) or --model NAME")
+    if (path / "bundle.json").is_file():
+        from geohsi.bundle import bundle_info
+
+        render_mapping(f"bundle {path}", bundle_info(path), console)
+        return
+    from geohsi.ingest import scene_info
+
+    render_mapping(f"scene {path}", scene_info(path), console)

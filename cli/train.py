@@ -1,0 +1,46 @@
+"""``geohsi train``: fine-tune SpectralGPT with a PEFT adapter on a labelled scene → model bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from geohsi.train.config import ADAPTERS
+
+
+@click.command("train")
+@click.argument("scene", type=click.Path(path_type=Path))
+@click.option("--adapter", type=click.Choice(ADAPTERS), default=None, help="PEFT method or baseline [default: krona+].")
+@click.option("--backbone", default=None, help="Backbone weights (.safetensors or official .pth) [default: geohsi's default backbone].")
+@click.option("--model", default=None, help="Backbone config: tiny, small or base [default: tiny].")
+@click.option("--spectral", type=click.Choice(["pca", "s2"]), default=None, help="PCA to 12 channels or Sentinel-2 resampling [default: pca].")
+@click.option("--window", type=int, default=None, help="Window edge around each pixel, odd [default: 15].")
+@click.option("--split", default=None, help="per-class:N | fraction:F | blocks:S [default: per-class:10].")
+@click.option("--epochs", type=int, default=None, help="Maximum epochs [default: 30].")
+@click.option("--batch-size", type=int, default=None, help="Samples per step [default: 64].")
+@click.option("--lr", type=float, default=None, help="Learning rate [default: 1e-3].")
+@click.option("--lr-ratio", type=float, default=None, help="λ of LoRA+/KronA+ [default: 16].")
+@click.option("--rank", type=int, default=None, help="LoRA/LoKr rank [default: 8].")
+@click.option("--seed", type=int, default=None, help="Seed of split, init, shuffling, augmentation [default: 0].")
+@click.option("--precision", type=click.Choice(["bf16", "fp32"]), default=None, help="Autocast precision [default: bf16].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Training device [default: auto].")
+@click.option("--patience", type=int, default=None, help="Early-stopping patience on val OA, 0 = off [default: 0].")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="YAML/TOML file of these options; flags override it.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Bundle directory [default: runs/<timestamp>-<adapter>, runs/latest → it].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run with the same --out from its last epoch.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(scene: Path, config_file: Path | None, out: Path | None, resume: bool, overwrite: bool, quiet: bool, **opts) -> None:
+    """Fine-tune SpectralGPT on the labelled pixels of SCENE and write a model bundle.
+
+    \b
+    Examples:
+      geohsi train ip.zarr --adapter krona+ --split fraction:0.1 --epochs 30
+      geohsi train ip.zarr --adapter lora+ --rank 8 --lr-ratio 16 --out runs/ip-loraplus
+    """
+    from geohsi.train.config import resolve_config
+    from geohsi.train.loop import train as train_
+
+    config = resolve_config(config_file, **opts)
+    train_(scene, config, out=out, overwrite=overwrite, resume=resume, progress=not quiet)

@@ -1,0 +1,307 @@
+"""Fine-tuning loop: scene → split → spectral transform → SpectralGPT + adapter → bundle.
+
+AdamW with the adapter's parameter groups (LoRA+/KronA+ λ), linear warm-up then cosine decay,
+bf16 autocast, gradient clipping, early stopping on validation OA, a checkpoint every epoch in a
+work directory beside the output (``.BUNDLE.work/``) for ``--resume``, and determinism under a seed:
+the split, the initialisation, every epoch's shuffle and every step's augmentation are drawn from
+generators seeded by ``(seed, epoch, step)``, and the global torch RNG state is checkpointed, so a
+resumed run ends with the same weights as an uninterrupted one.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from geohsi._atomic import check_output
+from geohsi.errors import UsageError
+from geohsi.inference import autocast, batches, resolve_device
+from geohsi.scene import open_scene
+from geohsi.train.config import TrainConfig
+from geohsi.train.data import WindowSource, augment, labels_and_valid, labels_digest, scene_classes
+
+CHECKPOINT_NAME = "checkpoint.pt"
+RUNS_DIR = Path("runs")
+
+
+def _say(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, soft_wrap=True).print(msg)
+
+
+def default_out(adapter: str, runs_dir: Path = RUNS_DIR) -> Path:
+    """``runs/<timestamp>-<adapter>`` (the ``+`` of LoRA+/KronA+ spelled ``plus``)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return runs_dir / f"{stamp}-{adapter.replace('+', 'plus')}"
+
+
+def _point_latest(out: Path) -> None:
+    latest = out.parent / "latest"
+    tmp = out.parent / f".latest-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(out.name)
+    os.replace(tmp, latest)
+
+
+def build_model(config: TrainConfig, num_classes: int, n_channels: int, log: Callable[[str], None]) -> tuple[nn.Module, dict]:
+    """The classifier with its backbone weights, and the backbone record for the bundle."""
+    from geohsi.bundle import file_sha256
+    from geohsi.models.spectralgpt import build_classifier, load_backbone, resolve_config
+
+    torch.manual_seed(config.seed)
+    overrides = {"img_size": config.input_size, "num_bands": n_channels}
+    model = build_classifier(config.model, num_classes, head_hidden=config.head_hidden, **overrides)
+    backbone = config.backbone
+    if backbone is None:
+        from geohsi.models.default import default_backbone_path
+
+        backbone = default_backbone_path(config.model)
+    if backbone is None:
+        log(
+            f"[bold yellow]WARNING: no pretrained backbone for config {config.model!r}: the backbone is RANDOMLY "
+            f"initialised (seed {config.seed}); pass --backbone PATH for meaningful fine-tuning[/]"
+        )
+        ident = {"name": f"random-{config.model}-seed{config.seed}", "config": model.config.to_dict()}
+        # The frozen random weights travel with the bundle (copied before adapters wrap its layers).
+        return model, {"kind": "bundled", "identity": ident, "module": copy.deepcopy(model.encoder)}
+    path = Path(backbone)
+    load_backbone(path, model.encoder)
+    sha = file_sha256(path)
+    log(f"backbone {path} (sha256 {sha[:12]}…)")
+    ident = {"sha256": sha, "config": model.config.to_dict()}
+    return model, {"kind": "file", "path": str(path.resolve()), "sha256": sha, "identity": ident}
+
+
+def adapter_options(config: TrainConfig) -> dict[str, Any]:
+    """Options of :func:`geohsi.adapters.apply_adapter` from the training config."""
+    base = config.adapter.rstrip("+")
+    opts: dict[str, Any] = {}
+    if base in ("lora", "lokr"):
+        opts.update(r=config.rank, alpha=float(config.alpha if config.alpha is not None else config.rank))
+    if config.adapter.endswith("+"):
+        opts["lr_ratio"] = config.lr_ratio
+    return opts
+
+
+def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Linear warm-up to 1, then cosine decay to 0 over the remaining steps."""
+
+    def f(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        rest = max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup_steps) / rest)))
+
+    return f
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _load_trainable(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for n, t in state.items():
+            params[n].copy_(t)
+
+
+def predict_classes(model: nn.Module, source: WindowSource, idx: np.ndarray, *, batch_size: int,
+                    device: torch.device, precision: str) -> np.ndarray:
+    """Predicted logit indices for pixels ``idx`` (windows cut batch by batch)."""
+    from geohsi.inference import predict_proba
+
+    out = np.empty(len(idx), dtype=np.int64)
+    step = max(batch_size, 1024)
+    for sl in batches(len(idx), step):
+        p = predict_proba(model, source.windows(idx[sl]), batch_size=batch_size, device=device, precision=precision)
+        out[sl] = p.argmax(1)
+    return out
+
+
+def train(
+    scene: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = _say,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+) -> Path:
+    """Fine-tune SpectralGPT on the labelled pixels of a scene and write a model bundle.
+
+    Args:
+        scene: a scene store with ``labels``.
+        config: the resolved :class:`TrainConfig`.
+        out: bundle directory (default ``runs/<timestamp>-<adapter>``, with ``runs/latest`` → it).
+        overwrite: replace an existing bundle.
+        resume: continue from the last epoch checkpoint of an interrupted run with the same ``out``.
+        progress: show a progress bar.
+        log: receives one-line messages.
+        on_epoch_end: called with ``(epoch, log_row)`` after each epoch's checkpoint.
+
+    Returns:
+        The bundle directory.
+
+    Raises:
+        DataError: no labels, too few pixels for the split.
+        UsageError: invalid options, ``--resume`` without a checkpoint or with another config.
+        OutputError: the bundle exists without ``overwrite``.
+    """
+    from geohsi.adapters import apply_adapter, param_groups
+    from geohsi.bundle import write_bundle
+    from geohsi.datasets.splits import make_split
+    from geohsi.evaluate import report_for
+    from geohsi.spectral.transform import SpectralTransform
+
+    t_start = time.perf_counter()
+    default = out is None
+    out = Path(out) if out is not None else default_out(config.adapter)
+    check_output(out, overwrite or resume)
+    work = out.parent / f".{out.name}.work"
+    ckpt_path = work / CHECKPOINT_NAME
+    cfg_json = json.dumps(config.to_dict(), sort_keys=True)
+    if resume and not ckpt_path.is_file():
+        raise UsageError(f"nothing to resume for {out}: no checkpoint at {ckpt_path}; run without --resume")
+
+    ds = open_scene(scene)
+    classes = scene_classes(ds)
+    labels, valid = labels_and_valid(ds)
+    id_to_index = {c["id"]: k for k, c in enumerate(classes)}
+    split = make_split(
+        labels, config.split, seed=config.seed, val_fraction=config.val_fraction, window=config.window,
+        valid=valid, class_names={c["id"]: c["name"] for c in classes},
+    )
+    log(f"split {config.split}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test pixels")
+    transform = SpectralTransform.fit(ds, config.spectral, config.n_components, config.norm, seed=config.seed)
+    source = WindowSource(transform.apply(ds), config.window, config.input_size)
+    device = resolve_device(config.device, warn=lambda m: log(f"[yellow]{m}[/]"))
+
+    model, backbone = build_model(config, len(classes), transform.n_channels, log)
+    summary = apply_adapter(model, config.adapter, config.targets, **adapter_options(config))
+    log(str(summary))
+    model.to(device)
+    optimizer = torch.optim.AdamW(param_groups(model, config.lr, weight_decay=config.weight_decay))
+    steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, steps_per_epoch * config.warmup_epochs))
+
+    y_train = torch.as_tensor([id_to_index[int(c)] for c in split.train_labels], dtype=torch.long)
+    y_val = np.asarray([id_to_index[int(c)] for c in split.val_labels], dtype=np.int64)
+    history: list[dict[str, Any]] = []
+    best_oa, best_state, start_epoch, stale = -1.0, _trainable_state(model), 0, 0
+
+    if resume:
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ck["config"] != cfg_json:
+            raise UsageError(f"checkpoint {ckpt_path} was made with other options; resume with the same options or drop --resume")
+        _load_trainable(model, ck["trainable"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"])
+        best_oa, best_state, start_epoch, stale = ck["best_oa"], ck["best_state"], ck["epoch"], ck["stale"]
+        history = json.loads(ck["history"])
+        log(f"resuming after epoch {start_epoch} from {ckpt_path}")
+    work.mkdir(parents=True, exist_ok=True)
+
+    loss_fn = nn.CrossEntropyLoss()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("loss {task.fields[loss]:.4f} lr {task.fields[lr]:.2e} val OA {task.fields[val]}"),
+                   TimeRemainingColumn(), disable=not progress, transient=False)
+    with bar:
+        task = bar.add_task("train", total=total, completed=start_epoch * steps_per_epoch, epoch=start_epoch + 1,
+                            loss=float("nan"), lr=config.lr, val="-")
+        for epoch in range(start_epoch, config.epochs):
+            t0 = time.perf_counter()
+            model.train()
+            order = np.random.default_rng([config.seed, epoch]).permutation(len(split.train))
+            losses = []
+            for step, sl in enumerate(batches(len(order), config.batch_size)):
+                sel = order[sl]
+                x = torch.from_numpy(source.windows(split.train[sel]))
+                if config.augment:
+                    x = augment(x, torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 10_007 + step))
+                x, y = x.to(device), y_train[sel].to(device)
+                with autocast(device, config.precision):
+                    loss = loss_fn(model(x).float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip > 0:
+                    nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+                bar.update(task, advance=1, loss=losses[-1], lr=scheduler.get_last_lr()[0], epoch=epoch + 1)
+            val_oa = None
+            if len(split.val):
+                pred = predict_classes(model, source, split.val, batch_size=max(config.batch_size, 256), device=device,
+                                       precision=config.precision)
+                val_oa = float((pred == y_val).mean())
+            score = val_oa if val_oa is not None else -float(np.mean(losses))
+            if score > best_oa:
+                best_oa, best_state, stale = score, _trainable_state(model), 0
+            else:
+                stale += 1
+            row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_oa": val_oa,
+                   "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+            history.append(row)
+            bar.update(task, val=f"{val_oa:.4f}" if val_oa is not None else "-")
+            torch.save({
+                "epoch": epoch + 1, "config": cfg_json, "trainable": _trainable_state(model),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                "best_oa": best_oa, "best_state": best_state, "stale": stale, "history": json.dumps(history),
+            }, work / (CHECKPOINT_NAME + ".tmp"))
+            os.replace(work / (CHECKPOINT_NAME + ".tmp"), ckpt_path)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, row)
+            if config.patience and stale >= config.patience:
+                log(f"early stop after epoch {epoch + 1}: validation OA did not improve for {config.patience} epochs")
+                break
+
+    _load_trainable(model, best_state)
+    model.to("cpu")
+    # Test predictions in fp32, as `geohsi evaluate` scores by default, so both report the same numbers.
+    y_pred = predict_classes(model, source, split.test, batch_size=max(config.batch_size, 256),
+                             device=torch.device("cpu"), precision="fp32")
+    report = report_for(split.test_labels, np.asarray([classes[k]["id"] for k in y_pred]), classes)
+    from geohsi.plot import figure_png, plot_confusion, plot_training
+
+    extra = {"confusion.png": figure_png(plot_confusion(report)), "training.png": figure_png(plot_training(history))}
+    train_cfg = config.to_dict()
+    train_cfg["scene"] = str(Path(scene).resolve())
+    train_cfg["labels_sha256"] = labels_digest(labels)
+    train_cfg["wall_seconds"] = time.perf_counter() - t_start
+    write_bundle(
+        out, model=model, classes=classes, transform=transform, split=split, window=config.window,
+        input_size=config.input_size, train_config=train_cfg,
+        backbone={k: v for k, v in backbone.items() if k != "module"}, backbone_module=backbone.get("module"), head_hidden=config.head_hidden,
+        metrics=report, history=history, extra_files=extra, overwrite=overwrite or resume,
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    if default:
+        _point_latest(out)
+    log(f"test OA {report['overall_accuracy']:.4f}, AA {report['average_accuracy']:.4f}, κ {report['kappa']:.4f} "
+        f"on {report['n_test']} pixels → bundle {out}")
+    return out
+
+
