@@ -1,0 +1,224 @@
+"""The spectral transform a model bundle stores: scene → 12 normalised channels, replayed exactly.
+
+``SpectralTransform`` = a band reduction (PCA or Sentinel-2 resampling) + a per-channel
+normaliser + the input it was fitted for (band count, wavelengths, bands read). Training fits it
+once; the bundle keeps :meth:`SpectralTransform.to_dict`; inference rebuilds it with
+:meth:`SpectralTransform.from_dict`, checks the new scene with :meth:`SpectralTransform.check_scene`
+and applies the identical arithmetic chunk by chunk.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from geohsi.errors import BandMismatchError, ModelError, UsageError
+from geohsi.spectral.normalize import Normalizer, physical_cube
+from geohsi.spectral.pca import PCAParams, _frozen, _wl_array, _wl_list, fit_pca, good_band_indices
+from geohsi.spectral.sentinel2 import S2_BANDS, S2Resampler
+
+REDUCTIONS: tuple[str, ...] = ("pca", "s2")
+TRANSFORM_FORMAT_VERSION = 1
+#: Largest per-band wavelength difference (nm) between a scene and the fitted transform that still
+#: counts as the same sensor: absorbs calibration updates between acquisitions, not other sensors.
+WAVELENGTH_TOL_NM = 1.0
+
+
+def _source(ds: xr.Dataset) -> str:
+    return str(ds.encoding.get("source", "the scene"))
+
+
+@dataclass(frozen=True, eq=False)
+class SpectralTransform:
+    """Band reduction + normalisation, with the input it expects.
+
+    Attributes:
+        reduction: ``"pca"`` or ``"s2"``.
+        projection: the fitted :class:`~geohsi.spectral.pca.PCAParams` or
+            :class:`~geohsi.spectral.sentinel2.S2Resampler`.
+        normalizer: per-channel :class:`~geohsi.spectral.normalize.Normalizer` fitted on the
+            projected channels of the valid pixels.
+        input_band_count: B_in of the scenes it accepts.
+        input_wavelengths: ``[B_in]`` nm (NaN unknown) of the fitting scene.
+
+    .. versionadded:: 0.1
+    """
+
+    reduction: str
+    projection: PCAParams | S2Resampler
+    normalizer: Normalizer
+    input_band_count: int
+    input_wavelengths: np.ndarray
+
+    @classmethod
+    def fit(
+        cls,
+        ds: xr.Dataset,
+        method: str = "pca",
+        n_components: int = 12,
+        norm: str = "standard",
+        *,
+        percentiles: tuple[float, float] | None = None,
+        pca_method: str = "exact",
+        subsample: int | None = None,
+        seed: int = 0,
+    ) -> SpectralTransform:
+        """Fit the reduction on the scene's valid pixels, then the normaliser on its output.
+
+        Args:
+            ds: a scene (lazy; two to three passes over the cube).
+            method: ``"pca"`` or ``"s2"`` (Sentinel-2 resampling, always 12 channels).
+            n_components: PCA components k.
+            norm: ``"standard"``, ``"minmax"`` or ``"none"``.
+            percentiles: robust min–max bounds (``norm="minmax"`` only), e.g. ``(2, 98)``.
+            pca_method: ``"exact"`` or ``"randomized"`` (see :func:`~geohsi.spectral.pca.fit_pca`).
+            subsample: PCA fit on about this many pixels (``None``: all valid pixels).
+            seed: seed of the subsample / randomized SVD.
+
+        Returns:
+            The fitted transform.
+
+        Raises:
+            UsageError: unknown method/norm, or ``n_components`` other than 12 with ``"s2"``.
+            BandMismatchError: ``"s2"`` on a scene without wavelengths or not covering an S2 band.
+            DataError: too few valid pixels.
+        """
+        if method not in REDUCTIONS:
+            raise UsageError(f"unknown spectral reduction {method!r}; use one of {', '.join(REDUCTIONS)}")
+        projection: PCAParams | S2Resampler
+        if method == "pca":
+            projection = fit_pca(ds, n_components, method=pca_method, subsample=subsample, seed=seed)
+        else:
+            if n_components != len(S2_BANDS):
+                raise UsageError(
+                    f"Sentinel-2 resampling always gives {len(S2_BANDS)} channels, not {n_components}; "
+                    "drop n_components or use the PCA reduction"
+                )
+            projection = S2Resampler.from_scene(ds)
+        channels = projection.apply(physical_cube(ds))
+        normalizer = Normalizer.fit(channels, norm, percentiles=percentiles)
+        wl = np.asarray(ds["wavelength"].values, dtype="float64")
+        return cls(method, projection, normalizer, int(ds.sizes["band"]), _frozen(wl))
+
+    @property
+    def channel_names(self) -> list[str]:
+        """Output channel names (``PC1…`` or ``B01…``)."""
+        return self.projection.channel_names
+
+    @property
+    def n_channels(self) -> int:
+        """Number of output channels."""
+        return len(self.channel_names)
+
+    def check_scene(self, ds: xr.Dataset, *, tol_nm: float = WAVELENGTH_TOL_NM) -> None:
+        """Check that a scene is one this transform can replay on.
+
+        The band count must match; wavelengths must agree within ``tol_nm`` wherever both the scene
+        and the fit know them (a scene without wavelengths is accepted on its band count); every band
+        the reduction reads must be a good band of the scene.
+
+        Raises:
+            BandMismatchError: one line naming the scene, what differs, and what to do.
+        """
+        src = _source(ds)
+        nb = int(ds.sizes["band"])
+        fw = self.input_wavelengths
+        rng = f"{np.nanmin(fw):.1f}–{np.nanmax(fw):.1f} nm" if np.isfinite(fw).any() else "no wavelengths"
+        if nb != self.input_band_count:
+            raise BandMismatchError(
+                f"{src} has {nb} bands but the spectral transform was fitted on {self.input_band_count} ({rng}); "
+                "use a model trained for this sensor or retrain on this scene"
+            )
+        wl = np.asarray(ds["wavelength"].values, dtype="float64")
+        both = np.isfinite(wl) & np.isfinite(fw)
+        if both.any():
+            diff = np.abs(wl - fw)
+            diff[~both] = 0.0
+            i = int(np.argmax(diff))
+            if diff[i] > tol_nm:
+                raise BandMismatchError(
+                    f"{src} band {i + 1} is at {wl[i]:.2f} nm but the spectral transform expects {fw[i]:.2f} nm "
+                    f"(tolerance {tol_nm} nm); use a model trained for this sensor or retrain on this scene"
+                )
+        used = np.asarray(self.projection.band_indices)
+        bad = np.setdiff1d(used, good_band_indices(ds))
+        if bad.size:
+            raise BandMismatchError(
+                f"{src} flags bands {(bad + 1).tolist()[:10]} as bad but the spectral transform reads them; "
+                "fix the scene's good_band flags or retrain on this scene"
+            )
+
+    def apply(self, ds: xr.Dataset) -> xr.DataArray:
+        """Transform a scene into the model's channels, lazily and chunkwise.
+
+        Args:
+            ds: a scene passing :meth:`check_scene`.
+
+        Returns:
+            DataArray ``(channel, y, x)`` ``[C, H, W]`` float32, chunked like the scene spatially,
+            NaN at every invalid pixel (all channels), with the scene's spatial coords.
+
+        Raises:
+            BandMismatchError: see :meth:`check_scene`.
+        """
+        self.check_scene(ds)
+        channels = self.normalizer.apply(self.projection.apply(physical_cube(ds)))
+        channels.name = "channels"
+        channels.attrs.update(reduction=self.reduction, normalization=self.normalizer.method)
+        return channels
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able record for a bundle; :meth:`from_dict` replays it bit for bit."""
+        return {
+            "format_version": TRANSFORM_FORMAT_VERSION,
+            "reduction": self.reduction,
+            "projection": self.projection.to_dict(),
+            "normalizer": self.normalizer.to_dict(),
+            "input_band_count": self.input_band_count,
+            "input_wavelengths": _wl_list(self.input_wavelengths),
+            "channel_names": self.channel_names,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SpectralTransform:
+        """Rebuild from :meth:`to_dict` output.
+
+        Raises:
+            ModelError: malformed record or a newer format version.
+        """
+        try:
+            version = int(d.get("format_version", 0))
+            if version != TRANSFORM_FORMAT_VERSION:
+                raise ModelError(
+                    f"spectral transform format {version} is not supported (this geohsi reads {TRANSFORM_FORMAT_VERSION}); "
+                    "use the geohsi version that made the bundle"
+                )
+            reduction = str(d["reduction"])
+            if reduction not in REDUCTIONS:
+                raise ModelError(f"unknown spectral reduction {reduction!r} in the bundle; re-create the bundle")
+            projection = (PCAParams if reduction == "pca" else S2Resampler).from_dict(d["projection"])
+            t = cls(
+                reduction, projection, Normalizer.from_dict(d["normalizer"]),
+                int(d["input_band_count"]), _frozen(_wl_array(d["input_wavelengths"])),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"invalid spectral transform record ({type(e).__name__}: {e}); re-create the bundle") from e
+        if t.normalizer.n_channels != t.n_channels or projection.n_input_bands != t.input_band_count:
+            raise ModelError(
+                f"inconsistent spectral transform record ({t.n_channels} channels, normaliser for "
+                f"{t.normalizer.n_channels}); re-create the bundle"
+            )
+        return t
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SpectralTransform) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+__all__ = ["REDUCTIONS", "SpectralTransform", "WAVELENGTH_TOL_NM"]
