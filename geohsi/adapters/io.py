@@ -56,7 +56,7 @@ def _sha256(path: Path) -> str:
 
 def _canonical(obj: Any) -> Any:
     """A JSON round trip, so tuples/lists and int/float keys compare as they will after loading."""
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+    return json.loads(json.dumps(obj, sort_keys=True))
 
 
 def _check_backbone_id(backbone_id: Any) -> dict[str, Any]:
@@ -209,7 +209,7 @@ def _check_fits(
             f"{weights} holds {len(plain)} non-adapter tensors but this model trains {len(want)} "
             f"(first difference: {diff[0]}); {hint}"
         )
-    for n in plain:
+    for n in sorted(plain):
         t = tensors[n]
         if tuple(params[n].shape) != tuple(t.shape):
             raise ModelError(f"{weights}: {n} has shape {tuple(t.shape)} but the model expects {tuple(params[n].shape)}; {hint}")
@@ -266,7 +266,12 @@ def load_adapter(
     _check_fits(model, cfg, meta["tensors"], tensors, weights)
     try:
         summary = apply_adapter(
-            model, cfg["method"], cfg["targets"] or "qv", train_norms=cfg["train_norms"], head=cfg["head"] or None, **cfg["options"]
+            model,
+            cfg["method"],
+            cfg.get("preset") or cfg["targets"] or "qv",
+            train_norms=cfg["train_norms"],
+            head=cfg["head"] or None,
+            **cfg["options"],
         )
     except UsageError as e:
         raise ModelError(f"{where} does not fit this model: {e}") from e

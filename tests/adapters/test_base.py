@@ -135,3 +135,16 @@ def test_set_boost(make) -> None:
     with pytest.raises(UsageError, match="names no factor"):
         layer.set_boost("nonexistent")
     assert "\n" not in str(pytest.raises(UsageError, layer.set_boost, "zz").value)
+
+
+def test_bf16_autocast(make) -> None:
+    lin = _linear()
+    layer = make(lin)
+    _randomize(layer)
+    x = torch.randn(8, 24)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    y.float().sum().backward()
+    assert y.dtype == torch.bfloat16
+    assert all(p.grad is not None for p in layer.adapter_parameters())
+    torch.testing.assert_close(y.float(), layer(x).detach(), atol=0.05, rtol=0.02)
