@@ -30,6 +30,7 @@ from geohsi._atomic import atomic_output
 from geohsi.adapters.inject import (
     CONFIG_ATTR,
     LAYER_CLASSES,
+    METHODS,
     AdapterSummary,
     adapter_config,
     apply_adapter,
@@ -147,9 +148,14 @@ def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelError(f"{cfg_file} is not a geohsi adapter config; pass a directory written by save_adapter")
     if meta.get("version") != VERSION:
         raise ModelError(f"{cfg_file} has adapter format version {meta.get('version')!r}; this geohsi reads version {VERSION}")
-    for key in ("adapter", "backbone", "tensors", "weights_sha256"):
-        if key not in meta:
-            raise ModelError(f"{cfg_file} lacks the {key!r} entry; it is corrupted, save the adapter again")
+    expected_types = {"adapter": dict, "backbone": dict, "tensors": dict, "weights_sha256": str}
+    adapter_types = {"method": str, "targets": list, "options": dict, "train_norms": bool, "head": list, "layers": dict}
+    for where, obj, types in (("", meta, expected_types), ("adapter.", meta.get("adapter"), adapter_types)):
+        for key, typ in types.items():
+            if not isinstance(obj, dict) or not isinstance(obj.get(key), typ):
+                raise ModelError(f"{cfg_file} has no valid {where}{key!r} entry; it is corrupted, save the adapter again")
+    if meta["adapter"]["method"] not in METHODS:
+        raise ModelError(f"{cfg_file} names an unknown method {meta['adapter']['method']!r}; it is corrupted or from a newer geohsi")
     return meta
 
 
@@ -263,7 +269,11 @@ def load_adapter(
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise ModelError(f"{weights} cannot be read ({' '.join(str(e).split())[:120]}); save the adapter again") from e
 
-    _check_fits(model, cfg, meta["tensors"], tensors, weights)
+    try:
+        _check_fits(model, cfg, meta["tensors"], tensors, weights)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        # adapter.json parsed but its structure is damaged (hand-edited or partially overwritten)
+        raise ModelError(f"{where} is corrupted ({type(e).__name__}: {e}); save the adapter again") from e
     try:
         summary = apply_adapter(
             model,

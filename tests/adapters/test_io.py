@@ -17,6 +17,7 @@ TOY_ID = {"name": "toy", "config": {"depth": 2, "dim": 24}, "sha256": "ab" * 32}
 
 CASES = [
     ("lora", "qv", {"r": 2, "alpha": 4}),
+    ("lora", "qv", {"train_norms": True}),
     ("lora+", "attn", {"lr_ratio": 8}),
     ("krona", "all-linear", {"scale": 2.0}),
     ("krona+", "qv", {"boost": "A", "zero_init": "A"}),
@@ -50,7 +51,7 @@ def test_save_load_round_trip(tmp_path: Path, toy_input: torch.Tensor, method: s
     names = set(load_file(str(out / WEIGHTS_NAME)))
     assert names == {n for n, p in model.named_parameters() if p.requires_grad}
     if method != "full":
-        assert all(n.startswith("head.") or ".attn." in n or ".mlp." in n for n in names)
+        assert all(n.startswith("head.") or ".attn." in n or ".mlp." in n or ".norm" in n for n in names)
         assert not any(n.endswith("base_layer.weight") for n in names)  # frozen backbone not saved
 
     fresh = make_toy()
@@ -189,6 +190,23 @@ def test_tensor_list_must_match_config(tmp_path: Path) -> None:
     (out / CONFIG_NAME).write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="does not match the tensor list"):
         load_adapter(make_toy(), out, backbone_id=TOY_ID)
+
+
+def test_damaged_config_structure_refused(tmp_path: Path) -> None:
+    out = save_adapter(_trained("lokr", "qv", {}), tmp_path / "ad", backbone_id=TOY_ID)
+    meta = json.loads((out / CONFIG_NAME).read_text())
+    meta["adapter"]["layers"] = ["not", "a", "dict"]
+    (out / CONFIG_NAME).write_text(json.dumps(meta))
+    fresh = make_toy()
+    with pytest.raises(ModelError, match="no valid adapter.'layers' entry") as e:
+        load_adapter(fresh, out, backbone_id=TOY_ID)
+    _one_line_model_error(e)
+    assert not adapter_layers(fresh)
+    meta["adapter"]["layers"] = {f"encoder.blocks.{i}.attn.{w}": None for i in range(2) for w in "qv"}
+    (out / CONFIG_NAME).write_text(json.dumps(meta))
+    with pytest.raises(ModelError):
+        load_adapter(fresh, out, backbone_id=TOY_ID)
+    assert not adapter_layers(fresh)
 
 
 def test_missing_files(tmp_path: Path) -> None:
