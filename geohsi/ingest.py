@@ -493,7 +493,7 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
         ``chunks``, ``bands``, ``crs`` (string or ``None``), ``georeferenced``, ``transform`` (affine
         a..f), ``resolution`` (x, y map units or ``None``), ``bounds`` (left, bottom, right, top or
         ``None``), ``wavelength_range_nm`` (min, max or ``None``), ``bad_bands`` (1-based),
-        ``nodata``, ``nodata_fraction`` (or ``None``), ``scale_factor``, ``add_offset``, ``sensor``,
+        ``nodata``, ``nodata_fraction`` (or ``None``), ``scale_factor``, ``add_offset``, ``units``, ``sensor``,
         ``acquisition_time``, ``source_files``, ``labels`` (``None`` or ``{"classes": [{"id",
         "name", "color", "pixels"}], "labelled_pixels", "unlabelled_pixels"}``).
 
@@ -556,6 +556,7 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
         "nodata_fraction": nodata_fraction,
         "scale_factor": v.attrs.get("scale_factor"),
         "add_offset": v.attrs.get("add_offset"),
+        "units": ds.attrs.get("units"),
         "sensor": ds.attrs.get("sensor"),
         "acquisition_time": ds.attrs.get("acquisition_time"),
         "source_files": list(ds.attrs.get("source_files", [])),

@@ -197,12 +197,17 @@ def _bench_module():
 
 @pytest.mark.slow
 def test_ingest_streams_large_geotiff(tmp_path: Path) -> None:
-    """~200 MB GeoTIFF: the ingest child's memory above its import baseline stays well under the file size."""
+    """~200 MB GeoTIFF through the CLI in a child process: the memory the data adds (peak RSS minus the
+    same CLI ingesting a 16×16 file, i.e. interpreter + libraries) stays well under the file size.
+
+    The absolute peak is not compared with 200 MB: the fixed cost alone is ~190 MB here. The benchmark
+    (benchmarks/ingest_memory.py) runs the same measurement on a 2.1 GB file.
+    """
     bench = _bench_module()
     src = tmp_path / "big.tif"
     size = bench.write_synthetic_geotiff(src, bands=100, size=1024)
     assert size > 200e6
-    res = bench.measure(src, tmp_path / "big.zarr")
+    res = bench.measure(src, tmp_path / "big.zarr", chunks=128)
     assert res["streaming_rss_bytes"] < 0.5 * size, res
     ds = open_scene(tmp_path / "big.zarr")
     assert int(ds["reflectance"][99, 1023, 1023]) == (7 * 99 + 1023 + 3 * 1023) % 20000

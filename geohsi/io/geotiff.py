@@ -178,6 +178,11 @@ class _Mosaic:
         b, ys, xs = (k.indices(n) for k, n in zip(key, self.shape, strict=True))
         y0, y1, x0, x1 = ys[0], ys[1], xs[0], xs[1]
         bands = list(range(b[0] + 1, b[1] + 1, b[2]))
+        if len(self.tiles) == 1:
+            path, r0, c0, h, w = self.tiles[0]
+            if r0 <= y0 and c0 <= x0 and y1 <= r0 + h and x1 <= c0 + w:
+                # One file covering the block: read straight into the result (no fill buffer, no copy).
+                return self._read(path, bands, Window(x0 - c0, y0 - r0, x1 - x0, y1 - y0))
         out = np.full((len(bands), y1 - y0, x1 - x0), self.fill if self.fill is not None else 0, dtype=self.dtype)
         for path, r0, c0, h, w in self.tiles:
             ry0, ry1 = max(y0, r0), min(y1, r0 + h)
@@ -185,13 +190,16 @@ class _Mosaic:
             if ry0 >= ry1 or cx0 >= cx1:
                 continue
             win = Window(cx0 - c0, ry0 - r0, cx1 - cx0, ry1 - ry0)
-            try:
-                with rasterio.open(path) as src:
-                    block = src.read(bands, window=win)
-            except RasterioError as e:
-                raise InputFormatError(f"cannot read {path} window {win}: {e}; the file may be truncated") from e
-            out[:, ry0 - y0 : ry1 - y0, cx0 - x0 : cx1 - x0] = block
+            out[:, ry0 - y0 : ry1 - y0, cx0 - x0 : cx1 - x0] = self._read(path, bands, win)
         return out
+
+    @staticmethod
+    def _read(path: str, bands: list[int], win: Window) -> np.ndarray:
+        try:
+            with rasterio.open(path) as src:
+                return src.read(bands, window=win)
+        except RasterioError as e:
+            raise InputFormatError(f"cannot read {path} window {win}: {e}; the file may be truncated") from e
 
 
 def read(
