@@ -84,8 +84,14 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("geohsi: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as e:
+        # One line, like every geohsi error: the problem, then where the help is.
+        where = f"geohsi {e.ctx.command_path.split(' ', 1)[1]} --help" if e.ctx and " " in e.ctx.command_path else "geohsi --help"
+        msg = " ".join(e.format_message().split())
+        click.echo(f"geohsi: error: {msg} (see '{where}')", err=True)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"geohsi: error: {' '.join(e.format_message().split())}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

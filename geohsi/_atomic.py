@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import uuid
@@ -13,6 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from geohsi.errors import OutputError
+
+
+# errnos that can only mean the output side failed: EACCES, EROFS, EDQUOT, ENOTDIR
+_WRITE_ERRNOS = {errno.EACCES, errno.EROFS, errno.EDQUOT, errno.ENOTDIR}
 
 
 def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -29,6 +34,9 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
         OutputError: the output exists and ``overwrite`` is false, or its directory is not writable.
     """
     p = Path(path)
+    for parent in p.absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"cannot write {p}: {parent} is a file, not a directory; choose another --out")
     if p.exists() and not overwrite:
         raise OutputError(f"{p} already exists; pass --overwrite to replace it or choose another --out")
     parent = p.absolute().parent
@@ -73,9 +81,11 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         yield tmp
     except OSError as e:
         _remove(tmp)
-        if e.errno == 28:  # ENOSPC
+        if e.errno == errno.ENOSPC:
             raise OutputError(f"no space left while writing {final}; free disk space or choose another --out") from e
-        raise
+        if e.errno in _WRITE_ERRNOS or (e.filename and str(e.filename).startswith(str(tmp))):
+            raise OutputError(f"cannot write {final}: {e.strerror or e}; check the path and its permissions") from e
+        raise  # an input-side error (e.g. a truncated source file): let the caller's message stand
     except BaseException:
         _remove(tmp)
         raise

@@ -161,7 +161,8 @@ def make_scene(
     if coords["good_band"][1].size != nb:
         raise InputFormatError(f"bad-band list has {coords['good_band'][1].size} values for {nb} bands; fix the metadata")
     if band_names is not None:
-        coords["band_name"] = ("band", np.asarray([str(b) for b in band_names]))
+        # object strings: Zarr v3 has a stable encoding for them (fixed-width UTF-32 it has not)
+        coords["band_name"] = ("band", np.asarray([str(b) for b in band_names], dtype=object))
     arr = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name=var)
     arr.coords["wavelength"].attrs.update(units="nm", long_name="band centre wavelength")
     arr.coords["fwhm"].attrs.update(units="nm", long_name="band full width at half maximum")
@@ -304,6 +305,9 @@ def write_scene(
     ds = rechunk_scene(ds, chunks)
     for name in ds.variables:
         ds[name].encoding = {}
+        if "_FillValue" not in ds[name].attrs:
+            # without a nodata value, say so: xarray would otherwise write a NaN fill value that reads back as nodata
+            ds[name].encoding["_FillValue"] = None
     with atomic_output(path, overwrite) as tmp:
         ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, compute=True)
     return Path(path)

@@ -35,3 +35,34 @@ def _quiet_threads() -> None:
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     except ImportError:  # pragma: no cover
         pass
+
+
+@pytest.fixture(scope="session")
+def ip_scene(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Indian Pines ingested once per session through the dataset registry (real files)."""
+    from geohsi.datasets.registry import ingest_dataset
+
+    os.environ.setdefault("GEOHSI_DATA_DIR", str(data_dir))
+    out = tmp_path_factory.mktemp("scenes") / "indian_pines.zarr"
+    return ingest_dataset("indian_pines", out)
+
+
+@pytest.fixture(scope="session")
+def enmap_scene(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 18 EnMAP Potsdam tiles mosaicked with their land-cover labels, once per session."""
+    from geohsi.datasets.registry import ingest_dataset
+
+    os.environ.setdefault("GEOHSI_DATA_DIR", str(data_dir))
+    out = tmp_path_factory.mktemp("scenes") / "enmap_potsdam.zarr"
+    return ingest_dataset("enmap_potsdam", out)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    """Run the installed ``geohsi`` entry point in a subprocess; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "geohsi.cli.main", *map(str, args)], capture_output=True, text=True,
+                          env=e, cwd=cwd, timeout=900)
