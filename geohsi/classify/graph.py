@@ -1,0 +1,281 @@
+"""The classification graph: channels → overlap(halo) → map_blocks(model) → probabilities → class map.
+
+::
+
+    scene cube (band, y, x) ──rechunk (all bands, c × c)──► bundle.transform.apply   [C, H, W] float32, NaN = invalid
+        ──overlap_reflect(r = window // 2)──► blocks [C, c + 2r, c + 2r]  (neighbours inside, reflection at edges)
+        ──map_blocks(block_probabilities)──► [K, H, W] float32 (NaN = invalid); the halo is consumed by the
+                                             window cut, so no trim step is needed
+        ──argmax → class ids──► [H, W] uint8/uint16, 0 = nodata
+
+``map_blocks`` is called with explicit output chunks ``((K,), y-chunks, x-chunks)`` on the halo'd
+array, so the channel axis becomes the class axis without ``new_axis``/``drop_axis`` (and without
+``map_overlap``, whose ``new_axis`` handling is broken: dask issue 11961). The model layer is the
+only one annotated with ``resources={"GPU": 1}`` when GPU workers are used.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from geohsi.classify.worker import InferenceSpec, block_probabilities
+from geohsi.errors import UsageError
+
+#: default spatial chunk edge: 128² = 16,384 pixels per task keeps batches full (dask issue 12082)
+#: while a task holds only ~B·(c + 2r)²·8 bytes of input (≈ 40 MB for 224 bands).
+DEFAULT_CHUNK = 128
+DEFAULT_BATCH = 512
+NODATA = 0
+
+
+def default_chunk(height: int, width: int, n_bands: int, window: int, *, budget_bytes: int = 256 << 20) -> int:
+    """Spatial chunk edge: thousands of pixels per task, bounded input memory per task.
+
+    Args:
+        height: scene rows.
+        width: scene columns.
+        n_bands: input bands B (float64 during the spectral transform).
+        window: window edge (the halo ``window // 2`` is read on each side).
+        budget_bytes: input bytes one task may hold.
+
+    Returns:
+        :data:`DEFAULT_CHUNK`, shrunk while ``B·(c + 2r)²·8·3`` exceeds the budget (3 copies: raw,
+        physical, transformed), never below 32, never above the scene.
+    """
+    r = window // 2
+    c = DEFAULT_CHUNK
+    while c > 32 and 3 * 8 * n_bands * (c + 2 * r) ** 2 > budget_bytes:
+        c //= 2
+    return max(1, min(c, max(height, width)))
+
+
+def class_dtype(class_ids: np.ndarray) -> np.dtype:
+    """uint8 when every class id fits below 255, else uint16."""
+    return np.dtype("uint8" if int(np.max(class_ids, initial=0)) < 255 else "uint16")
+
+
+@dataclass
+class Plan:
+    """A built classification graph.
+
+    Attributes:
+        scene: the scene Dataset.
+        bundle: the loaded :class:`~geohsi.bundle.Bundle`.
+        spec: the inference spec carried by every model task.
+        chunk: spatial chunk edge (pixels).
+        radius: halo width ``window // 2``.
+        probabilities: lazy ``[K, H, W]`` float32, NaN at invalid pixels.
+        gpu: whether the model layer carries ``resources={"GPU": 1}``.
+    """
+
+    scene: xr.Dataset
+    bundle: Any
+    spec: InferenceSpec
+    chunk: int
+    radius: int
+    probabilities: da.Array
+    gpu: bool
+
+    @property
+    def chunks_yx(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Row and column chunk sizes of the map."""
+        return self.probabilities.chunks[1], self.probabilities.chunks[2]
+
+    @property
+    def block_grid(self) -> tuple[int, int]:
+        """Number of chunks along y and x."""
+        return self.probabilities.numblocks[1], self.probabilities.numblocks[2]
+
+
+def build_plan(
+    scene: xr.Dataset,
+    bundle: Any,
+    *,
+    chunks: int | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    device: str = "cpu",
+    precision: str = "fp32",
+    gpu_resources: bool = False,
+    torch_threads: int | None = None,
+    host_workers: dict[str, int] | None = None,
+) -> Plan:
+    """Build the lazy probability graph of a scene for a bundle.
+
+    Args:
+        scene: an opened scene (lazy).
+        bundle: a loaded bundle.
+        chunks: spatial chunk edge (default :func:`default_chunk`).
+        batch_size: windows per forward in each task.
+        device: ``cpu`` or ``cuda`` (workers fall back to the CPU with a warning when they have no GPU).
+        precision: ``fp32`` or ``bf16``.
+        gpu_resources: annotate the model layer with ``resources={"GPU": 1}``.
+        torch_threads: torch threads per worker process (``None``: cores / Dask threads on the host).
+        host_workers: ``{host: Dask threads}`` of the cluster (for ``torch_threads=None``).
+
+    Returns:
+        The :class:`Plan`.
+
+    Raises:
+        UsageError: bad chunk or batch size, or a window larger than the scene.
+        BandMismatchError: the scene does not fit the bundle's spectral transform.
+    """
+    from geohsi.spectral.windows import check_window, overlap_reflect
+
+    h, w = int(scene.sizes["y"]), int(scene.sizes["x"])
+    window = bundle.window
+    r = check_window(window, h, w)
+    if chunks is None:
+        chunks = default_chunk(h, w, int(scene.sizes["band"]), window)
+    if isinstance(chunks, bool) or int(chunks) < 1:
+        raise UsageError(f"--chunks must be a positive pixel count, got {chunks}")
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise UsageError(f"--batch-size must be a positive number of windows, got {batch_size}")
+    chunks = int(chunks)
+    # Rechunk the raw cube (all bands together) so the spectral transform already runs per map chunk.
+    ds = scene.chunk({"band": -1, "y": chunks, "x": chunks})
+    channels = bundle.transform.apply(ds).data.astype("float32")
+    blocks = overlap_reflect(channels, r)
+    k = len(bundle.classes)
+    spec = InferenceSpec(
+        bundle_path=str(Path(bundle.path).absolute()),
+        bundle_hash=bundle.hash,
+        window=window,
+        input_size=bundle.input_size,
+        n_classes=k,
+        batch_size=int(batch_size),
+        device=device,
+        precision=precision,
+        torch_threads=torch_threads,
+        host_workers=tuple(sorted((host_workers or {}).items())),
+    )
+    name = "geohsi-classify-" + dask.base.tokenize(blocks.name, spec)
+    ctx = dask.annotate(resources={"GPU": 1}) if gpu_resources else contextlib.nullcontext()
+    with ctx:
+        probs = blocks.map_blocks(
+            block_probabilities,
+            spec=spec,
+            halo=r,
+            chunks=((k,), channels.chunks[1], channels.chunks[2]),
+            dtype=np.float32,
+            meta=np.empty((0, 0, 0), np.float32),
+            name=name,
+        )
+    return Plan(scene, bundle, spec, chunks, r, probs, gpu_resources)
+
+
+def labels_from_probabilities(probs: Any, class_ids: np.ndarray) -> Any:
+    """Class ids of the most probable class; :data:`NODATA` (0) where probabilities are NaN.
+
+    Args:
+        probs: ``[K, h, w]`` numpy or dask float32.
+        class_ids: ``[K]`` class id of each logit.
+
+    Returns:
+        ``[h, w]`` uint8/uint16 class ids (same container type as ``probs``).
+    """
+    dt = class_dtype(class_ids)
+    if isinstance(probs, da.Array):
+        # the class axis is one chunk, so labels are a per-block function that drops it
+        return probs.rechunk({0: -1}).map_blocks(labels_from_probabilities, class_ids, drop_axis=0, dtype=dt)
+    lut = np.asarray(class_ids, dtype=dt)
+    ids = lut[np.nan_to_num(probs, nan=-1.0).argmax(axis=0)]
+    return np.where(np.isnan(probs[0]), np.asarray(NODATA, dt), ids)
+
+
+def _georef(arr: xr.DataArray, scene: xr.Dataset) -> xr.DataArray:
+    from geohsi.scene import scene_crs
+
+    arr = arr.rio.write_transform(scene.rio.transform())
+    crs = scene_crs(scene)
+    if crs is not None:
+        arr = arr.rio.write_crs(crs).rio.write_transform(scene.rio.transform())
+    return arr
+
+
+def as_dataarray(plan: Plan, what: str = "labels") -> xr.DataArray:
+    """Wrap a plan's graph as a georeferenced lazy DataArray.
+
+    Args:
+        plan: a built :class:`Plan`.
+        what: ``labels`` (class ids ``(y, x)``, 0 = nodata), ``probabilities`` (``(class, y, x)``
+            float32, NaN = nodata) or ``confidence`` (max probability ``(y, x)`` float32).
+
+    Returns:
+        Lazy DataArray with the scene's ``y``/``x`` coords and ``spatial_ref`` (CRS when the scene has one).
+
+    Raises:
+        UsageError: unknown ``what``.
+    """
+    s = plan.scene
+    classes = plan.bundle.classes
+    ids = np.asarray([c["id"] for c in classes])
+    attrs = {
+        "class_ids": ids.tolist(),
+        "class_names": [c["name"] for c in classes],
+        "class_colors": [c["color"] for c in classes],
+        "bundle": plan.spec.bundle_path,
+        "bundle_sha256": plan.spec.bundle_hash,
+    }
+    coords = {"y": s["y"].values, "x": s["x"].values}
+    if what == "labels":
+        arr = xr.DataArray(labels_from_probabilities(plan.probabilities, ids), dims=("y", "x"), coords=coords, name="classes")
+        arr.attrs.update(attrs, long_name="class id (0 = nodata)")
+        arr.rio.write_nodata(NODATA, encoded=False, inplace=True)
+    elif what == "probabilities":
+        arr = xr.DataArray(plan.probabilities, dims=("class", "y", "x"), coords={"class": ids, **coords}, name="probabilities")
+        arr.attrs.update(attrs, long_name="class probability (NaN = nodata)")
+    elif what == "confidence":
+        conf = plan.probabilities.max(axis=0)  # NaN stays NaN at invalid pixels
+        arr = xr.DataArray(conf, dims=("y", "x"), coords=coords, name="confidence")
+        arr.attrs.update(attrs, long_name="probability of the predicted class (NaN = nodata)")
+    else:
+        raise UsageError(f"unknown output {what!r}; use labels, probabilities or confidence")
+    return _georef(arr, s)
+
+
+def scene_identity(scene: xr.Dataset) -> str:
+    """A string that changes when the scene store, its grid or its metadata change (resume key).
+
+    Uses the store path, the cube's shape and dtype, and the sha256 of the store's ``zarr.json``
+    metadata files (root and cube); an in-memory scene falls back to Dask's token of the cube.
+    """
+    import hashlib
+
+    from geohsi.scene import cube
+
+    v = cube(scene)
+    h = hashlib.sha256(f"{tuple(v.shape)}|{v.dtype}".encode())
+    src = scene.encoding.get("source")
+    if src and Path(src, "zarr.json").is_file():
+        h.update(os.path.abspath(src).encode())
+        for meta in (Path(src, "zarr.json"), Path(src, str(v.name), "zarr.json")):
+            if meta.is_file():
+                h.update(meta.read_bytes())
+    else:
+        h.update(dask.base.tokenize(v.data).encode())
+    return h.hexdigest()
+
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_CHUNK",
+    "NODATA",
+    "Plan",
+    "as_dataarray",
+    "build_plan",
+    "class_dtype",
+    "default_chunk",
+    "labels_from_probabilities",
+    "scene_identity",
+]
