@@ -32,7 +32,11 @@ def render_mapping(title: str, info: dict[str, Any], console: Console) -> None:
         if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
             nested.append((k, v))
         elif isinstance(v, dict):
-            table.add_row(k, "; ".join(f"{a}={_fmt(b)}" for a, b in v.items()))
+            for a, b in v.items():
+                if isinstance(b, list) and b and all(isinstance(r, dict) for r in b):
+                    nested.append((f"{k} {a}", b))
+                else:
+                    table.add_row(f"{k} {a}", _fmt(b))
         else:
             table.add_row(k, _fmt(v))
     console.print(table)
