@@ -165,9 +165,9 @@ def open_intermediate(
     h, w = shape
     g.create_array("classes", shape=(h, w), chunks=(chunk, chunk), dtype=dtype, fill_value=NODATA)
     if probabilities:
-        g.create_array("probabilities", shape=(n_classes, h, w), chunks=(n_classes, chunk, chunk), dtype="float16", fill_value=np.nan)
+        g.create_array("probabilities", shape=(n_classes, h, w), chunks=(n_classes, chunk, chunk), dtype="float32", fill_value=np.nan)
     if confidence:
-        g.create_array("confidence", shape=(h, w), chunks=(chunk, chunk), dtype="float16", fill_value=np.nan)
+        g.create_array("confidence", shape=(h, w), chunks=(chunk, chunk), dtype="float32", fill_value=np.nan)
     g.attrs["identity"] = identity
     inter.done_dir.mkdir()
     return inter, note
@@ -200,9 +200,9 @@ def store_chunk(
     _, h, w = probs.shape
     g["classes"][y0: y0 + h, x0: x0 + w] = labels_from_probabilities(probs, class_ids)
     if inter.probabilities:
-        g["probabilities"][:, y0: y0 + h, x0: x0 + w] = probs.astype("float16")
+        g["probabilities"][:, y0: y0 + h, x0: x0 + w] = probs
     if inter.confidence:
-        g["confidence"][y0: y0 + h, x0: x0 + w] = probs.max(axis=0).astype("float16")
+        g["confidence"][y0: y0 + h, x0: x0 + w] = probs.max(axis=0)
     worker = None
     try:
         from distributed import get_worker
@@ -312,6 +312,8 @@ def write_zarr_map(
     data = {}
     for v in variables:
         arr = da.from_zarr(g[v])
+        if v != "classes":
+            arr = arr.astype("float16")  # the intermediate keeps float32 so each output is quantised once
         if v == "probabilities":
             data[v] = xr.DataArray(arr, dims=("class", "y", "x"), coords={"class": ids, **coords})
             data[v].attrs["long_name"] = "class probability (float16, NaN = nodata)"
@@ -328,8 +330,6 @@ def write_zarr_map(
     ds = ds.rio.write_transform(scene.rio.transform())
     if crs is not None:
         ds = ds.rio.write_crs(crs).rio.write_transform(scene.rio.transform())
-    for v in variables:
-        ds[v].attrs["grid_mapping"] = "spatial_ref"
     if "classes" in ds:
         ds["classes"].encoding["_FillValue"] = NODATA
     ds.to_zarr(dst, mode="w", zarr_format=3, consolidated=False)
