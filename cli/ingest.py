@@ -27,6 +27,9 @@ import click
               help="MATLAB axis holding the bands (as size() prints it); default: the last.")
 @click.option("--sensor", default=None, help="Sensor name recorded in the scene.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
+@click.option("--from-stac", "from_stac", default=None,
+              help="SRCS are STAC item ids (or item URLs) in this STAC API (URL or catalogue preset); tiles are mosaicked.")
+@click.option("--collection", default=None, help="The STAC collection holding the item ids (with --from-stac).")
 def ingest(
     srcs: tuple[Path, ...],
     out: Path,
@@ -41,6 +44,8 @@ def ingest(
     band_axis: int | None,
     sensor: str | None,
     overwrite: bool,
+    from_stac: str | None = None,
+    collection: str | None = None,
 ) -> None:
     """Bring ENVI, GeoTIFF (one or many tiles), NetCDF/Zarr or MATLAB files into one Zarr scene.
 
@@ -53,16 +58,24 @@ def ingest(
       geohsi ingest images/*.tif --labels enmap_landcover_unstyled.tif --out potsdam.zarr
       geohsi ingest ang20160910t185702_2rdn_img --out aviris.zarr
       geohsi ingest cube.mat --crs EPSG:32633 --transform 30,0,362175,0,-30,5809965 --out cube.zarr
+      geohsi ingest ITEM_ID --from-stac http://127.0.0.1:8080 --collection enmap --out scene.zarr
     """
     from rich.console import Console
 
     from geohsi.ingest import ingest as run_ingest
     from geohsi.ingest import scene_info
 
-    path = run_ingest(
-        list(srcs), out, labels=labels, class_names=class_names, crs=crs, transform=transform, chunks=chunks,
-        overwrite=overwrite, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths, band_axis=band_axis,
-    )
+    if from_stac is not None or collection is not None:
+        from geohsi.stac import ingest_item
+
+        path = ingest_item([str(s) for s in srcs], out, url=from_stac, collection=collection, chunks=chunks,
+                           overwrite=overwrite, sensor=sensor)
+    else:
+        path = run_ingest(
+            list(srcs), out, labels=labels, class_names=class_names, crs=crs, transform=transform, chunks=chunks,
+            overwrite=overwrite, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths,
+            band_axis=band_axis,
+        )
     info = scene_info(path, stats=False)
     b, h, w = info["shape"]
     wl = info["wavelength_range_nm"]

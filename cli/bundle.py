@@ -1,0 +1,40 @@
+"""``geohsi bundle``: model-bundle tools (``stac``: describe a bundle as a STAC MLM Item)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.group("bundle")
+def bundle() -> None:
+    """Model-bundle tools."""
+
+
+@bundle.command("stac")
+@click.argument("bundle_dir", metavar="BUNDLE", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None, help="Write the item here (default: stdout).")
+@click.option("--id", "item_id", default=None, help="Item id (default: geohsi-<method>-<bundle hash>).")
+@click.option("--href", default=None, help="Base href of the bundle in the catalogue (default: its local path).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+def stac(bundle_dir: Path, out: Path | None, item_id: str | None, href: str | None, overwrite: bool) -> None:
+    """Write a STAC Item (Machine Learning Model extension) describing BUNDLE.
+
+    The item lists the input bands with wavelengths, normalisation, output classes, framework,
+    adapter method and size and the backbone; it is validated against the MLM schema first.
+
+    \b
+    Examples:
+      geohsi bundle stac runs/ip-krona --out ip-krona.item.json
+    """
+    from geohsi.stac import bundle_item, validate_mlm, write_item
+
+    item = bundle_item(bundle_dir, item_id=item_id, href=href)
+    validate_mlm(item)
+    if out is None:
+        click.echo(json.dumps(item, indent=1))
+    else:
+        write_item(item, out, overwrite=overwrite)
+        click.echo(f"wrote {out} ({item['id']})", err=True)
