@@ -16,6 +16,9 @@ from geohsi.train.config import ADAPTERS
 @click.option("--model", default=None, help="Backbone config: tiny, small or base [default: tiny].")
 @click.option("--spectral", type=click.Choice(["pca", "s2"]), default=None, help="PCA to 12 channels or Sentinel-2 resampling [default: pca].")
 @click.option("--window", type=int, default=None, help="Window edge around each pixel, odd [default: 15].")
+@click.option("--head", type=click.Choice(["patch", "dense"]), default=None,
+              help="patch: one window per pixel (the paper); dense: segmentation of whole tiles, far cheaper maps [default: patch].")
+@click.option("--tile-overlap", type=int, default=None, help="Dense mode: pixels shared by neighbouring inference tiles [default: tile/4].")
 @click.option("--split", default=None, help="per-class:N | fraction:F | blocks:S [default: per-class:10].")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs [default: 30].")
 @click.option("--batch-size", type=int, default=None, help="Samples per step [default: 64].")
@@ -38,6 +41,7 @@ def train(scene: Path, config_file: Path | None, out: Path | None, resume: bool,
     Examples:
       geohsi train ip.zarr --adapter krona+ --split fraction:0.1 --epochs 30
       geohsi train ip.zarr --adapter lora+ --rank 8 --lr-ratio 16 --out runs/ip-loraplus
+      geohsi train ip.zarr --head dense --batch-size 8 --epochs 100 --split fraction:0.1
     """
     from geohsi.train.config import resolve_config
     from geohsi.train.loop import train as train_

@@ -9,7 +9,9 @@ Layout of ``BUNDLE/``::
     train_log.jsonl        one JSON line per epoch
     metrics.json/.csv, confusion.png   test metrics of the training run
 
-``bundle.json`` records: the model config, the number and legend of classes, the adapter config,
+``bundle.json`` records: the model config and head mode (``model.head``: ``patch`` — one window per
+pixel — or ``dense`` — a segmentation head over tiles, with ``model.dense`` = tile edge, overlap and
+head widths), the number and legend of classes, the adapter config,
 the backbone identity (built-in/random weights stored in the bundle, or an external file by
 sha256), the spectral transform (PCA or S2 mapping + normalisation, input wavelengths), the
 window/resize settings, the resolved training config, test metrics, package versions and the
@@ -105,6 +107,24 @@ class Bundle:
         return int(self.meta["window"]["input_size"])
 
     @property
+    def head(self) -> str:
+        """``patch`` (per-pixel windows) or ``dense`` (tiles); bundles from before dense mode are ``patch``."""
+        return str(self.meta["model"].get("head", "patch"))
+
+    @property
+    def tile(self) -> int:
+        """Dense mode: tile edge in pixels (the model input size)."""
+        return int(self.meta["model"].get("dense", {}).get("tile", self.input_size))
+
+    @property
+    def overlap(self) -> int:
+        """Dense mode: pixels shared by neighbouring inference tiles."""
+        from geohsi.classify.dense import default_overlap
+
+        ov = self.meta["model"].get("dense", {}).get("overlap")
+        return default_overlap(self.tile) if ov is None else int(ov)
+
+    @property
     def method(self) -> str:
         return self.meta["adapter"]["method"]
 
@@ -129,7 +149,11 @@ class Bundle:
         return Split.load(self.path / SPLIT_NAME)
 
     def build_model(self, *, backbone: str | os.PathLike | None = None, merge: bool = True) -> nn.Module:
-        """Rebuild the classifier: backbone weights, adapter and head, adapters merged for inference.
+        """Rebuild the model: backbone weights, adapter and head, adapters merged for inference.
+
+        A ``patch`` bundle gives a :class:`~geohsi.models.spectralgpt.SpectralGPTClassifier`
+        (``[N, C, S, S]`` → ``[N, K]``), a ``dense`` one a
+        :class:`~geohsi.models.dense.SpectralGPTSegmenter` (``[N, C, S, S]`` → ``[N, K, S, S]``).
 
         Args:
             backbone: path of the backbone file when it moved since training (checked by sha256).
@@ -146,7 +170,12 @@ class Bundle:
 
         cfg = SpectralGPTConfig.from_dict(self.model_config)
         m = self.meta["model"]
-        model = build_classifier(cfg, len(self.classes), head_hidden=int(m.get("head_hidden", 0)))
+        if self.head == "dense":
+            from geohsi.models.dense import build_segmenter
+
+            model = build_segmenter(cfg, len(self.classes), head_options=m.get("dense", {}).get("head_options"))
+        else:
+            model = build_classifier(cfg, len(self.classes), head_hidden=int(m.get("head_hidden", 0)))
         bb = self.meta["backbone"]
         if bb["kind"] == "bundled":
             load_backbone(self.path / BACKBONE_NAME, model.encoder)
@@ -192,6 +221,8 @@ def write_bundle(
     backbone: dict[str, Any],
     backbone_module: nn.Module | None = None,
     head_hidden: int = 0,
+    head: str = "patch",
+    dense: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     history: list[dict[str, Any]] | None = None,
     extra_files: dict[str, bytes] | None = None,
@@ -212,6 +243,8 @@ def write_bundle(
         backbone_module: for ``bundled``: the encoder as it was before fine-tuning (no adapter),
             written into the bundle.
         head_hidden: MLP head hidden width.
+        head: ``patch`` or ``dense`` (recorded as ``model.head``).
+        dense: dense mode: ``{"tile", "overlap", "head_options"}`` (recorded as ``model.dense``).
         metrics: test metrics of the run.
         history: per-epoch log rows.
         extra_files: more files to write (name → bytes), e.g. the confusion-matrix PNG.
@@ -245,7 +278,8 @@ def write_bundle(
             "format": BUNDLE_FORMAT,
             "version": BUNDLE_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "model": {"config": model.config.to_dict(), "head_hidden": head_hidden, "num_classes": len(classes)},
+            "model": {"config": model.config.to_dict(), "head": head, "head_hidden": head_hidden,
+                      "num_classes": len(classes), **({"dense": dense} if head == "dense" else {})},
             "classes": classes,
             "adapter": adapter_config(model),
             "backbone": backbone,
@@ -312,6 +346,7 @@ def bundle_info(path: str | os.PathLike) -> dict[str, Any]:
         "adapter options": {k: v for k, v in m["adapter"].items() if k not in ("method",)},
         "adapter files size": f"{size / 1e6:.3f} MB",
         "model": f"dim {cfg['embed_dim']}, depth {cfg['depth']}, heads {cfg['num_heads']}, input {m['window']['input_size']} px",
+        "head": b.head if b.head == "patch" else f"dense ({b.tile} px tiles, overlap {b.overlap} px)",
         "backbone": m["backbone"].get("path") or m["backbone"]["identity"].get("name", m["backbone"]["kind"]),
         "spectral": f"{m['spectral']['reduction']} → {len(m['spectral']['channel_names'])} channels, "
         f"{m['spectral']['normalizer']['method']} normalisation, {m['spectral']['input_band_count']} input bands",

@@ -1,7 +1,9 @@
 """Score a model bundle on a labelled scene: OA, AA, κ, per-class metrics, confusion matrix.
 
 On the scene the bundle was trained on (recognised by its label grid's sha256) only the split's
-test pixels are scored; on any other scene, every valid labelled pixel.
+test pixels are scored; on any other scene, every valid labelled pixel. Patch bundles classify one
+window per scored pixel; dense bundles predict the whole scene once (overlapping tiles blended as
+in ``geohsi classify``, :func:`geohsi.classify.dense.predict_dense`) and read the scored pixels.
 
 .. versionadded:: 0.1
 """
@@ -43,7 +45,7 @@ def evaluate(
         scene: labelled scene store.
         out: JSON path; a ``.csv`` and a ``.png`` are written beside it.
         overwrite: replace existing outputs.
-        batch_size: windows per forward.
+        batch_size: windows per forward (tiles per forward for dense bundles).
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``fp32`` or ``bf16``.
         backbone: the backbone file's new location, if it moved since training.
@@ -61,7 +63,7 @@ def evaluate(
     from geohsi.inference import resolve_device
     from geohsi.scene import open_scene
     from geohsi.train.data import WindowSource, labels_and_valid, labels_digest, scene_classes
-    from geohsi.train.loop import predict_classes
+    from geohsi.train.loop import predict_classes, predict_dense_classes
 
     if out is not None:
         check_output(out, overwrite)
@@ -89,8 +91,13 @@ def evaluate(
     model = b.build_model(backbone=backbone)
     dev = resolve_device(device)
     model.to(dev)
-    source = WindowSource(b.transform.apply(ds), b.window, b.input_size)
-    pred = predict_classes(model, source, idx, batch_size=batch_size, device=dev, precision=precision)
+    channels = b.transform.apply(ds)
+    if b.head == "dense":
+        pred = predict_dense_classes(model, channels, idx, tile=b.tile, overlap=b.overlap, batch_size=batch_size, device=dev,
+                                     precision=precision)
+    else:
+        source = WindowSource(channels, b.window, b.input_size)
+        pred = predict_classes(model, source, idx, batch_size=batch_size, device=dev, precision=precision)
     report = report_for(truth, b.class_ids[pred], b.classes)
     if out is not None:
         from geohsi.metrics import write_metrics

@@ -19,6 +19,8 @@ import yaml
 from geohsi.errors import UsageError
 
 ADAPTERS: tuple[str, ...] = ("lora", "lora+", "krona", "krona+", "lokr", "full", "linear")
+#: Model heads: per-pixel window classification (the paper) or dense segmentation of tiles.
+HEADS: tuple[str, ...] = ("patch", "dense")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,13 @@ class TrainConfig:
         rank: LoRA/LoKr rank.
         alpha: adapter α (``None`` → equal to the rank, i.e. scaling 1).
         targets: adapter target preset or comma-separated module-name patterns.
-        head_hidden: hidden width of the MLP head (0 → a single Linear).
+        head_hidden: hidden width of the MLP head (0 → a single Linear; patch mode).
+        head: ``patch`` (one window per pixel, the paper's protocol) or ``dense`` (a segmentation
+            head labels whole ``input_size`` tiles cut from the scene without resizing; trained on
+            the sparse training labels, see :mod:`geohsi.train.dense`). In dense mode
+            ``batch_size`` counts tiles and ``input_size`` is the tile edge.
+        tile_overlap: dense mode: pixels shared by neighbouring inference tiles (``None`` →
+            ``input_size // 4``), recorded in the bundle for evaluate/classify.
         precision: ``bf16`` autocast or ``fp32``.
         device: ``auto``, ``cpu`` or ``cuda``.
         grad_clip: max global gradient norm (0 disables).
@@ -76,6 +84,8 @@ class TrainConfig:
     alpha: float | None = None
     targets: str = "qv"
     head_hidden: int = 0
+    head: str = "patch"
+    tile_overlap: int | None = None
     precision: str = "bf16"
     device: str = "auto"
     grad_clip: float = 1.0
@@ -105,6 +115,10 @@ class TrainConfig:
             raise UsageError(f"--precision must be bf16 or fp32, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise UsageError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.head not in HEADS:
+            raise UsageError(f"unknown --head {self.head!r}; use one of {', '.join(HEADS)}")
+        if self.tile_overlap is not None and not 0 <= self.tile_overlap < self.input_size:
+            raise UsageError(f"--tile-overlap {self.tile_overlap} must be in [0, {self.input_size - 1}] for {self.input_size}-pixel tiles")
         if not 0 <= self.val_fraction < 1:
             raise UsageError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 

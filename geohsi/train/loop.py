@@ -1,5 +1,10 @@
 """Fine-tuning loop: scene → split → spectral transform → SpectralGPT + adapter → bundle.
 
+Two heads share the loop (``TrainConfig.head``): ``patch`` trains on one window per training pixel
+(the paper's protocol); ``dense`` trains a segmentation head on tiles covering the training pixels,
+with the loss on training pixels only (:mod:`geohsi.train.dense`), and scores validation/test
+pixels from one Hann-blended dense prediction of the scene (:mod:`geohsi.classify.dense`).
+
 AdamW with the adapter's parameter groups (LoRA+/KronA+ λ), linear warm-up then cosine decay,
 bf16 autocast, gradient clipping, early stopping on validation OA, a checkpoint every epoch in a
 work directory beside the output (``.BUNDLE.work/``) for ``--resume``, and determinism under a seed:
@@ -32,7 +37,7 @@ from geohsi.errors import UsageError
 from geohsi.inference import autocast, batches, resolve_device
 from geohsi.scene import open_scene
 from geohsi.train.config import TrainConfig
-from geohsi.train.data import WindowSource, augment, labels_and_valid, labels_digest, scene_classes
+from geohsi.train.data import MAX_IN_MEMORY_BYTES, WindowSource, augment, labels_and_valid, labels_digest, scene_classes
 
 CHECKPOINT_NAME = "checkpoint.pt"
 RUNS_DIR = Path("runs")
@@ -60,13 +65,18 @@ def _point_latest(out: Path) -> None:
 
 
 def build_model(config: TrainConfig, num_classes: int, n_channels: int, log: Callable[[str], None]) -> tuple[nn.Module, dict]:
-    """The classifier with its backbone weights, and the backbone record for the bundle."""
+    """The model (patch classifier or dense segmenter) with its backbone weights, and the backbone record for the bundle."""
     from geohsi.bundle import file_sha256
-    from geohsi.models.spectralgpt import build_classifier, load_backbone, resolve_config
+    from geohsi.models.spectralgpt import build_classifier, load_backbone
 
     torch.manual_seed(config.seed)
     overrides = {"img_size": config.input_size, "num_bands": n_channels}
-    model = build_classifier(config.model, num_classes, head_hidden=config.head_hidden, **overrides)
+    if config.head == "dense":
+        from geohsi.models.dense import build_segmenter
+
+        model = build_segmenter(config.model, num_classes, **overrides)
+    else:
+        model = build_classifier(config.model, num_classes, head_hidden=config.head_hidden, **overrides)
     backbone = config.backbone
     if backbone is None:
         from geohsi.models.default import default_backbone_path
@@ -135,6 +145,27 @@ def predict_classes(model: nn.Module, source: WindowSource, idx: np.ndarray, *, 
     return out
 
 
+def predict_dense_classes(model: nn.Module, channels, idx: np.ndarray, *, tile: int, overlap: int, batch_size: int,
+                          device: torch.device, precision: str) -> np.ndarray:
+    """Dense mode: predicted logit indices at pixels ``idx`` from one blended prediction of the whole scene.
+
+    Args:
+        model: a dense model.
+        channels: ``[C, H, W]`` transformed scene (numpy or lazy).
+        idx: flat pixel indices.
+        tile: tile edge (pixels).
+        overlap: tile overlap (pixels).
+        batch_size: tiles per forward.
+        device: torch device.
+        precision: ``fp32`` or ``bf16``.
+    """
+    from geohsi.classify.dense import predict_dense
+
+    probs = predict_dense(model, channels, tile=tile, overlap=overlap, batch_size=batch_size, device=device, precision=precision)
+    flat = probs.reshape(probs.shape[0], -1)[:, idx]
+    return np.nan_to_num(flat, nan=-1.0).argmax(0)
+
+
 def train(
     scene: str | os.PathLike,
     config: TrainConfig,
@@ -192,7 +223,27 @@ def train(
     )
     log(f"split {config.split}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test pixels")
     transform = SpectralTransform.fit(ds, config.spectral, config.n_components, config.norm, seed=config.seed)
-    source = WindowSource(transform.apply(ds), config.window, config.input_size)
+    channels = transform.apply(ds)
+    dense = config.head == "dense"
+    if dense:
+        from geohsi.classify.dense import default_overlap
+        from geohsi.train.dense import TileSampler, augment_pairs, cut_tiles, dense_loss, held_out_mask
+
+        tile = config.input_size
+        overlap = config.tile_overlap if config.tile_overlap is not None else default_overlap(tile)
+        c, h, w = channels.shape
+        # Benchmark scenes fit in memory: transform once; larger ones are read tile by tile from Zarr.
+        scene_arr = np.asarray(channels.values, dtype=np.float32) if c * h * w * 4 <= MAX_IN_MEMORY_BYTES else channels.data
+        train_targets = np.asarray([id_to_index[int(k)] for k in split.train_labels], dtype=np.int64)
+        sampler = TileSampler((h, w), tile, split.train, train_targets, held_out_mask(split, (h, w)))
+        if not sampler.coverable.all():
+            log(f"[yellow]{int((~sampler.coverable).sum())} training pixels fit in no {tile}-px tile clear of held-out blocks; "
+                "they are not trained on[/]")
+        epoch_origins = [sampler.epoch_origins(config.seed, e) for e in range(config.epochs)]
+        epoch_steps = [math.ceil(len(o) / config.batch_size) for o in epoch_origins]
+    else:
+        source = WindowSource(channels, config.window, config.input_size)
+        epoch_steps = [math.ceil(len(split.train) / config.batch_size)] * config.epochs
     device = resolve_device(config.device, warn=lambda m: log(f"[yellow]{m}[/]"))
 
     model, backbone = build_model(config, len(classes), transform.n_channels, log)
@@ -200,9 +251,8 @@ def train(
     log(str(summary))
     model.to(device)
     optimizer = torch.optim.AdamW(param_groups(model, config.lr, weight_decay=config.weight_decay))
-    steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, steps_per_epoch * config.warmup_epochs))
+    total = sum(epoch_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, sum(epoch_steps[: config.warmup_epochs])))
 
     y_train = torch.as_tensor([id_to_index[int(c)] for c in split.train_labels], dtype=torch.long)
     y_val = np.asarray([id_to_index[int(c)] for c in split.val_labels], dtype=np.int64)
@@ -229,21 +279,32 @@ def train(
                    TextColumn("loss {task.fields[loss]:.4f} lr {task.fields[lr]:.2e} val OA {task.fields[val]}"),
                    TimeRemainingColumn(), disable=not progress, transient=False)
     with bar:
-        task = bar.add_task("train", total=total, completed=start_epoch * steps_per_epoch, epoch=start_epoch + 1,
+        task = bar.add_task("train", total=total, completed=sum(epoch_steps[:start_epoch]), epoch=start_epoch + 1,
                             loss=float("nan"), lr=config.lr, val="-")
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
             model.train()
-            order = np.random.default_rng([config.seed, epoch]).permutation(len(split.train))
+            n_items = len(epoch_origins[epoch]) if dense else len(split.train)
+            order = np.random.default_rng([config.seed, epoch]).permutation(n_items)
             losses = []
             for step, sl in enumerate(batches(len(order), config.batch_size)):
                 sel = order[sl]
-                x = torch.from_numpy(source.windows(split.train[sel]))
-                if config.augment:
-                    x = augment(x, torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 10_007 + step))
-                x, y = x.to(device), y_train[sel].to(device)
-                with autocast(device, config.precision):
-                    loss = loss_fn(model(x).float(), y)
+                gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 10_007 + step)
+                if dense:
+                    o = epoch_origins[epoch][sel]
+                    x, y = torch.from_numpy(cut_tiles(scene_arr, o, tile)), torch.from_numpy(sampler.targets(o))
+                    if config.augment:
+                        x, y = augment_pairs(x, y, gen)
+                    x, y = x.to(device), y.to(device)
+                    with autocast(device, config.precision):
+                        loss = dense_loss(model(x), y)
+                else:
+                    x = torch.from_numpy(source.windows(split.train[sel]))
+                    if config.augment:
+                        x = augment(x, gen)
+                    x, y = x.to(device), y_train[sel].to(device)
+                    with autocast(device, config.precision):
+                        loss = loss_fn(model(x).float(), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip > 0:
@@ -254,8 +315,12 @@ def train(
                 bar.update(task, advance=1, loss=losses[-1], lr=scheduler.get_last_lr()[0], epoch=epoch + 1)
             val_oa = None
             if len(split.val):
-                pred = predict_classes(model, source, split.val, batch_size=max(config.batch_size, 256), device=device,
-                                       precision=config.precision)
+                if dense:
+                    pred = predict_dense_classes(model, scene_arr, split.val, tile=tile, overlap=overlap,
+                                                 batch_size=config.batch_size, device=device, precision=config.precision)
+                else:
+                    pred = predict_classes(model, source, split.val, batch_size=max(config.batch_size, 256), device=device,
+                                           precision=config.precision)
                 val_oa = float((pred == y_val).mean())
             score = val_oa if val_oa is not None else -float(np.mean(losses))
             if score > best_oa:
@@ -281,8 +346,12 @@ def train(
     _load_trainable(model, best_state)
     model.to("cpu")
     # Test predictions in fp32, as `geohsi evaluate` scores by default, so both report the same numbers.
-    y_pred = predict_classes(model, source, split.test, batch_size=max(config.batch_size, 256),
-                             device=torch.device("cpu"), precision="fp32")
+    if dense:
+        y_pred = predict_dense_classes(model, scene_arr, split.test, tile=tile, overlap=overlap, batch_size=config.batch_size,
+                                       device=torch.device("cpu"), precision="fp32")
+    else:
+        y_pred = predict_classes(model, source, split.test, batch_size=max(config.batch_size, 256),
+                                 device=torch.device("cpu"), precision="fp32")
     report = report_for(split.test_labels, np.asarray([classes[k]["id"] for k in y_pred]), classes)
     from geohsi.plot import figure_png, plot_confusion, plot_training
 
@@ -295,6 +364,7 @@ def train(
         out, model=model, classes=classes, transform=transform, split=split, window=config.window,
         input_size=config.input_size, train_config=train_cfg,
         backbone={k: v for k, v in backbone.items() if k != "module"}, backbone_module=backbone.get("module"), head_hidden=config.head_hidden,
+        head=config.head, dense={"tile": tile, "overlap": overlap, "head_options": model.head.widths} if dense else None,
         metrics=report, history=history, extra_files=extra, overwrite=overwrite or resume,
     )
     shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,236 @@
+"""Dense-mode inference of one block: overlapping tiles, Hann-blended logits, cropped core.
+
+A dense model (:class:`~geohsi.models.dense.SpectralGPTSegmenter`) labels a whole ``S × S`` tile per
+forward. To map a block without seams, the block is covered by tiles on a **global** grid — tile
+origins at scene coordinates that are multiples of the stride ``s = S − overlap`` — and each
+pixel's logits are the average of the logits of every tile covering it, weighted by a separable
+Hann window ``w(i) = sin²(π(i + ½)/S)`` (strictly positive, ≈ 0 at tile edges, where a tile sees
+the least context; for ``overlap = S/2`` the weights of neighbouring tiles sum to a constant).
+Softmax is taken after blending.
+
+Because the grid is anchored to the scene, not to the block, a pixel sees the same tiles, blended
+in the same order, whatever the Dask chunking: maps agree across partitions and chunk borders are
+invisible. This needs a halo of :func:`dense_halo` ``= S − 1`` pixels around the block (the
+farthest a tile covering a core pixel can reach) and the block's position in the scene
+(``origin``). Pixels beyond the scene edge come from the halo's reflection
+(:func:`geohsi.spectral.windows.overlap_reflect`), as in patch mode.
+
+Cost per pixel: one encoder forward per ``s²`` pixels plus the head at full resolution on
+``(S/s)²`` tiles, against one forward per pixel in patch mode.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from geohsi.errors import UsageError
+
+#: Default overlap between neighbouring tiles as a share of the tile edge (32 px tiles → 8 px).
+DEFAULT_OVERLAP_SHARE = 0.25
+
+
+def default_overlap(tile: int) -> int:
+    """Overlap in pixels used when none is given: ``tile // 4`` (stride ``3·tile/4``).
+
+    .. versionadded:: 0.1
+    """
+    return int(tile * DEFAULT_OVERLAP_SHARE)
+
+
+def dense_halo(tile: int) -> int:
+    """Halo (pixels on each side of a block) that dense inference needs for tile edge ``tile``: ``tile − 1``.
+
+    .. versionadded:: 0.1
+    """
+    return int(tile) - 1
+
+
+def hann_weight(tile: int) -> np.ndarray:
+    """``[S, S]`` float32 separable Hann blending weight, strictly positive.
+
+    .. versionadded:: 0.1
+    """
+    w = np.sin(np.pi * (np.arange(tile) + 0.5) / tile) ** 2
+    return np.outer(w, w).astype(np.float32)
+
+
+def _origins(start: int, size: int, tile: int, stride: int) -> np.ndarray:
+    """Global tile origins (multiples of ``stride``) of the tiles covering ``[start, start + size)``."""
+    first = math.ceil((start - tile + 1) / stride) * stride
+    return np.arange(first, start + size, stride, dtype=np.int64)
+
+
+def _check_geometry(tile: int, overlap: int) -> int:
+    if tile < 1:
+        raise UsageError(f"dense tile edge {tile} must be a positive pixel count (e.g. 32)")
+    if not 0 <= overlap < tile:
+        raise UsageError(f"tile overlap {overlap} must be in [0, {tile - 1}] for {tile}-pixel tiles (e.g. {default_overlap(tile)})")
+    return tile - overlap
+
+
+def dense_block_probabilities(
+    block_with_halo: np.ndarray,
+    model: Any,
+    *,
+    halo: int,
+    tile: int | None = None,
+    overlap: int | None = None,
+    origin: tuple[int, int] = (0, 0),
+    batch_size: int = 32,
+    device: Any = "cpu",
+    precision: str = "fp32",
+) -> np.ndarray:
+    """Class probabilities of every core pixel of a block, from overlapping Hann-blended tiles.
+
+    Args:
+        block_with_halo: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
+        model: a dense model mapping ``[N, C, S, S]`` → ``[N, K, S, S]`` logits (eval mode;
+            adapters merged).
+        halo: the halo the block carries; at least what the tiles reach (``dense_halo(tile)`` always
+            suffices).
+        tile: tile edge S in pixels (default: the model's input size).
+        overlap: pixels shared by neighbouring tiles (default :func:`default_overlap`).
+        origin: scene ``(row, col)`` of the block's first core pixel (anchors the tile grid so maps
+            do not depend on the chunking).
+        batch_size: tiles per forward.
+        device: torch device.
+        precision: ``fp32`` or ``bf16`` (autocast).
+
+    Returns:
+        ``[K, h, w]`` float32 probabilities, NaN at invalid core pixels (any NaN channel).
+
+    Raises:
+        UsageError: bad tile/overlap, or a halo too small for the tiles covering the core.
+
+    .. versionadded:: 0.1
+    """
+    import torch
+
+    from geohsi.inference import autocast
+
+    if tile is None:
+        tile = int(model.config.input_size[0])
+    overlap = default_overlap(tile) if overlap is None else int(overlap)
+    stride = _check_geometry(tile, overlap)
+    blk = np.asarray(block_with_halo, dtype=np.float32)
+    if blk.ndim != 3:
+        raise UsageError(f"expected a [C, H, W] block, got shape {blk.shape}")
+    h, w = blk.shape[1] - 2 * halo, blk.shape[2] - 2 * halo
+    if h < 1 or w < 1:
+        raise UsageError(f"block of shape {blk.shape} is smaller than its halo {halo}; pass a block with a core")
+    y0, x0 = int(origin[0]), int(origin[1])
+    k = int(model.head.num_classes)
+    out = np.full((k, h, w), np.nan, dtype=np.float32)
+    core_valid = ~np.isnan(blk[:, halo: halo + h, halo: halo + w]).any(axis=0)
+    if not core_valid.any():
+        return out
+    gy, gx = _origins(y0, h, tile, stride), _origins(x0, w, tile, stride)
+    # Block-local position of each tile's first row/column (the halo'd block starts at y0 − halo).
+    ly, lx = gy - y0 + halo, gx - x0 + halo
+    if ly[0] < 0 or lx[0] < 0 or ly[-1] + tile > blk.shape[1] or lx[-1] + tile > blk.shape[2]:
+        raise UsageError(
+            f"block halo {halo} is too small for {tile}-pixel tiles; read blocks with halo >= {dense_halo(tile)} (dense_halo)"
+        )
+    # Skip tiles that cover no valid core pixel: their logits would be discarded anyway.
+    cy0, cx0 = np.clip(gy - y0, 0, h), np.clip(gx - x0, 0, w)
+    cy1, cx1 = np.clip(gy - y0 + tile, 0, h), np.clip(gx - x0 + tile, 0, w)
+    sat = np.pad(core_valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    count = (sat[cy1[:, None], cx1[None, :]] - sat[cy0[:, None], cx1[None, :]]
+             - sat[cy1[:, None], cx0[None, :]] + sat[cy0[:, None], cx0[None, :]])
+    ti, tj = np.nonzero(count > 0)  # row-major: every pixel accumulates its tiles in one fixed order
+
+    src = np.nan_to_num(blk, nan=0.0)  # NaN → 0 (the channel mean after standard normalisation), as in patch mode
+    weight = torch.from_numpy(hann_weight(tile))
+    acc = np.zeros((k, h, w), dtype=np.float64)
+    wsum = np.zeros((h, w), dtype=np.float64)
+    wnp = weight.numpy().astype(np.float64)
+    dev = torch.device(device)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(ti), batch_size):
+            bi, bj = ti[start: start + batch_size], tj[start: start + batch_size]
+            x = np.stack([src[:, ly[i]: ly[i] + tile, lx[j]: lx[j] + tile] for i, j in zip(bi, bj, strict=True)])
+            with autocast(dev, precision):
+                logits = model(torch.from_numpy(x).to(dev))
+            logits = (logits.float().cpu() * weight).numpy().astype(np.float64)
+            for n, (i, j) in enumerate(zip(bi, bj, strict=True)):
+                r0, r1, c0, c1 = cy0[i], cy1[i], cx0[j], cx1[j]
+                tr, tc = r0 - (gy[i] - y0), c0 - (gx[j] - x0)  # first tile row/col inside the core
+                acc[:, r0:r1, c0:c1] += logits[n, :, tr: tr + r1 - r0, tc: tc + c1 - c0]
+                wsum[r0:r1, c0:c1] += wnp[tr: tr + r1 - r0, tc: tc + c1 - c0]
+    logit = acc / np.maximum(wsum, 1e-30)
+    logit -= logit.max(axis=0, keepdims=True)
+    p = np.exp(logit)
+    p /= p.sum(axis=0, keepdims=True)
+    out[:, core_valid] = p[:, core_valid].astype(np.float32)
+    return out
+
+
+def predict_dense(
+    model: Any,
+    channels: Any,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    block: int = 256,
+    batch_size: int = 32,
+    device: Any = "cpu",
+    precision: str = "fp32",
+) -> np.ndarray:
+    """Dense class probabilities of a whole scene, block by block (bounded memory, no Dask cluster).
+
+    The same tiles and blending as the Dask graph: each ``block × block`` chunk is read with a
+    reflected halo of :func:`dense_halo` pixels and passed to :func:`dense_block_probabilities`.
+
+    Args:
+        model: a dense model (eval mode).
+        channels: ``[C, H, W]`` transformed scene: numpy, Dask array or DataArray; NaN = invalid.
+        tile: tile edge (default: the model's input size).
+        overlap: tile overlap in pixels (default :func:`default_overlap`).
+        block: chunk edge processed at once (pixels).
+        batch_size: tiles per forward.
+        device: torch device.
+        precision: ``fp32`` or ``bf16``.
+
+    Returns:
+        ``[K, H, W]`` float32 probabilities, NaN at invalid pixels.
+
+    Raises:
+        UsageError: a scene smaller than the tile, or bad tile/overlap.
+
+    .. versionadded:: 0.1
+    """
+    import dask.array as da
+
+    from geohsi.spectral.windows import overlap_reflect
+
+    if tile is None:
+        tile = int(model.config.input_size[0])
+    data = getattr(channels, "data", channels)
+    _, hgt, wid = data.shape
+    if tile > hgt or tile > wid:
+        raise UsageError(f"the scene is {hgt}×{wid} pixels, smaller than the {tile}-pixel dense tile; use a smaller --tile")
+    r = dense_halo(tile)
+    arr = data if isinstance(data, da.Array) else da.from_array(np.asarray(data, dtype=np.float32), chunks=(-1, block, block))
+    arr = arr.astype(np.float32).rechunk((-1, block, block))
+    halo_blocks = overlap_reflect(arr, r)
+    ys = np.concatenate([[0], np.cumsum(arr.chunks[1])])
+    xs = np.concatenate([[0], np.cumsum(arr.chunks[2])])
+    out = None
+    for i in range(len(ys) - 1):
+        for j in range(len(xs) - 1):
+            b = np.asarray(halo_blocks.blocks[0, i, j].compute())
+            p = dense_block_probabilities(b, model, halo=r, tile=tile, overlap=overlap, origin=(int(ys[i]), int(xs[j])),
+                                          batch_size=batch_size, device=device, precision=precision)
+            if out is None:
+                out = np.empty((p.shape[0], hgt, wid), dtype=np.float32)
+            out[:, ys[i]: ys[i + 1], xs[j]: xs[j + 1]] = p
+    return out
+
+
+__all__ = ["DEFAULT_OVERLAP_SHARE", "default_overlap", "dense_block_probabilities", "dense_halo", "hann_weight", "predict_dense"]
