@@ -63,6 +63,18 @@ def ip_crop_grid(tmp_path_factory, data_dir):
     return write_scene(ds, tmp_path_factory.mktemp("ipgrid") / "ip_grid.zarr", chunks=32)
 
 
+@pytest.fixture(scope="session")
+def ip_mid(tmp_path_factory, data_dir):
+    """The top-left 72 × 72 pixels of Indian Pines (pixel grid): 36 chunks of 12² for the cluster tests."""
+    from geohsi.datasets.registry import indian_pines_bands
+    from geohsi.scene import make_scene, write_scene
+
+    cube, _ = _ip_arrays(data_dir)
+    wl, fw = indian_pines_bands()
+    ds = make_scene(cube[:, :72, :72].copy(), wavelength=wl, fwhm=fw)
+    return write_scene(ds, tmp_path_factory.mktemp("ipmid") / "ip_mid.zarr", chunks=36)
+
+
 def _train(scene, out):
     from geohsi.train.config import resolve_config
     from geohsi.train.loop import train

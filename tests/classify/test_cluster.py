@@ -87,10 +87,10 @@ def cluster(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def ip_full_reference(ip_scene, ip_bundle):
+def ip_mid_reference(ip_mid, ip_bundle):
     from geohsi.bundle import load_bundle
 
-    return reference_labels(reference_probabilities(ip_scene, ip_bundle), load_bundle(ip_bundle).class_ids)
+    return reference_labels(reference_probabilities(ip_mid, ip_bundle), load_bundle(ip_bundle).class_ids)
 
 
 def _zarr_map(path: Path) -> np.ndarray:
@@ -116,11 +116,11 @@ def test_cli_on_a_real_scheduler_with_two_worker_processes(tmp_path, cluster, ip
 
 
 @pytest.mark.slow
-def test_killing_a_worker_mid_run_keeps_the_map_identical(tmp_path, cluster, ip_scene, ip_bundle, ip_full_reference):
+def test_killing_a_worker_mid_run_keeps_the_map_identical(tmp_path, cluster, ip_mid, ip_bundle, ip_mid_reference):
     out = tmp_path / "map.zarr"
     done = tmp_path / f".{out.name}.parts.zarr" / "done"
-    cmd = [sys.executable, "-m", "geohsi.cli.main", "classify", str(ip_scene), "--bundle", str(ip_bundle),
-           "--out", str(out), "--scheduler", cluster.address, "--chunks", "16", "--no-progress"]
+    cmd = [sys.executable, "-m", "geohsi.cli.main", "classify", str(ip_mid), "--bundle", str(ip_bundle),
+           "--out", str(out), "--scheduler", cluster.address, "--chunks", "12", "--no-progress"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # kill the second worker once it has finished a chunk (its model is loaded and tasks are flowing)
@@ -138,17 +138,17 @@ def test_killing_a_worker_mid_run_keeps_the_map_identical(tmp_path, cluster, ip_
         if p.poll() is None:
             p.kill()
     assert p.returncode == 0, stderr
-    assert n_before < 100, "the run ended before the worker was killed; use smaller chunks"
-    np.testing.assert_array_equal(_zarr_map(out), ip_full_reference)
+    assert n_before < 36, "the run ended before the worker was killed; use smaller chunks"
+    np.testing.assert_array_equal(_zarr_map(out), ip_mid_reference)
 
 
 @pytest.mark.slow
-def test_interrupted_run_resumes_without_recomputing_completed_chunks(tmp_path, ip_scene, ip_bundle, ip_full_reference):
+def test_interrupted_run_resumes_without_recomputing_completed_chunks(tmp_path, ip_mid, ip_bundle, ip_mid_reference):
     import zarr
 
     out = tmp_path / "map.zarr"
     inter = tmp_path / f".{out.name}.parts.zarr"
-    args = ["classify", str(ip_scene), "--bundle", str(ip_bundle), "--out", str(out), "--chunks", "16",
+    args = ["classify", str(ip_mid), "--bundle", str(ip_bundle), "--out", str(out), "--chunks", "12",
             "--workers", "1", "--no-progress"]
     p = subprocess.Popen([sys.executable, "-m", "geohsi.cli.main", *args], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
@@ -160,26 +160,26 @@ def test_interrupted_run_resumes_without_recomputing_completed_chunks(tmp_path, 
         p.wait()
     assert not out.exists()
     done = sorted(tuple(map(int, f.stem.split("_"))) for f in (inter / "done").glob("*.json"))
-    assert 4 <= len(done) < 100
+    assert 4 <= len(done) < 36
     # Tamper with every completed chunk: if the rerun recomputed any of them, the sentinel would vanish.
     classes = zarr.open_group(str(inter), mode="r+")["classes"]
     for i, j in done:
-        classes[i * 16: (i + 1) * 16, j * 16: (j + 1) * 16] = 200
+        classes[i * 12: (i + 1) * 12, j * 12: (j + 1) * 12] = 200
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
-    assert f"resuming: {len(done)} of 100 chunks" in r.stderr.replace("\n", " ")
-    assert f"classified {100 - len(done)} of 100 chunks" in r.stderr.replace("\n", " ")
+    assert f"resuming: {len(done)} of 36 chunks" in r.stderr.replace("\n", " ")
+    assert f"classified {36 - len(done)} of 36 chunks" in r.stderr.replace("\n", " ")
     m = _zarr_map(out)
     sentinel = np.zeros(m.shape, bool)
     for i, j in done:
-        sentinel[i * 16: (i + 1) * 16, j * 16: (j + 1) * 16] = True
+        sentinel[i * 12: (i + 1) * 12, j * 12: (j + 1) * 12] = True
     assert np.all(m[sentinel] == 200)
-    np.testing.assert_array_equal(m[~sentinel], ip_full_reference[~sentinel])
+    np.testing.assert_array_equal(m[~sentinel], ip_mid_reference[~sentinel])
     assert not inter.exists()
     # --no-resume (and --overwrite) recomputes everything
     r = run_cli(*args, "--overwrite", "--no-resume")
     assert r.returncode == 0, r.stderr
-    np.testing.assert_array_equal(_zarr_map(out), ip_full_reference)
+    np.testing.assert_array_equal(_zarr_map(out), ip_mid_reference)
 
 
 def test_unreachable_scheduler_fails_fast_with_one_line(tmp_path, ip_crop_geo, ip_bundle):
