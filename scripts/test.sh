@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Set up .venv with the test extras and run the whole test suite: the fast job, then the slow job.
+# Set up .venv with the dev extras (tests, STAC, a local STAC API server) and run the whole test suite: the fast job, then the slow job.
 # Real scenes are read from GEOHSI_DATA_DIR (default: ../shared/data beside the checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh test
+bash scripts/setup.sh dev
 if [ -z "${GEOHSI_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
   GEOHSI_DATA_DIR="$(cd ../shared/data && pwd)"
   export GEOHSI_DATA_DIR
