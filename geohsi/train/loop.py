@@ -82,11 +82,15 @@ def build_model(config: TrainConfig, num_classes: int, n_channels: int, log: Cal
         from geohsi.models.default import default_backbone_path
 
         backbone = default_backbone_path(config.model)
-    if backbone is None:
+    elif backbone == "random":  # explicit: training from scratch (the from-scratch baseline)
+        backbone = None
+        log(f"backbone: random initialisation (seed {config.seed}), as requested")
+    if backbone is None and config.backbone != "random":
         log(
             f"[bold yellow]WARNING: no pretrained backbone for config {config.model!r}: the backbone is RANDOMLY "
             f"initialised (seed {config.seed}); pass --backbone PATH for meaningful fine-tuning[/]"
         )
+    if backbone is None:
         ident = {"name": f"random-{config.model}-seed{config.seed}", "config": model.config.to_dict()}
         # The frozen random weights travel with the bundle (copied before adapters wrap its layers).
         return model, {"kind": "bundled", "identity": ident, "module": copy.deepcopy(model.encoder)}
