@@ -370,8 +370,9 @@ def plot_loss(history: dict[str, Any]):
 
 
 def plot_reconstructions(x: np.ndarray, masked: np.ndarray, recon: np.ndarray, names: Sequence[str],
-                         channels: Sequence[int], channel_names: Sequence[str], norm_pix: bool):
-    """Rows of held-out windows; per channel: input | visible tubelets | reconstruction.
+                         channels: Sequence[int], channel_names: Sequence[str], norm_pix: bool,
+                         flat: np.ndarray | None = None):
+    """Rows of held-out windows; per channel: input | visible tubelets | reconstruction [| flat].
 
     Args:
         x: ``[N, C, S, S]`` inputs.
@@ -381,6 +382,9 @@ def plot_reconstructions(x: np.ndarray, masked: np.ndarray, recon: np.ndarray, n
         channels: channels shown.
         channel_names: their names.
         norm_pix: whether predictions were standardised tubelets (said in the title).
+        flat: optional ``[N, C, S, S]`` reconstruction from an all-zero (flat) standardised
+            prediction, i.e. each masked tubelet filled with its true mean: what the figure shows
+            without any model, so the reader sees what the model adds.
 
     Returns:
         The matplotlib Figure.
@@ -388,14 +392,15 @@ def plot_reconstructions(x: np.ndarray, masked: np.ndarray, recon: np.ndarray, n
     from geohsi.plot import _pyplot
 
     plt = _pyplot()
-    n, nc = len(x), len(channels)
-    fig, axes = plt.subplots(n, 3 * nc, figsize=(1.25 * 3 * nc, 1.3 * n + 0.9), squeeze=False)
+    panels = [(x, "input"), (masked, "visible"), (recon, "recon.")] + ([(flat, "flat pred.")] if flat is not None else [])
+    n, nc, k = len(x), len(channels), len(panels)
+    fig, axes = plt.subplots(n, k * nc, figsize=(1.25 * k * nc, 1.3 * n + 0.9), squeeze=False)
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.6")  # masked tubelets in grey
     for i in range(n):
         for j, c in enumerate(channels):
             lo, hi = np.percentile(x[i, c], [2, 98])
-            for kk, (img, title) in enumerate(((x, "input"), (masked, "visible"), (recon, "recon."))):
-                ax = axes[i, 3 * j + kk]
+            for kk, (img, title) in enumerate(panels):
+                ax = axes[i, k * j + kk]
                 ax.imshow(img[i, c], cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1e-6, interpolation="nearest")
                 ax.set_xticks([])
                 ax.set_yticks([])
@@ -403,7 +408,8 @@ def plot_reconstructions(x: np.ndarray, masked: np.ndarray, recon: np.ndarray, n
                     ax.set_title(f"{channel_names[c]} {title}", fontsize=7)
                 if j == 0 and kk == 0:
                     ax.set_ylabel(names[i], fontsize=7)
-    note = " (masked tubelets: predicted pattern × true tubelet std + mean, norm_pix_loss)" if norm_pix else ""
+    note = (" (norm_pix_loss: masked tubelets = predicted pattern × true tubelet std + true mean; "
+            "'flat pred.' = true means alone, no model)") if norm_pix else ""
     fig.suptitle(f"held-out windows{note}", fontsize=8)
     fig.tight_layout()
     return fig
@@ -629,7 +635,14 @@ def pretrain(
     names = [Path(r.get("dataset") or r["store"]).stem for r in scene_records]
     chans = [c for c in FIGURE_CHANNELS if c < n_channels]
     ch_names = scene_records[0]["spectral_transform"]["channel_names"]
-    fig_r = plot_reconstructions(xs, np.where(vis_mask > 0, np.nan, xs), recon, names, chans, ch_names, cfg.norm_pix_loss)
+    flat = None
+    if cfg.norm_pix_loss:
+        from geohsi.models.mae import MAEOutput
+
+        zero = MAEOutput(val_out.loss, torch.zeros_like(val_out.pred), val_out.mask, val_out.latent)
+        flat = mae.reconstruct(x_val, zero).numpy()[rows]
+    fig_r = plot_reconstructions(xs, np.where(vis_mask > 0, np.nan, xs), recon, names, chans, ch_names,
+                                 cfg.norm_pix_loss, flat)
     png_loss, png_recon = out.with_suffix(".loss.png"), out.with_suffix(".reconstruction.png")
     _write_bytes(png_loss, figure_png(plot_loss(history)))
     _write_bytes(png_recon, figure_png(fig_r))
