@@ -1,5 +1,10 @@
 """Batched model inference on windows: the one forward loop shared by training, evaluation and classify.
 
+Performance choices (measured in ``benchmarks/inference.py``, see ``docs/performance.md``):
+``torch.inference_mode`` (no autograd bookkeeping), adapters merged before inference
+(:meth:`geohsi.bundle.Bundle.build_model`), bf16 autocast on request, and a per-device batch size
+from :func:`autotune_batch_size`.
+
 .. versionadded:: 0.1
 """
 
@@ -51,6 +56,77 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
     """Slices ``[0, n)`` in steps of ``batch_size``."""
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
+
+
+#: (device type, model class, input shape, precision) → best batch size found in this process.
+_BATCH_CACHE: dict[tuple, int] = {}
+
+
+@torch.inference_mode()
+def autotune_batch_size(
+    model: nn.Module,
+    sample_shape: tuple[int, ...],
+    *,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    candidates: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512),
+    max_bytes: int = 1 << 30,
+    min_seconds: float = 0.2,
+) -> int:
+    """The batch size with the highest samples/s for this model, input and device (cached per process).
+
+    Times one warm forward (more while under ``min_seconds``) per candidate, in increasing order,
+    and stops early once throughput falls 10 % below the best (larger batches only spill caches
+    from there), or a batch's input would exceed ``max_bytes``, or CUDA runs out of memory.
+
+    Args:
+        model: the model in eval mode, on ``device``.
+        sample_shape: one sample's shape, e.g. ``(12, 32, 32)``.
+        device: torch device.
+        precision: ``fp32`` or ``bf16``.
+        candidates: batch sizes to try, increasing.
+        max_bytes: largest input batch (bytes of float32) to try.
+        min_seconds: minimum timed seconds per candidate.
+
+    Returns:
+        The best batch size.
+
+    .. versionadded:: 0.1
+    """
+    import time
+
+    device = torch.device(device)
+    key = (device.type, type(model).__name__, id(model), tuple(sample_shape), precision)
+    if key in _BATCH_CACHE:
+        return _BATCH_CACHE[key]
+    model.eval()
+    per = int(np.prod(sample_shape)) * 4
+    best, best_rate = candidates[0], 0.0
+    for b in candidates:
+        if b * per > max_bytes and b != candidates[0]:
+            break
+        x = torch.randn(b, *sample_shape, device=device)
+        try:
+            with autocast(device, precision):
+                model(x)  # warm-up (allocations, oneDNN primitive creation)
+                n, t0 = 0, time.perf_counter()
+                while True:
+                    model(x)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    n += 1
+                    dt = time.perf_counter() - t0
+                    if dt >= min_seconds:
+                        break
+        except torch.OutOfMemoryError:
+            break
+        rate = n * b / dt
+        if rate > best_rate:
+            best, best_rate = b, rate
+        elif rate < 0.9 * best_rate:
+            break
+    _BATCH_CACHE[key] = best
+    return best
 
 
 @torch.inference_mode()

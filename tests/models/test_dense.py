@@ -86,3 +86,12 @@ def test_bad_widths_are_refused() -> None:
         SpectralGPTSegmenter("tiny", 3, decoder_dim=0)
     with pytest.raises(UsageError, match="num_classes"):
         SpectralGPTSegmenter("tiny", 0)
+
+
+def test_bilinear_matrix_matches_interpolate() -> None:
+    from geohsi.models.dense import bilinear_matrix
+
+    t = torch.randn(2, 5, 4, 6)
+    ref = F.interpolate(t, size=(32, 48), mode="bilinear", align_corners=False)
+    got = torch.einsum("yi,xj,ncij->ncyx", bilinear_matrix(4, 32), bilinear_matrix(6, 48), t)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
