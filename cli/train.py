@@ -13,7 +13,7 @@ from geohsi.train.config import ADAPTERS
 @click.argument("scene", type=click.Path(path_type=Path))
 @click.option("--adapter", type=click.Choice(ADAPTERS), default=None, help="PEFT method or baseline [default: krona+].")
 @click.option("--backbone", default=None, help="Backbone weights (.safetensors or official .pth), or \"random\" to train from scratch [default: geohsi's default backbone].")
-@click.option("--model", default=None, help="Backbone config: tiny, small or base [default: tiny].")
+@click.option("--model", default=None, help="Backbone config: tiny, small or base [default: small, with geohsi's pretrained backbone].")
 @click.option("--spectral", type=click.Choice(["pca", "s2"]), default=None, help="PCA to 12 channels or Sentinel-2 resampling [default: pca].")
 @click.option("--window", type=int, default=None, help="Window edge around each pixel, odd [default: 15].")
 @click.option("--head", type=click.Choice(["patch", "dense"]), default=None,

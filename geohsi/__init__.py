@@ -31,6 +31,7 @@ _API = {
     "build_classifier": "geohsi.models.spectralgpt:build_classifier",
     "load_official_checkpoint": "geohsi.models.spectralgpt:load_official_checkpoint",
     "apply_adapter": "geohsi.adapters:apply_adapter",
+    "pretrain": "geohsi.pretrain:pretrain",
     "search": "geohsi.stac:search",
     "ingest_item": "geohsi.stac:ingest_item",
     "GeohsiError": "geohsi.errors:GeohsiError",

@@ -30,7 +30,8 @@ class TrainConfig:
     Attributes:
         adapter: PEFT method (``lora``, ``lora+``, ``krona``, ``krona+``, ``lokr``) or a baseline
             (``full`` fine-tuning, ``linear`` probing).
-        model: backbone config name (``tiny``, ``small``, ``base``).
+        model: backbone config name (``tiny``, ``small``, ``base``); ``small`` has a pretrained default
+            backbone shipped with geohsi (see :mod:`geohsi.models.default`).
         backbone: path of backbone weights (official ``.pth`` or our ``.safetensors``); ``None`` →
             the default backbone.
         spectral: ``pca`` (the paper) or ``s2`` (resampling onto the Sentinel-2 bands).
@@ -65,7 +66,7 @@ class TrainConfig:
     """
 
     adapter: str = "krona+"
-    model: str = "tiny"
+    model: str = "small"
     backbone: str | None = None
     spectral: str = "pca"
     n_components: int = 12

@@ -95,7 +95,8 @@ def build_model(config: TrainConfig, num_classes: int, n_channels: int, log: Cal
         # The frozen random weights travel with the bundle (copied before adapters wrap its layers).
         return model, {"kind": "bundled", "identity": ident, "module": copy.deepcopy(model.encoder)}
     path = Path(backbone)
-    load_backbone(path, model.encoder)
+    # The whole classifier: the checkpoint's final norm (official ``norm.*``) initialises the head's norm.
+    load_backbone(path, model, allow_missing=("head.fc.*",))
     sha = file_sha256(path)
     log(f"backbone {path} (sha256 {sha[:12]}…)")
     ident = {"sha256": sha, "config": model.config.to_dict()}

@@ -171,7 +171,7 @@ def tiny_bundle(ip_scene, tmp_path_factory) -> Path:
     from geohsi.train.loop import train
 
     out = tmp_path_factory.mktemp("bundle") / "ip-krona"
-    train(ip_scene, resolve_config(adapter="krona+", epochs=1, split="per-class:5"), out=out, progress=False)
+    train(ip_scene, resolve_config(adapter="krona+", epochs=1, split="per-class:5", model="tiny"), out=out, progress=False)
     return out
 
 

@@ -33,7 +33,7 @@ def _tree_hash(p: Path) -> str:
 def test_each_adapter_trains_and_evaluates_through_the_cli(adapter: str, ip_scene: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     r = run_cli("train", ip_scene, "--adapter", adapter, "--epochs", 2, "--split", "per-class:5", "--batch-size", 32,
-                "--out", bundle, "--quiet")
+                "--model", "tiny", "--out", bundle, "--quiet")
     assert r.returncode == 0, r.stderr
     assert "RANDOMLY" in r.stderr  # no --backbone and no default backbone for tiny: said loudly
     meta = json.loads((bundle / "bundle.json").read_text())
@@ -91,14 +91,15 @@ def test_resume_gives_the_same_final_weights(ip_scene: Path, tmp_path: Path) -> 
 def test_config_file_with_flag_override_is_saved_in_the_bundle(ip_scene: Path, tmp_path: Path) -> None:
     cfg_file = tmp_path / "cfg.yaml"
     cfg_file.write_text("adapter: lokr\nepochs: 3\nsplit: per-class:5\nrank: 4\nbatch_size: 32\n")
-    r = run_cli("train", ip_scene, "--config", cfg_file, "--epochs", 1, "--out", tmp_path / "b", "--quiet")
+    r = run_cli("train", ip_scene, "--config", cfg_file, "--epochs", 1, "--model", "tiny", "--out", tmp_path / "b", "--quiet")
     assert r.returncode == 0, r.stderr
     tc = json.loads((tmp_path / "b" / "bundle.json").read_text())["train_config"]
     assert (tc["adapter"], tc["epochs"], tc["rank"]) == ("lokr", 1, 4)
 
 
 def test_default_out_goes_to_runs_and_latest(ip_scene: Path, tmp_path: Path) -> None:
-    r = run_cli("train", ip_scene, "--adapter", "linear", "--epochs", 1, "--split", "per-class:5", "--quiet", cwd=tmp_path)
+    r = run_cli("train", ip_scene, "--adapter", "linear", "--epochs", 1, "--split", "per-class:5", "--model", "tiny", "--quiet",
+                cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     latest = tmp_path / "runs" / "latest"
     assert latest.is_symlink() and (latest / "bundle.json").is_file()
@@ -144,7 +145,7 @@ def small_bundle(ip_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def test_existing_bundle_is_not_overwritten(ip_scene: Path, small_bundle: Path) -> None:
     before = _tree_hash(small_bundle)
-    msg = _one_line_error(run_cli("train", ip_scene, "--epochs", 1, "--out", small_bundle))
+    msg = _one_line_error(run_cli("train", ip_scene, "--epochs", 1, "--model", "tiny", "--out", small_bundle))
     assert "already exists" in msg and "--overwrite" in msg
     assert _tree_hash(small_bundle) == before
 
