@@ -71,8 +71,8 @@ def list_variables(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], 
                 for name, obj in f.items():
                     if isinstance(obj, h5py.Dataset) and _numeric(obj.dtype) and not name.startswith("#"):
                         out[name] = (tuple(reversed(obj.shape)), obj.dtype.str)
-        except OSError as e:
-            raise InputFormatError(f"cannot read {p} as MATLAB v7.3 (HDF5): {e}; check the file") from e
+        except Exception as e:  # h5py raises OSError/RuntimeError/KeyError/ValueError for damaged files
+            raise InputFormatError(f"cannot read {p} as MATLAB v7.3 (HDF5): {type(e).__name__}: {' '.join(str(e).split())[:120]}; check the file") from e
         return out
     from scipy.io import whosmat
 
@@ -100,6 +100,19 @@ def _pick_cube(p: Path, variables: dict[str, tuple[tuple[int, ...], str]], var: 
     return max(cubes, key=lambda n: int(np.prod(cubes[n])))
 
 
+def _load_v5(p: Path, name: str) -> np.ndarray:
+    """Load one variable of a v4/v5/v7 file, turning scipy's many failure types into one error."""
+    from scipy.io import loadmat
+
+    try:
+        return loadmat(str(p), variable_names=[name])[name]
+    except Exception as e:  # scipy raises OSError/ValueError/zlib.error/MatReadError/… for damaged streams
+        raise InputFormatError(
+            f"cannot read {name!r} from {p} ({type(e).__name__}: {' '.join(str(e).split())[:120]}); "
+            "the file may be truncated or corrupted, check the file"
+        ) from e
+
+
 class _H5Cube:
     """Array-like over a v7.3 dataset: ``[B, H, W]`` view, each block read with h5py."""
 
@@ -116,8 +129,14 @@ class _H5Cube:
         h5_key: list[slice] = [slice(None)] * 3
         for out_axis, h5_axis in enumerate(self.perm):
             h5_key[h5_axis] = key[out_axis]
-        with h5py.File(self.path, "r") as f:
-            block = f[self.name][tuple(h5_key)]
+        try:
+            with h5py.File(self.path, "r") as f:
+                block = f[self.name][tuple(h5_key)]
+        except Exception as e:  # h5py: OSError/RuntimeError/KeyError/ValueError for damaged files
+            raise InputFormatError(
+                f"cannot read {self.name!r} from {self.path} ({' '.join(str(e).split())[:120]}); "
+                "the file may be truncated, check the file"
+            ) from e
         return np.ascontiguousarray(np.transpose(block, self.perm))
 
 
@@ -171,7 +190,7 @@ def read(
         from scipy.io import loadmat
 
         # v5 files are (often zlib-compressed) streams: scipy must load the variable whole.
-        values = loadmat(str(p), variable_names=[name])[name]
+        values = _load_v5(p, name)
         if not _numeric(values.dtype) or values.ndim != 3:
             raise InputFormatError(f"{p}: variable {name!r} is {values.dtype} {values.shape}, not a numeric 3-D cube; choose one with --var")
         import dask.array as da
@@ -208,12 +227,13 @@ def read_labels(path: str | os.PathLike, *, var: str | None = None) -> xr.Datase
     if mat_version(p) == 73:
         import h5py
 
-        with h5py.File(p, "r") as f:
-            values = np.asarray(f[name][()]).T
+        try:
+            with h5py.File(p, "r") as f:
+                values = np.asarray(f[name][()]).T
+        except Exception as e:  # h5py: OSError/RuntimeError/KeyError/ValueError for damaged files
+            raise InputFormatError(f"cannot read {name!r} from {p} ({' '.join(str(e).split())[:120]}); the file may be truncated, check the file") from e
     else:
-        from scipy.io import loadmat
-
-        values = np.asarray(loadmat(str(p), variable_names=[name])[name])
+        values = np.asarray(_load_v5(p, name))
     ds = make_scene(values[np.newaxis], attrs={"source_files": [str(p.resolve())], "source_variable": name})
     return ds
 
