@@ -313,6 +313,55 @@ def write_scene(
     return Path(path)
 
 
+class _StoreBlocks:
+    """Array-like over one Zarr array of a store: ``__getitem__`` reads a window with zarr.
+
+    Wrapping the cube this way (instead of xarray's own reader) lets a damaged chunk (truncated by a
+    copy, corrupted on disk) surface as an :class:`InputFormatError` naming the store and the window,
+    wherever the block is computed (ingest, train, a Dask worker in classify), not as a codec error.
+    Holds only the path (picklable, no open handles).
+    """
+
+    def __init__(self, store: Path, var: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path, self.var = str(store), var
+        self.shape, self.dtype, self.ndim = tuple(int(s) for s in shape), np.dtype(dtype), len(shape)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        import zarr
+
+        try:
+            return np.asarray(zarr.open_array(os.path.join(self.path, self.var), mode="r")[key])
+        except Exception as e:  # zarr/numcodecs raise RuntimeError/ValueError/OSError for damaged chunks
+            window = ", ".join(f"{k.start}:{k.stop}" for k in key)
+            raise InputFormatError(
+                f"cannot read chunk [{window}] of {self.var!r} in {self.path} ({type(e).__name__}: "
+                f"{' '.join(str(e).split())[:120]}); the store is truncated or corrupted, re-create it from its source"
+            ) from e
+
+
+def guarded_zarr_array(store: str | os.PathLike, var: str, chunks: Any) -> da.Array:
+    """A Dask array over ``store/var`` whose damaged chunks raise :class:`InputFormatError`.
+
+    Args:
+        store: a Zarr (v2 or v3) directory store.
+        var: the array's name inside the store.
+        chunks: Dask chunks (anything :func:`dask.array.from_array` accepts).
+
+    Returns:
+        The lazy array, named by the store's path and metadata so identical reads share graph keys.
+    """
+    import zarr
+    from dask.base import tokenize
+
+    p = Path(store)
+    arr = zarr.open_array(p / var, mode="r")
+    meta_files = [f for f in (p / var / "zarr.json", p / var / ".zarray") if f.is_file()]
+    token = tokenize(str(p.resolve()), var, [(f.read_bytes(), f.stat().st_mtime_ns) for f in meta_files])
+    src = _StoreBlocks(p, var, arr.shape, arr.dtype)
+    return da.from_array(src, chunks=chunks, name=f"zarr-{var}-{token}", lock=False, fancy=False, asarray=False,
+                         meta=np.empty((0,) * len(arr.shape), dtype=arr.dtype))
+
+
 def open_scene(path: str | os.PathLike) -> xr.Dataset:
     """Open a scene store lazily (raw values; nodata and scale kept as attributes).
 
@@ -335,6 +384,8 @@ def open_scene(path: str | os.PathLike) -> xr.Dataset:
     except Exception as e:  # zarr/xarray raise many types for broken stores
         raise InputFormatError(f"cannot open scene {p}: {type(e).__name__}: {e}; re-create it with 'geohsi ingest'") from e
     validate_scene(ds)
+    var = data_var_name(ds)
+    ds[var] = ds[var].copy(data=guarded_zarr_array(p, var, ds[var].data.chunks))
     ds.encoding["source"] = str(p)
     return ds
 

@@ -111,6 +111,7 @@ def read(
     ydim, xdim = [str(d) for d in v.dims if d != bdim]
     if xdim.lower() in _Y_NAMES and ydim.lower() not in _Y_NAMES:
         ydim, xdim = xdim, ydim
+    stored_order = tuple(map(str, v.dims)) == (bdim, ydim, xdim)
     v = v.transpose(bdim, ydim, xdim)
     crs = None
     transform = None
@@ -140,7 +141,13 @@ def read(
     attrs: dict[str, Any] = {k: val for k, val in src.attrs.items() if k in ("sensor", "units", "acquisition_time")}
     attrs.update(source_files=[str(p.resolve())], source_format="zarr" if p.is_dir() else "netcdf", source_variable=name)
     fill = v.attrs.get("_FillValue", v.encoding.get("_FillValue", v.attrs.get("missing_value")))
-    data = v.data.rechunk((-1, chunks, chunks))
+    if p.is_dir() and stored_order and (p / name).is_dir():
+        from geohsi.scene import guarded_zarr_array
+
+        # read the chunks through zarr so a damaged chunk names the store instead of a codec error
+        data = guarded_zarr_array(p, name, (-1, chunks, chunks))
+    else:
+        data = v.data.rechunk((-1, chunks, chunks))
     return make_scene(
         data,
         var=quantity or (name if name in DATA_VARS else "reflectance"),
