@@ -326,6 +326,9 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
             f"{src}: data type {code} (complex or unknown) is not supported; convert to a real type (1-5, 12-15)"
         )
     order = _int(hdr, "byte order", src, 0)
+    if order not in (0, 1):
+        # anything else would silently be read as little-endian garbage
+        raise InputFormatError(f"{src}: byte order = {hdr['byte order']!r} must be 0 (little-endian) or 1 (big-endian); fix the header")
     dtype = np.dtype(ENVI_DTYPES[code]).newbyteorder(">" if order == 1 else "<")
     interleave = hdr.get("interleave", "bsq").strip().lower()
     if interleave not in ("bsq", "bil", "bip"):
