@@ -127,6 +127,11 @@ def open_cluster(
         try:
             with dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT_S}s"}):
                 client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except ValueError as e:  # distributed's address parser: no scheme/port, unknown protocol
+            raise UsageError(
+                f"--scheduler {scheduler!r} is not a Dask scheduler address ({' '.join(str(e).split())[:100]}); "
+                "use tcp://HOST:PORT as printed by 'dask scheduler'"
+            ) from e
         except (OSError, TimeoutError) as e:
             raise ClusterError(
                 f"cannot reach a Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S} s ({type(e).__name__}); "
