@@ -147,6 +147,15 @@ def _floats(hdr: dict[str, str], key: str, source: str) -> np.ndarray | None:
         raise InputFormatError(f"{source}: {key!r} holds a non-number ({e}); fix the header") from e
 
 
+def _float(hdr: dict[str, str], key: str, source: str) -> float | None:
+    if not hdr.get(key):
+        return None
+    try:
+        return float(hdr[key])
+    except ValueError as e:
+        raise InputFormatError(f"{source}: {key} = {hdr[key]!r} is not a number; fix the header") from e
+
+
 def _int(hdr: dict[str, str], key: str, source: str, default: int | None = None) -> int:
     if key not in hdr:
         if default is None:
@@ -353,12 +362,13 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
     fwhm = wavelength_to_nm(_floats(hdr, "fwhm", src), units)
     bbl = _floats(hdr, "bbl", src)
     good = None if bbl is None else bbl != 0
-    nodata = float(hdr["data ignore value"]) if hdr.get("data ignore value") else None
+    nodata = _float(hdr, "data ignore value", src)
     scale = None
-    rsf = hdr.get("reflectance scale factor")
-    if rsf:
+    f = _float(hdr, "reflectance scale factor", src)
+    if f is not None:
         # ENVI: the stored value that means 100 % reflectance → reflectance = value / factor.
-        f = float(rsf)
+        if not np.isfinite(f):
+            raise InputFormatError(f"{src}: reflectance scale factor = {hdr['reflectance scale factor']!r} is not finite; fix the header")
         scale = None if f in (0.0, 1.0) else 1.0 / f
     geo = georef_from_header(hdr, src)
     attrs: dict[str, Any] = {
