@@ -1,4 +1,16 @@
-"""Quicklook figures (matplotlib, Agg backend): confusion matrix, training curves.
+"""Quicklook figures (matplotlib; the Agg backend unless one is already chosen).
+
+* :func:`plot_scene` — true colour chosen by wavelength, or a PCA false colour, percentile-stretched,
+  nodata transparent, on the scene's map coordinates;
+* :func:`plot_classmap` — a class map in the bundle's colours (the same table the COG carries) with
+  a legend of class names; draws over :func:`plot_scene` on the same axes;
+* :func:`plot_spectra` — mean ± std spectrum per class against wavelength, bad bands masked;
+* :func:`plot_confusion`, :func:`plot_training` — the figures written into bundles and metrics;
+* :func:`open_classmap` / :func:`write_map_quicklook` — read a written map (COG or Zarr) with its
+  legend, and the ``map.png`` that ``geohsi classify`` writes beside it.
+
+Functions that draw on one image take ``ax=None`` and return the Axes (``ax.figure`` is the
+figure); the whole-figure plots return the Figure. :func:`figure_png` takes either.
 
 .. versionadded:: 0.1
 """
@@ -6,19 +18,576 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from geohsi.errors import DataError, UsageError
+
+#: Default true-colour wavelengths (nm): red, green, blue.
+RGB_NM: tuple[float, float, float] = (640.0, 550.0, 470.0)
+#: How far (nm) the nearest good band may lie from a requested wavelength.
+MAX_BAND_GAP_NM = 50.0
+#: Longest image side drawn by default (pixels); larger scenes are decimated before computing.
+MAX_SIZE = 1024
+
 
 def _pyplot():
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
+    # Scripts and the CLI render off-screen (Agg); a notebook (pyplot already imported, e.g. by
+    # %matplotlib inline) or an explicit MPLBACKEND keeps its backend.
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _new_axes(ax: Any, figsize: tuple[float, float]):
+    if ax is not None:
+        return ax
+    _, ax = _pyplot().subplots(figsize=figsize)
+    return ax
+
+
+def _hex_rgba(color: str) -> tuple[float, float, float, float]:
+    from matplotlib.colors import to_rgba
+
+    return to_rgba(color)
+
+
+# -- grids ---------------------------------------------------------------------------------------
+
+
+def _step(n: int, max_size: int | None) -> int:
+    return 1 if not max_size or n <= max_size else math.ceil(n / max_size)
+
+
+def _decimate(obj: Any, max_size: int | None):
+    """Strided selection so the longest side is at most ``max_size`` (lazy; nearest sampling)."""
+    s = max(_step(int(obj.sizes["y"]), max_size), _step(int(obj.sizes["x"]), max_size))
+    return obj if s == 1 else obj.isel(y=slice(None, None, s), x=slice(None, None, s))
+
+
+def _extent(arr: Any) -> tuple[float, float, float, float]:
+    """``(left, right, bottom, top)`` of the pixel edges, from centre coordinates ``y``/``x``."""
+    x = np.asarray(arr["x"].values, dtype=float)
+    y = np.asarray(arr["y"].values, dtype=float)
+    dx = x[1] - x[0] if x.size > 1 else 1.0
+    dy = y[1] - y[0] if y.size > 1 else -1.0
+    return x[0] - dx / 2, x[-1] + dx / 2, y[-1] + dy / 2, y[0] - dy / 2
+
+
+def _crs_label(obj: Any) -> str | None:
+    if int(obj.attrs.get("georeferenced", 1)) == 0:
+        return None
+    try:
+        crs = obj.rio.crs
+    except Exception:  # no spatial_ref: a plain array
+        return None
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()[:40]
+
+
+def _label_axes(ax: Any, crs: str | None) -> None:
+    if crs:
+        ax.set_xlabel(f"x (m, {crs})" if "EPSG" in crs else "x")
+        ax.set_ylabel("y (m)")
+    else:
+        ax.set_xlabel("column (pixels)")
+        ax.set_ylabel("row (pixels)")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.tick_params(labelsize=7)
+
+
+# -- scene ---------------------------------------------------------------------------------------
+
+
+def rgb_band_indices(ds: Any, rgb: Sequence[float] = RGB_NM) -> np.ndarray:
+    """Indices of the good bands nearest to the requested wavelengths.
+
+    Args:
+        ds: a scene.
+        rgb: three wavelengths in nm (red, green, blue).
+
+    Returns:
+        ``[3]`` positional band indices.
+
+    Raises:
+        DataError: the scene has no wavelengths, or no good band within :data:`MAX_BAND_GAP_NM`.
+        UsageError: ``rgb`` is not three numbers.
+    """
+    try:
+        want = [float(v) for v in rgb]
+    except (TypeError, ValueError):
+        want = []
+    if len(want) != 3:
+        raise UsageError(f"rgb={rgb!r} must be three wavelengths in nm (red, green, blue) or 'pca'")
+    wl = np.asarray(ds["wavelength"].values, dtype=float)
+    good = np.asarray(ds["good_band"].values, bool) & np.isfinite(wl)
+    src = ds.encoding.get("source", "the scene")
+    if not good.any():
+        raise DataError(f"{src} has no band wavelengths, so a true-colour view cannot be chosen; use rgb='pca'")
+    cand = np.flatnonzero(good)
+    out = []
+    for w in want:
+        k = cand[np.argmin(np.abs(wl[cand] - w))]
+        if abs(wl[k] - w) > MAX_BAND_GAP_NM:
+            raise DataError(
+                f"{src} has no good band within {MAX_BAND_GAP_NM:g} nm of {w:g} nm (nearest {wl[k]:.1f} nm); "
+                "choose other wavelengths or rgb='pca'"
+            )
+        out.append(k)
+    return np.asarray(out)
+
+
+def _stretch(img: np.ndarray, valid: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """Per-channel linear stretch of ``[H, W, C]`` between percentiles of the valid pixels → [0, 1]."""
+    out = np.zeros(img.shape, dtype=float)
+    for c in range(img.shape[-1]):
+        v = img[..., c][valid]
+        if v.size == 0:
+            continue
+        lo, hi = np.percentile(v, percentiles)
+        out[..., c] = np.clip((img[..., c] - lo) / (hi - lo if hi > lo else 1.0), 0.0, 1.0)
+    return out
+
+
+def _pca3(cube: np.ndarray, valid: np.ndarray, good: np.ndarray, seed: int = 0) -> np.ndarray:
+    """First three principal components ``[H, W, 3]`` of the good bands (fit on ≤ 20,000 valid pixels)."""
+    x = cube[good][:, valid].T  # [N, B_good]
+    if x.shape[0] < 3:
+        raise DataError(f"only {x.shape[0]} valid pixels: too few for a PCA false colour; use rgb=(r, g, b) wavelengths")
+    rng = np.random.default_rng(seed)
+    fit = x if x.shape[0] <= 20000 else x[rng.choice(x.shape[0], 20000, replace=False)]
+    mean = fit.mean(axis=0)
+    # eigenvectors of the B×B covariance: far cheaper than an SVD of the N×B pixel matrix
+    _, vecs = np.linalg.eigh(np.cov(fit - mean, rowvar=False))
+    comps = vecs[:, ::-1][:, :3].T
+    # a deterministic sign: the largest loading of each component positive
+    comps = comps * np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])[:, None]
+    out = np.zeros(valid.shape + (3,))
+    out[valid] = (x - mean) @ comps.T
+    return out
+
+
+def scene_rgb(
+    ds: Any,
+    rgb: Sequence[float] | str = RGB_NM,
+    *,
+    percentiles: tuple[float, float] = (2.0, 98.0),
+    max_size: int | None = MAX_SIZE,
+) -> Any:
+    """The stretched RGBA image of a scene, as drawn by :func:`plot_scene`.
+
+    Args:
+        ds: a scene (lazy is fine: only the three bands, or the decimated cube for PCA, are read).
+        rgb: three wavelengths in nm, or ``"pca"`` for the first three principal components.
+        percentiles: low/high percentiles of the valid pixels mapped to 0 and 1, per channel.
+        max_size: longest side in pixels (strided decimation before computing); ``None`` = full size.
+
+    Returns:
+        DataArray ``(y, x, rgba)`` ``[H', W', 4]`` float in [0, 1]; alpha 0 at nodata pixels.
+
+    Raises:
+        DataError: no wavelengths / no good band near a requested wavelength / no valid pixels.
+        UsageError: bad ``rgb``.
+    """
+    import xarray as xr
+
+    from geohsi.scene import valid_mask
+    from geohsi.spectral.normalize import physical_cube
+
+    small = _decimate(ds, max_size)
+    valid = np.asarray(valid_mask(small).values, bool)
+    if isinstance(rgb, str):
+        if rgb.lower() != "pca":
+            raise UsageError(f"rgb={rgb!r} is not understood; give three wavelengths in nm or 'pca'")
+        cube = np.asarray(physical_cube(small).values)
+        good = np.asarray(small["good_band"].values, bool)
+        img = _pca3(cube, valid, good if good.any() else np.ones_like(good))
+        bands = "PC1, PC2, PC3"
+    else:
+        idx = rgb_band_indices(small, rgb)
+        cube = np.asarray(physical_cube(small.isel(band=idx)).values)  # valid mask uses all good bands
+        img = np.moveaxis(cube, 0, -1)
+        wl = small["wavelength"].values[idx]
+        bands = " / ".join(f"{w:.0f}" for w in wl) + " nm"
+    if not valid.any():
+        raise DataError(f"{ds.encoding.get('source', 'the scene')} has no valid pixels to show")
+    img = np.where(valid[..., None], img, 0.0)
+    rgba = np.concatenate([_stretch(img, valid, percentiles), valid[..., None].astype(float)], axis=-1)
+    out = xr.DataArray(rgba, dims=("y", "x", "rgba"), coords={"y": small["y"], "x": small["x"]})
+    out.attrs.update(bands=bands, georeferenced=int(ds.attrs.get("georeferenced", 1)))
+    return out
+
+
+def plot_scene(
+    ds: Any,
+    rgb: Sequence[float] | str = RGB_NM,
+    *,
+    ax: Any = None,
+    percentiles: tuple[float, float] = (2.0, 98.0),
+    max_size: int | None = MAX_SIZE,
+    title: str | None = None,
+):
+    """Show a scene as true colour (bands nearest to ``rgb`` nm) or PCA false colour.
+
+    Args:
+        ds: a scene (:func:`geohsi.open_scene`).
+        rgb: three wavelengths in nm (default 640/550/470), or ``"pca"``.
+        ax: axes to draw on (a new figure otherwise).
+        percentiles: per-channel stretch between these percentiles of the valid pixels.
+        max_size: longest side drawn, in pixels (larger scenes are decimated lazily).
+        title: axes title (default: the sensor and the bands shown).
+
+    Returns:
+        The matplotlib Axes; the image is drawn in map coordinates (pixel edges), nodata transparent.
+
+    Raises:
+        DataError: see :func:`scene_rgb`.
+        UsageError: bad ``rgb``.
+    """
+    img = scene_rgb(ds, rgb, percentiles=percentiles, max_size=max_size)
+    ax = _new_axes(ax, (6, 6))
+    ax.imshow(img.values, extent=_extent(img), interpolation="nearest", origin="upper")
+    _label_axes(ax, _crs_label(ds))
+    sensor = ds.attrs.get("sensor")
+    ax.set_title(title if title is not None else f"{sensor + ': ' if sensor else ''}{img.attrs['bands']}", fontsize=9)
+    return ax
+
+
+# -- class maps ----------------------------------------------------------------------------------
+
+
+def _classes_from_attrs(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    if "class_ids" in attrs and "class_names" in attrs:
+        colors = attrs.get("class_colors") or [None] * len(attrs["class_ids"])
+        return [{"id": int(i), "name": str(n), "color": c} for i, n, c in zip(attrs["class_ids"], attrs["class_names"], colors, strict=False)]
+    if "GEOHSI_CLASSES" in attrs:  # a COG opened with rioxarray: the dataset tag
+        return list(json.loads(attrs["GEOHSI_CLASSES"]))
+    return None
+
+
+def class_lookup(classes: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """RGBA lookup table ``[max_id + 1, 4]`` (floats in [0, 1]); id 0 (nodata) and gaps are transparent.
+
+    Raises:
+        UsageError: a class without a colour or with a negative id.
+    """
+    ids = [int(c["id"]) for c in classes]
+    if any(i < 0 for i in ids):
+        raise UsageError(f"class ids must be non-negative, got {ids}")
+    lut = np.zeros((max(ids, default=0) + 1, 4))
+    for c in classes:
+        if not c.get("color"):
+            raise UsageError(f"class {c['id']} ({c.get('name')}) has no colour; give '#rrggbb' colours for every class")
+        lut[int(c["id"])] = _hex_rgba(c["color"])
+    return lut
+
+
+def plot_classmap(
+    classmap: Any,
+    classes: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    ax: Any = None,
+    legend: bool = True,
+    alpha: float = 1.0,
+    max_size: int | None = 2048,
+    title: str | None = None,
+):
+    """Draw a class-id map in its class colours with a legend of class names.
+
+    Args:
+        classmap: class ids ``(y, x)`` (0 = nodata, transparent): the DataArray from
+            :func:`geohsi.classify.classify`, a Zarr map's ``classes``, :func:`open_classmap`, a COG
+            opened with rioxarray (a single ``band`` is squeezed), or a numpy array with ``classes``.
+        classes: ``[{id, name, color}]`` (a bundle's ``classes``); default: the map's attrs
+            (``class_ids``/``class_names``/``class_colors`` or the COG's ``GEOHSI_CLASSES`` tag).
+        ax: axes to draw on, e.g. the one returned by :func:`plot_scene` to overlay the map.
+        legend: add a legend (every class of ``classes``, in their order) right of the axes.
+        alpha: opacity of the classified pixels.
+        max_size: longest side drawn, in pixels (decimated by striding, so classes stay exact).
+        title: axes title.
+
+    Returns:
+        The matplotlib Axes. The image's RGBA data are exactly the class colours (nearest
+        interpolation), so ``ax.images[-1].get_array()`` can be checked against the colour table.
+
+    Raises:
+        UsageError: no class legend given or found; map ids missing from ``classes``.
+    """
+    import xarray as xr
+
+    da_ = classmap
+    if isinstance(da_, xr.DataArray) and "band" in da_.dims:
+        da_ = da_.squeeze("band", drop=True)
+    if classes is None:
+        classes = _classes_from_attrs(da_.attrs) if isinstance(da_, xr.DataArray) else None
+        if classes is None:
+            raise UsageError("the map carries no class legend; pass classes=bundle.classes ([{id, name, color}, …])")
+    if isinstance(da_, xr.DataArray):
+        da_ = _decimate(da_, max_size)
+        ids = np.asarray(da_.values)
+        extent, crs = _extent(da_), _crs_label(da_)
+    else:
+        ids = np.asarray(da_)
+        extent, crs = None, None
+    ids = np.where(np.isfinite(ids), ids, 0).astype(np.int64) if ids.dtype.kind == "f" else ids.astype(np.int64)
+    lut = class_lookup(classes)
+    known = {int(c["id"]) for c in classes} | {0}
+    unknown = sorted(set(np.unique(ids).tolist()) - known)
+    if unknown:
+        raise UsageError(f"the map holds class ids {unknown[:10]} that the legend does not list; pass the bundle's classes")
+    rgba = lut[ids]
+    if alpha < 1.0:
+        rgba[..., 3] *= alpha
+    ax = _new_axes(ax, (7, 6))
+    ax.imshow(rgba, extent=extent, interpolation="nearest", origin="upper")
+    if extent is not None:
+        _label_axes(ax, crs)
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+    if legend:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(facecolor=c["color"], edgecolor="0.3", linewidth=0.4, label=str(c["name"])) for c in classes]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False,
+                  title="classes", title_fontsize=8, borderaxespad=0.0)
+    return ax
+
+
+def open_classmap(path: str | os.PathLike, *, max_size: int | None = None) -> Any:
+    """Read a map written by ``geohsi classify`` (COG or Zarr) with its legend.
+
+    For a COG, colours come from the file's colour table and names from its ``GEOHSI_CLASSES``
+    tag (``CLASS_<id>`` band tags otherwise); a decimated read uses the COG's overviews.
+
+    Args:
+        path: ``map.tif`` or ``map.zarr``.
+        max_size: longest side to read, in pixels (``None`` = full resolution).
+
+    Returns:
+        DataArray ``(y, x)`` of class ids (0 = nodata) with map coordinates, ``spatial_ref``, and
+        attrs ``class_ids``, ``class_names``, ``class_colors``.
+
+    Raises:
+        InputFormatError: not a readable map.
+    """
+    import xarray as xr
+
+    from geohsi.errors import InputFormatError
+
+    path = Path(path)
+    if path.suffix.lower() == ".zarr":
+        try:
+            m = xr.open_zarr(path, decode_coords="all", mask_and_scale=False, consolidated=False)["classes"]
+        except (OSError, KeyError, ValueError) as e:
+            raise InputFormatError(f"{path} is not a geohsi map store ({type(e).__name__}); write one with 'geohsi classify'") from e
+        m = _decimate(m, max_size).load()
+        m.attrs.update({k: m.attrs.get(k) or v for k, v in _zarr_root_attrs(path).items()})
+        return m
+    import rasterio
+    import rioxarray  # noqa: F401
+    from affine import Affine
+    from rasterio.enums import Resampling
+
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as e:
+        raise InputFormatError(f"{path} cannot be read as a GeoTIFF ({' '.join(str(e).split())[:120]}); check the path") from e
+    with src:
+        s = max(_step(src.height, max_size), _step(src.width, max_size))
+        h, w = math.ceil(src.height / s), math.ceil(src.width / s)
+        ids = src.read(1, out_shape=(h, w), resampling=Resampling.nearest)
+        t = src.transform @ Affine.scale(src.width / w, src.height / h)
+        try:
+            cmap = src.colormap(1)
+        except ValueError:
+            cmap = {}
+        tags = src.tags()
+        btags = src.tags(1)
+        crs = src.crs
+    if "GEOHSI_CLASSES" in tags:
+        named = {int(c["id"]): str(c["name"]) for c in json.loads(tags["GEOHSI_CLASSES"])}
+    else:
+        named = {int(k[6:]): v for k, v in btags.items() if k.startswith("CLASS_") and k[6:].isdigit() and k != "CLASS_0"}
+    ids_in = sorted(named or {int(i) for i in np.unique(ids) if i != 0})
+    colors = ["#{:02x}{:02x}{:02x}".format(*cmap[i][:3]) if i in cmap else None for i in ids_in]
+    x = t.c + t.a * (np.arange(w) + 0.5)
+    y = t.f + t.e * (np.arange(h) + 0.5)
+    m = xr.DataArray(ids, dims=("y", "x"), coords={"y": y, "x": x}, name="classes")
+    m.attrs.update(class_ids=ids_in, class_names=[named.get(i, f"class_{i}") for i in ids_in], class_colors=colors)
+    if crs is not None:
+        m = m.rio.write_crs(crs).rio.write_transform(t)
+    return m
+
+
+def _zarr_root_attrs(path: Path) -> dict[str, Any]:
+    import zarr
+
+    a = dict(zarr.open_group(str(path), mode="r").attrs)
+    return {k: a[k] for k in ("class_ids", "class_names", "class_colors", "georeferenced") if k in a}
+
+
+def map_quicklook_path(out: str | os.PathLike) -> Path:
+    """Where :func:`write_map_quicklook` puts the PNG of a map: ``map.tif``/``map.zarr`` → ``map.png``."""
+    return Path(out).with_suffix(".png")
+
+
+def write_map_quicklook(
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    max_size: int = MAX_SIZE,
+    log: Callable[[str], None] | None = None,
+) -> Path | None:
+    """Write ``map.png`` beside a map: the class map in its colour table with a legend of class names.
+
+    Reads the written file itself (:func:`open_classmap`), so the PNG shows what the COG/Zarr holds.
+
+    Args:
+        out: the map (``.tif`` or ``.zarr``).
+        overwrite: replace an existing PNG; otherwise an existing one is kept (and ``log`` says so).
+        max_size: longest side drawn, in pixels (COG overviews are used for large maps).
+        log: receives a one-line note when an existing PNG is kept.
+
+    Returns:
+        The PNG path, or ``None`` when an existing PNG was kept.
+    """
+    from geohsi._atomic import atomic_output
+
+    png = map_quicklook_path(out)
+    if png.exists() and not overwrite:
+        if log:
+            log(f"kept the existing quicklook {png} (pass --overwrite to replace it)")
+        return None
+    m = open_classmap(out, max_size=max_size)
+    h, w = m.shape
+    aspect = h / max(w, 1)
+    ax = plot_classmap(m, title=Path(out).name)
+    ax.figure.set_size_inches(7.5, max(3.0, min(9.0, 5.5 * aspect + 0.8)))
+    with atomic_output(png, overwrite=True) as tmp:
+        tmp.write_bytes(figure_png(ax.figure, bbox_inches="tight"))
+    return png
+
+
+# -- spectra -------------------------------------------------------------------------------------
+
+
+def class_spectra(scene: Any, labels: Any = None, classes: Sequence[Mapping[str, Any]] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
+    """Mean and standard deviation of the physical spectrum of each class's valid pixels.
+
+    Args:
+        scene: a scene.
+        labels: class ids ``[H, W]`` on the scene grid (default: the scene's ``labels``).
+        classes: restrict to these ``[{id, …}]`` (default: every non-zero id present).
+
+    Returns:
+        ``{id: (mean [B], std [B], n_pixels)}``; bad bands are NaN.
+
+    Raises:
+        DataError: no labels, or a label grid of another shape.
+    """
+    from geohsi.scene import valid_mask
+    from geohsi.spectral.normalize import physical_cube
+
+    if labels is None:
+        if "labels" not in scene:
+            raise DataError(f"{scene.encoding.get('source', 'the scene')} has no labels; pass labels=[H, W] class ids")
+        labels = scene["labels"]
+    lab = np.asarray(getattr(labels, "values", labels))
+    if lab.shape != (scene.sizes["y"], scene.sizes["x"]):
+        raise DataError(f"labels have shape {lab.shape} but the scene is {scene.sizes['y']}×{scene.sizes['x']}; give labels on its grid")
+    ok = np.asarray(valid_mask(scene).values, bool) & (lab > 0)
+    ids = [int(c["id"]) for c in classes] if classes is not None else [int(i) for i in np.unique(lab[ok])]
+    cube = physical_cube(scene, dtype="float32")
+    good = np.asarray(scene["good_band"].values, bool)
+    rows, cols = np.nonzero(ok)
+    # one vectorised gather of only the labelled pixels (cheap even for lazy scenes of modest size)
+    import xarray as xr
+
+    pix = np.asarray(cube.isel(y=xr.DataArray(rows, dims="pixel"), x=xr.DataArray(cols, dims="pixel"))
+                     .transpose("band", "pixel").values)
+    out = {}
+    for i in ids:
+        sel = lab[rows, cols] == i
+        v = pix[:, sel].astype(float)
+        mean = v.mean(axis=1) if sel.any() else np.full(good.size, np.nan)
+        std = v.std(axis=1) if sel.any() else np.full(good.size, np.nan)
+        out[i] = (np.where(good, mean, np.nan), np.where(good, std, np.nan), int(sel.sum()))
+    return out
+
+
+def plot_spectra(
+    scene: Any,
+    labels: Any = None,
+    *,
+    classes: Sequence[Mapping[str, Any]] | None = None,
+    ax: Any = None,
+    std: bool = True,
+):
+    """Mean ± std spectrum per class against wavelength; bad bands are gaps in the lines.
+
+    Args:
+        scene: a scene with wavelengths (band numbers are used where wavelengths are unknown).
+        labels: class ids ``[H, W]`` (default: the scene's ``labels``).
+        classes: ``[{id, name, color}]`` to show (default: the scene's label legend).
+        ax: axes to draw on.
+        std: shade ± one standard deviation.
+
+    Returns:
+        The matplotlib Axes; one line per class (label = class name, colour = class colour).
+
+    Raises:
+        DataError: no labels / a label grid of another shape.
+    """
+    if classes is None and "labels" in scene:
+        from geohsi.train.data import scene_classes
+
+        classes = scene_classes(scene)
+    stats = class_spectra(scene, labels, classes)
+    if classes is None:
+        from geohsi.scene import DEFAULT_COLORS
+
+        classes = [{"id": i, "name": f"class_{i}", "color": DEFAULT_COLORS[(i - 1) % len(DEFAULT_COLORS)]} for i in stats]
+    wl = np.asarray(scene["wavelength"].values, dtype=float)
+    use_wl = np.isfinite(wl).any()
+    x = wl if use_wl else np.asarray(scene["band"].values, dtype=float)
+    order = np.argsort(x)
+    # break the lines across removed bands (e.g. Indian Pines' water-absorption gaps): a NaN where the
+    # spacing jumps to more than 3× its median
+    xs = x[order]
+    gaps = np.flatnonzero(np.diff(xs) > 3 * np.median(np.diff(xs))) + 1 if xs.size > 2 else np.array([], int)
+    scale = scene[next(v for v in ("reflectance", "radiance") if v in scene)].attrs.get("scale_factor")
+    units = scene.attrs.get("units", "")
+    ax = _new_axes(ax, (7, 4))
+    for c in classes:
+        mean, sd, n = stats[int(c["id"])]
+        if n == 0:
+            continue
+        m, s, xx = (np.insert(a[order].astype(float), gaps, np.nan) for a in (mean, sd, x))
+        ax.plot(xx, m, color=c["color"], lw=1.2, label=f"{c['name']} ({n})")
+        if std:
+            ax.fill_between(xx, m - s, m + s, color=c["color"], alpha=0.15, lw=0)
+    ax.set_xlabel("wavelength (nm)" if use_wl else "band")
+    ax.set_ylabel(f"{'reflectance' if 'reflectance' in scene else 'radiance'}{f' ({units})' if units and not scale else ''}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False, borderaxespad=0.0)
+    ax.tick_params(labelsize=7)
+    return ax
+
+
+# -- metrics and training (written into bundles and metrics files) -------------------------------
 
 
 def plot_confusion(report: Mapping[str, Any], *, normalize: bool = True):
@@ -50,7 +619,14 @@ def plot_confusion(report: Mapping[str, Any], *, normalize: bool = True):
 
 
 def plot_training(history: Sequence[Mapping[str, Any]]):
-    """Loss and validation OA per epoch from a training log."""
+    """Loss and validation OA per epoch from a training log.
+
+    Args:
+        history: rows with ``epoch``, ``train_loss`` and optionally ``val_oa``.
+
+    Returns:
+        The matplotlib Figure.
+    """
     plt = _pyplot()
     ep = [r["epoch"] for r in history]
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -65,10 +641,39 @@ def plot_training(history: Sequence[Mapping[str, Any]]):
     return fig
 
 
-def figure_png(fig) -> bytes:
-    """PNG bytes of a figure (and close it)."""
+def figure_png(fig, *, dpi: int = 110, **savefig: Any) -> bytes:
+    """PNG bytes of a figure (or of an Axes' figure), and close it.
+
+    Args:
+        fig: a Figure or an Axes.
+        dpi: resolution.
+        **savefig: more :meth:`matplotlib.figure.Figure.savefig` options (e.g. ``bbox_inches="tight"``).
+
+    Returns:
+        The PNG file content.
+    """
     plt = _pyplot()
+    fig = fig.get_figure() if hasattr(fig, "get_figure") and not hasattr(fig, "savefig") else fig
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=dpi, **savefig)
     plt.close(fig)
     return buf.getvalue()
+
+
+__all__ = [
+    "MAX_SIZE",
+    "RGB_NM",
+    "class_lookup",
+    "class_spectra",
+    "figure_png",
+    "map_quicklook_path",
+    "open_classmap",
+    "plot_classmap",
+    "plot_confusion",
+    "plot_scene",
+    "plot_spectra",
+    "plot_training",
+    "rgb_band_indices",
+    "scene_rgb",
+    "write_map_quicklook",
+]
