@@ -250,6 +250,9 @@ def write_map(
                 w.write_zarr_map(inter, tmp, scene=ds, classes=b.classes, variables=("probabilities",), attrs=attrs)
         result.outputs.append(prob_path)
     w.remove_intermediate(inter)
+    from geohsi.plot import write_map_quicklook  # map.png beside the map: its colour table and class names
+
+    result.outputs += [p for p in [write_map_quicklook(out, overwrite=overwrite, log=log)] if p is not None]
     return result
 
 
