@@ -267,7 +267,10 @@ def test_quicklook_kept_without_overwrite(tmp_path):
     """write_map_quicklook on a hand-made COG: colours from its colour table, existing PNG kept."""
     import rasterio
 
-    ids = _block_map().values
+    ids = _block_map().values.copy()
+    ids[0:10, 20:40] = 4  # distinct class areas (800, 250, 600, 350 px), so a colour swap changes the areas
+    ids[30:40, 0:5] = 2
+    assert len({int((ids == c["id"]).sum()) for c in CLASSES}) == len(CLASSES)
     tif = tmp_path / "m.tif"
     t = Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0)
     with rasterio.open(tif, "w", driver="GTiff", width=60, height=40, count=1, dtype="uint8", crs="EPSG:32633",
