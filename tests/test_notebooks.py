@@ -85,7 +85,8 @@ def test_large_scene_runs(tmp_path, data_dir):
     out = tmp_path / "out"
     nb, seconds = _execute("large_scene.ipynb", tmp_path, {
         "GEOHSI_DATA_DIR": str(data_dir), "GEOHSI_NB_MODEL": "tiny", "GEOHSI_NB_EPOCHS": "1",
-        "GEOHSI_NB_SIZE": "256", "GEOHSI_NB_CHUNK": "128", "GEOHSI_NB_WORKERS": "2", "GEOHSI_NB_OUT": str(out),
+        "GEOHSI_NB_SIZE": "256", "GEOHSI_NB_CHUNK": "128", "GEOHSI_NB_WORKERS": "2", "GEOHSI_NB_HEAD": "dense",
+        "GEOHSI_NB_OUT": str(out),
     })
     print(f"large_scene.ipynb executed in {seconds:.0f} s")
     import rasterio
@@ -95,5 +96,8 @@ def test_large_scene_runs(tmp_path, data_dir):
         ids = src.read(1)
     assert (ids > 0).all()  # every synthetic pixel is valid and classified
     assert (out / "large.map.png").is_file()
+    from geohsi.bundle import load_bundle
+
+    assert load_bundle(out / "enmap_dense.bundle").head == "dense"
     assert "4 chunks in" in _text(nb)
     assert len(_outputs(nb, "image/png")) >= 2
