@@ -53,7 +53,7 @@ def classify(
     *,
     what: str = "labels",
     chunks: int | None = None,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     device: str = "cpu",
     precision: str = "fp32",
 ) -> xr.DataArray:
@@ -68,8 +68,10 @@ def classify(
             ``optimize_graph=False`` to keep that annotation (dask issue 7036).
         what: ``labels`` (class ids ``(y, x)``, 0 = nodata), ``probabilities`` (``(class, y, x)``
             float32, NaN = nodata) or ``confidence`` (``(y, x)`` max probability).
-        chunks: spatial chunk edge in pixels (default: 128, fewer for very many bands).
-        batch_size: windows per forward.
+        chunks: spatial chunk edge in pixels (default: 128 in patch mode, 256 in dense mode, fewer
+            for very many bands).
+        batch_size: windows (patch) or tiles (dense) per forward (default: per device, see
+            :data:`geohsi.classify.worker.DEFAULT_BATCH`).
         device: ``cpu`` or ``cuda``.
         precision: ``fp32`` or ``bf16``.
 
@@ -287,7 +289,7 @@ def classify_scene(
     device: str = "cpu",
     precision: str = "fp32",
     chunks: int | None = None,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     resume: bool = True,
     overwrite: bool = False,
     progress: bool = True,
@@ -307,7 +309,7 @@ def classify_scene(
         device: ``cpu`` or ``cuda`` (CPU fallback with a warning without GPU).
         precision: ``fp32`` or ``bf16``.
         chunks: spatial chunk edge in pixels.
-        batch_size: windows per forward.
+        batch_size: windows (patch) or tiles (dense) per forward (default: per device).
         resume: reuse completed chunks of an interrupted run (``--no-resume`` recomputes all).
         overwrite: replace existing outputs.
         progress: show Dask's progress bar.
@@ -358,7 +360,7 @@ def classify_scene(
     # Count chunks first so a small scene does not start more workers than it has tasks.
     from geohsi.classify.graph import default_chunk
 
-    c = chunks or default_chunk(int(ds.sizes["y"]), int(ds.sizes["x"]), int(ds.sizes["band"]), b.window)
+    c = chunks or default_chunk(int(ds.sizes["y"]), int(ds.sizes["x"]), int(ds.sizes["band"]), b.window, head=b.head)
     n_tasks = (-(-int(ds.sizes["y"]) // c)) * (-(-int(ds.sizes["x"]) // c))
     with open_cluster(scheduler, workers=workers, device=device, max_tasks=n_tasks,
                       warn=lambda m: log(f"[yellow]warning:[/] {m}")) as info:

@@ -1,9 +1,16 @@
 """What runs inside a Dask worker: the process-level model cache and the per-block inference.
 
 The graph carries the bundle *path* and its hash, never weights. The first task a worker process
-runs for a bundle loads it (adapters merged into the weights, eval mode, moved to the device) into
-:data:`_MODELS`, keyed by ``(hash, device)``; every later task of that process reuses it. A bundle
-that changed on disk since the graph was built (another hash) is refused rather than silently mixed.
+runs for a bundle loads it (adapters merged into the weights, eval mode, moved to the device,
+weights converted to bf16 once when the precision is bf16) into :data:`_MODELS`, keyed by
+``(hash, device, precision)``; every later task of that process reuses it. A bundle that changed
+on disk since the graph was built (another hash) is refused rather than silently mixed.
+
+Two task functions, one per bundle mode: :func:`block_probabilities` (patch mode: one window per
+pixel) and :func:`dense_task` (dense mode: Hann-blended tiles on the scene-anchored grid of
+:mod:`geohsi.classify.dense`). Both add the seconds spent in the model forward to
+:data:`STATS`, which benchmarks read from every worker to report the share of wall time spent
+outside the model.
 
 .. versionadded:: 0.1
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +28,17 @@ import numpy as np
 
 from geohsi.errors import ModelError
 
-#: (bundle hash, device) → (model, torch.device); one per worker process.
-_MODELS: dict[tuple[str, str], tuple[Any, Any]] = {}
+#: (bundle hash, device, precision) → (model, torch.device); one per worker process.
+_MODELS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _LOCK = threading.Lock()
 #: how many times this process built a model (tests check that a worker loads a bundle once).
 LOAD_COUNT = 0
+#: per-process counters: seconds inside the model forward, pixels classified, tasks run.
+STATS: dict[str, float] = {"forward_s": 0.0, "pixels": 0, "tasks": 0}
+#: batch size when none is given, per (device type, head): windows per forward in patch mode,
+#: tiles per forward in dense mode. The CPU values are the best measured in docs/performance.md
+#: (patch: 64–256 within 10 % for tiny/small; dense: 16 tiles); CUDA batches are auto-tuned.
+DEFAULT_BATCH: dict[tuple[str, str], int] = {("cpu", "patch"): 256, ("cpu", "dense"): 16}
 
 
 @dataclass(frozen=True)
@@ -34,15 +48,18 @@ class InferenceSpec:
     Attributes:
         bundle_path: absolute bundle directory (every worker must see it at this path).
         bundle_hash: sha256 of the bundle's ``bundle.json`` (the cache key).
-        window: window edge in pixels (odd).
-        input_size: model input edge in pixels.
+        window: window edge in pixels (odd; patch mode).
+        input_size: model input edge in pixels (the tile edge in dense mode).
         n_classes: number of logits K.
-        batch_size: windows per forward.
+        batch_size: windows (patch) or tiles (dense) per forward; ``None``: :data:`DEFAULT_BATCH` on
+            the CPU, :func:`geohsi.inference.autotune_batch_size` on CUDA (once per worker process).
         device: ``cpu`` or ``cuda``.
         precision: ``fp32`` or ``bf16``.
         torch_threads: intra-op threads for torch in each worker process; ``None`` derives it from
             the number of Dask worker threads on the host (see :func:`torch_threads_for_host`).
         host_workers: ``{host: Dask worker threads on that host}`` used when ``torch_threads`` is ``None``.
+        head: ``patch`` or ``dense`` (the bundle's mode).
+        overlap: dense mode: pixels shared by neighbouring tiles.
     """
 
     bundle_path: str
@@ -50,11 +67,13 @@ class InferenceSpec:
     window: int
     input_size: int
     n_classes: int
-    batch_size: int = 1024
+    batch_size: int | None = None
     device: str = "cpu"
     precision: str = "fp32"
     torch_threads: int | None = None
     host_workers: tuple[tuple[str, int], ...] = ()
+    head: str = "patch"
+    overlap: int = 0
 
 
 def torch_threads_for_host(host_workers: dict[str, int]) -> int:
@@ -84,6 +103,11 @@ def get_model(spec: InferenceSpec) -> tuple[Any, Any]:
     Args:
         spec: the inference spec carried by the graph.
 
+    With ``precision="bf16"`` the merged weights are converted to bf16 once here: autocast alone
+    re-casts every fp32 weight on every forward (6 % of a ``base`` forward, docs/performance.md).
+    Autocast stays on around the forward, so float32 inputs are cast and LayerNorm/softmax still
+    run in fp32.
+
     Returns:
         ``(model, torch.device)``: merged adapters, eval mode, on the device.
 
@@ -91,7 +115,7 @@ def get_model(spec: InferenceSpec) -> tuple[Any, Any]:
         ModelError: the bundle on disk is not the one the graph was built for.
     """
     global LOAD_COUNT
-    key = (spec.bundle_hash, spec.device)
+    key = (spec.bundle_hash, spec.device, spec.precision)
     hit = _MODELS.get(key)
     if hit is not None:
         return hit
@@ -115,16 +139,65 @@ def get_model(spec: InferenceSpec) -> tuple[Any, Any]:
         # On a CPU-only worker `cuda` falls back to the CPU (resolve_device warns once per process).
         device = resolve_device(spec.device)
         model = b.build_model(merge=True).to(device)
+        if spec.precision == "bf16":
+            model = model.to(torch.bfloat16)
         model.eval()
         LOAD_COUNT += 1
         _MODELS[key] = (model, device)
         return model, device
 
 
-def block_probabilities(block: np.ndarray, spec: InferenceSpec, halo: int) -> np.ndarray:
-    """Class probabilities of every core pixel of a block that carries a halo.
+def batch_size_for(spec: InferenceSpec, model: Any, device: Any) -> int:
+    """Windows (patch) or tiles (dense) per forward: ``spec.batch_size``, else a per-device default.
 
-    Windows are cut from the halo'd block and run through the model ``spec.batch_size`` at a time
+    On CUDA the batch is auto-tuned once per worker process (:func:`geohsi.inference.autotune_batch_size`,
+    cached); on the CPU, where tuning a ``small`` patch model would cost tens of seconds per worker
+    and throughput is flat between 64 and 256 windows, :data:`DEFAULT_BATCH` is used.
+
+    Args:
+        spec: the inference spec.
+        model: the cached model.
+        device: its torch device.
+
+    Returns:
+        A positive batch size.
+    """
+    if spec.batch_size:
+        return int(spec.batch_size)
+    if getattr(device, "type", str(device)) == "cuda":
+        from geohsi.inference import autotune_batch_size
+
+        return autotune_batch_size(model, (model_channels(model), spec.input_size, spec.input_size), device=device,
+                                   precision=spec.precision, max_bytes=2 << 30)
+    return DEFAULT_BATCH[("cpu", spec.head)]
+
+
+def model_channels(model: Any) -> int:
+    """Input channels C of a SpectralGPT classifier or segmenter."""
+    return int(model.config.num_bands)
+
+
+class _TimedModel:
+    """The model as :func:`~geohsi.classify.dense.dense_block_probabilities` sees it, timing each forward."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.head, self.config = model, model.head, model.config
+
+    def eval(self) -> _TimedModel:
+        self.model.eval()
+        return self
+
+    def __call__(self, x: Any) -> Any:
+        t0 = time.perf_counter()
+        out = self.model(x)
+        STATS["forward_s"] += time.perf_counter() - t0
+        return out
+
+
+def block_probabilities(block: np.ndarray, spec: InferenceSpec, halo: int) -> np.ndarray:
+    """Patch mode: class probabilities of every core pixel of a block that carries a halo.
+
+    Windows are cut from the halo'd block and run through the model one batch at a time
     (memory per batch: ``batch·C·(w² + S²)·4`` bytes). Pixels that are invalid in the input (NaN
     channels) are not run; their probabilities are NaN.
 
@@ -145,15 +218,88 @@ def block_probabilities(block: np.ndarray, spec: InferenceSpec, halo: int) -> np
     core = block[:, halo: halo + h, halo: halo + w]
     valid = ~np.isnan(core).any(axis=0)
     rows, cols = np.nonzero(valid)
+    STATS["tasks"] += 1
     if rows.size == 0:
         return out
     model, device = get_model(spec)
-    for start in range(0, rows.size, spec.batch_size):
-        r, cc = rows[start: start + spec.batch_size], cols[start: start + spec.batch_size]
+    bs = batch_size_for(spec, model, device)
+    for start in range(0, rows.size, bs):
+        r, cc = rows[start: start + bs], cols[start: start + bs]
         win = windows_for_block(block, r, cc, spec.window, spec.input_size, halo=halo)
-        p = predict_proba(model, win, batch_size=spec.batch_size, device=device, precision=spec.precision)
+        t0 = time.perf_counter()
+        p = predict_proba(model, win, batch_size=bs, device=device, precision=spec.precision)
+        STATS["forward_s"] += time.perf_counter() - t0
         out[:, r, cc] = p.T
+    STATS["pixels"] += int(rows.size)
     return out
 
 
-__all__ = ["InferenceSpec", "LOAD_COUNT", "block_probabilities", "get_model", "torch_threads_for_host"]
+def dense_task(block: np.ndarray, spec: InferenceSpec, halo: int, offsets: tuple[tuple[int, ...], tuple[int, ...]],
+               block_id: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Dense mode: class probabilities of a block's core from Hann-blended tiles on the scene's grid.
+
+    Args:
+        block: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
+        spec: the inference spec (``head="dense"``; ``input_size`` is the tile edge).
+        halo: the halo the block carries (:func:`~geohsi.classify.dense.dense_halo` of the tile).
+        offsets: scene row of each row-chunk's first core pixel, and column of each column-chunk's.
+        block_id: ``(0, i, j)``, filled in by :func:`dask.array.map_blocks`.
+
+    Returns:
+        ``[K, h, w]`` float32 probabilities, NaN at invalid pixels.
+    """
+    from geohsi.classify.dense import dense_block_probabilities
+
+    STATS["tasks"] += 1
+    i, j = (block_id or (0, 0, 0))[1], (block_id or (0, 0, 0))[2]
+    h, w = block.shape[1] - 2 * halo, block.shape[2] - 2 * halo
+    if np.isnan(block[:, halo: halo + h, halo: halo + w]).any(axis=0).all():
+        return np.full((spec.n_classes, h, w), np.nan, dtype=np.float32)  # no model load for an empty block
+    model, device = get_model(spec)
+    out = dense_block_probabilities(block, _TimedModel(model), halo=halo, tile=spec.input_size, overlap=spec.overlap,
+                                    origin=(offsets[0][i], offsets[1][j]), batch_size=batch_size_for(spec, model, device),
+                                    device=device, precision=spec.precision)
+    STATS["pixels"] += int((~np.isnan(out[0])).sum())
+    return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (``VmHWM``; ``ru_maxrss`` where ``/proc`` is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker_stats(reset: bool = False) -> dict[str, float]:
+    """This process's :data:`STATS` (forward seconds, pixels, tasks) and peak RSS in MiB; ``reset`` zeroes the counters.
+
+    Meant for ``client.run(worker_stats)`` from benchmarks. The peak is ``VmHWM`` of
+    ``/proc/self/status``, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across fork + exec, so a
+    worker spawned by a 1.5 GB benchmark process would report the parent's peak.
+    """
+    out = dict(STATS, peak_rss_mb=peak_rss_mb())
+    if reset:
+        STATS.update(forward_s=0.0, pixels=0, tasks=0)
+    return out
+
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "STATS",
+    "InferenceSpec",
+    "LOAD_COUNT",
+    "batch_size_for",
+    "block_probabilities",
+    "dense_task",
+    "get_model",
+    "peak_rss_mb",
+    "torch_threads_for_host",
+    "worker_stats",
+]
