@@ -40,3 +40,77 @@ def peft(out: Path, datasets, methods, seeds: int, model: str, epochs: int, lr: 
                lr=lr, lambda_sweep=not no_lambda_sweep, quick=quick, workdir=workdir, command=command,
                findings=findings.read_text() if findings else "", log=click.echo)
     click.echo(f"wrote {out} and {out.with_suffix('.csv')}")
+
+
+def _command(script: str) -> str:
+    """The command line that produced a result, as the user typed it (script or ``geohsi``)."""
+    if sys.argv[0].endswith(".py"):
+        return f"python {script} " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return "geohsi " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@bench.command("inference")
+@click.option("--model", default="small", show_default=True, help="Backbone config (its shipped pretrained backbone is used).")
+@click.option("--adapter", default="krona+", show_default=True, help="PEFT method of both modes.")
+@click.option("--patch-epochs", type=int, default=None, help="Patch-mode training epochs [default: 2; --quick 1].")
+@click.option("--dense-epochs", type=int, default=None, help="Dense-mode training epochs [default: 15; --quick 2].")
+@click.option("--workers", default=2, show_default=True, help="Dask worker processes for the classify rows.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16", show_default=True)
+@click.option("--large-scene", "large", is_flag=True, help="Also classify a 1024×1024×224 synthetic scene (EnMAP bands) in dense mode.")
+@click.option("--quick", is_flag=True, help="Smoke run (≲ 2 min): per-class:5 splits, 1/2 epochs, short timings.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep scenes and bundles here.")
+@click.option("--docs", type=click.Path(path_type=Path), default=None,
+              help="Write the results into this Markdown page between <!-- bench:start --> and <!-- bench:end -->.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write every number as JSON.")
+def inference(model: str, adapter: str, patch_epochs: int | None, dense_epochs: int | None,
+              workers: int, precision: str, large: bool, quick: bool, workdir: Path | None, docs: Path | None,
+              json_out: Path | None) -> None:
+    """Measure inference on this machine in one run: matmul peak, forward GFLOP/s, patch vs dense px/s, Dask overhead, OA.
+
+    Trains a patch and a dense bundle with the same backbone and adapter on Indian Pines
+    (fraction:0.1) and EnMAP, then times the model and the Dask classify graph with them. MFU is
+    reported on CUDA machines only.
+
+    \b
+    Examples:
+      geohsi bench inference --quick
+      geohsi bench inference --large-scene --docs docs/performance.md --workdir /tmp/bench
+    """
+    import json
+
+    from geohsi.bench_inference import large_scene, run, write_docs
+
+    res = run(model=model, adapter=adapter, quick=quick, patch_epochs=patch_epochs, dense_epochs=dense_epochs,
+              workers=workers, precision=precision, workdir=workdir, log=click.echo)
+    if large:
+        dense = Path(res["info"]["workdir"]) / f"enmap_potsdam-dense-{model}-{adapter}"
+        res["large_scene"] = large_scene(dense, size=256 if quick else 1024, workers=workers, precision=precision,
+                                         log=click.echo)
+    if json_out:
+        json_out.write_text(json.dumps(res, indent=1, default=str))
+        click.echo(f"wrote {json_out}")
+    if docs:
+        write_docs(res, docs, _command("benchmarks/inference.py"))
+        click.echo(f"wrote {docs}")
+
+
+@bench.command("large-scene")
+@click.argument("bundle", type=click.Path(exists=True, path_type=Path))
+@click.option("--size", default=1024, show_default=True, help="Scene edge in pixels (bands: the bundle's).")
+@click.option("--chunks", type=int, default=None, help="Spatial chunk edge [default: geohsi classify's].")
+@click.option("--workers", default=2, show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16", show_default=True)
+@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep the synthetic scene and map here.")
+def large_scene_cmd(bundle: Path, size: int, chunks: int | None, workers: int, precision: str, workdir: Path | None) -> None:
+    """Classify a SIZE×SIZE synthetic scene with BUNDLE's bands (written to Zarr chunk by chunk): wall time, peak RSS per worker.
+
+    \b
+    Example:
+      geohsi bench large-scene runs/enmap-dense --size 1024
+    """
+    import json
+
+    from geohsi.bench_inference import large_scene
+
+    res = large_scene(bundle, size=size, chunks=chunks, workers=workers, precision=precision, workdir=workdir, log=click.echo)
+    click.echo(json.dumps(res))
