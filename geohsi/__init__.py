@@ -15,23 +15,23 @@ __version__ = "0.1.0"
 _API = {
     "open_scene": "geohsi.scene:open_scene",
     "write_scene": "geohsi.scene:write_scene",
-    "ingest": "geohsi.ingest:ingest",
+    "ingest": "geohsi.ingest",  # a callable module (see geohsi._callable)
     "scene_info": "geohsi.ingest:scene_info",
     "read": "geohsi.io:read",
     "fetch_dataset": "geohsi.datasets.registry:fetch",
-    "train": "geohsi.train.loop:train",
+    "train": "geohsi.train",  # a callable module (see geohsi._callable)
     "TrainConfig": "geohsi.train.config:TrainConfig",
-    "evaluate": "geohsi.evaluate:evaluate",
-    "baseline": "geohsi.baseline:baseline",
+    "evaluate": "geohsi.evaluate",  # a callable module (see geohsi._callable)
+    "baseline": "geohsi.baseline",  # a callable module (see geohsi._callable)
     "load_bundle": "geohsi.bundle:load_bundle",
-    "classify": "geohsi.classify:classify",
+    "classify": "geohsi.classify",  # a callable module (see geohsi._callable)
     "classify_scene": "geohsi.classify:classify_scene",
     "make_split": "geohsi.datasets.splits:make_split",
     "classification_report": "geohsi.metrics:classification_report",
     "build_classifier": "geohsi.models.spectralgpt:build_classifier",
     "load_official_checkpoint": "geohsi.models.spectralgpt:load_official_checkpoint",
     "apply_adapter": "geohsi.adapters:apply_adapter",
-    "pretrain": "geohsi.pretrain:pretrain",
+    "pretrain": "geohsi.pretrain",  # a callable module (see geohsi._callable)
     "search": "geohsi.stac:search",
     "ingest_item": "geohsi.stac:ingest_item",
     "GeohsiError": "geohsi.errors:GeohsiError",
@@ -42,8 +42,9 @@ __all__ = sorted(_API)
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        module, attr = _API[name].split(":")
-        return getattr(importlib.import_module(module), attr)
+        module, _, attr = _API[name].partition(":")
+        mod = importlib.import_module(module)
+        return getattr(mod, attr) if attr else mod
     raise AttributeError(f"module 'geohsi' has no attribute {name!r}")
 
 

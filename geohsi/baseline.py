@@ -107,3 +107,8 @@ def baseline(
 
         write_metrics(report, Path(out), overwrite=overwrite)
     return report
+
+
+from geohsi._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "geohsi.baseline:baseline")  # `geohsi.baseline(...)` calls it

@@ -110,3 +110,8 @@ def evaluate(
         with atomic_output(png, overwrite=overwrite) as tmp:
             tmp.write_bytes(figure_png(plot_confusion(report)))
     return report
+
+
+from geohsi._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "geohsi.evaluate:evaluate")  # `geohsi.evaluate(...)` calls it

@@ -565,3 +565,8 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
 
 
 __all__ = ["build_scene", "ingest", "parse_class_names", "parse_crs", "parse_transform", "parse_wavelengths", "scene_info"]
+
+
+from geohsi._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "geohsi.ingest:ingest")  # `geohsi.ingest(...)` calls it

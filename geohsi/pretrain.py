@@ -670,3 +670,8 @@ def pretrain(
 
 __all__ = ["PretrainConfig", "command_line", "jasper_ridge_scene", "param_groups", "plot_loss",
            "plot_reconstructions", "pretrain", "resolve_scenes"]
+
+
+from geohsi._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "geohsi.pretrain:pretrain")  # `geohsi.pretrain(...)` calls it
