@@ -95,8 +95,13 @@ def build_model(config: TrainConfig, num_classes: int, n_channels: int, log: Cal
         # The frozen random weights travel with the bundle (copied before adapters wrap its layers).
         return model, {"kind": "bundled", "identity": ident, "module": copy.deepcopy(model.encoder)}
     path = Path(backbone)
-    # The whole classifier: the checkpoint's final norm (official ``norm.*``) initialises the head's norm.
-    load_backbone(path, model, allow_missing=("head.fc.*",))
+    from geohsi.models.spectralgpt import SpectralGPTClassifier
+
+    if isinstance(model, SpectralGPTClassifier):
+        # The whole classifier: the checkpoint's final norm (official ``norm.*``) initialises the head's norm.
+        load_backbone(path, model, allow_missing=("head.fc.*",))
+    else:  # dense head: only the encoder has a counterpart in the checkpoint
+        load_backbone(path, model.encoder)
     sha = file_sha256(path)
     log(f"backbone {path} (sha256 {sha[:12]}…)")
     ident = {"sha256": sha, "config": model.config.to_dict()}
