@@ -34,8 +34,8 @@ def peft(out: Path, datasets, methods, seeds: int, model: str, epochs: int, lr: 
 
     if quick:
         seeds, model, epochs = 1, "tiny", 1
-    command = "python benchmarks/peft_table.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(".py") \
-        else "geohsi " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    args = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = f"python benchmarks/peft_table.py {args}" if Path(sys.argv[0]).name == "peft_table.py" else f"geohsi {args}"
     peft_table(out_md=out, datasets=datasets, methods=methods or METHODS, seeds=seeds, model=model, epochs=epochs,
                lr=lr, lambda_sweep=not no_lambda_sweep, quick=quick, workdir=workdir, command=command,
                findings=findings.read_text() if findings else "", log=click.echo)
