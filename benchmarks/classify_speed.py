@@ -10,9 +10,14 @@ built its model):
   worker processes (torch threads = cores / N), i.e. the full graph: Zarr read, transform, halo,
   windows, model, argmax, gather.
 
+It also reads every worker's counters (:func:`geohsi.classify.worker.worker_stats`): seconds inside
+the model forward, so the share of classify wall time spent *outside* the forward (Zarr read,
+transform, halo, window cut, Dask) is reported, and each worker's peak RSS (``VmHWM``).
+``geohsi bench inference`` runs the same comparison with the trained ``small`` bundles.
+
 Usage::
 
-    .venv/bin/python benchmarks/classify_speed.py [--scene ip.zarr --bundle BUNDLE] [--workers 2] [--chunks 64]
+    .venv/bin/python benchmarks/classify_speed.py [--scene ip.zarr --bundle BUNDLE] [--workers 2] [--chunks 64] [--precision bf16]
 
 Without ``--scene/--bundle`` it builds Indian Pines from ``GEOHSI_DATA_DIR`` and trains a random tiny bundle (≈10 s).
 Prints one JSON object: px/s of each and the ratio dask / forward.
@@ -54,7 +59,8 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path)
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
     ap.add_argument("--chunks", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     ap.add_argument("--rows", type=int, default=None, help="classify only the first ROWS rows (faster runs)")
     args = ap.parse_args()
 
@@ -64,6 +70,7 @@ def main() -> None:
     from geohsi.bundle import load_bundle
     from geohsi.classify import classify
     from geohsi.classify.cluster import open_cluster
+    from geohsi.classify.worker import worker_stats
     from geohsi.inference import predict_proba
     from geohsi.scene import open_scene
     from geohsi.spectral.windows import extract_windows
@@ -80,6 +87,8 @@ def main() -> None:
     # --- single process: all cores to torch -------------------------------------------------
     torch.set_num_threads(cores)
     model = b.build_model(merge=True)
+    if args.precision == "bf16":
+        model = model.to(torch.bfloat16)  # as the workers do: weights cast once, not per forward
     t0 = time.perf_counter()
     with dask.config.set(scheduler="synchronous"):
         channels = np.asarray(b.transform.apply(ds).values, dtype="float32")
@@ -94,7 +103,7 @@ def main() -> None:
         t1 = time.perf_counter()
         win = extract_windows(channels, r, c, b.window, b.input_size)
         t2 = time.perf_counter()
-        probs[s: s + len(r)] = predict_proba(model, win, batch_size=args.batch_size)
+        probs[s: s + len(r)] = predict_proba(model, win, batch_size=args.batch_size, precision=args.precision)
         t_fwd += time.perf_counter() - t2
         t_cut += t2 - t1
     t_process = time.perf_counter() - t0
@@ -102,22 +111,27 @@ def main() -> None:
 
     # --- Dask LocalCluster ----------------------------------------------------------------------
     with open_cluster(workers=n_workers) as info:
-        lazy = classify(ds, b, info.client, chunks=args.chunks, batch_size=args.batch_size)
+        lazy = classify(ds, b, info.client, chunks=args.chunks, batch_size=args.batch_size, precision=args.precision)
         # warm-up: every worker loads the bundle (start-up, excluded)
-        warm = classify(ds.isel(y=slice(0, 16), x=slice(0, 16 * n_workers)), b, info.client, chunks=16)
+        warm = classify(ds.isel(y=slice(0, 16), x=slice(0, 16 * n_workers)), b, info.client, chunks=16,
+                        precision=args.precision)
         warm.compute()
+        info.client.run(worker_stats, True)
         t0 = time.perf_counter()
         m = lazy.compute()
         t_dask = time.perf_counter() - t0
+        stats = info.client.run(worker_stats)
     same = bool(np.array_equal(m.values[valid], ref))
     out = {
         "scene": str(scene), "bundle": str(bundle), "pixels": int(n), "cores": cores, "workers": n_workers, "chunks": args.chunks,
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size, "precision": args.precision,
         "forward_px_s": n / t_fwd, "process_px_s": n / t_process, "dask_px_s": n / t_dask,
         "window_cut_s": t_cut, "transform_s": t_process - t_cut - t_fwd,
         "ratio_dask_vs_forward": (n / t_dask) / (n / t_fwd),
         "ratio_dask_vs_process": (n / t_dask) / (n / t_process),
         "labels_identical": same,
+        "outside_forward_share": 1 - sum(v["forward_s"] for v in stats.values()) / (t_dask * len(stats)),
+        "peak_rss_mb_per_worker": sorted(round(v["peak_rss_mb"], 1) for v in stats.values()),
     }
     print(json.dumps(out, indent=1))
 
