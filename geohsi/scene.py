@@ -263,7 +263,12 @@ def rechunk_scene(ds: xr.Dataset, chunks: int = DEFAULT_CHUNK) -> xr.Dataset:
     if chunks <= 0:
         raise UsageError(f"--chunks must be a positive pixel count, got {chunks}")
     spec = {"band": -1, "y": chunks, "x": chunks}
-    return ds.chunk({k: v for k, v in spec.items() if k in ds.dims})
+    out = ds.copy()
+    for name, v in ds.data_vars.items():
+        # data variables only: chunking the small band coordinates would make every later read of
+        # them a Dask computation on the current cluster
+        out[name] = v.chunk({k: spec[k] for k in v.dims if k in spec})
+    return out
 
 
 def validate_scene(ds: xr.Dataset) -> None:
@@ -384,6 +389,10 @@ def open_scene(path: str | os.PathLike) -> xr.Dataset:
     except Exception as e:  # zarr/xarray raise many types for broken stores
         raise InputFormatError(f"cannot open scene {p}: {type(e).__name__}: {e}; re-create it with 'geohsi ingest'") from e
     validate_scene(ds)
+    # Band metadata is tiny: load it now, in this process. Left lazy, every later `.values` would be
+    # a Dask computation on whatever cluster is current (and wait forever on paused workers).
+    band_coords = [c for c in ("wavelength", "fwhm", "good_band", "band_name") if c in ds.coords]
+    ds = ds.assign_coords({c: ds[c].variable.compute(scheduler="sync") for c in band_coords})
     var = data_var_name(ds)
     ds[var] = ds[var].copy(data=guarded_zarr_array(p, var, ds[var].data.chunks))
     ds.encoding["source"] = str(p)

@@ -182,7 +182,9 @@ def build_plan(
         raise UsageError(f"--batch-size must be a positive number of windows (tiles in dense mode), got {batch_size}")
     chunks = int(chunks)
     # Rechunk the raw cube (all bands together) so the spectral transform already runs per map chunk.
-    ds = scene.chunk({"band": -1, "y": chunks, "x": chunks})
+    from geohsi.scene import rechunk_scene
+
+    ds = rechunk_scene(scene, chunks)  # data variables only: band coordinates stay in memory
     channels = bundle.transform.apply(ds).data.astype("float32")
     blocks = overlap_reflect(channels, r)
     k = len(bundle.classes)
