@@ -209,12 +209,19 @@ def write_map(
                                                     dask_key_name=f"geohsi-store-{i}-{j}-{inter.path.name}")
             for i, j in todo
         ]
+        pause_limit = paused_timeout()
         futures = client.compute(tasks, optimize_graph=False)
         try:
             if progress:
+                import threading
+
                 from distributed import progress as dask_progress
 
-                dask_progress(futures)
+                # the bar blocks until the futures finish; the paused-workers check must keep running
+                threading.Thread(target=dask_progress, args=(futures,), daemon=True).start()
+            stuck = _wait_unless_paused(client, futures, pause_limit)
+            if stuck:
+                raise ClusterError(f"{stuck}; completed chunks are kept in {inter.path}, rerun the same command to resume")
             counts = client.gather(futures)
         except BaseException as e:
             client.cancel(futures)
@@ -256,6 +263,52 @@ def write_map(
 
     result.outputs += [p for p in [write_map_quicklook(out, overwrite=overwrite, log=log)] if p is not None]
     return result
+
+
+def paused_timeout() -> float:
+    """Seconds every worker may stay paused (memory limit) before the run is failed (0 = never).
+
+    Dask pauses a worker whose process memory passes ``distributed.worker.memory.pause`` of its
+    limit and only terminates it at ``terminate``; a worker whose own footprint (torch, the model)
+    sits between the two never runs a task again, so without this guard the run would wait forever.
+    Set with the ``geohsi.classify.paused-timeout`` Dask config key or ``GEOHSI_PAUSED_TIMEOUT``.
+    """
+    import dask
+
+    value = os.environ.get("GEOHSI_PAUSED_TIMEOUT") or dask.config.get("geohsi.classify.paused-timeout", 300)
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"GEOHSI_PAUSED_TIMEOUT={value!r} is not a number of seconds; use e.g. 300 (0 = never)") from e
+
+
+def _wait_unless_paused(client: Any, futures: list, timeout: float, poll: float = 2.0) -> str | None:
+    """Wait until every future is finished (or one failed); ``None``, or why the wait was given up.
+
+    The wait is given up when every worker has been paused for ``timeout`` seconds in a row
+    (``timeout`` 0 = never): such a run would otherwise wait forever.
+    """
+    since: float | None = None
+    last = time.monotonic()
+    while not (all(f.done() for f in futures) or any(f.status == "error" for f in futures)):
+        time.sleep(0.1)
+        if timeout <= 0 or time.monotonic() - last < poll:
+            continue
+        last = time.monotonic()
+        try:
+            workers = list(client.scheduler_info(n_workers=-1)["workers"].values())
+        except Exception:  # noqa: BLE001 - a transient scheduler hiccup is not a reason to give up
+            continue
+        if not (workers and all(w.get("status") == "paused" for w in workers)):
+            since = None
+            continue
+        since = since or last
+        if last - since >= timeout:
+            limits = sorted({int(w.get("memory_limit") or 0) for w in workers})
+            shown = ", ".join(f"{m / 2**20:.0f} MiB" for m in limits if m) or "unknown"
+            return (f"every Dask worker has been paused at its memory limit ({shown}) for {timeout:.0f} s; "
+                    "give the workers more memory (dask worker --memory-limit) or fewer threads per worker")
+    return None
 
 
 def resolve_bundle(bundle: str | os.PathLike | None, log: Callable[[str], None] = _say) -> Path:
@@ -368,3 +421,8 @@ def classify_scene(
 
 
 __all__ = ["ClassifyResult", "NODATA", "classify", "classify_scene", "resolve_bundle", "write_map"]
+
+
+from geohsi._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "geohsi.classify:classify")  # `geohsi.classify(...)` calls it
