@@ -873,6 +873,10 @@ def test_bad_input(case: Case, inputs: Inputs, tmp_path: Path, capsys: pytest.Ca
     line = errors[0]
     assert line.startswith("geohsi: error: "), line
     assert re.search(case.message, line), f"{line!r} does not match {case.message!r}"
+    if os.environ.get("GEOHSI_DUMP_MESSAGES"):  # regenerates the table of docs/reliability.md
+        with open(os.environ["GEOHSI_DUMP_MESSAGES"], "a") as f:
+            f.write(json.dumps({"id": case.id, "code": r.code, "line": line.replace(str(tmp_path), "…")
+                                .replace(str(inputs.root), "…")}) + "\n")
     # Nothing overwritten, nothing partial: every file is as it was and no file appeared.
     assert after == before, f"files changed: {sorted(set(after.items()) ^ set(before.items()))[:5]}"
     if case.id.startswith("pickled-pth"):
