@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from geohsi._atomic import check_output
-from geohsi.errors import UsageError
+from geohsi.errors import DataError, UsageError
 from geohsi.inference import autocast, batches, resolve_device
 from geohsi.scene import open_scene
 from geohsi.train.config import TrainConfig
@@ -98,8 +98,9 @@ def build_model(config: TrainConfig, num_classes: int, n_channels: int, log: Cal
     from geohsi.models.spectralgpt import SpectralGPTClassifier
 
     if isinstance(model, SpectralGPTClassifier):
-        # The whole classifier: the checkpoint's final norm (official ``norm.*``) initialises the head's norm.
-        load_backbone(path, model, allow_missing=("head.fc.*",))
+        # The whole classifier: the checkpoint's final norm (official ``norm.*``), when it has one,
+        # initialises the head's norm; an encoder saved without it keeps the default norm.
+        load_backbone(path, model, allow_missing=("head.fc.*", "head.norm.*"))
     else:  # dense head: only the encoder has a counterpart in the checkpoint
         load_backbone(path, model.encoder)
     sha = file_sha256(path)
@@ -226,6 +227,8 @@ def train(
     ds = open_scene(scene)
     classes = scene_classes(ds)
     labels, valid = labels_and_valid(ds)
+    if not valid.any():
+        raise DataError(f"{scene} has no valid pixels (every pixel is nodata or non-finite); check its nodata value")
     id_to_index = {c["id"]: k for k, c in enumerate(classes)}
     split = make_split(
         labels, config.split, seed=config.seed, val_fraction=config.val_fraction, window=config.window,
