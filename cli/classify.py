@@ -23,15 +23,16 @@ import click
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Run the model on CPU or CUDA workers (falls back to the CPU with a warning without a GPU).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
-@click.option("--chunks", type=int, default=None, help="Spatial chunk edge in pixels, one task per chunk [default: 128].")
-@click.option("--batch-size", type=int, default=512, show_default=True, help="Windows per model forward.")
+@click.option("--chunks", type=int, default=None, help="Spatial chunk edge in pixels, one task per chunk [default: 128 patch / 256 dense].")
+@click.option("--batch-size", type=int, default=None,
+              help="Windows (patch) / tiles (dense) per forward [default: 256 / 16 on CPU, auto-tuned on CUDA].")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Reuse chunks completed by an interrupted run of the same command.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show Dask's progress bar.")
 def classify(scene: Path, bundle: Path | None, out: Path, probabilities: Path | None, confidence: bool,
              scheduler: str | None, workers: int | None, device: str, precision: str, chunks: int | None,
-             batch_size: int, resume: bool, overwrite: bool, progress: bool) -> None:
+             batch_size: int | None, resume: bool, overwrite: bool, progress: bool) -> None:
     """Classify every pixel of SCENE with a model bundle, in parallel on Dask, into a georeferenced map.
 
     Chunk results land in a hidden .NAME.parts.zarr beside the output as they finish, so rerunning
