@@ -25,7 +25,7 @@ from typing import Any
 import xarray as xr
 
 from geohsi.classify.graph import DEFAULT_BATCH, NODATA, Plan, as_dataarray, build_plan, class_dtype, scene_identity
-from geohsi.errors import ClusterError, UsageError
+from geohsi.errors import ClusterError, GeohsiError, UsageError
 
 LATEST_BUNDLE = Path("runs") / "latest"
 IDENTITY_VERSION = 1
@@ -261,7 +261,11 @@ def write_map(
     w.remove_intermediate(inter)
     from geohsi.plot import write_map_quicklook  # map.png beside the map: its colour table and class names
 
-    result.outputs += [p for p in [write_map_quicklook(out, overwrite=overwrite, log=log)] if p is not None]
+    try:
+        result.outputs += [p for p in [write_map_quicklook(out, overwrite=overwrite, log=log)] if p is not None]
+    except GeohsiError as e:
+        # The map itself is complete and in place; a quicklook that cannot be drawn must not fail the run.
+        log(f"[yellow]warning: map written, but no quicklook: {e}[/]")
     return result
 
 
