@@ -37,7 +37,14 @@ import torch
 from torch import nn
 
 from geohsi.errors import UsageError
-from geohsi.models.spectralgpt import Block, SpectralGPT, SpectralGPTConfig, resolve_config, save_backbone
+from geohsi.models.spectralgpt import (
+    Block,
+    SpectralGPT,
+    SpectralGPTConfig,
+    init_linear_and_norm,
+    resolve_config,
+    save_backbone,
+)
 
 #: Decoder sizes ``(dim, depth, heads)`` by encoder config name. ``base`` is the official MAE decoder
 #: (D 512, 4 blocks); the smaller encoders get proportionally lighter decoders because on a CPU the
@@ -179,15 +186,7 @@ class SpectralMAE(nn.Module):
         # The encoder initialised itself (SpectralGPT.reset_parameters); the rest follows MAE.
         for p in (self.mask_token, self.decoder_pos_embed_spatial, self.decoder_pos_embed_temporal):
             nn.init.trunc_normal_(p, std=0.02)
-        for name, m in self.named_modules():
-            if name.startswith("encoder"):
-                continue
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_and_norm(m for name, m in self.named_modules() if not name.startswith("encoder"))
 
     @property
     def tubelet_size(self) -> int:

@@ -230,6 +230,17 @@ def resolve_config(config: str | SpectralGPTConfig | Mapping[str, Any], **overri
 # --------------------------------------------------------------------------------------------------
 
 
+def init_linear_and_norm(modules: Iterable[nn.Module]) -> None:
+    """The ViT/MAE initialisation: Xavier-uniform Linear weights, zero biases, unit LayerNorms."""
+    for m in modules:
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class DropPath(nn.Module):
     """Stochastic depth: drop a sample's residual branch with probability ``p`` (training only)."""
 
@@ -357,13 +368,7 @@ class SpectralGPT(nn.Module):
         w = self.patch_embed.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.zeros_(self.patch_embed.proj.bias)
-        for m in self.blocks.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_and_norm(self.blocks.modules())
 
     @property
     def num_tokens(self) -> int:
