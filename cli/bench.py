@@ -21,23 +21,33 @@ def bench() -> None:
 @click.option("--method", "methods", multiple=True, default=None, help="Subset of methods (repeatable) [default: all].")
 @click.option("--seeds", default=3, show_default=True)
 @click.option("--model", default="small", show_default=True, help="Backbone config (its default backbone is used).")
-@click.option("--epochs", default=20, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--head", type=click.Choice(["dense", "patch"]), default="dense", show_default=True,
+              help="dense: segmentation of tiles (fits one session on 2 CPU cores); patch: one window per pixel (the paper).")
+@click.option("--epochs", default=150, show_default=True)
+@click.option("--lr", default=2e-3, show_default=True, help="Learning rate of the adapters and the linear probe.")
+@click.option("--lr-full", default=5e-4, show_default=True, help="Learning rate of full fine-tuning and scratch.")
+@click.option("--batch-size", type=int, default=None, help="Samples per step [default: 8 tiles dense, 64 windows patch].")
 @click.option("--no-lambda-sweep", is_flag=True, help="Skip the λ ∈ {1, 4, 16, 64} sweep of LoRA+/KronA+.")
 @click.option("--quick", is_flag=True, help="CI smoke run: tiny config, 1 seed, 1 epoch, first split, no sweep.")
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep ingested scenes here.")
 @click.option("--findings", type=click.Path(exists=True, path_type=Path), default=None, help="Markdown file appended as the Findings section.")
-def peft(out: Path, datasets, methods, seeds: int, model: str, epochs: int, lr: float, no_lambda_sweep: bool,
-         quick: bool, workdir: Path | None, findings: Path | None) -> None:
+@click.option("--from-csv", "from_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Run nothing: re-write --out from this CSV of a finished run (e.g. with --findings).")
+def peft(out: Path, datasets, methods, seeds: int, model: str, head: str, epochs: int, lr: float, lr_full: float,
+         batch_size: int | None, no_lambda_sweep: bool, quick: bool, workdir: Path | None, findings: Path | None, from_csv: Path | None) -> None:
     """Run the PEFT comparison of Ligan et al. 2025 on the benchmark scenes and write the results table."""
-    from geohsi.bench import METHODS, peft_table
+    from geohsi.bench import METHODS, peft_table, render_from_csv
 
+    if from_csv is not None:
+        render_from_csv(from_csv, out, findings=findings.read_text() if findings else "")
+        click.echo(f"wrote {out} from {from_csv}")
+        return
     if quick:
         seeds, model, epochs = 1, "tiny", 1
     args = " ".join(shlex.quote(a) for a in sys.argv[1:])
     command = f"python benchmarks/peft_table.py {args}" if Path(sys.argv[0]).name == "peft_table.py" else f"geohsi {args}"
     peft_table(out_md=out, datasets=datasets, methods=methods or METHODS, seeds=seeds, model=model, epochs=epochs,
-               lr=lr, lambda_sweep=not no_lambda_sweep, quick=quick, workdir=workdir, command=command,
+               lr=lr, lr_full=lr_full, head=head, batch_size=batch_size, lambda_sweep=not no_lambda_sweep, quick=quick, workdir=workdir, command=command,
                findings=findings.read_text() if findings else "", log=click.echo)
     click.echo(f"wrote {out} and {out.with_suffix('.csv')}")
 

@@ -36,6 +36,12 @@ PROTOCOL: dict[str, tuple[str, ...]] = {
     "enmap_potsdam": ("blocks:32",),
 }
 LAMBDAS = (1.0, 4.0, 16.0, 64.0)
+#: methods that train every backbone weight (they get ``lr_full``, the others ``lr``)
+FULL_METHODS = ("full", "scratch")
+#: PEFT adapters proper (the "best PEFT method" of the summary)
+PEFT = ("lora", "lora+", "krona", "krona+", "lokr")
+#: samples per optimisation step by head (dense: tiles of ``input_size``², patch: windows)
+BATCH_SIZE = {"dense": 8, "patch": 64}
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,8 @@ class RunSpec:
     epochs: int
     lr: float
     lr_ratio: float = 16.0
-    batch_size: int = 64
+    batch_size: int = 8
+    head: str = "dense"
     tag: str = "main"
 
     def key(self) -> str:
@@ -87,7 +94,7 @@ def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
         torch.set_num_threads(int(os.environ.get("GEOHSI_BENCH_THREADS", os.cpu_count() or 1)))
         adapter = "full" if s.method == "scratch" else s.method
         cfg = train_config(adapter=adapter, model=s.model, split=s.split, epochs=s.epochs, seed=s.seed, lr=s.lr,
-                           lr_ratio=s.lr_ratio, batch_size=s.batch_size,
+                           lr_ratio=s.lr_ratio, batch_size=s.batch_size, head=s.head,
                            backbone="random" if s.method == "scratch" else None)
         out = Path(workdir) / "bundle"
         train(scene, cfg, out=out, overwrite=True, progress=False, log=lambda m: None)
@@ -120,20 +127,31 @@ def _child(spec: RunSpec, scene: Path) -> dict[str, Any]:
 
 
 def plan(*, datasets: Sequence[str], methods: Sequence[str], seeds: int, model: str, epochs: int, lr: float,
+         lr_full: float | None = None, head: str = "dense", batch_size: int | None = None,
          lambda_sweep: bool, quick: bool) -> list[RunSpec]:
-    """The list of runs of the experiment."""
+    """The list of runs of the experiment.
+
+    ``full`` and ``scratch`` train with ``lr_full`` (default ``lr``), every other method with
+    ``lr``; ``batch_size`` defaults to :data:`BATCH_SIZE` of the head.
+    """
+    bs = batch_size or BATCH_SIZE[head]
+
+    def spec(ds: str, split: str, method: str, seed: int, **kw: Any) -> RunSpec:
+        m_lr = lr_full if method in FULL_METHODS and lr_full is not None else lr
+        return RunSpec(ds, split, method, seed, model, epochs, m_lr, batch_size=bs, head=head, **kw)
+
     runs = []
     for ds in datasets:
         splits = PROTOCOL[ds][:1] if quick else PROTOCOL[ds]
         for split in splits:
             for method in methods:
                 for seed in range(seeds):
-                    runs.append(RunSpec(ds, split, method, seed, model, epochs, lr))
+                    runs.append(spec(ds, split, method, seed))
     if lambda_sweep and not quick:
         ds, split = datasets[0], PROTOCOL[datasets[0]][-1]
         for method in ("lora+", "krona+"):
             for lam in LAMBDAS:
-                runs.append(RunSpec(ds, split, method, 0, model, epochs, lr, lr_ratio=lam, tag="lambda"))
+                runs.append(spec(ds, split, method, 0, lr_ratio=lam, tag="lambda"))
     return runs
 
 
@@ -142,11 +160,52 @@ def _fmt(vals: list[float], pct: bool = True) -> str:
     return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
 
 
+def _lr(rows: list[dict[str, Any]], *, adapters: bool) -> str:
+    v = sorted({float(r["lr"]) for r in rows if r["method"] != "svm" and (r["method"] not in FULL_METHODS) == adapters})
+    return "/".join(f"{x:g}" for x in v) or "–"
+
+
+def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The paper's and the issue's claims checked against the main-table rows (mean over seeds).
+
+    Per dataset/split: the best PEFT method, KronA+ − FFT in OA and KronA+'s trainable parameters
+    as a share of FFT's, KronA+ − from-scratch, and the SVM for reference.
+    """
+    def mean(rs: list[dict[str, Any]], method: str, key: str = "oa") -> float | None:
+        v = [float(r[key]) for r in rs if r["method"] == method]
+        return float(np.mean(v)) if v else None
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("tag", "main") == "main":
+            groups.setdefault((r["dataset"], r["split"]), []).append(r)
+    out = ["## Summary (computed from the tables above)", "",
+           "| dataset, split | best PEFT (OA) | KronA+ − FFT (pp) | KronA+ params / FFT params | KronA+ − scratch (pp) | SVM OA |",
+           "|---|---|---|---|---|---|"]
+    for (ds, split), rs in groups.items():
+        peft = [(mean(rs, m), m) for m in PEFT if mean(rs, m) is not None]
+        best = max(peft) if peft else None
+        kr, fft, scr, svm = (mean(rs, m) for m in ("krona+", "full", "scratch", "svm"))
+        kp, fp = mean(rs, "krona+", "trainable_params"), mean(rs, "full", "trainable_params")
+
+        def pp(a: float | None, b: float | None) -> str:
+            return f"{100 * (a - b):+.2f}" if a is not None and b is not None else "–"
+
+        out.append(
+            f"| {ds}, `{split}` | {f'{best[1]} {100 * best[0]:.2f} %' if best else '–'} | {pp(kr, fft)} "
+            f"| {f'{100 * kp / fp:.2f} %' if kp is not None and fp else '–'} | {pp(kr, scr)} "
+            f"| {f'{100 * svm:.2f} %' if svm is not None else '–'} |"
+        )
+    return [*out, ""]
+
+
 def render_markdown(rows: list[dict[str, Any]], *, command: str, wall: float, findings: str = "") -> str:
     """The results document from the CSV rows (what ``docs/results.md`` holds)."""
     import torch
 
     ok = [r for r in rows if "error" not in r]
+    heads = sorted({r.get("head", "dense") for r in ok})
+    first = ok[0] if ok else {}
     lines = [
         "# Results: PEFT methods on SpectralGPT (reproduced on CPU)",
         "",
@@ -158,6 +217,12 @@ def render_markdown(rows: list[dict[str, Any]], *, command: str, wall: float, fi
         f"{platform.python_version()}, torch {torch.__version__}. Total wall time {wall / 60:.1f} min.",
         "OA/AA/κ in %, mean ± std over seeds (sample std). Trainable parameters include the classification head; "
         "% is relative to the backbone encoder. Peak memory is the training process's VmHWM.",
+        "",
+        f"Protocol: `{first.get('model', '?')}` backbone (its shipped pretrained weights; `scratch` = same "
+        f"architecture, random init), head `{', '.join(heads)}`, {first.get('epochs', '?')} epochs, "
+        f"batch {first.get('batch_size', '?')}, lr {_lr(ok, adapters=True)} for the adapters and the linear probe, "
+        f"{_lr(ok, adapters=False)} for full fine-tuning and scratch, λ = 16 for LoRA+/KronA+ outside the sweep; "
+        "every run in its own process, the same split per seed for every method.",
         "",
     ]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -184,12 +249,66 @@ def render_markdown(rows: list[dict[str, Any]], *, command: str, wall: float, fi
         for r in sorted(lam, key=lambda r: (r["method"], r["lr_ratio"])):
             lines.append(f"| {r['method']} | {r['lr_ratio']:g} | {100 * r['oa']:.2f} | {100 * r['aa']:.2f} | {100 * r['kappa']:.2f} |")
         lines.append("")
+    lines += summary_lines(ok)
     bad = [r for r in rows if "error" in r]
     if bad:
         lines += ["## Failed runs", ""] + [f"- {r['dataset']} {r['split']} {r['method']} seed {r['seed']}: {r['error']}" for r in bad] + [""]
     if findings:
         lines += ["## Findings", "", findings.strip(), ""]
     return "\n".join(lines)
+
+
+#: CSV columns that hold text; every other column is a number
+_TEXT_COLUMNS = {"dataset", "split", "method", "model", "head", "tag", "backbone", "error"}
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=sorted({k for r in rows for k in r}))
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _write(path: Path, text: str) -> None:
+    from geohsi._atomic import atomic_output
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path, overwrite=True) as t:
+        t.write_text(text)
+
+
+def _run_json(out_md: Path) -> Path:
+    return out_md.with_suffix(".run.json")
+
+
+def read_rows(csv_path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a results CSV written by :func:`peft_table` (numbers as numbers, empty cells dropped)."""
+    import csv
+
+    p = Path(csv_path)
+    if not p.is_file():
+        raise UsageError(f"results CSV {p} does not exist; run `geohsi bench peft` first or pass the CSV it wrote")
+    rows = []
+    for raw in csv.DictReader(p.open()):
+        rows.append({k: (v if k in _TEXT_COLUMNS else float(v)) for k, v in raw.items() if v != ""})
+    return rows
+
+
+def render_from_csv(csv_path: str | os.PathLike, out_md: str | os.PathLike, *, findings: str = "") -> Path:
+    """Re-write the results document from the CSV of a finished run (e.g. to add the findings).
+
+    The command and wall time are those of the run that produced the CSV (kept beside the
+    document in ``<out>.run.json``), so the numbers and the command that made them stay together.
+    """
+    out_md = Path(out_md)
+    meta_path = _run_json(out_md)
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"command": "(unknown)", "wall_seconds": float("nan")}
+    _write(out_md, render_markdown(read_rows(csv_path), command=meta["command"], wall=meta["wall_seconds"], findings=findings))
+    return out_md
 
 
 def peft_table(
@@ -200,8 +319,11 @@ def peft_table(
     methods: Sequence[str] = METHODS,
     seeds: int = 3,
     model: str = "small",
-    epochs: int = 20,
-    lr: float = 1e-3,
+    epochs: int = 150,
+    lr: float = 2e-3,
+    lr_full: float | None = 5e-4,
+    head: str = "dense",
+    batch_size: int | None = None,
     lambda_sweep: bool = True,
     quick: bool = False,
     workdir: str | os.PathLike | None = None,
@@ -219,7 +341,11 @@ def peft_table(
         seeds: seeds per cell.
         model: backbone config (the default backbone of that config is used; ``scratch`` is random).
         epochs: training epochs of every neural run.
-        lr: base learning rate.
+        lr: learning rate of the adapters and the linear probe (factor A of LoRA+/KronA+).
+        lr_full: learning rate of ``full`` and ``scratch`` (``None`` → ``lr``).
+        head: ``dense`` (segmentation of tiles, :mod:`geohsi.train.dense`) or ``patch`` (one window
+            per pixel, the paper's protocol; ~10× slower to train and evaluate on CPU).
+        batch_size: samples per step (default :data:`BATCH_SIZE` of the head).
         lambda_sweep: add the λ ∈ {1, 4, 16, 64} sweep of LoRA+/KronA+.
         quick: CI mode — first split of each dataset only, no sweep.
         workdir: where scenes are ingested (default: a temporary directory).
@@ -230,7 +356,6 @@ def peft_table(
     Returns:
         The rows (one per run).
     """
-    from geohsi._atomic import atomic_output
     from geohsi.datasets.registry import ingest_dataset
 
     unknown = sorted(set(methods) - set(METHODS))
@@ -248,26 +373,18 @@ def peft_table(
     for ds, p in scenes.items():
         if not p.exists():
             ingest_dataset(ds, p)
-    runs = plan(datasets=datasets, methods=methods, seeds=seeds, model=model, epochs=epochs, lr=lr,
-                lambda_sweep=lambda_sweep, quick=quick)
+    runs = plan(datasets=datasets, methods=methods, seeds=seeds, model=model, epochs=epochs, lr=lr, lr_full=lr_full,
+                head=head, batch_size=batch_size, lambda_sweep=lambda_sweep, quick=quick)
     rows = []
     for i, spec in enumerate(runs, 1):
         row = _child(spec, scenes[spec.dataset])
         rows.append(row)
+        _write(out_csv, _csv_text(rows))  # after every run, so an interrupted experiment keeps its rows
         msg = f"error: {row['error']}" if "error" in row else f"OA {100 * row['oa']:.2f} ({row['wall_seconds']:.0f} s)"
         log(f"[{i}/{len(runs)}] {spec.dataset} {spec.split} {spec.method} λ={spec.lr_ratio:g} seed {spec.seed}: {msg}")
-    import csv
-    import io
-
-    cols = sorted({k for r in rows for k in r})
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols)
-    w.writeheader()
-    w.writerows(rows)
-    for path, text in ((out_csv, buf.getvalue()), (out_md, render_markdown(rows, command=command, wall=time.perf_counter() - t0, findings=findings))):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path, overwrite=True) as t:
-            t.write_text(text)
+    wall = time.perf_counter() - t0
+    _write(_run_json(out_md), json.dumps({"command": command, "wall_seconds": wall}, indent=1) + "\n")
+    _write(out_md, render_markdown(rows, command=command, wall=wall, findings=findings))
     if tmp is not None:
         tmp.cleanup()
     return rows

@@ -60,7 +60,8 @@ class TrainConfig:
         precision: ``bf16`` autocast or ``fp32``.
         device: ``auto``, ``cpu`` or ``cuda``.
         grad_clip: max global gradient norm (0 disables).
-        patience: early-stopping patience in epochs on validation OA (0 disables).
+        patience: early-stopping patience in epochs on validation OA (0 disables). With early
+            stopping the best validation epoch's weights are kept, without it the final weights.
         augment: random flips / 90° rotations of training windows.
         seed: seed for the split, initialisation, shuffling and augmentation.
     """

@@ -356,7 +356,11 @@ def train(
                 log(f"early stop after epoch {epoch + 1}: validation OA did not improve for {config.patience} epochs")
                 break
 
-    _load_trainable(model, best_state)
+    if config.patience:
+        # Early stopping: the weights of the best validation epoch. Without it the run keeps its final
+        # (cosine-annealed) weights, as Lightning does without a checkpoint callback: a validation set
+        # of one spatial block (``blocks:S``) can peak early on a one-class model.
+        _load_trainable(model, best_state)
     model.to("cpu")
     # Test predictions in fp32, as `geohsi evaluate` scores by default, so both report the same numbers.
     if dense:
