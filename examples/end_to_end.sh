@@ -15,7 +15,7 @@ if [ -z "${GEOHSI_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
   export GEOHSI_DATA_DIR
 fi
 OUT=${OUT:-out}
-EPOCHS=${EPOCHS:-60}
+EPOCHS=${EPOCHS:-150}  # the protocol of docs/results.md
 MODEL=${MODEL:-small}
 TRAIN_OPTS=(--adapter krona+ --head dense --model "$MODEL" --split fraction:0.1 --epochs "$EPOCHS" --batch-size 8 --lr 0.002)
 mkdir -p "$OUT"
