@@ -3,6 +3,7 @@
 
     python benchmarks/peft_table.py                 # full protocol → docs/results.md + docs/results.csv
     python benchmarks/peft_table.py --quick --out /tmp/r.md   # CI smoke: tiny config, 1 seed, 1 epoch
+    python benchmarks/peft_table.py --from-csv docs/results.csv --findings benchmarks/peft_findings.md  # re-render
 
 Same as ``geohsi bench peft``; see :mod:`geohsi.bench`.
 """

@@ -5,7 +5,9 @@ Every training run happens in its own Python process (so its peak memory, the ke
 its own) through the same :func:`geohsi.train.loop.train` that ``geohsi train`` uses; the SVM
 runs :func:`geohsi.baseline.baseline` on the same split. :func:`peft_table` writes a CSV with one
 row per run and ``docs/results.md`` (markdown tables of mean ± std, the exact command and the
-machine), so the document is produced by the script, never edited by hand.
+machine), so the document is produced by the script, never edited by hand. The findings prose is
+kept in ``benchmarks/peft_findings.md`` and appended with ``--findings``; ``--from-csv`` re-renders the
+document from a finished run's CSV (:func:`render_from_csv`) without training again.
 
 .. versionadded:: 0.1
 """
@@ -84,7 +86,8 @@ def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
 
         r = baseline(scene, method="svm", split=s.split, seed=s.seed)
         row.update(oa=r["overall_accuracy"], aa=r["average_accuracy"], kappa=r["kappa"], n_test=r["n_test"],
-                   trainable_params=0, percent_params=0.0, adapter_bytes=0, seconds_per_epoch=r["fit_seconds"])
+                   trainable_params=0, head_params=0, percent_params=0.0, adapter_bytes=0,
+                   seconds_per_epoch=r["fit_seconds"])
     else:
         import torch
 
@@ -101,11 +104,12 @@ def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
         meta = json.loads((out / "bundle.json").read_text())
         adapter_meta = json.loads((out / "adapter" / "adapter.json").read_text())
         n_train = sum(int(np.prod(t["shape"])) for t in adapter_meta["tensors"].values())
+        n_head = sum(int(np.prod(t["shape"])) for k, t in adapter_meta["tensors"].items() if k.startswith("head."))
         backbone = count_parameters(resolve_config(meta["model"]["config"]))
         log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
         m = meta["metrics"]
         row.update(oa=m["overall_accuracy"], aa=m["average_accuracy"], kappa=m["kappa"], n_test=m["n_test"],
-                   trainable_params=n_train, percent_params=100.0 * n_train / backbone,
+                   trainable_params=n_train, head_params=n_head, percent_params=100.0 * n_train / backbone,
                    adapter_bytes=sum(f.stat().st_size for f in (out / "adapter").iterdir()),
                    seconds_per_epoch=float(np.mean([r["seconds"] for r in log])),
                    backbone=meta["backbone"].get("path") or meta["backbone"]["identity"].get("name"))
@@ -160,6 +164,27 @@ def _fmt(vals: list[float], pct: bool = True) -> str:
     return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
 
 
+def _with_backbone_side(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with ``head_params``, ``backbone_side_params`` (trainable minus the head: the adapter, or
+    every encoder weight for full/scratch) and ``backbone_side_percent`` (of the encoder).
+
+    CSVs written before ``head_params`` was recorded get it from the linear probe of the same
+    dataset/split, which trains exactly the head.
+    """
+    probe = {(r["dataset"], r["split"]): r["trainable_params"] for r in rows if r["method"] == "linear"}
+    out = []
+    for r in rows:
+        r = dict(r)
+        if "head_params" not in r and r["method"] != "svm":
+            r["head_params"] = probe.get((r["dataset"], r["split"]), 0)
+        side = float(r["trainable_params"]) - float(r.get("head_params", 0))
+        backbone = 100.0 * float(r["trainable_params"]) / float(r["percent_params"]) if float(r.get("percent_params", 0)) else 0.0
+        r["backbone_side_params"] = side
+        r["backbone_side_percent"] = 100.0 * side / backbone if backbone else 0.0
+        out.append(r)
+    return out
+
+
 def _lr(rows: list[dict[str, Any]], *, adapters: bool) -> str:
     v = sorted({float(r["lr"]) for r in rows if r["method"] != "svm" and (r["method"] not in FULL_METHODS) == adapters})
     return "/".join(f"{x:g}" for x in v) or "–"
@@ -176,17 +201,19 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
         return float(np.mean(v)) if v else None
 
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
+    for r in _with_backbone_side(rows):
         if r.get("tag", "main") == "main":
             groups.setdefault((r["dataset"], r["split"]), []).append(r)
     out = ["## Summary (computed from the tables above)", "",
-           "| dataset, split | best PEFT (OA) | KronA+ − FFT (pp) | KronA+ params / FFT params | KronA+ − scratch (pp) | SVM OA |",
+           "KronA+ / FFT trainable parameters compares the backbone side (the adapter vs every encoder "
+           "weight); the head, the same in every method, is left out.", "",
+           "| dataset, split | best PEFT (OA) | KronA+ − FFT (pp) | KronA+ / FFT trainable params | KronA+ − scratch (pp) | SVM OA |",
            "|---|---|---|---|---|---|"]
     for (ds, split), rs in groups.items():
         peft = [(mean(rs, m), m) for m in PEFT if mean(rs, m) is not None]
         best = max(peft) if peft else None
         kr, fft, scr, svm = (mean(rs, m) for m in ("krona+", "full", "scratch", "svm"))
-        kp, fp = mean(rs, "krona+", "trainable_params"), mean(rs, "full", "trainable_params")
+        kp, fp = mean(rs, "krona+", "backbone_side_params"), mean(rs, "full", "backbone_side_params")
 
         def pp(a: float | None, b: float | None) -> str:
             return f"{100 * (a - b):+.2f}" if a is not None and b is not None else "–"
@@ -203,7 +230,7 @@ def render_markdown(rows: list[dict[str, Any]], *, command: str, wall: float, fi
     """The results document from the CSV rows (what ``docs/results.md`` holds)."""
     import torch
 
-    ok = [r for r in rows if "error" not in r]
+    ok = _with_backbone_side([r for r in rows if "error" not in r])
     heads = sorted({r.get("head", "dense") for r in ok})
     first = ok[0] if ok else {}
     lines = [
@@ -215,8 +242,9 @@ def render_markdown(rows: list[dict[str, Any]], *, command: str, wall: float, fi
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, Python "
         f"{platform.python_version()}, torch {torch.__version__}. Total wall time {wall / 60:.1f} min.",
-        "OA/AA/κ in %, mean ± std over seeds (sample std). Trainable parameters include the classification head; "
-        "% is relative to the backbone encoder. Peak memory is the training process's VmHWM.",
+        "OA/AA/κ in %, mean ± std over seeds (sample std). Trainable parameters: the backbone side (the adapter; "
+        "every encoder weight for full/scratch) and its % of the encoder, then the head every method trains "
+        "(linear = the head alone). The adapter file holds both. Peak memory is the training process's VmHWM.",
         "",
         f"Protocol: `{first.get('model', '?')}` backbone (its shipped pretrained weights; `scratch` = same "
         f"architecture, random init), head `{', '.join(heads)}`, {first.get('epochs', '?')} epochs, "
@@ -231,15 +259,16 @@ def render_markdown(rows: list[dict[str, Any]], *, command: str, wall: float, fi
             groups.setdefault((r["dataset"], r["split"]), []).append(r)
     for (ds, split), rs in groups.items():
         lines += [f"## {ds}, `{split}`", "",
-                  "| method | OA | AA | κ | trainable params | % of backbone | adapter file | s / epoch | peak MB | seeds |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| method | OA | AA | κ | trainable: backbone side | % of encoder | + head | adapter file | s / epoch | peak MB | seeds |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for method in METHODS:
             mr = [r for r in rs if r["method"] == method]
             if not mr:
                 continue
             lines.append(
                 f"| {method} | {_fmt([r['oa'] for r in mr])} | {_fmt([r['aa'] for r in mr])} | {_fmt([r['kappa'] for r in mr])} "
-                f"| {int(mr[0]['trainable_params']):,} | {mr[0]['percent_params']:.3f} % | {mr[0]['adapter_bytes'] / 1e6:.3f} MB "
+                f"| {int(mr[0]['backbone_side_params']):,} | {mr[0]['backbone_side_percent']:.3f} % | {int(mr[0].get('head_params', 0)):,} "
+                f"| {mr[0]['adapter_bytes'] / 1e6:.3f} MB "
                 f"| {np.mean([r['seconds_per_epoch'] for r in mr]):.1f} | {np.mean([r['peak_rss_mb'] for r in mr]):.0f} | {len(mr)} |"
             )
         lines.append("")
@@ -260,6 +289,7 @@ def render_markdown(rows: list[dict[str, Any]], *, command: str, wall: float, fi
 
 #: CSV columns that hold text; every other column is a number
 _TEXT_COLUMNS = {"dataset", "split", "method", "model", "head", "tag", "backbone", "error"}
+_INT_COLUMNS = {"seed", "epochs", "batch_size", "n_test", "trainable_params", "head_params", "adapter_bytes"}
 
 
 def _csv_text(rows: list[dict[str, Any]]) -> str:
@@ -294,7 +324,8 @@ def read_rows(csv_path: str | os.PathLike) -> list[dict[str, Any]]:
         raise UsageError(f"results CSV {p} does not exist; run `geohsi bench peft` first or pass the CSV it wrote")
     rows = []
     for raw in csv.DictReader(p.open()):
-        rows.append({k: (v if k in _TEXT_COLUMNS else float(v)) for k, v in raw.items() if v != ""})
+        rows.append({k: (v if k in _TEXT_COLUMNS else int(v) if k in _INT_COLUMNS else float(v))
+                     for k, v in raw.items() if v != ""})
     return rows
 
 
