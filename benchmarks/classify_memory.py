@@ -2,7 +2,7 @@
 
 Each size runs on a fresh ``LocalCluster`` (so peaks do not carry over) through
 :func:`geohsi.classify.classify_scene` writing a Zarr map; the peak is each worker process's
-``ru_maxrss`` after the run. Memory per worker is set by the chunk size, not the scene size,
+peak RSS (``VmHWM``, :func:`geohsi.classify.worker.peak_rss_mb`) after the run. Memory per worker is set by the chunk size, not the scene size,
 because every task holds one chunk + halo and results go to the store, not to the client.
 
 Usage::
@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 from pathlib import Path
 
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from geohsi.classify.worker import peak_rss_mb as _peak_rss_mb
 
 
 def synthetic_scene(path: Path, bundle, size: int, seed: int = 0) -> Path:

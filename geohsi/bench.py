@@ -66,14 +66,6 @@ class RunSpec:
         return f"{self.tag}|{self.dataset}|{self.split}|{self.method}|{self.seed}|{self.lr_ratio:g}"
 
 
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
     """Run one cell in this process and return its row (called in a child process)."""
     from geohsi.models.spectralgpt import count_parameters, resolve_config
@@ -113,7 +105,9 @@ def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
                    adapter_bytes=sum(f.stat().st_size for f in (out / "adapter").iterdir()),
                    seconds_per_epoch=float(np.mean([r["seconds"] for r in log])),
                    backbone=meta["backbone"].get("path") or meta["backbone"]["identity"].get("name"))
-    row.update(peak_rss_mb=_peak_rss_mb(), wall_seconds=time.perf_counter() - t0)
+    from geohsi.classify.worker import peak_rss_mb
+
+    row.update(peak_rss_mb=peak_rss_mb(), wall_seconds=time.perf_counter() - t0)
     return row
 
 
