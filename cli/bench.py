@@ -38,8 +38,9 @@ def peft(out: Path, datasets, methods, seeds: int, model: str, head: str, epochs
     """Run the PEFT comparison of Ligan et al. 2025 on the benchmark scenes and write the results table."""
     from geohsi.bench import METHODS, peft_table, render_from_csv
 
+    findings_text = findings.read_text() if findings else ""
     if from_csv is not None:
-        render_from_csv(from_csv, out, findings=findings.read_text() if findings else "")
+        render_from_csv(from_csv, out, findings=findings_text)
         click.echo(f"wrote {out} from {from_csv}")
         return
     if quick:
@@ -48,7 +49,7 @@ def peft(out: Path, datasets, methods, seeds: int, model: str, head: str, epochs
     command = f"python benchmarks/peft_table.py {args}" if Path(sys.argv[0]).name == "peft_table.py" else f"geohsi {args}"
     peft_table(out_md=out, datasets=datasets, methods=methods or METHODS, seeds=seeds, model=model, epochs=epochs,
                lr=lr, lr_full=lr_full, head=head, batch_size=batch_size, lambda_sweep=not no_lambda_sweep, quick=quick, workdir=workdir, command=command,
-               findings=findings.read_text() if findings else "", log=click.echo)
+               findings=findings_text, log=click.echo)
     click.echo(f"wrote {out} and {out.with_suffix('.csv')}")
 
 

@@ -270,7 +270,9 @@ def train(
     y_train = torch.as_tensor([id_to_index[int(c)] for c in split.train_labels], dtype=torch.long)
     y_val = np.asarray([id_to_index[int(c)] for c in split.val_labels], dtype=np.int64)
     history: list[dict[str, Any]] = []
-    best_oa, best_state, start_epoch, stale = -1.0, _trainable_state(model), 0, 0
+    # Only early stopping restores the best validation epoch, so only then is its state kept.
+    keep_best = config.patience > 0
+    best_oa, best_state, start_epoch, stale = -1.0, _trainable_state(model) if keep_best else {}, 0, 0
 
     if resume:
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -337,7 +339,9 @@ def train(
                 val_oa = float((pred == y_val).mean())
             score = val_oa if val_oa is not None else -float(np.mean(losses))
             if score > best_oa:
-                best_oa, best_state, stale = score, _trainable_state(model), 0
+                best_oa, stale = score, 0
+                if keep_best:
+                    best_state = _trainable_state(model)
             else:
                 stale += 1
             row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_oa": val_oa,
@@ -356,7 +360,7 @@ def train(
                 log(f"early stop after epoch {epoch + 1}: validation OA did not improve for {config.patience} epochs")
                 break
 
-    if config.patience:
+    if keep_best:
         # Early stopping: the weights of the best validation epoch. Without it the run keeps its final
         # (cosine-annealed) weights, as Lightning does without a checkpoint callback: a validation set
         # of one spatial block (``blocks:S``) can peak early on a one-class model.
