@@ -60,7 +60,7 @@ def baseline(
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from geohsi._atomic import check_output
+    from geohsi.files import check_output
     from geohsi.datasets.splits import make_split
     from geohsi.evaluate import report_for
     from geohsi.scene import open_scene

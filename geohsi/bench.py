@@ -298,7 +298,7 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    from geohsi._atomic import atomic_output
+    from geohsi.files import atomic_output
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path, overwrite=True) as t:

@@ -22,7 +22,6 @@ sha256 of every file, so :func:`load_bundle` can say exactly what is wrong.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from geohsi._atomic import atomic_output
+from geohsi.files import atomic_output, file_sha256
 from geohsi.errors import InputFormatError, ModelError
 
 BUNDLE_FORMAT = "geohsi-bundle"
@@ -43,15 +42,6 @@ META_NAME = "bundle.json"
 ADAPTER_DIR = "adapter"
 BACKBONE_NAME = "backbone.safetensors"
 SPLIT_NAME = "split.npz"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def package_versions() -> dict[str, str]:

@@ -58,7 +58,7 @@ def evaluate(
         BandMismatchError: the scene's bands/wavelengths do not match the bundle's transform.
         ModelError: a broken bundle.
     """
-    from geohsi._atomic import atomic_output, check_output
+    from geohsi.files import atomic_output, check_output
     from geohsi.bundle import load_bundle
     from geohsi.inference import resolve_device
     from geohsi.scene import open_scene

@@ -26,7 +26,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from geohsi._atomic import check_output
+from geohsi.files import check_output
 from geohsi.errors import BandMismatchError, GeoreferenceError, InputFormatError, OutputError, UsageError
 from geohsi.scene import (
     DEFAULT_CHUNK,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from geohsi._atomic import atomic_output, check_output
+from geohsi.files import atomic_output, check_output
 from geohsi.errors import DataError, UsageError
 
 #: Per-class score names, in the order of the CSV columns.

@@ -465,7 +465,7 @@ def write_map_quicklook(
     Returns:
         The PNG path, or ``None`` when an existing PNG was kept.
     """
-    from geohsi._atomic import atomic_output
+    from geohsi.files import atomic_output
 
     png = map_quicklook_path(out)
     if png.exists() and not overwrite:

@@ -45,8 +45,9 @@ import torch
 import xarray as xr
 from torch import nn
 
-from geohsi._atomic import atomic_output, check_output
+from geohsi.files import atomic_output, check_output, write_bytes_atomic
 from geohsi.errors import DataError, InputFormatError, UsageError
+from geohsi.console import say
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SIDECAR_FORMAT = "geohsi-pretraining"
@@ -54,12 +55,6 @@ SIDECAR_VERSION = 1
 #: Bands of the first channel of each of the first three spectral groups (PC1, PC4, PC7 after PCA):
 #: the reconstruction figure shows one channel per tubelet group.
 FIGURE_CHANNELS = (0, 3, 6)
-
-
-def _say(msg: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True, soft_wrap=True).print(msg)
 
 
 @dataclass(frozen=True)
@@ -415,11 +410,6 @@ def plot_reconstructions(x: np.ndarray, masked: np.ndarray, recon: np.ndarray, n
     return fig
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_bytes(data)
-
-
 # --------------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------------
@@ -456,7 +446,7 @@ def pretrain(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    log: Callable[[str], None] = _say,
+    log: Callable[[str], None] = say,
     on_step: Callable[[int, float], None] | None = None,
     **options: Any,
 ) -> Path:
@@ -500,7 +490,8 @@ def pretrain(
 
     .. versionadded:: 0.1
     """
-    from geohsi.bundle import file_sha256, package_versions
+    from geohsi.bundle import package_versions
+    from geohsi.files import file_sha256
     from geohsi.inference import autocast, resolve_device
     from geohsi.models.mae import SpectralMAE, save_mae_backbone
     from geohsi.plot import figure_png
@@ -644,8 +635,8 @@ def pretrain(
     fig_r = plot_reconstructions(xs, np.where(vis_mask > 0, np.nan, xs), recon, names, chans, ch_names,
                                  cfg.norm_pix_loss, flat)
     png_loss, png_recon = out.with_suffix(".loss.png"), out.with_suffix(".reconstruction.png")
-    _write_bytes(png_loss, figure_png(plot_loss(history)))
-    _write_bytes(png_recon, figure_png(fig_r))
+    write_bytes_atomic(png_loss, figure_png(plot_loss(history)), overwrite=True)
+    write_bytes_atomic(png_recon, figure_png(fig_r), overwrite=True)
 
     meta = {
         "format": SIDECAR_FORMAT, "format_version": SIDECAR_VERSION,

@@ -33,7 +33,7 @@ import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 
-from geohsi._atomic import atomic_output
+from geohsi.files import atomic_output
 from geohsi.errors import GeoreferenceError, InputFormatError, UsageError
 
 DATA_VARS: tuple[str, ...] = ("reflectance", "radiance")

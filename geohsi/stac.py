@@ -754,7 +754,7 @@ def ingest_item(
         InputFormatError / GeoreferenceError / BandMismatchError: see :func:`build_item_scene`.
         OutputError: ``out`` exists without ``overwrite`` or cannot be written.
     """
-    from geohsi._atomic import check_output
+    from geohsi.files import check_output
     from geohsi.scene import write_scene
 
     out_p = Path(out)
@@ -950,7 +950,7 @@ def write_item(item: dict[str, Any], out: PathLike, *, overwrite: bool = False) 
     Raises:
         OutputError: exists without ``overwrite``.
     """
-    from geohsi._atomic import atomic_output
+    from geohsi.files import atomic_output
 
     p = Path(out)
     with atomic_output(p, overwrite) as tmp:

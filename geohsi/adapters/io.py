@@ -8,7 +8,7 @@ An adapter directory holds two files:
   the backbone identity given by the caller, tensor names/shapes/dtypes and the sha256 of the
   safetensors file (so that a truncated or corrupted file is refused, not half-loaded).
 
-The directory is written atomically (:func:`geohsi._atomic.atomic_output`). Loading re-applies the
+The directory is written atomically (:func:`geohsi.files.atomic_output`). Loading re-applies the
 recorded method to a fresh backbone, after checking that the backbone is the one the adapter was
 trained on.
 
@@ -17,7 +17,6 @@ trained on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from geohsi._atomic import atomic_output
+from geohsi.files import atomic_output, file_sha256
 from geohsi.adapters.inject import (
     CONFIG_ATTR,
     LAYER_CLASSES,
@@ -45,14 +44,6 @@ WEIGHTS_NAME = "adapter.safetensors"
 CONFIG_NAME = "adapter.json"
 #: Keys of a backbone identity that, when both sides carry them, must be equal.
 IDENTITY_KEYS = ("name", "sha256", "config")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _canonical(obj: Any) -> Any:
@@ -114,7 +105,7 @@ def save_adapter(
             "adapter": cfg,
             "backbone": ident,
             "tensors": {n: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for n, t in tensors.items()},
-            "weights_sha256": _sha256(tmp / WEIGHTS_NAME),
+            "weights_sha256": file_sha256(tmp / WEIGHTS_NAME),
         }
         (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return Path(path)
@@ -262,7 +253,7 @@ def load_adapter(
     _compare_backbones(meta["backbone"], _check_backbone_id(backbone_id), where)
 
     weights = p / WEIGHTS_NAME
-    if _sha256(weights) != meta["weights_sha256"]:
+    if file_sha256(weights) != meta["weights_sha256"]:
         raise ModelError(f"{weights} is truncated or corrupted (sha256 differs from {CONFIG_NAME}); save the adapter again")
     try:
         tensors = load_file(str(weights))

@@ -26,15 +26,10 @@ import xarray as xr
 
 from geohsi.classify.graph import DEFAULT_BATCH, NODATA, Plan, as_dataarray, build_plan, class_dtype, scene_identity
 from geohsi.errors import ClusterError, GeohsiError, UsageError
+from geohsi.console import say
 
 LATEST_BUNDLE = Path("runs") / "latest"
 IDENTITY_VERSION = 1
-
-
-def _say(msg: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True, soft_wrap=True).print(msg)
 
 
 def _open(scene: Any, bundle: Any):
@@ -131,7 +126,7 @@ def write_map(
     resume: bool = True,
     overwrite: bool = False,
     progress: bool = True,
-    log: Callable[[str], None] = _say,
+    log: Callable[[str], None] = say,
 ) -> ClassifyResult:
     """Compute a plan on a cluster into the intermediate store and write the final outputs.
 
@@ -156,7 +151,7 @@ def write_map(
     """
     import dask
 
-    from geohsi._atomic import atomic_output, check_output
+    from geohsi.files import atomic_output, check_output
     from geohsi.classify import write as w
     from geohsi.scene import scene_crs
 
@@ -315,7 +310,7 @@ def _wait_unless_paused(client: Any, futures: list, timeout: float, poll: float 
     return None
 
 
-def resolve_bundle(bundle: str | os.PathLike | None, log: Callable[[str], None] = _say) -> Path:
+def resolve_bundle(bundle: str | os.PathLike | None, log: Callable[[str], None] = say) -> Path:
     """The bundle to use: the given one, or ``runs/latest`` (saying so).
 
     Raises:
@@ -350,7 +345,7 @@ def classify_scene(
     resume: bool = True,
     overwrite: bool = False,
     progress: bool = True,
-    log: Callable[[str], None] = _say,
+    log: Callable[[str], None] = say,
 ) -> ClassifyResult:
     """Classify a scene store into a map file: what ``geohsi classify`` runs.
 
@@ -379,7 +374,7 @@ def classify_scene(
         GeohsiError: subclasses for every user-caused problem (missing inputs, band mismatch,
             unreachable scheduler, existing outputs, pixel-grid scene to GeoTIFF).
     """
-    from geohsi._atomic import check_output
+    from geohsi.files import check_output
     from geohsi.classify import write as w
     from geohsi.classify.cluster import ClusterInfo, host_threads, open_cluster
     from geohsi.scene import scene_crs

@@ -11,7 +11,6 @@ into place atomically. Tests exercise the download path with ``file://`` URLs.
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import shutil
 import urllib.error
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from geohsi.errors import InputFormatError, UsageError
+from geohsi.files import file_sha256
 
 DEFAULT_CACHE = Path(os.environ.get("GEOHSI_CACHE_DIR", Path.home() / ".cache" / "geohsi"))
 
@@ -222,15 +222,6 @@ def data_dirs(download_dir: str | os.PathLike | None = None) -> list[Path]:
     return dirs
 
 
-def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB pieces."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` under a temporary name, verify its sha256, then rename.
 
@@ -259,7 +250,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeo
                 f"cannot download {url}: {reason}; download it by hand into {dest.parent} or set GEOHSI_DATA_DIR"
             ) from e
         if sha256 is not None:
-            got = sha256sum(tmp)
+            got = file_sha256(tmp)
             if got != sha256:
                 raise InputFormatError(
                     f"checksum mismatch for {url}: expected sha256 {sha256[:12]}…, got {got[:12]}…; "
@@ -277,7 +268,7 @@ def locate(f: DatasetFile, download_dir: str | os.PathLike | None = None, verify
     for d in data_dirs(download_dir):
         p = d / f.path
         if p.is_file():
-            if verify and sha256sum(p) != f.sha256:
+            if verify and file_sha256(p) != f.sha256:
                 raise InputFormatError(
                     f"{p} does not match its sha256 {f.sha256[:12]}…; delete it and run 'geohsi datasets fetch' again"
                 )

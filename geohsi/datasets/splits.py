@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from geohsi._atomic import atomic_output
+from geohsi.files import atomic_output
 from geohsi.errors import DataError, InputFormatError, UsageError
 
 SUBSETS: tuple[str, ...] = ("train", "val", "test")

@@ -15,11 +15,11 @@ default for every config.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from geohsi.errors import ModelError
+from geohsi.files import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -60,7 +60,7 @@ def default_backbone_path(model: str) -> Path | None:
             "package data, or pass --backbone PATH / set GEOHSI_BACKBONE"
         )
     if not _verified.get(path):
-        got = hashlib.sha256(path.read_bytes()).hexdigest()  # ≈ 7 MB, once per process
+        got = file_sha256(path)  # ≈ 7 MB, once per process
         if got != sha:
             raise ModelError(
                 f"the default {model!r} backbone {path} has sha256 {got[:12]}…, expected {sha[:12]}… (corrupted); "

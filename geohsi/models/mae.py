@@ -428,7 +428,7 @@ def save_mae_backbone(
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from geohsi._atomic import atomic_output
+    from geohsi.files import atomic_output
 
     with atomic_output(path, overwrite=overwrite) as tmp:
         staged = tmp.with_name(tmp.name + ".encoder")

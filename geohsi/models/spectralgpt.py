@@ -990,7 +990,7 @@ def save_backbone(
     """
     from safetensors.torch import save_file
 
-    from geohsi._atomic import atomic_output
+    from geohsi.files import atomic_output
 
     encoder, head, _ = _split_model(model)
     tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}

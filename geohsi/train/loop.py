@@ -32,8 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from geohsi._atomic import check_output
+from geohsi.files import check_output
 from geohsi.errors import DataError, UsageError
+from geohsi.console import say
 from geohsi.inference import autocast, batches, resolve_device
 from geohsi.scene import open_scene
 from geohsi.train.config import TrainConfig
@@ -41,12 +42,6 @@ from geohsi.train.data import MAX_IN_MEMORY_BYTES, WindowSource, augment, labels
 
 CHECKPOINT_NAME = "checkpoint.pt"
 RUNS_DIR = Path("runs")
-
-
-def _say(msg: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True, soft_wrap=True).print(msg)
 
 
 def default_out(adapter: str, runs_dir: Path = RUNS_DIR) -> Path:
@@ -66,7 +61,7 @@ def _point_latest(out: Path) -> None:
 
 def build_model(config: TrainConfig, num_classes: int, n_channels: int, log: Callable[[str], None]) -> tuple[nn.Module, dict]:
     """The model (patch classifier or dense segmenter) with its backbone weights, and the backbone record for the bundle."""
-    from geohsi.bundle import file_sha256
+    from geohsi.files import file_sha256
     from geohsi.models.spectralgpt import build_classifier, load_backbone
 
     torch.manual_seed(config.seed)
@@ -185,7 +180,7 @@ def train(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
-    log: Callable[[str], None] = _say,
+    log: Callable[[str], None] = say,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> Path:
     """Fine-tune SpectralGPT on the labelled pixels of a scene and write a model bundle.

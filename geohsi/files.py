@@ -1,4 +1,10 @@
-"""Atomic outputs: write under a temporary sibling name, rename into place when complete.
+"""Files: atomic outputs (write under a temporary sibling name, rename into place when complete) and
+content digests.
+
+Every output geohsi writes goes through :func:`atomic_output`, so an interrupted or failed command
+never leaves a half-written file where a complete one is expected, and never replaces an existing
+output unless asked to. :func:`file_sha256` is the one digest of a file's bytes (bundle integrity,
+adapter weights, dataset downloads, the shipped backbone).
 
 .. versionadded:: 0.1
 """
@@ -7,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import uuid
@@ -99,3 +106,42 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         _remove(old)
     else:
         os.replace(tmp, final)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` through :func:`atomic_output`.
+
+    Args:
+        path: the final file.
+        data: its content.
+        overwrite: replace an existing file.
+
+    Returns:
+        The path.
+
+    Raises:
+        OutputError: see :func:`check_output`.
+    """
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in ``chunk``-byte blocks (constant memory).
+
+    Args:
+        path: the file.
+        chunk: block size in bytes.
+
+    Returns:
+        The 64-character hex digest.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+__all__ = ["atomic_output", "check_output", "file_sha256", "write_bytes_atomic"]
