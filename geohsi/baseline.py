@@ -62,11 +62,10 @@ def baseline(
 
     from geohsi.files import check_output
     from geohsi.datasets.splits import make_split
-    from geohsi.evaluate import report_for
-    from geohsi.scene import open_scene
+    from geohsi.metrics import report_for
+    from geohsi.scene import labels_and_valid, open_scene, scene_legend
     from geohsi.spectral.normalize import physical_cube
     from geohsi.spectral.pca import good_band_indices
-    from geohsi.train.data import labels_and_valid, scene_classes
 
     if method not in METHODS:
         raise UsageError(f"unknown baseline method {method!r}; use svm or rf")
@@ -75,10 +74,10 @@ def baseline(
     if out is not None:
         check_output(out, overwrite)
     ds = open_scene(scene)
-    classes = scene_classes(ds)
+    classes = scene_legend(ds)
     labels, valid = labels_and_valid(ds)
     sp = make_split(labels, split, seed=seed, val_fraction=val_fraction, window=window, valid=valid,
-                    class_names={c["id"]: c["name"] for c in classes})
+                    class_names={c.id: c.name for c in classes})
     if features == "raw":
         cube = physical_cube(ds, dtype="float32").isel(band=good_band_indices(ds))
     else:

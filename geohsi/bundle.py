@@ -35,6 +35,7 @@ from torch import nn
 
 from geohsi.files import atomic_output, file_sha256
 from geohsi.errors import InputFormatError, ModelError
+from geohsi.scene import Legend
 
 BUNDLE_FORMAT = "geohsi-bundle"
 BUNDLE_VERSION = 1
@@ -80,13 +81,14 @@ class Bundle:
         return self.meta["model"]["config"]
 
     @property
-    def classes(self) -> list[dict[str, Any]]:
-        """``[{id, name, color}, …]`` in output order (logit k ↔ ``classes[k]``)."""
-        return self.meta["classes"]
+    def classes(self) -> Legend:
+        """The class legend in output order (logit k ↔ ``classes[k]``)."""
+        return Legend.from_list(self.meta["classes"])
 
     @property
     def class_ids(self) -> np.ndarray:
-        return np.asarray([c["id"] for c in self.classes], dtype=np.int64)
+        """``[K]`` class id of each logit."""
+        return self.classes.ids
 
     @property
     def window(self) -> int:
@@ -202,7 +204,7 @@ def write_bundle(
     out: str | os.PathLike,
     *,
     model: nn.Module,
-    classes: list[dict[str, Any]],
+    classes: Legend,
     transform: Any,
     split: Any,
     window: int,
@@ -223,7 +225,7 @@ def write_bundle(
     Args:
         out: bundle directory.
         model: the trained classifier with its adapter (unmerged).
-        classes: ``[{id, name, color}]`` in logit order.
+        classes: the legend in logit order.
         transform: the fitted spectral transform.
         split: the training split.
         window: window edge in pixels.
@@ -270,7 +272,7 @@ def write_bundle(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "model": {"config": model.config.to_dict(), "head": head, "head_hidden": head_hidden,
                       "num_classes": len(classes), **({"dense": dense} if head == "dense" else {})},
-            "classes": classes,
+            "classes": Legend.coerce(classes).to_list(),
             "adapter": adapter_config(model),
             "backbone": backbone,
             "spectral": transform.to_dict(),
@@ -345,5 +347,5 @@ def bundle_info(path: str | os.PathLike) -> dict[str, Any]:
         "training": f"{m['train_config'].get('epochs')} epochs, lr {m['train_config'].get('lr')}, seed {m['train_config'].get('seed')}",
     }
     info.update({k: v for k, v in m.get("metrics", {}).items()})
-    info["classes"] = [{"id": c["id"], "name": c["name"], "color": c["color"]} for c in m["classes"]]
+    info["classes"] = b.classes.to_list()
     return info

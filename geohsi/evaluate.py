@@ -19,14 +19,6 @@ import numpy as np
 from geohsi.errors import DataError
 
 
-def report_for(y_true_ids: np.ndarray, y_pred_ids: np.ndarray, classes: list[dict[str, Any]]) -> dict[str, Any]:
-    """The metrics report over the bundle's classes (ids → names)."""
-    from geohsi.metrics import classification_report
-
-    ids = [c["id"] for c in classes]
-    return classification_report(np.asarray(y_true_ids), np.asarray(y_pred_ids), ids, {c["id"]: c["name"] for c in classes})
-
-
 def evaluate(
     bundle: str | os.PathLike,
     scene: str | os.PathLike,
@@ -61,15 +53,16 @@ def evaluate(
     from geohsi.files import atomic_output, check_output
     from geohsi.bundle import load_bundle
     from geohsi.inference import resolve_device
-    from geohsi.scene import open_scene
-    from geohsi.train.data import WindowSource, labels_and_valid, labels_digest, scene_classes
+    from geohsi.metrics import report_for
+    from geohsi.scene import labels_and_valid, labels_digest, open_scene, scene_legend
+    from geohsi.train.data import WindowSource
     from geohsi.train.loop import predict_classes, predict_dense_classes
 
     if out is not None:
         check_output(out, overwrite)
     b = load_bundle(bundle)
     ds = open_scene(scene)
-    scene_classes(ds)  # raises DataError without labels
+    scene_legend(ds)  # raises DataError without labels
     b.transform.check_scene(ds)
     labels, valid = labels_and_valid(ds)
     if labels_digest(labels) == b.meta["train_config"].get("labels_sha256"):

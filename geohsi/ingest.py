@@ -32,7 +32,7 @@ from geohsi.scene import (
     DEFAULT_CHUNK,
     DEFAULT_COLORS,
     add_labels,
-    class_table,
+    Legend,
     cube,
     make_scene,
     nodata_value,
@@ -524,13 +524,12 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
     if "labels" in ds:
         lab = np.asarray(ds["labels"].values)
         counts = np.bincount(lab.reshape(-1).astype("int64"), minlength=1)
-        table = class_table(ds)
-        ids = {cid for cid, _, _ in table} | {int(i) for i in np.flatnonzero(counts) if i != 0}
-        named = {cid: (name, col) for cid, name, col in table}
+        named = {c.id: c for c in (Legend.from_attrs(ds["labels"].attrs) or ())}
+        ids = set(named) | {int(i) for i in np.flatnonzero(counts) if i != 0}
         labels = {
             "classes": [
-                {"id": i, "name": named.get(i, (f"class_{i}", None))[0], "color": named.get(i, (None, None))[1],
-                 "pixels": int(counts[i]) if i < counts.size else 0}
+                {"id": i, "name": named[i].name if i in named else f"class_{i}",
+                 "color": named[i].color if i in named else None, "pixels": int(counts[i]) if i < counts.size else 0}
                 for i in sorted(ids)
             ],
             "labelled_pixels": int(counts[1:].sum()),

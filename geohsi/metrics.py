@@ -264,6 +264,22 @@ def classification_report(
     }
 
 
+def report_for(y_true: Any, y_pred: Any, legend: Any) -> dict[str, Any]:
+    """:func:`classification_report` over a legend's classes, in its order.
+
+    Args:
+        y_true: true class ids ``[N]``.
+        y_pred: predicted class ids ``[N]``.
+        legend: a :class:`~geohsi.scene.Legend` (anything with ``ids`` and ``names``).
+
+    Returns:
+        The report.
+
+    .. versionadded:: 0.1
+    """
+    return classification_report(np.asarray(y_true), np.asarray(y_pred), [int(i) for i in legend.ids], legend.names)
+
+
 def _csv_text(report: Mapping[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -328,5 +344,6 @@ __all__ = [
     "kappa",
     "overall_accuracy",
     "per_class",
+    "report_for",
     "write_metrics",
 ]

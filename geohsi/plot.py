@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from geohsi.errors import DataError, UsageError
+from geohsi.scene import ClassInfo, Legend, default_color, scene_legend
 
 #: Default true-colour wavelengths (nm): red, green, blue.
 RGB_NM: tuple[float, float, float] = (640.0, 550.0, 470.0)
@@ -270,35 +271,30 @@ def plot_scene(
 # -- class maps ----------------------------------------------------------------------------------
 
 
-def _classes_from_attrs(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    if "class_ids" in attrs and "class_names" in attrs:
-        colors = attrs.get("class_colors") or [None] * len(attrs["class_ids"])
-        return [{"id": int(i), "name": str(n), "color": c} for i, n, c in zip(attrs["class_ids"], attrs["class_names"], colors, strict=False)]
-    if "GEOHSI_CLASSES" in attrs:  # a COG opened with rioxarray: the dataset tag
-        return list(json.loads(attrs["GEOHSI_CLASSES"]))
-    return None
-
-
-def class_lookup(classes: Sequence[Mapping[str, Any]]) -> np.ndarray:
+def class_lookup(classes: Legend | Sequence[Mapping[str, Any]]) -> np.ndarray:
     """RGBA lookup table ``[max_id + 1, 4]`` (floats in [0, 1]); id 0 (nodata) and gaps are transparent.
+
+    Args:
+        classes: a :class:`~geohsi.scene.Legend` or ``[{id, name, color}]``.
 
     Raises:
         UsageError: a class without a colour or with a negative id.
     """
-    ids = [int(c["id"]) for c in classes]
+    legend = Legend.coerce(classes)
+    ids = [c.id for c in legend]
     if any(i < 0 for i in ids):
         raise UsageError(f"class ids must be non-negative, got {ids}")
     lut = np.zeros((max(ids, default=0) + 1, 4))
-    for c in classes:
-        if not c.get("color"):
-            raise UsageError(f"class {c['id']} ({c.get('name')}) has no colour; give '#rrggbb' colours for every class")
-        lut[int(c["id"])] = _hex_rgba(c["color"])
+    for c in legend:
+        if not c.color:
+            raise UsageError(f"class {c.id} ({c.name}) has no colour; give '#rrggbb' colours for every class")
+        lut[c.id] = _hex_rgba(c.color)
     return lut
 
 
 def plot_classmap(
     classmap: Any,
-    classes: Sequence[Mapping[str, Any]] | None = None,
+    classes: Legend | Sequence[Mapping[str, Any]] | None = None,
     *,
     ax: Any = None,
     legend: bool = True,
@@ -312,7 +308,7 @@ def plot_classmap(
         classmap: class ids ``(y, x)`` (0 = nodata, transparent): the DataArray from
             :func:`geohsi.classify.classify`, a Zarr map's ``classes``, :func:`open_classmap`, a COG
             opened with rioxarray (a single ``band`` is squeezed), or a numpy array with ``classes``.
-        classes: ``[{id, name, color}]`` (a bundle's ``classes``); default: the map's attrs
+        classes: a :class:`~geohsi.scene.Legend` (a bundle's ``classes``) or ``[{id, name, color}]``; default: the map's attrs
             (``class_ids``/``class_names``/``class_colors`` or the COG's ``GEOHSI_CLASSES`` tag).
         ax: axes to draw on, e.g. the one returned by :func:`plot_scene` to overlay the map.
         legend: add a legend (every class of ``classes``, in their order) right of the axes.
@@ -333,9 +329,10 @@ def plot_classmap(
     if isinstance(da_, xr.DataArray) and "band" in da_.dims:
         da_ = da_.squeeze("band", drop=True)
     if classes is None:
-        classes = _classes_from_attrs(da_.attrs) if isinstance(da_, xr.DataArray) else None
+        classes = Legend.from_attrs(da_.attrs) if isinstance(da_, xr.DataArray) else None
         if classes is None:
             raise UsageError("the map carries no class legend; pass classes=bundle.classes ([{id, name, color}, …])")
+    classes = Legend.coerce(classes)
     if isinstance(da_, xr.DataArray):
         da_ = _decimate(da_, max_size)
         ids = np.asarray(da_.values)
@@ -345,7 +342,7 @@ def plot_classmap(
         extent, crs = None, None
     ids = np.where(np.isfinite(ids), ids, 0).astype(np.int64) if ids.dtype.kind == "f" else ids.astype(np.int64)
     lut = class_lookup(classes)
-    known = {int(c["id"]) for c in classes} | {0}
+    known = {c.id for c in classes} | {0}
     unknown = sorted(set(np.unique(ids).tolist()) - known)
     if unknown:
         raise UsageError(f"the map holds class ids {unknown[:10]} that the legend does not list; pass the bundle's classes")
@@ -361,7 +358,7 @@ def plot_classmap(
     if legend:
         from matplotlib.patches import Patch
 
-        handles = [Patch(facecolor=c["color"], edgecolor="0.3", linewidth=0.4, label=str(c["name"])) for c in classes]
+        handles = [Patch(facecolor=c.color, edgecolor="0.3", linewidth=0.4, label=c.name) for c in classes]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False,
                   title="classes", title_fontsize=8, borderaxespad=0.0)
     return ax
@@ -419,7 +416,7 @@ def open_classmap(path: str | os.PathLike, *, max_size: int | None = None) -> An
         btags = src.tags(1)
         crs = src.crs
     if "GEOHSI_CLASSES" in tags:
-        named = {int(c["id"]): str(c["name"]) for c in json.loads(tags["GEOHSI_CLASSES"])}
+        named = {c.id: c.name for c in Legend.from_list(json.loads(tags["GEOHSI_CLASSES"]))}
     else:
         named = {int(k[6:]): v for k, v in btags.items() if k.startswith("CLASS_") and k[6:].isdigit() and k != "CLASS_0"}
     ids_in = sorted(named or {int(i) for i in np.unique(ids) if i != 0})
@@ -485,7 +482,7 @@ def write_map_quicklook(
 # -- spectra -------------------------------------------------------------------------------------
 
 
-def class_spectra(scene: Any, labels: Any = None, classes: Sequence[Mapping[str, Any]] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
+def class_spectra(scene: Any, labels: Any = None, classes: Legend | Sequence[Mapping[str, Any]] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
     """Mean and standard deviation of the physical spectrum of each class's valid pixels.
 
     Args:
@@ -510,7 +507,7 @@ def class_spectra(scene: Any, labels: Any = None, classes: Sequence[Mapping[str,
     if lab.shape != (scene.sizes["y"], scene.sizes["x"]):
         raise DataError(f"labels have shape {lab.shape} but the scene is {scene.sizes['y']}×{scene.sizes['x']}; give labels on its grid")
     ok = np.asarray(valid_mask(scene).values, bool) & (lab > 0)
-    ids = [int(c["id"]) for c in classes] if classes is not None else [int(i) for i in np.unique(lab[ok])]
+    ids = [c.id for c in Legend.coerce(classes)] if classes is not None else [int(i) for i in np.unique(lab[ok])]
     cube = physical_cube(scene, dtype="float32")
     good = np.asarray(scene["good_band"].values, bool)
     rows, cols = np.nonzero(ok)
@@ -533,7 +530,7 @@ def plot_spectra(
     scene: Any,
     labels: Any = None,
     *,
-    classes: Sequence[Mapping[str, Any]] | None = None,
+    classes: Legend | Sequence[Mapping[str, Any]] | None = None,
     ax: Any = None,
     std: bool = True,
 ):
@@ -553,14 +550,10 @@ def plot_spectra(
         DataError: no labels / a label grid of another shape.
     """
     if classes is None and "labels" in scene:
-        from geohsi.train.data import scene_classes
-
-        classes = scene_classes(scene)
+        classes = scene_legend(scene)
     stats = class_spectra(scene, labels, classes)
-    if classes is None:
-        from geohsi.scene import DEFAULT_COLORS
-
-        classes = [{"id": i, "name": f"class_{i}", "color": DEFAULT_COLORS[(i - 1) % len(DEFAULT_COLORS)]} for i in stats]
+    legend = (Legend.coerce(classes) if classes is not None
+              else Legend(tuple(ClassInfo(i, f"class_{i}", default_color(i)) for i in stats)))
     wl = np.asarray(scene["wavelength"].values, dtype=float)
     use_wl = np.isfinite(wl).any()
     x = wl if use_wl else np.asarray(scene["band"].values, dtype=float)
@@ -572,14 +565,14 @@ def plot_spectra(
     scale = scene[next(v for v in ("reflectance", "radiance") if v in scene)].attrs.get("scale_factor")
     units = scene.attrs.get("units", "")
     ax = _new_axes(ax, (7, 4))
-    for c in classes:
-        mean, sd, n = stats[int(c["id"])]
+    for c in legend:
+        mean, sd, n = stats[c.id]
         if n == 0:
             continue
         m, s, xx = (np.insert(a[order].astype(float), gaps, np.nan) for a in (mean, sd, x))
-        ax.plot(xx, m, color=c["color"], lw=1.2, label=f"{c['name']} ({n})")
+        ax.plot(xx, m, color=c.color, lw=1.2, label=f"{c.name} ({n})")
         if std:
-            ax.fill_between(xx, m - s, m + s, color=c["color"], alpha=0.15, lw=0)
+            ax.fill_between(xx, m - s, m + s, color=c.color, alpha=0.15, lw=0)
     ax.set_xlabel("wavelength (nm)" if use_wl else "band")
     ax.set_ylabel(f"{'reflectance' if 'reflectance' in scene else 'radiance'}{f' ({units})' if units and not scale else ''}")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False, borderaxespad=0.0)

@@ -20,9 +20,11 @@ A scene without CRS is an explicit pixel grid: ``georeferenced = 0``, ``x = col 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from geohsi.files import atomic_output
-from geohsi.errors import GeoreferenceError, InputFormatError, UsageError
+from geohsi.errors import DataError, GeoreferenceError, InputFormatError, UsageError
 
 DATA_VARS: tuple[str, ...] = ("reflectance", "radiance")
 DEFAULT_CHUNK = 256
@@ -250,12 +252,147 @@ def add_labels(
     return out
 
 
-def class_table(ds: xr.Dataset) -> list[tuple[int, str, str]]:
-    """``[(id, name, colour), …]`` for the scene's label classes (empty without labels)."""
+def default_color(class_id: int) -> str:
+    """The palette colour of a class id that comes without one (:data:`DEFAULT_COLORS`, cycled)."""
+    return DEFAULT_COLORS[(int(class_id) - 1) % len(DEFAULT_COLORS)]
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One class of a legend.
+
+    Attributes:
+        id: the class id in label rasters and maps (≥ 1; 0 means unlabelled / nodata).
+        name: human-readable name.
+        color: ``#rrggbb`` display colour, or ``None`` when unknown.
+    """
+
+    id: int
+    name: str
+    color: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"id", "name", "color"}`` (the JSON form bundles and map tags store)."""
+        return {"id": self.id, "name": self.name, "color": self.color}
+
+
+@dataclass(frozen=True)
+class Legend(Sequence[ClassInfo]):
+    """An ordered class legend: a model's logit ``k`` is class ``legend[k]``.
+
+    Built from a scene's labels (:func:`scene_legend`), a bundle's ``classes`` record
+    (:meth:`from_list`) or a map's attributes (:meth:`from_attrs`); written back with
+    :meth:`to_list` / :meth:`to_attrs`. It is a sequence of :class:`ClassInfo`.
+
+    Attributes:
+        classes: the classes in order.
+
+    .. versionadded:: 0.1
+    """
+
+    classes: tuple[ClassInfo, ...]
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __getitem__(self, k):  # type: ignore[override]
+        return self.classes[k]
+
+    def __iter__(self):
+        return iter(self.classes)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """``[K]`` int64 class ids in order."""
+        return np.asarray([c.id for c in self.classes], dtype=np.int64)
+
+    @property
+    def names(self) -> list[str]:
+        """Class names in order."""
+        return [c.name for c in self.classes]
+
+    @property
+    def colors(self) -> list[str | None]:
+        """Class colours in order."""
+        return [c.color for c in self.classes]
+
+    def positions(self) -> dict[int, int]:
+        """``{class id: position}`` (the logit index of each class)."""
+        return {c.id: k for k, c in enumerate(self.classes)}
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """``[{"id", "name", "color"}, …]``."""
+        return [c.to_dict() for c in self.classes]
+
+    def to_attrs(self) -> dict[str, list]:
+        """``class_ids`` / ``class_names`` / ``class_colors`` attributes (the xarray/Zarr convention)."""
+        return {"class_ids": [int(i) for i in self.ids], "class_names": self.names, "class_colors": self.colors}
+
+    @classmethod
+    def from_list(cls, items: Iterable[Mapping[str, Any] | ClassInfo]) -> Legend:
+        """From ``[{"id", "name", "color"}, …]`` mappings (a bundle's ``classes``) or :class:`ClassInfo` objects."""
+        out = []
+        for c in items:
+            if isinstance(c, ClassInfo):
+                out.append(c)
+            else:
+                color = c.get("color")
+                out.append(ClassInfo(int(c["id"]), str(c["name"]), None if color is None else str(color)))
+        return cls(tuple(out))
+
+    @classmethod
+    def coerce(cls, classes: Legend | Iterable[Mapping[str, Any] | ClassInfo]) -> Legend:
+        """A :class:`Legend` as it is, anything :meth:`from_list` takes otherwise."""
+        return classes if isinstance(classes, Legend) else cls.from_list(classes)
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> Legend | None:
+        """From ``class_ids``/``class_names``[/``class_colors``] attributes, or a COG's ``GEOHSI_CLASSES`` tag.
+
+        Returns:
+            The legend, or ``None`` when the attributes carry none.
+        """
+        if "class_ids" in attrs and "class_names" in attrs:
+            ids, names = list(attrs["class_ids"]), list(attrs["class_names"])
+            colors = list(attrs.get("class_colors") or [None] * len(ids))
+            return cls(tuple(ClassInfo(int(i), str(n), None if c is None else str(c))
+                             for i, n, c in zip(ids, names, colors, strict=False)))
+        if "GEOHSI_CLASSES" in attrs:
+            return cls.from_list(json.loads(attrs["GEOHSI_CLASSES"]))
+        return None
+
+
+def scene_legend(ds: xr.Dataset) -> Legend:
+    """The legend of a scene's labels: every declared class and every id present in ``labels``.
+
+    Ids present in the labels but not declared get the name ``class_<id>``; classes without a
+    colour get :func:`default_color`. Ordered by id.
+
+    Raises:
+        DataError: the scene has no labels.
+    """
     if "labels" not in ds:
-        return []
-    a = ds["labels"].attrs
-    return list(zip(a.get("class_ids", []), a.get("class_names", []), a.get("class_colors", []), strict=False))
+        src = ds.encoding.get("source", "the scene")
+        raise DataError(f"{src} has no labels; ingest it with --labels FILE to train or evaluate")
+    declared = {c.id: c for c in (Legend.from_attrs(ds["labels"].attrs) or ())}
+    present = np.unique(np.asarray(ds["labels"].values))
+    ids = sorted(set(declared) | {int(i) for i in present if i != 0})
+    return Legend(tuple(
+        ClassInfo(i, declared[i].name if i in declared else f"class_{i}",
+                  (declared[i].color if i in declared else None) or default_color(i))
+        for i in ids
+    ))
+
+
+def labels_and_valid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels [H, W], valid [H, W])`` of a labelled scene, in memory."""
+    return np.asarray(ds["labels"].values), np.asarray(valid_mask(ds).values, dtype=bool)
+
+
+def labels_digest(labels: np.ndarray) -> str:
+    """sha256 of a label grid (shape + values): how evaluation recognises the training scene."""
+    a = np.ascontiguousarray(labels, dtype=np.int64)
+    return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()
 
 
 def rechunk_scene(ds: xr.Dataset, chunks: int = DEFAULT_CHUNK) -> xr.Dataset:

@@ -807,6 +807,11 @@ def item_summary(item: Any) -> dict[str, Any]:
 _TORCH_DTYPES = {"float32": "float32", "bfloat16": "float32", "float16": "float16"}
 
 
+def _classification_classes(legend: Any) -> list[dict[str, Any]]:
+    """A legend as classification-extension class objects (``value``, ``name``, ``color_hint``)."""
+    return [{"value": c.id, "name": c.name, **({"color_hint": c.color.lstrip("#").upper()} if c.color else {})} for c in legend]
+
+
 def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | None = None,
                 geometry: dict | None = None, bbox: Sequence[float] | None = None) -> dict[str, Any]:
     """Describe a model bundle as a STAC Item with the Machine Learning Model (MLM) extension.
@@ -851,10 +856,7 @@ def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | Non
         scaling = [{"type": "z-score", "mean": float(m), "stddev": float(s)} for m, s in zip(mean, std, strict=False)]
     n_ch = len(channels)
     size = int(window.get("input_size", cfg.get("img_size", 32)))
-    classes = [
-        {"value": int(c["id"]), "name": str(c["name"]), **({"color_hint": str(c["color"]).lstrip("#").upper()} if c.get("color") else {})}
-        for c in meta["classes"]
-    ]
+    classes = _classification_classes(b.classes)
     # adapter size: every tensor the adapter adds (the head is counted apart by its class count)
     n_trainable = sum(int(np.prod(shape)) for layer in (adapter.get("layers") or {}).values() for shape in layer.values()) or None
     props: dict[str, Any] = {
@@ -1002,10 +1004,7 @@ def map_item(map_path: PathLike, bundle: PathLike, scene: PathLike | None = None
         from geohsi.scene import open_scene
 
         when = open_scene(scene).attrs.get("acquisition_time")
-    classes = [
-        {"value": int(c["id"]), "name": str(c["name"]), **({"color_hint": str(c["color"]).lstrip("#").upper()} if c.get("color") else {})}
-        for c in b.classes
-    ]
+    classes = _classification_classes(b.classes)
     props: dict[str, Any] = {
         "datetime": _rfc3339(when) if when else datetime.now(UTC).isoformat(timespec="seconds"),
         "label:description": "land-cover classes predicted per pixel by geohsi",

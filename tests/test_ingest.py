@@ -16,7 +16,7 @@ from rasterio.transform import from_origin
 
 from geohsi.errors import GeoreferenceError, OutputError, UsageError
 from geohsi.ingest import ingest, parse_class_names, parse_transform, parse_wavelengths, scene_info
-from geohsi.scene import class_table, nodata_value, open_scene, scene_crs, valid_mask
+from geohsi.scene import Legend, nodata_value, open_scene, scene_crs, valid_mask
 
 REPO = Path(__file__).resolve().parents[1]
 IP_NAMES = [
@@ -42,7 +42,7 @@ def test_indian_pines_round_trip(data_dir: Path, tmp_path: Path) -> None:
         kept = [r for r in csv.DictReader(f) if r["removed"] == "0"]
     np.testing.assert_allclose(ds["wavelength"].values, [float(r["wavelength_nm"]) for r in kept])
     np.testing.assert_allclose(ds["fwhm"].values, [float(r["fwhm_nm"]) for r in kept])
-    assert [n for _, n, _ in class_table(ds)] == IP_NAMES
+    assert Legend.from_attrs(ds["labels"].attrs).names == IP_NAMES
     info = scene_info(out)
     assert info["labels"]["labelled_pixels"] == 10_249 and len(info["labels"]["classes"]) == 16
     assert {c["name"]: c["pixels"] for c in info["labels"]["classes"]}["Soybean-mintill"] == 2455

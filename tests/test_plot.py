@@ -242,18 +242,18 @@ def test_classify_cli_writes_a_quicklook_matching_the_cog(tmp_path, enmap_scene)
         png = out.with_suffix(".png")
         assert png.is_file() and f"wrote {png}" in r.stdout
         m = P.open_classmap(out)
-        assert m.attrs["class_names"] == [c["name"] for c in b.classes]
-        assert m.attrs["class_colors"] == [c["color"] for c in b.classes]
+        assert m.attrs["class_names"] == b.classes.names
+        assert m.attrs["class_colors"] == b.classes.colors
         if out.suffix == ".tif":
             with rasterio.open(out) as src:
                 cmap = src.colormap(1)
                 ids = src.read(1)
-                assert json.loads(src.tags()["GEOHSI_CLASSES"])[0]["name"] == b.classes[0]["name"]
-            table = {int(c["id"]): tuple(cmap[int(c["id"])][:3]) for c in b.classes}
-            assert table == {int(c["id"]): tuple(_rgb255(c["color"])) for c in b.classes}
+                assert json.loads(src.tags()["GEOHSI_CLASSES"])[0]["name"] == b.classes[0].name
+            table = {c.id: tuple(cmap[c.id][:3]) for c in b.classes}
+            assert table == {c.id: tuple(_rgb255(c.color)) for c in b.classes}
         else:
             ids = m.values
-            table = {int(c["id"]): tuple(_rgb255(c["color"])) for c in b.classes}
+            table = {c.id: tuple(_rgb255(c.color)) for c in b.classes}
         _check_quicklook(png, ids, table)
     # an existing quicklook is kept without --overwrite, replaced with it
     png = tmp_path / "map.png"

@@ -249,7 +249,7 @@ def write_map(
         with atomic_output(prob_path, overwrite) as tmp:
             if prob_kind == "tif":
                 w.write_scaled_cog(inter, "probabilities", tmp, crs=crs, transform=transform,
-                                   descriptions=[f"P({c['name']})" for c in b.classes])
+                                   descriptions=[f"P({c.name})" for c in b.classes])
             else:
                 w.write_zarr_map(inter, tmp, scene=ds, classes=b.classes, variables=("probabilities",), attrs=attrs)
         result.outputs.append(prob_path)

@@ -270,11 +270,9 @@ def as_dataarray(plan: Plan, what: str = "labels") -> xr.DataArray:
     """
     s = plan.scene
     classes = plan.bundle.classes
-    ids = np.asarray([c["id"] for c in classes])
+    ids = classes.ids
     attrs = {
-        "class_ids": ids.tolist(),
-        "class_names": [c["name"] for c in classes],
-        "class_colors": [c["color"] for c in classes],
+        **classes.to_attrs(),
         "bundle": plan.spec.bundle_path,
         "bundle_sha256": plan.spec.bundle_hash,
     }

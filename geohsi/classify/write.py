@@ -37,6 +37,7 @@ import numpy as np
 
 from geohsi.classify.graph import NODATA, labels_from_probabilities
 from geohsi.errors import GeoreferenceError, UsageError
+from geohsi.scene import Legend
 
 MAP_SUFFIXES = (".tif", ".tiff", ".zarr")
 PROB_SCALE = 254
@@ -237,7 +238,7 @@ def _cog_copy(src: Path, dst: Path, resampling: str) -> None:
     )
 
 
-def write_class_cog(inter: Intermediate, dst: Path, *, crs: Any, transform: Any, classes: list[dict[str, Any]]) -> None:
+def write_class_cog(inter: Intermediate, dst: Path, *, crs: Any, transform: Any, classes: Legend) -> None:
     """Convert the stored class ids to a COG at ``dst`` (colour table, class names, nodata 0, MODE overviews)."""
     import rasterio
     import zarr
@@ -255,10 +256,10 @@ def write_class_cog(inter: Intermediate, dst: Path, *, crs: Any, transform: Any,
         for y0, y1 in _strips(h):
             out.write(arr[y0:y1, :], 1, window=Window(0, y0, w, y1 - y0))
         cmap = {NODATA: (0, 0, 0, 0)}
-        cmap.update({int(c["id"]): _rgba(c["color"]) for c in classes})
+        cmap.update({c.id: _rgba(c.color) for c in classes})
         out.write_colormap(1, cmap)
-        out.update_tags(GEOHSI_CLASSES=json.dumps([{k: c[k] for k in ("id", "name", "color")} for c in classes]))
-        out.update_tags(1, **{f"CLASS_{int(c['id'])}": str(c["name"]) for c in classes}, CLASS_0="nodata")
+        out.update_tags(GEOHSI_CLASSES=json.dumps(classes.to_list()))
+        out.update_tags(1, **{f"CLASS_{c.id}": c.name for c in classes}, CLASS_0="nodata")
         out.set_band_description(1, "class id (0 = nodata)")
     _cog_copy(tiled, dst, "MODE")
     tiled.unlink()
@@ -296,7 +297,7 @@ def write_scaled_cog(
 
 
 def write_zarr_map(
-    inter: Intermediate, dst: Path, *, scene: Any, classes: list[dict[str, Any]], variables: tuple[str, ...],
+    inter: Intermediate, dst: Path, *, scene: Any, classes: Legend, variables: tuple[str, ...],
     attrs: dict[str, Any],
 ) -> None:
     """Write stored arrays as a georeferenced Zarr v3 Dataset at ``dst`` (streamed, chunk by chunk)."""
@@ -308,7 +309,7 @@ def write_zarr_map(
 
     g = zarr.open_group(str(inter.path), mode="r")
     coords = {"y": scene["y"].values, "x": scene["x"].values}
-    ids = [int(c["id"]) for c in classes]
+    ids = [int(i) for i in classes.ids]
     data = {}
     for v in variables:
         arr = da.from_zarr(g[v])
@@ -324,7 +325,7 @@ def write_zarr_map(
             )
     ds = xr.Dataset(data)
     ds.attrs.update(attrs)
-    ds.attrs.update(class_ids=ids, class_names=[c["name"] for c in classes], class_colors=[c["color"] for c in classes])
+    ds.attrs.update(classes.to_attrs())
     crs = scene_crs(scene)
     ds.attrs["georeferenced"] = int(crs is not None)
     ds = ds.rio.write_transform(scene.rio.transform())

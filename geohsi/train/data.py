@@ -18,8 +18,6 @@ import numpy as np
 import torch
 import xarray as xr
 
-from geohsi.errors import DataError
-from geohsi.scene import class_table, valid_mask
 from geohsi.spectral.windows import check_window, pad_reflect_halo, windows_at, windows_for_block
 
 MAX_IN_MEMORY_BYTES = 2 * 1024**3
@@ -58,40 +56,6 @@ class WindowSource:
         if self._padded is not None:
             return windows_for_block(self._padded, rows, cols, self.window, self.input_size)
         return windows_at(self.channels, rows, cols, self.window, self.input_size)
-
-
-def scene_classes(ds: xr.Dataset) -> list[dict[str, Any]]:
-    """The label legend ``[{id, name, color}]`` of a scene, covering every id present in ``labels``.
-
-    Raises:
-        DataError: the scene has no labels.
-    """
-    if "labels" not in ds:
-        src = ds.encoding.get("source", "the scene")
-        raise DataError(f"{src} has no labels; ingest it with --labels FILE to train or evaluate")
-    table = {i: (n, c) for i, n, c in class_table(ds)}
-    present = np.unique(np.asarray(ds["labels"].values))
-    ids = sorted(set(table) | {int(i) for i in present if i != 0})
-    from geohsi.scene import DEFAULT_COLORS
-
-    return [
-        {"id": int(i), "name": table.get(i, (f"class_{i}", None))[0],
-         "color": table.get(i, (None, DEFAULT_COLORS[(i - 1) % len(DEFAULT_COLORS)]))[1]}
-        for i in ids
-    ]
-
-
-def labels_and_valid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """``(labels [H, W], valid [H, W])`` in memory."""
-    return np.asarray(ds["labels"].values), np.asarray(valid_mask(ds).values, dtype=bool)
-
-
-def labels_digest(labels: np.ndarray) -> str:
-    """sha256 of a label grid (shape + values): how evaluation recognises the training scene."""
-    import hashlib
-
-    a = np.ascontiguousarray(labels, dtype=np.int64)
-    return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

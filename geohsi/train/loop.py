@@ -36,9 +36,9 @@ from geohsi.files import check_output
 from geohsi.errors import DataError, UsageError
 from geohsi.console import say
 from geohsi.inference import autocast, batches, resolve_device
-from geohsi.scene import open_scene
+from geohsi.scene import labels_and_valid, labels_digest, open_scene, scene_legend
 from geohsi.train.config import TrainConfig
-from geohsi.train.data import MAX_IN_MEMORY_BYTES, WindowSource, augment, labels_and_valid, labels_digest, scene_classes
+from geohsi.train.data import MAX_IN_MEMORY_BYTES, WindowSource, augment
 
 CHECKPOINT_NAME = "checkpoint.pt"
 RUNS_DIR = Path("runs")
@@ -206,7 +206,7 @@ def train(
     from geohsi.adapters import apply_adapter, param_groups
     from geohsi.bundle import write_bundle
     from geohsi.datasets.splits import make_split
-    from geohsi.evaluate import report_for
+    from geohsi.metrics import report_for
     from geohsi.spectral.transform import SpectralTransform
 
     t_start = time.perf_counter()
@@ -220,14 +220,14 @@ def train(
         raise UsageError(f"nothing to resume for {out}: no checkpoint at {ckpt_path}; run without --resume")
 
     ds = open_scene(scene)
-    classes = scene_classes(ds)
+    classes = scene_legend(ds)
     labels, valid = labels_and_valid(ds)
     if not valid.any():
         raise DataError(f"{scene} has no valid pixels (every pixel is nodata or non-finite); check its nodata value")
-    id_to_index = {c["id"]: k for k, c in enumerate(classes)}
+    id_to_index = classes.positions()
     split = make_split(
         labels, config.split, seed=config.seed, val_fraction=config.val_fraction, window=config.window,
-        valid=valid, class_names={c["id"]: c["name"] for c in classes},
+        valid=valid, class_names={c.id: c.name for c in classes},
     )
     log(f"split {config.split}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test pixels")
     transform = SpectralTransform.fit(ds, config.spectral, config.n_components, config.norm, seed=config.seed)
@@ -368,7 +368,7 @@ def train(
     else:
         y_pred = predict_classes(model, source, split.test, batch_size=max(config.batch_size, 256),
                                  device=torch.device("cpu"), precision="fp32")
-    report = report_for(split.test_labels, np.asarray([classes[k]["id"] for k in y_pred]), classes)
+    report = report_for(split.test_labels, classes.ids[y_pred], classes)
     from geohsi.plot import figure_png, plot_confusion, plot_training
 
     extra = {"confusion.png": figure_png(plot_confusion(report)), "training.png": figure_png(plot_training(history))}

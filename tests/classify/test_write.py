@@ -46,9 +46,9 @@ def test_cog_matches_scene_georeference_and_reference(tmp_path, ip_crop_geo, ip_
         m = src.read(1)
         cmap = src.colormap(1)
         for c in b.classes:
-            rgb = tuple(int(c["color"][k: k + 2], 16) for k in (1, 3, 5))
-            assert cmap[c["id"]][:3] == rgb
-            assert src.tags(1)[f"CLASS_{c['id']}"] == c["name"]
+            rgb = tuple(int(c.color[k: k + 2], 16) for k in (1, 3, 5))
+            assert cmap[c.id][:3] == rgb
+            assert src.tags(1)[f"CLASS_{c.id}"] == c.name
         assert "GEOHSI_CLASSES" in src.tags()
         assert src.block_shapes[0] == (512, 512) or src.is_tiled
     np.testing.assert_array_equal(m, reference_labels(ref, b.class_ids))

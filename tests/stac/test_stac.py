@@ -186,7 +186,7 @@ def test_bundle_item_validates_against_mlm_schema(tiny_bundle):
     assert p["mlm:hyperparameters"]["adapter_trainable_parameters"] > 0
     wl = [round(band["center_wavelength"] * 1000, 6) for band in item["assets"]["model"]["eo:bands"]]
     np.testing.assert_allclose(wl, b.meta["spectral"]["input_wavelengths"])
-    assert [c["name"] for c in p["mlm:output"][0]["classification:classes"]] == [c["name"] for c in b.classes]
+    assert [c["name"] for c in p["mlm:output"][0]["classification:classes"]] == b.classes.names
     assert len(p["mlm:input"][0]["value_scaling"]) == p["mlm:input"][0]["input"]["shape"][1] == 12
     broken = json.loads(json.dumps(item))
     broken["properties"]["mlm:input"][0]["value_scaling"][0] = {"type": "z-score", "mean": 0.0}
