@@ -71,7 +71,7 @@ def main() -> None:
     from geohsi.classify import classify
     from geohsi.classify.cluster import open_cluster
     from geohsi.classify.worker import worker_stats
-    from geohsi.inference import predict_proba
+    from geohsi.prediction import predict_proba
     from geohsi.scene import open_scene
     from geohsi.spectral.windows import extract_windows
 

@@ -37,8 +37,7 @@ import torch
 from torch import nn
 
 from geohsi.adapters import apply_adapter, merge_adapter
-from geohsi.classify.dense import dense_block_probabilities, dense_halo, default_overlap
-from geohsi.inference import autocast, autotune_batch_size, predict_proba
+from geohsi.prediction import autocast, autotune_batch_size, default_overlap, dense_block_probabilities, dense_halo, predict_proba
 from geohsi.models import count_flops
 from geohsi.models.dense import build_segmenter, dense_head_flops
 from geohsi.models.spectralgpt import build_classifier
@@ -266,8 +265,8 @@ def _bf16_agreement(bundle: Path, scene: Path) -> float:
     """Share of the bundle's test pixels whose bf16-autocast label equals the fp32 label (trained model)."""
     from geohsi.bundle import load_bundle
     from geohsi.scene import open_scene
-    from geohsi.train.data import WindowSource
-    from geohsi.train.loop import predict_classes, predict_dense_classes
+    from geohsi.prediction import predict_dense_classes, predict_window_classes
+    from geohsi.spectral.windows import WindowSource
 
     b = load_bundle(bundle)
     model = b.build_model()
@@ -279,7 +278,7 @@ def _bf16_agreement(bundle: Path, scene: Path) -> float:
             preds.append(predict_dense_classes(model, chans, idx, tile=b.tile, overlap=b.overlap, batch_size=16,
                                                device=torch.device("cpu"), precision=prec))
         else:
-            preds.append(predict_classes(model, WindowSource(chans, b.window, b.input_size), idx, batch_size=256,
+            preds.append(predict_window_classes(model, WindowSource(chans, b.window, b.input_size), idx, batch_size=256,
                                          device=torch.device("cpu"), precision=prec))
     return float((preds[0] == preds[1]).mean())
 

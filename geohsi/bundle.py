@@ -111,7 +111,7 @@ class Bundle:
     @property
     def overlap(self) -> int:
         """Dense mode: pixels shared by neighbouring inference tiles."""
-        from geohsi.classify.dense import default_overlap
+        from geohsi.prediction import default_overlap
 
         ov = self.meta["model"].get("dense", {}).get("overlap")
         return default_overlap(self.tile) if ov is None else int(ov)

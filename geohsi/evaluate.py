@@ -3,7 +3,7 @@
 On the scene the bundle was trained on (recognised by its label grid's sha256) only the split's
 test pixels are scored; on any other scene, every valid labelled pixel. Patch bundles classify one
 window per scored pixel; dense bundles predict the whole scene once (overlapping tiles blended as
-in ``geohsi classify``, :func:`geohsi.classify.dense.predict_dense`) and read the scored pixels.
+in ``geohsi classify``, :func:`geohsi.prediction.predict_dense`) and read the scored pixels.
 
 .. versionadded:: 0.1
 """
@@ -52,11 +52,10 @@ def evaluate(
     """
     from geohsi.files import atomic_output, check_output
     from geohsi.bundle import load_bundle
-    from geohsi.inference import resolve_device
+    from geohsi.prediction import predict_dense_classes, predict_window_classes, resolve_device
     from geohsi.metrics import report_for
     from geohsi.scene import labels_and_valid, labels_digest, open_scene, scene_legend
-    from geohsi.train.data import WindowSource
-    from geohsi.train.loop import predict_classes, predict_dense_classes
+    from geohsi.spectral.windows import WindowSource
 
     if out is not None:
         check_output(out, overwrite)
@@ -90,7 +89,7 @@ def evaluate(
                                      precision=precision)
     else:
         source = WindowSource(channels, b.window, b.input_size)
-        pred = predict_classes(model, source, idx, batch_size=batch_size, device=dev, precision=precision)
+        pred = predict_window_classes(model, source, idx, batch_size=batch_size, device=dev, precision=precision)
     report = report_for(truth, b.class_ids[pred], b.classes)
     if out is not None:
         from geohsi.metrics import write_metrics

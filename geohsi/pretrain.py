@@ -261,7 +261,7 @@ def _build_pool(
 ) -> tuple[_Pool, list[dict[str, Any]]]:
     from geohsi.scene import valid_mask
     from geohsi.spectral.transform import SpectralTransform
-    from geohsi.train.data import WindowSource
+    from geohsi.spectral.windows import WindowSource
 
     sources, records = [], []
     tr_s, tr_p, ho_s, ho_p = [], [], [], []
@@ -322,7 +322,7 @@ def _step_batch(pool: _Pool, cfg: PretrainConfig, step: int) -> tuple[torch.Tens
 
 @torch.no_grad()
 def _evaluate(mae: nn.Module, x: torch.Tensor, cfg: PretrainConfig, device: torch.device) -> tuple[float, Any]:
-    from geohsi.inference import autocast
+    from geohsi.prediction import autocast
 
     mae.eval()
     with autocast(device, cfg.precision):
@@ -492,7 +492,7 @@ def pretrain(
     """
     from geohsi.bundle import package_versions
     from geohsi.files import file_sha256
-    from geohsi.inference import autocast, resolve_device
+    from geohsi.prediction import autocast, resolve_device
     from geohsi.models.mae import SpectralMAE, save_mae_backbone
     from geohsi.plot import figure_png
     from geohsi.train.loop import lr_lambda

@@ -13,7 +13,7 @@ The bundle's mode picks the task and the halo:
 * ``patch`` — :func:`~geohsi.classify.worker.block_probabilities`, one window per pixel,
   ``r = window // 2``;
 * ``dense`` — :func:`~geohsi.classify.worker.dense_task`, tiles on a grid anchored to the scene
-  and blended with a Hann weight (:mod:`geohsi.classify.dense`), ``r = dense_halo(tile) = tile − 1``.
+  and blended with a Hann weight (:mod:`geohsi.prediction.dense`), ``r = dense_halo(tile) = tile − 1``.
   Each task also gets the scene position of its block (``offsets`` + ``block_id``), so a pixel sees
   the same tiles whatever the chunking: the map does not depend on ``--chunks`` and has no seams
   at chunk borders.
@@ -157,7 +157,7 @@ def build_plan(
             smaller than one tile (dense mode).
         BandMismatchError: the scene does not fit the bundle's spectral transform.
     """
-    from geohsi.classify.dense import dense_halo
+    from geohsi.prediction import dense_halo
     from geohsi.spectral.windows import check_window, overlap_reflect
 
     h, w = int(scene.sizes["y"]), int(scene.sizes["x"])

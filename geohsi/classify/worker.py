@@ -8,7 +8,7 @@ on disk since the graph was built (another hash) is refused rather than silently
 
 Two task functions, one per bundle mode: :func:`block_probabilities` (patch mode: one window per
 pixel) and :func:`dense_task` (dense mode: Hann-blended tiles on the scene-anchored grid of
-:mod:`geohsi.classify.dense`). Both add the seconds spent in the model forward to
+:mod:`geohsi.prediction.dense`). Both add the seconds spent in the model forward to
 :data:`STATS`, which benchmarks read from every worker to report the share of wall time spent
 outside the model.
 
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from geohsi.errors import ModelError
+from geohsi.prediction import ForwardTimer, dense_block_probabilities, patch_block_probabilities
 
 #: (bundle hash, device, precision) → (model, torch.device); one per worker process.
 _MODELS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -52,7 +53,7 @@ class InferenceSpec:
         input_size: model input edge in pixels (the tile edge in dense mode).
         n_classes: number of logits K.
         batch_size: windows (patch) or tiles (dense) per forward; ``None``: :data:`DEFAULT_BATCH` on
-            the CPU, :func:`geohsi.inference.autotune_batch_size` on CUDA (once per worker process).
+            the CPU, :func:`geohsi.prediction.autotune_batch_size` on CUDA (once per worker process).
         device: ``cpu`` or ``cuda``.
         precision: ``fp32`` or ``bf16``.
         torch_threads: intra-op threads for torch in each worker process; ``None`` derives it from
@@ -126,7 +127,7 @@ def get_model(spec: InferenceSpec) -> tuple[Any, Any]:
         import torch
 
         from geohsi.bundle import load_bundle
-        from geohsi.inference import resolve_device
+        from geohsi.prediction import resolve_device
 
         threads = spec.torch_threads or torch_threads_for_host(dict(spec.host_workers))
         torch.set_num_threads(max(1, int(threads)))
@@ -150,7 +151,7 @@ def get_model(spec: InferenceSpec) -> tuple[Any, Any]:
 def batch_size_for(spec: InferenceSpec, model: Any, device: Any) -> int:
     """Windows (patch) or tiles (dense) per forward: ``spec.batch_size``, else a per-device default.
 
-    On CUDA the batch is auto-tuned once per worker process (:func:`geohsi.inference.autotune_batch_size`,
+    On CUDA the batch is auto-tuned once per worker process (:func:`geohsi.prediction.autotune_batch_size`,
     cached); on the CPU, where tuning a ``small`` patch model would cost tens of seconds per worker
     and throughput is flat between 64 and 256 windows, :data:`DEFAULT_BATCH` is used.
 
@@ -165,7 +166,7 @@ def batch_size_for(spec: InferenceSpec, model: Any, device: Any) -> int:
     if spec.batch_size:
         return int(spec.batch_size)
     if getattr(device, "type", str(device)) == "cuda":
-        from geohsi.inference import autotune_batch_size
+        from geohsi.prediction import autotune_batch_size
 
         return autotune_batch_size(model, (model_channels(model), spec.input_size, spec.input_size), device=device,
                                    precision=spec.precision, max_bytes=2 << 30)
@@ -177,29 +178,12 @@ def model_channels(model: Any) -> int:
     return int(model.config.num_bands)
 
 
-class _TimedModel:
-    """The model as :func:`~geohsi.classify.dense.dense_block_probabilities` sees it, timing each forward."""
-
-    def __init__(self, model: Any) -> None:
-        self.model, self.head, self.config = model, model.head, model.config
-
-    def eval(self) -> _TimedModel:
-        self.model.eval()
-        return self
-
-    def __call__(self, x: Any) -> Any:
-        t0 = time.perf_counter()
-        out = self.model(x)
-        STATS["forward_s"] += time.perf_counter() - t0
-        return out
+#: this process's forward timer (its seconds are :data:`STATS` ``forward_s``).
+_TIMER = ForwardTimer()
 
 
 def block_probabilities(block: np.ndarray, spec: InferenceSpec, halo: int) -> np.ndarray:
     """Patch mode: class probabilities of every core pixel of a block that carries a halo.
-
-    Windows are cut from the halo'd block and run through the model one batch at a time
-    (memory per batch: ``batch·C·(w² + S²)·4`` bytes). Pixels that are invalid in the input (NaN
-    channels) are not run; their probabilities are NaN.
 
     Args:
         block: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
@@ -207,30 +191,20 @@ def block_probabilities(block: np.ndarray, spec: InferenceSpec, halo: int) -> np
         halo: the halo width the block carries (≥ ``window // 2``).
 
     Returns:
-        ``[K, h, w]`` float32 probabilities, NaN at invalid pixels.
+        ``[K, h, w]`` float32 probabilities, NaN at invalid pixels
+        (:func:`geohsi.prediction.patch_block_probabilities`).
     """
-    from geohsi.inference import predict_proba
-    from geohsi.spectral.windows import windows_for_block
-
-    c, hh, ww = block.shape
-    h, w = hh - 2 * halo, ww - 2 * halo
-    out = np.full((spec.n_classes, h, w), np.nan, dtype=np.float32)
-    core = block[:, halo: halo + h, halo: halo + w]
-    valid = ~np.isnan(core).any(axis=0)
-    rows, cols = np.nonzero(valid)
     STATS["tasks"] += 1
-    if rows.size == 0:
-        return out
+    h, w = block.shape[1] - 2 * halo, block.shape[2] - 2 * halo
+    valid = ~np.isnan(block[:, halo: halo + h, halo: halo + w]).any(axis=0)
+    if not valid.any():
+        return np.full((spec.n_classes, h, w), np.nan, dtype=np.float32)  # no model load for an empty block
     model, device = get_model(spec)
-    bs = batch_size_for(spec, model, device)
-    for start in range(0, rows.size, bs):
-        r, cc = rows[start: start + bs], cols[start: start + bs]
-        win = windows_for_block(block, r, cc, spec.window, spec.input_size, halo=halo)
-        t0 = time.perf_counter()
-        p = predict_proba(model, win, batch_size=bs, device=device, precision=spec.precision)
-        STATS["forward_s"] += time.perf_counter() - t0
-        out[:, r, cc] = p.T
-    STATS["pixels"] += int(rows.size)
+    out = patch_block_probabilities(block, model, window=spec.window, input_size=spec.input_size, halo=halo,
+                                    batch_size=batch_size_for(spec, model, device), device=device,
+                                    precision=spec.precision, timer=_TIMER)
+    STATS["forward_s"] = _TIMER.seconds
+    STATS["pixels"] += int(valid.sum())
     return out
 
 
@@ -241,24 +215,23 @@ def dense_task(block: np.ndarray, spec: InferenceSpec, halo: int, offsets: tuple
     Args:
         block: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
         spec: the inference spec (``head="dense"``; ``input_size`` is the tile edge).
-        halo: the halo the block carries (:func:`~geohsi.classify.dense.dense_halo` of the tile).
+        halo: the halo the block carries (:func:`~geohsi.prediction.dense_halo` of the tile).
         offsets: scene row of each row-chunk's first core pixel, and column of each column-chunk's.
         block_id: ``(0, i, j)``, filled in by :func:`dask.array.map_blocks`.
 
     Returns:
         ``[K, h, w]`` float32 probabilities, NaN at invalid pixels.
     """
-    from geohsi.classify.dense import dense_block_probabilities
-
     STATS["tasks"] += 1
     i, j = (block_id or (0, 0, 0))[1], (block_id or (0, 0, 0))[2]
     h, w = block.shape[1] - 2 * halo, block.shape[2] - 2 * halo
     if np.isnan(block[:, halo: halo + h, halo: halo + w]).any(axis=0).all():
         return np.full((spec.n_classes, h, w), np.nan, dtype=np.float32)  # no model load for an empty block
     model, device = get_model(spec)
-    out = dense_block_probabilities(block, _TimedModel(model), halo=halo, tile=spec.input_size, overlap=spec.overlap,
+    out = dense_block_probabilities(block, model, halo=halo, tile=spec.input_size, overlap=spec.overlap,
                                     origin=(offsets[0][i], offsets[1][j]), batch_size=batch_size_for(spec, model, device),
-                                    device=device, precision=spec.precision)
+                                    device=device, precision=spec.precision, timer=_TIMER)
+    STATS["forward_s"] = _TIMER.seconds
     STATS["pixels"] += int((~np.isnan(out[0])).sum())
     return out
 
@@ -287,6 +260,7 @@ def worker_stats(reset: bool = False) -> dict[str, float]:
     out = dict(STATS, peak_rss_mb=peak_rss_mb())
     if reset:
         STATS.update(forward_s=0.0, pixels=0, tasks=0)
+        _TIMER.seconds, _TIMER.calls = 0.0, 0
     return out
 
 

@@ -30,6 +30,7 @@ Conventions (one place, so training and inference agree):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dask
@@ -188,6 +189,49 @@ def extract_windows(
     return windows_for_block(pad_reflect_halo(arr, r), rows, cols, window, out_size)
 
 
+#: Scenes whose transformed channels (float32) fit in this many bytes are held in memory whole.
+MAX_IN_MEMORY_BYTES = 2 * 1024**3
+
+
+@dataclass
+class WindowSource:
+    """Windows around pixels of one scene, after its spectral transform (training and evaluation).
+
+    Scenes whose transformed channels fit in memory (≤ ``max_in_memory_bytes``, all the benchmark
+    scenes) are transformed once and padded once; larger scenes are read chunk by chunk with
+    halos (:func:`windows_at`), the same code path as distributed inference.
+
+    Attributes:
+        channels: the transformed scene ``(channel, y, x)`` (lazy).
+        window: window edge (odd, pixels).
+        input_size: model input edge (pixels).
+    """
+
+    channels: xr.DataArray
+    window: int
+    input_size: int
+    max_in_memory_bytes: int = MAX_IN_MEMORY_BYTES
+    _padded: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        c, h, w = self.channels.shape
+        check_window(self.window, h, w)
+        if c * h * w * 4 <= self.max_in_memory_bytes:
+            arr = np.asarray(self.channels.values, dtype=np.float32)
+            self._padded = pad_reflect_halo(arr, self.window // 2)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.channels.shape[1]), int(self.channels.shape[2])
+
+    def windows(self, flat_idx: np.ndarray) -> np.ndarray:
+        """``[N, C, S, S]`` float32 windows centred on row-major pixel indices ``flat_idx``."""
+        rows, cols = np.divmod(np.asarray(flat_idx, dtype=np.int64), self.shape[1])
+        if self._padded is not None:
+            return windows_for_block(self._padded, rows, cols, self.window, self.input_size)
+        return windows_at(self.channels, rows, cols, self.window, self.input_size)
+
+
 def _dask_cube(channels: Any) -> da.Array:
     data = channels.data if isinstance(channels, xr.DataArray) else channels
     if not isinstance(data, da.Array):
@@ -295,6 +339,8 @@ def windows_at(
 __all__ = [
     "DEFAULT_OUT_SIZE",
     "DEFAULT_WINDOW",
+    "MAX_IN_MEMORY_BYTES",
+    "WindowSource",
     "check_window",
     "extract_windows",
     "overlap_reflect",

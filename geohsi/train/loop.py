@@ -3,7 +3,7 @@
 Two heads share the loop (``TrainConfig.head``): ``patch`` trains on one window per training pixel
 (the paper's protocol); ``dense`` trains a segmentation head on tiles covering the training pixels,
 with the loss on training pixels only (:mod:`geohsi.train.dense`), and scores validation/test
-pixels from one Hann-blended dense prediction of the scene (:mod:`geohsi.classify.dense`).
+pixels from one Hann-blended dense prediction of the scene (:mod:`geohsi.prediction.dense`).
 
 AdamW with the adapter's parameter groups (LoRA+/KronA+ λ), linear warm-up then cosine decay,
 bf16 autocast, gradient clipping, early stopping on validation OA, a checkpoint every epoch in a
@@ -35,10 +35,11 @@ from torch import nn
 from geohsi.files import check_output
 from geohsi.errors import DataError, UsageError
 from geohsi.console import say
-from geohsi.inference import autocast, batches, resolve_device
+from geohsi.prediction import autocast, batches, predict_dense_classes, predict_window_classes, resolve_device
 from geohsi.scene import labels_and_valid, labels_digest, open_scene, scene_legend
 from geohsi.train.config import TrainConfig
-from geohsi.train.data import MAX_IN_MEMORY_BYTES, WindowSource, augment
+from geohsi.spectral.windows import MAX_IN_MEMORY_BYTES, WindowSource
+from geohsi.train.data import augment
 
 CHECKPOINT_NAME = "checkpoint.pt"
 RUNS_DIR = Path("runs")
@@ -138,40 +139,6 @@ def _load_trainable(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
             params[n].copy_(t)
 
 
-def predict_classes(model: nn.Module, source: WindowSource, idx: np.ndarray, *, batch_size: int,
-                    device: torch.device, precision: str) -> np.ndarray:
-    """Predicted logit indices for pixels ``idx`` (windows cut batch by batch)."""
-    from geohsi.inference import predict_proba
-
-    out = np.empty(len(idx), dtype=np.int64)
-    step = max(batch_size, 1024)
-    for sl in batches(len(idx), step):
-        p = predict_proba(model, source.windows(idx[sl]), batch_size=batch_size, device=device, precision=precision)
-        out[sl] = p.argmax(1)
-    return out
-
-
-def predict_dense_classes(model: nn.Module, channels, idx: np.ndarray, *, tile: int, overlap: int, batch_size: int,
-                          device: torch.device, precision: str) -> np.ndarray:
-    """Dense mode: predicted logit indices at pixels ``idx`` from one blended prediction of the whole scene.
-
-    Args:
-        model: a dense model.
-        channels: ``[C, H, W]`` transformed scene (numpy or lazy).
-        idx: flat pixel indices.
-        tile: tile edge (pixels).
-        overlap: tile overlap (pixels).
-        batch_size: tiles per forward.
-        device: torch device.
-        precision: ``fp32`` or ``bf16``.
-    """
-    from geohsi.classify.dense import predict_dense
-
-    probs = predict_dense(model, channels, tile=tile, overlap=overlap, batch_size=batch_size, device=device, precision=precision)
-    flat = probs.reshape(probs.shape[0], -1)[:, idx]
-    return np.nan_to_num(flat, nan=-1.0).argmax(0)
-
-
 def train(
     scene: str | os.PathLike,
     config: TrainConfig,
@@ -234,7 +201,7 @@ def train(
     channels = transform.apply(ds)
     dense = config.head == "dense"
     if dense:
-        from geohsi.classify.dense import default_overlap
+        from geohsi.prediction import default_overlap
         from geohsi.train.dense import TileSampler, augment_pairs, cut_tiles, dense_loss, held_out_mask
 
         tile = config.input_size
@@ -329,7 +296,7 @@ def train(
                     pred = predict_dense_classes(model, scene_arr, split.val, tile=tile, overlap=overlap,
                                                  batch_size=config.batch_size, device=device, precision=config.precision)
                 else:
-                    pred = predict_classes(model, source, split.val, batch_size=max(config.batch_size, 256), device=device,
+                    pred = predict_window_classes(model, source, split.val, batch_size=max(config.batch_size, 256), device=device,
                                            precision=config.precision)
                 val_oa = float((pred == y_val).mean())
             score = val_oa if val_oa is not None else -float(np.mean(losses))
@@ -366,7 +333,7 @@ def train(
         y_pred = predict_dense_classes(model, scene_arr, split.test, tile=tile, overlap=overlap, batch_size=config.batch_size,
                                        device=torch.device("cpu"), precision="fp32")
     else:
-        y_pred = predict_classes(model, source, split.test, batch_size=max(config.batch_size, 256),
+        y_pred = predict_window_classes(model, source, split.test, batch_size=max(config.batch_size, 256),
                                  device=torch.device("cpu"), precision="fp32")
     report = report_for(split.test_labels, classes.ids[y_pred], classes)
     from geohsi.plot import figure_png, plot_confusion, plot_training

@@ -112,7 +112,7 @@ def reference_probabilities(scene_path, bundle_path, batch_size: int = 512) -> n
         ``[K, H, W]`` float32, NaN at invalid pixels.
     """
     from geohsi.bundle import load_bundle
-    from geohsi.inference import predict_proba
+    from geohsi.prediction import predict_proba
     from geohsi.scene import open_scene
     from geohsi.spectral.windows import extract_windows
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from geohsi.classify.dense import dense_block_probabilities, dense_halo, hann_weight, predict_dense
+from geohsi.prediction.dense import dense_block_probabilities, dense_halo, hann_weight, predict_dense
 from geohsi.errors import UsageError
 from geohsi.models.dense import build_segmenter
 from geohsi.spectral.windows import overlap_reflect, pad_reflect_halo

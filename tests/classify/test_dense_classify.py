@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from geohsi.classify import classify
-from geohsi.classify.dense import dense_block_probabilities, dense_halo
+from geohsi.prediction.dense import dense_block_probabilities, dense_halo
 from geohsi.errors import UsageError
 
 

@@ -71,7 +71,7 @@ def test_merged_adapter_gives_the_same_maps() -> None:
 
 
 def test_dense_flops_per_pixel_are_300_times_below_patch_mode_at_the_default_overlap() -> None:
-    from geohsi.classify.dense import default_overlap
+    from geohsi.prediction.dense import default_overlap
 
     stride = 32 - default_overlap(32)
     for cfg in ("tiny", "small", "base"):

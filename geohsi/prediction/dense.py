@@ -1,4 +1,4 @@
-"""Dense-mode inference of one block: overlapping tiles, Hann-blended logits, cropped core.
+"""Dense-mode prediction: overlapping tiles on a scene-anchored grid, Hann-blended logits.
 
 A dense model (:class:`~geohsi.models.dense.SpectralGPTSegmenter`) labels a whole ``S × S`` tile per
 forward. To map a block without seams, the block is covered by tiles on a **global** grid — tile
@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from geohsi.errors import UsageError
+from geohsi.prediction.runtime import ForwardTimer, autocast, timed
+from geohsi.spectral.windows import overlap_reflect
 
 #: Default overlap between neighbouring tiles as a share of the tile edge (32 px tiles → 8 px).
 DEFAULT_OVERLAP_SHARE = 0.25
@@ -84,6 +86,7 @@ def dense_block_probabilities(
     batch_size: int = 32,
     device: Any = "cpu",
     precision: str = "fp32",
+    timer: ForwardTimer | None = None,
 ) -> np.ndarray:
     """Class probabilities of every core pixel of a block, from overlapping Hann-blended tiles.
 
@@ -100,6 +103,7 @@ def dense_block_probabilities(
         batch_size: tiles per forward.
         device: torch device.
         precision: ``fp32`` or ``bf16`` (autocast).
+        timer: accumulates the seconds spent in the model forwards.
 
     Returns:
         ``[K, h, w]`` float32 probabilities, NaN at invalid core pixels (any NaN channel).
@@ -110,8 +114,6 @@ def dense_block_probabilities(
     .. versionadded:: 0.1
     """
     import torch
-
-    from geohsi.inference import autocast
 
     if tile is None:
         tile = int(model.config.input_size[0])
@@ -155,7 +157,7 @@ def dense_block_probabilities(
         for start in range(0, len(ti), batch_size):
             bi, bj = ti[start: start + batch_size], tj[start: start + batch_size]
             x = np.stack([src[:, ly[i]: ly[i] + tile, lx[j]: lx[j] + tile] for i, j in zip(bi, bj, strict=True)])
-            with autocast(dev, precision):
+            with autocast(dev, precision), timed(timer):
                 logits = model(torch.from_numpy(x).to(dev))
             logits = (logits.float().cpu() * weight).numpy().astype(np.float64)
             for n, (i, j) in enumerate(zip(bi, bj, strict=True)):
@@ -207,8 +209,6 @@ def predict_dense(
     """
     import dask.array as da
 
-    from geohsi.spectral.windows import overlap_reflect
-
     if tile is None:
         tile = int(model.config.input_size[0])
     data = getattr(channels, "data", channels)
@@ -233,4 +233,45 @@ def predict_dense(
     return out
 
 
-__all__ = ["DEFAULT_OVERLAP_SHARE", "default_overlap", "dense_block_probabilities", "dense_halo", "hann_weight", "predict_dense"]
+def predict_dense_classes(
+    model: Any,
+    channels: Any,
+    idx: np.ndarray,
+    *,
+    tile: int,
+    overlap: int,
+    batch_size: int,
+    device: Any = "cpu",
+    precision: str = "fp32",
+) -> np.ndarray:
+    """Predicted logit indices at pixels ``idx`` from one blended dense prediction of the whole scene.
+
+    Args:
+        model: a dense model.
+        channels: ``[C, H, W]`` transformed scene (numpy or lazy).
+        idx: ``[N]`` flat (row-major) pixel indices.
+        tile: tile edge (pixels).
+        overlap: tile overlap (pixels).
+        batch_size: tiles per forward.
+        device: torch device.
+        precision: ``fp32`` or ``bf16``.
+
+    Returns:
+        ``[N]`` int64 logit indices (pixels without a prediction get logit 0).
+
+    .. versionadded:: 0.1
+    """
+    probs = predict_dense(model, channels, tile=tile, overlap=overlap, batch_size=batch_size, device=device, precision=precision)
+    flat = probs.reshape(probs.shape[0], -1)[:, idx]
+    return np.nan_to_num(flat, nan=-1.0).argmax(0)
+
+
+__all__ = [
+    "DEFAULT_OVERLAP_SHARE",
+    "default_overlap",
+    "dense_block_probabilities",
+    "dense_halo",
+    "hann_weight",
+    "predict_dense",
+    "predict_dense_classes",
+]

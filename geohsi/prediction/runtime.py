@@ -1,6 +1,6 @@
-"""Batched model inference on windows: the one forward loop shared by training, evaluation and classify.
+"""The runtime every prediction shares: device choice, autocast, batching, batch-size tuning, forward timing.
 
-Performance choices (measured in ``benchmarks/inference.py``, see ``docs/performance.md``):
+Performance choices (measured by ``python -m benchmarks inference``, see ``docs/performance.md``):
 ``torch.inference_mode`` (no autograd bookkeeping), adapters merged before inference
 (:meth:`geohsi.bundle.Bundle.build_model`), bf16 autocast on request, and a per-device batch size
 from :func:`autotune_batch_size`.
@@ -11,6 +11,7 @@ from :func:`autotune_batch_size`.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -93,8 +94,6 @@ def autotune_batch_size(
 
     .. versionadded:: 0.1
     """
-    import time
-
     device = torch.device(device)
     key = (device.type, type(model).__name__, id(model), tuple(sample_shape), precision)
     if key in _BATCH_CACHE:
@@ -129,36 +128,38 @@ def autotune_batch_size(
     return best
 
 
-@torch.inference_mode()
-def predict_proba(
-    model: nn.Module,
-    windows: np.ndarray,
-    *,
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-    precision: str = "fp32",
-) -> np.ndarray:
-    """Class probabilities of windows.
+class ForwardTimer:
+    """Accumulates the wall seconds spent inside model forwards (the per-worker classify statistic).
 
-    Args:
-        model: a classifier returning logits ``[N, K]`` (put in eval mode here).
-        windows: ``[N, C, S, S]`` float32.
-        batch_size: windows per forward.
-        device: torch device.
-        precision: ``fp32`` or ``bf16`` (autocast).
+    Attributes:
+        seconds: total seconds timed so far.
+        calls: number of timed forwards.
 
-    Returns:
-        ``[N, K]`` float32 softmax probabilities (computed in fp32 from the logits).
+    Example:
+        >>> timer = ForwardTimer()
+        >>> with timer:
+        ...     pass
+        >>> timer.calls
+        1
     """
-    device = torch.device(device)
-    model.eval()
-    out: list[np.ndarray] = []
-    for sl in batches(len(windows), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(windows[sl])).to(device, non_blocking=True)
-        with autocast(device, precision):
-            logits = model(x)
-        out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-    if not out:
-        k = getattr(getattr(model, "head", None), "num_classes", 0)
-        return np.zeros((0, k), np.float32)
-    return np.concatenate(out).astype(np.float32, copy=False)
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self._t0 = 0.0
+
+    def __enter__(self) -> ForwardTimer:
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.perf_counter() - self._t0
+        self.calls += 1
+
+
+def timed(timer: ForwardTimer | None) -> contextlib.AbstractContextManager:
+    """``timer`` as a context manager, or a no-op when there is none."""
+    return timer if timer is not None else contextlib.nullcontext()
+
+
+__all__ = ["ForwardTimer", "autocast", "autotune_batch_size", "batches", "resolve_device", "timed"]

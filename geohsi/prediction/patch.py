@@ -1,0 +1,137 @@
+"""Patch-mode prediction: one window per pixel, resized to the model input, one logit vector each.
+
+The paper's protocol (:class:`~geohsi.models.spectralgpt.SpectralGPTClassifier`): the window of
+``w × w`` pixels centred on a pixel (cut by :mod:`geohsi.spectral.windows`) is resized to
+``S × S`` and classified. These functions run such a model over windows, over the pixels of a
+scene, and over every pixel of a block that carries a halo (what a classify task does).
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from geohsi.prediction.runtime import ForwardTimer, autocast, batches, timed
+from geohsi.spectral.windows import WindowSource, windows_for_block
+
+
+@torch.inference_mode()
+def predict_proba(
+    model: nn.Module,
+    windows: np.ndarray,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    timer: ForwardTimer | None = None,
+) -> np.ndarray:
+    """Class probabilities of windows.
+
+    Args:
+        model: a classifier returning logits ``[N, K]`` (put in eval mode here).
+        windows: ``[N, C, S, S]`` float32.
+        batch_size: windows per forward.
+        device: torch device.
+        precision: ``fp32`` or ``bf16`` (autocast).
+        timer: accumulates the seconds spent in the model forwards.
+
+    Returns:
+        ``[N, K]`` float32 softmax probabilities (computed in fp32 from the logits).
+
+    .. versionadded:: 0.1
+    """
+    device = torch.device(device)
+    model.eval()
+    out: list[np.ndarray] = []
+    for sl in batches(len(windows), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(windows[sl])).to(device, non_blocking=True)
+        with autocast(device, precision), timed(timer):
+            logits = model(x)
+        out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+    if not out:
+        k = getattr(getattr(model, "head", None), "num_classes", 0)
+        return np.zeros((0, k), np.float32)
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def predict_window_classes(
+    model: nn.Module,
+    source: WindowSource,
+    idx: np.ndarray,
+    *,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+) -> np.ndarray:
+    """Predicted logit indices of scene pixels ``idx``, windows cut batch by batch.
+
+    Args:
+        model: a patch classifier.
+        source: the scene's windows (:class:`~geohsi.spectral.windows.WindowSource`).
+        idx: ``[N]`` flat (row-major) pixel indices.
+        batch_size: windows per forward (windows are cut ``max(batch_size, 1024)`` at a time).
+        device: torch device.
+        precision: ``fp32`` or ``bf16``.
+
+    Returns:
+        ``[N]`` int64 logit indices.
+
+    .. versionadded:: 0.1
+    """
+    out = np.empty(len(idx), dtype=np.int64)
+    for sl in batches(len(idx), max(batch_size, 1024)):
+        p = predict_proba(model, source.windows(idx[sl]), batch_size=batch_size, device=device, precision=precision)
+        out[sl] = p.argmax(1)
+    return out
+
+
+def patch_block_probabilities(
+    block_with_halo: np.ndarray,
+    model: nn.Module,
+    *,
+    window: int,
+    input_size: int,
+    halo: int,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    timer: ForwardTimer | None = None,
+) -> np.ndarray:
+    """Class probabilities of every core pixel of a block that carries a halo.
+
+    Windows are cut from the halo'd block and run through the model one batch at a time
+    (memory per batch: ``batch·C·(w² + S²)·4`` bytes). Pixels that are invalid in the input (NaN
+    channels) are not run; their probabilities are NaN.
+
+    Args:
+        block_with_halo: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
+        model: a patch classifier (eval mode; adapters merged).
+        window: window edge in pixels (odd).
+        input_size: model input edge in pixels.
+        halo: the halo width the block carries (≥ ``window // 2``).
+        batch_size: windows per forward.
+        device: torch device.
+        precision: ``fp32`` or ``bf16``.
+        timer: accumulates the seconds spent in the model forwards.
+
+    Returns:
+        ``[K, h, w]`` float32 probabilities, NaN at invalid pixels.
+
+    .. versionadded:: 0.1
+    """
+    _, hh, ww = block_with_halo.shape
+    h, w = hh - 2 * halo, ww - 2 * halo
+    k = int(model.head.num_classes)
+    out = np.full((k, h, w), np.nan, dtype=np.float32)
+    core = block_with_halo[:, halo: halo + h, halo: halo + w]
+    rows, cols = np.nonzero(~np.isnan(core).any(axis=0))
+    for start in range(0, rows.size, batch_size):
+        r, cc = rows[start: start + batch_size], cols[start: start + batch_size]
+        win = windows_for_block(block_with_halo, r, cc, window, input_size, halo=halo)
+        out[:, r, cc] = predict_proba(model, win, batch_size=batch_size, device=device, precision=precision, timer=timer).T
+    return out
+
+__all__ = ["patch_block_probabilities", "predict_proba", "predict_window_classes"]
