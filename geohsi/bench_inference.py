@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from geohsi.adapters import apply_adapter, merge_adapter
-from geohsi.prediction import autocast, autotune_batch_size, default_overlap, dense_block_probabilities, dense_halo, predict_proba
+from geohsi.prediction import ForwardTimer, autocast, autotune_batch_size, default_overlap, dense_block_probabilities, dense_halo, predict_proba
 from geohsi.models import count_flops
 from geohsi.models.dense import build_segmenter, dense_head_flops
 from geohsi.models.spectralgpt import build_classifier
@@ -265,8 +265,6 @@ def _bf16_agreement(bundle: Path, scene: Path) -> float:
     """Share of the bundle's test pixels whose bf16-autocast label equals the fp32 label (trained model)."""
     from geohsi.bundle import load_bundle
     from geohsi.scene import open_scene
-    from geohsi.prediction import predict_dense_classes, predict_window_classes
-    from geohsi.spectral.windows import WindowSource
 
     b = load_bundle(bundle)
     model = b.build_model()
@@ -274,12 +272,8 @@ def _bf16_agreement(bundle: Path, scene: Path) -> float:
     idx = b.split().test
     preds = []
     for prec in ("fp32", "bf16"):
-        if b.head == "dense":
-            preds.append(predict_dense_classes(model, chans, idx, tile=b.tile, overlap=b.overlap, batch_size=16,
-                                               device=torch.device("cpu"), precision=prec))
-        else:
-            preds.append(predict_window_classes(model, WindowSource(chans, b.window, b.input_size), idx, batch_size=256,
-                                         device=torch.device("cpu"), precision=prec))
+        preds.append(b.head.predict_pixels(model, chans, idx, batch_size=b.head.default_batch["cpu"],
+                                           device=torch.device("cpu"), precision=prec))
     return float((preds[0] == preds[1]).mean())
 
 
@@ -462,23 +456,16 @@ def _dask_classify(scene: Path, bundle: Path, *, rows: int, cols: int, chunks: i
     if precision == "bf16":
         model = _bf16_copy(model)
     cpu = torch.device("cpu")
-    if b.head == "dense":
-        r = dense_halo(b.tile)
-        blk = pad_reflect_halo(chans, r)
-        timed = Timed(model)
-        t0 = time.perf_counter()
-        dense_block_probabilities(blk, timed, halo=r, tile=b.tile, overlap=b.overlap, batch_size=batch, precision=precision)
-        bare_s, bare_total_s = timed.seconds, time.perf_counter() - t0
-    else:
-        rr, cc = np.nonzero(valid)
-        win = windows_for_block(pad_reflect_halo(chans, b.window // 2), rr, cc, b.window, b.input_size, halo=b.window // 2)
-        predict_proba(model, win[:batch], batch_size=batch, device=cpu, precision=precision)  # warm-up
-        t0 = time.perf_counter()
-        predict_proba(model, win, batch_size=batch, device=cpu, precision=precision)
-        bare_s = bare_total_s = time.perf_counter() - t0
+    r = b.head.halo
+    blk = pad_reflect_halo(chans, r)
+    timer = ForwardTimer()
+    b.head.predict_block(blk, model, halo=r, origin=(0, 0), batch_size=batch, device=cpu, precision=precision)  # warm-up
+    t0 = time.perf_counter()
+    b.head.predict_block(blk, model, halo=r, origin=(0, 0), batch_size=batch, device=cpu, precision=precision, timer=timer)
+    bare_s, bare_total_s = timer.seconds, time.perf_counter() - t0
     with open_cluster(workers=workers) as info:
         c = info.client
-        warm = classify(ds.isel(y=slice(0, b.tile if b.head == "dense" else b.window), x=slice(0, cols)), b, c,
+        warm = classify(ds.isel(y=slice(0, max(b.head.window, b.head.input_size)), x=slice(0, cols)), b, c,
                         chunks=max(1, cols // workers), precision=precision, batch_size=batch)
         warm.compute()  # every worker loads the bundle (start-up, excluded)
         c.run(worker_stats, True)
@@ -488,13 +475,13 @@ def _dask_classify(scene: Path, bundle: Path, *, rows: int, cols: int, chunks: i
         wall = time.perf_counter() - t0
         stats = c.run(worker_stats)
     fwd = sum(s["forward_s"] for s in stats.values())
-    res = {"head": b.head, "precision": precision, "pixels": n, "crop": [rows, cols], "chunks": chunks, "workers": workers,
+    res = {"head": b.head.name, "precision": precision, "pixels": n, "crop": [rows, cols], "chunks": chunks, "workers": workers,
            "batch": batch, "bare_forward_px_s": n / bare_s, "bare_total_px_s": n / bare_total_s, "dask_px_s": n / wall,
            "dask_wall_s": wall, "ratio_dask_vs_bare_forward": bare_s / wall,
            "outside_forward_share": 1 - fwd / (wall * len(stats)),
            "peak_rss_mb_per_worker": sorted(round(s["peak_rss_mb"], 1) for s in stats.values()),
            "tasks_per_worker": sorted(int(s["tasks"]) for s in stats.values())}
-    log(f"  dask {b.head} {precision}: {res['dask_px_s']:.1f} px/s vs bare forward {res['bare_forward_px_s']:.1f} px/s "
+    log(f"  dask {b.head.name} {precision}: {res['dask_px_s']:.1f} px/s vs bare forward {res['bare_forward_px_s']:.1f} px/s "
         f"(ratio {res['ratio_dask_vs_bare_forward']:.2f}), outside the forward {res['outside_forward_share']:.1%}, "
         f"peak RSS/worker {res['peak_rss_mb_per_worker']} MiB")
     return res
@@ -634,7 +621,7 @@ def run(
     for prec in ("fp32", "bf16"):
         p_model, d_model = (pm, dm) if prec == "fp32" else (_bf16_copy(pm), _bf16_copy(dm))
         p = patch_mode(p_model, chans, n_px, 64 if quick else 256, prec)
-        d = dense_mode(d_model, chans, 64 if quick else 96, 16, prec, db.overlap)
+        d = dense_mode(d_model, chans, 64 if quick else 96, 16, prec, db.head.overlap)
         res["modes"][prec] = {"patch_px_s": p["px_per_s"], "dense_px_s": d["px_per_s"],
                               "dense_over_patch": d["px_per_s"] / p["px_per_s"],
                               "patch_forward_share": p["forward_share"], "dense_forward_share": d["forward_share"]}
@@ -713,7 +700,6 @@ def large_scene(
     from geohsi.bundle import load_bundle
     from geohsi.classify import classify_scene
     from geohsi.classify.cluster import open_cluster
-    from geohsi.classify.graph import default_chunk
     from geohsi.classify.worker import worker_stats
     from geohsi.scene import make_scene, write_scene
 
@@ -727,18 +713,18 @@ def large_scene(
         cube = (da.random.default_rng(0).random((nb, size, size), chunks=(nb, 128, 128)) * 8000 + 1000).astype("uint16")
         write_scene(make_scene(cube, wavelength=np.asarray(b.transform.input_wavelengths)), scene, chunks=128)
     t_write = time.perf_counter() - t0
-    c = chunks or default_chunk(size, size, nb, b.window, head=b.head)
+    c = chunks or b.head.default_chunk(size, size, nb)
     out = tmp / "map.zarr"
     with open_cluster(workers=workers) as info:
         r = classify_scene(scene, out, b.path, client=info.client, chunks=c, precision=precision, overwrite=True,
                            progress=False, log=lambda m: None)
         stats = info.client.run(worker_stats)
-    res = {"bundle": str(b.path), "head": b.head, "shape": [nb, size, size], "chunks": c, "workers": workers,
+    res = {"bundle": str(b.path), "head": b.head.name, "shape": [nb, size, size], "chunks": c, "workers": workers,
            "precision": precision, "write_scene_s": t_write, "classify_s": r.seconds, "px_s": size * size / r.seconds,
            "peak_rss_mb_per_worker": sorted(round(s["peak_rss_mb"], 1) for s in stats.values()),
            "client_peak_rss_mb": round(_peak_rss_mb(), 1),
            "scene_gb": nb * size * size * 2 / 1e9}
-    log(f"{size}×{size}×{nb} synthetic scene, {b.head} mode, {c}-px chunks, {workers} workers: classified in "
+    log(f"{size}×{size}×{nb} synthetic scene, {b.head.name} mode, {c}-px chunks, {workers} workers: classified in "
         f"{r.seconds:.0f} s ({res['px_s']:,.0f} px/s), peak RSS per worker {res['peak_rss_mb_per_worker']} MiB "
         f"(scene {res['scene_gb']:.2f} GB uint16)")
     if not workdir:

@@ -35,6 +35,7 @@ from torch import nn
 
 from geohsi.files import atomic_output, file_sha256
 from geohsi.errors import InputFormatError, ModelError
+from geohsi.heads import Head, get_head
 from geohsi.scene import Legend
 
 BUNDLE_FORMAT = "geohsi-bundle"
@@ -99,22 +100,10 @@ class Bundle:
         return int(self.meta["window"]["input_size"])
 
     @property
-    def head(self) -> str:
-        """``patch`` (per-pixel windows) or ``dense`` (tiles); bundles from before dense mode are ``patch``."""
-        return str(self.meta["model"].get("head", "patch"))
-
-    @property
-    def tile(self) -> int:
-        """Dense mode: tile edge in pixels (the model input size)."""
-        return int(self.meta["model"].get("dense", {}).get("tile", self.input_size))
-
-    @property
-    def overlap(self) -> int:
-        """Dense mode: pixels shared by neighbouring inference tiles."""
-        from geohsi.prediction import default_overlap
-
-        ov = self.meta["model"].get("dense", {}).get("overlap")
-        return default_overlap(self.tile) if ov is None else int(ov)
+    def head(self) -> Head:
+        """The model mode (:class:`~geohsi.heads.PatchHead` or :class:`~geohsi.heads.DenseHead`) with its
+        geometry; bundles from before dense mode are ``patch``."""
+        return get_head(str(self.meta["model"].get("head", "patch"))).from_record(self.meta["model"], self.meta["window"])
 
     @property
     def method(self) -> str:
@@ -143,9 +132,9 @@ class Bundle:
     def build_model(self, *, backbone: str | os.PathLike | None = None, merge: bool = True) -> nn.Module:
         """Rebuild the model: backbone weights, adapter and head, adapters merged for inference.
 
-        A ``patch`` bundle gives a :class:`~geohsi.models.spectralgpt.SpectralGPTClassifier`
-        (``[N, C, S, S]`` → ``[N, K]``), a ``dense`` one a
-        :class:`~geohsi.models.dense.SpectralGPTSegmenter` (``[N, C, S, S]`` → ``[N, K, S, S]``).
+        The head builds the model: a ``patch`` bundle gives a
+        :class:`~geohsi.models.spectralgpt.SpectralGPTClassifier` (``[N, C, S, S]`` → ``[N, K]``), a
+        ``dense`` one a :class:`~geohsi.models.dense.SpectralGPTSegmenter` (``[N, C, S, S]`` → ``[N, K, S, S]``).
 
         Args:
             backbone: path of the backbone file when it moved since training (checked by sha256).
@@ -158,16 +147,9 @@ class Bundle:
             ModelError: the backbone file is missing or differs from the one trained with.
         """
         from geohsi.adapters import load_adapter, merge_adapter
-        from geohsi.models.spectralgpt import SpectralGPTConfig, build_classifier, load_backbone
+        from geohsi.models import SpectralGPTConfig, load_backbone
 
-        cfg = SpectralGPTConfig.from_dict(self.model_config)
-        m = self.meta["model"]
-        if self.head == "dense":
-            from geohsi.models.dense import build_segmenter
-
-            model = build_segmenter(cfg, len(self.classes), head_options=m.get("dense", {}).get("head_options"))
-        else:
-            model = build_classifier(cfg, len(self.classes), head_hidden=int(m.get("head_hidden", 0)))
+        model = self.head.build_model(SpectralGPTConfig.from_dict(self.model_config), len(self.classes))
         bb = self.meta["backbone"]
         if bb["kind"] == "bundled":
             load_backbone(self.path / BACKBONE_NAME, model.encoder)
@@ -207,14 +189,10 @@ def write_bundle(
     classes: Legend,
     transform: Any,
     split: Any,
-    window: int,
-    input_size: int,
+    head: Head,
     train_config: dict[str, Any],
     backbone: dict[str, Any],
     backbone_module: nn.Module | None = None,
-    head_hidden: int = 0,
-    head: str = "patch",
-    dense: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     history: list[dict[str, Any]] | None = None,
     extra_files: dict[str, bytes] | None = None,
@@ -228,15 +206,11 @@ def write_bundle(
         classes: the legend in logit order.
         transform: the fitted spectral transform.
         split: the training split.
-        window: window edge in pixels.
-        input_size: model input edge in pixels.
+        head: the model mode and its geometry.
         train_config: the resolved training config (JSON-able).
         backbone: ``{"kind": "bundled"|"file", "identity": {...}, "path"?, "sha256"?}``.
         backbone_module: for ``bundled``: the encoder as it was before fine-tuning (no adapter),
             written into the bundle.
-        head_hidden: MLP head hidden width.
-        head: ``patch`` or ``dense`` (recorded as ``model.head``).
-        dense: dense mode: ``{"tile", "overlap", "head_options"}`` (recorded as ``model.dense``).
         metrics: test metrics of the run.
         history: per-epoch log rows.
         extra_files: more files to write (name → bytes), e.g. the confusion-matrix PNG.
@@ -270,13 +244,12 @@ def write_bundle(
             "format": BUNDLE_FORMAT,
             "version": BUNDLE_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "model": {"config": model.config.to_dict(), "head": head, "head_hidden": head_hidden,
-                      "num_classes": len(classes), **({"dense": dense} if head == "dense" else {})},
+            "model": {"config": model.config.to_dict(), **head.record(model), "num_classes": len(classes)},
             "classes": Legend.coerce(classes).to_list(),
             "adapter": adapter_config(model),
             "backbone": backbone,
             "spectral": transform.to_dict(),
-            "window": {"size": int(window), "input_size": int(input_size), "padding": "reflect", "resize": "bilinear"},
+            "window": {"size": int(head.window), "input_size": int(head.input_size), "padding": "reflect", "resize": "bilinear"},
             "train_config": train_config,
             "metrics": {k: metrics[k] for k in ("overall_accuracy", "average_accuracy", "kappa", "n_test") if metrics and k in metrics},
             "versions": package_versions(),
@@ -338,7 +311,7 @@ def bundle_info(path: str | os.PathLike) -> dict[str, Any]:
         "adapter options": {k: v for k, v in m["adapter"].items() if k not in ("method",)},
         "adapter files size": f"{size / 1e6:.3f} MB",
         "model": f"dim {cfg['embed_dim']}, depth {cfg['depth']}, heads {cfg['num_heads']}, input {m['window']['input_size']} px",
-        "head": b.head if b.head == "patch" else f"dense ({b.tile} px tiles, overlap {b.overlap} px)",
+        "head": b.head.describe(),
         "backbone": m["backbone"].get("path") or m["backbone"]["identity"].get("name", m["backbone"]["kind"]),
         "spectral": f"{m['spectral']['reduction']} → {len(m['spectral']['channel_names'])} channels, "
         f"{m['spectral']['normalizer']['method']} normalisation, {m['spectral']['input_band_count']} input bands",

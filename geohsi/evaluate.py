@@ -52,10 +52,9 @@ def evaluate(
     """
     from geohsi.files import atomic_output, check_output
     from geohsi.bundle import load_bundle
-    from geohsi.prediction import predict_dense_classes, predict_window_classes, resolve_device
+    from geohsi.prediction import resolve_device
     from geohsi.metrics import report_for
     from geohsi.scene import labels_and_valid, labels_digest, open_scene, scene_legend
-    from geohsi.spectral.windows import WindowSource
 
     if out is not None:
         check_output(out, overwrite)
@@ -84,12 +83,7 @@ def evaluate(
     dev = resolve_device(device)
     model.to(dev)
     channels = b.transform.apply(ds)
-    if b.head == "dense":
-        pred = predict_dense_classes(model, channels, idx, tile=b.tile, overlap=b.overlap, batch_size=batch_size, device=dev,
-                                     precision=precision)
-    else:
-        source = WindowSource(channels, b.window, b.input_size)
-        pred = predict_window_classes(model, source, idx, batch_size=batch_size, device=dev, precision=precision)
+    pred = b.head.predict_pixels(model, channels, idx, batch_size=batch_size, device=dev, precision=precision)
     report = report_for(truth, b.class_ids[pred], b.classes)
     if out is not None:
         from geohsi.metrics import write_metrics

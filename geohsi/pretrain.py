@@ -310,13 +310,13 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 def _step_batch(pool: _Pool, cfg: PretrainConfig, step: int) -> tuple[torch.Tensor, torch.Generator]:
     """The windows and mask generator of step ``step`` — a pure function of ``(seed, step)``."""
-    from geohsi.train.data import augment
+    from geohsi.heads.augment import dihedral
 
     rng = np.random.default_rng([cfg.seed, step])
     pick = rng.integers(0, len(pool.train_pixel), cfg.batch_size)
     x = torch.from_numpy(pool.windows(pool.train_scene[pick], pool.train_pixel[pick]))
     if cfg.augment:
-        x = augment(x, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 2 + 1))
+        x, _ = dihedral(x, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 2 + 1))
     return x, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 2)
 
 

@@ -855,7 +855,8 @@ def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | Non
     if mean is not None and std is not None:
         scaling = [{"type": "z-score", "mean": float(m), "stddev": float(s)} for m, s in zip(mean, std, strict=False)]
     n_ch = len(channels)
-    size = int(window.get("input_size", cfg.get("img_size", 32)))
+    head = b.head
+    m_in, m_out = head.mlm_input(n_ch), head.mlm_output(len(b.classes))
     classes = _classification_classes(b.classes)
     # adapter size: every tensor the adapter adds (the head is counted apart by its class count)
     n_trainable = sum(int(np.prod(shape)) for layer in (adapter.get("layers") or {}).values() for shape in layer.values()) or None
@@ -864,28 +865,26 @@ def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | Non
         "description": f"SpectralGPT + {adapter.get('method', '?')} classifier trained by geohsi",
         "mlm:name": "geohsi-spectralgpt-" + str(adapter.get("method", "adapter")).replace("+", "-plus"),
         "mlm:architecture": "Vision Transformer",
-        "mlm:tasks": ["classification", "semantic-segmentation"],
+        "mlm:tasks": head.mlm_tasks,
         "mlm:framework": "PyTorch",
         "mlm:framework_version": str(versions.get("torch", "")).split("+")[0] or "unknown",
         "mlm:pretrained": meta.get("backbone", {}).get("kind") == "file",
         "mlm:pretrained_source": (meta.get("backbone", {}).get("identity") or {}).get("name") if meta.get("backbone", {}).get("kind") == "file" else None,
         "mlm:accelerator": None,
         "mlm:input": [{
-            "name": "spectral windows",
-            "description": (
-                f"{len(wl)} scene bands reduced to {n_ch} channels by {spec.get('reduction')}, per-pixel windows of "
-                f"{window.get('size')}×{window.get('size')} pixels resized to {size}×{size}"
-            ),
+            "name": m_in["name"],
+            "description": f"{len(wl)} scene bands reduced to {n_ch} channels by {spec.get('reduction')}, {m_in['description']}",
             "bands": in_names,
-            "input": {"shape": [-1, n_ch, size, size], "dim_order": ["batch", "channel", "height", "width"], "data_type": "float32"},
+            "input": m_in["input"],
             "value_scaling": scaling,
-            "resize_type": "interpolation-linear",
+            "resize_type": m_in["resize_type"],
             "pre_processing_function": {"format": "python", "expression": "geohsi.spectral.transform:SpectralTransform.from_dict"},
         }],
         "mlm:output": [{
-            "name": "class logits",
-            "tasks": ["classification"],
-            "result": {"shape": [-1, len(classes)], "dim_order": ["batch", "class"], "data_type": "float32"},
+            "name": m_out["name"],
+            "description": m_out["description"],
+            "tasks": m_out["tasks"],
+            "result": m_out["result"],
             "classification:classes": classes,
             "post_processing_function": None,
         }],
@@ -894,6 +893,7 @@ def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | Non
             "adapter_config": adapter,
             "adapter_trainable_parameters": n_trainable,
             "window": window,
+            "head": head.name,
             "spectral_reduction": spec.get("reduction"),
             "model_config": cfg,
         },

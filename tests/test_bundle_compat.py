@@ -52,5 +52,5 @@ def test_old_bundle_metadata_reads_back(name):
     from geohsi.bundle import load_bundle
 
     b = load_bundle(FIXTURES / name)
-    assert b.head == name.split("-")[0]
+    assert b.head.name == name.split("-")[0]
     assert len(b.classes) == 16 and b.classes[0].name == "class_1"

@@ -98,6 +98,6 @@ def test_large_scene_runs(tmp_path, data_dir):
     assert (out / "large.map.png").is_file()
     from geohsi.bundle import load_bundle
 
-    assert load_bundle(out / "enmap_dense.bundle").head == "dense"
+    assert load_bundle(out / "enmap_dense.bundle").head.name == "dense"
     assert "4 chunks in" in _text(nb)
     assert len(_outputs(nb, "image/png")) >= 2

@@ -24,7 +24,7 @@ from typing import Any
 
 import xarray as xr
 
-from geohsi.classify.graph import DEFAULT_BATCH, NODATA, Plan, as_dataarray, build_plan, class_dtype, scene_identity
+from geohsi.classify.graph import NODATA, Plan, as_dataarray, build_plan, class_dtype, scene_identity
 from geohsi.errors import ClusterError, GeohsiError, UsageError
 from geohsi.console import say
 
@@ -48,7 +48,7 @@ def classify(
     *,
     what: str = "labels",
     chunks: int | None = None,
-    batch_size: int | None = DEFAULT_BATCH,
+    batch_size: int | None = None,
     device: str = "cpu",
     precision: str = "fp32",
 ) -> xr.DataArray:
@@ -66,7 +66,7 @@ def classify(
         chunks: spatial chunk edge in pixels (default: 128 in patch mode, 256 in dense mode, fewer
             for very many bands).
         batch_size: windows (patch) or tiles (dense) per forward (default: per device, see
-            :data:`geohsi.classify.worker.DEFAULT_BATCH`).
+            the bundle head's ``default_batch``).
         device: ``cpu`` or ``cuda``.
         precision: ``fp32`` or ``bf16``.
 
@@ -341,7 +341,7 @@ def classify_scene(
     device: str = "cpu",
     precision: str = "fp32",
     chunks: int | None = None,
-    batch_size: int | None = DEFAULT_BATCH,
+    batch_size: int | None = None,
     resume: bool = True,
     overwrite: bool = False,
     progress: bool = True,
@@ -410,9 +410,7 @@ def classify_scene(
             gpu = _gpu_workers(client) > 0
         return run(ClusterInfo(client, False, gpu, device, None, host_threads(client)))
     # Count chunks first so a small scene does not start more workers than it has tasks.
-    from geohsi.classify.graph import default_chunk
-
-    c = chunks or default_chunk(int(ds.sizes["y"]), int(ds.sizes["x"]), int(ds.sizes["band"]), b.window, head=b.head)
+    c = chunks or b.head.default_chunk(int(ds.sizes["y"]), int(ds.sizes["x"]), int(ds.sizes["band"]))
     n_tasks = (-(-int(ds.sizes["y"]) // c)) * (-(-int(ds.sizes["x"]) // c))
     with open_cluster(scheduler, workers=workers, device=device, max_tasks=n_tasks,
                       warn=lambda m: log(f"[yellow]warning:[/] {m}")) as info:

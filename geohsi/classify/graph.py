@@ -8,15 +8,14 @@
                               window/tile cut, so no trim step is needed
         ──argmax → class ids──► [H, W] uint8/uint16, 0 = nodata
 
-The bundle's mode picks the task and the halo:
+The bundle's head (:mod:`geohsi.heads`) gives the halo, the default chunk and the prediction of
+each block (:func:`~geohsi.classify.worker.block_task` calls ``head.predict_block``):
 
-* ``patch`` — :func:`~geohsi.classify.worker.block_probabilities`, one window per pixel,
-  ``r = window // 2``;
-* ``dense`` — :func:`~geohsi.classify.worker.dense_task`, tiles on a grid anchored to the scene
-  and blended with a Hann weight (:mod:`geohsi.prediction.dense`), ``r = dense_halo(tile) = tile − 1``.
-  Each task also gets the scene position of its block (``offsets`` + ``block_id``), so a pixel sees
-  the same tiles whatever the chunking: the map does not depend on ``--chunks`` and has no seams
-  at chunk borders.
+* ``patch`` — one window per pixel, ``r = window // 2``;
+* ``dense`` — tiles on a grid anchored to the scene and blended with a Hann weight
+  (:mod:`geohsi.prediction.dense`), ``r = tile − 1``. Every task gets the scene position of its
+  block (``offsets`` + ``block_id``), so a pixel sees the same tiles whatever the chunking: the map
+  does not depend on ``--chunks`` and has no seams at chunk borders.
 
 ``map_blocks`` is called with explicit output chunks ``((K,), y-chunks, x-chunks)`` on the halo'd
 array, so the channel axis becomes the class axis without ``new_axis``/``drop_axis`` (and without
@@ -39,50 +38,10 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from geohsi.classify.worker import InferenceSpec, block_probabilities, dense_task
+from geohsi.classify.worker import InferenceSpec, block_task
 from geohsi.errors import UsageError
 
-#: default spatial chunk edge: 128² = 16,384 pixels per task keeps batches full (dask issue 12082)
-#: while a task holds only ~B·(c + 2r)²·8 bytes of input (≈ 40 MB for 224 bands).
-DEFAULT_CHUNK = 128
-#: dense mode: 256² chunks. The tiles covering a chunk reach ``tile − 1`` px beyond it, so bigger
-#: chunks waste fewer tiles (32 px tiles, stride 24: 1.36× fewer forwards per pixel than 128²).
-DEFAULT_DENSE_CHUNK = 256
-#: ``None``: the worker picks (:data:`geohsi.classify.worker.DEFAULT_BATCH` on the CPU, auto-tuned on CUDA).
-DEFAULT_BATCH = None
 NODATA = 0
-
-
-def default_chunk(height: int, width: int, n_bands: int, window: int, *, budget_bytes: int = 256 << 20,
-                  head: str = "patch") -> int:
-    """Spatial chunk edge: thousands of pixels per task, bounded input memory per task.
-
-    Args:
-        height: scene rows.
-        width: scene columns.
-        n_bands: input bands B (float64 during the spectral transform).
-        window: window edge (patch mode: the halo ``window // 2`` is read on each side).
-        budget_bytes: input bytes one task may hold (dense mode: twice this).
-        head: ``patch`` or ``dense``.
-
-    Returns:
-        Patch mode: :data:`DEFAULT_CHUNK`, shrunk while ``B·(c + 2r)²·8·3`` exceeds the budget (3
-        copies: raw, physical, transformed). Dense mode: :data:`DEFAULT_DENSE_CHUNK`, shrunk while
-        ``B·c²·8·3`` exceeds twice the budget (the spectral transform runs before the halo is
-        added, and the halo'd block holds only the 12 channels). Never below 32, never above the scene.
-
-    .. versionchanged:: 0.1 ``head``.
-    """
-    if head == "dense":
-        c = DEFAULT_DENSE_CHUNK
-        while c > 32 and 3 * 8 * n_bands * c ** 2 > 2 * budget_bytes:
-            c //= 2
-    else:
-        r = window // 2
-        c = DEFAULT_CHUNK
-        while c > 32 and 3 * 8 * n_bands * (c + 2 * r) ** 2 > budget_bytes:
-            c //= 2
-    return max(1, min(c, max(height, width)))
 
 
 def class_dtype(class_ids: np.ndarray) -> np.dtype:
@@ -99,7 +58,7 @@ class Plan:
         bundle: the loaded :class:`~geohsi.bundle.Bundle`.
         spec: the inference spec carried by every model task.
         chunk: spatial chunk edge (pixels).
-        radius: halo width: ``window // 2`` (patch) or ``tile − 1`` (dense).
+        radius: halo width (the head's ``halo``).
         probabilities: lazy ``[K, H, W]`` float32, NaN at invalid pixels.
         gpu: whether the model layer carries ``resources={"GPU": 1}``.
     """
@@ -128,7 +87,7 @@ def build_plan(
     bundle: Any,
     *,
     chunks: int | None = None,
-    batch_size: int | None = DEFAULT_BATCH,
+    batch_size: int | None = None,
     device: str = "cpu",
     precision: str = "fp32",
     gpu_resources: bool = False,
@@ -140,7 +99,7 @@ def build_plan(
     Args:
         scene: an opened scene (lazy).
         bundle: a loaded bundle.
-        chunks: spatial chunk edge (default :func:`default_chunk`).
+        chunks: spatial chunk edge (default: the head's ``default_chunk``).
         batch_size: windows (patch) or tiles (dense) per forward in each task; ``None``: chosen per
             device by the worker.
         device: ``cpu`` or ``cuda`` (workers fall back to the CPU with a warning when they have no GPU).
@@ -157,33 +116,21 @@ def build_plan(
             smaller than one tile (dense mode).
         BandMismatchError: the scene does not fit the bundle's spectral transform.
     """
-    from geohsi.prediction import dense_halo
-    from geohsi.spectral.windows import check_window, overlap_reflect
+    from geohsi.scene import rechunk_scene
+    from geohsi.spectral.windows import overlap_reflect
 
     h, w = int(scene.sizes["y"]), int(scene.sizes["x"])
-    window = bundle.window
     head = bundle.head
-    if head == "dense":
-        tile = bundle.tile
-        if tile > h or tile > w:
-            src = scene.encoding.get("source", "the scene")
-            raise UsageError(
-                f"{src} is {h}×{w} pixels, smaller than the {tile}-pixel tiles of dense bundle {bundle.path}; "
-                "classify a scene at least one tile high and wide, or use a patch-mode bundle"
-            )
-        r = dense_halo(tile)
-    else:
-        r = check_window(window, h, w)
+    head.check_scene(h, w, str(scene.encoding.get("source", "the scene")), str(bundle.path))
+    r = head.halo
     if chunks is None:
-        chunks = default_chunk(h, w, int(scene.sizes["band"]), window, head=head)
+        chunks = head.default_chunk(h, w, int(scene.sizes["band"]))
     if isinstance(chunks, bool) or int(chunks) < 1:
         raise UsageError(f"--chunks must be a positive pixel count, got {chunks}")
     if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
         raise UsageError(f"--batch-size must be a positive number of windows (tiles in dense mode), got {batch_size}")
     chunks = int(chunks)
     # Rechunk the raw cube (all bands together) so the spectral transform already runs per map chunk.
-    from geohsi.scene import rechunk_scene
-
     ds = rechunk_scene(scene, chunks)  # data variables only: band coordinates stay in memory
     channels = bundle.transform.apply(ds).data.astype("float32")
     blocks = overlap_reflect(channels, r)
@@ -191,32 +138,25 @@ def build_plan(
     spec = InferenceSpec(
         bundle_path=str(Path(bundle.path).absolute()),
         bundle_hash=bundle.hash,
-        window=window,
-        input_size=bundle.tile if head == "dense" else bundle.input_size,
+        head=head,
         n_classes=k,
         batch_size=None if batch_size is None else int(batch_size),
         device=device,
         precision=precision,
         torch_threads=torch_threads,
         host_workers=tuple(sorted((host_workers or {}).items())),
-        head=head,
-        overlap=bundle.overlap if head == "dense" else 0,
     )
     name = "geohsi-classify-" + dask.base.tokenize(blocks.name, spec)
-    if head == "dense":
-        # scene row/column of each chunk's first core pixel: the task anchors its tile grid there
-        ys = tuple(int(v) for v in np.cumsum((0,) + channels.chunks[1][:-1]))
-        xs = tuple(int(v) for v in np.cumsum((0,) + channels.chunks[2][:-1]))
-        task, extra = dense_task, {"offsets": (ys, xs)}
-    else:
-        task, extra = block_probabilities, {}
+    # scene row/column of each chunk's first core pixel: a dense head anchors its tile grid there
+    ys = tuple(int(v) for v in np.cumsum((0,) + channels.chunks[1][:-1]))
+    xs = tuple(int(v) for v in np.cumsum((0,) + channels.chunks[2][:-1]))
     ctx = dask.annotate(resources={"GPU": 1}) if gpu_resources else contextlib.nullcontext()
     with ctx:
         probs = blocks.map_blocks(
-            task,
+            block_task,
             spec=spec,
             halo=r,
-            **extra,
+            offsets=(ys, xs),
             chunks=((k,), channels.chunks[1], channels.chunks[2]),
             dtype=np.float32,
             meta=np.empty((0, 0, 0), np.float32),
@@ -317,15 +257,11 @@ def scene_identity(scene: xr.Dataset) -> str:
 
 
 __all__ = [
-    "DEFAULT_BATCH",
-    "DEFAULT_CHUNK",
-    "DEFAULT_DENSE_CHUNK",
     "NODATA",
     "Plan",
     "as_dataarray",
     "build_plan",
     "class_dtype",
-    "default_chunk",
     "labels_from_probabilities",
     "scene_identity",
 ]

@@ -6,11 +6,10 @@ weights converted to bf16 once when the precision is bf16) into :data:`_MODELS`,
 ``(hash, device, precision)``; every later task of that process reuses it. A bundle that changed
 on disk since the graph was built (another hash) is refused rather than silently mixed.
 
-Two task functions, one per bundle mode: :func:`block_probabilities` (patch mode: one window per
-pixel) and :func:`dense_task` (dense mode: Hann-blended tiles on the scene-anchored grid of
-:mod:`geohsi.prediction.dense`). Both add the seconds spent in the model forward to
-:data:`STATS`, which benchmarks read from every worker to report the share of wall time spent
-outside the model.
+One task function, :func:`block_task`: the bundle's head predicts the halo'd block (one window per
+pixel, or Hann-blended tiles on the scene-anchored grid). It adds the seconds spent in the model
+forward to :data:`STATS`, which :func:`worker_stats` reports per worker (the classify summary's
+share of worker time in the model).
 
 .. versionadded:: 0.1
 """
@@ -27,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from geohsi.errors import ModelError
-from geohsi.prediction import ForwardTimer, dense_block_probabilities, patch_block_probabilities
+from geohsi.heads import Head
+from geohsi.prediction import ForwardTimer
 
 #: (bundle hash, device, precision) → (model, torch.device); one per worker process.
 _MODELS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -36,12 +36,6 @@ _LOCK = threading.Lock()
 LOAD_COUNT = 0
 #: per-process counters: seconds inside the model forward, pixels classified, tasks run.
 STATS: dict[str, float] = {"forward_s": 0.0, "pixels": 0, "tasks": 0}
-#: batch size when none is given, per (device type, head): windows per forward in patch mode,
-#: tiles per forward in dense mode. The CPU values are the best measured in docs/performance.md
-#: (patch: 64–256 within 10 % for tiny/small; dense: 16 tiles); CUDA batches are auto-tuned.
-DEFAULT_BATCH: dict[tuple[str, str], int] = {("cpu", "patch"): 256, ("cpu", "dense"): 16}
-
-
 @dataclass(frozen=True)
 class InferenceSpec:
     """Everything a task needs to rebuild and run the model — small and picklable.
@@ -49,32 +43,26 @@ class InferenceSpec:
     Attributes:
         bundle_path: absolute bundle directory (every worker must see it at this path).
         bundle_hash: sha256 of the bundle's ``bundle.json`` (the cache key).
-        window: window edge in pixels (odd; patch mode).
-        input_size: model input edge in pixels (the tile edge in dense mode).
+        head: the bundle's model mode with its geometry (what predicts a block).
         n_classes: number of logits K.
-        batch_size: windows (patch) or tiles (dense) per forward; ``None``: :data:`DEFAULT_BATCH` on
-            the CPU, :func:`geohsi.prediction.autotune_batch_size` on CUDA (once per worker process).
+        batch_size: windows (patch) or tiles (dense) per forward; ``None``: the head's CPU default
+            on the CPU, :func:`geohsi.prediction.autotune_batch_size` on CUDA (once per worker process).
         device: ``cpu`` or ``cuda``.
         precision: ``fp32`` or ``bf16``.
         torch_threads: intra-op threads for torch in each worker process; ``None`` derives it from
             the number of Dask worker threads on the host (see :func:`torch_threads_for_host`).
         host_workers: ``{host: Dask worker threads on that host}`` used when ``torch_threads`` is ``None``.
-        head: ``patch`` or ``dense`` (the bundle's mode).
-        overlap: dense mode: pixels shared by neighbouring tiles.
     """
 
     bundle_path: str
     bundle_hash: str
-    window: int
-    input_size: int
+    head: Head
     n_classes: int
     batch_size: int | None = None
     device: str = "cpu"
     precision: str = "fp32"
     torch_threads: int | None = None
     host_workers: tuple[tuple[str, int], ...] = ()
-    head: str = "patch"
-    overlap: int = 0
 
 
 def torch_threads_for_host(host_workers: dict[str, int]) -> int:
@@ -153,7 +141,7 @@ def batch_size_for(spec: InferenceSpec, model: Any, device: Any) -> int:
 
     On CUDA the batch is auto-tuned once per worker process (:func:`geohsi.prediction.autotune_batch_size`,
     cached); on the CPU, where tuning a ``small`` patch model would cost tens of seconds per worker
-    and throughput is flat between 64 and 256 windows, :data:`DEFAULT_BATCH` is used.
+    and throughput is flat between 64 and 256 windows, the head's ``default_batch`` is used.
 
     Args:
         spec: the inference spec.
@@ -168,9 +156,10 @@ def batch_size_for(spec: InferenceSpec, model: Any, device: Any) -> int:
     if getattr(device, "type", str(device)) == "cuda":
         from geohsi.prediction import autotune_batch_size
 
-        return autotune_batch_size(model, (model_channels(model), spec.input_size, spec.input_size), device=device,
-                                   precision=spec.precision, max_bytes=2 << 30)
-    return DEFAULT_BATCH[("cpu", spec.head)]
+        size = spec.head.input_size
+        return autotune_batch_size(model, (model_channels(model), size, size), device=device, precision=spec.precision,
+                                   max_bytes=2 << 30)
+    return int(spec.head.default_batch["cpu"])
 
 
 def model_channels(model: Any) -> int:
@@ -182,41 +171,16 @@ def model_channels(model: Any) -> int:
 _TIMER = ForwardTimer()
 
 
-def block_probabilities(block: np.ndarray, spec: InferenceSpec, halo: int) -> np.ndarray:
-    """Patch mode: class probabilities of every core pixel of a block that carries a halo.
+def block_task(block: np.ndarray, spec: InferenceSpec, halo: int, offsets: tuple[tuple[int, ...], tuple[int, ...]],
+               block_id: tuple[int, int, int] | None = None) -> np.ndarray:
+    """The model task of one chunk: class probabilities of a halo'd block's core, predicted by the head.
 
     Args:
         block: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
         spec: the inference spec.
-        halo: the halo width the block carries (≥ ``window // 2``).
-
-    Returns:
-        ``[K, h, w]`` float32 probabilities, NaN at invalid pixels
-        (:func:`geohsi.prediction.patch_block_probabilities`).
-    """
-    STATS["tasks"] += 1
-    h, w = block.shape[1] - 2 * halo, block.shape[2] - 2 * halo
-    valid = ~np.isnan(block[:, halo: halo + h, halo: halo + w]).any(axis=0)
-    if not valid.any():
-        return np.full((spec.n_classes, h, w), np.nan, dtype=np.float32)  # no model load for an empty block
-    model, device = get_model(spec)
-    out = patch_block_probabilities(block, model, window=spec.window, input_size=spec.input_size, halo=halo,
-                                    batch_size=batch_size_for(spec, model, device), device=device,
-                                    precision=spec.precision, timer=_TIMER)
-    STATS["forward_s"] = _TIMER.seconds
-    STATS["pixels"] += int(valid.sum())
-    return out
-
-
-def dense_task(block: np.ndarray, spec: InferenceSpec, halo: int, offsets: tuple[tuple[int, ...], tuple[int, ...]],
-               block_id: tuple[int, int, int] | None = None) -> np.ndarray:
-    """Dense mode: class probabilities of a block's core from Hann-blended tiles on the scene's grid.
-
-    Args:
-        block: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
-        spec: the inference spec (``head="dense"``; ``input_size`` is the tile edge).
-        halo: the halo the block carries (:func:`~geohsi.prediction.dense_halo` of the tile).
-        offsets: scene row of each row-chunk's first core pixel, and column of each column-chunk's.
+        halo: the halo the block carries (the head's :attr:`~geohsi.heads.Head.halo`).
+        offsets: scene row of each row-chunk's first core pixel, and column of each column-chunk's
+            (a dense head anchors its tile grid there, so the map does not depend on the chunking).
         block_id: ``(0, i, j)``, filled in by :func:`dask.array.map_blocks`.
 
     Returns:
@@ -228,9 +192,9 @@ def dense_task(block: np.ndarray, spec: InferenceSpec, halo: int, offsets: tuple
     if np.isnan(block[:, halo: halo + h, halo: halo + w]).any(axis=0).all():
         return np.full((spec.n_classes, h, w), np.nan, dtype=np.float32)  # no model load for an empty block
     model, device = get_model(spec)
-    out = dense_block_probabilities(block, model, halo=halo, tile=spec.input_size, overlap=spec.overlap,
-                                    origin=(offsets[0][i], offsets[1][j]), batch_size=batch_size_for(spec, model, device),
-                                    device=device, precision=spec.precision, timer=_TIMER)
+    out = spec.head.predict_block(block, model, halo=halo, origin=(offsets[0][i], offsets[1][j]),
+                                  batch_size=batch_size_for(spec, model, device), device=device, precision=spec.precision,
+                                  timer=_TIMER)
     STATS["forward_s"] = _TIMER.seconds
     STATS["pixels"] += int((~np.isnan(out[0])).sum())
     return out
@@ -265,13 +229,11 @@ def worker_stats(reset: bool = False) -> dict[str, float]:
 
 
 __all__ = [
-    "DEFAULT_BATCH",
     "STATS",
     "InferenceSpec",
     "LOAD_COUNT",
     "batch_size_for",
-    "block_probabilities",
-    "dense_task",
+    "block_task",
     "get_model",
     "peak_rss_mb",
     "torch_threads_for_host",

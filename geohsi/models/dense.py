@@ -5,7 +5,7 @@ whole ViT forward per pixel. Dense mode runs it once per ``S × S`` tile and dec
 pixels from the token grid, so the encoder cost per pixel drops by the number of pixels a tile
 contributes (``stride²`` with overlapping tiles, see :mod:`geohsi.prediction.dense`).
 
-Decoder (:class:`DenseHead`), a light FPN-style path plus a full-resolution spectral branch::
+Decoder (:class:`DenseDecoder`), a light FPN-style path plus a full-resolution spectral branch::
 
     tokens [N, T·L, D] ─LayerNorm─► token grid [N, T, S/p, S/p, D]
         ─concat the T spectral groups─► [N, T·D, S/p, S/p] ─1×1 conv + GELU─► [N, F, S/p, S/p]
@@ -39,14 +39,14 @@ from torch import nn
 from geohsi.errors import UsageError
 from geohsi.models.spectralgpt import SpectralGPT, SpectralGPTConfig, resolve_config
 
-#: Default widths of :class:`DenseHead`: token fusion F, decoder H, spectral branch E.
+#: Default widths of :class:`DenseDecoder`: token fusion F, decoder H, spectral branch E.
 DEFAULT_FUSE_DIM = 128
 DEFAULT_DECODER_DIM = 64
 DEFAULT_SPECTRAL_DIM = 32
 
 
-class DenseHead(nn.Module):
-    """Token grid + input spectra → per-pixel logits (see the module docstring for the diagram).
+class DenseDecoder(nn.Module):
+    """The dense decoder: token grid + input spectra → per-pixel logits (see the module docstring for the diagram).
 
     Submodules (their names are the state-dict layout bundles rely on): ``norm`` (LayerNorm on
     tokens), ``fuse`` (Linear = 1×1 conv over the concatenated spectral groups), ``context``
@@ -151,18 +151,18 @@ def bilinear_matrix(n_in: int, n_out: int) -> torch.Tensor:
 
 
 class SpectralGPTSegmenter(nn.Module):
-    """SpectralGPT encoder + :class:`DenseHead`: ``[N, C, S, S]`` → ``[N, K, S, S]`` logits.
+    """SpectralGPT encoder + :class:`DenseDecoder`: ``[N, C, S, S]`` → ``[N, K, S, S]`` logits.
 
     Attributes:
         encoder: the :class:`~geohsi.models.spectralgpt.SpectralGPT` encoder (prefix ``encoder.``),
             adapted exactly as in patch mode.
-        head: the :class:`DenseHead` (prefix ``head.``), trained and saved with the adapter.
+        head: the :class:`DenseDecoder` (prefix ``head.``), trained and saved with the adapter.
         config: the encoder config (``img_size`` = the tile edge).
 
     Args:
         config: encoder config or its name.
         num_classes: number of classes K.
-        **head_options: :class:`DenseHead` widths (``fuse_dim``, ``decoder_dim``, ``spectral_dim``).
+        **head_options: :class:`DenseDecoder` widths (``fuse_dim``, ``decoder_dim``, ``spectral_dim``).
 
     Example:
         >>> m = SpectralGPTSegmenter(resolve_config("tiny"), 5)
@@ -176,7 +176,7 @@ class SpectralGPTSegmenter(nn.Module):
         super().__init__()
         self.encoder = SpectralGPT(config)
         self.config = self.encoder.config
-        self.head = DenseHead(self.config, num_classes, **head_options)
+        self.head = DenseDecoder(self.config, num_classes, **head_options)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, C, S, S]`` → ``[N, T·L, D]`` encoder tokens."""
@@ -194,7 +194,7 @@ def build_segmenter(config: str | SpectralGPTConfig, num_classes: int, *, head_o
     Args:
         config: name in :data:`geohsi.models.spectralgpt.CONFIGS` or a config.
         num_classes: number of classes.
-        head_options: :class:`DenseHead` widths.
+        head_options: :class:`DenseDecoder` widths.
         **overrides: config fields to replace (``img_size`` = tile edge, ``num_bands``, …).
 
     Returns:
@@ -206,12 +206,12 @@ def build_segmenter(config: str | SpectralGPTConfig, num_classes: int, *, head_o
 
 
 def dense_head_flops(config: str | SpectralGPTConfig, num_classes: int, **head_options: Any) -> int:
-    """Analytic FLOPs of one :class:`DenseHead` forward for one tile (matrix products only).
+    """Analytic FLOPs of one :class:`DenseDecoder` forward for one tile (matrix products only).
 
     Args:
         config: encoder config or name (its ``img_size`` is the tile edge).
         num_classes: number of classes K.
-        **head_options: head widths as in :class:`DenseHead`.
+        **head_options: head widths as in :class:`DenseDecoder`.
 
     Returns:
         FLOPs per tile.
@@ -233,7 +233,7 @@ __all__ = [
     "DEFAULT_DECODER_DIM",
     "DEFAULT_FUSE_DIM",
     "DEFAULT_SPECTRAL_DIM",
-    "DenseHead",
+    "DenseDecoder",
     "SpectralGPTSegmenter",
     "build_segmenter",
     "bilinear_matrix",

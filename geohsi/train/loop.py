@@ -35,11 +35,10 @@ from torch import nn
 from geohsi.files import check_output
 from geohsi.errors import DataError, UsageError
 from geohsi.console import say
-from geohsi.prediction import autocast, batches, predict_dense_classes, predict_window_classes, resolve_device
+from geohsi.heads import Head, get_head
+from geohsi.prediction import autocast, batches, resolve_device
 from geohsi.scene import labels_and_valid, labels_digest, open_scene, scene_legend
 from geohsi.train.config import TrainConfig
-from geohsi.spectral.windows import MAX_IN_MEMORY_BYTES, WindowSource
-from geohsi.train.data import augment
 
 CHECKPOINT_NAME = "checkpoint.pt"
 RUNS_DIR = Path("runs")
@@ -60,19 +59,14 @@ def _point_latest(out: Path) -> None:
     os.replace(tmp, latest)
 
 
-def build_model(config: TrainConfig, num_classes: int, n_channels: int, log: Callable[[str], None]) -> tuple[nn.Module, dict]:
-    """The model (patch classifier or dense segmenter) with its backbone weights, and the backbone record for the bundle."""
+def build_model(config: TrainConfig, head: Head, num_classes: int, n_channels: int,
+                log: Callable[[str], None]) -> tuple[nn.Module, dict]:
+    """The head's model with its backbone weights, and the backbone record for the bundle."""
     from geohsi.files import file_sha256
-    from geohsi.models.spectralgpt import build_classifier, load_backbone
+    from geohsi.models import resolve_config
 
     torch.manual_seed(config.seed)
-    overrides = {"img_size": config.input_size, "num_bands": n_channels}
-    if config.head == "dense":
-        from geohsi.models.dense import build_segmenter
-
-        model = build_segmenter(config.model, num_classes, **overrides)
-    else:
-        model = build_classifier(config.model, num_classes, head_hidden=config.head_hidden, **overrides)
+    model = head.build_model(resolve_config(config.model, img_size=config.input_size, num_bands=n_channels), num_classes)
     backbone = config.backbone
     if backbone is None:
         from geohsi.models.default import default_backbone_path
@@ -91,14 +85,7 @@ def build_model(config: TrainConfig, num_classes: int, n_channels: int, log: Cal
         # The frozen random weights travel with the bundle (copied before adapters wrap its layers).
         return model, {"kind": "bundled", "identity": ident, "module": copy.deepcopy(model.encoder)}
     path = Path(backbone)
-    from geohsi.models.spectralgpt import SpectralGPTClassifier
-
-    if isinstance(model, SpectralGPTClassifier):
-        # The whole classifier: the checkpoint's final norm (official ``norm.*``), when it has one,
-        # initialises the head's norm; an encoder saved without it keeps the default norm.
-        load_backbone(path, model, allow_missing=("head.fc.*", "head.norm.*"))
-    else:  # dense head: only the encoder has a counterpart in the checkpoint
-        load_backbone(path, model.encoder)
+    head.load_pretrained(model, path)
     sha = file_sha256(path)
     log(f"backbone {path} (sha256 {sha[:12]}…)")
     ident = {"sha256": sha, "config": model.config.to_dict()}
@@ -199,29 +186,14 @@ def train(
     log(f"split {config.split}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test pixels")
     transform = SpectralTransform.fit(ds, config.spectral, config.n_components, config.norm, seed=config.seed)
     channels = transform.apply(ds)
-    dense = config.head == "dense"
-    if dense:
-        from geohsi.prediction import default_overlap
-        from geohsi.train.dense import TileSampler, augment_pairs, cut_tiles, dense_loss, held_out_mask
-
-        tile = config.input_size
-        overlap = config.tile_overlap if config.tile_overlap is not None else default_overlap(tile)
-        c, h, w = channels.shape
-        # Benchmark scenes fit in memory: transform once; larger ones are read tile by tile from Zarr.
-        scene_arr = np.asarray(channels.values, dtype=np.float32) if c * h * w * 4 <= MAX_IN_MEMORY_BYTES else channels.data
-        train_targets = np.asarray([id_to_index[int(k)] for k in split.train_labels], dtype=np.int64)
-        sampler = TileSampler((h, w), tile, split.train, train_targets, held_out_mask(split, (h, w)))
-        if not sampler.coverable.all():
-            log(f"[yellow]{int((~sampler.coverable).sum())} training pixels fit in no {tile}-px tile clear of held-out blocks; "
-                "they are not trained on[/]")
-        epoch_origins = [sampler.epoch_origins(config.seed, e) for e in range(config.epochs)]
-        epoch_steps = [math.ceil(len(o) / config.batch_size) for o in epoch_origins]
-    else:
-        source = WindowSource(channels, config.window, config.input_size)
-        epoch_steps = [math.ceil(len(split.train) / config.batch_size)] * config.epochs
+    head = get_head(config.head).from_options(window=config.window, input_size=config.input_size,
+                                              head_hidden=config.head_hidden, tile_overlap=config.tile_overlap)
+    train_targets = np.asarray([id_to_index[int(k)] for k in split.train_labels], dtype=np.int64)
+    samples = head.training_samples(channels, split, train_targets, seed=config.seed, epochs=config.epochs, log=log)
+    epoch_steps = [math.ceil(samples.epoch_size(e) / config.batch_size) for e in range(config.epochs)]
     device = resolve_device(config.device, warn=lambda m: log(f"[yellow]{m}[/]"))
 
-    model, backbone = build_model(config, len(classes), transform.n_channels, log)
+    model, backbone = build_model(config, head, len(classes), transform.n_channels, log)
     summary = apply_adapter(model, config.adapter, config.targets, **adapter_options(config))
     log(str(summary))
     model.to(device)
@@ -229,7 +201,6 @@ def train(
     total = sum(epoch_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, sum(epoch_steps[: config.warmup_epochs])))
 
-    y_train = torch.as_tensor([id_to_index[int(c)] for c in split.train_labels], dtype=torch.long)
     y_val = np.asarray([id_to_index[int(c)] for c in split.val_labels], dtype=np.int64)
     history: list[dict[str, Any]] = []
     # Only early stopping restores the best validation epoch, so only then is its state kept.
@@ -249,7 +220,6 @@ def train(
         log(f"resuming after epoch {start_epoch} from {ckpt_path}")
     work.mkdir(parents=True, exist_ok=True)
 
-    loss_fn = nn.CrossEntropyLoss()
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -261,27 +231,14 @@ def train(
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
             model.train()
-            n_items = len(epoch_origins[epoch]) if dense else len(split.train)
-            order = np.random.default_rng([config.seed, epoch]).permutation(n_items)
+            order = np.random.default_rng([config.seed, epoch]).permutation(samples.epoch_size(epoch))
             losses = []
             for step, sl in enumerate(batches(len(order), config.batch_size)):
-                sel = order[sl]
                 gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 10_007 + step)
-                if dense:
-                    o = epoch_origins[epoch][sel]
-                    x, y = torch.from_numpy(cut_tiles(scene_arr, o, tile)), torch.from_numpy(sampler.targets(o))
-                    if config.augment:
-                        x, y = augment_pairs(x, y, gen)
-                    x, y = x.to(device), y.to(device)
-                    with autocast(device, config.precision):
-                        loss = dense_loss(model(x), y)
-                else:
-                    x = torch.from_numpy(source.windows(split.train[sel]))
-                    if config.augment:
-                        x = augment(x, gen)
-                    x, y = x.to(device), y_train[sel].to(device)
-                    with autocast(device, config.precision):
-                        loss = loss_fn(model(x).float(), y)
+                x, y = samples.batch(epoch, order[sl], gen, config.augment)
+                x, y = x.to(device), y.to(device)
+                with autocast(device, config.precision):
+                    loss = head.loss(model(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip > 0:
@@ -292,12 +249,7 @@ def train(
                 bar.update(task, advance=1, loss=losses[-1], lr=scheduler.get_last_lr()[0], epoch=epoch + 1)
             val_oa = None
             if len(split.val):
-                if dense:
-                    pred = predict_dense_classes(model, scene_arr, split.val, tile=tile, overlap=overlap,
-                                                 batch_size=config.batch_size, device=device, precision=config.precision)
-                else:
-                    pred = predict_window_classes(model, source, split.val, batch_size=max(config.batch_size, 256), device=device,
-                                           precision=config.precision)
+                pred = samples.predict(model, split.val, batch_size=config.batch_size, device=device, precision=config.precision)
                 val_oa = float((pred == y_val).mean())
             score = val_oa if val_oa is not None else -float(np.mean(losses))
             if score > best_oa:
@@ -329,12 +281,7 @@ def train(
         _load_trainable(model, best_state)
     model.to("cpu")
     # Test predictions in fp32, as `geohsi evaluate` scores by default, so both report the same numbers.
-    if dense:
-        y_pred = predict_dense_classes(model, scene_arr, split.test, tile=tile, overlap=overlap, batch_size=config.batch_size,
-                                       device=torch.device("cpu"), precision="fp32")
-    else:
-        y_pred = predict_window_classes(model, source, split.test, batch_size=max(config.batch_size, 256),
-                                 device=torch.device("cpu"), precision="fp32")
+    y_pred = samples.predict(model, split.test, batch_size=config.batch_size, device=torch.device("cpu"), precision="fp32")
     report = report_for(split.test_labels, classes.ids[y_pred], classes)
     from geohsi.plot import figure_png, plot_confusion, plot_training
 
@@ -344,10 +291,8 @@ def train(
     train_cfg["labels_sha256"] = labels_digest(labels)
     train_cfg["wall_seconds"] = time.perf_counter() - t_start
     write_bundle(
-        out, model=model, classes=classes, transform=transform, split=split, window=config.window,
-        input_size=config.input_size, train_config=train_cfg,
-        backbone={k: v for k, v in backbone.items() if k != "module"}, backbone_module=backbone.get("module"), head_hidden=config.head_hidden,
-        head=config.head, dense={"tile": tile, "overlap": overlap, "head_options": model.head.widths} if dense else None,
+        out, model=model, classes=classes, transform=transform, split=split, head=head, train_config=train_cfg,
+        backbone={k: v for k, v in backbone.items() if k != "module"}, backbone_module=backbone.get("module"),
         metrics=report, history=history, extra_files=extra, overwrite=overwrite or resume,
     )
     shutil.rmtree(work, ignore_errors=True)

@@ -71,7 +71,7 @@ def test_map_is_the_same_whatever_the_chunking(model, ip_crop_channels: np.ndarr
 
 def test_two_constant_halves_give_a_straight_boundary_without_seams() -> None:
     """Train a tiny dense model on a two-halves scene, then map it with chunks that cut across tiles."""
-    from geohsi.train.dense import TileSampler, cut_tiles, dense_loss
+    from geohsi.heads.dense import TileSampler, cut_tiles, dense_loss
 
     rng = np.random.default_rng(0)
     h, w, edge = 48, 80, 37

@@ -36,9 +36,9 @@ def _in_memory(scene_path, bundle_path, precision: str = "fp32") -> np.ndarray:
     b = load_bundle(bundle_path)
     with dask.config.set(scheduler="synchronous"):
         ch = np.asarray(b.transform.apply(open_scene(scene_path)).values, dtype=np.float32)
-    r = dense_halo(b.tile)
-    return dense_block_probabilities(pad_reflect_halo(ch, r), b.build_model(merge=True), halo=r, tile=b.tile,
-                                     overlap=b.overlap, precision=precision)
+    r = dense_halo(b.head.tile)
+    return dense_block_probabilities(pad_reflect_halo(ch, r), b.build_model(merge=True), halo=r, tile=b.head.tile,
+                                     overlap=b.head.overlap, precision=precision)
 
 
 def _compute(lazy):
@@ -52,10 +52,10 @@ def test_the_bundle_is_dense_and_the_graph_uses_the_dense_halo(ip_crop_geo, dens
     from geohsi.scene import open_scene
 
     b = load_bundle(dense_bundle)
-    assert b.head == "dense" and b.tile == 32
+    assert b.head.name == "dense" and b.head.tile == 32
     plan = build_plan(open_scene(ip_crop_geo), b, chunks=13)
     assert plan.radius == dense_halo(32) == 31
-    assert plan.spec.head == "dense" and plan.spec.overlap == b.overlap and plan.spec.input_size == 32
+    assert plan.spec.head == b.head and plan.spec.head.overlap == 8 and plan.spec.head.input_size == 32
     assert plan.chunks_yx == ((13, 13, 13, 1), (13, 13, 13, 11))
 
 

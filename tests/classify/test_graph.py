@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from geohsi.classify import classify
-from geohsi.classify.graph import build_plan, default_chunk, labels_from_probabilities
+from geohsi.classify.graph import build_plan, labels_from_probabilities
+from geohsi.heads import DenseHead, PatchHead
 from tests.classify.conftest import reference_labels, reference_probabilities
 
 
@@ -101,7 +102,12 @@ def test_labels_from_probabilities_marks_nan_as_nodata():
 
 
 def test_default_chunk_bounds_memory():
-    assert default_chunk(10_000, 10_000, 12, 15) == 128
-    big = default_chunk(10_000, 10_000, 4000, 15)
+    patch = PatchHead(window=15)
+    assert patch.default_chunk(10_000, 10_000, 12) == 128
+    big = patch.default_chunk(10_000, 10_000, 4000)
     assert 32 <= big < 128 and 3 * 8 * 4000 * (big + 14) ** 2 <= 256 << 20
-    assert default_chunk(40, 50, 200, 15) == 50
+    assert patch.default_chunk(40, 50, 200) == 50
+    dense = DenseHead()
+    assert dense.default_chunk(10_000, 10_000, 224) == 256
+    small = dense.default_chunk(10_000, 10_000, 4000)
+    assert 32 <= small < 256 and 3 * 8 * 4000 * small ** 2 <= 2 * (256 << 20)

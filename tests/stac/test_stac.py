@@ -194,6 +194,30 @@ def test_bundle_item_validates_against_mlm_schema(tiny_bundle):
         stac.validate_mlm(broken)
 
 
+def test_patch_bundle_item_describes_windows_in_and_logits_per_window_out(tiny_bundle):
+    p = stac.bundle_item(tiny_bundle)["properties"]
+    assert p["mlm:tasks"] == ["classification"]
+    assert p["mlm:input"][0]["input"]["shape"] == [-1, 12, 32, 32] and p["mlm:input"][0]["resize_type"] == "interpolation-linear"
+    assert p["mlm:output"][0]["result"] == {"shape": [-1, 16], "dim_order": ["batch", "class"], "data_type": "float32"}
+
+
+def test_cli_bundle_stac_on_a_dense_bundle_describes_tiles_and_per_pixel_logits(tmp_path):
+    # a dense bundle written before the head abstraction (tests/data/bundles-0.1): 32-px tiles, 16 classes
+    bundle = Path(__file__).resolve().parents[1] / "data" / "bundles-0.1" / "dense-lora"
+    r = run_cli("bundle", "stac", bundle, "--out", tmp_path / "item.json")
+    assert r.returncode == 0, r.stderr
+    item = json.loads((tmp_path / "item.json").read_text())
+    stac.validate_mlm(item)
+    p = item["properties"]
+    assert p["mlm:tasks"] == ["semantic-segmentation"]
+    (inp,), (out,) = p["mlm:input"], p["mlm:output"]
+    assert inp["input"] == {"shape": [-1, 12, 32, 32], "dim_order": ["batch", "channel", "height", "width"], "data_type": "float32"}
+    assert inp["resize_type"] is None and "tiles of 32×32 pixels" in inp["description"] and "stride 24 px" in inp["description"]
+    assert out["result"] == {"shape": [-1, 16, 32, 32], "dim_order": ["batch", "class", "height", "width"], "data_type": "float32"}
+    assert out["tasks"] == ["semantic-segmentation"] and len(out["classification:classes"]) == 16
+    assert p["mlm:hyperparameters"]["head"] == "dense"
+
+
 def test_cli_bundle_stac(tiny_bundle, tmp_path):
     r = run_cli("bundle", "stac", tiny_bundle, "--out", tmp_path / "item.json")
     assert r.returncode == 0, r.stderr

@@ -14,7 +14,8 @@ from geohsi.datasets.splits import make_split
 from geohsi.evaluate import evaluate
 from geohsi.models.dense import SpectralGPTSegmenter, build_segmenter
 from geohsi.train.config import resolve_config
-from geohsi.train.dense import IGNORE_INDEX, TileSampler, augment_pairs, cut_tiles, dense_loss, held_out_mask
+from geohsi.heads.augment import dihedral
+from geohsi.heads.dense import IGNORE_INDEX, TileSampler, cut_tiles, dense_loss, held_out_mask
 from geohsi.train.loop import train
 from tests.conftest import run_cli
 
@@ -95,7 +96,7 @@ def test_blocks_split_keeps_held_out_blocks_out_of_every_training_tile(ip_labels
 def test_augmentation_moves_tiles_and_targets_together() -> None:
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
     y = x[:, 0].long()  # targets equal to channel 0: any mismatch would show
-    xa, ya = augment_pairs(x, y, torch.Generator().manual_seed(3))
+    xa, ya = dihedral(x, torch.Generator().manual_seed(3), y)
     assert (xa[:, 0].long() == ya).all()
     assert not torch.equal(xa, x)  # seed 3 draws a non-identity transform for at least one tile
     assert sorted(xa.flatten().tolist()) == sorted(x.flatten().tolist())
@@ -138,7 +139,7 @@ def test_dense_bundle_trains_round_trips_and_evaluates(ip_scene: Path, tmp_path:
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["train_loss"] < log[0]["train_loss"]
     b = load_bundle(out)
-    assert b.head == "dense" and (b.tile, b.overlap) == (32, 8)
+    assert b.head.name == "dense" and (b.head.tile, b.head.overlap) == (32, 8)
     model = b.build_model()
     assert isinstance(model, SpectralGPTSegmenter)
     assert model(torch.zeros(1, 12, 32, 32)).shape == (1, 16, 32, 32)

@@ -220,6 +220,7 @@ def test_krona_plus_bundle_on_base_is_small(tmp_path: Path, ip_scene: Path) -> N
     from geohsi.adapters import apply_adapter
     from geohsi.bundle import write_bundle
     from geohsi.datasets.splits import make_split
+    from geohsi.heads import PatchHead
     from geohsi.models.spectralgpt import build_classifier
     from geohsi.scene import open_scene
     from geohsi.spectral.transform import SpectralTransform
@@ -231,7 +232,7 @@ def test_krona_plus_bundle_on_base_is_small(tmp_path: Path, ip_scene: Path) -> N
     split = make_split(ds["labels"].values, "per-class:5")
     out = write_bundle(
         tmp_path / "b", model=model, classes=[{"id": i, "name": f"c{i}", "color": "#000000"} for i in range(1, 17)],
-        transform=transform, split=split, window=15, input_size=32, train_config={},
+        transform=transform, split=split, head=PatchHead(window=15, input_size=32), train_config={},
         backbone={"kind": "file", "path": "/x/SpectralGPT+.pth", "sha256": "0" * 64, "identity": {"name": "spectralgpt_base"}},
     )
     spectral_bytes = len(json.dumps(transform.to_dict(), indent=1))
