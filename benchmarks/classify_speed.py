@@ -40,7 +40,7 @@ def _setup(tmp: Path) -> tuple[Path, Path]:
 
     from geohsi.datasets.registry import indian_pines_bands
     from geohsi.scene import add_labels, make_scene, write_scene
-    from geohsi.train.config import resolve_config
+    from geohsi.train.config import resolve_train_config
     from geohsi.train.loop import train
 
     d = Path(os.environ.get("GEOHSI_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) / "indian_pines"
@@ -48,7 +48,7 @@ def _setup(tmp: Path) -> tuple[Path, Path]:
     gt = scipy.io.loadmat(d / "Indian_pines_gt.mat")["indian_pines_gt"]
     wl, fw = indian_pines_bands()
     scene = write_scene(add_labels(make_scene(cube, wavelength=wl, fwhm=fw), gt), tmp / "ip.zarr")
-    cfg = resolve_config(adapter="lora", epochs=1, split="per-class:5", model="tiny", device="cpu")
+    cfg = resolve_train_config(adapter="lora", epochs=1, split="per-class:5", model="tiny", device="cpu")
     bundle = train(scene, cfg, out=tmp / "bundle", progress=False, log=lambda m: None)
     return scene, bundle
 

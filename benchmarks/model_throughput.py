@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import torch
 
-from geohsi.models import count_flops, count_parameters, resolve_config
+from geohsi.models import count_flops, count_parameters, resolve_model_config
 from geohsi.models.spectralgpt import SpectralGPT
 
 
@@ -58,7 +58,7 @@ def bench_model(config: str, batch: int, min_seconds: float) -> list[dict]:
     Returns:
         One row per precision: ``precision``, ``seconds_per_batch``, ``samples_per_s``, ``gflops``.
     """
-    cfg = resolve_config(config)
+    cfg = resolve_model_config(config)
     torch.manual_seed(0)
     model = SpectralGPT(cfg).eval()
     h, w = cfg.input_size
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    cfg = resolve_config(args.config)
+    cfg = resolve_model_config(args.config)
     info = {
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),

@@ -43,8 +43,8 @@ def train(scene: Path, config_file: Path | None, out: Path | None, resume: bool,
       geohsi train ip.zarr --adapter lora+ --rank 8 --lr-ratio 16 --out runs/ip-loraplus
       geohsi train ip.zarr --head dense --batch-size 8 --epochs 100 --split fraction:0.1
     """
-    from geohsi.train.config import resolve_config
+    from geohsi.train.config import resolve_train_config
     from geohsi.train.loop import train as train_
 
-    config = resolve_config(config_file, **opts)
+    config = resolve_train_config(config_file, **opts)
     train_(scene, config, out=out, overwrite=overwrite, resume=resume, progress=not quiet)

@@ -68,7 +68,7 @@ class RunSpec:
 
 def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
     """Run one cell in this process and return its row (called in a child process)."""
-    from geohsi.models.spectralgpt import count_parameters, resolve_config
+    from geohsi.models import count_parameters, resolve_model_config
 
     s = RunSpec(**spec)
     t0 = time.perf_counter()
@@ -83,7 +83,7 @@ def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
     else:
         import torch
 
-        from geohsi.train.config import resolve_config as train_config
+        from geohsi.train.config import resolve_train_config as train_config
         from geohsi.train.loop import train
 
         torch.set_num_threads(int(os.environ.get("GEOHSI_BENCH_THREADS", os.cpu_count() or 1)))
@@ -97,7 +97,7 @@ def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
         adapter_meta = json.loads((out / "adapter" / "adapter.json").read_text())
         n_train = sum(int(np.prod(t["shape"])) for t in adapter_meta["tensors"].values())
         n_head = sum(int(np.prod(t["shape"])) for k, t in adapter_meta["tensors"].items() if k.startswith("head."))
-        backbone = count_parameters(resolve_config(meta["model"]["config"]))
+        backbone = count_parameters(resolve_model_config(meta["model"]["config"]))
         log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
         m = meta["metrics"]
         row.update(oa=m["overall_accuracy"], aa=m["average_accuracy"], kappa=m["kappa"], n_test=m["n_test"],

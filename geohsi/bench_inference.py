@@ -283,7 +283,7 @@ def section_oa(args) -> dict:
 
     from geohsi.datasets.registry import ingest_dataset
     from geohsi.evaluate import evaluate
-    from geohsi.train.config import resolve_config
+    from geohsi.train.config import resolve_train_config
     from geohsi.train.loop import train
 
     os.environ.setdefault("GEOHSI_DATA_DIR", str(args.data_dir))
@@ -297,7 +297,7 @@ def section_oa(args) -> dict:
     for head, extra in (("dense", {"epochs": e_dense, "batch_size": 8, "lr": 2e-3}), ("patch", {"epochs": e_patch})):
         out = work / f"{head}-bundle"
         t0 = time.perf_counter()
-        train(scene, resolve_config(head=head, **common, **extra), out=out, overwrite=True, progress=False, log=lambda m: None)
+        train(scene, resolve_train_config(head=head, **common, **extra), out=out, overwrite=True, progress=False, log=lambda m: None)
         t_train = time.perf_counter() - t0
         t0 = time.perf_counter()
         r = evaluate(out, scene)
@@ -532,7 +532,7 @@ def run(
     from geohsi.bundle import load_bundle
     from geohsi.datasets.registry import ingest_dataset
     from geohsi.models.default import default_backbone_path
-    from geohsi.train.config import resolve_config
+    from geohsi.train.config import resolve_train_config
     from geohsi.train.loop import train
 
     t_start = time.perf_counter()
@@ -600,7 +600,7 @@ def run(
         for head, extra in (("patch", {"epochs": patch_epochs}),
                             ("dense", {"epochs": dense_epochs, "batch_size": 8, "lr": 2e-3})):
             out = work / f"{name}-{head}-{model}-{adapter}"
-            cfg = resolve_config(model=model, adapter=adapter, head=head, split=split, seed=0, device="cpu", **extra)
+            cfg = resolve_train_config(model=model, adapter=adapter, head=head, split=split, seed=0, device="cpu", **extra)
             t0 = time.perf_counter()
             train(path, cfg, out=out, overwrite=True, progress=False, log=lambda m: None)
             t_train = time.perf_counter() - t0

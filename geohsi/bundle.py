@@ -220,7 +220,7 @@ def write_bundle(
         The bundle path.
     """
     from geohsi.adapters import save_adapter
-    from geohsi.models.spectralgpt import save_backbone
+    from geohsi.models import save_backbone
 
     with atomic_output(out, overwrite=overwrite) as tmp:
         tmp.mkdir()

@@ -533,9 +533,9 @@ def pretrain(
     dev = resolve_device(cfg.device, warn=lambda m: log(f"[yellow]{m}[/]"))
     torch.manual_seed(cfg.seed)
     n_channels = pool.sources[0].channels.shape[0]
-    from geohsi.models.spectralgpt import resolve_config
+    from geohsi.models import resolve_model_config
 
-    enc_cfg = resolve_config(cfg.model, img_size=cfg.input_size, num_bands=n_channels)
+    enc_cfg = resolve_model_config(cfg.model, img_size=cfg.input_size, num_bands=n_channels)
     from geohsi.models.mae import decoder_for
 
     d_dim, d_depth, d_heads = decoder_for(cfg.model)

@@ -147,7 +147,7 @@ class Inputs:
     def backbone(self, name: str, seed: int) -> Path:
         import torch
 
-        from geohsi.models.spectralgpt import build_classifier, save_backbone
+        from geohsi.models import build_classifier, save_backbone
 
         p = self.root / name
         if not p.exists():
@@ -165,10 +165,10 @@ class Inputs:
         return self.backbone("tiny_b.safetensors", 2)
 
     def _train(self, name: str, **opts: object) -> Path:
-        from geohsi.train.config import resolve_config
+        from geohsi.train.config import resolve_train_config
         from geohsi.train.loop import train
 
-        cfg = resolve_config(**{"adapter": "lora", "epochs": 1, "split": "per-class:3", "model": "tiny", "device": "cpu",
+        cfg = resolve_train_config(**{"adapter": "lora", "epochs": 1, "split": "per-class:3", "model": "tiny", "device": "cpu",
                                 "batch_size": 32, **opts})
         return train(self.scene, cfg, out=self.root / name, progress=False, log=lambda m: None)
 
@@ -898,7 +898,7 @@ def test_nan_and_inf_pixels_are_nodata_in_training_and_in_maps(inputs: Inputs, t
     from geohsi.classify import classify
     from geohsi.datasets.splits import Split
     from geohsi.scene import open_scene, valid_mask
-    from geohsi.train.config import resolve_config
+    from geohsi.train.config import resolve_train_config
     from geohsi.train.loop import train
 
     cube, lab, _, _ = inputs.ip
@@ -911,7 +911,7 @@ def test_nan_and_inf_pixels_are_nodata_in_training_and_in_maps(inputs: Inputs, t
     ds = open_scene(scene)
     valid = valid_mask(ds).values
     assert not any(valid[r, q] for r, q in bad) and valid.sum() == 40 * 40 - len(bad)
-    out = train(scene, resolve_config(adapter="linear", epochs=1, split="fraction:0.5", model="tiny", device="cpu",
+    out = train(scene, resolve_train_config(adapter="linear", epochs=1, split="fraction:0.5", model="tiny", device="cpu",
                                       batch_size=64), out=tmp_path / "b", progress=False, log=lambda m: None)
     split = Split.load(out / "split.npz")
     used = set(np.concatenate([split.train, split.val, split.test]).tolist())

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from geohsi.errors import InputFormatError, ModelError, OutputError, UsageError
-from geohsi.models.spectralgpt import SpectralGPTClassifier, load_backbone
+from geohsi.models import SpectralGPTClassifier, load_backbone
 from geohsi.pretrain import jasper_ridge_scene, pretrain
 
 # Small and fast: tiny config, small crops of real scenes, a few steps.

@@ -28,6 +28,7 @@ from geohsi.adapters.inject import (
     apply_adapter,
     count_adapter_parameters,
     merge_adapter,
+    method_options,
     trainable_parameter_names,
     unmerge_adapter,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "kron_apply",
     "load_adapter",
     "merge_adapter",
+    "method_options",
     "param_groups",
     "read_adapter_config",
     "save_adapter",

@@ -428,6 +428,29 @@ def unmerge_adapter(model: nn.Module) -> int:
     return len(layers)
 
 
+def method_options(method: str, *, rank: int = 8, alpha: float | None = None, lr_ratio: float = 16.0) -> dict[str, Any]:
+    """The options of :func:`apply_adapter` for a method, from the fine-tuning knobs.
+
+    Args:
+        method: one of :data:`METHODS`.
+        rank: LoRA/LoKr rank (other methods have none).
+        alpha: LoRA/LoKr α (``None``: equal to the rank, i.e. scaling 1).
+        lr_ratio: λ of the ``+`` methods (LoRA+, KronA+).
+
+    Returns:
+        Keyword arguments for :func:`apply_adapter` (``r``, ``alpha``, ``lr_ratio`` as the method takes them).
+
+    .. versionadded:: 0.1
+    """
+    base = method.rstrip("+")
+    opts: dict[str, Any] = {}
+    if base in ("lora", "lokr"):
+        opts.update(r=rank, alpha=float(alpha if alpha is not None else rank))
+    if method.endswith("+"):
+        opts["lr_ratio"] = lr_ratio
+    return opts
+
+
 def count_adapter_parameters(
     config: Any,
     method: str,
@@ -463,11 +486,11 @@ def count_adapter_parameters(
 
     .. versionadded:: 0.1
     """
-    from geohsi.models.spectralgpt import count_parameters, resolve_config
+    from geohsi.models import count_parameters, resolve_model_config
 
     if method not in METHODS:
         raise UsageError(f"adapter method {method!r} is unknown; choose one of {', '.join(METHODS)}")
-    c = resolve_config(config)
+    c = resolve_model_config(config)
     if method == "full":
         return count_parameters(c, num_classes, head_hidden)
     opts = _method_options(method, cfg)

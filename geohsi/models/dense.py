@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from geohsi.errors import UsageError
-from geohsi.models.spectralgpt import SpectralGPT, SpectralGPTConfig, resolve_config
+from geohsi.models.config import SpectralGPTConfig, resolve_model_config
+from geohsi.models.spectralgpt import SpectralGPT
 
 #: Default widths of :class:`DenseDecoder`: token fusion F, decoder H, spectral branch E.
 DEFAULT_FUSE_DIM = 128
@@ -165,7 +166,7 @@ class SpectralGPTSegmenter(nn.Module):
         **head_options: :class:`DenseDecoder` widths (``fuse_dim``, ``decoder_dim``, ``spectral_dim``).
 
     Example:
-        >>> m = SpectralGPTSegmenter(resolve_config("tiny"), 5)
+        >>> m = SpectralGPTSegmenter(resolve_model_config("tiny"), 5)
         >>> m(torch.zeros(2, 12, 32, 32)).shape
         torch.Size([2, 5, 32, 32])
 
@@ -192,7 +193,7 @@ def build_segmenter(config: str | SpectralGPTConfig, num_classes: int, *, head_o
     """Build a dense segmenter from a config name or config.
 
     Args:
-        config: name in :data:`geohsi.models.spectralgpt.CONFIGS` or a config.
+        config: name in :data:`geohsi.models.config.CONFIGS` or a config.
         num_classes: number of classes.
         head_options: :class:`DenseDecoder` widths.
         **overrides: config fields to replace (``img_size`` = tile edge, ``num_bands``, …).
@@ -202,7 +203,7 @@ def build_segmenter(config: str | SpectralGPTConfig, num_classes: int, *, head_o
 
     .. versionadded:: 0.1
     """
-    return SpectralGPTSegmenter(resolve_config(config, **overrides), num_classes, **(head_options or {}))
+    return SpectralGPTSegmenter(resolve_model_config(config, **overrides), num_classes, **(head_options or {}))
 
 
 def dense_head_flops(config: str | SpectralGPTConfig, num_classes: int, **head_options: Any) -> int:
@@ -218,7 +219,7 @@ def dense_head_flops(config: str | SpectralGPTConfig, num_classes: int, **head_o
 
     .. versionadded:: 0.1
     """
-    c = resolve_config(config)
+    c = resolve_model_config(config)
     f = head_options.get("fuse_dim", DEFAULT_FUSE_DIM)
     h = head_options.get("decoder_dim", DEFAULT_DECODER_DIM)
     e = head_options.get("spectral_dim", DEFAULT_SPECTRAL_DIM)

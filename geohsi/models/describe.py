@@ -30,9 +30,9 @@ def describe_model(
     Returns:
         An ordered mapping for printing.
     """
-    from geohsi.models.spectralgpt import build_classifier, count_flops, count_parameters, resolve_config
+    from geohsi.models import build_classifier, count_flops, count_parameters, resolve_model_config
 
-    cfg = resolve_config(name, img_size=input_size)
+    cfg = resolve_model_config(name, img_size=input_size)
     with torch.device("meta"):
         model = build_classifier(cfg, num_classes)
     enc_built = sum(p.numel() for p in model.encoder.parameters())
@@ -47,11 +47,9 @@ def describe_model(
         "GFLOP per sample (forward)": round(count_flops(cfg) / 1e9, 3),
     }
     if adapter is not None:
-        from geohsi.adapters import apply_adapter, count_adapter_parameters
-        from geohsi.train.config import TrainConfig
-        from geohsi.train.loop import adapter_options
+        from geohsi.adapters import apply_adapter, count_adapter_parameters, method_options
 
-        opts = adapter_options(TrainConfig(adapter=adapter, rank=rank))
+        opts = method_options(adapter, rank=rank)
         formula = count_adapter_parameters(cfg, adapter, "qv", num_classes=num_classes, **opts)
         adapters_only = count_adapter_parameters(cfg, adapter, "qv", **opts)
         with torch.device("meta"):

@@ -37,14 +37,10 @@ import torch
 from torch import nn
 
 from geohsi.errors import UsageError
-from geohsi.models.spectralgpt import (
-    Block,
-    SpectralGPT,
-    SpectralGPTConfig,
-    init_linear_and_norm,
-    resolve_config,
-    save_backbone,
-)
+from geohsi.models.checkpoint import save_backbone
+from geohsi.models.config import SpectralGPTConfig, resolve_model_config
+from geohsi.models.layers import Block, init_linear_and_norm
+from geohsi.models.spectralgpt import SpectralGPT
 
 #: Decoder sizes ``(dim, depth, heads)`` by encoder config name. ``base`` is the official MAE decoder
 #: (D 512, 4 blocks); the smaller encoders get proportionally lighter decoders because on a CPU the
@@ -152,7 +148,7 @@ class SpectralMAE(nn.Module):
         norm_pix_loss: bool = True,
     ) -> None:
         super().__init__()
-        cfg = resolve_config(encoder_config)
+        cfg = resolve_model_config(encoder_config)
         d_dim, d_depth, d_heads = decoder_for(encoder_config)
         decoder_dim = d_dim if decoder_dim is None else int(decoder_dim)
         decoder_depth = d_depth if decoder_depth is None else int(decoder_depth)

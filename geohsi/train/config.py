@@ -162,7 +162,7 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return data.get("train", data) if isinstance(data.get("train"), dict) else data
 
 
-def resolve_config(config_file: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
+def resolve_train_config(config_file: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
     """Merge defaults ← config file ← explicit overrides (``None`` overrides are ignored)."""
     merged: dict[str, Any] = {}
     if config_file:

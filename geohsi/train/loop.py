@@ -63,10 +63,10 @@ def build_model(config: TrainConfig, head: Head, num_classes: int, n_channels: i
                 log: Callable[[str], None]) -> tuple[nn.Module, dict]:
     """The head's model with its backbone weights, and the backbone record for the bundle."""
     from geohsi.files import file_sha256
-    from geohsi.models import resolve_config
+    from geohsi.models import resolve_model_config
 
     torch.manual_seed(config.seed)
-    model = head.build_model(resolve_config(config.model, img_size=config.input_size, num_bands=n_channels), num_classes)
+    model = head.build_model(resolve_model_config(config.model, img_size=config.input_size, num_bands=n_channels), num_classes)
     backbone = config.backbone
     if backbone is None:
         from geohsi.models.default import default_backbone_path
@@ -90,17 +90,6 @@ def build_model(config: TrainConfig, head: Head, num_classes: int, n_channels: i
     log(f"backbone {path} (sha256 {sha[:12]}…)")
     ident = {"sha256": sha, "config": model.config.to_dict()}
     return model, {"kind": "file", "path": str(path.resolve()), "sha256": sha, "identity": ident}
-
-
-def adapter_options(config: TrainConfig) -> dict[str, Any]:
-    """Options of :func:`geohsi.adapters.apply_adapter` from the training config."""
-    base = config.adapter.rstrip("+")
-    opts: dict[str, Any] = {}
-    if base in ("lora", "lokr"):
-        opts.update(r=config.rank, alpha=float(config.alpha if config.alpha is not None else config.rank))
-    if config.adapter.endswith("+"):
-        opts["lr_ratio"] = config.lr_ratio
-    return opts
 
 
 def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -157,7 +146,7 @@ def train(
         UsageError: invalid options, ``--resume`` without a checkpoint or with another config.
         OutputError: the bundle exists without ``overwrite``.
     """
-    from geohsi.adapters import apply_adapter, param_groups
+    from geohsi.adapters import apply_adapter, method_options, param_groups
     from geohsi.bundle import write_bundle
     from geohsi.datasets.splits import make_split
     from geohsi.metrics import report_for
@@ -194,7 +183,8 @@ def train(
     device = resolve_device(config.device, warn=lambda m: log(f"[yellow]{m}[/]"))
 
     model, backbone = build_model(config, head, len(classes), transform.n_channels, log)
-    summary = apply_adapter(model, config.adapter, config.targets, **adapter_options(config))
+    opts = method_options(config.adapter, rank=config.rank, alpha=config.alpha, lr_ratio=config.lr_ratio)
+    summary = apply_adapter(model, config.adapter, config.targets, **opts)
     log(str(summary))
     model.to(device)
     optimizer = torch.optim.AdamW(param_groups(model, config.lr, weight_decay=config.weight_decay))

@@ -19,7 +19,7 @@ from geohsi.adapters import (
     save_adapter,
 )
 from geohsi.errors import ModelError
-from geohsi.models.spectralgpt import CONFIGS, build_classifier, resolve_config
+from geohsi.models import CONFIGS, build_classifier, resolve_model_config
 
 CLASSES = 16
 
@@ -31,7 +31,7 @@ def _meta_classifier(config: str, **overrides):
 
 
 def _backbone_id(config: str, **overrides) -> dict:
-    return {"name": f"spectralgpt_{config}", "config": resolve_config(config, **overrides).to_dict()}
+    return {"name": f"spectralgpt_{config}", "config": resolve_model_config(config, **overrides).to_dict()}
 
 
 def test_paper_closed_forms_base_qv() -> None:

@@ -76,10 +76,10 @@ def ip_mid(tmp_path_factory, data_dir):
 
 
 def _train(scene, out):
-    from geohsi.train.config import resolve_config
+    from geohsi.train.config import resolve_train_config
     from geohsi.train.loop import train
 
-    cfg = resolve_config(adapter="lora", epochs=1, split="per-class:5", model="tiny", device="cpu")
+    cfg = resolve_train_config(adapter="lora", epochs=1, split="per-class:5", model="tiny", device="cpu")
     return train(scene, cfg, out=out, progress=False, log=lambda m: None)
 
 

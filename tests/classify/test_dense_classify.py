@@ -13,10 +13,10 @@ from geohsi.errors import UsageError
 
 
 def _train_dense(scene, out, **kw):
-    from geohsi.train.config import resolve_config
+    from geohsi.train.config import resolve_train_config
     from geohsi.train.loop import train
 
-    cfg = resolve_config(**{"adapter": "krona+", "head": "dense", "model": "tiny", "epochs": 1, "split": "per-class:5",
+    cfg = resolve_train_config(**{"adapter": "krona+", "head": "dense", "model": "tiny", "epochs": 1, "split": "per-class:5",
                             "device": "cpu", **kw})
     return train(scene, cfg, out=out, progress=False, log=lambda m: None)
 

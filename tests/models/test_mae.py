@@ -13,7 +13,7 @@ import torch
 
 from geohsi.errors import UsageError
 from geohsi.models.mae import SpectralMAE, masked_count, save_mae_backbone
-from geohsi.models.spectralgpt import SpectralGPT, SpectralGPTClassifier, load_backbone, resolve_config
+from geohsi.models import SpectralGPT, SpectralGPTClassifier, load_backbone, resolve_model_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -152,7 +152,7 @@ def test_saved_backbone_loads_strictly_into_a_classifier(tmp_path: Path) -> None
     load_backbone(path, clf, allow_missing=("head.fc.*",))  # norm.* → head.norm
     assert torch.equal(clf.head.norm.weight, mae.norm.weight)
     enc = load_backbone(path)  # config from the metadata
-    assert isinstance(enc, SpectralGPT) and enc.config == resolve_config("tiny")
+    assert isinstance(enc, SpectralGPT) and enc.config == resolve_model_config("tiny")
     from safetensors import safe_open
 
     with safe_open(path, framework="pt") as f:

@@ -14,7 +14,7 @@ from geohsi.models import (
     build_classifier,
     count_flops,
     count_parameters,
-    resolve_config,
+    resolve_model_config,
     spectralgpt_base,
     spectralgpt_small,
     spectralgpt_tiny,
@@ -28,7 +28,7 @@ def _numel(model: torch.nn.Module) -> int:
 @pytest.mark.parametrize("name", ["tiny", "small", "base"])
 @pytest.mark.parametrize("sep", [True, False])
 def test_count_parameters_matches_modules(name: str, sep: bool) -> None:
-    cfg = resolve_config(name, sep_pos_embed=sep)
+    cfg = resolve_model_config(name, sep_pos_embed=sep)
     with torch.device("meta"):  # no memory for ViT-B: only shapes are needed
         enc = SpectralGPT(cfg)
         clf = build_classifier(cfg, 7, head_hidden=32)
@@ -50,7 +50,7 @@ def test_base_size_is_vit_b() -> None:
 
 
 def test_config_roundtrip_and_validation() -> None:
-    cfg = resolve_config("small", img_size=(32, 48), drop_path_rate=0.1)
+    cfg = resolve_model_config("small", img_size=(32, 48), drop_path_rate=0.1)
     assert SpectralGPTConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.grid_size == (4, 6) and cfg.num_tokens == 4 * 24
     with pytest.raises(UsageError, match="patch_size"):
@@ -60,7 +60,7 @@ def test_config_roundtrip_and_validation() -> None:
     with pytest.raises(UsageError, match="num_heads"):
         SpectralGPTConfig(embed_dim=100, num_heads=12)
     with pytest.raises(UsageError, match="unknown SpectralGPT config"):
-        resolve_config("huge")
+        resolve_model_config("huge")
     with pytest.raises(UsageError, match="unknown SpectralGPT config"):
         SpectralGPTConfig.from_dict({**cfg.to_dict(), "cls_embed": True})
     with pytest.raises(UsageError, match="fields"):

@@ -167,11 +167,11 @@ def test_bbox_with_no_items(stac_api):
 
 @pytest.fixture(scope="session")
 def tiny_bundle(ip_scene, tmp_path_factory) -> Path:
-    from geohsi.train.config import resolve_config
+    from geohsi.train.config import resolve_train_config
     from geohsi.train.loop import train
 
     out = tmp_path_factory.mktemp("bundle") / "ip-krona"
-    train(ip_scene, resolve_config(adapter="krona+", epochs=1, split="per-class:5", model="tiny"), out=out, progress=False)
+    train(ip_scene, resolve_train_config(adapter="krona+", epochs=1, split="per-class:5", model="tiny"), out=out, progress=False)
     return out
 
 

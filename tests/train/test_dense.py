@@ -13,7 +13,7 @@ from geohsi.bundle import load_bundle
 from geohsi.datasets.splits import make_split
 from geohsi.evaluate import evaluate
 from geohsi.models.dense import SpectralGPTSegmenter, build_segmenter
-from geohsi.train.config import resolve_config
+from geohsi.train.config import resolve_train_config
 from geohsi.heads.augment import dihedral
 from geohsi.heads.dense import IGNORE_INDEX, TileSampler, cut_tiles, dense_loss, held_out_mask
 from geohsi.train.loop import train
@@ -131,7 +131,7 @@ def test_a_few_steps_of_dense_training_on_a_real_crop_lower_the_loss(ip_labels: 
 
 
 def test_dense_bundle_trains_round_trips_and_evaluates(ip_scene: Path, tmp_path: Path) -> None:
-    cfg = resolve_config(adapter="lora", model="tiny", head="dense", epochs=3, batch_size=8, split="per-class:10", lr=3e-3)
+    cfg = resolve_train_config(adapter="lora", model="tiny", head="dense", epochs=3, batch_size=8, split="per-class:10", lr=3e-3)
     out = train(ip_scene, cfg, out=tmp_path / "dense", progress=False, log=lambda m: None)
     meta = json.loads((out / "bundle.json").read_text())
     assert meta["model"]["head"] == "dense" and meta["model"]["dense"]["tile"] == 32

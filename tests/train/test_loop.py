@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from geohsi.bundle import load_bundle
 from geohsi.errors import BandMismatchError, DataError, ModelError, UsageError
 from geohsi.evaluate import evaluate
-from geohsi.train.config import ADAPTERS, TrainConfig, resolve_config
+from geohsi.train.config import ADAPTERS, TrainConfig, resolve_train_config
 from geohsi.train.loop import train
 from tests.conftest import run_cli
 
@@ -55,7 +55,7 @@ def test_each_adapter_trains_and_evaluates_through_the_cli(adapter: str, ip_scen
 
 
 def test_adapter_training_changes_only_trainable_weights_and_helps(ip_scene: Path, tmp_path: Path) -> None:
-    out = train(ip_scene, resolve_config(adapter="lora", **FAST), out=tmp_path / "b", progress=False, log=lambda m: None)
+    out = train(ip_scene, resolve_train_config(adapter="lora", **FAST), out=tmp_path / "b", progress=False, log=lambda m: None)
     b = load_bundle(out)
     model = b.build_model(merge=False)
     fresh = b.build_model(merge=False)
@@ -65,7 +65,7 @@ def test_adapter_training_changes_only_trainable_weights_and_helps(ip_scene: Pat
 
 
 def test_resume_gives_the_same_final_weights(ip_scene: Path, tmp_path: Path) -> None:
-    cfg = resolve_config(adapter="krona+", **FAST)
+    cfg = resolve_train_config(adapter="krona+", **FAST)
     full = train(ip_scene, cfg, out=tmp_path / "full", progress=False, log=lambda m: None)
 
     class Stop(Exception):
@@ -139,7 +139,7 @@ def test_unknown_adapter(ip_scene: Path, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def small_bundle(ip_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "b"
-    return train(ip_scene, resolve_config(adapter="krona", epochs=1, split="per-class:5", model="tiny"), out=out,
+    return train(ip_scene, resolve_train_config(adapter="krona", epochs=1, split="per-class:5", model="tiny"), out=out,
                  progress=False, log=lambda m: None)
 
 
