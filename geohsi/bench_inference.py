@@ -605,7 +605,7 @@ def run(
             train(path, cfg, out=out, overwrite=True, progress=False, log=lambda m: None)
             t_train = time.perf_counter() - t0
             bundles[name][head] = out
-            m = load_bundle(out).meta["metrics"]  # train scores every test pixel of the split at the end
+            m = load_bundle(out).meta.metrics  # train scores every test pixel of the split at the end
             res["oa"][name][head] = {"oa": m["overall_accuracy"], "aa": m["average_accuracy"], "kappa": m["kappa"],
                                      "n_test": m["n_test"], "epochs": extra["epochs"], "train_s": t_train}
             log(f"{name} {head}: OA {m['overall_accuracy']:.4f} on all {m['n_test']} test pixels "

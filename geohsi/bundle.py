@@ -22,6 +22,7 @@ sha256 of every file, so :func:`load_bundle` can say exactly what is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -34,7 +35,7 @@ import numpy as np
 from torch import nn
 
 from geohsi.files import atomic_output, file_sha256
-from geohsi.errors import InputFormatError, ModelError
+from geohsi.errors import InputFormatError, ModelError, UsageError
 from geohsi.heads import Head, get_head
 from geohsi.scene import Legend
 
@@ -64,50 +65,162 @@ def package_versions() -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class BackboneRecord:
+    """Which frozen backbone a bundle's adapter belongs to.
+
+    Attributes:
+        kind: ``bundled`` (the weights are ``backbone.safetensors`` in the bundle, e.g. a random
+            init) or ``file`` (an external weights file, checked by sha256).
+        identity: the identity the adapter file records (name or sha256, and the encoder config).
+        path: ``file`` backbones: where the file was at training time.
+        sha256: ``file`` backbones: the file's digest.
+    """
+
+    kind: str
+    identity: dict[str, Any]
+    path: str | None = None
+    sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind, "identity": self.identity}
+        if self.path is not None:
+            d["path"] = self.path
+        if self.sha256 is not None:
+            d["sha256"] = self.sha256
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BackboneRecord:
+        return cls(str(d["kind"]), dict(d.get("identity") or {}), d.get("path"), d.get("sha256"))
+
+    @property
+    def name(self) -> str:
+        """The file path, or the identity's name, or the kind."""
+        return self.path or str(self.identity.get("name", self.kind))
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """The content of ``bundle.json``, typed.
+
+    :meth:`to_dict` writes the layout every geohsi version has written (format version
+    :data:`BUNDLE_VERSION`) and :meth:`from_dict` reads it, bundles from before the head
+    abstraction included.
+
+    Attributes:
+        model_config: the encoder config (:meth:`~geohsi.models.SpectralGPTConfig.to_dict`).
+        head: the model mode with its geometry.
+        classes: the legend in logit order.
+        adapter: the adapter config (:func:`geohsi.adapters.adapter_config`).
+        backbone: the frozen backbone.
+        spectral: the spectral transform record (:meth:`~geohsi.spectral.transform.SpectralTransform.to_dict`).
+        train_config: the resolved training options (plus ``scene``, ``labels_sha256``, ``wall_seconds``).
+        metrics: summary test metrics (``overall_accuracy``, ``average_accuracy``, ``kappa``, ``n_test``).
+        versions: package versions that made it.
+        created: ISO 8601 creation time (UTC).
+        files: sha256 of every other file of the bundle, by relative path.
+    """
+
+    model_config: dict[str, Any]
+    head: Head
+    classes: Legend
+    adapter: dict[str, Any]
+    backbone: BackboneRecord
+    spectral: dict[str, Any]
+    train_config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        """The adapter method (``krona+``, …, ``full``, ``linear``)."""
+        return str(self.adapter["method"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document (``bundle.json``)."""
+        return {
+            "format": BUNDLE_FORMAT,
+            "version": BUNDLE_VERSION,
+            "created": self.created,
+            "model": {"config": self.model_config, **self.head.record(), "num_classes": len(self.classes)},
+            "classes": self.classes.to_list(),
+            "adapter": self.adapter,
+            "backbone": self.backbone.to_dict(),
+            "spectral": self.spectral,
+            "window": {"size": int(self.head.window), "input_size": int(self.head.input_size), "padding": "reflect",
+                       "resize": "bilinear"},
+            "train_config": self.train_config,
+            "metrics": self.metrics,
+            "versions": self.versions,
+            "files": self.files,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, source: str = "bundle.json") -> BundleMeta:
+        """Parse a ``bundle.json`` document.
+
+        Raises:
+            ModelError: not a geohsi bundle description, a newer format, or a malformed field.
+        """
+        if d.get("format") != BUNDLE_FORMAT:
+            raise ModelError(f"{source} is not a geohsi bundle description; re-create the bundle with 'geohsi train'")
+        if int(d.get("version", 0)) > BUNDLE_VERSION:
+            raise ModelError(f"{source} has format version {d['version']}, newer than this geohsi reads; upgrade geohsi")
+        try:
+            model = d["model"]
+            return cls(
+                model_config=dict(model["config"]),
+                head=get_head(str(model.get("head", "patch"))).from_record(model, d["window"]),
+                classes=Legend.from_list(d["classes"]),
+                adapter=dict(d["adapter"]),
+                backbone=BackboneRecord.from_dict(d["backbone"]),
+                spectral=dict(d["spectral"]),
+                train_config=dict(d.get("train_config") or {}),
+                metrics=dict(d.get("metrics") or {}),
+                versions=dict(d.get("versions") or {}),
+                created=str(d.get("created", "")),
+                files=dict(d.get("files") or {}),
+            )
+        except (KeyError, TypeError, ValueError, UsageError) as e:
+            raise ModelError(f"{source} is malformed ({type(e).__name__}: {e}); re-create the bundle with 'geohsi train'") from e
+
+
 @dataclass
 class Bundle:
     """A loaded (verified) bundle.
 
     Attributes:
         path: the bundle directory.
-        meta: the parsed ``bundle.json``.
+        meta: its parsed ``bundle.json``.
     """
 
     path: Path
-    meta: dict[str, Any]
+    meta: BundleMeta
     _transform: Any = field(default=None, repr=False)
-
-    @property
-    def model_config(self) -> dict[str, Any]:
-        return self.meta["model"]["config"]
 
     @property
     def classes(self) -> Legend:
         """The class legend in output order (logit k ↔ ``classes[k]``)."""
-        return Legend.from_list(self.meta["classes"])
+        return self.meta.classes
 
     @property
     def class_ids(self) -> np.ndarray:
         """``[K]`` class id of each logit."""
-        return self.classes.ids
-
-    @property
-    def window(self) -> int:
-        return int(self.meta["window"]["size"])
-
-    @property
-    def input_size(self) -> int:
-        return int(self.meta["window"]["input_size"])
+        return self.meta.classes.ids
 
     @property
     def head(self) -> Head:
         """The model mode (:class:`~geohsi.heads.PatchHead` or :class:`~geohsi.heads.DenseHead`) with its
         geometry; bundles from before dense mode are ``patch``."""
-        return get_head(str(self.meta["model"].get("head", "patch"))).from_record(self.meta["model"], self.meta["window"])
+        return self.meta.head
 
     @property
     def method(self) -> str:
-        return self.meta["adapter"]["method"]
+        """The adapter method."""
+        return self.meta.method
 
     @property
     def transform(self):
@@ -115,7 +228,7 @@ class Bundle:
         if self._transform is None:
             from geohsi.spectral.transform import SpectralTransform
 
-            self._transform = SpectralTransform.from_dict(self.meta["spectral"])
+            self._transform = SpectralTransform.from_dict(self.meta.spectral)
         return self._transform
 
     @property
@@ -149,25 +262,25 @@ class Bundle:
         from geohsi.adapters import load_adapter, merge_adapter
         from geohsi.models import SpectralGPTConfig, load_backbone
 
-        model = self.head.build_model(SpectralGPTConfig.from_dict(self.model_config), len(self.classes))
-        bb = self.meta["backbone"]
-        if bb["kind"] == "bundled":
+        model = self.head.build_model(SpectralGPTConfig.from_dict(self.meta.model_config), len(self.classes))
+        bb = self.meta.backbone
+        if bb.kind == "bundled":
             load_backbone(self.path / BACKBONE_NAME, model.encoder)
-        elif bb["kind"] == "file":
-            src = Path(backbone) if backbone else Path(bb["path"])
+        elif bb.kind == "file":
+            src = Path(backbone) if backbone else Path(str(bb.path))
             if not src.is_file():
                 raise ModelError(
-                    f"bundle {self.path} was trained on backbone {bb['path']}, which is missing; pass its new location "
+                    f"bundle {self.path} was trained on backbone {bb.path}, which is missing; pass its new location "
                     "with --backbone PATH"
                 )
             got = file_sha256(src)
-            if got != bb["sha256"]:
+            if got != bb.sha256:
                 raise ModelError(
                     f"backbone {src} (sha256 {got[:12]}…) is not the one bundle {self.path} was trained on "
-                    f"(sha256 {bb['sha256'][:12]}…); pass the original backbone file"
+                    f"(sha256 {str(bb.sha256)[:12]}…); pass the original backbone file"
                 )
             load_backbone(src, model.encoder)
-        load_adapter(model, self.path / ADAPTER_DIR, backbone_id=bb["identity"], method=self.method)
+        load_adapter(model, self.path / ADAPTER_DIR, backbone_id=bb.identity, method=self.method)
         if merge and self.method not in ("full", "linear"):
             merge_adapter(model)
         model.eval()
@@ -184,78 +297,69 @@ def _files_table(root: Path) -> dict[str, str]:
 
 def write_bundle(
     out: str | os.PathLike,
+    meta: BundleMeta,
     *,
     model: nn.Module,
-    classes: Legend,
-    transform: Any,
     split: Any,
-    head: Head,
-    train_config: dict[str, Any],
-    backbone: dict[str, Any],
     backbone_module: nn.Module | None = None,
-    metrics: dict[str, Any] | None = None,
+    report: dict[str, Any] | None = None,
     history: list[dict[str, Any]] | None = None,
     extra_files: dict[str, bytes] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a bundle directory atomically.
 
+    ``meta`` says what the bundle is; its ``adapter``, ``metrics``, ``versions``, ``created`` and
+    ``files`` are filled in here from the model, the report and the files written.
+
     Args:
         out: bundle directory.
-        model: the trained classifier with its adapter (unmerged).
-        classes: the legend in logit order.
-        transform: the fitted spectral transform.
+        meta: the bundle's description (model config, head, legend, backbone, spectral transform,
+            training options).
+        model: the trained model with its adapter (unmerged).
         split: the training split.
-        head: the model mode and its geometry.
-        train_config: the resolved training config (JSON-able).
-        backbone: ``{"kind": "bundled"|"file", "identity": {...}, "path"?, "sha256"?}``.
-        backbone_module: for ``bundled``: the encoder as it was before fine-tuning (no adapter),
-            written into the bundle.
-        metrics: test metrics of the run.
+        backbone_module: ``bundled`` backbones: the encoder as it was before fine-tuning (no
+            adapter), written into the bundle.
+        report: the test metrics report of the run (written as ``metrics.json`` + CSV).
         history: per-epoch log rows.
         extra_files: more files to write (name → bytes), e.g. the confusion-matrix PNG.
         overwrite: replace an existing bundle.
 
     Returns:
         The bundle path.
+
+    Raises:
+        OutputError: the bundle exists without ``overwrite`` or cannot be written.
     """
-    from geohsi.adapters import save_adapter
+    from geohsi.adapters import adapter_config, save_adapter
     from geohsi.models import save_backbone
 
     with atomic_output(out, overwrite=overwrite) as tmp:
         tmp.mkdir()
-        save_adapter(model, tmp / ADAPTER_DIR, backbone_id=backbone["identity"])
-        if backbone["kind"] == "bundled":
+        save_adapter(model, tmp / ADAPTER_DIR, backbone_id=meta.backbone.identity)
+        if meta.backbone.kind == "bundled":
             if backbone_module is None:
                 raise ValueError("a bundled backbone needs backbone_module")
             save_backbone(backbone_module, tmp / BACKBONE_NAME)
         split.save(tmp / SPLIT_NAME)
         if history is not None:
             (tmp / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
-        if metrics is not None:
+        if report is not None:
             from geohsi.metrics import write_metrics
 
-            write_metrics(metrics, tmp / "metrics.json")
+            write_metrics(report, tmp / "metrics.json")
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
-        from geohsi.adapters import adapter_config
-
-        meta = {
-            "format": BUNDLE_FORMAT,
-            "version": BUNDLE_VERSION,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "model": {"config": model.config.to_dict(), **head.record(model), "num_classes": len(classes)},
-            "classes": Legend.coerce(classes).to_list(),
-            "adapter": adapter_config(model),
-            "backbone": backbone,
-            "spectral": transform.to_dict(),
-            "window": {"size": int(head.window), "input_size": int(head.input_size), "padding": "reflect", "resize": "bilinear"},
-            "train_config": train_config,
-            "metrics": {k: metrics[k] for k in ("overall_accuracy", "average_accuracy", "kappa", "n_test") if metrics and k in metrics},
-            "versions": package_versions(),
-            "files": _files_table(tmp),
-        }
-        (tmp / META_NAME).write_text(json.dumps(meta, indent=1, default=_json_default) + "\n")
+        final = dataclasses.replace(
+            meta,
+            head=meta.head.resolved(model),
+            adapter=adapter_config(model),
+            metrics={k: report[k] for k in ("overall_accuracy", "average_accuracy", "kappa", "n_test") if report and k in report},
+            versions=package_versions(),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            files=_files_table(tmp),
+        )
+        (tmp / META_NAME).write_text(json.dumps(final.to_dict(), indent=1, default=_json_default) + "\n")
     return Path(out)
 
 
@@ -283,14 +387,13 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     if not meta_path.is_file():
         raise InputFormatError(f"{p} is not a geohsi bundle (no {META_NAME}); pass the directory written by 'geohsi train'")
     try:
-        meta = json.loads(meta_path.read_text())
+        doc = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelError(f"{meta_path} is corrupted ({e.__class__.__name__}); re-create the bundle with 'geohsi train'") from e
-    if meta.get("format") != BUNDLE_FORMAT:
-        raise ModelError(f"{meta_path} is not a geohsi bundle description; re-create the bundle with 'geohsi train'")
-    if int(meta.get("version", 0)) > BUNDLE_VERSION:
-        raise ModelError(f"bundle {p} has format version {meta['version']}, newer than this geohsi reads; upgrade geohsi")
-    for rel, sha in meta.get("files", {}).items():
+    if isinstance(doc, dict) and doc.get("format") == BUNDLE_FORMAT and int(doc.get("version", 0)) > BUNDLE_VERSION:
+        raise ModelError(f"bundle {p} has format version {doc['version']}, newer than this geohsi reads; upgrade geohsi")
+    meta = BundleMeta.from_dict(doc if isinstance(doc, dict) else {}, source=str(meta_path))
+    for rel, sha in meta.files.items():
         f = p / rel
         if not f.is_file():
             raise ModelError(f"bundle {p} is missing {rel}; copy the whole bundle directory or re-create it")
@@ -304,21 +407,24 @@ def bundle_info(path: str | os.PathLike) -> dict[str, Any]:
     b = load_bundle(path)
     m = b.meta
     size = sum(f.stat().st_size for f in (b.path / ADAPTER_DIR).rglob("*") if f.is_file())
-    cfg = m["model"]["config"]
+    cfg, spec, tc = m.model_config, m.spectral, m.train_config
     info: dict[str, Any] = {
-        "created": m["created"],
-        "adapter": m["adapter"]["method"],
-        "adapter options": {k: v for k, v in m["adapter"].items() if k not in ("method",)},
+        "created": m.created,
+        "adapter": m.method,
+        "adapter options": {k: v for k, v in m.adapter.items() if k not in ("method",)},
         "adapter files size": f"{size / 1e6:.3f} MB",
-        "model": f"dim {cfg['embed_dim']}, depth {cfg['depth']}, heads {cfg['num_heads']}, input {m['window']['input_size']} px",
-        "head": b.head.describe(),
-        "backbone": m["backbone"].get("path") or m["backbone"]["identity"].get("name", m["backbone"]["kind"]),
-        "spectral": f"{m['spectral']['reduction']} → {len(m['spectral']['channel_names'])} channels, "
-        f"{m['spectral']['normalizer']['method']} normalisation, {m['spectral']['input_band_count']} input bands",
-        "window": f"{m['window']['size']} px → {m['window']['input_size']} px ({m['window']['resize']})",
-        "split": m["train_config"].get("split"),
-        "training": f"{m['train_config'].get('epochs')} epochs, lr {m['train_config'].get('lr')}, seed {m['train_config'].get('seed')}",
+        "model": f"dim {cfg['embed_dim']}, depth {cfg['depth']}, heads {cfg['num_heads']}, input {m.head.input_size} px",
+        "head": m.head.describe(),
+        "backbone": m.backbone.name,
+        "spectral": f"{spec['reduction']} → {len(spec['channel_names'])} channels, "
+        f"{spec['normalizer']['method']} normalisation, {spec['input_band_count']} input bands",
+        "window": f"{m.head.window} px → {m.head.input_size} px (bilinear)",
+        "split": tc.get("split"),
+        "training": f"{tc.get('epochs')} epochs, lr {tc.get('lr')}, seed {tc.get('seed')}",
     }
-    info.update({k: v for k, v in m.get("metrics", {}).items()})
-    info["classes"] = b.classes.to_list()
+    info.update(m.metrics)
+    info["classes"] = m.classes.to_list()
     return info
+
+
+__all__ = ["BackboneRecord", "Bundle", "BundleMeta", "bundle_info", "load_bundle", "package_versions", "write_bundle"]

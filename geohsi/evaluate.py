@@ -63,7 +63,7 @@ def evaluate(
     scene_legend(ds)  # raises DataError without labels
     b.transform.check_scene(ds)
     labels, valid = labels_and_valid(ds)
-    if labels_digest(labels) == b.meta["train_config"].get("labels_sha256"):
+    if labels_digest(labels) == b.meta.train_config.get("labels_sha256"):
         split = b.split()
         split.verify(labels, source=str(scene))
         idx, truth = split.test, split.test_labels

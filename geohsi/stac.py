@@ -839,11 +839,8 @@ def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | Non
 
     b = load_bundle(bundle)
     meta = b.meta
-    spec = meta.get("spectral", {})
-    adapter = meta.get("adapter", {})
-    cfg = meta["model"]["config"]
-    window = meta.get("window", {})
-    versions = meta.get("versions", {})
+    spec, adapter, cfg, versions = meta.spectral, meta.adapter, meta.model_config, meta.versions
+    window = {"size": b.head.window, "input_size": b.head.input_size, "padding": "reflect", "resize": "bilinear"}
     base = (href or str(Path(b.path).resolve())).rstrip("/")
     wl = [w for w in (spec.get("input_wavelengths") or [])]
     in_names = [f"b{i + 1}" for i in range(len(wl))]
@@ -861,15 +858,15 @@ def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | Non
     # adapter size: every tensor the adapter adds (the head is counted apart by its class count)
     n_trainable = sum(int(np.prod(shape)) for layer in (adapter.get("layers") or {}).values() for shape in layer.values()) or None
     props: dict[str, Any] = {
-        "datetime": meta.get("created") or datetime.now(UTC).isoformat(timespec="seconds"),
+        "datetime": meta.created or datetime.now(UTC).isoformat(timespec="seconds"),
         "description": f"SpectralGPT + {adapter.get('method', '?')} classifier trained by geohsi",
         "mlm:name": "geohsi-spectralgpt-" + str(adapter.get("method", "adapter")).replace("+", "-plus"),
         "mlm:architecture": "Vision Transformer",
         "mlm:tasks": head.mlm_tasks,
         "mlm:framework": "PyTorch",
         "mlm:framework_version": str(versions.get("torch", "")).split("+")[0] or "unknown",
-        "mlm:pretrained": meta.get("backbone", {}).get("kind") == "file",
-        "mlm:pretrained_source": (meta.get("backbone", {}).get("identity") or {}).get("name") if meta.get("backbone", {}).get("kind") == "file" else None,
+        "mlm:pretrained": meta.backbone.kind == "file",
+        "mlm:pretrained_source": meta.backbone.identity.get("name") if meta.backbone.kind == "file" else None,
         "mlm:accelerator": None,
         "mlm:input": [{
             "name": m_in["name"],
@@ -897,8 +894,8 @@ def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | Non
             "spectral_reduction": spec.get("reduction"),
             "model_config": cfg,
         },
-        "geohsi:backbone": meta.get("backbone", {}).get("identity"),
-        "geohsi:metrics": meta.get("metrics", {}),
+        "geohsi:backbone": meta.backbone.identity,
+        "geohsi:metrics": meta.metrics,
         "geohsi:classes": len(classes),
     }
     item_id = item_id or f"geohsi-{str(adapter.get('method', 'model')).replace('+', 'plus')}-{b.hash[:12]}"

@@ -84,8 +84,12 @@ class Head(ABC):
         """The head a bundle describes (its ``model`` and ``window`` records)."""
 
     @abstractmethod
-    def record(self, model: nn.Module) -> dict[str, Any]:
-        """The ``model`` fields of a bundle for a trained model: ``head``, ``head_hidden`` and the mode's own."""
+    def record(self) -> dict[str, Any]:
+        """The ``model`` fields of a bundle: ``head``, ``head_hidden`` and the mode's own."""
+
+    def resolved(self, model: nn.Module) -> Head:
+        """This head with every default the built ``model`` fixed (e.g. decoder widths) filled in."""
+        return self
 
     # -- model --------------------------------------------------------------------------------
 

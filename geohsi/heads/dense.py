@@ -25,6 +25,7 @@ allowed position containing it. Flips and 90° rotations are applied to tile and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -275,9 +276,12 @@ class DenseHead(Head):
         return cls(window=int(window["size"]), input_size=tile, overlap=None if ov is None else int(ov),
                    widths=dense.get("head_options"))
 
-    def record(self, model: nn.Module) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
         return {"head": self.name, "head_hidden": 0,
-                "dense": {"tile": self.tile, "overlap": self.overlap, "head_options": model.head.widths}}
+                "dense": {"tile": self.tile, "overlap": self.overlap, "head_options": dict(self.widths) if self.widths else None}}
+
+    def resolved(self, model: nn.Module) -> DenseHead:
+        return dataclasses.replace(self, widths=model.head.widths)
 
     def build_model(self, config: Any, num_classes: int) -> nn.Module:
         from geohsi.models.dense import build_segmenter

@@ -86,7 +86,7 @@ class PatchHead(Head):
     def from_record(cls, model: Mapping[str, Any], window: Mapping[str, Any]) -> PatchHead:
         return cls(window=int(window["size"]), input_size=int(window["input_size"]), hidden=int(model.get("head_hidden", 0)))
 
-    def record(self, model: nn.Module) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
         return {"head": self.name, "head_hidden": self.hidden}
 
     def build_model(self, config: Any, num_classes: int) -> nn.Module:

@@ -147,7 +147,7 @@ def train(
         OutputError: the bundle exists without ``overwrite``.
     """
     from geohsi.adapters import apply_adapter, method_options, param_groups
-    from geohsi.bundle import write_bundle
+    from geohsi.bundle import BackboneRecord, BundleMeta, write_bundle
     from geohsi.datasets.splits import make_split
     from geohsi.metrics import report_for
     from geohsi.spectral.transform import SpectralTransform
@@ -280,11 +280,12 @@ def train(
     train_cfg["scene"] = str(Path(scene).resolve())
     train_cfg["labels_sha256"] = labels_digest(labels)
     train_cfg["wall_seconds"] = time.perf_counter() - t_start
-    write_bundle(
-        out, model=model, classes=classes, transform=transform, split=split, head=head, train_config=train_cfg,
-        backbone={k: v for k, v in backbone.items() if k != "module"}, backbone_module=backbone.get("module"),
-        metrics=report, history=history, extra_files=extra, overwrite=overwrite or resume,
+    meta = BundleMeta(
+        model_config=model.config.to_dict(), head=head, classes=classes, adapter={}, spectral=transform.to_dict(),
+        backbone=BackboneRecord.from_dict({k: v for k, v in backbone.items() if k != "module"}), train_config=train_cfg,
     )
+    write_bundle(out, meta, model=model, split=split, backbone_module=backbone.get("module"), report=report, history=history,
+                 extra_files=extra, overwrite=overwrite or resume)
     shutil.rmtree(work, ignore_errors=True)
     if default:
         _point_latest(out)

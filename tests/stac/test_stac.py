@@ -185,7 +185,7 @@ def test_bundle_item_validates_against_mlm_schema(tiny_bundle):
     assert p["mlm:framework"] == "PyTorch" and p["mlm:hyperparameters"]["adapter_method"] == "krona+"
     assert p["mlm:hyperparameters"]["adapter_trainable_parameters"] > 0
     wl = [round(band["center_wavelength"] * 1000, 6) for band in item["assets"]["model"]["eo:bands"]]
-    np.testing.assert_allclose(wl, b.meta["spectral"]["input_wavelengths"])
+    np.testing.assert_allclose(wl, b.meta.spectral["input_wavelengths"])
     assert [c["name"] for c in p["mlm:output"][0]["classification:classes"]] == b.classes.names
     assert len(p["mlm:input"][0]["value_scaling"]) == p["mlm:input"][0]["input"]["shape"][1] == 12
     broken = json.loads(json.dumps(item))

@@ -178,7 +178,7 @@ def test_corrupted_adapter_weights_are_refused(small_bundle: Path, tmp_path: Pat
 def test_evaluate_refuses_a_scene_with_other_bands(small_bundle: Path, tmp_path: Path, data_dir: Path) -> None:
     from geohsi.scene import add_labels, make_scene, open_scene, write_scene
 
-    ds = open_scene(load_bundle(small_bundle).meta["train_config"]["scene"])
+    ds = open_scene(load_bundle(small_bundle).meta.train_config["scene"])
     # PCA input width differs: drop 10 bands
     fewer = make_scene(ds["reflectance"].data[:190], wavelength=ds.wavelength.values[:190], fwhm=ds.fwhm.values[:190])
     fewer = add_labels(fewer, ds["labels"].values)
@@ -197,7 +197,7 @@ def test_evaluate_refuses_a_scene_with_other_bands(small_bundle: Path, tmp_path:
 def test_evaluate_on_another_scene_scores_all_labelled_pixels(small_bundle: Path, tmp_path: Path) -> None:
     from geohsi.scene import add_labels, make_scene, open_scene, write_scene
 
-    ds = open_scene(load_bundle(small_bundle).meta["train_config"]["scene"])
+    ds = open_scene(load_bundle(small_bundle).meta.train_config["scene"])
     lab = ds["labels"].values.copy()
     lab[:10] = 0  # a different label grid → "another scene"
     other = add_labels(make_scene(ds["reflectance"].data, wavelength=ds.wavelength.values, fwhm=ds.fwhm.values), lab)
@@ -218,11 +218,11 @@ def _write(ds, path: Path) -> Path:
 def test_krona_plus_bundle_on_base_is_small(tmp_path: Path, ip_scene: Path) -> None:
     """The KronA+ bundle of ViT-B with a 16-class head: ≤ 0.3 MB plus the spectral transform."""
     from geohsi.adapters import apply_adapter
-    from geohsi.bundle import write_bundle
+    from geohsi.bundle import BackboneRecord, BundleMeta, write_bundle
     from geohsi.datasets.splits import make_split
     from geohsi.heads import PatchHead
     from geohsi.models.spectralgpt import build_classifier
-    from geohsi.scene import open_scene
+    from geohsi.scene import Legend, open_scene
     from geohsi.spectral.transform import SpectralTransform
 
     ds = open_scene(ip_scene)
@@ -230,11 +230,12 @@ def test_krona_plus_bundle_on_base_is_small(tmp_path: Path, ip_scene: Path) -> N
     apply_adapter(model, "krona+", "qv", lr_ratio=16.0)
     transform = SpectralTransform.fit(ds, "pca", 12, "standard")
     split = make_split(ds["labels"].values, "per-class:5")
-    out = write_bundle(
-        tmp_path / "b", model=model, classes=[{"id": i, "name": f"c{i}", "color": "#000000"} for i in range(1, 17)],
-        transform=transform, split=split, head=PatchHead(window=15, input_size=32), train_config={},
-        backbone={"kind": "file", "path": "/x/SpectralGPT+.pth", "sha256": "0" * 64, "identity": {"name": "spectralgpt_base"}},
+    meta = BundleMeta(
+        model_config=model.config.to_dict(), head=PatchHead(window=15, input_size=32),
+        classes=Legend.from_list([{"id": i, "name": f"c{i}", "color": "#000000"} for i in range(1, 17)]), adapter={},
+        backbone=BackboneRecord("file", {"name": "spectralgpt_base"}, "/x/SpectralGPT+.pth", "0" * 64), spectral=transform.to_dict(),
     )
+    out = write_bundle(tmp_path / "b", meta, model=model, split=split)
     spectral_bytes = len(json.dumps(transform.to_dict(), indent=1))
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name != "split.npz")
     assert total - spectral_bytes <= 300_000, total
