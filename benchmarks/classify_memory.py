@@ -1,8 +1,8 @@
 """Peak RSS per Dask worker when classifying a synthetic scene and one 4× larger (target ratio ≤ 1.2).
 
 Each size runs on a fresh ``LocalCluster`` (so peaks do not carry over) through
-:func:`geohsi.classify.classify_scene` writing a Zarr map; the peak is each worker process's
-peak RSS (``VmHWM``, :func:`geohsi.classify.worker.peak_rss_mb`) after the run. Memory per worker is set by the chunk size, not the scene size,
+:func:`geohsi.classify` writing a Zarr map; the peak is each worker process's
+peak RSS (``VmHWM``, :func:`geohsi.classification.worker.peak_rss_mb`) after the run. Memory per worker is set by the chunk size, not the scene size,
 because every task holds one chunk + halo and results go to the store, not to the client.
 
 Usage::
@@ -21,7 +21,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from geohsi.classify.worker import peak_rss_mb as _peak_rss_mb
+from geohsi.classification.worker import peak_rss_mb as _peak_rss_mb
 
 
 def synthetic_scene(path: Path, bundle, size: int, seed: int = 0) -> Path:
@@ -48,8 +48,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from geohsi.bundle import load_bundle
-    from geohsi.classify import classify_scene
-    from geohsi.classify.cluster import open_cluster
+    from geohsi.classification import classify
+    from geohsi.classification.cluster import open_cluster
 
     tmp = Path(tempfile.mkdtemp(prefix="geohsi-mem-"))
     if args.bundle is None:
@@ -64,7 +64,7 @@ def main() -> None:
     for label, size in (("small", args.size), ("large", 2 * args.size)):
         scene = synthetic_scene(tmp / f"{label}.zarr", b, size)
         with open_cluster(workers=args.workers) as info:
-            r = classify_scene(scene, tmp / f"{label}_map.zarr", b.path, client=info.client, chunks=args.chunks,
+            r = classify(scene, tmp / f"{label}_map.zarr", b.path, client=info.client, chunks=args.chunks,
                                progress=False, log=lambda m: None)
             peaks = info.client.run(_peak_rss_mb)
         res[label] = {"pixels": size * size, "seconds": round(r.seconds, 1),

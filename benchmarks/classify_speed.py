@@ -6,14 +6,14 @@ built its model):
 
 * ``forward``  — model forward only, on windows cut beforehand (the floor: pure compute);
 * ``process``  — one process: spectral transform + window cut + forward, batched (what one would write by hand);
-* ``dask``     — ``geohsi.classify.classify(...).compute()`` on a ``LocalCluster`` of N single-thread
+* ``dask``     — ``geohsi.predict_map(...).compute()`` on a ``LocalCluster`` of N single-thread
   worker processes (torch threads = cores / N), i.e. the full graph: Zarr read, transform, halo,
   windows, model, argmax, gather.
 
-It also reads every worker's counters (:func:`geohsi.classify.worker.worker_stats`): seconds inside
+It also reads every worker's counters (:func:`geohsi.classification.worker.worker_stats`): seconds inside
 the model forward, so the share of classify wall time spent *outside* the forward (Zarr read,
 transform, halo, window cut, Dask) is reported, and each worker's peak RSS (``VmHWM``).
-``geohsi bench inference`` runs the same comparison with the trained ``small`` bundles.
+``python -m benchmarks inference`` runs the same comparison with the trained ``small`` bundles.
 
 Usage::
 
@@ -40,8 +40,8 @@ def _setup(tmp: Path) -> tuple[Path, Path]:
 
     from geohsi.datasets.registry import indian_pines_bands
     from geohsi.scene import add_labels, make_scene, write_scene
-    from geohsi.train.config import resolve_train_config
-    from geohsi.train.loop import train
+    from geohsi.training.config import resolve_train_config
+    from geohsi.training.finetune import train
 
     d = Path(os.environ.get("GEOHSI_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) / "indian_pines"
     cube = scipy.io.loadmat(d / "Indian_pines_corrected.mat")["indian_pines_corrected"].transpose(2, 0, 1)
@@ -68,9 +68,9 @@ def main() -> None:
     import torch
 
     from geohsi.bundle import load_bundle
-    from geohsi.classify import classify
-    from geohsi.classify.cluster import open_cluster
-    from geohsi.classify.worker import worker_stats
+    from geohsi.classification import predict_map
+    from geohsi.classification.cluster import open_cluster
+    from geohsi.classification.worker import worker_stats
     from geohsi.prediction import predict_proba
     from geohsi.scene import open_scene
     from geohsi.spectral.windows import extract_windows
@@ -101,7 +101,7 @@ def main() -> None:
     for s in range(0, n, args.batch_size):
         r, c = rows[s: s + args.batch_size], cols[s: s + args.batch_size]
         t1 = time.perf_counter()
-        win = extract_windows(channels, r, c, b.window, b.input_size)
+        win = extract_windows(channels, r, c, b.head.window, b.head.input_size)
         t2 = time.perf_counter()
         probs[s: s + len(r)] = predict_proba(model, win, batch_size=args.batch_size, precision=args.precision)
         t_fwd += time.perf_counter() - t2
@@ -111,9 +111,9 @@ def main() -> None:
 
     # --- Dask LocalCluster ----------------------------------------------------------------------
     with open_cluster(workers=n_workers) as info:
-        lazy = classify(ds, b, info.client, chunks=args.chunks, batch_size=args.batch_size, precision=args.precision)
+        lazy = predict_map(ds, b, info.client, chunks=args.chunks, batch_size=args.batch_size, precision=args.precision)
         # warm-up: every worker loads the bundle (start-up, excluded)
-        warm = classify(ds.isel(y=slice(0, 16), x=slice(0, 16 * n_workers)), b, info.client, chunks=16,
+        warm = predict_map(ds.isel(y=slice(0, 16), x=slice(0, 16 * n_workers)), b, info.client, chunks=16,
                         precision=args.precision)
         warm.compute()
         info.client.run(worker_stats, True)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-_IMPORTS = "import geohsi.ingest, geohsi.io.geotiff, zarr, dask.array, xarray, rasterio"
+_IMPORTS = "import geohsi.ingestion, geohsi.io.geotiff, zarr, dask.array, xarray, rasterio"
 
 def write_synthetic_geotiff(path: Path, bands: int, size: int, block: int = 256) -> int:
     """Write a tiled int16 GeoTIFF ``[bands, size, size]`` block by block; return its size in bytes.

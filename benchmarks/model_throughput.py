@@ -31,7 +31,7 @@ from collections.abc import Callable
 import torch
 
 from geohsi.models import count_flops, count_parameters, resolve_model_config
-from geohsi.models.spectralgpt import SpectralGPT
+from geohsi.models import SpectralGPT
 
 
 def _time(fn: Callable[[], object], min_seconds: float, warmup: int) -> tuple[float, int]:

@@ -24,8 +24,8 @@ def baseline(scene: Path, method: str, split: str, features: str, seed: int, win
     Example:
       geohsi baseline ip.zarr --method svm --split fraction:0.1 --out svm.json
     """
-    from geohsi.baseline import baseline as baseline_
+    import geohsi
 
-    r = baseline_(scene, method=method, split=split, features=features, seed=seed, window=window, out=out, overwrite=overwrite)
+    r = geohsi.baseline(scene, method=method, split=split, features=features, seed=seed, window=window, out=out, overwrite=overwrite)
     click.echo(f"{method} on {features} features, {split}, seed {seed}: OA {r['overall_accuracy']:.4f} "
                f"AA {r['average_accuracy']:.4f} κ {r['kappa']:.4f} (n = {r['n_test']}, fit {r['fit_seconds']:.1f} s)")

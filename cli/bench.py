@@ -1,127 +1,22 @@
-"""``geohsi bench``: benchmarks whose results go into docs/ (PEFT results table, …)."""
+"""``geohsi bench``: the benchmarks moved out of the installed package; this says where they are."""
 
 from __future__ import annotations
-
-import shlex
-import sys
-from pathlib import Path
 
 import click
 
 
-@click.group("bench")
-def bench() -> None:
-    """Benchmarks that print ratios measured in one run and write their results into docs/."""
-
-
-@bench.command("peft")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/results.md"), show_default=True,
-              help="Markdown results (a CSV is written beside it).")
-@click.option("--dataset", "datasets", multiple=True, default=("indian_pines", "enmap_potsdam"), show_default=True)
-@click.option("--method", "methods", multiple=True, default=None, help="Subset of methods (repeatable) [default: all].")
-@click.option("--seeds", default=3, show_default=True)
-@click.option("--model", default="small", show_default=True, help="Backbone config (its default backbone is used).")
-@click.option("--head", type=click.Choice(["dense", "patch"]), default="dense", show_default=True,
-              help="dense: segmentation of tiles (fits one session on 2 CPU cores); patch: one window per pixel (the paper).")
-@click.option("--epochs", default=150, show_default=True)
-@click.option("--lr", default=2e-3, show_default=True, help="Learning rate of the adapters and the linear probe.")
-@click.option("--lr-full", default=5e-4, show_default=True, help="Learning rate of full fine-tuning and scratch.")
-@click.option("--batch-size", type=int, default=None, help="Samples per step [default: 8 tiles dense, 64 windows patch].")
-@click.option("--no-lambda-sweep", is_flag=True, help="Skip the λ ∈ {1, 4, 16, 64} sweep of LoRA+/KronA+.")
-@click.option("--quick", is_flag=True, help="CI smoke run: tiny config, 1 seed, 1 epoch, first split, no sweep.")
-@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep ingested scenes here.")
-@click.option("--findings", type=click.Path(exists=True, path_type=Path), default=None, help="Markdown file appended as the Findings section.")
-@click.option("--from-csv", "from_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Run nothing: re-write --out from this CSV of a finished run (e.g. with --findings).")
-def peft(out: Path, datasets, methods, seeds: int, model: str, head: str, epochs: int, lr: float, lr_full: float,
-         batch_size: int | None, no_lambda_sweep: bool, quick: bool, workdir: Path | None, findings: Path | None, from_csv: Path | None) -> None:
-    """Run the PEFT comparison of Ligan et al. 2025 on the benchmark scenes and write the results table."""
-    from geohsi.bench import METHODS, peft_table, render_from_csv
-
-    findings_text = findings.read_text() if findings else ""
-    if from_csv is not None:
-        render_from_csv(from_csv, out, findings=findings_text)
-        click.echo(f"wrote {out} from {from_csv}")
-        return
-    if quick:
-        seeds, model, epochs = 1, "tiny", 1
-    args = " ".join(shlex.quote(a) for a in sys.argv[1:])
-    command = f"python benchmarks/peft_table.py {args}" if Path(sys.argv[0]).name == "peft_table.py" else f"geohsi {args}"
-    peft_table(out_md=out, datasets=datasets, methods=methods or METHODS, seeds=seeds, model=model, epochs=epochs,
-               lr=lr, lr_full=lr_full, head=head, batch_size=batch_size, lambda_sweep=not no_lambda_sweep, quick=quick, workdir=workdir, command=command,
-               findings=findings_text, log=click.echo)
-    click.echo(f"wrote {out} and {out.with_suffix('.csv')}")
-
-
-def _command(script: str) -> str:
-    """The command line that produced a result, as the user typed it (script or ``geohsi``)."""
-    if sys.argv[0].endswith(".py"):
-        return f"python {script} " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    return "geohsi " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
-@bench.command("inference")
-@click.option("--model", default="small", show_default=True, help="Backbone config (its shipped pretrained backbone is used).")
-@click.option("--adapter", default="krona+", show_default=True, help="PEFT method of both modes.")
-@click.option("--patch-epochs", type=int, default=None, help="Patch-mode training epochs [default: 2; --quick 1].")
-@click.option("--dense-epochs", type=int, default=None, help="Dense-mode training epochs [default: 15; --quick 2].")
-@click.option("--workers", default=2, show_default=True, help="Dask worker processes for the classify rows.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16", show_default=True)
-@click.option("--large-scene", "large", is_flag=True, help="Also classify a 1024×1024×224 synthetic scene (EnMAP bands) in dense mode.")
-@click.option("--quick", is_flag=True, help="Smoke run (≲ 2 min): per-class:5 splits, 1/2 epochs, short timings.")
-@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep scenes and bundles here.")
-@click.option("--docs", type=click.Path(path_type=Path), default=None,
-              help="Write the results into this Markdown page between <!-- bench:start --> and <!-- bench:end -->.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write every number as JSON.")
-def inference(model: str, adapter: str, patch_epochs: int | None, dense_epochs: int | None,
-              workers: int, precision: str, large: bool, quick: bool, workdir: Path | None, docs: Path | None,
-              json_out: Path | None) -> None:
-    """Measure inference on this machine in one run: matmul peak, forward GFLOP/s, patch vs dense px/s, Dask overhead, OA.
-
-    Trains a patch and a dense bundle with the same backbone and adapter on Indian Pines
-    (fraction:0.1) and EnMAP, then times the model and the Dask classify graph with them. MFU is
-    reported on CUDA machines only.
+@click.command("bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args: tuple[str, ...]) -> None:
+    """Benchmarks are not part of the installed package: run them from a checkout as 'python -m benchmarks COMMAND'.
 
     \b
-    Examples:
-      geohsi bench inference --quick
-      geohsi bench inference --large-scene --docs docs/performance.md --workdir /tmp/bench
-    """
-    import json
-
-    from geohsi.bench_inference import large_scene, run, write_docs
-
-    res = run(model=model, adapter=adapter, quick=quick, patch_epochs=patch_epochs, dense_epochs=dense_epochs,
-              workers=workers, precision=precision, workdir=workdir, log=click.echo)
-    if large:
-        dense = Path(res["info"]["workdir"]) / f"enmap_potsdam-dense-{model}-{adapter}"
-        res["large_scene"] = large_scene(dense, size=256 if quick else 1024, workers=workers, precision=precision,
-                                         log=click.echo)
-    if json_out:
-        json_out.write_text(json.dumps(res, indent=1, default=str))
-        click.echo(f"wrote {json_out}")
-    if docs:
-        write_docs(res, docs, _command("benchmarks/inference.py"))
-        click.echo(f"wrote {docs}")
-
-
-@bench.command("large-scene")
-@click.argument("bundle", type=click.Path(exists=True, path_type=Path))
-@click.option("--size", default=1024, show_default=True, help="Scene edge in pixels (bands: the bundle's).")
-@click.option("--chunks", type=int, default=None, help="Spatial chunk edge [default: geohsi classify's].")
-@click.option("--workers", default=2, show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16", show_default=True)
-@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep the synthetic scene and map here.")
-def large_scene_cmd(bundle: Path, size: int, chunks: int | None, workers: int, precision: str, workdir: Path | None) -> None:
-    """Classify a SIZE×SIZE synthetic scene with BUNDLE's bands (written to Zarr chunk by chunk): wall time, peak RSS per worker.
-
-    \b
+    Commands: peft (docs/results.md), inference (docs/performance.md), large-scene, sections.
     Example:
-      geohsi bench large-scene runs/enmap-dense --size 1024
+      python -m benchmarks peft --quick --out /tmp/results.md
     """
-    import json
+    from geohsi.errors import UsageError
 
-    from geohsi.bench_inference import large_scene
-
-    res = large_scene(bundle, size=size, chunks=chunks, workers=workers, precision=precision, workdir=workdir, log=click.echo)
-    click.echo(json.dumps(res))
+    what = " ".join(args) or "COMMAND"
+    raise UsageError(f"the benchmarks live in the source tree: from a geohsi checkout run 'python -m benchmarks {what}' "
+                     "(see docs/performance.md and docs/results.md)")

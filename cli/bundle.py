@@ -29,12 +29,10 @@ def stac(bundle_dir: Path, out: Path | None, item_id: str | None, href: str | No
     Examples:
       geohsi bundle stac runs/ip-krona --out ip-krona.item.json
     """
-    from geohsi.stac import bundle_item, validate_mlm, write_item
+    import geohsi
 
-    item = bundle_item(bundle_dir, item_id=item_id, href=href)
-    validate_mlm(item)
+    item = geohsi.bundle_stac(bundle_dir, out, item_id=item_id, href=href, overwrite=overwrite)
     if out is None:
         click.echo(json.dumps(item, indent=1))
     else:
-        write_item(item, out, overwrite=overwrite)
         click.echo(f"wrote {out} ({item['id']})", err=True)

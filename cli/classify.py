@@ -46,16 +46,18 @@ def classify(scene: Path, bundle: Path | None, out: Path, probabilities: Path | 
     """
     from rich.console import Console
 
-    from geohsi.classify import classify_scene
+    import geohsi
 
-    res = classify_scene(
+    res = geohsi.classify(
         scene, out, bundle, probabilities=probabilities, confidence=confidence, scheduler=scheduler,
         workers=workers, device=device, precision=precision, chunks=chunks, batch_size=batch_size,
         resume=resume, overwrite=overwrite, progress=progress,
     )
     con = Console(stderr=True, soft_wrap=True)
     rate = f", {res.valid_pixels / res.seconds:,.0f} px/s" if res.seconds > 0 and res.valid_pixels else ""
+    share = res.forward_share
     con.print(f"classified {res.computed} of {res.n_chunks} chunks in {res.seconds:.1f} s{rate}"
+              + (f", {share:.0%} of worker time in the model" if share is not None else "")
               + (f" ({res.reused} reused from an interrupted run)" if res.reused else ""))
     for p in res.outputs:
         click.echo(f"wrote {p}")

@@ -26,9 +26,9 @@ def evaluate(bundle: Path, scene: Path, out: Path | None, batch_size: int, devic
     from rich.console import Console
     from rich.table import Table
 
-    from geohsi.evaluate import evaluate as evaluate_
+    import geohsi
 
-    r = evaluate_(bundle, scene, out=out, overwrite=overwrite, batch_size=batch_size, device=device, backbone=backbone)
+    r = geohsi.evaluate(bundle, scene, out=out, overwrite=overwrite, batch_size=batch_size, device=device, backbone=backbone)
     t = Table(title=f"{bundle} on {scene}: OA {r['overall_accuracy']:.4f}  AA {r['average_accuracy']:.4f}  κ {r['kappa']:.4f}  (n = {r['n_test']})")
     for c in ("class", "precision", "recall", "F1", "IoU", "support"):
         t.add_column(c)

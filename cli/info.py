@@ -65,22 +65,7 @@ def info(path: Path | None, model_name: str | None, adapter: str | None, num_cla
       geohsi info runs/latest
       geohsi info --model base --adapter krona+
     """
-    from geohsi.errors import UsageError
+    import geohsi
 
-    console = Console()
-    if model_name is not None:
-        from geohsi.models.describe import describe_model
-
-        render_mapping(f"model {model_name}", describe_model(model_name, adapter=adapter, num_classes=num_classes,
-                                                            input_size=input_size, rank=rank), console)
-        return
-    if path is None:
-        raise UsageError("give a PATH (scene .zarr or bundle directory) or --model NAME")
-    if (path / "bundle.json").is_file():
-        from geohsi.bundle import bundle_info
-
-        render_mapping(f"bundle {path}", bundle_info(path), console)
-        return
-    from geohsi.ingest import scene_info
-
-    render_mapping(f"scene {path}", scene_info(path), console)
+    described = geohsi.info(path, model=model_name, adapter=adapter, num_classes=num_classes, input_size=input_size, rank=rank)
+    render_mapping(f"model {model_name}" if model_name is not None else str(path), described, Console())

@@ -1,4 +1,4 @@
-"""``geohsi ingest``: source files → a georeferenced Zarr scene (thin shell over :func:`geohsi.ingest.ingest`)."""
+"""``geohsi ingest``: source files → a georeferenced Zarr scene (thin shell over :func:`geohsi.ingest`)."""
 
 from __future__ import annotations
 
@@ -62,21 +62,14 @@ def ingest(
     """
     from rich.console import Console
 
-    from geohsi.ingest import ingest as run_ingest
-    from geohsi.ingest import scene_info
+    import geohsi
 
-    if from_stac is not None or collection is not None:
-        from geohsi.stac import ingest_item
-
-        path = ingest_item([str(s) for s in srcs], out, url=from_stac, collection=collection, chunks=chunks,
-                           overwrite=overwrite, sensor=sensor)
-    else:
-        path = run_ingest(
-            list(srcs), out, labels=labels, class_names=class_names, crs=crs, transform=transform, chunks=chunks,
-            overwrite=overwrite, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths,
-            band_axis=band_axis,
-        )
-    info = scene_info(path, stats=False)
+    path = geohsi.ingest(
+        list(srcs), out, labels=labels, class_names=class_names, crs=crs, transform=transform, chunks=chunks,
+        overwrite=overwrite, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths,
+        band_axis=band_axis, from_stac=from_stac, collection=collection,
+    )
+    info = geohsi.info(path, stats=False)
     b, h, w = info["shape"]
     wl = info["wavelength_range_nm"]
     lines = [

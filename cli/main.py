@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "classify": ("classify", "classify", "Classify a scene with a bundle on a Dask cluster → COG/Zarr map."),
     "pretrain": ("pretrain", "pretrain", "Pretrain a SpectralGPT backbone by masked autoencoding."),
     "search": ("search", "search", "Search a STAC API for scenes."),
-    "bench": ("bench", "bench", "Benchmarks: model throughput, PEFT table, inference."),
+    "bench": ("bench", "bench", "Where the benchmarks are (python -m benchmarks, from a checkout)."),
     "bundle": ("bundle", "bundle", "Model-bundle tools (STAC item, …)."),
 }
 

@@ -38,7 +38,7 @@ def pretrain(scenes: tuple[str, ...], out: Path, epochs: float | None, steps: in
       geohsi pretrain indian_pines enmap_potsdam aviris_ng jasper_ridge --model small \\
           --out spectralgpt_small_geohsi.safetensors --steps 1200 --seed 0
     """
-    from geohsi.pretrain import pretrain as pretrain_
+    import geohsi
 
-    path = pretrain_(list(scenes), out=out, epochs=epochs, steps=steps, progress=not quiet, **opts)
+    path = geohsi.pretrain(list(scenes), out=out, epochs=epochs, steps=steps, progress=not quiet, **opts)
     click.echo(str(path))

@@ -1,4 +1,4 @@
-"""``geohsi search``: find scenes in a STAC API (thin shell over :func:`geohsi.stac.search`)."""
+"""``geohsi search``: find scenes in a STAC API (thin shell over :func:`geohsi.search`)."""
 
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ def search(url: str, collection: str | None, bbox: str | None, intersects: Path 
       geohsi search --url dlr-enmap --datetime 2024-06-01/2024-08-31 --filter "eo:cloud_cover < 10"
       geohsi search --url http://127.0.0.1:8080 -c enmap-potsdam --json | jq '.features[].id'
     """
-    from geohsi.stac import item_summary
-    from geohsi.stac import search as run_search
+    import geohsi
+    from geohsi.catalog import item_summary
 
-    items = run_search(url, collection, bbox=bbox, intersects=intersects, datetime=when, query=list(query) or None,
+    items = geohsi.search(url, collection, bbox=bbox, intersects=intersects, datetime=when, query=list(query) or None,
                        filter=cql2, max_items=max_items, page_size=page_size, timeout=timeout)
     if as_json:
         click.echo(json.dumps({"type": "FeatureCollection", "numberReturned": len(items),

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from geohsi.train.config import ADAPTERS
+from geohsi.heads import HEADS
+from geohsi.training.config import ADAPTERS
 
 
 @click.command("train")
@@ -16,7 +17,7 @@ from geohsi.train.config import ADAPTERS
 @click.option("--model", default=None, help="Backbone config: tiny, small or base [default: small, with geohsi's pretrained backbone].")
 @click.option("--spectral", type=click.Choice(["pca", "s2"]), default=None, help="PCA to 12 channels or Sentinel-2 resampling [default: pca].")
 @click.option("--window", type=int, default=None, help="Window edge around each pixel, odd [default: 15].")
-@click.option("--head", type=click.Choice(["patch", "dense"]), default=None,
+@click.option("--head", type=click.Choice(list(HEADS)), default=None,
               help="patch: one window per pixel (the paper); dense: segmentation of whole tiles, far cheaper maps [default: patch].")
 @click.option("--tile-overlap", type=int, default=None, help="Dense mode: pixels shared by neighbouring inference tiles [default: tile/4].")
 @click.option("--split", default=None, help="per-class:N | fraction:F | blocks:S [default: per-class:10].")
@@ -43,8 +44,7 @@ def train(scene: Path, config_file: Path | None, out: Path | None, resume: bool,
       geohsi train ip.zarr --adapter lora+ --rank 8 --lr-ratio 16 --out runs/ip-loraplus
       geohsi train ip.zarr --head dense --batch-size 8 --epochs 100 --split fraction:0.1
     """
-    from geohsi.train.config import resolve_train_config
-    from geohsi.train.loop import train as train_
+    import geohsi
 
-    config = resolve_train_config(config_file, **opts)
-    train_(scene, config, out=out, overwrite=overwrite, resume=resume, progress=not quiet)
+    config = geohsi.resolve_train_config(config_file, **opts)
+    geohsi.train(scene, config, out=out, overwrite=overwrite, resume=resume, progress=not quiet)

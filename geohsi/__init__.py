@@ -1,50 +1,108 @@
 """geohsi: hyperspectral scenes to georeferenced land-cover maps with SpectralGPT and PEFT adapters.
 
-The public API mirrors the CLI: each ``geohsi COMMAND`` has a function of the same name here.
-Heavy submodules are imported on first use.
+The public API mirrors the CLI: each ``geohsi COMMAND`` has a plain function here that does the
+same job (``geohsi.classify(...)`` writes the map files ``geohsi classify`` writes;
+``geohsi.predict_map(...)`` is the lazy map). Stage packages have noun names
+(:mod:`geohsi.ingestion`, :mod:`geohsi.training`, :mod:`geohsi.evaluation`,
+:mod:`geohsi.classification`, :mod:`geohsi.catalog`, …) so that no module shadows a function.
+
+Heavy submodules (torch, dask) are imported on first use of a name.
+
+.. versionadded:: 0.1
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from geohsi.version import __version__
 
-# public name → "module:attribute"
-_API = {
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily below
+    from geohsi.adapters import apply_adapter
+    from geohsi.bundle import load_bundle
+    from geohsi.catalog import search
+    from geohsi.classification import classify, predict_map
+    from geohsi.datasets.registry import fetch as fetch_dataset
+    from geohsi.datasets.registry import ingest_dataset
+    from geohsi.datasets.splits import make_split
+    from geohsi.errors import GeohsiError
+    from geohsi.evaluation import evaluate
+    from geohsi.export.stac import bundle_stac
+    from geohsi.ingestion import ingest, ingest_item
+    from geohsi.inspection import info
+    from geohsi.io import read
+    from geohsi.metrics import classification_report
+    from geohsi.models import build_classifier, load_official_checkpoint
+    from geohsi.scene import open_scene, write_scene
+    from geohsi.training import PretrainConfig, TrainConfig, baseline, pretrain, resolve_train_config, train
+
+#: public name → "module:attribute"
+_API: dict[str, str] = {
     "open_scene": "geohsi.scene:open_scene",
     "write_scene": "geohsi.scene:write_scene",
-    "ingest": "geohsi.ingest",  # a callable module (see geohsi._callable)
-    "scene_info": "geohsi.ingest:scene_info",
     "read": "geohsi.io:read",
+    "ingest": "geohsi.ingestion:ingest",
+    "ingest_item": "geohsi.ingestion:ingest_item",
+    "info": "geohsi.inspection:info",
     "fetch_dataset": "geohsi.datasets.registry:fetch",
-    "train": "geohsi.train",  # a callable module (see geohsi._callable)
-    "TrainConfig": "geohsi.train.config:TrainConfig",
-    "evaluate": "geohsi.evaluate",  # a callable module (see geohsi._callable)
-    "baseline": "geohsi.baseline",  # a callable module (see geohsi._callable)
-    "load_bundle": "geohsi.bundle:load_bundle",
-    "classify": "geohsi.classify",  # a callable module (see geohsi._callable)
-    "classify_scene": "geohsi.classify:classify_scene",
+    "ingest_dataset": "geohsi.datasets.registry:ingest_dataset",
     "make_split": "geohsi.datasets.splits:make_split",
+    "train": "geohsi.training:train",
+    "TrainConfig": "geohsi.training:TrainConfig",
+    "resolve_train_config": "geohsi.training:resolve_train_config",
+    "pretrain": "geohsi.training:pretrain",
+    "PretrainConfig": "geohsi.training:PretrainConfig",
+    "baseline": "geohsi.training:baseline",
+    "evaluate": "geohsi.evaluation:evaluate",
+    "load_bundle": "geohsi.bundle:load_bundle",
+    "bundle_stac": "geohsi.export.stac:bundle_stac",
+    "classify": "geohsi.classification:classify",
+    "predict_map": "geohsi.classification:predict_map",
+    "search": "geohsi.catalog:search",
     "classification_report": "geohsi.metrics:classification_report",
-    "build_classifier": "geohsi.models.spectralgpt:build_classifier",
-    "load_official_checkpoint": "geohsi.models.spectralgpt:load_official_checkpoint",
+    "build_classifier": "geohsi.models:build_classifier",
+    "load_official_checkpoint": "geohsi.models:load_official_checkpoint",
     "apply_adapter": "geohsi.adapters:apply_adapter",
-    "pretrain": "geohsi.pretrain",  # a callable module (see geohsi._callable)
-    "search": "geohsi.stac:search",
-    "ingest_item": "geohsi.stac:ingest_item",
     "GeohsiError": "geohsi.errors:GeohsiError",
 }
 
-__all__ = sorted(_API)
+__all__ = [
+    "GeohsiError",
+    "PretrainConfig",
+    "TrainConfig",
+    "apply_adapter",
+    "baseline",
+    "build_classifier",
+    "bundle_stac",
+    "classification_report",
+    "classify",
+    "evaluate",
+    "fetch_dataset",
+    "info",
+    "ingest",
+    "ingest_dataset",
+    "ingest_item",
+    "load_bundle",
+    "load_official_checkpoint",
+    "make_split",
+    "open_scene",
+    "predict_map",
+    "pretrain",
+    "read",
+    "resolve_train_config",
+    "search",
+    "train",
+    "write_scene",
+]
 
 
 def __getattr__(name: str) -> Any:
     if name in _API:
         module, _, attr = _API[name].partition(":")
-        mod = importlib.import_module(module)
-        return getattr(mod, attr) if attr else mod
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value  # later lookups skip this function
+        return value
     raise AttributeError(f"module 'geohsi' has no attribute {name!r}")
 
 

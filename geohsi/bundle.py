@@ -53,10 +53,10 @@ def package_versions() -> dict[str, str]:
     import torch
     import xarray
 
-    import geohsi
+    from geohsi.version import __version__
 
     return {
-        "geohsi": geohsi.__version__,
+        "geohsi": __version__,
         "torch": torch.__version__,
         "numpy": np.__version__,
         "xarray": xarray.__version__,
@@ -402,29 +402,4 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     return Bundle(p, meta)
 
 
-def bundle_info(path: str | os.PathLike) -> dict[str, Any]:
-    """A flat description of a bundle for ``geohsi info``."""
-    b = load_bundle(path)
-    m = b.meta
-    size = sum(f.stat().st_size for f in (b.path / ADAPTER_DIR).rglob("*") if f.is_file())
-    cfg, spec, tc = m.model_config, m.spectral, m.train_config
-    info: dict[str, Any] = {
-        "created": m.created,
-        "adapter": m.method,
-        "adapter options": {k: v for k, v in m.adapter.items() if k not in ("method",)},
-        "adapter files size": f"{size / 1e6:.3f} MB",
-        "model": f"dim {cfg['embed_dim']}, depth {cfg['depth']}, heads {cfg['num_heads']}, input {m.head.input_size} px",
-        "head": m.head.describe(),
-        "backbone": m.backbone.name,
-        "spectral": f"{spec['reduction']} → {len(spec['channel_names'])} channels, "
-        f"{spec['normalizer']['method']} normalisation, {spec['input_band_count']} input bands",
-        "window": f"{m.head.window} px → {m.head.input_size} px (bilinear)",
-        "split": tc.get("split"),
-        "training": f"{tc.get('epochs')} epochs, lr {tc.get('lr')}, seed {tc.get('seed')}",
-    }
-    info.update(m.metrics)
-    info["classes"] = m.classes.to_list()
-    return info
-
-
-__all__ = ["BackboneRecord", "Bundle", "BundleMeta", "bundle_info", "load_bundle", "package_versions", "write_bundle"]
+__all__ = ["BackboneRecord", "Bundle", "BundleMeta", "load_bundle", "package_versions", "write_bundle"]

@@ -306,7 +306,7 @@ def plot_classmap(
 
     Args:
         classmap: class ids ``(y, x)`` (0 = nodata, transparent): the DataArray from
-            :func:`geohsi.classify.classify`, a Zarr map's ``classes``, :func:`open_classmap`, a COG
+            :func:`geohsi.predict_map`, a Zarr map's ``classes``, :func:`open_classmap`, a COG
             opened with rioxarray (a single ``band`` is squeezed), or a numpy array with ``classes``.
         classes: a :class:`~geohsi.scene.Legend` (a bundle's ``classes``) or ``[{id, name, color}]``; default: the map's attrs
             (``class_ids``/``class_names``/``class_colors`` or the COG's ``GEOHSI_CLASSES`` tag).

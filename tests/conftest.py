@@ -9,6 +9,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: the real STAC API server fixture (``stac_api``), shared by the catalogue, STAC reader and export tests
+pytest_plugins = ["tests.stac_fixtures"]
+
 
 def _data_dir() -> Path:
     env = os.environ.get("GEOHSI_DATA_DIR")

@@ -1,31 +1,66 @@
-"""The public API: every CLI stage has a Python twin at the top level, callable however it was imported."""
+"""The public API: every CLI command has a plain Python function at the top level, with its real signature."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import pkgutil
+import types
+
+import pytest
 
 import geohsi
 
+VERBS = ("train", "classify", "evaluate", "pretrain", "ingest", "baseline", "search", "info", "predict_map", "bundle_stac")
 
-def test_every_public_name_resolves() -> None:
+
+def test_every_public_name_resolves_and_all_lists_them() -> None:
+    assert geohsi.__all__ == sorted(geohsi._API)
     for name in geohsi.__all__:
         assert getattr(geohsi, name) is not None, name
 
 
-def test_stage_twins_stay_callable_after_their_modules_are_imported() -> None:
-    for stage, sub in [("train", "geohsi.train.config"), ("classify", "geohsi.classify.graph"), ("ingest", "geohsi.ingest"),
-                       ("evaluate", "geohsi.evaluate"), ("pretrain", "geohsi.pretrain"), ("baseline", "geohsi.baseline")]:
-        importlib.import_module(sub)
-        assert callable(getattr(geohsi, stage)), stage
-    from geohsi.ingest import scene_info
+@pytest.mark.parametrize("verb", VERBS)
+def test_verbs_are_plain_functions_with_real_signatures_and_docstrings(verb: str) -> None:
+    f = getattr(geohsi, verb)
+    assert isinstance(f, types.FunctionType), f
+    params = inspect.signature(f).parameters
+    assert list(params)[:1] != ["args"] and not any(p.kind is p.VAR_POSITIONAL for p in params.values())
+    assert f.__doc__ and len(f.__doc__.splitlines()) > 3 and "Args:" in f.__doc__, verb
 
-    assert geohsi.ingest.scene_info is scene_info  # still a module too
+
+def test_verbs_survive_importing_every_submodule() -> None:
+    """No stage module shares a name with a verb, so importing it cannot shadow the function."""
+    for mod in pkgutil.walk_packages(geohsi.__path__, "geohsi."):
+        if mod.name.startswith("geohsi.cli"):
+            continue
+        importlib.import_module(mod.name)
+    for verb in VERBS:
+        assert isinstance(getattr(geohsi, verb), types.FunctionType), verb
 
 
-def test_callable_module_forwards_to_the_function(tmp_path) -> None:
-    import pytest
+def test_no_module_is_callable() -> None:
+    for mod in pkgutil.walk_packages(geohsi.__path__, "geohsi."):
+        if mod.name.startswith("geohsi.cli"):
+            continue
+        m = importlib.import_module(mod.name)
+        assert type(m) is types.ModuleType and not callable(m), mod.name
 
+
+def test_classify_writes_what_the_command_writes_and_predict_map_is_lazy() -> None:
+    assert "out" in inspect.signature(geohsi.classify).parameters  # files, like `geohsi classify`
+    assert inspect.signature(geohsi.predict_map).return_annotation in ("xr.DataArray", "xarray.DataArray")
+
+
+def test_ingest_refuses_a_missing_source_in_one_line(tmp_path) -> None:
     from geohsi.errors import InputFormatError
 
     with pytest.raises(InputFormatError, match="does not exist"):
         geohsi.ingest(tmp_path / "missing.mat", tmp_path / "x.zarr")
+
+
+def test_train_takes_flat_options_without_a_config_object() -> None:
+    from geohsi.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown training option"):
+        geohsi.train("nowhere.zarr", adapters="lora")

@@ -165,8 +165,8 @@ class Inputs:
         return self.backbone("tiny_b.safetensors", 2)
 
     def _train(self, name: str, **opts: object) -> Path:
-        from geohsi.train.config import resolve_train_config
-        from geohsi.train.loop import train
+        from geohsi.training.config import resolve_train_config
+        from geohsi.training.finetune import train
 
         cfg = resolve_train_config(**{"adapter": "lora", "epochs": 1, "split": "per-class:3", "model": "tiny", "device": "cpu",
                                 "batch_size": 32, **opts})
@@ -453,7 +453,7 @@ def ingest_disk_full_overwrite(ws, fx, env):
     full = ws / "full"
     env.stack.enter_context(tmpfs(full, "256k"))
     small = fx.geotiff(ws / "small.tif", bands=2, size=(8, 8))
-    from geohsi.ingest import ingest
+    from geohsi.ingestion import ingest
 
     ingest(small, full / "out.zarr")
     return ["ingest", src, "--out", full / "out.zarr", "--overwrite"]
@@ -895,11 +895,11 @@ def test_nan_and_inf_pixels_are_nodata_in_training_and_in_maps(inputs: Inputs, t
     """Non-finite values in a good band make the pixel invalid: never trained on, nodata (0) in the map."""
     import dask
 
-    from geohsi.classify import classify
+    from geohsi.classification import predict_map
     from geohsi.datasets.splits import Split
     from geohsi.scene import open_scene, valid_mask
-    from geohsi.train.config import resolve_train_config
-    from geohsi.train.loop import train
+    from geohsi.training.config import resolve_train_config
+    from geohsi.training.finetune import train
 
     cube, lab, _, _ = inputs.ip
     c = cube.copy()
@@ -918,7 +918,7 @@ def test_nan_and_inf_pixels_are_nodata_in_training_and_in_maps(inputs: Inputs, t
     assert not used & {r * 40 + q for r, q in bad}
     assert len(used) == int(((lab > 0) & valid).sum())
     with dask.config.set(scheduler="synchronous"):
-        m = classify(scene, out).values
+        m = predict_map(scene, out).values
     assert all(m[r, q] == 0 for r, q in bad)
     assert (m[valid] > 0).all()
 

@@ -39,8 +39,8 @@ def test_old_bundle_maps_and_scores_as_before(name, crop):
     expected = np.load(FIXTURES / "expected.npz")
     bundle = FIXTURES / name
     with dask.config.set(scheduler="synchronous"):
-        labels = geohsi.classify(crop, bundle).compute().values
-        confidence = geohsi.classify(crop, bundle, what="confidence").compute().values
+        labels = geohsi.predict_map(crop, bundle).compute().values
+        confidence = geohsi.predict_map(crop, bundle, what="confidence").compute().values
     np.testing.assert_array_equal(labels, expected[f"{name}/labels"])
     np.testing.assert_allclose(confidence, expected[f"{name}/confidence"], rtol=0, atol=1e-6)
     report = geohsi.evaluate(bundle, crop)

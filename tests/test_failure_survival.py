@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.classify.test_cluster import BIN, _free_port, _wait_for
+from tests.classification.test_cluster import BIN, _free_port, _wait_for
 from tests.test_bad_inputs import Inputs, inputs  # noqa: F401  (session fixture: tiny scene and bundle)
 
 pytestmark = pytest.mark.slow
@@ -70,10 +70,10 @@ def clean_map(inputs: Inputs) -> np.ndarray:  # noqa: F811
     """The reference: the same scene and bundle classified in one process, no cluster."""
     import dask
 
-    from geohsi.classify import classify
+    from geohsi.classification import predict_map
 
     with dask.config.set(scheduler="synchronous"):
-        return np.asarray(classify(inputs.scene, inputs.bundle, chunks=CHUNK).values)
+        return np.asarray(predict_map(inputs.scene, inputs.bundle, chunks=CHUNK).values)
 
 
 def _zarr_map(path: Path) -> np.ndarray:

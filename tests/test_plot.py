@@ -227,8 +227,8 @@ def test_classify_cli_writes_a_quicklook_matching_the_cog(tmp_path, enmap_scene)
     import rasterio
 
     from geohsi.bundle import load_bundle
-    from geohsi.train.config import resolve_train_config
-    from geohsi.train.loop import train
+    from geohsi.training.config import resolve_train_config
+    from geohsi.training.finetune import train
 
     from .conftest import run_cli
 

@@ -113,7 +113,7 @@ class Dataset:
         class_colors: ``#rrggbb`` colours of classes 1..K.
         sensor: sensor name recorded in the scene.
         citation: how to cite the data; licence notes.
-        ingest_options: extra keyword arguments for :func:`geohsi.ingest.ingest`.
+        ingest_options: extra keyword arguments for :func:`geohsi.ingest`.
     """
 
     name: str
@@ -315,7 +315,7 @@ def ingest_dataset(name: str, out: str | os.PathLike, *, download_dir=None, chun
     Returns:
         Path of the written scene.
     """
-    from geohsi.ingest import ingest
+    from geohsi.ingestion import ingest
 
     ds = get(name)
     paths = fetch(name, download_dir)

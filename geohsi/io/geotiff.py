@@ -1,9 +1,9 @@
 """GeoTIFF reader: one file, or many tiles mosaicked onto one grid.
 
 Tiles must share CRS, pixel size, band count, dtype and grid alignment (their origins differ by
-whole pixels); the mosaic covers the union of their bounds and pixels no tile covers are nodata.
-Where tiles overlap, the later tile in the given order wins. Each Dask block reads only the
-windows of the tiles it overlaps (rasterio windowed reads), so the mosaic streams.
+whole pixels); the mosaic (:mod:`geohsi.io.mosaic`) covers the union of their bounds and pixels
+no tile covers are nodata. Where tiles overlap, the later tile in the given order wins. Each Dask
+block reads only the windows of the tiles it overlaps (rasterio windowed reads), so the mosaic streams.
 
 Band metadata follows EnMAP/GDAL: per-band tags ``wavelength``, ``fwhm``, ``bbl`` and
 ``wavelength_units`` (default domain); otherwise wavelengths are parsed from band descriptions
@@ -15,7 +15,6 @@ the acquisition time.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,16 +27,12 @@ import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
-from rasterio.windows import Window
 
 from geohsi.errors import BandMismatchError, GeoreferenceError, InputFormatError
 from geohsi.io import file_token, lazy_cube, wavelength_to_nm
 from geohsi.io.envi import wavelengths_from_band_names
+from geohsi.io.mosaic import GridTile, TileMosaic, check_same_grid, gap_fill, union_grid
 from geohsi.scene import make_scene
-
-# Pixel-alignment tolerance, as a fraction of a pixel (float origins in headers are rounded).
-_ALIGN_TOL = 1e-3
-
 
 @dataclass(frozen=True)
 class TileInfo:
@@ -121,17 +116,12 @@ def _check_tiles(tiles: list[TileInfo]) -> None:
         if tf.b != 0 or tf.d != 0:
             raise GeoreferenceError(f"{t.path} has a rotated/sheared grid; warp it to north-up first (gdalwarp)")
     for t in tiles[1:]:
-        name = Path(t.path).name
         if (ref.crs is None) != (t.crs is None) or (ref.crs is not None and ref.crs != t.crs):
             raise GeoreferenceError(
                 f"tile {t.path} has CRS {t.crs.to_string() if t.crs else None} but {name0} has "
                 f"{ref.crs.to_string() if ref.crs else None}; reproject the tiles to one CRS (gdalwarp -t_srs)"
             )
-        if not (math.isclose(t.transform.a, ref.transform.a, rel_tol=1e-9) and math.isclose(t.transform.e, ref.transform.e, rel_tol=1e-9)):
-            raise GeoreferenceError(
-                f"tile {t.path} has pixel size ({t.transform.a}, {t.transform.e}) but {name0} has "
-                f"({ref.transform.a}, {ref.transform.e}); resample the tiles to one resolution"
-            )
+        check_same_grid(_grid_tile(ref), _grid_tile(t))
         if t.count != ref.count:
             raise BandMismatchError(f"tile {t.path} has {t.count} bands but {name0} has {ref.count}; mosaic tiles of one product")
         if t.dtype != ref.dtype:
@@ -140,66 +130,12 @@ def _check_tiles(tiles: list[TileInfo]) -> None:
             ref.wavelength is not None and not np.allclose(ref.wavelength, t.wavelength, equal_nan=True)
         ):
             raise BandMismatchError(f"tile {t.path} has other band wavelengths than {name0}; mosaic tiles of one product")
-        col = (t.transform.c - ref.transform.c) / ref.transform.a
-        row = (t.transform.f - ref.transform.f) / ref.transform.e
-        if abs(col - round(col)) > _ALIGN_TOL or abs(row - round(row)) > _ALIGN_TOL:
-            raise GeoreferenceError(
-                f"tile {t.path} is off {name0}'s pixel grid by ({col - round(col):.3f}, {row - round(row):.3f}) pixels; "
-                "resample the tiles onto one grid (gdalwarp -tap)"
-            )
         if t.nodata != ref.nodata and not (t.nodata is not None and ref.nodata is not None and np.isnan(t.nodata) and np.isnan(ref.nodata)):
             raise BandMismatchError(f"tile {t.path} has nodata {t.nodata} but {name0} has {ref.nodata}; give the tiles one nodata value")
 
 
-def _fill_value(dtype: np.dtype) -> float:
-    """A nodata value for uncovered mosaic pixels when the tiles define none."""
-    if dtype.kind == "f":
-        return float("nan")
-    info = np.iinfo(dtype)
-    # The most negative value for signed types (rarely a real measurement), the largest for unsigned.
-    return float(info.min if dtype.kind == "i" else info.max)
-
-
-class _Mosaic:
-    """Array-like ``[B, H, W]`` over a set of aligned tiles; ``__getitem__`` reads one window."""
-
-    def __init__(self, tiles: list[TileInfo], transform: Affine, height: int, width: int, fill: float | None) -> None:
-        self.tiles = [(t.path, *self._offset(t, transform), t.height, t.width) for t in tiles]
-        self.dtype = np.dtype(tiles[0].dtype)
-        self.shape = (tiles[0].count, height, width)
-        self.ndim = 3
-        self.fill = fill
-
-    @staticmethod
-    def _offset(t: TileInfo, transform: Affine) -> tuple[int, int]:
-        return int(round((t.transform.f - transform.f) / transform.e)), int(round((t.transform.c - transform.c) / transform.a))
-
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
-        b, ys, xs = (k.indices(n) for k, n in zip(key, self.shape, strict=True))
-        y0, y1, x0, x1 = ys[0], ys[1], xs[0], xs[1]
-        bands = list(range(b[0] + 1, b[1] + 1, b[2]))
-        if len(self.tiles) == 1:
-            path, r0, c0, h, w = self.tiles[0]
-            if r0 <= y0 and c0 <= x0 and y1 <= r0 + h and x1 <= c0 + w:
-                # One file covering the block: read straight into the result (no fill buffer, no copy).
-                return self._read(path, bands, Window(x0 - c0, y0 - r0, x1 - x0, y1 - y0))
-        out = np.full((len(bands), y1 - y0, x1 - x0), self.fill if self.fill is not None else 0, dtype=self.dtype)
-        for path, r0, c0, h, w in self.tiles:
-            ry0, ry1 = max(y0, r0), min(y1, r0 + h)
-            cx0, cx1 = max(x0, c0), min(x1, c0 + w)
-            if ry0 >= ry1 or cx0 >= cx1:
-                continue
-            win = Window(cx0 - c0, ry0 - r0, cx1 - cx0, ry1 - ry0)
-            out[:, ry0 - y0 : ry1 - y0, cx0 - x0 : cx1 - x0] = self._read(path, bands, win)
-        return out
-
-    @staticmethod
-    def _read(path: str, bands: list[int], win: Window) -> np.ndarray:
-        try:
-            with rasterio.open(path) as src:
-                return src.read(bands, window=win)
-        except RasterioError as e:
-            raise InputFormatError(f"cannot read {path} window {win}: {e}; the file may be truncated") from e
+def _grid_tile(t: TileInfo) -> GridTile:
+    return GridTile(t.path, t.transform, t.height, t.width, tuple((t.path, i) for i in range(1, t.count + 1)))
 
 
 def read(
@@ -226,23 +162,10 @@ def read(
     tiles = [inspect(p) for p in plist]
     _check_tiles(tiles)
     ref = tiles[0]
-    a, e = ref.transform.a, ref.transform.e
-    # Union of bounds, in whole pixels of the first tile's grid.
-    left = min(t.transform.c for t in tiles)
-    top = max(t.transform.f for t in tiles) if e < 0 else min(t.transform.f for t in tiles)
-    transform = Affine(a, 0.0, left, 0.0, e, top)
-    width = max(round((t.transform.c - left) / a) + t.width for t in tiles)
-    height = max(round((t.transform.f - top) / e) + t.height for t in tiles)
-    covered = sum(t.width * t.height for t in tiles) >= width * height and len(tiles) == 1
-    nodata = ref.nodata
-    if nodata is None and not covered:
-        cover = np.zeros((height, width), bool)
-        for t in tiles:
-            r0, c0 = _Mosaic._offset(t, transform)
-            cover[r0 : r0 + t.height, c0 : c0 + t.width] = True
-        if not cover.all():
-            nodata = _fill_value(np.dtype(ref.dtype))
-    mosaic = _Mosaic(tiles, transform, height, width, nodata)
+    grid = [_grid_tile(t) for t in tiles]
+    transform, height, width = union_grid(grid)
+    nodata = ref.nodata if ref.nodata is not None else gap_fill(grid, transform, height, width, np.dtype(ref.dtype))
+    mosaic = TileMosaic(grid, transform, height, width, ref.dtype, nodata)
     arr = lazy_cube(mosaic, (-1, chunks, chunks), f"geotiff-{file_token(*plist, extra=(chunks,))}")
     attrs: dict[str, Any] = {"source_files": [str(p.resolve()) for p in plist], "source_format": "geotiff"}
     when = ref.tags.get("start_time") or ref.tags.get("TIFFTAG_DATETIME") or ref.tags.get("acquisition_time")

@@ -1,0 +1,181 @@
+"""The resumable parts store of a classification: chunk results land here as they finish.
+
+The store ``.NAME.parts.zarr`` sits beside the output. Every chunk task writes its region of each
+array (chunk-aligned, so parallel writers never touch the same Zarr chunk) and then a marker
+``done/I_J.json`` (written under a temporary name and renamed, so a marker only exists for a
+complete chunk). A re-run with the same bundle hash, scene identity, chunking and outputs skips the
+chunks that have markers. After the last chunk the writers of :mod:`geohsi.export.maps` convert
+the store once into the final outputs, and the store is removed.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geohsi.export.maps import NODATA, labels_from_probabilities
+
+
+def intermediate_path(out: Path) -> Path:
+    """The resumable intermediate store of an output: ``.NAME.parts.zarr`` beside it."""
+    return out.parent / f".{out.name}.parts.zarr"
+
+
+@dataclass
+class PartsStore:
+    """The chunk store of one classification run.
+
+    Attributes:
+        path: the ``.parts.zarr`` directory.
+        shape: ``(H, W)``.
+        chunk: spatial chunk edge.
+        n_classes: K.
+        probabilities: whether per-class probabilities are stored.
+        confidence: whether the max probability is stored.
+    """
+
+    path: Path
+    shape: tuple[int, int]
+    chunk: int
+    n_classes: int
+    probabilities: bool
+    confidence: bool
+
+    @property
+    def done_dir(self) -> Path:
+        return self.path / "done"
+
+    def done(self) -> set[tuple[int, int]]:
+        """Chunks ``(i, j)`` whose results are complete."""
+        out = set()
+        if self.done_dir.is_dir():
+            for f in self.done_dir.glob("*.json"):
+                i, j = f.stem.split("_")
+                out.add((int(i), int(j)))
+        return out
+
+    def markers(self) -> dict[tuple[int, int], dict[str, Any]]:
+        """The content of every completion marker (write id, worker, pid)."""
+        return {
+            tuple(int(v) for v in f.stem.split("_")): json.loads(f.read_text())
+            for f in sorted(self.done_dir.glob("*.json"))
+        }
+
+
+def open_intermediate(
+    out: Path,
+    *,
+    identity: dict[str, Any],
+    shape: tuple[int, int],
+    chunk: int,
+    n_classes: int,
+    dtype: np.dtype,
+    probabilities: bool,
+    confidence: bool,
+    resume: bool,
+) -> tuple[PartsStore, str | None]:
+    """Open the intermediate store for resuming, or (re)create it.
+
+    Args:
+        out: the final output path.
+        identity: bundle hash, scene identity, chunking and outputs; must equal the stored one to resume.
+        shape: ``(H, W)``.
+        chunk: spatial chunk edge.
+        n_classes: K.
+        dtype: class-id dtype.
+        probabilities: store per-class probabilities.
+        confidence: store the max probability.
+        resume: reuse matching completed chunks.
+
+    Returns:
+        ``(intermediate, note)``; ``note`` says why an existing store was discarded, if it was.
+    """
+    import zarr
+
+    path = intermediate_path(out)
+    inter = PartsStore(path, shape, chunk, n_classes, probabilities, confidence)
+    note = None
+    if path.exists():
+        try:
+            stored = dict(zarr.open_group(str(path), mode="r").attrs).get("identity")
+        except Exception:  # a broken store from a crash during creation: start again
+            stored = None
+        if resume and stored == identity:
+            return inter, None
+        note = (
+            "--no-resume: recomputing every chunk" if not resume
+            else f"intermediate {path} belongs to another bundle, scene, chunking or output set; recomputing every chunk"
+        )
+        shutil.rmtree(path)
+    g = zarr.open_group(str(path), mode="w", zarr_format=3)
+    h, w = shape
+    g.create_array("classes", shape=(h, w), chunks=(chunk, chunk), dtype=dtype, fill_value=NODATA)
+    if probabilities:
+        g.create_array("probabilities", shape=(n_classes, h, w), chunks=(n_classes, chunk, chunk), dtype="float32", fill_value=np.nan)
+    if confidence:
+        g.create_array("confidence", shape=(h, w), chunks=(chunk, chunk), dtype="float32", fill_value=np.nan)
+    g.attrs["identity"] = identity
+    inter.done_dir.mkdir()
+    return inter, note
+
+
+def store_chunk(
+    probs: np.ndarray, i: int, j: int, *, inter: PartsStore, class_ids: np.ndarray,
+) -> int:
+    """Write one chunk's results into the intermediate store, then its completion marker.
+
+    Runs on a worker. Region writes are aligned to the store's chunks, so concurrent tasks never
+    write the same Zarr chunk.
+
+    Args:
+        probs: ``[K, h, w]`` float32 probabilities of chunk ``(i, j)``, NaN = nodata.
+        i: chunk row index.
+        j: chunk column index.
+        inter: the intermediate store.
+        class_ids: ``[K]`` class id per logit.
+
+    Returns:
+        The number of classified (valid) pixels in the chunk.
+    """
+    import socket
+
+    import zarr
+
+    g = zarr.open_group(str(inter.path), mode="r+")
+    y0, x0 = i * inter.chunk, j * inter.chunk
+    _, h, w = probs.shape
+    g["classes"][y0: y0 + h, x0: x0 + w] = labels_from_probabilities(probs, class_ids)
+    if inter.probabilities:
+        g["probabilities"][:, y0: y0 + h, x0: x0 + w] = probs
+    if inter.confidence:
+        g["confidence"][y0: y0 + h, x0: x0 + w] = probs.max(axis=0)
+    worker = None
+    try:
+        from distributed import get_worker
+
+        worker = get_worker().address
+    except (ImportError, ValueError):
+        pass
+    marker = {"write_id": uuid.uuid4().hex, "worker": worker, "host": socket.gethostname(), "pid": os.getpid()}
+    final = inter.done_dir / f"{i}_{j}.json"
+    tmp = inter.done_dir / f".{i}_{j}.{marker['write_id']}.tmp"
+    tmp.write_text(json.dumps(marker))
+    os.replace(tmp, final)
+    return int((~np.isnan(probs[0])).sum())
+
+
+def remove_intermediate(inter: PartsStore) -> None:
+    """Delete the intermediate store once every output is in place."""
+    shutil.rmtree(inter.path, ignore_errors=True)
+
+
+__all__ = ["PartsStore", "intermediate_path", "open_intermediate", "remove_intermediate", "store_chunk"]

@@ -1,0 +1,299 @@
+"""The classification graph: channels → overlap(halo) → map_blocks(model) → probabilities → class map.
+
+::
+
+    scene cube (band, y, x) ──rechunk (all bands, c × c)──► bundle.transform.apply   [C, H, W] float32, NaN = invalid
+        ──overlap_reflect(r)──► blocks [C, c + 2r, c + 2r]  (neighbours inside, reflection at edges)
+        ──map_blocks(task)──► [K, H, W] float32 (NaN = invalid); the halo is consumed by the
+                              window/tile cut, so no trim step is needed
+        ──argmax → class ids──► [H, W] uint8/uint16, 0 = nodata
+
+The bundle's head (:mod:`geohsi.heads`) gives the halo, the default chunk and the prediction of
+each block (:func:`~geohsi.classification.worker.block_task` calls ``head.predict_block``):
+
+* ``patch`` — one window per pixel, ``r = window // 2``;
+* ``dense`` — tiles on a grid anchored to the scene and blended with a Hann weight
+  (:mod:`geohsi.prediction.dense`), ``r = tile − 1``. Every task gets the scene position of its
+  block (``offsets`` + ``block_id``), so a pixel sees the same tiles whatever the chunking: the map
+  does not depend on ``--chunks`` and has no seams at chunk borders.
+
+``map_blocks`` is called with explicit output chunks ``((K,), y-chunks, x-chunks)`` on the halo'd
+array, so the channel axis becomes the class axis without ``new_axis``/``drop_axis`` (and without
+``map_overlap``, whose ``new_axis`` handling is broken: dask issue 11961). The model layer is the
+only one annotated with ``resources={"GPU": 1}`` when GPU workers are used.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from geohsi.classification.worker import InferenceSpec, block_task
+from geohsi.export.maps import NODATA, labels_from_probabilities
+from geohsi.errors import UsageError
+
+@dataclass
+class Plan:
+    """A built classification graph.
+
+    Attributes:
+        scene: the scene Dataset.
+        bundle: the loaded :class:`~geohsi.bundle.Bundle`.
+        spec: the inference spec carried by every model task.
+        chunk: spatial chunk edge (pixels).
+        radius: halo width (the head's ``halo``).
+        probabilities: lazy ``[K, H, W]`` float32, NaN at invalid pixels.
+        gpu: whether the model layer carries ``resources={"GPU": 1}``.
+    """
+
+    scene: xr.Dataset
+    bundle: Any
+    spec: InferenceSpec
+    chunk: int
+    radius: int
+    probabilities: da.Array
+    gpu: bool
+
+    @property
+    def chunks_yx(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Row and column chunk sizes of the map."""
+        return self.probabilities.chunks[1], self.probabilities.chunks[2]
+
+    @property
+    def block_grid(self) -> tuple[int, int]:
+        """Number of chunks along y and x."""
+        return self.probabilities.numblocks[1], self.probabilities.numblocks[2]
+
+
+def build_plan(
+    scene: xr.Dataset,
+    bundle: Any,
+    *,
+    chunks: int | None = None,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    gpu_resources: bool = False,
+    torch_threads: int | None = None,
+    host_workers: dict[str, int] | None = None,
+) -> Plan:
+    """Build the lazy probability graph of a scene for a bundle (patch or dense mode, from the bundle).
+
+    Args:
+        scene: an opened scene (lazy).
+        bundle: a loaded bundle.
+        chunks: spatial chunk edge (default: the head's ``default_chunk``).
+        batch_size: windows (patch) or tiles (dense) per forward in each task; ``None``: chosen per
+            device by the worker.
+        device: ``cpu`` or ``cuda`` (workers fall back to the CPU with a warning when they have no GPU).
+        precision: ``fp32`` or ``bf16``.
+        gpu_resources: annotate the model layer with ``resources={"GPU": 1}``.
+        torch_threads: torch threads per worker process (``None``: cores / Dask threads on the host).
+        host_workers: ``{host: Dask threads}`` of the cluster (for ``torch_threads=None``).
+
+    Returns:
+        The :class:`Plan`.
+
+    Raises:
+        UsageError: bad chunk or batch size, a window larger than the scene (patch mode) or a scene
+            smaller than one tile (dense mode).
+        BandMismatchError: the scene does not fit the bundle's spectral transform.
+    """
+    from geohsi.scene import rechunk_scene
+    from geohsi.spectral.windows import overlap_reflect
+
+    h, w = int(scene.sizes["y"]), int(scene.sizes["x"])
+    head = bundle.head
+    head.check_scene(h, w, str(scene.encoding.get("source", "the scene")), str(bundle.path))
+    r = head.halo
+    if chunks is None:
+        chunks = head.default_chunk(h, w, int(scene.sizes["band"]))
+    if isinstance(chunks, bool) or int(chunks) < 1:
+        raise UsageError(f"--chunks must be a positive pixel count, got {chunks}")
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+        raise UsageError(f"--batch-size must be a positive number of windows (tiles in dense mode), got {batch_size}")
+    chunks = int(chunks)
+    # Rechunk the raw cube (all bands together) so the spectral transform already runs per map chunk.
+    ds = rechunk_scene(scene, chunks)  # data variables only: band coordinates stay in memory
+    channels = bundle.transform.apply(ds).data.astype("float32")
+    blocks = overlap_reflect(channels, r)
+    k = len(bundle.classes)
+    spec = InferenceSpec(
+        bundle_path=str(Path(bundle.path).absolute()),
+        bundle_hash=bundle.hash,
+        head=head,
+        n_classes=k,
+        batch_size=None if batch_size is None else int(batch_size),
+        device=device,
+        precision=precision,
+        torch_threads=torch_threads,
+        host_workers=tuple(sorted((host_workers or {}).items())),
+    )
+    name = "geohsi-classify-" + dask.base.tokenize(blocks.name, spec)
+    # scene row/column of each chunk's first core pixel: a dense head anchors its tile grid there
+    ys = tuple(int(v) for v in np.cumsum((0,) + channels.chunks[1][:-1]))
+    xs = tuple(int(v) for v in np.cumsum((0,) + channels.chunks[2][:-1]))
+    ctx = dask.annotate(resources={"GPU": 1}) if gpu_resources else contextlib.nullcontext()
+    with ctx:
+        probs = blocks.map_blocks(
+            block_task,
+            spec=spec,
+            halo=r,
+            offsets=(ys, xs),
+            chunks=((k,), channels.chunks[1], channels.chunks[2]),
+            dtype=np.float32,
+            meta=np.empty((0, 0, 0), np.float32),
+            name=name,
+        )
+    return Plan(scene, bundle, spec, chunks, r, probs, gpu_resources)
+
+
+def _georef(arr: xr.DataArray, scene: xr.Dataset) -> xr.DataArray:
+    from geohsi.scene import scene_crs
+
+    arr = arr.rio.write_transform(scene.rio.transform())
+    crs = scene_crs(scene)
+    if crs is not None:
+        arr = arr.rio.write_crs(crs).rio.write_transform(scene.rio.transform())
+    return arr
+
+
+def as_dataarray(plan: Plan, what: str = "labels") -> xr.DataArray:
+    """Wrap a plan's graph as a georeferenced lazy DataArray.
+
+    Args:
+        plan: a built :class:`Plan`.
+        what: ``labels`` (class ids ``(y, x)``, 0 = nodata), ``probabilities`` (``(class, y, x)``
+            float32, NaN = nodata) or ``confidence`` (max probability ``(y, x)`` float32).
+
+    Returns:
+        Lazy DataArray with the scene's ``y``/``x`` coords and ``spatial_ref`` (CRS when the scene has one).
+
+    Raises:
+        UsageError: unknown ``what``.
+    """
+    s = plan.scene
+    classes = plan.bundle.classes
+    ids = classes.ids
+    attrs = {
+        **classes.to_attrs(),
+        "bundle": plan.spec.bundle_path,
+        "bundle_sha256": plan.spec.bundle_hash,
+    }
+    coords = {"y": s["y"].values, "x": s["x"].values}
+    if what == "labels":
+        arr = xr.DataArray(labels_from_probabilities(plan.probabilities, ids), dims=("y", "x"), coords=coords, name="classes")
+        arr.attrs.update(attrs, long_name="class id (0 = nodata)")
+        arr.rio.write_nodata(NODATA, encoded=False, inplace=True)
+    elif what == "probabilities":
+        arr = xr.DataArray(plan.probabilities, dims=("class", "y", "x"), coords={"class": ids, **coords}, name="probabilities")
+        arr.attrs.update(attrs, long_name="class probability (NaN = nodata)")
+    elif what == "confidence":
+        conf = plan.probabilities.max(axis=0)  # NaN stays NaN at invalid pixels
+        arr = xr.DataArray(conf, dims=("y", "x"), coords=coords, name="confidence")
+        arr.attrs.update(attrs, long_name="probability of the predicted class (NaN = nodata)")
+    else:
+        raise UsageError(f"unknown output {what!r}; use labels, probabilities or confidence")
+    return _georef(arr, s)
+
+
+def open_inputs(scene: Any, bundle: Any) -> tuple[xr.Dataset, Any]:
+    """An opened scene and a loaded bundle from paths (or the objects themselves)."""
+    from geohsi.bundle import Bundle, load_bundle
+    from geohsi.scene import open_scene
+
+    ds = scene if isinstance(scene, xr.Dataset) else open_scene(scene)
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    return ds, b
+
+
+def predict_map(
+    scene: str | os.PathLike | xr.Dataset,
+    bundle: Any,
+    client: Any = None,
+    *,
+    what: str = "labels",
+    chunks: int | None = None,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> xr.DataArray:
+    """The lazy class map of a scene: a georeferenced DataArray, nothing runs until it is computed.
+
+    :func:`geohsi.classify` writes files; this is the same graph for a notebook to ``.compute()``,
+    plot, or write itself.
+
+    Args:
+        scene: a scene store path or an opened scene.
+        bundle: a bundle directory or a loaded :class:`~geohsi.bundle.Bundle`.
+        client: a :class:`distributed.Client` whose workers will compute the result; used to size
+            torch threads per host and, with ``device="cuda"``, to annotate the model tasks with
+            ``resources={"GPU": 1}`` when some worker advertises a GPU. Compute with
+            ``optimize_graph=False`` to keep that annotation (dask issue 7036).
+        what: ``labels`` (class ids ``(y, x)``, 0 = nodata), ``probabilities`` (``(class, y, x)``
+            float32, NaN = nodata) or ``confidence`` (``(y, x)`` max probability).
+        chunks: spatial chunk edge in pixels (default: the bundle head's, 128 patch / 256 dense,
+            fewer for very many bands).
+        batch_size: windows (patch) or tiles (dense) per forward (default: the head's per-device default).
+        device: ``cpu`` or ``cuda``.
+        precision: ``fp32`` or ``bf16``.
+
+    Returns:
+        A lazy DataArray with the scene's coordinates and ``spatial_ref`` (``rio.crs`` set when the
+        scene has a CRS); attrs carry class ids, names and colours.
+
+    Raises:
+        BandMismatchError: the scene's bands do not fit the bundle.
+        UsageError: bad options.
+
+    Example:
+        >>> m = predict_map("ip.zarr", "runs/latest").compute()  # doctest: +SKIP
+
+    .. versionadded:: 0.1
+    """
+    ds, b = open_inputs(scene, bundle)
+    gpu, host_workers = False, None
+    if client is not None:
+        from geohsi.classification.cluster import gpu_worker_count, host_threads
+
+        host_workers = host_threads(client)
+        gpu = device == "cuda" and gpu_worker_count(client) > 0
+    plan = build_plan(ds, b, chunks=chunks, batch_size=batch_size, device=device, precision=precision,
+                      gpu_resources=gpu, host_workers=host_workers)
+    return as_dataarray(plan, what)
+
+
+def scene_identity(scene: xr.Dataset) -> str:
+    """A string that changes when the scene store, its grid or its metadata change (resume key).
+
+    Uses the store path, the cube's shape and dtype, and the sha256 of the store's ``zarr.json``
+    metadata files (root and cube); an in-memory scene falls back to Dask's token of the cube.
+    """
+    import hashlib
+
+    from geohsi.scene import cube
+
+    v = cube(scene)
+    h = hashlib.sha256(f"{tuple(v.shape)}|{v.dtype}".encode())
+    src = scene.encoding.get("source")
+    if src and Path(src, "zarr.json").is_file():
+        h.update(os.path.abspath(src).encode())
+        for meta in (Path(src, "zarr.json"), Path(src, str(v.name), "zarr.json")):
+            if meta.is_file():
+                h.update(meta.read_bytes())
+    else:
+        h.update(dask.base.tokenize(v.data).encode())
+    return h.hexdigest()
+
+
+__all__ = ["Plan", "as_dataarray", "build_plan", "open_inputs", "predict_map", "scene_identity"]

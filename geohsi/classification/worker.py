@@ -1,0 +1,240 @@
+"""What runs inside a Dask worker: the process-level model cache and the per-block inference.
+
+The graph carries the bundle *path* and its hash, never weights. The first task a worker process
+runs for a bundle loads it (adapters merged into the weights, eval mode, moved to the device,
+weights converted to bf16 once when the precision is bf16) into :data:`_MODELS`, keyed by
+``(hash, device, precision)``; every later task of that process reuses it. A bundle that changed
+on disk since the graph was built (another hash) is refused rather than silently mixed.
+
+One task function, :func:`block_task`: the bundle's head predicts the halo'd block (one window per
+pixel, or Hann-blended tiles on the scene-anchored grid). It adds the seconds spent in the model
+forward to :data:`STATS`, which :func:`worker_stats` reports per worker (the classify summary's
+share of worker time in the model).
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from geohsi.errors import ModelError
+from geohsi.heads import Head
+from geohsi.prediction import ForwardTimer
+
+#: (bundle hash, device, precision) → (model, torch.device); one per worker process.
+_MODELS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_LOCK = threading.Lock()
+#: how many times this process built a model (tests check that a worker loads a bundle once).
+LOAD_COUNT = 0
+#: per-process counters: seconds inside the model forward, pixels classified, tasks run.
+STATS: dict[str, float] = {"forward_s": 0.0, "pixels": 0, "tasks": 0}
+@dataclass(frozen=True)
+class InferenceSpec:
+    """Everything a task needs to rebuild and run the model — small and picklable.
+
+    Attributes:
+        bundle_path: absolute bundle directory (every worker must see it at this path).
+        bundle_hash: sha256 of the bundle's ``bundle.json`` (the cache key).
+        head: the bundle's model mode with its geometry (what predicts a block).
+        n_classes: number of logits K.
+        batch_size: windows (patch) or tiles (dense) per forward; ``None``: the head's CPU default
+            on the CPU, :func:`geohsi.prediction.autotune_batch_size` on CUDA (once per worker process).
+        device: ``cpu`` or ``cuda``.
+        precision: ``fp32`` or ``bf16``.
+        torch_threads: intra-op threads for torch in each worker process; ``None`` derives it from
+            the number of Dask worker threads on the host (see :func:`torch_threads_for_host`).
+        host_workers: ``{host: Dask worker threads on that host}`` used when ``torch_threads`` is ``None``.
+    """
+
+    bundle_path: str
+    bundle_hash: str
+    head: Head
+    n_classes: int
+    batch_size: int | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+    torch_threads: int | None = None
+    host_workers: tuple[tuple[str, int], ...] = ()
+
+
+def torch_threads_for_host(host_workers: dict[str, int]) -> int:
+    """Torch threads for this process so the Dask threads on this host do not oversubscribe its cores.
+
+    Args:
+        host_workers: ``{host: total Dask worker threads on that host}``.
+
+    Returns:
+        ``max(1, cores // threads_on_this_host)`` (``cores`` when this host is not listed).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    host = None
+    try:
+        from distributed import get_worker
+
+        host = get_worker().address.split("://")[-1].rsplit(":", 1)[0]
+    except (ImportError, ValueError):
+        pass
+    n = host_workers.get(host or socket.gethostname(), 0) if host_workers else 0
+    return max(1, cores // n) if n else cores
+
+
+def get_model(spec: InferenceSpec) -> tuple[Any, Any]:
+    """The cached ``(model, device)`` for ``spec``, loading the bundle on first use in this process.
+
+    Args:
+        spec: the inference spec carried by the graph.
+
+    With ``precision="bf16"`` the merged weights are converted to bf16 once here: autocast alone
+    re-casts every fp32 weight on every forward (6 % of a ``base`` forward, docs/performance.md).
+    Autocast stays on around the forward, so float32 inputs are cast and LayerNorm/softmax still
+    run in fp32.
+
+    Returns:
+        ``(model, torch.device)``: merged adapters, eval mode, on the device.
+
+    Raises:
+        ModelError: the bundle on disk is not the one the graph was built for.
+    """
+    global LOAD_COUNT
+    key = (spec.bundle_hash, spec.device, spec.precision)
+    hit = _MODELS.get(key)
+    if hit is not None:
+        return hit
+    with _LOCK:
+        hit = _MODELS.get(key)
+        if hit is not None:
+            return hit
+        import torch
+
+        from geohsi.bundle import load_bundle
+        from geohsi.prediction import resolve_device
+
+        threads = spec.torch_threads or torch_threads_for_host(dict(spec.host_workers))
+        torch.set_num_threads(max(1, int(threads)))
+        b = load_bundle(spec.bundle_path)
+        if b.hash != spec.bundle_hash:
+            raise ModelError(
+                f"bundle {spec.bundle_path} changed since the classification was started (hash {b.hash[:12]}… ≠ "
+                f"{spec.bundle_hash[:12]}…); rerun geohsi classify"
+            )
+        # On a CPU-only worker `cuda` falls back to the CPU (resolve_device warns once per process).
+        device = resolve_device(spec.device)
+        model = b.build_model(merge=True).to(device)
+        if spec.precision == "bf16":
+            model = model.to(torch.bfloat16)
+        model.eval()
+        LOAD_COUNT += 1
+        _MODELS[key] = (model, device)
+        return model, device
+
+
+def batch_size_for(spec: InferenceSpec, model: Any, device: Any) -> int:
+    """Windows (patch) or tiles (dense) per forward: ``spec.batch_size``, else a per-device default.
+
+    On CUDA the batch is auto-tuned once per worker process (:func:`geohsi.prediction.autotune_batch_size`,
+    cached); on the CPU, where tuning a ``small`` patch model would cost tens of seconds per worker
+    and throughput is flat between 64 and 256 windows, the head's ``default_batch`` is used.
+
+    Args:
+        spec: the inference spec.
+        model: the cached model.
+        device: its torch device.
+
+    Returns:
+        A positive batch size.
+    """
+    if spec.batch_size:
+        return int(spec.batch_size)
+    if getattr(device, "type", str(device)) == "cuda":
+        from geohsi.prediction import autotune_batch_size
+
+        size = spec.head.input_size
+        return autotune_batch_size(model, (model_channels(model), size, size), device=device, precision=spec.precision,
+                                   max_bytes=2 << 30)
+    return int(spec.head.default_batch["cpu"])
+
+
+def model_channels(model: Any) -> int:
+    """Input channels C of a SpectralGPT classifier or segmenter."""
+    return int(model.config.num_bands)
+
+
+#: this process's forward timer (its seconds are :data:`STATS` ``forward_s``).
+_TIMER = ForwardTimer()
+
+
+def block_task(block: np.ndarray, spec: InferenceSpec, halo: int, offsets: tuple[tuple[int, ...], tuple[int, ...]],
+               block_id: tuple[int, int, int] | None = None) -> np.ndarray:
+    """The model task of one chunk: class probabilities of a halo'd block's core, predicted by the head.
+
+    Args:
+        block: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
+        spec: the inference spec.
+        halo: the halo the block carries (the head's :attr:`~geohsi.heads.Head.halo`).
+        offsets: scene row of each row-chunk's first core pixel, and column of each column-chunk's
+            (a dense head anchors its tile grid there, so the map does not depend on the chunking).
+        block_id: ``(0, i, j)``, filled in by :func:`dask.array.map_blocks`.
+
+    Returns:
+        ``[K, h, w]`` float32 probabilities, NaN at invalid pixels.
+    """
+    STATS["tasks"] += 1
+    i, j = (block_id or (0, 0, 0))[1], (block_id or (0, 0, 0))[2]
+    h, w = block.shape[1] - 2 * halo, block.shape[2] - 2 * halo
+    if np.isnan(block[:, halo: halo + h, halo: halo + w]).any(axis=0).all():
+        return np.full((spec.n_classes, h, w), np.nan, dtype=np.float32)  # no model load for an empty block
+    model, device = get_model(spec)
+    out = spec.head.predict_block(block, model, halo=halo, origin=(offsets[0][i], offsets[1][j]),
+                                  batch_size=batch_size_for(spec, model, device), device=device, precision=spec.precision,
+                                  timer=_TIMER)
+    STATS["forward_s"] = _TIMER.seconds
+    STATS["pixels"] += int((~np.isnan(out[0])).sum())
+    return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (``VmHWM``; ``ru_maxrss`` where ``/proc`` is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker_stats(reset: bool = False) -> dict[str, float]:
+    """This process's :data:`STATS` (forward seconds, pixels, tasks) and peak RSS in MiB; ``reset`` zeroes the counters.
+
+    Meant for ``client.run(worker_stats)`` from benchmarks. The peak is ``VmHWM`` of
+    ``/proc/self/status``, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across fork + exec, so a
+    worker spawned by a 1.5 GB benchmark process would report the parent's peak.
+    """
+    out = dict(STATS, peak_rss_mb=peak_rss_mb())
+    if reset:
+        STATS.update(forward_s=0.0, pixels=0, tasks=0)
+        _TIMER.seconds, _TIMER.calls = 0.0, 0
+    return out
+
+
+__all__ = [
+    "STATS",
+    "InferenceSpec",
+    "LOAD_COUNT",
+    "batch_size_for",
+    "block_task",
+    "get_model",
+    "peak_rss_mb",
+    "torch_threads_for_host",
+    "worker_stats",
+]

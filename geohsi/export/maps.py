@@ -1,0 +1,234 @@
+"""Map writers: class ids (and probabilities / confidence) from a Zarr group into the final outputs.
+
+The classification stage computes chunks into a resumable parts store
+(:mod:`geohsi.classification.parts`), then converts it once with these writers:
+
+* ``.tif`` → Cloud-Optimized GeoTIFF: a tiled GTiff with the colour table, class names (band tags
+  ``CLASS_<id>`` and dataset tag ``GEOHSI_CLASSES`` JSON) and nodata 0, copied by GDAL's COG driver,
+  which builds overviews with ``MODE`` resampling (categorical data: no invented classes);
+* ``.zarr`` → a georeferenced Zarr v3 Dataset (``classes`` and optional ``confidence``).
+
+Probabilities and confidence encodings (documented choice):
+
+* in ``.zarr``: float16, NaN = nodata (error ≤ 2.5e-4 for values in [0, 1]);
+* in ``.tif``: uint8 ``round(p · 254)`` with band scale ``1/254`` and nodata 255 (error ≤ 0.002);
+  GeoTIFF readers everywhere understand it, and it is 2× smaller than float16. Overviews: AVERAGE.
+
+With a ``.tif`` map, ``--confidence`` writes ``NAME.confidence.tif`` beside it; with ``.zarr`` it
+is a ``confidence`` variable of the same store.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geohsi.errors import GeoreferenceError, UsageError
+from geohsi.scene import Legend
+
+#: class id of unclassified (nodata) pixels in every map.
+NODATA = 0
+MAP_SUFFIXES = (".tif", ".tiff", ".zarr")
+PROB_SCALE = 254
+PROB_NODATA = 255
+COG_BLOCK = 512
+STRIP_ROWS = 512
+
+
+def labels_from_probabilities(probs: Any, class_ids: np.ndarray) -> Any:
+    """Class ids of the most probable class; :data:`NODATA` (0) where probabilities are NaN.
+
+    Args:
+        probs: ``[K, h, w]`` numpy or dask float32.
+        class_ids: ``[K]`` class id of each logit.
+
+    Returns:
+        ``[h, w]`` uint8/uint16 class ids (same container type as ``probs``).
+    """
+    import dask.array as da
+
+    dt = class_dtype(class_ids)
+    if isinstance(probs, da.Array):
+        # the class axis is one chunk, so labels are a per-block function that drops it
+        return probs.rechunk({0: -1}).map_blocks(labels_from_probabilities, class_ids, drop_axis=0, dtype=dt)
+    lut = np.asarray(class_ids, dtype=dt)
+    ids = lut[np.nan_to_num(probs, nan=-1.0).argmax(axis=0)]
+    return np.where(np.isnan(probs[0]), np.asarray(NODATA, dt), ids)
+
+
+def class_dtype(class_ids: np.ndarray) -> np.dtype:
+    """uint8 when every class id fits below 255, else uint16."""
+    return np.dtype("uint8" if int(np.max(class_ids, initial=0)) < 255 else "uint16")
+
+
+def check_suffix(path: Path, what: str = "--out") -> str:
+    """``tif`` or ``zarr`` for an output path.
+
+    Raises:
+        UsageError: another suffix.
+    """
+    suf = path.suffix.lower()
+    if suf not in MAP_SUFFIXES:
+        raise UsageError(f"{what} {path} must end in .tif or .zarr (Cloud-Optimized GeoTIFF or georeferenced Zarr)")
+    return "zarr" if suf == ".zarr" else "tif"
+
+
+def require_crs(scene_path: Any, crs: Any, out: Path) -> None:
+    """A GeoTIFF map needs a CRS: refuse pixel-grid scenes with a one-line way forward.
+
+    Raises:
+        GeoreferenceError: ``crs`` is ``None``.
+    """
+    if crs is None:
+        raise GeoreferenceError(
+            f"{scene_path} is a pixel-grid scene without a CRS, so {out} cannot be a georeferenced GeoTIFF; "
+            f"write --out {out.with_suffix('.zarr').name} instead, or re-ingest the scene with --crs and --transform"
+        )
+
+
+def _rgba(color: str) -> tuple[int, int, int, int]:
+    c = color.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16), 255
+
+
+def _strips(h: int):
+    for y0 in range(0, h, STRIP_ROWS):
+        yield y0, min(h, y0 + STRIP_ROWS)
+
+
+def _cog_copy(src: Path, dst: Path, resampling: str) -> None:
+    import rasterio.shutil
+
+    rasterio.shutil.copy(
+        str(src), str(dst), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=COG_BLOCK,
+        OVERVIEW_RESAMPLING=resampling, OVERVIEWS="AUTO", BIGTIFF="IF_SAFER",
+    )
+
+
+def write_class_cog(group: str | os.PathLike, dst: Path, *, crs: Any, transform: Any, classes: Legend) -> None:
+    """Convert a group's ``classes`` array to a COG at ``dst`` (colour table, class names, nodata 0, MODE overviews).
+
+    Args:
+        group: a Zarr group directory holding ``classes`` ``[H, W]`` (the parts store); the tiled
+            GeoTIFF the COG is copied from is written inside it and removed.
+        dst: the COG to write.
+        crs: the map's CRS.
+        transform: its affine transform.
+        classes: the legend (colour table, ``CLASS_<id>`` band tags, ``GEOHSI_CLASSES`` dataset tag).
+    """
+    import rasterio
+    import zarr
+    from rasterio.windows import Window
+
+    arr = zarr.open_group(str(group), mode="r")["classes"]
+    h, w = arr.shape
+    tiled = Path(group) / "classes.tif"
+    profile = dict(
+        driver="GTiff", width=w, height=h, count=1, dtype=str(arr.dtype), crs=crs, transform=transform,
+        nodata=NODATA, tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK, compress="deflate",
+        photometric="palette", BIGTIFF="IF_SAFER",
+    )
+    with rasterio.open(tiled, "w", **profile) as out:
+        for y0, y1 in _strips(h):
+            out.write(arr[y0:y1, :], 1, window=Window(0, y0, w, y1 - y0))
+        cmap = {NODATA: (0, 0, 0, 0)}
+        cmap.update({c.id: _rgba(c.color) for c in classes})
+        out.write_colormap(1, cmap)
+        out.update_tags(GEOHSI_CLASSES=json.dumps(classes.to_list()))
+        out.update_tags(1, **{f"CLASS_{c.id}": c.name for c in classes}, CLASS_0="nodata")
+        out.set_band_description(1, "class id (0 = nodata)")
+    _cog_copy(tiled, dst, "MODE")
+    tiled.unlink()
+
+
+def write_scaled_cog(
+    group: str | os.PathLike, name: str, dst: Path, *, crs: Any, transform: Any, descriptions: list[str]
+) -> None:
+    """Convert a group's ``probabilities`` ``[K, H, W]`` or ``confidence`` ``[H, W]`` to a uint8 COG
+    (``round(p·254)``, scale 1/254, nodata 255, AVERAGE overviews)."""
+    import rasterio
+    import zarr
+    from rasterio.windows import Window
+
+    arr = zarr.open_group(str(group), mode="r")[name]
+    h, w = arr.shape[-2:]
+    count = arr.shape[0] if arr.ndim == 3 else 1
+    tiled = Path(group) / f"{name}.tif"
+    profile = dict(
+        driver="GTiff", width=w, height=h, count=count, dtype="uint8", crs=crs, transform=transform,
+        nodata=PROB_NODATA, tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK, compress="deflate",
+        interleave="band", BIGTIFF="IF_SAFER",
+    )
+    with rasterio.open(tiled, "w", **profile) as out:
+        for y0, y1 in _strips(h):
+            p = np.asarray(arr[..., y0:y1, :], dtype="float32").reshape(count, y1 - y0, w)
+            q = np.where(np.isnan(p), PROB_NODATA, np.rint(np.nan_to_num(p) * PROB_SCALE)).astype("uint8")
+            out.write(q, window=Window(0, y0, w, y1 - y0))
+        out.scales = (1.0 / PROB_SCALE,) * count
+        out.offsets = (0.0,) * count
+        for b, d in enumerate(descriptions, start=1):
+            out.set_band_description(b, d)
+        out.update_tags(GEOHSI_ENCODING=f"probability = value / {PROB_SCALE}; {PROB_NODATA} = nodata")
+    _cog_copy(tiled, dst, "AVERAGE")
+    tiled.unlink()
+
+
+def write_zarr_map(
+    group: str | os.PathLike, dst: Path, *, scene: Any, classes: Legend, variables: tuple[str, ...],
+    attrs: dict[str, Any],
+) -> None:
+    """Write a group's arrays as a georeferenced Zarr v3 Dataset at ``dst`` (streamed, chunk by chunk)."""
+    import dask.array as da
+    import xarray as xr
+    import zarr
+
+    from geohsi.scene import scene_crs
+
+    g = zarr.open_group(str(group), mode="r")
+    coords = {"y": scene["y"].values, "x": scene["x"].values}
+    ids = [int(i) for i in classes.ids]
+    data = {}
+    for v in variables:
+        arr = da.from_zarr(g[v])
+        if v != "classes":
+            arr = arr.astype("float16")  # the parts store keeps float32 so each output is quantised once
+        if v == "probabilities":
+            data[v] = xr.DataArray(arr, dims=("class", "y", "x"), coords={"class": ids, **coords})
+            data[v].attrs["long_name"] = "class probability (float16, NaN = nodata)"
+        else:
+            data[v] = xr.DataArray(arr, dims=("y", "x"), coords=coords)
+            data[v].attrs["long_name"] = (
+                "class id (0 = nodata)" if v == "classes" else "probability of the predicted class (float16, NaN = nodata)"
+            )
+    ds = xr.Dataset(data)
+    ds.attrs.update(attrs)
+    ds.attrs.update(classes.to_attrs())
+    crs = scene_crs(scene)
+    ds.attrs["georeferenced"] = int(crs is not None)
+    ds = ds.rio.write_transform(scene.rio.transform())
+    if crs is not None:
+        ds = ds.rio.write_crs(crs).rio.write_transform(scene.rio.transform())
+    if "classes" in ds:
+        ds["classes"].encoding["_FillValue"] = NODATA
+    ds.to_zarr(dst, mode="w", zarr_format=3, consolidated=False)
+
+
+__all__ = [
+    "MAP_SUFFIXES",
+    "NODATA",
+    "PROB_NODATA",
+    "PROB_SCALE",
+    "check_suffix",
+    "class_dtype",
+    "labels_from_probabilities",
+    "require_crs",
+    "write_class_cog",
+    "write_scaled_cog",
+    "write_zarr_map",
+]

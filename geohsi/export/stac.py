@@ -1,0 +1,310 @@
+"""STAC export: a model bundle as an Item with the Machine Learning Model (MLM) extension, a map as a
+labelled raster Item (classification + label extensions), validated offline.
+
+The MLM input/output objects come from the bundle's head (:mod:`geohsi.heads`): per-pixel windows
+in and ``[-1, K]`` logits out for a patch bundle, tiles in and per-pixel ``[-1, K, S, S]`` logits
+out for a dense one.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geohsi.errors import InputFormatError, ModelError
+
+PathLike = str | os.PathLike
+
+EXT_EO = "https://stac-extensions.github.io/eo/v1.1.0/schema.json"
+EXT_RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
+EXT_PROJ = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
+EXT_MLM = "https://stac-extensions.github.io/mlm/v1.4.0/schema.json"
+EXT_CLASSIFICATION = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
+EXT_LABEL = "https://stac-extensions.github.io/label/v1.0.1/schema.json"
+EXT_FILE = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
+
+#: The vendored MLM JSON schema (see ``geohsi/schemas/README.md``).
+MLM_SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "mlm-v1.4.0.schema.json"
+
+
+_TORCH_DTYPES = {"float32": "float32", "bfloat16": "float32", "float16": "float16"}
+
+
+def _classification_classes(legend: Any) -> list[dict[str, Any]]:
+    """A legend as classification-extension class objects (``value``, ``name``, ``color_hint``)."""
+    return [{"value": c.id, "name": c.name, **({"color_hint": c.color.lstrip("#").upper()} if c.color else {})} for c in legend]
+
+
+def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | None = None,
+                geometry: dict | None = None, bbox: Sequence[float] | None = None) -> dict[str, Any]:
+    """Describe a model bundle as a STAC Item with the Machine Learning Model (MLM) extension.
+
+    The item records the input bands (wavelengths from the bundle's spectral transform), the
+    normalisation (z-score per model channel), resize (bilinear) and window size, the output classes
+    (classification extension objects), framework (PyTorch) and version, the adapter method and its
+    trainable parameter count, and the backbone identity. Assets: ``bundle.json`` (role
+    ``mlm:model``) and the adapter weights (``mlm:weights``).
+
+    Args:
+        bundle: the bundle directory.
+        item_id: item id (default: ``geohsi-<method>-<bundle hash[:12]>``).
+        href: base href of the bundle in the catalogue (default: the local absolute path).
+        geometry: footprint of the training scene (GeoJSON, WGS84); ``None`` when unknown.
+        bbox: the footprint's bbox (needed with ``geometry``).
+
+    Returns:
+        The STAC Item as a JSON-able dict.
+
+    Raises:
+        InputFormatError / ModelError: not a valid bundle.
+    """
+    from geohsi.bundle import META_NAME, load_bundle
+
+    b = load_bundle(bundle)
+    meta = b.meta
+    spec, adapter, cfg, versions = meta.spectral, meta.adapter, meta.model_config, meta.versions
+    window = {"size": b.head.window, "input_size": b.head.input_size, "padding": "reflect", "resize": "bilinear"}
+    base = (href or str(Path(b.path).resolve())).rstrip("/")
+    wl = [w for w in (spec.get("input_wavelengths") or [])]
+    in_names = [f"b{i + 1}" for i in range(len(wl))]
+    channels = spec.get("channel_names") or [f"c{i + 1}" for i in range(int(cfg.get("in_chans", 12)))]
+    norm = spec.get("normalizer", {})
+    # geohsi's "standard" normaliser is (x - shift) / scale per channel: MLM's z-score
+    mean, std = norm.get("shift", norm.get("mean")), norm.get("scale", norm.get("std"))
+    scaling = None
+    if mean is not None and std is not None:
+        scaling = [{"type": "z-score", "mean": float(m), "stddev": float(s)} for m, s in zip(mean, std, strict=False)]
+    n_ch = len(channels)
+    head = b.head
+    m_in, m_out = head.mlm_input(n_ch), head.mlm_output(len(b.classes))
+    classes = _classification_classes(b.classes)
+    # adapter size: every tensor the adapter adds (the head is counted apart by its class count)
+    n_trainable = sum(int(np.prod(shape)) for layer in (adapter.get("layers") or {}).values() for shape in layer.values()) or None
+    props: dict[str, Any] = {
+        "datetime": meta.created or datetime.now(UTC).isoformat(timespec="seconds"),
+        "description": f"SpectralGPT + {adapter.get('method', '?')} classifier trained by geohsi",
+        "mlm:name": "geohsi-spectralgpt-" + str(adapter.get("method", "adapter")).replace("+", "-plus"),
+        "mlm:architecture": "Vision Transformer",
+        "mlm:tasks": head.mlm_tasks,
+        "mlm:framework": "PyTorch",
+        "mlm:framework_version": str(versions.get("torch", "")).split("+")[0] or "unknown",
+        "mlm:pretrained": meta.backbone.kind == "file",
+        "mlm:pretrained_source": meta.backbone.identity.get("name") if meta.backbone.kind == "file" else None,
+        "mlm:accelerator": None,
+        "mlm:input": [{
+            "name": m_in["name"],
+            "description": f"{len(wl)} scene bands reduced to {n_ch} channels by {spec.get('reduction')}, {m_in['description']}",
+            "bands": in_names,
+            "input": m_in["input"],
+            "value_scaling": scaling,
+            "resize_type": m_in["resize_type"],
+            "pre_processing_function": {"format": "python", "expression": "geohsi.spectral.transform:SpectralTransform.from_dict"},
+        }],
+        "mlm:output": [{
+            "name": m_out["name"],
+            "description": m_out["description"],
+            "tasks": m_out["tasks"],
+            "result": m_out["result"],
+            "classification:classes": classes,
+            "post_processing_function": None,
+        }],
+        "mlm:hyperparameters": {
+            "adapter_method": adapter.get("method"),
+            "adapter_config": adapter,
+            "adapter_trainable_parameters": n_trainable,
+            "window": window,
+            "head": head.name,
+            "spectral_reduction": spec.get("reduction"),
+            "model_config": cfg,
+        },
+        "geohsi:backbone": meta.backbone.identity,
+        "geohsi:metrics": meta.metrics,
+        "geohsi:classes": len(classes),
+    }
+    item_id = item_id or f"geohsi-{str(adapter.get('method', 'model')).replace('+', 'plus')}-{b.hash[:12]}"
+    asset_bands = [{"name": n, "center_wavelength": round(float(w) / 1000.0, 9)} for n, w in zip(in_names, wl, strict=True) if w is not None]
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": [EXT_MLM, EXT_EO, EXT_CLASSIFICATION],
+        "id": item_id,
+        "geometry": geometry,
+        **({"bbox": list(bbox)} if bbox is not None else {}),
+        "properties": props,
+        "links": [],
+        "assets": {
+            "model": {
+                "href": f"{base}/{META_NAME}",
+                "type": "application/json",
+                "title": "geohsi bundle description (load with geohsi.bundle.load_bundle on the directory)",
+                "roles": ["mlm:model", "metadata"],
+                "mlm:artifact_type": "geohsi.bundle",
+                "eo:bands": asset_bands,
+            },
+            "weights": {
+                "href": f"{base}/adapter",
+                "title": "adapter and head weights (safetensors)",
+                "roles": ["mlm:weights"],
+            },
+        },
+    }
+
+
+def validate_mlm(item: dict[str, Any]) -> None:
+    """Validate an item's MLM fields against the vendored JSON schema, offline.
+
+    Raises:
+        ModelError: the item does not conform (message names the first failing path).
+    """
+    import jsonschema
+
+    schema = json.loads(MLM_SCHEMA_PATH.read_text())
+    try:
+        jsonschema.validate(item, schema)
+    except jsonschema.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "(item)"
+        raise ModelError(f"MLM item invalid at {where}: {e.message[:200]}; fix geohsi.export.stac.bundle_item") from e
+
+
+def write_item(item: dict[str, Any], out: PathLike, *, overwrite: bool = False) -> Path:
+    """Write a STAC item JSON atomically.
+
+    Raises:
+        OutputError: exists without ``overwrite``.
+    """
+    from geohsi.files import atomic_output
+
+    p = Path(out)
+    with atomic_output(p, overwrite) as tmp:
+        Path(tmp).write_text(json.dumps(item, indent=1) + "\n")
+    return p
+
+
+def map_item(map_path: PathLike, bundle: PathLike, scene: PathLike | None = None, *, item_id: str | None = None,
+             href: str | None = None) -> dict[str, Any]:
+    """Describe a classification map (GeoTIFF/COG or Zarr written by ``geohsi classify``) as a STAC Item.
+
+    Uses the classification extension (``classification:classes`` on the asset) and the label
+    extension (``label:type`` raster, ``label:tasks`` classification, class names), the projection
+    of the map, and links the model bundle (``rel: via``) and the source scene (``rel: derived_from``).
+
+    Args:
+        map_path: the map file (single-band class ids) written by classify.
+        bundle: the bundle that produced it (for the classes and the model link).
+        scene: the classified scene store (its acquisition time becomes the item datetime).
+        item_id: default: the map's file stem.
+        href: the map's href in the catalogue (default: its absolute local path).
+
+    Returns:
+        The STAC Item as a JSON-able dict.
+
+    Raises:
+        InputFormatError: the map cannot be read; ModelError: invalid bundle.
+    """
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    from geohsi.bundle import load_bundle
+
+    b = load_bundle(bundle)
+    mp = Path(map_path)
+    try:
+        with rasterio.open(mp) as src:
+            crs, tf, h, w, nodata, dtype = src.crs, src.transform, src.height, src.width, src.nodata, src.dtypes[0]
+            bounds = src.bounds
+    except Exception as e:
+        raise InputFormatError(f"cannot read map {mp}: {' '.join(str(e).split())[:150]}; pass the GeoTIFF written by 'geohsi classify'") from e
+    geometry = bbox = None
+    if crs is not None:
+        w_, s_, e_, n_ = transform_bounds(crs, "EPSG:4326", *bounds)
+        bbox = [w_, s_, e_, n_]
+        geometry = {"type": "Polygon", "coordinates": [[[w_, s_], [e_, s_], [e_, n_], [w_, n_], [w_, s_]]]}
+    when = None
+    if scene is not None:
+        from geohsi.scene import open_scene
+
+        when = open_scene(scene).attrs.get("acquisition_time")
+    classes = _classification_classes(b.classes)
+    props: dict[str, Any] = {
+        "datetime": _rfc3339(when) if when else datetime.now(UTC).isoformat(timespec="seconds"),
+        "label:description": "land-cover classes predicted per pixel by geohsi",
+        "label:type": "raster",
+        "label:tasks": ["classification", "segmentation"],
+        "label:properties": None,
+        "label:classes": [{"name": None, "classes": [c["name"] for c in classes]}],
+        "label:methods": ["automated"],
+    }
+    if crs is not None:
+        props.update({"proj:code": f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else None, "proj:shape": [h, w],
+                      "proj:transform": list(tf)[:6]})
+        if props["proj:code"] is None:
+            props.pop("proj:code")
+            props["proj:wkt2"] = crs.to_wkt()
+    links = [{"rel": "via", "href": str(Path(b.path).resolve() / "bundle.json"), "type": "application/json", "title": "model bundle"}]
+    if scene is not None:
+        links.append({"rel": "derived_from", "href": str(Path(scene).resolve()), "title": "classified scene"})
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": [EXT_LABEL, EXT_CLASSIFICATION, EXT_PROJ, EXT_RASTER],
+        "id": item_id or mp.stem,
+        "geometry": geometry,
+        **({"bbox": bbox} if bbox else {}),
+        "properties": props,
+        "links": links,
+        "assets": {
+            "map": {
+                "href": href or str(mp.resolve()),
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized" if mp.suffix.lower() in (".tif", ".tiff") else "application/octet-stream",
+                "roles": ["data", "labels", "labels-raster"],
+                "classification:classes": classes,
+                "raster:bands": [{"data_type": dtype, **({"nodata": nodata} if nodata is not None else {})}],
+            }
+        },
+    }
+
+
+def _rfc3339(value: str) -> str:
+    s = str(value)
+    if re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$", s):
+        return s + "Z"
+    return s
+
+
+def bundle_stac(bundle: PathLike, out: PathLike | None = None, *, item_id: str | None = None, href: str | None = None,
+                overwrite: bool = False) -> dict[str, Any]:
+    """A bundle as a validated STAC MLM Item, optionally written to a file: what ``geohsi bundle stac`` runs.
+
+    Args:
+        bundle: the bundle directory.
+        out: write the item JSON here (atomically); ``None`` only returns it.
+        item_id: item id (default: ``geohsi-<method>-<bundle hash[:12]>``).
+        href: base href of the bundle in the catalogue (default: its local absolute path).
+        overwrite: replace an existing ``out``.
+
+    Returns:
+        The item (JSON-able dict), validated against the MLM schema.
+
+    Raises:
+        ModelError: not a valid bundle, or an item that does not validate.
+        OutputError: ``out`` exists without ``overwrite``.
+
+    .. versionadded:: 0.1
+    """
+    item = bundle_item(bundle, item_id=item_id, href=href)
+    validate_mlm(item)
+    if out is not None:
+        write_item(item, out, overwrite=overwrite)
+    return item
+
+
+__all__ = ["EXT_MLM", "MLM_SCHEMA_PATH", "bundle_item", "bundle_stac", "map_item", "validate_mlm", "write_item"]

@@ -1,0 +1,544 @@
+"""Ingest: source files → one validated, georeferenced scene in a Zarr v3 store.
+
+:func:`ingest` reads the sources lazily (:mod:`geohsi.io`), settles the georeference, attaches
+labels aligned to the scene grid and class names, checks everything, and only then streams the
+cube chunk by chunk into a temporary store that is renamed into place when complete
+(:func:`geohsi.scene.write_scene`). A failed ingest leaves no store under the output name.
+:func:`ingest_item` does the same for STAC items (read by :mod:`geohsi.io.stac`).
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
+
+from geohsi.files import check_output
+from geohsi.errors import BandMismatchError, GeohsiError, GeoreferenceError, InputFormatError, OutputError, UsageError
+from geohsi.scene import (
+    DEFAULT_CHUNK,
+    DEFAULT_COLORS,
+    add_labels,
+    cube,
+    make_scene,
+    nodata_value,
+    scene_crs,
+    write_scene,
+)
+
+PathLike = str | os.PathLike
+
+_NO_CRS_HINT = "pass --crs none to ingest it as a pixel grid, or --crs EPSG:XXXX --transform a,b,c,d,e,f to georeference it"
+
+
+# --------------------------------------------------------------------------- option parsing
+
+
+def parse_crs(value: Any) -> CRS | None | str:
+    """Parse a ``--crs`` value: ``None`` (keep the source's), ``"none"`` (pixel grid) or a CRS.
+
+    Returns:
+        ``None``, the string ``"none"``, or a :class:`rasterio.crs.CRS`.
+
+    Raises:
+        UsageError: the value is not a CRS rasterio understands.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return "none"
+    if isinstance(value, CRS):
+        return value
+    try:
+        return CRS.from_user_input(value)
+    except (CRSError, ValueError, TypeError) as e:
+        raise UsageError(f"--crs {value!r} is not a CRS ({e}); use e.g. EPSG:32633, a WKT/PROJ string, or 'none'") from e
+
+
+def parse_transform(value: str | Sequence[float] | Affine) -> Affine:
+    """Parse a ``--transform``: six numbers in affine order, or GDAL order behind a ``gdal:`` prefix.
+
+    Affine order (rasterio, ``rio info --transform``): ``a,b,c,d,e,f`` = pixel width, row rotation,
+    x of the upper-left corner, column rotation, pixel height (negative for north-up), y of the
+    upper-left corner. GDAL order (``gdalinfo`` GeoTransform): ``gdal:c,a,b,f,d,e``.
+
+    Example: ``30,0,362175,0,-30,5809965`` = 30 m pixels, upper-left corner (362175, 5809965).
+
+    Raises:
+        UsageError: not six numbers, or a singular transform.
+    """
+    if isinstance(value, Affine):
+        tf = value
+    else:
+        gdal = False
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower().startswith("gdal:"):
+                gdal, text = True, text[5:]
+            parts = [t for t in re.split(r"[,\s]+", text.strip("()[] ")) if t]
+        else:
+            parts = list(value)
+        try:
+            nums = [float(t) for t in parts]
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"--transform {value!r} must be six numbers a,b,c,d,e,f; see 'geohsi ingest --help'") from e
+        if len(nums) != 6:
+            raise UsageError(f"--transform {value!r} has {len(nums)} numbers, needs six: a,b,c,d,e,f (affine order)")
+        tf = Affine.from_gdal(*nums) if gdal else Affine(*nums)
+    if tf.determinant == 0:
+        raise UsageError(f"--transform {tuple(tf)[:6]} is singular (zero pixel size); check the numbers and their order")
+    return tf
+
+
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+
+
+def _colour(value: str, where: str) -> str:
+    m = _HEX.match(value.strip())
+    if not m:
+        raise UsageError(f"colour {value!r} in {where} is not #rrggbb; write colours as hex, e.g. #1f77b4")
+    return "#" + m.group(1).lower()
+
+
+def parse_class_names(spec: str | os.PathLike | Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """Read class names (and colours) from a file or a comma list.
+
+    A file holds either one name per line (line *i* names class *i*) or CSV rows
+    ``id,name[,#rrggbb]`` (a header row is skipped; ids not listed are named ``class_<id>``).
+    A string that is not a file is a comma list ``"roof,pavement,tree"``.
+
+    Returns:
+        ``(names, colours)``: names of classes 1..K; colours or ``None`` when none were given.
+
+    Raises:
+        UsageError: an empty list, a bad id or colour.
+    """
+    if not isinstance(spec, (str, os.PathLike)):
+        names = [str(n).strip() for n in spec]
+        if not names:
+            raise UsageError("--class-names is empty; give one name per class")
+        return names, None
+    p = Path(spec)
+    if not p.is_file():
+        text = str(spec)
+        if os.sep in text or text.endswith((".txt", ".csv")):
+            raise UsageError(f"--class-names file {p} does not exist; check the path or give a comma list")
+        names = [n.strip() for n in text.split(",")]
+        if not all(names):
+            raise UsageError(f"--class-names {text!r} has an empty name; give 'name1,name2,…'")
+        return names, None
+    rows = [r for r in csv.reader(io.StringIO(p.read_text())) if r and any(c.strip() for c in r)]
+    rows = [[c.strip() for c in r] for r in rows if not r[0].lstrip().startswith("#")]
+    if not rows:
+        raise UsageError(f"--class-names file {p} is empty; write one class name per line")
+    if any(len(r) > 1 for r in rows):
+        if not rows[0][0].isdigit():
+            rows = rows[1:]  # header
+        table: dict[int, tuple[str, str | None]] = {}
+        for r in rows:
+            if not r[0].isdigit() or len(r) < 2:
+                raise UsageError(f"--class-names file {p}: row {','.join(r)!r} is not id,name[,colour]; fix the file")
+            cid = int(r[0])
+            if cid == 0:
+                continue  # 0 is always "unlabelled"
+            table[cid] = (r[1], _colour(r[2], str(p)) if len(r) > 2 and r[2] else None)
+        k = max(table, default=0)
+        if k == 0:
+            raise UsageError(f"--class-names file {p} names no class ids ≥ 1; ids start at 1 (0 = unlabelled)")
+        names = [table.get(i, (f"class_{i}", None))[0] for i in range(1, k + 1)]
+        given = [table.get(i, ("", None))[1] for i in range(1, k + 1)]
+        colours = None
+        if any(given):
+            colours = [c or DEFAULT_COLORS[(i - 1) % len(DEFAULT_COLORS)] for i, c in enumerate(given, start=1)]
+        return names, colours
+    return [r[0] for r in rows], None
+
+
+def parse_wavelengths(spec: Any, nbands: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Band centres (and FWHM) in nm from a list, a comma string or a file.
+
+    A file is either CSV with a header naming a ``wavelength…`` column (and optionally ``fwhm…``
+    and ``removed``: rows with ``removed = 1`` are bands absent from the cube, as in
+    ``indian_pines/wavelengths.csv``) or plain numbers separated by commas/whitespace. Column names
+    with ``um``/``micro`` are micrometres; otherwise values below 30 are taken as µm.
+
+    Raises:
+        BandMismatchError: the count differs from the cube's band count.
+        UsageError: unreadable values.
+    """
+    from geohsi.io import wavelength_to_nm
+
+    fwhm = None
+    if isinstance(spec, (str, os.PathLike)) and Path(spec).is_file():
+        p = Path(spec)
+        text = p.read_text()
+        first = text.lstrip().splitlines()[0] if text.strip() else ""
+        if re.search(r"[A-Za-z]", first):
+            rows = list(csv.DictReader(io.StringIO(text)))
+            cols = {c.lower().strip(): c for c in (rows[0].keys() if rows else [])}
+            wcol = next((c for k, c in cols.items() if k.startswith("wavelength") or k in ("wl", "center", "centre")), None)
+            if wcol is None:
+                raise UsageError(f"--wavelengths file {p} has no 'wavelength' column (columns {list(cols.values())}); add one")
+            fcol = next((c for k, c in cols.items() if k.startswith("fwhm")), None)
+            rcol = cols.get("removed")
+            rows = [r for r in rows if not (rcol and str(r[rcol]).strip() in ("1", "true", "True"))]
+            unit = "um" if re.search(r"um|micro", wcol.lower()) else ("nm" if "nm" in wcol.lower() else None)
+            try:
+                raw = [float(r[wcol]) for r in rows]
+                if unit is None:  # same rule as wavelength_to_nm, fixed once so FWHM gets the same unit
+                    unit = "um" if raw and np.nanmax(raw) < 30 else "nm"
+                wl = wavelength_to_nm(raw, unit)
+                if fcol:
+                    fwhm = wavelength_to_nm([float(r[fcol]) for r in rows], unit)
+            except ValueError as e:
+                raise UsageError(f"--wavelengths file {p} holds a non-number ({e}); fix the file") from e
+        else:
+            try:
+                wl = wavelength_to_nm([float(t) for t in re.split(r"[,\s]+", text.strip()) if t], None)
+            except ValueError as e:
+                raise UsageError(f"--wavelengths file {p} holds a non-number ({e}); fix the file") from e
+        where = str(p)
+    else:
+        if isinstance(spec, str):
+            items = [t for t in re.split(r"[,\s]+", spec.strip()) if t]
+        else:
+            items = list(np.asarray(spec, dtype="float64").reshape(-1))
+        try:
+            wl = wavelength_to_nm([float(t) for t in items], None)
+        except ValueError as e:
+            raise UsageError(f"--wavelengths {spec!r} is neither a file nor numbers; give a CSV or 'w1,w2,…'") from e
+        where = "the wavelength list"
+    if wl.size != nbands:
+        raise BandMismatchError(f"{where} gives {wl.size} wavelengths but the cube has {nbands} bands; give one per band")
+    return wl, fwhm
+
+
+# --------------------------------------------------------------------------- scene assembly
+
+
+def _rebuild(ds: xr.Dataset, **changes: Any) -> xr.Dataset:
+    """Re-make a scene with some metadata changed (CRS/transform/wavelengths), data kept lazy."""
+    v = cube(ds)
+    georef = scene_crs(ds) is not None
+    args: dict[str, Any] = {
+        "var": str(v.name),
+        "wavelength": ds["wavelength"].values,
+        "fwhm": ds["fwhm"].values,
+        "good_band": ds["good_band"].values,
+        "crs": scene_crs(ds),
+        "transform": ds.rio.transform() if georef else None,
+        "nodata": nodata_value(ds),
+        "scale_factor": v.attrs.get("scale_factor"),
+        "add_offset": v.attrs.get("add_offset"),
+        "band_names": ds["band_name"].values if "band_name" in ds.coords else None,
+        "attrs": {k: a for k, a in ds.attrs.items() if k not in ("georeferenced", "geohsi_scene_version")},
+    }
+    args.update(changes)
+    return make_scene(v.data, **args)
+
+
+def _settle_georef(ds: xr.Dataset, crs: Any, transform: Any, what: str) -> xr.Dataset:
+    target = parse_crs(crs)
+    src_crs = scene_crs(ds)
+    if target is None:
+        if transform is not None:
+            raise UsageError("--transform needs --crs EPSG:XXXX (the CRS the transform is in)")
+        if src_crs is None:
+            note = ds.attrs.get("crs_note")
+            raise GeoreferenceError(f"{what} has no CRS{' (' + note + ')' if note else ''}; {_NO_CRS_HINT}")
+        return ds
+    if target == "none":
+        if transform is not None:
+            raise UsageError("--crs none makes a pixel grid and takes no --transform; drop one of them")
+        return ds if src_crs is None else _rebuild(ds, crs=None, transform=None)
+    tf = None if transform is None else parse_transform(transform)
+    if src_crs is not None:
+        if target != src_crs:
+            raise GeoreferenceError(
+                f"{what} is already in {src_crs.to_string()}, not {target.to_string()}; ingest does not reproject, "
+                "drop --crs or warp the source first (gdalwarp -t_srs)"
+            )
+        if tf is not None and not tf.almost_equals(ds.rio.transform()):
+            raise GeoreferenceError(f"{what} already has transform {tuple(ds.rio.transform())[:6]}; drop --transform")
+        return ds
+    if tf is None:
+        raise GeoreferenceError(
+            f"--crs {target.to_string()} given for {what}, which has no grid; add --transform a,b,c,d,e,f "
+            "(pixel width, 0, left x, 0, -pixel height, top y)"
+        )
+    return _rebuild(ds, crs=target, transform=tf)
+
+
+def _align_labels(lab: xr.Dataset, ds: xr.Dataset, source: str) -> np.ndarray:
+    """Labels on the scene grid ``[H, W]``: cropped/padded by map coordinates when both are georeferenced."""
+    values = np.asarray(cube(lab).isel(band=0).values)
+    nd = nodata_value(lab)
+    if nd is not None:
+        values = np.where(values == np.asarray(nd, values.dtype), 0, values)
+    h, w = ds.sizes["y"], ds.sizes["x"]
+    lcrs, scrs = scene_crs(lab), scene_crs(ds)
+    if lcrs is None or scrs is None:
+        return values  # shapes must agree; add_labels says so when they do not
+    if lcrs != scrs:
+        raise GeoreferenceError(
+            f"labels {source} are in {lcrs.to_string()} but the scene is in {scrs.to_string()}; "
+            f"reproject the labels (gdalwarp -t_srs {scrs.to_string()} -r near)"
+        )
+    lt, st = lab.rio.transform(), ds.rio.transform()
+    if not (np.isclose(lt.a, st.a) and np.isclose(lt.e, st.e)):
+        raise GeoreferenceError(
+            f"labels {source} have pixel size ({lt.a}, {lt.e}) but the scene ({st.a}, {st.e}); resample the labels (gdalwarp -tr -r near)"
+        )
+    col = (st.c - lt.c) / lt.a
+    row = (st.f - lt.f) / lt.e
+    if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
+        raise GeoreferenceError(f"labels {source} are off the scene's pixel grid by a fraction of a pixel; resample them with gdalwarp -tap")
+    col, row = int(round(col)), int(round(row))
+    lh, lw = values.shape
+    out = np.zeros((h, w), dtype=values.dtype)
+    # Intersection of the scene window [row, row+h) × [col, col+w) with the label raster.
+    r0, r1, c0, c1 = max(row, 0), min(row + h, lh), max(col, 0), min(col + w, lw)
+    if r0 >= r1 or c0 >= c1:
+        raise GeoreferenceError(f"labels {source} do not overlap the scene; give labels covering the scene's bounds")
+    out[r0 - row : r1 - row, c0 - col : c1 - col] = values[r0:r1, c0:c1]
+    return out
+
+
+def _as_paths(srcs: PathLike | Sequence[PathLike]) -> list[Path]:
+    if isinstance(srcs, (str, os.PathLike)):
+        return [Path(srcs)]
+    return [Path(s) for s in srcs]
+
+
+def build_scene(
+    srcs: PathLike | Sequence[PathLike],
+    *,
+    labels: PathLike | None = None,
+    class_names: str | os.PathLike | Sequence[str] | None = None,
+    class_colors: Sequence[str] | None = None,
+    crs: Any = None,
+    transform: Any = None,
+    chunks: int = DEFAULT_CHUNK,
+    var: str | None = None,
+    label_var: str | None = None,
+    sensor: str | None = None,
+    wavelengths: Any = None,
+    fwhm: Sequence[float] | None = None,
+    units: str | None = None,
+    band_axis: int | None = None,
+) -> xr.Dataset:
+    """Everything :func:`ingest` does except writing: the validated, lazy scene Dataset.
+
+    Args: see :func:`ingest`.
+
+    Returns:
+        The scene (cube still lazy; labels in memory).
+    """
+    from geohsi import io as gio
+
+    paths = _as_paths(srcs)
+    what = paths[0].name if len(paths) == 1 else f"{paths[0].name} (+{len(paths) - 1} tiles)"
+    kwargs: dict[str, Any] = {}
+    if band_axis is not None:
+        kwargs["band_axis"] = band_axis
+    ds = gio.read(paths, var=var, chunks=chunks, **kwargs)
+    ds = _settle_georef(ds, crs, transform, what)
+    nb = cube(ds).sizes["band"]
+    changes: dict[str, Any] = {}
+    if wavelengths is not None:
+        wl, file_fwhm = parse_wavelengths(wavelengths, nb)
+        changes["wavelength"] = wl
+        if file_fwhm is not None:
+            changes["fwhm"] = file_fwhm
+    if fwhm is not None:
+        # Widths are given in nm as they are (no µm guess: real FWHMs are often below 30 nm).
+        try:
+            fw = np.asarray([float(t) for t in (re.split(r"[,\s]+", fwhm.strip()) if isinstance(fwhm, str) else fwhm)])
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"--fwhm {fwhm!r} must be numbers in nm, one per band") from e
+        if fw.size != nb:
+            raise BandMismatchError(f"{fw.size} FWHM values given but the cube has {nb} bands; give one per band")
+        changes["fwhm"] = fw
+    if changes:
+        ds = _rebuild(ds, **changes)
+    if sensor:
+        ds.attrs["sensor"] = sensor
+    if units:
+        ds.attrs["units"] = units
+    ds.attrs["source_files"] = [str(p.resolve()) for p in paths]
+    names = colours = None
+    if class_names is not None:
+        names, colours = parse_class_names(class_names)
+    if class_colors is not None:
+        colours = [_colour(c, "--class-colors") for c in class_colors]
+    if labels is not None:
+        lp = Path(labels)
+        lab = gio.read_labels(lp, var=label_var)
+        aligned = _align_labels(lab, ds, str(lp))
+        if colours is not None and names is not None and len(colours) < len(names):
+            raise UsageError(f"{len(colours)} colours for {len(names)} classes; give one colour per class")
+        ds = add_labels(ds, aligned, class_names=names, class_colors=colours, source=str(lp.resolve()))
+    elif class_names is not None or label_var is not None:
+        raise UsageError("--class-names/--label-var describe labels; add --labels FILE")
+    return ds
+
+
+def ingest(
+    srcs: PathLike | Sequence[PathLike],
+    out: PathLike,
+    *,
+    labels: PathLike | None = None,
+    class_names: str | os.PathLike | Sequence[str] | None = None,
+    class_colors: Sequence[str] | None = None,
+    crs: Any = None,
+    transform: Any = None,
+    chunks: int = DEFAULT_CHUNK,
+    overwrite: bool = False,
+    var: str | None = None,
+    label_var: str | None = None,
+    sensor: str | None = None,
+    wavelengths: Any = None,
+    fwhm: Sequence[float] | None = None,
+    units: str | None = None,
+    band_axis: int | None = None,
+    from_stac: str | None = None,
+    collection: str | None = None,
+) -> Path:
+    """Ingest source files, or STAC items, into a scene store (Zarr v3), atomically: what ``geohsi ingest`` runs.
+
+    Args:
+        srcs: one file/store, or several GeoTIFF tiles to mosaic; with ``from_stac``: item ids
+            (or item URLs/files), tiles of one product.
+        out: the output ``.zarr`` directory.
+        labels: a class-id raster (``.mat``, GeoTIFF or ENVI); cropped/padded onto the scene grid
+            when both are georeferenced (same CRS and pixel size, aligned), else its shape must
+            equal the scene's. 0 = unlabelled; the label raster's nodata becomes 0.
+        class_names: a file (one name per line, or CSV ``id,name[,#rrggbb]``) or a comma list / sequence.
+        class_colors: ``#rrggbb`` per class (overrides colours from the file).
+        crs: ``None`` keeps the source's CRS (a source without one is refused), ``"none"`` makes an
+            explicit pixel grid, ``"EPSG:XXXX"`` (with ``transform``) georeferences a bare array.
+        transform: ``"a,b,c,d,e,f"`` in affine order or ``"gdal:c,a,b,f,d,e"`` (see :func:`parse_transform`).
+        chunks: spatial chunk edge in pixels (all bands are one chunk).
+        overwrite: replace an existing store.
+        var: the cube variable (MATLAB/NetCDF/Zarr).
+        label_var: the label variable in a ``.mat`` labels file.
+        sensor: sensor name stored in the scene attrs.
+        wavelengths: band centres (nm) as a list, a comma string or a file (see :func:`parse_wavelengths`).
+        fwhm: band widths (nm), same forms as ``wavelengths`` (overrides FWHM from a wavelength file).
+        units: unit of the cube's values, stored in the scene attrs (e.g. "reflectance × 10000").
+        band_axis: MATLAB axis holding the bands (default: last).
+        from_stac: a STAC API URL or catalogue preset: ``srcs`` are items of it (:func:`ingest_item`).
+        collection: the STAC collection holding the item ids.
+
+    Returns:
+        The store path.
+
+    Raises:
+        InputFormatError: missing/unknown/unreadable inputs.
+        GeoreferenceError: no CRS without ``crs``, mixed-CRS tiles, labels off the grid or of another shape.
+        BandMismatchError: tiles with other band counts; wavelength count ≠ band count.
+        OutputError: ``out`` exists without ``overwrite`` or cannot be written.
+        UsageError: bad option values.
+    """
+    if from_stac is not None or collection is not None:
+        given = [n for n, v in (("--labels", labels), ("--class-names", class_names), ("--crs", crs), ("--transform", transform),
+                                ("--wavelengths", wavelengths), ("--var", var)) if v is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} do not apply to STAC items (their metadata comes from the item); drop them")
+        return ingest_item([str(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)], out, url=from_stac,
+                           collection=collection, chunks=chunks, overwrite=overwrite, sensor=sensor)
+    out_p = Path(out)
+    parent = out_p.absolute().parent
+    for anc in (parent, *parent.parents):
+        if anc.exists():
+            if not anc.is_dir():
+                raise OutputError(f"cannot write {out_p}: {anc} is a file, not a directory; choose a writable --out")
+            break
+    check_output(out_p, overwrite)  # before reading anything: the cheapest refusal first
+    paths = _as_paths(srcs)
+    for p in paths:
+        if p.exists() and out_p.exists() and p.resolve() == out_p.resolve():
+            raise UsageError(f"--out {out_p} is also an input; write the scene under another name")
+    ds = build_scene(
+        paths, labels=labels, class_names=class_names, class_colors=class_colors, crs=crs, transform=transform,
+        chunks=chunks, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths, fwhm=fwhm, units=units,
+        band_axis=band_axis,
+    )
+    try:
+        return write_scene(ds, out_p, chunks=chunks, overwrite=overwrite)
+    except OSError as e:
+        # write_scene has already removed its temporary store; say which side failed and why.
+        fname = str(getattr(e, "filename", "") or "")
+        if fname and not fname.startswith(str(parent)):
+            raise InputFormatError(f"cannot read {fname}: {e.strerror or e}; check the input") from e
+        raise OutputError(f"cannot write {out_p}: {e.strerror or e}; choose a writable --out with free space") from e
+
+
+def ingest_item(
+    items: str | Any | Sequence[str | Any],
+    out: PathLike,
+    *,
+    url: str | None = None,
+    collection: str | None = None,
+    assets: Sequence[str] | None = None,
+    chunks: int = DEFAULT_CHUNK,
+    overwrite: bool = False,
+    sensor: str | None = None,
+    quantity: str = "reflectance",
+    timeout: float = 20.0,
+) -> Path:
+    """Ingest one or more STAC items (tiles of one product) into a scene store (Zarr v3), atomically.
+
+    Args:
+        items: item ids (with ``url``/``collection``), item URLs/files, or ``pystac.Item`` objects.
+        out: the output ``.zarr`` directory.
+        url: STAC API root URL or catalogue preset.
+        collection: the collection holding the ids.
+        assets: asset keys holding the bands (default: every spectral asset).
+        chunks: spatial chunk edge in pixels.
+        overwrite: replace an existing store.
+        sensor: sensor name stored in the scene (default: the item's ``instruments``/``platform``).
+        quantity: ``"reflectance"`` or ``"radiance"``.
+        timeout: seconds per API request.
+
+    Returns:
+        The store path.
+
+    Raises:
+        InputFormatError / GeoreferenceError / BandMismatchError: see :func:`build_item_scene`.
+        OutputError: ``out`` exists without ``overwrite`` or cannot be written.
+    """
+    from geohsi.catalog import DEFAULT_TIMEOUT as _  # noqa: F401  (pystac-client is importable)
+    from geohsi.catalog import fetch_items
+    from geohsi.io.stac import build_item_scene
+
+    out_p = Path(out)
+    check_output(out_p, overwrite)
+    seq = [items] if isinstance(items, str) or not isinstance(items, (list, tuple)) else list(items)
+    refs = [i for i in seq if isinstance(i, str)]
+    fetched = iter(fetch_items(refs, url=url, collection=collection, timeout=timeout)) if refs else iter(())
+    objs = [next(fetched) if isinstance(i, str) else i for i in seq]
+    ds = build_item_scene(objs, assets=assets, chunks=chunks, quantity=quantity)
+    if sensor:
+        ds.attrs["sensor"] = sensor
+    try:
+        return write_scene(ds, out_p, chunks=chunks, overwrite=overwrite)
+    except GeohsiError:
+        raise
+    except OSError as e:
+        raise OutputError(f"cannot write {out_p}: {e.strerror or e}; choose a writable --out with free space") from e
+
+
+__all__ = ["build_scene", "ingest", "ingest_item", "parse_class_names", "parse_crs", "parse_transform", "parse_wavelengths"]

@@ -1,0 +1,228 @@
+"""Descriptions of what geohsi reads and writes: scenes, bundles, model configs (``geohsi info``).
+
+:func:`info` is the Python twin of ``geohsi info``: a scene store or a bundle directory by path, or
+a model config (with an adapter) by name; :func:`scene_info`, :func:`bundle_info` and
+:func:`describe_model` are its three parts. Each returns a flat, JSON-able mapping.
+
+Model counts come from two independent sources and are both given: the closed-form formulas
+(:func:`~geohsi.models.count_parameters`, :func:`~geohsi.adapters.count_adapter_parameters`) and
+the model actually built (on the ``meta`` device, so ViT-B costs no memory).
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from geohsi.bundle import ADAPTER_DIR, META_NAME, load_bundle
+from geohsi.errors import UsageError
+from geohsi.scene import Legend, cube, nodata_value, open_scene, scene_crs, valid_mask
+
+PathLike = str | os.PathLike
+
+
+def info(
+    path: PathLike | None = None,
+    *,
+    model: str | None = None,
+    adapter: str | None = None,
+    num_classes: int = 16,
+    input_size: int = 32,
+    rank: int = 8,
+    stats: bool = True,
+) -> dict[str, Any]:
+    """Describe a scene store or a model bundle, or a model config (and an adapter on it): what ``geohsi info`` prints.
+
+    Args:
+        path: a scene ``.zarr`` or a bundle directory (ignored with ``model``).
+        model: a model config name (``tiny``, ``small``, ``base``) to describe instead.
+        adapter: with ``model``: count the trainable parameters of this adapter method.
+        num_classes: with ``model``: classes of the head.
+        input_size: with ``model``: input edge in pixels.
+        rank: with ``adapter``: LoRA/LoKr rank.
+        stats: scenes: compute the nodata fraction (reads the cube once).
+
+    Returns:
+        The description (see :func:`scene_info`, :func:`bundle_info`, :func:`describe_model`).
+
+    Raises:
+        UsageError: neither ``path`` nor ``model``.
+        InputFormatError / ModelError: not a scene or bundle.
+
+    .. versionadded:: 0.1
+    """
+    if model is not None:
+        return describe_model(model, adapter=adapter, num_classes=num_classes, input_size=input_size, rank=rank)
+    if path is None:
+        raise UsageError("give a PATH (scene .zarr or bundle directory) or --model NAME")
+    if (Path(path) / META_NAME).is_file():
+        return bundle_info(path)
+    return scene_info(path, stats=stats)
+
+
+def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict[str, Any]:
+    """Summarise a scene: what ``geohsi info`` prints.
+
+    Args:
+        path_or_ds: a scene store path or an opened scene.
+        stats: compute the nodata fraction (reads the whole cube once); label counts are always computed.
+
+    Returns:
+        A JSON-serialisable dict with keys ``path``, ``variable``, ``shape`` ``[B, H, W]``, ``dtype``,
+        ``chunks``, ``bands``, ``crs`` (string or ``None``), ``georeferenced``, ``transform`` (affine
+        a..f), ``resolution`` (x, y map units or ``None``), ``bounds`` (left, bottom, right, top or
+        ``None``), ``wavelength_range_nm`` (min, max or ``None``), ``bad_bands`` (1-based),
+        ``nodata``, ``nodata_fraction`` (or ``None``), ``scale_factor``, ``add_offset``, ``units``, ``sensor``,
+        ``acquisition_time``, ``source_files``, ``labels`` (``None`` or ``{"classes": [{"id",
+        "name", "color", "pixels"}], "labelled_pixels", "unlabelled_pixels"}``).
+
+    Raises:
+        InputFormatError: the path is not a scene.
+    """
+    if isinstance(path_or_ds, xr.Dataset):
+        ds, path = path_or_ds, path_or_ds.encoding.get("source")
+    else:
+        ds, path = open_scene(path_or_ds), str(path_or_ds)
+    v = cube(ds)
+    b, h, w = (int(s) for s in v.shape)
+    crs = scene_crs(ds)
+    tf = ds.rio.transform()
+    bounds = resolution = None
+    if crs is not None:
+        xs = sorted([tf.c, tf.c + tf.a * w])
+        ys = sorted([tf.f, tf.f + tf.e * h])
+        bounds = (xs[0], ys[0], xs[1], ys[1])
+        resolution = (abs(tf.a), abs(tf.e))
+    wl = np.asarray(ds["wavelength"].values, dtype="float64")
+    known = wl[np.isfinite(wl)]
+    good = np.asarray(ds["good_band"].values, bool)
+    nodata_fraction = None
+    if stats:
+        nodata_fraction = float(1.0 - valid_mask(ds).mean().compute())
+    labels = None
+    if "labels" in ds:
+        lab = np.asarray(ds["labels"].values)
+        counts = np.bincount(lab.reshape(-1).astype("int64"), minlength=1)
+        named = {c.id: c for c in (Legend.from_attrs(ds["labels"].attrs) or ())}
+        ids = set(named) | {int(i) for i in np.flatnonzero(counts) if i != 0}
+        labels = {
+            "classes": [
+                {"id": i, "name": named[i].name if i in named else f"class_{i}",
+                 "color": named[i].color if i in named else None, "pixels": int(counts[i]) if i < counts.size else 0}
+                for i in sorted(ids)
+            ],
+            "labelled_pixels": int(counts[1:].sum()),
+            "unlabelled_pixels": int(counts[0]),
+        }
+    chunks = tuple(int(c[0]) for c in v.chunks) if v.chunks else (b, h, w)
+    return {
+        "path": path,
+        "variable": str(v.name),
+        "shape": [b, h, w],
+        "dtype": str(v.dtype),
+        "chunks": list(chunks),
+        "bands": b,
+        "crs": None if crs is None else (f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else crs.to_string()),
+        "georeferenced": crs is not None,
+        "transform": list(tuple(tf)[:6]),
+        "resolution": None if resolution is None else list(resolution),
+        "bounds": None if bounds is None else list(bounds),
+        "wavelength_range_nm": [float(known.min()), float(known.max())] if known.size else None,
+        "wavelengths_known": int(known.size),
+        "bad_bands": [int(i) + 1 for i in np.flatnonzero(~good)],
+        "nodata": nodata_value(ds),
+        "nodata_fraction": nodata_fraction,
+        "scale_factor": v.attrs.get("scale_factor"),
+        "add_offset": v.attrs.get("add_offset"),
+        "units": ds.attrs.get("units"),
+        "sensor": ds.attrs.get("sensor"),
+        "acquisition_time": ds.attrs.get("acquisition_time"),
+        "source_files": list(ds.attrs.get("source_files", [])),
+        "labels": labels,
+    }
+
+
+def bundle_info(path: str | os.PathLike) -> dict[str, Any]:
+    """A flat description of a bundle for ``geohsi info``."""
+    b = load_bundle(path)
+    m = b.meta
+    size = sum(f.stat().st_size for f in (b.path / ADAPTER_DIR).rglob("*") if f.is_file())
+    cfg, spec, tc = m.model_config, m.spectral, m.train_config
+    info: dict[str, Any] = {
+        "created": m.created,
+        "adapter": m.method,
+        "adapter options": {k: v for k, v in m.adapter.items() if k not in ("method",)},
+        "adapter files size": f"{size / 1e6:.3f} MB",
+        "model": f"dim {cfg['embed_dim']}, depth {cfg['depth']}, heads {cfg['num_heads']}, input {m.head.input_size} px",
+        "head": m.head.describe(),
+        "backbone": m.backbone.name,
+        "spectral": f"{spec['reduction']} → {len(spec['channel_names'])} channels, "
+        f"{spec['normalizer']['method']} normalisation, {spec['input_band_count']} input bands",
+        "window": f"{m.head.window} px → {m.head.input_size} px (bilinear)",
+        "split": tc.get("split"),
+        "training": f"{tc.get('epochs')} epochs, lr {tc.get('lr')}, seed {tc.get('seed')}",
+    }
+    info.update(m.metrics)
+    info["classes"] = m.classes.to_list()
+    return info
+
+
+def describe_model(
+    name: str, *, adapter: str | None = None, num_classes: int = 16, input_size: int = 32, rank: int = 8
+) -> dict[str, Any]:
+    """Parameter counts and geometry of config ``name`` at ``input_size``, optionally with an adapter.
+
+    Args:
+        name: ``tiny``, ``small`` or ``base``.
+        adapter: an adapter method (``lora``, ``krona+``, …, ``full``, ``linear``) or ``None``.
+        num_classes: classes of the head.
+        input_size: input edge in pixels.
+        rank: LoRA/LoKr rank.
+
+    Returns:
+        An ordered mapping for printing.
+    """
+    from geohsi.models import build_classifier, count_flops, count_parameters, resolve_model_config
+
+    cfg = resolve_model_config(name, img_size=input_size)
+    with torch.device("meta"):
+        model = build_classifier(cfg, num_classes)
+    enc_built = sum(p.numel() for p in model.encoder.parameters())
+    head_built = sum(p.numel() for p in model.head.parameters())
+    info: dict[str, Any] = {
+        "config": f"{name}: dim {cfg.embed_dim}, depth {cfg.depth}, heads {cfg.num_heads}, mlp ×{cfg.mlp_ratio:g}",
+        "input": f"{cfg.num_bands} bands × {input_size}×{input_size} px, tubelets {cfg.t_patch}×{cfg.patch_size}×{cfg.patch_size}",
+        "tokens": cfg.num_tokens,
+        "encoder params (formula)": f"{count_parameters(cfg):,}",
+        "encoder params (built)": f"{enc_built:,}",
+        f"head params ({num_classes} classes)": f"{head_built:,}",
+        "GFLOP per sample (forward)": round(count_flops(cfg) / 1e9, 3),
+    }
+    if adapter is not None:
+        from geohsi.adapters import apply_adapter, count_adapter_parameters, method_options
+
+        opts = method_options(adapter, rank=rank)
+        formula = count_adapter_parameters(cfg, adapter, "qv", num_classes=num_classes, **opts)
+        adapters_only = count_adapter_parameters(cfg, adapter, "qv", **opts)
+        with torch.device("meta"):
+            s = apply_adapter(model, adapter, "qv", **opts)
+        info.update({
+            "adapter": f"{adapter} on {', '.join(s.targets) or 'all'} ({s.adapted_layers} layers)",
+            "adapter options": opts or "-",
+            "adapter params (formula)": f"{adapters_only:,}",
+            "trainable params incl. head (formula)": f"{formula:,}",
+            "trainable params incl. head (built)": f"{s.trainable_params:,}",
+            "% of backbone": f"{s.percent_of_backbone:.4f} %",
+            "adapter file size (fp32)": f"{4 * s.trainable_params / 1e6:.3f} MB",
+        })
+    return info
+
+
+__all__ = ["bundle_info", "describe_model", "info", "scene_info"]

@@ -1,0 +1,289 @@
+"""Training configuration: the options a run shares, fine-tuning's and pretraining's own, and config files.
+
+Three frozen dataclasses: :class:`RunConfig` holds what every training run has (backbone size, the
+spectral front end and window geometry the model sees, batch, optimiser, precision, device,
+seed) and checks it once; :class:`TrainConfig` (``geohsi train``) and :class:`PretrainConfig`
+(``geohsi pretrain``) each nest one as ``run`` and add their own options.
+
+Outside Python the options are one flat namespace — the CLI flags, a YAML/TOML ``--config`` file,
+the ``train_config`` a bundle records, the sidecar of a pretrained backbone: :meth:`TrainConfig.from_dict`
+and :meth:`TrainConfig.to_dict` (likewise for :class:`PretrainConfig`) read and write that flat form,
+so bundles and config files keep the layout they always had.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from geohsi.errors import UsageError
+
+ADAPTERS: tuple[str, ...] = ("lora", "lora+", "krona", "krona+", "lokr", "full", "linear")
+
+
+def _check(checks: list[tuple[bool, str]]) -> None:
+    for ok, msg in checks:
+        if not ok:
+            raise UsageError(msg)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The options every training run shares (fine-tuning and pretraining).
+
+    Attributes:
+        model: backbone config name (``tiny``, ``small``, ``base``); ``small`` has a pretrained default
+            backbone shipped with geohsi (see :mod:`geohsi.models.default`).
+        spectral: ``pca`` (the paper) or ``s2`` (resampling onto the Sentinel-2 bands).
+        n_components: channels after PCA (12 = SpectralGPT's band count).
+        norm: channel normalisation, ``standard`` or ``minmax``.
+        window: per-pixel window edge in pixels (odd).
+        input_size: model input edge: the window's resized edge, or the dense tile edge (a
+            multiple of the patch size).
+        batch_size: samples (windows or tiles) per optimisation step.
+        lr: base (peak) learning rate.
+        weight_decay: AdamW weight decay.
+        grad_clip: max global gradient norm (0 disables).
+        augment: random flips / 90° rotations of training samples.
+        seed: seed of the initialisation, sampling, shuffling and augmentation.
+        precision: ``bf16`` autocast or ``fp32``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+
+    Raises:
+        UsageError: an invalid value (the message names the flag).
+
+    .. versionadded:: 0.1
+    """
+
+    model: str = "small"
+    spectral: str = "pca"
+    n_components: int = 12
+    norm: str = "standard"
+    window: int = 15
+    input_size: int = 32
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    augment: bool = True
+    seed: int = 0
+    precision: str = "bf16"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check([
+            (self.spectral in ("pca", "s2"), f"unknown --spectral {self.spectral!r}; use pca or s2"),
+            (self.window >= 1 and self.window % 2 == 1, f"--window must be a positive odd number of pixels, got {self.window}"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.weight_decay >= 0, f"weight_decay must be ≥ 0, got {self.weight_decay}"),
+            (self.precision in ("bf16", "fp32"), f"--precision must be bf16 or fp32, got {self.precision!r}"),
+            (self.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, got {self.device!r}"),
+        ])
+
+
+_RUN_FIELDS = tuple(f.name for f in fields(RunConfig))
+
+
+class _NestsRun:
+    """Flat-namespace (de)serialisation of a config dataclass that nests a :class:`RunConfig` as ``run``."""
+
+    #: the name of the run's options in error messages ("training", "pretraining").
+    _kind: ClassVar[str]
+    #: the nested group's defaults where this kind of run differs from :class:`RunConfig`.
+    _run_defaults: ClassVar[Mapping[str, Any]] = {}
+
+    run: RunConfig
+
+    @classmethod
+    def _own_fields(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name != "run"]  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every option, flat (``{"adapter": …, "lr": …}``), JSON-able."""
+        own = {n: getattr(self, n) for n in self._own_fields()}
+        return {**dataclasses.asdict(self.run), **{k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+                                                   for k, v in own.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        """Build from flat options (unknown keys raise :class:`UsageError` naming them); a nested ``run`` mapping is accepted too."""
+        norm = {str(k).replace("-", "_"): v for k, v in d.items()}
+        nested = norm.pop("run", None) or {}
+        own_names, known = set(cls._own_fields()), set(_RUN_FIELDS) | set(cls._own_fields())
+        unknown = sorted(set(norm) - known)
+        if unknown:
+            raise UsageError(
+                f"unknown {cls._kind} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known - {'extra'}))}"
+            )
+        run = {**cls._run_defaults, **dict(nested), **{k: v for k, v in norm.items() if k in _RUN_FIELDS}}
+        return cls(run=RunConfig(**run), **{k: v for k, v in norm.items() if k in own_names})  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True)
+class TrainConfig(_NestsRun):
+    """Everything that defines a fine-tuning run (``geohsi train``).
+
+    Attributes:
+        run: the options shared with pretraining (backbone size, front end, geometry, batch,
+            optimiser, precision, device, seed).
+        adapter: PEFT method (``lora``, ``lora+``, ``krona``, ``krona+``, ``lokr``) or a baseline
+            (``full`` fine-tuning, ``linear`` probing).
+        backbone: path of backbone weights (official ``.pth`` or our ``.safetensors``); ``None`` →
+            the default backbone; ``random`` → train from scratch.
+        split: ``per-class:N``, ``fraction:F`` or ``blocks:S``.
+        val_fraction: share of the training side held out for validation / early stopping.
+        epochs: maximum number of epochs.
+        lr_ratio: λ of LoRA+/KronA+ (lr of the boosted factor = λ·lr).
+        warmup_epochs: linear warm-up length before the cosine decay.
+        rank: LoRA/LoKr rank.
+        alpha: adapter α (``None`` → equal to the rank, i.e. scaling 1).
+        targets: adapter target preset or comma-separated module-name patterns.
+        head_hidden: hidden width of the MLP head (0 → a single Linear; patch mode).
+        head: ``patch`` (one window per pixel, the paper's protocol) or ``dense`` (a segmentation
+            head labels whole ``input_size`` tiles cut from the scene without resizing; trained on
+            the sparse training labels, see :mod:`geohsi.heads.dense`). In dense mode
+            ``batch_size`` counts tiles and ``input_size`` is the tile edge.
+        tile_overlap: dense mode: pixels shared by neighbouring inference tiles (``None`` →
+            ``input_size // 4``), recorded in the bundle for evaluate/classify.
+        patience: early-stopping patience in epochs on validation OA (0 disables). With early
+            stopping the best validation epoch's weights are kept, without it the final weights.
+        extra: free-form notes recorded with the run.
+
+    .. versionadded:: 0.1
+    """
+
+    _kind: ClassVar[str] = "training"
+
+    run: RunConfig = field(default_factory=RunConfig)
+    adapter: str = "krona+"
+    backbone: str | None = None
+    split: str = "per-class:10"
+    val_fraction: float = 0.1
+    epochs: int = 30
+    lr_ratio: float = 16.0
+    warmup_epochs: int = 1
+    rank: int = 8
+    alpha: float | None = None
+    targets: str = "qv"
+    head_hidden: int = 0
+    head: str = "patch"
+    tile_overlap: int | None = None
+    patience: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from geohsi.heads import HEADS
+
+        _check([
+            (self.adapter in ADAPTERS, f"unknown adapter {self.adapter!r}; use one of {', '.join(ADAPTERS)}"),
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.lr_ratio > 0, f"--lr-ratio must be positive, got {self.lr_ratio}"),
+            (self.rank >= 1, f"--rank must be at least 1, got {self.rank}"),
+            (self.head in HEADS, f"unknown --head {self.head!r}; use one of {', '.join(HEADS)}"),
+            (self.tile_overlap is None or 0 <= self.tile_overlap < self.run.input_size,
+             f"--tile-overlap {self.tile_overlap} must be in [0, {self.run.input_size - 1}] for {self.run.input_size}-pixel tiles"),
+            (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
+        ])
+
+
+@dataclass(frozen=True)
+class PretrainConfig(_NestsRun):
+    """Everything that defines a pretraining run (``geohsi pretrain``; recorded in the sidecar and the checkpoint).
+
+    Attributes:
+        run: the options shared with fine-tuning (defaults here: 256 windows per step, weight
+            decay 0.05 on weight matrices, AdamW β = (0.9, 0.95)).
+        steps: optimisation steps.
+        warmup_steps: linear warm-up before the cosine decay to 0.
+        mask_ratio: share of tubelets masked per sample.
+        norm_pix_loss: standardise each target tubelet.
+        decoder_dim: decoder width (``None``: :data:`geohsi.models.mae.DECODERS`).
+        decoder_depth: decoder blocks (``None``: default).
+        decoder_heads: decoder heads (``None``: default).
+        holdout_per_scene: centre pixels per scene held out for validation and figures.
+        eval_every: steps between validation losses.
+        checkpoint_every: steps between checkpoints.
+
+    .. versionadded:: 0.1
+    """
+
+    _kind: ClassVar[str] = "pretraining"
+    _run_defaults: ClassVar[Mapping[str, Any]] = {"batch_size": 256, "weight_decay": 0.05}
+
+    run: RunConfig = field(default_factory=lambda: RunConfig(**PretrainConfig._run_defaults))
+    steps: int = 1000
+    warmup_steps: int = 50
+    mask_ratio: float = 0.9
+    norm_pix_loss: bool = True
+    decoder_dim: int | None = None
+    decoder_depth: int | None = None
+    decoder_heads: int | None = None
+    holdout_per_scene: int = 16
+    eval_every: int = 50
+    checkpoint_every: int = 50
+
+    def __post_init__(self) -> None:
+        _check([
+            (self.steps >= 1, f"--steps must be at least 1, got {self.steps}"),
+            (self.warmup_steps >= 0, f"warmup_steps must be ≥ 0, got {self.warmup_steps}"),
+            (self.holdout_per_scene >= 1, f"holdout_per_scene must be ≥ 1, got {self.holdout_per_scene}"),
+            (self.eval_every >= 1 and self.checkpoint_every >= 1, "eval_every and checkpoint_every must be ≥ 1"),
+        ])
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) training config into a dict.
+
+    Raises:
+        UsageError: missing file, unknown extension or a syntax error (with the parser's position).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"config file {p} does not exist; pass an existing --config file")
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(p.read_text()) or {}
+        elif p.suffix == ".toml":
+            data = tomllib.loads(p.read_text())
+        else:
+            raise UsageError(f"config file {p} must be .yaml, .yml or .toml")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as e:
+        raise UsageError(f"cannot parse config file {p}: {' '.join(str(e).split())}") from e
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {p} must hold a mapping of option: value")
+    return data.get("train", data) if isinstance(data.get("train"), dict) else data
+
+
+def resolve_train_config(config_file: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
+    """Merge defaults ← config file ← explicit overrides (``None`` overrides are ignored).
+
+    Args:
+        config_file: a YAML/TOML file of options (flat, as the CLI flags).
+        **overrides: options, flat (``adapter="lora", lr=2e-3``).
+
+    Returns:
+        The :class:`TrainConfig`.
+
+    Raises:
+        UsageError: an unknown option or an invalid value.
+
+    .. versionadded:: 0.1
+    """
+    merged: dict[str, Any] = {}
+    if config_file:
+        merged.update(load_config_file(config_file))
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(merged)
+
+
+__all__ = ["ADAPTERS", "PretrainConfig", "RunConfig", "TrainConfig", "load_config_file", "resolve_train_config"]

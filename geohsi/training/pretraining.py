@@ -1,0 +1,545 @@
+"""Self-supervised pretraining of a SpectralGPT backbone on unlabelled windows (``geohsi pretrain``).
+
+One run: every scene gets its own fitted spectral transform (PCA-12 or Sentinel-2 resampling, then
+standardisation — the same front end ``geohsi train`` fits on its scene); windows are cut around
+random valid pixels of all scenes, exactly as fine-tuning cuts them (``window`` px, reflect-padded at
+the edges, NaN → 0, bilinear resize to ``input_size``), flipped/rotated at random, and fed to a
+:class:`~geohsi.models.mae.SpectralMAE`. Labels are never read.
+
+Sampling: each step draws ``batch_size`` centre pixels uniformly, with replacement, from the valid
+pixels of all scenes pooled (so a scene contributes in proportion to its valid area); an "epoch" is
+``ceil(pool / batch_size)`` steps. A few valid pixels per scene are held out as centres (never drawn
+for training) for the validation loss and the reconstruction figure; their windows still overlap
+training windows spatially, so the validation loss measures generalisation to new *windows*, not to
+unseen ground.
+
+Determinism: the initialisation comes from ``seed``; step ``k`` draws its pixels, augmentation and
+masks from generators seeded by ``(seed, k)``, so the data stream does not depend on where a run
+was interrupted, and a resumed run ends with the same weights as an uninterrupted one (same machine,
+same thread count).
+
+Outputs next to ``out`` (``NAME.safetensors``): the encoder (+ its final norm) in the official key
+layout (:func:`~geohsi.models.mae.save_mae_backbone`), ``NAME.json`` (configuration, per-scene
+spectral transforms, losses, sha256 and size of the weights, the command that reproduces them),
+``NAME.loss.png`` and ``NAME.reconstruction.png``. Checkpoints go to ``.NAME.work/`` beside it and
+are removed when the run completes.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from geohsi.files import atomic_output, check_output, write_bytes_atomic
+from geohsi.errors import DataError, InputFormatError, UsageError
+from geohsi.training.config import PretrainConfig
+from geohsi.training.runner import Runner, check_resumable, seed_init, work_dir
+from geohsi.console import say
+
+SIDECAR_FORMAT = "geohsi-pretraining"
+SIDECAR_VERSION = 1
+#: Bands of the first channel of each of the first three spectral groups (PC1, PC4, PC7 after PCA):
+#: the reconstruction figure shows one channel per tubelet group.
+FIGURE_CHANNELS = (0, 3, 6)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scenes
+# --------------------------------------------------------------------------------------------------
+
+
+def jasper_ridge_scene(mat_path: str | os.PathLike) -> xr.Dataset:
+    """Build the Jasper Ridge scene from ``jasperRidge2_R198.mat``, which the generic reader refuses.
+
+    The file stores the cube as a 2-D ``Y`` ``[198, 10000]`` (bands × pixels, MATLAB column-major
+    pixel order), so it is reshaped with ``Y.T.reshape(100, 100, 198, order="F")``. The scene is an
+    explicit pixel grid (no CRS), raw uint16 values (``maxValue`` 5000), no wavelengths (the file
+    lists only band indices), so only the PCA front end applies to it.
+
+    Args:
+        mat_path: the ``.mat`` file.
+
+    Returns:
+        A scene Dataset ``(band 198, y 100, x 100)``.
+
+    Raises:
+        InputFormatError: the file is not the expected Jasper Ridge layout.
+
+    .. versionadded:: 0.1
+    """
+    import scipy.io
+
+    from geohsi.scene import make_scene
+
+    try:
+        m = scipy.io.loadmat(mat_path)
+        y = np.asarray(m["Y"])
+        rows, cols = int(np.asarray(m["nRow"]).item()), int(np.asarray(m["nCol"]).item())
+    except (OSError, ValueError, KeyError) as e:
+        raise InputFormatError(
+            f"{mat_path} is not the Jasper Ridge .mat (Y, nRow, nCol): {e}; fetch it with 'geohsi datasets fetch jasper_ridge'"
+        ) from e
+    if y.ndim != 2 or y.shape[1] != rows * cols:
+        raise InputFormatError(
+            f"{mat_path}: Y has shape {y.shape}, expected (bands, {rows}·{cols}); fetch the original jasperRidge2_R198.mat"
+        )
+    cube = y.T.reshape(rows, cols, y.shape[0], order="F").transpose(2, 0, 1)
+    return make_scene(
+        np.ascontiguousarray(cube), attrs={"sensor": "AVIRIS", "units": "DN (reflectance × 10000)",
+                                           "source_files": json.dumps([Path(mat_path).name])},
+    )
+
+
+def _dataset_scene(name: str, cache: Path) -> tuple[Path, dict[str, Any]]:
+    """Ingest a registered dataset into ``cache`` (once) and describe where it came from."""
+    from geohsi.datasets.registry import fetch, get, ingest_dataset
+    from geohsi.scene import write_scene
+
+    info = get(name)
+    store = cache / f"{info.name}.zarr"
+    if not store.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        if info.name == "jasper_ridge":
+            paths = fetch(info.name)
+            write_scene(jasper_ridge_scene(paths[info.images[0]]), store)
+        else:
+            ingest_dataset(info.name, store)
+    files = {f.path: f.sha256 for f in info.files if f.path in info.images}
+    return store, {"dataset": info.name, "files_sha256": files}
+
+
+def resolve_scenes(scenes: Sequence[str | os.PathLike], cache: Path) -> list[tuple[xr.Dataset, dict[str, Any]]]:
+    """Open each scene: a ``.zarr`` store, or a registered dataset name ingested into ``cache``.
+
+    Raises:
+        UsageError: no scenes.
+        InputFormatError: a path that does not exist and is not a dataset name.
+    """
+    from geohsi.datasets.registry import DATASETS
+    from geohsi.scene import open_scene
+
+    if not scenes:
+        raise UsageError("no scenes given; pass at least one SCENE.zarr (or a dataset name such as indian_pines)")
+    out = []
+    for item in scenes:
+        p = Path(item)
+        key = str(item).strip().lower().replace("-", "_")
+        if p.exists():
+            record: dict[str, Any] = {"source": str(p.resolve())}
+        elif key in DATASETS:
+            p, record = _dataset_scene(key, cache)
+        else:
+            raise InputFormatError(
+                f"scene {item} does not exist and is not a dataset name ({', '.join(DATASETS)}); "
+                "pass a store made by 'geohsi ingest' or a dataset name"
+            )
+        out.append((open_scene(p), record))
+    return out
+
+
+@dataclass
+class _Pool:
+    """The window sources of all scenes and the pooled training / held-out centre pixels."""
+
+    sources: list[Any]
+    train_scene: np.ndarray  # [P] scene index of each training centre
+    train_pixel: np.ndarray  # [P] row-major pixel index in its scene
+    held_scene: np.ndarray
+    held_pixel: np.ndarray
+
+    def windows(self, scene_idx: np.ndarray, pixel_idx: np.ndarray) -> np.ndarray:
+        """``[N, C, S, S]`` windows in the given order."""
+        first = self.sources[0]
+        out = np.empty((len(scene_idx), first.channels.shape[0], first.input_size, first.input_size), np.float32)
+        for k in np.unique(scene_idx):
+            sel = np.flatnonzero(scene_idx == k)
+            out[sel] = self.sources[k].windows(pixel_idx[sel])
+        return out
+
+
+def _build_pool(
+    scenes: list[tuple[xr.Dataset, dict[str, Any]]], cfg: PretrainConfig, log: Callable[[str], None]
+) -> tuple[_Pool, list[dict[str, Any]]]:
+    from geohsi.scene import valid_mask
+    from geohsi.spectral.transform import SpectralTransform
+    from geohsi.spectral.windows import WindowSource
+
+    sources, records = [], []
+    tr_s, tr_p, ho_s, ho_p = [], [], [], []
+    for k, (ds, record) in enumerate(scenes):
+        src = ds.encoding.get("source", f"scene {k}")
+        transform = SpectralTransform.fit(ds, cfg.run.spectral, cfg.run.n_components, cfg.run.norm, seed=cfg.run.seed)
+        source = WindowSource(transform.apply(ds), cfg.run.window, cfg.run.input_size)
+        valid = np.flatnonzero(np.asarray(valid_mask(ds).values, bool).ravel())
+        if valid.size <= cfg.holdout_per_scene:
+            raise DataError(
+                f"{src} has {valid.size} valid pixels, too few to hold out {cfg.holdout_per_scene}; "
+                "drop the scene or lower holdout_per_scene"
+            )
+        rng = np.random.default_rng([cfg.run.seed, 7919, k])
+        held = np.sort(rng.choice(valid, cfg.holdout_per_scene, replace=False))
+        train = np.setdiff1d(valid, held, assume_unique=True)
+        sources.append(source)
+        tr_s.append(np.full(train.size, k, np.int64))
+        tr_p.append(train)
+        ho_s.append(np.full(held.size, k, np.int64))
+        ho_p.append(held)
+        h, w = source.shape
+        records.append({**record, "store": str(src), "height": h, "width": w, "valid_pixels": int(valid.size),
+                        "held_out_pixels": held.tolist(), "spectral_transform": transform.to_dict()})
+        log(f"{src}: {h}×{w} px, {valid.size} valid, {cfg.run.spectral} → {transform.n_channels} channels")
+    pool = _Pool(sources, np.concatenate(tr_s), np.concatenate(tr_p), np.concatenate(ho_s), np.concatenate(ho_p))
+    return pool, records
+
+
+# --------------------------------------------------------------------------------------------------
+# Optimisation
+# --------------------------------------------------------------------------------------------------
+
+
+def mae_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on weight matrices only (MAE convention: no decay on biases, norms,
+    position embeddings or the mask token)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        skip = p.ndim <= 1 or "pos_embed" in name or name == "mask_token"
+        (no_decay if skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _step_batch(pool: _Pool, cfg: PretrainConfig, step: int) -> tuple[torch.Tensor, torch.Generator]:
+    """The windows and mask generator of step ``step`` — a pure function of ``(seed, step)``."""
+    from geohsi.heads.augment import dihedral
+
+    rng = np.random.default_rng([cfg.run.seed, step])
+    pick = rng.integers(0, len(pool.train_pixel), cfg.run.batch_size)
+    x = torch.from_numpy(pool.windows(pool.train_scene[pick], pool.train_pixel[pick]))
+    if cfg.run.augment:
+        x, _ = dihedral(x, torch.Generator().manual_seed(cfg.run.seed * 1_000_003 + step * 2 + 1))
+    return x, torch.Generator().manual_seed(cfg.run.seed * 1_000_003 + step * 2)
+
+
+@torch.no_grad()
+def _evaluate(mae: nn.Module, x: torch.Tensor, cfg: PretrainConfig, device: torch.device) -> tuple[float, Any]:
+    from geohsi.prediction import autocast
+
+    mae.eval()
+    with autocast(device, cfg.run.precision):
+        out = mae(x.to(device), generator=torch.Generator().manual_seed(cfg.run.seed + 424_242))
+    mae.train()
+    return float(out.loss), out
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------------
+
+
+def plot_loss(history: dict[str, Any]):
+    """Training loss per step (raw and smoothed) and held-out validation loss.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    from geohsi.plot import _pyplot
+
+    plt = _pyplot()
+    train = np.asarray(history["train"], float)
+    steps = np.arange(1, train.size + 1)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot(steps, train, color="tab:blue", alpha=0.25, lw=0.8, label="train (per step)")
+    k = max(1, min(50, train.size // 10))
+    if train.size >= k:
+        smooth = np.convolve(train, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1 :], smooth, color="tab:blue", lw=1.6, label=f"train ({k}-step mean)")
+    if history["val"]:
+        v = np.asarray(history["val"], float)
+        ax.plot(v[:, 0], v[:, 1], "o-", color="tab:orange", ms=3, label="held-out windows")
+    ax.set_xlabel("step")
+    ax.set_ylabel("masked-tubelet MSE")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_reconstructions(x: np.ndarray, masked: np.ndarray, recon: np.ndarray, names: Sequence[str],
+                         channels: Sequence[int], channel_names: Sequence[str], norm_pix: bool,
+                         flat: np.ndarray | None = None):
+    """Rows of held-out windows; per channel: input | visible tubelets | reconstruction [| flat].
+
+    Args:
+        x: ``[N, C, S, S]`` inputs.
+        masked: ``[N, C, S, S]`` inputs with masked tubelets set to NaN (drawn grey).
+        recon: ``[N, C, S, S]`` reconstructions (visible tubelets pasted from the input).
+        names: row labels.
+        channels: channels shown.
+        channel_names: their names.
+        norm_pix: whether predictions were standardised tubelets (said in the title).
+        flat: optional ``[N, C, S, S]`` reconstruction from an all-zero (flat) standardised
+            prediction, i.e. each masked tubelet filled with its true mean: what the figure shows
+            without any model, so the reader sees what the model adds.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    from geohsi.plot import _pyplot
+
+    plt = _pyplot()
+    panels = [(x, "input"), (masked, "visible"), (recon, "recon.")] + ([(flat, "flat pred.")] if flat is not None else [])
+    n, nc, k = len(x), len(channels), len(panels)
+    fig, axes = plt.subplots(n, k * nc, figsize=(1.25 * k * nc, 1.3 * n + 0.9), squeeze=False)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.6")  # masked tubelets in grey
+    for i in range(n):
+        for j, c in enumerate(channels):
+            lo, hi = np.percentile(x[i, c], [2, 98])
+            for kk, (img, title) in enumerate(panels):
+                ax = axes[i, k * j + kk]
+                ax.imshow(img[i, c], cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1e-6, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(f"{channel_names[c]} {title}", fontsize=7)
+                if j == 0 and kk == 0:
+                    ax.set_ylabel(names[i], fontsize=7)
+    note = (" (norm_pix_loss: masked tubelets = predicted pattern × true tubelet std + true mean; "
+            "'flat pred.' = true means alone, no model)") if norm_pix else ""
+    fig.suptitle(f"held-out windows{note}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------------
+
+
+def command_line(scenes: Sequence[str | os.PathLike], out: Path, cfg: PretrainConfig) -> str:
+    """The ``geohsi pretrain`` command that reproduces a run (every option that differs from the CLI defaults)."""
+    parts = ["geohsi pretrain", *(str(s) for s in scenes), f"--model {cfg.run.model}", f"--out {out}",
+             f"--spectral {cfg.run.spectral}", f"--window {cfg.run.window}", f"--steps {cfg.steps}",
+             f"--batch-size {cfg.run.batch_size}", f"--lr {cfg.run.lr:g}", f"--mask-ratio {cfg.mask_ratio:g}",
+             f"--seed {cfg.run.seed}", f"--precision {cfg.run.precision}"]
+    if not cfg.norm_pix_loss:
+        parts.append("--no-norm-pix-loss")
+    return " ".join(parts)
+
+
+def pretrain(
+    scenes: Sequence[str | os.PathLike],
+    *,
+    out: str | os.PathLike,
+    model: str = "small",
+    spectral: str = "pca",
+    window: int = 15,
+    input_size: int = 32,
+    epochs: float | None = None,
+    steps: int | None = None,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    mask_ratio: float = 0.9,
+    norm_pix_loss: bool = True,
+    seed: int = 0,
+    precision: str = "bf16",
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = say,
+    on_step: Callable[[int, float], None] | None = None,
+    **options: Any,
+) -> Path:
+    """Pretrain a SpectralGPT encoder by masked autoencoding on unlabelled windows of ``scenes``.
+
+    Args:
+        scenes: scene stores (``.zarr``) or registered dataset names (fetched and ingested into the
+            run's work directory; Jasper Ridge through :func:`jasper_ridge_scene`).
+        out: output weights ``NAME.safetensors`` (sidecar ``NAME.json`` and figures beside it).
+        model: encoder config name.
+        spectral: ``pca`` or ``s2``, fitted on each scene separately.
+        window: window edge in pixels around each centre (odd; resized to ``input_size``).
+        input_size: model input edge in pixels.
+        epochs: passes over the pooled valid pixels (``ceil(pool / batch_size)`` steps each;
+            fractional values allowed); exclusive with ``steps``. Neither: 5 epochs.
+        steps: optimisation steps.
+        batch_size: windows per step.
+        lr: peak learning rate.
+        mask_ratio: share of tubelets masked per sample.
+        norm_pix_loss: standardised per-tubelet targets.
+        seed: seed of everything random.
+        precision: ``bf16`` autocast or ``fp32``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        resume: continue from the last checkpoint of an interrupted run with the same ``out`` and options.
+        overwrite: replace existing outputs.
+        progress: show a progress bar.
+        log: receives one-line messages.
+        on_step: called with ``(step, loss)`` after each step (and its checkpoint, if any).
+        **options: further :class:`PretrainConfig` fields (``weight_decay``, ``warmup_steps``,
+            ``decoder_dim``, ``holdout_per_scene``, ``eval_every``, ``checkpoint_every``, …).
+
+    Returns:
+        The weights path.
+
+    Raises:
+        UsageError: invalid options, both ``epochs`` and ``steps``, or ``resume`` without a
+            matching checkpoint.
+        InputFormatError: a scene that does not exist.
+        DataError: a scene with too few valid pixels.
+        OutputError: outputs exist without ``overwrite``.
+
+    .. versionadded:: 0.1
+    """
+    from geohsi.bundle import package_versions
+    from geohsi.files import file_sha256
+    from geohsi.prediction import autocast, resolve_device
+    from geohsi.models.mae import SpectralMAE, save_mae_backbone
+    from geohsi.plot import figure_png
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out} must end in .safetensors (the backbone weights file)")
+    if epochs is not None and steps is not None:
+        raise UsageError("give either --epochs or --steps, not both")
+    if epochs is not None and not epochs > 0:
+        raise UsageError(f"--epochs must be positive, got {epochs}")
+    sidecar = out.with_suffix(".json")
+    for p in (out, sidecar):
+        check_output(p, overwrite or resume)
+    work = work_dir(out.with_suffix(""))
+    if resume:
+        check_resumable(out, work)
+
+    scene_list = resolve_scenes(scenes, work / "scenes")
+    base = dict(model=model, spectral=spectral, window=window, input_size=input_size, batch_size=batch_size,
+                lr=lr, mask_ratio=mask_ratio, norm_pix_loss=norm_pix_loss, seed=seed, precision=precision,
+                device=device, **options)
+    probe = PretrainConfig.from_dict(base)  # validates window etc. before the (slower) transform fits
+    pool, scene_records = _build_pool(scene_list, probe, log)
+    if steps is None:
+        steps = max(1, math.ceil((5.0 if epochs is None else float(epochs)) * math.ceil(len(pool.train_pixel) / batch_size)))
+    if "warmup_steps" not in options:
+        base["warmup_steps"] = min(probe.warmup_steps, max(1, steps // 20))
+    cfg = PretrainConfig.from_dict({**base, "steps": int(steps)})
+    run = cfg.run
+
+    dev = resolve_device(run.device, warn=lambda m: log(f"[yellow]{m}[/]"))
+    seed_init(run.seed)
+    n_channels = pool.sources[0].channels.shape[0]
+    from geohsi.models import resolve_model_config
+    from geohsi.models.mae import decoder_for
+
+    enc_cfg = resolve_model_config(run.model, img_size=run.input_size, num_bands=n_channels)
+    d_dim, d_depth, d_heads = decoder_for(run.model)
+    mae = SpectralMAE(
+        enc_cfg, decoder_dim=cfg.decoder_dim or d_dim, decoder_depth=d_depth if cfg.decoder_depth is None else cfg.decoder_depth,
+        decoder_heads=cfg.decoder_heads or d_heads, mask_ratio=cfg.mask_ratio, norm_pix_loss=cfg.norm_pix_loss,
+    ).to(dev)
+    optimizer = torch.optim.AdamW(mae_param_groups(mae, run.weight_decay), lr=run.lr, betas=(0.9, 0.95))
+    runner = Runner(mae, optimizer, total_steps=cfg.steps, warmup_steps=cfg.warmup_steps, work=work,
+                    config_json=json.dumps(cfg.to_dict(), sort_keys=True), grad_clip=run.grad_clip, state="full")
+    n_enc = sum(p.numel() for p in mae.encoder.parameters())
+    log(f"SpectralMAE {run.model} ({enc_cfg.describe()}, encoder {n_enc:,} parameters, decoder "
+        f"D={mae.decoder_dim}×{mae.decoder_depth}), mask ratio {cfg.mask_ratio}: {mae.num_masked}/{enc_cfg.num_tokens} "
+        f"tubelets masked; {len(pool.train_pixel):,} training centres, {cfg.steps} steps of {run.batch_size}")
+
+    history: dict[str, Any] = {"train": [], "val": []}
+    start = 0
+    if resume:
+        start, st = runner.resume()
+        history = json.loads(st["history"])
+        log(f"resuming after step {start} from {runner.checkpoint_path}")
+
+    x_val = torch.from_numpy(pool.windows(pool.held_scene, pool.held_pixel))
+    mae.train()
+    with runner.progress("pretrain", cfg.steps, start, enabled=progress) as update:
+        if start == 0:
+            history["val"].append([0, _evaluate(mae, x_val, cfg, dev)[0]])
+        for step in range(start, cfg.steps):
+            x, gen = _step_batch(pool, cfg, step)
+            with autocast(dev, run.precision):
+                loss = mae(x.to(dev), generator=gen).loss
+            value = runner.step(loss)
+            if not math.isfinite(value):
+                raise DataError(f"pretraining loss became {value} at step {step + 1}; lower --lr or use --precision fp32")
+            history["train"].append(value)
+            done = step + 1
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                history["val"].append([done, _evaluate(mae, x_val, cfg, dev)[0]])
+                update(val=f"{history['val'][-1][1]:.4f}")
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                runner.save(done, history=json.dumps(history))
+            update(advance=1, loss=value, lr=runner.lr)
+            if on_step is not None:
+                on_step(done, value)
+
+    mae.to("cpu")
+    val_loss, val_out = _evaluate(mae, x_val, cfg, torch.device("cpu"))
+    train = history["train"]
+    k = max(1, min(20, len(train) // 5))
+    losses = {
+        "train_first_steps": float(np.mean(train[:k])), "train_last_steps": float(np.mean(train[-k:])), "averaged_steps": k,
+        "val_start": history["val"][0][1], "val_end": val_loss,
+    }
+    record = {"config": cfg.to_dict(), "objective": mae.decoder_config(), "losses": losses}
+    save_mae_backbone(mae, out, overwrite=True, metadata={"geohsi_pretraining": json.dumps(record, sort_keys=True)})
+
+    # Figures: one held-out window per scene (the first of each), channels of three spectral groups.
+    rows = [int(np.flatnonzero(pool.held_scene == s)[0]) for s in range(len(pool.sources))]
+    recon = mae.reconstruct(x_val, val_out).numpy()[rows]
+    vis_mask = mae.unpatchify(val_out.mask.unsqueeze(-1).expand(-1, -1, mae.tubelet_size)).numpy()[rows]
+    xs = x_val.numpy()[rows]
+    names = [Path(r.get("dataset") or r["store"]).stem for r in scene_records]
+    chans = [c for c in FIGURE_CHANNELS if c < n_channels]
+    ch_names = scene_records[0]["spectral_transform"]["channel_names"]
+    flat = None
+    if cfg.norm_pix_loss:
+        from geohsi.models.mae import MAEOutput
+
+        zero = MAEOutput(val_out.loss, torch.zeros_like(val_out.pred), val_out.mask, val_out.latent)
+        flat = mae.reconstruct(x_val, zero).numpy()[rows]
+    fig_r = plot_reconstructions(xs, np.where(vis_mask > 0, np.nan, xs), recon, names, chans, ch_names,
+                                 cfg.norm_pix_loss, flat)
+    png_loss, png_recon = out.with_suffix(".loss.png"), out.with_suffix(".reconstruction.png")
+    write_bytes_atomic(png_loss, figure_png(plot_loss(history)), overwrite=True)
+    write_bytes_atomic(png_recon, figure_png(fig_r), overwrite=True)
+
+    meta = {
+        "format": SIDECAR_FORMAT, "format_version": SIDECAR_VERSION,
+        "weights": out.name, "sha256": file_sha256(out), "size_bytes": out.stat().st_size,
+        "command": command_line(scenes, out, cfg),
+        "model": mae.encoder.config.to_dict(), **record,
+        "scenes": scene_records,
+        "history": {"train": train, "val": history["val"]},
+        "wall_seconds": round(time.perf_counter() - t_start, 1),
+        "torch_threads": torch.get_num_threads(), "device": str(dev), "versions": package_versions(),
+        "figures": [png_loss.name, png_recon.name],
+        "labels_used": False,
+    }
+    with atomic_output(sidecar, overwrite=True) as tmp:
+        # Compact: the per-scene transforms and the per-step history make up most of it.
+        tmp.write_text(json.dumps(meta, sort_keys=True, separators=(",", ":")))
+    runner.finish()
+    log(f"masked-tubelet loss {losses['train_first_steps']:.4f} → {losses['train_last_steps']:.4f} (train), "
+        f"{losses['val_start']:.4f} → {val_loss:.4f} (held-out) in {meta['wall_seconds']:.0f} s → {out}")
+    return out
+
+
+__all__ = ["command_line", "jasper_ridge_scene", "mae_param_groups", "plot_loss",
+           "plot_reconstructions", "pretrain", "resolve_scenes"]
+

@@ -1,0 +1,204 @@
+"""Real clusters: a ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1 driven by the CLI,
+a worker killed mid-run, an interrupted run resumed, and the bad-input failures of the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from tests.classification.conftest import reference_labels, reference_probabilities
+from tests.conftest import run_cli
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(cond, timeout: float, what: str) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if cond():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class RealCluster:
+    """A scheduler and N single-thread workers, each its own OS process (no nanny, so a kill is final)."""
+
+    def __init__(self, tmp: Path, n_workers: int = 2) -> None:
+        port = _free_port()
+        self.address = f"tcp://127.0.0.1:{port}"
+        self.log = tmp
+        env = dict(os.environ, DASK_LOGGING__DISTRIBUTED="warning")
+        self.scheduler = subprocess.Popen(
+            [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            stdout=open(tmp / "scheduler.log", "w"), stderr=subprocess.STDOUT, env=env,
+        )
+        self.workers = [
+            subprocess.Popen(
+                [BIN / "dask", "worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                 "--name", f"w{k}", "--memory-limit", "2GB"],
+                stdout=open(tmp / f"worker{k}.log", "w"), stderr=subprocess.STDOUT, env=env,
+            )
+            for k in range(n_workers)
+        ]
+        from distributed import Client
+
+        _wait_for(lambda: self._connectable(), 60, "the scheduler")
+        with Client(self.address, timeout=30) as c:
+            c.wait_for_workers(n_workers, timeout=90)
+            self.worker_pids = c.run(os.getpid)  # address → pid
+
+    def _connectable(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", int(self.address.rsplit(":", 1)[1]))) == 0
+
+    def close(self) -> None:
+        for p in [*self.workers, self.scheduler]:
+            if p.poll() is None:
+                p.terminate()
+        for p in [*self.workers, self.scheduler]:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = RealCluster(tmp_path)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def ip_mid_reference(ip_mid, ip_bundle):
+    from geohsi.bundle import load_bundle
+
+    return reference_labels(reference_probabilities(ip_mid, ip_bundle), load_bundle(ip_bundle).class_ids)
+
+
+def _zarr_map(path: Path) -> np.ndarray:
+    import xarray as xr
+
+    return xr.open_zarr(path, mask_and_scale=False)["classes"].values
+
+
+@pytest.mark.slow
+def test_cli_on_a_real_scheduler_with_two_worker_processes(tmp_path, cluster, ip_crop_geo, ip_bundle):
+    out = tmp_path / "map.tif"
+    r = run_cli("classify", ip_crop_geo, "--bundle", ip_bundle, "--out", out, "--scheduler", cluster.address,
+                "--chunks", "10", "--confidence")
+    assert r.returncode == 0, r.stderr
+    assert "Dask dashboard" in r.stderr or "dashboard" in (r.stdout + r.stderr).lower()
+    assert f"wrote {out}" in r.stdout
+    from geohsi.bundle import load_bundle
+
+    ref = reference_labels(reference_probabilities(ip_crop_geo, ip_bundle), load_bundle(ip_bundle).class_ids)
+    with rasterio.open(out) as src:
+        np.testing.assert_array_equal(src.read(1), ref)
+        assert src.crs.to_epsg() == 32616
+
+
+@pytest.mark.slow
+def test_killing_a_worker_mid_run_keeps_the_map_identical(tmp_path, cluster, ip_mid, ip_bundle, ip_mid_reference):
+    out = tmp_path / "map.zarr"
+    done = tmp_path / f".{out.name}.parts.zarr" / "done"
+    cmd = [sys.executable, "-m", "geohsi.cli.main", "classify", str(ip_mid), "--bundle", str(ip_bundle),
+           "--out", str(out), "--scheduler", cluster.address, "--chunks", "12", "--no-progress"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # kill the second worker once it has finished a chunk (its model is loaded and tasks are flowing)
+        victim_addr = next(a for a in cluster.worker_pids if a)
+        victim_pid = cluster.worker_pids[victim_addr]
+
+        def victim_wrote() -> bool:
+            return done.is_dir() and any(json.loads(f.read_text())["pid"] == victim_pid for f in done.glob("*.json"))
+
+        _wait_for(victim_wrote, 240, "a chunk written by the worker to kill")
+        n_before = len(list(done.glob("*.json")))
+        os.kill(victim_pid, signal.SIGKILL)
+        stdout, stderr = p.communicate(timeout=400)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, stderr
+    assert n_before < 36, "the run ended before the worker was killed; use smaller chunks"
+    np.testing.assert_array_equal(_zarr_map(out), ip_mid_reference)
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_without_recomputing_completed_chunks(tmp_path, ip_mid, ip_bundle, ip_mid_reference):
+    import zarr
+
+    out = tmp_path / "map.zarr"
+    inter = tmp_path / f".{out.name}.parts.zarr"
+    args = ["classify", str(ip_mid), "--bundle", str(ip_bundle), "--out", str(out), "--chunks", "12",
+            "--workers", "1", "--no-progress"]
+    p = subprocess.Popen([sys.executable, "-m", "geohsi.cli.main", *args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: len(list((inter / "done").glob("*.json"))) >= 4 if (inter / "done").is_dir() else False,
+                  240, "four completed chunks")
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)  # the CLI and its LocalCluster processes: an abrupt interruption
+        p.wait()
+    assert not out.exists()
+    done = sorted(tuple(map(int, f.stem.split("_"))) for f in (inter / "done").glob("*.json"))
+    assert 4 <= len(done) < 36
+    # Tamper with every completed chunk: if the rerun recomputed any of them, the sentinel would vanish.
+    classes = zarr.open_group(str(inter), mode="r+")["classes"]
+    for i, j in done:
+        classes[i * 12: (i + 1) * 12, j * 12: (j + 1) * 12] = 200
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming: {len(done)} of 36 chunks" in r.stderr.replace("\n", " ")
+    assert f"classified {36 - len(done)} of 36 chunks" in r.stderr.replace("\n", " ")
+    m = _zarr_map(out)
+    sentinel = np.zeros(m.shape, bool)
+    for i, j in done:
+        sentinel[i * 12: (i + 1) * 12, j * 12: (j + 1) * 12] = True
+    assert np.all(m[sentinel] == 200)
+    np.testing.assert_array_equal(m[~sentinel], ip_mid_reference[~sentinel])
+    assert not inter.exists()
+    # --no-resume (and --overwrite) recomputes everything
+    r = run_cli(*args, "--overwrite", "--no-resume")
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(_zarr_map(out), ip_mid_reference)
+
+
+def test_unreachable_scheduler_fails_fast_with_one_line(tmp_path, ip_crop_geo, ip_bundle):
+    t0 = time.time()
+    r = run_cli("classify", ip_crop_geo, "--bundle", ip_bundle, "--out", tmp_path / "m.tif",
+                "--scheduler", f"tcp://127.0.0.1:{_free_port()}")
+    assert r.returncode == 7, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "cannot reach a Dask scheduler" in err[0] and "drop --scheduler" in err[0]
+    assert time.time() - t0 < 60
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_bad_inputs(tmp_path, ip_crop_grid, ip_crop_geo, ip_bundle):
+    r = run_cli("classify", ip_crop_grid, "--bundle", ip_bundle, "--out", tmp_path / "m.tif")
+    assert r.returncode == 4 and "--out m.zarr" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    (tmp_path / "exists.tif").write_bytes(b"x")
+    r = run_cli("classify", ip_crop_geo, "--bundle", ip_bundle, "--out", tmp_path / "exists.tif")
+    assert r.returncode == 8 and "--overwrite" in r.stderr
+    assert (tmp_path / "exists.tif").read_bytes() == b"x"
+    r = run_cli("classify", ip_crop_geo, "--out", tmp_path / "m.tif", cwd=tmp_path)
+    assert r.returncode == 3 and "runs/latest" in r.stderr

@@ -1,0 +1,89 @@
+"""geohsi.export.stac: bundles as MLM Items (schema-valid, head-specific input/output), maps as labelled raster Items."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geohsi.export.stac import bundle_item, map_item, validate_mlm
+from geohsi.errors import ModelError
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(ip_scene, tmp_path_factory) -> Path:
+    from geohsi.training.config import resolve_train_config
+    from geohsi.training.finetune import train
+
+    out = tmp_path_factory.mktemp("bundle") / "ip-krona"
+    train(ip_scene, resolve_train_config(adapter="krona+", epochs=1, split="per-class:5", model="tiny"), out=out, progress=False)
+    return out
+
+
+def test_bundle_item_validates_against_mlm_schema(tiny_bundle):
+    from geohsi.bundle import load_bundle
+
+    item = bundle_item(tiny_bundle)
+    validate_mlm(item)
+    b = load_bundle(tiny_bundle)
+    p = item["properties"]
+    assert p["mlm:framework"] == "PyTorch" and p["mlm:hyperparameters"]["adapter_method"] == "krona+"
+    assert p["mlm:hyperparameters"]["adapter_trainable_parameters"] > 0
+    wl = [round(band["center_wavelength"] * 1000, 6) for band in item["assets"]["model"]["eo:bands"]]
+    np.testing.assert_allclose(wl, b.meta.spectral["input_wavelengths"])
+    assert [c["name"] for c in p["mlm:output"][0]["classification:classes"]] == b.classes.names
+    assert len(p["mlm:input"][0]["value_scaling"]) == p["mlm:input"][0]["input"]["shape"][1] == 12
+    broken = json.loads(json.dumps(item))
+    broken["properties"]["mlm:input"][0]["value_scaling"][0] = {"type": "z-score", "mean": 0.0}
+    with pytest.raises(ModelError, match="mlm:input"):
+        validate_mlm(broken)
+
+
+def test_patch_bundle_item_describes_windows_in_and_logits_per_window_out(tiny_bundle):
+    p = bundle_item(tiny_bundle)["properties"]
+    assert p["mlm:tasks"] == ["classification"]
+    assert p["mlm:input"][0]["input"]["shape"] == [-1, 12, 32, 32] and p["mlm:input"][0]["resize_type"] == "interpolation-linear"
+    assert p["mlm:output"][0]["result"] == {"shape": [-1, 16], "dim_order": ["batch", "class"], "data_type": "float32"}
+
+
+def test_cli_bundle_stac_on_a_dense_bundle_describes_tiles_and_per_pixel_logits(tmp_path):
+    # a dense bundle written before the head abstraction (tests/data/bundles-0.1): 32-px tiles, 16 classes
+    bundle = Path(__file__).resolve().parents[1] / "data" / "bundles-0.1" / "dense-lora"
+    r = run_cli("bundle", "stac", bundle, "--out", tmp_path / "item.json")
+    assert r.returncode == 0, r.stderr
+    item = json.loads((tmp_path / "item.json").read_text())
+    validate_mlm(item)
+    p = item["properties"]
+    assert p["mlm:tasks"] == ["semantic-segmentation"]
+    (inp,), (out,) = p["mlm:input"], p["mlm:output"]
+    assert inp["input"] == {"shape": [-1, 12, 32, 32], "dim_order": ["batch", "channel", "height", "width"], "data_type": "float32"}
+    assert inp["resize_type"] is None and "tiles of 32×32 pixels" in inp["description"] and "stride 24 px" in inp["description"]
+    assert out["result"] == {"shape": [-1, 16, 32, 32], "dim_order": ["batch", "class", "height", "width"], "data_type": "float32"}
+    assert out["tasks"] == ["semantic-segmentation"] and len(out["classification:classes"]) == 16
+    assert p["mlm:hyperparameters"]["head"] == "dense"
+
+
+def test_cli_bundle_stac(tiny_bundle, tmp_path):
+    r = run_cli("bundle", "stac", tiny_bundle, "--out", tmp_path / "item.json")
+    assert r.returncode == 0, r.stderr
+    item = json.loads((tmp_path / "item.json").read_text())
+    validate_mlm(item)
+    assert "mlm:model" in item["assets"]["model"]["roles"]
+
+
+def test_map_item(tiny_bundle, stac_api, tmp_path):
+    import rasterio
+
+    src = stac_api.tiles[0]
+    with rasterio.open(src) as s:
+        profile = {"driver": "GTiff", "width": s.width, "height": s.height, "count": 1, "dtype": "uint8",
+                   "crs": s.crs, "transform": s.transform, "nodata": 0}
+    with rasterio.open(tmp_path / "map.tif", "w", **profile) as dst:
+        dst.write(np.ones((1, profile["height"], profile["width"]), "uint8"))
+    item = map_item(tmp_path / "map.tif", tiny_bundle)
+    assert item["properties"]["proj:code"] == "EPSG:32633" and item["properties"]["label:type"] == "raster"
+    assert len(item["assets"]["map"]["classification:classes"]) == 16
+    np.testing.assert_allclose(item["bbox"], stac_api.enmap[0]["bbox"])

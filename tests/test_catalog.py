@@ -1,0 +1,103 @@
+"""geohsi.catalog (``geohsi search``) against a real STAC API: stac-fastapi-geoparquet on 127.0.0.1 (tests/stac_fixtures.py)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from geohsi.catalog import load_catalogs, resolve_catalog, search
+from geohsi.errors import DataError
+from tests.conftest import run_cli
+
+
+def _intersects(a, b) -> bool:
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
+def test_bbox_returns_exactly_the_tiles_it_touches(stac_api):
+    ref = stac_api.enmap[7]["bbox"]
+    cx, cy = (ref[0] + ref[2]) / 2, (ref[1] + ref[3]) / 2
+    box = [cx - 0.001, cy - 0.001, cx + 0.001, cy + 0.001]
+    expected = {it["id"] for it in stac_api.enmap if _intersects(it["bbox"], box)}
+    got = {it.id for it in search(stac_api.url, "enmap-potsdam", bbox=",".join(map(str, box)), max_items=None)}
+    assert stac_api.enmap[7]["id"] in got
+    assert got == expected and 0 < len(got) < 18
+
+
+def test_datetime_interval_and_cql2_filter(stac_api):
+    got = [it.id for it in search(stac_api.url, "synthetic", datetime="2023-01-05/2023-01-09", max_items=None)]
+    assert sorted(got) == [f"synthetic-{i:03d}" for i in range(4, 9)]
+    low = {it.id for it in search(stac_api.url, "synthetic", filter="eo:cloud_cover < 5", max_items=None)}
+    assert low == {f"synthetic-{i:03d}" for i in range(5)}
+    enmap_day = search(stac_api.url, "enmap-potsdam", datetime="2022-07-24", max_items=None)
+    assert len(enmap_day) == 18
+
+
+def test_paging_over_many_pages(stac_api):
+    items = search(stac_api.url, "synthetic", page_size=7, max_items=None)
+    ids = [it.id for it in items]
+    assert len(ids) == 60 and len(set(ids)) == 60  # 9 pages of 7 followed through `next` links
+    assert len(search(stac_api.url, "synthetic", page_size=7, max_items=25)) == 25
+
+
+def test_cli_json_parses_and_table_prints(stac_api):
+    r = run_cli("search", "--url", stac_api.url, "--collection", "synthetic", "--page-size", "7", "--max-items", "25", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["type"] == "FeatureCollection" and len(doc["features"]) == 25
+    assert doc["features"][0]["id"] == "synthetic-000"
+    r = run_cli("search", "--url", stac_api.url, "--collection", "enmap-potsdam", "--max-items", "3", env={"COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    assert "enmap_potsdam_tile" in r.stdout and "224" in r.stdout
+
+
+def test_catalogue_presets_from_config(tmp_path, monkeypatch, stac_api):
+    cfg = tmp_path / "catalogs.toml"
+    cfg.write_text(f'[catalogs.local]\nurl = "{stac_api.url}"\ncollection = "enmap-potsdam"\n')
+    monkeypatch.setenv("GEOHSI_CATALOGS", str(cfg))
+    assert resolve_catalog("local") == (stac_api.url, "enmap-potsdam")
+    assert "dlr-enmap" in load_catalogs() and load_catalogs()["local"]["source"] == str(cfg)
+    assert len(search("local", max_items=None)) == 18
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+
+# --------------------------------------------------------------------------- errors through the CLI
+
+
+def _one_line_error(r) -> str:
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("geohsi: error:")
+    return lines[0]
+
+
+def test_unreachable_api_fails_fast(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    t0 = time.perf_counter()
+    r = run_cli("search", "--url", f"http://127.0.0.1:{port}", "--collection", "x", "--timeout", "3")
+    assert time.perf_counter() - t0 < 30
+    assert "cannot be reached" in _one_line_error(r)
+
+
+def test_unknown_collection(stac_api):
+    line = _one_line_error(run_cli("search", "--url", stac_api.url, "--collection", "no-such-thing"))
+    assert "no-such-thing" in line and "enmap-potsdam" in line
+
+
+def test_bbox_with_no_items(stac_api):
+    line = _one_line_error(run_cli("search", "--url", stac_api.url, "--collection", "enmap-potsdam", "--bbox", "-60,-30,-59,-29"))
+    assert "no items" in line and "enmap-potsdam" in line
+    with pytest.raises(DataError):
+        search(stac_api.url, "enmap-potsdam", bbox=[-60, -30, -59, -29])
+
+

@@ -1,0 +1,254 @@
+"""geohsi train / evaluate / bundle on the real Indian Pines scene with the tiny config."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from geohsi.bundle import load_bundle
+from geohsi.errors import BandMismatchError, DataError, ModelError, UsageError
+from geohsi.evaluation import evaluate
+from geohsi.training.config import ADAPTERS, TrainConfig, resolve_train_config
+from geohsi.training.finetune import train
+from tests.conftest import run_cli
+
+FAST = {"epochs": 2, "split": "per-class:5", "batch_size": 32, "model": "tiny"}
+
+
+def _tree_hash(p: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p.rglob("*")):
+        if f.is_file():
+            h.update(str(f.relative_to(p)).encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_each_adapter_trains_and_evaluates_through_the_cli(adapter: str, ip_scene: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    r = run_cli("train", ip_scene, "--adapter", adapter, "--epochs", 2, "--split", "per-class:5", "--batch-size", 32,
+                "--model", "tiny", "--out", bundle, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "RANDOMLY" in r.stderr  # no --backbone and no default backbone for tiny: said loudly
+    meta = json.loads((bundle / "bundle.json").read_text())
+    assert meta["adapter"]["method"] == adapter
+    assert len(meta["classes"]) == 16 and meta["train_config"]["epochs"] == 2
+    log = [json.loads(x) for x in (bundle / "train_log.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in log] == [1, 2]
+    r = run_cli("evaluate", bundle, ip_scene, "--out", tmp_path / "eval" / "metrics.json")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for k in ("overall_accuracy", "average_accuracy", "kappa", "per_class", "confusion_matrix", "n_test"):
+        assert k in m
+    assert m["n_test"] == 10249 - 16 * 5
+    assert set(m["per_class"]) == set(json.loads((bundle / "bundle.json").read_text())["classes"][i]["name"] for i in range(16))
+    # evaluate on the training scene scores exactly the bundle's test pixels, like the training run did
+    assert m["overall_accuracy"] == pytest.approx(meta["metrics"]["overall_accuracy"], abs=1e-12)
+    assert (tmp_path / "eval" / "metrics.csv").stat().st_size > 0
+    assert (tmp_path / "eval" / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_adapter_training_changes_only_trainable_weights_and_helps(ip_scene: Path, tmp_path: Path) -> None:
+    out = train(ip_scene, resolve_train_config(adapter="lora", **FAST), out=tmp_path / "b", progress=False, log=lambda m: None)
+    b = load_bundle(out)
+    model = b.build_model(merge=False)
+    fresh = b.build_model(merge=False)
+    # the head is trained (near-zero init → non-trivial now)
+    assert model.head.fc.weight.abs().max() > 1e-3
+    torch.testing.assert_close(model.encoder.patch_embed.proj.weight, fresh.encoder.patch_embed.proj.weight)
+
+
+def test_resume_gives_the_same_final_weights(ip_scene: Path, tmp_path: Path) -> None:
+    cfg = resolve_train_config(adapter="krona+", **FAST)
+    full = train(ip_scene, cfg, out=tmp_path / "full", progress=False, log=lambda m: None)
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(epoch: int, row: dict) -> None:
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(ip_scene, cfg, out=tmp_path / "resumed", progress=False, log=lambda m: None, on_epoch_end=interrupt)
+    assert not (tmp_path / "resumed").exists()  # interrupted: no bundle, only the work directory
+    assert (tmp_path / ".resumed.work" / "checkpoint.pt").is_file()
+    resumed = train(ip_scene, cfg, out=tmp_path / "resumed", resume=True, progress=False, log=lambda m: None)
+    a = load_file(str(full / "adapter" / "adapter.safetensors"))
+    b = load_file(str(resumed / "adapter" / "adapter.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert not (tmp_path / ".resumed.work").exists()
+
+
+def test_config_file_with_flag_override_is_saved_in_the_bundle(ip_scene: Path, tmp_path: Path) -> None:
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text("adapter: lokr\nepochs: 3\nsplit: per-class:5\nrank: 4\nbatch_size: 32\n")
+    r = run_cli("train", ip_scene, "--config", cfg_file, "--epochs", 1, "--model", "tiny", "--out", tmp_path / "b", "--quiet")
+    assert r.returncode == 0, r.stderr
+    tc = json.loads((tmp_path / "b" / "bundle.json").read_text())["train_config"]
+    assert (tc["adapter"], tc["epochs"], tc["rank"]) == ("lokr", 1, 4)
+
+
+def test_default_out_goes_to_runs_and_latest(ip_scene: Path, tmp_path: Path) -> None:
+    r = run_cli("train", ip_scene, "--adapter", "linear", "--epochs", 1, "--split", "per-class:5", "--model", "tiny", "--quiet",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    latest = tmp_path / "runs" / "latest"
+    assert latest.is_symlink() and (latest / "bundle.json").is_file()
+    assert latest.resolve().name.endswith("-linear")
+
+
+# -- errors: one line, exit code != 0, nothing overwritten ---------------------------------------------
+
+def _one_line_error(r) -> str:
+    assert r.returncode != 0
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_scene_without_labels(tmp_path: Path, data_dir: Path) -> None:
+    from geohsi.ingestion import ingest
+
+    scene = ingest(data_dir / "pika_drone" / "pika_reflectance.bip", tmp_path / "pika.zarr")
+    msg = _one_line_error(run_cli("train", scene, "--out", tmp_path / "b"))
+    assert "has no labels" in msg and "--labels" in msg
+    assert not (tmp_path / "b").exists()
+
+
+def test_class_with_too_few_pixels_is_named(ip_scene: Path, tmp_path: Path) -> None:
+    msg = _one_line_error(run_cli("train", ip_scene, "--split", "per-class:25", "--out", tmp_path / "b"))
+    assert "Oats" in msg and "per-class" in msg
+
+
+def test_unknown_adapter(ip_scene: Path, tmp_path: Path) -> None:
+    msg = _one_line_error(run_cli("train", ip_scene, "--adapter", "dora", "--out", tmp_path / "b"))
+    assert "dora" in msg
+    with pytest.raises(UsageError):
+        TrainConfig(adapter="dora")
+
+
+@pytest.fixture(scope="module")
+def small_bundle(ip_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "b"
+    return train(ip_scene, resolve_train_config(adapter="krona", epochs=1, split="per-class:5", model="tiny"), out=out,
+                 progress=False, log=lambda m: None)
+
+
+def test_existing_bundle_is_not_overwritten(ip_scene: Path, small_bundle: Path) -> None:
+    before = _tree_hash(small_bundle)
+    msg = _one_line_error(run_cli("train", ip_scene, "--epochs", 1, "--model", "tiny", "--out", small_bundle))
+    assert "already exists" in msg and "--overwrite" in msg
+    assert _tree_hash(small_bundle) == before
+
+
+def test_bundle_missing_a_file(small_bundle: Path, ip_scene: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(small_bundle, broken)
+    (broken / "split.npz").unlink()
+    msg = _one_line_error(run_cli("evaluate", broken, ip_scene))
+    assert "missing split.npz" in msg
+    with pytest.raises(ModelError):
+        load_bundle(broken)
+    (broken / "bundle.json").unlink()
+    assert "not a geohsi bundle" in _one_line_error(run_cli("evaluate", broken, ip_scene))
+
+
+def test_corrupted_adapter_weights_are_refused(small_bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(small_bundle, broken)
+    f = broken / "adapter" / "adapter.safetensors"
+    f.write_bytes(f.read_bytes()[:-100])
+    with pytest.raises(ModelError, match="modified or corrupted"):
+        load_bundle(broken)
+
+
+def test_evaluate_refuses_a_scene_with_other_bands(small_bundle: Path, tmp_path: Path, data_dir: Path) -> None:
+    from geohsi.scene import add_labels, make_scene, open_scene, write_scene
+
+    ds = open_scene(load_bundle(small_bundle).meta.train_config["scene"])
+    # PCA input width differs: drop 10 bands
+    fewer = make_scene(ds["reflectance"].data[:190], wavelength=ds.wavelength.values[:190], fwhm=ds.fwhm.values[:190])
+    fewer = add_labels(fewer, ds["labels"].values)
+    write_scene(fewer, tmp_path / "fewer.zarr")
+    msg = _one_line_error(run_cli("evaluate", small_bundle, tmp_path / "fewer.zarr", "--out", tmp_path / "m.json"))
+    assert "190 bands" in msg and "200" in msg
+    assert not (tmp_path / "m.json").exists()
+    # same band count, shifted wavelengths
+    shifted = make_scene(ds["reflectance"].data, wavelength=ds.wavelength.values + 25.0, fwhm=ds.fwhm.values)
+    shifted = add_labels(shifted, ds["labels"].values)
+    write_scene(shifted, tmp_path / "shifted.zarr")
+    with pytest.raises(BandMismatchError, match="nm"):
+        evaluate(small_bundle, tmp_path / "shifted.zarr")
+
+
+def test_evaluate_on_another_scene_scores_all_labelled_pixels(small_bundle: Path, tmp_path: Path) -> None:
+    from geohsi.scene import add_labels, make_scene, open_scene, write_scene
+
+    ds = open_scene(load_bundle(small_bundle).meta.train_config["scene"])
+    lab = ds["labels"].values.copy()
+    lab[:10] = 0  # a different label grid → "another scene"
+    other = add_labels(make_scene(ds["reflectance"].data, wavelength=ds.wavelength.values, fwhm=ds.fwhm.values), lab)
+    write_scene(other, tmp_path / "other.zarr")
+    r = evaluate(small_bundle, tmp_path / "other.zarr")
+    assert r["n_test"] == int((lab > 0).sum())
+    lab[0, 0] = 17
+    with pytest.raises(DataError, match="17"):
+        evaluate(small_bundle, _write(add_labels(make_scene(ds["reflectance"].data, wavelength=ds.wavelength.values), lab), tmp_path / "o2.zarr"))
+
+
+def _write(ds, path: Path) -> Path:
+    from geohsi.scene import write_scene
+
+    return write_scene(ds, path)
+
+
+def test_krona_plus_bundle_on_base_is_small(tmp_path: Path, ip_scene: Path) -> None:
+    """The KronA+ bundle of ViT-B with a 16-class head: ≤ 0.3 MB plus the spectral transform."""
+    from geohsi.adapters import apply_adapter
+    from geohsi.bundle import BackboneRecord, BundleMeta, write_bundle
+    from geohsi.datasets.splits import make_split
+    from geohsi.heads import PatchHead
+    from geohsi.models.spectralgpt import build_classifier
+    from geohsi.scene import Legend, open_scene
+    from geohsi.spectral.transform import SpectralTransform
+
+    ds = open_scene(ip_scene)
+    model = build_classifier("base", 16)
+    apply_adapter(model, "krona+", "qv", lr_ratio=16.0)
+    transform = SpectralTransform.fit(ds, "pca", 12, "standard")
+    split = make_split(ds["labels"].values, "per-class:5")
+    meta = BundleMeta(
+        model_config=model.config.to_dict(), head=PatchHead(window=15, input_size=32),
+        classes=Legend.from_list([{"id": i, "name": f"c{i}", "color": "#000000"} for i in range(1, 17)]), adapter={},
+        backbone=BackboneRecord("file", {"name": "spectralgpt_base"}, "/x/SpectralGPT+.pth", "0" * 64), spectral=transform.to_dict(),
+    )
+    out = write_bundle(tmp_path / "b", meta, model=model, split=split)
+    spectral_bytes = len(json.dumps(transform.to_dict(), indent=1))
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name != "split.npz")
+    assert total - spectral_bytes <= 300_000, total
+    assert (out / "adapter" / "adapter.safetensors").stat().st_size <= 0.3e6
+
+
+def test_baseline_matches_split_and_is_reasonable(ip_scene: Path, tmp_path: Path) -> None:
+    from geohsi.training.baselines import baseline
+
+    r = baseline(ip_scene, method="svm", split="fraction:0.1", out=tmp_path / "svm.json")
+    assert r["n_test"] == 9222  # the same test pixels as `geohsi train --split fraction:0.1 --seed 0`
+    assert 0.7 < r["overall_accuracy"] < 0.95
+    assert json.loads((tmp_path / "svm.json").read_text())["overall_accuracy"] == pytest.approx(r["overall_accuracy"])
+    r2 = baseline(ip_scene, method="rf", split="per-class:5")
+    assert r2["n_test"] == 10249 - 80 and 0.2 < r2["overall_accuracy"] < 0.9
+    assert np.isfinite(r2["kappa"])

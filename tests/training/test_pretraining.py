@@ -1,0 +1,177 @@
+"""geohsi.pretrain (geohsi.training.pretraining): the loss falls on real scenes, outputs load strictly, resume replays exactly,
+Jasper Ridge builds, errors name the fix; the shipped default backbone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from geohsi.errors import InputFormatError, ModelError, OutputError, UsageError
+from geohsi.models import SpectralGPTClassifier, load_backbone
+from geohsi.training.pretraining import jasper_ridge_scene, pretrain
+
+# Small and fast: tiny config, small crops of real scenes, a few steps.
+FAST = dict(model="tiny", batch_size=16, holdout_per_scene=4, eval_every=5, checkpoint_every=5, progress=False,
+            log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def scenes(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A 48×48 crop of Indian Pines (ingested through the registry) and one of Jasper Ridge."""
+    from geohsi.datasets.registry import ingest_dataset
+    from geohsi.scene import open_scene, write_scene
+
+    os.environ.setdefault("GEOHSI_DATA_DIR", str(data_dir))
+    d = tmp_path_factory.mktemp("pretrain_scenes")
+    ip = open_scene(ingest_dataset("indian_pines", d / "ip_full.zarr"))
+    write_scene(ip.isel(y=slice(40, 88), x=slice(60, 108)).drop_vars("labels"), d / "ip.zarr")
+    jr = jasper_ridge_scene(data_dir / "jasper_ridge" / "jasperRidge2_R198.mat")
+    write_scene(jr.isel(y=slice(0, 40), x=slice(0, 40)), d / "jr.zarr")
+    return [d / "ip.zarr", d / "jr.zarr"]
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(path)
+
+
+def test_jasper_ridge_scene_matches_the_documented_layout(data_dir: Path) -> None:
+    import scipy.io
+
+    mat = data_dir / "jasper_ridge" / "jasperRidge2_R198.mat"
+    ds = jasper_ridge_scene(mat)
+    assert dict(ds.sizes) == {"band": 198, "y": 100, "x": 100}
+    y = scipy.io.loadmat(mat)["Y"]
+    cube = np.asarray(ds["reflectance"].values)
+    # MATLAB column-major pixels: pixel k is at row k % 100, column k // 100
+    for k in (0, 1, 99, 100, 4321, 9999):
+        assert np.array_equal(cube[:, k % 100, k // 100], y[:, k])
+
+
+def test_loss_decreases_and_outputs_are_complete(scenes: list[Path], tmp_path: Path) -> None:
+    out = pretrain(scenes, out=tmp_path / "bb.safetensors", steps=30, lr=2e-3, seed=0, **FAST)
+    meta = json.loads((tmp_path / "bb.json").read_text())
+    train = meta["history"]["train"]
+    assert len(train) == 30
+    assert np.mean(train[-5:]) < 0.92 * np.mean(train[:5]), train
+    assert meta["losses"]["val_end"] < meta["losses"]["val_start"]
+    # the sidecar identifies the weights and records one fitted transform per scene
+    assert meta["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert meta["size_bytes"] == out.stat().st_size
+    assert [s["spectral_transform"]["reduction"] for s in meta["scenes"]] == ["pca", "pca"]
+    assert meta["scenes"][0]["spectral_transform"] != meta["scenes"][1]["spectral_transform"]
+    assert meta["labels_used"] is False and meta["command"].startswith("geohsi pretrain")
+    for png in meta["figures"]:
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the encoder loads strictly into a classifier's encoder, its norm into the head
+    clf = SpectralGPTClassifier("tiny", 3)
+    load_backbone(out, clf.encoder, allow_missing=())
+    load_backbone(out, clf, allow_missing=("head.fc.*",))
+    assert not torch.allclose(clf.head.norm.weight, torch.ones_like(clf.head.norm.weight))
+    assert not (tmp_path / ".bb.work").exists()
+
+
+def test_resume_gives_the_weights_of_an_uninterrupted_run(scenes: list[Path], tmp_path: Path) -> None:
+    opts = dict(steps=8, seed=3, checkpoint_every=2, **{k: v for k, v in FAST.items() if k != "checkpoint_every"})
+    full = pretrain(scenes, out=tmp_path / "a.safetensors", **opts)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_5(step: int, loss: float) -> None:
+        if step == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        pretrain(scenes, out=tmp_path / "b.safetensors", on_step=stop_at_5, **opts)
+    assert not (tmp_path / "b.safetensors").exists()  # nothing final until the run completes
+    with pytest.raises(UsageError, match="other options"):
+        pretrain(scenes, out=tmp_path / "b.safetensors", resume=True, **{**opts, "lr": 5e-4})
+    resumed = pretrain(scenes, out=tmp_path / "b.safetensors", resume=True, **opts)  # restarts after step 4
+    a, b = _tensors(full), _tensors(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ha = json.loads((tmp_path / "a.json").read_text())["history"]
+    hb = json.loads((tmp_path / "b.json").read_text())["history"]
+    assert ha == hb
+    # and another seed really gives other weights (the comparison above can fail)
+    other = pretrain(scenes, out=tmp_path / "c.safetensors", **{**opts, "seed": 4})
+    assert not torch.equal(_tensors(other)["blocks.0.attn.q.weight"], a["blocks.0.attn.q.weight"])
+
+
+def test_user_errors_name_the_fix(scenes: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"\.safetensors"):
+        pretrain(scenes, out=tmp_path / "x.pt", steps=1, **FAST)
+    with pytest.raises(UsageError, match="either --epochs or --steps"):
+        pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, epochs=1, **FAST)
+    with pytest.raises(InputFormatError, match="not a dataset name"):
+        pretrain([tmp_path / "nope.zarr"], out=tmp_path / "x.safetensors", steps=1, **FAST)
+    with pytest.raises(UsageError, match="nothing to resume"):
+        pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, resume=True, **FAST)
+    with pytest.raises(UsageError, match="mask-ratio"):
+        pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, mask_ratio=1.0, **FAST)
+    with pytest.raises(UsageError, match="unknown pretraining option"):
+        pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, warmup=3, **FAST)
+    (tmp_path / "x.safetensors").write_bytes(b"old")
+    with pytest.raises(OutputError, match="--overwrite"):
+        pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, **FAST)
+    assert (tmp_path / "x.safetensors").read_bytes() == b"old"
+
+
+def test_cli_pretrain(scenes: list[Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from geohsi.cli.main import cli
+
+    out = tmp_path / "cli.safetensors"
+    r = CliRunner().invoke(cli, ["pretrain", *map(str, scenes), "--model", "tiny", "--out", str(out), "--steps", "2",
+                                 "--batch-size", "8", "--mask-ratio", "0.75", "--seed", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["config"]["mask_ratio"] == 0.75 and meta["config"]["steps"] == 2
+    assert "--mask-ratio 0.75" in meta["command"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The shipped default backbone (geohsi.models.default)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_default_backbone_small_is_shipped_and_verified(monkeypatch: pytest.MonkeyPatch) -> None:
+    from geohsi.models import default
+
+    monkeypatch.delenv("GEOHSI_BACKBONE", raising=False)
+    path = default.default_backbone_path("small")
+    if path is None or not path.is_file():
+        pytest.fail("no shipped backbone for 'small'; see docs/pretraining.md")
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == default.SHIPPED["small"][1] == record["sha256"]
+    assert record["labels_used"] is False
+    clf = SpectralGPTClassifier("small", 16)
+    load_backbone(path, clf.encoder, allow_missing=())
+    assert default.default_backbone_path("tiny") is None  # tests use random tiny backbones
+    monkeypatch.setenv("GEOHSI_BACKBONE", "/some/where.safetensors")
+    assert default.default_backbone_path("small") == Path("/some/where.safetensors")
+
+
+def test_default_backbone_refuses_a_corrupted_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from geohsi.models import default
+
+    monkeypatch.delenv("GEOHSI_BACKBONE", raising=False)
+    fake = tmp_path / default.SHIPPED["small"][0]
+    fake.write_bytes(b"not the weights")
+    monkeypatch.setattr(default, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(default, "_verified", {})
+    with pytest.raises(ModelError, match="sha256"):
+        default.default_backbone_path("small")
+    fake.unlink()
+    with pytest.raises(ModelError, match="GEOHSI_BACKBONE"):
+        default.default_backbone_path("small")
