@@ -28,14 +28,24 @@ def bench() -> None:
 
 
 @bench.command("peft")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/results.md"), show_default=True,
-              help="Markdown results (a CSV is written beside it).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("docs/results.md"),
+    show_default=True,
+    help="Markdown results (a CSV is written beside it).",
+)
 @click.option("--dataset", "datasets", multiple=True, default=("indian_pines", "enmap_potsdam"), show_default=True)
 @click.option("--method", "methods", multiple=True, default=None, help="Subset of methods (repeatable) [default: all].")
 @click.option("--seeds", default=3, show_default=True)
 @click.option("--model", default="small", show_default=True, help="Backbone config (its default backbone is used).")
-@click.option("--head", type=click.Choice(["dense", "patch"]), default="dense", show_default=True,
-              help="dense: segmentation of tiles (fits one session on 2 CPU cores); patch: one window per pixel (the paper).")
+@click.option(
+    "--head",
+    type=click.Choice(["dense", "patch"]),
+    default="dense",
+    show_default=True,
+    help="dense: segmentation of tiles (fits one session on 2 CPU cores); patch: one window per pixel (the paper).",
+)
 @click.option("--epochs", default=150, show_default=True)
 @click.option("--lr", default=2e-3, show_default=True, help="Learning rate of the adapters and the linear probe.")
 @click.option("--lr-full", default=5e-4, show_default=True, help="Learning rate of full fine-tuning and scratch.")
@@ -43,11 +53,36 @@ def bench() -> None:
 @click.option("--no-lambda-sweep", is_flag=True, help="Skip the λ ∈ {1, 4, 16, 64} sweep of LoRA+/KronA+.")
 @click.option("--quick", is_flag=True, help="CI smoke run: tiny config, 1 seed, 1 epoch, first split, no sweep.")
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep ingested scenes here.")
-@click.option("--findings", type=click.Path(exists=True, path_type=Path), default=None, help="Markdown file appended as the Findings section.")
-@click.option("--from-csv", "from_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Run nothing: re-write --out from this CSV of a finished run (e.g. with --findings).")
-def peft(out: Path, datasets, methods, seeds: int, model: str, head: str, epochs: int, lr: float, lr_full: float,
-         batch_size: int | None, no_lambda_sweep: bool, quick: bool, workdir: Path | None, findings: Path | None, from_csv: Path | None) -> None:
+@click.option(
+    "--findings",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Markdown file appended as the Findings section.",
+)
+@click.option(
+    "--from-csv",
+    "from_csv",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Run nothing: re-write --out from this CSV of a finished run (e.g. with --findings).",
+)
+def peft(
+    out: Path,
+    datasets,
+    methods,
+    seeds: int,
+    model: str,
+    head: str,
+    epochs: int,
+    lr: float,
+    lr_full: float,
+    batch_size: int | None,
+    no_lambda_sweep: bool,
+    quick: bool,
+    workdir: Path | None,
+    findings: Path | None,
+    from_csv: Path | None,
+) -> None:
     """Run the PEFT comparison of Ligan et al. 2025 on the benchmark scenes and write the results table."""
     from benchmarks.peft import METHODS, peft_table, render_from_csv
 
@@ -59,9 +94,24 @@ def peft(out: Path, datasets, methods, seeds: int, model: str, head: str, epochs
     if quick:
         seeds, model, epochs = 1, "tiny", 1
     command = _command()
-    peft_table(out_md=out, datasets=datasets, methods=methods or METHODS, seeds=seeds, model=model, epochs=epochs,
-               lr=lr, lr_full=lr_full, head=head, batch_size=batch_size, lambda_sweep=not no_lambda_sweep, quick=quick, workdir=workdir, command=command,
-               findings=findings_text, log=click.echo)
+    peft_table(
+        out_md=out,
+        datasets=datasets,
+        methods=methods or METHODS,
+        seeds=seeds,
+        model=model,
+        epochs=epochs,
+        lr=lr,
+        lr_full=lr_full,
+        head=head,
+        batch_size=batch_size,
+        lambda_sweep=not no_lambda_sweep,
+        quick=quick,
+        workdir=workdir,
+        command=command,
+        findings=findings_text,
+        log=click.echo,
+    )
     click.echo(f"wrote {out} and {out.with_suffix('.csv')}")
 
 
@@ -72,15 +122,31 @@ def peft(out: Path, datasets, methods, seeds: int, model: str, head: str, epochs
 @click.option("--dense-epochs", type=int, default=None, help="Dense-mode training epochs [default: 15; --quick 2].")
 @click.option("--workers", default=2, show_default=True, help="Dask worker processes for the classify rows.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16", show_default=True)
-@click.option("--large-scene", "large", is_flag=True, help="Also classify a 1024×1024×224 synthetic scene (EnMAP bands) in dense mode.")
+@click.option(
+    "--large-scene", "large", is_flag=True, help="Also classify a 1024×1024×224 synthetic scene (EnMAP bands) in dense mode."
+)
 @click.option("--quick", is_flag=True, help="Smoke run (≲ 2 min): per-class:5 splits, 1/2 epochs, short timings.")
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep scenes and bundles here.")
-@click.option("--docs", type=click.Path(path_type=Path), default=None,
-              help="Write the results into this Markdown page between <!-- bench:start --> and <!-- bench:end -->.")
+@click.option(
+    "--docs",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the results into this Markdown page between <!-- bench:start --> and <!-- bench:end -->.",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write every number as JSON.")
-def inference(model: str, adapter: str, patch_epochs: int | None, dense_epochs: int | None,
-              workers: int, precision: str, large: bool, quick: bool, workdir: Path | None, docs: Path | None,
-              json_out: Path | None) -> None:
+def inference(
+    model: str,
+    adapter: str,
+    patch_epochs: int | None,
+    dense_epochs: int | None,
+    workers: int,
+    precision: str,
+    large: bool,
+    quick: bool,
+    workdir: Path | None,
+    docs: Path | None,
+    json_out: Path | None,
+) -> None:
     """Measure inference on this machine in one run: matmul peak, forward GFLOP/s, patch vs dense px/s, Dask overhead, OA.
 
     Trains a patch and a dense bundle with the same backbone and adapter on Indian Pines
@@ -96,12 +162,20 @@ def inference(model: str, adapter: str, patch_epochs: int | None, dense_epochs: 
 
     from benchmarks.inference import large_scene, run, write_docs
 
-    res = run(model=model, adapter=adapter, quick=quick, patch_epochs=patch_epochs, dense_epochs=dense_epochs,
-              workers=workers, precision=precision, workdir=workdir, log=click.echo)
+    res = run(
+        model=model,
+        adapter=adapter,
+        quick=quick,
+        patch_epochs=patch_epochs,
+        dense_epochs=dense_epochs,
+        workers=workers,
+        precision=precision,
+        workdir=workdir,
+        log=click.echo,
+    )
     if large:
         dense = Path(res["info"]["workdir"]) / f"enmap_potsdam-dense-{model}-{adapter}"
-        res["large_scene"] = large_scene(dense, size=256 if quick else 1024, workers=workers, precision=precision,
-                                         log=click.echo)
+        res["large_scene"] = large_scene(dense, size=256 if quick else 1024, workers=workers, precision=precision, log=click.echo)
     if json_out:
         json_out.write_text(json.dumps(res, indent=1, default=str))
         click.echo(f"wrote {json_out}")

@@ -64,11 +64,21 @@ def main() -> None:
     for label, size in (("small", args.size), ("large", 2 * args.size)):
         scene = synthetic_scene(tmp / f"{label}.zarr", b, size)
         with open_cluster(workers=args.workers) as info:
-            r = classify(scene, tmp / f"{label}_map.zarr", b.path, client=info.client, chunks=args.chunks,
-                               progress=False, log=lambda m: None)
+            r = classify(
+                scene,
+                tmp / f"{label}_map.zarr",
+                b.path,
+                client=info.client,
+                chunks=args.chunks,
+                progress=False,
+                log=lambda m: None,
+            )
             peaks = info.client.run(_peak_rss_mb)
-        res[label] = {"pixels": size * size, "seconds": round(r.seconds, 1),
-                      "peak_rss_mb_per_worker": sorted(round(v, 1) for v in peaks.values())}
+        res[label] = {
+            "pixels": size * size,
+            "seconds": round(r.seconds, 1),
+            "peak_rss_mb_per_worker": sorted(round(v, 1) for v in peaks.values()),
+        }
     res["ratio_large_vs_small"] = max(res["large"]["peak_rss_mb_per_worker"]) / max(res["small"]["peak_rss_mb_per_worker"])
     print(json.dumps(res, indent=1))
 

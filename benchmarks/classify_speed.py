@@ -99,11 +99,11 @@ def main() -> None:
     t_cut = 0.0
     t_fwd = 0.0
     for s in range(0, n, args.batch_size):
-        r, c = rows[s: s + args.batch_size], cols[s: s + args.batch_size]
+        r, c = rows[s : s + args.batch_size], cols[s : s + args.batch_size]
         t1 = time.perf_counter()
         win = extract_windows(channels, r, c, b.head.window, b.head.input_size)
         t2 = time.perf_counter()
-        probs[s: s + len(r)] = predict_proba(model, win, batch_size=args.batch_size, precision=args.precision)
+        probs[s : s + len(r)] = predict_proba(model, win, batch_size=args.batch_size, precision=args.precision)
         t_fwd += time.perf_counter() - t2
         t_cut += t2 - t1
     t_process = time.perf_counter() - t0
@@ -113,8 +113,9 @@ def main() -> None:
     with open_cluster(workers=n_workers) as info:
         lazy = predict_map(ds, b, info.client, chunks=args.chunks, batch_size=args.batch_size, precision=args.precision)
         # warm-up: every worker loads the bundle (start-up, excluded)
-        warm = predict_map(ds.isel(y=slice(0, 16), x=slice(0, 16 * n_workers)), b, info.client, chunks=16,
-                        precision=args.precision)
+        warm = predict_map(
+            ds.isel(y=slice(0, 16), x=slice(0, 16 * n_workers)), b, info.client, chunks=16, precision=args.precision
+        )
         warm.compute()
         info.client.run(worker_stats, True)
         t0 = time.perf_counter()
@@ -123,10 +124,19 @@ def main() -> None:
         stats = info.client.run(worker_stats)
     same = bool(np.array_equal(m.values[valid], ref))
     out = {
-        "scene": str(scene), "bundle": str(bundle), "pixels": int(n), "cores": cores, "workers": n_workers, "chunks": args.chunks,
-        "batch_size": args.batch_size, "precision": args.precision,
-        "forward_px_s": n / t_fwd, "process_px_s": n / t_process, "dask_px_s": n / t_dask,
-        "window_cut_s": t_cut, "transform_s": t_process - t_cut - t_fwd,
+        "scene": str(scene),
+        "bundle": str(bundle),
+        "pixels": int(n),
+        "cores": cores,
+        "workers": n_workers,
+        "chunks": args.chunks,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "forward_px_s": n / t_fwd,
+        "process_px_s": n / t_process,
+        "dask_px_s": n / t_dask,
+        "window_cut_s": t_cut,
+        "transform_s": t_process - t_cut - t_fwd,
         "ratio_dask_vs_forward": (n / t_dask) / (n / t_fwd),
         "ratio_dask_vs_process": (n / t_dask) / (n / t_process),
         "labels_identical": same,

@@ -34,10 +34,17 @@ import torch
 from torch import nn
 
 from geohsi.adapters import apply_adapter, merge_adapter
-from geohsi.prediction import ForwardTimer, autocast, autotune_batch_size, default_overlap, dense_block_probabilities, dense_halo, predict_proba
-from geohsi.models import count_flops
+from geohsi.models import build_classifier, count_flops
 from geohsi.models.dense import build_segmenter, dense_head_flops
-from geohsi.models import build_classifier
+from geohsi.prediction import (
+    ForwardTimer,
+    autocast,
+    autotune_batch_size,
+    default_overlap,
+    dense_block_probabilities,
+    dense_halo,
+    predict_proba,
+)
 from geohsi.spectral.windows import pad_reflect_halo, resize_windows, windows_for_block
 
 K = 16  # Indian Pines classes
@@ -129,12 +136,17 @@ def patch_mode(model: nn.Module, chans: np.ndarray, n_px: int, batch: int, preci
     t0 = time.perf_counter()
     for s in range(0, n_px, batch):
         t1 = time.perf_counter()
-        w = windows_for_block(blk, rows[s: s + batch], cols[s: s + batch], WINDOW, 32, halo=r)
+        w = windows_for_block(blk, rows[s : s + batch], cols[s : s + batch], WINDOW, 32, halo=r)
         t_cut += time.perf_counter() - t1
         probs.append(predict_proba(timed, w, batch_size=batch, precision=precision))
     total = time.perf_counter() - t0
-    return {"px_per_s": n_px / total, "seconds": total, "forward_share": timed.seconds / total,
-            "cut_share": t_cut / total, "labels": np.concatenate(probs).argmax(1)}
+    return {
+        "px_per_s": n_px / total,
+        "seconds": total,
+        "forward_share": timed.seconds / total,
+        "cut_share": t_cut / total,
+        "labels": np.concatenate(probs).argmax(1),
+    }
 
 
 def dense_mode(model: nn.Module, chans: np.ndarray, core: int, batch: int, precision: str, overlap: int) -> dict:
@@ -145,8 +157,12 @@ def dense_mode(model: nn.Module, chans: np.ndarray, core: int, batch: int, preci
     t0 = time.perf_counter()
     p = dense_block_probabilities(blk, timed, halo=r, overlap=overlap, batch_size=batch, precision=precision)
     total = time.perf_counter() - t0
-    return {"px_per_s": core * core / total, "seconds": total, "forward_share": timed.seconds / total,
-            "labels": p.argmax(0).reshape(-1)}
+    return {
+        "px_per_s": core * core / total,
+        "seconds": total,
+        "forward_share": timed.seconds / total,
+        "labels": p.argmax(0).reshape(-1),
+    }
 
 
 def section_modes(cfg: str, chans: np.ndarray, args) -> dict:
@@ -162,8 +178,11 @@ def section_modes(cfg: str, chans: np.ndarray, args) -> dict:
     for prec in ("fp32", "bf16"):
         pm = patch_mode(clf, chans, n_px, args.patch_batch, prec)
         dm = dense_mode(seg, chans, args.dense_core, args.dense_batch, prec, args.overlap)
-        out[prec] = {"patch": {k: v for k, v in pm.items() if k != "labels"}, "dense": {k: v for k, v in dm.items() if k != "labels"},
-                     "dense_over_patch": dm["px_per_s"] / pm["px_per_s"]}
+        out[prec] = {
+            "patch": {k: v for k, v in pm.items() if k != "labels"},
+            "dense": {k: v for k, v in dm.items() if k != "labels"},
+            "dense_over_patch": dm["px_per_s"] / pm["px_per_s"],
+        }
         out[prec + "_labels"] = (pm["labels"], dm["labels"])
     out["bf16_label_agreement"] = {
         "patch": float((out["fp32_labels"][0] == out["bf16_labels"][0]).mean()),
@@ -177,13 +196,18 @@ def section_modes(cfg: str, chans: np.ndarray, args) -> dict:
 
 def section_steps(cfg: str, chans: np.ndarray, args) -> dict:
     torch.manual_seed(0)
-    x = torch.from_numpy(windows_for_block(pad_reflect_halo(chans[:, :64, :64], 7), np.arange(128) // 64,
-                                           np.arange(128) % 64, WINDOW, 32, halo=7))
+    x = torch.from_numpy(
+        windows_for_block(pad_reflect_halo(chans[:, :64, :64], 7), np.arange(128) // 64, np.arange(128) % 64, WINDOW, 32, halo=7)
+    )
     res: dict = {"config": cfg}
     m = _adapted(build_classifier(cfg, K))
 
     def fwd(model, mode, inp=x):
-        ctx = torch.inference_mode() if mode == "inference_mode" else (torch.no_grad() if mode == "no_grad" else contextlib.nullcontext())
+        ctx = (
+            torch.inference_mode()
+            if mode == "inference_mode"
+            else (torch.no_grad() if mode == "no_grad" else contextlib.nullcontext())
+        )
         with ctx:
             return model(inp)
 
@@ -199,7 +223,7 @@ def section_steps(cfg: str, chans: np.ndarray, args) -> dict:
 
     def loop():
         for r_, c_ in zip(rows, cols, strict=True):
-            resize_windows(np.nan_to_num(blk[None, :, r_: r_ + WINDOW, c_: c_ + WINDOW]), 32)
+            resize_windows(np.nan_to_num(blk[None, :, r_ : r_ + WINDOW, c_ : c_ + WINDOW]), 32)
 
     res["extract_loop_s_per_256"] = _time(loop, args.min_seconds)
     # batch size: throughput per candidate, and the auto-tuned choice
@@ -242,10 +266,14 @@ def section_base(args) -> dict:
         for _ in range(3):
             enc(x)
     tot = sum(e.self_cpu_time_total for e in prof.key_averages())
-    groups = {"matmul (linear/addmm/mm)": ("aten::addmm", "aten::mm", "aten::linear", "aten::bmm", "aten::matmul"),
-              "attention (sdpa)": ("sdpa", "scaled_dot_product", "flash_attention"),
-              "layernorm": ("layer_norm",), "gelu": ("gelu",), "bf16 casts (to/copy)": ("aten::to", "aten::copy_", "_to_copy"),
-              "conv3d (tubelets)": ("conv", "mkldnn_convolution")}
+    groups = {
+        "matmul (linear/addmm/mm)": ("aten::addmm", "aten::mm", "aten::linear", "aten::bmm", "aten::matmul"),
+        "attention (sdpa)": ("sdpa", "scaled_dot_product", "flash_attention"),
+        "layernorm": ("layer_norm",),
+        "gelu": ("gelu",),
+        "bf16 casts (to/copy)": ("aten::to", "aten::copy_", "_to_copy"),
+        "conv3d (tubelets)": ("conv", "mkldnn_convolution"),
+    }
     share = {g: 0.0 for g in groups}
     for e in prof.key_averages():
         for g, keys in groups.items():
@@ -269,8 +297,11 @@ def _bf16_agreement(bundle: Path, scene: Path) -> float:
     idx = b.split().test
     preds = []
     for prec in ("fp32", "bf16"):
-        preds.append(b.head.predict_pixels(model, chans, idx, batch_size=b.head.default_batch["cpu"],
-                                           device=torch.device("cpu"), precision=prec))
+        preds.append(
+            b.head.predict_pixels(
+                model, chans, idx, batch_size=b.head.default_batch["cpu"], device=torch.device("cpu"), precision=prec
+            )
+        )
     return float((preds[0] == preds[1]).mean())
 
 
@@ -294,15 +325,28 @@ def section_oa(args) -> dict:
     for head, extra in (("dense", {"epochs": e_dense, "batch_size": 8, "lr": 2e-3}), ("patch", {"epochs": e_patch})):
         out = work / f"{head}-bundle"
         t0 = time.perf_counter()
-        train(scene, resolve_train_config(head=head, **common, **extra), out=out, overwrite=True, progress=False, log=lambda m: None)
+        train(
+            scene, resolve_train_config(head=head, **common, **extra), out=out, overwrite=True, progress=False, log=lambda m: None
+        )
         t_train = time.perf_counter() - t0
         t0 = time.perf_counter()
         r = evaluate(out, scene)
-        res[head] = {"oa": r["overall_accuracy"], "aa": r["average_accuracy"], "kappa": r["kappa"], "n_test": r["n_test"],
-                     "train_s": t_train, "evaluate_s": time.perf_counter() - t0, "bundle": str(out), **extra}
+        res[head] = {
+            "oa": r["overall_accuracy"],
+            "aa": r["average_accuracy"],
+            "kappa": r["kappa"],
+            "n_test": r["n_test"],
+            "train_s": t_train,
+            "evaluate_s": time.perf_counter() - t0,
+            "bundle": str(out),
+            **extra,
+        }
         res[head]["bf16_label_agreement"] = _bf16_agreement(out, scene)
-        print(f"  {head}: OA {r['overall_accuracy']:.4f} (train {t_train:.0f} s, evaluate {res[head]['evaluate_s']:.1f} s), "
-              f"bf16/fp32 label agreement {res[head]['bf16_label_agreement']:.5f}", flush=True)
+        print(
+            f"  {head}: OA {r['overall_accuracy']:.4f} (train {t_train:.0f} s, evaluate {res[head]['evaluate_s']:.1f} s), "
+            f"bf16/fp32 label agreement {res[head]['bf16_label_agreement']:.5f}",
+            flush=True,
+        )
     res["oa_dense_minus_patch_pp"] = 100 * (res["dense"]["oa"] - res["patch"]["oa"])
     return res
 
@@ -330,9 +374,16 @@ def main(argv: list[str] | None = None) -> dict:
     args.patch_px = {"tiny": 1024, "small": 256, "base": 32}
     torch.set_num_threads(args.threads)
     sections = args.sections.split(",")
-    result: dict = {"info": {"torch": torch.__version__, "cpu": platform.machine(), "threads": torch.get_num_threads(),
-                             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
-                             "load_avg_start": os.getloadavg()}}
+    result: dict = {
+        "info": {
+            "torch": torch.__version__,
+            "cpu": platform.machine(),
+            "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cores": os.cpu_count(),
+            "load_avg_start": os.getloadavg(),
+        }
+    }
     chans = ip_channels(args.data_dir) if {"modes", "steps"} & set(sections) else None
     if "peak" in sections:
         result["peak"] = {r["precision"]: r["gflops"] for r in bench_matmul(2048, args.min_seconds)}
@@ -342,14 +393,19 @@ def main(argv: list[str] | None = None) -> dict:
             r = section_modes(cfg, chans, args)
             result.setdefault("modes", []).append(r)
             for p in ("fp32", "bf16"):
-                print(f"{cfg} {p}: patch {r[p]['patch']['px_per_s']:.1f} px/s (forward {r[p]['patch']['forward_share']:.0%}), "
-                      f"dense {r[p]['dense']['px_per_s']:.0f} px/s (forward {r[p]['dense']['forward_share']:.0%}), "
-                      f"dense/patch {r[p]['dense_over_patch']:.0f}× (analytic {r['analytic_ratio']:.0f}×)", flush=True)
+                print(
+                    f"{cfg} {p}: patch {r[p]['patch']['px_per_s']:.1f} px/s (forward {r[p]['patch']['forward_share']:.0%}), "
+                    f"dense {r[p]['dense']['px_per_s']:.0f} px/s (forward {r[p]['dense']['forward_share']:.0%}), "
+                    f"dense/patch {r[p]['dense_over_patch']:.0f}× (analytic {r['analytic_ratio']:.0f}×)",
+                    flush=True,
+                )
             print(f"{cfg} bf16 vs fp32 label agreement: {r['bf16_label_agreement']}", flush=True)
         if "steps" in sections:
             r = section_steps(cfg, chans, args)
             result.setdefault("steps", []).append(r)
-            print(f"{cfg} steps: " + json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}), flush=True)
+            print(
+                f"{cfg} steps: " + json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}), flush=True
+            )
     if "base" in sections:
         r = section_base(args)
         result["base"] = r
@@ -364,13 +420,22 @@ def main(argv: list[str] | None = None) -> dict:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
     return result
 
+
 # ---------------------------------------------------------------------------------------------------
 # python -m benchmarks inference: the one-shot acceptance benchmark
 # ---------------------------------------------------------------------------------------------------
 
 #: nominal dense bf16 tensor-core peak (GFLOP/s) of GPUs MFU is reported against (vendor datasheets).
-GPU_BF16_PEAK_GFLOPS = {"H100": 989_400.0, "H200": 989_400.0, "A100": 312_000.0, "L40S": 362_050.0, "L4": 121_000.0,
-                        "A10": 125_000.0, "V100": 125_000.0, "T4": 65_000.0}
+GPU_BF16_PEAK_GFLOPS = {
+    "H100": 989_400.0,
+    "H200": 989_400.0,
+    "A100": 312_000.0,
+    "L40S": 362_050.0,
+    "L4": 121_000.0,
+    "A10": 125_000.0,
+    "V100": 125_000.0,
+    "T4": 65_000.0,
+}
 DOCS_START, DOCS_END = "<!-- bench:start -->", "<!-- bench:end -->"
 #: default batch of the model forward measurement (the default of ``benchmarks/model_throughput.py``).
 FORWARD_BATCH = 16
@@ -386,8 +451,15 @@ def _peak_rss_mb() -> float:
     return peak_rss_mb()
 
 
-def forward_gflops(config: str, *, batch: int = FORWARD_BATCH, precision: str = "bf16", bf16_weights: bool = False,
-                   device: str = "cpu", min_seconds: float = 2.0) -> float:
+def forward_gflops(
+    config: str,
+    *,
+    batch: int = FORWARD_BATCH,
+    precision: str = "bf16",
+    bf16_weights: bool = False,
+    device: str = "cpu",
+    min_seconds: float = 2.0,
+) -> float:
     """GFLOP/s of a SpectralGPT encoder forward (analytic FLOPs of :func:`~geohsi.models.count_flops`).
 
     Args:
@@ -426,8 +498,18 @@ def _bf16_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).to(torch.bfloat16)
 
 
-def _dask_classify(scene: Path, bundle: Path, *, rows: int, cols: int, chunks: int, workers: int, precision: str,
-                   batch: int, log: Callable[[str], None]) -> dict:
+def _dask_classify(
+    scene: Path,
+    bundle: Path,
+    *,
+    rows: int,
+    cols: int,
+    chunks: int,
+    workers: int,
+    precision: str,
+    batch: int,
+    log: Callable[[str], None],
+) -> dict:
     """Patch/dense Dask classify of a crop on a LocalCluster vs the bare batched forward on the same pixels.
 
     Start-up is excluded: the cluster is started and every worker has loaded the bundle (a
@@ -462,8 +544,14 @@ def _dask_classify(scene: Path, bundle: Path, *, rows: int, cols: int, chunks: i
     bare_s, bare_total_s = timer.seconds, time.perf_counter() - t0
     with open_cluster(workers=workers) as info:
         c = info.client
-        warm = predict_map(ds.isel(y=slice(0, max(b.head.window, b.head.input_size)), x=slice(0, cols)), b, c,
-                        chunks=max(1, cols // workers), precision=precision, batch_size=batch)
+        warm = predict_map(
+            ds.isel(y=slice(0, max(b.head.window, b.head.input_size)), x=slice(0, cols)),
+            b,
+            c,
+            chunks=max(1, cols // workers),
+            precision=precision,
+            batch_size=batch,
+        )
         warm.compute()  # every worker loads the bundle (start-up, excluded)
         c.run(worker_stats, True)
         lazy = predict_map(ds, b, c, chunks=chunks, precision=precision, batch_size=batch)
@@ -472,15 +560,28 @@ def _dask_classify(scene: Path, bundle: Path, *, rows: int, cols: int, chunks: i
         wall = time.perf_counter() - t0
         stats = c.run(worker_stats)
     fwd = sum(s["forward_s"] for s in stats.values())
-    res = {"head": b.head.name, "precision": precision, "pixels": n, "crop": [rows, cols], "chunks": chunks, "workers": workers,
-           "batch": batch, "bare_forward_px_s": n / bare_s, "bare_total_px_s": n / bare_total_s, "dask_px_s": n / wall,
-           "dask_wall_s": wall, "ratio_dask_vs_bare_forward": bare_s / wall,
-           "outside_forward_share": 1 - fwd / (wall * len(stats)),
-           "peak_rss_mb_per_worker": sorted(round(s["peak_rss_mb"], 1) for s in stats.values()),
-           "tasks_per_worker": sorted(int(s["tasks"]) for s in stats.values())}
-    log(f"  dask {b.head.name} {precision}: {res['dask_px_s']:.1f} px/s vs bare forward {res['bare_forward_px_s']:.1f} px/s "
+    res = {
+        "head": b.head.name,
+        "precision": precision,
+        "pixels": n,
+        "crop": [rows, cols],
+        "chunks": chunks,
+        "workers": workers,
+        "batch": batch,
+        "bare_forward_px_s": n / bare_s,
+        "bare_total_px_s": n / bare_total_s,
+        "dask_px_s": n / wall,
+        "dask_wall_s": wall,
+        "ratio_dask_vs_bare_forward": bare_s / wall,
+        "outside_forward_share": 1 - fwd / (wall * len(stats)),
+        "peak_rss_mb_per_worker": sorted(round(s["peak_rss_mb"], 1) for s in stats.values()),
+        "tasks_per_worker": sorted(int(s["tasks"]) for s in stats.values()),
+    }
+    log(
+        f"  dask {b.head.name} {precision}: {res['dask_px_s']:.1f} px/s vs bare forward {res['bare_forward_px_s']:.1f} px/s "
         f"(ratio {res['ratio_dask_vs_bare_forward']:.2f}), outside the forward {res['outside_forward_share']:.1%}, "
-        f"peak RSS/worker {res['peak_rss_mb_per_worker']} MiB")
+        f"peak RSS/worker {res['peak_rss_mb_per_worker']} MiB"
+    )
     return res
 
 
@@ -545,14 +646,29 @@ def run(
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geohsi-bench-inference-"))
     work.mkdir(parents=True, exist_ok=True)
     backbone = default_backbone_path(model)
-    res: dict = {"info": {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                          "cores": cores, "threads": torch.get_num_threads(), "workers": workers, "quick": quick,
-                          "model": model, "adapter": adapter, "backbone": str(backbone) if backbone else "random init",
-                          "patch_epochs": patch_epochs, "dense_epochs": dense_epochs, "split": split,
-                          "precision": precision, "load_avg_start": os.getloadavg(),
-                          "cuda": torch.cuda.is_available()}}
-    log(f"benchmarks inference: {model} backbone ({res['info']['backbone']}), {adapter}, {cores} cores, "
-        f"{torch.get_num_threads()} torch threads, {workers} Dask workers{' [quick]' if quick else ''}")
+    res: dict = {
+        "info": {
+            "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cores": cores,
+            "threads": torch.get_num_threads(),
+            "workers": workers,
+            "quick": quick,
+            "model": model,
+            "adapter": adapter,
+            "backbone": str(backbone) if backbone else "random init",
+            "patch_epochs": patch_epochs,
+            "dense_epochs": dense_epochs,
+            "split": split,
+            "precision": precision,
+            "load_avg_start": os.getloadavg(),
+            "cuda": torch.cuda.is_available(),
+        }
+    }
+    log(
+        f"benchmarks inference: {model} backbone ({res['info']['backbone']}), {adapter}, {cores} cores, "
+        f"{torch.get_num_threads()} torch threads, {workers} Dask workers{' [quick]' if quick else ''}"
+    )
 
     # 1. matmul peak and model forward against it
     # Peak and forward alternate (peak, forward, peak, ...) and each forward is divided by the higher of
@@ -577,13 +693,17 @@ def run(
             row[key.replace("_gflops", "_ratio_to_peak")] = float(np.median([g / pk for g, pk in samples[key]]))
         row["bf16_ratio_to_peak"] = row.pop("bf16_weights_ratio_to_peak")
         res["forward"][cfg] = row
-        log(f"{cfg} forward (batch {batch}, median of {row['repeats']}): bf16 weights {row['bf16_weights_gflops']:.1f} GFLOP/s "
+        log(
+            f"{cfg} forward (batch {batch}, median of {row['repeats']}): bf16 weights {row['bf16_weights_gflops']:.1f} GFLOP/s "
             f"= {row['bf16_ratio_to_peak']:.0%} of the adjacent bf16 peak (autocast on fp32 weights: "
             f"{row['bf16_autocast_gflops']:.1f} = {row['bf16_autocast_ratio_to_peak']:.0%}), fp32 {row['fp32_gflops']:.1f} "
-            f"= {row['fp32_ratio_to_peak']:.0%} of the fp32 peak")
+            f"= {row['fp32_ratio_to_peak']:.0%} of the fp32 peak"
+        )
     res["peak"] = {k: float(np.median([p[k] for p in res["peak_runs"]])) for k in ("bf16", "fp32")}
-    log(f"matmul peak GFLOP/s (median of {len(res['peak_runs'])}): bf16 {res['peak']['bf16']:.1f}, fp32 {res['peak']['fp32']:.1f} "
-        f"(range bf16 {min(p['bf16'] for p in res['peak_runs']):.0f}–{max(p['bf16'] for p in res['peak_runs']):.0f})")
+    log(
+        f"matmul peak GFLOP/s (median of {len(res['peak_runs'])}): bf16 {res['peak']['bf16']:.1f}, fp32 {res['peak']['fp32']:.1f} "
+        f"(range bf16 {min(p['bf16'] for p in res['peak_runs']):.0f}–{max(p['bf16'] for p in res['peak_runs']):.0f})"
+    )
 
     # 2. bundles (same backbone and adapter) and OA of both modes on both scenes
     scenes = {"indian_pines": work / "indian_pines.zarr", "enmap_potsdam": work / "enmap_potsdam.zarr"}
@@ -594,8 +714,10 @@ def run(
             ingest_dataset(name, path)
         bundles[name] = {}
         res["oa"][name] = {}
-        for head, extra in (("patch", {"epochs": patch_epochs}),
-                            ("dense", {"epochs": dense_epochs, "batch_size": 8, "lr": 2e-3})):
+        for head, extra in (
+            ("patch", {"epochs": patch_epochs}),
+            ("dense", {"epochs": dense_epochs, "batch_size": 8, "lr": 2e-3}),
+        ):
             out = work / f"{name}-{head}-{model}-{adapter}"
             cfg = resolve_train_config(model=model, adapter=adapter, head=head, split=split, seed=0, device="cpu", **extra)
             t0 = time.perf_counter()
@@ -603,10 +725,18 @@ def run(
             t_train = time.perf_counter() - t0
             bundles[name][head] = out
             m = load_bundle(out).meta.metrics  # train scores every test pixel of the split at the end
-            res["oa"][name][head] = {"oa": m["overall_accuracy"], "aa": m["average_accuracy"], "kappa": m["kappa"],
-                                     "n_test": m["n_test"], "epochs": extra["epochs"], "train_s": t_train}
-            log(f"{name} {head}: OA {m['overall_accuracy']:.4f} on all {m['n_test']} test pixels "
-                f"({extra['epochs']} epochs, train + test {t_train:.0f} s)")
+            res["oa"][name][head] = {
+                "oa": m["overall_accuracy"],
+                "aa": m["average_accuracy"],
+                "kappa": m["kappa"],
+                "n_test": m["n_test"],
+                "epochs": extra["epochs"],
+                "train_s": t_train,
+            }
+            log(
+                f"{name} {head}: OA {m['overall_accuracy']:.4f} on all {m['n_test']} test pixels "
+                f"({extra['epochs']} epochs, train + test {t_train:.0f} s)"
+            )
         res["oa"][name]["dense_minus_patch_pp"] = 100 * (res["oa"][name]["dense"]["oa"] - res["oa"][name]["patch"]["oa"])
 
     # 3. patch vs dense px/s, same backbone (the Indian Pines bundles), fp32 and bf16 weights
@@ -619,11 +749,17 @@ def run(
         p_model, d_model = (pm, dm) if prec == "fp32" else (_bf16_copy(pm), _bf16_copy(dm))
         p = patch_mode(p_model, chans, n_px, 64 if quick else 256, prec)
         d = dense_mode(d_model, chans, 64 if quick else 96, 16, prec, db.head.overlap)
-        res["modes"][prec] = {"patch_px_s": p["px_per_s"], "dense_px_s": d["px_per_s"],
-                              "dense_over_patch": d["px_per_s"] / p["px_per_s"],
-                              "patch_forward_share": p["forward_share"], "dense_forward_share": d["forward_share"]}
-        log(f"{model} {prec}: patch {p['px_per_s']:.1f} px/s, dense {d['px_per_s']:.0f} px/s, "
-            f"dense/patch {d['px_per_s'] / p['px_per_s']:.0f}×")
+        res["modes"][prec] = {
+            "patch_px_s": p["px_per_s"],
+            "dense_px_s": d["px_per_s"],
+            "dense_over_patch": d["px_per_s"] / p["px_per_s"],
+            "patch_forward_share": p["forward_share"],
+            "dense_forward_share": d["forward_share"],
+        }
+        log(
+            f"{model} {prec}: patch {p['px_per_s']:.1f} px/s, dense {d['px_per_s']:.0f} px/s, "
+            f"dense/patch {d['px_per_s'] / p['px_per_s']:.0f}×"
+        )
 
     # 4. Dask classify vs the bare forward (start-up excluded), share outside the forward, peak RSS
     res["dask"] = {}
@@ -631,11 +767,28 @@ def run(
     # steady per-chunk cost (transform, windows, write), not one compute()'s fixed latency, which
     # with a single ~3 s task per worker (32×64 px) was 20–23 % of the wall time on its own.
     rows, cols = (16, 32) if quick else (64, 128)
-    res["dask"]["patch"] = _dask_classify(scenes["indian_pines"], bundles["indian_pines"]["patch"], rows=rows, cols=cols,
-                                          chunks=8 if quick else 32, workers=workers, precision=precision,
-                                          batch=64 if quick else 256, log=log)
-    res["dask"]["dense"] = _dask_classify(scenes["indian_pines"], bundles["indian_pines"]["dense"], rows=145, cols=145,
-                                          chunks=64, workers=workers, precision=precision, batch=16, log=log)
+    res["dask"]["patch"] = _dask_classify(
+        scenes["indian_pines"],
+        bundles["indian_pines"]["patch"],
+        rows=rows,
+        cols=cols,
+        chunks=8 if quick else 32,
+        workers=workers,
+        precision=precision,
+        batch=64 if quick else 256,
+        log=log,
+    )
+    res["dask"]["dense"] = _dask_classify(
+        scenes["indian_pines"],
+        bundles["indian_pines"]["dense"],
+        rows=145,
+        cols=145,
+        chunks=64,
+        workers=workers,
+        precision=precision,
+        batch=16,
+        log=log,
+    )
 
     # 5. GPU: MFU against the nominal bf16 tensor-core peak (only where CUDA is present)
     if torch.cuda.is_available():
@@ -645,8 +798,12 @@ def run(
         g = {"device": name, "matmul_peak_gflops": peak, "nominal_bf16_gflops": nominal, "forward": {}}
         for cfg in dict.fromkeys(("base", model)):
             gf = forward_gflops(cfg, batch=256, precision="bf16", bf16_weights=True, device="cuda", min_seconds=min_s)
-            g["forward"][cfg] = {"batch": 256, "bf16_gflops": gf, "ratio_to_matmul_peak": gf / peak["bf16"],
-                                 "mfu": gf / nominal if nominal else None}
+            g["forward"][cfg] = {
+                "batch": 256,
+                "bf16_gflops": gf,
+                "ratio_to_matmul_peak": gf / peak["bf16"],
+                "mfu": gf / nominal if nominal else None,
+            }
         res["gpu"] = g
         log(f"GPU {name}: " + json.dumps(g["forward"]))
     else:
@@ -713,17 +870,37 @@ def large_scene(
     c = chunks or b.head.default_chunk(size, size, nb)
     out = tmp / "map.zarr"
     with open_cluster(workers=workers) as info:
-        r = classify(scene, out, b.path, client=info.client, chunks=c, precision=precision, overwrite=True,
-                           progress=False, log=lambda m: None)
+        r = classify(
+            scene,
+            out,
+            b.path,
+            client=info.client,
+            chunks=c,
+            precision=precision,
+            overwrite=True,
+            progress=False,
+            log=lambda m: None,
+        )
         stats = info.client.run(worker_stats)
-    res = {"bundle": str(b.path), "head": b.head.name, "shape": [nb, size, size], "chunks": c, "workers": workers,
-           "precision": precision, "write_scene_s": t_write, "classify_s": r.seconds, "px_s": size * size / r.seconds,
-           "peak_rss_mb_per_worker": sorted(round(s["peak_rss_mb"], 1) for s in stats.values()),
-           "client_peak_rss_mb": round(_peak_rss_mb(), 1),
-           "scene_gb": nb * size * size * 2 / 1e9}
-    log(f"{size}×{size}×{nb} synthetic scene, {b.head.name} mode, {c}-px chunks, {workers} workers: classified in "
+    res = {
+        "bundle": str(b.path),
+        "head": b.head.name,
+        "shape": [nb, size, size],
+        "chunks": c,
+        "workers": workers,
+        "precision": precision,
+        "write_scene_s": t_write,
+        "classify_s": r.seconds,
+        "px_s": size * size / r.seconds,
+        "peak_rss_mb_per_worker": sorted(round(s["peak_rss_mb"], 1) for s in stats.values()),
+        "client_peak_rss_mb": round(_peak_rss_mb(), 1),
+        "scene_gb": nb * size * size * 2 / 1e9,
+    }
+    log(
+        f"{size}×{size}×{nb} synthetic scene, {b.head.name} mode, {c}-px chunks, {workers} workers: classified in "
         f"{r.seconds:.0f} s ({res['px_s']:,.0f} px/s), peak RSS per worker {res['peak_rss_mb_per_worker']} MiB "
-        f"(scene {res['scene_gb']:.2f} GB uint16)")
+        f"(scene {res['scene_gb']:.2f} GB uint16)"
+    )
     if not workdir:
         shutil.rmtree(tmp, ignore_errors=True)
     return res
@@ -736,48 +913,72 @@ def _fmt(v: float, d: int = 1) -> str:
 def render_markdown(res: dict, command: str) -> str:
     """The generated section of ``docs/performance.md`` for a :func:`run` result (and ``large_scene``)."""
     i = res["info"]
-    lines = [DOCS_START, "", "## `python -m benchmarks inference` (generated)", "",
-             f"Command: `{command}`. Written by the command; edit the hand-written sections around it instead.", "",
-             f"Machine: {i['cores']} cores (`{i['cpu_capability']}`), torch {i['torch']}, {i['threads']} torch threads in the "
-             f"benchmark process, {i['workers']} Dask workers × 1 thread; load average {i['load_avg_start'][0]:.1f} at the start, "
-             f"{i['load_avg_end'][0]:.1f} at the end (the 2 cores are shared with other jobs, so absolute numbers drift; "
-             f"ratios are measured back to back). Backbone `{i['model']}` ({Path(i['backbone']).name}), adapter `{i['adapter']}`, "
-             f"precision {i['precision']} for the mode and Dask rows. Total wall time {i['wall_s'] / 60:.1f} min.", ""]
+    lines = [
+        DOCS_START,
+        "",
+        "## `python -m benchmarks inference` (generated)",
+        "",
+        f"Command: `{command}`. Written by the command; edit the hand-written sections around it instead.",
+        "",
+        f"Machine: {i['cores']} cores (`{i['cpu_capability']}`), torch {i['torch']}, {i['threads']} torch threads in the "
+        f"benchmark process, {i['workers']} Dask workers × 1 thread; load average {i['load_avg_start'][0]:.1f} at the start, "
+        f"{i['load_avg_end'][0]:.1f} at the end (the 2 cores are shared with other jobs, so absolute numbers drift; "
+        f"ratios are measured back to back). Backbone `{i['model']}` ({Path(i['backbone']).name}), adapter `{i['adapter']}`, "
+        f"precision {i['precision']} for the mode and Dask rows. Total wall time {i['wall_s'] / 60:.1f} min.",
+        "",
+    ]
     p = res["peak"]
     runs = res.get("peak_runs", [p])
-    lines += ["| measurement | value |", "|---|---|",
-              f"| matmul peak bf16 / fp32 (median of {len(runs)}; bf16 range {min(r['bf16'] for r in runs):.0f}–"
-              f"{max(r['bf16'] for r in runs):.0f}) | {_fmt(p['bf16'])} / {_fmt(p['fp32'])} GFLOP/s |"]
+    lines += [
+        "| measurement | value |",
+        "|---|---|",
+        f"| matmul peak bf16 / fp32 (median of {len(runs)}; bf16 range {min(r['bf16'] for r in runs):.0f}–"
+        f"{max(r['bf16'] for r in runs):.0f}) | {_fmt(p['bf16'])} / {_fmt(p['fp32'])} GFLOP/s |",
+    ]
     for cfg, f in res["forward"].items():
-        lines.append(f"| `{cfg}` forward, batch {f['batch']} (median of {f.get('repeats', 1)}, each ÷ its adjacent peak): "
-                     "bf16 weights / bf16 autocast on fp32 weights / fp32 | "
-                     f"{_fmt(f['bf16_weights_gflops'])} / {_fmt(f['bf16_autocast_gflops'])} / {_fmt(f['fp32_gflops'])} GFLOP/s "
-                     f"= **{f['bf16_ratio_to_peak']:.0%}** / {f['bf16_autocast_ratio_to_peak']:.0%} of the bf16 peak, "
-                     f"{f['fp32_ratio_to_peak']:.0%} of the fp32 peak |")
+        lines.append(
+            f"| `{cfg}` forward, batch {f['batch']} (median of {f.get('repeats', 1)}, each ÷ its adjacent peak): "
+            "bf16 weights / bf16 autocast on fp32 weights / fp32 | "
+            f"{_fmt(f['bf16_weights_gflops'])} / {_fmt(f['bf16_autocast_gflops'])} / {_fmt(f['fp32_gflops'])} GFLOP/s "
+            f"= **{f['bf16_ratio_to_peak']:.0%}** / {f['bf16_autocast_ratio_to_peak']:.0%} of the bf16 peak, "
+            f"{f['fp32_ratio_to_peak']:.0%} of the fp32 peak |"
+        )
     for prec, m in res["modes"].items():
-        lines.append(f"| {prec}: patch / dense px/s (same trained backbone + adapter) | {_fmt(m['patch_px_s'])} / "
-                     f"{_fmt(m['dense_px_s'], 0)} → **{m['dense_over_patch']:.0f}×** |")
+        lines.append(
+            f"| {prec}: patch / dense px/s (same trained backbone + adapter) | {_fmt(m['patch_px_s'])} / "
+            f"{_fmt(m['dense_px_s'], 0)} → **{m['dense_over_patch']:.0f}×** |"
+        )
     for head, d in res["dask"].items():
-        lines.append(f"| Dask {head} classify px/s ÷ bare forward px/s ({d['pixels']} px, {d['chunks']}-px chunks) | "
-                     f"{_fmt(d['dask_px_s'])} ÷ {_fmt(d['bare_forward_px_s'])} = **{d['ratio_dask_vs_bare_forward']:.2f}** |")
-        lines.append(f"| Dask {head} classify: wall time outside the model forward / peak RSS per worker | "
-                     f"**{d['outside_forward_share']:.1%}** / {', '.join(f'{v:,.0f}' for v in d['peak_rss_mb_per_worker'])} MiB |")
+        lines.append(
+            f"| Dask {head} classify px/s ÷ bare forward px/s ({d['pixels']} px, {d['chunks']}-px chunks) | "
+            f"{_fmt(d['dask_px_s'])} ÷ {_fmt(d['bare_forward_px_s'])} = **{d['ratio_dask_vs_bare_forward']:.2f}** |"
+        )
+        lines.append(
+            f"| Dask {head} classify: wall time outside the model forward / peak RSS per worker | "
+            f"**{d['outside_forward_share']:.1%}** / {', '.join(f'{v:,.0f}' for v in d['peak_rss_mb_per_worker'])} MiB |"
+        )
     for scene, o in res["oa"].items():
-        lines.append(f"| OA {scene} ({i['split']}): patch ({o['patch']['epochs']} ep) / dense ({o['dense']['epochs']} ep) | "
-                     f"{o['patch']['oa']:.4f} / {o['dense']['oa']:.4f} (dense − patch {o['dense_minus_patch_pp']:+.1f} pp; "
-                     f"all {o['patch']['n_test']} test px) |")
+        lines.append(
+            f"| OA {scene} ({i['split']}): patch ({o['patch']['epochs']} ep) / dense ({o['dense']['epochs']} ep) | "
+            f"{o['patch']['oa']:.4f} / {o['dense']['oa']:.4f} (dense − patch {o['dense_minus_patch_pp']:+.1f} pp; "
+            f"all {o['patch']['n_test']} test px) |"
+        )
     if res.get("gpu"):
         g = res["gpu"]
         for cfg, f in g["forward"].items():
             mfu = f"{f['mfu']:.1%}" if f["mfu"] is not None else "unknown GPU peak"
-            lines.append(f"| GPU {g['device']} `{cfg}` bf16 forward (batch 256): MFU | {mfu} ({_fmt(f['bf16_gflops'], 0)} GFLOP/s) |")
+            lines.append(
+                f"| GPU {g['device']} `{cfg}` bf16 forward (batch 256): MFU | {mfu} ({_fmt(f['bf16_gflops'], 0)} GFLOP/s) |"
+            )
     else:
         lines.append("| GPU MFU | no CUDA device on this machine (code path only) |")
     if res.get("large_scene"):
         ls = res["large_scene"]
-        lines.append(f"| {ls['shape'][1]}×{ls['shape'][2]}×{ls['shape'][0]} synthetic Zarr scene, {ls['head']} mode, "
-                     f"{ls['chunks']}-px chunks | {ls['classify_s']:.0f} s ({_fmt(ls['px_s'], 0)} px/s), peak RSS per worker "
-                     f"{', '.join(f'{v:,.0f}' for v in ls['peak_rss_mb_per_worker'])} MiB |")
+        lines.append(
+            f"| {ls['shape'][1]}×{ls['shape'][2]}×{ls['shape'][0]} synthetic Zarr scene, {ls['head']} mode, "
+            f"{ls['chunks']}-px chunks | {ls['classify_s']:.0f} s ({_fmt(ls['px_s'], 0)} px/s), peak RSS per worker "
+            f"{', '.join(f'{v:,.0f}' for v in ls['peak_rss_mb_per_worker'])} MiB |"
+        )
     lines += ["", DOCS_END]
     return "\n".join(lines)
 

@@ -27,6 +27,7 @@ import numpy as np
 
 _IMPORTS = "import geohsi.ingestion, geohsi.io.geotiff, zarr, dask.array, xarray, rasterio"
 
+
 def write_synthetic_geotiff(path: Path, bands: int, size: int, block: int = 256) -> int:
     """Write a tiled int16 GeoTIFF ``[bands, size, size]`` block by block; return its size in bytes.
 
@@ -37,9 +38,18 @@ def write_synthetic_geotiff(path: Path, bands: int, size: int, block: int = 256)
     from rasterio.windows import Window
 
     profile = {
-        "driver": "GTiff", "dtype": "int16", "count": bands, "width": size, "height": size,
-        "crs": "EPSG:32633", "transform": from_origin(300000.0, 5800000.0, 30.0, 30.0), "nodata": -32768,
-        "tiled": True, "blockxsize": block, "blockysize": block, "BIGTIFF": "YES",
+        "driver": "GTiff",
+        "dtype": "int16",
+        "count": bands,
+        "width": size,
+        "height": size,
+        "crs": "EPSG:32633",
+        "transform": from_origin(300000.0, 5800000.0, 30.0, 30.0),
+        "nodata": -32768,
+        "tiled": True,
+        "blockxsize": block,
+        "blockysize": block,
+        "BIGTIFF": "YES",
     }
     b = np.arange(bands, dtype="int64")[:, None, None]
     with rasterio.open(path, "w", **profile) as dst:
@@ -84,12 +94,13 @@ def run_measured(args: list[str]) -> tuple[int, int, float]:
     with tempfile.NamedTemporaryFile("r", suffix=".hwm") as hwm:
         env = {**os.environ, "GEOHSI_HWM_FILE": hwm.name}
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _CHILD, *args], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, env=env, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False
+        )
         secs = time.perf_counter() - t0
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr.decode(errors="replace"))
-        text = open(hwm.name).read().strip()
+        text = Path(hwm.name).read_text().strip()
     return proc.returncode, int(text) if text else -1, secs
 
 
@@ -147,7 +158,11 @@ def main() -> None:
 
     ds = open_scene(out)
     v = ds["reflectance"]
-    for b, r, c in ((0, 0, 0), (args.bands - 1, args.size - 1, args.size - 1), (17 % args.bands, 1000 % args.size, 2001 % args.size)):
+    for b, r, c in (
+        (0, 0, 0),
+        (args.bands - 1, args.size - 1, args.size - 1),
+        (17 % args.bands, 1000 % args.size, 2001 % args.size),
+    ):
         assert int(v[b, r, c]) == (7 * b + r + 3 * c) % 20000, (b, r, c)
     res["zarr_bytes"] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(json.dumps(res, indent=2))

@@ -30,8 +30,7 @@ from collections.abc import Callable
 
 import torch
 
-from geohsi.models import count_flops, count_parameters, resolve_model_config
-from geohsi.models import SpectralGPT
+from geohsi.models import SpectralGPT, count_flops, count_parameters, resolve_model_config
 
 
 def _time(fn: Callable[[], object], min_seconds: float, warmup: int) -> tuple[float, int]:
@@ -74,8 +73,14 @@ def bench_model(config: str, batch: int, min_seconds: float) -> list[dict]:
 
         sec, n = _time(step, min_seconds, warmup=2)
         rows.append(
-            {"what": f"{config} forward", "precision": precision, "calls": n, "seconds_per_call": sec,
-             "samples_per_s": batch / sec, "gflops": flops / sec / 1e9}
+            {
+                "what": f"{config} forward",
+                "precision": precision,
+                "calls": n,
+                "seconds_per_call": sec,
+                "samples_per_s": batch / sec,
+                "gflops": flops / sec / 1e9,
+            }
         )
     return rows
 
@@ -96,8 +101,16 @@ def bench_matmul(n: int, min_seconds: float) -> list[dict]:
         b = torch.randn(n, n).to(dtype)
         out = torch.empty(n, n, dtype=dtype)
         sec, calls = _time(lambda a=a, b=b, out=out: torch.matmul(a, b, out=out), min_seconds, warmup=2)
-        rows.append({"what": f"matmul {n}²", "precision": name, "calls": calls, "seconds_per_call": sec,
-                     "samples_per_s": None, "gflops": 2 * n**3 / sec / 1e9})
+        rows.append(
+            {
+                "what": f"matmul {n}²",
+                "precision": name,
+                "calls": calls,
+                "seconds_per_call": sec,
+                "samples_per_s": None,
+                "gflops": 2 * n**3 / sec / 1e9,
+            }
+        )
     return rows
 
 

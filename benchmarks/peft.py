@@ -35,10 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 NEURAL = ("full", "linear", "lora", "lora+", "krona", "krona+", "lokr", "scratch")
 METHODS = (*NEURAL, "svm")
 #: dataset → the splits of the experiment (the few-shot protocol, a 10 % fraction, spatial blocks)
-PROTOCOL: dict[str, tuple[str, ...]] = {
-    "indian_pines": ("per-class:10", "fraction:0.1"),
-    "enmap_potsdam": ("blocks:32",),
-}
+PROTOCOL: dict[str, tuple[str, ...]] = {"indian_pines": ("per-class:10", "fraction:0.1"), "enmap_potsdam": ("blocks:32",)}
 LAMBDAS = (1.0, 4.0, 16.0, 64.0)
 #: methods that train every backbone weight (they get ``lr_full``, the others ``lr``)
 FULL_METHODS = ("full", "scratch")
@@ -79,9 +76,17 @@ def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
         from geohsi import baseline
 
         r = baseline(scene, method="svm", split=s.split, seed=s.seed)
-        row.update(oa=r["overall_accuracy"], aa=r["average_accuracy"], kappa=r["kappa"], n_test=r["n_test"],
-                   trainable_params=0, head_params=0, percent_params=0.0, adapter_bytes=0,
-                   seconds_per_epoch=r["fit_seconds"])
+        row.update(
+            oa=r["overall_accuracy"],
+            aa=r["average_accuracy"],
+            kappa=r["kappa"],
+            n_test=r["n_test"],
+            trainable_params=0,
+            head_params=0,
+            percent_params=0.0,
+            adapter_bytes=0,
+            seconds_per_epoch=r["fit_seconds"],
+        )
     else:
         import torch
 
@@ -90,9 +95,18 @@ def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
 
         torch.set_num_threads(int(os.environ.get("GEOHSI_BENCH_THREADS", os.cpu_count() or 1)))
         adapter = "full" if s.method == "scratch" else s.method
-        cfg = train_config(adapter=adapter, model=s.model, split=s.split, epochs=s.epochs, seed=s.seed, lr=s.lr,
-                           lr_ratio=s.lr_ratio, batch_size=s.batch_size, head=s.head,
-                           backbone="random" if s.method == "scratch" else None)
+        cfg = train_config(
+            adapter=adapter,
+            model=s.model,
+            split=s.split,
+            epochs=s.epochs,
+            seed=s.seed,
+            lr=s.lr,
+            lr_ratio=s.lr_ratio,
+            batch_size=s.batch_size,
+            head=s.head,
+            backbone="random" if s.method == "scratch" else None,
+        )
         out = Path(workdir) / "bundle"
         train(scene, cfg, out=out, overwrite=True, progress=False, log=lambda m: None)
         meta = json.loads((out / "bundle.json").read_text())
@@ -102,11 +116,18 @@ def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
         backbone = count_parameters(resolve_model_config(meta["model"]["config"]))
         log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
         m = meta["metrics"]
-        row.update(oa=m["overall_accuracy"], aa=m["average_accuracy"], kappa=m["kappa"], n_test=m["n_test"],
-                   trainable_params=n_train, head_params=n_head, percent_params=100.0 * n_train / backbone,
-                   adapter_bytes=sum(f.stat().st_size for f in (out / "adapter").iterdir()),
-                   seconds_per_epoch=float(np.mean([r["seconds"] for r in log])),
-                   backbone=meta["backbone"].get("path") or meta["backbone"]["identity"].get("name"))
+        row.update(
+            oa=m["overall_accuracy"],
+            aa=m["average_accuracy"],
+            kappa=m["kappa"],
+            n_test=m["n_test"],
+            trainable_params=n_train,
+            head_params=n_head,
+            percent_params=100.0 * n_train / backbone,
+            adapter_bytes=sum(f.stat().st_size for f in (out / "adapter").iterdir()),
+            seconds_per_epoch=float(np.mean([r["seconds"] for r in log])),
+            backbone=meta["backbone"].get("path") or meta["backbone"]["identity"].get("name"),
+        )
     from geohsi.classification.worker import peak_rss_mb
 
     row.update(peak_rss_mb=peak_rss_mb(), wall_seconds=time.perf_counter() - t0)
@@ -115,21 +136,35 @@ def run_one(spec: dict[str, Any], scene: str, workdir: str) -> dict[str, Any]:
 
 def _child(spec: RunSpec, scene: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="geohsi-bench-") as d:
-        code = ("import json,sys; from benchmarks.peft import run_one; "
-                "print('GEOHSI_ROW ' + json.dumps(run_one(json.loads(sys.argv[1]), sys.argv[2], sys.argv[3])))")
+        code = (
+            "import json,sys; from benchmarks.peft import run_one; "
+            "print('GEOHSI_ROW ' + json.dumps(run_one(json.loads(sys.argv[1]), sys.argv[2], sys.argv[3])))"
+        )
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        p = subprocess.run([sys.executable, "-c", code, json.dumps(spec.__dict__), str(scene), d],
-                           capture_output=True, text=True, env=env)
+        p = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(spec.__dict__), str(scene), d], capture_output=True, text=True, env=env
+        )
         for line in p.stdout.splitlines():
             if line.startswith("GEOHSI_ROW "):
-                return json.loads(line[len("GEOHSI_ROW "):])
+                return json.loads(line[len("GEOHSI_ROW ") :])
         tail = " ".join(p.stderr.strip().splitlines()[-1:])
         return {**spec.__dict__, "error": tail or f"exit {p.returncode}"}
 
 
-def plan(*, datasets: Sequence[str], methods: Sequence[str], seeds: int, model: str, epochs: int, lr: float,
-         lr_full: float | None = None, head: str = "dense", batch_size: int | None = None,
-         lambda_sweep: bool, quick: bool) -> list[RunSpec]:
+def plan(
+    *,
+    datasets: Sequence[str],
+    methods: Sequence[str],
+    seeds: int,
+    model: str,
+    epochs: int,
+    lr: float,
+    lr_full: float | None = None,
+    head: str = "dense",
+    batch_size: int | None = None,
+    lambda_sweep: bool,
+    quick: bool,
+) -> list[RunSpec]:
     """The list of runs of the experiment.
 
     ``full`` and ``scratch`` train with ``lr_full`` (default ``lr``), every other method with
@@ -193,6 +228,7 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
     Per dataset/split: the best PEFT method, KronA+ − FFT in OA and KronA+'s trainable parameters
     as a share of FFT's, KronA+ − from-scratch, and the SVM for reference.
     """
+
     def mean(rs: list[dict[str, Any]], method: str, key: str = "oa") -> float | None:
         v = [float(r[key]) for r in rs if r["method"] == method]
         return float(np.mean(v)) if v else None
@@ -201,11 +237,15 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
     for r in _with_backbone_side(rows):
         if r.get("tag", "main") == "main":
             groups.setdefault((r["dataset"], r["split"]), []).append(r)
-    out = ["## Summary (computed from the tables above)", "",
-           "KronA+ / FFT trainable parameters compares the backbone side (the adapter vs every encoder "
-           "weight); the head, the same in every method, is left out.", "",
-           "| dataset, split | best PEFT (OA) | KronA+ − FFT (pp) | KronA+ / FFT trainable params | KronA+ − scratch (pp) | SVM OA |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "## Summary (computed from the tables above)",
+        "",
+        "KronA+ / FFT trainable parameters compares the backbone side (the adapter vs every encoder "
+        "weight); the head, the same in every method, is left out.",
+        "",
+        "| dataset, split | best PEFT (OA) | KronA+ − FFT (pp) | KronA+ / FFT trainable params | KronA+ − scratch (pp) | SVM OA |",
+        "|---|---|---|---|---|---|",
+    ]
     for (ds, split), rs in groups.items():
         peft = [(mean(rs, m), m) for m in PEFT if mean(rs, m) is not None]
         best = max(peft) if peft else None
@@ -255,9 +295,12 @@ def render_markdown(rows: list[dict[str, Any]], *, command: str, wall: float, fi
         if r.get("tag", "main") == "main":
             groups.setdefault((r["dataset"], r["split"]), []).append(r)
     for (ds, split), rs in groups.items():
-        lines += [f"## {ds}, `{split}`", "",
-                  "| method | OA | AA | κ | trainable: backbone side | % of encoder | + head | adapter file | s / epoch | peak MB | seeds |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {ds}, `{split}`",
+            "",
+            "| method | OA | AA | κ | trainable: backbone side | % of encoder | + head | adapter file | s / epoch | peak MB | seeds |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for method in METHODS:
             mr = [r for r in rs if r["method"] == method]
             if not mr:
@@ -271,14 +314,25 @@ def render_markdown(rows: list[dict[str, Any]], *, command: str, wall: float, fi
         lines.append("")
     lam = [r for r in ok if r.get("tag") == "lambda"]
     if lam:
-        lines += [f"## λ sweep ({lam[0]['dataset']}, `{lam[0]['split']}`, seed 0)", "", "| method | λ | OA | AA | κ |", "|---|---|---|---|---|"]
+        lines += [
+            f"## λ sweep ({lam[0]['dataset']}, `{lam[0]['split']}`, seed 0)",
+            "",
+            "| method | λ | OA | AA | κ |",
+            "|---|---|---|---|---|",
+        ]
         for r in sorted(lam, key=lambda r: (r["method"], r["lr_ratio"])):
-            lines.append(f"| {r['method']} | {r['lr_ratio']:g} | {100 * r['oa']:.2f} | {100 * r['aa']:.2f} | {100 * r['kappa']:.2f} |")
+            lines.append(
+                f"| {r['method']} | {r['lr_ratio']:g} | {100 * r['oa']:.2f} | {100 * r['aa']:.2f} | {100 * r['kappa']:.2f} |"
+            )
         lines.append("")
     lines += summary_lines(ok)
     bad = [r for r in rows if "error" in r]
     if bad:
-        lines += ["## Failed runs", ""] + [f"- {r['dataset']} {r['split']} {r['method']} seed {r['seed']}: {r['error']}" for r in bad] + [""]
+        lines += (
+            ["## Failed runs", ""]
+            + [f"- {r['dataset']} {r['split']} {r['method']} seed {r['seed']}: {r['error']}" for r in bad]
+            + [""]
+        )
     if findings:
         lines += ["## Findings", "", findings.strip(), ""]
     return "\n".join(lines)
@@ -321,8 +375,9 @@ def read_rows(csv_path: str | os.PathLike) -> list[dict[str, Any]]:
         raise UsageError(f"results CSV {p} does not exist; run `python -m benchmarks peft` first or pass the CSV it wrote")
     rows = []
     for raw in csv.DictReader(p.open()):
-        rows.append({k: (v if k in _TEXT_COLUMNS else int(v) if k in _INT_COLUMNS else float(v))
-                     for k, v in raw.items() if v != ""})
+        rows.append(
+            {k: (v if k in _TEXT_COLUMNS else int(v) if k in _INT_COLUMNS else float(v)) for k, v in raw.items() if v != ""}
+        )
     return rows
 
 
@@ -401,8 +456,19 @@ def peft_table(
     for ds, p in scenes.items():
         if not p.exists():
             ingest_dataset(ds, p)
-    runs = plan(datasets=datasets, methods=methods, seeds=seeds, model=model, epochs=epochs, lr=lr, lr_full=lr_full,
-                head=head, batch_size=batch_size, lambda_sweep=lambda_sweep, quick=quick)
+    runs = plan(
+        datasets=datasets,
+        methods=methods,
+        seeds=seeds,
+        model=model,
+        epochs=epochs,
+        lr=lr,
+        lr_full=lr_full,
+        head=head,
+        batch_size=batch_size,
+        lambda_sweep=lambda_sweep,
+        quick=quick,
+    )
     rows = []
     for i, spec in enumerate(runs, 1):
         row = _child(spec, scenes[spec.dataset])

@@ -18,5 +18,7 @@ def bench(args: tuple[str, ...]) -> None:
     from geohsi.errors import UsageError
 
     what = " ".join(args) or "COMMAND"
-    raise UsageError(f"the benchmarks live in the source tree: from a geohsi checkout run 'python -m benchmarks {what}' "
-                     "(see docs/performance.md and docs/results.md)")
+    raise UsageError(
+        f"the benchmarks live in the source tree: from a geohsi checkout run 'python -m benchmarks {what}' "
+        "(see docs/performance.md and docs/results.md)"
+    )

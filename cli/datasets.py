@@ -33,8 +33,13 @@ def list_() -> None:
 
 @datasets.command("fetch")
 @click.argument("name")
-@click.option("--dir", "download_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Download directory for missing files (default ~/.cache/geohsi/data).")
+@click.option(
+    "--dir",
+    "download_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Download directory for missing files (default ~/.cache/geohsi/data).",
+)
 def fetch(name: str, download_dir: Path | None) -> None:
     """Make the files of dataset NAME available (verify checksums, download what is missing)."""
     from geohsi.datasets.registry import fetch as fetch_
@@ -47,8 +52,13 @@ def fetch(name: str, download_dir: Path | None) -> None:
 @datasets.command("ingest")
 @click.argument("name")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output scene store (.zarr).")
-@click.option("--dir", "download_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Download directory for missing files.")
+@click.option(
+    "--dir",
+    "download_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Download directory for missing files.",
+)
 @click.option("--chunks", default=256, show_default=True, help="Spatial chunk edge in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
 def ingest(name: str, out: Path, download_dir: Path | None, chunks: int, overwrite: bool) -> None:

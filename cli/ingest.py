@@ -10,25 +10,44 @@ import click
 @click.command("ingest")
 @click.argument("srcs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output scene store (SCENE.zarr).")
-@click.option("--labels", type=click.Path(path_type=Path), default=None,
-              help="Class-id raster (.mat, GeoTIFF, ENVI), 0 = unlabelled; cropped onto the scene grid when georeferenced.")
-@click.option("--class-names", default=None,
-              help="Class names: a file (one per line, or CSV id,name[,#rrggbb]) or a comma list 'roof,tree,…'.")
-@click.option("--crs", default=None,
-              help="'none' for an explicit pixel grid, or EPSG:XXXX (with --transform) to georeference a bare array.")
-@click.option("--transform", default=None,
-              help="Grid of a bare array: 'a,b,c,d,e,f' in affine order (pixel width, 0, left x, 0, -pixel height, "
-                   "top y), or 'gdal:c,a,b,f,d,e'.")
+@click.option(
+    "--labels",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Class-id raster (.mat, GeoTIFF, ENVI), 0 = unlabelled; cropped onto the scene grid when georeferenced.",
+)
+@click.option(
+    "--class-names",
+    default=None,
+    help="Class names: a file (one per line, or CSV id,name[,#rrggbb]) or a comma list 'roof,tree,…'.",
+)
+@click.option(
+    "--crs", default=None, help="'none' for an explicit pixel grid, or EPSG:XXXX (with --transform) to georeference a bare array."
+)
+@click.option(
+    "--transform",
+    default=None,
+    help="Grid of a bare array: 'a,b,c,d,e,f' in affine order (pixel width, 0, left x, 0, -pixel height, "
+    "top y), or 'gdal:c,a,b,f,d,e'.",
+)
 @click.option("--chunks", default=256, show_default=True, type=int, help="Spatial chunk edge in pixels (all bands in one chunk).")
 @click.option("--var", default=None, help="Variable holding the cube (MATLAB/NetCDF/Zarr); the largest 3-D array by default.")
 @click.option("--label-var", default=None, help="Variable holding the labels in a .mat labels file.")
 @click.option("--wavelengths", default=None, help="Band centres in nm: a CSV/text file or a comma list.")
-@click.option("--band-axis", type=click.IntRange(0, 2), default=None,
-              help="MATLAB axis holding the bands (as size() prints it); default: the last.")
+@click.option(
+    "--band-axis",
+    type=click.IntRange(0, 2),
+    default=None,
+    help="MATLAB axis holding the bands (as size() prints it); default: the last.",
+)
 @click.option("--sensor", default=None, help="Sensor name recorded in the scene.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
-@click.option("--from-stac", "from_stac", default=None,
-              help="SRCS are STAC item ids (or item URLs) in this STAC API (URL or catalogue preset); tiles are mosaicked.")
+@click.option(
+    "--from-stac",
+    "from_stac",
+    default=None,
+    help="SRCS are STAC item ids (or item URLs) in this STAC API (URL or catalogue preset); tiles are mosaicked.",
+)
 @click.option("--collection", default=None, help="The STAC collection holding the item ids (with --from-stac).")
 def ingest(
     srcs: tuple[Path, ...],
@@ -65,9 +84,21 @@ def ingest(
     import geohsi
 
     path = geohsi.ingest(
-        list(srcs), out, labels=labels, class_names=class_names, crs=crs, transform=transform, chunks=chunks,
-        overwrite=overwrite, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths,
-        band_axis=band_axis, from_stac=from_stac, collection=collection,
+        list(srcs),
+        out,
+        labels=labels,
+        class_names=class_names,
+        crs=crs,
+        transform=transform,
+        chunks=chunks,
+        overwrite=overwrite,
+        var=var,
+        label_var=label_var,
+        sensor=sensor,
+        wavelengths=wavelengths,
+        band_axis=band_axis,
+        from_stac=from_stac,
+        collection=collection,
     )
     info = geohsi.info(path, stats=False)
     b, h, w = info["shape"]
@@ -79,7 +110,9 @@ def ingest(
         f"  wavelengths {wl[0]:.1f}–{wl[1]:.1f} nm" if wl else "  wavelengths unknown",
     ]
     if info["bad_bands"]:
-        lines.append(f"  bad bands {len(info['bad_bands'])}: {info['bad_bands'][:10]}{' …' if len(info['bad_bands']) > 10 else ''}")
+        lines.append(
+            f"  bad bands {len(info['bad_bands'])}: {info['bad_bands'][:10]}{' …' if len(info['bad_bands']) > 10 else ''}"
+        )
     if info["nodata"] is not None:
         lines.append(f"  nodata {info['nodata']:g}")
     if info["labels"]:

@@ -9,15 +9,36 @@ import click
 
 @click.command("pretrain")
 @click.argument("scenes", nargs=-1, required=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output weights NAME.safetensors (NAME.json and figures beside it).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output weights NAME.safetensors (NAME.json and figures beside it).",
+)
 @click.option("--model", default="small", show_default=True, help="Encoder config: tiny, small or base.")
-@click.option("--spectral", type=click.Choice(["pca", "s2"]), default="pca", show_default=True, help="Front end fitted per scene: PCA to 12 channels or Sentinel-2 resampling.")
-@click.option("--window", type=int, default=15, show_default=True, help="Window edge around each sampled pixel, odd (resized to 32 px, as geohsi train does).")
-@click.option("--epochs", type=float, default=None, help="Passes over the pooled valid pixels [default: 5 when --steps is not given].")
+@click.option(
+    "--spectral",
+    type=click.Choice(["pca", "s2"]),
+    default="pca",
+    show_default=True,
+    help="Front end fitted per scene: PCA to 12 channels or Sentinel-2 resampling.",
+)
+@click.option(
+    "--window",
+    type=int,
+    default=15,
+    show_default=True,
+    help="Window edge around each sampled pixel, odd (resized to 32 px, as geohsi train does).",
+)
+@click.option(
+    "--epochs", type=float, default=None, help="Passes over the pooled valid pixels [default: 5 when --steps is not given]."
+)
 @click.option("--steps", type=int, default=None, help="Optimisation steps (instead of --epochs).")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Windows per step.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (AdamW, warm-up then cosine).")
-@click.option("--mask-ratio", type=float, default=0.9, show_default=True, help="Share of tubelets masked per window (SpectralGPT: 0.9).")
+@click.option(
+    "--mask-ratio", type=float, default=0.9, show_default=True, help="Share of tubelets masked per window (SpectralGPT: 0.9)."
+)
 @click.option("--norm-pix-loss/--no-norm-pix-loss", default=True, show_default=True, help="Standardise each target tubelet.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of init, sampling, augmentation and masks.")
 @click.option("--precision", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True, help="Autocast precision.")

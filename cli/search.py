@@ -20,9 +20,19 @@ import click
 @click.option("--page-size", default=None, type=int, help="Items per request (server default when unset).")
 @click.option("--timeout", default=20.0, show_default=True, type=float, help="Seconds per request.")
 @click.option("--json", "as_json", is_flag=True, help="Print a GeoJSON FeatureCollection of the items (for scripts).")
-def search(url: str, collection: str | None, bbox: str | None, intersects: Path | None, when: str | None,
-           query: tuple[str, ...], cql2: str | None, max_items: int, page_size: int | None, timeout: float,
-           as_json: bool) -> None:
+def search(
+    url: str,
+    collection: str | None,
+    bbox: str | None,
+    intersects: Path | None,
+    when: str | None,
+    query: tuple[str, ...],
+    cql2: str | None,
+    max_items: int,
+    page_size: int | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
     """Search a STAC API for scenes and list them (id, datetime, cloud cover, bands, assets).
 
     --url takes an API URL or a named catalogue: built-in presets (dlr-enmap, emit,
@@ -37,11 +47,28 @@ def search(url: str, collection: str | None, bbox: str | None, intersects: Path 
     import geohsi
     from geohsi.catalog import item_summary
 
-    items = geohsi.search(url, collection, bbox=bbox, intersects=intersects, datetime=when, query=list(query) or None,
-                       filter=cql2, max_items=max_items, page_size=page_size, timeout=timeout)
+    items = geohsi.search(
+        url,
+        collection,
+        bbox=bbox,
+        intersects=intersects,
+        datetime=when,
+        query=list(query) or None,
+        filter=cql2,
+        max_items=max_items,
+        page_size=page_size,
+        timeout=timeout,
+    )
     if as_json:
-        click.echo(json.dumps({"type": "FeatureCollection", "numberReturned": len(items),
-                               "features": [it.to_dict(transform_hrefs=False) for it in items]}))
+        click.echo(
+            json.dumps(
+                {
+                    "type": "FeatureCollection",
+                    "numberReturned": len(items),
+                    "features": [it.to_dict(transform_hrefs=False) for it in items],
+                }
+            )
+        )
         return
     from rich.console import Console
     from rich.table import Table
@@ -54,7 +81,12 @@ def search(url: str, collection: str | None, bbox: str | None, intersects: Path 
         cc = s["cloud_cover"]
         rng = s["wavelength_range_nm"]
         assets = s["assets"]
-        table.add_row(s["id"], s["datetime"] or "", "" if cc is None else f"{cc:g}", str(s["bands"] or ""),
-                      f"{rng[0]:.0f}–{rng[1]:.0f}" if rng else "",
-                      ", ".join(assets[:4]) + (f" (+{len(assets) - 4})" if len(assets) > 4 else ""))
+        table.add_row(
+            s["id"],
+            s["datetime"] or "",
+            "" if cc is None else f"{cc:g}",
+            str(s["bands"] or ""),
+            f"{rng[0]:.0f}–{rng[1]:.0f}" if rng else "",
+            ", ".join(assets[:4]) + (f" (+{len(assets) - 4})" if len(assets) > 4 else ""),
+        )
     Console().print(table)

@@ -13,13 +13,30 @@ from geohsi.training.config import ADAPTERS
 @click.command("train")
 @click.argument("scene", type=click.Path(path_type=Path))
 @click.option("--adapter", type=click.Choice(ADAPTERS), default=None, help="PEFT method or baseline [default: krona+].")
-@click.option("--backbone", default=None, help="Backbone weights (.safetensors or official .pth), or \"random\" to train from scratch [default: geohsi's default backbone].")
-@click.option("--model", default=None, help="Backbone config: tiny, small or base [default: small, with geohsi's pretrained backbone].")
-@click.option("--spectral", type=click.Choice(["pca", "s2"]), default=None, help="PCA to 12 channels or Sentinel-2 resampling [default: pca].")
+@click.option(
+    "--backbone",
+    default=None,
+    help='Backbone weights (.safetensors or official .pth), or "random" to train from scratch [default: geohsi\'s default backbone].',
+)
+@click.option(
+    "--model", default=None, help="Backbone config: tiny, small or base [default: small, with geohsi's pretrained backbone]."
+)
+@click.option(
+    "--spectral",
+    type=click.Choice(["pca", "s2"]),
+    default=None,
+    help="PCA to 12 channels or Sentinel-2 resampling [default: pca].",
+)
 @click.option("--window", type=int, default=None, help="Window edge around each pixel, odd [default: 15].")
-@click.option("--head", type=click.Choice(list(HEADS)), default=None,
-              help="patch: one window per pixel (the paper); dense: segmentation of whole tiles, far cheaper maps [default: patch].")
-@click.option("--tile-overlap", type=int, default=None, help="Dense mode: pixels shared by neighbouring inference tiles [default: tile/4].")
+@click.option(
+    "--head",
+    type=click.Choice(list(HEADS)),
+    default=None,
+    help="patch: one window per pixel (the paper); dense: segmentation of whole tiles, far cheaper maps [default: patch].",
+)
+@click.option(
+    "--tile-overlap", type=int, default=None, help="Dense mode: pixels shared by neighbouring inference tiles [default: tile/4]."
+)
 @click.option("--split", default=None, help="per-class:N | fraction:F | blocks:S [default: per-class:10].")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs [default: 30].")
 @click.option("--batch-size", type=int, default=None, help="Samples per step [default: 64].")
@@ -30,8 +47,19 @@ from geohsi.training.config import ADAPTERS
 @click.option("--precision", type=click.Choice(["bf16", "fp32"]), default=None, help="Autocast precision [default: bf16].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Training device [default: auto].")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience on val OA, 0 = off [default: 0].")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="YAML/TOML file of these options; flags override it.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Bundle directory [default: runs/<timestamp>-<adapter>, runs/latest → it].")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML/TOML file of these options; flags override it.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Bundle directory [default: runs/<timestamp>-<adapter>, runs/latest → it].",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same --out from its last epoch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

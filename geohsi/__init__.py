@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from geohsi.version import __version__
+from geohsi.version import __version__ as __version__
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily below
     from geohsi.adapters import apply_adapter

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from geohsi.files import atomic_output, file_sha256
 from geohsi.errors import InputFormatError, ModelError, UsageError
+from geohsi.files import atomic_output, file_sha256
 from geohsi.heads import Head, get_head
 from geohsi.scene import Legend
 
@@ -150,8 +150,12 @@ class BundleMeta:
             "adapter": self.adapter,
             "backbone": self.backbone.to_dict(),
             "spectral": self.spectral,
-            "window": {"size": int(self.head.window), "input_size": int(self.head.input_size), "padding": "reflect",
-                       "resize": "bilinear"},
+            "window": {
+                "size": int(self.head.window),
+                "input_size": int(self.head.input_size),
+                "padding": "reflect",
+                "resize": "bilinear",
+            },
             "train_config": self.train_config,
             "metrics": self.metrics,
             "versions": self.versions,
@@ -288,11 +292,7 @@ class Bundle:
 
 
 def _files_table(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): file_sha256(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != META_NAME
-    }
+    return {str(p.relative_to(root)): file_sha256(p) for p in sorted(root.rglob("*")) if p.is_file() and p.name != META_NAME}
 
 
 def write_bundle(

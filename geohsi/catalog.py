@@ -56,6 +56,7 @@ PRESETS: dict[str, dict[str, str]] = {
     },
 }
 
+
 def _require_client():
     try:
         import pystac_client  # noqa: F401
@@ -104,9 +105,13 @@ def load_catalogs() -> dict[str, dict[str, str]]:
         raise UsageError(f"catalogue file {path} is not valid TOML ({e}); fix it or remove it") from e
     for name, entry in (doc.get("catalogs") or {}).items():
         if not isinstance(entry, dict) or not entry.get("url"):
-            raise UsageError(f"catalogue {name!r} in {path} has no url; add url = \"https://…\" under [catalogs.{name}]")
-        out[name] = {"url": str(entry["url"]), "collection": str(entry.get("collection", "")),
-                     "description": str(entry.get("description", "")), "source": str(path)}
+            raise UsageError(f'catalogue {name!r} in {path} has no url; add url = "https://…" under [catalogs.{name}]')
+        out[name] = {
+            "url": str(entry["url"]),
+            "collection": str(entry.get("collection", "")),
+            "description": str(entry.get("description", "")),
+            "source": str(path),
+        }
     return out
 
 
@@ -140,8 +145,12 @@ def resolve_catalog(name_or_url: str, collection: str | None = None) -> tuple[st
 
 def _api_error(url: str, e: Exception) -> GeohsiError:
     text = " ".join(str(e).split())
-    if any(s in text for s in ("Connection refused", "Max retries", "timed out", "Timeout", "Name or service", "NewConnectionError")):
-        return InputFormatError(f"STAC API {url} cannot be reached ({type(e).__name__}); check the URL and the network, or raise --timeout")
+    if any(
+        s in text for s in ("Connection refused", "Max retries", "timed out", "Timeout", "Name or service", "NewConnectionError")
+    ):
+        return InputFormatError(
+            f"STAC API {url} cannot be reached ({type(e).__name__}); check the URL and the network, or raise --timeout"
+        )
     return InputFormatError(f"STAC API {url} failed: {text[:200]}; check the URL and the query")
 
 
@@ -184,7 +193,9 @@ def _check_collection(client: Any, url: str, collection: str) -> None:
     except Exception:
         known = []
     shown = ", ".join(known[:8]) + (" …" if len(known) > 8 else "")
-    raise InputFormatError(f"collection {collection!r} not found at {url} (available: {shown or 'none listed'}); pick one with --collection")
+    raise InputFormatError(
+        f"collection {collection!r} not found at {url} (available: {shown or 'none listed'}); pick one with --collection"
+    )
 
 
 def parse_bbox(value: str | Sequence[float]) -> list[float]:
@@ -301,8 +312,14 @@ def search(
         kwargs["query"] = list(query) if not isinstance(query, dict) else query
     try:
         result = client.search(
-            collections=[collection] if collection else None, bbox=bb, intersects=geom, datetime=datetime,
-            ids=list(ids) if ids else None, max_items=max_items, limit=page_size, **kwargs,
+            collections=[collection] if collection else None,
+            bbox=bb,
+            intersects=geom,
+            datetime=datetime,
+            ids=list(ids) if ids else None,
+            max_items=max_items,
+            limit=page_size,
+            **kwargs,
         )
         items = list(result.items())
     except GeohsiError:
@@ -313,10 +330,20 @@ def search(
         raise _api_error(api, e) from e
     if not items and require_items:
         what = ", ".join(
-            f"{k} {v}" for k, v in (("bbox", bbox), ("intersects", "geometry" if geom else None), ("datetime", datetime),
-                                    ("filter", filter), ("query", query), ("ids", ids)) if v
+            f"{k} {v}"
+            for k, v in (
+                ("bbox", bbox),
+                ("intersects", "geometry" if geom else None),
+                ("datetime", datetime),
+                ("filter", filter),
+                ("query", query),
+                ("ids", ids),
+            )
+            if v
         )
-        raise DataError(f"no items in collection {collection or '(all)'} at {api} match {what or 'the search'}; widen the bbox/datetime or drop the filter")
+        raise DataError(
+            f"no items in collection {collection or '(all)'} at {api} match {what or 'the search'}; widen the bbox/datetime or drop the filter"
+        )
     return items
 
 
@@ -325,7 +352,7 @@ def _is_location(ref: str) -> bool:
 
 
 def fetch_items(
-    refs: str | Sequence[str], *, url: str | None = None, collection: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+    refs: str | Sequence[str], *, url: str | None = None, collection: str | None = None, timeout: float = DEFAULT_TIMEOUT
 ) -> list[Any]:
     """Resolve item ids (through a STAC API) or item URLs/files into ``pystac.Item`` objects.
 
@@ -352,7 +379,9 @@ def fetch_items(
             try:
                 out[r] = pystac.Item.from_file(r)
             except Exception as e:
-                raise InputFormatError(f"cannot read STAC item {r}: {' '.join(str(e).split())[:150]}; check the URL or file") from e
+                raise InputFormatError(
+                    f"cannot read STAC item {r}: {' '.join(str(e).split())[:150]}; check the URL or file"
+                ) from e
     if ids:
         if not url or not collection:
             raise UsageError(f"item id {ids[0]!r} needs --from-stac API and --collection C (or give the item's URL)")
@@ -394,6 +423,15 @@ def item_summary(item: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "PRESETS", "catalogs_path", "fetch_items", "item_summary", "load_catalogs", "load_geometry", "open_api",
-    "parse_bbox", "resolve_catalog", "search",
+    "DEFAULT_TIMEOUT",
+    "PRESETS",
+    "catalogs_path",
+    "fetch_items",
+    "item_summary",
+    "load_catalogs",
+    "load_geometry",
+    "open_api",
+    "parse_bbox",
+    "resolve_catalog",
+    "search",
 ]

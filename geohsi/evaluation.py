@@ -50,10 +50,10 @@ def evaluate(
         BandMismatchError: the scene's bands/wavelengths do not match the bundle's transform.
         ModelError: a broken bundle.
     """
-    from geohsi.files import atomic_output, check_output
     from geohsi.bundle import load_bundle
-    from geohsi.prediction import resolve_device
+    from geohsi.files import atomic_output, check_output
     from geohsi.metrics import report_for
+    from geohsi.prediction import resolve_device
     from geohsi.scene import labels_and_valid, labels_digest, open_scene, scene_legend
 
     if out is not None:
@@ -96,4 +96,3 @@ def evaluate(
         with atomic_output(png, overwrite=overwrite) as tmp:
             tmp.write_bytes(figure_png(plot_confusion(report)))
     return report
-

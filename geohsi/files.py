@@ -22,7 +22,6 @@ from pathlib import Path
 
 from geohsi.errors import OutputError
 
-
 # errnos that can only mean the output side failed: EACCES, EROFS, EDQUOT, ENOTDIR
 _WRITE_ERRNOS = {errno.EACCES, errno.EROFS, errno.EDQUOT, errno.ENOTDIR}
 

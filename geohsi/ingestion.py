@@ -25,18 +25,9 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from geohsi.files import check_output
 from geohsi.errors import BandMismatchError, GeohsiError, GeoreferenceError, InputFormatError, OutputError, UsageError
-from geohsi.scene import (
-    DEFAULT_CHUNK,
-    DEFAULT_COLORS,
-    add_labels,
-    cube,
-    make_scene,
-    nodata_value,
-    scene_crs,
-    write_scene,
-)
+from geohsi.files import check_output
+from geohsi.scene import DEFAULT_CHUNK, DEFAULT_COLORS, add_labels, cube, make_scene, nodata_value, scene_crs, write_scene
 
 PathLike = str | os.PathLike
 
@@ -304,7 +295,9 @@ def _align_labels(lab: xr.Dataset, ds: xr.Dataset, source: str) -> np.ndarray:
     col = (st.c - lt.c) / lt.a
     row = (st.f - lt.f) / lt.e
     if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
-        raise GeoreferenceError(f"labels {source} are off the scene's pixel grid by a fraction of a pixel; resample them with gdalwarp -tap")
+        raise GeoreferenceError(
+            f"labels {source} are off the scene's pixel grid by a fraction of a pixel; resample them with gdalwarp -tap"
+        )
     col, row = int(round(col)), int(round(row))
     lh, lw = values.shape
     out = np.zeros((h, w), dtype=values.dtype)
@@ -453,12 +446,29 @@ def ingest(
         UsageError: bad option values.
     """
     if from_stac is not None or collection is not None:
-        given = [n for n, v in (("--labels", labels), ("--class-names", class_names), ("--crs", crs), ("--transform", transform),
-                                ("--wavelengths", wavelengths), ("--var", var)) if v is not None]
+        given = [
+            n
+            for n, v in (
+                ("--labels", labels),
+                ("--class-names", class_names),
+                ("--crs", crs),
+                ("--transform", transform),
+                ("--wavelengths", wavelengths),
+                ("--var", var),
+            )
+            if v is not None
+        ]
         if given:
             raise UsageError(f"{', '.join(given)} do not apply to STAC items (their metadata comes from the item); drop them")
-        return ingest_item([str(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)], out, url=from_stac,
-                           collection=collection, chunks=chunks, overwrite=overwrite, sensor=sensor)
+        return ingest_item(
+            [str(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)],
+            out,
+            url=from_stac,
+            collection=collection,
+            chunks=chunks,
+            overwrite=overwrite,
+            sensor=sensor,
+        )
     out_p = Path(out)
     parent = out_p.absolute().parent
     for anc in (parent, *parent.parents):
@@ -472,8 +482,19 @@ def ingest(
         if p.exists() and out_p.exists() and p.resolve() == out_p.resolve():
             raise UsageError(f"--out {out_p} is also an input; write the scene under another name")
     ds = build_scene(
-        paths, labels=labels, class_names=class_names, class_colors=class_colors, crs=crs, transform=transform,
-        chunks=chunks, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths, fwhm=fwhm, units=units,
+        paths,
+        labels=labels,
+        class_names=class_names,
+        class_colors=class_colors,
+        crs=crs,
+        transform=transform,
+        chunks=chunks,
+        var=var,
+        label_var=label_var,
+        sensor=sensor,
+        wavelengths=wavelengths,
+        fwhm=fwhm,
+        units=units,
         band_axis=band_axis,
     )
     try:

@@ -114,8 +114,12 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
         ids = set(named) | {int(i) for i in np.flatnonzero(counts) if i != 0}
         labels = {
             "classes": [
-                {"id": i, "name": named[i].name if i in named else f"class_{i}",
-                 "color": named[i].color if i in named else None, "pixels": int(counts[i]) if i < counts.size else 0}
+                {
+                    "id": i,
+                    "name": named[i].name if i in named else f"class_{i}",
+                    "color": named[i].color if i in named else None,
+                    "pixels": int(counts[i]) if i < counts.size else 0,
+                }
                 for i in sorted(ids)
             ],
             "labelled_pixels": int(counts[1:].sum()),
@@ -213,15 +217,17 @@ def describe_model(
         adapters_only = count_adapter_parameters(cfg, adapter, "qv", **opts)
         with torch.device("meta"):
             s = apply_adapter(model, adapter, "qv", **opts)
-        info.update({
-            "adapter": f"{adapter} on {', '.join(s.targets) or 'all'} ({s.adapted_layers} layers)",
-            "adapter options": opts or "-",
-            "adapter params (formula)": f"{adapters_only:,}",
-            "trainable params incl. head (formula)": f"{formula:,}",
-            "trainable params incl. head (built)": f"{s.trainable_params:,}",
-            "% of backbone": f"{s.percent_of_backbone:.4f} %",
-            "adapter file size (fp32)": f"{4 * s.trainable_params / 1e6:.3f} MB",
-        })
+        info.update(
+            {
+                "adapter": f"{adapter} on {', '.join(s.targets) or 'all'} ({s.adapted_layers} layers)",
+                "adapter options": opts or "-",
+                "adapter params (formula)": f"{adapters_only:,}",
+                "trainable params incl. head (formula)": f"{formula:,}",
+                "trainable params incl. head (built)": f"{s.trainable_params:,}",
+                "% of backbone": f"{s.percent_of_backbone:.4f} %",
+                "adapter file size (fp32)": f"{4 * s.trainable_params / 1e6:.3f} MB",
+            }
+        )
     return info
 
 

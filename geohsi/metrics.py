@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from geohsi.files import atomic_output, check_output
 from geohsi.errors import DataError, UsageError
+from geohsi.files import atomic_output, check_output
 
 #: Per-class score names, in the order of the CSV columns.
 PER_CLASS_FIELDS: tuple[str, ...] = ("precision", "recall", "f1", "iou", "support")
@@ -59,9 +59,7 @@ def _resolve_labels(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int
     return lab
 
 
-def confusion_matrix(
-    y_true: Any, y_pred: Any, labels: Sequence[int] | int | None = None
-) -> np.ndarray:
+def confusion_matrix(y_true: Any, y_pred: Any, labels: Sequence[int] | int | None = None) -> np.ndarray:
     """Count (truth, prediction) pairs.
 
     Args:
@@ -97,8 +95,7 @@ def confusion_matrix(
         if bad.any():
             extra = np.unique(a[bad])[:10].tolist()
             raise DataError(
-                f"{name} holds class ids {extra} outside the labels {lab.tolist()}; "
-                "score against the model's class list"
+                f"{name} holds class ids {extra} outside the labels {lab.tolist()}; score against the model's class list"
             )
         cells.append(order[pos])
     return np.bincount(cells[0] * k + cells[1], minlength=k * k).reshape(k, k).astype(np.int64)
@@ -210,10 +207,7 @@ def per_class(y_true: Any, y_pred: Any, labels: Sequence[int] | int | None = Non
 
 
 def classification_report(
-    y_true: Any,
-    y_pred: Any,
-    class_ids: Sequence[int],
-    class_names: Sequence[str] | Mapping[int, str] | None = None,
+    y_true: Any, y_pred: Any, class_ids: Sequence[int], class_names: Sequence[str] | Mapping[int, str] | None = None
 ) -> dict[str, Any]:
     """All metrics of one evaluation, as a JSON-able dict.
 
@@ -284,7 +278,7 @@ def _csv_text(report: Mapping[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["class_id", "class_name", *PER_CLASS_FIELDS, "value"])
-    for cid, name in zip(report["class_ids"], report["class_names"]):
+    for cid, name in zip(report["class_ids"], report["class_names"], strict=True):
         row = report["per_class"][name]
         w.writerow([cid, name, *(row[f] for f in PER_CLASS_FIELDS), ""])
     # Summary rows: the metric name in class_name, its value in the last column.
@@ -293,9 +287,7 @@ def _csv_text(report: Mapping[str, Any]) -> str:
     return buf.getvalue()
 
 
-def write_metrics(
-    report: Mapping[str, Any], path_json: str | os.PathLike, *, overwrite: bool = False
-) -> tuple[Path, Path]:
+def write_metrics(report: Mapping[str, Any], path_json: str | os.PathLike, *, overwrite: bool = False) -> tuple[Path, Path]:
     """Write a :func:`classification_report` as JSON and a CSV table beside it, each atomically.
 
     The CSV (same name, ``.csv`` suffix) has one row per class (``class_id, class_name, precision,
@@ -317,8 +309,16 @@ def write_metrics(
 
     .. versionadded:: 0.1
     """
-    need = ("overall_accuracy", "average_accuracy", "kappa", "n_test", "class_ids", "class_names",
-            "per_class", "confusion_matrix")
+    need = (
+        "overall_accuracy",
+        "average_accuracy",
+        "kappa",
+        "n_test",
+        "class_ids",
+        "class_names",
+        "per_class",
+        "confusion_matrix",
+    )
     missing = [k for k in need if k not in report]
     if missing:
         raise UsageError(f"metrics report lacks {', '.join(missing)}; build it with classification_report")

@@ -359,8 +359,16 @@ def plot_classmap(
         from matplotlib.patches import Patch
 
         handles = [Patch(facecolor=c.color, edgecolor="0.3", linewidth=0.4, label=c.name) for c in classes]
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False,
-                  title="classes", title_fontsize=8, borderaxespad=0.0)
+        ax.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            fontsize=7,
+            frameon=False,
+            title="classes",
+            title_fontsize=8,
+            borderaxespad=0.0,
+        )
     return ax
 
 
@@ -390,7 +398,9 @@ def open_classmap(path: str | os.PathLike, *, max_size: int | None = None) -> An
         try:
             m = xr.open_zarr(path, decode_coords="all", mask_and_scale=False, consolidated=False)["classes"]
         except (OSError, KeyError, ValueError) as e:
-            raise InputFormatError(f"{path} is not a geohsi map store ({type(e).__name__}); write one with 'geohsi classify'") from e
+            raise InputFormatError(
+                f"{path} is not a geohsi map store ({type(e).__name__}); write one with 'geohsi classify'"
+            ) from e
         m = _decimate(m, max_size).load()
         m.attrs.update({k: m.attrs.get(k) or v for k, v in _zarr_root_attrs(path).items()})
         return m
@@ -443,11 +453,7 @@ def map_quicklook_path(out: str | os.PathLike) -> Path:
 
 
 def write_map_quicklook(
-    out: str | os.PathLike,
-    *,
-    overwrite: bool = False,
-    max_size: int = MAX_SIZE,
-    log: Callable[[str], None] | None = None,
+    out: str | os.PathLike, *, overwrite: bool = False, max_size: int = MAX_SIZE, log: Callable[[str], None] | None = None
 ) -> Path | None:
     """Write ``map.png`` beside a map: the class map in its colour table with a legend of class names.
 
@@ -482,7 +488,9 @@ def write_map_quicklook(
 # -- spectra -------------------------------------------------------------------------------------
 
 
-def class_spectra(scene: Any, labels: Any = None, classes: Legend | Sequence[Mapping[str, Any]] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
+def class_spectra(
+    scene: Any, labels: Any = None, classes: Legend | Sequence[Mapping[str, Any]] | None = None
+) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
     """Mean and standard deviation of the physical spectrum of each class's valid pixels.
 
     Args:
@@ -505,7 +513,9 @@ def class_spectra(scene: Any, labels: Any = None, classes: Legend | Sequence[Map
         labels = scene["labels"]
     lab = np.asarray(getattr(labels, "values", labels))
     if lab.shape != (scene.sizes["y"], scene.sizes["x"]):
-        raise DataError(f"labels have shape {lab.shape} but the scene is {scene.sizes['y']}×{scene.sizes['x']}; give labels on its grid")
+        raise DataError(
+            f"labels have shape {lab.shape} but the scene is {scene.sizes['y']}×{scene.sizes['x']}; give labels on its grid"
+        )
     ok = np.asarray(valid_mask(scene).values, bool) & (lab > 0)
     ids = [c.id for c in Legend.coerce(classes)] if classes is not None else [int(i) for i in np.unique(lab[ok])]
     cube = physical_cube(scene, dtype="float32")
@@ -514,8 +524,9 @@ def class_spectra(scene: Any, labels: Any = None, classes: Legend | Sequence[Map
     # one vectorised gather of only the labelled pixels (cheap even for lazy scenes of modest size)
     import xarray as xr
 
-    pix = np.asarray(cube.isel(y=xr.DataArray(rows, dims="pixel"), x=xr.DataArray(cols, dims="pixel"))
-                     .transpose("band", "pixel").values)
+    pix = np.asarray(
+        cube.isel(y=xr.DataArray(rows, dims="pixel"), x=xr.DataArray(cols, dims="pixel")).transpose("band", "pixel").values
+    )
     out = {}
     for i in ids:
         sel = lab[rows, cols] == i
@@ -552,8 +563,11 @@ def plot_spectra(
     if classes is None and "labels" in scene:
         classes = scene_legend(scene)
     stats = class_spectra(scene, labels, classes)
-    legend = (Legend.coerce(classes) if classes is not None
-              else Legend(tuple(ClassInfo(i, f"class_{i}", default_color(i)) for i in stats)))
+    legend = (
+        Legend.coerce(classes)
+        if classes is not None
+        else Legend(tuple(ClassInfo(i, f"class_{i}", default_color(i)) for i in stats))
+    )
     wl = np.asarray(scene["wavelength"].values, dtype=float)
     use_wl = np.isfinite(wl).any()
     x = wl if use_wl else np.asarray(scene["band"].values, dtype=float)
@@ -605,7 +619,9 @@ def plot_confusion(report: Mapping[str, Any], *, normalize: bool = True):
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     oa = report.get("overall_accuracy")
-    ax.set_title(f"OA {oa:.3f}, AA {report.get('average_accuracy', 0):.3f}, κ {report.get('kappa', 0):.3f}" if oa is not None else "")
+    ax.set_title(
+        f"OA {oa:.3f}, AA {report.get('average_accuracy', 0):.3f}, κ {report.get('kappa', 0):.3f}" if oa is not None else ""
+    )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig

@@ -35,8 +35,8 @@ import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 
-from geohsi.files import atomic_output
 from geohsi.errors import DataError, GeoreferenceError, InputFormatError, UsageError
+from geohsi.files import atomic_output
 
 DATA_VARS: tuple[str, ...] = ("reflectance", "radiance")
 DEFAULT_CHUNK = 256
@@ -44,9 +44,26 @@ SCENE_FORMAT_VERSION = 1
 
 #: A qualitative palette (tab20-like) used when a dataset gives no class colours.
 DEFAULT_COLORS: tuple[str, ...] = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#c7c7c7",
+    "#dbdb8d",
+    "#9edae5",
 )
 
 
@@ -169,7 +186,9 @@ def make_scene(
     arr.coords["wavelength"].attrs.update(units="nm", long_name="band centre wavelength")
     arr.coords["fwhm"].attrs.update(units="nm", long_name="band full width at half maximum")
     if nodata is not None:
-        arr.attrs["_FillValue"] = np.asarray(nodata, dtype=data.dtype).item() if np.dtype(data.dtype).kind in "iu" else float(nodata)
+        arr.attrs["_FillValue"] = (
+            np.asarray(nodata, dtype=data.dtype).item() if np.dtype(data.dtype).kind in "iu" else float(nodata)
+        )
     if scale_factor is not None:
         arr.attrs["scale_factor"] = float(scale_factor)
     if add_offset is not None:
@@ -355,8 +374,11 @@ class Legend(Sequence[ClassInfo]):
         if "class_ids" in attrs and "class_names" in attrs:
             ids, names = list(attrs["class_ids"]), list(attrs["class_names"])
             colors = list(attrs.get("class_colors") or [None] * len(ids))
-            return cls(tuple(ClassInfo(int(i), str(n), None if c is None else str(c))
-                             for i, n, c in zip(ids, names, colors, strict=False)))
+            return cls(
+                tuple(
+                    ClassInfo(int(i), str(n), None if c is None else str(c)) for i, n, c in zip(ids, names, colors, strict=False)
+                )
+            )
         if "GEOHSI_CLASSES" in attrs:
             return cls.from_list(json.loads(attrs["GEOHSI_CLASSES"]))
         return None
@@ -377,11 +399,16 @@ def scene_legend(ds: xr.Dataset) -> Legend:
     declared = {c.id: c for c in (Legend.from_attrs(ds["labels"].attrs) or ())}
     present = np.unique(np.asarray(ds["labels"].values))
     ids = sorted(set(declared) | {int(i) for i in present if i != 0})
-    return Legend(tuple(
-        ClassInfo(i, declared[i].name if i in declared else f"class_{i}",
-                  (declared[i].color if i in declared else None) or default_color(i))
-        for i in ids
-    ))
+    return Legend(
+        tuple(
+            ClassInfo(
+                i,
+                declared[i].name if i in declared else f"class_{i}",
+                (declared[i].color if i in declared else None) or default_color(i),
+            )
+            for i in ids
+        )
+    )
 
 
 def labels_and_valid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -424,9 +451,7 @@ def validate_scene(ds: xr.Dataset) -> None:
         raise InputFormatError(f"scene labels have dims {ds['labels'].dims}, expected ('y', 'x')")
 
 
-def write_scene(
-    ds: xr.Dataset, path: str | os.PathLike, *, chunks: int = DEFAULT_CHUNK, overwrite: bool = False
-) -> Path:
+def write_scene(ds: xr.Dataset, path: str | os.PathLike, *, chunks: int = DEFAULT_CHUNK, overwrite: bool = False) -> Path:
     """Write a scene to a Zarr v3 store atomically (temporary name, then rename).
 
     The cube streams chunk by chunk from its (lazy) source, so scenes larger than memory work.
@@ -500,8 +525,15 @@ def guarded_zarr_array(store: str | os.PathLike, var: str, chunks: Any) -> da.Ar
     meta_files = [f for f in (p / var / "zarr.json", p / var / ".zarray") if f.is_file()]
     token = tokenize(str(p.resolve()), var, [(f.read_bytes(), f.stat().st_mtime_ns) for f in meta_files])
     src = _StoreBlocks(p, var, arr.shape, arr.dtype)
-    return da.from_array(src, chunks=chunks, name=f"zarr-{var}-{token}", lock=False, fancy=False, asarray=False,
-                         meta=np.empty((0,) * len(arr.shape), dtype=arr.dtype))
+    return da.from_array(
+        src,
+        chunks=chunks,
+        name=f"zarr-{var}-{token}",
+        lock=False,
+        fancy=False,
+        asarray=False,
+        meta=np.empty((0,) * len(arr.shape), dtype=arr.dtype),
+    )
 
 
 def open_scene(path: str | os.PathLike) -> xr.Dataset:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv with the dev extras (tests, STAC, a local STAC API server) and run the whole test suite: the fast job, then the slow job.
+# Set up .venv with the dev extras (tests, STAC, a local STAC API server, linters) and run the whole test suite:
+# the lint checks (ruff, import layers), the fast job, then the slow job.
 # Real scenes are read from GEOHSI_DATA_DIR (default: ../shared/data beside the checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,10 @@ if [ -z "${GEOHSI_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
   GEOHSI_DATA_DIR="$(cd ../shared/data && pwd)"
   export GEOHSI_DATA_DIR
 fi
+echo "[test] lint: ruff check, ruff format --check, lint-imports"
+.venv/bin/ruff check --no-cache geohsi cli benchmarks tests
+.venv/bin/ruff format --check --no-cache geohsi cli benchmarks tests
+.venv/bin/lint-imports --no-cache
 echo "[test] fast job"
 .venv/bin/python -m pytest -m "not slow" -q -p no:cacheprovider
 echo "[test] slow job"

@@ -67,5 +67,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "geohsi.cli.main", *map(str, args)], capture_output=True, text=True,
-                          env=e, cwd=cwd, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "geohsi.cli.main", *map(str, args)], capture_output=True, text=True, env=e, cwd=cwd, timeout=900
+    )

@@ -48,22 +48,47 @@ def _enmap_item(path: Path) -> dict:
     with rasterio.open(path) as src:
         bbox, geom = _footprint(src)
         tags = [src.tags(i) for i in range(1, src.count + 1)]
-        eo = [{"name": src.descriptions[i], "center_wavelength": float(t["wavelength"]) / 1000.0,
-               "full_width_half_max": float(t["fwhm"]) / 1000.0, "geohsi:good_band": t.get("bbl", "1") != "0"}
-              for i, t in enumerate(tags)]
+        eo = [
+            {
+                "name": src.descriptions[i],
+                "center_wavelength": float(t["wavelength"]) / 1000.0,
+                "full_width_half_max": float(t["fwhm"]) / 1000.0,
+                "geohsi:good_band": t.get("bbl", "1") != "0",
+            }
+            for i, t in enumerate(tags)
+        ]
         raster = [{"nodata": src.nodata, "data_type": src.dtypes[i]} for i in range(src.count)]
         return {
-            "type": "Feature", "stac_version": "1.0.0", "id": path.stem, "collection": "enmap-potsdam",
-            "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json",
-                                "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
-                                "https://stac-extensions.github.io/projection/v1.1.0/schema.json"],
-            "bbox": bbox, "geometry": geom,
-            "properties": {"datetime": src.tags()["start_time"] + "Z", "platform": "EnMAP", "instruments": ["HSI"],
-                           "eo:cloud_cover": 0.0, "proj:epsg": src.crs.to_epsg(), "proj:shape": [src.height, src.width],
-                           "proj:transform": list(src.transform)[:6]},
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": path.stem,
+            "collection": "enmap-potsdam",
+            "stac_extensions": [
+                "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+                "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+                "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
+            ],
+            "bbox": bbox,
+            "geometry": geom,
+            "properties": {
+                "datetime": src.tags()["start_time"] + "Z",
+                "platform": "EnMAP",
+                "instruments": ["HSI"],
+                "eo:cloud_cover": 0.0,
+                "proj:epsg": src.crs.to_epsg(),
+                "proj:shape": [src.height, src.width],
+                "proj:transform": list(src.transform)[:6],
+            },
             "links": [],
-            "assets": {"image": {"href": str(path.resolve()), "type": "image/tiff; application=geotiff",
-                                 "roles": ["data"], "eo:bands": eo, "raster:bands": raster}},
+            "assets": {
+                "image": {
+                    "href": str(path.resolve()),
+                    "type": "image/tiff; application=geotiff",
+                    "roles": ["data"],
+                    "eo:bands": eo,
+                    "raster:bands": raster,
+                }
+            },
         }
 
 
@@ -83,19 +108,39 @@ def _per_band_item(path: Path, out_dir: Path) -> dict:
             with rasterio.open(f, "w", **profile) as dst:
                 dst.write(data[i : i + 1])
             assets[f"B{i + 1:03d}"] = {
-                "href": f.resolve().as_uri(), "type": "image/tiff; application=geotiff", "roles": ["data"],
-                "bands": [{"name": src.descriptions[i], "eo:center_wavelength": float(t["wavelength"]) / 1000.0,
-                           "eo:full_width_half_max": float(t["fwhm"]) / 1000.0, "nodata": src.nodata,
-                           "data_type": src.dtypes[i], "geohsi:good_band": t.get("bbl", "1") != "0"}],
+                "href": f.resolve().as_uri(),
+                "type": "image/tiff; application=geotiff",
+                "roles": ["data"],
+                "bands": [
+                    {
+                        "name": src.descriptions[i],
+                        "eo:center_wavelength": float(t["wavelength"]) / 1000.0,
+                        "eo:full_width_half_max": float(t["fwhm"]) / 1000.0,
+                        "nodata": src.nodata,
+                        "data_type": src.dtypes[i],
+                        "geohsi:good_band": t.get("bbl", "1") != "0",
+                    }
+                ],
             }
         return {
-            "type": "Feature", "stac_version": "1.1.0", "id": path.stem + "-bands", "collection": "enmap-bands",
-            "stac_extensions": ["https://stac-extensions.github.io/eo/v2.0.0/schema.json",
-                                "https://stac-extensions.github.io/projection/v2.0.0/schema.json"],
-            "bbox": bbox, "geometry": geom,
-            "properties": {"datetime": src.tags()["start_time"] + "Z", "proj:code": f"EPSG:{src.crs.to_epsg()}",
-                           "proj:shape": [src.height, src.width], "proj:transform": list(src.transform)[:6]},
-            "links": [], "assets": assets,
+            "type": "Feature",
+            "stac_version": "1.1.0",
+            "id": path.stem + "-bands",
+            "collection": "enmap-bands",
+            "stac_extensions": [
+                "https://stac-extensions.github.io/eo/v2.0.0/schema.json",
+                "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+            ],
+            "bbox": bbox,
+            "geometry": geom,
+            "properties": {
+                "datetime": src.tags()["start_time"] + "Z",
+                "proj:code": f"EPSG:{src.crs.to_epsg()}",
+                "proj:shape": [src.height, src.width],
+                "proj:transform": list(src.transform)[:6],
+            },
+            "links": [],
+            "assets": assets,
         }
 
 
@@ -103,13 +148,22 @@ def _synthetic_items() -> list[dict]:
     items = []
     for i in range(N_SYNTHETIC):
         x = 10.0 + i * 0.1
-        items.append({
-            "type": "Feature", "stac_version": "1.0.0", "id": f"synthetic-{i:03d}", "collection": "synthetic",
-            "bbox": [x, 50.0, x + 0.05, 50.05],
-            "geometry": {"type": "Polygon", "coordinates": [[[x, 50.0], [x + 0.05, 50.0], [x + 0.05, 50.05], [x, 50.05], [x, 50.0]]]},
-            "properties": {"datetime": f"2023-{1 + i // 28:02d}-{1 + i % 28:02d}T10:00:00Z", "eo:cloud_cover": float(i)},
-            "links": [], "assets": {"thumbnail": {"href": "/nonexistent/thumb.png", "type": "image/png", "roles": ["thumbnail"]}},
-        })
+        items.append(
+            {
+                "type": "Feature",
+                "stac_version": "1.0.0",
+                "id": f"synthetic-{i:03d}",
+                "collection": "synthetic",
+                "bbox": [x, 50.0, x + 0.05, 50.05],
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[x, 50.0], [x + 0.05, 50.0], [x + 0.05, 50.05], [x, 50.05], [x, 50.0]]],
+                },
+                "properties": {"datetime": f"2023-{1 + i // 28:02d}-{1 + i % 28:02d}T10:00:00Z", "eo:cloud_cover": float(i)},
+                "links": [],
+                "assets": {"thumbnail": {"href": "/nonexistent/thumb.png", "type": "image/png", "roles": ["thumbnail"]}},
+            }
+        )
     return items
 
 
@@ -117,10 +171,16 @@ def _collection(cid: str, items: list[dict], parquet: Path) -> dict:
     bboxes = np.asarray([it["bbox"] for it in items])
     times = sorted(it["properties"]["datetime"] for it in items)
     return {
-        "type": "Collection", "stac_version": "1.0.0", "id": cid, "description": f"geohsi test collection {cid}",
-        "license": "other", "links": [],
-        "extent": {"spatial": {"bbox": [[*bboxes[:, :2].min(0).tolist(), *bboxes[:, 2:].max(0).tolist()]]},
-                   "temporal": {"interval": [[times[0], times[-1]]]}},
+        "type": "Collection",
+        "stac_version": "1.0.0",
+        "id": cid,
+        "description": f"geohsi test collection {cid}",
+        "license": "other",
+        "links": [],
+        "extent": {
+            "spatial": {"bbox": [[*bboxes[:, :2].min(0).tolist(), *bboxes[:, 2:].max(0).tolist()]]},
+            "temporal": {"interval": [[times[0], times[-1]]]},
+        },
         "assets": {"data": {"href": str(parquet), "type": "application/vnd.apache.parquet"}},
     }
 
@@ -157,9 +217,13 @@ def stac_api(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     (root / "collections.json").write_text(json.dumps(collections))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, str(HERE / "stac_server.py"), str(root / "collections.json"), str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    log = open(root / "server.log", "w")  # noqa: SIM115 - the server process writes it until the session ends
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "stac_server.py"), str(root / "collections.json"), str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+    )
     deadline = time.perf_counter() + START_TIMEOUT_S
     ok = False
     while time.perf_counter() < deadline and proc.poll() is None:

@@ -104,9 +104,18 @@ class Inputs:
         wl, fw = indian_pines_bands()
         return cube[:, CROP[0], CROP[1]].astype("float32"), lab, np.asarray(wl), np.asarray(fw)
 
-    def make(self, name: str, *, cube: np.ndarray | None = None, labels: np.ndarray | None | bool = True,
-             crs: str | None = "EPSG:32616", wavelength: np.ndarray | None = None, nodata: float | None = None,
-             chunks: int = 20, where: Path | None = None) -> Path:
+    def make(
+        self,
+        name: str,
+        *,
+        cube: np.ndarray | None = None,
+        labels: np.ndarray | None | bool = True,
+        crs: str | None = "EPSG:32616",
+        wavelength: np.ndarray | None = None,
+        nodata: float | None = None,
+        chunks: int = 20,
+        where: Path | None = None,
+    ) -> Path:
         """Write a scene variant of the crop (``labels=True`` → the crop's labels, ``None``/False → none)."""
         from affine import Affine
 
@@ -115,8 +124,9 @@ class Inputs:
         c0, lab0, wl0, fw0 = self.ip
         c = c0 if cube is None else cube
         wl = wl0[: c.shape[0]] if wavelength is None else wavelength
-        ds = make_scene(c, wavelength=wl, fwhm=fw0[: c.shape[0]], crs=crs,
-                        transform=Affine(*TRANSFORM) if crs else None, nodata=nodata)
+        ds = make_scene(
+            c, wavelength=wl, fwhm=fw0[: c.shape[0]], crs=crs, transform=Affine(*TRANSFORM) if crs else None, nodata=nodata
+        )
         lab = lab0 if labels is True else (labels if isinstance(labels, np.ndarray) else None)
         if lab is not None:
             ds = add_labels(ds, lab)
@@ -168,8 +178,9 @@ class Inputs:
         from geohsi.training.config import resolve_train_config
         from geohsi.training.finetune import train
 
-        cfg = resolve_train_config(**{"adapter": "lora", "epochs": 1, "split": "per-class:3", "model": "tiny", "device": "cpu",
-                                "batch_size": 32, **opts})
+        cfg = resolve_train_config(
+            **{"adapter": "lora", "epochs": 1, "split": "per-class:3", "model": "tiny", "device": "cpu", "batch_size": 32, **opts}
+        )
         return train(self.scene, cfg, out=self.root / name, progress=False, log=lambda m: None)
 
     @cached_property
@@ -183,16 +194,32 @@ class Inputs:
         return self._train("bundle_s2", adapter="linear", spectral="s2")
 
     # -- source files -----------------------------------------------------------------------
-    def geotiff(self, path: Path, *, crs: str | None = "EPSG:32616", transform: tuple = TRANSFORM, bands: int = 6,
-                size: tuple[int, int] = (40, 40), dtype: str = "float32", tiled: bool = False, value: float | None = None) -> Path:
+    def geotiff(
+        self,
+        path: Path,
+        *,
+        crs: str | None = "EPSG:32616",
+        transform: tuple = TRANSFORM,
+        bands: int = 6,
+        size: tuple[int, int] = (40, 40),
+        dtype: str = "float32",
+        tiled: bool = False,
+        value: float | None = None,
+    ) -> Path:
         import rasterio
         from affine import Affine
 
         c = self.ip[0][:bands, : size[0], : size[1]].astype(dtype)
         if value is not None:
             c = np.full_like(c, value)
-        profile = {"driver": "GTiff", "width": size[1], "height": size[0], "count": bands, "dtype": dtype,
-                   "transform": Affine(*transform)}
+        profile = {
+            "driver": "GTiff",
+            "width": size[1],
+            "height": size[0],
+            "count": bands,
+            "dtype": dtype,
+            "transform": Affine(*transform),
+        }
         if crs:
             profile["crs"] = crs
         if tiled:
@@ -207,21 +234,43 @@ class Inputs:
 
         lab = np.zeros(size, "uint8")
         lab[: min(size[0], 40), : min(size[1], 40)] = self.ip[1][: size[0], : size[1]]
-        with rasterio.open(path, "w", driver="GTiff", width=size[1], height=size[0], count=1, dtype="uint8",
-                           crs=crs, transform=Affine(*transform)) as dst:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=size[1],
+            height=size[0],
+            count=1,
+            dtype="uint8",
+            crs=crs,
+            transform=Affine(*transform),
+        ) as dst:
             dst.write(lab[np.newaxis])
         return path
 
-    def envi(self, folder: Path, *, lines: int = 8, samples: int = 6, bands: int = 5, interleave: str = "bsq",
-             byte_order: str = "0", data_lines: int | None = None, data_type: str = "4", extra: str = "") -> Path:
+    def envi(
+        self,
+        folder: Path,
+        *,
+        lines: int = 8,
+        samples: int = 6,
+        bands: int = 5,
+        interleave: str = "bsq",
+        byte_order: str = "0",
+        data_lines: int | None = None,
+        data_type: str = "4",
+        extra: str = "",
+    ) -> Path:
         """A small ENVI pair ``folder/cube.hdr`` + ``folder/cube.img`` (float32)."""
         folder.mkdir(parents=True, exist_ok=True)
         data = np.arange(bands * (data_lines or lines) * samples, dtype="<f4")
         (folder / "cube.img").write_bytes(data.tobytes())
-        hdr = (f"ENVI\nsamples = {samples}\nlines = {lines}\nbands = {bands}\nheader offset = 0\n"
-               f"data type = {data_type}\ninterleave = {interleave}\nbyte order = {byte_order}\n"
-               "map info = {UTM, 1, 1, 500000, 4500000, 20, 20, 16, North, WGS-84}\n"
-               f"wavelength = {{{', '.join(str(450 + 50 * i) for i in range(bands))}}}\n{extra}")
+        hdr = (
+            f"ENVI\nsamples = {samples}\nlines = {lines}\nbands = {bands}\nheader offset = 0\n"
+            f"data type = {data_type}\ninterleave = {interleave}\nbyte order = {byte_order}\n"
+            "map info = {UTM, 1, 1, 500000, 4500000, 20, 20, 16, North, WGS-84}\n"
+            f"wavelength = {{{', '.join(str(450 + 50 * i) for i in range(bands))}}}\n{extra}"
+        )
         (folder / "cube.hdr").write_text(hdr)
         return folder / "cube.hdr"
 
@@ -409,13 +458,29 @@ def tiles_other_bands(ws, fx, env):
 
 
 def ingest_bad_crs(ws, fx, env):
-    return ["ingest", fx.geotiff(ws / "s.tif", crs=None), "--crs", "EPSG:999999", "--transform", "20,0,0,0,-20,0",
-            "--out", ws / "o.zarr"]
+    return [
+        "ingest",
+        fx.geotiff(ws / "s.tif", crs=None),
+        "--crs",
+        "EPSG:999999",
+        "--transform",
+        "20,0,0,0,-20,0",
+        "--out",
+        ws / "o.zarr",
+    ]
 
 
 def ingest_bad_transform(ws, fx, env):
-    return ["ingest", fx.geotiff(ws / "s.tif", crs=None), "--crs", "EPSG:32616", "--transform", "20,0,500000,0,-20",
-            "--out", ws / "o.zarr"]
+    return [
+        "ingest",
+        fx.geotiff(ws / "s.tif", crs=None),
+        "--crs",
+        "EPSG:32616",
+        "--transform",
+        "20,0,500000,0,-20",
+        "--out",
+        ws / "o.zarr",
+    ]
 
 
 def ingest_zero_chunks(ws, fx, env):
@@ -564,8 +629,9 @@ def pickled_pth_protocol5(ws, fx, env):
     import torch
 
     evil = ws / "evil5.pth"
-    torch.save({"model": {"blocks.0.attn.q.weight": torch.zeros(2, 2)}, "extra": _Evil(str(ws / "PWNED"))}, evil,
-               pickle_protocol=5)
+    torch.save(
+        {"model": {"blocks.0.attn.q.weight": torch.zeros(2, 2)}, "extra": _Evil(str(ws / "PWNED"))}, evil, pickle_protocol=5
+    )
     return train_args(ws, fx, "--split", "per-class:3", "--backbone", evil)
 
 
@@ -687,8 +753,7 @@ def classify_probabilities_exist(ws, fx, env):
 
 
 def classify_scheduler_nothing(ws, fx, env):
-    return ["classify", fx.scene, "--bundle", fx.bundle, "--out", ws / "map.tif",
-            "--scheduler", f"tcp://127.0.0.1:{free_port()}"]
+    return ["classify", fx.scene, "--bundle", fx.bundle, "--out", ws / "map.tif", "--scheduler", f"tcp://127.0.0.1:{free_port()}"]
 
 
 def classify_scheduler_garbage(ws, fx, env):
@@ -756,20 +821,42 @@ CASES: list[Case] = [
     Case("truncated-mat-header", truncated_mat_header, 3, r"ip\.mat.*(not a MATLAB|cannot read|truncated)"),
     Case("truncated-geotiff", truncated_geotiff, 3, r"t\.tif.*(truncated|cannot read)"),
     Case("truncated-geotiff-tiled", truncated_geotiff_tiled, 3, r"t\.tif.*(truncated|cannot read)"),
-    Case("truncated-zarr-chunk", truncated_zarr_chunk, 3, r"cannot read chunk \[.*\] of 'reflectance' in .*src\.zarr .*; the store is truncated or corrupted"),
-    Case("info-truncated-zarr-chunk", info_truncated_zarr_chunk, 3, r"cannot read chunk \[.*\] of 'reflectance' in .*/s\.zarr .*; the store is truncated or corrupted"),
-    Case("envi-size-mismatch", envi_size_mismatch, 3, r"cube\.img is 840 bytes but cube\.hdr describes 960.*truncated or the header is wrong"),
+    Case(
+        "truncated-zarr-chunk",
+        truncated_zarr_chunk,
+        3,
+        r"cannot read chunk \[.*\] of 'reflectance' in .*src\.zarr .*; the store is truncated or corrupted",
+    ),
+    Case(
+        "info-truncated-zarr-chunk",
+        info_truncated_zarr_chunk,
+        3,
+        r"cannot read chunk \[.*\] of 'reflectance' in .*/s\.zarr .*; the store is truncated or corrupted",
+    ),
+    Case(
+        "envi-size-mismatch",
+        envi_size_mismatch,
+        3,
+        r"cube\.img is 840 bytes but cube\.hdr describes 960.*truncated or the header is wrong",
+    ),
     Case("envi-byte-order", envi_byte_order, 3, r"cube\.hdr: byte order = '?2'? .*0 .*1.*fix the header"),
     Case("envi-interleave", envi_interleave, 3, r"cube\.hdr: interleave 'bsx' is not bsq, bil or bip; fix the header"),
     Case("envi-complex", envi_complex, 3, r"cube\.hdr: data type 6 .*not supported"),
     Case("envi-garbage-value", envi_header_garbage, 3, r"cube\.hdr: lines = 'eight' is not an integer; fix the header"),
-    Case("envi-nodata-not-a-number", envi_nodata_not_a_number, 3, r"cube\.hdr: data ignore value = 'n/a' is not a number; fix the header"),
+    Case(
+        "envi-nodata-not-a-number",
+        envi_nodata_not_a_number,
+        3,
+        r"cube\.hdr: data ignore value = 'n/a' is not a number; fix the header",
+    ),
     Case("unknown-format", unknown_format, 3, r"unknown format for .*notes\.xyz"),
     Case("missing-input", missing_input, 3, r"input .*nowhere\.tif does not exist"),
     Case("mat-without-crs", mat_without_crs, 4, r"Indian_pines_corrected\.mat has no CRS.*--crs none"),
     # ingest: labels and tiles
     Case("labels-other-shape", labels_other_shape, 4, r"labels .*lab\.tif have shape \(30, 40\) but the scene is 40×40"),
-    Case("labels-other-crs", labels_other_crs, 4, r"labels .*lab\.tif are in EPSG:32617 but the scene is in EPSG:32616; reproject"),
+    Case(
+        "labels-other-crs", labels_other_crs, 4, r"labels .*lab\.tif are in EPSG:32617 but the scene is in EPSG:32616; reproject"
+    ),
     Case("labels-off-grid", labels_off_grid, 4, r"labels .*lab\.tif are off the scene's pixel grid"),
     Case("tiles-mixed-crs", tiles_mixed_crs, 4, r"tile .*b\.tif has CRS EPSG:32617 but a\.tif has EPSG:32616; reproject"),
     Case("tiles-other-band-count", tiles_other_bands, 5, r"tile .*b\.tif has 5 bands but a\.tif has 6"),
@@ -797,7 +884,13 @@ CASES: list[Case] = [
     Case("window-zero", window_case(0), 2, r"--window must be a positive odd number of pixels, got 0", SCENE),
     Case("window-negative", window_case(-3), 2, r"--window must be a positive odd number of pixels, got -3", SCENE),
     Case("window-even", window_case(4), 2, r"--window must be a positive odd number of pixels, got 4", SCENE),
-    Case("window-larger-than-scene", window_case(101), 2, r"window size 101 is larger than the scene's height of 40 pixels; use --window 39 or less", SCENE),
+    Case(
+        "window-larger-than-scene",
+        window_case(101),
+        2,
+        r"window size 101 is larger than the scene's height of 40 pixels; use --window 39 or less",
+        SCENE,
+    ),
     Case("train-missing-config", train_missing_config, 2, r"config file .*nope\.yaml does not exist", SCENE),
     # train: data
     Case("class-missing-from-split", class_missing_from_split, 9, r"per-class:3.*class_5.*2"),
@@ -805,32 +898,97 @@ CASES: list[Case] = [
     Case("all-nan-scene", all_nan, 9, r"no (valid|labelled) pixels"),
     Case("train-scene-missing", train_scene_missing, 3, r"scene .*nope\.zarr does not exist; create it with 'geohsi ingest"),
     # train: model files
-    Case("corrupted-safetensors", corrupted_safetensors, 6, r"bb\.safetensors is not a readable safetensors file .*header too large.*check the file or re-save it", SCENE + ("backbone_a",)),
-    Case("truncated-safetensors", truncated_safetensors, 6, r"bb\.safetensors is not a readable safetensors file .*incomplete metadata.*check the file or re-save it", SCENE + ("backbone_a",)),
-    Case("pickled-pth", pickled_pth, 6, r"evil\.pth is not a plain weights file \(it pickles \w+\); geohsi will not unpickle arbitrary objects", SCENE),
-    Case("pickled-pth-protocol-5", pickled_pth_protocol5, 6, r"evil5\.pth is not a (plain weights file|readable PyTorch checkpoint)", SCENE),
+    Case(
+        "corrupted-safetensors",
+        corrupted_safetensors,
+        6,
+        r"bb\.safetensors is not a readable safetensors file .*header too large.*check the file or re-save it",
+        SCENE + ("backbone_a",),
+    ),
+    Case(
+        "truncated-safetensors",
+        truncated_safetensors,
+        6,
+        r"bb\.safetensors is not a readable safetensors file .*incomplete metadata.*check the file or re-save it",
+        SCENE + ("backbone_a",),
+    ),
+    Case(
+        "pickled-pth",
+        pickled_pth,
+        6,
+        r"evil\.pth is not a plain weights file \(it pickles \w+\); geohsi will not unpickle arbitrary objects",
+        SCENE,
+    ),
+    Case(
+        "pickled-pth-protocol-5",
+        pickled_pth_protocol5,
+        6,
+        r"evil5\.pth is not a (plain weights file|readable PyTorch checkpoint)",
+        SCENE,
+    ),
     Case("train-missing-backbone", train_missing_backbone, 3, r"nope\.safetensors does not exist", SCENE),
     Case("train-out-exists", train_out_exists, 8, r"b already exists; pass --overwrite", BUNDLE),
     Case("train-out-under-a-file", train_out_under_a_file, 8, r"runs is a file, not a directory", SCENE),
     # evaluate: bundles
     Case("bundle-missing-file", bundle_missing_file, 6, r"bundle .*b is missing split\.npz; copy the whole bundle", BUNDLE),
     Case("bundle-corrupted-adapter", bundle_corrupted_adapter, 6, r"adapter\.safetensors was modified or corrupted", BUNDLE),
-    Case("adapter-of-another-backbone", adapter_of_another_backbone, 6,
-         r"backbone .*tiny_b\.safetensors .* is not the one bundle .* was trained on", BUNDLE + ("backbone_b", "backbone_a")),
-    Case("backbone-moved", backbone_moved, 6, r"trained on backbone .*moved/tiny_a\.safetensors, which is missing; pass its new location with --backbone", BUNDLE),
+    Case(
+        "adapter-of-another-backbone",
+        adapter_of_another_backbone,
+        6,
+        r"backbone .*tiny_b\.safetensors .* is not the one bundle .* was trained on",
+        BUNDLE + ("backbone_b", "backbone_a"),
+    ),
+    Case(
+        "backbone-moved",
+        backbone_moved,
+        6,
+        r"trained on backbone .*moved/tiny_a\.safetensors, which is missing; pass its new location with --backbone",
+        BUNDLE,
+    ),
     Case("evaluate-fewer-bands", evaluate_fewer_bands, 5, r"fewer\.zarr has 190 bands.*200", ("bundle", "fewer_bands")),
     Case("evaluate-no-labels", evaluate_no_labels, 9, r"nolab\.zarr has no labels", BUNDLE),
     Case("evaluate-out-exists", evaluate_out_exists, 8, r"m\.json already exists; pass --overwrite", BUNDLE),
     Case("evaluate-disk-full-patched", evaluate_disk_full_patched, 8, r"no space left while writing .*m\.(json|csv|png)", BUNDLE),
     # classify
-    Case("no-crs-to-geotiff", no_crs_to_geotiff, 4, r"grid\.zarr is a pixel-grid scene without a CRS, so .*map\.tif cannot be a georeferenced GeoTIFF; write --out map\.zarr instead, or re-ingest the scene with --crs and --transform", ("grid_scene", "bundle")),
+    Case(
+        "no-crs-to-geotiff",
+        no_crs_to_geotiff,
+        4,
+        r"grid\.zarr is a pixel-grid scene without a CRS, so .*map\.tif cannot be a georeferenced GeoTIFF; write --out map\.zarr instead, or re-ingest the scene with --crs and --transform",
+        ("grid_scene", "bundle"),
+    ),
     Case("classify-fewer-bands", classify_fewer_bands, 5, r"fewer\.zarr has 190 bands.*200", ("bundle", "fewer_bands")),
-    Case("classify-s2-uncovered", classify_s2_uncovered, 5, r"vnir\.zarr band \d+ is at [\d.]+ nm but the spectral transform expects [\d.]+ nm", ("s2_bundle", "vnir_scene")),
-    Case("classify-shifted-wavelengths", classify_shifted_wavelengths, 5, r"shift\.zarr band \d+ is at [\d.]+ nm but the spectral transform expects [\d.]+ nm .*retrain on this scene", BUNDLE),
+    Case(
+        "classify-s2-uncovered",
+        classify_s2_uncovered,
+        5,
+        r"vnir\.zarr band \d+ is at [\d.]+ nm but the spectral transform expects [\d.]+ nm",
+        ("s2_bundle", "vnir_scene"),
+    ),
+    Case(
+        "classify-shifted-wavelengths",
+        classify_shifted_wavelengths,
+        5,
+        r"shift\.zarr band \d+ is at [\d.]+ nm but the spectral transform expects [\d.]+ nm .*retrain on this scene",
+        BUNDLE,
+    ),
     Case("classify-out-exists", classify_out_exists, 8, r"map\.tif already exists; pass --overwrite", BUNDLE),
     Case("classify-probabilities-exist", classify_probabilities_exist, 8, r"p\.zarr already exists; pass --overwrite", BUNDLE),
-    Case("classify-scheduler-nothing", classify_scheduler_nothing, 7, r"cannot reach a Dask scheduler at tcp://127\.0\.0\.1:\d+.*drop --scheduler", BUNDLE),
-    Case("classify-scheduler-garbage", classify_scheduler_garbage, 2, r"--scheduler 'not-an-address' is not a Dask scheduler address .*use tcp://HOST:PORT", BUNDLE),
+    Case(
+        "classify-scheduler-nothing",
+        classify_scheduler_nothing,
+        7,
+        r"cannot reach a Dask scheduler at tcp://127\.0\.0\.1:\d+.*drop --scheduler",
+        BUNDLE,
+    ),
+    Case(
+        "classify-scheduler-garbage",
+        classify_scheduler_garbage,
+        2,
+        r"--scheduler 'not-an-address' is not a Dask scheduler address .*use tcp://HOST:PORT",
+        BUNDLE,
+    ),
     Case("classify-zero-chunks", classify_zero_chunks, 2, r"--chunks .*0", BUNDLE),
     Case("classify-bad-suffix", classify_bad_suffix, 2, r"map\.png.*\.tif.*\.zarr", BUNDLE),
     Case("classify-out-readonly", classify_out_readonly, 8, r"ro.*not writable|[Rr]ead-only", BUNDLE),
@@ -843,15 +1001,21 @@ CASES: list[Case] = [
     # search
     Case("search-unreachable", search_unreachable, 3, r"STAC API http://127\.0\.0\.1:\d+ cannot be reached"),
     Case("search-bad-bbox", search_bad_bbox, 2, r"--bbox '13,52,12' must be four numbers W,S,E,N"),
-    Case("search-missing-geometry", search_missing_geometry, 3, r"--intersects file .*aoi\.geojson does not exist; give a GeoJSON file"),
+    Case(
+        "search-missing-geometry",
+        search_missing_geometry,
+        3,
+        r"--intersects file .*aoi\.geojson does not exist; give a GeoJSON file",
+    ),
 ]
 
 _MOUNT_CASES = {"ingest-out-readonly", "ingest-disk-full", "ingest-disk-full-overwrite", "classify-out-readonly"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input(case: Case, inputs: Inputs, tmp_path: Path, capsys: pytest.CaptureFixture,
-                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_input(
+    case: Case, inputs: Inputs, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if case.id in _MOUNT_CASES and not _can_mount():
         pytest.skip("needs root to mount a tmpfs; the patched-writer cases cover the same path")
     if case.id == "search-unreachable":
@@ -875,8 +1039,12 @@ def test_bad_input(case: Case, inputs: Inputs, tmp_path: Path, capsys: pytest.Ca
     assert re.search(case.message, line), f"{line!r} does not match {case.message!r}"
     if os.environ.get("GEOHSI_DUMP_MESSAGES"):  # regenerates the table of docs/reliability.md
         with open(os.environ["GEOHSI_DUMP_MESSAGES"], "a") as f:
-            f.write(json.dumps({"id": case.id, "code": r.code, "line": line.replace(str(tmp_path), "…")
-                                .replace(str(inputs.root), "…")}) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": case.id, "code": r.code, "line": line.replace(str(tmp_path), "…").replace(str(inputs.root), "…")}
+                )
+                + "\n"
+            )
     # Nothing overwritten, nothing partial: every file is as it was and no file appeared.
     assert after == before, f"files changed: {sorted(set(after.items()) ^ set(before.items()))[:5]}"
     if case.id.startswith("pickled-pth"):
@@ -911,8 +1079,13 @@ def test_nan_and_inf_pixels_are_nodata_in_training_and_in_maps(inputs: Inputs, t
     ds = open_scene(scene)
     valid = valid_mask(ds).values
     assert not any(valid[r, q] for r, q in bad) and valid.sum() == 40 * 40 - len(bad)
-    out = train(scene, resolve_train_config(adapter="linear", epochs=1, split="fraction:0.5", model="tiny", device="cpu",
-                                      batch_size=64), out=tmp_path / "b", progress=False, log=lambda m: None)
+    out = train(
+        scene,
+        resolve_train_config(adapter="linear", epochs=1, split="fraction:0.5", model="tiny", device="cpu", batch_size=64),
+        out=tmp_path / "b",
+        progress=False,
+        log=lambda m: None,
+    )
     split = Split.load(out / "split.npz")
     used = set(np.concatenate([split.train, split.val, split.test]).tolist())
     assert not used & {r * 40 + q for r, q in bad}

@@ -30,8 +30,9 @@ def crop(tmp_path_factory, data_dir):
     cube = scipy.io.loadmat(d / "Indian_pines_corrected.mat")["indian_pines_corrected"].transpose(2, 0, 1)
     gt = scipy.io.loadmat(d / "Indian_pines_gt.mat")["indian_pines_gt"]
     ys, xs = slice(20, 60), slice(30, 80)
-    return write_scene(add_labels(make_scene(cube[:, ys, xs].copy()), gt[ys, xs]), tmp_path_factory.mktemp("crop") / "crop.zarr",
-                       chunks=16)
+    return write_scene(
+        add_labels(make_scene(cube[:, ys, xs].copy()), gt[ys, xs]), tmp_path_factory.mktemp("crop") / "crop.zarr", chunks=16
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)

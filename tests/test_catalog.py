@@ -66,7 +66,6 @@ def test_catalogue_presets_from_config(tmp_path, monkeypatch, stac_api):
 # --------------------------------------------------------------------------- ingest
 
 
-
 # --------------------------------------------------------------------------- errors through the CLI
 
 
@@ -99,5 +98,3 @@ def test_bbox_with_no_items(stac_api):
     assert "no items" in line and "enmap-potsdam" in line
     with pytest.raises(DataError):
         search(stac_api.url, "enmap-potsdam", bbox=[-60, -30, -59, -29])
-
-

@@ -31,8 +31,13 @@ def site(tmp_path_factory) -> Path:
     _need("mkdocs")
     _need("mkdocs_click")
     out = tmp_path_factory.mktemp("site")
-    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("WARNING")]
     assert not warnings, warnings

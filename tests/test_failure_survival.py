@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.classification.test_cluster import BIN, _free_port, _wait_for
+from tests.classification.test_cluster import BIN, _free_port
 from tests.test_bad_inputs import Inputs, inputs  # noqa: F401  (session fixture: tiny scene and bundle)
 
 pytestmark = pytest.mark.slow
@@ -36,16 +36,39 @@ class NannyCluster:
     def __init__(self, tmp: Path, n_workers: int = 2, memory_limit: str = "2GB", allowed_failures: int = 20) -> None:
         port = _free_port()
         self.address = f"tcp://127.0.0.1:{port}"
-        env = dict(os.environ, DASK_LOGGING__DISTRIBUTED="warning",
-                   DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=str(allowed_failures))
-        self.procs = [subprocess.Popen(
-            [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            stdout=open(tmp / "scheduler.log", "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)]
+        env = dict(
+            os.environ, DASK_LOGGING__DISTRIBUTED="warning", DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=str(allowed_failures)
+        )
+        self.procs = [
+            subprocess.Popen(
+                [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                stdout=open(tmp / "scheduler.log", "w"),  # noqa: SIM115 - the process owns its log file
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        ]
         self.procs += [
             subprocess.Popen(
-                [BIN / "dask", "worker", self.address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-                 "--name", f"w{k}", "--memory-limit", memory_limit],
-                stdout=open(tmp / f"worker{k}.log", "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                [
+                    BIN / "dask",
+                    "worker",
+                    self.address,
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--no-dashboard",
+                    "--name",
+                    f"w{k}",
+                    "--memory-limit",
+                    memory_limit,
+                ],
+                stdout=open(tmp / f"worker{k}.log", "w"),  # noqa: SIM115 - the process owns its log file
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
             for k in range(n_workers)
         ]
         from distributed import Client
@@ -83,8 +106,24 @@ def _zarr_map(path: Path) -> np.ndarray:
 
 
 def _classify(inputs: Inputs, out: Path, address: str, env: dict[str, str] | None = None) -> subprocess.Popen:  # noqa: F811
-    cmd = [sys.executable, "-m", "geohsi.cli.main", "classify", str(inputs.scene), "--bundle", str(inputs.bundle),
-           "--out", str(out), "--scheduler", address, "--chunks", str(CHUNK), "--no-progress", "--batch-size", "64"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "geohsi.cli.main",
+        "classify",
+        str(inputs.scene),
+        "--bundle",
+        str(inputs.bundle),
+        "--out",
+        str(out),
+        "--scheduler",
+        address,
+        "--chunks",
+        str(CHUNK),
+        "--no-progress",
+        "--batch-size",
+        "64",
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
@@ -124,8 +163,12 @@ def test_map_survives_a_third_of_the_workers_killed_at_random(tmp_path: Path, in
 
 
 @pytest.mark.parametrize("limit", ["2GB", "150MB"])
-def test_worker_memory_limit_keeps_the_run_alive_or_fails_in_one_line(tmp_path: Path, inputs: Inputs, clean_map,  # noqa: F811
-                                                                       limit: str) -> None:
+def test_worker_memory_limit_keeps_the_run_alive_or_fails_in_one_line(
+    tmp_path: Path,
+    inputs: Inputs,  # noqa: F811
+    clean_map,  # noqa: F811
+    limit: str,
+) -> None:
     """2 GB: room to run, the map is the clean one. 150 MB: an idle worker process already sits above
     Dask's pause threshold (80 %), so workers pause and never run a task (or, above 95 %, the nanny
     kills them until the scheduler gives up). Either way the run must end with one ``ClusterError``
@@ -148,7 +191,10 @@ def test_worker_memory_limit_keeps_the_run_alive_or_fails_in_one_line(tmp_path: 
         assert limit != "2GB", stderr
         errors = [x for x in stderr.splitlines() if x.startswith("geohsi:")]
         assert p.returncode == 7 and len(errors) == 1, stderr
-        assert re.search(r"(distributed classification failed|every Dask worker has been paused at its memory limit "
-                         r"\(\d+ MiB\) for 20 s; give the workers more memory)", errors[0]), errors[0]
+        assert re.search(
+            r"(distributed classification failed|every Dask worker has been paused at its memory limit "
+            r"\(\d+ MiB\) for 20 s; give the workers more memory)",
+            errors[0],
+        ), errors[0]
         assert "rerun the same command to resume" in errors[0]
         assert not out.exists()

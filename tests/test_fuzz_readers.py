@@ -26,8 +26,13 @@ from hypothesis import strategies as st
 from geohsi.errors import GeohsiError
 
 EXAMPLES = int(os.environ.get("GEOHSI_FUZZ_EXAMPLES", "500"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=timedelta(seconds=5), derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=timedelta(seconds=5),
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 # --------------------------------------------------------------------------- mutations
@@ -62,11 +67,11 @@ def mutate(data: bytes, ops: list[tuple[str, int, bytes | int]]) -> bytes:
         if kind == "flip":
             b[pos] ^= int(arg)
         elif kind == "set":
-            b[pos: pos + len(arg)] = arg  # type: ignore[arg-type]
+            b[pos : pos + len(arg)] = arg  # type: ignore[arg-type]
         elif kind == "insert":
             b[pos:pos] = arg  # type: ignore[assignment]
         elif kind == "delete":
-            del b[pos: pos + int(arg)]
+            del b[pos : pos + int(arg)]
         else:
             del b[pos:]
     return bytes(b)
@@ -128,8 +133,19 @@ def seeds(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str,
     cube = rng.integers(0, 1000, size=(4, 6, 5)).astype("uint16")
     for name, extra in (("plain", {}), ("tiled", {"tiled": True, "blockxsize": 16, "blockysize": 16, "compress": "deflate"})):
         p = d / f"{name}.tif"
-        with rasterio.open(p, "w", driver="GTiff", width=5, height=6, count=4, dtype="uint16", crs="EPSG:32633",
-                           transform=Affine(30, 0, 360000, 0, -30, 5800000), nodata=0, **extra) as dst:
+        with rasterio.open(
+            p,
+            "w",
+            driver="GTiff",
+            width=5,
+            height=6,
+            count=4,
+            dtype="uint16",
+            crs="EPSG:32633",
+            transform=Affine(30, 0, 360000, 0, -30, 5800000),
+            nodata=0,
+            **extra,
+        ) as dst:
             dst.write(cube)
             for i in range(4):
                 dst.update_tags(i + 1, wavelength=str(500 + 100 * i), wavelength_units="Nanometers")
@@ -171,31 +187,43 @@ def test_seeds_are_readable(seeds: dict[str, Path], tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- ENVI
 
-_HEADER_EDITS = st.sampled_from([
-    ("samples", ["0", "-3", "4", "2", "3.7", "x", "", "99999999999"]),
-    ("lines", ["0", "4", "1", "1e3", "nan", "{3}"]),
-    ("bands", ["239", "241", "0", "-1", "abc"]),
-    ("data type", ["1", "2", "3", "5", "6", "9", "12", "15", "99", "-4", "x"]),
-    ("interleave", ["bsq", "bil", "BIP", "bsx", "", "{bip}"]),
-    ("byte order", ["1", "2", "-1", "x"]),
-    ("header offset", ["-8", "8", "100000", "x"]),
-    ("map info", ["{UTM, 1, 1}", "{UTM, a, b, c, d, e, f}", "{Arbitrary, 1, 1, 0, 0, 1, 1}", "{UTM, 1, 1, 0, 0, 1, 1, 99, Q, Mars}",
-                  "{UTM, 1.0, 1.0, 441371.0, 4855941.7, 0.04, 0.04, 15, T, WGS-84, rotation=12}"]),
-    ("wavelength", ["{1, 2, x}", "{1, 2, 3}", "{", "{}" ]),
-    ("wavelength units", ["Micrometers", "GHz", "Index", "??"]),
-    ("fwhm", ["{1, 2}", "{a}"]),
-    ("bbl", ["{1, 0}", "{x}"]),
-    ("data ignore value", ["x", "nan", "-9999", "1e400"]),
-    ("reflectance scale factor", ["0", "x", "inf", "-1"]),
-    ("coordinate system string", ["{GARBAGE[}", "{PROJCS[\"x\"]}", "{}"]),
-    ("band names", ["{a, b}", "{1 nm}"]),
-])
+_HEADER_EDITS = st.sampled_from(
+    [
+        ("samples", ["0", "-3", "4", "2", "3.7", "x", "", "99999999999"]),
+        ("lines", ["0", "4", "1", "1e3", "nan", "{3}"]),
+        ("bands", ["239", "241", "0", "-1", "abc"]),
+        ("data type", ["1", "2", "3", "5", "6", "9", "12", "15", "99", "-4", "x"]),
+        ("interleave", ["bsq", "bil", "BIP", "bsx", "", "{bip}"]),
+        ("byte order", ["1", "2", "-1", "x"]),
+        ("header offset", ["-8", "8", "100000", "x"]),
+        (
+            "map info",
+            [
+                "{UTM, 1, 1}",
+                "{UTM, a, b, c, d, e, f}",
+                "{Arbitrary, 1, 1, 0, 0, 1, 1}",
+                "{UTM, 1, 1, 0, 0, 1, 1, 99, Q, Mars}",
+                "{UTM, 1.0, 1.0, 441371.0, 4855941.7, 0.04, 0.04, 15, T, WGS-84, rotation=12}",
+            ],
+        ),
+        ("wavelength", ["{1, 2, x}", "{1, 2, 3}", "{", "{}"]),
+        ("wavelength units", ["Micrometers", "GHz", "Index", "??"]),
+        ("fwhm", ["{1, 2}", "{a}"]),
+        ("bbl", ["{1, 0}", "{x}"]),
+        ("data ignore value", ["x", "nan", "-9999", "1e400"]),
+        ("reflectance scale factor", ["0", "x", "inf", "-1"]),
+        ("coordinate system string", ["{GARBAGE[}", '{PROJCS["x"]}', "{}"]),
+        ("band names", ["{a, b}", "{1 nm}"]),
+    ]
+)
 
 
 @FUZZ
-@given(edits=st.lists(st.tuples(_HEADER_EDITS, st.integers(0, 7)), min_size=1, max_size=4),
-       drop=st.lists(st.sampled_from(["samples", "lines", "bands", "data type", "interleave", "map info"]), max_size=2),
-       data_cut=st.integers(0, 3))
+@given(
+    edits=st.lists(st.tuples(_HEADER_EDITS, st.integers(0, 7)), min_size=1, max_size=4),
+    drop=st.lists(st.sampled_from(["samples", "lines", "bands", "data type", "interleave", "map info"]), max_size=2),
+    data_cut=st.integers(0, 3),
+)
 def test_envi_header_edits_give_only_geohsi_errors(seeds, tmp_path: Path, edits, drop, data_cut) -> None:
     text = seeds["envi_hdr"].read_text()
     lines = text.splitlines()

@@ -21,16 +21,36 @@ from geohsi.scene import Legend, nodata_value, open_scene, scene_crs, valid_mask
 
 REPO = Path(__file__).resolve().parents[1]
 IP_NAMES = [
-    "Alfalfa", "Corn-notill", "Corn-mintill", "Corn", "Grass-pasture", "Grass-trees", "Grass-pasture-mowed",
-    "Hay-windrowed", "Oats", "Soybean-notill", "Soybean-mintill", "Soybean-clean", "Wheat", "Woods",
-    "Buildings-Grass-Trees-Drives", "Stone-Steel-Towers",
+    "Alfalfa",
+    "Corn-notill",
+    "Corn-mintill",
+    "Corn",
+    "Grass-pasture",
+    "Grass-trees",
+    "Grass-pasture-mowed",
+    "Hay-windrowed",
+    "Oats",
+    "Soybean-notill",
+    "Soybean-mintill",
+    "Soybean-clean",
+    "Wheat",
+    "Woods",
+    "Buildings-Grass-Trees-Drives",
+    "Stone-Steel-Towers",
 ]
 
 
 def test_indian_pines_round_trip(data_dir: Path, tmp_path: Path) -> None:
     ip = data_dir / "indian_pines"
-    out = ingest(ip / "Indian_pines_corrected.mat", tmp_path / "ip.zarr", labels=ip / "Indian_pines_gt.mat",
-                 class_names=",".join(IP_NAMES), crs="none", wavelengths=ip / "wavelengths.csv", sensor="AVIRIS")
+    out = ingest(
+        ip / "Indian_pines_corrected.mat",
+        tmp_path / "ip.zarr",
+        labels=ip / "Indian_pines_gt.mat",
+        class_names=",".join(IP_NAMES),
+        crs="none",
+        wavelengths=ip / "wavelengths.csv",
+        sensor="AVIRIS",
+    )
     ds = open_scene(out)
     raw = sio.loadmat(ip / "Indian_pines_corrected.mat")["indian_pines_corrected"]
     gt = sio.loadmat(ip / "Indian_pines_gt.mat")["indian_pines_gt"]
@@ -54,8 +74,13 @@ def test_indian_pines_round_trip(data_dir: Path, tmp_path: Path) -> None:
 def test_enmap_round_trip(data_dir: Path, tmp_path: Path) -> None:
     root = data_dir / "enmap_potsdam"
     tiles = sorted((root / "images").glob("*.tif"))
-    out = ingest(tiles, tmp_path / "potsdam.zarr", labels=root / "enmap_landcover_unstyled.tif",
-                 class_names=["roof", "pavement", "low vegetation", "tree", "soil", "water"], chunks=64)
+    out = ingest(
+        tiles,
+        tmp_path / "potsdam.zarr",
+        labels=root / "enmap_landcover_unstyled.tif",
+        class_names=["roof", "pavement", "low vegetation", "tree", "soil", "water"],
+        chunks=64,
+    )
     ds = open_scene(out)
     assert scene_crs(ds).to_epsg() == 32633
     assert ds.rio.transform().almost_equals(Affine(30, 0, 362175 + 30 * 64, 0, -30, 5809965))
@@ -133,8 +158,20 @@ def test_labels_shape_mismatch_leaves_nothing(data_dir: Path, tmp_path: Path) ->
 def test_failed_write_leaves_no_store(tmp_path: Path) -> None:
     # A tiled GeoTIFF whose header is intact but whose later tiles are cut off: reading fails mid-write.
     full = tmp_path / "full.tif"
-    with rasterio.open(full, "w", driver="GTiff", width=64, height=64, count=3, dtype="float32", crs="EPSG:32633",
-                       transform=from_origin(0, 640, 10, 10), tiled=True, blockxsize=16, blockysize=16) as dst:
+    with rasterio.open(
+        full,
+        "w",
+        driver="GTiff",
+        width=64,
+        height=64,
+        count=3,
+        dtype="float32",
+        crs="EPSG:32633",
+        transform=from_origin(0, 640, 10, 10),
+        tiled=True,
+        blockxsize=16,
+        blockysize=16,
+    ) as dst:
         dst.write(np.random.default_rng(0).random((3, 64, 64), dtype="float32"))
     cut = tmp_path / "cut.tif"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])

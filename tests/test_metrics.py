@@ -77,9 +77,7 @@ def test_metrics_equal_sklearn_large_random(seed):
     labels = list(range(1, k + 1))
     assert overall_accuracy(y_true, y_pred) == pytest.approx(skm.accuracy_score(y_true, y_pred))
     assert kappa(y_true, y_pred) == pytest.approx(skm.cohen_kappa_score(y_true, y_pred))
-    assert average_accuracy(y_true, y_pred) == pytest.approx(
-        skm.recall_score(y_true, y_pred, average=None).mean()
-    )
+    assert average_accuracy(y_true, y_pred) == pytest.approx(skm.recall_score(y_true, y_pred, average=None).mean())
     assert per_class(y_true, y_pred, labels)["precision"][15] == 0.0
 
 
@@ -87,9 +85,7 @@ def test_labels_order_and_int_and_default():
     y_true = np.array([3, 1, 2, 2])
     y_pred = np.array([3, 2, 2, 1])
     order = [3, 1, 2]
-    np.testing.assert_array_equal(
-        confusion_matrix(y_true, y_pred, order), skm.confusion_matrix(y_true, y_pred, labels=order)
-    )
+    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred, order), skm.confusion_matrix(y_true, y_pred, labels=order))
     np.testing.assert_array_equal(confusion_matrix(y_true, y_pred), skm.confusion_matrix(y_true, y_pred))
     assert confusion_matrix(y_true, y_pred, 4).shape == (4, 4)
     # 2-D maps are flattened, and integer-valued floats (labels stored as float32) accepted

@@ -28,8 +28,9 @@ def _execute(name: str, workdir: Path, env: dict[str, str], timeout: int = 600):
     os.environ.update(env)  # the kernel subprocess inherits the environment
     try:
         t0 = time.perf_counter()
-        nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(workdir)}}).execute()
+        nbclient.NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+        ).execute()
         return nb, time.perf_counter() - t0
     finally:
         for k, v in old.items():
@@ -64,10 +65,17 @@ def test_notebooks_are_stripped():
 @pytest.mark.slow
 def test_quickstart_runs(tmp_path, data_dir):
     out = tmp_path / "out"
-    nb, seconds = _execute("quickstart.ipynb", tmp_path, {
-        "GEOHSI_DATA_DIR": str(data_dir), "GEOHSI_NB_MODEL": "tiny", "GEOHSI_NB_EPOCHS": "2",
-        "GEOHSI_NB_WORKERS": "2", "GEOHSI_NB_OUT": str(out),
-    })
+    nb, seconds = _execute(
+        "quickstart.ipynb",
+        tmp_path,
+        {
+            "GEOHSI_DATA_DIR": str(data_dir),
+            "GEOHSI_NB_MODEL": "tiny",
+            "GEOHSI_NB_EPOCHS": "2",
+            "GEOHSI_NB_WORKERS": "2",
+            "GEOHSI_NB_OUT": str(out),
+        },
+    )
     print(f"quickstart.ipynb executed in {seconds:.0f} s")
     assert seconds < 600, f"the quickstart took {seconds:.0f} s; the acceptance limit on the 2-core CI machine is 10 minutes"
     text = _text(nb)
@@ -75,19 +83,35 @@ def test_quickstart_runs(tmp_path, data_dir):
     assert "OA " in text and "quickstart finished" in text
     # scene views, spectra, training curve, confusion matrix, map over scene, map.png
     assert len(_outputs(nb, "image/png")) >= 6
-    for f in ("indian_pines.zarr", "enmap_potsdam.zarr", "enmap_potsdam.bundle/bundle.json", "enmap_potsdam.metrics.json",
-              "enmap_potsdam.metrics.png", "enmap_potsdam.map.tif", "enmap_potsdam.map.png"):
+    for f in (
+        "indian_pines.zarr",
+        "enmap_potsdam.zarr",
+        "enmap_potsdam.bundle/bundle.json",
+        "enmap_potsdam.metrics.json",
+        "enmap_potsdam.metrics.png",
+        "enmap_potsdam.map.tif",
+        "enmap_potsdam.map.png",
+    ):
         assert (out / f).exists(), f
 
 
 @pytest.mark.slow
 def test_large_scene_runs(tmp_path, data_dir):
     out = tmp_path / "out"
-    nb, seconds = _execute("large_scene.ipynb", tmp_path, {
-        "GEOHSI_DATA_DIR": str(data_dir), "GEOHSI_NB_MODEL": "tiny", "GEOHSI_NB_EPOCHS": "1",
-        "GEOHSI_NB_SIZE": "256", "GEOHSI_NB_CHUNK": "128", "GEOHSI_NB_WORKERS": "2", "GEOHSI_NB_HEAD": "dense",
-        "GEOHSI_NB_OUT": str(out),
-    })
+    nb, seconds = _execute(
+        "large_scene.ipynb",
+        tmp_path,
+        {
+            "GEOHSI_DATA_DIR": str(data_dir),
+            "GEOHSI_NB_MODEL": "tiny",
+            "GEOHSI_NB_EPOCHS": "1",
+            "GEOHSI_NB_SIZE": "256",
+            "GEOHSI_NB_CHUNK": "128",
+            "GEOHSI_NB_WORKERS": "2",
+            "GEOHSI_NB_HEAD": "dense",
+            "GEOHSI_NB_OUT": str(out),
+        },
+    )
     print(f"large_scene.ipynb executed in {seconds:.0f} s")
     import rasterio
 

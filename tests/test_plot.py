@@ -28,7 +28,7 @@ CLASSES = [
 
 
 def _rgb255(color: str) -> np.ndarray:
-    return np.array([int(color[k: k + 2], 16) for k in (1, 3, 5)])
+    return np.array([int(color[k : k + 2], 16) for k in (1, 3, 5)])
 
 
 def _block_map() -> xr.DataArray:
@@ -82,8 +82,9 @@ def test_classmap_pixels_and_legend_match_the_colour_table():
 
 def test_classmap_legend_from_attrs_and_errors():
     m = _block_map()
-    m.attrs.update(class_ids=[c["id"] for c in CLASSES], class_names=[c["name"] for c in CLASSES],
-                   class_colors=[c["color"] for c in CLASSES])
+    m.attrs.update(
+        class_ids=[c["id"] for c in CLASSES], class_names=[c["name"] for c in CLASSES], class_colors=[c["color"] for c in CLASSES]
+    )
     ax = P.plot_classmap(m)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["roof", "pavement", "tree", "water"]
     plt.close(ax.figure)
@@ -100,15 +101,21 @@ def _scene(nodata_pixels=True):
     cube = rng.uniform(100, 200, (12, 30, 40)).astype("float32")
     yy, xx = np.mgrid[0:30, 0:40]
     red, green, blue = int(np.argmin(abs(wl - 650))), int(np.argmin(abs(wl - 550))), int(np.argmin(abs(wl - 450)))
-    cube[red] = xx * 10.0        # increases to the east
-    cube[green] = yy * 10.0      # increases to the south
+    cube[red] = xx * 10.0  # increases to the east
+    cube[green] = yy * 10.0  # increases to the south
     cube[blue] = 500.0 - xx * 10.0
     good = np.ones(12, bool)
     good[6] = False
     if nodata_pixels:
         cube[:, 0:3, 0:4] = -9999.0
-    ds = make_scene(cube, wavelength=wl, good_band=good, crs="EPSG:32633",
-                    transform=Affine(30.0, 0, 300000.0, 0, -30.0, 5800000.0), nodata=-9999.0)
+    ds = make_scene(
+        cube,
+        wavelength=wl,
+        good_band=good,
+        crs="EPSG:32633",
+        transform=Affine(30.0, 0, 300000.0, 0, -30.0, 5800000.0),
+        nodata=-9999.0,
+    )
     labels = np.zeros((30, 40), "uint8")
     labels[10:20, 5:15] = 1
     labels[20:30, 20:40] = 2
@@ -186,8 +193,13 @@ def test_spectra_break_across_removed_bands():
 
 
 def test_confusion_and_training_figures():
-    report = {"confusion_matrix": [[8, 2], [1, 9]], "class_names": ["a", "b"], "overall_accuracy": 0.85,
-              "average_accuracy": 0.85, "kappa": 0.7}
+    report = {
+        "confusion_matrix": [[8, 2], [1, 9]],
+        "class_names": ["a", "b"],
+        "overall_accuracy": 0.85,
+        "average_accuracy": 0.85,
+        "kappa": 0.7,
+    }
     fig = P.plot_confusion(report)
     ax = fig.axes[0]
     np.testing.assert_allclose(ax.images[0].get_array(), [[0.8, 0.2], [0.1, 0.9]])
@@ -236,8 +248,9 @@ def test_classify_cli_writes_a_quicklook_matching_the_cog(tmp_path, enmap_scene)
     bundle = train(enmap_scene, cfg, out=tmp_path / "bundle", progress=False, log=lambda m: None)
     b = load_bundle(bundle)
     for out in (tmp_path / "map.tif", tmp_path / "grid.zarr"):
-        r = run_cli("classify", enmap_scene, "--bundle", bundle, "--out", out, "--workers", "1", "--chunks", "96",
-                    "--no-progress")
+        r = run_cli(
+            "classify", enmap_scene, "--bundle", bundle, "--out", out, "--workers", "1", "--chunks", "96", "--no-progress"
+        )
         assert r.returncode == 0, r.stderr
         png = out.with_suffix(".png")
         assert png.is_file() and f"wrote {png}" in r.stdout
@@ -258,8 +271,18 @@ def test_classify_cli_writes_a_quicklook_matching_the_cog(tmp_path, enmap_scene)
     # an existing quicklook is kept without --overwrite, replaced with it
     png = tmp_path / "map.png"
     png.write_bytes(b"old")
-    r = run_cli("classify", enmap_scene, "--bundle", bundle, "--out", tmp_path / "map.tif", "--workers", "1",
-                "--no-progress", "--overwrite")
+    r = run_cli(
+        "classify",
+        enmap_scene,
+        "--bundle",
+        bundle,
+        "--out",
+        tmp_path / "map.tif",
+        "--workers",
+        "1",
+        "--no-progress",
+        "--overwrite",
+    )
     assert r.returncode == 0 and png.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -273,8 +296,19 @@ def test_quicklook_kept_without_overwrite(tmp_path):
     assert len({int((ids == c["id"]).sum()) for c in CLASSES}) == len(CLASSES)
     tif = tmp_path / "m.tif"
     t = Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0)
-    with rasterio.open(tif, "w", driver="GTiff", width=60, height=40, count=1, dtype="uint8", crs="EPSG:32633",
-                       transform=t, nodata=0, photometric="palette") as dst:
+    with rasterio.open(
+        tif,
+        "w",
+        driver="GTiff",
+        width=60,
+        height=40,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=t,
+        nodata=0,
+        photometric="palette",
+    ) as dst:
         dst.write(ids, 1)
         dst.write_colormap(1, {0: (0, 0, 0, 0), **{c["id"]: (*_rgb255(c["color"]), 255) for c in CLASSES}})
         dst.update_tags(1, **{f"CLASS_{c['id']}": c["name"] for c in CLASSES})

@@ -56,9 +56,7 @@ class AdapterLayer(nn.Module):
     def __init__(self, base_layer: nn.Linear, *, dropout: float = 0.0) -> None:
         super().__init__()
         if not isinstance(base_layer, nn.Linear):
-            raise UsageError(
-                f"{type(base_layer).__name__} cannot be adapted; {type(self).__name__} wraps nn.Linear layers only"
-            )
+            raise UsageError(f"{type(base_layer).__name__} cannot be adapted; {type(self).__name__} wraps nn.Linear layers only")
         if not 0.0 <= float(dropout) < 1.0:
             raise UsageError(f"adapter dropout={dropout} is outside [0, 1); pass a probability such as 0.1")
         self.base_layer = base_layer
@@ -204,9 +202,7 @@ class AdapterLayer(nn.Module):
             wanted = tuple(w.strip() for w in which.split(","))
             unknown = [w for w in wanted if w not in present]
             if unknown:
-                raise UsageError(
-                    f"boost={which!r} names no factor of {self.method}; choose 'zero' or one of {sorted(present)}"
-                )
+                raise UsageError(f"boost={which!r} names no factor of {self.method}; choose 'zero' or one of {sorted(present)}")
             self.boost = wanted
 
     def factor_shapes(self) -> dict[str, list[int]]:

@@ -158,10 +158,7 @@ def resolve_targets(targets: str | Sequence[str]) -> tuple[str, ...]:
 
 def name_matches(name: str, patterns: Iterable[str]) -> bool:
     """Whether the dotted module ``name`` matches any of ``patterns`` (see the module docstring)."""
-    for p in patterns:
-        if name == p or name.endswith("." + p) or fnmatchcase(name, p) or fnmatchcase(name, "*." + p):
-            return True
-    return False
+    return any(name == p or name.endswith("." + p) or fnmatchcase(name, p) or fnmatchcase(name, "*." + p) for p in patterns)
 
 
 def _under(name: str, prefixes: Sequence[str]) -> bool:
@@ -182,9 +179,7 @@ def select_targets(model: nn.Module, patterns: Sequence[str], head: Sequence[str
     .. versionadded:: 0.1
     """
     return [
-        (n, m)
-        for n, m in model.named_modules()
-        if isinstance(m, nn.Linear) and not _under(n, head) and name_matches(n, patterns)
+        (n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and not _under(n, head) and name_matches(n, patterns)
     ]
 
 
@@ -258,11 +253,7 @@ def trainable_parameter_names(model: nn.Module, config: Mapping[str, Any] | None
         for mname, m in model.named_modules():
             if isinstance(m, _NORMS):
                 norm_names.update(f"{mname}.{pn}" if mname else pn for pn, _ in m.named_parameters(recurse=False))
-    return [
-        n
-        for n, p in model.named_parameters()
-        if id(p) in adapter_ids or _under(n, heads) or n in norm_names
-    ]
+    return [n for n, p in model.named_parameters() if id(p) in adapter_ids or _under(n, heads) or n in norm_names]
 
 
 def apply_adapter(

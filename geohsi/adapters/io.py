@@ -25,7 +25,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from geohsi.files import atomic_output, file_sha256
 from geohsi.adapters.inject import (
     CONFIG_ATTR,
     LAYER_CLASSES,
@@ -37,6 +36,7 @@ from geohsi.adapters.inject import (
     trainable_parameter_names,
 )
 from geohsi.errors import InputFormatError, ModelError, UsageError
+from geohsi.files import atomic_output, file_sha256
 
 FORMAT = "geohsi-adapter"
 VERSION = 1
@@ -63,13 +63,7 @@ def _check_backbone_id(backbone_id: Any) -> dict[str, Any]:
         raise UsageError(f"backbone_id is not JSON-serialisable ({e}); pass plain dicts, lists, str and numbers") from e
 
 
-def save_adapter(
-    model: nn.Module,
-    path: str | os.PathLike,
-    *,
-    backbone_id: dict[str, Any],
-    overwrite: bool = False,
-) -> Path:
+def save_adapter(model: nn.Module, path: str | os.PathLike, *, backbone_id: dict[str, Any], overwrite: bool = False) -> Path:
     """Write the adapter + head weights and their configuration to the directory ``path``.
 
     Args:
@@ -146,7 +140,9 @@ def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
             if not isinstance(obj, dict) or not isinstance(obj.get(key), typ):
                 raise ModelError(f"{cfg_file} has no valid {where}{key!r} entry; it is corrupted, save the adapter again")
     if meta["adapter"]["method"] not in METHODS:
-        raise ModelError(f"{cfg_file} names an unknown method {meta['adapter']['method']!r}; it is corrupted or from a newer geohsi")
+        raise ModelError(
+            f"{cfg_file} names an unknown method {meta['adapter']['method']!r}; it is corrupted or from a newer geohsi"
+        )
     return meta
 
 
@@ -162,7 +158,9 @@ def _compare_backbones(saved: dict[str, Any], given: dict[str, Any], where: Path
         if a == b:
             continue
         if k == "config" and isinstance(a, dict) and isinstance(b, dict):
-            diff = [f"{f}: adapter {a.get(f)!r} vs backbone {b.get(f)!r}" for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
+            diff = [
+                f"{f}: adapter {a.get(f)!r} vs backbone {b.get(f)!r}" for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)
+            ]
             detail = "; ".join(diff[:3])
         else:
             detail = f"adapter {a!r} vs backbone {b!r}"
@@ -213,11 +211,7 @@ def _check_fits(
 
 
 def load_adapter(
-    model: nn.Module,
-    path: str | os.PathLike,
-    *,
-    backbone_id: dict[str, Any],
-    method: str | None = None,
+    model: nn.Module, path: str | os.PathLike, *, backbone_id: dict[str, Any], method: str | None = None
 ) -> AdapterSummary:
     """Re-apply a saved adapter to a fresh backbone and load its weights, in place.
 

@@ -96,11 +96,7 @@ def kron_apply(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tenso
 
 
 def kron_shapes(
-    in_features: int,
-    out_features: int,
-    *,
-    a_shape: Sequence[int] | None = None,
-    factor: int = -1,
+    in_features: int, out_features: int, *, a_shape: Sequence[int] | None = None, factor: int = -1
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Shapes ``(a1, a2), (b1, b2)`` of the Kronecker factors of a ``[out, in]`` matrix.
 
@@ -176,13 +172,7 @@ class KronALinear(AdapterLayer):
 
     @classmethod
     def factor_shapes_for(
-        cls,
-        in_features: int,
-        out_features: int,
-        *,
-        a_shape: Sequence[int] | None = None,
-        factor: int = -1,
-        **_: object,
+        cls, in_features: int, out_features: int, *, a_shape: Sequence[int] | None = None, factor: int = -1, **_: object
     ) -> dict[str, tuple[int, ...]]:
         """``{"A": (a1, a2), "B": (b1, b2)}`` by :func:`kron_shapes`."""
         a, b = kron_shapes(in_features, out_features, a_shape=a_shape, factor=factor)

@@ -19,11 +19,7 @@ from geohsi.errors import UsageError
 
 
 def param_groups(
-    model: nn.Module,
-    lr: float,
-    *,
-    lr_ratio: float | None = None,
-    weight_decay: float = 0.0,
+    model: nn.Module, lr: float, *, lr_ratio: float | None = None, weight_decay: float = 0.0
 ) -> list[dict[str, Any]]:
     """Build the parameter groups of a torch optimizer for an adapted model.
 
@@ -58,9 +54,7 @@ def param_groups(
         lr_ratio = float(cfg.get("options", {}).get("lr_ratio", 16.0))
     elif not boosted:
         method = cfg.get("method", "none")
-        raise UsageError(
-            f"lr_ratio={lr_ratio} has no effect: method {method!r} boosts no factor; use 'lora+' or 'krona+'"
-        )
+        raise UsageError(f"lr_ratio={lr_ratio} has no effect: method {method!r} boosts no factor; use 'lora+' or 'krona+'")
     if not lr_ratio > 0:
         raise UsageError(f"lr_ratio={lr_ratio} must be positive (the paper uses 16)")
 

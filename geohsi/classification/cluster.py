@@ -149,7 +149,9 @@ def open_cluster(
             if device == "cuda":
                 gpu = gpu_worker_count(client) > 0
                 if not gpu:
-                    warn(f"no worker of {scheduler} advertises a GPU resource (dask worker --resources GPU=1); running on the CPU")
+                    warn(
+                        f"no worker of {scheduler} advertises a GPU resource (dask worker --resources GPU=1); running on the CPU"
+                    )
                     device = "cpu"
             yield ClusterInfo(client, False, gpu, device, None, host_threads(client))
         finally:
@@ -169,9 +171,7 @@ def open_cluster(
         kwargs = {}
     # Silence the cluster's own INFO logging: the CLI prints what matters (dashboard, progress).
     with dask.config.set({"distributed.worker.daemon": True, "logging.distributed": "error"}):
-        cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", **kwargs
-        )
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", **kwargs)
     client = Client(cluster)
     try:
         yield ClusterInfo(client, True, bool(gpus), device, max(1, cores // n), {})

@@ -65,10 +65,7 @@ class PartsStore:
 
     def markers(self) -> dict[tuple[int, int], dict[str, Any]]:
         """The content of every completion marker (write id, worker, pid)."""
-        return {
-            tuple(int(v) for v in f.stem.split("_")): json.loads(f.read_text())
-            for f in sorted(self.done_dir.glob("*.json"))
-        }
+        return {tuple(int(v) for v in f.stem.split("_")): json.loads(f.read_text()) for f in sorted(self.done_dir.glob("*.json"))}
 
 
 def open_intermediate(
@@ -112,7 +109,8 @@ def open_intermediate(
         if resume and stored == identity:
             return inter, None
         note = (
-            "--no-resume: recomputing every chunk" if not resume
+            "--no-resume: recomputing every chunk"
+            if not resume
             else f"intermediate {path} belongs to another bundle, scene, chunking or output set; recomputing every chunk"
         )
         shutil.rmtree(path)
@@ -120,7 +118,9 @@ def open_intermediate(
     h, w = shape
     g.create_array("classes", shape=(h, w), chunks=(chunk, chunk), dtype=dtype, fill_value=NODATA)
     if probabilities:
-        g.create_array("probabilities", shape=(n_classes, h, w), chunks=(n_classes, chunk, chunk), dtype="float32", fill_value=np.nan)
+        g.create_array(
+            "probabilities", shape=(n_classes, h, w), chunks=(n_classes, chunk, chunk), dtype="float32", fill_value=np.nan
+        )
     if confidence:
         g.create_array("confidence", shape=(h, w), chunks=(chunk, chunk), dtype="float32", fill_value=np.nan)
     g.attrs["identity"] = identity
@@ -128,9 +128,7 @@ def open_intermediate(
     return inter, note
 
 
-def store_chunk(
-    probs: np.ndarray, i: int, j: int, *, inter: PartsStore, class_ids: np.ndarray,
-) -> int:
+def store_chunk(probs: np.ndarray, i: int, j: int, *, inter: PartsStore, class_ids: np.ndarray) -> int:
     """Write one chunk's results into the intermediate store, then its completion marker.
 
     Runs on a worker. Region writes are aligned to the store's chunks, so concurrent tasks never
@@ -153,11 +151,11 @@ def store_chunk(
     g = zarr.open_group(str(inter.path), mode="r+")
     y0, x0 = i * inter.chunk, j * inter.chunk
     _, h, w = probs.shape
-    g["classes"][y0: y0 + h, x0: x0 + w] = labels_from_probabilities(probs, class_ids)
+    g["classes"][y0 : y0 + h, x0 : x0 + w] = labels_from_probabilities(probs, class_ids)
     if inter.probabilities:
-        g["probabilities"][:, y0: y0 + h, x0: x0 + w] = probs
+        g["probabilities"][:, y0 : y0 + h, x0 : x0 + w] = probs
     if inter.confidence:
-        g["confidence"][y0: y0 + h, x0: x0 + w] = probs.max(axis=0)
+        g["confidence"][y0 : y0 + h, x0 : x0 + w] = probs.max(axis=0)
     worker = None
     try:
         from distributed import get_worker

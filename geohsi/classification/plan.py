@@ -39,8 +39,9 @@ import numpy as np
 import xarray as xr
 
 from geohsi.classification.worker import InferenceSpec, block_task
-from geohsi.export.maps import NODATA, labels_from_probabilities
 from geohsi.errors import UsageError
+from geohsi.export.maps import NODATA, labels_from_probabilities
+
 
 @dataclass
 class Plan:
@@ -185,11 +186,7 @@ def as_dataarray(plan: Plan, what: str = "labels") -> xr.DataArray:
     s = plan.scene
     classes = plan.bundle.classes
     ids = classes.ids
-    attrs = {
-        **classes.to_attrs(),
-        "bundle": plan.spec.bundle_path,
-        "bundle_sha256": plan.spec.bundle_hash,
-    }
+    attrs = {**classes.to_attrs(), "bundle": plan.spec.bundle_path, "bundle_sha256": plan.spec.bundle_hash}
     coords = {"y": s["y"].values, "x": s["x"].values}
     if what == "labels":
         arr = xr.DataArray(labels_from_probabilities(plan.probabilities, ids), dims=("y", "x"), coords=coords, name="classes")
@@ -268,8 +265,16 @@ def predict_map(
 
         host_workers = host_threads(client)
         gpu = device == "cuda" and gpu_worker_count(client) > 0
-    plan = build_plan(ds, b, chunks=chunks, batch_size=batch_size, device=device, precision=precision,
-                      gpu_resources=gpu, host_workers=host_workers)
+    plan = build_plan(
+        ds,
+        b,
+        chunks=chunks,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        gpu_resources=gpu,
+        host_workers=host_workers,
+    )
     return as_dataarray(plan, what)
 
 

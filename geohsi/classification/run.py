@@ -86,8 +86,9 @@ class MapOutputs:
     confidence: bool = False
 
     @classmethod
-    def resolve(cls, out: str | os.PathLike, probabilities: str | os.PathLike | None = None,
-                confidence: bool = False) -> MapOutputs:
+    def resolve(
+        cls, out: str | os.PathLike, probabilities: str | os.PathLike | None = None, confidence: bool = False
+    ) -> MapOutputs:
         """Name the outputs.
 
         Raises:
@@ -95,8 +96,9 @@ class MapOutputs:
         """
         out = Path(out)
         prob = Path(probabilities) if probabilities is not None else None
-        res = cls(out, maps.check_suffix(out), prob, maps.check_suffix(prob, "--probabilities") if prob else None,
-                  bool(confidence))
+        res = cls(
+            out, maps.check_suffix(out), prob, maps.check_suffix(prob, "--probabilities") if prob else None, bool(confidence)
+        )
         if len({p.absolute() for p in res.paths}) != len(res.paths):
             raise UsageError(f"--out and --probabilities must be different paths, got {out} twice")
         return res
@@ -187,8 +189,9 @@ def _forward_seconds(client: Any) -> dict[str, float] | None:
         return None
 
 
-def _compute_and_write(plan: Plan, outputs: MapOutputs, client: Any, *, resume: bool, overwrite: bool, progress: bool,
-                       log: Callable[[str], None]) -> ClassifyResult:
+def _compute_and_write(
+    plan: Plan, outputs: MapOutputs, client: Any, *, resume: bool, overwrite: bool, progress: bool, log: Callable[[str], None]
+) -> ClassifyResult:
     """The body of :func:`write_map`, for outputs already checked."""
     import dask
 
@@ -211,8 +214,15 @@ def _compute_and_write(plan: Plan, outputs: MapOutputs, client: Any, *, resume: 
         "confidence": outputs.confidence,
     }
     store, note = parts.open_intermediate(
-        outputs.map, identity=identity, shape=(h, wd), chunk=plan.chunk, n_classes=len(ids), dtype=maps.class_dtype(ids),
-        probabilities=want_prob, confidence=outputs.confidence, resume=resume,
+        outputs.map,
+        identity=identity,
+        shape=(h, wd),
+        chunk=plan.chunk,
+        n_classes=len(ids),
+        dtype=maps.class_dtype(ids),
+        probabilities=want_prob,
+        confidence=outputs.confidence,
+        resume=resume,
     )
     if note:
         log(note)
@@ -229,8 +239,9 @@ def _compute_and_write(plan: Plan, outputs: MapOutputs, client: Any, *, resume: 
         # only runs what the requested chunks need, so skipped chunks cost nothing.
         blocks = plan.probabilities.to_delayed(optimize_graph=False)
         tasks = [
-            dask.delayed(parts.store_chunk, pure=False)(blocks[0, i, j], i, j, inter=store, class_ids=ids,
-                                                        dask_key_name=f"geohsi-store-{i}-{j}-{store.path.name}")
+            dask.delayed(parts.store_chunk, pure=False)(
+                blocks[0, i, j], i, j, inter=store, class_ids=ids, dask_key_name=f"geohsi-store-{i}-{j}-{store.path.name}"
+            )
             for i, j in todo
         ]
         pause_limit = paused_timeout()
@@ -266,25 +277,37 @@ def _compute_and_write(plan: Plan, outputs: MapOutputs, client: Any, *, resume: 
         result.seconds = time.perf_counter() - t0
 
     transform = ds.rio.transform()
-    attrs = {"bundle": plan.spec.bundle_path, "bundle_sha256": plan.spec.bundle_hash,
-             "scene": str(ds.encoding.get("source", ""))}
+    attrs = {"bundle": plan.spec.bundle_path, "bundle_sha256": plan.spec.bundle_hash, "scene": str(ds.encoding.get("source", ""))}
     with atomic_output(outputs.map, overwrite) as tmp:
         if outputs.kind == "tif":
             maps.write_class_cog(store.path, tmp, crs=crs, transform=transform, classes=b.classes)
         else:
-            maps.write_zarr_map(store.path, tmp, scene=ds, classes=b.classes,
-                                variables=("classes", "confidence") if outputs.confidence else ("classes",), attrs=attrs)
+            maps.write_zarr_map(
+                store.path,
+                tmp,
+                scene=ds,
+                classes=b.classes,
+                variables=("classes", "confidence") if outputs.confidence else ("classes",),
+                attrs=attrs,
+            )
     result.outputs.append(outputs.map)
     if outputs.confidence_tif is not None:
         with atomic_output(outputs.confidence_tif, overwrite) as tmp:
-            maps.write_scaled_cog(store.path, "confidence", tmp, crs=crs, transform=transform,
-                                  descriptions=["probability of the predicted class"])
+            maps.write_scaled_cog(
+                store.path, "confidence", tmp, crs=crs, transform=transform, descriptions=["probability of the predicted class"]
+            )
         result.outputs.append(outputs.confidence_tif)
     if outputs.probabilities is not None:
         with atomic_output(outputs.probabilities, overwrite) as tmp:
             if outputs.probabilities_kind == "tif":
-                maps.write_scaled_cog(store.path, "probabilities", tmp, crs=crs, transform=transform,
-                                      descriptions=[f"P({c.name})" for c in b.classes])
+                maps.write_scaled_cog(
+                    store.path,
+                    "probabilities",
+                    tmp,
+                    crs=crs,
+                    transform=transform,
+                    descriptions=[f"P({c.name})" for c in b.classes],
+                )
             else:
                 maps.write_zarr_map(store.path, tmp, scene=ds, classes=b.classes, variables=("probabilities",), attrs=attrs)
         result.outputs.append(outputs.probabilities)
@@ -340,8 +363,10 @@ def _wait_unless_paused(client: Any, futures: list, timeout: float, poll: float 
         if last - since >= timeout:
             limits = sorted({int(w.get("memory_limit") or 0) for w in workers})
             shown = ", ".join(f"{m / 2**20:.0f} MiB" for m in limits if m) or "unknown"
-            return (f"every Dask worker has been paused at its memory limit ({shown}) for {timeout:.0f} s; "
-                    "give the workers more memory (dask worker --memory-limit) or fewer threads per worker")
+            return (
+                f"every Dask worker has been paused at its memory limit ({shown}) for {timeout:.0f} s; "
+                "give the workers more memory (dask worker --memory-limit) or fewer threads per worker"
+            )
     return None
 
 
@@ -421,9 +446,17 @@ def classify(
     def run(info: ClusterInfo) -> ClassifyResult:
         if info.dashboard_link:
             log(f"Dask dashboard: {info.dashboard_link}")
-        plan = build_plan(ds, b, chunks=chunks, batch_size=batch_size, device=info.device, precision=precision,
-                          gpu_resources=info.gpu_resources, torch_threads=info.torch_threads,
-                          host_workers=info.host_workers)
+        plan = build_plan(
+            ds,
+            b,
+            chunks=chunks,
+            batch_size=batch_size,
+            device=info.device,
+            precision=precision,
+            gpu_resources=info.gpu_resources,
+            torch_threads=info.torch_threads,
+            host_workers=info.host_workers,
+        )
         res = _compute_and_write(plan, outputs, info.client, resume=resume, overwrite=overwrite, progress=progress, log=log)
         res.dashboard = info.dashboard_link
         return res
@@ -434,8 +467,9 @@ def classify(
     # Count chunks first so a small scene does not start more workers than it has tasks.
     c = chunks or b.head.default_chunk(int(ds.sizes["y"]), int(ds.sizes["x"]), int(ds.sizes["band"]))
     n_tasks = (-(-int(ds.sizes["y"]) // c)) * (-(-int(ds.sizes["x"]) // c))
-    with open_cluster(scheduler, workers=workers, device=device, max_tasks=n_tasks,
-                      warn=lambda m: log(f"[yellow]warning:[/] {m}")) as info:
+    with open_cluster(
+        scheduler, workers=workers, device=device, max_tasks=n_tasks, warn=lambda m: log(f"[yellow]warning:[/] {m}")
+    ) as info:
         return run(info)
 
 

@@ -35,6 +35,8 @@ _LOCK = threading.Lock()
 LOAD_COUNT = 0
 #: per-process counters: seconds inside the model forward, pixels classified, tasks run.
 STATS: dict[str, float] = {"forward_s": 0.0, "pixels": 0, "tasks": 0}
+
+
 @dataclass(frozen=True)
 class InferenceSpec:
     """Everything a task needs to rebuild and run the model — small and picklable.
@@ -156,8 +158,9 @@ def batch_size_for(spec: InferenceSpec, model: Any, device: Any) -> int:
         from geohsi.prediction import autotune_batch_size
 
         size = spec.head.input_size
-        return autotune_batch_size(model, (model_channels(model), size, size), device=device, precision=spec.precision,
-                                   max_bytes=2 << 30)
+        return autotune_batch_size(
+            model, (model_channels(model), size, size), device=device, precision=spec.precision, max_bytes=2 << 30
+        )
     return int(spec.head.default_batch["cpu"])
 
 
@@ -170,8 +173,13 @@ def model_channels(model: Any) -> int:
 _TIMER = ForwardTimer()
 
 
-def block_task(block: np.ndarray, spec: InferenceSpec, halo: int, offsets: tuple[tuple[int, ...], tuple[int, ...]],
-               block_id: tuple[int, int, int] | None = None) -> np.ndarray:
+def block_task(
+    block: np.ndarray,
+    spec: InferenceSpec,
+    halo: int,
+    offsets: tuple[tuple[int, ...], tuple[int, ...]],
+    block_id: tuple[int, int, int] | None = None,
+) -> np.ndarray:
     """The model task of one chunk: class probabilities of a halo'd block's core, predicted by the head.
 
     Args:
@@ -188,12 +196,19 @@ def block_task(block: np.ndarray, spec: InferenceSpec, halo: int, offsets: tuple
     STATS["tasks"] += 1
     i, j = (block_id or (0, 0, 0))[1], (block_id or (0, 0, 0))[2]
     h, w = block.shape[1] - 2 * halo, block.shape[2] - 2 * halo
-    if np.isnan(block[:, halo: halo + h, halo: halo + w]).any(axis=0).all():
+    if np.isnan(block[:, halo : halo + h, halo : halo + w]).any(axis=0).all():
         return np.full((spec.n_classes, h, w), np.nan, dtype=np.float32)  # no model load for an empty block
     model, device = get_model(spec)
-    out = spec.head.predict_block(block, model, halo=halo, origin=(offsets[0][i], offsets[1][j]),
-                                  batch_size=batch_size_for(spec, model, device), device=device, precision=spec.precision,
-                                  timer=_TIMER)
+    out = spec.head.predict_block(
+        block,
+        model,
+        halo=halo,
+        origin=(offsets[0][i], offsets[1][j]),
+        batch_size=batch_size_for(spec, model, device),
+        device=device,
+        precision=spec.precision,
+        timer=_TIMER,
+    )
     STATS["forward_s"] = _TIMER.seconds
     STATS["pixels"] += int((~np.isnan(out[0])).sum())
     return out

@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from geohsi.files import atomic_output
 from geohsi.errors import DataError, InputFormatError, UsageError
+from geohsi.files import atomic_output
 
 SUBSETS: tuple[str, ...] = ("train", "val", "test")
 
@@ -223,7 +223,7 @@ class Split:
         out: dict[str, dict[int, int]] = {}
         for s in SUBSETS:
             u, n = np.unique(self.labels_of(s), return_counts=True)
-            have = dict(zip(u.tolist(), n.tolist()))
+            have = dict(zip(u.tolist(), n.tolist(), strict=True))
             out[s] = {c: int(have.get(c, 0)) for c in ids}
         return out
 
@@ -349,10 +349,9 @@ class Split:
         """
         arrays = {k: getattr(self, k) for k in (*SUBSETS, *(f"{s}_labels" for s in SUBSETS))}
         meta = np.array(json.dumps(self._meta()))
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            # A file object, because np.savez appends ".npz" to names lacking it (the temp name does).
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, meta=meta, **arrays)
+        # A file object, because np.savez appends ".npz" to names lacking it (the temp name does).
+        with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, meta=meta, **arrays)
         return Path(path)
 
     @classmethod
@@ -377,8 +376,7 @@ class Split:
         if not isinstance(other, Split):
             return NotImplemented
         return self._meta() == other._meta() and all(
-            np.array_equal(getattr(self, k), getattr(other, k))
-            for k in (*SUBSETS, *(f"{s}_labels" for s in SUBSETS))
+            np.array_equal(getattr(self, k), getattr(other, k)) for k in (*SUBSETS, *(f"{s}_labels" for s in SUBSETS))
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking arrays: not hashable
@@ -428,14 +426,13 @@ def _labelled_pixels(labels: np.ndarray, valid: np.ndarray | None) -> tuple[np.n
     if valid is not None:
         valid = np.asarray(valid, dtype=bool)
         if valid.shape != labels.shape:
-            raise UsageError(
-                f"valid mask has shape {valid.shape}, labels have {labels.shape}; pass a mask of the same grid"
-            )
+            raise UsageError(f"valid mask has shape {valid.shape}, labels have {labels.shape}; pass a mask of the same grid")
         mask &= valid.reshape(-1)
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         raise DataError(
-            "the labels hold no labelled pixels" + (" inside the valid mask" if valid is not None else "")
+            "the labels hold no labelled pixels"
+            + (" inside the valid mask" if valid is not None else "")
             + "; ingest the scene with --labels (0 = unlabelled, classes 1..K)"
         )
     return idx, flat[idx]
@@ -445,7 +442,7 @@ def _by_class(idx: np.ndarray, lab: np.ndarray) -> dict[int, np.ndarray]:
     order = np.argsort(lab, kind="stable")  # stable: each class's indices stay sorted
     classes, starts = np.unique(lab[order], return_index=True)
     ends = np.append(starts[1:], order.size)
-    return {int(c): idx[order[a:b]] for c, a, b in zip(classes, starts, ends)}
+    return {int(c): idx[order[a:b]] for c, a, b in zip(classes, starts, ends, strict=True)}
 
 
 def _stratified(
@@ -623,14 +620,18 @@ def make_split(
         too_small(
             n + 1,
             f"needs more than {n} labelled pixels in every class ({n} to train, at least 1 to test)",
-            f"use per-class:{smallest - 1} or smaller, or fraction:F" if smallest >= 2
+            f"use per-class:{smallest - 1} or smaller, or fraction:F"
+            if smallest >= 2
             else "label more pixels of that class or remove it from the labels",
         )
         parts = _stratified(groups, {c: n for c in groups}, val_fraction, rng)
     elif sp.kind == "fraction":
         f = float(sp.value)
-        too_small(2, "needs at least 2 labelled pixels in every class (1 to train, 1 to test)",
-                  "label more pixels of that class or remove it from the labels")
+        too_small(
+            2,
+            "needs at least 2 labelled pixels in every class (1 to train, 1 to test)",
+            "label more pixels of that class or remove it from the labels",
+        )
         side = {c: min(m - 1, max(1, _round_half_up(f * m))) for c, m in sizes.items()}
         parts = _stratified(groups, side, val_fraction, rng)
     else:
@@ -640,19 +641,23 @@ def make_split(
         tr, va, te = (np.concatenate([p[i] for p in parts.values()]) for i in range(3))
 
     arrays: dict[str, np.ndarray] = {}
-    for name, a in zip(SUBSETS, (tr, va, te)):
+    for name, a in zip(SUBSETS, (tr, va, te), strict=True):
         a = np.sort(a.astype(np.int64))
         arrays[name] = a
         arrays[f"{name}_labels"] = lab[np.searchsorted(idx, a)]  # idx is sorted and holds every a
     split = Split(
-        spec=str(sp), seed=int(seed), shape=labels.shape, window=int(window),
-        val_fraction=float(val_fraction), gap=int(gap) if sp.kind == "blocks" else 0,
-        classes=tuple(groups), **arrays,
+        spec=str(sp),
+        seed=int(seed),
+        shape=labels.shape,
+        window=int(window),
+        val_fraction=float(val_fraction),
+        gap=int(gap) if sp.kind == "blocks" else 0,
+        classes=tuple(groups),
+        **arrays,
     )
     if sp.kind == "blocks":
         missing = split.missing_classes()
         if missing["train"] or missing["test"]:
-
             gaps = "; ".join(
                 f"no {what} pixels for " + ", ".join(_class_label(c, class_names) for c in missing[sub])
                 for sub, what in (("train", "training"), ("test", "test"))

@@ -102,12 +102,40 @@ def _strips(h: int):
         yield y0, min(h, y0 + STRIP_ROWS)
 
 
+def _tiled_profile(
+    width: int, height: int, count: int, dtype: str, crs: Any, transform: Any, nodata: float, **extra: Any
+) -> dict[str, Any]:
+    """The rasterio profile of the tiled, DEFLATE-compressed GeoTIFF a COG is copied from."""
+    return dict(
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=count,
+        dtype=dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        tiled=True,
+        blockxsize=COG_BLOCK,
+        blockysize=COG_BLOCK,
+        compress="deflate",
+        BIGTIFF="IF_SAFER",
+        **extra,
+    )
+
+
 def _cog_copy(src: Path, dst: Path, resampling: str) -> None:
     import rasterio.shutil
 
     rasterio.shutil.copy(
-        str(src), str(dst), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=COG_BLOCK,
-        OVERVIEW_RESAMPLING=resampling, OVERVIEWS="AUTO", BIGTIFF="IF_SAFER",
+        str(src),
+        str(dst),
+        driver="COG",
+        COMPRESS="DEFLATE",
+        BLOCKSIZE=COG_BLOCK,
+        OVERVIEW_RESAMPLING=resampling,
+        OVERVIEWS="AUTO",
+        BIGTIFF="IF_SAFER",
     )
 
 
@@ -129,11 +157,7 @@ def write_class_cog(group: str | os.PathLike, dst: Path, *, crs: Any, transform:
     arr = zarr.open_group(str(group), mode="r")["classes"]
     h, w = arr.shape
     tiled = Path(group) / "classes.tif"
-    profile = dict(
-        driver="GTiff", width=w, height=h, count=1, dtype=str(arr.dtype), crs=crs, transform=transform,
-        nodata=NODATA, tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK, compress="deflate",
-        photometric="palette", BIGTIFF="IF_SAFER",
-    )
+    profile = _tiled_profile(w, h, 1, str(arr.dtype), crs, transform, NODATA, photometric="palette")
     with rasterio.open(tiled, "w", **profile) as out:
         for y0, y1 in _strips(h):
             out.write(arr[y0:y1, :], 1, window=Window(0, y0, w, y1 - y0))
@@ -160,11 +184,7 @@ def write_scaled_cog(
     h, w = arr.shape[-2:]
     count = arr.shape[0] if arr.ndim == 3 else 1
     tiled = Path(group) / f"{name}.tif"
-    profile = dict(
-        driver="GTiff", width=w, height=h, count=count, dtype="uint8", crs=crs, transform=transform,
-        nodata=PROB_NODATA, tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK, compress="deflate",
-        interleave="band", BIGTIFF="IF_SAFER",
-    )
+    profile = _tiled_profile(w, h, count, "uint8", crs, transform, PROB_NODATA, interleave="band")
     with rasterio.open(tiled, "w", **profile) as out:
         for y0, y1 in _strips(h):
             p = np.asarray(arr[..., y0:y1, :], dtype="float32").reshape(count, y1 - y0, w)
@@ -180,8 +200,7 @@ def write_scaled_cog(
 
 
 def write_zarr_map(
-    group: str | os.PathLike, dst: Path, *, scene: Any, classes: Legend, variables: tuple[str, ...],
-    attrs: dict[str, Any],
+    group: str | os.PathLike, dst: Path, *, scene: Any, classes: Legend, variables: tuple[str, ...], attrs: dict[str, Any]
 ) -> None:
     """Write a group's arrays as a georeferenced Zarr v3 Dataset at ``dst`` (streamed, chunk by chunk)."""
     import dask.array as da

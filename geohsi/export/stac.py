@@ -44,8 +44,14 @@ def _classification_classes(legend: Any) -> list[dict[str, Any]]:
     return [{"value": c.id, "name": c.name, **({"color_hint": c.color.lstrip("#").upper()} if c.color else {})} for c in legend]
 
 
-def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | None = None,
-                geometry: dict | None = None, bbox: Sequence[float] | None = None) -> dict[str, Any]:
+def bundle_item(
+    bundle: PathLike,
+    *,
+    item_id: str | None = None,
+    href: str | None = None,
+    geometry: dict | None = None,
+    bbox: Sequence[float] | None = None,
+) -> dict[str, Any]:
     """Describe a model bundle as a STAC Item with the Machine Learning Model (MLM) extension.
 
     The item records the input bands (wavelengths from the bundle's spectral transform), the
@@ -100,23 +106,30 @@ def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | Non
         "mlm:pretrained": meta.backbone.kind == "file",
         "mlm:pretrained_source": meta.backbone.identity.get("name") if meta.backbone.kind == "file" else None,
         "mlm:accelerator": None,
-        "mlm:input": [{
-            "name": m_in["name"],
-            "description": f"{len(wl)} scene bands reduced to {n_ch} channels by {spec.get('reduction')}, {m_in['description']}",
-            "bands": in_names,
-            "input": m_in["input"],
-            "value_scaling": scaling,
-            "resize_type": m_in["resize_type"],
-            "pre_processing_function": {"format": "python", "expression": "geohsi.spectral.transform:SpectralTransform.from_dict"},
-        }],
-        "mlm:output": [{
-            "name": m_out["name"],
-            "description": m_out["description"],
-            "tasks": m_out["tasks"],
-            "result": m_out["result"],
-            "classification:classes": classes,
-            "post_processing_function": None,
-        }],
+        "mlm:input": [
+            {
+                "name": m_in["name"],
+                "description": f"{len(wl)} scene bands reduced to {n_ch} channels by {spec.get('reduction')}, {m_in['description']}",
+                "bands": in_names,
+                "input": m_in["input"],
+                "value_scaling": scaling,
+                "resize_type": m_in["resize_type"],
+                "pre_processing_function": {
+                    "format": "python",
+                    "expression": "geohsi.spectral.transform:SpectralTransform.from_dict",
+                },
+            }
+        ],
+        "mlm:output": [
+            {
+                "name": m_out["name"],
+                "description": m_out["description"],
+                "tasks": m_out["tasks"],
+                "result": m_out["result"],
+                "classification:classes": classes,
+                "post_processing_function": None,
+            }
+        ],
         "mlm:hyperparameters": {
             "adapter_method": adapter.get("method"),
             "adapter_config": adapter,
@@ -131,7 +144,9 @@ def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | Non
         "geohsi:classes": len(classes),
     }
     item_id = item_id or f"geohsi-{str(adapter.get('method', 'model')).replace('+', 'plus')}-{b.hash[:12]}"
-    asset_bands = [{"name": n, "center_wavelength": round(float(w) / 1000.0, 9)} for n, w in zip(in_names, wl, strict=True) if w is not None]
+    asset_bands = [
+        {"name": n, "center_wavelength": round(float(w) / 1000.0, 9)} for n, w in zip(in_names, wl, strict=True) if w is not None
+    ]
     return {
         "type": "Feature",
         "stac_version": "1.0.0",
@@ -150,11 +165,7 @@ def bundle_item(bundle: PathLike, *, item_id: str | None = None, href: str | Non
                 "mlm:artifact_type": "geohsi.bundle",
                 "eo:bands": asset_bands,
             },
-            "weights": {
-                "href": f"{base}/adapter",
-                "title": "adapter and head weights (safetensors)",
-                "roles": ["mlm:weights"],
-            },
+            "weights": {"href": f"{base}/adapter", "title": "adapter and head weights (safetensors)", "roles": ["mlm:weights"]},
         },
     }
 
@@ -189,8 +200,9 @@ def write_item(item: dict[str, Any], out: PathLike, *, overwrite: bool = False) 
     return p
 
 
-def map_item(map_path: PathLike, bundle: PathLike, scene: PathLike | None = None, *, item_id: str | None = None,
-             href: str | None = None) -> dict[str, Any]:
+def map_item(
+    map_path: PathLike, bundle: PathLike, scene: PathLike | None = None, *, item_id: str | None = None, href: str | None = None
+) -> dict[str, Any]:
     """Describe a classification map (GeoTIFF/COG or Zarr written by ``geohsi classify``) as a STAC Item.
 
     Uses the classification extension (``classification:classes`` on the asset) and the label
@@ -222,7 +234,9 @@ def map_item(map_path: PathLike, bundle: PathLike, scene: PathLike | None = None
             crs, tf, h, w, nodata, dtype = src.crs, src.transform, src.height, src.width, src.nodata, src.dtypes[0]
             bounds = src.bounds
     except Exception as e:
-        raise InputFormatError(f"cannot read map {mp}: {' '.join(str(e).split())[:150]}; pass the GeoTIFF written by 'geohsi classify'") from e
+        raise InputFormatError(
+            f"cannot read map {mp}: {' '.join(str(e).split())[:150]}; pass the GeoTIFF written by 'geohsi classify'"
+        ) from e
     geometry = bbox = None
     if crs is not None:
         w_, s_, e_, n_ = transform_bounds(crs, "EPSG:4326", *bounds)
@@ -244,12 +258,19 @@ def map_item(map_path: PathLike, bundle: PathLike, scene: PathLike | None = None
         "label:methods": ["automated"],
     }
     if crs is not None:
-        props.update({"proj:code": f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else None, "proj:shape": [h, w],
-                      "proj:transform": list(tf)[:6]})
+        props.update(
+            {
+                "proj:code": f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else None,
+                "proj:shape": [h, w],
+                "proj:transform": list(tf)[:6],
+            }
+        )
         if props["proj:code"] is None:
             props.pop("proj:code")
             props["proj:wkt2"] = crs.to_wkt()
-    links = [{"rel": "via", "href": str(Path(b.path).resolve() / "bundle.json"), "type": "application/json", "title": "model bundle"}]
+    links = [
+        {"rel": "via", "href": str(Path(b.path).resolve() / "bundle.json"), "type": "application/json", "title": "model bundle"}
+    ]
     if scene is not None:
         links.append({"rel": "derived_from", "href": str(Path(scene).resolve()), "title": "classified scene"})
     return {
@@ -264,7 +285,9 @@ def map_item(map_path: PathLike, bundle: PathLike, scene: PathLike | None = None
         "assets": {
             "map": {
                 "href": href or str(mp.resolve()),
-                "type": "image/tiff; application=geotiff; profile=cloud-optimized" if mp.suffix.lower() in (".tif", ".tiff") else "application/octet-stream",
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized"
+                if mp.suffix.lower() in (".tif", ".tiff")
+                else "application/octet-stream",
                 "roles": ["data", "labels", "labels-raster"],
                 "classification:classes": classes,
                 "raster:bands": [{"data_type": dtype, **({"nodata": nodata} if nodata is not None else {})}],
@@ -280,8 +303,9 @@ def _rfc3339(value: str) -> str:
     return s
 
 
-def bundle_stac(bundle: PathLike, out: PathLike | None = None, *, item_id: str | None = None, href: str | None = None,
-                overwrite: bool = False) -> dict[str, Any]:
+def bundle_stac(
+    bundle: PathLike, out: PathLike | None = None, *, item_id: str | None = None, href: str | None = None, overwrite: bool = False
+) -> dict[str, Any]:
     """A bundle as a validated STAC MLM Item, optionally written to a file: what ``geohsi bundle stac`` runs.
 
     Args:

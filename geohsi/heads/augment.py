@@ -8,7 +8,9 @@ from __future__ import annotations
 import torch
 
 
-def dihedral(x: torch.Tensor, generator: torch.Generator, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def dihedral(
+    x: torch.Tensor, generator: torch.Generator, y: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A random dihedral transform per sample, the same for a sample's input and its spatial targets.
 
     Draws, in this order, ``k ∈ {0..3}`` (quarter turns) then ``flip ∈ {0, 1}`` for each sample from

@@ -104,8 +104,9 @@ class Head(ABC):
     # -- training -----------------------------------------------------------------------------
 
     @abstractmethod
-    def training_samples(self, channels: Any, split: Split, targets: np.ndarray, *, seed: int, epochs: int,
-                         log: Callable[[str], None]) -> TrainingSamples:
+    def training_samples(
+        self, channels: Any, split: Split, targets: np.ndarray, *, seed: int, epochs: int, log: Callable[[str], None]
+    ) -> TrainingSamples:
         """The samples of a run.
 
         Args:
@@ -122,8 +123,9 @@ class Head(ABC):
         """Scalar training loss of a batch."""
 
     @abstractmethod
-    def predict_pixels(self, model: nn.Module, channels: Any, idx: np.ndarray, *, batch_size: int, device: Any,
-                       precision: str) -> np.ndarray:
+    def predict_pixels(
+        self, model: nn.Module, channels: Any, idx: np.ndarray, *, batch_size: int, device: Any, precision: str
+    ) -> np.ndarray:
         """Predicted logit indices at scene pixels ``idx`` (evaluation).
 
         Args:
@@ -158,8 +160,18 @@ class Head(ABC):
         """
 
     @abstractmethod
-    def predict_block(self, block: np.ndarray, model: nn.Module, *, halo: int, origin: tuple[int, int], batch_size: int,
-                      device: Any, precision: str, timer: ForwardTimer | None = None) -> np.ndarray:
+    def predict_block(
+        self,
+        block: np.ndarray,
+        model: nn.Module,
+        *,
+        halo: int,
+        origin: tuple[int, int],
+        batch_size: int,
+        device: Any,
+        precision: str,
+        timer: ForwardTimer | None = None,
+    ) -> np.ndarray:
         """``[K, h, w]`` probabilities of a halo'd block's core (NaN at invalid pixels).
 
         Args:
@@ -193,6 +205,11 @@ class Head(ABC):
         """MLM output fields of this mode: ``name``, ``description``, ``tasks`` and ``result``."""
 
 
+def image_batch(n_channels: int, size: int) -> dict[str, Any]:
+    """The MLM input structure of a batch of ``[N, C, S, S]`` float32 images (windows or tiles)."""
+    return {"shape": [-1, n_channels, size, size], "dim_order": ["batch", "channel", "height", "width"], "data_type": "float32"}
+
+
 #: name → head class, filled by :func:`register_head`.
 HEADS: dict[str, type[Head]] = {}
 
@@ -214,4 +231,4 @@ def get_head(name: str) -> type[Head]:
     return HEADS[name]
 
 
-__all__ = ["CHUNK_BUDGET_BYTES", "HEADS", "Head", "TrainingSamples", "get_head", "register_head"]
+__all__ = ["CHUNK_BUDGET_BYTES", "HEADS", "Head", "TrainingSamples", "get_head", "image_batch", "register_head"]

@@ -37,7 +37,7 @@ from torch import nn
 
 from geohsi.errors import DataError, UsageError
 from geohsi.heads.augment import dihedral
-from geohsi.heads.base import CHUNK_BUDGET_BYTES, Head, register_head
+from geohsi.heads.base import CHUNK_BUDGET_BYTES, Head, image_batch, register_head
 from geohsi.prediction import ForwardTimer, default_overlap, dense_block_probabilities, dense_halo, predict_dense_classes
 from geohsi.spectral.windows import MAX_IN_MEMORY_BYTES
 
@@ -125,7 +125,7 @@ class TileSampler:
         """Flat indices (into the origin grid) of allowed tiles containing pixel (r, c)."""
         t = self.tile
         y0, x0 = max(0, r - t + 1), max(0, c - t + 1)
-        sub = self._allowed[y0: r + 1, x0: c + 1]
+        sub = self._allowed[y0 : r + 1, x0 : c + 1]
         yy, xx = np.nonzero(sub)
         return (yy + y0) * self._allowed.shape[1] + (xx + x0)
 
@@ -153,14 +153,18 @@ class TileSampler:
                 continue
             cand = self._candidates(r, c)
             y, x = divmod(int(cand[rng.integers(cand.size)]), ow)
-            covered[y: y + t, x: x + t] = True
+            covered[y : y + t, x : x + t] = True
             origins.append((y, x))
         return np.asarray(origins, dtype=np.int64).reshape(-1, 2)
 
     def targets(self, origins: np.ndarray) -> np.ndarray:
         """``[M, S, S]`` int64 targets of tiles at ``origins`` (class index or :data:`IGNORE_INDEX`)."""
         t = self.tile
-        return np.stack([self._target_map[y: y + t, x: x + t] for y, x in origins]) if len(origins) else np.zeros((0, t, t), np.int64)
+        return (
+            np.stack([self._target_map[y : y + t, x : x + t] for y, x in origins])
+            if len(origins)
+            else np.zeros((0, t, t), np.int64)
+        )
 
 
 def cut_tiles(channels, origins: np.ndarray, tile: int) -> np.ndarray:
@@ -171,7 +175,7 @@ def cut_tiles(channels, origins: np.ndarray, tile: int) -> np.ndarray:
     if not len(origins):
         return np.zeros((0, channels.shape[0], tile, tile), np.float32)
     # np.asarray per tile: a lazy (Dask) scene reads only the tiles' pixels.
-    x = np.stack([np.asarray(channels[:, y: y + tile, c: c + tile], dtype=np.float32) for y, c in origins])
+    x = np.stack([np.asarray(channels[:, y : y + tile, c : c + tile], dtype=np.float32) for y, c in origins])
     return np.nan_to_num(x, copy=False, nan=0.0)
 
 
@@ -190,9 +194,6 @@ def dense_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if not (targets != IGNORE_INDEX).any():
         return logits.float().sum() * 0.0
     return torch.nn.functional.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX)
-
-
-
 
 
 #: dense mode: 256² chunks. The tiles covering a chunk reach ``tile − 1`` px beyond it, so bigger
@@ -229,8 +230,16 @@ class DenseSamples:
         return x, y
 
     def predict(self, model: nn.Module, idx: np.ndarray, *, batch_size: int, device: Any, precision: str) -> np.ndarray:
-        return predict_dense_classes(model, self.scene, idx, tile=self.tile, overlap=self.overlap, batch_size=batch_size,
-                                     device=device, precision=precision)
+        return predict_dense_classes(
+            model,
+            self.scene,
+            idx,
+            tile=self.tile,
+            overlap=self.overlap,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+        )
 
 
 @register_head
@@ -273,12 +282,16 @@ class DenseHead(Head):
         dense = model.get("dense", {})
         tile = int(dense.get("tile", window["input_size"]))
         ov = dense.get("overlap")
-        return cls(window=int(window["size"]), input_size=tile, overlap=None if ov is None else int(ov),
-                   widths=dense.get("head_options"))
+        return cls(
+            window=int(window["size"]), input_size=tile, overlap=None if ov is None else int(ov), widths=dense.get("head_options")
+        )
 
     def record(self) -> dict[str, Any]:
-        return {"head": self.name, "head_hidden": 0,
-                "dense": {"tile": self.tile, "overlap": self.overlap, "head_options": dict(self.widths) if self.widths else None}}
+        return {
+            "head": self.name,
+            "head_hidden": 0,
+            "dense": {"tile": self.tile, "overlap": self.overlap, "head_options": dict(self.widths) if self.widths else None},
+        }
 
     def resolved(self, model: nn.Module) -> DenseHead:
         return dataclasses.replace(self, widths=model.head.widths)
@@ -293,25 +306,30 @@ class DenseHead(Head):
 
         load_backbone(path, model.encoder)  # only the encoder has a counterpart in a checkpoint
 
-    def training_samples(self, channels: Any, split: Any, targets: np.ndarray, *, seed: int, epochs: int,
-                         log: Callable[[str], None]) -> DenseSamples:
+    def training_samples(
+        self, channels: Any, split: Any, targets: np.ndarray, *, seed: int, epochs: int, log: Callable[[str], None]
+    ) -> DenseSamples:
         c, h, w = channels.shape
         # Benchmark scenes fit in memory: transform once; larger ones are read tile by tile from Zarr.
         scene = np.asarray(channels.values, dtype=np.float32) if c * h * w * 4 <= MAX_IN_MEMORY_BYTES else channels.data
         sampler = TileSampler((h, w), self.tile, split.train, np.asarray(targets, dtype=np.int64), held_out_mask(split, (h, w)))
         if not sampler.coverable.all():
-            log(f"[yellow]{int((~sampler.coverable).sum())} training pixels fit in no {self.tile}-px tile clear of held-out blocks; "
-                "they are not trained on[/]")
+            log(
+                f"[yellow]{int((~sampler.coverable).sum())} training pixels fit in no {self.tile}-px tile clear of held-out blocks; "
+                "they are not trained on[/]"
+            )
         origins = [sampler.epoch_origins(seed, e) for e in range(epochs)]
         return DenseSamples(scene, sampler, origins, self.tile, self.overlap)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return dense_loss(logits, targets)
 
-    def predict_pixels(self, model: nn.Module, channels: Any, idx: np.ndarray, *, batch_size: int, device: Any,
-                       precision: str) -> np.ndarray:
-        return predict_dense_classes(model, channels, idx, tile=self.tile, overlap=self.overlap, batch_size=batch_size,
-                                     device=device, precision=precision)
+    def predict_pixels(
+        self, model: nn.Module, channels: Any, idx: np.ndarray, *, batch_size: int, device: Any, precision: str
+    ) -> np.ndarray:
+        return predict_dense_classes(
+            model, channels, idx, tile=self.tile, overlap=self.overlap, batch_size=batch_size, device=device, precision=precision
+        )
 
     @property
     def halo(self) -> int:
@@ -322,7 +340,7 @@ class DenseHead(Head):
         transform runs before the halo is added, and the halo'd block holds only the 12 channels);
         never below 32, never above the scene."""
         c = DEFAULT_CHUNK
-        while c > 32 and 3 * 8 * n_bands * c ** 2 > 2 * budget_bytes:
+        while c > 32 and 3 * 8 * n_bands * c**2 > 2 * budget_bytes:
             c //= 2
         return max(1, min(c, max(height, width)))
 
@@ -333,10 +351,30 @@ class DenseHead(Head):
                 "classify a scene at least one tile high and wide, or use a patch-mode bundle"
             )
 
-    def predict_block(self, block: np.ndarray, model: nn.Module, *, halo: int, origin: tuple[int, int], batch_size: int,
-                      device: Any, precision: str, timer: ForwardTimer | None = None) -> np.ndarray:
-        return dense_block_probabilities(block, model, halo=halo, tile=self.tile, overlap=self.overlap, origin=origin,
-                                         batch_size=batch_size, device=device, precision=precision, timer=timer)
+    def predict_block(
+        self,
+        block: np.ndarray,
+        model: nn.Module,
+        *,
+        halo: int,
+        origin: tuple[int, int],
+        batch_size: int,
+        device: Any,
+        precision: str,
+        timer: ForwardTimer | None = None,
+    ) -> np.ndarray:
+        return dense_block_probabilities(
+            block,
+            model,
+            halo=halo,
+            tile=self.tile,
+            overlap=self.overlap,
+            origin=origin,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            timer=timer,
+        )
 
     def describe(self) -> str:
         return f"dense ({self.tile} px tiles, overlap {self.overlap} px)"
@@ -349,9 +387,11 @@ class DenseHead(Head):
         s = self.tile
         return {
             "name": "spectral tiles",
-            "description": (f"tiles of {s}×{s} pixels (no resizing) on a grid anchored to the scene, stride {s - self.overlap} px; "
-                            "overlapping tiles' logits are blended with a separable Hann weight before the softmax"),
-            "input": {"shape": [-1, n_channels, s, s], "dim_order": ["batch", "channel", "height", "width"], "data_type": "float32"},
+            "description": (
+                f"tiles of {s}×{s} pixels (no resizing) on a grid anchored to the scene, stride {s - self.overlap} px; "
+                "overlapping tiles' logits are blended with a separable Hann weight before the softmax"
+            ),
+            "input": image_batch(n_channels, s),
             "resize_type": None,
         }
 
@@ -361,8 +401,21 @@ class DenseHead(Head):
             "name": "per-pixel class logits",
             "description": "class logits of every pixel of the tile",
             "tasks": ["semantic-segmentation"],
-            "result": {"shape": [-1, n_classes, s, s], "dim_order": ["batch", "class", "height", "width"], "data_type": "float32"},
+            "result": {
+                "shape": [-1, n_classes, s, s],
+                "dim_order": ["batch", "class", "height", "width"],
+                "data_type": "float32",
+            },
         }
 
 
-__all__ = ["DEFAULT_CHUNK", "IGNORE_INDEX", "DenseHead", "DenseSamples", "TileSampler", "cut_tiles", "dense_loss", "held_out_mask"]
+__all__ = [
+    "DEFAULT_CHUNK",
+    "IGNORE_INDEX",
+    "DenseHead",
+    "DenseSamples",
+    "TileSampler",
+    "cut_tiles",
+    "dense_loss",
+    "held_out_mask",
+]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geohsi.heads.augment import dihedral
-from geohsi.heads.base import CHUNK_BUDGET_BYTES, Head, register_head
+from geohsi.heads.base import CHUNK_BUDGET_BYTES, Head, image_batch, register_head
 from geohsi.prediction import ForwardTimer, patch_block_probabilities, predict_window_classes
 from geohsi.spectral.windows import WindowSource, check_window
 
@@ -56,8 +56,9 @@ class PatchSamples:
         return x, self.targets[sel]
 
     def predict(self, model: nn.Module, idx: np.ndarray, *, batch_size: int, device: Any, precision: str) -> np.ndarray:
-        return predict_window_classes(model, self.source, idx, batch_size=max(batch_size, EVAL_BATCH), device=device,
-                                      precision=precision)
+        return predict_window_classes(
+            model, self.source, idx, batch_size=max(batch_size, EVAL_BATCH), device=device, precision=precision
+        )
 
 
 @register_head
@@ -101,18 +102,26 @@ class PatchHead(Head):
         # initialises the head's norm; an encoder saved without it keeps the default norm.
         load_backbone(path, model, allow_missing=("head.fc.*", "head.norm.*"))
 
-    def training_samples(self, channels: Any, split: Any, targets: np.ndarray, *, seed: int, epochs: int,
-                         log: Callable[[str], None]) -> PatchSamples:
+    def training_samples(
+        self, channels: Any, split: Any, targets: np.ndarray, *, seed: int, epochs: int, log: Callable[[str], None]
+    ) -> PatchSamples:
         source = WindowSource(channels, self.window, self.input_size)
         return PatchSamples(source, np.asarray(split.train), torch.as_tensor(np.asarray(targets, dtype=np.int64)))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), targets)
 
-    def predict_pixels(self, model: nn.Module, channels: Any, idx: np.ndarray, *, batch_size: int, device: Any,
-                       precision: str) -> np.ndarray:
-        return predict_window_classes(model, WindowSource(channels, self.window, self.input_size), idx,
-                                      batch_size=batch_size, device=device, precision=precision)
+    def predict_pixels(
+        self, model: nn.Module, channels: Any, idx: np.ndarray, *, batch_size: int, device: Any, precision: str
+    ) -> np.ndarray:
+        return predict_window_classes(
+            model,
+            WindowSource(channels, self.window, self.input_size),
+            idx,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+        )
 
     @property
     def halo(self) -> int:
@@ -130,10 +139,29 @@ class PatchHead(Head):
     def check_scene(self, height: int, width: int, source: str, model_name: str) -> None:
         check_window(self.window, height, width)
 
-    def predict_block(self, block: np.ndarray, model: nn.Module, *, halo: int, origin: tuple[int, int], batch_size: int,
-                      device: Any, precision: str, timer: ForwardTimer | None = None) -> np.ndarray:
-        return patch_block_probabilities(block, model, window=self.window, input_size=self.input_size, halo=halo,
-                                         batch_size=batch_size, device=device, precision=precision, timer=timer)
+    def predict_block(
+        self,
+        block: np.ndarray,
+        model: nn.Module,
+        *,
+        halo: int,
+        origin: tuple[int, int],
+        batch_size: int,
+        device: Any,
+        precision: str,
+        timer: ForwardTimer | None = None,
+    ) -> np.ndarray:
+        return patch_block_probabilities(
+            block,
+            model,
+            window=self.window,
+            input_size=self.input_size,
+            halo=halo,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            timer=timer,
+        )
 
     def describe(self) -> str:
         return self.name
@@ -147,7 +175,7 @@ class PatchHead(Head):
         return {
             "name": "spectral windows",
             "description": f"per-pixel windows of {self.window}×{self.window} pixels resized to {s}×{s}",
-            "input": {"shape": [-1, n_channels, s, s], "dim_order": ["batch", "channel", "height", "width"], "data_type": "float32"},
+            "input": image_batch(n_channels, s),
             "resize_type": "interpolation-linear",
         }
 

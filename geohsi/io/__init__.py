@@ -52,11 +52,27 @@ _EXTENSIONS: dict[str, str] = {
 
 # Unit spellings found in ENVI headers and GeoTIFF tags → factor to nanometres.
 _UNIT_TO_NM: dict[str, float] = {
-    "nanometers": 1.0, "nanometer": 1.0, "nanometres": 1.0, "nanometre": 1.0, "nm": 1.0,
-    "micrometers": 1e3, "micrometer": 1e3, "micrometres": 1e3, "micrometre": 1e3, "microns": 1e3,
-    "micron": 1e3, "um": 1e3, "µm": 1e3, "μm": 1e3,
-    "millimeters": 1e6, "millimeter": 1e6, "mm": 1e6,
-    "wavenumber": float("nan"), "ghz": float("nan"), "mhz": float("nan"), "index": float("nan"),
+    "nanometers": 1.0,
+    "nanometer": 1.0,
+    "nanometres": 1.0,
+    "nanometre": 1.0,
+    "nm": 1.0,
+    "micrometers": 1e3,
+    "micrometer": 1e3,
+    "micrometres": 1e3,
+    "micrometre": 1e3,
+    "microns": 1e3,
+    "micron": 1e3,
+    "um": 1e3,
+    "µm": 1e3,
+    "μm": 1e3,
+    "millimeters": 1e6,
+    "millimeter": 1e6,
+    "mm": 1e6,
+    "wavenumber": float("nan"),
+    "ghz": float("nan"),
+    "mhz": float("nan"),
+    "index": float("nan"),
     "unknown": float("nan"),
 }
 

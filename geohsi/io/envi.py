@@ -33,9 +33,7 @@ from geohsi.io import file_token, lazy_cube, wavelength_to_nm
 from geohsi.scene import make_scene
 
 #: ENVI ``data type`` code → numpy dtype (little-endian; ``byte order`` decides).
-ENVI_DTYPES: dict[int, str] = {
-    1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8",
-}
+ENVI_DTYPES: dict[int, str] = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
 
 #: Extensions ENVI tools give the raw data file (tried in order when only the header is given).
 DATA_EXTENSIONS: tuple[str, ...] = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".bin", ".envi")
@@ -274,7 +272,9 @@ class _RawCube:
         self.interleave = interleave
         self.shape = (bands, lines, samples)
         self.ndim = 3
-        self.native_shape = {"bsq": (bands, lines, samples), "bil": (lines, bands, samples), "bip": (lines, samples, bands)}[interleave]
+        self.native_shape = {"bsq": (bands, lines, samples), "bil": (lines, bands, samples), "bip": (lines, samples, bands)}[
+            interleave
+        ]
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         b, y, x = key
@@ -337,7 +337,9 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
     order = _int(hdr, "byte order", src, 0)
     if order not in (0, 1):
         # anything else would silently be read as little-endian garbage
-        raise InputFormatError(f"{src}: byte order = {hdr['byte order']!r} must be 0 (little-endian) or 1 (big-endian); fix the header")
+        raise InputFormatError(
+            f"{src}: byte order = {hdr['byte order']!r} must be 0 (little-endian) or 1 (big-endian); fix the header"
+        )
     dtype = np.dtype(ENVI_DTYPES[code]).newbyteorder(">" if order == 1 else "<")
     interleave = hdr.get("interleave", "bsq").strip().lower()
     if interleave not in ("bsq", "bil", "bip"):
@@ -368,14 +370,12 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
     if f is not None:
         # ENVI: the stored value that means 100 % reflectance → reflectance = value / factor.
         if not np.isfinite(f):
-            raise InputFormatError(f"{src}: reflectance scale factor = {hdr['reflectance scale factor']!r} is not finite; fix the header")
+            raise InputFormatError(
+                f"{src}: reflectance scale factor = {hdr['reflectance scale factor']!r} is not finite; fix the header"
+            )
         scale = None if f in (0.0, 1.0) else 1.0 / f
     geo = georef_from_header(hdr, src)
-    attrs: dict[str, Any] = {
-        "source_files": [str(data.resolve())],
-        "source_format": "envi",
-        "interleave": interleave,
-    }
+    attrs: dict[str, Any] = {"source_files": [str(data.resolve())], "source_format": "envi", "interleave": interleave}
     if hdr.get("sensor type") and hdr["sensor type"].lower() != "unknown":
         attrs["sensor"] = hdr["sensor type"]
     if hdr.get("acquisition time"):

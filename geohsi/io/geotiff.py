@@ -34,6 +34,7 @@ from geohsi.io.envi import wavelengths_from_band_names
 from geohsi.io.mosaic import GridTile, TileMosaic, check_same_grid, gap_fill, union_grid
 from geohsi.scene import make_scene
 
+
 @dataclass(frozen=True)
 class TileInfo:
     """What the mosaic needs to know about one GeoTIFF."""
@@ -130,8 +131,12 @@ def _check_tiles(tiles: list[TileInfo]) -> None:
             ref.wavelength is not None and not np.allclose(ref.wavelength, t.wavelength, equal_nan=True)
         ):
             raise BandMismatchError(f"tile {t.path} has other band wavelengths than {name0}; mosaic tiles of one product")
-        if t.nodata != ref.nodata and not (t.nodata is not None and ref.nodata is not None and np.isnan(t.nodata) and np.isnan(ref.nodata)):
-            raise BandMismatchError(f"tile {t.path} has nodata {t.nodata} but {name0} has {ref.nodata}; give the tiles one nodata value")
+        if t.nodata != ref.nodata and not (
+            t.nodata is not None and ref.nodata is not None and np.isnan(t.nodata) and np.isnan(ref.nodata)
+        ):
+            raise BandMismatchError(
+                f"tile {t.path} has nodata {t.nodata} but {name0} has {ref.nodata}; give the tiles one nodata value"
+            )
 
 
 def _grid_tile(t: TileInfo) -> GridTile:

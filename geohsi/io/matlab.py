@@ -72,7 +72,9 @@ def list_variables(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], 
                     if isinstance(obj, h5py.Dataset) and _numeric(obj.dtype) and not name.startswith("#"):
                         out[name] = (tuple(reversed(obj.shape)), obj.dtype.str)
         except Exception as e:  # h5py raises OSError/RuntimeError/KeyError/ValueError for damaged files
-            raise InputFormatError(f"cannot read {p} as MATLAB v7.3 (HDF5): {type(e).__name__}: {' '.join(str(e).split())[:120]}; check the file") from e
+            raise InputFormatError(
+                f"cannot read {p} as MATLAB v7.3 (HDF5): {type(e).__name__}: {' '.join(str(e).split())[:120]}; check the file"
+            ) from e
         return out
     from scipy.io import whosmat
 
@@ -187,12 +189,12 @@ def read(
         src = _H5Cube(p, name, perm_h5, shape_h5, np.dtype(variables[name][1]))
         arr = lazy_cube(src, (-1, chunks, chunks), f"mat73-{file_token(p, extra=(name, perm_h5))}")
     else:
-        from scipy.io import loadmat
-
         # v5 files are (often zlib-compressed) streams: scipy must load the variable whole.
         values = _load_v5(p, name)
         if not _numeric(values.dtype) or values.ndim != 3:
-            raise InputFormatError(f"{p}: variable {name!r} is {values.dtype} {values.shape}, not a numeric 3-D cube; choose one with --var")
+            raise InputFormatError(
+                f"{p}: variable {name!r} is {values.dtype} {values.shape}, not a numeric 3-D cube; choose one with --var"
+            )
         import dask.array as da
 
         arr = da.from_array(np.ascontiguousarray(np.transpose(values, perm_matlab)), chunks=(-1, chunks, chunks))
@@ -231,7 +233,9 @@ def read_labels(path: str | os.PathLike, *, var: str | None = None) -> xr.Datase
             with h5py.File(p, "r") as f:
                 values = np.asarray(f[name][()]).T
         except Exception as e:  # h5py: OSError/RuntimeError/KeyError/ValueError for damaged files
-            raise InputFormatError(f"cannot read {name!r} from {p} ({' '.join(str(e).split())[:120]}); the file may be truncated, check the file") from e
+            raise InputFormatError(
+                f"cannot read {name!r} from {p} ({' '.join(str(e).split())[:120]}); the file may be truncated, check the file"
+            ) from e
     else:
         values = np.asarray(_load_v5(p, name))
     ds = make_scene(values[np.newaxis], attrs={"source_files": [str(p.resolve())], "source_variable": name})

@@ -82,8 +82,10 @@ def union_grid(tiles: Sequence[GridTile]) -> tuple[Affine, int, int]:
 
 def tile_offset(tile: GridTile, transform: Affine) -> tuple[int, int]:
     """``(row, col)`` of a tile's first pixel on a mosaic grid."""
-    return (int(round((tile.transform.f - transform.f) / transform.e)),
-            int(round((tile.transform.c - transform.c) / transform.a)))
+    return (
+        int(round((tile.transform.f - transform.f) / transform.e)),
+        int(round((tile.transform.c - transform.c) / transform.a)),
+    )
 
 
 def no_data_value(dtype: np.dtype) -> float:
@@ -102,7 +104,7 @@ def gap_fill(tiles: Sequence[GridTile], transform: Affine, height: int, width: i
     cover = np.zeros((height, width), bool)
     for t in tiles:
         r0, c0 = tile_offset(t, transform)
-        cover[r0: r0 + t.height, c0: c0 + t.width] = True
+        cover[r0 : r0 + t.height, c0 : c0 + t.width] = True
     return None if cover.all() else no_data_value(np.dtype(dtype))
 
 
@@ -121,8 +123,16 @@ class TileMosaic:
         hint: the end of the one-line message of a failed read (what to check).
     """
 
-    def __init__(self, tiles: Sequence[GridTile], transform: Affine, height: int, width: int, dtype: np.dtype,
-                 fill: float | None, hint: str = "the file may be truncated") -> None:
+    def __init__(
+        self,
+        tiles: Sequence[GridTile],
+        transform: Affine,
+        height: int,
+        width: int,
+        dtype: np.dtype,
+        fill: float | None,
+        hint: str = "the file may be truncated",
+    ) -> None:
         self.tiles = [(t.sources, *tile_offset(t, transform), t.height, t.width) for t in tiles]
         self.dtype = np.dtype(dtype)
         self.shape = (len(tiles[0].sources), height, width)
@@ -154,7 +164,7 @@ class TileMosaic:
                 g[1].append(idx)
             for path, (slots, idxs) in groups.items():
                 block = self._read(path, idxs, cx0 - c0, ry0 - r0, cx1 - cx0, ry1 - ry0)
-                out[slots, ry0 - y0: ry1 - y0, cx0 - x0: cx1 - x0] = block
+                out[slots, ry0 - y0 : ry1 - y0, cx0 - x0 : cx1 - x0] = block
         return out
 
     def _read(self, path: str, bands: list[int], col: int, row: int, width: int, height: int) -> np.ndarray:

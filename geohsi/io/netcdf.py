@@ -25,8 +25,28 @@ from geohsi.errors import GeoreferenceError, InputFormatError
 from geohsi.io import wavelength_to_nm
 from geohsi.scene import DATA_VARS, make_scene
 
-_SPATIAL = {"y", "x", "lat", "lon", "latitude", "longitude", "row", "rows", "col", "cols", "column", "columns",
-            "line", "lines", "sample", "samples", "northing", "easting", "height", "width"}
+_SPATIAL = {
+    "y",
+    "x",
+    "lat",
+    "lon",
+    "latitude",
+    "longitude",
+    "row",
+    "rows",
+    "col",
+    "cols",
+    "column",
+    "columns",
+    "line",
+    "lines",
+    "sample",
+    "samples",
+    "northing",
+    "easting",
+    "height",
+    "width",
+}
 _BAND_NAMES = ("band", "bands", "wavelength", "wavelengths", "wl", "channel", "channels", "spectral", "lambda", "z")
 _Y_NAMES = ("y", "lat", "latitude", "row", "rows", "line", "lines", "northing", "height")
 
@@ -96,9 +116,13 @@ def read(
     numeric3 = {str(n): v for n, v in src.data_vars.items() if v.ndim == 3 and np.dtype(v.dtype).kind in "iufb"}
     if var is not None:
         if var not in src.data_vars:
-            raise InputFormatError(f"{p} has no variable {var!r} (it has {sorted(map(str, src.data_vars))}); choose one with --var")
+            raise InputFormatError(
+                f"{p} has no variable {var!r} (it has {sorted(map(str, src.data_vars))}); choose one with --var"
+            )
         if var not in numeric3:
-            raise InputFormatError(f"{p}: variable {var!r} has dims {src[var].dims}, not a 3-D numeric cube; choose one with --var")
+            raise InputFormatError(
+                f"{p}: variable {var!r} has dims {src[var].dims}, not a 3-D numeric cube; choose one with --var"
+            )
         name = var
     else:
         if not numeric3:
@@ -134,7 +158,11 @@ def read(
         if n in v.coords:
             wl_units = v.coords[n].attrs.get("units")
             break
-    wl = _coord(v, ("wavelength", "wavelengths", "wl", bdim) if bdim.lower().startswith("wave") else ("wavelength", "wavelengths", "wl"), bdim)
+    wl = _coord(
+        v,
+        ("wavelength", "wavelengths", "wl", bdim) if bdim.lower().startswith("wave") else ("wavelength", "wavelengths", "wl"),
+        bdim,
+    )
     wl = wavelength_to_nm(wl, wl_units)
     fwhm = wavelength_to_nm(_coord(v, ("fwhm",), bdim), wl_units)
     good = _coord(v, ("good_band", "bbl"), bdim)

@@ -36,7 +36,6 @@ from geohsi.scene import DEFAULT_CHUNK, make_scene
 _NETCDF_TYPES = ("application/x-netcdf", "application/netcdf", "application/x-hdf5", "application/x-hdf")
 
 
-
 @dataclass(frozen=True)
 class BandSource:
     """One scene band: where its pixels are and what they mean.
@@ -92,12 +91,21 @@ def _asset_bands(item: Any, key: str, asset: Any) -> list[BandSource]:
         scale = b.get("raster:scale", r.get("scale"))
         offset = b.get("raster:offset", r.get("offset"))
         good = b.get("geohsi:good_band", e.get("geohsi:good_band", True))
-        out.append(BandSource(
-            asset=key, href=href, index=i + 1, name=b.get("name", e.get("name", r.get("name"))),
-            wavelength=_um_to_nm(wl), fwhm=_um_to_nm(fw), nodata=None if nodata is None else float(nodata),
-            scale=None if scale is None else float(scale), offset=None if offset is None else float(offset),
-            data_type=b.get("data_type", r.get("data_type", d.get("data_type"))), good=bool(good),
-        ))
+        out.append(
+            BandSource(
+                asset=key,
+                href=href,
+                index=i + 1,
+                name=b.get("name", e.get("name", r.get("name"))),
+                wavelength=_um_to_nm(wl),
+                fwhm=_um_to_nm(fw),
+                nodata=None if nodata is None else float(nodata),
+                scale=None if scale is None else float(scale),
+                offset=None if offset is None else float(offset),
+                data_type=b.get("data_type", r.get("data_type", d.get("data_type"))),
+                good=bool(good),
+            )
+        )
     return out
 
 
@@ -116,12 +124,16 @@ def spectral_bands(item: Any, assets: Sequence[str] | None = None) -> list[BandS
     """
     for key, a in item.assets.items():
         mt = (a.media_type or "").lower()
-        if (assets is None or key in assets) and (any(t in mt for t in _NETCDF_TYPES) or a.href.lower().endswith((".nc", ".nc4", ".h5", ".he5"))):
-            if "data" in (a.roles or []) or assets is not None or len(item.assets) == 1:
-                raise InputFormatError(
-                    f"item {item.id} asset {key!r} is netCDF/HDF ({a.href.rsplit('/', 1)[-1]}), e.g. an EMIT swath that needs its GLT "
-                    "to be orthorectified; STAC ingest reads GeoTIFF/COG assets only — download and orthorectify it, then 'geohsi ingest FILE'"
-                )
+        netcdf = any(t in mt for t in _NETCDF_TYPES) or a.href.lower().endswith((".nc", ".nc4", ".h5", ".he5"))
+        if (
+            (assets is None or key in assets)
+            and netcdf
+            and ("data" in (a.roles or []) or assets is not None or len(item.assets) == 1)
+        ):
+            raise InputFormatError(
+                f"item {item.id} asset {key!r} is netCDF/HDF ({a.href.rsplit('/', 1)[-1]}), e.g. an EMIT swath that needs its GLT "
+                "to be orthorectified; STAC ingest reads GeoTIFF/COG assets only — download and orthorectify it, then 'geohsi ingest FILE'"
+            )
     keys = list(item.assets) if assets is None else list(assets)
     missing = [k for k in keys if k not in item.assets]
     if missing:
@@ -136,8 +148,11 @@ def spectral_bands(item: Any, assets: Sequence[str] | None = None) -> list[BandS
         # STAC 1.0 items may list eo:bands on the item for a single data asset
         data = [k for k in keys if "data" in (item.assets[k].roles or [])] or keys[:1]
         if len(data) == 1:
-            fake = {"href": item.assets[data[0]].href,
-                    "eo:bands": item.properties["eo:bands"], "raster:bands": item.properties.get("raster:bands")}
+            fake = {
+                "href": item.assets[data[0]].href,
+                "eo:bands": item.properties["eo:bands"],
+                "raster:bands": item.properties.get("raster:bands"),
+            }
             bands = [b for b in _asset_bands(item, data[0], {k: v for k, v in fake.items() if v is not None})]
     if not bands or not any(math.isfinite(b.wavelength) for b in bands):
         raise InputFormatError(
@@ -189,7 +204,9 @@ def _tile(item: Any, bands: list[BandSource]) -> _Tile:
         elif wkt:
             crs = CRS.from_user_input(wkt)
     except Exception as e:
-        raise GeoreferenceError(f"item {item.id} has an unreadable proj CRS {code or 'wkt2'} ({e}); fix the item's projection fields") from e
+        raise GeoreferenceError(
+            f"item {item.id} has an unreadable proj CRS {code or 'wkt2'} ({e}); fix the item's projection fields"
+        ) from e
     if crs is None or tf is None or shape is None or None in dtypes or len(dtypes) > 1:
         # the item does not say everything: read the asset's header (no pixels)
         try:
@@ -199,11 +216,15 @@ def _tile(item: Any, bands: list[BandSource]) -> _Tile:
                 shape = shape or [src.height, src.width]
                 header_dtype = src.dtypes[0]
         except Exception as e:
-            raise InputFormatError(f"cannot read asset {bands[0].href} of item {item.id}: {' '.join(str(e).split())[:150]}; check the href") from e
+            raise InputFormatError(
+                f"cannot read asset {bands[0].href} of item {item.id}: {' '.join(str(e).split())[:150]}; check the href"
+            ) from e
         if None in dtypes:
             dtypes = {header_dtype}
     if crs is None:
-        raise GeoreferenceError(f"item {item.id} has no CRS (no proj:code/proj:epsg and none in the asset); it cannot be placed on a map grid")
+        raise GeoreferenceError(
+            f"item {item.id} has no CRS (no proj:code/proj:epsg and none in the asset); it cannot be placed on a map grid"
+        )
     if len(dtypes) > 1:
         raise BandMismatchError(f"item {item.id} mixes band data types {sorted(dtypes)}; geohsi scenes hold one data type")
     t = Affine(*[float(v) for v in list(tf)[:6]])
@@ -223,8 +244,7 @@ def _one(values: set, what: str, item_id: str, fix: str) -> Any:
 
 
 def build_item_scene(
-    items: Any | Sequence[Any], *, assets: Sequence[str] | None = None, chunks: int = DEFAULT_CHUNK,
-    quantity: str = "reflectance",
+    items: Any | Sequence[Any], *, assets: Sequence[str] | None = None, chunks: int = DEFAULT_CHUNK, quantity: str = "reflectance"
 ) -> xr.Dataset:
     """One or more STAC items (tiles of one product) → a lazy scene Dataset.
 
@@ -256,22 +276,41 @@ def build_item_scene(
     ref = tiles[0]
     for t in tiles[1:]:
         if t.crs != ref.crs:
-            raise GeoreferenceError(f"item {t.item_id} is in {t.crs} but {ref.item_id} in {ref.crs}; ingest items of one CRS (one UTM zone)")
+            raise GeoreferenceError(
+                f"item {t.item_id} is in {t.crs} but {ref.item_id} in {ref.crs}; ingest items of one CRS (one UTM zone)"
+            )
         check_same_grid(_grid_tile(ref), _grid_tile(t))
-        if len(t.bands) != len(ref.bands) or not np.allclose([b.wavelength for b in t.bands], [b.wavelength for b in ref.bands], equal_nan=True):
+        if len(t.bands) != len(ref.bands) or not np.allclose(
+            [b.wavelength for b in t.bands], [b.wavelength for b in ref.bands], equal_nan=True
+        ):
             raise BandMismatchError(f"item {t.item_id} has other bands than {ref.item_id}; mosaic items of one product")
         if t.dtype != ref.dtype:
-            raise BandMismatchError(f"item {t.item_id} is {t.dtype} but {ref.item_id} is {ref.dtype}; mosaic items of one product")
+            raise BandMismatchError(
+                f"item {t.item_id} is {t.dtype} but {ref.item_id} is {ref.dtype}; mosaic items of one product"
+            )
     bands = ref.bands
     nodata = _one({b.nodata for b in bands if b.nodata is not None}, "nodata", ref.item_id, "geohsi scenes take one nodata value")
-    scale = _one({b.scale for b in bands if b.scale is not None}, "raster scale", ref.item_id, "per-band scales are not supported; rescale the product first")
-    offset = _one({b.offset for b in bands if b.offset is not None}, "raster offset", ref.item_id, "per-band offsets are not supported; rescale the product first")
+    scale = _one(
+        {b.scale for b in bands if b.scale is not None},
+        "raster scale",
+        ref.item_id,
+        "per-band scales are not supported; rescale the product first",
+    )
+    offset = _one(
+        {b.offset for b in bands if b.offset is not None},
+        "raster offset",
+        ref.item_id,
+        "per-band offsets are not supported; rescale the product first",
+    )
     grid = [_grid_tile(t) for t in tiles]
     transform, height, width = union_grid(grid)
     if nodata is None:
         nodata = gap_fill(grid, transform, height, width, np.dtype(ref.dtype))
     mosaic = TileMosaic(grid, transform, height, width, ref.dtype, nodata, hint="check the href")
-    token = tokenize([(it.id, it.properties.get("updated"), [(b.href, b.index) for b in t.bands]) for it, t in zip(items, tiles, strict=True)], chunks)
+    token = tokenize(
+        [(it.id, it.properties.get("updated"), [(b.href, b.index) for b in t.bands]) for it, t in zip(items, tiles, strict=True)],
+        chunks,
+    )
     arr = lazy_cube(mosaic, (-1, chunks, chunks), f"stac-{token}")
     first = items[0]
     attrs: dict[str, Any] = {
@@ -287,13 +326,19 @@ def build_item_scene(
         attrs["sensor"] = sensor if isinstance(sensor, str) else ",".join(sensor)
     names = [b.name for b in bands]
     return make_scene(
-        arr, var=quantity, wavelength=[b.wavelength for b in bands], fwhm=[b.fwhm for b in bands],
-        good_band=[b.good for b in bands], crs=ref.crs, transform=transform, nodata=nodata,
-        scale_factor=scale if scale not in (None, 1.0) else None, add_offset=offset if offset not in (None, 0.0) else None,
-        band_names=names if all(names) else None, attrs=attrs,
+        arr,
+        var=quantity,
+        wavelength=[b.wavelength for b in bands],
+        fwhm=[b.fwhm for b in bands],
+        good_band=[b.good for b in bands],
+        crs=ref.crs,
+        transform=transform,
+        nodata=nodata,
+        scale_factor=scale if scale not in (None, 1.0) else None,
+        add_offset=offset if offset not in (None, 0.0) else None,
+        band_names=names if all(names) else None,
+        attrs=attrs,
     )
-
-
 
 
 __all__ = ["BandSource", "build_item_scene", "spectral_bands"]

@@ -132,7 +132,9 @@ def _split_model(model: nn.Module) -> tuple[SpectralGPT, ClassificationHead | No
         return model.encoder, model.head, "encoder."
     if isinstance(model, SpectralGPT):
         return model, None, ""
-    raise UsageError(f"cannot load SpectralGPT weights into a {type(model).__name__}; pass a SpectralGPT or SpectralGPTClassifier")
+    raise UsageError(
+        f"cannot load SpectralGPT weights into a {type(model).__name__}; pass a SpectralGPT or SpectralGPTClassifier"
+    )
 
 
 def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: nn.Module) -> dict[str, torch.Tensor]:
@@ -221,13 +223,17 @@ def _read_pth(path: Path) -> Any:
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         if found is None:  # not a pickle of objects, just not a checkpoint (e.g. an HTML error page)
-            raise ModelError(f"{path} is not a readable PyTorch checkpoint (corrupt or another format); check the download") from e
+            raise ModelError(
+                f"{path} is not a readable PyTorch checkpoint (corrupt or another format); check the download"
+            ) from e
         raise ModelError(
             f"{path} is not a plain weights file (it pickles {found.group(1)}); geohsi will not unpickle "
             "arbitrary objects: re-save it as torch.save({'model': model.state_dict()}) or as safetensors"
         ) from e
     except Exception as e:  # torch raises KeyError/RuntimeError/EOFError for non-checkpoints
-        raise ModelError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}); check the download or re-save it") from e
+        raise ModelError(
+            f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}); check the download or re-save it"
+        ) from e
 
 
 def _read_state_dict(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
@@ -241,16 +247,14 @@ def _read_state_dict(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
             with safe_open(p, framework="pt", device="cpu") as f:
                 return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
         except Exception as e:
-            raise ModelError(f"{p} is not a readable safetensors file ({type(e).__name__}: {e}); check the file or re-save it") from e
+            raise ModelError(
+                f"{p} is not a readable safetensors file ({type(e).__name__}: {e}); check the file or re-save it"
+            ) from e
     return _read_pth(p), {}
 
 
 def load_state_dict_checked(
-    model: nn.Module,
-    state_dict: Mapping[str, Any],
-    *,
-    source: str = "checkpoint",
-    allow_missing: Iterable[str] = ("head.*",),
+    model: nn.Module, state_dict: Mapping[str, Any], *, source: str = "checkpoint", allow_missing: Iterable[str] = ("head.*",)
 ) -> nn.Module:
     """Filter a state dict with :func:`checkpoint_filter_fn` and load it, refusing any mismatch.
 
@@ -279,9 +283,7 @@ def load_state_dict_checked(
     missing = [k for k in own if k not in sd]
     refused = [k for k in missing if not any(fnmatch(k, p) for p in patterns)]
     unexpected = [k for k in sd if k not in own]
-    wrong = [
-        f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if k in own and sd[k].shape != own[k].shape
-    ]
+    wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if k in own and sd[k].shape != own[k].shape]
     if refused or unexpected or wrong:
         parts = []
         if refused:
@@ -388,13 +390,7 @@ def load_backbone(
     return load_state_dict_checked(model, obj, source=str(path), allow_missing=allow_missing)
 
 
-def save_backbone(
-    model: nn.Module,
-    path: str | os.PathLike,
-    *,
-    include_head: bool = False,
-    overwrite: bool = False,
-) -> Path:
+def save_backbone(model: nn.Module, path: str | os.PathLike, *, include_head: bool = False, overwrite: bool = False) -> Path:
     """Write the encoder as safetensors in the official key layout, with its config as metadata.
 
     Args:

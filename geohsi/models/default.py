@@ -25,7 +25,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: config name → (file in :data:`WEIGHTS_DIR`, sha256 of its bytes).
 SHIPPED: dict[str, tuple[str, str]] = {
-    "small": ("spectralgpt_small_geohsi.safetensors", "41296223a4092aa556427dc2f94917b4a9d4de9f774638d316915d13d8e84946"),
+    "small": ("spectralgpt_small_geohsi.safetensors", "41296223a4092aa556427dc2f94917b4a9d4de9f774638d316915d13d8e84946")
 }
 
 _verified: dict[Path, bool] = {}

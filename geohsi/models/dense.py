@@ -188,8 +188,9 @@ class SpectralGPTSegmenter(nn.Module):
         return self.head(self.encoder.forward_features(x), x)
 
 
-def build_segmenter(config: str | SpectralGPTConfig, num_classes: int, *, head_options: dict[str, Any] | None = None,
-                    **overrides: Any) -> SpectralGPTSegmenter:
+def build_segmenter(
+    config: str | SpectralGPTConfig, num_classes: int, *, head_options: dict[str, Any] | None = None, **overrides: Any
+) -> SpectralGPTSegmenter:
     """Build a dense segmenter from a config name or config.
 
     Args:

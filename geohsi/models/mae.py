@@ -46,11 +46,7 @@ from geohsi.models.spectralgpt import SpectralGPT
 #: (D 512, 4 blocks); the smaller encoders get proportionally lighter decoders because on a CPU the
 #: decoder, which runs on all T·L tokens while the encoder sees only the visible tenth, dominates the
 #: cost of a step (the official decoder would make ``small`` pretraining ~20× slower).
-DECODERS: dict[str, tuple[int, int, int]] = {
-    "tiny": (32, 1, 2),
-    "small": (128, 2, 4),
-    "base": (512, 4, 16),
-}
+DECODERS: dict[str, tuple[int, int, int]] = {"tiny": (32, 1, 2), "small": (128, 2, 4), "base": (512, 4, 16)}
 
 
 def decoder_for(config: str | SpectralGPTConfig) -> tuple[int, int, int]:
@@ -313,11 +309,7 @@ class SpectralMAE(nn.Module):
         return (per_token * mask).sum() / mask.sum()
 
     def forward(
-        self,
-        x: torch.Tensor,
-        *,
-        generator: torch.Generator | None = None,
-        ids_shuffle: torch.Tensor | None = None,
+        self, x: torch.Tensor, *, generator: torch.Generator | None = None, ids_shuffle: torch.Tensor | None = None
     ) -> MAEOutput:
         """Mask, encode, decode and score a batch.
 
@@ -387,17 +379,16 @@ class SpectralMAE(nn.Module):
     def decoder_config(self) -> dict[str, Any]:
         """JSON-ready record of the objective (decoder size, mask ratio, target normalisation)."""
         return {
-            "decoder_dim": self.decoder_dim, "decoder_depth": self.decoder_depth, "decoder_heads": self.decoder_heads,
-            "mask_ratio": self.mask_ratio, "norm_pix_loss": self.norm_pix_loss,
+            "decoder_dim": self.decoder_dim,
+            "decoder_depth": self.decoder_depth,
+            "decoder_heads": self.decoder_heads,
+            "mask_ratio": self.mask_ratio,
+            "norm_pix_loss": self.norm_pix_loss,
         }
 
 
 def save_mae_backbone(
-    mae: SpectralMAE,
-    path: str | os.PathLike,
-    *,
-    overwrite: bool = False,
-    metadata: dict[str, str] | None = None,
+    mae: SpectralMAE, path: str | os.PathLike, *, overwrite: bool = False, metadata: dict[str, str] | None = None
 ) -> Path:
     """Write the pretrained encoder (+ its final ``norm.*``) as a backbone safetensors file.
 

@@ -205,12 +205,7 @@ class SpectralGPTClassifier(nn.Module):
         self.encoder = SpectralGPT(config)
         self.config = self.encoder.config
         self.head = ClassificationHead(
-            self.config.embed_dim,
-            num_classes,
-            hidden=head_hidden,
-            pool=pool,
-            dropout=head_dropout,
-            norm_eps=self.config.norm_eps,
+            self.config.embed_dim, num_classes, hidden=head_hidden, pool=pool, dropout=head_dropout, norm_eps=self.config.norm_eps
         )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -308,7 +303,11 @@ def count_parameters(config: str | SpectralGPTConfig, num_classes: int = 0, head
     total = patch + pos + c.depth * block
     if num_classes:
         total += 2 * d
-        total += (d * head_hidden + head_hidden + head_hidden * num_classes + num_classes) if head_hidden else d * num_classes + num_classes
+        total += (
+            (d * head_hidden + head_hidden + head_hidden * num_classes + num_classes)
+            if head_hidden
+            else d * num_classes + num_classes
+        )
     return total
 
 

@@ -71,7 +71,9 @@ def _check_geometry(tile: int, overlap: int) -> int:
     if tile < 1:
         raise UsageError(f"dense tile edge {tile} must be a positive pixel count (e.g. 32)")
     if not 0 <= overlap < tile:
-        raise UsageError(f"tile overlap {overlap} must be in [0, {tile - 1}] for {tile}-pixel tiles (e.g. {default_overlap(tile)})")
+        raise UsageError(
+            f"tile overlap {overlap} must be in [0, {tile - 1}] for {tile}-pixel tiles (e.g. {default_overlap(tile)})"
+        )
     return tile - overlap
 
 
@@ -128,7 +130,7 @@ def dense_block_probabilities(
     y0, x0 = int(origin[0]), int(origin[1])
     k = int(model.head.num_classes)
     out = np.full((k, h, w), np.nan, dtype=np.float32)
-    core_valid = ~np.isnan(blk[:, halo: halo + h, halo: halo + w]).any(axis=0)
+    core_valid = ~np.isnan(blk[:, halo : halo + h, halo : halo + w]).any(axis=0)
     if not core_valid.any():
         return out
     gy, gx = _origins(y0, h, tile, stride), _origins(x0, w, tile, stride)
@@ -142,8 +144,12 @@ def dense_block_probabilities(
     cy0, cx0 = np.clip(gy - y0, 0, h), np.clip(gx - x0, 0, w)
     cy1, cx1 = np.clip(gy - y0 + tile, 0, h), np.clip(gx - x0 + tile, 0, w)
     sat = np.pad(core_valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    count = (sat[cy1[:, None], cx1[None, :]] - sat[cy0[:, None], cx1[None, :]]
-             - sat[cy1[:, None], cx0[None, :]] + sat[cy0[:, None], cx0[None, :]])
+    count = (
+        sat[cy1[:, None], cx1[None, :]]
+        - sat[cy0[:, None], cx1[None, :]]
+        - sat[cy1[:, None], cx0[None, :]]
+        + sat[cy0[:, None], cx0[None, :]]
+    )
     ti, tj = np.nonzero(count > 0)  # row-major: every pixel accumulates its tiles in one fixed order
 
     src = np.nan_to_num(blk, nan=0.0)  # NaN → 0 (the channel mean after standard normalisation), as in patch mode
@@ -155,16 +161,16 @@ def dense_block_probabilities(
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(ti), batch_size):
-            bi, bj = ti[start: start + batch_size], tj[start: start + batch_size]
-            x = np.stack([src[:, ly[i]: ly[i] + tile, lx[j]: lx[j] + tile] for i, j in zip(bi, bj, strict=True)])
+            bi, bj = ti[start : start + batch_size], tj[start : start + batch_size]
+            x = np.stack([src[:, ly[i] : ly[i] + tile, lx[j] : lx[j] + tile] for i, j in zip(bi, bj, strict=True)])
             with autocast(dev, precision), timed(timer):
                 logits = model(torch.from_numpy(x).to(dev))
             logits = (logits.float().cpu() * weight).numpy().astype(np.float64)
             for n, (i, j) in enumerate(zip(bi, bj, strict=True)):
                 r0, r1, c0, c1 = cy0[i], cy1[i], cx0[j], cx1[j]
                 tr, tc = r0 - (gy[i] - y0), c0 - (gx[j] - x0)  # first tile row/col inside the core
-                acc[:, r0:r1, c0:c1] += logits[n, :, tr: tr + r1 - r0, tc: tc + c1 - c0]
-                wsum[r0:r1, c0:c1] += wnp[tr: tr + r1 - r0, tc: tc + c1 - c0]
+                acc[:, r0:r1, c0:c1] += logits[n, :, tr : tr + r1 - r0, tc : tc + c1 - c0]
+                wsum[r0:r1, c0:c1] += wnp[tr : tr + r1 - r0, tc : tc + c1 - c0]
     logit = acc / np.maximum(wsum, 1e-30)
     logit -= logit.max(axis=0, keepdims=True)
     p = np.exp(logit)
@@ -225,11 +231,20 @@ def predict_dense(
     for i in range(len(ys) - 1):
         for j in range(len(xs) - 1):
             b = np.asarray(halo_blocks.blocks[0, i, j].compute())
-            p = dense_block_probabilities(b, model, halo=r, tile=tile, overlap=overlap, origin=(int(ys[i]), int(xs[j])),
-                                          batch_size=batch_size, device=device, precision=precision)
+            p = dense_block_probabilities(
+                b,
+                model,
+                halo=r,
+                tile=tile,
+                overlap=overlap,
+                origin=(int(ys[i]), int(xs[j])),
+                batch_size=batch_size,
+                device=device,
+                precision=precision,
+            )
             if out is None:
                 out = np.empty((p.shape[0], hgt, wid), dtype=np.float32)
-            out[:, ys[i]: ys[i + 1], xs[j]: xs[j + 1]] = p
+            out[:, ys[i] : ys[i + 1], xs[j] : xs[j + 1]] = p
     return out
 
 

@@ -126,12 +126,13 @@ def patch_block_probabilities(
     h, w = hh - 2 * halo, ww - 2 * halo
     k = int(model.head.num_classes)
     out = np.full((k, h, w), np.nan, dtype=np.float32)
-    core = block_with_halo[:, halo: halo + h, halo: halo + w]
+    core = block_with_halo[:, halo : halo + h, halo : halo + w]
     rows, cols = np.nonzero(~np.isnan(core).any(axis=0))
     for start in range(0, rows.size, batch_size):
-        r, cc = rows[start: start + batch_size], cols[start: start + batch_size]
+        r, cc = rows[start : start + batch_size], cols[start : start + batch_size]
         win = windows_for_block(block_with_halo, r, cc, window, input_size, halo=halo)
         out[:, r, cc] = predict_proba(model, win, batch_size=batch_size, device=device, precision=precision, timer=timer).T
     return out
+
 
 __all__ = ["patch_block_probabilities", "predict_proba", "predict_window_classes"]

@@ -114,7 +114,10 @@ class Normalizer:
 
     @classmethod
     def fit(
-        cls, channels: xr.DataArray | np.ndarray | da.Array, method: str = "standard", *,
+        cls,
+        channels: xr.DataArray | np.ndarray | da.Array,
+        method: str = "standard",
+        *,
         percentiles: tuple[float, float] | None = None,
     ) -> Normalizer:
         """Fit the statistics on the valid (non-NaN) pixels of ``channels``.
@@ -230,14 +233,18 @@ class Normalizer:
         try:
             p = d.get("percentiles")
             out = cls(
-                str(d["method"]), tuple(float(v) for v in d["shift"]), tuple(float(v) for v in d["scale"]),
+                str(d["method"]),
+                tuple(float(v) for v in d["shift"]),
+                tuple(float(v) for v in d["scale"]),
                 None if p is None else (float(p[0]), float(p[1])),
             )
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise ModelError(f"invalid normaliser record ({type(e).__name__}: {e}); re-create the bundle") from e
         if out.method not in NORM_METHODS or len(out.shift) != len(out.scale):
-            raise ModelError(f"invalid normaliser record (method {out.method!r}, {len(out.shift)} shifts, "
-                             f"{len(out.scale)} scales); re-create the bundle")
+            raise ModelError(
+                f"invalid normaliser record (method {out.method!r}, {len(out.shift)} shifts, "
+                f"{len(out.scale)} scales); re-create the bundle"
+            )
         return out
 
 

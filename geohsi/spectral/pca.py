@@ -78,9 +78,7 @@ def project_bands(
     if isinstance(data, da.Array):
         if data.numblocks[0] != 1:
             data = data.rechunk({0: -1})  # every output pixel needs its full spectrum in one block
-        out = data.map_blocks(
-            _project_block, matrix, off, idx, dtype="float32", chunks=((k,), *data.chunks[1:]),
-        )
+        out = data.map_blocks(_project_block, matrix, off, idx, dtype="float32", chunks=((k,), *data.chunks[1:]))
     else:
         out = _project_block(np.asarray(data), matrix, off, idx)
     if bdim is None:
@@ -262,12 +260,7 @@ def good_band_indices(ds: xr.Dataset) -> np.ndarray:
 
 
 def fit_pca(
-    ds: xr.Dataset,
-    n_components: int = 12,
-    *,
-    method: str = "exact",
-    subsample: int | None = None,
-    seed: int = 0,
+    ds: xr.Dataset, n_components: int = 12, *, method: str = "exact", subsample: int | None = None, seed: int = 0
 ) -> PCAParams:
     """Fit a PCA on the valid pixels and good bands of a scene (physical units).
 

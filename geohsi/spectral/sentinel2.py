@@ -258,8 +258,10 @@ class S2Resampler:
         """
         try:
             r = cls(
-                _frozen(d["weights"]), _frozen(d["band_indices"], "int64"),
-                _frozen(_wl_array(d["input_wavelengths"])), _frozen(_wl_array(d["input_fwhm"])),
+                _frozen(d["weights"]),
+                _frozen(d["band_indices"], "int64"),
+                _frozen(_wl_array(d["input_wavelengths"])),
+                _frozen(_wl_array(d["input_fwhm"])),
             )
             bands = [S2Band(str(n), float(c), float(w)) for n, c, w in d["bands"]]
         except (KeyError, TypeError, ValueError) as e:

@@ -203,8 +203,11 @@ class SpectralTransform:
                 raise ModelError(f"unknown spectral reduction {reduction!r} in the bundle; re-create the bundle")
             projection = (PCAParams if reduction == "pca" else S2Resampler).from_dict(d["projection"])
             t = cls(
-                reduction, projection, Normalizer.from_dict(d["normalizer"]),
-                int(d["input_band_count"]), _frozen(_wl_array(d["input_wavelengths"])),
+                reduction,
+                projection,
+                Normalizer.from_dict(d["normalizer"]),
+                int(d["input_band_count"]),
+                _frozen(_wl_array(d["input_wavelengths"])),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"invalid spectral transform record ({type(e).__name__}: {e}); re-create the bundle") from e

@@ -272,7 +272,7 @@ def overlap_reflect(channels: da.Array | xr.DataArray, radius: int) -> da.Array:
     xs = np.concatenate([[0], np.cumsum(x.chunks[2])])
     # Core [y0, y1) sits at [y0 + r, y1 + r) in the padded array, so core + halo is [y0, y1 + 2r).
     rows = [
-        [padded[:, ys[i]: ys[i + 1] + 2 * radius, xs[j]: xs[j + 1] + 2 * radius].rechunk(-1) for j in range(len(xs) - 1)]
+        [padded[:, ys[i] : ys[i + 1] + 2 * radius, xs[j] : xs[j + 1] + 2 * radius].rechunk(-1) for j in range(len(xs) - 1)]
         for i in range(len(ys) - 1)
     ]
     return da.block(rows)
@@ -328,7 +328,7 @@ def windows_at(
     tasks, picks = [], []
     for g in groups:
         i, j = bi[g[0]], bj[g[0]]
-        blk = padded[:, ys[i]: ys[i + 1] + 2 * r, xs[j]: xs[j + 1] + 2 * r]
+        blk = padded[:, ys[i] : ys[i + 1] + 2 * r, xs[j] : xs[j + 1] + 2 * r]
         tasks.append(dask.delayed(windows_for_block)(blk, rows[g] - ys[i], cols[g] - xs[j], window, out_size))
         picks.append(g)
     for g, res in zip(picks, dask.compute(*tasks), strict=True):

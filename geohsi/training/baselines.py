@@ -60,8 +60,8 @@ def baseline(
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from geohsi.files import check_output
     from geohsi.datasets.splits import make_split
+    from geohsi.files import check_output
     from geohsi.metrics import report_for
     from geohsi.scene import labels_and_valid, open_scene, scene_legend
     from geohsi.spectral.normalize import physical_cube
@@ -76,8 +76,15 @@ def baseline(
     ds = open_scene(scene)
     classes = scene_legend(ds)
     labels, valid = labels_and_valid(ds)
-    sp = make_split(labels, split, seed=seed, val_fraction=val_fraction, window=window, valid=valid,
-                    class_names={c.id: c.name for c in classes})
+    sp = make_split(
+        labels,
+        split,
+        seed=seed,
+        val_fraction=val_fraction,
+        window=window,
+        valid=valid,
+        class_names={c.id: c.name for c in classes},
+    )
     if features == "raw":
         cube = physical_cube(ds, dtype="float32").isel(band=good_band_indices(ds))
     else:
@@ -106,4 +113,3 @@ def baseline(
 
         write_metrics(report, Path(out), overwrite=overwrite)
     return report
-

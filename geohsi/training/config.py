@@ -80,15 +80,20 @@ class RunConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        _check([
-            (self.spectral in ("pca", "s2"), f"unknown --spectral {self.spectral!r}; use pca or s2"),
-            (self.window >= 1 and self.window % 2 == 1, f"--window must be a positive odd number of pixels, got {self.window}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
-            (self.weight_decay >= 0, f"weight_decay must be ≥ 0, got {self.weight_decay}"),
-            (self.precision in ("bf16", "fp32"), f"--precision must be bf16 or fp32, got {self.precision!r}"),
-            (self.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, got {self.device!r}"),
-        ])
+        _check(
+            [
+                (self.spectral in ("pca", "s2"), f"unknown --spectral {self.spectral!r}; use pca or s2"),
+                (
+                    self.window >= 1 and self.window % 2 == 1,
+                    f"--window must be a positive odd number of pixels, got {self.window}",
+                ),
+                (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+                (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+                (self.weight_decay >= 0, f"weight_decay must be ≥ 0, got {self.weight_decay}"),
+                (self.precision in ("bf16", "fp32"), f"--precision must be bf16 or fp32, got {self.precision!r}"),
+                (self.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, got {self.device!r}"),
+            ]
+        )
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(RunConfig))
@@ -111,8 +116,10 @@ class _NestsRun:
     def to_dict(self) -> dict[str, Any]:
         """Every option, flat (``{"adapter": …, "lr": …}``), JSON-able."""
         own = {n: getattr(self, n) for n in self._own_fields()}
-        return {**dataclasses.asdict(self.run), **{k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
-                                                   for k, v in own.items()}}
+        return {
+            **dataclasses.asdict(self.run),
+            **{k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in own.items()},
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]):
@@ -122,9 +129,7 @@ class _NestsRun:
         own_names, known = set(cls._own_fields()), set(_RUN_FIELDS) | set(cls._own_fields())
         unknown = sorted(set(norm) - known)
         if unknown:
-            raise UsageError(
-                f"unknown {cls._kind} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known - {'extra'}))}"
-            )
+            raise UsageError(f"unknown {cls._kind} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known - {'extra'}))}")
         run = {**cls._run_defaults, **dict(nested), **{k: v for k, v in norm.items() if k in _RUN_FIELDS}}
         return cls(run=RunConfig(**run), **{k: v for k, v in norm.items() if k in own_names})  # type: ignore[call-arg]
 
@@ -184,16 +189,20 @@ class TrainConfig(_NestsRun):
     def __post_init__(self) -> None:
         from geohsi.heads import HEADS
 
-        _check([
-            (self.adapter in ADAPTERS, f"unknown adapter {self.adapter!r}; use one of {', '.join(ADAPTERS)}"),
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
-            (self.lr_ratio > 0, f"--lr-ratio must be positive, got {self.lr_ratio}"),
-            (self.rank >= 1, f"--rank must be at least 1, got {self.rank}"),
-            (self.head in HEADS, f"unknown --head {self.head!r}; use one of {', '.join(HEADS)}"),
-            (self.tile_overlap is None or 0 <= self.tile_overlap < self.run.input_size,
-             f"--tile-overlap {self.tile_overlap} must be in [0, {self.run.input_size - 1}] for {self.run.input_size}-pixel tiles"),
-            (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
-        ])
+        _check(
+            [
+                (self.adapter in ADAPTERS, f"unknown adapter {self.adapter!r}; use one of {', '.join(ADAPTERS)}"),
+                (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+                (self.lr_ratio > 0, f"--lr-ratio must be positive, got {self.lr_ratio}"),
+                (self.rank >= 1, f"--rank must be at least 1, got {self.rank}"),
+                (self.head in HEADS, f"unknown --head {self.head!r}; use one of {', '.join(HEADS)}"),
+                (
+                    self.tile_overlap is None or 0 <= self.tile_overlap < self.run.input_size,
+                    f"--tile-overlap {self.tile_overlap} must be in [0, {self.run.input_size - 1}] for {self.run.input_size}-pixel tiles",
+                ),
+                (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
+            ]
+        )
 
 
 @dataclass(frozen=True)
@@ -233,12 +242,14 @@ class PretrainConfig(_NestsRun):
     checkpoint_every: int = 50
 
     def __post_init__(self) -> None:
-        _check([
-            (self.steps >= 1, f"--steps must be at least 1, got {self.steps}"),
-            (self.warmup_steps >= 0, f"warmup_steps must be ≥ 0, got {self.warmup_steps}"),
-            (self.holdout_per_scene >= 1, f"holdout_per_scene must be ≥ 1, got {self.holdout_per_scene}"),
-            (self.eval_every >= 1 and self.checkpoint_every >= 1, "eval_every and checkpoint_every must be ≥ 1"),
-        ])
+        _check(
+            [
+                (self.steps >= 1, f"--steps must be at least 1, got {self.steps}"),
+                (self.warmup_steps >= 0, f"warmup_steps must be ≥ 0, got {self.warmup_steps}"),
+                (self.holdout_per_scene >= 1, f"holdout_per_scene must be ≥ 1, got {self.holdout_per_scene}"),
+                (self.eval_every >= 1 and self.checkpoint_every >= 1, "eval_every and checkpoint_every must be ≥ 1"),
+            ]
+        )
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:

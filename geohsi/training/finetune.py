@@ -59,8 +59,9 @@ def _point_latest(out: Path) -> None:
     os.replace(tmp, latest)
 
 
-def build_model(config: TrainConfig, head: Head, num_classes: int, n_channels: int,
-                log: Callable[[str], None]) -> tuple[nn.Module, dict]:
+def build_model(
+    config: TrainConfig, head: Head, num_classes: int, n_channels: int, log: Callable[[str], None]
+) -> tuple[nn.Module, dict]:
     """The head's model with its backbone weights, and the backbone record for the bundle."""
     from geohsi.files import file_sha256
     from geohsi.models import resolve_model_config
@@ -151,14 +152,20 @@ def train(
         raise DataError(f"{scene} has no valid pixels (every pixel is nodata or non-finite); check its nodata value")
     id_to_index = classes.positions()
     split = make_split(
-        labels, config.split, seed=run.seed, val_fraction=config.val_fraction, window=run.window,
-        valid=valid, class_names={c.id: c.name for c in classes},
+        labels,
+        config.split,
+        seed=run.seed,
+        val_fraction=config.val_fraction,
+        window=run.window,
+        valid=valid,
+        class_names={c.id: c.name for c in classes},
     )
     log(f"split {config.split}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test pixels")
     transform = SpectralTransform.fit(ds, run.spectral, run.n_components, run.norm, seed=run.seed)
     channels = transform.apply(ds)
-    head = get_head(config.head).from_options(window=run.window, input_size=run.input_size,
-                                              head_hidden=config.head_hidden, tile_overlap=config.tile_overlap)
+    head = get_head(config.head).from_options(
+        window=run.window, input_size=run.input_size, head_hidden=config.head_hidden, tile_overlap=config.tile_overlap
+    )
     train_targets = np.asarray([id_to_index[int(k)] for k in split.train_labels], dtype=np.int64)
     samples = head.training_samples(channels, split, train_targets, seed=run.seed, epochs=config.epochs, log=log)
     epoch_steps = [math.ceil(samples.epoch_size(e) / run.batch_size) for e in range(config.epochs)]
@@ -169,8 +176,15 @@ def train(
     log(str(apply_adapter(model, config.adapter, config.targets, **opts)))
     model.to(device)
     optimizer = torch.optim.AdamW(param_groups(model, run.lr, weight_decay=run.weight_decay))
-    runner = Runner(model, optimizer, total_steps=sum(epoch_steps), warmup_steps=sum(epoch_steps[: config.warmup_epochs]),
-                    work=work, config_json=json.dumps(config.to_dict(), sort_keys=True), grad_clip=run.grad_clip)
+    runner = Runner(
+        model,
+        optimizer,
+        total_steps=sum(epoch_steps),
+        warmup_steps=sum(epoch_steps[: config.warmup_epochs]),
+        work=work,
+        config_json=json.dumps(config.to_dict(), sort_keys=True),
+        grad_clip=run.grad_clip,
+    )
 
     y_val = np.asarray([id_to_index[int(c)] for c in split.val_labels], dtype=np.int64)
     history: list[dict[str, Any]] = []
@@ -182,8 +196,14 @@ def train(
         best_oa, best_state, stale, history = st["best_oa"], st["best_state"], st["stale"], json.loads(st["history"])
         log(f"resuming after epoch {start_epoch} from {runner.checkpoint_path}")
 
-    with runner.progress("epoch {task.fields[epoch]}", sum(epoch_steps), sum(epoch_steps[:start_epoch]), enabled=progress,
-                         val_label="val OA", epoch=start_epoch + 1) as update:
+    with runner.progress(
+        "epoch {task.fields[epoch]}",
+        sum(epoch_steps),
+        sum(epoch_steps[:start_epoch]),
+        enabled=progress,
+        val_label="val OA",
+        epoch=start_epoch + 1,
+    ) as update:
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
             model.train()
@@ -208,8 +228,13 @@ def train(
                     best_state = runner.model_state()
             else:
                 stale += 1
-            row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_oa": val_oa,
-                   "lr": runner.lr, "seconds": time.perf_counter() - t0}
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": float(np.mean(losses)),
+                "val_oa": val_oa,
+                "lr": runner.lr,
+                "seconds": time.perf_counter() - t0,
+            }
             history.append(row)
             update(val=f"{val_oa:.4f}" if val_oa is not None else "-")
             runner.save(epoch + 1, best_oa=best_oa, best_state=best_state, stale=stale, history=json.dumps(history))
@@ -236,16 +261,32 @@ def train(
     train_cfg["labels_sha256"] = labels_digest(labels)
     train_cfg["wall_seconds"] = time.perf_counter() - t_start
     meta = BundleMeta(
-        model_config=model.config.to_dict(), head=head, classes=classes, adapter={}, spectral=transform.to_dict(),
-        backbone=BackboneRecord.from_dict({k: v for k, v in backbone.items() if k != "module"}), train_config=train_cfg,
+        model_config=model.config.to_dict(),
+        head=head,
+        classes=classes,
+        adapter={},
+        spectral=transform.to_dict(),
+        backbone=BackboneRecord.from_dict({k: v for k, v in backbone.items() if k != "module"}),
+        train_config=train_cfg,
     )
-    write_bundle(out, meta, model=model, split=split, backbone_module=backbone.get("module"), report=report, history=history,
-                 extra_files=extra, overwrite=overwrite or resume)
+    write_bundle(
+        out,
+        meta,
+        model=model,
+        split=split,
+        backbone_module=backbone.get("module"),
+        report=report,
+        history=history,
+        extra_files=extra,
+        overwrite=overwrite or resume,
+    )
     runner.finish()
     if default:
         _point_latest(out)
-    log(f"test OA {report['overall_accuracy']:.4f}, AA {report['average_accuracy']:.4f}, κ {report['kappa']:.4f} "
-        f"on {report['n_test']} pixels → bundle {out}")
+    log(
+        f"test OA {report['overall_accuracy']:.4f}, AA {report['average_accuracy']:.4f}, κ {report['kappa']:.4f} "
+        f"on {report['n_test']} pixels → bundle {out}"
+    )
     return out
 
 

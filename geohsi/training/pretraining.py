@@ -43,11 +43,11 @@ import torch
 import xarray as xr
 from torch import nn
 
-from geohsi.files import atomic_output, check_output, write_bytes_atomic
+from geohsi.console import say
 from geohsi.errors import DataError, InputFormatError, UsageError
+from geohsi.files import atomic_output, check_output, write_bytes_atomic
 from geohsi.training.config import PretrainConfig
 from geohsi.training.runner import Runner, check_resumable, seed_init, work_dir
-from geohsi.console import say
 
 SIDECAR_FORMAT = "geohsi-pretraining"
 SIDECAR_VERSION = 1
@@ -98,8 +98,8 @@ def jasper_ridge_scene(mat_path: str | os.PathLike) -> xr.Dataset:
         )
     cube = y.T.reshape(rows, cols, y.shape[0], order="F").transpose(2, 0, 1)
     return make_scene(
-        np.ascontiguousarray(cube), attrs={"sensor": "AVIRIS", "units": "DN (reflectance × 10000)",
-                                           "source_files": json.dumps([Path(mat_path).name])},
+        np.ascontiguousarray(cube),
+        attrs={"sensor": "AVIRIS", "units": "DN (reflectance × 10000)", "source_files": json.dumps([Path(mat_path).name])},
     )
 
 
@@ -198,8 +198,17 @@ def _build_pool(
         ho_s.append(np.full(held.size, k, np.int64))
         ho_p.append(held)
         h, w = source.shape
-        records.append({**record, "store": str(src), "height": h, "width": w, "valid_pixels": int(valid.size),
-                        "held_out_pixels": held.tolist(), "spectral_transform": transform.to_dict()})
+        records.append(
+            {
+                **record,
+                "store": str(src),
+                "height": h,
+                "width": w,
+                "valid_pixels": int(valid.size),
+                "held_out_pixels": held.tolist(),
+                "spectral_transform": transform.to_dict(),
+            }
+        )
         log(f"{src}: {h}×{w} px, {valid.size} valid, {cfg.run.spectral} → {transform.n_channels} channels")
     pool = _Pool(sources, np.concatenate(tr_s), np.concatenate(tr_p), np.concatenate(ho_s), np.concatenate(ho_p))
     return pool, records
@@ -278,9 +287,16 @@ def plot_loss(history: dict[str, Any]):
     return fig
 
 
-def plot_reconstructions(x: np.ndarray, masked: np.ndarray, recon: np.ndarray, names: Sequence[str],
-                         channels: Sequence[int], channel_names: Sequence[str], norm_pix: bool,
-                         flat: np.ndarray | None = None):
+def plot_reconstructions(
+    x: np.ndarray,
+    masked: np.ndarray,
+    recon: np.ndarray,
+    names: Sequence[str],
+    channels: Sequence[int],
+    channel_names: Sequence[str],
+    norm_pix: bool,
+    flat: np.ndarray | None = None,
+):
     """Rows of held-out windows; per channel: input | visible tubelets | reconstruction [| flat].
 
     Args:
@@ -317,8 +333,14 @@ def plot_reconstructions(x: np.ndarray, masked: np.ndarray, recon: np.ndarray, n
                     ax.set_title(f"{channel_names[c]} {title}", fontsize=7)
                 if j == 0 and kk == 0:
                     ax.set_ylabel(names[i], fontsize=7)
-    note = (" (norm_pix_loss: masked tubelets = predicted pattern × true tubelet std + true mean; "
-            "'flat pred.' = true means alone, no model)") if norm_pix else ""
+    note = (
+        (
+            " (norm_pix_loss: masked tubelets = predicted pattern × true tubelet std + true mean; "
+            "'flat pred.' = true means alone, no model)"
+        )
+        if norm_pix
+        else ""
+    )
     fig.suptitle(f"held-out windows{note}", fontsize=8)
     fig.tight_layout()
     return fig
@@ -331,10 +353,20 @@ def plot_reconstructions(x: np.ndarray, masked: np.ndarray, recon: np.ndarray, n
 
 def command_line(scenes: Sequence[str | os.PathLike], out: Path, cfg: PretrainConfig) -> str:
     """The ``geohsi pretrain`` command that reproduces a run (every option that differs from the CLI defaults)."""
-    parts = ["geohsi pretrain", *(str(s) for s in scenes), f"--model {cfg.run.model}", f"--out {out}",
-             f"--spectral {cfg.run.spectral}", f"--window {cfg.run.window}", f"--steps {cfg.steps}",
-             f"--batch-size {cfg.run.batch_size}", f"--lr {cfg.run.lr:g}", f"--mask-ratio {cfg.mask_ratio:g}",
-             f"--seed {cfg.run.seed}", f"--precision {cfg.run.precision}"]
+    parts = [
+        "geohsi pretrain",
+        *(str(s) for s in scenes),
+        f"--model {cfg.run.model}",
+        f"--out {out}",
+        f"--spectral {cfg.run.spectral}",
+        f"--window {cfg.run.window}",
+        f"--steps {cfg.steps}",
+        f"--batch-size {cfg.run.batch_size}",
+        f"--lr {cfg.run.lr:g}",
+        f"--mask-ratio {cfg.mask_ratio:g}",
+        f"--seed {cfg.run.seed}",
+        f"--precision {cfg.run.precision}",
+    ]
     if not cfg.norm_pix_loss:
         parts.append("--no-norm-pix-loss")
     return " ".join(parts)
@@ -406,9 +438,9 @@ def pretrain(
     """
     from geohsi.bundle import package_versions
     from geohsi.files import file_sha256
-    from geohsi.prediction import autocast, resolve_device
     from geohsi.models.mae import SpectralMAE, save_mae_backbone
     from geohsi.plot import figure_png
+    from geohsi.prediction import autocast, resolve_device
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -426,9 +458,20 @@ def pretrain(
         check_resumable(out, work)
 
     scene_list = resolve_scenes(scenes, work / "scenes")
-    base = dict(model=model, spectral=spectral, window=window, input_size=input_size, batch_size=batch_size,
-                lr=lr, mask_ratio=mask_ratio, norm_pix_loss=norm_pix_loss, seed=seed, precision=precision,
-                device=device, **options)
+    base = dict(
+        model=model,
+        spectral=spectral,
+        window=window,
+        input_size=input_size,
+        batch_size=batch_size,
+        lr=lr,
+        mask_ratio=mask_ratio,
+        norm_pix_loss=norm_pix_loss,
+        seed=seed,
+        precision=precision,
+        device=device,
+        **options,
+    )
     probe = PretrainConfig.from_dict(base)  # validates window etc. before the (slower) transform fits
     pool, scene_records = _build_pool(scene_list, probe, log)
     if steps is None:
@@ -447,16 +490,30 @@ def pretrain(
     enc_cfg = resolve_model_config(run.model, img_size=run.input_size, num_bands=n_channels)
     d_dim, d_depth, d_heads = decoder_for(run.model)
     mae = SpectralMAE(
-        enc_cfg, decoder_dim=cfg.decoder_dim or d_dim, decoder_depth=d_depth if cfg.decoder_depth is None else cfg.decoder_depth,
-        decoder_heads=cfg.decoder_heads or d_heads, mask_ratio=cfg.mask_ratio, norm_pix_loss=cfg.norm_pix_loss,
+        enc_cfg,
+        decoder_dim=cfg.decoder_dim or d_dim,
+        decoder_depth=d_depth if cfg.decoder_depth is None else cfg.decoder_depth,
+        decoder_heads=cfg.decoder_heads or d_heads,
+        mask_ratio=cfg.mask_ratio,
+        norm_pix_loss=cfg.norm_pix_loss,
     ).to(dev)
     optimizer = torch.optim.AdamW(mae_param_groups(mae, run.weight_decay), lr=run.lr, betas=(0.9, 0.95))
-    runner = Runner(mae, optimizer, total_steps=cfg.steps, warmup_steps=cfg.warmup_steps, work=work,
-                    config_json=json.dumps(cfg.to_dict(), sort_keys=True), grad_clip=run.grad_clip, state="full")
+    runner = Runner(
+        mae,
+        optimizer,
+        total_steps=cfg.steps,
+        warmup_steps=cfg.warmup_steps,
+        work=work,
+        config_json=json.dumps(cfg.to_dict(), sort_keys=True),
+        grad_clip=run.grad_clip,
+        state="full",
+    )
     n_enc = sum(p.numel() for p in mae.encoder.parameters())
-    log(f"SpectralMAE {run.model} ({enc_cfg.describe()}, encoder {n_enc:,} parameters, decoder "
+    log(
+        f"SpectralMAE {run.model} ({enc_cfg.describe()}, encoder {n_enc:,} parameters, decoder "
         f"D={mae.decoder_dim}×{mae.decoder_depth}), mask ratio {cfg.mask_ratio}: {mae.num_masked}/{enc_cfg.num_tokens} "
-        f"tubelets masked; {len(pool.train_pixel):,} training centres, {cfg.steps} steps of {run.batch_size}")
+        f"tubelets masked; {len(pool.train_pixel):,} training centres, {cfg.steps} steps of {run.batch_size}"
+    )
 
     history: dict[str, Any] = {"train": [], "val": []}
     start = 0
@@ -493,8 +550,11 @@ def pretrain(
     train = history["train"]
     k = max(1, min(20, len(train) // 5))
     losses = {
-        "train_first_steps": float(np.mean(train[:k])), "train_last_steps": float(np.mean(train[-k:])), "averaged_steps": k,
-        "val_start": history["val"][0][1], "val_end": val_loss,
+        "train_first_steps": float(np.mean(train[:k])),
+        "train_last_steps": float(np.mean(train[-k:])),
+        "averaged_steps": k,
+        "val_start": history["val"][0][1],
+        "val_end": val_loss,
     }
     record = {"config": cfg.to_dict(), "objective": mae.decoder_config(), "losses": losses}
     save_mae_backbone(mae, out, overwrite=True, metadata={"geohsi_pretraining": json.dumps(record, sort_keys=True)})
@@ -513,21 +573,26 @@ def pretrain(
 
         zero = MAEOutput(val_out.loss, torch.zeros_like(val_out.pred), val_out.mask, val_out.latent)
         flat = mae.reconstruct(x_val, zero).numpy()[rows]
-    fig_r = plot_reconstructions(xs, np.where(vis_mask > 0, np.nan, xs), recon, names, chans, ch_names,
-                                 cfg.norm_pix_loss, flat)
+    fig_r = plot_reconstructions(xs, np.where(vis_mask > 0, np.nan, xs), recon, names, chans, ch_names, cfg.norm_pix_loss, flat)
     png_loss, png_recon = out.with_suffix(".loss.png"), out.with_suffix(".reconstruction.png")
     write_bytes_atomic(png_loss, figure_png(plot_loss(history)), overwrite=True)
     write_bytes_atomic(png_recon, figure_png(fig_r), overwrite=True)
 
     meta = {
-        "format": SIDECAR_FORMAT, "format_version": SIDECAR_VERSION,
-        "weights": out.name, "sha256": file_sha256(out), "size_bytes": out.stat().st_size,
+        "format": SIDECAR_FORMAT,
+        "format_version": SIDECAR_VERSION,
+        "weights": out.name,
+        "sha256": file_sha256(out),
+        "size_bytes": out.stat().st_size,
         "command": command_line(scenes, out, cfg),
-        "model": mae.encoder.config.to_dict(), **record,
+        "model": mae.encoder.config.to_dict(),
+        **record,
         "scenes": scene_records,
         "history": {"train": train, "val": history["val"]},
         "wall_seconds": round(time.perf_counter() - t_start, 1),
-        "torch_threads": torch.get_num_threads(), "device": str(dev), "versions": package_versions(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(dev),
+        "versions": package_versions(),
         "figures": [png_loss.name, png_recon.name],
         "labels_used": False,
     }
@@ -535,11 +600,19 @@ def pretrain(
         # Compact: the per-scene transforms and the per-step history make up most of it.
         tmp.write_text(json.dumps(meta, sort_keys=True, separators=(",", ":")))
     runner.finish()
-    log(f"masked-tubelet loss {losses['train_first_steps']:.4f} → {losses['train_last_steps']:.4f} (train), "
-        f"{losses['val_start']:.4f} → {val_loss:.4f} (held-out) in {meta['wall_seconds']:.0f} s → {out}")
+    log(
+        f"masked-tubelet loss {losses['train_first_steps']:.4f} → {losses['train_last_steps']:.4f} (train), "
+        f"{losses['val_start']:.4f} → {val_loss:.4f} (held-out) in {meta['wall_seconds']:.0f} s → {out}"
+    )
     return out
 
 
-__all__ = ["command_line", "jasper_ridge_scene", "mae_param_groups", "plot_loss",
-           "plot_reconstructions", "pretrain", "resolve_scenes"]
-
+__all__ = [
+    "command_line",
+    "jasper_ridge_scene",
+    "mae_param_groups",
+    "plot_loss",
+    "plot_reconstructions",
+    "pretrain",
+    "resolve_scenes",
+]

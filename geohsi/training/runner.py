@@ -87,8 +87,18 @@ class Runner:
         scheduler: the ``LambdaLR`` schedule (:func:`lr_lambda`).
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_steps: int,
-                 work: Path, config_json: str, grad_clip: float = 0.0, state: str = "trainable") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        total_steps: int,
+        warmup_steps: int,
+        work: Path,
+        config_json: str,
+        grad_clip: float = 0.0,
+        state: str = "trainable",
+    ) -> None:
         if state not in ("trainable", "full"):
             raise ValueError(f"state must be trainable or full, got {state!r}")
         self.model, self.optimizer = model, optimizer
@@ -142,9 +152,18 @@ class Runner:
         """Write the checkpoint after ``position`` epochs or steps, atomically, with the loop's ``extra`` state."""
         self.work.mkdir(parents=True, exist_ok=True)
         tmp = self.work / (CHECKPOINT_NAME + ".tmp")
-        torch.save({"position": int(position), "config": self.config_json, "model": self.model_state(),
-                    "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "rng": torch.get_rng_state(), "extra": extra}, tmp)
+        torch.save(
+            {
+                "position": int(position),
+                "config": self.config_json,
+                "model": self.model_state(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "extra": extra,
+            },
+            tmp,
+        )
         os.replace(tmp, self.checkpoint_path)
 
     def resume(self) -> tuple[int, dict[str, Any]]:
@@ -160,7 +179,9 @@ class Runner:
             raise UsageError(f"nothing to resume: no checkpoint at {self.checkpoint_path}; run without --resume")
         ck = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         if ck.get("config") != self.config_json:
-            raise UsageError(f"checkpoint {self.checkpoint_path} was made with other options; resume with the same options or drop --resume")
+            raise UsageError(
+                f"checkpoint {self.checkpoint_path} was made with other options; resume with the same options or drop --resume"
+            )
         self.load_model_state(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
@@ -174,8 +195,9 @@ class Runner:
     # -- progress ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def progress(self, title: str, total: int, completed: int, *, enabled: bool = True, val_label: str = "val",
-                 **fields: Any) -> Iterator[Callable[..., None]]:
+    def progress(
+        self, title: str, total: int, completed: int, *, enabled: bool = True, val_label: str = "val", **fields: Any
+    ) -> Iterator[Callable[..., None]]:
         """A progress bar over the run's steps; yields ``update(advance=0, **fields)``.
 
         Args:
@@ -188,9 +210,15 @@ class Runner:
         """
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn(f"[bold]{title}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                       TextColumn("loss {task.fields[loss]:.4f} lr {task.fields[lr]:.2e} " + val_label + " {task.fields[val]}"),
-                       TimeRemainingColumn(), disable=not enabled, transient=False)
+        bar = Progress(
+            TextColumn(f"[bold]{title}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]:.4f} lr {task.fields[lr]:.2e} " + val_label + " {task.fields[val]}"),
+            TimeRemainingColumn(),
+            disable=not enabled,
+            transient=False,
+        )
         init = {"loss": float("nan"), "lr": self.lr, "val": "-", **fields}
         with bar:
             task = bar.add_task(title, total=total, completed=completed, **init)

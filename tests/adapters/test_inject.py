@@ -120,7 +120,9 @@ def test_train_norms_and_linear_full() -> None:
 
     model = make_toy()
     s = apply_adapter(model, "linear")
-    assert {n for n, p in model.named_parameters() if p.requires_grad} == {n for n, _ in model.named_parameters() if n.startswith("head.")}
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {
+        n for n, _ in model.named_parameters() if n.startswith("head.")
+    }
     assert s.adapted_layers == 0 and s.targets == ()
 
     model = make_toy()

@@ -60,7 +60,9 @@ def test_save_load_round_trip(tmp_path: Path, toy_input: torch.Tensor, method: s
     assert summary.method == method
     torch.testing.assert_close(fresh(toy_input), expected, atol=0, rtol=0)
     assert adapter_config(fresh) == adapter_config(model)
-    assert [n for n, p in fresh.named_parameters() if p.requires_grad] == [n for n, p in model.named_parameters() if p.requires_grad]
+    assert [n for n, p in fresh.named_parameters() if p.requires_grad] == [
+        n for n, p in model.named_parameters() if p.requires_grad
+    ]
 
 
 def test_merged_model_saves_factors(tmp_path: Path, toy_input: torch.Tensor) -> None:

@@ -16,19 +16,35 @@ from tests.conftest import REPO, run_cli
 def run_benchmarks(*args, env=None):
     """``python -m benchmarks ARGS`` from the repository root, as a user runs it."""
     e = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "benchmarks", *map(str, args)], capture_output=True, text=True, env=e,
-                          cwd=REPO, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *map(str, args)], capture_output=True, text=True, env=e, cwd=REPO, timeout=1800
+    )
 
 
 @pytest.mark.slow
 def test_peft_table_quick(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "results.md"
-    r = run_benchmarks("peft", "--quick", "--out", out, "--method", "krona+", "--method", "scratch", "--method", "svm",
-                "--workdir", tmp_path / "scenes", env={"GEOHSI_DATA_DIR": str(data_dir)})
+    r = run_benchmarks(
+        "peft",
+        "--quick",
+        "--out",
+        out,
+        "--method",
+        "krona+",
+        "--method",
+        "scratch",
+        "--method",
+        "svm",
+        "--workdir",
+        tmp_path / "scenes",
+        env={"GEOHSI_DATA_DIR": str(data_dir)},
+    )
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(out.with_suffix(".csv").open()))
     assert {(x["dataset"], x["split"], x["method"]) for x in rows} == {
-        (d, s, m) for d, s in (("indian_pines", "per-class:10"), ("enmap_potsdam", "blocks:32")) for m in ("krona+", "scratch", "svm")
+        (d, s, m)
+        for d, s in (("indian_pines", "per-class:10"), ("enmap_potsdam", "blocks:32"))
+        for m in ("krona+", "scratch", "svm")
     }
     assert not any(x.get("error") for x in rows), rows
     text = out.read_text()
@@ -53,8 +69,18 @@ def test_peft_table_quick(tmp_path: Path, data_dir: Path) -> None:
 def test_plan_gives_full_methods_their_own_lr_and_head_batch() -> None:
     from benchmarks.peft import LAMBDAS, plan
 
-    runs = plan(datasets=["indian_pines"], methods=["full", "scratch", "krona+", "linear", "svm"], seeds=2, model="small",
-                epochs=5, lr=2e-3, lr_full=5e-4, head="dense", lambda_sweep=True, quick=False)
+    runs = plan(
+        datasets=["indian_pines"],
+        methods=["full", "scratch", "krona+", "linear", "svm"],
+        seeds=2,
+        model="small",
+        epochs=5,
+        lr=2e-3,
+        lr_full=5e-4,
+        head="dense",
+        lambda_sweep=True,
+        quick=False,
+    )
     main = [r for r in runs if r.tag == "main"]
     assert len(main) == 2 * 5 * 2  # two IP splits × 5 methods × 2 seeds
     assert {r.lr for r in main if r.method in ("full", "scratch")} == {5e-4}
@@ -63,8 +89,17 @@ def test_plan_gives_full_methods_their_own_lr_and_head_batch() -> None:
     sweep = [r for r in runs if r.tag == "lambda"]
     assert sorted((r.method, r.lr_ratio) for r in sweep) == sorted((m, lam) for m in ("krona+", "lora+") for lam in LAMBDAS)
     assert {r.split for r in sweep} == {"fraction:0.1"}
-    patch = plan(datasets=["enmap_potsdam"], methods=["lora"], seeds=1, model="tiny", epochs=1, lr=1e-3,
-                 head="patch", lambda_sweep=False, quick=True)
+    patch = plan(
+        datasets=["enmap_potsdam"],
+        methods=["lora"],
+        seeds=1,
+        model="tiny",
+        epochs=1,
+        lr=1e-3,
+        head="patch",
+        lambda_sweep=False,
+        quick=True,
+    )
     assert [(r.split, r.batch_size, r.head) for r in patch] == [("blocks:32", 64, "patch")]
 
 
@@ -72,11 +107,25 @@ def test_summary_compares_krona_plus_with_fft_scratch_and_best_peft() -> None:
     from benchmarks.peft import summary_lines
 
     def row(method: str, oa: float, params: int, seed: int = 0) -> dict:
-        return {"dataset": "indian_pines", "split": "fraction:0.1", "method": method, "seed": seed, "oa": oa,
-                "trainable_params": params, "tag": "main"}
+        return {
+            "dataset": "indian_pines",
+            "split": "fraction:0.1",
+            "method": method,
+            "seed": seed,
+            "oa": oa,
+            "trainable_params": params,
+            "tag": "main",
+        }
 
-    rows = [row("full", 0.95, 1000), row("full", 0.97, 1000, 1), row("krona+", 0.955, 5), row("krona+", 0.955, 5, 1),
-            row("lora", 0.96, 50), row("scratch", 0.80, 1000), row("svm", 0.805, 0)]
+    rows = [
+        row("full", 0.95, 1000),
+        row("full", 0.97, 1000, 1),
+        row("krona+", 0.955, 5),
+        row("krona+", 0.955, 5, 1),
+        row("lora", 0.96, 50),
+        row("scratch", 0.80, 1000),
+        row("svm", 0.805, 0),
+    ]
     text = "\n".join(summary_lines(rows))
     line = next(x for x in text.splitlines() if x.startswith("| indian_pines"))
     cells = [c.strip() for c in line.strip("|").split("|")]

@@ -47,8 +47,14 @@ def ip_crop_geo(tmp_path_factory, data_dir):
     rng = np.random.default_rng(0)
     rr, cc = rng.integers(0, c.shape[1], 15), rng.integers(0, c.shape[2], 15)
     c[:, rr, cc] = 0
-    ds = make_scene(c, wavelength=indian_pines_bands()[0], fwhm=indian_pines_bands()[1], crs="EPSG:32616",
-                    transform=Affine(20.0, 0.0, 500000.0, 0.0, -20.0, 4500000.0), nodata=0)
+    ds = make_scene(
+        c,
+        wavelength=indian_pines_bands()[0],
+        fwhm=indian_pines_bands()[1],
+        crs="EPSG:32616",
+        transform=Affine(20.0, 0.0, 500000.0, 0.0, -20.0, 4500000.0),
+        nodata=0,
+    )
     return write_scene(ds, tmp_path_factory.mktemp("ipgeo") / "ip_geo.zarr", chunks=16)
 
 
@@ -128,8 +134,10 @@ def reference_probabilities(scene_path, bundle_path, batch_size: int = 512) -> n
     rows, cols = np.nonzero(valid)
     out = np.full((len(b.classes), h, w), np.nan, np.float32)
     for s in range(0, rows.size, batch_size):
-        r, c = rows[s: s + batch_size], cols[s: s + batch_size]
-        out[:, r, c] = predict_proba(model, extract_windows(channels, r, c, b.head.window, b.head.input_size), batch_size=batch_size).T
+        r, c = rows[s : s + batch_size], cols[s : s + batch_size]
+        out[:, r, c] = predict_proba(
+            model, extract_windows(channels, r, c, b.head.window, b.head.input_size), batch_size=batch_size
+        ).T
     return out
 
 

@@ -47,13 +47,28 @@ class RealCluster:
         env = dict(os.environ, DASK_LOGGING__DISTRIBUTED="warning")
         self.scheduler = subprocess.Popen(
             [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            stdout=open(tmp / "scheduler.log", "w"), stderr=subprocess.STDOUT, env=env,
+            stdout=open(tmp / "scheduler.log", "w"),  # noqa: SIM115 - the process owns its log file
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         self.workers = [
             subprocess.Popen(
-                [BIN / "dask", "worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                 "--name", f"w{k}", "--memory-limit", "2GB"],
-                stdout=open(tmp / f"worker{k}.log", "w"), stderr=subprocess.STDOUT, env=env,
+                [
+                    BIN / "dask",
+                    "worker",
+                    self.address,
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--no-dashboard",
+                    "--name",
+                    f"w{k}",
+                    "--memory-limit",
+                    "2GB",
+                ],
+                stdout=open(tmp / f"worker{k}.log", "w"),  # noqa: SIM115 - the process owns its log file
+                stderr=subprocess.STDOUT,
+                env=env,
             )
             for k in range(n_workers)
         ]
@@ -102,8 +117,19 @@ def _zarr_map(path: Path) -> np.ndarray:
 @pytest.mark.slow
 def test_cli_on_a_real_scheduler_with_two_worker_processes(tmp_path, cluster, ip_crop_geo, ip_bundle):
     out = tmp_path / "map.tif"
-    r = run_cli("classify", ip_crop_geo, "--bundle", ip_bundle, "--out", out, "--scheduler", cluster.address,
-                "--chunks", "10", "--confidence")
+    r = run_cli(
+        "classify",
+        ip_crop_geo,
+        "--bundle",
+        ip_bundle,
+        "--out",
+        out,
+        "--scheduler",
+        cluster.address,
+        "--chunks",
+        "10",
+        "--confidence",
+    )
     assert r.returncode == 0, r.stderr
     assert "Dask dashboard" in r.stderr or "dashboard" in (r.stdout + r.stderr).lower()
     assert f"wrote {out}" in r.stdout
@@ -119,8 +145,22 @@ def test_cli_on_a_real_scheduler_with_two_worker_processes(tmp_path, cluster, ip
 def test_killing_a_worker_mid_run_keeps_the_map_identical(tmp_path, cluster, ip_mid, ip_bundle, ip_mid_reference):
     out = tmp_path / "map.zarr"
     done = tmp_path / f".{out.name}.parts.zarr" / "done"
-    cmd = [sys.executable, "-m", "geohsi.cli.main", "classify", str(ip_mid), "--bundle", str(ip_bundle),
-           "--out", str(out), "--scheduler", cluster.address, "--chunks", "12", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "geohsi.cli.main",
+        "classify",
+        str(ip_mid),
+        "--bundle",
+        str(ip_bundle),
+        "--out",
+        str(out),
+        "--scheduler",
+        cluster.address,
+        "--chunks",
+        "12",
+        "--no-progress",
+    ]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # kill the second worker once it has finished a chunk (its model is loaded and tasks are flowing)
@@ -148,13 +188,31 @@ def test_interrupted_run_resumes_without_recomputing_completed_chunks(tmp_path, 
 
     out = tmp_path / "map.zarr"
     inter = tmp_path / f".{out.name}.parts.zarr"
-    args = ["classify", str(ip_mid), "--bundle", str(ip_bundle), "--out", str(out), "--chunks", "12",
-            "--workers", "1", "--no-progress"]
-    p = subprocess.Popen([sys.executable, "-m", "geohsi.cli.main", *args], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        "classify",
+        str(ip_mid),
+        "--bundle",
+        str(ip_bundle),
+        "--out",
+        str(out),
+        "--chunks",
+        "12",
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
+    p = subprocess.Popen(
+        [sys.executable, "-m", "geohsi.cli.main", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
-        _wait_for(lambda: len(list((inter / "done").glob("*.json"))) >= 4 if (inter / "done").is_dir() else False,
-                  240, "four completed chunks")
+        _wait_for(
+            lambda: len(list((inter / "done").glob("*.json"))) >= 4 if (inter / "done").is_dir() else False,
+            240,
+            "four completed chunks",
+        )
     finally:
         os.killpg(p.pid, signal.SIGKILL)  # the CLI and its LocalCluster processes: an abrupt interruption
         p.wait()
@@ -164,7 +222,7 @@ def test_interrupted_run_resumes_without_recomputing_completed_chunks(tmp_path, 
     # Tamper with every completed chunk: if the rerun recomputed any of them, the sentinel would vanish.
     classes = zarr.open_group(str(inter), mode="r+")["classes"]
     for i, j in done:
-        classes[i * 12: (i + 1) * 12, j * 12: (j + 1) * 12] = 200
+        classes[i * 12 : (i + 1) * 12, j * 12 : (j + 1) * 12] = 200
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     assert f"resuming: {len(done)} of 36 chunks" in r.stderr.replace("\n", " ")
@@ -172,7 +230,7 @@ def test_interrupted_run_resumes_without_recomputing_completed_chunks(tmp_path, 
     m = _zarr_map(out)
     sentinel = np.zeros(m.shape, bool)
     for i, j in done:
-        sentinel[i * 12: (i + 1) * 12, j * 12: (j + 1) * 12] = True
+        sentinel[i * 12 : (i + 1) * 12, j * 12 : (j + 1) * 12] = True
     assert np.all(m[sentinel] == 200)
     np.testing.assert_array_equal(m[~sentinel], ip_mid_reference[~sentinel])
     assert not inter.exists()
@@ -184,8 +242,16 @@ def test_interrupted_run_resumes_without_recomputing_completed_chunks(tmp_path, 
 
 def test_unreachable_scheduler_fails_fast_with_one_line(tmp_path, ip_crop_geo, ip_bundle):
     t0 = time.time()
-    r = run_cli("classify", ip_crop_geo, "--bundle", ip_bundle, "--out", tmp_path / "m.tif",
-                "--scheduler", f"tcp://127.0.0.1:{_free_port()}")
+    r = run_cli(
+        "classify",
+        ip_crop_geo,
+        "--bundle",
+        ip_bundle,
+        "--out",
+        tmp_path / "m.tif",
+        "--scheduler",
+        f"tcp://127.0.0.1:{_free_port()}",
+    )
     assert r.returncode == 7, r.stderr
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and "cannot reach a Dask scheduler" in err[0] and "drop --scheduler" in err[0]

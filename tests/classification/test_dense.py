@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 
 from geohsi.classification import predict_map
-from geohsi.prediction.dense import dense_block_probabilities, dense_halo
 from geohsi.errors import UsageError
+from geohsi.prediction.dense import dense_block_probabilities, dense_halo
 
 
 def _train_dense(scene, out, **kw):
     from geohsi.training.config import resolve_train_config
     from geohsi.training.finetune import train
 
-    cfg = resolve_train_config(**{"adapter": "krona+", "head": "dense", "model": "tiny", "epochs": 1, "split": "per-class:5",
-                            "device": "cpu", **kw})
+    cfg = resolve_train_config(
+        **{"adapter": "krona+", "head": "dense", "model": "tiny", "epochs": 1, "split": "per-class:5", "device": "cpu", **kw}
+    )
     return train(scene, cfg, out=out, progress=False, log=lambda m: None)
 
 
@@ -37,8 +38,9 @@ def _in_memory(scene_path, bundle_path, precision: str = "fp32") -> np.ndarray:
     with dask.config.set(scheduler="synchronous"):
         ch = np.asarray(b.transform.apply(open_scene(scene_path)).values, dtype=np.float32)
     r = dense_halo(b.head.tile)
-    return dense_block_probabilities(pad_reflect_halo(ch, r), b.build_model(merge=True), halo=r, tile=b.head.tile,
-                                     overlap=b.head.overlap, precision=precision)
+    return dense_block_probabilities(
+        pad_reflect_halo(ch, r), b.build_model(merge=True), halo=r, tile=b.head.tile, overlap=b.head.overlap, precision=precision
+    )
 
 
 def _compute(lazy):

@@ -111,4 +111,4 @@ def test_default_chunk_bounds_memory():
     dense = DenseHead()
     assert dense.default_chunk(10_000, 10_000, 224) == 256
     small = dense.default_chunk(10_000, 10_000, 4000)
-    assert 32 <= small < 256 and 3 * 8 * 4000 * small ** 2 <= 2 * (256 << 20)
+    assert 32 <= small < 256 and 3 * 8 * 4000 * small**2 <= 2 * (256 << 20)

@@ -32,8 +32,17 @@ def test_cog_matches_scene_georeference_and_reference(tmp_path, ip_crop_geo, ip_
     from geohsi.scene import open_scene, valid_mask
 
     out = tmp_path / "map.tif"
-    res = classify(ip_crop_geo, out, ip_bundle, client=client, chunks=16, confidence=True,
-                         probabilities=tmp_path / "p.tif", progress=False, log=_quiet)
+    res = classify(
+        ip_crop_geo,
+        out,
+        ip_bundle,
+        client=client,
+        chunks=16,
+        confidence=True,
+        probabilities=tmp_path / "p.tif",
+        progress=False,
+        log=_quiet,
+    )
     assert res.computed == res.n_chunks == 12 and res.reused == 0
     ds = open_scene(ip_crop_geo)
     b = load_bundle(ip_bundle)
@@ -46,7 +55,7 @@ def test_cog_matches_scene_georeference_and_reference(tmp_path, ip_crop_geo, ip_
         m = src.read(1)
         cmap = src.colormap(1)
         for c in b.classes:
-            rgb = tuple(int(c.color[k: k + 2], 16) for k in (1, 3, 5))
+            rgb = tuple(int(c.color[k : k + 2], 16) for k in (1, 3, 5))
             assert cmap[c.id][:3] == rgb
             assert src.tags(1)[f"CLASS_{c.id}"] == c.name
         assert "GEOHSI_CLASSES" in src.tags()
@@ -98,8 +107,17 @@ def test_zarr_map_is_georeferenced(tmp_path, ip_crop_geo, ip_bundle, client):
     from geohsi.scene import open_scene
 
     out = tmp_path / "map.zarr"
-    classify(ip_crop_geo, out, ip_bundle, client=client, chunks=16, confidence=True,
-                   probabilities=tmp_path / "p.zarr", progress=False, log=_quiet)
+    classify(
+        ip_crop_geo,
+        out,
+        ip_bundle,
+        client=client,
+        chunks=16,
+        confidence=True,
+        probabilities=tmp_path / "p.zarr",
+        progress=False,
+        log=_quiet,
+    )
     m = xr.open_zarr(out, decode_coords="all", mask_and_scale=False)  # keep class ids as integers
     ds = open_scene(ip_crop_geo)
     assert m.rio.crs.to_epsg() == 32616 and m.rio.transform() == ds.rio.transform()

@@ -36,16 +36,21 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
 
 
 def tile(path: Path, bands: int = 2, crs: str = "EPSG:32633", x0: float = 0.0) -> Path:
-    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=bands, dtype="float32", crs=crs,
-                       transform=from_origin(x0, 40, 10, 10)) as dst:
+    with rasterio.open(
+        path, "w", driver="GTiff", width=4, height=4, count=bands, dtype="float32", crs=crs, transform=from_origin(x0, 40, 10, 10)
+    ) as dst:
         dst.write(np.ones((bands, 4, 4), "float32"))
     return path
 
 
 def test_missing_file_subprocess(tmp_path: Path) -> None:
     # One real subprocess: the installed entry point prints one line on stderr and exits 3.
-    r = subprocess.run([sys.executable, "-m", "geohsi.cli.main", "ingest", str(tmp_path / "nope.tif"),
-                        "--out", str(tmp_path / "o.zarr")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "geohsi.cli.main", "ingest", str(tmp_path / "nope.tif"), "--out", str(tmp_path / "o.zarr")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert_one_line_error(r.returncode, r.stderr, "nope.tif", "does not exist")
     assert r.returncode == 3 and not (tmp_path / "o.zarr").exists()
 
@@ -65,15 +70,28 @@ def test_mat_without_cube(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_mat_without_crs_flag(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["ingest", data_dir / "indian_pines" / "Indian_pines_corrected.mat", "--out", tmp_path / "o.zarr"], capsys)
+    code, _, err = run_cli(
+        ["ingest", data_dir / "indian_pines" / "Indian_pines_corrected.mat", "--out", tmp_path / "o.zarr"], capsys
+    )
     assert_one_line_error(code, err, "--crs none", "--transform")
 
 
 def test_labels_of_another_shape(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lab = tmp_path / "lab.mat"
     sio.savemat(lab, {"gt": np.ones((10, 12), "uint8")})
-    code, _, err = run_cli(["ingest", data_dir / "indian_pines" / "Indian_pines_corrected.mat", "--crs", "none",
-                            "--labels", lab, "--out", tmp_path / "o.zarr"], capsys)
+    code, _, err = run_cli(
+        [
+            "ingest",
+            data_dir / "indian_pines" / "Indian_pines_corrected.mat",
+            "--crs",
+            "none",
+            "--labels",
+            lab,
+            "--out",
+            tmp_path / "o.zarr",
+        ],
+        capsys,
+    )
     assert_one_line_error(code, err, "(10, 12)", "145×145")
     assert not (tmp_path / "o.zarr").exists()
 
@@ -131,8 +149,20 @@ def test_unwritable_directory(data_dir: Path, tmp_path: Path, capsys: pytest.Cap
 
 def test_failed_ingest_leaves_no_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     full = tmp_path / "full.tif"
-    with rasterio.open(full, "w", driver="GTiff", width=64, height=64, count=3, dtype="float32", crs="EPSG:32633",
-                       transform=from_origin(0, 640, 10, 10), tiled=True, blockxsize=16, blockysize=16) as dst:
+    with rasterio.open(
+        full,
+        "w",
+        driver="GTiff",
+        width=64,
+        height=64,
+        count=3,
+        dtype="float32",
+        crs="EPSG:32633",
+        transform=from_origin(0, 640, 10, 10),
+        tiled=True,
+        blockxsize=16,
+        blockysize=16,
+    ) as dst:
         dst.write(np.random.default_rng(0).random((3, 64, 64), dtype="float32"))
     cut = tmp_path / "cut.tif"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])

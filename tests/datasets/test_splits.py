@@ -21,7 +21,7 @@ def ip_gt(data_dir: Path) -> np.ndarray:
 
 def _class_sizes(labels: np.ndarray) -> dict[int, int]:
     u, n = np.unique(labels[labels > 0], return_counts=True)
-    return dict(zip(u.tolist(), n.tolist()))
+    return dict(zip(u.tolist(), n.tolist(), strict=True))
 
 
 def _check_partition(split: Split, labels: np.ndarray, valid: np.ndarray | None = None) -> None:
@@ -183,9 +183,7 @@ def _field_map(seed: int, h: int = 48, w: int = 44, field: int = 6, k: int = 5) 
     return np.kron(coarse, np.ones((field, field), int))[:h, :w]
 
 
-@pytest.mark.parametrize(
-    ("seed", "window", "size", "gap"), [(0, 5, 12, None), (1, 7, 12, None), (2, 5, 10, 4), (3, 1, 4, None)]
-)
+@pytest.mark.parametrize(("seed", "window", "size", "gap"), [(0, 5, 12, None), (1, 7, 12, None), (2, 5, 10, 4), (3, 1, 4, None)])
 def test_blocks_no_train_pixel_near_held_out_brute_force(seed, window, size, gap):
     labels = _field_map(seed)
     with warnings.catch_warnings():
@@ -203,7 +201,7 @@ def test_blocks_no_train_pixel_near_held_out_brute_force(seed, window, size, gap
     # whole blocks go to one side
     side_of_block: dict[tuple[int, int], str] = {}
     for s in ("train", "val", "test"):
-        for r, c in zip(*np.unravel_index(split.indices(s), labels.shape)):
+        for r, c in zip(*np.unravel_index(split.indices(s), labels.shape), strict=True):
             assert side_of_block.setdefault((r // size, c // size), s) == s
 
 

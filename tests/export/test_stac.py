@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geohsi.export.stac import bundle_item, map_item, validate_mlm
 from geohsi.errors import ModelError
+from geohsi.export.stac import bundle_item, map_item, validate_mlm
 from tests.conftest import run_cli
 
 
@@ -59,9 +59,17 @@ def test_cli_bundle_stac_on_a_dense_bundle_describes_tiles_and_per_pixel_logits(
     p = item["properties"]
     assert p["mlm:tasks"] == ["semantic-segmentation"]
     (inp,), (out,) = p["mlm:input"], p["mlm:output"]
-    assert inp["input"] == {"shape": [-1, 12, 32, 32], "dim_order": ["batch", "channel", "height", "width"], "data_type": "float32"}
+    assert inp["input"] == {
+        "shape": [-1, 12, 32, 32],
+        "dim_order": ["batch", "channel", "height", "width"],
+        "data_type": "float32",
+    }
     assert inp["resize_type"] is None and "tiles of 32×32 pixels" in inp["description"] and "stride 24 px" in inp["description"]
-    assert out["result"] == {"shape": [-1, 16, 32, 32], "dim_order": ["batch", "class", "height", "width"], "data_type": "float32"}
+    assert out["result"] == {
+        "shape": [-1, 16, 32, 32],
+        "dim_order": ["batch", "class", "height", "width"],
+        "data_type": "float32",
+    }
     assert out["tasks"] == ["semantic-segmentation"] and len(out["classification:classes"]) == 16
     assert p["mlm:hyperparameters"]["head"] == "dense"
 
@@ -79,8 +87,16 @@ def test_map_item(tiny_bundle, stac_api, tmp_path):
 
     src = stac_api.tiles[0]
     with rasterio.open(src) as s:
-        profile = {"driver": "GTiff", "width": s.width, "height": s.height, "count": 1, "dtype": "uint8",
-                   "crs": s.crs, "transform": s.transform, "nodata": 0}
+        profile = {
+            "driver": "GTiff",
+            "width": s.width,
+            "height": s.height,
+            "count": 1,
+            "dtype": "uint8",
+            "crs": s.crs,
+            "transform": s.transform,
+            "nodata": 0,
+        }
     with rasterio.open(tmp_path / "map.tif", "w", **profile) as dst:
         dst.write(np.ones((1, profile["height"], profile["width"]), "uint8"))
     item = map_item(tmp_path / "map.tif", tiny_bundle)

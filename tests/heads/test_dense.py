@@ -12,10 +12,10 @@ import torch
 from geohsi.bundle import load_bundle
 from geohsi.datasets.splits import make_split
 from geohsi.evaluation import evaluate
-from geohsi.models.dense import SpectralGPTSegmenter, build_segmenter
-from geohsi.training.config import resolve_train_config
 from geohsi.heads.augment import dihedral
 from geohsi.heads.dense import IGNORE_INDEX, TileSampler, cut_tiles, dense_loss, held_out_mask
+from geohsi.models.dense import SpectralGPTSegmenter, build_segmenter
+from geohsi.training.config import resolve_train_config
 from geohsi.training.finetune import train
 from tests.conftest import run_cli
 
@@ -36,13 +36,13 @@ def test_targets_carry_training_labels_only(ip_labels: np.ndarray) -> None:
     train_mask = np.zeros(h * w, bool)
     train_mask[split.train] = True
     for (y, x), tt in zip(origins, t, strict=True):
-        tm = train_mask.reshape(h, w)[y: y + 32, x: x + 32]
+        tm = train_mask.reshape(h, w)[y : y + 32, x : x + 32]
         assert (tt[~tm] == IGNORE_INDEX).all()  # unlabelled, validation and test pixels are ignored
-        assert (tt[tm] == ip_labels[y: y + 32, x: x + 32][tm] - 1).all()
+        assert (tt[tm] == ip_labels[y : y + 32, x : x + 32][tm] - 1).all()
     # one epoch's tiles cover every training pixel
     covered = np.zeros((h, w), bool)
     for y, x in origins:
-        covered[y: y + 32, x: x + 32] = True
+        covered[y : y + 32, x : x + 32] = True
     assert covered.reshape(-1)[split.train].all()
     assert len(origins) < len(split.train) / 5  # tiles are shared by many training pixels
 
@@ -86,8 +86,8 @@ def test_blocks_split_keeps_held_out_blocks_out_of_every_training_tile(ip_labels
     for epoch in range(5):
         for y, x in sampler.epoch_origins(0, epoch):
             assert 0 <= y <= h - 32 and 0 <= x <= w - 32
-            assert not forbidden[y: y + 32, x: x + 32].any()
-            assert not held.reshape(h, w)[y: y + 32, x: x + 32].any()
+            assert not forbidden[y : y + 32, x : x + 32].any()
+            assert not held.reshape(h, w)[y : y + 32, x : x + 32].any()
             n_tiles += 1
     assert n_tiles > 0 and sampler.coverable.sum() > 0
     assert held_out_mask(make_split(ip_labels, "per-class:5", seed=0), (h, w)) is None
@@ -109,7 +109,7 @@ def test_a_few_steps_of_dense_training_on_a_real_crop_lower_the_loss(ip_labels: 
     crop, lab = cube[:64, :64].astype(np.float32), ip_labels[:64, :64]
     x = crop.reshape(-1, crop.shape[2])
     x = (x - x.mean(0)) / (x.std(0) + 1e-6)
-    z = (x @ np.linalg.svd(x, full_matrices=False)[2][:12].T)
+    z = x @ np.linalg.svd(x, full_matrices=False)[2][:12].T
     chans = ((z - z.mean(0)) / z.std(0)).T.reshape(12, 64, 64).astype(np.float32)
     idx = np.flatnonzero(lab.reshape(-1) > 0)[::3]
     classes = np.unique(lab.reshape(-1)[idx])
@@ -151,8 +151,25 @@ def test_dense_bundle_trains_round_trips_and_evaluates(ip_scene: Path, tmp_path:
 
 def test_head_dense_through_the_cli(ip_scene: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "b"
-    r = run_cli("train", ip_scene, "--head", "dense", "--adapter", "krona+", "--epochs", 1, "--batch-size", 16,
-                "--split", "per-class:5", "--tile-overlap", 16, "--out", bundle, "--quiet")
+    r = run_cli(
+        "train",
+        ip_scene,
+        "--head",
+        "dense",
+        "--adapter",
+        "krona+",
+        "--epochs",
+        1,
+        "--batch-size",
+        16,
+        "--split",
+        "per-class:5",
+        "--tile-overlap",
+        16,
+        "--out",
+        bundle,
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     meta = json.loads((bundle / "bundle.json").read_text())
     assert meta["model"]["head"] == "dense" and meta["model"]["dense"]["overlap"] == 16

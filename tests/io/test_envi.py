@@ -9,16 +9,24 @@ import pytest
 from affine import Affine
 
 from geohsi.errors import GeoreferenceError, InputFormatError
-from geohsi.io import detect_format, read
-from geohsi.io import envi
+from geohsi.io import detect_format, envi, read
 from geohsi.scene import nodata_value, open_scene, scene_crs, write_scene
 
 AVIRIS = "aviris_ng/ang20160910t185702_2rdn_img"
 PIKA = "pika_drone/pika_reflectance.bip"
 
 
-def _write_envi(tmp: Path, cube_bhw: np.ndarray, *, interleave: str = "bsq", big_endian: bool = False,
-                header_name: str | None = None, data_name: str = "cube.img", extra: str = "", offset: int = 0) -> Path:
+def _write_envi(
+    tmp: Path,
+    cube_bhw: np.ndarray,
+    *,
+    interleave: str = "bsq",
+    big_endian: bool = False,
+    header_name: str | None = None,
+    data_name: str = "cube.img",
+    extra: str = "",
+    offset: int = 0,
+) -> Path:
     """Write an ENVI pair from a [B, H, W] array; return the data path."""
     b, h, w = cube_bhw.shape
     arr = {"bsq": cube_bhw, "bil": cube_bhw.transpose(1, 0, 2), "bip": cube_bhw.transpose(1, 2, 0)}[interleave]

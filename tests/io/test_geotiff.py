@@ -21,11 +21,30 @@ def enmap_tiles(data_dir: Path) -> list[Path]:
     return tiles
 
 
-def write_tile(path: Path, data: np.ndarray, *, x0: float = 1000.0, y0: float = 2000.0, res: float = 10.0,
-               crs: str = "EPSG:32633", nodata: float | None = None, tags: dict | None = None) -> Path:
+def write_tile(
+    path: Path,
+    data: np.ndarray,
+    *,
+    x0: float = 1000.0,
+    y0: float = 2000.0,
+    res: float = 10.0,
+    crs: str = "EPSG:32633",
+    nodata: float | None = None,
+    tags: dict | None = None,
+) -> Path:
     b, h, w = data.shape
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=b, dtype=data.dtype, crs=crs,
-                       transform=from_origin(x0, y0, res, res), nodata=nodata) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=b,
+        dtype=data.dtype,
+        crs=crs,
+        transform=from_origin(x0, y0, res, res),
+        nodata=nodata,
+    ) as dst:
         dst.write(data)
         for i, t in (tags or {}).items():
             dst.update_tags(i, **t)
@@ -59,8 +78,10 @@ def test_enmap_mosaic(data_dir: Path) -> None:
 
 def test_single_file_tags_in_micrometres(tmp_path: Path) -> None:
     data = np.arange(2 * 3 * 4, dtype="uint16").reshape(2, 3, 4)
-    tags = {1: {"wavelength": "0.5", "wavelength_units": "Micrometers", "bbl": "1"},
-            2: {"wavelength": "0.6", "wavelength_units": "Micrometers", "bbl": "0"}}
+    tags = {
+        1: {"wavelength": "0.5", "wavelength_units": "Micrometers", "bbl": "1"},
+        2: {"wavelength": "0.6", "wavelength_units": "Micrometers", "bbl": "0"},
+    }
     ds = read(write_tile(tmp_path / "one.tif", data, tags=tags))
     np.testing.assert_array_equal(ds["reflectance"].values, data)
     np.testing.assert_allclose(ds["wavelength"].values, [500, 600])

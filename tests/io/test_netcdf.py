@@ -17,8 +17,11 @@ from geohsi.scene import make_scene, nodata_value, scene_crs, write_scene
 
 def _cube_ds(dims: tuple[str, str, str] = ("wavelength", "y", "x")) -> xr.Dataset:
     data = np.arange(3 * 4 * 5, dtype="float32").reshape(3, 4, 5)
-    coords = {"wavelength": ("wavelength", [0.5, 0.6, 0.7], {"units": "micrometers"}),
-              "y": 2000.0 - 10 * (np.arange(4) + 0.5), "x": 1000.0 + 10 * (np.arange(5) + 0.5)}
+    coords = {
+        "wavelength": ("wavelength", [0.5, 0.6, 0.7], {"units": "micrometers"}),
+        "y": 2000.0 - 10 * (np.arange(4) + 0.5),
+        "x": 1000.0 + 10 * (np.arange(5) + 0.5),
+    }
     ds = xr.Dataset({"cube": (("wavelength", "y", "x"), data, {"_FillValue": -1.0})}, coords=coords)
     ds = ds.transpose(*dims)
     return ds.rio.write_crs("EPSG:32633")
@@ -47,8 +50,9 @@ def test_band_dim_last_is_found(tmp_path: Path) -> None:
 
 def test_existing_scene_store_passes_through(tmp_path: Path) -> None:
     data = np.arange(2 * 3 * 4, dtype="int16").reshape(2, 3, 4)
-    scene = make_scene(data, var="radiance", wavelength=[400, 500], crs="EPSG:32611",
-                       transform=Affine(15, 0, 100, 0, -15, 900), nodata=-9999)
+    scene = make_scene(
+        data, var="radiance", wavelength=[400, 500], crs="EPSG:32611", transform=Affine(15, 0, 100, 0, -15, 900), nodata=-9999
+    )
     store = write_scene(scene, tmp_path / "s.zarr")
     assert detect_format(store) == "zarr"
     ds = read(store)

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geohsi.ingestion import ingest_item
-from geohsi.io.stac import build_item_scene
 from geohsi.errors import InputFormatError
-from geohsi.ingestion import ingest
+from geohsi.ingestion import ingest, ingest_item
+from geohsi.io.stac import build_item_scene
 from geohsi.scene import cube, nodata_value, open_scene, scene_crs
 from tests.conftest import run_cli
 
@@ -73,9 +72,8 @@ def _one_line_error(r) -> str:
 
 
 def test_item_without_spectral_metadata(stac_api, tmp_path):
-    line = _one_line_error(run_cli("ingest", "synthetic-000", "--from-stac", stac_api.url, "--collection", "synthetic",
-                                   "--out", tmp_path / "x.zarr"))
+    line = _one_line_error(
+        run_cli("ingest", "synthetic-000", "--from-stac", stac_api.url, "--collection", "synthetic", "--out", tmp_path / "x.zarr")
+    )
     assert "synthetic-000" in line and "spectral" in line
     assert not (tmp_path / "x.zarr").exists()
-
-

@@ -157,9 +157,7 @@ def _reference_resample(pos: torch.Tensor, side: int, new: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name,side", [("mae_vit_base_patch8_96", 12), ("mae_vit_base_patch8_128", 16)])
-def test_vit_b_mae_manifest_loads_strictly(
-    manifest: dict, base32: SpectralGPT, tmp_path: Path, name: str, side: int
-) -> None:
+def test_vit_b_mae_manifest_loads_strictly(manifest: dict, base32: SpectralGPT, tmp_path: Path, name: str, side: int) -> None:
     entries = manifest["models"][name]
     sd = _random_state_dict(entries, seed=side)
     path = _save_pth({"model": sd, "args": argparse.Namespace(mask_ratio=0.9), "epoch": 199}, tmp_path / f"{name}.pth")

@@ -31,7 +31,8 @@ def test_gradients_reach_the_head_the_input_and_the_adapter() -> None:
     trainable = {n: p for n, p in m.named_parameters() if p.requires_grad}
     assert any(n.startswith("head.") for n in trainable)
     assert {n for n in trainable if n.startswith("encoder.")} == {
-        f"encoder.blocks.{i}.attn.{q}.lora_{f}" for i in range(2) for q in "qv" for f in "AB"}
+        f"encoder.blocks.{i}.attn.{q}.lora_{f}" for i in range(2) for q in "qv" for f in "AB"
+    }
     for n, p in trainable.items():
         assert p.grad is not None, n
     # every head parameter and the adapter's non-zero-initialised path receive a signal

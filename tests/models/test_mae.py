@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from geohsi.errors import UsageError
-from geohsi.models.mae import SpectralMAE, masked_count, save_mae_backbone
 from geohsi.models import SpectralGPT, SpectralGPTClassifier, load_backbone, resolve_model_config
+from geohsi.models.mae import SpectralMAE, masked_count, save_mae_backbone
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -167,7 +167,13 @@ def test_gradients_reach_encoder_and_decoder() -> None:
     mae = _mae().train()
     out = mae(_x(), generator=torch.Generator().manual_seed(0))
     out.loss.backward()
-    for name in ("encoder.patch_embed.proj.weight", "encoder.blocks.0.attn.q.weight", "norm.weight",
-                 "mask_token", "decoder_pos_embed_spatial", "decoder_pred.weight"):
+    for name in (
+        "encoder.patch_embed.proj.weight",
+        "encoder.blocks.0.attn.q.weight",
+        "norm.weight",
+        "mask_token",
+        "decoder_pos_embed_spatial",
+        "decoder_pred.weight",
+    ):
         g = dict(mae.named_parameters())[name].grad
         assert g is not None and g.abs().sum() > 0, name

@@ -123,7 +123,12 @@ def test_head_pooling_modes() -> None:
     mlp = ClassificationHead(16, 4, hidden=8, dropout=0.1)
     assert isinstance(mlp.fc, torch.nn.Sequential) and mlp(tokens).shape == (3, 4)
     assert {k for k, _ in mlp.named_parameters()} == {
-        "norm.weight", "norm.bias", "fc.0.weight", "fc.0.bias", "fc.3.weight", "fc.3.bias"
+        "norm.weight",
+        "norm.bias",
+        "fc.0.weight",
+        "fc.0.bias",
+        "fc.3.weight",
+        "fc.3.bias",
     }
     with pytest.raises(UsageError, match="pool"):
         ClassificationHead(16, 4, pool="max")

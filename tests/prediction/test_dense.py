@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from geohsi.prediction.dense import dense_block_probabilities, dense_halo, hann_weight, predict_dense
 from geohsi.errors import UsageError
 from geohsi.models.dense import build_segmenter
+from geohsi.prediction.dense import dense_block_probabilities, dense_halo, hann_weight, predict_dense
 from geohsi.spectral.windows import overlap_reflect, pad_reflect_halo
 
 
@@ -45,15 +45,16 @@ def _by_blocks(model, scene: np.ndarray, chunks: tuple[tuple[int, ...], tuple[in
     for i in range(len(chunks[0])):
         for j in range(len(chunks[1])):
             blk = np.asarray(blocks.blocks[0, i, j])
-            out[:, ys[i]: ys[i + 1], xs[j]: xs[j + 1]] = dense_block_probabilities(
-                blk, model, halo=r, overlap=overlap, origin=(int(ys[i]), int(xs[j])), batch_size=5)
+            out[:, ys[i] : ys[i + 1], xs[j] : xs[j + 1]] = dense_block_probabilities(
+                blk, model, halo=r, overlap=overlap, origin=(int(ys[i]), int(xs[j])), batch_size=5
+            )
     return out
 
 
-@pytest.mark.parametrize(("overlap", "partitions"), [
-    (8, [((16,) * 4 + (6,), (16,) * 5 + (10,)), ((9, 61), (33, 1, 56))]),
-    (16, [((23, 23, 24), (50, 40))]),
-])
+@pytest.mark.parametrize(
+    ("overlap", "partitions"),
+    [(8, [((16,) * 4 + (6,), (16,) * 5 + (10,)), ((9, 61), (33, 1, 56))]), (16, [((23, 23, 24), (50, 40))])],
+)
 def test_map_is_the_same_whatever_the_chunking(model, ip_crop_channels: np.ndarray, overlap: int, partitions) -> None:
     scene = ip_crop_channels
     whole = dense_block_probabilities(pad_reflect_halo(scene, dense_halo(32)), model, halo=dense_halo(32), overlap=overlap)

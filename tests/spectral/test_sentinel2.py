@@ -20,9 +20,18 @@ from geohsi.spectral.transform import SpectralTransform
 # Written out again here (not imported) so a typo in the library table fails the test:
 # Sentinel-2A centre / bandwidth in nm, ESA MSI spectral band table.
 S2A = {
-    "B01": (442.7, 21), "B02": (492.4, 66), "B03": (559.8, 36), "B04": (664.6, 31),
-    "B05": (704.1, 15), "B06": (740.5, 15), "B07": (782.8, 20), "B08": (832.8, 106),
-    "B8A": (864.7, 21), "B09": (945.1, 20), "B11": (1613.7, 91), "B12": (2202.4, 175),
+    "B01": (442.7, 21),
+    "B02": (492.4, 66),
+    "B03": (559.8, 36),
+    "B04": (664.6, 31),
+    "B05": (704.1, 15),
+    "B06": (740.5, 15),
+    "B07": (782.8, 20),
+    "B08": (832.8, 106),
+    "B8A": (864.7, 21),
+    "B09": (945.1, 20),
+    "B11": (1613.7, 91),
+    "B12": (2202.4, 175),
 }
 
 
@@ -56,13 +65,14 @@ def enmap(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     mosaic = np.full((nb, height, width), nodata, dtype="float32")
     for f, (x, y) in zip(files, offs, strict=True):
         with rasterio.open(f) as src:
-            mosaic[:, y - y0: y - y0 + 32, x - x0: x - x0 + 32] = src.read()
+            mosaic[:, y - y0 : y - y0 + 32, x - x0 : x - x0 + 32] = src.read()
     wl = np.array([float(t["wavelength"]) for t in tags])
     fw = np.array([float(t["fwhm"]) for t in tags])
     good = np.array([t["bbl"] == "1" for t in tags])
     transform = rasterio.Affine(30, 0, t0.c - 30 * (offs[0][0] - x0), 0, -30, t0.f + 30 * (offs[0][1] - y0))
-    ds = make_scene(mosaic, wavelength=wl, fwhm=fw, good_band=good, crs=crs, transform=transform,
-                    nodata=nodata, scale_factor=1e-4)
+    ds = make_scene(
+        mosaic, wavelength=wl, fwhm=fw, good_band=good, crs=crs, transform=transform, nodata=nodata, scale_factor=1e-4
+    )
     path = write_scene(ds, tmp_path_factory.mktemp("enmap") / "enmap.zarr", chunks=64)
     valid = (mosaic[good] != nodata).all(axis=0)
     return open_scene(path), mosaic, wl, fw, good, valid

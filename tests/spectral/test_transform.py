@@ -32,8 +32,11 @@ def ip_parts(data_dir: Path):
 @pytest.fixture(scope="module")
 def ip(ip_parts, tmp_path_factory: pytest.TempPathFactory):
     cube, wl, fw = ip_parts
-    path = write_scene(make_scene(cube, wavelength=wl, fwhm=fw, nodata=0, scale_factor=1e-4),
-                       tmp_path_factory.mktemp("ipt") / "ip.zarr", chunks=32)
+    path = write_scene(
+        make_scene(cube, wavelength=wl, fwhm=fw, nodata=0, scale_factor=1e-4),
+        tmp_path_factory.mktemp("ipt") / "ip.zarr",
+        chunks=32,
+    )
     return open_scene(path), (cube != 0).all(axis=0)
 
 

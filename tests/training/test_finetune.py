@@ -32,8 +32,23 @@ def _tree_hash(p: Path) -> str:
 @pytest.mark.parametrize("adapter", ADAPTERS)
 def test_each_adapter_trains_and_evaluates_through_the_cli(adapter: str, ip_scene: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
-    r = run_cli("train", ip_scene, "--adapter", adapter, "--epochs", 2, "--split", "per-class:5", "--batch-size", 32,
-                "--model", "tiny", "--out", bundle, "--quiet")
+    r = run_cli(
+        "train",
+        ip_scene,
+        "--adapter",
+        adapter,
+        "--epochs",
+        2,
+        "--split",
+        "per-class:5",
+        "--batch-size",
+        32,
+        "--model",
+        "tiny",
+        "--out",
+        bundle,
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     assert "RANDOMLY" in r.stderr  # no --backbone and no default backbone for tiny: said loudly
     meta = json.loads((bundle / "bundle.json").read_text())
@@ -98,8 +113,20 @@ def test_config_file_with_flag_override_is_saved_in_the_bundle(ip_scene: Path, t
 
 
 def test_default_out_goes_to_runs_and_latest(ip_scene: Path, tmp_path: Path) -> None:
-    r = run_cli("train", ip_scene, "--adapter", "linear", "--epochs", 1, "--split", "per-class:5", "--model", "tiny", "--quiet",
-                cwd=tmp_path)
+    r = run_cli(
+        "train",
+        ip_scene,
+        "--adapter",
+        "linear",
+        "--epochs",
+        1,
+        "--split",
+        "per-class:5",
+        "--model",
+        "tiny",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     latest = tmp_path / "runs" / "latest"
     assert latest.is_symlink() and (latest / "bundle.json").is_file()
@@ -107,6 +134,7 @@ def test_default_out_goes_to_runs_and_latest(ip_scene: Path, tmp_path: Path) -> 
 
 
 # -- errors: one line, exit code != 0, nothing overwritten ---------------------------------------------
+
 
 def _one_line_error(r) -> str:
     assert r.returncode != 0
@@ -139,8 +167,13 @@ def test_unknown_adapter(ip_scene: Path, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def small_bundle(ip_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "b"
-    return train(ip_scene, resolve_train_config(adapter="krona", epochs=1, split="per-class:5", model="tiny"), out=out,
-                 progress=False, log=lambda m: None)
+    return train(
+        ip_scene,
+        resolve_train_config(adapter="krona", epochs=1, split="per-class:5", model="tiny"),
+        out=out,
+        progress=False,
+        log=lambda m: None,
+    )
 
 
 def test_existing_bundle_is_not_overwritten(ip_scene: Path, small_bundle: Path) -> None:
@@ -206,7 +239,10 @@ def test_evaluate_on_another_scene_scores_all_labelled_pixels(small_bundle: Path
     assert r["n_test"] == int((lab > 0).sum())
     lab[0, 0] = 17
     with pytest.raises(DataError, match="17"):
-        evaluate(small_bundle, _write(add_labels(make_scene(ds["reflectance"].data, wavelength=ds.wavelength.values), lab), tmp_path / "o2.zarr"))
+        evaluate(
+            small_bundle,
+            _write(add_labels(make_scene(ds["reflectance"].data, wavelength=ds.wavelength.values), lab), tmp_path / "o2.zarr"),
+        )
 
 
 def _write(ds, path: Path) -> Path:
@@ -231,9 +267,12 @@ def test_krona_plus_bundle_on_base_is_small(tmp_path: Path, ip_scene: Path) -> N
     transform = SpectralTransform.fit(ds, "pca", 12, "standard")
     split = make_split(ds["labels"].values, "per-class:5")
     meta = BundleMeta(
-        model_config=model.config.to_dict(), head=PatchHead(window=15, input_size=32),
-        classes=Legend.from_list([{"id": i, "name": f"c{i}", "color": "#000000"} for i in range(1, 17)]), adapter={},
-        backbone=BackboneRecord("file", {"name": "spectralgpt_base"}, "/x/SpectralGPT+.pth", "0" * 64), spectral=transform.to_dict(),
+        model_config=model.config.to_dict(),
+        head=PatchHead(window=15, input_size=32),
+        classes=Legend.from_list([{"id": i, "name": f"c{i}", "color": "#000000"} for i in range(1, 17)]),
+        adapter={},
+        backbone=BackboneRecord("file", {"name": "spectralgpt_base"}, "/x/SpectralGPT+.pth", "0" * 64),
+        spectral=transform.to_dict(),
     )
     out = write_bundle(tmp_path / "b", meta, model=model, split=split)
     spectral_bytes = len(json.dumps(transform.to_dict(), indent=1))

@@ -17,8 +17,9 @@ from geohsi.models import SpectralGPTClassifier, load_backbone
 from geohsi.training.pretraining import jasper_ridge_scene, pretrain
 
 # Small and fast: tiny config, small crops of real scenes, a few steps.
-FAST = dict(model="tiny", batch_size=16, holdout_per_scene=4, eval_every=5, checkpoint_every=5, progress=False,
-            log=lambda m: None)
+FAST = dict(
+    model="tiny", batch_size=16, holdout_per_scene=4, eval_every=5, checkpoint_every=5, progress=False, log=lambda m: None
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +133,26 @@ def test_cli_pretrain(scenes: list[Path], tmp_path: Path) -> None:
     from geohsi.cli.main import cli
 
     out = tmp_path / "cli.safetensors"
-    r = CliRunner().invoke(cli, ["pretrain", *map(str, scenes), "--model", "tiny", "--out", str(out), "--steps", "2",
-                                 "--batch-size", "8", "--mask-ratio", "0.75", "--seed", "1", "--quiet"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "pretrain",
+            *map(str, scenes),
+            "--model",
+            "tiny",
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--mask-ratio",
+            "0.75",
+            "--seed",
+            "1",
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["config"]["mask_ratio"] == 0.75 and meta["config"]["steps"] == 2

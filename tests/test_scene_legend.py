@@ -1,0 +1,44 @@
+"""The class legend (scene.ClassInfo / Legend): one typed record for scenes, bundles, maps and plots."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from geohsi.errors import DataError
+from geohsi.scene import ClassInfo, Legend, add_labels, default_color, make_scene, scene_legend
+
+ITEMS = [{"id": 1, "name": "roof", "color": "#ff0000"}, {"id": 4, "name": "tree", "color": "#00ff00"}]
+
+
+def test_list_attrs_and_tag_forms_round_trip() -> None:
+    legend = Legend.from_list(ITEMS)
+    assert legend.to_list() == ITEMS
+    assert legend.ids.tolist() == [1, 4] and legend.names == ["roof", "tree"] and legend.positions() == {1: 0, 4: 1}
+    assert Legend.from_attrs(legend.to_attrs()) == legend
+    assert Legend.from_attrs({"GEOHSI_CLASSES": json.dumps(ITEMS)}) == legend  # a COG's dataset tag
+    assert Legend.from_attrs({}) is None
+    assert Legend.coerce(legend) is legend and Legend.coerce(ITEMS) == legend
+    assert list(legend) == [ClassInfo(1, "roof", "#ff0000"), ClassInfo(4, "tree", "#00ff00")] and len(legend) == 2
+
+
+def test_scene_legend_covers_every_label_id_present() -> None:
+    ds = make_scene(np.zeros((3, 4, 4), "float32"))
+    labels = np.zeros((4, 4), "uint8")
+    labels[0, 0] = 1
+    ds = add_labels(ds, labels, class_names=["a", "b"], class_colors=["#111111", "#222222"])
+    ds["labels"].values[1, 1] = 3  # an id the attributes do not declare (a hand-edited label raster)
+    legend = scene_legend(ds)
+    # declared 1..2, present 1 and 3: id 3 gets a default name and colour
+    assert legend.to_list() == [
+        {"id": 1, "name": "a", "color": "#111111"},
+        {"id": 2, "name": "b", "color": "#222222"},
+        {"id": 3, "name": "class_3", "color": default_color(3)},
+    ]
+
+
+def test_a_scene_without_labels_has_no_legend() -> None:
+    with pytest.raises(DataError, match="has no labels"):
+        scene_legend(make_scene(np.zeros((3, 4, 4), "float32")))

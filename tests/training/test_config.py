@@ -1,0 +1,108 @@
+"""Training configuration: one RunConfig nested by TrainConfig and PretrainConfig, flat outside Python."""
+
+from __future__ import annotations
+
+import pytest
+
+from geohsi.errors import UsageError
+from geohsi.training.config import PretrainConfig, RunConfig, TrainConfig, resolve_train_config
+
+#: the flat option names every bundle's train_config and every config file have used
+TRAIN_KEYS = {
+    "adapter",
+    "model",
+    "backbone",
+    "spectral",
+    "n_components",
+    "norm",
+    "window",
+    "input_size",
+    "split",
+    "val_fraction",
+    "epochs",
+    "batch_size",
+    "lr",
+    "lr_ratio",
+    "weight_decay",
+    "warmup_epochs",
+    "rank",
+    "alpha",
+    "targets",
+    "head_hidden",
+    "head",
+    "tile_overlap",
+    "precision",
+    "device",
+    "grad_clip",
+    "patience",
+    "augment",
+    "seed",
+    "extra",
+}
+PRETRAIN_KEYS = {
+    "model",
+    "spectral",
+    "n_components",
+    "norm",
+    "window",
+    "input_size",
+    "steps",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "mask_ratio",
+    "norm_pix_loss",
+    "decoder_dim",
+    "decoder_depth",
+    "decoder_heads",
+    "augment",
+    "grad_clip",
+    "holdout_per_scene",
+    "eval_every",
+    "checkpoint_every",
+    "seed",
+    "precision",
+    "device",
+}
+
+
+def test_both_configs_nest_the_shared_run_options() -> None:
+    t, p = TrainConfig(), PretrainConfig()
+    assert isinstance(t.run, RunConfig) and isinstance(p.run, RunConfig)
+    assert (t.run.batch_size, t.run.weight_decay) == (64, 0.01)
+    assert (p.run.batch_size, p.run.weight_decay) == (256, 0.05)  # pretraining's own defaults of the shared group
+
+
+def test_the_flat_form_is_unchanged_and_round_trips() -> None:
+    cfg = resolve_train_config(adapter="lora", lr=2e-3, epochs=3, head="dense", tile_overlap=4)
+    d = cfg.to_dict()
+    assert set(d) == TRAIN_KEYS and d["lr"] == 2e-3 and cfg.run.lr == 2e-3
+    assert TrainConfig.from_dict(d) == cfg
+    assert TrainConfig.from_dict({"run": {"lr": 2e-3}, "adapter": "lora"}).run.lr == 2e-3
+    p = PretrainConfig.from_dict({"steps": 5, "batch_size": 8})
+    assert set(p.to_dict()) == PRETRAIN_KEYS and p.run.batch_size == 8 and p.run.weight_decay == 0.05
+    assert PretrainConfig.from_dict(p.to_dict()) == p
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"lr": -1}, "--lr must be positive"),
+        ({"window": 4}, "--window must be a positive odd"),
+        ({"adapter": "dora"}, "unknown adapter 'dora'"),
+        ({"head": "voxel"}, "unknown --head 'voxel'"),
+        ({"tile_overlap": 40}, "--tile-overlap 40 must be in"),
+        ({"learning_rate": 1.0}, "unknown training option"),
+    ],
+)
+def test_each_bad_option_is_one_usage_error_naming_the_flag(options: dict, match: str) -> None:
+    with pytest.raises(UsageError, match=match):
+        resolve_train_config(**options)
+
+
+def test_pretraining_checks_its_own_options() -> None:
+    with pytest.raises(UsageError, match="--steps must be at least 1"):
+        PretrainConfig.from_dict({"steps": 0})
+    with pytest.raises(UsageError, match="unknown pretraining option"):
+        PretrainConfig.from_dict({"epochs": 3})
