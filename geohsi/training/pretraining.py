@@ -346,6 +346,40 @@ def plot_reconstructions(
     return fig
 
 
+def _write_figures(
+    mae: nn.Module,
+    pool: _Pool,
+    x_val: torch.Tensor,
+    val_out: Any,
+    scene_records: list[dict[str, Any]],
+    history: dict[str, Any],
+    cfg: PretrainConfig,
+    out: Path,
+) -> tuple[Path, Path]:
+    """``NAME.loss.png`` and ``NAME.reconstruction.png`` beside the weights: one held-out window per scene (the
+    first of each), channels of three spectral groups."""
+    from geohsi.plot import figure_png
+
+    rows = [int(np.flatnonzero(pool.held_scene == s)[0]) for s in range(len(pool.sources))]
+    recon = mae.reconstruct(x_val, val_out).numpy()[rows]
+    vis_mask = mae.unpatchify(val_out.mask.unsqueeze(-1).expand(-1, -1, mae.tubelet_size)).numpy()[rows]
+    xs = x_val.numpy()[rows]
+    names = [Path(r.get("dataset") or r["store"]).stem for r in scene_records]
+    chans = [c for c in FIGURE_CHANNELS if c < x_val.shape[1]]
+    ch_names = scene_records[0]["spectral_transform"]["channel_names"]
+    flat = None
+    if cfg.norm_pix_loss:
+        from geohsi.models.mae import MAEOutput
+
+        zero = MAEOutput(val_out.loss, torch.zeros_like(val_out.pred), val_out.mask, val_out.latent)
+        flat = mae.reconstruct(x_val, zero).numpy()[rows]
+    fig_r = plot_reconstructions(xs, np.where(vis_mask > 0, np.nan, xs), recon, names, chans, ch_names, cfg.norm_pix_loss, flat)
+    png_loss, png_recon = out.with_suffix(".loss.png"), out.with_suffix(".reconstruction.png")
+    write_bytes_atomic(png_loss, figure_png(plot_loss(history)), overwrite=True)
+    write_bytes_atomic(png_recon, figure_png(fig_r), overwrite=True)
+    return png_loss, png_recon
+
+
 # --------------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------------
@@ -439,7 +473,6 @@ def pretrain(
     from geohsi.bundle import package_versions
     from geohsi.files import file_sha256
     from geohsi.models.mae import SpectralMAE, save_mae_backbone
-    from geohsi.plot import figure_png
     from geohsi.prediction import autocast, resolve_device
 
     t_start = time.perf_counter()
@@ -559,25 +592,7 @@ def pretrain(
     record = {"config": cfg.to_dict(), "objective": mae.decoder_config(), "losses": losses}
     save_mae_backbone(mae, out, overwrite=True, metadata={"geohsi_pretraining": json.dumps(record, sort_keys=True)})
 
-    # Figures: one held-out window per scene (the first of each), channels of three spectral groups.
-    rows = [int(np.flatnonzero(pool.held_scene == s)[0]) for s in range(len(pool.sources))]
-    recon = mae.reconstruct(x_val, val_out).numpy()[rows]
-    vis_mask = mae.unpatchify(val_out.mask.unsqueeze(-1).expand(-1, -1, mae.tubelet_size)).numpy()[rows]
-    xs = x_val.numpy()[rows]
-    names = [Path(r.get("dataset") or r["store"]).stem for r in scene_records]
-    chans = [c for c in FIGURE_CHANNELS if c < n_channels]
-    ch_names = scene_records[0]["spectral_transform"]["channel_names"]
-    flat = None
-    if cfg.norm_pix_loss:
-        from geohsi.models.mae import MAEOutput
-
-        zero = MAEOutput(val_out.loss, torch.zeros_like(val_out.pred), val_out.mask, val_out.latent)
-        flat = mae.reconstruct(x_val, zero).numpy()[rows]
-    fig_r = plot_reconstructions(xs, np.where(vis_mask > 0, np.nan, xs), recon, names, chans, ch_names, cfg.norm_pix_loss, flat)
-    png_loss, png_recon = out.with_suffix(".loss.png"), out.with_suffix(".reconstruction.png")
-    write_bytes_atomic(png_loss, figure_png(plot_loss(history)), overwrite=True)
-    write_bytes_atomic(png_recon, figure_png(fig_r), overwrite=True)
-
+    png_loss, png_recon = _write_figures(mae, pool, x_val, val_out, scene_records, history, cfg, out)
     meta = {
         "format": SIDECAR_FORMAT,
         "format_version": SIDECAR_VERSION,
