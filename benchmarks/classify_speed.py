@@ -48,7 +48,7 @@ def _setup(tmp: Path) -> tuple[Path, Path]:
     gt = scipy.io.loadmat(d / "Indian_pines_gt.mat")["indian_pines_gt"]
     wl, fw = indian_pines_bands()
     scene = write_scene(add_labels(make_scene(cube, wavelength=wl, fwhm=fw), gt), tmp / "ip.zarr")
-    cfg = resolve_train_config(adapter="lora", epochs=1, split="per-class:5", model="tiny", device="cpu")
+    cfg = resolve_train_config(adapter="lora", epochs=1, split="per-class:5", model="tiny", device="cpu", head="patch")
     bundle = train(scene, cfg, out=tmp / "bundle", progress=False, log=lambda m: None)
     return scene, bundle
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
 
 import click
 
@@ -73,17 +75,44 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("GEOHSI_DEBUG", "") not in ("", "0", "false")
 
 
+#: the signal that stopped the command (SIGINT unless a SIGTERM arrived).
+_stop_signal = signal.SIGINT
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (what SLURM, Kubernetes and ``timeout`` send) stops a command exactly as Ctrl-C does."""
+    global _stop_signal
+    _stop_signal = signal.Signals(signum)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise KeyboardInterrupt
+
+
+def _interrupted() -> None:
+    name = signal.Signals(_stop_signal).name
+    click.echo(
+        f"geohsi: interrupted ({name}); finished outputs are in place and nothing half-written was left; "
+        "rerun the same command to resume",
+        err=True,
+    )
+    sys.exit(128 + int(_stop_signal))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``geohsi`` console script."""
+    """Entry point of the ``geohsi`` console script.
+
+    Errors become one line and their class's exit code; Ctrl-C and SIGTERM stop the command cleanly
+    (temporary outputs removed, clusters closed) with exit code 130 or 143.
+    """
     from geohsi.errors import GeohsiError
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         cli.main(args=args, prog_name="geohsi", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("geohsi: aborted", err=True)
-        sys.exit(130)
+        _interrupted()
     except click.UsageError as e:
         # One line, like every geohsi error: the problem, then where the help is.
         where = f"geohsi {e.ctx.command_path.split(' ', 1)[1]} --help" if e.ctx and " " in e.ctx.command_path else "geohsi --help"
@@ -101,8 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"geohsi: error: {e}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        click.echo("geohsi: interrupted; outputs were left as they were", err=True)
-        sys.exit(130)
+        _interrupted()
     except Exception as e:  # unexpected: short message, traceback only on request
         if debug:
             raise

@@ -32,15 +32,18 @@ from geohsi.training.config import ADAPTERS
     "--head",
     type=click.Choice(list(HEADS)),
     default=None,
-    help="patch: one window per pixel (the paper); dense: segmentation of whole tiles, far cheaper maps [default: patch].",
+    help="dense: segmentation of whole tiles, maps ≈300× faster (150 epochs, 8 tiles, lr 2e-3, the results table's protocol); "
+    "patch: one window per pixel, the paper's protocol (30 epochs, 64 windows, lr 1e-3) [default: dense].",
 )
 @click.option(
     "--tile-overlap", type=int, default=None, help="Dense mode: pixels shared by neighbouring inference tiles [default: tile/4]."
 )
 @click.option("--split", default=None, help="per-class:N | fraction:F | blocks:S [default: per-class:10].")
-@click.option("--epochs", type=int, default=None, help="Maximum epochs [default: 30].")
-@click.option("--batch-size", type=int, default=None, help="Samples per step [default: 64].")
-@click.option("--lr", type=float, default=None, help="Learning rate [default: 1e-3].")
+@click.option("--epochs", type=int, default=None, help="Maximum epochs [default: 150 dense / 30 patch].")
+@click.option("--batch-size", type=int, default=None, help="Tiles (dense) or windows (patch) per step [default: 8 / 64].")
+@click.option(
+    "--lr", type=float, default=None, help="Learning rate [default: 2e-3 dense (5e-4 with --adapter full) / 1e-3 patch]."
+)
 @click.option("--lr-ratio", type=float, default=None, help="λ of LoRA+/KronA+ [default: 16].")
 @click.option("--rank", type=int, default=None, help="LoRA/LoKr rank [default: 8].")
 @click.option("--seed", type=int, default=None, help="Seed of split, init, shuffling, augmentation [default: 0].")
@@ -66,11 +69,14 @@ from geohsi.training.config import ADAPTERS
 def train(scene: Path, config_file: Path | None, out: Path | None, resume: bool, overwrite: bool, quiet: bool, **opts) -> None:
     """Fine-tune SpectralGPT on the labelled pixels of SCENE and write a model bundle.
 
+    The default head is dense (segmentation of tiles: fast maps); --head patch runs the paper's
+    per-pixel protocol with its own defaults (30 epochs, 64 windows, lr 1e-3).
+
     \b
     Examples:
-      geohsi train ip.zarr --adapter krona+ --split fraction:0.1 --epochs 30
+      geohsi train ip.zarr --adapter krona+ --split fraction:0.1
       geohsi train ip.zarr --adapter lora+ --rank 8 --lr-ratio 16 --out runs/ip-loraplus
-      geohsi train ip.zarr --head dense --batch-size 8 --epochs 100 --split fraction:0.1
+      geohsi train ip.zarr --head patch --adapter krona+ --split per-class:10   # the paper's protocol
     """
     import geohsi
 

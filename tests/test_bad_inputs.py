@@ -179,7 +179,16 @@ class Inputs:
         from geohsi.training.finetune import train
 
         cfg = resolve_train_config(
-            **{"adapter": "lora", "epochs": 1, "split": "per-class:3", "model": "tiny", "device": "cpu", "batch_size": 32, **opts}
+            **{
+                "adapter": "lora",
+                "epochs": 1,
+                "split": "per-class:3",
+                "model": "tiny",
+                "device": "cpu",
+                "batch_size": 32,
+                "head": "patch",
+                **opts,
+            }
         )
         return train(self.scene, cfg, out=self.root / name, progress=False, log=lambda m: None)
 
@@ -573,7 +582,7 @@ def split_case(spec):
 
 
 def window_case(w):
-    return lambda ws, fx, env: train_args(ws, fx, "--split", "per-class:3", "--window", str(w))
+    return lambda ws, fx, env: train_args(ws, fx, "--split", "per-class:3", "--window", str(w), "--head", "patch")
 
 
 def class_missing_from_split(ws, fx, env):
@@ -1081,7 +1090,9 @@ def test_nan_and_inf_pixels_are_nodata_in_training_and_in_maps(inputs: Inputs, t
     assert not any(valid[r, q] for r, q in bad) and valid.sum() == 40 * 40 - len(bad)
     out = train(
         scene,
-        resolve_train_config(adapter="linear", epochs=1, split="fraction:0.5", model="tiny", device="cpu", batch_size=64),
+        resolve_train_config(
+            adapter="linear", epochs=1, split="fraction:0.5", model="tiny", device="cpu", batch_size=64, head="patch"
+        ),
         out=tmp_path / "b",
         progress=False,
         log=lambda m: None,

@@ -103,6 +103,11 @@ class Head(ABC):
 
     # -- training -----------------------------------------------------------------------------
 
+    @classmethod
+    @abstractmethod
+    def training_defaults(cls, adapter: str) -> dict[str, Any]:
+        """``epochs``, ``batch_size`` and ``lr`` of a fine-tuning run with this head when they are not given."""
+
     @abstractmethod
     def training_samples(
         self, channels: Any, split: Split, targets: np.ndarray, *, seed: int, epochs: int, log: Callable[[str], None]

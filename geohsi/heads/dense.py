@@ -286,6 +286,12 @@ class DenseHead(Head):
             window=int(window["size"]), input_size=tile, overlap=None if ov is None else int(ov), widths=dense.get("head_options")
         )
 
+    @classmethod
+    def training_defaults(cls, adapter: str) -> dict[str, Any]:
+        """The protocol of the results table (docs/results.md): 150 epochs of 8 tiles, lr 2e-3 for the
+        adapters and the linear probe, 5e-4 when every weight trains (``full``)."""
+        return {"epochs": 150, "batch_size": 8, "lr": 5e-4 if adapter == "full" else 2e-3}
+
     def record(self) -> dict[str, Any]:
         return {
             "head": self.name,

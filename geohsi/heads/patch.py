@@ -87,6 +87,11 @@ class PatchHead(Head):
     def from_record(cls, model: Mapping[str, Any], window: Mapping[str, Any]) -> PatchHead:
         return cls(window=int(window["size"]), input_size=int(window["input_size"]), hidden=int(model.get("head_hidden", 0)))
 
+    @classmethod
+    def training_defaults(cls, adapter: str) -> dict[str, Any]:
+        """The paper's protocol: 30 epochs of 64 windows, lr 1e-3."""
+        return {"epochs": 30, "batch_size": 64, "lr": 1e-3}
+
     def record(self) -> dict[str, Any]:
         return {"head": self.name, "head_hidden": self.hidden}
 

@@ -49,8 +49,9 @@ class RunConfig:
         window: per-pixel window edge in pixels (odd).
         input_size: model input edge: the window's resized edge, or the dense tile edge (a
             multiple of the patch size).
-        batch_size: samples (windows or tiles) per optimisation step.
-        lr: base (peak) learning rate.
+        batch_size: samples (windows or tiles) per optimisation step (``None``: the run's default,
+            e.g. the head's for fine-tuning).
+        lr: base (peak) learning rate (``None``: the run's default).
         weight_decay: AdamW weight decay.
         grad_clip: max global gradient norm (0 disables).
         augment: random flips / 90° rotations of training samples.
@@ -70,8 +71,8 @@ class RunConfig:
     norm: str = "standard"
     window: int = 15
     input_size: int = 32
-    batch_size: int = 64
-    lr: float = 1e-3
+    batch_size: int | None = None
+    lr: float | None = None
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     augment: bool = True
@@ -87,8 +88,8 @@ class RunConfig:
                     self.window >= 1 and self.window % 2 == 1,
                     f"--window must be a positive odd number of pixels, got {self.window}",
                 ),
-                (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-                (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+                (self.batch_size is None or self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+                (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
                 (self.weight_decay >= 0, f"weight_decay must be ≥ 0, got {self.weight_decay}"),
                 (self.precision in ("bf16", "fp32"), f"--precision must be bf16 or fp32, got {self.precision!r}"),
                 (self.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, got {self.device!r}"),
@@ -108,6 +109,12 @@ class _NestsRun:
     _run_defaults: ClassVar[Mapping[str, Any]] = {}
 
     run: RunConfig
+
+    def _fill_run(self, **defaults: Any) -> None:
+        """Give the nested run the defaults of this kind of run where it has none (``None``)."""
+        missing = {k: v for k, v in defaults.items() if getattr(self.run, k) is None}
+        if missing:
+            object.__setattr__(self, "run", dataclasses.replace(self.run, **missing))
 
     @classmethod
     def _own_fields(cls) -> list[str]:
@@ -147,17 +154,21 @@ class TrainConfig(_NestsRun):
             the default backbone; ``random`` → train from scratch.
         split: ``per-class:N``, ``fraction:F`` or ``blocks:S``.
         val_fraction: share of the training side held out for validation / early stopping.
-        epochs: maximum number of epochs.
+        epochs: maximum number of epochs (``None``: the head's default, see below).
         lr_ratio: λ of LoRA+/KronA+ (lr of the boosted factor = λ·lr).
         warmup_epochs: linear warm-up length before the cosine decay.
         rank: LoRA/LoKr rank.
         alpha: adapter α (``None`` → equal to the rank, i.e. scaling 1).
         targets: adapter target preset or comma-separated module-name patterns.
         head_hidden: hidden width of the MLP head (0 → a single Linear; patch mode).
-        head: ``patch`` (one window per pixel, the paper's protocol) or ``dense`` (a segmentation
-            head labels whole ``input_size`` tiles cut from the scene without resizing; trained on
-            the sparse training labels, see :mod:`geohsi.heads.dense`). In dense mode
-            ``batch_size`` counts tiles and ``input_size`` is the tile edge.
+        head: ``dense`` (the default: a segmentation head labels whole ``input_size`` tiles cut from
+            the scene without resizing, trained on the sparse training labels, see
+            :mod:`geohsi.heads.dense`; maps ≈ 300× faster) or ``patch`` (one window per pixel, the
+            paper's protocol). In dense mode ``batch_size`` counts tiles and ``input_size`` is the
+            tile edge. Epochs, batch and learning rate not given take the head's defaults
+            (:meth:`geohsi.heads.Head.training_defaults`): dense 150 epochs, 8 tiles, lr 2e-3
+            (5e-4 for ``full``), the protocol of ``docs/results.md``; patch 30 epochs, 64 windows,
+            lr 1e-3, the paper's.
         tile_overlap: dense mode: pixels shared by neighbouring inference tiles (``None`` →
             ``input_size // 4``), recorded in the bundle for evaluate/classify.
         patience: early-stopping patience in epochs on validation OA (0 disables). With early
@@ -174,14 +185,14 @@ class TrainConfig(_NestsRun):
     backbone: str | None = None
     split: str = "per-class:10"
     val_fraction: float = 0.1
-    epochs: int = 30
+    epochs: int | None = None
     lr_ratio: float = 16.0
     warmup_epochs: int = 1
     rank: int = 8
     alpha: float | None = None
     targets: str = "qv"
     head_hidden: int = 0
-    head: str = "patch"
+    head: str = "dense"
     tile_overlap: int | None = None
     patience: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -189,13 +200,18 @@ class TrainConfig(_NestsRun):
     def __post_init__(self) -> None:
         from geohsi.heads import HEADS
 
+        if self.head in HEADS:
+            d = HEADS[self.head].training_defaults(self.adapter)
+            if self.epochs is None:
+                object.__setattr__(self, "epochs", d["epochs"])
+            self._fill_run(batch_size=d["batch_size"], lr=d["lr"])
         _check(
             [
+                (self.head in HEADS, f"unknown --head {self.head!r}; use one of {', '.join(HEADS)}"),
                 (self.adapter in ADAPTERS, f"unknown adapter {self.adapter!r}; use one of {', '.join(ADAPTERS)}"),
-                (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+                (self.epochs is not None and self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
                 (self.lr_ratio > 0, f"--lr-ratio must be positive, got {self.lr_ratio}"),
                 (self.rank >= 1, f"--rank must be at least 1, got {self.rank}"),
-                (self.head in HEADS, f"unknown --head {self.head!r}; use one of {', '.join(HEADS)}"),
                 (
                     self.tile_overlap is None or 0 <= self.tile_overlap < self.run.input_size,
                     f"--tile-overlap {self.tile_overlap} must be in [0, {self.run.input_size - 1}] for {self.run.input_size}-pixel tiles",
@@ -227,7 +243,7 @@ class PretrainConfig(_NestsRun):
     """
 
     _kind: ClassVar[str] = "pretraining"
-    _run_defaults: ClassVar[Mapping[str, Any]] = {"batch_size": 256, "weight_decay": 0.05}
+    _run_defaults: ClassVar[Mapping[str, Any]] = {"weight_decay": 0.05}
 
     run: RunConfig = field(default_factory=lambda: RunConfig(**PretrainConfig._run_defaults))
     steps: int = 1000
@@ -242,6 +258,7 @@ class PretrainConfig(_NestsRun):
     checkpoint_every: int = 50
 
     def __post_init__(self) -> None:
+        self._fill_run(batch_size=256, lr=1e-3)
         _check(
             [
                 (self.steps >= 1, f"--steps must be at least 1, got {self.steps}"),

@@ -85,7 +85,7 @@ def _train(scene, out):
     from geohsi.training.config import resolve_train_config
     from geohsi.training.finetune import train
 
-    cfg = resolve_train_config(adapter="lora", epochs=1, split="per-class:5", model="tiny", device="cpu")
+    cfg = resolve_train_config(adapter="lora", epochs=1, split="per-class:5", model="tiny", device="cpu", head="patch")
     return train(scene, cfg, out=out, progress=False, log=lambda m: None)
 
 

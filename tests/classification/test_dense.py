@@ -17,7 +17,17 @@ def _train_dense(scene, out, **kw):
     from geohsi.training.finetune import train
 
     cfg = resolve_train_config(
-        **{"adapter": "krona+", "head": "dense", "model": "tiny", "epochs": 1, "split": "per-class:5", "device": "cpu", **kw}
+        **{
+            "adapter": "krona+",
+            "head": "dense",
+            "model": "tiny",
+            "epochs": 1,
+            "split": "per-class:5",
+            "device": "cpu",
+            "batch_size": 64,
+            "lr": 1e-3,
+            **kw,
+        }
     )
     return train(scene, cfg, out=out, progress=False, log=lambda m: None)
 

@@ -19,7 +19,12 @@ def tiny_bundle(ip_scene, tmp_path_factory) -> Path:
     from geohsi.training.finetune import train
 
     out = tmp_path_factory.mktemp("bundle") / "ip-krona"
-    train(ip_scene, resolve_train_config(adapter="krona+", epochs=1, split="per-class:5", model="tiny"), out=out, progress=False)
+    train(
+        ip_scene,
+        resolve_train_config(adapter="krona+", epochs=1, split="per-class:5", model="tiny", head="patch"),
+        out=out,
+        progress=False,
+    )
     return out
 
 

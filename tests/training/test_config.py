@@ -70,8 +70,21 @@ PRETRAIN_KEYS = {
 def test_both_configs_nest_the_shared_run_options() -> None:
     t, p = TrainConfig(), PretrainConfig()
     assert isinstance(t.run, RunConfig) and isinstance(p.run, RunConfig)
-    assert (t.run.batch_size, t.run.weight_decay) == (64, 0.01)
-    assert (p.run.batch_size, p.run.weight_decay) == (256, 0.05)  # pretraining's own defaults of the shared group
+    assert (p.run.batch_size, p.run.lr, p.run.weight_decay) == (256, 1e-3, 0.05)  # pretraining's own defaults
+
+
+def test_dense_is_the_default_head_and_each_head_brings_its_protocol() -> None:
+    dense = TrainConfig()
+    assert dense.head == "dense" and (dense.epochs, dense.run.batch_size, dense.run.lr, dense.run.weight_decay) == (
+        150,
+        8,
+        2e-3,
+        0.01,
+    )
+    assert resolve_train_config(adapter="full").run.lr == 5e-4  # full fine-tuning: the results table's lr
+    patch = resolve_train_config(head="patch")
+    assert (patch.epochs, patch.run.batch_size, patch.run.lr) == (30, 64, 1e-3)  # the paper's protocol
+    assert resolve_train_config(head="patch", epochs=2, lr=3e-3).to_dict()["lr"] == 3e-3  # given values win
 
 
 def test_the_flat_form_is_unchanged_and_round_trips() -> None:

@@ -18,7 +18,7 @@ from geohsi.training.config import ADAPTERS, TrainConfig, resolve_train_config
 from geohsi.training.finetune import train
 from tests.conftest import run_cli
 
-FAST = {"epochs": 2, "split": "per-class:5", "batch_size": 32, "model": "tiny"}
+FAST = {"epochs": 2, "split": "per-class:5", "batch_size": 32, "model": "tiny", "head": "patch"}
 
 
 def _tree_hash(p: Path) -> str:
@@ -169,7 +169,7 @@ def small_bundle(ip_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     out = tmp_path_factory.mktemp("bundles") / "b"
     return train(
         ip_scene,
-        resolve_train_config(adapter="krona", epochs=1, split="per-class:5", model="tiny"),
+        resolve_train_config(adapter="krona", epochs=1, split="per-class:5", model="tiny", head="patch"),
         out=out,
         progress=False,
         log=lambda m: None,
