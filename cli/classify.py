@@ -1,4 +1,9 @@
-"""``geohsi classify``: classify a scene with a model bundle on a Dask cluster → COG or Zarr map."""
+"""``geohsi classify``: map scenes with a model bundle on a Dask cluster → COG or Zarr maps.
+
+One scene with ``--out`` runs :func:`geohsi.classify`; several scenes, ``--out-dir``,
+``--from-list`` or ``--stac`` run :func:`geohsi.classify_many` (one cluster session, a STAC
+catalogue and a summary).
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,54 @@ import click
 
 
 @click.command("classify")
-@click.argument("scene", type=click.Path(path_type=Path))
+@click.argument("scenes", nargs=-1, metavar="[SCENE]...")
 @click.option(
-    "--bundle", type=click.Path(path_type=Path), default=None, help="Model bundle from 'geohsi train' (default: runs/latest)."
+    "--bundle",
+    "bundles",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Model bundle from 'geohsi train' (default: runs/latest). Repeatable in a batch: each scene uses the first "
+    "bundle that fits its bands.",
 )
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    required=True,
-    help="map.tif (Cloud-Optimized GeoTIFF; needs a CRS) or map.zarr (georeferenced Zarr).",
+    default=None,
+    help="One scene: map.tif (Cloud-Optimized GeoTIFF; needs a CRS) or map.zarr (georeferenced Zarr).",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A batch: NAME.tif|.zarr, NAME.png and NAME.json (STAC item) per scene, catalog.json and summary.json.",
+)
+@click.option(
+    "--from-list",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Text file of scene paths or globs, one per line (# comments).",
+)
+@click.option("--stac", "stac_url", default=None, metavar="URL", help="Map the items of a STAC API search (URL or preset).")
+@click.option("--collection", "-c", default=None, help="With --stac: the collection to search.")
+@click.option("--bbox", default=None, help="With --stac: W,S,E,N in degrees.")
+@click.option("--datetime", "when", default=None, help="With --stac: instant or interval A/B (RFC 3339).")
+@click.option("--filter", "cql2", default=None, help="With --stac: CQL2 filter, e.g. 'eo:cloud_cover < 20'.")
+@click.option("--max-items", default=100, show_default=True, type=int, help="With --stac: map at most this many items.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "tif", "zarr"]),
+    default="auto",
+    show_default=True,
+    help="Batch map format: auto = COG for georeferenced scenes, Zarr for pixel grids.",
 )
 @click.option(
     "--probabilities",
     type=click.Path(path_type=Path),
     default=None,
-    help="Also write per-class probabilities: .tif (uint8, value/254) or .zarr (float16).",
+    help="One scene: also write per-class probabilities: .tif (uint8, value/254) or .zarr (float16).",
 )
+@click.option("--with-probabilities", is_flag=True, help="Batch: also write NAME.probabilities.tif|.zarr per scene.")
 @click.option(
     "--confidence",
     is_flag=True,
@@ -54,18 +91,35 @@ import click
     help="Windows (patch) / tiles (dense) per forward [default: 256 / 16 on CPU, auto-tuned on CUDA].",
 )
 @click.option(
+    "--scenes-in-flight",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Batch: scenes on the cluster at once (bounds memory; 2 keeps workers busy while a map is written).",
+)
+@click.option(
     "--resume/--no-resume",
     default=True,
     show_default=True,
     help="Reuse chunks completed by an interrupted run of the same command.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show Dask's progress bar.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (a batch redoes every scene).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show Dask's progress bar (one scene).")
 def classify(
-    scene: Path,
-    bundle: Path | None,
-    out: Path,
+    scenes: tuple[str, ...],
+    bundles: tuple[Path, ...],
+    out: Path | None,
+    out_dir: Path | None,
+    from_list: Path | None,
+    stac_url: str | None,
+    collection: str | None,
+    bbox: str | None,
+    when: str | None,
+    cql2: str | None,
+    max_items: int,
+    fmt: str,
     probabilities: Path | None,
+    with_probabilities: bool,
     confidence: bool,
     scheduler: str | None,
     workers: int | None,
@@ -73,30 +127,35 @@ def classify(
     precision: str,
     chunks: int | None,
     batch_size: int | None,
+    scenes_in_flight: int,
     resume: bool,
     overwrite: bool,
     progress: bool,
 ) -> None:
-    """Classify every pixel of SCENE with a model bundle, in parallel on Dask, into a georeferenced map.
+    """Classify every pixel of each SCENE with a model bundle, in parallel on Dask, into georeferenced maps.
 
-    Chunk results land in a hidden .NAME.parts.zarr beside the output as they finish, so rerunning
-    an interrupted command computes only the missing chunks; the COG is built once at the end.
+    A SCENE is a geohsi scene store or any file 'geohsi ingest' reads (GeoTIFF/COG, ENVI .hdr,
+    NetCDF, .mat), read in place; globs work. One SCENE with --out writes one map; several, or
+    --out-dir, --from-list or --stac, run a batch in one cluster session: a map, quicklook and
+    STAC item per scene, catalog.json (a STAC Collection) and summary.json with class areas.
+    A failed scene is listed in the summary and the batch goes on (exit code 10 at the end).
+
+    Chunk results land in a hidden .NAME.parts.zarr beside each output as they finish, so rerunning
+    an interrupted command computes only the missing chunks, and a batch skips complete maps.
 
     \b
     Examples:
       geohsi classify enmap.zarr --bundle runs/latest --out map.tif --confidence
-      geohsi classify ip.zarr --out map.zarr --probabilities probs.zarr
+      geohsi classify 'tiles/*.tif' scene.mat --bundle enmap_b --bundle ip_b --out-dir maps/
+      geohsi classify --stac http://127.0.0.1:8080 -c enmap-potsdam --bbox 13.0,52.3,13.2,52.45 --out-dir maps/
       geohsi classify big.zarr --out map.tif --scheduler tcp://10.0.0.5:8786 --device cuda
     """
-    from rich.console import Console
+    from geohsi.errors import UsageError
 
-    import geohsi
-
-    res = geohsi.classify(
-        scene,
-        out,
-        bundle,
-        probabilities=probabilities,
+    batch = out_dir is not None or from_list is not None or stac_url is not None or len(scenes) > 1
+    if out is not None and out_dir is not None:
+        raise UsageError("give --out (one scene) or --out-dir (a batch), not both")
+    common = dict(
         confidence=confidence,
         scheduler=scheduler,
         workers=workers,
@@ -106,8 +165,48 @@ def classify(
         batch_size=batch_size,
         resume=resume,
         overwrite=overwrite,
-        progress=progress,
     )
+    if not batch:
+        if not scenes:
+            raise UsageError("no scene given; pass SCENE --out map.tif, or several scenes / --stac URL with --out-dir DIR")
+        if out is None:
+            raise UsageError("missing --out map.tif|map.zarr (or --out-dir DIR for a batch)")
+        for flag, given in (("--with-probabilities", with_probabilities), ("--format", fmt != "auto")):
+            if given:
+                raise UsageError(f"{flag} applies to --out-dir batches; with --out use --probabilities PATH and the suffix")
+        if len(bundles) > 1:
+            raise UsageError("one scene takes one --bundle; several are for --out-dir batches")
+        _single(scenes[0], out, bundles[0] if bundles else None, probabilities=probabilities, progress=progress, **common)
+        return
+    if out_dir is None:
+        raise UsageError(f"{len(scenes)} scenes need --out-dir DIR (--out names one map)")
+    if probabilities is not None:
+        raise UsageError("--probabilities PATH names one file; a batch takes --with-probabilities")
+    import geohsi
+    from geohsi.classification.batch import expand_scenes
+
+    sources: list = expand_scenes(scenes, from_list)
+    if stac_url is not None:
+        sources += geohsi.search(stac_url, collection, bbox=bbox, datetime=when, filter=cql2, max_items=max_items)
+    res = geohsi.classify_many(
+        sources,
+        list(bundles) or None,
+        out_dir,
+        format=fmt,
+        with_probabilities=with_probabilities,
+        scenes_in_flight=scenes_in_flight,
+        **common,
+    )
+    _print_summary(res)
+    res.raise_for_failures()
+
+
+def _single(scene: str, out: Path, bundle: Path | None, **options) -> None:
+    from rich.console import Console
+
+    import geohsi
+
+    res = geohsi.classify(scene, out, bundle, **options)
     con = Console(stderr=True, soft_wrap=True)
     rate = f", {res.valid_pixels / res.seconds:,.0f} px/s" if res.seconds > 0 and res.valid_pixels else ""
     share = res.forward_share
@@ -118,3 +217,41 @@ def classify(
     )
     for p in res.outputs:
         click.echo(f"wrote {p}")
+
+
+def _print_summary(res) -> None:  # res: geohsi.classification.batch.BatchResult
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(res.scenes)} scene(s) → {res.out_dir}", show_lines=False)
+    for col in ("scene", "status", "valid px", "s", "px/s", "largest classes (ha / %)"):
+        table.add_column(col, overflow="fold")
+    for s in res.scenes:
+        top = sorted(s.classes, key=lambda c: -c["pixels"])[:3]
+        classes = ", ".join(
+            f"{c['name']} {c['area_ha']:,.1f} ha / {c['percent']:.0f}%"
+            if c["area_ha"] is not None
+            else f"{c['name']} {c['percent']:.0f}%"
+            for c in top
+            if c["pixels"]
+        )
+        table.add_row(
+            s.name,
+            s.status if s.status != "failed" else f"[red]failed[/]: {s.message}",
+            f"{s.valid_pixels:,}" if s.valid_pixels else "",
+            f"{s.seconds:.1f}" if s.seconds else "",
+            f"{s.pixels_per_second:,.0f}" if s.pixels_per_second else "",
+            classes,
+        )
+    con = Console(stderr=True, soft_wrap=True)
+    con.print(table)
+    share = res.forward_share
+    counts = ", ".join(f"{n} {k}" for k, n in res.counts().items())
+    con.print(
+        f"{counts} in {res.seconds:.1f} s"
+        + (f", {res.model_tasks} model tasks" if res.model_tasks is not None else "")
+        + (f", {share:.0%} of worker time in the model" if share is not None else "")
+    )
+    if res.catalog is not None:
+        click.echo(f"wrote {res.catalog}")
+    click.echo(f"wrote {res.summary}")

@@ -1,7 +1,8 @@
 """geohsi: hyperspectral scenes to georeferenced land-cover maps with SpectralGPT and PEFT adapters.
 
 The public API mirrors the CLI: each ``geohsi COMMAND`` has a plain function here that does the
-same job (``geohsi.classify(...)`` writes the map files ``geohsi classify`` writes;
+same job (``geohsi.classify(...)`` writes the map files ``geohsi classify --out`` writes,
+``geohsi.classify_many(...)`` maps a batch as ``geohsi classify --out-dir`` does;
 ``geohsi.predict_map(...)`` is the lazy map). Stage packages have noun names
 (:mod:`geohsi.ingestion`, :mod:`geohsi.training`, :mod:`geohsi.evaluation`,
 :mod:`geohsi.classification`, :mod:`geohsi.catalog`, …) so that no module shadows a function.
@@ -22,14 +23,14 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from geohsi.adapters import apply_adapter
     from geohsi.bundle import load_bundle
     from geohsi.catalog import search
-    from geohsi.classification import classify, predict_map
+    from geohsi.classification import classify, classify_many, predict_map
     from geohsi.datasets.registry import fetch as fetch_dataset
     from geohsi.datasets.registry import ingest_dataset
     from geohsi.datasets.splits import make_split
     from geohsi.errors import GeohsiError
     from geohsi.evaluation import evaluate
     from geohsi.export.stac import bundle_stac
-    from geohsi.ingestion import ingest, ingest_item
+    from geohsi.ingestion import ingest, ingest_item, open_source
     from geohsi.inspection import info
     from geohsi.io import read
     from geohsi.metrics import classification_report
@@ -44,6 +45,7 @@ _API: dict[str, str] = {
     "read": "geohsi.io:read",
     "ingest": "geohsi.ingestion:ingest",
     "ingest_item": "geohsi.ingestion:ingest_item",
+    "open_source": "geohsi.ingestion:open_source",
     "info": "geohsi.inspection:info",
     "fetch_dataset": "geohsi.datasets.registry:fetch",
     "ingest_dataset": "geohsi.datasets.registry:ingest_dataset",
@@ -58,6 +60,7 @@ _API: dict[str, str] = {
     "load_bundle": "geohsi.bundle:load_bundle",
     "bundle_stac": "geohsi.export.stac:bundle_stac",
     "classify": "geohsi.classification:classify",
+    "classify_many": "geohsi.classification:classify_many",
     "predict_map": "geohsi.classification:predict_map",
     "search": "geohsi.catalog:search",
     "classification_report": "geohsi.metrics:classification_report",
@@ -77,6 +80,7 @@ __all__ = [
     "bundle_stac",
     "classification_report",
     "classify",
+    "classify_many",
     "evaluate",
     "fetch_dataset",
     "info",
@@ -87,6 +91,7 @@ __all__ = [
     "load_official_checkpoint",
     "make_split",
     "open_scene",
+    "open_source",
     "predict_map",
     "pretrain",
     "read",

@@ -72,6 +72,12 @@ class DataError(GeohsiError):
     exit_code = 9
 
 
+class BatchError(GeohsiError):
+    """Some scenes of a batch failed (each with its own error in the batch's ``summary.json``); the others were mapped."""
+
+    exit_code = 10
+
+
 __all__ = [
     "GeohsiError",
     "UsageError",
@@ -82,4 +88,5 @@ __all__ = [
     "ClusterError",
     "OutputError",
     "DataError",
+    "BatchError",
 ]

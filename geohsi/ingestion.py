@@ -388,6 +388,58 @@ def build_scene(
     return ds
 
 
+def _is_scene_store(p: Path) -> bool:
+    """Whether ``p`` is a geohsi scene store (a Zarr v3 group written by :func:`geohsi.scene.write_scene`)."""
+    import json
+
+    meta = p / "zarr.json"
+    if not (p.is_dir() and meta.is_file()):
+        return False
+    try:
+        return "geohsi_scene_version" in json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+
+
+def open_source(src: PathLike | Any, *, chunks: int = DEFAULT_CHUNK) -> xr.Dataset:
+    """A scene to classify, read lazily in place: a scene store, any file :func:`ingest` reads, or a STAC item.
+
+    No copy is made: a geohsi scene store is opened (:func:`geohsi.scene.open_scene`), a GeoTIFF /
+    ENVI / NetCDF / MATLAB file or a foreign Zarr store is read by :func:`geohsi.io.read` (a source
+    without CRS is a pixel grid), and a ``pystac.Item`` is read from its asset hrefs by
+    :func:`geohsi.io.stac.build_item_scene`, as ``geohsi ingest --from-stac`` does.
+
+    Args:
+        src: a path, or a ``pystac.Item``.
+        chunks: spatial chunk edge of the lazy read (pixels).
+
+    Returns:
+        The scene Dataset, cube lazy; ``encoding["source"]`` names it in messages (the path, or the
+        item's self href or ``stac:ID``).
+
+    Raises:
+        InputFormatError: missing, unknown or unreadable source.
+        GeoreferenceError / BandMismatchError: a STAC item that cannot be read as one scene.
+    """
+    from geohsi.scene import open_scene, validate_scene
+
+    if hasattr(src, "assets") and hasattr(src, "properties"):  # a pystac.Item
+        from geohsi.io.stac import build_item_scene
+
+        ds = build_item_scene([src], chunks=chunks)
+        ds.encoding["source"] = src.get_self_href() or f"stac:{src.id}"
+        return ds
+    p = Path(src)
+    if _is_scene_store(p):
+        return open_scene(p)
+    from geohsi import io as gio
+
+    ds = gio.read([p], chunks=chunks)
+    validate_scene(ds)
+    ds.encoding["source"] = str(p)
+    return ds
+
+
 def ingest(
     srcs: PathLike | Sequence[PathLike],
     out: PathLike,
@@ -562,4 +614,13 @@ def ingest_item(
         raise OutputError(f"cannot write {out_p}: {e.strerror or e}; choose a writable --out with free space") from e
 
 
-__all__ = ["build_scene", "ingest", "ingest_item", "parse_class_names", "parse_crs", "parse_transform", "parse_wavelengths"]
+__all__ = [
+    "build_scene",
+    "ingest",
+    "ingest_item",
+    "open_source",
+    "parse_class_names",
+    "parse_crs",
+    "parse_transform",
+    "parse_wavelengths",
+]

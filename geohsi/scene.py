@@ -499,11 +499,13 @@ class _StoreBlocks:
         try:
             return np.asarray(zarr.open_array(os.path.join(self.path, self.var), mode="r")[key])
         except Exception as e:  # zarr/numcodecs raise RuntimeError/ValueError/OSError for damaged chunks
-            window = ", ".join(f"{k.start}:{k.stop}" for k in key)
-            raise InputFormatError(
-                f"cannot read chunk [{window}] of {self.var!r} in {self.path} ({type(e).__name__}: "
-                f"{' '.join(str(e).split())[:120]}); the store is truncated or corrupted, re-create it from its source"
-            ) from e
+            why = f"{type(e).__name__}: {' '.join(str(e).split())[:120]}"
+        # outside the except block: read on a Dask worker, the error must unpickle on the client
+        window = ", ".join(f"{k.start}:{k.stop}" for k in key)
+        raise InputFormatError(
+            f"cannot read chunk [{window}] of {self.var!r} in {self.path} ({why}); "
+            "the store is truncated or corrupted, re-create it from its source"
+        )
 
 
 def guarded_zarr_array(store: str | os.PathLike, var: str, chunks: Any) -> da.Array:
@@ -590,6 +592,46 @@ def valid_mask(ds: xr.Dataset) -> xr.DataArray:
         ok = ok & (data != np.asarray(nd, dtype=v.dtype)).all(axis=0)
     ok.name = "valid"
     return ok
+
+
+def pixel_areas(ds: xr.Dataset) -> tuple[np.ndarray | None, str]:
+    """The ground area of the scene's pixels, per row, in square metres.
+
+    * projected CRS: ``|a·e − b·d|`` of the transform times the square of the CRS's linear unit in
+      metres (every pixel has the same area);
+    * geographic CRS: the geodesic area of each row's pixel quadrilateral on the CRS's ellipsoid
+      (``pyproj.Geod``), taken at the middle column (exact for north-up grids);
+    * pixel grid (no CRS): ``None`` — a pixel has no ground size.
+
+    Args:
+        ds: a scene (or any Dataset with ``spatial_ref``, ``y`` and ``x``).
+
+    Returns:
+        ``(areas, note)``: ``[H]`` float64 m² per pixel of each row (``None`` for a pixel grid), and
+        a short phrase saying how they were computed.
+    """
+    crs = scene_crs(ds)
+    h, w = int(ds.sizes["y"]), int(ds.sizes["x"])
+    if crs is None:
+        return None, "no CRS (pixel grid): a pixel has no ground area"
+    tf = ds.rio.transform()
+    if crs.is_geographic:
+        from pyproj import CRS as ProjCRS
+
+        pcrs = ProjCRS.from_wkt(crs.to_wkt())
+        geod = pcrs.get_geod()
+        if geod is None:
+            return None, f"{crs.to_string()} names no ellipsoid: geodesic areas cannot be computed"
+        col = w // 2
+        areas = np.empty(h, dtype="float64")
+        for r in range(h):
+            corners = [tf * (col, r), tf * (col + 1, r), tf * (col + 1, r + 1), tf * (col, r + 1)]
+            lons, lats = zip(*corners, strict=True)
+            areas[r] = abs(geod.polygon_area_perimeter(lons, lats)[0])
+        return areas, f"geodesic pixel areas on the {pcrs.ellipsoid.name} ellipsoid"
+    unit = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    area = abs(tf.a * tf.e - tf.b * tf.d) * unit**2
+    return np.full(h, area, dtype="float64"), f"{area:,.2f} m² per pixel from the {crs.to_string()} transform"
 
 
 def attrs_json(value: Any) -> str:

@@ -57,7 +57,11 @@ def _enmap_item(path: Path) -> dict:
             }
             for i, t in enumerate(tags)
         ]
-        raster = [{"nodata": src.nodata, "data_type": src.dtypes[i]} for i in range(src.count)]
+        # the files store reflectance × 10000 with a GDAL band scale of 1e-4: the item says so too
+        raster = [
+            {"nodata": src.nodata, "data_type": src.dtypes[i], "scale": src.scales[i], "offset": src.offsets[i]}
+            for i in range(src.count)
+        ]
         return {
             "type": "Feature",
             "stac_version": "1.0.0",
@@ -118,6 +122,8 @@ def _per_band_item(path: Path, out_dir: Path) -> dict:
                         "eo:full_width_half_max": float(t["fwhm"]) / 1000.0,
                         "nodata": src.nodata,
                         "data_type": src.dtypes[i],
+                        "raster:scale": src.scales[i],
+                        "raster:offset": src.offsets[i],
                         "geohsi:good_band": t.get("bbl", "1") != "0",
                     }
                 ],
@@ -130,6 +136,7 @@ def _per_band_item(path: Path, out_dir: Path) -> dict:
             "stac_extensions": [
                 "https://stac-extensions.github.io/eo/v2.0.0/schema.json",
                 "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+                "https://stac-extensions.github.io/raster/v2.0.0/schema.json",
             ],
             "bbox": bbox,
             "geometry": geom,

@@ -6,12 +6,30 @@
   the block task;
 * :mod:`~geohsi.classification.cluster` — an embedded ``LocalCluster`` or an existing scheduler;
 * :mod:`~geohsi.classification.parts` — the resumable parts store chunk results land in;
-* :mod:`~geohsi.classification.run` — :func:`classify` (``geohsi classify``) and :func:`write_map`.
+* :mod:`~geohsi.classification.job` — one scene's map from plan to files (:class:`MapJob`),
+  shared by single-scene and batch runs;
+* :mod:`~geohsi.classification.run` — :func:`classify` (``geohsi classify --out``) and :func:`write_map`;
+* :mod:`~geohsi.classification.batch` — :func:`classify_many` (``geohsi classify --out-dir``):
+  many scenes in one cluster session, a STAC catalogue and a summary with class areas.
 
 .. versionadded:: 0.1
 """
 
+from geohsi.classification.batch import BatchResult, SceneRecord, classify_many
+from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
 from geohsi.classification.plan import Plan, build_plan, predict_map
-from geohsi.classification.run import ClassifyResult, MapOutputs, classify, write_map
+from geohsi.classification.run import classify, write_map
 
-__all__ = ["ClassifyResult", "MapOutputs", "Plan", "build_plan", "classify", "predict_map", "write_map"]
+__all__ = [
+    "BatchResult",
+    "ClassifyResult",
+    "MapJob",
+    "MapOutputs",
+    "Plan",
+    "SceneRecord",
+    "build_plan",
+    "classify",
+    "classify_many",
+    "predict_map",
+    "write_map",
+]

@@ -48,6 +48,34 @@ class ClusterInfo:
         return getattr(self.client, "dashboard_link", None)
 
 
+class _DropComputeFailed:
+    """A logging filter dropping the worker's "Compute Failed" records (the client reports the error itself)."""
+
+    def filter(self, record: object) -> bool:
+        return not str(getattr(record, "msg", "")).startswith("Compute Failed")
+
+
+def _quiet_task_errors_plugin() -> object:
+    """A :class:`QuietTaskErrors` instance (``distributed`` is imported only when a cluster starts)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class QuietTaskErrors(WorkerPlugin):
+        """Worker plugin of the embedded cluster: a task's error is reported once, as geohsi's one line.
+
+        Without it every failed task (an unreadable block of a source file) also prints the worker's
+        multi-line "Compute Failed" record with a traceback on the terminal.
+        """
+
+        name = "geohsi-quiet-task-errors"
+
+        def setup(self, worker: object) -> None:
+            import logging
+
+            logging.getLogger("distributed.worker").addFilter(_DropComputeFailed())
+
+    return QuietTaskErrors()
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -174,6 +202,7 @@ def open_cluster(
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", **kwargs)
     client = Client(cluster)
     try:
+        client.register_plugin(_quiet_task_errors_plugin())
         yield ClusterInfo(client, True, bool(gpus), device, max(1, cores // n), {})
     finally:
         client.close()

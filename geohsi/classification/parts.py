@@ -64,8 +64,28 @@ class PartsStore:
         return out
 
     def markers(self) -> dict[tuple[int, int], dict[str, Any]]:
-        """The content of every completion marker (write id, worker, pid)."""
+        """The content of every completion marker (write id, worker, pid, class counts and areas)."""
         return {tuple(int(v) for v in f.stem.split("_")): json.loads(f.read_text()) for f in sorted(self.done_dir.glob("*.json"))}
+
+    def totals(self) -> tuple[dict[int, int], dict[int, float] | None]:
+        """Pixels and ground area (m²) per class id, summed over every completed chunk.
+
+        Chunks computed by an earlier, interrupted run count too: their markers hold their numbers.
+
+        Returns:
+            ``(counts, areas)``; ``areas`` is ``None`` when the chunks carry no areas (pixel grid).
+        """
+        counts: dict[int, int] = {}
+        areas: dict[int, float] | None = {}
+        for m in self.markers().values():
+            for k, n in m.get("counts", {}).items():
+                counts[int(k)] = counts.get(int(k), 0) + int(n)
+            if areas is not None and "area_m2" in m:
+                for k, a in m["area_m2"].items():
+                    areas[int(k)] = areas.get(int(k), 0.0) + float(a)
+            elif m.get("counts"):
+                areas = None
+        return dict(sorted(counts.items())), None if areas is None else dict(sorted(areas.items()))
 
 
 def open_intermediate(
@@ -128,11 +148,15 @@ def open_intermediate(
     return inter, note
 
 
-def store_chunk(probs: np.ndarray, i: int, j: int, *, inter: PartsStore, class_ids: np.ndarray) -> int:
+def store_chunk(
+    probs: np.ndarray, i: int, j: int, *, inter: PartsStore, class_ids: np.ndarray, row_areas: np.ndarray | None = None
+) -> int:
     """Write one chunk's results into the intermediate store, then its completion marker.
 
     Runs on a worker. Region writes are aligned to the store's chunks, so concurrent tasks never
-    write the same Zarr chunk.
+    write the same Zarr chunk. The marker records the chunk's pixels per class and, with
+    ``row_areas``, their ground area, so the map's class areas come from the same pass (and from
+    the markers of chunks an interrupted run completed).
 
     Args:
         probs: ``[K, h, w]`` float32 probabilities of chunk ``(i, j)``, NaN = nodata.
@@ -140,6 +164,8 @@ def store_chunk(probs: np.ndarray, i: int, j: int, *, inter: PartsStore, class_i
         j: chunk column index.
         inter: the intermediate store.
         class_ids: ``[K]`` class id per logit.
+        row_areas: ``[h]`` m² per pixel of each of the chunk's rows (:func:`geohsi.scene.pixel_areas`),
+            or ``None`` (pixel grid).
 
     Returns:
         The number of classified (valid) pixels in the chunk.
@@ -151,7 +177,8 @@ def store_chunk(probs: np.ndarray, i: int, j: int, *, inter: PartsStore, class_i
     g = zarr.open_group(str(inter.path), mode="r+")
     y0, x0 = i * inter.chunk, j * inter.chunk
     _, h, w = probs.shape
-    g["classes"][y0 : y0 + h, x0 : x0 + w] = labels_from_probabilities(probs, class_ids)
+    labels = labels_from_probabilities(probs, class_ids)
+    g["classes"][y0 : y0 + h, x0 : x0 + w] = labels
     if inter.probabilities:
         g["probabilities"][:, y0 : y0 + h, x0 : x0 + w] = probs
     if inter.confidence:
@@ -163,12 +190,17 @@ def store_chunk(probs: np.ndarray, i: int, j: int, *, inter: PartsStore, class_i
         worker = get_worker().address
     except (ImportError, ValueError):
         pass
-    marker = {"write_id": uuid.uuid4().hex, "worker": worker, "host": socket.gethostname(), "pid": os.getpid()}
+    marker: dict[str, Any] = {"write_id": uuid.uuid4().hex, "worker": worker, "host": socket.gethostname(), "pid": os.getpid()}
+    ids, per_class = np.unique(labels[labels != NODATA], return_counts=True)
+    marker["counts"] = {str(int(k)): int(n) for k, n in zip(ids, per_class, strict=True)}
+    if row_areas is not None:
+        rows_area = np.asarray(row_areas, dtype="float64")[:, None]
+        marker["area_m2"] = {str(int(k)): float(np.broadcast_to(rows_area, labels.shape)[labels == k].sum()) for k in ids}
     final = inter.done_dir / f"{i}_{j}.json"
     tmp = inter.done_dir / f".{i}_{j}.{marker['write_id']}.tmp"
     tmp.write_text(json.dumps(marker))
     os.replace(tmp, final)
-    return int((~np.isnan(probs[0])).sum())
+    return int(per_class.sum())
 
 
 def remove_intermediate(inter: PartsStore) -> None:

@@ -205,11 +205,15 @@ def as_dataarray(plan: Plan, what: str = "labels") -> xr.DataArray:
 
 
 def open_inputs(scene: Any, bundle: Any) -> tuple[xr.Dataset, Any]:
-    """An opened scene and a loaded bundle from paths (or the objects themselves)."""
-    from geohsi.bundle import Bundle, load_bundle
-    from geohsi.scene import open_scene
+    """An opened scene and a loaded bundle from paths (or the objects themselves).
 
-    ds = scene if isinstance(scene, xr.Dataset) else open_scene(scene)
+    ``scene`` is a scene store, any source file ``geohsi ingest`` reads, a ``pystac.Item`` (read
+    lazily in place: :func:`geohsi.ingestion.open_source`) or an opened Dataset.
+    """
+    from geohsi.bundle import Bundle, load_bundle
+    from geohsi.ingestion import open_source
+
+    ds = scene if isinstance(scene, xr.Dataset) else open_source(scene)
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     return ds, b
 

@@ -3,7 +3,9 @@
 * :func:`classify` — what ``geohsi classify`` runs: opens the scene and bundle, checks the
   outputs, starts or attaches to a cluster, computes, writes;
 * :func:`write_map` — computes a plan's missing chunks into the resumable parts store (one task
-  per chunk: model + region write + completion marker), then converts once to COG or Zarr.
+  per chunk: model + region write + completion marker), then converts once to COG or Zarr
+  (:class:`~geohsi.classification.job.MapJob` does both halves; a batch,
+  :func:`~geohsi.classification.batch.classify_many`, runs many jobs in one cluster session).
 
 :func:`~geohsi.classification.plan.predict_map` is the lazy twin (a DataArray, nothing written).
 See :mod:`~geohsi.classification.plan` for the graph, :mod:`~geohsi.classification.worker` for the
@@ -18,125 +20,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geohsi.classification.plan import Plan, build_plan, open_inputs, scene_identity
+from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
+from geohsi.classification.plan import Plan, build_plan, open_inputs
 from geohsi.console import say
-from geohsi.errors import ClusterError, GeohsiError, UsageError
-from geohsi.export import maps
+from geohsi.errors import ClusterError, UsageError
 
 LATEST_BUNDLE = Path("runs") / "latest"
-IDENTITY_VERSION = 1
-
-
-@dataclass
-class ClassifyResult:
-    """What a classification run did.
-
-    Attributes:
-        outputs: every file/store written.
-        n_chunks: chunks of the map.
-        computed: chunks computed in this run.
-        reused: chunks taken from an interrupted run's parts store.
-        valid_pixels: classified pixels computed in this run.
-        seconds: wall time of the chunk computation (cluster start-up excluded).
-        forward_seconds: seconds the workers spent in the model forward in this run (summed over
-            workers; ``None`` when the workers could not be asked).
-        workers: workers of the cluster.
-        dashboard: the Dask dashboard link, if any.
-    """
-
-    outputs: list[Path] = field(default_factory=list)
-    n_chunks: int = 0
-    computed: int = 0
-    reused: int = 0
-    valid_pixels: int = 0
-    seconds: float = 0.0
-    forward_seconds: float | None = None
-    workers: int = 0
-    dashboard: str | None = None
-
-    @property
-    def forward_share(self) -> float | None:
-        """Share of the workers' wall time spent in the model forward (``None`` when unknown)."""
-        if self.forward_seconds is None or not self.workers or self.seconds <= 0:
-            return None
-        return min(1.0, self.forward_seconds / (self.seconds * self.workers))
-
-
-@dataclass(frozen=True)
-class MapOutputs:
-    """The files one classification writes, resolved and checked once before any work.
-
-    Attributes:
-        map: ``map.tif`` (COG) or ``map.zarr``.
-        kind: ``tif`` or ``zarr``.
-        probabilities: per-class probabilities path, or ``None``.
-        probabilities_kind: its ``tif``/``zarr`` kind.
-        confidence: whether the max-probability band is written (``NAME.confidence.tif`` beside a
-            ``.tif`` map; a variable of a ``.zarr`` map).
-    """
-
-    map: Path
-    kind: str
-    probabilities: Path | None = None
-    probabilities_kind: str | None = None
-    confidence: bool = False
-
-    @classmethod
-    def resolve(
-        cls, out: str | os.PathLike, probabilities: str | os.PathLike | None = None, confidence: bool = False
-    ) -> MapOutputs:
-        """Name the outputs.
-
-        Raises:
-            UsageError: an unknown suffix, or the same path twice.
-        """
-        out = Path(out)
-        prob = Path(probabilities) if probabilities is not None else None
-        res = cls(
-            out, maps.check_suffix(out), prob, maps.check_suffix(prob, "--probabilities") if prob else None, bool(confidence)
-        )
-        if len({p.absolute() for p in res.paths}) != len(res.paths):
-            raise UsageError(f"--out and --probabilities must be different paths, got {out} twice")
-        return res
-
-    @property
-    def confidence_tif(self) -> Path | None:
-        """``NAME.confidence.tif`` beside a ``.tif`` map written with confidence."""
-        return self.map.with_name(self.map.stem + ".confidence.tif") if self.confidence and self.kind == "tif" else None
-
-    @property
-    def paths(self) -> list[Path]:
-        """Every final output path."""
-        return [p for p in (self.map, self.probabilities, self.confidence_tif) if p is not None]
-
-    def check_writable(self, overwrite: bool) -> None:
-        """Refuse outputs that exist (without ``overwrite``) or cannot be written.
-
-        Raises:
-            OutputError: an output exists or cannot be written.
-        """
-        from geohsi.files import check_output
-
-        for p in self.paths:
-            check_output(p, overwrite)
-
-    def check_georeference(self, scene: Any, crs: Any) -> None:
-        """Refuse GeoTIFF outputs of a scene without CRS.
-
-        Args:
-            scene: the scene's name in messages.
-            crs: the scene's CRS (``None``: pixel grid).
-
-        Raises:
-            GeoreferenceError: a ``.tif`` output for a pixel-grid scene.
-        """
-        for p, k in ((self.map, self.kind), (self.probabilities, self.probabilities_kind)):
-            if k == "tif":
-                maps.require_crs(scene, crs, p)
 
 
 def write_map(
@@ -192,134 +84,31 @@ def _forward_seconds(client: Any) -> dict[str, float] | None:
 def _compute_and_write(
     plan: Plan, outputs: MapOutputs, client: Any, *, resume: bool, overwrite: bool, progress: bool, log: Callable[[str], None]
 ) -> ClassifyResult:
-    """The body of :func:`write_map`, for outputs already checked."""
-    import dask
+    """The body of :func:`write_map`, for outputs already checked: one :class:`MapJob`, waited for."""
+    job = MapJob(plan, outputs, resume=resume, overwrite=overwrite, log=log)
+    before = _forward_seconds(client)
+    job.submit(client)
+    try:
+        if progress and job.futures:
+            import threading
 
-    from geohsi.classification import parts
-    from geohsi.files import atomic_output
-    from geohsi.scene import scene_crs
+            from distributed import progress as dask_progress
 
-    ds, b = plan.scene, plan.bundle
-    crs = scene_crs(ds)
-    ids = b.class_ids
-    h, wd = int(ds.sizes["y"]), int(ds.sizes["x"])
-    want_prob = outputs.probabilities is not None
-    identity = {
-        "version": IDENTITY_VERSION,
-        "bundle_sha256": plan.spec.bundle_hash,
-        "scene": scene_identity(ds),
-        "shape": [h, wd],
-        "chunk": plan.chunk,
-        "probabilities": want_prob,
-        "confidence": outputs.confidence,
-    }
-    store, note = parts.open_intermediate(
-        outputs.map,
-        identity=identity,
-        shape=(h, wd),
-        chunk=plan.chunk,
-        n_classes=len(ids),
-        dtype=maps.class_dtype(ids),
-        probabilities=want_prob,
-        confidence=outputs.confidence,
-        resume=resume,
-    )
-    if note:
-        log(note)
-    ny, nx = plan.block_grid
-    done = store.done()
-    todo = [(i, j) for i in range(ny) for j in range(nx) if (i, j) not in done]
-    result = ClassifyResult(n_chunks=ny * nx, reused=ny * nx - len(todo))
-    if result.reused:
-        log(f"resuming: {result.reused} of {result.n_chunks} chunks were completed by an earlier run; computing {len(todo)}")
-    t0 = time.perf_counter()
-    if todo:
-        before = _forward_seconds(client)
-        # optimize_graph=False keeps the model layer's GPU annotation (dask issue 7036); the scheduler
-        # only runs what the requested chunks need, so skipped chunks cost nothing.
-        blocks = plan.probabilities.to_delayed(optimize_graph=False)
-        tasks = [
-            dask.delayed(parts.store_chunk, pure=False)(
-                blocks[0, i, j], i, j, inter=store, class_ids=ids, dask_key_name=f"geohsi-store-{i}-{j}-{store.path.name}"
-            )
-            for i, j in todo
-        ]
-        pause_limit = paused_timeout()
-        futures = client.compute(tasks, optimize_graph=False)
-        try:
-            if progress:
-                import threading
-
-                from distributed import progress as dask_progress
-
-                # the bar blocks until the futures finish; the paused-workers check must keep running
-                threading.Thread(target=dask_progress, args=(futures,), daemon=True).start()
-            stuck = _wait_unless_paused(client, futures, pause_limit)
-            if stuck:
-                raise ClusterError(f"{stuck}; completed chunks are kept in {store.path}, rerun the same command to resume")
-            counts = client.gather(futures)
-        except BaseException as e:
-            client.cancel(futures)
-            if isinstance(e, (KeyboardInterrupt, SystemExit)) or type(e).__module__.startswith("geohsi"):
-                raise
-            raise ClusterError(
-                f"the distributed classification failed ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
-                f"completed chunks are kept in {store.path}, rerun the same command to resume"
-            ) from e
-        result.valid_pixels = int(sum(counts))
-        result.computed = len(todo)
-        result.seconds = time.perf_counter() - t0
+            # the bar blocks until the futures finish; the paused-workers check must keep running
+            threading.Thread(target=dask_progress, args=(job.futures,), daemon=True).start()
+        stuck = wait_unless_paused(client, lambda: job.done, paused_timeout())
+        if stuck:
+            raise ClusterError(f"{stuck}; completed chunks are kept in {job.store.path}, rerun the same command to resume")
+    except BaseException:
+        job.cancel(client)
+        raise
+    job.gather(client)
+    if job.futures:
         after = _forward_seconds(client)
         if before is not None and after is not None:
-            result.workers = len(after)
-            result.forward_seconds = sum(max(0.0, s - before.get(w, 0.0)) for w, s in after.items())
-    else:
-        result.seconds = time.perf_counter() - t0
-
-    transform = ds.rio.transform()
-    attrs = {"bundle": plan.spec.bundle_path, "bundle_sha256": plan.spec.bundle_hash, "scene": str(ds.encoding.get("source", ""))}
-    with atomic_output(outputs.map, overwrite) as tmp:
-        if outputs.kind == "tif":
-            maps.write_class_cog(store.path, tmp, crs=crs, transform=transform, classes=b.classes)
-        else:
-            maps.write_zarr_map(
-                store.path,
-                tmp,
-                scene=ds,
-                classes=b.classes,
-                variables=("classes", "confidence") if outputs.confidence else ("classes",),
-                attrs=attrs,
-            )
-    result.outputs.append(outputs.map)
-    if outputs.confidence_tif is not None:
-        with atomic_output(outputs.confidence_tif, overwrite) as tmp:
-            maps.write_scaled_cog(
-                store.path, "confidence", tmp, crs=crs, transform=transform, descriptions=["probability of the predicted class"]
-            )
-        result.outputs.append(outputs.confidence_tif)
-    if outputs.probabilities is not None:
-        with atomic_output(outputs.probabilities, overwrite) as tmp:
-            if outputs.probabilities_kind == "tif":
-                maps.write_scaled_cog(
-                    store.path,
-                    "probabilities",
-                    tmp,
-                    crs=crs,
-                    transform=transform,
-                    descriptions=[f"P({c.name})" for c in b.classes],
-                )
-            else:
-                maps.write_zarr_map(store.path, tmp, scene=ds, classes=b.classes, variables=("probabilities",), attrs=attrs)
-        result.outputs.append(outputs.probabilities)
-    parts.remove_intermediate(store)
-    from geohsi.plot import write_map_quicklook  # map.png beside the map: its colour table and class names
-
-    try:
-        result.outputs += [p for p in [write_map_quicklook(outputs.map, overwrite=overwrite, log=log)] if p is not None]
-    except GeohsiError as e:
-        # The map itself is complete and in place; a quicklook that cannot be drawn must not fail the run.
-        log(f"[yellow]warning: map written, but no quicklook: {e}[/]")
-    return result
+            job.result.workers = len(after)
+            job.result.forward_seconds = sum(max(0.0, s - before.get(w, 0.0)) for w, s in after.items())
+    return job.finish()
 
 
 def paused_timeout() -> float:
@@ -339,15 +128,15 @@ def paused_timeout() -> float:
         raise UsageError(f"GEOHSI_PAUSED_TIMEOUT={value!r} is not a number of seconds; use e.g. 300 (0 = never)") from e
 
 
-def _wait_unless_paused(client: Any, futures: list, timeout: float, poll: float = 2.0) -> str | None:
-    """Wait until every future is finished (or one failed); ``None``, or why the wait was given up.
+def wait_unless_paused(client: Any, ready: Callable[[], bool], timeout: float, poll: float = 2.0) -> str | None:
+    """Wait until ``ready()``; ``None``, or why the wait was given up.
 
     The wait is given up when every worker has been paused for ``timeout`` seconds in a row
     (``timeout`` 0 = never): such a run would otherwise wait forever.
     """
     since: float | None = None
     last = time.monotonic()
-    while not (all(f.done() for f in futures) or any(f.status == "error" for f in futures)):
+    while not ready():
         time.sleep(0.1)
         if timeout <= 0 or time.monotonic() - last < poll:
             continue
@@ -389,7 +178,7 @@ def resolve_bundle(bundle: str | os.PathLike | None, log: Callable[[str], None] 
 
 
 def classify(
-    scene: str | os.PathLike,
+    scene: str | os.PathLike | Any,
     out: str | os.PathLike,
     bundle: str | os.PathLike | None = None,
     *,
@@ -410,7 +199,8 @@ def classify(
     """Classify every pixel of a scene with a model bundle on a Dask cluster into map files: what ``geohsi classify`` runs.
 
     Args:
-        scene: scene store.
+        scene: a scene store, or any source file ``geohsi ingest`` reads (GeoTIFF/COG, ENVI,
+            NetCDF, MATLAB), or a ``pystac.Item``: read lazily in place (:func:`geohsi.ingestion.open_source`).
         out: ``map.tif`` (COG; needs a CRS) or ``map.zarr``.
         bundle: bundle directory (default ``runs/latest``).
         probabilities: optional per-class probabilities path (``.tif`` uint8 scaled / ``.zarr`` float16).
@@ -473,4 +263,4 @@ def classify(
         return run(info)
 
 
-__all__ = ["ClassifyResult", "MapOutputs", "classify", "paused_timeout", "resolve_bundle", "write_map"]
+__all__ = ["ClassifyResult", "MapOutputs", "classify", "paused_timeout", "resolve_bundle", "wait_unless_paused", "write_map"]

@@ -14,6 +14,9 @@ Probabilities and confidence encodings (documented choice):
 * in ``.tif``: uint8 ``round(p · 254)`` with band scale ``1/254`` and nodata 255 (error ≤ 0.002);
   GeoTIFF readers everywhere understand it, and it is 2× smaller than float16. Overviews: AVERAGE.
 
+Every map records what it was made from — bundle path and sha256, scene source and identity —
+as ``GEOHSI_*`` dataset tags of the GeoTIFF or attributes of the Zarr store (:func:`read_identity`).
+
 With a ``.tif`` map, ``--confidence`` writes ``NAME.confidence.tif`` beside it; with ``.zarr`` it
 is a ``confidence`` variable of the same store.
 
@@ -39,6 +42,8 @@ PROB_SCALE = 254
 PROB_NODATA = 255
 COG_BLOCK = 512
 STRIP_ROWS = 512
+#: prefix of the dataset tags a GeoTIFF map records its bundle and scene in.
+TAG_PREFIX = "GEOHSI_"
 
 
 def labels_from_probabilities(probs: Any, class_ids: np.ndarray) -> Any:
@@ -139,7 +144,9 @@ def _cog_copy(src: Path, dst: Path, resampling: str) -> None:
     )
 
 
-def write_class_cog(group: str | os.PathLike, dst: Path, *, crs: Any, transform: Any, classes: Legend) -> None:
+def write_class_cog(
+    group: str | os.PathLike, dst: Path, *, crs: Any, transform: Any, classes: Legend, identity: dict[str, str] | None = None
+) -> None:
     """Convert a group's ``classes`` array to a COG at ``dst`` (colour table, class names, nodata 0, MODE overviews).
 
     Args:
@@ -149,6 +156,8 @@ def write_class_cog(group: str | os.PathLike, dst: Path, *, crs: Any, transform:
         crs: the map's CRS.
         transform: its affine transform.
         classes: the legend (colour table, ``CLASS_<id>`` band tags, ``GEOHSI_CLASSES`` dataset tag).
+        identity: what the map was made from (``bundle``, ``bundle_sha256``, ``scene``,
+            ``scene_identity``), stored as ``GEOHSI_<KEY>`` dataset tags (see :func:`read_identity`).
     """
     import rasterio
     import zarr
@@ -165,6 +174,8 @@ def write_class_cog(group: str | os.PathLike, dst: Path, *, crs: Any, transform:
         cmap.update({c.id: _rgba(c.color) for c in classes})
         out.write_colormap(1, cmap)
         out.update_tags(GEOHSI_CLASSES=json.dumps(classes.to_list()))
+        if identity:
+            out.update_tags(**{f"{TAG_PREFIX}{k.upper()}": str(v) for k, v in identity.items()})
         out.update_tags(1, **{f"CLASS_{c.id}": c.name for c in classes}, CLASS_0="nodata")
         out.set_band_description(1, "class id (0 = nodata)")
     _cog_copy(tiled, dst, "MODE")
@@ -238,14 +249,43 @@ def write_zarr_map(
     ds.to_zarr(dst, mode="w", zarr_format=3, consolidated=False)
 
 
+def read_identity(path: str | os.PathLike) -> dict[str, str] | None:
+    """What a map written by geohsi records about its making (``bundle_sha256``, ``scene_identity``, …).
+
+    Reads the ``GEOHSI_*`` dataset tags of a GeoTIFF map or the attributes of a Zarr map.
+
+    Returns:
+        The recorded keys in lower case, or ``None`` when the path is not a readable map or records nothing.
+    """
+    p = Path(path)
+    keys = ("bundle", "bundle_sha256", "scene", "scene_identity")
+    try:
+        if p.suffix.lower() == ".zarr":
+            import zarr
+
+            attrs = dict(zarr.open_group(str(p), mode="r").attrs)
+            found = {k: str(attrs[k]) for k in keys if k in attrs}
+        else:
+            import rasterio
+
+            with rasterio.open(p) as src:
+                tags = src.tags()
+            found = {k: tags[f"{TAG_PREFIX}{k.upper()}"] for k in keys if f"{TAG_PREFIX}{k.upper()}" in tags}
+    except Exception:  # noqa: BLE001 - an unreadable or foreign file records nothing
+        return None
+    return found or None
+
+
 __all__ = [
     "MAP_SUFFIXES",
     "NODATA",
     "PROB_NODATA",
     "PROB_SCALE",
+    "TAG_PREFIX",
     "check_suffix",
     "class_dtype",
     "labels_from_probabilities",
+    "read_identity",
     "require_crs",
     "write_class_cog",
     "write_scaled_cog",

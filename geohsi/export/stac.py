@@ -26,11 +26,14 @@ PathLike = str | os.PathLike
 
 EXT_EO = "https://stac-extensions.github.io/eo/v1.1.0/schema.json"
 EXT_RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
-EXT_PROJ = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
+EXT_PROJ = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 EXT_MLM = "https://stac-extensions.github.io/mlm/v1.4.0/schema.json"
 EXT_CLASSIFICATION = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
 EXT_LABEL = "https://stac-extensions.github.io/label/v1.0.1/schema.json"
 EXT_FILE = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
+
+#: STAC version of the items and catalogues geohsi writes for maps (pystac validates it offline).
+STAC_VERSION = "1.1.0"
 
 #: The vendored MLM JSON schema (see ``geohsi/schemas/README.md``).
 MLM_SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "mlm-v1.4.0.schema.json"
@@ -40,8 +43,11 @@ _TORCH_DTYPES = {"float32": "float32", "bfloat16": "float32", "float16": "float1
 
 
 def _classification_classes(legend: Any) -> list[dict[str, Any]]:
-    """A legend as classification-extension class objects (``value``, ``name``, ``color_hint``)."""
-    return [{"value": c.id, "name": c.name, **({"color_hint": c.color.lstrip("#").upper()} if c.color else {})} for c in legend]
+    """A legend as classification-extension v1.1 class objects (``value``, ``description`` — required —, ``name``, ``color_hint``)."""
+    return [
+        {"value": c.id, "description": c.name, "name": c.name, **({"color_hint": c.color.lstrip("#").upper()} if c.color else {})}
+        for c in legend
+    ]
 
 
 def bundle_item(
@@ -192,61 +198,97 @@ def write_item(item: dict[str, Any], out: PathLike, *, overwrite: bool = False) 
     Raises:
         OutputError: exists without ``overwrite``.
     """
-    from geohsi.files import atomic_output
+    from geohsi.files import write_bytes_atomic
 
-    p = Path(out)
-    with atomic_output(p, overwrite) as tmp:
-        Path(tmp).write_text(json.dumps(item, indent=1) + "\n")
-    return p
+    return write_bytes_atomic(Path(out), (json.dumps(item, indent=1) + "\n").encode(), overwrite=overwrite)
+
+
+#: media types of map assets by suffix.
+MEDIA_TYPES = {
+    ".tif": "image/tiff; application=geotiff; profile=cloud-optimized",
+    ".tiff": "image/tiff; application=geotiff; profile=cloud-optimized",
+    ".zarr": "application/vnd+zarr",
+    ".png": "image/png",
+    ".json": "application/json",
+}
+
+
+def _map_grid(mp: Path) -> tuple[Any, Any, int, int, Any, str]:
+    """``(crs, transform, height, width, nodata, dtype)`` of a GeoTIFF or Zarr map."""
+    try:
+        if mp.suffix.lower() == ".zarr":
+            import xarray as xr
+
+            with xr.open_zarr(mp, consolidated=False, decode_coords="all", mask_and_scale=False) as ds:
+                v = ds["classes"]
+                crs = ds.rio.crs if int(ds.attrs.get("georeferenced", 1)) else None
+                return crs, ds.rio.transform(), int(v.sizes["y"]), int(v.sizes["x"]), 0, str(v.dtype)
+        import rasterio
+
+        with rasterio.open(mp) as src:
+            return src.crs, src.transform, src.height, src.width, src.nodata, src.dtypes[0]
+    except Exception as e:
+        raise InputFormatError(
+            f"cannot read map {mp}: {' '.join(str(e).split())[:150]}; pass a map written by 'geohsi classify'"
+        ) from e
 
 
 def map_item(
-    map_path: PathLike, bundle: PathLike, scene: PathLike | None = None, *, item_id: str | None = None, href: str | None = None
+    map_path: PathLike,
+    bundle: Any,
+    scene: Any = None,
+    *,
+    item_id: str | None = None,
+    href: str | None = None,
+    source_href: str | None = None,
+    properties: dict[str, Any] | None = None,
+    assets: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Describe a classification map (GeoTIFF/COG or Zarr written by ``geohsi classify``) as a STAC Item.
+    """Describe a classification map (COG or Zarr written by ``geohsi classify``) as a STAC Item.
 
     Uses the classification extension (``classification:classes`` on the asset) and the label
     extension (``label:type`` raster, ``label:tasks`` classification, class names), the projection
-    of the map, and links the model bundle (``rel: via``) and the source scene (``rel: derived_from``).
+    of the map (projection extension v2: ``proj:code`` or ``proj:wkt2``), and links the model
+    bundle (``rel: via``) and the source scene or STAC item (``rel: derived_from``). A pixel-grid
+    map (no CRS) has ``geometry: null`` and no ``proj:*`` fields.
 
     Args:
-        map_path: the map file (single-band class ids) written by classify.
-        bundle: the bundle that produced it (for the classes and the model link).
-        scene: the classified scene store (its acquisition time becomes the item datetime).
+        map_path: the map (single-band class ids) written by classify.
+        bundle: the bundle that produced it (a directory or a loaded :class:`~geohsi.bundle.Bundle`).
+        scene: the classified scene (a store path or an opened Dataset): its acquisition time
+            becomes the item datetime (else the time of writing).
         item_id: default: the map's file stem.
         href: the map's href in the catalogue (default: its absolute local path).
+        source_href: the ``derived_from`` link (default: the scene path, when ``scene`` is one).
+        properties: extra item properties (e.g. ``geohsi:*`` provenance and class statistics).
+        assets: extra assets (quicklook, confidence, probabilities) by key.
 
     Returns:
-        The STAC Item as a JSON-able dict.
+        The STAC Item (STAC 1.1) as a JSON-able dict.
 
     Raises:
         InputFormatError: the map cannot be read; ModelError: invalid bundle.
     """
-    import rasterio
+    from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
 
-    from geohsi.bundle import load_bundle
+    from geohsi.bundle import Bundle, load_bundle
 
-    b = load_bundle(bundle)
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     mp = Path(map_path)
-    try:
-        with rasterio.open(mp) as src:
-            crs, tf, h, w, nodata, dtype = src.crs, src.transform, src.height, src.width, src.nodata, src.dtypes[0]
-            bounds = src.bounds
-    except Exception as e:
-        raise InputFormatError(
-            f"cannot read map {mp}: {' '.join(str(e).split())[:150]}; pass the GeoTIFF written by 'geohsi classify'"
-        ) from e
+    crs, tf, h, w, nodata, dtype = _map_grid(mp)
     geometry = bbox = None
     if crs is not None:
-        w_, s_, e_, n_ = transform_bounds(crs, "EPSG:4326", *bounds)
+        w_, s_, e_, n_ = transform_bounds(crs, "EPSG:4326", *array_bounds(h, w, tf))
         bbox = [w_, s_, e_, n_]
         geometry = {"type": "Polygon", "coordinates": [[[w_, s_], [e_, s_], [e_, n_], [w_, n_], [w_, s_]]]}
     when = None
     if scene is not None:
+        import xarray as xr
+
         from geohsi.scene import open_scene
 
-        when = open_scene(scene).attrs.get("acquisition_time")
+        when = (scene if isinstance(scene, xr.Dataset) else open_scene(scene)).attrs.get("acquisition_time")
     classes = _classification_classes(b.classes)
     props: dict[str, Any] = {
         "datetime": _rfc3339(when) if when else datetime.now(UTC).isoformat(timespec="seconds"),
@@ -257,26 +299,24 @@ def map_item(
         "label:classes": [{"name": None, "classes": [c["name"] for c in classes]}],
         "label:methods": ["automated"],
     }
+    extensions = [EXT_LABEL, EXT_CLASSIFICATION, EXT_RASTER]
     if crs is not None:
-        props.update(
-            {
-                "proj:code": f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else None,
-                "proj:shape": [h, w],
-                "proj:transform": list(tf)[:6],
-            }
-        )
-        if props["proj:code"] is None:
-            props.pop("proj:code")
-            props["proj:wkt2"] = crs.to_wkt()
+        extensions.append(EXT_PROJ)
+        epsg = crs.to_epsg()
+        props.update({"proj:code": f"EPSG:{epsg}"} if epsg else {"proj:wkt2": crs.to_wkt()})
+        props.update({"proj:shape": [h, w], "proj:transform": list(tf)[:6]})
+    props.update(properties or {})
     links = [
         {"rel": "via", "href": str(Path(b.path).resolve() / "bundle.json"), "type": "application/json", "title": "model bundle"}
     ]
-    if scene is not None:
-        links.append({"rel": "derived_from", "href": str(Path(scene).resolve()), "title": "classified scene"})
+    if source_href is None and scene is not None and not hasattr(scene, "attrs"):
+        source_href = str(Path(scene).resolve())
+    if source_href is not None:
+        links.append({"rel": "derived_from", "href": source_href, "title": "classified scene"})
     return {
         "type": "Feature",
-        "stac_version": "1.0.0",
-        "stac_extensions": [EXT_LABEL, EXT_CLASSIFICATION, EXT_PROJ, EXT_RASTER],
+        "stac_version": STAC_VERSION,
+        "stac_extensions": extensions,
         "id": item_id or mp.stem,
         "geometry": geometry,
         **({"bbox": bbox} if bbox else {}),
@@ -285,15 +325,71 @@ def map_item(
         "assets": {
             "map": {
                 "href": href or str(mp.resolve()),
-                "type": "image/tiff; application=geotiff; profile=cloud-optimized"
-                if mp.suffix.lower() in (".tif", ".tiff")
-                else "application/octet-stream",
+                "type": MEDIA_TYPES.get(mp.suffix.lower(), "application/octet-stream"),
+                "title": "class map",
                 "roles": ["data", "labels", "labels-raster"],
                 "classification:classes": classes,
                 "raster:bands": [{"data_type": dtype, **({"nodata": nodata} if nodata is not None else {})}],
-            }
+            },
+            **(assets or {}),
         },
     }
+
+
+def write_map_collection(
+    out: PathLike, items: Sequence[dict[str, Any]], *, collection_id: str, description: str, overwrite: bool = True
+) -> dict[str, Any]:
+    """Write a self-contained STAC Collection of map items beside them (``catalog.json``), atomically.
+
+    The items are expected as files in the same directory (``./<id>.json``); each gets ``root``,
+    ``parent`` and ``collection`` links to the collection. The collection's spatial extent is the
+    union of the items' bboxes (the whole globe when no map is georeferenced), its temporal extent
+    spans their datetimes.
+
+    Args:
+        out: the collection file (``maps/catalog.json``).
+        items: the map items (from :func:`map_item`), already linked with :func:`link_item`.
+        collection_id: the collection id.
+        description: its description.
+        overwrite: replace an existing file (a batch rewrites its catalogue on every run).
+
+    Returns:
+        The collection as a JSON-able dict.
+    """
+    boxes = [it["bbox"] for it in items if it.get("bbox")]
+    bbox = (
+        [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+        if boxes
+        else [-180.0, -90.0, 180.0, 90.0]
+    )
+    times = sorted(it["properties"]["datetime"] for it in items if it["properties"].get("datetime"))
+    collection = {
+        "type": "Collection",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": [],
+        "id": collection_id,
+        "description": description,
+        "license": "other",
+        "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[times[0], times[-1]] if times else [None, None]]}},
+        "links": [
+            {"rel": "root", "href": "./" + Path(out).name, "type": "application/json"},
+            *({"rel": "item", "href": f"./{it['id']}.json", "type": "application/geo+json", "title": it["id"]} for it in items),
+        ],
+    }
+    from geohsi.files import write_bytes_atomic
+
+    write_bytes_atomic(Path(out), (json.dumps(collection, indent=1) + "\n").encode(), overwrite=overwrite)
+    return collection
+
+
+def link_item(item: dict[str, Any], collection_id: str, catalog_name: str = "catalog.json") -> dict[str, Any]:
+    """Make a map item a member of the collection in the same directory (``root``/``parent``/``collection`` links)."""
+    item["collection"] = collection_id
+    keep = [ln for ln in item["links"] if ln["rel"] not in ("root", "parent", "collection")]
+    item["links"] = keep + [
+        {"rel": rel, "href": f"./{catalog_name}", "type": "application/json"} for rel in ("root", "parent", "collection")
+    ]
+    return item
 
 
 def _rfc3339(value: str) -> str:
@@ -331,4 +427,15 @@ def bundle_stac(
     return item
 
 
-__all__ = ["EXT_MLM", "MLM_SCHEMA_PATH", "bundle_item", "bundle_stac", "map_item", "validate_mlm", "write_item"]
+__all__ = [
+    "EXT_MLM",
+    "MLM_SCHEMA_PATH",
+    "STAC_VERSION",
+    "bundle_item",
+    "bundle_stac",
+    "link_item",
+    "map_item",
+    "validate_mlm",
+    "write_item",
+    "write_map_collection",
+]

@@ -135,11 +135,11 @@ class _H5Cube:
             with h5py.File(self.path, "r") as f:
                 block = f[self.name][tuple(h5_key)]
         except Exception as e:  # h5py: OSError/RuntimeError/KeyError/ValueError for damaged files
-            raise InputFormatError(
-                f"cannot read {self.name!r} from {self.path} ({' '.join(str(e).split())[:120]}); "
-                "the file may be truncated, check the file"
-            ) from e
-        return np.ascontiguousarray(np.transpose(block, self.perm))
+            why = " ".join(str(e).split())[:120]
+        else:
+            return np.ascontiguousarray(np.transpose(block, self.perm))
+        # outside the except block: read on a Dask worker, the error must unpickle on the client
+        raise InputFormatError(f"cannot read {self.name!r} from {self.path} ({why}); the file may be truncated, check the file")
 
 
 def _band_axis(band_axis: int | None) -> int:

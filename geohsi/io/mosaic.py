@@ -176,7 +176,15 @@ class TileMosaic:
             with rasterio.open(path) as src:
                 return src.read(bands, window=win)
         except (RasterioError, OSError) as e:
-            raise InputFormatError(f"cannot read {path} window {win}: {' '.join(str(e).split())[:150]}; {self.hint}") from e
+            # rasterio's own message is often "Read failed. See previous exception"; GDAL's is in the chain
+            causes = [e]
+            while causes[-1].__cause__ is not None and len(causes) < 5:
+                causes.append(causes[-1].__cause__)
+            why = next((str(c) for c in causes if "previous exception" not in str(c)), str(e))
+            why = " ".join(why.split())[:150]
+        # Raised outside the except block, with no chained cause: read on a Dask worker, the error
+        # travels to the client, and GDAL's chained errors do not unpickle there (tblib).
+        raise InputFormatError(f"cannot read {path} window {win}: {why}; {self.hint}")
 
 
 __all__ = ["ALIGN_TOL", "GridTile", "TileMosaic", "check_same_grid", "gap_fill", "no_data_value", "tile_offset", "union_grid"]

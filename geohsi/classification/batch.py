@@ -1,0 +1,645 @@
+"""Batch mapping: many scenes — scene stores, source files or STAC items — to maps and a STAC catalogue
+in one cluster session (``geohsi classify SCENE... --out-dir maps/``).
+
+::
+
+    scenes ──open lazily (client)──► pick the bundle that fits ──► MapJob.submit  ┐  at most
+                                                                                  │  `scenes_in_flight`
+    workers: one model per process and bundle, kept for every scene ◄─────────────┘  scenes at once
+    first finished job ──► MapJob.finish (COG/Zarr, PNG) ──► STAC item ──► next scene submitted
+    end (or Ctrl-C / SIGTERM) ──► catalog.json (Collection of every complete map) + summary.json
+
+The cluster starts once. Scenes are pipelined: while one scene's outputs are written on the
+client, the next scenes' chunks are already queued on the workers, and no more than
+``scenes_in_flight`` scenes are submitted at a time, so memory stays bounded whatever the batch
+size. Each worker process loads each bundle once (:mod:`~geohsi.classification.worker`) and keeps
+it for every scene.
+
+Per scene the outputs are ``<name>.tif`` (COG; ``.zarr`` for pixel grids or with
+``format="zarr"``), ``<name>.png``, optionally ``<name>.confidence.tif`` and
+``<name>.probabilities.tif|.zarr``, and ``<name>.json``: the map's STAC Item (classification +
+label extensions, ``derived_from`` the source, ``via`` the bundle, ``geohsi:*`` provenance and
+class areas). The item is written last, so its presence marks a complete map.
+
+A scene that cannot be read or does not fit any bundle is recorded as failed with its one-line
+error and the batch goes on. Re-running the same batch skips every scene whose map is complete
+for the same bundle hash and scene identity (read from the item and the map's tags), resumes
+partial scenes from their parts stores, and recomputes nothing else; ``overwrite`` redoes all.
+
+Class areas come from the same pass: every chunk's completion marker holds its pixels and
+ground area per class (:func:`geohsi.scene.pixel_areas`: projected pixel size, or geodesic
+pixel areas for geographic CRSs; none for pixel grids).
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
+from geohsi.console import say
+from geohsi.errors import BandMismatchError, BatchError, ClusterError, GeohsiError, OutputError, UsageError
+
+#: file names of the batch's own outputs in the output directory.
+CATALOG_NAME = "catalog.json"
+SUMMARY_NAME = "summary.json"
+#: ``format`` values: ``auto`` writes a COG for georeferenced scenes and Zarr for pixel grids.
+FORMATS = ("auto", "tif", "zarr")
+#: item properties recording what a map was made from (compared on a rerun).
+PROVENANCE_KEYS = ("bundle_sha256", "scene_identity")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass
+class SceneRecord:
+    """One scene of a batch, as ``summary.json`` holds it.
+
+    Attributes:
+        name: the scene's name (output file stem).
+        source: the path or STAC item it was read from.
+        status: ``done`` (mapped in this run), ``skipped`` (complete from an earlier run),
+            ``failed``, ``interrupted`` (stopped mid-way; a rerun resumes it) or ``not started``.
+        message: the one-line error of a failed scene (or why it was interrupted).
+        bundle: the bundle that mapped it.
+        outputs: files written for it.
+        item: its STAC item file.
+        valid_pixels: classified pixels of the map.
+        seconds: from submission to the last chunk (scenes in flight together overlap).
+        pixels_per_second: pixels computed in this run per second.
+        chunks: chunks of the map.
+        computed: chunks computed in this run.
+        reused: chunks reused from an interrupted run.
+        classes: per class ``{id, name, pixels, percent, area_ha}`` (``area_ha`` ``None`` for pixel grids).
+        area_note: how the areas were computed, or why not.
+    """
+
+    name: str
+    source: str
+    status: str = "not started"
+    message: str | None = None
+    bundle: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    item: str | None = None
+    valid_pixels: int = 0
+    seconds: float = 0.0
+    pixels_per_second: float | None = None
+    chunks: int = 0
+    computed: int = 0
+    reused: int = 0
+    classes: list[dict[str, Any]] = field(default_factory=list)
+    area_note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: one :class:`SceneRecord` per scene, and the batch totals.
+
+    Attributes:
+        scenes: the records, in input order.
+        out_dir: the output directory.
+        catalog: ``catalog.json`` (a STAC Collection of every complete map), or ``None`` when none is.
+        summary: ``summary.json``.
+        seconds: wall time of the batch (cluster start-up excluded).
+        workers: workers of the cluster.
+        model_tasks: model task executions on the workers during the batch (``None`` when unknown).
+        forward_seconds: worker seconds inside the model forward during the batch.
+        dashboard: the Dask dashboard link, if any.
+    """
+
+    scenes: list[SceneRecord]
+    out_dir: Path
+    catalog: Path | None = None
+    summary: Path | None = None
+    seconds: float = 0.0
+    workers: int = 0
+    model_tasks: int | None = None
+    forward_seconds: float | None = None
+    dashboard: str | None = None
+
+    @property
+    def failed(self) -> list[SceneRecord]:
+        """Scenes that failed."""
+        return [s for s in self.scenes if s.status == "failed"]
+
+    @property
+    def forward_share(self) -> float | None:
+        """Share of the workers' wall time spent in the model forward over the whole batch."""
+        if self.forward_seconds is None or not self.workers or self.seconds <= 0:
+            return None
+        return min(1.0, self.forward_seconds / (self.seconds * self.workers))
+
+    def counts(self) -> dict[str, int]:
+        """Scenes per status."""
+        out: dict[str, int] = {}
+        for s in self.scenes:
+            out[s.status] = out.get(s.status, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        from geohsi.version import __version__
+
+        return {
+            "geohsi_version": __version__,
+            "written": datetime.now(UTC).isoformat(timespec="seconds"),
+            "out_dir": str(self.out_dir),
+            "catalog": self.catalog.name if self.catalog else None,
+            "scenes_by_status": self.counts(),
+            "seconds": round(self.seconds, 3),
+            "workers": self.workers,
+            "model_tasks": self.model_tasks,
+            "forward_share": None if self.forward_share is None else round(self.forward_share, 4),
+            "scenes": [s.to_dict() for s in self.scenes],
+        }
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`~geohsi.errors.BatchError` when any scene failed (what the CLI's exit code reports).
+
+        Raises:
+            BatchError: naming how many scenes failed and where the summary is.
+        """
+        if self.failed:
+            first = self.failed[0]
+            raise BatchError(
+                f"{len(self.failed)} of {len(self.scenes)} scenes failed (first: {first.name}: {first.message}); "
+                f"see {self.summary} for each error, fix them and rerun the same command to map the rest"
+            )
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def expand_scenes(patterns: Sequence[str | os.PathLike], from_list: str | os.PathLike | None = None) -> list[str]:
+    """The scene paths of a batch: arguments and the lines of a list file, with globs expanded.
+
+    A pattern with ``*``, ``?`` or ``[`` that names no existing path is expanded (sorted); list
+    lines are paths relative to the working directory, blank lines and ``#`` comments are skipped.
+
+    Args:
+        patterns: paths or glob patterns.
+        from_list: a text file of paths (or patterns), one per line.
+
+    Returns:
+        The paths, in order, each once.
+
+    Raises:
+        UsageError: a pattern matches nothing, or the list file cannot be read.
+    """
+    items = [str(p) for p in patterns]
+    if from_list is not None:
+        try:
+            lines = Path(from_list).read_text().splitlines()
+        except OSError as e:
+            raise UsageError(f"cannot read --from-list {from_list}: {e.strerror or e}; give a text file of scene paths") from e
+        items += [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    out: list[str] = []
+    for it in items:
+        if not Path(it).exists() and _GLOB_CHARS & set(it):
+            found = sorted(glob.glob(it))
+            if not found:
+                raise UsageError(f"no file matches {it!r}; check the pattern (quote it so the shell does not expand it)")
+            out += found
+        else:
+            out.append(it)
+    return list(dict.fromkeys(out))
+
+
+def scene_name(src: Any) -> str:
+    """The output name of a scene: the STAC item id, else the file or store name without its suffix."""
+    if hasattr(src, "assets") and hasattr(src, "id"):
+        return str(src.id)
+    p = Path(src)
+    return p.stem if p.suffix else p.name
+
+
+def _names(sources: Sequence[Any]) -> list[str]:
+    names = [scene_name(s) for s in sources]
+    seen: dict[str, int] = {}
+    for k, n in enumerate(names):
+        if n in seen:
+            raise UsageError(
+                f"scenes {sources[seen[n]]} and {sources[k]} would both be mapped to {n}.*; "
+                "rename one or map them into separate --out-dir directories"
+            )
+        seen[n] = k
+    return names
+
+
+def _source_text(src: Any) -> str:
+    if hasattr(src, "assets") and hasattr(src, "id"):
+        return src.get_self_href() or f"stac:{src.id}"
+    return str(src)
+
+
+def _pick_bundle(ds: Any, bundles: Sequence[Any], source: str) -> Any:
+    """The first bundle whose spectral transform and head accept the scene."""
+    errors = []
+    h, w = int(ds.sizes["y"]), int(ds.sizes["x"])
+    for b in bundles:
+        try:
+            b.transform.check_scene(ds)
+            b.head.check_scene(h, w, source, str(b.path))
+            return b
+        except GeohsiError as e:
+            errors.append(e)
+    if len(bundles) == 1:
+        raise errors[0]
+    raise BandMismatchError(
+        f"none of the {len(bundles)} bundles fits {source} (first: {errors[0]}); add a bundle trained for this sensor"
+    )
+
+
+# --------------------------------------------------------------------------- per-scene outputs
+
+
+def class_rows(legend: Any, pixels: dict[int, int], area_m2: dict[int, float] | None) -> list[dict[str, Any]]:
+    """Per class of the legend: ``{id, name, pixels, percent, area_ha}`` (``area_ha`` ``None`` without areas)."""
+    total = sum(pixels.values())
+    return [
+        {
+            "id": int(c.id),
+            "name": c.name,
+            "pixels": int(pixels.get(int(c.id), 0)),
+            "percent": round(100.0 * pixels.get(int(c.id), 0) / total, 4) if total else 0.0,
+            "area_ha": None if area_m2 is None else round(area_m2.get(int(c.id), 0.0) / 1e4, 4),
+        }
+        for c in legend
+    ]
+
+
+def _outputs(out_dir: Path, name: str, kind: str, with_probabilities: bool, confidence: bool) -> MapOutputs:
+    prob = out_dir / f"{name}.probabilities.{kind}" if with_probabilities else None
+    return MapOutputs.resolve(out_dir / f"{name}.{kind}", prob, confidence)
+
+
+def _item_path(out: MapOutputs) -> Path:
+    return out.map.with_suffix(".json")
+
+
+def _read_item(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _completion(out: MapOutputs, provenance: dict[str, str]) -> str:
+    """``complete``, ``absent`` (nothing there), ``ours`` (a partial run of the same map) or ``foreign``.
+
+    A map is complete when its item exists (written last), records the same bundle hash and scene
+    identity, every output exists, and the map's own tags say the same.
+    """
+    from geohsi.export.maps import read_identity
+
+    item = _read_item(_item_path(out))
+    existing = [p for p in [*out.paths, _item_path(out)] if p.exists()]
+    if not existing:
+        return "absent"
+    tags = read_identity(out.map) if out.map.exists() else None
+    same_map = tags is not None and all(tags.get(k) == provenance[k] for k in PROVENANCE_KEYS)
+    props = (item or {}).get("properties", {})
+    same_item = item is not None and all(props.get(f"geohsi:{k}") == provenance[k] for k in PROVENANCE_KEYS)
+    if same_map and same_item and all(p.exists() for p in out.paths):
+        return "complete"
+    if out.map.exists() and not same_map:
+        return "foreign"
+    if item is not None and not same_item:
+        return "foreign"
+    return "ours"
+
+
+def _write_item(job: MapJob, res: ClassifyResult, src: Any, rows: list[dict[str, Any]], collection_id: str) -> Path:
+    """The map's STAC item (``<name>.json``), linked into the batch's collection."""
+    from geohsi.export.stac import MEDIA_TYPES, link_item, map_item, write_item
+
+    out = job.outputs
+    extra: dict[str, dict[str, Any]] = {}
+    for key, p, roles, title in (
+        ("overview", out.quicklook, ["overview", "visual"], "quicklook"),
+        ("confidence", out.confidence_tif, ["data", "quality"], "probability of the predicted class (value / 254)"),
+        ("probabilities", out.probabilities, ["data", "probabilities"], "per-class probabilities"),
+    ):
+        if p is not None and p.exists():
+            extra[key] = {"href": f"./{p.name}", "type": MEDIA_TYPES.get(p.suffix.lower()), "roles": roles, "title": title}
+    source_href = src.get_self_href() if hasattr(src, "get_self_href") else str(Path(src).resolve())
+    props = {f"geohsi:{k}": v for k, v in job.identity.items()}
+    props.update({"geohsi:valid_pixels": res.mapped_pixels, "geohsi:class_stats": rows, "geohsi:area_note": res.area_note})
+    item = map_item(
+        out.map,
+        job.plan.bundle,
+        job.plan.scene,
+        item_id=out.map.stem,
+        href=f"./{out.map.name}",
+        source_href=source_href or f"stac:{getattr(src, 'id', '')}",
+        properties=props,
+        assets=extra,
+    )
+    link_item(item, collection_id)
+    return write_item(item, _item_path(out), overwrite=True)
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+class _Batch:
+    """The state of one batch run (see :func:`classify_many`)."""
+
+    def __init__(self, sources: list[Any], bundles: list[Any], out_dir: Path, opts: dict[str, Any], log: Callable) -> None:
+        self.sources, self.bundles, self.out_dir, self.opts, self.log = sources, bundles, out_dir, opts, log
+        self.names = _names(sources)
+        self.records = [SceneRecord(n, _source_text(s)) for n, s in zip(self.names, sources, strict=True)]
+        self.collection_id = out_dir.resolve().name or "geohsi-maps"
+        self.in_flight: list[tuple[int, MapJob]] = []
+
+    def _say(self, k: int, text: str) -> None:
+        self.log(f"[{k + 1}/{len(self.records)}] {self.names[k]}: {text}")
+
+    def start(self, k: int, info: Any) -> None:
+        """Open scene ``k``, check it, and submit its missing chunks (or record it skipped / failed)."""
+        from geohsi.classification.plan import build_plan
+        from geohsi.ingestion import open_source
+        from geohsi.scene import scene_crs
+
+        rec, src, o = self.records[k], self.sources[k], self.opts
+        try:
+            ds = open_source(src)
+            b = _pick_bundle(ds, self.bundles, rec.source)
+            rec.bundle = str(b.path)
+            crs = scene_crs(ds)
+            kind = o["format"] if o["format"] != "auto" else ("tif" if crs is not None else "zarr")
+            out = _outputs(self.out_dir, rec.name, kind, o["with_probabilities"], o["confidence"])
+            out.check_georeference(rec.source, crs)
+            plan = build_plan(
+                ds,
+                b,
+                chunks=o["chunks"],
+                batch_size=o["batch_size"],
+                device=info.device,
+                precision=o["precision"],
+                gpu_resources=info.gpu_resources,
+                torch_threads=info.torch_threads,
+                host_workers=info.host_workers,
+            )
+            job = MapJob(plan, out, resume=o["resume"], overwrite=o["overwrite"], log=self.log)
+            state = "absent" if o["overwrite"] else _completion(out, job.identity)
+            if state == "complete":
+                self._skip(k, out)
+                return
+            if state == "foreign":
+                raise OutputError(
+                    f"{out.map} (or its item) exists and was not made from this bundle and scene; "
+                    "pass --overwrite to replace it or choose another --out-dir"
+                )
+            job.overwrite = o["overwrite"] or state == "ours"  # our own partial outputs are replaced
+            out.check_writable(job.overwrite)
+            job.submit(info.client)
+        except GeohsiError as e:
+            self._fail(k, e)
+            return
+        rec.status = "running"
+        self.in_flight.append((k, job))
+
+    def _skip(self, k: int, out: MapOutputs) -> None:
+        rec = self.records[k]
+        item = _read_item(_item_path(out)) or {}
+        props = item.get("properties", {})
+        rec.status, rec.item = "skipped", str(_item_path(out))
+        rec.outputs = [str(p) for p in [*out.paths, out.quicklook] if p.exists()]
+        rec.classes = props.get("geohsi:class_stats", [])
+        rec.valid_pixels = int(props.get("geohsi:valid_pixels", 0))
+        rec.area_note = props.get("geohsi:area_note", "")
+        self._say(k, "complete from an earlier run for the same bundle and scene; skipped")
+
+    def _fail(self, k: int, e: BaseException) -> None:
+        rec = self.records[k]
+        rec.status, rec.message = "failed", " ".join(str(e).split())
+        self._say(k, f"[red]failed:[/] {rec.message}")
+
+    def finish(self, k: int, job: MapJob, client: Any) -> None:
+        """Gather a finished scene, write its outputs and item, record it."""
+        rec, src = self.records[k], self.sources[k]
+        try:
+            job.gather(client)
+            res = job.finish()
+            rows = class_rows(job.plan.bundle.classes, res.class_pixels, res.class_area_m2)
+            rec.item = str(_write_item(job, res, src, rows, self.collection_id))
+        except GeohsiError as e:
+            self._fail(k, e)
+            return
+        rec.status, rec.outputs, rec.classes, rec.area_note = "done", [str(p) for p in res.outputs], rows, res.area_note
+        rec.valid_pixels, rec.seconds = res.mapped_pixels, round(res.seconds, 3)
+        rec.chunks, rec.computed, rec.reused = res.n_chunks, res.computed, res.reused
+        rec.pixels_per_second = round(res.valid_pixels / res.seconds, 1) if res.seconds > 0 and res.valid_pixels else None
+        rate = f", {rec.pixels_per_second:,.0f} px/s" if rec.pixels_per_second else ""
+        reused = f" ({res.reused} reused)" if res.reused else ""
+        self._say(k, f"{res.computed} of {res.n_chunks} chunks{reused}, {rec.valid_pixels:,} px in {res.seconds:.1f} s{rate}")
+
+    def interrupt(self, client: Any, why: str = "stopped before the map was complete") -> None:
+        """Cancel what is in flight and record every unfinished scene as interrupted (completed chunks stay for a rerun)."""
+        for _, job in self.in_flight:
+            with contextlib.suppress(Exception):  # the cluster may already be gone; the parts store is what matters
+                job.cancel(client)
+        self.in_flight = []
+        for rec in self.records:
+            if rec.status == "running":
+                rec.status, rec.message = "interrupted", f"{why}; rerun the same command to resume it"
+
+    def write_index(self, result: BatchResult) -> None:
+        """``catalog.json`` of every complete map and ``summary.json`` of every scene."""
+        from geohsi.export.stac import write_map_collection
+        from geohsi.files import write_bytes_atomic
+
+        items = [
+            it for r in self.records if r.item and r.status in ("done", "skipped") for it in [_read_item(Path(r.item))] if it
+        ]
+        if items:
+            result.catalog = self.out_dir / CATALOG_NAME
+            write_map_collection(
+                result.catalog,
+                items,
+                collection_id=self.collection_id,
+                description=f"land-cover maps made by geohsi from {len(items)} scenes",
+            )
+        result.summary = self.out_dir / SUMMARY_NAME
+        write_bytes_atomic(result.summary, (json.dumps(result.to_dict(), indent=1) + "\n").encode(), overwrite=True)
+
+
+def _worker_totals(client: Any) -> dict[str, dict[str, float]] | None:
+    from geohsi.classification.worker import worker_stats
+
+    try:
+        return client.run(worker_stats)
+    except Exception:  # noqa: BLE001 - instrumentation only
+        return None
+
+
+def _delta(before: dict | None, after: dict | None, key: str) -> float | None:
+    if before is None or after is None:
+        return None
+    return sum(max(0.0, float(s[key]) - float(before.get(w, {}).get(key, 0.0))) for w, s in after.items())
+
+
+def _load_bundles(bundle: Any, log: Callable[[str], None]) -> list[Any]:
+    from geohsi.bundle import Bundle, load_bundle
+    from geohsi.classification.run import resolve_bundle
+
+    given = bundle if isinstance(bundle, (list, tuple)) else [bundle]
+    if not given:
+        given = [None]
+    return [b if isinstance(b, Bundle) else load_bundle(resolve_bundle(b, log)) for b in given]
+
+
+def classify_many(
+    scenes: Sequence[str | os.PathLike | Any],
+    bundle: str | os.PathLike | Any | Sequence[str | os.PathLike | Any] | None,
+    out_dir: str | os.PathLike,
+    *,
+    format: str = "auto",
+    with_probabilities: bool = False,
+    confidence: bool = False,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    chunks: int | None = None,
+    batch_size: int | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    scenes_in_flight: int = 2,
+    log: Callable[[str], None] = say,
+) -> BatchResult:
+    """Map many scenes with one cluster session into ``out_dir``: what ``geohsi classify --out-dir`` runs.
+
+    Args:
+        scenes: scene stores, source files ``geohsi ingest`` reads (read lazily in place), or
+            ``pystac.Item`` objects (read from their asset hrefs).
+        bundle: a bundle, or several: each scene is mapped with the first one that fits it (bands,
+            wavelengths, size); ``None``: ``runs/latest``.
+        out_dir: the output directory (created).
+        format: ``auto`` (COG for georeferenced scenes, Zarr for pixel grids), ``tif`` or ``zarr``.
+        with_probabilities: also write ``<name>.probabilities.tif|.zarr``.
+        confidence: also write the max-probability band.
+        client: an existing :class:`distributed.Client` (overrides ``scheduler``/``workers``).
+        scheduler: ``tcp://HOST:PORT`` of a running scheduler (default: an embedded ``LocalCluster``).
+        workers: worker processes of the embedded cluster (default: one per core).
+        device: ``cpu`` or ``cuda``.
+        precision: ``fp32`` or ``bf16``.
+        chunks: spatial chunk edge (default: the bundle head's).
+        batch_size: windows (patch) or tiles (dense) per forward.
+        resume: resume partial scenes from their parts stores (``False`` recomputes them).
+        overwrite: redo every scene, replacing its outputs.
+        scenes_in_flight: scenes submitted to the cluster at once (≥ 1): bounds memory; 2 keeps
+            the workers busy while a finished scene is written.
+        log: receives one-line messages (one per scene).
+
+    Returns:
+        A :class:`BatchResult` (what ``summary.json`` holds); failed scenes are in it, not raised —
+        call :meth:`BatchResult.raise_for_failures` to turn them into an error.
+
+    Raises:
+        UsageError: no scenes, two scenes with one output name, bad options.
+        OutputError: ``out_dir`` cannot be created.
+        KeyboardInterrupt: on Ctrl-C / SIGTERM, after cancelling the work in flight and writing
+            ``summary.json`` and ``catalog.json`` of what is complete.
+
+    Example:
+        >>> res = classify_many(sorted(Path("tiles").glob("*.tif")), "runs/latest", "maps")  # doctest: +SKIP
+
+    .. versionadded:: 0.2
+    """
+    from geohsi.classification.cluster import ClusterInfo, gpu_worker_count, host_threads, open_cluster
+    from geohsi.classification.run import paused_timeout, wait_unless_paused
+
+    sources = list(scenes)
+    if not sources:
+        raise UsageError("no scenes given; pass scene files, --from-list FILE or --stac URL --collection C")
+    if format not in FORMATS:
+        raise UsageError(f"unknown --format {format!r}; use one of {', '.join(FORMATS)}")
+    if isinstance(scenes_in_flight, bool) or int(scenes_in_flight) < 1:
+        raise UsageError(f"--scenes-in-flight must be at least 1, got {scenes_in_flight}")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create --out-dir {out}: {e.strerror or e}; choose a writable directory") from e
+    bundles = _load_bundles(bundle, log)
+    opts = dict(
+        format=format,
+        with_probabilities=with_probabilities,
+        confidence=confidence,
+        chunks=chunks,
+        batch_size=batch_size,
+        precision=precision,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    batch = _Batch(sources, bundles, out, opts, log)
+
+    def run(info: ClusterInfo) -> BatchResult:
+        result = BatchResult(batch.records, out, dashboard=info.dashboard_link)
+        if info.dashboard_link:
+            log(f"Dask dashboard: {info.dashboard_link}")
+        before = _worker_totals(info.client)
+        t0 = time.perf_counter()
+        pending = list(range(len(sources)))
+        limit = paused_timeout()
+        try:
+            while pending or batch.in_flight:
+                while pending and len(batch.in_flight) < scenes_in_flight:
+                    batch.start(pending.pop(0), info)
+                if not batch.in_flight:
+                    continue
+                stuck = wait_unless_paused(info.client, lambda: sum([j.done for _, j in batch.in_flight]) > 0, limit)
+                if stuck:
+                    raise ClusterError(f"{stuck}; completed chunks are kept, rerun the same command to resume")
+                k, job = next((k, j) for k, j in batch.in_flight if j.done)
+                batch.in_flight.remove((k, job))
+                # the next scene goes to the workers before this one's files are written on the client
+                if pending and len(batch.in_flight) < scenes_in_flight:
+                    batch.start(pending.pop(0), info)
+                batch.finish(k, job, info.client)
+        except BaseException as e:
+            batch.interrupt(info.client, "stopped" if isinstance(e, KeyboardInterrupt) else f"stopped: {e}")
+            result.seconds = time.perf_counter() - t0
+            batch.write_index(result)
+            raise
+        result.seconds = time.perf_counter() - t0
+        after = _worker_totals(info.client)
+        result.workers = len(after or {})
+        tasks = _delta(before, after, "tasks")
+        result.model_tasks = None if tasks is None else int(tasks)
+        result.forward_seconds = _delta(before, after, "forward_s")
+        batch.write_index(result)
+        return result
+
+    if client is not None:
+        gpu = device == "cuda" and gpu_worker_count(client) > 0
+        return run(ClusterInfo(client, False, gpu, device, None, host_threads(client)))
+    with open_cluster(scheduler, workers=workers, device=device, warn=lambda m: log(f"[yellow]warning:[/] {m}")) as info:
+        return run(info)
+
+
+__all__ = [
+    "CATALOG_NAME",
+    "FORMATS",
+    "SUMMARY_NAME",
+    "BatchResult",
+    "SceneRecord",
+    "class_rows",
+    "classify_many",
+    "expand_scenes",
+    "scene_name",
+]

@@ -1,0 +1,354 @@
+"""One scene's map, from plan to files: the unit that single-scene and batch classification share.
+
+A :class:`MapJob` holds a built :class:`~geohsi.classification.plan.Plan` and its checked
+:class:`MapOutputs`. :meth:`MapJob.submit` opens the resumable parts store and hands the chunks it
+still lacks to the cluster (one task per chunk: model + region write + completion marker);
+:meth:`MapJob.finish` gathers them and converts the store once into the final COG or Zarr outputs,
+each written under a temporary name and renamed. Between the two the client is free: a batch
+submits the next scene's chunks while this one computes, and finishes one scene while the workers
+compute the next.
+
+The map records what it was made from — the bundle hash and the scene identity — in its GeoTIFF
+tags or Zarr attributes (:func:`map_identity` reads them back), which is how a rerun of a batch
+knows a map is complete for the same bundle and scene.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geohsi.classification.plan import Plan, scene_identity
+from geohsi.console import say
+from geohsi.errors import ClusterError, GeohsiError, UsageError
+from geohsi.export import maps
+
+#: version of the resume identity of a parts store (2: completion markers carry class counts and areas).
+IDENTITY_VERSION = 2
+
+
+@dataclass
+class ClassifyResult:
+    """What a classification run did.
+
+    Attributes:
+        outputs: every file/store written.
+        n_chunks: chunks of the map.
+        computed: chunks computed in this run.
+        reused: chunks taken from an interrupted run's parts store.
+        valid_pixels: classified pixels computed in this run.
+        seconds: wall time of the chunk computation (cluster start-up excluded; in a batch, from
+            the scene's submission to its last chunk, so scenes in flight together overlap).
+        forward_seconds: seconds the workers spent in the model forward in this run (summed over
+            workers; ``None`` when the workers could not be asked or scenes shared the workers).
+        workers: workers of the cluster.
+        dashboard: the Dask dashboard link, if any.
+        class_pixels: pixels of the whole map per class id (chunks of an interrupted run included).
+        class_area_m2: their ground area in m² (``None`` for a pixel grid).
+        area_note: how the areas were computed, or why not.
+    """
+
+    outputs: list[Path] = field(default_factory=list)
+    n_chunks: int = 0
+    computed: int = 0
+    reused: int = 0
+    valid_pixels: int = 0
+    seconds: float = 0.0
+    forward_seconds: float | None = None
+    workers: int = 0
+    dashboard: str | None = None
+    class_pixels: dict[int, int] = field(default_factory=dict)
+    class_area_m2: dict[int, float] | None = None
+    area_note: str = ""
+
+    @property
+    def forward_share(self) -> float | None:
+        """Share of the workers' wall time spent in the model forward (``None`` when unknown)."""
+        if self.forward_seconds is None or not self.workers or self.seconds <= 0:
+            return None
+        return min(1.0, self.forward_seconds / (self.seconds * self.workers))
+
+    @property
+    def mapped_pixels(self) -> int:
+        """Classified pixels of the whole map."""
+        return int(sum(self.class_pixels.values()))
+
+
+@dataclass(frozen=True)
+class MapOutputs:
+    """The files one classification writes, resolved and checked once before any work.
+
+    Attributes:
+        map: ``map.tif`` (COG) or ``map.zarr``.
+        kind: ``tif`` or ``zarr``.
+        probabilities: per-class probabilities path, or ``None``.
+        probabilities_kind: its ``tif``/``zarr`` kind.
+        confidence: whether the max-probability band is written (``NAME.confidence.tif`` beside a
+            ``.tif`` map; a variable of a ``.zarr`` map).
+    """
+
+    map: Path
+    kind: str
+    probabilities: Path | None = None
+    probabilities_kind: str | None = None
+    confidence: bool = False
+
+    @classmethod
+    def resolve(
+        cls, out: str | os.PathLike, probabilities: str | os.PathLike | None = None, confidence: bool = False
+    ) -> MapOutputs:
+        """Name the outputs.
+
+        Raises:
+            UsageError: an unknown suffix, or the same path twice.
+        """
+        out = Path(out)
+        prob = Path(probabilities) if probabilities is not None else None
+        res = cls(
+            out, maps.check_suffix(out), prob, maps.check_suffix(prob, "--probabilities") if prob else None, bool(confidence)
+        )
+        if len({p.absolute() for p in res.paths}) != len(res.paths):
+            raise UsageError(f"--out and --probabilities must be different paths, got {out} twice")
+        return res
+
+    @property
+    def confidence_tif(self) -> Path | None:
+        """``NAME.confidence.tif`` beside a ``.tif`` map written with confidence."""
+        return self.map.with_name(self.map.stem + ".confidence.tif") if self.confidence and self.kind == "tif" else None
+
+    @property
+    def quicklook(self) -> Path:
+        """``NAME.png`` beside the map."""
+        return self.map.with_suffix(".png")
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every final output path (the quicklook aside)."""
+        return [p for p in (self.map, self.probabilities, self.confidence_tif) if p is not None]
+
+    def check_writable(self, overwrite: bool) -> None:
+        """Refuse outputs that exist (without ``overwrite``) or cannot be written.
+
+        Raises:
+            OutputError: an output exists or cannot be written.
+        """
+        from geohsi.files import check_output
+
+        for p in self.paths:
+            check_output(p, overwrite)
+
+    def check_georeference(self, scene: Any, crs: Any) -> None:
+        """Refuse GeoTIFF outputs of a scene without CRS.
+
+        Args:
+            scene: the scene's name in messages.
+            crs: the scene's CRS (``None``: pixel grid).
+
+        Raises:
+            GeoreferenceError: a ``.tif`` output for a pixel-grid scene.
+        """
+        for p, k in ((self.map, self.kind), (self.probabilities, self.probabilities_kind)):
+            if k == "tif":
+                maps.require_crs(scene, crs, p)
+
+
+def map_identity(plan: Plan) -> dict[str, str]:
+    """What a map records about its making: bundle path and hash, scene source and identity."""
+    ds = plan.scene
+    return {
+        "bundle": plan.spec.bundle_path,
+        "bundle_sha256": plan.spec.bundle_hash,
+        "scene": str(ds.encoding.get("source", "")),
+        "scene_identity": scene_identity(ds),
+    }
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200]
+
+
+class MapJob:
+    """One scene's classification on a cluster: submit its missing chunks, later finish its files.
+
+    Args:
+        plan: the graph from :func:`~geohsi.classification.plan.build_plan`.
+        outputs: checked outputs (:meth:`MapOutputs.check_writable`, :meth:`MapOutputs.check_georeference`).
+        resume: reuse chunks completed by an interrupted run with the same bundle, scene, chunking and outputs.
+        overwrite: replace existing outputs.
+        log: receives one-line messages.
+    """
+
+    def __init__(
+        self, plan: Plan, outputs: MapOutputs, *, resume: bool = True, overwrite: bool = False, log: Callable[[str], None] = say
+    ) -> None:
+        from geohsi.scene import pixel_areas
+
+        self.plan, self.outputs, self.resume, self.overwrite, self.log = plan, outputs, resume, overwrite, log
+        self.identity = map_identity(plan)
+        self.row_areas, self.area_note = pixel_areas(plan.scene)
+        self.store: Any = None
+        self.futures: list[Any] = []
+        self.result = ClassifyResult(area_note=self.area_note)
+        self._t0 = 0.0
+        self._t1: float | None = None
+
+    @property
+    def source(self) -> str:
+        """The scene's name in messages."""
+        return self.identity["scene"] or "the scene"
+
+    def _open_store(self) -> list[tuple[int, int]]:
+        from geohsi.classification import parts
+
+        plan, ids = self.plan, self.plan.bundle.class_ids
+        h, w = int(plan.scene.sizes["y"]), int(plan.scene.sizes["x"])
+        want_prob = self.outputs.probabilities is not None
+        identity = {
+            "version": IDENTITY_VERSION,
+            "bundle_sha256": plan.spec.bundle_hash,
+            "scene": self.identity["scene_identity"],
+            "shape": [h, w],
+            "chunk": plan.chunk,
+            "probabilities": want_prob,
+            "confidence": self.outputs.confidence,
+        }
+        self.store, note = parts.open_intermediate(
+            self.outputs.map,
+            identity=identity,
+            shape=(h, w),
+            chunk=plan.chunk,
+            n_classes=len(ids),
+            dtype=maps.class_dtype(ids),
+            probabilities=want_prob,
+            confidence=self.outputs.confidence,
+            resume=self.resume,
+        )
+        if note:
+            self.log(note)
+        ny, nx = plan.block_grid
+        done = self.store.done()
+        return [(i, j) for i in range(ny) for j in range(nx) if (i, j) not in done]
+
+    def submit(self, client: Any) -> None:
+        """Open (or resume) the parts store and hand the missing chunks to the cluster; returns at once."""
+        import dask
+
+        from geohsi.classification import parts
+
+        todo = self._open_store()
+        ny, nx = self.plan.block_grid
+        self.result.n_chunks, self.result.reused = ny * nx, ny * nx - len(todo)
+        if self.result.reused:
+            self.log(
+                f"resuming {self.source}: {self.result.reused} of {self.result.n_chunks} chunks were completed by an earlier run; "
+                f"computing {len(todo)}"
+            )
+        self._t0 = time.perf_counter()
+        if not todo:
+            return
+        # optimize_graph=False keeps the model layer's GPU annotation (dask issue 7036); the scheduler
+        # only runs what the requested chunks need, so skipped chunks cost nothing.
+        blocks = self.plan.probabilities.to_delayed(optimize_graph=False)
+        c, ids, store = self.plan.chunk, self.plan.bundle.class_ids, self.store
+        tasks = [
+            dask.delayed(parts.store_chunk, pure=False)(
+                blocks[0, i, j],
+                i,
+                j,
+                inter=store,
+                class_ids=ids,
+                row_areas=None if self.row_areas is None else self.row_areas[i * c : (i + 1) * c],
+                dask_key_name=f"geohsi-store-{i}-{j}-{store.path.name}",
+            )
+            for i, j in todo
+        ]
+        self.futures = client.compute(tasks, optimize_graph=False)
+        self.result.computed = len(todo)
+
+    @property
+    def done(self) -> bool:
+        """Whether every chunk task has finished (or one has failed)."""
+        finished = all(f.done() for f in self.futures) or any(f.status == "error" for f in self.futures)
+        if finished and self._t1 is None:
+            self._t1 = time.perf_counter()
+        return finished
+
+    def cancel(self, client: Any) -> None:
+        """Cancel the chunk tasks still pending (completed chunks stay in the parts store)."""
+        if self.futures:
+            client.cancel(self.futures)
+
+    def gather(self, client: Any) -> None:
+        """Collect the chunk results after :attr:`done`.
+
+        Raises:
+            ClusterError: a chunk task failed (completed chunks are kept for a rerun).
+            GeohsiError: a chunk task raised one (e.g. an unreadable block of the source).
+        """
+        try:
+            counts = client.gather(self.futures) if self.futures else []
+        except BaseException as e:
+            self.cancel(client)
+            if isinstance(e, (KeyboardInterrupt, SystemExit)) or type(e).__module__.startswith("geohsi"):
+                raise
+            raise ClusterError(
+                f"the distributed classification of {self.source} failed ({type(e).__name__}: {_one_line(e)}); "
+                f"completed chunks are kept in {self.store.path}, rerun the same command to resume"
+            ) from e
+        self.result.valid_pixels = int(sum(counts))
+        self.result.seconds = (self._t1 or time.perf_counter()) - self._t0
+
+    def finish(self) -> ClassifyResult:
+        """Write the final outputs from the parts store (after :meth:`gather`) and remove the store."""
+        from geohsi.classification import parts
+
+        res = self.result
+        res.class_pixels, res.class_area_m2 = self.store.totals()
+        self._write_outputs()
+        parts.remove_intermediate(self.store)
+        from geohsi.plot import write_map_quicklook  # map.png beside the map: its colour table and class names
+
+        try:
+            res.outputs += [p for p in [write_map_quicklook(self.outputs.map, overwrite=self.overwrite, log=self.log)] if p]
+        except GeohsiError as e:
+            # The map itself is complete and in place; a quicklook that cannot be drawn must not fail the run.
+            self.log(f"[yellow]warning: map written, but no quicklook: {e}[/]")
+        return res
+
+    def _write_outputs(self) -> None:
+        from geohsi.files import atomic_output
+        from geohsi.scene import scene_crs
+
+        ds, b, out, store = self.plan.scene, self.plan.bundle, self.outputs, self.store.path
+        crs, transform = scene_crs(ds), ds.rio.transform()
+        attrs = dict(self.identity)
+        with atomic_output(out.map, self.overwrite) as tmp:
+            if out.kind == "tif":
+                maps.write_class_cog(store, tmp, crs=crs, transform=transform, classes=b.classes, identity=attrs)
+            else:
+                variables = ("classes", "confidence") if out.confidence else ("classes",)
+                maps.write_zarr_map(store, tmp, scene=ds, classes=b.classes, variables=variables, attrs=attrs)
+        self.result.outputs.append(out.map)
+        if out.confidence_tif is not None:
+            with atomic_output(out.confidence_tif, self.overwrite) as tmp:
+                maps.write_scaled_cog(
+                    store, "confidence", tmp, crs=crs, transform=transform, descriptions=["probability of the predicted class"]
+                )
+            self.result.outputs.append(out.confidence_tif)
+        if out.probabilities is not None:
+            with atomic_output(out.probabilities, self.overwrite) as tmp:
+                if out.probabilities_kind == "tif":
+                    names = [f"P({c.name})" for c in b.classes]
+                    maps.write_scaled_cog(store, "probabilities", tmp, crs=crs, transform=transform, descriptions=names)
+                else:
+                    maps.write_zarr_map(store, tmp, scene=ds, classes=b.classes, variables=("probabilities",), attrs=attrs)
+            self.result.outputs.append(out.probabilities)
+
+
+__all__ = ["IDENTITY_VERSION", "ClassifyResult", "MapJob", "MapOutputs", "map_identity"]

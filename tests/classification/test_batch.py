@@ -1,0 +1,361 @@
+"""Batch mapping (``geohsi classify SCENE... --out-dir``) on real files, a real embedded cluster, a real
+STAC API and a real scheduler: maps equal single-scene maps, the catalogue validates, areas add up,
+failures are per scene, interrupted batches resume without recomputing finished work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from tests.conftest import run_cli
+
+PIXEL_AREA_M2 = 30.0 * 30.0  # EnMAP L2A: 30 m pixels in EPSG:32633
+
+
+def _tiles(data_dir: Path) -> list[Path]:
+    tiles = sorted((data_dir / "enmap_potsdam" / "images").glob("*.tif"))
+    assert len(tiles) == 18
+    return tiles
+
+
+def _mat(data_dir: Path) -> Path:
+    return data_dir / "indian_pines" / "Indian_pines_corrected.mat"
+
+
+def _labels(path: Path) -> np.ndarray:
+    if path.suffix == ".zarr":
+        import xarray as xr
+
+        with xr.open_zarr(path, consolidated=False, mask_and_scale=False) as ds:
+            return ds["classes"].values
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+def _summary(out_dir: Path) -> dict:
+    return json.loads((out_dir / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def file_batch(tmp_path_factory, data_dir, enmap_bundle, ip_bundle):
+    """The acceptance batch: 18 EnMAP tiles (GeoTIFF, no ingest) + Indian Pines (.mat, no CRS), two
+    bundles, one ``geohsi classify`` command on the embedded cluster."""
+    out = tmp_path_factory.mktemp("batch") / "maps"
+    scenes = [*_tiles(data_dir), _mat(data_dir)]
+    r = run_cli(
+        "classify", *scenes, "--bundle", enmap_bundle, "--bundle", ip_bundle, "--out-dir", out, "--workers", "2", "--confidence"
+    )
+    assert r.returncode == 0, r.stderr
+    return out, scenes, r
+
+
+def test_every_batch_map_equals_the_map_of_that_scene_alone(tmp_path, file_batch, enmap_bundle, ip_bundle):
+    from distributed import Client, LocalCluster
+
+    import geohsi
+
+    out, scenes, _ = file_batch
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, Client(lc) as client:
+        for src in scenes:
+            kind = "zarr" if src.suffix == ".mat" else "tif"
+            single = tmp_path / f"{src.stem}.{kind}"
+            bundle = ip_bundle if src.suffix == ".mat" else enmap_bundle
+            geohsi.classify(src, single, bundle, client=client, progress=False, log=lambda m: None)
+            np.testing.assert_array_equal(_labels(out / f"{src.stem}.{kind}"), _labels(single), err_msg=src.name)
+
+
+def test_the_catalogue_validates_and_lists_18_cog_items(file_batch):
+    import pystac
+    from pystac.validation import validate_dict
+
+    out, scenes, _ = file_batch
+    cat = pystac.read_file(out / "catalog.json")
+    assert isinstance(cat, pystac.Collection)
+    validate_dict(json.loads((out / "catalog.json").read_text()), extensions=[])
+    items = list(cat.get_items())
+    assert sorted(i.id for i in items) == sorted(s.stem for s in scenes)
+    cogs = [i for i in items if "cloud-optimized" in (i.assets["map"].media_type or "")]
+    assert len(cogs) == 18
+    for it in items:
+        validate_dict(it.to_dict(transform_hrefs=False), extensions=[])
+        assert Path(it.assets["map"].get_absolute_href()).exists()
+        rels = {ln.rel: ln.target for ln in it.links}
+        assert "derived_from" in rels and "via" in rels
+        assert it.properties["geohsi:bundle_sha256"]
+    # the collection's extent covers every georeferenced map
+    bbox = cat.extent.spatial.bboxes[0]
+    for it in cogs:
+        assert bbox[0] <= it.bbox[0] and bbox[1] <= it.bbox[1] and bbox[2] >= it.bbox[2] and bbox[3] >= it.bbox[3]
+    ip = next(i for i in items if i.id == "Indian_pines_corrected")
+    assert ip.geometry is None and ip.assets["map"].media_type == "application/vnd+zarr"
+
+
+def test_class_areas_add_up_to_valid_pixels_times_pixel_area(file_batch):
+    out, _, r = file_batch
+    summary = _summary(out)
+    assert summary["scenes_by_status"] == {"done": 19}
+    for s in summary["scenes"]:
+        labels = _labels(Path(s["outputs"][0]))
+        assert s["valid_pixels"] == int((labels != 0).sum()) == sum(c["pixels"] for c in s["classes"])
+        for c in s["classes"]:
+            assert c["pixels"] == int((labels == c["id"]).sum()), (s["name"], c)
+        if s["name"] == "Indian_pines_corrected":
+            assert all(c["area_ha"] is None for c in s["classes"]) and "no CRS" in s["area_note"]
+            continue
+        total_ha = sum(c["area_ha"] for c in s["classes"])
+        assert total_ha == pytest.approx(s["valid_pixels"] * PIXEL_AREA_M2 / 1e4, rel=1e-6)
+        assert sum(c["percent"] for c in s["classes"]) == pytest.approx(100.0, abs=0.01)
+    # the printed table names every scene
+    for s in summary["scenes"]:
+        assert s["name"][:12] in r.stderr
+    assert "wrote" in r.stdout and "catalog.json" in r.stdout
+
+
+def test_map_tags_record_the_bundle_and_scene(file_batch, enmap_bundle):
+    from geohsi.bundle import load_bundle
+    from geohsi.export.maps import read_identity
+
+    out, scenes, _ = file_batch
+    tags = read_identity(out / f"{scenes[0].stem}.tif")
+    assert tags["bundle_sha256"] == load_bundle(enmap_bundle).hash
+    item = json.loads((out / f"{scenes[0].stem}.json").read_text())
+    assert item["properties"]["geohsi:scene_identity"] == tags["scene_identity"]
+    assert (out / f"{scenes[0].stem}.confidence.tif").exists() and "confidence" in item["assets"]
+
+
+def test_a_rerun_skips_every_complete_scene(file_batch, enmap_bundle, ip_bundle):
+    out, scenes, _ = file_batch
+    before = {
+        p.name: p.stat().st_mtime_ns
+        for p in out.iterdir()
+        if p.suffix in (".tif", ".json") and p.name not in ("summary.json", "catalog.json")
+    }
+    r = run_cli(
+        "classify", *scenes, "--bundle", enmap_bundle, "--bundle", ip_bundle, "--out-dir", out, "--workers", "1", "--confidence"
+    )
+    assert r.returncode == 0, r.stderr
+    s = _summary(out)
+    assert s["scenes_by_status"] == {"skipped": 19} and s["model_tasks"] == 0
+    after = {n: (out / n).stat().st_mtime_ns for n in before}
+    assert after == before
+    assert all(sc["classes"] for sc in s["scenes"])  # the class table comes back from the items
+
+
+def test_the_same_batch_from_a_stac_api_gives_identical_maps(tmp_path, file_batch, stac_api, enmap_bundle):
+    out, scenes, _ = file_batch
+    stac_out = tmp_path / "maps"
+    r = run_cli(
+        "classify",
+        "--stac",
+        stac_api.url,
+        "--collection",
+        "enmap-potsdam",
+        "--bundle",
+        enmap_bundle,
+        "--out-dir",
+        stac_out,
+        "--workers",
+        "2",
+    )
+    assert r.returncode == 0, r.stderr
+    assert _summary(stac_out)["scenes_by_status"] == {"done": 18}
+    for src in scenes[:-1]:
+        np.testing.assert_array_equal(_labels(stac_out / f"{src.stem}.tif"), _labels(out / f"{src.stem}.tif"), err_msg=src.name)
+    item = json.loads((stac_out / f"{scenes[0].stem}.json").read_text())
+    derived = [ln["href"] for ln in item["links"] if ln["rel"] == "derived_from"]
+    assert derived and derived[0].startswith(stac_api.url)
+
+
+def test_the_python_twin_takes_pystac_items(tmp_path, stac_api, enmap_bundle, file_batch):
+    import geohsi
+
+    out, scenes, _ = file_batch
+    items = geohsi.search(stac_api.url, "enmap-potsdam", max_items=2)
+    res = geohsi.classify_many(items, enmap_bundle, tmp_path / "m", workers=1, log=lambda m: None)
+    assert [s.status for s in res.scenes] == ["done", "done"]
+    assert res.summary == tmp_path / "m" / "summary.json" and res.catalog is not None
+    for s in res.scenes:
+        np.testing.assert_array_equal(_labels(Path(s.outputs[0])), _labels(out / f"{s.name}.tif"))
+
+
+def test_failures_are_per_scene_and_the_batch_goes_on(tmp_path, data_dir, enmap_bundle):
+    tiles = _tiles(data_dir)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    truncated = bad / "truncated.tif"
+    truncated.write_bytes(tiles[1].read_bytes()[:400_000])
+    with rasterio.open(tiles[2]) as src:
+        profile = dict(src.profile, count=100)
+        with rasterio.open(bad / "fewbands.tif", "w", **profile) as dst:
+            dst.write(src.read()[:100])
+    out = tmp_path / "maps"
+    r = run_cli(
+        "classify",
+        tiles[0],
+        truncated,
+        bad / "fewbands.tif",
+        tiles[3],
+        "--bundle",
+        enmap_bundle,
+        "--out-dir",
+        out,
+        "--workers",
+        "2",
+    )
+    assert r.returncode == 10, r.stderr
+    assert "Traceback" not in r.stderr and "Compute Failed" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("geohsi: error: 2 of 4 scenes failed") and str(out / "summary.json") in last
+    s = {sc["name"]: sc for sc in _summary(out)["scenes"]}
+    assert s[tiles[0].stem]["status"] == s[tiles[3].stem]["status"] == "done"
+    assert s["truncated"]["status"] == "failed" and "truncated" in s["truncated"]["message"]
+    assert s["fewbands"]["status"] == "failed" and "100 bands" in s["fewbands"]["message"]
+    assert (out / f"{tiles[3].stem}.tif").exists() and not (out / "truncated.tif").exists()
+
+
+def test_bad_batch_options_are_one_line_errors(tmp_path, data_dir, enmap_bundle):
+    tiles = _tiles(data_dir)
+    cases = [
+        (["classify", tiles[0], tiles[1], "--out", tmp_path / "m.tif"], "--out-dir"),
+        (["classify", tiles[0], "--out", tmp_path / "m.tif", "--out-dir", tmp_path / "d"], "not both"),
+        (["classify", str(tmp_path / "nothing" / "*.tif"), "--out-dir", tmp_path / "d"], "no file matches"),
+        (
+            ["classify", tiles[0], tiles[0].parent / ".." / "images" / tiles[0].name, "--out-dir", tmp_path / "d"],
+            "both be mapped",
+        ),
+        (["classify", tiles[0], "--out-dir", tmp_path / "d", "--probabilities", tmp_path / "p.tif"], "--with-probabilities"),
+        (["classify", tiles[0], "--out-dir", tmp_path / "d", "--scenes-in-flight", "0"], "--scenes-in-flight"),
+    ]
+    for args, needle in cases:
+        r = run_cli(*args, "--bundle", enmap_bundle)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.strip().count("\n") == 0 and needle in r.stderr, (args, r.stderr)
+
+
+def test_from_list_and_globs(tmp_path, data_dir, enmap_bundle):
+    from geohsi.classification.batch import expand_scenes
+
+    tiles = _tiles(data_dir)
+    lst = tmp_path / "scenes.txt"
+    lst.write_text(f"# two tiles\n{tiles[0]}\n\n{tiles[1].parent}/*_96_*.tif\n")
+    got = expand_scenes([], lst)
+    assert got[0] == str(tiles[0]) and len(got) == 1 + 4 and len(set(got)) == len(got)
+
+
+def _wait_for(cond, timeout: float, what: str) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.mark.slow
+def test_sigterm_mid_batch_then_rerun_recomputes_nothing_finished(tmp_path, data_dir, enmap_bundle):
+    tiles = _tiles(data_dir)[:8]
+    out = tmp_path / "maps"
+    args = [*tiles, "--bundle", enmap_bundle, "--out-dir", out, "--workers", "1", "--chunks", "8", "--scenes-in-flight", "1"]
+    p = subprocess.Popen(
+        [sys.executable, "-m", "geohsi.cli.main", "classify", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # stop once two maps are complete and a third scene has completed chunks
+        _wait_for(
+            lambda: (
+                len(list(out.glob("*_*_*.json"))) >= 2
+                and any(d.is_dir() and any(d.glob("done/*.json")) for d in out.glob(".*.parts.zarr"))
+            ),
+            300,
+            "two complete maps and a partial one",
+        )
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 143, err
+    assert "Traceback" not in err and "leaked semaphore" not in err
+    first = _summary(out)
+    done = {s["name"] for s in first["scenes"] if s["status"] == "done"}
+    assert len(done) >= 2 and {s["status"] for s in first["scenes"]} <= {"done", "interrupted", "not started"}
+    assert not list(out.glob("*.tmp*")) and not list(out.glob(".*.tmp*"))  # no half-written final output
+    for s in first["scenes"]:
+        if s["status"] != "done":
+            assert not (out / f"{s['name']}.tif").exists() and not (out / f"{s['name']}.json").exists()
+    partial = sum(len(list(d.glob("done/*.json"))) for d in out.glob(".*.parts.zarr"))
+    mtimes = {n: (out / f"{n}.tif").stat().st_mtime_ns for n in done}
+
+    r = run_cli("classify", *args)
+    assert r.returncode == 0, r.stderr
+    second = _summary(out)
+    by = {s["name"]: s for s in second["scenes"]}
+    assert {n for n, s in by.items() if s["status"] == "skipped"} == done
+    assert all(by[n]["status"] == "done" for n in by if n not in done)
+    assert sum(s["reused"] for s in by.values()) == partial > 0
+    computed = sum(s["computed"] for s in by.values())
+    assert computed == 16 * (len(tiles) - len(done)) - partial
+    assert second["model_tasks"] == computed  # the workers ran exactly the missing chunks' model tasks
+    assert {n: (out / f"{n}.tif").stat().st_mtime_ns for n in done} == mtimes
+    assert not list(out.glob(".*.parts.zarr"))
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_batch_still_gives_identical_maps(tmp_path, file_batch, enmap_bundle):
+    from tests.classification.test_cluster import RealCluster
+
+    out_ref, scenes, _ = file_batch
+    tiles = scenes[:-1]
+    cluster = RealCluster(tmp_path)
+    out = tmp_path / "maps"
+    try:
+        victim_addr, victim_pid = next(iter(cluster.worker_pids.items()))
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "geohsi.cli.main",
+                "classify",
+                *map(str, tiles),
+                "--bundle",
+                str(enmap_bundle),
+                "--out-dir",
+                str(out),
+                "--scheduler",
+                cluster.address,
+                "--chunks",
+                "8",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_for(lambda: len(list(out.glob("*_*_*.json"))) >= 2, 300, "two complete maps")
+        os.kill(victim_pid, signal.SIGKILL)
+        assert len(list(out.glob("*_*_*.json"))) < len(tiles), "the batch ended before the worker was killed"
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    finally:
+        cluster.close()
+    assert _summary(out)["scenes_by_status"] == {"done": 18}
+    for src in tiles:
+        np.testing.assert_array_equal(_labels(out / f"{src.stem}.tif"), _labels(out_ref / f"{src.stem}.tif"), err_msg=src.name)
+
+
+def test_scene_name():
+    from geohsi.classification.batch import scene_name
+
+    assert scene_name("/x/a.tif") == "a" and scene_name("/x/s.zarr") == "s" and scene_name("/x/raw_img") == "raw_img"
+    assert scene_name("/x/cube.bip.hdr") == "cube.bip"
