@@ -65,6 +65,27 @@ def _remove(p: Path) -> None:
 
 
 @contextlib.contextmanager
+def joined_dask_threads() -> Iterator[None]:
+    """Run Dask's threaded computations inside on a private pool that is drained on the way out.
+
+    Dask's local scheduler lets the tasks already running in its threads finish after Ctrl-C or
+    SIGTERM reaches the main thread; without the drain they would go on writing chunks into a
+    temporary output that :func:`atomic_output` has just removed. Use it inside ``atomic_output``
+    around a ``compute``/``to_zarr`` that writes into the temporary path.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import dask
+
+    pool = ThreadPoolExecutor(max_workers=max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+    try:
+        with dask.config.set(pool=pool):
+            yield
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success, rename it onto ``path``.
 
@@ -143,4 +164,4 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-__all__ = ["atomic_output", "check_output", "file_sha256", "write_bytes_atomic"]
+__all__ = ["atomic_output", "check_output", "file_sha256", "joined_dask_threads", "write_bytes_atomic"]

@@ -36,7 +36,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from geohsi.errors import DataError, GeoreferenceError, InputFormatError, UsageError
-from geohsi.files import atomic_output
+from geohsi.files import atomic_output, joined_dask_threads
 
 DATA_VARS: tuple[str, ...] = ("reflectance", "radiance")
 DEFAULT_CHUNK = 256
@@ -475,7 +475,7 @@ def write_scene(ds: xr.Dataset, path: str | os.PathLike, *, chunks: int = DEFAUL
         if "_FillValue" not in ds[name].attrs:
             # without a nodata value, say so: xarray would otherwise write a NaN fill value that reads back as nodata
             ds[name].encoding["_FillValue"] = None
-    with atomic_output(path, overwrite) as tmp:
+    with atomic_output(path, overwrite) as tmp, joined_dask_threads():
         ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, compute=True)
     return Path(path)
 

@@ -322,7 +322,7 @@ class MapJob:
         return res
 
     def _write_outputs(self) -> None:
-        from geohsi.files import atomic_output
+        from geohsi.files import atomic_output, joined_dask_threads
         from geohsi.scene import scene_crs
 
         ds, b, out, store = self.plan.scene, self.plan.bundle, self.outputs, self.store.path
@@ -333,7 +333,8 @@ class MapJob:
                 maps.write_class_cog(store, tmp, crs=crs, transform=transform, classes=b.classes, identity=attrs)
             else:
                 variables = ("classes", "confidence") if out.confidence else ("classes",)
-                maps.write_zarr_map(store, tmp, scene=ds, classes=b.classes, variables=variables, attrs=attrs)
+                with joined_dask_threads():
+                    maps.write_zarr_map(store, tmp, scene=ds, classes=b.classes, variables=variables, attrs=attrs)
         self.result.outputs.append(out.map)
         if out.confidence_tif is not None:
             with atomic_output(out.confidence_tif, self.overwrite) as tmp:
@@ -347,7 +348,8 @@ class MapJob:
                     names = [f"P({c.name})" for c in b.classes]
                     maps.write_scaled_cog(store, "probabilities", tmp, crs=crs, transform=transform, descriptions=names)
                 else:
-                    maps.write_zarr_map(store, tmp, scene=ds, classes=b.classes, variables=("probabilities",), attrs=attrs)
+                    with joined_dask_threads():
+                        maps.write_zarr_map(store, tmp, scene=ds, classes=b.classes, variables=("probabilities",), attrs=attrs)
             self.result.outputs.append(out.probabilities)
 
 
