@@ -192,7 +192,7 @@ def test_worker_memory_limit_keeps_the_run_alive_or_fails_in_one_line(
         errors = [x for x in stderr.splitlines() if x.startswith("geohsi:")]
         assert p.returncode == 7 and len(errors) == 1, stderr
         assert re.search(
-            r"(distributed classification failed|every Dask worker has been paused at its memory limit "
+            r"(distributed classification of \S+ failed|every Dask worker has been paused at its memory limit "
             r"\(\d+ MiB\) for 20 s; give the workers more memory)",
             errors[0],
         ), errors[0]

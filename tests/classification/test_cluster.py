@@ -225,7 +225,7 @@ def test_interrupted_run_resumes_without_recomputing_completed_chunks(tmp_path, 
         classes[i * 12 : (i + 1) * 12, j * 12 : (j + 1) * 12] = 200
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
-    assert f"resuming: {len(done)} of 36 chunks" in r.stderr.replace("\n", " ")
+    assert f"resuming {ip_mid}: {len(done)} of 36 chunks" in r.stderr.replace("\n", " ")
     assert f"classified {36 - len(done)} of 36 chunks" in r.stderr.replace("\n", " ")
     m = _zarr_map(out)
     sentinel = np.zeros(m.shape, bool)
