@@ -1,7 +1,7 @@
 """``python -m benchmarks``: the benchmarks whose results go into docs/ (run from the repository root).
 
 Commands: ``peft`` (the PEFT results table, docs/results.md), ``inference`` (inference throughput,
-docs/performance.md), ``large-scene`` (a synthetic 1024² scene through classify), ``sections`` (the
+docs/performance.md), ``batch`` (one batch command vs single-scene commands, docs/performance.md), ``large-scene`` (a synthetic 1024² scene through classify), ``sections`` (the
 section-by-section model-side inference benchmark). They use geohsi's public API only; geohsi
 itself never imports this package.
 
@@ -178,6 +178,43 @@ def inference(
         res["large_scene"] = large_scene(dense, size=256 if quick else 1024, workers=workers, precision=precision, log=click.echo)
     if json_out:
         json_out.write_text(json.dumps(res, indent=1, default=str))
+        click.echo(f"wrote {json_out}")
+    if docs:
+        write_docs(res, docs, _command())
+        click.echo(f"wrote {docs}")
+
+
+@bench.command("batch")
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Bundle to map with [default: train one with geohsi train's defaults on the EnMAP mosaic, and report it].",
+)
+@click.option("--workers", default=2, show_default=True, help="Worker processes of the batch and of the equal-pixel scene.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep scenes, bundles and maps here.")
+@click.option(
+    "--docs",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the results into this Markdown page between <!-- batch:start --> and <!-- batch:end -->.",
+)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write every number as JSON.")
+def batch_cmd(bundle: Path | None, workers: int, workdir: Path | None, docs: Path | None, json_out: Path | None) -> None:
+    """The 18 EnMAP tiles as one batch command vs 18 single-scene commands: wall times, ratio, forward share.
+
+    \b
+    Example:
+      python -m benchmarks batch --docs docs/performance.md --json /tmp/batch.json
+    """
+    import json
+
+    from benchmarks.batch import run, write_docs
+
+    res = run(bundle, workers=workers, workdir=workdir, log=click.echo)
+    click.echo(json.dumps(res, indent=1))
+    if json_out:
+        json_out.write_text(json.dumps(res, indent=1))
         click.echo(f"wrote {json_out}")
     if docs:
         write_docs(res, docs, _command())

@@ -93,9 +93,8 @@ import click
 @click.option(
     "--scenes-in-flight",
     type=int,
-    default=2,
-    show_default=True,
-    help="Batch: scenes on the cluster at once (bounds memory; 2 keeps workers busy while a map is written).",
+    default=None,
+    help="Batch: scenes on the cluster at once (bounds memory) [default: twice the worker threads].",
 )
 @click.option(
     "--resume/--no-resume",
@@ -127,7 +126,7 @@ def classify(
     precision: str,
     chunks: int | None,
     batch_size: int | None,
-    scenes_in_flight: int,
+    scenes_in_flight: int | None,
     resume: bool,
     overwrite: bool,
     progress: bool,

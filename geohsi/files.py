@@ -66,9 +66,10 @@ def _remove(p: Path) -> None:
 
 @contextlib.contextmanager
 def joined_dask_threads() -> Iterator[None]:
-    """Run Dask's threaded computations inside on a private pool that is drained on the way out.
+    """Run the Dask computations inside on local threads of a private pool, drained on the way out.
 
-    Dask's local scheduler lets the tasks already running in its threads finish after Ctrl-C or
+    The computations use the threaded scheduler even where a distributed client is the default
+    (they write local files next to the caller). Dask's local scheduler lets the tasks already running in its threads finish after Ctrl-C or
     SIGTERM reaches the main thread; without the drain they would go on writing chunks into a
     temporary output that :func:`atomic_output` has just removed. Use it inside ``atomic_output``
     around a ``compute``/``to_zarr`` that writes into the temporary path.
@@ -79,7 +80,7 @@ def joined_dask_threads() -> Iterator[None]:
 
     pool = ThreadPoolExecutor(max_workers=max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
     try:
-        with dask.config.set(pool=pool):
+        with dask.config.set(scheduler="threads", pool=pool):
             yield
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

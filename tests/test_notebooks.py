@@ -125,3 +125,27 @@ def test_large_scene_runs(tmp_path, data_dir):
     assert load_bundle(out / "enmap_dense.bundle").head.name == "dense"
     assert "4 chunks in" in _text(nb)
     assert len(_outputs(nb, "image/png")) >= 2
+
+
+@pytest.mark.slow
+def test_batch_runs(tmp_path, data_dir):
+    out = tmp_path / "out"
+    nb, seconds = _execute(
+        "batch.ipynb",
+        tmp_path,
+        {
+            "GEOHSI_DATA_DIR": str(data_dir),
+            "GEOHSI_NB_MODEL": "tiny",
+            "GEOHSI_NB_EPOCHS": "2",
+            "GEOHSI_NB_WORKERS": "2",
+            "GEOHSI_NB_OUT": str(out),
+        },
+    )
+    print(f"batch.ipynb executed in {seconds:.0f} s")
+    text = _text(nb)
+    assert "Dashboard" in text and "/status" in text  # the displayed client links the dashboard
+    assert "{'done': 18}" in text and "{'skipped': 18} 0 model tasks" in text and "batch notebook finished" in text
+    assert len(_outputs(nb, "image/png")) >= 2  # the class-area chart and the maps
+    assert len(_outputs(nb, "text/html")) >= 2  # the client and the area table
+    summary = (out / "maps" / "summary.json").read_text()
+    assert '"area_ha"' in summary and (out / "maps" / "catalog.json").is_file()

@@ -11,7 +11,7 @@ in one cluster session (``geohsi classify SCENE... --out-dir maps/``).
 
 The cluster starts once. Scenes are pipelined: while one scene's outputs are written on the
 client, the next scenes' chunks are already queued on the workers, and no more than
-``scenes_in_flight`` scenes are submitted at a time, so memory stays bounded whatever the batch
+``scenes_in_flight`` scenes (default: twice the worker threads) are submitted at a time, so memory stays bounded whatever the batch
 size. Each worker process loads each bundle once (:mod:`~geohsi.classification.worker`) and keeps
 it for every scene.
 
@@ -405,6 +405,7 @@ class _Batch:
             job.overwrite = o["overwrite"] or state == "ours"  # our own partial outputs are replaced
             out.check_writable(job.overwrite)
             job.submit(info.client)
+            job.submit_finish(info.client)  # the map is written on a worker: the client stays free
         except GeohsiError as e:
             self._fail(k, e)
             return
@@ -432,7 +433,7 @@ class _Batch:
         rec, src = self.records[k], self.sources[k]
         try:
             job.gather(client)
-            res = job.finish()
+            res = job.finish(client)
             rows = class_rows(job.plan.bundle.classes, res.class_pixels, res.class_area_m2)
             rec.item = str(_write_item(job, res, src, rows, self.collection_id))
         except GeohsiError as e:
@@ -518,7 +519,7 @@ def classify_many(
     batch_size: int | None = None,
     resume: bool = True,
     overwrite: bool = False,
-    scenes_in_flight: int = 2,
+    scenes_in_flight: int | None = None,
     log: Callable[[str], None] = say,
 ) -> BatchResult:
     """Map many scenes with one cluster session into ``out_dir``: what ``geohsi classify --out-dir`` runs.
@@ -541,8 +542,9 @@ def classify_many(
         batch_size: windows (patch) or tiles (dense) per forward.
         resume: resume partial scenes from their parts stores (``False`` recomputes them).
         overwrite: redo every scene, replacing its outputs.
-        scenes_in_flight: scenes submitted to the cluster at once (≥ 1): bounds memory; 2 keeps
-            the workers busy while a finished scene is written.
+        scenes_in_flight: scenes submitted to the cluster at once (≥ 1): bounds memory (and the
+            client's bookkeeping) whatever the batch size; default: twice the cluster's worker
+            threads (at least 2), enough to keep every worker busy while scenes are opened and written.
         log: receives one-line messages (one per scene).
 
     Returns:
@@ -568,7 +570,7 @@ def classify_many(
         raise UsageError("no scenes given; pass scene files, --from-list FILE or --stac URL --collection C")
     if format not in FORMATS:
         raise UsageError(f"unknown --format {format!r}; use one of {', '.join(FORMATS)}")
-    if isinstance(scenes_in_flight, bool) or int(scenes_in_flight) < 1:
+    if scenes_in_flight is not None and (isinstance(scenes_in_flight, bool) or int(scenes_in_flight) < 1):
         raise UsageError(f"--scenes-in-flight must be at least 1, got {scenes_in_flight}")
     out = Path(out_dir)
     try:
@@ -596,19 +598,24 @@ def classify_many(
         t0 = time.perf_counter()
         pending = list(range(len(sources)))
         limit = paused_timeout()
+        threads = sum(host_threads(info.client).values()) or 1
+        in_flight = int(scenes_in_flight) if scenes_in_flight is not None else max(2, 2 * threads)
         try:
             while pending or batch.in_flight:
-                while pending and len(batch.in_flight) < scenes_in_flight:
+                while pending and len(batch.in_flight) < in_flight:
                     batch.start(pending.pop(0), info)
                 if not batch.in_flight:
                     continue
-                stuck = wait_unless_paused(info.client, lambda: sum([j.done for _, j in batch.in_flight]) > 0, limit)
+                ends = [j.finish_future for _, j in batch.in_flight if j.finish_future is not None]
+                stuck = wait_unless_paused(
+                    info.client, lambda: sum([j.done for _, j in batch.in_flight]) > 0, limit, futures=ends
+                )
                 if stuck:
                     raise ClusterError(f"{stuck}; completed chunks are kept, rerun the same command to resume")
                 k, job = next((k, j) for k, j in batch.in_flight if j.done)
                 batch.in_flight.remove((k, job))
                 # the next scene goes to the workers before this one's files are written on the client
-                if pending and len(batch.in_flight) < scenes_in_flight:
+                if pending and len(batch.in_flight) < in_flight:
                     batch.start(pending.pop(0), info)
                 batch.finish(k, job, info.client)
         except BaseException as e:
@@ -628,8 +635,15 @@ def classify_many(
     if client is not None:
         gpu = device == "cuda" and gpu_worker_count(client) > 0
         return run(ClusterInfo(client, False, gpu, device, None, host_threads(client)))
-    with open_cluster(scheduler, workers=workers, device=device, warn=lambda m: log(f"[yellow]warning:[/] {m}")) as info:
-        return run(info)
+    try:
+        with open_cluster(scheduler, workers=workers, device=device, warn=lambda m: log(f"[yellow]warning:[/] {m}")) as info:
+            return run(info)
+    finally:
+        if scheduler is None:  # the embedded workers are gone: nothing writes any more, so no temporary is in use
+            for rec in batch.records:
+                if rec.status == "interrupted":
+                    for kind in ("tif", "zarr"):
+                        _outputs(out, rec.name, kind, with_probabilities, confidence).remove_stale_temporaries()
 
 
 __all__ = [

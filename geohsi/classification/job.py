@@ -3,10 +3,11 @@
 A :class:`MapJob` holds a built :class:`~geohsi.classification.plan.Plan` and its checked
 :class:`MapOutputs`. :meth:`MapJob.submit` opens the resumable parts store and hands the chunks it
 still lacks to the cluster (one task per chunk: model + region write + completion marker);
-:meth:`MapJob.finish` gathers them and converts the store once into the final COG or Zarr outputs,
-each written under a temporary name and renamed. Between the two the client is free: a batch
-submits the next scene's chunks while this one computes, and finishes one scene while the workers
-compute the next.
+:meth:`MapJob.finish` converts the store once into the final COG or Zarr outputs (a
+:class:`MapWriter`), each written under a temporary name and renamed. A single-scene run writes
+them on the client; a batch queues the writer as one more task on the cluster
+(:meth:`MapJob.submit_finish`), so the client only opens scenes and submits work while the
+workers compute and write several scenes at once.
 
 The map records what it was made from — the bundle hash and the scene identity — in its GeoTIFF
 tags or Zarr attributes (:func:`map_identity` reads them back), which is how a rerun of a batch
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +134,24 @@ class MapOutputs:
         """Every final output path (the quicklook aside)."""
         return [p for p in (self.map, self.probabilities, self.confidence_tif) if p is not None]
 
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete temporaries an earlier, killed run left beside the outputs (``.NAME.tmp-*``); returns them.
+
+        A run stopped by SIGKILL, or a worker process killed while it wrote a map, cannot remove its
+        temporary output itself; the next run of the same outputs does.
+        """
+        import shutil
+
+        gone = []
+        for p in [*self.paths, self.quicklook]:
+            for tmp in p.parent.glob(f".{p.name}.tmp-*"):
+                if tmp.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    tmp.unlink(missing_ok=True)
+                gone.append(tmp)
+        return gone
+
     def check_writable(self, overwrite: bool) -> None:
         """Refuse outputs that exist (without ``overwrite``) or cannot be written.
 
@@ -194,6 +214,8 @@ class MapJob:
         self.row_areas, self.area_note = pixel_areas(plan.scene)
         self.store: Any = None
         self.futures: list[Any] = []
+        self.finish_future: Any = None
+        self.token = uuid.uuid4().hex[:12]  # names this run's tasks
         self.result = ClassifyResult(area_note=self.area_note)
         self._t0 = 0.0
         self._t1: float | None = None
@@ -241,6 +263,7 @@ class MapJob:
 
         from geohsi.classification import parts
 
+        self.outputs.remove_stale_temporaries()
         todo = self._open_store()
         ny, nx = self.plan.block_grid
         self.result.n_chunks, self.result.reused = ny * nx, ny * nx - len(todo)
@@ -264,7 +287,8 @@ class MapJob:
                 inter=store,
                 class_ids=ids,
                 row_areas=None if self.row_areas is None else self.row_areas[i * c : (i + 1) * c],
-                dask_key_name=f"geohsi-store-{i}-{j}-{store.path.name}",
+                # unique per run: a rerun on the same client must not pick up a finished key of the last one
+                dask_key_name=f"geohsi-store-{i}-{j}-{store.path.name}-{self.token}",
             )
             for i, j in todo
         ]
@@ -273,16 +297,18 @@ class MapJob:
 
     @property
     def done(self) -> bool:
-        """Whether every chunk task has finished (or one has failed)."""
-        finished = all(f.done() for f in self.futures) or any(f.status == "error" for f in self.futures)
+        """Whether every chunk task (and the finish task, when submitted) has finished, or one has failed."""
+        futures = [*self.futures, *([self.finish_future] if self.finish_future is not None else [])]
+        finished = all(f.done() for f in futures) or any(f.status == "error" for f in futures)
         if finished and self._t1 is None:
             self._t1 = time.perf_counter()
         return finished
 
     def cancel(self, client: Any) -> None:
-        """Cancel the chunk tasks still pending (completed chunks stay in the parts store)."""
-        if self.futures:
-            client.cancel(self.futures)
+        """Cancel the tasks still pending (completed chunks stay in the parts store)."""
+        pending = [*self.futures, *([self.finish_future] if self.finish_future is not None else [])]
+        if pending:
+            client.cancel(pending)
 
     def gather(self, client: Any) -> None:
         """Collect the chunk results after :attr:`done`.
@@ -304,53 +330,151 @@ class MapJob:
         self.result.valid_pixels = int(sum(counts))
         self.result.seconds = (self._t1 or time.perf_counter()) - self._t0
 
-    def finish(self) -> ClassifyResult:
-        """Write the final outputs from the parts store (after :meth:`gather`) and remove the store."""
+    def writer(self) -> MapWriter:
+        """The final conversion of this map, as a small picklable callable (run here or on a worker)."""
+        ds = self.plan.scene
+        return MapWriter(
+            store=self.store,
+            outputs=self.outputs,
+            classes=self.plan.bundle.classes,
+            grid=map_grid(ds),
+            identity=dict(self.identity),
+            overwrite=self.overwrite,
+        )
+
+    def submit_finish(self, client: Any) -> None:
+        """Queue the final conversion on the cluster after the chunk tasks (a batch: the client stays free).
+
+        :attr:`done` then waits for it, and :meth:`finish` only collects what it wrote.
+        """
+        self.finish_future = client.submit(
+            self.writer(), *self.futures, pure=False, key=f"geohsi-finish-{self.store.path.name}-{self.token}"
+        )
+
+    def finish(self, client: Any = None) -> ClassifyResult:
+        """The final outputs from the parts store (after :meth:`gather`): written here, or collected from
+        the cluster after :meth:`submit_finish`; the parts store is removed."""
+        res = self.result
+        if self.finish_future is not None:
+            try:
+                written = client.gather(self.finish_future)
+            except BaseException as e:
+                if isinstance(e, (KeyboardInterrupt, SystemExit)) or type(e).__module__.startswith("geohsi"):
+                    raise
+                raise ClusterError(f"writing the map of {self.source} failed ({type(e).__name__}: {_one_line(e)})") from e
+        else:
+            written = self.writer()()
+        # release the tasks before the store goes: nothing may recompute into a removed store
+        self.futures, self.finish_future = [], None
         from geohsi.classification import parts
 
-        res = self.result
-        res.class_pixels, res.class_area_m2 = self.store.totals()
-        self._write_outputs()
         parts.remove_intermediate(self.store)
-        from geohsi.plot import write_map_quicklook  # map.png beside the map: its colour table and class names
-
-        try:
-            res.outputs += [p for p in [write_map_quicklook(self.outputs.map, overwrite=self.overwrite, log=self.log)] if p]
-        except GeohsiError as e:
-            # The map itself is complete and in place; a quicklook that cannot be drawn must not fail the run.
-            self.log(f"[yellow]warning: map written, but no quicklook: {e}[/]")
+        res.outputs += [Path(p) for p in written["outputs"]]
+        res.class_pixels = {int(k): int(v) for k, v in written["class_pixels"].items()}
+        areas = written["class_area_m2"]
+        res.class_area_m2 = None if areas is None else {int(k): float(v) for k, v in areas.items()}
+        for note in written["notes"]:
+            self.log(note)
         return res
 
-    def _write_outputs(self) -> None:
+
+def map_grid(ds: Any) -> Any:
+    """The scene's grid alone (``y``/``x`` coordinates, CRS, transform): what the map writers need of it."""
+    import xarray as xr
+
+    from geohsi.scene import scene_crs
+
+    grid = xr.Dataset(coords={"y": ds["y"].values, "x": ds["x"].values}, attrs={"georeferenced": int(scene_crs(ds) is not None)})
+    crs = scene_crs(ds)
+    if crs is not None:
+        grid = grid.rio.write_crs(crs)
+    return grid.rio.write_transform(ds.rio.transform())
+
+
+@dataclass(frozen=True)
+class MapWriter:
+    """The final conversion of one map: parts store → COG / Zarr (+ confidence, probabilities) + PNG.
+
+    Small and picklable (paths, the legend and the bare grid), so a batch runs it as a task on a
+    worker after the scene's chunk tasks; a single-scene run calls it on the client. Every output is
+    written under a temporary name and renamed. It leaves the parts store in place (the caller
+    removes it once it holds the result), so running it twice gives the same outputs.
+
+    Attributes:
+        store: the scene's parts store.
+        outputs: the checked outputs.
+        classes: the bundle's legend.
+        grid: :func:`map_grid` of the scene.
+        identity: bundle and scene provenance recorded in the map (:func:`map_identity`).
+        overwrite: replace existing outputs.
+    """
+
+    store: Any
+    outputs: MapOutputs
+    classes: Any
+    grid: Any
+    identity: dict[str, str]
+    overwrite: bool
+
+    def __call__(self, *chunk_results: Any) -> dict[str, Any]:
+        """Write everything; returns ``{"outputs", "class_pixels", "class_area_m2", "notes"}``.
+
+        Args:
+            *chunk_results: the chunk tasks' results (only waited for: the store holds the data).
+        """
+        from geohsi.plot import write_map_quicklook  # map.png beside the map: its colour table and class names
+
+        # Dask may run this task again (a worker died holding its result): outputs that carry this
+        # map's identity are then our own and are rewritten from the store, which the client removes
+        # only after it has the result.
+        overwrite = self.overwrite or self._ours()
+        class_pixels, class_area = self.store.totals()
+        outputs = self._write_maps(overwrite)
+        notes: list[str] = []
+        try:
+            png = write_map_quicklook(self.outputs.map, overwrite=overwrite, log=notes.append)
+            outputs += [str(png)] if png else []
+        except GeohsiError as e:
+            # The map itself is complete and in place; a quicklook that cannot be drawn must not fail the run.
+            notes.append(f"[yellow]warning: map written, but no quicklook: {e}[/]")
+        return {"outputs": outputs, "class_pixels": class_pixels, "class_area_m2": class_area, "notes": notes}
+
+    def _ours(self) -> bool:
+        recorded = maps.read_identity(self.outputs.map) if self.outputs.map.exists() else None
+        return recorded is not None and all(recorded.get(k) == v for k, v in self.identity.items())
+
+    def _write_maps(self, overwrite: bool) -> list[str]:
         from geohsi.files import atomic_output, joined_dask_threads
         from geohsi.scene import scene_crs
 
-        ds, b, out, store = self.plan.scene, self.plan.bundle, self.outputs, self.store.path
-        crs, transform = scene_crs(ds), ds.rio.transform()
+        grid, out, store, classes = self.grid, self.outputs, self.store.path, self.classes
+        crs, transform = scene_crs(grid), grid.rio.transform()
         attrs = dict(self.identity)
-        with atomic_output(out.map, self.overwrite) as tmp:
+        written = []
+        with atomic_output(out.map, overwrite) as tmp:
             if out.kind == "tif":
-                maps.write_class_cog(store, tmp, crs=crs, transform=transform, classes=b.classes, identity=attrs)
+                maps.write_class_cog(store, tmp, crs=crs, transform=transform, classes=classes, identity=attrs)
             else:
                 variables = ("classes", "confidence") if out.confidence else ("classes",)
                 with joined_dask_threads():
-                    maps.write_zarr_map(store, tmp, scene=ds, classes=b.classes, variables=variables, attrs=attrs)
-        self.result.outputs.append(out.map)
+                    maps.write_zarr_map(store, tmp, scene=grid, classes=classes, variables=variables, attrs=attrs)
+        written.append(str(out.map))
         if out.confidence_tif is not None:
-            with atomic_output(out.confidence_tif, self.overwrite) as tmp:
+            with atomic_output(out.confidence_tif, overwrite) as tmp:
                 maps.write_scaled_cog(
                     store, "confidence", tmp, crs=crs, transform=transform, descriptions=["probability of the predicted class"]
                 )
-            self.result.outputs.append(out.confidence_tif)
+            written.append(str(out.confidence_tif))
         if out.probabilities is not None:
-            with atomic_output(out.probabilities, self.overwrite) as tmp:
+            with atomic_output(out.probabilities, overwrite) as tmp:
                 if out.probabilities_kind == "tif":
-                    names = [f"P({c.name})" for c in b.classes]
+                    names = [f"P({c.name})" for c in classes]
                     maps.write_scaled_cog(store, "probabilities", tmp, crs=crs, transform=transform, descriptions=names)
                 else:
                     with joined_dask_threads():
-                        maps.write_zarr_map(store, tmp, scene=ds, classes=b.classes, variables=("probabilities",), attrs=attrs)
-            self.result.outputs.append(out.probabilities)
+                        maps.write_zarr_map(store, tmp, scene=grid, classes=classes, variables=("probabilities",), attrs=attrs)
+            written.append(str(out.probabilities))
+        return written
 
 
-__all__ = ["IDENTITY_VERSION", "ClassifyResult", "MapJob", "MapOutputs", "map_identity"]
+__all__ = ["IDENTITY_VERSION", "ClassifyResult", "MapJob", "MapOutputs", "MapWriter", "map_grid", "map_identity"]

@@ -17,6 +17,7 @@ for the file formats.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -128,16 +129,25 @@ def paused_timeout() -> float:
         raise UsageError(f"GEOHSI_PAUSED_TIMEOUT={value!r} is not a number of seconds; use e.g. 300 (0 = never)") from e
 
 
-def wait_unless_paused(client: Any, ready: Callable[[], bool], timeout: float, poll: float = 2.0) -> str | None:
+def wait_unless_paused(
+    client: Any, ready: Callable[[], bool], timeout: float, poll: float = 2.0, futures: list | None = None
+) -> str | None:
     """Wait until ``ready()``; ``None``, or why the wait was given up.
 
     The wait is given up when every worker has been paused for ``timeout`` seconds in a row
-    (``timeout`` 0 = never): such a run would otherwise wait forever.
+    (``timeout`` 0 = never): such a run would otherwise wait forever. With ``futures`` the wait
+    wakes as soon as one of them finishes instead of on the next 0.1 s tick.
     """
+    from distributed import wait
+
     since: float | None = None
     last = time.monotonic()
     while not ready():
-        time.sleep(0.1)
+        if futures:
+            with contextlib.suppress(TimeoutError):
+                wait(futures, timeout=0.1, return_when="FIRST_COMPLETED")
+        else:
+            time.sleep(0.1)
         if timeout <= 0 or time.monotonic() - last < poll:
             continue
         last = time.monotonic()

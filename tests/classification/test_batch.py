@@ -359,3 +359,17 @@ def test_scene_name():
 
     assert scene_name("/x/a.tif") == "a" and scene_name("/x/s.zarr") == "s" and scene_name("/x/raw_img") == "raw_img"
     assert scene_name("/x/cube.bip.hdr") == "cube.bip"
+
+
+def test_each_worker_loads_the_bundle_once_for_the_whole_batch(tmp_path, data_dir, enmap_bundle):
+    from distributed import Client, LocalCluster
+
+    import geohsi
+    from geohsi.classification import worker
+
+    tiles = _tiles(data_dir)[:6]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, Client(lc) as client:
+        res = geohsi.classify_many(tiles, enmap_bundle, tmp_path / "maps", client=client, log=lambda m: None)
+        loads = client.run(lambda: worker.LOAD_COUNT)
+    assert [s.status for s in res.scenes] == ["done"] * 6 and res.model_tasks == 6
+    assert all(n <= 1 for n in loads.values()) and sum(loads.values()) >= 1, loads
