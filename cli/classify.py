@@ -80,6 +80,12 @@ import click
     show_default=True,
     help="Run the model on CPU or CUDA workers (falls back to the CPU with a warning without a GPU).",
 )
+@click.option(
+    "--gpus",
+    default=None,
+    metavar="IDS",
+    help="GPUs of the local cluster with --device cuda, one worker each, e.g. 0,2 [default: every visible GPU].",
+)
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
 @click.option(
     "--chunks", type=int, default=None, help="Spatial chunk edge in pixels, one task per chunk [default: 128 patch / 256 dense]."
@@ -123,6 +129,7 @@ def classify(
     scheduler: str | None,
     workers: int | None,
     device: str,
+    gpus: str | None,
     precision: str,
     chunks: int | None,
     batch_size: int | None,
@@ -148,6 +155,7 @@ def classify(
       geohsi classify 'tiles/*.tif' scene.mat --bundle enmap_b --bundle ip_b --out-dir maps/
       geohsi classify --stac http://127.0.0.1:8080 -c enmap-potsdam --bbox 13.0,52.3,13.2,52.45 --out-dir maps/
       geohsi classify big.zarr --out map.tif --scheduler tcp://10.0.0.5:8786 --device cuda
+      geohsi classify big.zarr --out map.tif --device cuda --gpus 0,2
     """
     from geohsi.errors import UsageError
 
@@ -159,6 +167,7 @@ def classify(
         scheduler=scheduler,
         workers=workers,
         device=device,
+        gpus=gpus,
         precision=precision,
         chunks=chunks,
         batch_size=batch_size,

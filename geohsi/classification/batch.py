@@ -514,6 +514,7 @@ def classify_many(
     scheduler: str | None = None,
     workers: int | None = None,
     device: str = "cpu",
+    gpus: Sequence[str] | str | None = None,
     precision: str = "fp32",
     chunks: int | None = None,
     batch_size: int | None = None,
@@ -537,6 +538,7 @@ def classify_many(
         scheduler: ``tcp://HOST:PORT`` of a running scheduler (default: an embedded ``LocalCluster``).
         workers: worker processes of the embedded cluster (default: one per core).
         device: ``cpu`` or ``cuda``.
+        gpus: GPUs of the embedded cluster (``"0,2"``; default every visible GPU), one worker each.
         precision: ``fp32`` or ``bf16``.
         chunks: spatial chunk edge (default: the bundle head's).
         batch_size: windows (patch) or tiles (dense) per forward.
@@ -562,7 +564,7 @@ def classify_many(
 
     .. versionadded:: 0.2
     """
-    from geohsi.classification.cluster import ClusterInfo, gpu_worker_count, host_threads, open_cluster
+    from geohsi.classification.cluster import ClusterInfo, cluster_info, host_threads, open_cluster
     from geohsi.classification.run import paused_timeout, wait_unless_paused
 
     sources = list(scenes)
@@ -633,10 +635,11 @@ def classify_many(
         return result
 
     if client is not None:
-        gpu = device == "cuda" and gpu_worker_count(client) > 0
-        return run(ClusterInfo(client, False, gpu, device, None, host_threads(client)))
+        return run(cluster_info(client, device, warn=lambda m: log(f"[yellow]warning:[/] {m}")))
     try:
-        with open_cluster(scheduler, workers=workers, device=device, warn=lambda m: log(f"[yellow]warning:[/] {m}")) as info:
+        with open_cluster(
+            scheduler, workers=workers, device=device, gpus=gpus, warn=lambda m: log(f"[yellow]warning:[/] {m}")
+        ) as info:
             return run(info)
     finally:
         if scheduler is None:  # the embedded workers are gone: nothing writes any more, so no temporary is in use

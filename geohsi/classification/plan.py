@@ -265,10 +265,10 @@ def predict_map(
     ds, b = open_inputs(scene, bundle)
     gpu, host_workers = False, None
     if client is not None:
-        from geohsi.classification.cluster import gpu_worker_count, host_threads
+        from geohsi.classification.cluster import cluster_info
 
-        host_workers = host_threads(client)
-        gpu = device == "cuda" and gpu_worker_count(client) > 0
+        info = cluster_info(client, device)
+        gpu, host_workers, device = info.gpu_resources, info.host_workers, info.device
     plan = build_plan(
         ds,
         b,

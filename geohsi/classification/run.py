@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +198,7 @@ def classify(
     scheduler: str | None = None,
     workers: int | None = None,
     device: str = "cpu",
+    gpus: Sequence[str] | str | None = None,
     precision: str = "fp32",
     chunks: int | None = None,
     batch_size: int | None = None,
@@ -219,6 +220,7 @@ def classify(
         scheduler: ``tcp://HOST:PORT`` of a running scheduler (default: embedded ``LocalCluster``).
         workers: worker processes of the embedded cluster.
         device: ``cpu`` or ``cuda`` (CPU fallback with a warning without GPU).
+        gpus: GPUs of the embedded cluster (``"0,2"``; default every visible GPU), one worker each.
         precision: ``fp32`` or ``bf16``.
         chunks: spatial chunk edge in pixels.
         batch_size: windows (patch) or tiles (dense) per forward (default: per device).
@@ -234,7 +236,7 @@ def classify(
         GeohsiError: subclasses for every user-caused problem (missing inputs, band mismatch,
             unreachable scheduler, existing outputs, pixel-grid scene to GeoTIFF).
     """
-    from geohsi.classification.cluster import ClusterInfo, gpu_worker_count, host_threads, open_cluster
+    from geohsi.classification.cluster import ClusterInfo, cluster_info, open_cluster
     from geohsi.scene import scene_crs
 
     outputs = MapOutputs.resolve(out, probabilities, confidence)
@@ -262,13 +264,12 @@ def classify(
         return res
 
     if client is not None:
-        gpu = device == "cuda" and gpu_worker_count(client) > 0
-        return run(ClusterInfo(client, False, gpu, device, None, host_threads(client)))
+        return run(cluster_info(client, device, warn=lambda m: log(f"[yellow]warning:[/] {m}")))
     # Count chunks first so a small scene does not start more workers than it has tasks.
     c = chunks or b.head.default_chunk(int(ds.sizes["y"]), int(ds.sizes["x"]), int(ds.sizes["band"]))
     n_tasks = (-(-int(ds.sizes["y"]) // c)) * (-(-int(ds.sizes["x"]) // c))
     with open_cluster(
-        scheduler, workers=workers, device=device, max_tasks=n_tasks, warn=lambda m: log(f"[yellow]warning:[/] {m}")
+        scheduler, workers=workers, device=device, gpus=gpus, max_tasks=n_tasks, warn=lambda m: log(f"[yellow]warning:[/] {m}")
     ) as info:
         return run(info)
 

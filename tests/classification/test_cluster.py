@@ -38,13 +38,17 @@ def _wait_for(cond, timeout: float, what: str) -> None:
 
 
 class RealCluster:
-    """A scheduler and N single-thread workers, each its own OS process (no nanny, so a kill is final)."""
+    """A scheduler and N single-thread workers, each its own OS process (no nanny, so a kill is final).
 
-    def __init__(self, tmp: Path, n_workers: int = 2) -> None:
+    ``extra`` is added to every ``dask worker`` command line (e.g. ``--resources GPU=1``), ``env`` to
+    the processes' environment."""
+
+    def __init__(self, tmp: Path, n_workers: int = 2, *, extra: list[str] = (), env: dict[str, str] | None = None) -> None:
         port = _free_port()
         self.address = f"tcp://127.0.0.1:{port}"
         self.log = tmp
-        env = dict(os.environ, DASK_LOGGING__DISTRIBUTED="warning")
+        tmp.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, DASK_LOGGING__DISTRIBUTED="warning", **(env or {}))
         self.scheduler = subprocess.Popen(
             [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
             stdout=open(tmp / "scheduler.log", "w"),  # noqa: SIM115 - the process owns its log file
@@ -65,6 +69,7 @@ class RealCluster:
                     f"w{k}",
                     "--memory-limit",
                     "2GB",
+                    *extra,
                 ],
                 stdout=open(tmp / f"worker{k}.log", "w"),  # noqa: SIM115 - the process owns its log file
                 stderr=subprocess.STDOUT,
