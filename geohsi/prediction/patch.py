@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from geohsi.errors import UsageError
 from geohsi.prediction.runtime import ForwardTimer, autocast, batches, timed
-from geohsi.spectral.windows import WindowSource, windows_for_block
+from geohsi.spectral.windows import WindowSource
 
 
 @torch.inference_mode()
@@ -102,9 +103,11 @@ def patch_block_probabilities(
 ) -> np.ndarray:
     """Class probabilities of every core pixel of a block that carries a halo.
 
-    Windows are cut from the halo'd block and run through the model one batch at a time
-    (memory per batch: ``batch·C·(w² + S²)·4`` bytes). Pixels that are invalid in the input (NaN
-    channels) are not run; their probabilities are NaN.
+    The block is uploaded to ``device`` once; windows are cut from it (a strided view and one
+    gather per batch), resized (bilinear, ``align_corners=False``, as
+    :func:`~geohsi.spectral.windows.windows_for_block`) and classified there, and only the
+    probabilities are downloaded (device memory per batch: ``batch·C·(w² + S²)·4`` bytes). Pixels
+    that are invalid in the input (NaN channels) are not run; their probabilities are NaN.
 
     Args:
         block_with_halo: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
@@ -122,17 +125,35 @@ def patch_block_probabilities(
 
     .. versionadded:: 0.1
     """
-    _, hh, ww = block_with_halo.shape
+    import torch.nn.functional as F
+
+    from geohsi.spectral.windows import check_window
+
+    r = check_window(window)
+    if halo < r:
+        raise UsageError(f"block halo {halo} is smaller than the window radius {r}; fetch blocks with halo >= window // 2")
+    device = torch.device(device)
+    model.eval()
+    # One upload of the halo'd block; windows are cut, resized and classified on the device, and only
+    # the probabilities come back.
+    blk = torch.from_numpy(np.ascontiguousarray(block_with_halo, dtype=np.float32)).to(device)
+    _, hh, ww = blk.shape
     h, w = hh - 2 * halo, ww - 2 * halo
     k = int(model.head.num_classes)
-    out = np.full((k, h, w), np.nan, dtype=np.float32)
-    core = block_with_halo[:, halo : halo + h, halo : halo + w]
-    rows, cols = np.nonzero(~np.isnan(core).any(axis=0))
-    for start in range(0, rows.size, batch_size):
-        r, cc = rows[start : start + batch_size], cols[start : start + batch_size]
-        win = windows_for_block(block_with_halo, r, cc, window, input_size, halo=halo)
-        out[:, r, cc] = predict_proba(model, win, batch_size=batch_size, device=device, precision=precision, timer=timer).T
-    return out
+    out = torch.full((k, h, w), float("nan"), dtype=torch.float32, device=device)
+    rows, cols = torch.nonzero(~torch.isnan(blk[:, halo : halo + h, halo : halo + w]).any(0), as_tuple=True)
+    off = halo - r  # first window row for core row 0
+    view = torch.nan_to_num(blk, nan=0.0).unfold(1, window, 1).unfold(2, window, 1)  # [C, H', W', w, w], no copy
+    with torch.inference_mode():
+        for sl in batches(int(rows.numel()), batch_size):
+            r_, c_ = rows[sl], cols[sl]
+            win = view[:, r_ + off, c_ + off].transpose(0, 1)  # gather: [N, C, w, w]
+            if window != input_size:
+                win = F.interpolate(win, size=(input_size, input_size), mode="bilinear", align_corners=False, antialias=False)
+            with autocast(device, precision), timed(timer):
+                logits = model(win.contiguous())
+            out[:, r_, c_] = torch.softmax(logits.float(), dim=-1).T
+    return out.cpu().numpy()
 
 
 __all__ = ["patch_block_probabilities", "predict_proba", "predict_window_classes"]
