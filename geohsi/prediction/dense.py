@@ -152,30 +152,31 @@ def dense_block_probabilities(
     )
     ti, tj = np.nonzero(count > 0)  # row-major: every pixel accumulates its tiles in one fixed order
 
-    src = np.nan_to_num(blk, nan=0.0)  # NaN → 0 (the channel mean after standard normalisation), as in patch mode
-    weight = torch.from_numpy(hann_weight(tile))
-    acc = np.zeros((k, h, w), dtype=np.float64)
-    wsum = np.zeros((h, w), dtype=np.float64)
-    wnp = weight.numpy().astype(np.float64)
+    # One upload of the halo'd block; tiles are cut, classified and Hann-blended on the device (in
+    # float64, so the blend does not depend on the device), and only the probabilities come back.
     dev = torch.device(device)
+    src = torch.nan_to_num(
+        torch.from_numpy(np.require(blk, requirements=["C", "W"])).to(dev), nan=0.0
+    )  # NaN → 0 (the channel mean), as in patch mode
+    weight = torch.from_numpy(hann_weight(tile)).to(dev)
+    acc = torch.zeros((k, h, w), dtype=torch.float64, device=dev)
+    wsum = torch.zeros((h, w), dtype=torch.float64, device=dev)
+    w64 = weight.double()
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(ti), batch_size):
             bi, bj = ti[start : start + batch_size], tj[start : start + batch_size]
-            x = np.stack([src[:, ly[i] : ly[i] + tile, lx[j] : lx[j] + tile] for i, j in zip(bi, bj, strict=True)])
+            x = torch.stack([src[:, ly[i] : ly[i] + tile, lx[j] : lx[j] + tile] for i, j in zip(bi, bj, strict=True)])
             with autocast(dev, precision), timed(timer):
-                logits = model(torch.from_numpy(x).to(dev))
-            logits = (logits.float().cpu() * weight).numpy().astype(np.float64)
+                logits = model(x)
+            logits = (logits.float() * weight).double()
             for n, (i, j) in enumerate(zip(bi, bj, strict=True)):
                 r0, r1, c0, c1 = cy0[i], cy1[i], cx0[j], cx1[j]
                 tr, tc = r0 - (gy[i] - y0), c0 - (gx[j] - x0)  # first tile row/col inside the core
                 acc[:, r0:r1, c0:c1] += logits[n, :, tr : tr + r1 - r0, tc : tc + c1 - c0]
-                wsum[r0:r1, c0:c1] += wnp[tr : tr + r1 - r0, tc : tc + c1 - c0]
-    logit = acc / np.maximum(wsum, 1e-30)
-    logit -= logit.max(axis=0, keepdims=True)
-    p = np.exp(logit)
-    p /= p.sum(axis=0, keepdims=True)
-    out[:, core_valid] = p[:, core_valid].astype(np.float32)
+                wsum[r0:r1, c0:c1] += w64[tr : tr + r1 - r0, tc : tc + c1 - c0]
+        p = torch.softmax(acc / wsum.clamp_min(1e-30), dim=0).float().cpu().numpy()
+    out[:, core_valid] = p[:, core_valid]
     return out
 
 
