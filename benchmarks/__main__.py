@@ -1,7 +1,8 @@
 """``python -m benchmarks``: the benchmarks whose results go into docs/ (run from the repository root).
 
 Commands: ``peft`` (the PEFT results table, docs/results.md), ``inference`` (inference throughput,
-docs/performance.md), ``batch`` (one batch command vs single-scene commands, docs/performance.md), ``large-scene`` (a synthetic 1024² scene through classify), ``sections`` (the
+docs/performance.md), ``batch`` (one batch command vs single-scene commands, docs/performance.md), ``gpu`` (the GPU
+check's measurements, benchmarks/gpu_check.sh), ``large-scene`` (a synthetic 1024² scene through classify), ``sections`` (the
 section-by-section model-side inference benchmark). They use geohsi's public API only; geohsi
 itself never imports this package.
 
@@ -250,6 +251,18 @@ def sections(ctx: click.Context) -> None:
     from benchmarks.inference import main
 
     main(ctx.args)
+
+
+@bench.command("gpu")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("gpu_check_out"), show_default=True, help="Folder for gpu_check.json."
+)
+@click.option("--dry-run", is_flag=True, help="Run the same measurements on the CPU with tiny sizes (what CI runs).")
+def gpu(out: Path, dry_run: bool) -> None:
+    """The GPU benchmark of benchmarks/gpu_check.sh: matmul peak, MFU, px/s, Dask ÷ bare forward, training steps/s."""
+    from benchmarks.gpu import run
+
+    run(out=out, dry_run=dry_run)
 
 
 if __name__ == "__main__":

@@ -509,8 +509,11 @@ def _dask_classify(
     precision: str,
     batch: int,
     log: Callable[[str], None],
+    device: str = "cpu",
 ) -> dict:
     """Patch/dense Dask classify of a crop on a LocalCluster vs the bare batched forward on the same pixels.
+
+    With ``device="cuda"`` the cluster is one GPU worker (GPU 0) and the bare forward runs on that GPU.
 
     Start-up is excluded: the cluster is started and every worker has loaded the bundle (a
     warm-up run) before the clock starts. The bare forward runs in this process with all cores on
@@ -531,18 +534,19 @@ def _dask_classify(
         chans = np.asarray(b.transform.apply(ds).values, dtype=np.float32)
     valid = ~np.isnan(chans).any(0)
     n = int(valid.sum())
-    model = b.build_model(merge=True)
+    dev = torch.device(device)
+    model = b.build_model(merge=True).to(dev)
     if precision == "bf16":
         model = _bf16_copy(model)
-    cpu = torch.device("cpu")
     r = b.head.halo
     blk = pad_reflect_halo(chans, r)
     timer = ForwardTimer()
-    b.head.predict_block(blk, model, halo=r, origin=(0, 0), batch_size=batch, device=cpu, precision=precision)  # warm-up
+    b.head.predict_block(blk, model, halo=r, origin=(0, 0), batch_size=batch, device=dev, precision=precision)  # warm-up
     t0 = time.perf_counter()
-    b.head.predict_block(blk, model, halo=r, origin=(0, 0), batch_size=batch, device=cpu, precision=precision, timer=timer)
+    b.head.predict_block(blk, model, halo=r, origin=(0, 0), batch_size=batch, device=dev, precision=precision, timer=timer)
     bare_s, bare_total_s = timer.seconds, time.perf_counter() - t0
-    with open_cluster(workers=workers) as info:
+    gpu = dev.type == "cuda"
+    with open_cluster(workers=None if gpu else workers, device=device, gpus="0" if gpu else None) as info:
         c = info.client
         warm = predict_map(
             ds.isel(y=slice(0, max(b.head.window, b.head.input_size)), x=slice(0, cols)),
@@ -551,12 +555,13 @@ def _dask_classify(
             chunks=max(1, cols // workers),
             precision=precision,
             batch_size=batch,
+            device=info.device,
         )
-        warm.compute()  # every worker loads the bundle (start-up, excluded)
+        warm.compute(optimize_graph=False)  # every worker loads the bundle (start-up, excluded)
         c.run(worker_stats, True)
-        lazy = predict_map(ds, b, c, chunks=chunks, precision=precision, batch_size=batch)
+        lazy = predict_map(ds, b, c, chunks=chunks, precision=precision, batch_size=batch, device=info.device)
         t0 = time.perf_counter()
-        lazy.compute()
+        lazy.compute(optimize_graph=False)
         wall = time.perf_counter() - t0
         stats = c.run(worker_stats)
     fwd = sum(s["forward_s"] for s in stats.values())

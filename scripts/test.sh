@@ -15,6 +15,8 @@ echo "[test] lint: ruff check, ruff format --check, lint-imports"
 .venv/bin/lint-imports --no-cache
 echo "[test] fast job"
 .venv/bin/python -m pytest -m "not slow" -q -p no:cacheprovider
+echo "[test] GPU check, dry run on the CPU (benchmarks/gpu_check.sh --dry-run)"
+bash benchmarks/gpu_check.sh --dry-run --out "$(mktemp -d)"
 echo "[test] slow job"
 # exit code 5 means "no slow tests collected", which is fine for the slow job alone
 .venv/bin/python -m pytest -m slow -q -p no:cacheprovider || [ $? -eq 5 ]

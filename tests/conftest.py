@@ -13,6 +13,20 @@ REPO = Path(__file__).resolve().parents[1]
 pytest_plugins = ["tests.stac_fixtures"]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``gpu`` tests need CUDA: skipped (with the reason) on machines without it, e.g. CI."""
+    if not any(item.get_closest_marker("gpu") for item in items):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run bash benchmarks/gpu_check.sh on a GPU machine)")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
+
+
 def _data_dir() -> Path:
     env = os.environ.get("GEOHSI_DATA_DIR")
     return Path(env) if env else (REPO.parent / "shared" / "data")

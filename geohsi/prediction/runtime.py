@@ -131,6 +131,8 @@ def autotune_batch_size(
 class ForwardTimer:
     """Accumulates the wall seconds spent inside model forwards (the per-worker classify statistic).
 
+    On CUDA it synchronises at the end of each forward, so the seconds are the kernels', not their launch's.
+
     Attributes:
         seconds: total seconds timed so far.
         calls: number of timed forwards.
@@ -153,6 +155,8 @@ class ForwardTimer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if torch.cuda.is_initialized():  # kernels run asynchronously: count them, not their launch
+            torch.cuda.synchronize()
         self.seconds += time.perf_counter() - self._t0
         self.calls += 1
 
