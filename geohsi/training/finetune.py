@@ -208,15 +208,17 @@ def train(
             t0 = time.perf_counter()
             model.train()
             order = np.random.default_rng([run.seed, epoch]).permutation(samples.epoch_size(epoch))
-            losses = []
+            steps: list[torch.Tensor] = []
             for step, sl in enumerate(batches(len(order), run.batch_size)):
                 gen = torch.Generator().manual_seed(run.seed * 1_000_003 + epoch * 10_007 + step)
                 x, y = samples.batch(epoch, order[sl], gen, run.augment)
-                x, y = x.to(device), y.to(device)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # the batch: the only copy per step
                 with autocast(device, run.precision):
                     loss = head.loss(model(x), y)
-                losses.append(runner.step(loss))
-                update(advance=1, loss=losses[-1], lr=runner.lr, epoch=epoch + 1)
+                steps.append(runner.step(loss))
+                # Show the previous step's loss: reading it does not wait for the step just queued on a GPU.
+                update(advance=1, loss=float(steps[-2] if len(steps) > 1 else steps[-1]), lr=runner.lr, epoch=epoch + 1)
+            losses = torch.stack(steps).cpu().tolist() if steps else []
             val_oa = None
             if len(split.val):
                 pred = samples.predict(model, split.val, batch_size=run.batch_size, device=device, precision=run.precision)

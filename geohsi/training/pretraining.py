@@ -564,7 +564,7 @@ def pretrain(
             x, gen = _step_batch(pool, cfg, step)
             with autocast(dev, run.precision):
                 loss = mae(x.to(dev), generator=gen).loss
-            value = runner.step(loss)
+            value = float(runner.step(loss))
             if not math.isfinite(value):
                 raise DataError(f"pretraining loss became {value} at step {step + 1}; lower --lr or use --precision fp32")
             history["train"].append(value)

@@ -118,15 +118,19 @@ class Runner:
 
     # -- optimisation ------------------------------------------------------------------------------
 
-    def step(self, loss: torch.Tensor) -> float:
-        """One optimisation step on ``loss``; returns its value."""
+    def step(self, loss: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on ``loss``; returns it detached, still on its device.
+
+        Reading the value (``float(...)``) waits for the step's kernels; callers on CUDA read the
+        previous step's loss instead, so the device always has the next step queued.
+        """
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip > 0:
             nn.utils.clip_grad_norm_(self._params, self.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        return float(loss.detach())
+        return loss.detach()
 
     # -- model state -------------------------------------------------------------------------------
 
