@@ -169,6 +169,7 @@ def bundle_info(path: str | os.PathLike) -> dict[str, Any]:
         "backbone": m.backbone.name,
         "spectral": f"{spec['reduction']} → {len(spec['channel_names'])} channels, "
         f"{spec['normalizer']['method']} normalisation, {spec['input_band_count']} input bands",
+        "maps": b.transform.describe_inputs(),
         "window": f"{m.head.window} px → {m.head.input_size} px (bilinear)",
         "split": tc.get("split"),
         "training": f"{tc.get('epochs')} epochs, lr {tc.get('lr')}, seed {tc.get('seed')}",

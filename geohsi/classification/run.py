@@ -243,7 +243,7 @@ def classify(
     outputs.check_writable(overwrite)  # before anything is opened: an existing output fails at once
     ds, b = open_inputs(scene, resolve_bundle(bundle, log))
     outputs.check_georeference(scene, scene_crs(ds))
-    b.transform.check_scene(ds)
+    b.transform.check_scene(ds, warn=lambda m: log(f"[yellow]warning:[/] {m}"))
 
     def run(info: ClusterInfo) -> ClassifyResult:
         if info.dashboard_link:

@@ -158,9 +158,15 @@ def resampling_matrix(
     return _overlap_weights(wl, fw, good)
 
 
-def _overlap_weights(wl: np.ndarray, fw: np.ndarray, good: np.ndarray) -> np.ndarray:
-    c = np.array([b.centre for b in S2_BANDS])[:, None]
-    s = (np.array([b.width for b in S2_BANDS]) * FWHM_TO_SIGMA)[:, None]
+def _overlap_weights(
+    wl: np.ndarray, fw: np.ndarray, good: np.ndarray, centres: np.ndarray | None = None, widths: np.ndarray | None = None
+) -> np.ndarray:
+    """``[T, B]`` weights of Gaussian band responses: target bands (default the 12 S2 bands; centre,
+    FWHM) over source bands (centre, FWHM), bad source bands 0, rows summing to 1."""
+    if centres is None or widths is None:
+        centres, widths = np.array([b.centre for b in S2_BANDS]), np.array([b.width for b in S2_BANDS])
+    c = np.asarray(centres, dtype="float64")[:, None]
+    s = (np.asarray(widths, dtype="float64") * FWHM_TO_SIGMA)[:, None]
     sig = np.where(good, fw, 1.0)[None, :] * FWHM_TO_SIGMA
     var = s**2 + sig**2
     # ∫ exp(−(λ−c)²/2s²)·exp(−(λ−μ)²/2σ²) dλ = √(2π)·sσ/√(s²+σ²)·exp(−(μ−c)²/2(s²+σ²))

@@ -33,6 +33,17 @@ def _source(ds: xr.Dataset) -> str:
     return str(ds.encoding.get("source", "the scene"))
 
 
+def _radiometry(ds: xr.Dataset) -> tuple[str, str | None, bool]:
+    """``(quantity, units, scaled)`` of a scene: its cube's name (``reflectance``/``radiance``), its
+    ``units`` attribute, and whether it declares a ``scale_factor``/``add_offset``."""
+    from geohsi.scene import cube
+
+    v = cube(ds)
+    units = v.attrs.get("units") or ds.attrs.get("units")
+    scaled = "scale_factor" in v.attrs or "add_offset" in v.attrs
+    return str(v.name), (str(units) if units else None), bool(scaled)
+
+
 @dataclass(frozen=True, eq=False)
 class SpectralTransform:
     """Band reduction + normalisation, with the input it expects.
@@ -43,8 +54,13 @@ class SpectralTransform:
             :class:`~geohsi.spectral.sentinel2.S2Resampler`.
         normalizer: per-channel :class:`~geohsi.spectral.normalize.Normalizer` fitted on the
             projected channels of the valid pixels.
-        input_band_count: B_in of the scenes it accepts.
+        input_band_count: B_in of the fitting scene (what a PCA transform accepts; an ``s2``
+            transform maps any band table that covers the 12 Sentinel-2 bands).
         input_wavelengths: ``[B_in]`` nm (NaN unknown) of the fitting scene.
+        input_quantity: ``reflectance`` or ``radiance`` of the fitting scene (``None``: a bundle
+            written before quantities were recorded; no check).
+        input_units: the fitting scene's ``units`` attribute, if any.
+        input_scaled: whether the fitting scene declared a ``scale_factor``/``add_offset``.
 
     .. versionadded:: 0.1
     """
@@ -54,6 +70,9 @@ class SpectralTransform:
     normalizer: Normalizer
     input_band_count: int
     input_wavelengths: np.ndarray
+    input_quantity: str | None = None
+    input_units: str | None = None
+    input_scaled: bool | None = None
 
     @classmethod
     def fit(
@@ -103,7 +122,8 @@ class SpectralTransform:
         channels = projection.apply(physical_cube(ds))
         normalizer = Normalizer.fit(channels, norm, percentiles=percentiles)
         wl = np.asarray(ds["wavelength"].values, dtype="float64")
-        return cls(method, projection, normalizer, int(ds.sizes["band"]), _frozen(wl))
+        quantity, units, scaled = _radiometry(ds)
+        return cls(method, projection, normalizer, int(ds.sizes["band"]), _frozen(wl), quantity, units, scaled)
 
     @property
     def channel_names(self) -> list[str]:
@@ -115,24 +135,63 @@ class SpectralTransform:
         """Number of output channels."""
         return len(self.channel_names)
 
-    def check_scene(self, ds: xr.Dataset, *, tol_nm: float = WAVELENGTH_TOL_NM) -> None:
-        """Check that a scene is one this transform can replay on.
+    def same_sensor(self, ds: xr.Dataset, *, tol_nm: float = WAVELENGTH_TOL_NM) -> bool:
+        """Whether a scene has the fitting scene's band table (count, and wavelengths within ``tol_nm``)."""
+        if int(ds.sizes["band"]) != self.input_band_count:
+            return False
+        wl, fw = np.asarray(ds["wavelength"].values, dtype="float64"), self.input_wavelengths
+        both = np.isfinite(wl) & np.isfinite(fw)
+        return not both.any() or float(np.abs(wl - fw)[both].max()) <= tol_nm
 
-        The band count must match; wavelengths must agree within ``tol_nm`` wherever both the scene
-        and the fit know them (a scene without wavelengths is accepted on its band count); every band
-        the reduction reads must be a good band of the scene.
+    def check_scene(self, ds: xr.Dataset, *, tol_nm: float = WAVELENGTH_TOL_NM, warn: Any = None) -> None:
+        """Check that a scene is one this transform can map.
+
+        Quantity first (when the bundle recorded it): a reflectance model refuses a radiance scene
+        and vice versa. Then the bands. A PCA transform needs the fitting sensor: the band count
+        must match, wavelengths must agree within ``tol_nm`` wherever both are known (a scene
+        without wavelengths is accepted on its band count), and every band it reads must be a good
+        band of the scene. An ``s2`` transform maps any sensor whose good bands cover every
+        Sentinel-2 band (its resampling weights are rebuilt from the scene's own wavelengths, FWHM
+        and good-band flags by :meth:`projection_for`).
+
+        Args:
+            ds: the scene.
+            tol_nm: wavelength tolerance of "the same sensor".
+            warn: receives a one-line warning when the scene declares no scale factor while the
+                fitting scene did (the values are then taken as they are; a scene in physical units
+                says so with ``scale_factor = 1``).
 
         Raises:
             BandMismatchError: one line naming the scene, what differs, and what to do.
         """
         src = _source(ds)
+        quantity, _, scaled = _radiometry(ds)
+        if self.input_quantity is not None and quantity != self.input_quantity:
+            fix = (
+                "convert it to reflectance first (atmospheric correction, e.g. an L2A product)"
+                if quantity == "radiance"
+                else ("use a model trained on radiance scenes")
+            )
+            raise BandMismatchError(
+                f"{src} holds {quantity} but the model was trained on {self.input_quantity}"
+                f"{f' ({self.input_units})' if self.input_units else ''}; {fix}"
+            )
+        if warn is not None and self.input_scaled and not scaled:
+            warn(
+                f"{src} declares no scale_factor/add_offset; its values are taken as {quantity} as they are "
+                "(the model was trained on scaled values: set scale_factor at ingest if they are e.g. reflectance × 10000)"
+            )
+        if self.reduction == "s2" and not self.same_sensor(ds, tol_nm=tol_nm):
+            S2Resampler.from_scene(ds)  # the coverage check, naming the missing S2 bands and the scene's range
+            return
         nb = int(ds.sizes["band"])
         fw = self.input_wavelengths
         rng = f"{np.nanmin(fw):.1f}–{np.nanmax(fw):.1f} nm" if np.isfinite(fw).any() else "no wavelengths"
         if nb != self.input_band_count:
             raise BandMismatchError(
                 f"{src} has {nb} bands but the spectral transform was fitted on {self.input_band_count} ({rng}); "
-                "use a model trained for this sensor or retrain on this scene"
+                "use a model trained for this sensor, retrain on this scene, or train with --spectral s2 to map "
+                "other sensors by wavelength"
             )
         wl = np.asarray(ds["wavelength"].values, dtype="float64")
         both = np.isfinite(wl) & np.isfinite(fw)
@@ -143,7 +202,8 @@ class SpectralTransform:
             if diff[i] > tol_nm:
                 raise BandMismatchError(
                     f"{src} band {i + 1} is at {wl[i]:.2f} nm but the spectral transform expects {fw[i]:.2f} nm "
-                    f"(tolerance {tol_nm} nm); use a model trained for this sensor or retrain on this scene"
+                    f"(tolerance {tol_nm} nm); use a model trained for this sensor, retrain on this scene, or train "
+                    "with --spectral s2 to map other sensors by wavelength"
                 )
         used = np.asarray(self.projection.band_indices)
         bad = np.setdiff1d(used, good_band_indices(ds))
@@ -152,6 +212,31 @@ class SpectralTransform:
                 f"{src} flags bands {(bad + 1).tolist()[:10]} as bad but the spectral transform reads them; "
                 "fix the scene's good_band flags or retrain on this scene"
             )
+
+    def projection_for(self, ds: xr.Dataset) -> PCAParams | S2Resampler:
+        """The band reduction for a scene: the fitted one on the fitting sensor; for an ``s2``
+        transform on another sensor, the resampling onto the same 12 bands built from that scene's
+        wavelengths, FWHM and good bands (the same response model)."""
+        if self.reduction == "s2" and not self.same_sensor(ds):
+            return S2Resampler.from_scene(ds)
+        return self.projection
+
+    def describe_inputs(self) -> str:
+        """One line on the scenes this transform can map (for ``geohsi info``)."""
+        q = (
+            f"{self.input_quantity}{f' ({self.input_units})' if self.input_units else ''}"
+            if self.input_quantity
+            else "any quantity (not recorded)"
+        )
+        fw = self.input_wavelengths
+        rng = f"{np.nanmin(fw):.0f}–{np.nanmax(fw):.0f} nm" if np.isfinite(fw).any() else "no wavelengths"
+        if self.reduction == "s2":
+            need = ", ".join(f"{b.name} {b.centre:.0f}±{b.width / 2:.0f}" for b in S2_BANDS)
+            return (
+                f"any sensor whose good bands cover the 12 Sentinel-2 bands ({need} nm), {q}; "
+                f"trained on {self.input_band_count} bands, {rng}"
+            )
+        return f"the training sensor only: {self.input_band_count} bands, {rng} (PCA), {q}"
 
     def apply(self, ds: xr.Dataset) -> xr.DataArray:
         """Transform a scene into the model's channels, lazily and chunkwise.
@@ -167,7 +252,7 @@ class SpectralTransform:
             BandMismatchError: see :meth:`check_scene`.
         """
         self.check_scene(ds)
-        channels = self.normalizer.apply(self.projection.apply(physical_cube(ds)))
+        channels = self.normalizer.apply(self.projection_for(ds).apply(physical_cube(ds)))
         channels.name = "channels"
         channels.attrs.update(reduction=self.reduction, normalization=self.normalizer.method)
         return channels
@@ -182,6 +267,9 @@ class SpectralTransform:
             "input_band_count": self.input_band_count,
             "input_wavelengths": _wl_list(self.input_wavelengths),
             "channel_names": self.channel_names,
+            **({"input_quantity": self.input_quantity} if self.input_quantity is not None else {}),
+            **({"input_units": self.input_units} if self.input_units is not None else {}),
+            **({"input_scaled": self.input_scaled} if self.input_scaled is not None else {}),
         }
 
     @classmethod
@@ -208,6 +296,9 @@ class SpectralTransform:
                 Normalizer.from_dict(d["normalizer"]),
                 int(d["input_band_count"]),
                 _frozen(_wl_array(d["input_wavelengths"])),
+                d.get("input_quantity"),
+                d.get("input_units"),
+                d.get("input_scaled"),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"invalid spectral transform record ({type(e).__name__}: {e}); re-create the bundle") from e

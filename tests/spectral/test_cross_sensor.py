@@ -1,0 +1,108 @@
+"""Sensor-agnostic ``s2`` transforms: fitted on real EnMAP, they map the same surface seen through
+another sensor's real band table (AVIRIS-NG's, simulated), and refuse what they cannot map — a
+radiance scene with a reflectance model, a VNIR-only drone cube — each with one line. PCA transforms
+stay sensor-bound and say how to map across sensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geohsi.errors import BandMismatchError
+from geohsi.ingestion import open_source
+from geohsi.spectral.simulate import simulate_sensor
+from geohsi.spectral.transform import SpectralTransform
+
+
+@pytest.fixture(scope="module")
+def enmap_tile(data_dir):
+    return open_source(data_dir / "enmap_potsdam" / "images" / "enmap_potsdam_tile_128_0.tif")
+
+
+@pytest.fixture(scope="module")
+def aviris_ng(data_dir):
+    return open_source(data_dir / "aviris_ng" / "ang20160910t185702_2rdn_img.hdr")
+
+
+@pytest.fixture(scope="module")
+def enmap_as_aviris_ng(enmap_tile, aviris_ng):
+    return simulate_sensor(
+        enmap_tile,
+        aviris_ng["wavelength"].values,
+        aviris_ng["fwhm"].values,
+        good_band=aviris_ng["good_band"].values,
+        sensor="AVIRIS-NG (simulated)",
+    )
+
+
+def test_simulated_scene_keeps_geometry_quantity_and_validity(enmap_tile, enmap_as_aviris_ng, aviris_ng) -> None:
+    sim = enmap_as_aviris_ng
+    assert sim.sizes["band"] == aviris_ng.sizes["band"] == 425 and enmap_tile.sizes["band"] == 224
+    assert (sim.sizes["y"], sim.sizes["x"]) == (enmap_tile.sizes["y"], enmap_tile.sizes["x"])
+    assert "reflectance" in sim.data_vars and sim.rio.crs == enmap_tile.rio.crs
+    good = sim["good_band"].values
+    wl = sim["wavelength"].values
+    assert not good[wl < 400].any() and good[(wl > 500) & (wl < 900)].all()  # EnMAP starts at 418 nm
+    x = sim["reflectance"].values[:, :, :]
+    assert np.isfinite(x[good]).all() and 0 < np.nanmedian(x[good]) < 1  # physical reflectance, scale applied
+
+
+def test_s2_transform_maps_another_sensor_to_the_same_model_input(enmap_tile, enmap_as_aviris_ng) -> None:
+    t = SpectralTransform.fit(enmap_tile, "s2")
+    real = t.apply(enmap_tile).values
+    sim = t.apply(enmap_as_aviris_ng).values
+    assert real.shape == sim.shape == (12, enmap_tile.sizes["y"], enmap_tile.sizes["x"])
+    ok = np.isfinite(real) & np.isfinite(sim)
+    assert ok.mean() > 0.95
+    # Same surface through another band table: standardised channels agree to well under a tenth of a σ.
+    assert float(np.median(np.abs(real - sim)[ok])) < 0.02, float(np.median(np.abs(real - sim)[ok]))
+    corr = [np.corrcoef(real[c][ok[c]], sim[c][ok[c]])[0, 1] for c in range(12)]
+    assert min(corr) > 0.999, corr
+
+
+def test_refusals_name_the_quantity_or_the_missing_bands(enmap_tile, aviris_ng, data_dir) -> None:
+    t = SpectralTransform.fit(enmap_tile, "s2")
+    assert t.input_quantity == "reflectance"
+    with pytest.raises(
+        BandMismatchError, match="holds radiance but the model was trained on reflectance.*convert it to reflectance first"
+    ):
+        t.check_scene(aviris_ng)
+    drone = open_source(data_dir / "pika_drone" / "pika_reflectance.bip.hdr")
+    with pytest.raises(BandMismatchError, match=r"Sentinel-2 band B\d+ .*is not covered by the good bands of .*pika"):
+        t.check_scene(drone)
+    pca = SpectralTransform.fit(enmap_tile, "pca")
+    sim = simulate_sensor(enmap_tile, aviris_ng["wavelength"].values, aviris_ng["fwhm"].values)
+    with pytest.raises(BandMismatchError, match="has 425 bands but the spectral transform was fitted on 224.*--spectral s2"):
+        pca.check_scene(sim)
+    with pytest.raises(BandMismatchError, match="holds radiance"):  # the quantity check applies to PCA too
+        pca.check_scene(aviris_ng)
+
+
+def test_records_round_trip_and_old_records_keep_their_behaviour(enmap_tile, aviris_ng) -> None:
+    t = SpectralTransform.fit(enmap_tile, "s2")
+    d = t.to_dict()
+    assert d["input_quantity"] == "reflectance" and SpectralTransform.from_dict(d) == t
+    old = {k: v for k, v in d.items() if k not in ("input_quantity", "input_units", "input_scaled")}
+    legacy = SpectralTransform.from_dict(old)
+    assert legacy.input_quantity is None
+    legacy.check_scene(aviris_ng)  # written before quantities were recorded: no quantity check, as before
+    assert "Sentinel-2" in t.describe_inputs() and "reflectance" in t.describe_inputs()
+
+
+def test_a_scene_without_a_scale_factor_gets_a_warning_naming_the_assumption(enmap_tile) -> None:
+    t = SpectralTransform.fit(enmap_tile, "s2")
+    unscaled = enmap_tile.copy()
+    unscaled["reflectance"] = unscaled["reflectance"].copy()
+    unscaled["reflectance"].attrs.pop("scale_factor")
+    said: list[str] = []
+    t.check_scene(unscaled, warn=said.append)
+    assert len(said) == 1 and "declares no scale_factor" in said[0] and "reflectance × 10000" in said[0]
+    said.clear()
+    t.check_scene(enmap_tile, warn=said.append)
+    assert said == []
+
+
+def test_the_simulated_scene_declares_physical_units(enmap_tile, enmap_as_aviris_ng) -> None:
+    said: list[str] = []
+    SpectralTransform.fit(enmap_tile, "s2").check_scene(enmap_as_aviris_ng, warn=said.append)
+    assert said == [] and enmap_as_aviris_ng["reflectance"].attrs["scale_factor"] == 1.0
