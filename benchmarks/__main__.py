@@ -253,6 +253,25 @@ def sections(ctx: click.Context) -> None:
     main(ctx.args)
 
 
+@bench.command("cross-sensor")
+@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Scenes, simulated scenes and bundles.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/cross_sensor.md"), show_default=True)
+@click.option("--pair", "pairs", multiple=True, default=None, help="Subset of pairs (repeatable) [default: all].")
+@click.option("--adapter", "adapters", multiple=True, default=("krona+", "lora", "full"), show_default=True)
+@click.option("--seeds", default=3, show_default=True)
+@click.option("--model", default="small", show_default=True)
+@click.option("--epochs", type=int, default=None, help="[default: the dense head's 150]")
+@click.option("--quick", is_flag=True, help="Smoke run: tiny model, 1 seed, 1 epoch, KronA+, first pair.")
+def cross_sensor(workdir: Path, out: Path, pairs, adapters, seeds: int, model: str, epochs: int | None, quick: bool) -> None:
+    """Train s2 bundles on a real scene, map it through another sensor's band table, and back (docs/cross_sensor.md)."""
+    from benchmarks.cross_sensor import PAIRS, run
+
+    if quick:
+        pairs, adapters, seeds, model, epochs = (next(iter(PAIRS)),), ("krona+",), 1, "tiny", 1
+    run(workdir=workdir, out=out, pairs=pairs or tuple(PAIRS), adapters=adapters, seeds=range(seeds), model=model,
+        epochs=epochs, command=_command())  # fmt: skip
+
+
 @bench.command("gpu")
 @click.option(
     "--out", type=click.Path(path_type=Path), default=Path("gpu_check_out"), show_default=True, help="Folder for gpu_check.json."

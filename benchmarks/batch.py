@@ -216,15 +216,9 @@ def render_markdown(res: dict, command: str) -> str:
 
 def write_docs(res: dict, path: str | os.PathLike, command: str) -> Path:
     """Replace the section between the batch markers of ``path`` (appended when missing)."""
-    p = Path(path)
-    text = p.read_text() if p.exists() else ""
-    block = render_markdown(res, command)
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n## Batch mapping: one command for many scenes\n\n" + block + "\n"
-    p.write_text(text)
-    return p
+    from benchmarks.inference import replace_section
+
+    return replace_section(path, START, END, render_markdown(res, command), "## Batch mapping: one command for many scenes")
 
 
 __all__ = ["render_markdown", "run", "side_by_side", "train_defaults", "write_docs"]

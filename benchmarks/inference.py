@@ -990,16 +990,21 @@ def render_markdown(res: dict, command: str) -> str:
 
 def write_docs(res: dict, path: str | os.PathLike, command: str) -> Path:
     """Replace the generated section between :data:`DOCS_START`/:data:`DOCS_END` of ``path`` (append it if absent)."""
+    return replace_section(path, DOCS_START, DOCS_END, render_markdown(res, command))
+
+
+def replace_section(path: str | os.PathLike, start: str, end: str, block: str, heading: str = "") -> Path:
+    """Put ``block`` (which starts with ``start`` and ends with ``end``) in place of the section between
+    those markers of the Markdown file ``path``, or append it (under ``heading``) when they are absent."""
     path = Path(path)
     text = path.read_text() if path.exists() else ""
-    block = render_markdown(res, command)
-    if DOCS_START in text and DOCS_END in text:
-        a, rest = text.split(DOCS_START, 1)
-        text = a + block + rest.split(DOCS_END, 1)[1]
+    if start in text and end in text:
+        a, rest = text.split(start, 1)
+        text = a + block + rest.split(end, 1)[1]
     else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
+        text = text.rstrip("\n") + "\n\n" + (f"{heading}\n\n" if heading else "") + block + "\n"
     path.write_text(text)
     return path
 
 
-__all__ = ["bench_matmul", "forward_gflops", "large_scene", "main", "render_markdown", "run", "write_docs"]
+__all__ = ["bench_matmul", "forward_gflops", "large_scene", "main", "render_markdown", "replace_section", "run", "write_docs"]

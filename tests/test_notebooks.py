@@ -62,20 +62,21 @@ def test_notebooks_are_stripped():
                 assert not c.outputs and c.execution_count is None, f"{p.name} has outputs in git; strip them"
 
 
+def _tiny_env(data_dir, out) -> dict[str, str]:
+    """The notebooks' environment for a CI run: tiny model, 2 epochs, 2 workers, outputs in ``out``."""
+    return {
+        "GEOHSI_DATA_DIR": str(data_dir),
+        "GEOHSI_NB_MODEL": "tiny",
+        "GEOHSI_NB_EPOCHS": "2",
+        "GEOHSI_NB_WORKERS": "2",
+        "GEOHSI_NB_OUT": str(out),
+    }
+
+
 @pytest.mark.slow
 def test_quickstart_runs(tmp_path, data_dir):
     out = tmp_path / "out"
-    nb, seconds = _execute(
-        "quickstart.ipynb",
-        tmp_path,
-        {
-            "GEOHSI_DATA_DIR": str(data_dir),
-            "GEOHSI_NB_MODEL": "tiny",
-            "GEOHSI_NB_EPOCHS": "2",
-            "GEOHSI_NB_WORKERS": "2",
-            "GEOHSI_NB_OUT": str(out),
-        },
-    )
+    nb, seconds = _execute("quickstart.ipynb", tmp_path, _tiny_env(data_dir, out))
     print(f"quickstart.ipynb executed in {seconds:.0f} s")
     assert seconds < 600, f"the quickstart took {seconds:.0f} s; the acceptance limit on the 2-core CI machine is 10 minutes"
     text = _text(nb)
@@ -130,17 +131,7 @@ def test_large_scene_runs(tmp_path, data_dir):
 @pytest.mark.slow
 def test_batch_runs(tmp_path, data_dir):
     out = tmp_path / "out"
-    nb, seconds = _execute(
-        "batch.ipynb",
-        tmp_path,
-        {
-            "GEOHSI_DATA_DIR": str(data_dir),
-            "GEOHSI_NB_MODEL": "tiny",
-            "GEOHSI_NB_EPOCHS": "2",
-            "GEOHSI_NB_WORKERS": "2",
-            "GEOHSI_NB_OUT": str(out),
-        },
-    )
+    nb, seconds = _execute("batch.ipynb", tmp_path, _tiny_env(data_dir, out))
     print(f"batch.ipynb executed in {seconds:.0f} s")
     text = _text(nb)
     assert "Dashboard" in text and "/status" in text  # the displayed client links the dashboard
