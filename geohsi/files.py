@@ -84,6 +84,34 @@ def joined_dask_threads() -> Iterator[None]:
             yield
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        _drain_zarr_io()
+
+
+def _drain_zarr_io(timeout: float = 30.0) -> None:
+    """Wait for the writes zarr still has in flight on its I/O event loop.
+
+    zarr 3 runs every store operation as a coroutine on one background loop; a thread interrupted
+    while waiting on one (the main thread writing metadata when SIGTERM arrives) leaves it running,
+    and it would recreate files in a temporary output that is about to be removed.
+    """
+    import asyncio
+
+    try:
+        from zarr.core import sync
+    except ImportError:  # pragma: no cover - zarr 2 has no such loop
+        return
+    loop = getattr(sync, "loop", [None])[0] if isinstance(getattr(sync, "loop", None), list) else getattr(sync, "loop", None)
+    if loop is None or not loop.is_running():
+        return
+
+    async def others() -> None:
+        me = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not me]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    with contextlib.suppress(Exception):
+        asyncio.run_coroutine_threadsafe(others(), loop).result(timeout + 5)
 
 
 @contextlib.contextmanager
