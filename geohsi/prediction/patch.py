@@ -16,7 +16,7 @@ from torch import nn
 
 from geohsi.errors import UsageError
 from geohsi.prediction.runtime import ForwardTimer, autocast, batches, timed
-from geohsi.spectral.windows import WindowSource
+from geohsi.spectral.windows import WindowSource, check_window
 
 
 @torch.inference_mode()
@@ -126,8 +126,6 @@ def patch_block_probabilities(
     .. versionadded:: 0.1
     """
     import torch.nn.functional as F
-
-    from geohsi.spectral.windows import check_window
 
     r = check_window(window)
     if halo < r:

@@ -67,7 +67,7 @@ S2_BANDS: tuple[S2Band, ...] = (
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
-def _band_arrays(
+def band_arrays(
     wavelength: Sequence[float] | np.ndarray,
     fwhm: Sequence[float] | np.ndarray | None,
     good_band: Sequence[bool] | np.ndarray | None,
@@ -153,12 +153,12 @@ def resampling_matrix(
 
     .. versionadded:: 0.1
     """
-    wl, fw, good = _band_arrays(wavelength, fwhm, good_band, source)
+    wl, fw, good = band_arrays(wavelength, fwhm, good_band, source)
     _check_coverage(wl, fw, good, source)
-    return _overlap_weights(wl, fw, good)
+    return gaussian_weights(wl, fw, good)
 
 
-def _overlap_weights(
+def gaussian_weights(
     wl: np.ndarray, fw: np.ndarray, good: np.ndarray, centres: np.ndarray | None = None, widths: np.ndarray | None = None
 ) -> np.ndarray:
     """``[T, B]`` weights of Gaussian band responses: target bands (default the 12 S2 bands; centre,
@@ -203,9 +203,9 @@ class S2Resampler:
         source: str = "the scene",
     ) -> S2Resampler:
         """Build from band metadata (see :func:`resampling_matrix` for the arguments and errors)."""
-        wl, fw, good = _band_arrays(wavelength, fwhm, good_band, source)
+        wl, fw, good = band_arrays(wavelength, fwhm, good_band, source)
         _check_coverage(wl, fw, good, source)
-        return cls(_frozen(_overlap_weights(wl, fw, good)), _frozen(np.flatnonzero(good), "int64"), _frozen(wl), _frozen(fw))
+        return cls(_frozen(gaussian_weights(wl, fw, good)), _frozen(np.flatnonzero(good), "int64"), _frozen(wl), _frozen(fw))
 
     @classmethod
     def from_scene(cls, ds: xr.Dataset) -> S2Resampler:
@@ -287,4 +287,4 @@ class S2Resampler:
     __hash__ = None  # type: ignore[assignment]
 
 
-__all__ = ["FWHM_TO_SIGMA", "S2Band", "S2_BANDS", "S2Resampler", "resampling_matrix"]
+__all__ = ["FWHM_TO_SIGMA", "S2Band", "S2_BANDS", "S2Resampler", "band_arrays", "gaussian_weights", "resampling_matrix"]

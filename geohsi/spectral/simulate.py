@@ -21,7 +21,7 @@ from geohsi.errors import UsageError
 from geohsi.scene import cube
 from geohsi.spectral.normalize import physical_cube
 from geohsi.spectral.pca import good_band_indices
-from geohsi.spectral.sentinel2 import _band_arrays, _overlap_weights
+from geohsi.spectral.sentinel2 import band_arrays, gaussian_weights
 
 
 def simulate_sensor(
@@ -55,11 +55,11 @@ def simulate_sensor(
     tf = np.full(tw.shape, np.nan) if fwhm is None else np.asarray(fwhm, dtype="float64").reshape(-1)
     if tw.shape != tf.shape or tw.size == 0 or not np.isfinite(tw).all():
         raise UsageError(f"target band table needs one finite centre per band (and as many FWHM); got {tw.size} / {tf.size}")
-    tw, tf, _ = _band_arrays(tw, tf, None, "the target band table")  # unknown widths from the band spacing
+    tw, tf, _ = band_arrays(tw, tf, None, "the target band table")  # unknown widths from the band spacing
     good = np.zeros(ds.sizes["band"], bool)
     good[good_band_indices(ds)] = True
-    wl, fw, good = _band_arrays(ds["wavelength"].values, ds["fwhm"].values, good, src)
-    w = _overlap_weights(wl, fw, good, tw, tf)  # [T, B]
+    wl, fw, good = band_arrays(ds["wavelength"].values, ds["fwhm"].values, good, src)
+    w = gaussian_weights(wl, fw, good, tw, tf)  # [T, B]
     supplied = (np.abs(tw[:, None] - np.where(good, wl, np.inf)[None, :]) <= np.maximum(tf[:, None], fw[None, :])).any(1)
     tgood = supplied & (np.ones(tw.size, bool) if good_band is None else np.asarray(good_band, bool).reshape(-1))
     phys = physical_cube(ds, dtype="float32")

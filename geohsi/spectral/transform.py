@@ -143,7 +143,7 @@ class SpectralTransform:
         both = np.isfinite(wl) & np.isfinite(fw)
         return not both.any() or float(np.abs(wl - fw)[both].max()) <= tol_nm
 
-    def check_scene(self, ds: xr.Dataset, *, tol_nm: float = WAVELENGTH_TOL_NM, warn: Any = None) -> None:
+    def check_scene(self, ds: xr.Dataset, *, tol_nm: float = WAVELENGTH_TOL_NM, warn: Any = None) -> PCAParams | S2Resampler:
         """Check that a scene is one this transform can map.
 
         Quantity first (when the bundle recorded it): a reflectance model refuses a radiance scene
@@ -152,7 +152,7 @@ class SpectralTransform:
         without wavelengths is accepted on its band count), and every band it reads must be a good
         band of the scene. An ``s2`` transform maps any sensor whose good bands cover every
         Sentinel-2 band (its resampling weights are rebuilt from the scene's own wavelengths, FWHM
-        and good-band flags by :meth:`projection_for`).
+        and good-band flags, the same response model).
 
         Args:
             ds: the scene.
@@ -160,6 +160,10 @@ class SpectralTransform:
             warn: receives a one-line warning when the scene declares no scale factor while the
                 fitting scene did (the values are then taken as they are; a scene in physical units
                 says so with ``scale_factor = 1``).
+
+        Returns:
+            The band reduction for this scene: the fitted one on the fitting sensor; for an ``s2``
+            transform on another sensor, the resampling onto the same 12 bands built from the scene.
 
         Raises:
             BandMismatchError: one line naming the scene, what differs, and what to do.
@@ -182,8 +186,7 @@ class SpectralTransform:
                 "(the model was trained on scaled values: set scale_factor at ingest if they are e.g. reflectance × 10000)"
             )
         if self.reduction == "s2" and not self.same_sensor(ds, tol_nm=tol_nm):
-            S2Resampler.from_scene(ds)  # the coverage check, naming the missing S2 bands and the scene's range
-            return
+            return S2Resampler.from_scene(ds)  # its coverage check names the missing S2 bands and the scene's range
         nb = int(ds.sizes["band"])
         fw = self.input_wavelengths
         rng = f"{np.nanmin(fw):.1f}–{np.nanmax(fw):.1f} nm" if np.isfinite(fw).any() else "no wavelengths"
@@ -212,13 +215,6 @@ class SpectralTransform:
                 f"{src} flags bands {(bad + 1).tolist()[:10]} as bad but the spectral transform reads them; "
                 "fix the scene's good_band flags or retrain on this scene"
             )
-
-    def projection_for(self, ds: xr.Dataset) -> PCAParams | S2Resampler:
-        """The band reduction for a scene: the fitted one on the fitting sensor; for an ``s2``
-        transform on another sensor, the resampling onto the same 12 bands built from that scene's
-        wavelengths, FWHM and good bands (the same response model)."""
-        if self.reduction == "s2" and not self.same_sensor(ds):
-            return S2Resampler.from_scene(ds)
         return self.projection
 
     def describe_inputs(self) -> str:
@@ -251,8 +247,8 @@ class SpectralTransform:
         Raises:
             BandMismatchError: see :meth:`check_scene`.
         """
-        self.check_scene(ds)
-        channels = self.normalizer.apply(self.projection_for(ds).apply(physical_cube(ds)))
+        projection = self.check_scene(ds)
+        channels = self.normalizer.apply(projection.apply(physical_cube(ds)))
         channels.name = "channels"
         channels.attrs.update(reduction=self.reduction, normalization=self.normalizer.method)
         return channels
