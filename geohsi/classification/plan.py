@@ -4,6 +4,8 @@
 
     scene cube (band, y, x) ──rechunk (all bands, c × c)──► bundle.transform.apply   [C, H, W] float32, NaN = invalid
         ──overlap_reflect(r)──► blocks [C, c + 2r, c + 2r]  (neighbours inside, reflection at edges)
+        (on GPU workers: raw bands [R, …] are overlapped instead, and each task turns its block
+        into channels on its GPU with the transform's PixelMap)
         ──map_blocks(task)──► [K, H, W] float32 (NaN = invalid); the halo is consumed by the
                               window/tile cut, so no trim step is needed
         ──argmax → class ids──► [H, W] uint8/uint16, 0 = nodata
@@ -87,6 +89,7 @@ def build_plan(
     gpu_resources: bool = False,
     torch_threads: int | None = None,
     host_workers: dict[str, int] | None = None,
+    spectral_on_device: bool | None = None,
 ) -> Plan:
     """Build the lazy probability graph of a scene for a bundle (patch or dense mode, from the bundle).
 
@@ -101,6 +104,11 @@ def build_plan(
         gpu_resources: annotate the model layer with ``resources={"GPU": 1}``.
         torch_threads: torch threads per worker process (``None``: cores / Dask threads on the host).
         host_workers: ``{host: Dask threads}`` of the cluster (for ``torch_threads=None``).
+        spectral_on_device: run the spectral transform inside the model task on the worker's device
+            (the halo'd blocks then carry the raw bands the transform reads, and the task uploads
+            the raw block once); ``False``: on the host, as Dask ops before the halo; ``None``:
+            on the device for ``cuda``, on the host for ``cpu`` (where the numpy path is as fast and
+            the halo exchange moves 12 channels instead of every band).
 
     Returns:
         The :class:`Plan`.
@@ -110,7 +118,7 @@ def build_plan(
             smaller than one tile (dense mode).
         BandMismatchError: the scene does not fit the bundle's spectral transform.
     """
-    from geohsi.scene import rechunk_scene
+    from geohsi.scene import cube, rechunk_scene
     from geohsi.spectral.windows import overlap_reflect
 
     h, w = int(scene.sizes["y"]), int(scene.sizes["x"])
@@ -124,10 +132,22 @@ def build_plan(
     if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
         raise UsageError(f"--batch-size must be a positive number of windows (tiles in dense mode), got {batch_size}")
     chunks = int(chunks)
+    if spectral_on_device is None:
+        spectral_on_device = device.startswith("cuda")
     # Rechunk the raw cube (all bands together) so the spectral transform already runs per map chunk.
     ds = rechunk_scene(scene, chunks)  # data variables only: band coordinates stay in memory
-    channels = bundle.transform.apply(ds).data.astype("float32")
-    blocks = overlap_reflect(channels, r)
+    pixel_map = None
+    if spectral_on_device:
+        # The transform is per pixel, so reflecting raw bands at the edges then transforming equals
+        # transforming then reflecting: the blocks are the same pixels either way.
+        pixel_map = bundle.transform.pixel_map(ds)
+        raw = cube(ds).data
+        if len(pixel_map.bands) < raw.shape[0]:
+            raw = raw[pixel_map.bands]
+        grid = raw
+    else:
+        grid = bundle.transform.apply(ds).data.astype("float32")
+    blocks = overlap_reflect(grid, r)
     k = len(bundle.classes)
     spec = InferenceSpec(
         bundle_path=str(Path(bundle.path).absolute()),
@@ -139,11 +159,12 @@ def build_plan(
         precision=precision,
         torch_threads=torch_threads,
         host_workers=tuple(sorted((host_workers or {}).items())),
+        pixel_map=pixel_map,
     )
     name = "geohsi-classify-" + dask.base.tokenize(blocks.name, spec)
     # scene row/column of each chunk's first core pixel: a dense head anchors its tile grid there
-    ys = tuple(int(v) for v in np.cumsum((0,) + channels.chunks[1][:-1]))
-    xs = tuple(int(v) for v in np.cumsum((0,) + channels.chunks[2][:-1]))
+    ys = tuple(int(v) for v in np.cumsum((0,) + grid.chunks[1][:-1]))
+    xs = tuple(int(v) for v in np.cumsum((0,) + grid.chunks[2][:-1]))
     ctx = dask.annotate(resources={"GPU": 1}) if gpu_resources else contextlib.nullcontext()
     with ctx:
         probs = blocks.map_blocks(
@@ -151,7 +172,7 @@ def build_plan(
             spec=spec,
             halo=r,
             offsets=(ys, xs),
-            chunks=((k,), channels.chunks[1], channels.chunks[2]),
+            chunks=((k,), grid.chunks[1], grid.chunks[2]),
             dtype=np.float32,
             meta=np.empty((0, 0, 0), np.float32),
             name=name,
@@ -228,6 +249,7 @@ def predict_map(
     batch_size: int | None = None,
     device: str = "cpu",
     precision: str = "fp32",
+    spectral_on_device: bool | None = None,
 ) -> xr.DataArray:
     """The lazy class map of a scene: a georeferenced DataArray, nothing runs until it is computed.
 
@@ -248,6 +270,8 @@ def predict_map(
         batch_size: windows (patch) or tiles (dense) per forward (default: the head's per-device default).
         device: ``cpu`` or ``cuda``.
         precision: ``fp32`` or ``bf16``.
+        spectral_on_device: run the spectral transform in the model task on the worker's device
+            (default: for ``cuda``); see :func:`build_plan`.
 
     Returns:
         A lazy DataArray with the scene's coordinates and ``spatial_ref`` (``rio.crs`` set when the
@@ -278,6 +302,7 @@ def predict_map(
         precision=precision,
         gpu_resources=gpu,
         host_workers=host_workers,
+        spectral_on_device=spectral_on_device,
     )
     return as_dataarray(plan, what)
 

@@ -27,6 +27,7 @@ import numpy as np
 from geohsi.errors import ModelError
 from geohsi.heads import Head
 from geohsi.prediction import ForwardTimer
+from geohsi.spectral.pixelmap import PixelMap
 
 #: (bundle hash, device, precision) → (model, torch.device); one per worker process.
 _MODELS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -53,6 +54,8 @@ class InferenceSpec:
         torch_threads: intra-op threads for torch in each worker process; ``None`` derives it from
             the number of Dask worker threads on the host (see :func:`torch_threads_for_host`).
         host_workers: ``{host: Dask worker threads on that host}`` used when ``torch_threads`` is ``None``.
+        pixel_map: the scene's spectral transform as torch ops when blocks carry raw bands (the
+            transform then runs on the worker's device, :func:`block_task`); ``None``: blocks are channels.
     """
 
     bundle_path: str
@@ -64,6 +67,7 @@ class InferenceSpec:
     precision: str = "fp32"
     torch_threads: int | None = None
     host_workers: tuple[tuple[str, int], ...] = ()
+    pixel_map: PixelMap | None = None
 
 
 def torch_threads_for_host(host_workers: dict[str, int]) -> int:
@@ -85,6 +89,20 @@ def torch_threads_for_host(host_workers: dict[str, int]) -> int:
         pass
     n = host_workers.get(host or socket.gethostname(), 0) if host_workers else 0
     return max(1, cores // n) if n else cores
+
+
+_DEVICES: dict[str, Any] = {}
+
+
+def worker_device(device: str) -> Any:
+    """The torch device this process runs ``device`` on, resolved once per process (on a CPU-only
+    worker ``cuda`` falls back to the CPU with one warning)."""
+    dev = _DEVICES.get(device)
+    if dev is None:
+        from geohsi.prediction import resolve_device
+
+        dev = _DEVICES[device] = resolve_device(device)
+    return dev
 
 
 def get_model(spec: InferenceSpec) -> tuple[Any, Any]:
@@ -116,7 +134,6 @@ def get_model(spec: InferenceSpec) -> tuple[Any, Any]:
         import torch
 
         from geohsi.bundle import load_bundle
-        from geohsi.prediction import resolve_device
 
         threads = spec.torch_threads or torch_threads_for_host(dict(spec.host_workers))
         torch.set_num_threads(max(1, int(threads)))
@@ -126,8 +143,7 @@ def get_model(spec: InferenceSpec) -> tuple[Any, Any]:
                 f"bundle {spec.bundle_path} changed since the classification was started (hash {b.hash[:12]}… ≠ "
                 f"{spec.bundle_hash[:12]}…); rerun geohsi classify"
             )
-        # On a CPU-only worker `cuda` falls back to the CPU (resolve_device warns once per process).
-        device = resolve_device(spec.device)
+        device = worker_device(spec.device)
         model = b.build_model(merge=True).to(device)
         if spec.precision == "bf16":
             model = model.to(torch.bfloat16)
@@ -182,8 +198,13 @@ def block_task(
 ) -> np.ndarray:
     """The model task of one chunk: class probabilities of a halo'd block's core, predicted by the head.
 
+    With ``spec.pixel_map`` the block holds the scene's raw bands: it is uploaded to the worker's
+    device once and turned into channels there (:class:`~geohsi.spectral.pixelmap.PixelMap`), and the
+    head cuts its windows or tiles from that device tensor.
+
     Args:
-        block: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
+        block: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels; with
+            ``spec.pixel_map``, ``[R, …]`` raw values of its bands.
         spec: the inference spec.
         halo: the halo the block carries (the head's :attr:`~geohsi.heads.Head.halo`).
         offsets: scene row of each row-chunk's first core pixel, and column of each column-chunk's
@@ -196,11 +217,20 @@ def block_task(
     STATS["tasks"] += 1
     i, j = (block_id or (0, 0, 0))[1], (block_id or (0, 0, 0))[2]
     h, w = block.shape[1] - 2 * halo, block.shape[2] - 2 * halo
-    if np.isnan(block[:, halo : halo + h, halo : halo + w]).any(axis=0).all():
+    channels: Any = block
+    if spec.pixel_map is not None:
+        import torch
+
+        pm = spec.pixel_map
+        channels = pm.apply(pm.raw_from_numpy(block, worker_device(spec.device)))
+        empty = bool(torch.isnan(channels[:, halo : halo + h, halo : halo + w]).any(0).all())
+    else:
+        empty = bool(np.isnan(block[:, halo : halo + h, halo : halo + w]).any(axis=0).all())
+    if empty:
         return np.full((spec.n_classes, h, w), np.nan, dtype=np.float32)  # no model load for an empty block
     model, device = get_model(spec)
     out = spec.head.predict_block(
-        block,
+        channels,
         model,
         halo=halo,
         origin=(offsets[0][i], offsets[1][j]),
@@ -251,5 +281,6 @@ __all__ = [
     "get_model",
     "peak_rss_mb",
     "torch_threads_for_host",
+    "worker_device",
     "worker_stats",
 ]

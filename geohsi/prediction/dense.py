@@ -78,7 +78,7 @@ def _check_geometry(tile: int, overlap: int) -> int:
 
 
 def dense_block_probabilities(
-    block_with_halo: np.ndarray,
+    block_with_halo: Any,
     model: Any,
     *,
     halo: int,
@@ -93,7 +93,8 @@ def dense_block_probabilities(
     """Class probabilities of every core pixel of a block, from overlapping Hann-blended tiles.
 
     Args:
-        block_with_halo: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
+        block_with_halo: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels
+            (numpy, or a tensor already on ``device``).
         model: a dense model mapping ``[N, C, S, S]`` → ``[N, K, S, S]`` logits (eval mode;
             adapters merged).
         halo: the halo the block carries; at least what the tiles reach (``dense_halo(tile)`` always
@@ -121,22 +122,29 @@ def dense_block_probabilities(
         tile = int(model.config.input_size[0])
     overlap = default_overlap(tile) if overlap is None else int(overlap)
     stride = _check_geometry(tile, overlap)
-    blk = np.asarray(block_with_halo, dtype=np.float32)
-    if blk.ndim != 3:
-        raise UsageError(f"expected a [C, H, W] block, got shape {blk.shape}")
-    h, w = blk.shape[1] - 2 * halo, blk.shape[2] - 2 * halo
+    from geohsi.prediction.runtime import device_block
+
+    shape = tuple(block_with_halo.shape)
+    if len(shape) != 3:
+        raise UsageError(f"expected a [C, H, W] block, got shape {shape}")
+    h, w = shape[1] - 2 * halo, shape[2] - 2 * halo
     if h < 1 or w < 1:
-        raise UsageError(f"block of shape {blk.shape} is smaller than its halo {halo}; pass a block with a core")
+        raise UsageError(f"block of shape {shape} is smaller than its halo {halo}; pass a block with a core")
     y0, x0 = int(origin[0]), int(origin[1])
     k = int(model.head.num_classes)
     out = np.full((k, h, w), np.nan, dtype=np.float32)
-    core_valid = ~np.isnan(blk[:, halo : halo + h, halo : halo + w]).any(axis=0)
+    # One upload of the halo'd block (none when it is already a tensor on the device); the validity of
+    # the core comes back as a small boolean mask for the tile plan.
+    dev = torch.device(device)
+    blk = device_block(block_with_halo, dev)
+    core_valid_t = ~torch.isnan(blk[:, halo : halo + h, halo : halo + w]).any(0)
+    core_valid = core_valid_t.cpu().numpy()
     if not core_valid.any():
         return out
     gy, gx = _origins(y0, h, tile, stride), _origins(x0, w, tile, stride)
     # Block-local position of each tile's first row/column (the halo'd block starts at y0 − halo).
     ly, lx = gy - y0 + halo, gx - x0 + halo
-    if ly[0] < 0 or lx[0] < 0 or ly[-1] + tile > blk.shape[1] or lx[-1] + tile > blk.shape[2]:
+    if ly[0] < 0 or lx[0] < 0 or ly[-1] + tile > shape[1] or lx[-1] + tile > shape[2]:
         raise UsageError(
             f"block halo {halo} is too small for {tile}-pixel tiles; read blocks with halo >= {dense_halo(tile)} (dense_halo)"
         )
@@ -152,12 +160,9 @@ def dense_block_probabilities(
     )
     ti, tj = np.nonzero(count > 0)  # row-major: every pixel accumulates its tiles in one fixed order
 
-    # One upload of the halo'd block; tiles are cut, classified and Hann-blended on the device (in
-    # float64, so the blend does not depend on the device), and only the probabilities come back.
-    dev = torch.device(device)
-    src = torch.nan_to_num(
-        torch.from_numpy(np.require(blk, requirements=["C", "W"])).to(dev), nan=0.0
-    )  # NaN → 0 (the channel mean), as in patch mode
+    # Tiles are cut, classified and Hann-blended on the device (in float64, so the blend does not
+    # depend on the device), and only the probabilities come back.
+    src = torch.nan_to_num(blk, nan=0.0)  # NaN → 0 (the channel mean), as in patch mode
     weight = torch.from_numpy(hann_weight(tile)).to(dev)
     acc = torch.zeros((k, h, w), dtype=torch.float64, device=dev)
     wsum = torch.zeros((h, w), dtype=torch.float64, device=dev)
@@ -175,9 +180,9 @@ def dense_block_probabilities(
                 tr, tc = r0 - (gy[i] - y0), c0 - (gx[j] - x0)  # first tile row/col inside the core
                 acc[:, r0:r1, c0:c1] += logits[n, :, tr : tr + r1 - r0, tc : tc + c1 - c0]
                 wsum[r0:r1, c0:c1] += w64[tr : tr + r1 - r0, tc : tc + c1 - c0]
-        p = torch.softmax(acc / wsum.clamp_min(1e-30), dim=0).float().cpu().numpy()
-    out[:, core_valid] = p[:, core_valid]
-    return out
+        p = torch.softmax(acc / wsum.clamp_min(1e-30), dim=0).float()
+        p = torch.where(core_valid_t, p, torch.tensor(float("nan"), device=dev))
+    return p.cpu().numpy()
 
 
 def predict_dense(

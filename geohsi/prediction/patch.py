@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from geohsi.errors import UsageError
-from geohsi.prediction.runtime import ForwardTimer, autocast, batches, timed
+from geohsi.prediction.runtime import ForwardTimer, autocast, batches, device_block, timed
 from geohsi.spectral.windows import WindowSource, check_window
 
 
@@ -90,7 +90,7 @@ def predict_window_classes(
 
 
 def patch_block_probabilities(
-    block_with_halo: np.ndarray,
+    block_with_halo: np.ndarray | torch.Tensor,
     model: nn.Module,
     *,
     window: int,
@@ -110,7 +110,8 @@ def patch_block_probabilities(
     that are invalid in the input (NaN channels) are not run; their probabilities are NaN.
 
     Args:
-        block_with_halo: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels.
+        block_with_halo: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels
+            (numpy, or a tensor already on ``device``).
         model: a patch classifier (eval mode; adapters merged).
         window: window edge in pixels (odd).
         input_size: model input edge in pixels.
@@ -134,7 +135,7 @@ def patch_block_probabilities(
     model.eval()
     # One upload of the halo'd block; windows are cut, resized and classified on the device, and only
     # the probabilities come back.
-    blk = torch.from_numpy(np.ascontiguousarray(block_with_halo, dtype=np.float32)).to(device)
+    blk = device_block(block_with_halo, device)
     _, hh, ww = blk.shape
     h, w = hh - 2 * halo, ww - 2 * halo
     k = int(model.head.num_classes)

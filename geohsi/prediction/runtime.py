@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +52,14 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if precision != "fp32":
         raise UsageError(f"precision must be bf16 or fp32, got {precision!r}")
     return contextlib.nullcontext()
+
+
+def device_block(block: Any, device: torch.device | str) -> torch.Tensor:
+    """A ``[C, H, W]`` block as a float32 tensor on ``device``: a numpy block is uploaded once, a
+    tensor (e.g. channels a worker already computed on its GPU) is used where it is."""
+    if isinstance(block, torch.Tensor):
+        return block.to(device=device, dtype=torch.float32)
+    return torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(device)
 
 
 def batches(n: int, batch_size: int) -> Iterator[slice]:
@@ -166,4 +175,4 @@ def timed(timer: ForwardTimer | None) -> contextlib.AbstractContextManager:
     return timer if timer is not None else contextlib.nullcontext()
 
 
-__all__ = ["ForwardTimer", "autocast", "autotune_batch_size", "batches", "resolve_device", "timed"]
+__all__ = ["ForwardTimer", "autocast", "autotune_batch_size", "batches", "device_block", "resolve_device", "timed"]

@@ -203,7 +203,13 @@ class PCAParams:
                 f"PCA was fitted on {self.n_input_bands} bands but the input has {nb}; "
                 "use a scene from the same sensor or refit the transform"
             )
-        return project_bands(values, self.components, self.band_indices, offset=self.mean, names=self.channel_names)
+        matrix, idx, centre = self.affine()
+        return project_bands(values, matrix, idx, offset=centre, names=self.channel_names)
+
+    def affine(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The projection as ``(matrix [k, B_used], band_indices [B_used], centre [B_used])``:
+        ``matrix @ (values[band_indices] − centre)``."""
+        return self.components, self.band_indices, self.mean
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form; :meth:`from_dict` rebuilds bit-identical arrays."""

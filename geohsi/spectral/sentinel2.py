@@ -241,8 +241,12 @@ class S2Resampler:
                 f"Sentinel-2 resampling was built for {self.n_input_bands} bands but the input has {nb}; "
                 "use a scene from the same sensor or refit the transform"
             )
-        idx = self.band_indices
-        return project_bands(values, self.weights[:, idx], idx, names=self.channel_names)
+        matrix, idx, _ = self.affine()
+        return project_bands(values, matrix, idx, names=self.channel_names)
+
+    def affine(self) -> tuple[np.ndarray, np.ndarray, None]:
+        """The resampling as ``(matrix [12, B_used], band_indices [B_used], None)``: ``matrix @ values[band_indices]``."""
+        return self.weights[:, self.band_indices], self.band_indices, None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (the band table is recorded too, so a changed table is detected)."""

@@ -20,6 +20,7 @@ import xarray as xr
 from geohsi.errors import BandMismatchError, ModelError, UsageError
 from geohsi.spectral.normalize import Normalizer, physical_cube
 from geohsi.spectral.pca import PCAParams, _frozen, _wl_array, _wl_list, fit_pca, good_band_indices
+from geohsi.spectral.pixelmap import PixelMap
 from geohsi.spectral.sentinel2 import S2_BANDS, S2Resampler
 
 REDUCTIONS: tuple[str, ...] = ("pca", "s2")
@@ -252,6 +253,43 @@ class SpectralTransform:
         channels.name = "channels"
         channels.attrs.update(reduction=self.reduction, normalization=self.normalizer.method)
         return channels
+
+    def pixel_map(self, ds: xr.Dataset) -> PixelMap:
+        """The same arithmetic as :meth:`apply` for this scene, as a per-pixel map from raw bands (for the GPU).
+
+        Args:
+            ds: a scene passing :meth:`check_scene`.
+
+        Returns:
+            A :class:`~geohsi.spectral.pixelmap.PixelMap`: feed it ``cube(ds)[pixel_map.bands]``
+            blocks; its :meth:`~geohsi.spectral.pixelmap.PixelMap.apply` gives what :meth:`apply`
+            gives for those pixels.
+
+        Raises:
+            BandMismatchError: see :meth:`check_scene`.
+        """
+        from geohsi.scene import cube, nodata_value
+
+        matrix, used, centre = self.check_scene(ds).affine()
+        raw = cube(ds)
+        good = np.asarray(ds["good_band"].values, bool)
+        tested = np.flatnonzero(good) if good.any() else np.arange(int(ds.sizes["band"]))
+        bands = np.union1d(tested, np.asarray(used, dtype="int64")).astype("int64")
+        nd = nodata_value(ds)
+        dtype = np.dtype(raw.dtype)
+        return PixelMap(
+            bands=bands,
+            valid_cols=np.searchsorted(bands, tested).astype("int64"),
+            proj_cols=np.searchsorted(bands, used).astype("int64"),
+            matrix=np.asarray(matrix, dtype="float64"),
+            center=None if centre is None else np.asarray(centre, dtype="float64"),
+            shift=np.asarray(self.normalizer.shift, dtype="float64"),
+            scale=np.asarray(self.normalizer.scale, dtype="float64"),
+            value_scale=float(raw.attrs.get("scale_factor", 1.0)),
+            value_offset=float(raw.attrs.get("add_offset", 0.0)),
+            nodata=None if nd is None else float(np.asarray(nd).astype(dtype)),
+            check_finite=dtype.kind == "f",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able record for a bundle; :meth:`from_dict` replays it bit for bit."""

@@ -91,6 +91,21 @@ def test_dense_map_is_the_same_whatever_the_chunking(ip_crop_geo, dense_bundle, 
     np.testing.assert_array_equal(labels, expected)
 
 
+@pytest.mark.parametrize("chunks", [13, 40])
+def test_spectral_transform_on_the_device_gives_the_in_memory_map(ip_crop_geo, dense_bundle, chunks):
+    """Raw bands in the halo'd blocks, channels made inside each task (the GPU-worker graph): the same
+    map as the whole scene in memory; 13-px chunks sit well inside the 31-px dense halo."""
+    from geohsi.bundle import load_bundle
+
+    ref = _in_memory(ip_crop_geo, dense_bundle)
+    p = _compute(
+        predict_map(ip_crop_geo, load_bundle(dense_bundle), what="probabilities", chunks=chunks, spectral_on_device=True)
+    )
+    assert np.array_equal(np.isnan(p), np.isnan(ref))
+    np.testing.assert_allclose(np.nan_to_num(p), np.nan_to_num(ref), atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(np.nan_to_num(p, nan=-1).argmax(0), np.nan_to_num(ref, nan=-1).argmax(0))
+
+
 def test_bf16_weights_agree_with_fp32(ip_crop_geo, dense_bundle):
     """bf16 classify (weights converted once in the worker) labels like fp32 on nearly every pixel."""
     from geohsi.bundle import load_bundle

@@ -52,3 +52,24 @@ def test_each_embedded_gpu_worker_has_its_own_gpu() -> None:
     with open_cluster(device="cuda") as info:
         uuids = list(info.client.run(own_gpu).values())
     assert len(uuids) == torch.cuda.device_count() and len(set(uuids)) == len(uuids)
+
+
+def test_spectral_transform_on_the_gpu_equals_the_host_transform(ip_scene) -> None:
+    """The PixelMap on CUDA (float64, as on the host) gives the host's channels on Indian Pines."""
+    import dask
+    import numpy as np
+
+    from geohsi.scene import cube, open_scene
+    from geohsi.spectral.transform import SpectralTransform
+
+    ds = open_scene(ip_scene)
+    for reduction in ("pca", "s2"):
+        t = SpectralTransform.fit(ds, reduction)
+        with dask.config.set(scheduler="synchronous"):
+            ref = np.asarray(t.apply(ds).values)
+            pm = t.pixel_map(ds)
+            raw = np.asarray(cube(ds).data[pm.bands].compute())
+        got = pm.apply(pm.raw_from_numpy(raw, "cuda")).cpu().numpy()
+        assert np.array_equal(np.isnan(got), np.isnan(ref))
+        ok = ~np.isnan(ref)
+        np.testing.assert_allclose(got[ok], ref[ok], rtol=1e-6, atol=1e-6)

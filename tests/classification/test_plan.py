@@ -112,3 +112,19 @@ def test_default_chunk_bounds_memory():
     assert dense.default_chunk(10_000, 10_000, 224) == 256
     small = dense.default_chunk(10_000, 10_000, 4000)
     assert 32 <= small < 256 and 3 * 8 * 4000 * small**2 <= 2 * (256 << 20)
+
+
+@pytest.mark.parametrize(("scene", "bundle", "chunks"), [("ip_crop_geo", "ip_bundle", 5), ("enmap_scene", "enmap_bundle", 48)])
+def test_spectral_transform_on_the_device_gives_the_same_map(request, scene: str, bundle: str, chunks: int) -> None:
+    """Raw bands overlapped and turned into channels inside each task (what GPU workers do) give the
+    map of the host-side transform; on Indian Pines with 5-px chunks, below the 7-px halo."""
+    from geohsi.bundle import load_bundle
+
+    path, b = request.getfixturevalue(scene), load_bundle(request.getfixturevalue(bundle))
+    lazy = {on: predict_map(path, b, what="probabilities", chunks=chunks, spectral_on_device=on) for on in (False, True)}
+    assert lazy[True].data.name != lazy[False].data.name
+    with dask.config.set(scheduler="threads", num_workers=2):
+        host, dev = lazy[False].values, lazy[True].values
+    assert np.array_equal(np.isnan(host), np.isnan(dev)) and np.isnan(host).any() and not np.isnan(host).all()
+    np.testing.assert_allclose(np.nan_to_num(dev), np.nan_to_num(host), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(labels_from_probabilities(dev, b.class_ids), labels_from_probabilities(host, b.class_ids))
