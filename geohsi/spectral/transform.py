@@ -45,6 +45,40 @@ def _radiometry(ds: xr.Dataset) -> tuple[str, str | None, bool]:
     return str(v.name), (str(units) if units else None), bool(scaled)
 
 
+#: Pixels (per axis) of the sample a value range is taken from: a strided grid over the fitting scene,
+#: the central window of a scene being checked (one or a few chunks, so the check stays cheap).
+RANGE_SAMPLE = 128
+#: A scene whose typical values differ from the training scene's by this factor or more gets a
+#: warning: a missing or wrong scale factor (reflectance × 10000 vs 0–1) shifts them by 10⁴.
+RANGE_RATIO_WARN = 10.0
+
+
+def value_range(ds: xr.Dataset, bands: np.ndarray, *, window: bool = False) -> tuple[float, float] | None:
+    """1st and 99th percentile of a scene's physical values over ``bands`` at valid pixels, from a sample.
+
+    Args:
+        ds: a scene.
+        bands: 0-based bands to look at (the ones a reduction reads).
+        window: sample the central ``RANGE_SAMPLE``² window (cheap: a few chunks) instead of a strided
+            grid over the whole scene.
+
+    Returns:
+        ``(low, high)`` in physical units, or ``None`` when the sample has no valid pixel.
+    """
+    h, w = int(ds.sizes["y"]), int(ds.sizes["x"])
+    if window:
+        y0, x0 = max(0, (h - RANGE_SAMPLE) // 2), max(0, (w - RANGE_SAMPLE) // 2)
+        sub = ds.isel(y=slice(y0, y0 + RANGE_SAMPLE), x=slice(x0, x0 + RANGE_SAMPLE))
+    else:
+        sub = ds.isel(y=slice(None, None, max(1, h // RANGE_SAMPLE)), x=slice(None, None, max(1, w // RANGE_SAMPLE)))
+    vals = np.asarray(physical_cube(sub).isel(band=np.asarray(bands)).values, dtype="float64")
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return None
+    lo, hi = np.percentile(vals, [1.0, 99.0])
+    return float(lo), float(hi)
+
+
 @dataclass(frozen=True, eq=False)
 class SpectralTransform:
     """Band reduction + normalisation, with the input it expects.
@@ -62,6 +96,8 @@ class SpectralTransform:
             written before quantities were recorded; no check).
         input_units: the fitting scene's ``units`` attribute, if any.
         input_scaled: whether the fitting scene declared a ``scale_factor``/``add_offset``.
+        input_range: ``(1st, 99th)`` percentile of the fitting scene's physical values over the bands
+            the reduction reads (e.g. about 0–0.6 for reflectance); ``None``: not recorded.
 
     .. versionadded:: 0.1
     """
@@ -74,6 +110,7 @@ class SpectralTransform:
     input_quantity: str | None = None
     input_units: str | None = None
     input_scaled: bool | None = None
+    input_range: tuple[float, float] | None = None
 
     @classmethod
     def fit(
@@ -124,7 +161,8 @@ class SpectralTransform:
         normalizer = Normalizer.fit(channels, norm, percentiles=percentiles)
         wl = np.asarray(ds["wavelength"].values, dtype="float64")
         quantity, units, scaled = _radiometry(ds)
-        return cls(method, projection, normalizer, int(ds.sizes["band"]), _frozen(wl), quantity, units, scaled)
+        rng = value_range(ds, projection.band_indices)
+        return cls(method, projection, normalizer, int(ds.sizes["band"]), _frozen(wl), quantity, units, scaled, rng)
 
     @property
     def channel_names(self) -> list[str]:
@@ -181,13 +219,40 @@ class SpectralTransform:
                 f"{src} holds {quantity} but the model was trained on {self.input_quantity}"
                 f"{f' ({self.input_units})' if self.input_units else ''}; {fix}"
             )
-        if warn is not None and self.input_scaled and not scaled:
-            warn(
-                f"{src} declares no scale_factor/add_offset; its values are taken as {quantity} as they are "
-                "(the model was trained on scaled values: set scale_factor at ingest if they are e.g. reflectance × 10000)"
-            )
         if self.reduction == "s2" and not self.same_sensor(ds, tol_nm=tol_nm):
-            return S2Resampler.from_scene(ds)  # its coverage check names the missing S2 bands and the scene's range
+            projection = S2Resampler.from_scene(ds)  # its coverage check names the missing S2 bands and the scene's range
+        else:
+            projection = self._same_sensor_projection(ds, src, tol_nm)
+        if warn is not None:
+            message = self._range_warning(ds, projection, src, quantity, scaled)
+            if message is None and self.input_scaled and not scaled:
+                message = (
+                    f"{src} declares no scale_factor/add_offset; its values are taken as {quantity} as they are "
+                    "(the model was trained on scaled values: set scale_factor at ingest if they are e.g. reflectance × 10000)"
+                )
+            if message is not None:
+                warn(message)
+        return projection
+
+    def _range_warning(self, ds: xr.Dataset, projection: Any, src: str, quantity: str, scaled: bool) -> str | None:
+        """A warning when the scene's typical values are ``RANGE_RATIO_WARN``× off the training scene's, else ``None``."""
+        if self.input_range is None:
+            return None
+        got = value_range(ds, projection.band_indices, window=True)
+        ref_hi = abs(self.input_range[1])
+        if got is None or ref_hi == 0 or got[1] == 0:
+            return None
+        ratio = abs(got[1]) / ref_hi
+        if 1 / RANGE_RATIO_WARN < ratio < RANGE_RATIO_WARN:
+            return None
+        return (
+            f"{src} {quantity} values span {got[0]:.4g}–{got[1]:.4g} (1st–99th percentile of a central sample) but the model "
+            f"was trained on {self.input_range[0]:.4g}–{self.input_range[1]:.4g}, ~{ratio:.3g}× apart; its scale_factor is "
+            f"probably {'wrong' if scaled else 'missing'}: set it at ingest (e.g. 1e-4 for reflectance × 10000)"
+        )
+
+    def _same_sensor_projection(self, ds: xr.Dataset, src: str, tol_nm: float) -> PCAParams | S2Resampler:
+        """The fitted projection, after checking that the scene has the fitting sensor's bands."""
         nb = int(ds.sizes["band"])
         fw = self.input_wavelengths
         rng = f"{np.nanmin(fw):.1f}–{np.nanmax(fw):.1f} nm" if np.isfinite(fw).any() else "no wavelengths"
@@ -225,6 +290,8 @@ class SpectralTransform:
             if self.input_quantity
             else "any quantity (not recorded)"
         )
+        if self.input_range is not None:
+            q += f", values ~{self.input_range[0]:.4g}–{self.input_range[1]:.4g} (1st–99th percentile in training)"
         fw = self.input_wavelengths
         rng = f"{np.nanmin(fw):.0f}–{np.nanmax(fw):.0f} nm" if np.isfinite(fw).any() else "no wavelengths"
         if self.reduction == "s2":
@@ -304,6 +371,7 @@ class SpectralTransform:
             **({"input_quantity": self.input_quantity} if self.input_quantity is not None else {}),
             **({"input_units": self.input_units} if self.input_units is not None else {}),
             **({"input_scaled": self.input_scaled} if self.input_scaled is not None else {}),
+            **({"input_range": list(self.input_range)} if self.input_range is not None else {}),
         }
 
     @classmethod
@@ -333,6 +401,7 @@ class SpectralTransform:
                 d.get("input_quantity"),
                 d.get("input_units"),
                 d.get("input_scaled"),
+                tuple(float(v) for v in d["input_range"]) if d.get("input_range") is not None else None,  # type: ignore[arg-type]
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"invalid spectral transform record ({type(e).__name__}: {e}); re-create the bundle") from e
@@ -349,4 +418,4 @@ class SpectralTransform:
     __hash__ = None  # type: ignore[assignment]
 
 
-__all__ = ["REDUCTIONS", "SpectralTransform", "WAVELENGTH_TOL_NM"]
+__all__ = ["REDUCTIONS", "SpectralTransform", "WAVELENGTH_TOL_NM", "value_range"]

@@ -90,16 +90,31 @@ def test_records_round_trip_and_old_records_keep_their_behaviour(enmap_tile, avi
 
 
 def test_a_scene_without_a_scale_factor_gets_a_warning_naming_the_assumption(enmap_tile) -> None:
+    """Reflectance × 10000 without its scale factor: the values are 10⁴× the recorded range, and the
+    warning says so; already-physical values without a scale factor get the assumption named."""
     t = SpectralTransform.fit(enmap_tile, "s2")
+    lo, hi = t.input_range
+    assert lo >= 0 and 0.2 < hi < 1.0  # reflectance 0–1 after the tile's scale factor
     unscaled = enmap_tile.copy()
     unscaled["reflectance"] = unscaled["reflectance"].copy()
     unscaled["reflectance"].attrs.pop("scale_factor")
     said: list[str] = []
     t.check_scene(unscaled, warn=said.append)
+    assert len(said) == 1 and "scale_factor is probably missing" in said[0] and "1e-4 for reflectance × 10000" in said[0]
+    assert f"trained on {lo:.4g}–{hi:.4g}" in said[0]
+    physical = unscaled.copy()
+    physical["reflectance"] = (unscaled["reflectance"] * 1e-4).assign_attrs(unscaled["reflectance"].attrs)
+    said.clear()
+    t.check_scene(physical, warn=said.append)
     assert len(said) == 1 and "declares no scale_factor" in said[0] and "reflectance × 10000" in said[0]
     said.clear()
     t.check_scene(enmap_tile, warn=said.append)
     assert said == []
+    legacy = SpectralTransform.from_dict({k: v for k, v in t.to_dict().items() if k != "input_range"})
+    assert legacy.input_range is None
+    said.clear()
+    legacy.check_scene(physical, warn=said.append)  # no range recorded: only the scale-factor assumption
+    assert len(said) == 1 and "declares no scale_factor" in said[0]
 
 
 def test_the_simulated_scene_declares_physical_units(enmap_tile, enmap_as_aviris_ng) -> None:
