@@ -1,7 +1,8 @@
 """``python -m benchmarks``: the benchmarks whose results go into docs/ (run from the repository root).
 
 Commands: ``peft`` (the PEFT results table, docs/results.md), ``inference`` (inference throughput,
-docs/performance.md), ``batch`` (one batch command vs single-scene commands, docs/performance.md), ``gpu`` (the GPU
+docs/performance.md), ``batch`` (one batch command vs single-scene commands, docs/performance.md), ``cross-sensor``
+(docs/cross_sensor.md), ``backbones`` (s2 vs PCA backbone vs random init, docs/backbones.md), ``gpu`` (the GPU
 check's measurements, benchmarks/gpu_check.sh), ``large-scene`` (a synthetic 1024² scene through classify), ``sections`` (the
 section-by-section model-side inference benchmark). They use geohsi's public API only; geohsi
 itself never imports this package.
@@ -270,6 +271,21 @@ def cross_sensor(workdir: Path, out: Path, pairs, adapters, seeds: int, model: s
         pairs, adapters, seeds, model, epochs = (next(iter(PAIRS)),), ("krona+",), 1, "tiny", 1
     run(workdir=workdir, out=out, pairs=pairs or tuple(PAIRS), adapters=adapters, seeds=range(seeds), model=model,
         epochs=epochs, command=_command())  # fmt: skip
+
+
+@bench.command("backbones")
+@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="The scene and the bundles (reused).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/backbones.md"), show_default=True)
+@click.option("--row", "rows", multiple=True, default=None, help="Subset of rows (repeatable) [default: all].")
+@click.option("--seeds", default=3, show_default=True)
+@click.option("--epochs", default=150, show_default=True)
+@click.option("--quick", is_flag=True, help="Smoke run: tiny model (random backbones), 1 seed, 1 epoch, per-class:5.")
+def backbones(workdir: Path, out: Path, rows, seeds: int, epochs: int, quick: bool) -> None:
+    """The shipped s2 backbone vs the PCA one vs random init on Indian Pines per-class:10, patch mode (docs/backbones.md)."""
+    from benchmarks.backbones import ROWS, run
+
+    opts = {"model": "tiny", "split": "per-class:5", "epochs": 1} if quick else {"epochs": epochs}
+    run(workdir=workdir, out=out, rows=rows or tuple(ROWS), seeds=range(1 if quick else seeds), command=_command(), **opts)
 
 
 @bench.command("gpu")

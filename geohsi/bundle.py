@@ -75,12 +75,15 @@ class BackboneRecord:
         identity: the identity the adapter file records (name or sha256, and the encoder config).
         path: ``file`` backbones: where the file was at training time.
         sha256: ``file`` backbones: the file's digest.
+        pretrained_on: the spectral front end the backbone was pretrained with (``pca``/``s2``,
+            :func:`geohsi.models.default.pretrained_front_end`); ``None``: unknown or random.
     """
 
     kind: str
     identity: dict[str, Any]
     path: str | None = None
     sha256: str | None = None
+    pretrained_on: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"kind": self.kind, "identity": self.identity}
@@ -88,11 +91,13 @@ class BackboneRecord:
             d["path"] = self.path
         if self.sha256 is not None:
             d["sha256"] = self.sha256
+        if self.pretrained_on is not None:
+            d["pretrained_on"] = self.pretrained_on
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BackboneRecord:
-        return cls(str(d["kind"]), dict(d.get("identity") or {}), d.get("path"), d.get("sha256"))
+        return cls(str(d["kind"]), dict(d.get("identity") or {}), d.get("path"), d.get("sha256"), d.get("pretrained_on"))
 
     @property
     def name(self) -> str:

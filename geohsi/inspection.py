@@ -166,7 +166,8 @@ def bundle_info(path: str | os.PathLike) -> dict[str, Any]:
         "adapter files size": f"{size / 1e6:.3f} MB",
         "model": f"dim {cfg['embed_dim']}, depth {cfg['depth']}, heads {cfg['num_heads']}, input {m.head.input_size} px",
         "head": m.head.describe(),
-        "backbone": m.backbone.name,
+        "backbone": m.backbone.name
+        + (f" (pretrained on {m.backbone.pretrained_on} channels)" if m.backbone.pretrained_on else ""),
         "spectral": f"{spec['reduction']} → {len(spec['channel_names'])} channels, "
         f"{spec['normalizer']['method']} normalisation, {spec['input_band_count']} input bands",
         "maps": b.transform.describe_inputs(),

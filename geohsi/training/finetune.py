@@ -73,7 +73,7 @@ def build_model(
     if backbone is None:
         from geohsi.models.default import default_backbone_path
 
-        backbone = default_backbone_path(run.model)
+        backbone = default_backbone_path(run.model, run.spectral)
     elif backbone == "random":  # explicit: training from scratch (the from-scratch baseline)
         backbone = None
         log(f"backbone: random initialisation (seed {run.seed}), as requested")
@@ -86,12 +86,24 @@ def build_model(
         ident = {"name": f"random-{run.model}-seed{run.seed}", "config": model.config.to_dict()}
         # The frozen random weights travel with the bundle (copied before adapters wrap its layers).
         return model, {"kind": "bundled", "identity": ident, "module": copy.deepcopy(model.encoder)}
+    from geohsi.models.default import pretrained_front_end
+
     path = Path(backbone)
     head.load_pretrained(model, path)
     sha = file_sha256(path)
-    log(f"backbone {path} (sha256 {sha[:12]}…)")
+    front = pretrained_front_end(path)
+    log(f"backbone {path} (sha256 {sha[:12]}…{f', pretrained on {front} channels' if front else ''})")
+    if front is not None and front != run.spectral:
+        log(
+            f"[bold yellow]WARNING: backbone {path.name} was pretrained on {front} channels but this run uses "
+            f"--spectral {run.spectral}: its channel i means something else here; use a backbone pretrained with "
+            f"--spectral {run.spectral} (the default for it when --backbone is omitted)[/]"
+        )
     ident = {"sha256": sha, "config": model.config.to_dict()}
-    return model, {"kind": "file", "path": str(path.resolve()), "sha256": sha, "identity": ident}
+    record = {"kind": "file", "path": str(path.resolve()), "sha256": sha, "identity": ident}
+    if front is not None:
+        record["pretrained_on"] = front
+    return model, record
 
 
 def train(

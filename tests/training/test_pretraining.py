@@ -164,28 +164,59 @@ def test_cli_pretrain(scenes: list[Path], tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_default_backbone_small_is_shipped_and_verified(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("spectral", ["pca", "s2"])
+def test_default_backbone_small_is_shipped_and_verified(monkeypatch: pytest.MonkeyPatch, spectral: str) -> None:
+    """One shipped ``small`` backbone per front end, each pretrained on that front end's channels."""
     from geohsi.models import default
 
     monkeypatch.delenv("GEOHSI_BACKBONE", raising=False)
-    path = default.default_backbone_path("small")
+    path = default.default_backbone_path("small", spectral)
     if path is None or not path.is_file():
-        pytest.fail("no shipped backbone for 'small'; see docs/pretraining.md")
+        pytest.fail(f"no shipped {spectral} backbone for 'small'; see docs/pretraining.md")
     record = json.loads(path.with_suffix(".json").read_text())
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == default.SHIPPED["small"][1] == record["sha256"]
-    assert record["labels_used"] is False
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == default.SHIPPED[("small", spectral)][1] == record["sha256"]
+    assert record["labels_used"] is False and record["config"]["spectral"] == spectral
+    assert {s["spectral_transform"]["reduction"] for s in record["scenes"]} == {spectral}
+    assert default.pretrained_front_end(path) == spectral
     clf = SpectralGPTClassifier("small", 16)
     load_backbone(path, clf.encoder, allow_missing=())
-    assert default.default_backbone_path("tiny") is None  # tests use random tiny backbones
+    assert default.default_backbone_path("tiny", spectral) is None  # tests use random tiny backbones
     monkeypatch.setenv("GEOHSI_BACKBONE", "/some/where.safetensors")
-    assert default.default_backbone_path("small") == Path("/some/where.safetensors")
+    assert default.default_backbone_path("small", spectral) == Path("/some/where.safetensors")
+
+
+def test_the_s2_and_pca_defaults_are_different_files() -> None:
+    from geohsi.models import default
+
+    assert default.default_backbone_path("small") == default.default_backbone_path("small", "pca")
+    assert default.default_backbone_path("small", "s2") != default.default_backbone_path("small", "pca")
+
+
+def test_a_backbone_pretrained_on_other_channels_is_recorded_and_warned_about(
+    scenes: list[Path], ip_scene: Path, tmp_path: Path
+) -> None:
+    """The bundle records the front end its backbone was pretrained on; fine-tuning it with the other
+    front end warns (channel i of an s2 backbone is a Sentinel-2 band, of a PCA one a component)."""
+    from geohsi.bundle import load_bundle
+    from geohsi.training.finetune import train
+
+    bb = pretrain(scenes[:1], out=tmp_path / "s2.safetensors", steps=2, spectral="s2", seed=0, **FAST)
+    msgs: dict[str, list[str]] = {}
+    for spectral in ("s2", "pca"):
+        msgs[spectral] = []
+        out = train(ip_scene, adapter="lora", model="tiny", head="dense", epochs=1, split="per-class:5", spectral=spectral,
+                    backbone=str(bb), out=tmp_path / spectral, progress=False, log=msgs[spectral].append)  # fmt: skip
+        assert load_bundle(out).meta.backbone.pretrained_on == "s2"
+    assert not any("WARNING" in m for m in msgs["s2"])
+    warned = [m for m in msgs["pca"] if "pretrained on s2 channels but this run uses --spectral pca" in m]
+    assert len(warned) == 1 and "--spectral pca" in warned[0]
 
 
 def test_default_backbone_refuses_a_corrupted_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from geohsi.models import default
 
     monkeypatch.delenv("GEOHSI_BACKBONE", raising=False)
-    fake = tmp_path / default.SHIPPED["small"][0]
+    fake = tmp_path / default.SHIPPED[("small", "pca")][0]
     fake.write_bytes(b"not the weights")
     monkeypatch.setattr(default, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setattr(default, "_verified", {})
