@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from geohsi.errors import InputFormatError, ModelError, OutputError, UsageError
+from geohsi.errors import DataError, InputFormatError, ModelError, OutputError, UsageError
 from geohsi.models import SpectralGPTClassifier, load_backbone
 from geohsi.training.pretraining import jasper_ridge_scene, pretrain
 
@@ -106,6 +106,24 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(scenes: list[Path], tm
     # and another seed really gives other weights (the comparison above can fail)
     other = pretrain(scenes, out=tmp_path / "c.safetensors", **{**opts, "seed": 4})
     assert not torch.equal(_tensors(other)["blocks.0.attn.q.weight"], a["blocks.0.attn.q.weight"])
+
+
+def test_a_non_finite_loss_read_late_names_its_step(scenes: list[Path], tmp_path: Path, monkeypatch) -> None:
+    """Losses are read in groups (at evaluations and checkpoints, not every step); a NaN among them
+    still stops the run with the step it happened at."""
+    from geohsi.training.runner import Runner
+
+    real_step, calls = Runner.step, []
+
+    def step(self, loss):
+        calls.append(1)
+        out = real_step(self, loss)
+        return torch.full_like(out, float("nan")) if len(calls) == 3 else out
+
+    monkeypatch.setattr(Runner, "step", step)
+    with pytest.raises(DataError, match="loss became nan at step 3; lower --lr"):
+        pretrain(scenes[:1], out=tmp_path / "nan.safetensors", steps=5, seed=0, **FAST)
+    assert len(calls) == 5  # read at the step-5 evaluation, not after every step
 
 
 def test_user_errors_name_the_fix(scenes: list[Path], tmp_path: Path) -> None:
