@@ -17,17 +17,28 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 from affine import Affine
-from rasterio.crs import CRS
-from rasterio.errors import CRSError
+
+if TYPE_CHECKING:
+    from rasterio.crs import CRS
 
 from geohsi.errors import BandMismatchError, GeohsiError, GeoreferenceError, InputFormatError, OutputError, UsageError
 from geohsi.files import check_output
-from geohsi.scene import DEFAULT_CHUNK, DEFAULT_COLORS, add_labels, cube, make_scene, nodata_value, scene_crs, write_scene
+from geohsi.scene import (
+    DEFAULT_CHUNK,
+    DEFAULT_COLORS,
+    add_labels,
+    cube,
+    make_scene,
+    nodata_value,
+    scene_crs,
+    scene_transform,
+    write_scene,
+)
 
 PathLike = str | os.PathLike
 
@@ -50,6 +61,9 @@ def parse_crs(value: Any) -> CRS | None | str:
         return None
     if isinstance(value, str) and value.strip().lower() == "none":
         return "none"
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
     if isinstance(value, CRS):
         return value
     try:
@@ -229,7 +243,7 @@ def _rebuild(ds: xr.Dataset, **changes: Any) -> xr.Dataset:
         "fwhm": ds["fwhm"].values,
         "good_band": ds["good_band"].values,
         "crs": scene_crs(ds),
-        "transform": ds.rio.transform() if georef else None,
+        "transform": scene_transform(ds) if georef else None,
         "nodata": nodata_value(ds),
         "scale_factor": v.attrs.get("scale_factor"),
         "add_offset": v.attrs.get("add_offset"),
@@ -261,8 +275,8 @@ def _settle_georef(ds: xr.Dataset, crs: Any, transform: Any, what: str) -> xr.Da
                 f"{what} is already in {src_crs.to_string()}, not {target.to_string()}; ingest does not reproject, "
                 "drop --crs or warp the source first (gdalwarp -t_srs)"
             )
-        if tf is not None and not tf.almost_equals(ds.rio.transform()):
-            raise GeoreferenceError(f"{what} already has transform {tuple(ds.rio.transform())[:6]}; drop --transform")
+        if tf is not None and not tf.almost_equals(scene_transform(ds)):
+            raise GeoreferenceError(f"{what} already has transform {tuple(scene_transform(ds))[:6]}; drop --transform")
         return ds
     if tf is None:
         raise GeoreferenceError(
@@ -287,7 +301,7 @@ def _align_labels(lab: xr.Dataset, ds: xr.Dataset, source: str) -> np.ndarray:
             f"labels {source} are in {lcrs.to_string()} but the scene is in {scrs.to_string()}; "
             f"reproject the labels (gdalwarp -t_srs {scrs.to_string()} -r near)"
         )
-    lt, st = lab.rio.transform(), ds.rio.transform()
+    lt, st = scene_transform(lab), scene_transform(ds)
     if not (np.isclose(lt.a, st.a) and np.isclose(lt.e, st.e)):
         raise GeoreferenceError(
             f"labels {source} have pixel size ({lt.a}, {lt.e}) but the scene ({st.a}, {st.e}); resample the labels (gdalwarp -tr -r near)"

@@ -38,6 +38,16 @@ MAX_BAND_GAP_NM = 50.0
 MAX_SIZE = 1024
 
 
+def have_matplotlib() -> bool:
+    """Whether figures can be drawn here (matplotlib is a dependency, but a minimal install such as the
+    offline GPU check's may lack it: training and classify then skip their figures and say so)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _pyplot():
     import sys
 

@@ -26,17 +26,23 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.array as da
 import numpy as np
-import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from affine import Affine
-from rasterio.crs import CRS
 
 from geohsi.errors import DataError, GeoreferenceError, InputFormatError, UsageError
 from geohsi.files import atomic_output, joined_dask_threads
+
+try:
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+except ImportError:  # an install without GDAL (rasterio/rioxarray/pyproj), e.g. the offline GPU check
+    rioxarray = None  # pixel-grid scenes and Zarr maps still work; a CRS is refused with one line
+
+if TYPE_CHECKING:
+    from rasterio.crs import CRS
 
 DATA_VARS: tuple[str, ...] = ("reflectance", "radiance")
 DEFAULT_CHUNK = 256
@@ -87,11 +93,62 @@ def cube(ds: xr.Dataset) -> xr.DataArray:
     return ds[data_var_name(ds)]
 
 
+def _needs_gdal(what: str) -> GeoreferenceError:
+    return GeoreferenceError(
+        f"{what} needs rasterio and rioxarray (GDAL), which this installation lacks; install them "
+        "(pip install rasterio rioxarray) or use a pixel-grid scene"
+    )
+
+
 def scene_crs(ds: xr.Dataset) -> CRS | None:
-    """The scene's CRS, or ``None`` for a pixel-grid scene."""
+    """The scene's CRS, or ``None`` for a pixel-grid scene.
+
+    Raises:
+        GeoreferenceError: the scene has a CRS and rasterio/rioxarray are not installed.
+    """
     if int(ds.attrs.get("georeferenced", 1)) == 0:
         return None
+    if rioxarray is None:
+        ref = ds.coords["spatial_ref"].attrs if "spatial_ref" in ds.coords else {}
+        if ref.get("crs_wkt") or ref.get("spatial_ref"):
+            raise _needs_gdal(f"{ds.encoding.get('source', 'the scene')} has a CRS; reading it")
+        return None
     return ds.rio.crs
+
+
+def scene_transform(obj: xr.Dataset | xr.DataArray) -> Affine:
+    """The affine pixel → world (or pixel-grid) transform of a scene or map, as rioxarray reads it."""
+    if rioxarray is not None:
+        return obj.rio.transform()
+    gt = obj.coords["spatial_ref"].attrs.get("GeoTransform") if "spatial_ref" in obj.coords else None
+    if not gt:
+        raise _needs_gdal("deriving a transform from coordinates")
+    c, a, b, f, d, e = (float(v) for v in str(gt).split())
+    return Affine(a, b, c, d, e, f)
+
+
+def write_georef(obj: Any, transform: Affine, crs: Any = None) -> Any:
+    """``obj`` with ``spatial_ref`` holding ``transform`` (GDAL GeoTransform) and, when given, ``crs``.
+
+    Args:
+        obj: a Dataset or DataArray with ``y``/``x``.
+        transform: pixel → world (or pixel-grid) transform.
+        crs: anything :class:`rasterio.crs.CRS` understands, or ``None`` for a pixel grid.
+
+    Raises:
+        GeoreferenceError: a CRS is given and rasterio/rioxarray are not installed.
+    """
+    if rioxarray is not None:
+        if crs is None:
+            return obj.rio.write_transform(transform)
+        from rasterio.crs import CRS
+
+        # write_crs drops an earlier GeoTransform; written after it, the transform stays with the CRS
+        return obj.rio.write_crs(CRS.from_user_input(crs)).rio.write_transform(transform)
+    if crs is not None:
+        raise _needs_gdal("writing a CRS")
+    ref = xr.DataArray(0, attrs={"GeoTransform": " ".join(str(v) for v in transform.to_gdal())})
+    return obj.assign_coords(spatial_ref=ref)
 
 
 def pixel_centres(transform: Affine, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -197,10 +254,7 @@ def make_scene(
     ds.attrs.update(attrs or {})
     ds.attrs["georeferenced"] = int(georeferenced)
     ds.attrs["geohsi_scene_version"] = SCENE_FORMAT_VERSION
-    ds = ds.rio.write_transform(transform)
-    if georeferenced:
-        ds = ds.rio.write_crs(CRS.from_user_input(crs))
-        ds = ds.rio.write_transform(transform)  # keep GeoTransform with the CRS
+    ds = write_georef(ds, transform, crs if georeferenced else None)
     ds[var].attrs["grid_mapping"] = "spatial_ref"
     return ds
 
@@ -614,7 +668,7 @@ def pixel_areas(ds: xr.Dataset) -> tuple[np.ndarray | None, str]:
     h, w = int(ds.sizes["y"]), int(ds.sizes["x"])
     if crs is None:
         return None, "no CRS (pixel grid): a pixel has no ground area"
-    tf = ds.rio.transform()
+    tf = scene_transform(ds)
     if crs.is_geographic:
         from pyproj import CRS as ProjCRS
 

@@ -382,13 +382,11 @@ def map_grid(ds: Any) -> Any:
     """The scene's grid alone (``y``/``x`` coordinates, CRS, transform): what the map writers need of it."""
     import xarray as xr
 
-    from geohsi.scene import scene_crs
+    from geohsi.scene import scene_crs, scene_transform, write_georef
 
-    grid = xr.Dataset(coords={"y": ds["y"].values, "x": ds["x"].values}, attrs={"georeferenced": int(scene_crs(ds) is not None)})
     crs = scene_crs(ds)
-    if crs is not None:
-        grid = grid.rio.write_crs(crs)
-    return grid.rio.write_transform(ds.rio.transform())
+    grid = xr.Dataset(coords={"y": ds["y"].values, "x": ds["x"].values}, attrs={"georeferenced": int(crs is not None)})
+    return write_georef(grid, scene_transform(ds), crs)
 
 
 @dataclass(frozen=True)
@@ -422,7 +420,7 @@ class MapWriter:
         Args:
             *chunk_results: the chunk tasks' results (only waited for: the store holds the data).
         """
-        from geohsi.plot import write_map_quicklook  # map.png beside the map: its colour table and class names
+        from geohsi.plot import have_matplotlib, write_map_quicklook  # map.png: its colour table and class names
 
         # Dask may run this task again (a worker died holding its result): outputs that carry this
         # map's identity are then our own and are rewritten from the store, which the client removes
@@ -432,6 +430,8 @@ class MapWriter:
         outputs = self._write_maps(overwrite)
         notes: list[str] = []
         try:
+            if not have_matplotlib():
+                raise GeohsiError("matplotlib is not installed")
             png = write_map_quicklook(self.outputs.map, overwrite=overwrite, log=notes.append)
             outputs += [str(png)] if png else []
         except GeohsiError as e:
@@ -445,10 +445,10 @@ class MapWriter:
 
     def _write_maps(self, overwrite: bool) -> list[str]:
         from geohsi.files import atomic_output, joined_dask_threads
-        from geohsi.scene import scene_crs
+        from geohsi.scene import scene_crs, scene_transform
 
         grid, out, store, classes = self.grid, self.outputs, self.store.path, self.classes
-        crs, transform = scene_crs(grid), grid.rio.transform()
+        crs, transform = scene_crs(grid), scene_transform(grid)
         attrs = dict(self.identity)
         written = []
         with atomic_output(out.map, overwrite) as tmp:

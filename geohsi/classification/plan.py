@@ -181,13 +181,9 @@ def build_plan(
 
 
 def _georef(arr: xr.DataArray, scene: xr.Dataset) -> xr.DataArray:
-    from geohsi.scene import scene_crs
+    from geohsi.scene import scene_crs, scene_transform, write_georef
 
-    arr = arr.rio.write_transform(scene.rio.transform())
-    crs = scene_crs(scene)
-    if crs is not None:
-        arr = arr.rio.write_crs(crs).rio.write_transform(scene.rio.transform())
-    return arr
+    return write_georef(arr, scene_transform(scene), scene_crs(scene))
 
 
 def as_dataarray(plan: Plan, what: str = "labels") -> xr.DataArray:
@@ -212,7 +208,7 @@ def as_dataarray(plan: Plan, what: str = "labels") -> xr.DataArray:
     if what == "labels":
         arr = xr.DataArray(labels_from_probabilities(plan.probabilities, ids), dims=("y", "x"), coords=coords, name="classes")
         arr.attrs.update(attrs, long_name="class id (0 = nodata)")
-        arr.rio.write_nodata(NODATA, encoded=False, inplace=True)
+        arr.attrs["_FillValue"] = NODATA  # what rio.write_nodata(encoded=False) writes; rio.nodata reads it
     elif what == "probabilities":
         arr = xr.DataArray(plan.probabilities, dims=("class", "y", "x"), coords={"class": ids, **coords}, name="probabilities")
         arr.attrs.update(attrs, long_name="class probability (NaN = nodata)")

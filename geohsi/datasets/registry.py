@@ -515,12 +515,23 @@ def ingest_dataset(name: str, out: str | os.PathLike, *, download_dir=None, chun
         chunks: spatial chunk size.
         overwrite: replace an existing store.
 
+    A data directory may also hold the dataset already ingested, as ``NAME.zarr`` (a scene store
+    written by this function; ``scripts/gpu_wheels.sh`` makes one for the offline GPU check, whose
+    machine lacks the readers' dependencies, e.g. SciPy for MATLAB files): it is then copied to
+    ``out`` instead of reading the source files.
+
     Returns:
         Path of the written scene.
     """
     from geohsi.ingestion import ingest
 
     ds = get(name)
+    for d in data_dirs(download_dir):
+        ready = d / f"{name}.zarr"
+        if (ready / "zarr.json").is_file():
+            from geohsi.scene import open_scene, write_scene
+
+            return write_scene(open_scene(ready), out, chunks=chunks, overwrite=overwrite)
     paths = fetch(name, download_dir)
     return ingest(
         [paths[p] for p in ds.images],

@@ -218,7 +218,7 @@ def write_zarr_map(
     import xarray as xr
     import zarr
 
-    from geohsi.scene import scene_crs
+    from geohsi.scene import scene_crs, scene_transform, write_georef
 
     g = zarr.open_group(str(group), mode="r")
     coords = {"y": scene["y"].values, "x": scene["x"].values}
@@ -241,9 +241,7 @@ def write_zarr_map(
     ds.attrs.update(classes.to_attrs())
     crs = scene_crs(scene)
     ds.attrs["georeferenced"] = int(crs is not None)
-    ds = ds.rio.write_transform(scene.rio.transform())
-    if crs is not None:
-        ds = ds.rio.write_crs(crs).rio.write_transform(scene.rio.transform())
+    ds = write_georef(ds, scene_transform(scene), crs)
     if "classes" in ds:
         ds["classes"].encoding["_FillValue"] = NODATA
     ds.to_zarr(dst, mode="w", zarr_format=3, consolidated=False)

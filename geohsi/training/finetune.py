@@ -267,9 +267,13 @@ def train(
     # Test predictions in fp32, as `geohsi evaluate` scores by default, so both report the same numbers.
     y_pred = samples.predict(model, split.test, batch_size=run.batch_size, device=torch.device("cpu"), precision="fp32")
     report = report_for(split.test_labels, classes.ids[y_pred], classes)
-    from geohsi.plot import figure_png, plot_confusion, plot_training
+    from geohsi.plot import figure_png, have_matplotlib, plot_confusion, plot_training
 
-    extra = {"confusion.png": figure_png(plot_confusion(report)), "training.png": figure_png(plot_training(history))}
+    extra: dict[str, bytes] = {}
+    if have_matplotlib():
+        extra = {"confusion.png": figure_png(plot_confusion(report)), "training.png": figure_png(plot_training(history))}
+    else:
+        log("[yellow]warning:[/] matplotlib is not installed: the bundle has no confusion.png / training.png")
     train_cfg = config.to_dict()
     train_cfg["scene"] = str(Path(scene).resolve())
     train_cfg["labels_sha256"] = labels_digest(labels)

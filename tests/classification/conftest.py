@@ -10,8 +10,16 @@ CROP = (slice(20, 60), slice(30, 80))  # 40 × 50 pixels: small, odd chunkings s
 
 
 def _ip_arrays(data_dir):
-    import scipy.io
+    """Indian Pines' cube ``[200, 145, 145]`` and labels, from the .mat files — or, where SciPy is missing
+    (the offline GPU check), from the pre-ingested ``indian_pines.zarr`` of the data directory."""
+    try:
+        import scipy.io
+    except ImportError:
+        from geohsi.scene import cube as scene_cube
+        from geohsi.scene import open_scene
 
+        ds = open_scene(data_dir / "indian_pines.zarr")
+        return np.asarray(scene_cube(ds).values), np.asarray(ds["labels"].values)
     d = data_dir / "indian_pines"
     cube = scipy.io.loadmat(d / "Indian_pines_corrected.mat")["indian_pines_corrected"].transpose(2, 0, 1)
     gt = scipy.io.loadmat(d / "Indian_pines_gt.mat")["indian_pines_gt"]
