@@ -4,7 +4,8 @@ protocol: one 15-px window per pixel resized to 32 px), seeds 0–2.
 
 Rows: KronA+ on the ``s2`` backbone with ``--spectral s2``; KronA+ on the PCA backbone with
 ``--spectral pca`` (each backbone with the front end it was pretrained on, what ``geohsi train``
-picks by default); full fine-tuning from a random initialisation with ``--spectral s2`` and with
+picks by default); KronA+ on a frozen random backbone (what the pretrained weights add for the
+adapter); full fine-tuning from a random initialisation with ``--spectral s2`` and with
 ``--spectral pca`` (the from-scratch baselines of each front end). Test OA is the bundle's (the
 split's test pixels). Writes a Markdown table and a CSV beside it; finished bundles in ``--workdir``
 are reused, so an interrupted run resumes.
@@ -26,6 +27,7 @@ import numpy as np
 ROWS: dict[str, tuple[str, str, str | None]] = {
     "s2 backbone + KronA+": ("s2", "krona+", None),
     "PCA backbone + KronA+": ("pca", "krona+", None),
+    "random init + KronA+ (s2)": ("s2", "krona+", "random"),
     "random init, full FT (s2)": ("s2", "full", "random"),
     "random init, full FT (pca)": ("pca", "full", "random"),
 }
