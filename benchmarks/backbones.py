@@ -15,13 +15,14 @@ are reused, so an interrupted run resumes.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.tables import group_runs, mean_std, write_runs_csv
 
 #: row name → (spectral front end, adapter, backbone: None = the default for the front end, or "random").
 ROWS: dict[str, tuple[str, str, str | None]] = {
@@ -89,18 +90,9 @@ def run(
 
 
 def _write(rows: list[dict], out: Path, command: str, wall: float, model: str, split: str, epochs: int) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r["row"], []).append(r)
-
-    def ms(x: list[float]) -> str:
-        a = np.asarray(x) * 100
-        return f"{a.mean():.2f} ± {a.std(ddof=1):.2f}" if len(a) > 1 else f"{a.mean():.2f}"
+    write_runs_csv(rows, out)
+    groups = group_runs(rows, lambda r: r["row"])
+    ms = mean_std
 
     lines = [
         "# Backbones on Indian Pines (generated)",

@@ -14,13 +14,14 @@ the other sensor. Writes ``docs/cross_sensor.md`` (table) and a CSV beside it.
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.tables import group_runs, mean_std, write_runs_csv
 
 PAIRS: dict[str, tuple[str, str]] = {
     "enmap→aviris-ng": ("enmap_potsdam", "aviris_ng"),
@@ -106,14 +107,8 @@ def run(
 
 
 def _write(rows: list[dict], out: Path, command: str, wall: float, model: str, split: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["pair"], r["direction"], r["adapter"]), []).append(r)
+    write_runs_csv(rows, out)
+    groups = group_runs(rows, lambda r: (r["pair"], r["direction"], r["adapter"]))
     lines = [
         "# Cross-sensor accuracy (generated)",
         "",
@@ -126,14 +121,10 @@ def _write(rows: list[dict], out: Path, command: str, wall: float, model: str, s
         "|---|---|---|---|---|---|---|",
     ]
     for (pair, direction, adapter), g in groups.items():
-        a = np.array([r["oa_train_sensor"] for r in g]) * 100
-        b = np.array([r["oa_other_sensor"] for r in g]) * 100
-        d = b - a
-
-        def ms(x: np.ndarray) -> str:
-            return f"{x.mean():.2f} ± {x.std(ddof=1):.2f}" if len(x) > 1 else f"{x.mean():.2f}"
-
-        lines.append(f"| {pair} | {direction} | {adapter} | {len(g)} | {ms(a)} | {ms(b)} | {ms(d)} |")
+        a = [r["oa_train_sensor"] for r in g]
+        b = [r["oa_other_sensor"] for r in g]
+        d = [y - x for x, y in zip(a, b, strict=True)]
+        lines.append(f"| {pair} | {direction} | {adapter} | {len(g)} | {mean_std(a)} | {mean_std(b)} | {mean_std(d)} |")
     out.write_text("\n".join(lines) + "\n")
 
 
