@@ -631,12 +631,18 @@ def nodata_value(ds: xr.Dataset) -> float | None:
     return None if fv is None else float(fv)
 
 
+def validity_bands(ds: xr.Dataset) -> np.ndarray:
+    """0-based bands the validity test reads: the good bands, or every band when none is flagged."""
+    good = np.asarray(ds["good_band"].values, bool)
+    return np.flatnonzero(good) if good.any() else np.arange(int(ds.sizes["band"]))
+
+
 def valid_mask(ds: xr.Dataset) -> xr.DataArray:
     """Lazy boolean mask ``(y, x)``: True where every good band is finite and not nodata."""
     v = cube(ds)
     good = np.asarray(ds["good_band"].values, bool)
     if good.any():
-        v = v.isel(band=np.flatnonzero(good))
+        v = v.isel(band=validity_bands(ds))
     ok = xr.ones_like(v.isel(band=0), dtype=bool)
     nd = nodata_value(ds)
     data = v.data

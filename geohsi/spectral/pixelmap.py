@@ -16,7 +16,7 @@ the CPU the two agree to the last float32 bit up to the BLAS summation order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -118,22 +118,7 @@ class PixelMap:
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         from dask.base import tokenize
 
-        return (
-            type(self).__name__,
-            tokenize(
-                self.bands,
-                self.valid_cols,
-                self.proj_cols,
-                self.matrix,
-                self.center,
-                self.shift,
-                self.scale,
-                self.value_scale,
-                self.value_offset,
-                self.nodata,
-                self.check_finite,
-            ),
-        )
+        return (type(self).__name__, tokenize(*(getattr(self, f.name) for f in fields(self))))
 
 
 __all__ = ["PixelMap"]

@@ -335,12 +335,11 @@ class SpectralTransform:
         Raises:
             BandMismatchError: see :meth:`check_scene`.
         """
-        from geohsi.scene import cube, nodata_value
+        from geohsi.scene import cube, nodata_value, validity_bands
 
         matrix, used, centre = self.check_scene(ds).affine()
         raw = cube(ds)
-        good = np.asarray(ds["good_band"].values, bool)
-        tested = np.flatnonzero(good) if good.any() else np.arange(int(ds.sizes["band"]))
+        tested = validity_bands(ds)
         bands = np.union1d(tested, np.asarray(used, dtype="int64")).astype("int64")
         nd = nodata_value(ds)
         dtype = np.dtype(raw.dtype)
