@@ -244,7 +244,8 @@ def test_classify_cli_writes_a_quicklook_matching_the_cog(tmp_path, enmap_scene)
 
     from .conftest import run_cli
 
-    cfg = resolve_train_config(adapter="lora", epochs=1, split="per-class:5", model="tiny", device="cpu", head="patch")
+    # dense: the quicklook does not depend on the head, and patch mode's per-pixel windows made this test take minutes.
+    cfg = resolve_train_config(adapter="lora", epochs=1, split="per-class:5", model="tiny", device="cpu", head="dense")
     bundle = train(enmap_scene, cfg, out=tmp_path / "bundle", progress=False, log=lambda m: None)
     b = load_bundle(bundle)
     for out in (tmp_path / "map.tif", tmp_path / "grid.zarr"):
