@@ -12,9 +12,12 @@ Model (documented so a bundle can be checked against it):
 * each scene band ``i`` is a Gaussian of peak 1, centre ``λ_i`` and FWHM ``f_i`` from the scene's
   ``fwhm`` coord; where that is unknown (NaN), ``f_i`` is the distance to the nearest good band
   (the local band spacing), i.e. adjacent bands meet at half maximum;
-* weight ``W[j, i]`` = the overlap integral ``∫ R_j(λ) g_i(λ) dλ`` (closed form for two Gaussians),
-  zero for bad bands, then each row normalised to sum 1 — a response-weighted average of the scene
-  bands, so reflectance stays reflectance.
+* weight ``W[j, i]`` = the overlap integral ``∫ R_j(λ) g_i(λ) dλ`` (closed form for two Gaussians)
+  times the band's *footprint* ``Δ_i``, the stretch of the spectral axis it samples (the part of its
+  half-maximum interval nearer to it than to any other good band), zero for bad bands, then each
+  row normalised to sum 1 — a response-weighted average of the scene bands, so reflectance stays
+  reflectance. The footprint keeps a stretch sampled twice (the overlap of two detectors, as in
+  EnMAP's and PRISMA's VNIR/SWIR or AVIRIS's spectrometers) or more densely from counting twice.
 
 A band is refused (:class:`~geohsi.errors.BandMismatchError`) when the scene's good bands do not
 cover its half-maximum interval ``[c_j − w_j/2, c_j + w_j/2]``: every point of it must lie within
@@ -162,7 +165,8 @@ def gaussian_weights(
     wl: np.ndarray, fw: np.ndarray, good: np.ndarray, centres: np.ndarray | None = None, widths: np.ndarray | None = None
 ) -> np.ndarray:
     """``[T, B]`` weights of Gaussian band responses: target bands (default the 12 S2 bands; centre,
-    FWHM) over source bands (centre, FWHM), bad source bands 0, rows summing to 1."""
+    FWHM) over source bands (centre, FWHM) times each source band's :func:`band_footprint`, bad
+    source bands 0, rows summing to 1."""
     if centres is None or widths is None:
         centres, widths = np.array([b.centre for b in S2_BANDS]), np.array([b.width for b in S2_BANDS])
     c = np.asarray(centres, dtype="float64")[:, None]
@@ -171,8 +175,29 @@ def gaussian_weights(
     var = s**2 + sig**2
     # ∫ exp(−(λ−c)²/2s²)·exp(−(λ−μ)²/2σ²) dλ = √(2π)·sσ/√(s²+σ²)·exp(−(μ−c)²/2(s²+σ²))
     w = np.sqrt(2 * np.pi) * s * sig / np.sqrt(var) * np.exp(-((np.where(good, wl, 0.0)[None, :] - c) ** 2) / (2 * var))
+    w *= band_footprint(wl, fw, good)[None, :]
     w[:, ~good] = 0.0
     return w / w.sum(axis=1, keepdims=True)
+
+
+def band_footprint(wl: np.ndarray, fw: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """``[B]`` the stretch of the spectral axis (nm) each good band samples, 0 for bad bands.
+
+    The part of ``[λ − FWHM/2, λ + FWHM/2]`` that is nearer to the band than to any other good
+    band: the band spacing inside a band sequence, about half of it where two detectors' bands
+    interleave, and at most half the FWHM on the side of an absorption gap or the range's end.
+
+    .. versionadded:: 0.2
+    """
+    out = np.zeros(wl.shape, dtype="float64")
+    gi = np.flatnonzero(good)
+    order = gi[np.argsort(wl[gi], kind="stable")]
+    x, half = wl[order], fw[order] / 2
+    mid = (x[1:] + x[:-1]) / 2
+    lo = np.maximum(np.r_[-np.inf, mid], x - half)
+    hi = np.minimum(np.r_[mid, np.inf], x + half)
+    out[order] = np.clip(hi - lo, 0.0, None)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -291,4 +316,13 @@ class S2Resampler:
     __hash__ = None  # type: ignore[assignment]
 
 
-__all__ = ["FWHM_TO_SIGMA", "S2Band", "S2_BANDS", "S2Resampler", "band_arrays", "gaussian_weights", "resampling_matrix"]
+__all__ = [
+    "FWHM_TO_SIGMA",
+    "S2Band",
+    "S2_BANDS",
+    "S2Resampler",
+    "band_arrays",
+    "band_footprint",
+    "gaussian_weights",
+    "resampling_matrix",
+]
