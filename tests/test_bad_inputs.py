@@ -972,7 +972,7 @@ CASES: list[Case] = [
         "classify-s2-uncovered",
         classify_s2_uncovered,
         5,
-        r"Sentinel-2 band B\d+ \(\d+–\d+ nm\) is not covered by the good bands of \S*vnir\.zarr \(400\.0–1000\.0 nm",
+        r"Sentinel-2 bands B11 \(1568–1659 nm\), B12 \(2115–2290 nm\) are not covered by the good bands of \S*vnir\.zarr \(400\.0–1000\.0 nm",
         ("s2_bundle", "vnir_scene"),
     ),
     Case(

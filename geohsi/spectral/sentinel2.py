@@ -118,19 +118,23 @@ def band_arrays(
 
 
 def _check_coverage(wl: np.ndarray, fw: np.ndarray, good: np.ndarray, source: str) -> None:
+    """Refuse, in one line naming every uncovered Sentinel-2 band, a scene that does not cover them all."""
     gi = np.flatnonzero(good)
     centres, widths = wl[gi], fw[gi]
+    missing, gaps = [], []
     for band in S2_BANDS:
         t = np.linspace(band.centre - band.width / 2, band.centre + band.width / 2, int(band.width * 2) + 1)
         dist = np.abs(t[:, None] - centres[None, :])
         covered = (dist <= widths[None, :]).any(axis=1)
         if not covered.all():
-            gap = t[~covered]
-            raise BandMismatchError(
-                f"Sentinel-2 band {band.name} ({band.centre - band.width / 2:.0f}–{band.centre + band.width / 2:.0f} nm) "
-                f"is not covered by the good bands of {source} ({centres.min():.1f}–{centres.max():.1f} nm; "
-                f"uncovered {gap.min():.0f}–{gap.max():.0f} nm); use the PCA reduction for this sensor"
-            )
+            missing.append(f"{band.name} ({band.centre - band.width / 2:.0f}–{band.centre + band.width / 2:.0f} nm)")
+            gaps.append(f"{t[~covered].min():.0f}–{t[~covered].max():.0f}")
+    if missing:
+        bands = f"band {missing[0]} is" if len(missing) == 1 else f"bands {', '.join(missing)} are"
+        raise BandMismatchError(
+            f"Sentinel-2 {bands} not covered by the good bands of {source} ({centres.min():.1f}–{centres.max():.1f} nm; "
+            f"uncovered {', '.join(gaps)} nm); use the PCA reduction for this sensor"
+        )
 
 
 def resampling_matrix(

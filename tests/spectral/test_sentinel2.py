@@ -162,7 +162,10 @@ def test_scene_without_wavelengths_fails_clearly(tmp_path: Path) -> None:
 
 def test_uncovered_band_is_named() -> None:
     vnir = np.arange(400.0, 1000.0, 5.0)
-    with pytest.raises(BandMismatchError, match=r"band B11 \(1568–1659 nm\).*400.0–995.0 nm"):
+    with pytest.raises(
+        BandMismatchError,
+        match=r"bands B11 \(1568–1659 nm\), B12 \(2115–2290 nm\) are not covered .*\(400.0–995.0 nm; uncovered 1568–1659, 2115–2290 nm\)",
+    ):
         resampling_matrix(vnir, np.full(vnir.size, 5.0))
     full = np.arange(400.0, 2500.0, 10.0)
     good = ~((full > 1540) & (full < 1700))  # a gap of bad bands across B11
