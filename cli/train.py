@@ -51,6 +51,13 @@ from geohsi.training.config import ADAPTERS
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Training device [default: auto].")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience on val OA, 0 = off [default: 0].")
 @click.option(
+    "--sensor-augment",
+    type=int,
+    default=None,
+    help="With --spectral s2: also train on the scene as N random imaging spectrometers see it, so the bundle maps "
+    "other sensors as well [default: 0].",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(path_type=Path),
@@ -77,6 +84,7 @@ def train(scene: Path, config_file: Path | None, out: Path | None, resume: bool,
       geohsi train ip.zarr --adapter krona+ --split fraction:0.1
       geohsi train ip.zarr --adapter lora+ --rank 8 --lr-ratio 16 --out runs/ip-loraplus
       geohsi train ip.zarr --head patch --adapter krona+ --split per-class:10   # the paper's protocol
+      geohsi train enmap.zarr --spectral s2 --sensor-augment 8   # a bundle for other sensors too
     """
     import geohsi
 

@@ -173,7 +173,8 @@ def bundle_info(path: str | os.PathLike) -> dict[str, Any]:
         "maps": b.transform.describe_inputs(),
         "window": f"{m.head.window} px → {m.head.input_size} px (bilinear)",
         "split": tc.get("split"),
-        "training": f"{tc.get('epochs')} epochs, lr {tc.get('lr')}, seed {tc.get('seed')}",
+        "training": f"{tc.get('epochs')} epochs, lr {tc.get('lr')}, seed {tc.get('seed')}"
+        + (f", sensor augmentation: the scene and {tc['sensor_augment']} random sensors" if tc.get("sensor_augment") else ""),
     }
     info.update(m.metrics)
     info["classes"] = m.classes.to_list()

@@ -57,6 +57,10 @@ class TrainingSamples(Protocol):
         """Predicted logit indices at scene pixels ``idx`` (validation and test scoring)."""
         ...
 
+    def with_channels(self, channels: Any) -> TrainingSamples:
+        """The same samples (pixels or tiles, targets) cut from other channels of the same scene grid."""
+        ...
+
 
 class Head(ABC):
     """One model mode. Subclasses are frozen dataclasses with at least ``window`` and ``input_size``.

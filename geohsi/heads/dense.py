@@ -167,6 +167,13 @@ class TileSampler:
         )
 
 
+def training_scene(channels: Any) -> Any:
+    """The channels tiles are cut from: benchmark scenes fit in memory and are transformed once
+    (numpy); larger ones stay lazy and are read tile by tile from Zarr (Dask)."""
+    c, h, w = channels.shape
+    return np.asarray(channels.values, dtype=np.float32) if c * h * w * 4 <= MAX_IN_MEMORY_BYTES else channels.data
+
+
 def cut_tiles(channels, origins: np.ndarray, tile: int) -> np.ndarray:
     """``[M, C, S, S]`` float32 tiles of a ``[C, H, W]`` scene (numpy or Dask); NaN → 0 as in patch mode.
 
@@ -240,6 +247,9 @@ class DenseSamples:
             device=device,
             precision=precision,
         )
+
+    def with_channels(self, channels: Any) -> DenseSamples:
+        return dataclasses.replace(self, scene=training_scene(channels))
 
 
 @register_head
@@ -315,9 +325,8 @@ class DenseHead(Head):
     def training_samples(
         self, channels: Any, split: Any, targets: np.ndarray, *, seed: int, epochs: int, log: Callable[[str], None]
     ) -> DenseSamples:
-        c, h, w = channels.shape
-        # Benchmark scenes fit in memory: transform once; larger ones are read tile by tile from Zarr.
-        scene = np.asarray(channels.values, dtype=np.float32) if c * h * w * 4 <= MAX_IN_MEMORY_BYTES else channels.data
+        _, h, w = channels.shape
+        scene = training_scene(channels)
         sampler = TileSampler((h, w), self.tile, split.train, np.asarray(targets, dtype=np.int64), held_out_mask(split, (h, w)))
         if not sampler.coverable.all():
             log(

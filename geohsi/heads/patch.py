@@ -60,6 +60,9 @@ class PatchSamples:
             model, self.source, idx, batch_size=max(batch_size, EVAL_BATCH), device=device, precision=precision
         )
 
+    def with_channels(self, channels: Any) -> PatchSamples:
+        return PatchSamples(WindowSource(channels, self.source.window, self.source.input_size), self.train_idx, self.targets)
+
 
 @register_head
 @dataclass(frozen=True)

@@ -302,11 +302,15 @@ class SpectralTransform:
             )
         return f"the training sensor only: {self.input_band_count} bands, {rng} (PCA), {q}"
 
-    def apply(self, ds: xr.Dataset) -> xr.DataArray:
+    def apply(self, ds: xr.Dataset, *, projection: S2Resampler | None = None) -> xr.DataArray:
         """Transform a scene into the model's channels, lazily and chunkwise.
 
         Args:
             ds: a scene passing :meth:`check_scene`.
+            projection: a band reduction of this scene to use instead of the checked one (sensor
+                augmentation: the scene as a random sensor sees it,
+                :func:`geohsi.spectral.simulate.random_sensor_resamplers`); the normaliser is this
+                transform's.
 
         Returns:
             DataArray ``(channel, y, x)`` ``[C, H, W]`` float32, chunked like the scene spatially,
@@ -315,8 +319,8 @@ class SpectralTransform:
         Raises:
             BandMismatchError: see :meth:`check_scene`.
         """
-        projection = self.check_scene(ds)
-        channels = self.normalizer.apply(projection.apply(physical_cube(ds)))
+        checked = self.check_scene(ds)
+        channels = self.normalizer.apply((projection or checked).apply(physical_cube(ds)))
         channels.name = "channels"
         channels.attrs.update(reduction=self.reduction, normalization=self.normalizer.method)
         return channels

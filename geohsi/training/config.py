@@ -173,6 +173,10 @@ class TrainConfig(_NestsRun):
             ``input_size // 4``), recorded in the bundle for evaluate/classify.
         patience: early-stopping patience in epochs on validation OA (0 disables). With early
             stopping the best validation epoch's weights are kept, without it the final weights.
+        sensor_augment: ``s2`` runs: train also on the scene as this many random imaging
+            spectrometers would see it (:func:`geohsi.spectral.simulate.random_sensor_resamplers`;
+            each sample draws its version), so that the bundle maps other sensors as well as the
+            training one (0: the scene only).
         extra: free-form notes recorded with the run.
 
     .. versionadded:: 0.1
@@ -195,6 +199,7 @@ class TrainConfig(_NestsRun):
     head: str = "dense"
     tile_overlap: int | None = None
     patience: int = 0
+    sensor_augment: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -217,6 +222,11 @@ class TrainConfig(_NestsRun):
                     f"--tile-overlap {self.tile_overlap} must be in [0, {self.run.input_size - 1}] for {self.run.input_size}-pixel tiles",
                 ),
                 (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
+                (self.sensor_augment >= 0, f"--sensor-augment must be ≥ 0, got {self.sensor_augment}"),
+                (
+                    self.sensor_augment == 0 or self.run.spectral == "s2",
+                    "--sensor-augment needs --spectral s2 (a PCA model is bound to its training sensor)",
+                ),
             ]
         )
 

@@ -106,6 +106,16 @@ def build_model(
     return model, record
 
 
+def _sensor_augmented(samples, ds, transform, config: TrainConfig, log):
+    """The run's samples drawn from the scene and from ``config.sensor_augment`` random sensors' views of it."""
+    from geohsi.heads.augment import VariantSamples
+    from geohsi.spectral.simulate import random_sensor_resamplers
+
+    resamplers = random_sensor_resamplers(ds, config.sensor_augment, seed=config.run.seed)
+    log(f"sensor augmentation: the scene and {len(resamplers)} random sensors' views of it")
+    return VariantSamples([samples, *(samples.with_channels(transform.apply(ds, projection=r)) for r in resamplers)])
+
+
 def train(
     scene: str | os.PathLike,
     config: TrainConfig | None = None,
@@ -180,6 +190,8 @@ def train(
     )
     train_targets = np.asarray([id_to_index[int(k)] for k in split.train_labels], dtype=np.int64)
     samples = head.training_samples(channels, split, train_targets, seed=run.seed, epochs=config.epochs, log=log)
+    if config.sensor_augment:
+        samples = _sensor_augmented(samples, ds, transform, config, log)
     epoch_steps = [math.ceil(samples.epoch_size(e) / run.batch_size) for e in range(config.epochs)]
     device = resolve_device(run.device, warn=lambda m: log(f"[yellow]{m}[/]"))
 

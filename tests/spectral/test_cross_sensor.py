@@ -10,7 +10,14 @@ import pytest
 
 from geohsi.errors import BandMismatchError
 from geohsi.ingestion import open_source
-from geohsi.spectral.simulate import simulate_sensor
+from geohsi.spectral.sentinel2 import S2Resampler
+from geohsi.spectral.simulate import (
+    RANDOM_FWHM_RATIO,
+    RANDOM_SPACING_NM,
+    random_band_table,
+    random_sensor_resamplers,
+    simulate_sensor,
+)
 from geohsi.spectral.transform import SpectralTransform
 
 
@@ -124,3 +131,43 @@ def test_the_simulated_scene_declares_physical_units(enmap_tile, enmap_as_aviris
     said: list[str] = []
     SpectralTransform.fit(enmap_tile, "s2").check_scene(enmap_as_aviris_ng, warn=said.append)
     assert said == [] and enmap_as_aviris_ng["reflectance"].attrs["scale_factor"] == 1.0
+
+
+def test_random_band_tables_span_todays_spectrometers() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        c, f = random_band_table(rng, 400.0, 2500.0)
+        d = np.diff(c)
+        assert np.allclose(d, d[0]) and RANDOM_SPACING_NM[0] <= d[0] <= RANDOM_SPACING_NM[1]
+        assert 400 <= c[0] < 400 + d[0] and c[-1] < 2500
+        ratio = f / d[0]
+        assert (ratio >= RANDOM_FWHM_RATIO[0]).all() and (ratio <= RANDOM_FWHM_RATIO[1]).all()
+
+
+def test_random_sensor_views_are_small_true_changes_of_the_model_input(enmap_tile, data_dir) -> None:
+    views = random_sensor_resamplers(enmap_tile, 4, seed=1)
+    own = S2Resampler.from_scene(enmap_tile)
+    good = np.zeros(enmap_tile.sizes["band"], bool)
+    good[own.band_indices] = True
+    assert len(views) == 4
+    for v in views:
+        assert v.weights.shape == own.weights.shape == (12, 224)
+        assert np.allclose(v.weights.sum(1), 1.0) and (v.weights[:, ~good] == 0).all() and (v.weights >= 0).all()
+        assert np.array_equal(v.band_indices, own.band_indices)
+    again = random_sensor_resamplers(enmap_tile, 4, seed=1)
+    assert all(np.array_equal(a.weights, b.weights) for a, b in zip(views, again, strict=True))
+    assert not np.array_equal(random_sensor_resamplers(enmap_tile, 1, seed=2)[0].weights, views[0].weights)
+    t = SpectralTransform.fit(enmap_tile, "s2")
+    real = t.apply(enmap_tile).values
+    for v in views:
+        seen = t.apply(enmap_tile, projection=v).values
+        ok = np.isfinite(real) & np.isfinite(seen)
+        diff = np.abs(seen - real)[ok]
+        # Another sensor's sampling moves the standardised channels a little, never a lot.
+        assert 1e-4 < float(np.median(diff)) < 0.05 and float(np.quantile(diff, 0.99)) < 0.5, (
+            np.median(diff),
+            np.quantile(diff, 0.99),
+        )
+    drone = open_source(data_dir / "pika_drone" / "pika_reflectance.bip.hdr")
+    with pytest.raises(BandMismatchError, match="not covered"):
+        random_sensor_resamplers(drone, 2)

@@ -10,6 +10,7 @@ from geohsi.training.config import PretrainConfig, RunConfig, TrainConfig, resol
 #: the flat option names every bundle's train_config and every config file have used
 TRAIN_KEYS = {
     "adapter",
+    "sensor_augment",
     "model",
     "backbone",
     "spectral",
@@ -107,6 +108,8 @@ def test_the_flat_form_is_unchanged_and_round_trips() -> None:
         ({"head": "voxel"}, "unknown --head 'voxel'"),
         ({"tile_overlap": 40}, "--tile-overlap 40 must be in"),
         ({"learning_rate": 1.0}, "unknown training option"),
+        ({"sensor_augment": 4}, "--sensor-augment needs --spectral s2"),
+        ({"sensor_augment": -1, "spectral": "s2"}, "--sensor-augment must be ≥ 0"),
     ],
 )
 def test_each_bad_option_is_one_usage_error_naming_the_flag(options: dict, match: str) -> None:

@@ -291,3 +291,19 @@ def test_baseline_matches_split_and_is_reasonable(ip_scene: Path, tmp_path: Path
     r2 = baseline(ip_scene, method="rf", split="per-class:5")
     assert r2["n_test"] == 10249 - 80 and 0.2 < r2["overall_accuracy"] < 0.9
     assert np.isfinite(r2["kappa"])
+
+
+def test_sensor_augmentation_trains_on_random_sensor_views_and_is_recorded(ip_scene: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
+    opts = {**FAST, "epochs": 1, "spectral": "s2", "backbone": "random"}
+    out = train(ip_scene, resolve_train_config(sensor_augment=3, **opts), out=tmp_path / "aug", progress=False, log=lines.append)
+    plain = train(ip_scene, resolve_train_config(**opts), out=tmp_path / "plain", progress=False, log=lambda m: None)
+    assert any("the scene and 3 random sensors' views" in m for m in lines)
+    b, p = load_bundle(out), load_bundle(plain)
+    assert b.meta.train_config["sensor_augment"] == 3 and p.meta.train_config["sensor_augment"] == 0
+    # Same seed, same init and batches: only the inputs' versions differ, so the weights do.
+    assert not torch.equal(b.build_model().head.fc.weight, p.build_model().head.fc.weight)
+    from geohsi.inspection import bundle_info
+
+    assert "sensor augmentation: the scene and 3 random sensors" in bundle_info(out)["training"]
+    assert "sensor augmentation" not in bundle_info(plain)["training"]
