@@ -262,15 +262,21 @@ def sections(ctx: click.Context) -> None:
 @click.option("--seeds", default=3, show_default=True)
 @click.option("--model", default="small", show_default=True)
 @click.option("--epochs", type=int, default=None, help="[default: the dense head's 150]")
+@click.option(
+    "--sensor-augment", "sensor_augment", type=int, multiple=True, default=(0,), show_default=True,
+    help="Train with geohsi train --sensor-augment N (repeatable: one set of rows per N).",
+)  # fmt: skip
 @click.option("--quick", is_flag=True, help="Smoke run: tiny model, 1 seed, 1 epoch, KronA+, first pair.")
-def cross_sensor(workdir: Path, out: Path, pairs, adapters, seeds: int, model: str, epochs: int | None, quick: bool) -> None:
+def cross_sensor(
+    workdir: Path, out: Path, pairs, adapters, seeds: int, model: str, epochs: int | None, sensor_augment, quick: bool
+) -> None:
     """Train s2 bundles on a real scene, map it through another sensor's band table, and back (docs/cross_sensor.md)."""
     from benchmarks.cross_sensor import PAIRS, run
 
     if quick:
         pairs, adapters, seeds, model, epochs = (next(iter(PAIRS)),), ("krona+",), 1, "tiny", 1
     run(workdir=workdir, out=out, pairs=pairs or tuple(PAIRS), adapters=adapters, seeds=range(seeds), model=model,
-        epochs=epochs, command=_command())  # fmt: skip
+        epochs=epochs, sensor_augment=sensor_augment, command=_command())  # fmt: skip
 
 
 @bench.command("backbones")

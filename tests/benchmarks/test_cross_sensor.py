@@ -26,4 +26,4 @@ def test_cross_sensor_quick_maps_another_band_table_both_ways(tmp_path: Path, da
     sim = xr.open_zarr(tmp_path / "w" / "enmap_potsdam_as_aviris_ng.zarr", consolidated=False)
     assert sim.sizes["band"] == 425 and "labels" in sim
     text = out.read_text()
-    assert "| enmap→aviris-ng | real→sim | krona+ | 1 |" in text and "python -m benchmarks cross-sensor --quick" in text
+    assert "| enmap→aviris-ng | real→sim | krona+ | 0 | 1 |" in text and "python -m benchmarks cross-sensor --quick" in text
