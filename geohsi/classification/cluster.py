@@ -56,11 +56,35 @@ class ClusterInfo:
         return getattr(self.client, "dashboard_link", None)
 
 
-class _DropComputeFailed:
-    """A logging filter dropping the worker's "Compute Failed" records (the client reports the error itself)."""
+#: the worker's log record of a heartbeat that found the scheduler gone (dask/distributed#7891).
+HEARTBEAT_FAILED = "Failed to communicate with scheduler during heartbeat"
+
+
+class _QuietWorkerLog:
+    """A logging filter of an embedded worker: drops records that are noise to a geohsi user.
+
+    * "Compute Failed" records: the client reports the task's error itself, as one line.
+    * A failed heartbeat once the worker is shutting down: closing the cluster can close the
+      connection under a heartbeat in flight, and the worker logs that with a traceback although
+      nothing went wrong. While the worker runs, the record is kept (a lost scheduler matters).
+
+    Args:
+        worker: the :class:`distributed.Worker` the filter's logger belongs to (anything with a
+            ``status``).
+    """
+
+    def __init__(self, worker: object) -> None:
+        self.worker = worker
 
     def filter(self, record: object) -> bool:
-        return not str(getattr(record, "msg", "")).startswith("Compute Failed")
+        msg = str(getattr(record, "msg", ""))
+        if msg.startswith("Compute Failed"):
+            return False
+        if msg.startswith(HEARTBEAT_FAILED):
+            from distributed.core import Status
+
+            return getattr(self.worker, "status", None) in (Status.running, Status.paused)
+        return True
 
 
 def _quiet_task_errors_plugin() -> object:
@@ -71,7 +95,8 @@ def _quiet_task_errors_plugin() -> object:
         """Worker plugin of the embedded cluster: a task's error is reported once, as geohsi's one line.
 
         Without it every failed task (an unreadable block of a source file) also prints the worker's
-        multi-line "Compute Failed" record with a traceback on the terminal.
+        multi-line "Compute Failed" record with a traceback on the terminal, and closing the cluster
+        can print a heartbeat traceback (see :class:`_QuietWorkerLog`).
         """
 
         name = "geohsi-quiet-task-errors"
@@ -79,7 +104,7 @@ def _quiet_task_errors_plugin() -> object:
         def setup(self, worker: object) -> None:
             import logging
 
-            logging.getLogger("distributed.worker").addFilter(_DropComputeFailed())
+            logging.getLogger("distributed.worker").addFilter(_QuietWorkerLog(worker))
 
     return QuietTaskErrors()
 

@@ -3,7 +3,9 @@ a worker killed mid-run, an interrupted run resumed, and the bad-input failures 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -262,6 +265,40 @@ def test_unreachable_scheduler_fails_fast_with_one_line(tmp_path, ip_crop_geo, i
     assert len(err) == 1 and "cannot reach a Dask scheduler" in err[0] and "drop --scheduler" in err[0]
     assert time.time() - t0 < 60
     assert not list(tmp_path.iterdir())
+
+
+def test_closing_the_embedded_cluster_under_a_heartbeat_in_flight_prints_nothing(capfd):
+    """dask/distributed#7891: closing a worker while its heartbeat awaits the reply logs a traceback."""
+    from geohsi.classification.cluster import open_cluster
+
+    with open_cluster(workers=2) as info:
+        scheduler = info.client.cluster.scheduler
+        reply = scheduler.handlers["heartbeat_worker"]
+
+        async def late_reply(*args, **kwargs):
+            await asyncio.sleep(5)
+            return reply(*args, **kwargs)
+
+        scheduler.handlers["heartbeat_worker"] = late_reply
+        assert info.client.submit(sum, [1, 2]).result() == 3
+        time.sleep(1.5)  # both workers (1 s heartbeat interval) now wait for a reply
+    err = capfd.readouterr().err
+    assert "heartbeat" not in err and "Traceback" not in err, err
+
+
+def test_a_running_worker_keeps_its_heartbeat_failures():
+    from distributed.core import Status
+
+    from geohsi.classification.cluster import HEARTBEAT_FAILED, _QuietWorkerLog
+
+    def kept(status: Status, msg: str) -> bool:
+        record = logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1, msg, None, None)
+        return _QuietWorkerLog(SimpleNamespace(status=status)).filter(record)
+
+    assert kept(Status.running, f"{HEARTBEAT_FAILED}.") and kept(Status.paused, f"{HEARTBEAT_FAILED}.")
+    assert not kept(Status.closing, f"{HEARTBEAT_FAILED}.") and not kept(Status.closed, f"{HEARTBEAT_FAILED}.")
+    assert not kept(Status.running, "Compute Failed\nKey: x")
+    assert kept(Status.closing, "Worker stream died during communication: %s")
 
 
 def test_cli_bad_inputs(tmp_path, ip_crop_grid, ip_crop_geo, ip_bundle):
