@@ -7,6 +7,10 @@ from pathlib import Path
 import click
 
 
+def _nm(v: float | None) -> str:
+    return "unknown" if v is None else f"{v:.3g} nm"
+
+
 @click.command("ingest")
 @click.argument("srcs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output scene store (SCENE.zarr).")
@@ -33,7 +37,17 @@ import click
 @click.option("--chunks", default=256, show_default=True, type=int, help="Spatial chunk edge in pixels (all bands in one chunk).")
 @click.option("--var", default=None, help="Variable holding the cube (MATLAB/NetCDF/Zarr); the largest 3-D array by default.")
 @click.option("--label-var", default=None, help="Variable holding the labels in a .mat labels file.")
-@click.option("--wavelengths", default=None, help="Band centres in nm: a CSV/text file or a comma list.")
+@click.option(
+    "--wavelengths",
+    default=None,
+    help="Band centres (and widths): a CSV with wavelength[,fwhm] columns, a text file or a comma list; nm, or µm when "
+    "a column name says so (wavelength_um) or every centre is below 30.",
+)
+@click.option(
+    "--fwhm",
+    default=None,
+    help="Band widths (FWHM), a comma list, one per band, in the unit of --wavelengths (nm without it); overrides the file's.",
+)
 @click.option(
     "--band-axis",
     type=click.IntRange(0, 2),
@@ -60,6 +74,7 @@ def ingest(
     var: str | None,
     label_var: str | None,
     wavelengths: str | None,
+    fwhm: str | None,
     band_axis: int | None,
     sensor: str | None,
     overwrite: bool,
@@ -96,18 +111,22 @@ def ingest(
         label_var=label_var,
         sensor=sensor,
         wavelengths=wavelengths,
+        fwhm=fwhm,
         band_axis=band_axis,
         from_stac=from_stac,
         collection=collection,
     )
     info = geohsi.info(path, stats=False)
     b, h, w = info["shape"]
-    wl = info["wavelength_range_nm"]
+    bt = info["band_table"]
     lines = [
         f"[bold green]wrote[/] {path}  {info['variable']} {b} bands × {h} × {w} {info['dtype']}",
         f"  CRS {info['crs'] or 'none (pixel grid)'}"
         + (f", {info['resolution'][0]:g} × {info['resolution'][1]:g} map units/pixel" if info["resolution"] else ""),
-        f"  wavelengths {wl[0]:.1f}–{wl[1]:.1f} nm" if wl else "  wavelengths unknown",
+        f"  wavelengths {bt['min_nm']:.1f}–{bt['max_nm']:.1f} nm, median spacing {_nm(bt['median_spacing_nm'])}, "
+        f"median FWHM {_nm(bt['median_fwhm_nm'])}"
+        if bt["min_nm"] is not None
+        else "  wavelengths unknown",
     ]
     if info["bad_bands"]:
         lines.append(

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 import click
 
@@ -97,6 +98,19 @@ def _interrupted() -> None:
     sys.exit(128 + int(_stop_signal))
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None, line=None) -> None:
+    """geohsi's own warnings as one line (``geohsi: warning: …``); others as Python shows them."""
+    from geohsi.errors import GeohsiWarning
+
+    if issubclass(category, GeohsiWarning):
+        click.echo(f"geohsi: warning: {' '.join(str(message).split())}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``geohsi`` console script.
 
@@ -109,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = _debug_requested(args)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    warnings.showwarning = _show_warning
     try:
         cli.main(args=args, prog_name="geohsi", standalone_mode=False)
     except click.exceptions.Abort:

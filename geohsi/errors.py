@@ -78,8 +78,16 @@ class BatchError(GeohsiError):
     exit_code = 10
 
 
+class GeohsiWarning(UserWarning):
+    """Something a user should know but that does not stop the command (a band table that looks odd,
+    a scene unlike the model's training data). One line naming the file, the problem and the likely fix;
+    the CLI prints it as ``geohsi: warning: …``.
+    """
+
+
 __all__ = [
     "GeohsiError",
+    "GeohsiWarning",
     "UsageError",
     "InputFormatError",
     "GeoreferenceError",

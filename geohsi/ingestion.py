@@ -32,6 +32,7 @@ from geohsi.scene import (
     DEFAULT_CHUNK,
     DEFAULT_COLORS,
     add_labels,
+    check_bands,
     cube,
     make_scene,
     nodata_value,
@@ -117,6 +118,14 @@ def _colour(value: str, where: str) -> str:
     return "#" + m.group(1).lower()
 
 
+def _is_file(spec: Any) -> bool:
+    """Whether an option value names an existing file (a long comma list is not a file name, not an error)."""
+    try:
+        return isinstance(spec, (str, os.PathLike)) and Path(spec).is_file()
+    except OSError:  # e.g. a name too long for the file system
+        return False
+
+
 def parse_class_names(spec: str | os.PathLike | Sequence[str]) -> tuple[list[str], list[str] | None]:
     """Read class names (and colours) from a file or a comma list.
 
@@ -136,7 +145,7 @@ def parse_class_names(spec: str | os.PathLike | Sequence[str]) -> tuple[list[str
             raise UsageError("--class-names is empty; give one name per class")
         return names, None
     p = Path(spec)
-    if not p.is_file():
+    if not _is_file(p):
         text = str(spec)
         if os.sep in text or text.endswith((".txt", ".csv")):
             raise UsageError(f"--class-names file {p} does not exist; check the path or give a comma list")
@@ -171,63 +180,78 @@ def parse_class_names(spec: str | os.PathLike | Sequence[str]) -> tuple[list[str
     return [r[0] for r in rows], None
 
 
-def parse_wavelengths(spec: Any, nbands: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Band centres (and FWHM) in nm from a list, a comma string or a file.
+def _numbers(spec: Any, what: str) -> list[float]:
+    """Numbers from a list or a comma/whitespace-separated string."""
+    items = [t for t in re.split(r"[,\s]+", spec.strip()) if t] if isinstance(spec, str) else list(np.asarray(spec).reshape(-1))
+    try:
+        return [float(t) for t in items]
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{what} {spec!r} is neither a file nor numbers; give a CSV or 'v1,v2,…'") from e
+
+
+def _column_unit(name: str) -> str | None:
+    low = name.lower()
+    return "um" if re.search(r"um|micro", low) else ("nm" if "nm" in low else None)
+
+
+def _band_file(p: Path) -> tuple[list[float], list[float] | None, str | None, str | None]:
+    """``(centres, widths, centre unit, width unit)`` as written in a ``--wavelengths`` file."""
+    text = p.read_text()
+    first = text.lstrip().splitlines()[0] if text.strip() else ""
+    try:
+        if not re.search(r"[A-Za-z]", first):
+            return [float(t) for t in re.split(r"[,\s]+", text.strip()) if t], None, None, None
+        rows = list(csv.DictReader(io.StringIO(text)))
+        cols = {c.lower().strip(): c for c in (rows[0].keys() if rows else [])}
+        wcol = next((c for k, c in cols.items() if k.startswith("wavelength") or k in ("wl", "center", "centre")), None)
+        if wcol is None:
+            raise UsageError(f"--wavelengths file {p} has no 'wavelength' column (columns {list(cols.values())}); add one")
+        fcol = next((c for k, c in cols.items() if k.startswith("fwhm")), None)
+        rcol = cols.get("removed")
+        rows = [r for r in rows if not (rcol and str(r[rcol]).strip() in ("1", "true", "True"))]
+        widths = [float(r[fcol]) for r in rows] if fcol else None
+        return [float(r[wcol]) for r in rows], widths, _column_unit(wcol), _column_unit(fcol) if fcol else None
+    except ValueError as e:
+        raise UsageError(f"--wavelengths file {p} holds a non-number ({e}); fix the file") from e
+
+
+def parse_wavelengths(spec: Any, nbands: int, fwhm: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Band centres (and FWHM) in nm from a list, a comma string or a file, by one unit rule.
 
     A file is either CSV with a header naming a ``wavelength…`` column (and optionally ``fwhm…``
     and ``removed``: rows with ``removed = 1`` are bands absent from the cube, as in
     ``indian_pines/wavelengths.csv``) or plain numbers separated by commas/whitespace. Column names
-    with ``um``/``micro`` are micrometres; otherwise values below 30 are taken as µm.
+    with ``um``/``micro`` (``nm``) state micrometres (nanometres); otherwise centres below 30 are
+    taken as µm. The widths, from the file or from ``fwhm`` (``--fwhm``), are in the centres' unit
+    unless their own column names one (:func:`geohsi.bands.band_table_nm`).
+
+    Args:
+        spec: the ``--wavelengths`` value: a file, a list, or ``"w1,w2,…"``.
+        nbands: the cube's band count.
+        fwhm: the ``--fwhm`` value (list or string), overriding the file's widths.
+
+    Returns:
+        ``(wavelength, fwhm)`` in nm (``fwhm`` ``None`` when neither the file nor ``fwhm`` gives widths).
 
     Raises:
         BandMismatchError: the count differs from the cube's band count.
         UsageError: unreadable values.
     """
-    from geohsi.io import wavelength_to_nm
+    from geohsi.bands import band_table_nm
 
-    fwhm = None
-    if isinstance(spec, (str, os.PathLike)) and Path(spec).is_file():
-        p = Path(spec)
-        text = p.read_text()
-        first = text.lstrip().splitlines()[0] if text.strip() else ""
-        if re.search(r"[A-Za-z]", first):
-            rows = list(csv.DictReader(io.StringIO(text)))
-            cols = {c.lower().strip(): c for c in (rows[0].keys() if rows else [])}
-            wcol = next((c for k, c in cols.items() if k.startswith("wavelength") or k in ("wl", "center", "centre")), None)
-            if wcol is None:
-                raise UsageError(f"--wavelengths file {p} has no 'wavelength' column (columns {list(cols.values())}); add one")
-            fcol = next((c for k, c in cols.items() if k.startswith("fwhm")), None)
-            rcol = cols.get("removed")
-            rows = [r for r in rows if not (rcol and str(r[rcol]).strip() in ("1", "true", "True"))]
-            unit = "um" if re.search(r"um|micro", wcol.lower()) else ("nm" if "nm" in wcol.lower() else None)
-            try:
-                raw = [float(r[wcol]) for r in rows]
-                if unit is None:  # same rule as wavelength_to_nm, fixed once so FWHM gets the same unit
-                    unit = "um" if raw and np.nanmax(raw) < 30 else "nm"
-                wl = wavelength_to_nm(raw, unit)
-                if fcol:
-                    fwhm = wavelength_to_nm([float(r[fcol]) for r in rows], unit)
-            except ValueError as e:
-                raise UsageError(f"--wavelengths file {p} holds a non-number ({e}); fix the file") from e
-        else:
-            try:
-                wl = wavelength_to_nm([float(t) for t in re.split(r"[,\s]+", text.strip()) if t], None)
-            except ValueError as e:
-                raise UsageError(f"--wavelengths file {p} holds a non-number ({e}); fix the file") from e
-        where = str(p)
+    if _is_file(spec):
+        centres, widths, unit, width_unit = _band_file(Path(spec))
+        where = str(spec)
     else:
-        if isinstance(spec, str):
-            items = [t for t in re.split(r"[,\s]+", spec.strip()) if t]
-        else:
-            items = list(np.asarray(spec, dtype="float64").reshape(-1))
-        try:
-            wl = wavelength_to_nm([float(t) for t in items], None)
-        except ValueError as e:
-            raise UsageError(f"--wavelengths {spec!r} is neither a file nor numbers; give a CSV or 'w1,w2,…'") from e
-        where = "the wavelength list"
-    if wl.size != nbands:
-        raise BandMismatchError(f"{where} gives {wl.size} wavelengths but the cube has {nbands} bands; give one per band")
-    return wl, fwhm
+        centres, widths, unit, width_unit, where = _numbers(spec, "--wavelengths"), None, None, None, "the wavelength list"
+    if fwhm is not None:
+        widths, width_unit = _numbers(fwhm, "--fwhm"), None
+    table = band_table_nm(centres, widths, units=unit, fwhm_units=width_unit)
+    if len(centres) != nbands:
+        raise BandMismatchError(f"{where} gives {len(centres)} wavelengths but the cube has {nbands} bands; give one per band")
+    if widths is not None and len(widths) != nbands:
+        raise BandMismatchError(f"{len(widths)} FWHM values given but the cube has {nbands} bands; give one per band")
+    return table.wavelength, table.fwhm
 
 
 # --------------------------------------------------------------------------- scene assembly
@@ -365,16 +389,14 @@ def build_scene(
     nb = cube(ds).sizes["band"]
     changes: dict[str, Any] = {}
     if wavelengths is not None:
-        wl, file_fwhm = parse_wavelengths(wavelengths, nb)
+        # --fwhm shares the unit of --wavelengths (one band table, one unit)
+        wl, given_fwhm = parse_wavelengths(wavelengths, nb, fwhm)
         changes["wavelength"] = wl
-        if file_fwhm is not None:
-            changes["fwhm"] = file_fwhm
-    if fwhm is not None:
-        # Widths are given in nm as they are (no µm guess: real FWHMs are often below 30 nm).
-        try:
-            fw = np.asarray([float(t) for t in (re.split(r"[,\s]+", fwhm.strip()) if isinstance(fwhm, str) else fwhm)])
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"--fwhm {fwhm!r} must be numbers in nm, one per band") from e
+        if given_fwhm is not None:
+            changes["fwhm"] = given_fwhm
+    elif fwhm is not None:
+        # widths alone go beside the source's centres, which are in nm already: taken as nm (no µm guess)
+        fw = np.asarray(_numbers(fwhm, "--fwhm"))
         if fw.size != nb:
             raise BandMismatchError(f"{fw.size} FWHM values given but the cube has {nb} bands; give one per band")
         changes["fwhm"] = fw
@@ -399,7 +421,7 @@ def build_scene(
         ds = add_labels(ds, aligned, class_names=names, class_colors=colours, source=str(lp.resolve()))
     elif class_names is not None or label_var is not None:
         raise UsageError("--class-names/--label-var describe labels; add --labels FILE")
-    return ds
+    return check_bands(ds, what)
 
 
 def _is_scene_store(p: Path) -> bool:
@@ -442,7 +464,7 @@ def open_source(src: PathLike | Any, *, chunks: int = DEFAULT_CHUNK) -> xr.Datas
 
         ds = build_item_scene([src], chunks=chunks)
         ds.encoding["source"] = src.get_self_href() or f"stac:{src.id}"
-        return ds
+        return check_bands(ds)
     p = Path(src)
     if _is_scene_store(p):
         return open_scene(p)
@@ -451,7 +473,7 @@ def open_source(src: PathLike | Any, *, chunks: int = DEFAULT_CHUNK) -> xr.Datas
     ds = gio.read([p], chunks=chunks)
     validate_scene(ds)
     ds.encoding["source"] = str(p)
-    return ds
+    return check_bands(ds)
 
 
 def ingest(
@@ -617,7 +639,7 @@ def ingest_item(
     refs = [i for i in seq if isinstance(i, str)]
     fetched = iter(fetch_items(refs, url=url, collection=collection, timeout=timeout)) if refs else iter(())
     objs = [next(fetched) if isinstance(i, str) else i for i in seq]
-    ds = build_item_scene(objs, assets=assets, chunks=chunks, quantity=quantity)
+    ds = check_bands(build_item_scene(objs, assets=assets, chunks=chunks, quantity=quantity), f"STAC item {objs[0].id}")
     if sensor:
         ds.attrs["sensor"] = sensor
     try:

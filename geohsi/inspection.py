@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from geohsi.bands import band_summary, band_table_problem, broad_width_warning
 from geohsi.bundle import ADAPTER_DIR, META_NAME, load_bundle
 from geohsi.errors import UsageError
 from geohsi.scene import Legend, cube, nodata_value, open_scene, scene_crs, valid_mask
@@ -79,6 +80,8 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
         ``chunks``, ``bands``, ``crs`` (string or ``None``), ``georeferenced``, ``transform`` (affine
         a..f), ``resolution`` (x, y map units or ``None``), ``bounds`` (left, bottom, right, top or
         ``None``), ``wavelength_range_nm`` (min, max or ``None``), ``bad_bands`` (1-based),
+        ``band_table`` (bands, min/max nm, median spacing and median FWHM in nm, see
+        :func:`geohsi.bands.band_summary`), ``band_check`` (``ok`` or what is wrong with the band table),
         ``nodata``, ``nodata_fraction`` (or ``None``), ``scale_factor``, ``add_offset``, ``units``, ``sensor``,
         ``acquisition_time``, ``source_files``, ``labels`` (``None`` or ``{"classes": [{"id",
         "name", "color", "pixels"}], "labelled_pixels", "unlabelled_pixels"}``).
@@ -89,7 +92,7 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
     if isinstance(path_or_ds, xr.Dataset):
         ds, path = path_or_ds, path_or_ds.encoding.get("source")
     else:
-        ds, path = open_scene(path_or_ds), str(path_or_ds)
+        ds, path = open_scene(path_or_ds, check_band_table=False), str(path_or_ds)  # show an implausible table, do not refuse it
     v = cube(ds)
     b, h, w = (int(s) for s in v.shape)
     crs = scene_crs(ds)
@@ -140,6 +143,8 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
         "bounds": None if bounds is None else list(bounds),
         "wavelength_range_nm": [float(known.min()), float(known.max())] if known.size else None,
         "wavelengths_known": int(known.size),
+        "band_table": band_summary(wl, ds["fwhm"].values),
+        "band_check": band_check(wl, ds["fwhm"].values, str(path)),
         "bad_bands": [int(i) + 1 for i in np.flatnonzero(~good)],
         "nodata": nodata_value(ds),
         "nodata_fraction": nodata_fraction,
@@ -151,6 +156,11 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
         "source_files": list(ds.attrs.get("source_files", [])),
         "labels": labels,
     }
+
+
+def band_check(wavelength: np.ndarray, fwhm: np.ndarray, source: str) -> str:
+    """``ok``, or why the band table is refused (and how to re-ingest), or what looks odd about it."""
+    return band_table_problem(wavelength, fwhm, source, stored=True) or broad_width_warning(wavelength, fwhm, source) or "ok"
 
 
 def bundle_info(path: str | os.PathLike) -> dict[str, Any]:

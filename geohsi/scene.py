@@ -592,17 +592,43 @@ def guarded_zarr_array(store: str | os.PathLike, var: str, chunks: Any) -> da.Ar
     )
 
 
-def open_scene(path: str | os.PathLike) -> xr.Dataset:
+def check_bands(ds: xr.Dataset, source: str | None = None, *, stored: bool = False) -> xr.Dataset:
+    """Refuse a scene whose band table cannot be right; warn about one that looks odd.
+
+    See :func:`geohsi.bands.check_band_table` (centres outside 300–15,000 nm, widths not positive or
+    wider than half the covered range are refused; widths over 4× the band spacing are warned about).
+
+    Args:
+        ds: the scene.
+        source: the file or store named in messages (default: ``ds.encoding["source"]``).
+        stored: ``ds`` is a scene store (a bad table is then fixed by re-ingesting its source).
+
+    Returns:
+        ``ds`` itself, for chaining.
+
+    Raises:
+        InputFormatError: one line naming the source and the fix.
+    """
+    from geohsi.bands import check_band_table
+
+    where = source or str(ds.encoding.get("source", "the scene"))
+    check_band_table(ds["wavelength"].values, ds["fwhm"].values, where, stored=stored)
+    return ds
+
+
+def open_scene(path: str | os.PathLike, *, check_band_table: bool = True) -> xr.Dataset:
     """Open a scene store lazily (raw values; nodata and scale kept as attributes).
 
     Args:
         path: a ``.zarr`` store written by :func:`write_scene`.
+        check_band_table: refuse an implausible band table (:func:`check_bands`); ``geohsi info``
+            opens without, to show what is wrong.
 
     Returns:
         The scene Dataset backed by Dask.
 
     Raises:
-        InputFormatError: the path is missing or not a geohsi scene.
+        InputFormatError: the path is missing or not a geohsi scene, or its band table is implausible.
     """
     p = Path(path)
     if not p.exists():
@@ -621,7 +647,7 @@ def open_scene(path: str | os.PathLike) -> xr.Dataset:
     var = data_var_name(ds)
     ds[var] = ds[var].copy(data=guarded_zarr_array(p, var, ds[var].data.chunks))
     ds.encoding["source"] = str(p)
-    return ds
+    return check_bands(ds, stored=True) if check_band_table else ds
 
 
 def nodata_value(ds: xr.Dataset) -> float | None:

@@ -112,6 +112,7 @@ class Inputs:
         labels: np.ndarray | None | bool = True,
         crs: str | None = "EPSG:32616",
         wavelength: np.ndarray | None = None,
+        fwhm: np.ndarray | None = None,
         nodata: float | None = None,
         chunks: int = 20,
         where: Path | None = None,
@@ -125,7 +126,12 @@ class Inputs:
         c = c0 if cube is None else cube
         wl = wl0[: c.shape[0]] if wavelength is None else wavelength
         ds = make_scene(
-            c, wavelength=wl, fwhm=fw0[: c.shape[0]], crs=crs, transform=Affine(*TRANSFORM) if crs else None, nodata=nodata
+            c,
+            wavelength=wl,
+            fwhm=fwhm if fwhm is not None else (fw0[: c.shape[0]] if wavelength is None else None),
+            crs=crs,
+            transform=Affine(*TRANSFORM) if crs else None,
+            nodata=nodata,
         )
         lab = lab0 if labels is True else (labels if isinstance(labels, np.ndarray) else None)
         if lab is not None:
@@ -147,6 +153,11 @@ class Inputs:
     def fewer_bands(self) -> Path:
         """The crop with its last 10 bands dropped (190 bands)."""
         return self.make("fewer.zarr", cube=self.ip[0][:190])
+
+    @cached_property
+    def inflated_widths(self) -> Path:
+        """The crop as an earlier geohsi stored a file with unitless widths: 5.5 nm read as 5.5 µm."""
+        return self.make("inflated.zarr", fwhm=self.ip[3] * 1000.0)
 
     @cached_property
     def vnir_scene(self) -> Path:
@@ -558,6 +569,38 @@ def ingest_out_is_input(ws, fx, env):
 # -- info -----------------------------------------------------------------------------------------
 
 
+def netcdf_band_table(ws, wavelength, fwhm, wl_units):
+    import xarray as xr
+
+    coords = {"wavelength": ("wavelength", np.asarray(wavelength), {"units": wl_units} if wl_units else {})}
+    if fwhm is not None:
+        coords["fwhm"] = ("wavelength", np.asarray(fwhm))
+    cube = np.ones((len(wavelength), 4, 5), "float32")
+    xr.Dataset({"reflectance": (("wavelength", "y", "x"), cube)}, coords=coords).to_netcdf(ws / "c.nc", engine="h5netcdf")
+    return ws / "c.nc"
+
+
+def ingest_micrometres_stated_as_nm(ws, fx, env):
+    src = netcdf_band_table(ws, np.linspace(0.4, 2.5, 50), None, "nm")
+    return ["ingest", src, "--crs", "none", "--out", ws / "out.zarr"]
+
+
+def ingest_some_centres_unknown(ws, fx, env):
+    wl = np.linspace(400, 2500, 50)
+    wl[7] = np.nan
+    return ["ingest", netcdf_band_table(ws, wl, None, None), "--crs", "none", "--out", ws / "out.zarr"]
+
+
+def ingest_widths_not_positive(ws, fx, env):
+    src = netcdf_band_table(ws, np.linspace(400, 2500, 50), np.r_[np.full(49, 10.0), 0.0], None)
+    return ["ingest", src, "--crs", "none", "--out", ws / "out.zarr"]
+
+
+def ingest_widths_wider_than_half_the_range(ws, fx, env):
+    src = netcdf_band_table(ws, np.linspace(400, 2500, 50), np.full(50, 1500.0), "nm")
+    return ["ingest", src, "--crs", "none", "--out", ws / "out.zarr"]
+
+
 def info_not_a_scene(ws, fx, env):
     (ws / "d").mkdir()
     (ws / "d" / "readme.txt").write_text("hello")
@@ -741,6 +784,14 @@ def classify_fewer_bands(ws, fx, env):
     return ["classify", fx.fewer_bands, "--bundle", fx.bundle, "--out", ws / "map.tif"]
 
 
+def classify_inflated_widths(ws, fx, env):
+    return ["classify", fx.inflated_widths, "--bundle", fx.s2_bundle, "--out", ws / "map.tif"]
+
+
+def train_inflated_widths(ws, fx, env):
+    return ["train", fx.inflated_widths, "--out", ws / "b", "--model", "tiny", "--epochs", "1"]
+
+
 def classify_s2_uncovered(ws, fx, env):
     return ["classify", fx.vnir_scene, "--bundle", fx.s2_bundle, "--out", ws / "map.tif"]
 
@@ -858,6 +909,25 @@ CASES: list[Case] = [
         3,
         r"cube\.hdr: data ignore value = 'n/a' is not a number; fix the header",
     ),
+    Case(
+        "ingest-micrometres-stated-as-nm",
+        ingest_micrometres_stated_as_nm,
+        3,
+        r"c\.nc has band centres 0\.4–2\.5 nm, outside 300–15,000 nm: their unit was read wrongly .*--wavelengths FILE",
+    ),
+    Case("ingest-centre-unknown", ingest_some_centres_unknown, 3, r"c\.nc has no valid centre wavelength for bands \[8\]; give"),
+    Case(
+        "ingest-width-zero",
+        ingest_widths_not_positive,
+        3,
+        r"c\.nc has a band width \(FWHM\) of 0 nm at band 50; widths must be positive",
+    ),
+    Case(
+        "ingest-widths-too-wide",
+        ingest_widths_wider_than_half_the_range,
+        3,
+        r"c\.nc has band widths up to 1,500 nm, more than half of its 400–2500 nm range: they are in the wrong unit .*--fwhm",
+    ),
     Case("unknown-format", unknown_format, 3, r"unknown format for .*notes\.xyz"),
     Case("missing-input", missing_input, 3, r"input .*nowhere\.tif does not exist"),
     Case("mat-without-crs", mat_without_crs, 4, r"Indian_pines_corrected\.mat has no CRS.*--crs none"),
@@ -968,6 +1038,20 @@ CASES: list[Case] = [
         ("grid_scene", "bundle"),
     ),
     Case("classify-fewer-bands", classify_fewer_bands, 5, r"fewer\.zarr has 190 bands.*200", ("bundle", "fewer_bands")),
+    Case(
+        "classify-inflated-widths",
+        classify_inflated_widths,
+        3,
+        r"inflated\.zarr has band widths up to 14,620 nm, more than half .*re-ingest the source with --overwrite",
+        ("s2_bundle", "inflated_widths"),
+    ),
+    Case(
+        "train-inflated-widths",
+        train_inflated_widths,
+        3,
+        r"inflated\.zarr has band widths up to 14,620 nm.*re-ingest the source with --overwrite",
+        ("inflated_widths",),
+    ),
     Case(
         "classify-s2-uncovered",
         classify_s2_uncovered,

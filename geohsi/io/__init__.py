@@ -25,6 +25,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from geohsi.bands import wavelength_to_nm
 from geohsi.errors import InputFormatError, UsageError
 
 #: format name → reader module under geohsi.io
@@ -49,57 +50,6 @@ _EXTENSIONS: dict[str, str] = {
     ".he5": "netcdf",
     ".zarr": "zarr",
 }
-
-# Unit spellings found in ENVI headers and GeoTIFF tags → factor to nanometres.
-_UNIT_TO_NM: dict[str, float] = {
-    "nanometers": 1.0,
-    "nanometer": 1.0,
-    "nanometres": 1.0,
-    "nanometre": 1.0,
-    "nm": 1.0,
-    "micrometers": 1e3,
-    "micrometer": 1e3,
-    "micrometres": 1e3,
-    "micrometre": 1e3,
-    "microns": 1e3,
-    "micron": 1e3,
-    "um": 1e3,
-    "µm": 1e3,
-    "μm": 1e3,
-    "millimeters": 1e6,
-    "millimeter": 1e6,
-    "mm": 1e6,
-    "wavenumber": float("nan"),
-    "ghz": float("nan"),
-    "mhz": float("nan"),
-    "index": float("nan"),
-    "unknown": float("nan"),
-}
-
-
-def wavelength_to_nm(values: Sequence[float] | np.ndarray | None, units: str | None) -> np.ndarray | None:
-    """Convert band centres (or widths) to nanometres.
-
-    Args:
-        values: the values as written in the file, or ``None``.
-        units: their unit as the file names it (``"Nanometers"``, ``"Micrometers"``, ``"um"``, …).
-            ``None``/empty means unstated: values below 30 are then taken as micrometres (no sensor
-            has bands below 30 nm; no VNIR–SWIR sensor has bands above 30 µm), others as nm.
-
-    Returns:
-        ``[B]`` float64 in nm, NaN where the unit is not a length (index, wavenumber); ``None`` if
-        ``values`` is ``None``.
-    """
-    if values is None:
-        return None
-    arr = np.asarray(values, dtype="float64").reshape(-1)
-    key = (units or "").strip().lower()
-    if not key:
-        finite = arr[np.isfinite(arr)]
-        factor = 1e3 if finite.size and np.nanmax(finite) < 30 else 1.0
-    else:
-        factor = _UNIT_TO_NM.get(key, 1.0)
-    return arr * factor
 
 
 def lazy_cube(source: Any, chunks: Sequence[int], name: str) -> da.Array:

@@ -28,8 +28,9 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
+from geohsi.bands import band_table_nm, wavelength_to_nm
 from geohsi.errors import GeoreferenceError, InputFormatError
-from geohsi.io import file_token, lazy_cube, wavelength_to_nm
+from geohsi.io import file_token, lazy_cube
 from geohsi.scene import make_scene
 
 #: ENVI ``data type`` code → numpy dtype (little-endian; ``byte order`` decides).
@@ -177,6 +178,12 @@ def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
             return None
         values.append(float(wavelength_to_nm([float(m.group(1))], m.group(2))[0]))
     return np.asarray(values) if values else None
+
+
+def band_names_unit(names: list[str]) -> str | None:
+    """The unit spelled in the first "<number> <unit>" band name (``"Nanometers"``), or ``None``."""
+    m = _NUMBER_UNIT.match(names[0]) if names else None
+    return None if m is None else m.group(2)
 
 
 @dataclass(frozen=True)
@@ -358,10 +365,13 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
     if names is not None and len(names) != bands:
         names = None  # a stale list is worse than none
     units = hdr.get("wavelength units")
-    wl = wavelength_to_nm(_floats(hdr, "wavelength", src), units)
-    if wl is None and names is not None:
-        wl = wavelengths_from_band_names(names)
-    fwhm = wavelength_to_nm(_floats(hdr, "fwhm", src), units)
+    wl = _floats(hdr, "wavelength", src)
+    if wl is None and names is not None and (named := wavelengths_from_band_names(names)) is not None:
+        # centres from "<number> <unit>" band names: the widths share the names' unit unless the header states one
+        wl, units = named, units or band_names_unit(names)
+        bands_nm = band_table_nm(wl, _floats(hdr, "fwhm", src), units="nm", fwhm_units=units)
+    else:
+        bands_nm = band_table_nm(wl, _floats(hdr, "fwhm", src), units=units)
     bbl = _floats(hdr, "bbl", src)
     good = None if bbl is None else bbl != 0
     nodata = _float(hdr, "data ignore value", src)
@@ -389,8 +399,8 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
     return make_scene(
         arr,
         var=quantity or _quantity(hdr, data),
-        wavelength=wl,
-        fwhm=fwhm,
+        wavelength=bands_nm.wavelength,
+        fwhm=bands_nm.fwhm,
         good_band=good,
         crs=geo.crs,
         transform=geo.transform if geo.crs is not None else None,
@@ -401,4 +411,13 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
     )
 
 
-__all__ = ["ENVI_DTYPES", "find_data", "find_header", "georef_from_header", "parse_header", "read", "wavelengths_from_band_names"]
+__all__ = [
+    "ENVI_DTYPES",
+    "band_names_unit",
+    "find_data",
+    "find_header",
+    "georef_from_header",
+    "parse_header",
+    "read",
+    "wavelengths_from_band_names",
+]

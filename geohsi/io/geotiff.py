@@ -28,9 +28,10 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
+from geohsi.bands import band_table_nm
 from geohsi.errors import BandMismatchError, GeoreferenceError, InputFormatError
-from geohsi.io import file_token, lazy_cube, wavelength_to_nm
-from geohsi.io.envi import wavelengths_from_band_names
+from geohsi.io import file_token, lazy_cube
+from geohsi.io.envi import band_names_unit, wavelengths_from_band_names
 from geohsi.io.mosaic import GridTile, TileMosaic, check_same_grid, gap_fill, union_grid
 from geohsi.scene import make_scene
 
@@ -65,6 +66,21 @@ def _band_floats(tags: list[dict[str, str]], key: str) -> np.ndarray | None:
         return None
 
 
+def _band_table(
+    tags: list[dict[str, str]], descriptions: list[str], units: str | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(centres, widths)`` in nm (``None`` where the file gives none) from per-band ``wavelength``/``fwhm``
+    tags, or centres from band descriptions such as "band 1 (418.24 Nanometers)" (widths then in the
+    descriptions' unit unless a ``wavelength_units`` tag states one)."""
+    wl = _band_floats(tags, "wavelength")
+    fwhm = _band_floats(tags, "fwhm")
+    if wl is None and all(descriptions) and (wl := wavelengths_from_band_names(descriptions)) is not None:
+        table = band_table_nm(wl, fwhm, units="nm", fwhm_units=units or band_names_unit(descriptions))
+    else:
+        table = band_table_nm(wl, fwhm, units=units)
+    return table.wavelength, table.fwhm
+
+
 def inspect(path: str | os.PathLike) -> TileInfo:
     """Read a GeoTIFF's header (grid, CRS, bands, nodata, band tags) without its pixels.
 
@@ -78,11 +94,8 @@ def inspect(path: str | os.PathLike) -> TileInfo:
         with rasterio.open(p) as src:
             tags = [src.tags(i) for i in range(1, src.count + 1)]
             units = next((t.get("wavelength_units") for t in tags if t.get("wavelength_units")), None)
-            wl = wavelength_to_nm(_band_floats(tags, "wavelength"), units)
-            fwhm = wavelength_to_nm(_band_floats(tags, "fwhm"), units)
             descr = tuple(d or "" for d in src.descriptions)
-            if wl is None and all(descr):
-                wl = wavelengths_from_band_names(list(descr))
+            wl, fwhm = _band_table(tags, list(descr), units)
             bbl = _band_floats(tags, "bbl")
             scales, offsets = set(src.scales), set(src.offsets)
             if len(set(src.dtypes)) != 1:

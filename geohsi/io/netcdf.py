@@ -21,8 +21,8 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
+from geohsi.bands import band_table_nm
 from geohsi.errors import GeoreferenceError, InputFormatError
-from geohsi.io import wavelength_to_nm
 from geohsi.scene import DATA_VARS, make_scene
 
 _SPATIAL = {
@@ -163,8 +163,8 @@ def read(
         ("wavelength", "wavelengths", "wl", bdim) if bdim.lower().startswith("wave") else ("wavelength", "wavelengths", "wl"),
         bdim,
     )
-    wl = wavelength_to_nm(wl, wl_units)
-    fwhm = wavelength_to_nm(_coord(v, ("fwhm",), bdim), wl_units)
+    fw_units = v.coords["fwhm"].attrs.get("units") if "fwhm" in v.coords else None
+    bands_nm = band_table_nm(wl, _coord(v, ("fwhm",), bdim), units=wl_units, fwhm_units=fw_units)
     good = _coord(v, ("good_band", "bbl"), bdim)
     attrs: dict[str, Any] = {k: val for k, val in src.attrs.items() if k in ("sensor", "units", "acquisition_time")}
     attrs.update(source_files=[str(p.resolve())], source_format="zarr" if p.is_dir() else "netcdf", source_variable=name)
@@ -179,8 +179,8 @@ def read(
     return make_scene(
         data,
         var=quantity or (name if name in DATA_VARS else "reflectance"),
-        wavelength=wl,
-        fwhm=fwhm,
+        wavelength=bands_nm.wavelength,
+        fwhm=bands_nm.fwhm,
         good_band=None if good is None else good != 0,
         crs=crs,
         transform=transform,

@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
+from geohsi.bands import band_table_nm
 from geohsi.errors import BandMismatchError, GeoreferenceError, InputFormatError, UsageError
 from geohsi.io.mosaic import GridTile, TileMosaic, check_same_grid, gap_fill, union_grid
 from geohsi.scene import DEFAULT_CHUNK, make_scene
@@ -58,9 +59,8 @@ class BandSource:
     good: bool
 
 
-def _um_to_nm(v: Any) -> float:
-    # STAC gives µm; round away the float noise of the unit change (1e-6 nm ≪ any band width)
-    return float("nan") if v is None else round(float(v) * 1000.0, 6)
+def _number(v: Any) -> float:
+    return float("nan") if v is None else float(v)
 
 
 def _asset_bands(item: Any, key: str, asset: Any) -> list[BandSource]:
@@ -78,13 +78,22 @@ def _asset_bands(item: Any, key: str, asset: Any) -> list[BandSource]:
     if bands11 is None and eo is None and raster is None:
         return []
     n = max(len(x) for x in (bands11, eo, raster) if x is not None)
+    rows = [
+        (
+            bands11[i] if bands11 and i < len(bands11) else {},
+            eo[i] if eo and i < len(eo) else {},
+            raster[i] if raster and i < len(raster) else {},
+        )
+        for i in range(n)
+    ]
+    # the STAC eo extension gives centres and widths in µm
+    nm = band_table_nm(
+        [_number(b.get("eo:center_wavelength", e.get("center_wavelength"))) for b, e, _ in rows],
+        [_number(b.get("eo:full_width_half_max", e.get("full_width_half_max"))) for b, e, _ in rows],
+        units="um",
+    )
     out = []
-    for i in range(n):
-        b = (bands11 or [{}] * n)[i] if bands11 and i < len(bands11) else {}
-        e = eo[i] if eo and i < len(eo) else {}
-        r = raster[i] if raster and i < len(raster) else {}
-        wl = b.get("eo:center_wavelength", e.get("center_wavelength"))
-        fw = b.get("eo:full_width_half_max", e.get("full_width_half_max"))
+    for i, (b, e, r) in enumerate(rows):
         nodata = b.get("nodata", r.get("nodata", d.get("nodata", props.get("nodata"))))
         if isinstance(nodata, str):  # STAC allows "nan", "inf", "-inf"
             nodata = float(nodata)
@@ -97,8 +106,8 @@ def _asset_bands(item: Any, key: str, asset: Any) -> list[BandSource]:
                 href=href,
                 index=i + 1,
                 name=b.get("name", e.get("name", r.get("name"))),
-                wavelength=_um_to_nm(wl),
-                fwhm=_um_to_nm(fw),
+                wavelength=float(nm.wavelength[i]),
+                fwhm=float(nm.fwhm[i]),
                 nodata=None if nodata is None else float(nodata),
                 scale=None if scale is None else float(scale),
                 offset=None if offset is None else float(offset),

@@ -35,3 +35,23 @@ def test_info_scene(enmap_scene: Path) -> None:
 def test_info_without_path_or_model_is_a_one_line_error() -> None:
     r = run_cli("info")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--model" in r.stderr
+
+
+def test_info_scene_prints_the_band_table_and_flags_inflated_widths(enmap_scene: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from geohsi.scene import make_scene, open_scene, write_scene
+
+    r = run_cli("info", enmap_scene)
+    assert r.returncode == 0, r.stderr
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in r.stdout.splitlines() if line.count("│") >= 3}
+    assert rows["band_table min_nm"] == "418.24" and rows["band_table max_nm"] == "2445.53"
+    assert rows["band_table median_fwhm_nm"].startswith("8.") and rows["band_check"] == "ok"
+    # a store written before the one unit rule: 8 nm widths read as 8 µm
+    ds = open_scene(enmap_scene)
+    old = make_scene(ds["reflectance"].data, wavelength=ds["wavelength"].values, fwhm=ds["fwhm"].values * 1000)
+    write_scene(old, tmp_path / "old.zarr")
+    r = run_cli("info", tmp_path / "old.zarr", env={"COLUMNS": "1000"})  # one table row per line
+    assert r.returncode == 0, r.stderr
+    assert "band widths up to" in r.stdout and "re-ingest the source with --overwrite" in r.stdout
+    assert np.isfinite(open_scene(tmp_path / "old.zarr", check_band_table=False)["fwhm"].values).all()
