@@ -11,12 +11,13 @@ in ``geohsi classify``, :func:`geohsi.prediction.predict_dense`) and read the sc
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from geohsi.errors import DataError
+from geohsi.errors import DataError, GeohsiWarning
 
 
 def evaluate(
@@ -61,7 +62,7 @@ def evaluate(
     b = load_bundle(bundle)
     ds = open_scene(scene)
     scene_legend(ds)  # raises DataError without labels
-    b.transform.check_scene(ds)
+    b.transform.check_scene(ds, warn=lambda m: warnings.warn(m, GeohsiWarning, stacklevel=2))
     labels, valid = labels_and_valid(ds)
     if labels_digest(labels) == b.meta.train_config.get("labels_sha256"):
         split = b.split()

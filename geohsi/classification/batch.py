@@ -40,6 +40,7 @@ import glob
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ from typing import Any
 
 from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
 from geohsi.console import say
-from geohsi.errors import BandMismatchError, BatchError, ClusterError, GeohsiError, OutputError, UsageError
+from geohsi.errors import BandMismatchError, BatchError, ClusterError, GeohsiError, GeohsiWarning, OutputError, UsageError
 
 #: file names of the batch's own outputs in the output directory.
 CATALOG_NAME = "catalog.json"
@@ -81,6 +82,8 @@ class SceneRecord:
         reused: chunks reused from an interrupted run.
         classes: per class ``{id, name, pixels, percent, area_ha}`` (``area_ha`` ``None`` for pixel grids).
         area_note: how the areas were computed, or why not.
+        warnings: one-line warnings about the scene (odd band table, values or model input unlike
+            the training data).
     """
 
     name: str
@@ -98,6 +101,7 @@ class SceneRecord:
     reused: int = 0
     classes: list[dict[str, Any]] = field(default_factory=list)
     area_note: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -243,14 +247,17 @@ def _source_text(src: Any) -> str:
     return str(src)
 
 
-def _pick_bundle(ds: Any, bundles: Sequence[Any], source: str) -> Any:
-    """The first bundle whose spectral transform and head accept the scene."""
+def _pick_bundle(ds: Any, bundles: Sequence[Any], source: str, warn: Callable[[str], None]) -> Any:
+    """The first bundle whose spectral transform and head accept the scene (its input warnings go to ``warn``)."""
     errors = []
     h, w = int(ds.sizes["y"]), int(ds.sizes["x"])
     for b in bundles:
         try:
-            b.transform.check_scene(ds)
+            said: list[str] = []
+            b.transform.check_scene(ds, warn=said.append)
             b.head.check_scene(h, w, source, str(b.path))
+            for message in said:
+                warn(message)
             return b
         except GeohsiError as e:
             errors.append(e)
@@ -374,8 +381,15 @@ class _Batch:
 
         rec, src, o = self.records[k], self.sources[k], self.opts
         try:
-            ds = open_source(src)
-            b = _pick_bundle(ds, self.bundles, rec.source)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", GeohsiWarning)
+                ds = open_source(src)
+            for w in caught:
+                if issubclass(w.category, GeohsiWarning):
+                    self._warn(k, str(w.message))
+                else:  # not ours: shown as Python would have
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            b = _pick_bundle(ds, self.bundles, rec.source, lambda m: self._warn(k, m))
             rec.bundle = str(b.path)
             crs = scene_crs(ds)
             kind = o["format"] if o["format"] != "auto" else ("tif" if crs is not None else "zarr")
@@ -411,6 +425,10 @@ class _Batch:
             return
         rec.status = "running"
         self.in_flight.append((k, job))
+
+    def _warn(self, k: int, message: str) -> None:
+        self.records[k].warnings.append(" ".join(message.split()))
+        self._say(k, f"[yellow]warning:[/] {message}")
 
     def _skip(self, k: int, out: MapOutputs) -> None:
         rec = self.records[k]

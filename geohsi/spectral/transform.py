@@ -18,6 +18,15 @@ import numpy as np
 import xarray as xr
 
 from geohsi.errors import BandMismatchError, ModelError, UsageError
+from geohsi.spectral.guard import (
+    ChannelStats,
+    channel_stats,
+    distribution_warning,
+    range_warning,
+    strided_sample,
+    value_range,
+    window_sample,
+)
 from geohsi.spectral.normalize import Normalizer, physical_cube
 from geohsi.spectral.pca import PCAParams, _frozen, _wl_array, _wl_list, fit_pca, good_band_indices
 from geohsi.spectral.pixelmap import PixelMap
@@ -45,40 +54,6 @@ def _radiometry(ds: xr.Dataset) -> tuple[str, str | None, bool]:
     return str(v.name), (str(units) if units else None), bool(scaled)
 
 
-#: Pixels (per axis) of the sample a value range is taken from: a strided grid over the fitting scene,
-#: the central window of a scene being checked (one or a few chunks, so the check stays cheap).
-RANGE_SAMPLE = 128
-#: A scene whose typical values differ from the training scene's by this factor or more gets a
-#: warning: a missing or wrong scale factor (reflectance × 10000 vs 0–1) shifts them by 10⁴.
-RANGE_RATIO_WARN = 10.0
-
-
-def value_range(ds: xr.Dataset, bands: np.ndarray, *, window: bool = False) -> tuple[float, float] | None:
-    """1st and 99th percentile of a scene's physical values over ``bands`` at valid pixels, from a sample.
-
-    Args:
-        ds: a scene.
-        bands: 0-based bands to look at (the ones a reduction reads).
-        window: sample the central ``RANGE_SAMPLE``² window (cheap: a few chunks) instead of a strided
-            grid over the whole scene.
-
-    Returns:
-        ``(low, high)`` in physical units, or ``None`` when the sample has no valid pixel.
-    """
-    h, w = int(ds.sizes["y"]), int(ds.sizes["x"])
-    if window:
-        y0, x0 = max(0, (h - RANGE_SAMPLE) // 2), max(0, (w - RANGE_SAMPLE) // 2)
-        sub = ds.isel(y=slice(y0, y0 + RANGE_SAMPLE), x=slice(x0, x0 + RANGE_SAMPLE))
-    else:
-        sub = ds.isel(y=slice(None, None, max(1, h // RANGE_SAMPLE)), x=slice(None, None, max(1, w // RANGE_SAMPLE)))
-    vals = np.asarray(physical_cube(sub).isel(band=np.asarray(bands)).values, dtype="float64")
-    vals = vals[np.isfinite(vals)]
-    if vals.size == 0:
-        return None
-    lo, hi = np.percentile(vals, [1.0, 99.0])
-    return float(lo), float(hi)
-
-
 @dataclass(frozen=True, eq=False)
 class SpectralTransform:
     """Band reduction + normalisation, with the input it expects.
@@ -98,6 +73,8 @@ class SpectralTransform:
         input_scaled: whether the fitting scene declared a ``scale_factor``/``add_offset``.
         input_range: ``(1st, 99th)`` percentile of the fitting scene's physical values over the bands
             the reduction reads (e.g. about 0–0.6 for reflectance); ``None``: not recorded.
+        channel_stats: mean and spread of each normalised model channel on the fitting scene
+            (:class:`~geohsi.spectral.guard.ChannelStats`); ``None``: not recorded (no distribution check).
 
     .. versionadded:: 0.1
     """
@@ -111,6 +88,7 @@ class SpectralTransform:
     input_units: str | None = None
     input_scaled: bool | None = None
     input_range: tuple[float, float] | None = None
+    channel_stats: ChannelStats | None = None
 
     @classmethod
     def fit(
@@ -162,7 +140,8 @@ class SpectralTransform:
         wl = np.asarray(ds["wavelength"].values, dtype="float64")
         quantity, units, scaled = _radiometry(ds)
         rng = value_range(ds, projection.band_indices)
-        return cls(method, projection, normalizer, int(ds.sizes["band"]), _frozen(wl), quantity, units, scaled, rng)
+        stats = channel_stats(strided_sample(ds), projection, normalizer)
+        return cls(method, projection, normalizer, int(ds.sizes["band"]), _frozen(wl), quantity, units, scaled, rng, stats)
 
     @property
     def channel_names(self) -> list[str]:
@@ -224,32 +203,31 @@ class SpectralTransform:
         else:
             projection = self._same_sensor_projection(ds, src, tol_nm)
         if warn is not None:
-            message = self._range_warning(ds, projection, src, quantity, scaled)
-            if message is None and self.input_scaled and not scaled:
-                message = (
-                    f"{src} declares no scale_factor/add_offset; its values are taken as {quantity} as they are "
-                    "(the model was trained on scaled values: set scale_factor at ingest if they are e.g. reflectance × 10000)"
-                )
-            if message is not None:
+            for message in self._input_warnings(ds, projection, src, quantity, scaled):
                 warn(message)
         return projection
 
-    def _range_warning(self, ds: xr.Dataset, projection: Any, src: str, quantity: str, scaled: bool) -> str | None:
-        """A warning when the scene's typical values are ``RANGE_RATIO_WARN``× off the training scene's, else ``None``."""
-        if self.input_range is None:
-            return None
-        got = value_range(ds, projection.band_indices, window=True)
-        ref_hi = abs(self.input_range[1])
-        if got is None or ref_hi == 0 or got[1] == 0:
-            return None
-        ratio = abs(got[1]) / ref_hi
-        if 1 / RANGE_RATIO_WARN < ratio < RANGE_RATIO_WARN:
-            return None
-        return (
-            f"{src} {quantity} values span {got[0]:.4g}–{got[1]:.4g} (1st–99th percentile of a central sample) but the model "
-            f"was trained on {self.input_range[0]:.4g}–{self.input_range[1]:.4g}, ~{ratio:.3g}× apart; its scale_factor is "
-            f"probably {'wrong' if scaled else 'missing'}: set it at ingest (e.g. 1e-4 for reflectance × 10000)"
+    def _input_warnings(self, ds: xr.Dataset, projection: Any, src: str, quantity: str, scaled: bool) -> list[str]:
+        """Warnings on a scene that passes the checks but looks unlike the training data (range, scale, channels)."""
+        out = []
+        rng = (
+            None
+            if self.input_range is None
+            else range_warning(ds, projection.band_indices, self.input_range, src, quantity, scaled)
         )
+        if rng is not None:
+            out.append(rng)
+        elif self.input_scaled and not scaled:
+            out.append(
+                f"{src} declares no scale_factor/add_offset; its values are taken as {quantity} as they are "
+                "(the model was trained on scaled values: set scale_factor at ingest if they are e.g. reflectance × 10000)"
+            )
+        if self.channel_stats is not None and rng is None:  # values 10× off put every channel off: one warning says it
+            got = channel_stats(window_sample(ds), projection, self.normalizer)
+            message = None if got is None else distribution_warning(got, self.channel_stats, self.channel_names, src, quantity)
+            if message is not None:
+                out.append(message)
+        return out
 
     def _same_sensor_projection(self, ds: xr.Dataset, src: str, tol_nm: float) -> PCAParams | S2Resampler:
         """The fitted projection, after checking that the scene has the fitting sensor's bands."""
@@ -375,6 +353,7 @@ class SpectralTransform:
             **({"input_units": self.input_units} if self.input_units is not None else {}),
             **({"input_scaled": self.input_scaled} if self.input_scaled is not None else {}),
             **({"input_range": list(self.input_range)} if self.input_range is not None else {}),
+            **({"channel_stats": self.channel_stats.to_dict()} if self.channel_stats is not None else {}),
         }
 
     @classmethod
@@ -405,6 +384,7 @@ class SpectralTransform:
                 d.get("input_units"),
                 d.get("input_scaled"),
                 tuple(float(v) for v in d["input_range"]) if d.get("input_range") is not None else None,  # type: ignore[arg-type]
+                ChannelStats.from_dict(d["channel_stats"]) if d.get("channel_stats") is not None else None,
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"invalid spectral transform record ({type(e).__name__}: {e}); re-create the bundle") from e

@@ -373,3 +373,30 @@ def test_each_worker_loads_the_bundle_once_for_the_whole_batch(tmp_path, data_di
         loads = client.run(lambda: worker.LOAD_COUNT)
     assert [s.status for s in res.scenes] == ["done"] * 6 and res.model_tasks == 6
     assert all(n <= 1 for n in loads.values()) and sum(loads.values()) >= 1, loads
+
+
+def test_input_warnings_are_recorded_per_scene(tmp_path, data_dir, enmap_scene):
+    """A scene mapped by an s2 bundle through another band table whose widths are 1000 nm: the band table
+    passes the refusals but is warned about, the model input is unlike the training data, and the batch
+    summary records both warnings for that scene only."""
+    from geohsi.classification.batch import classify_many
+    from geohsi.ingestion import open_source
+    from geohsi.scene import write_scene
+    from geohsi.spectral.simulate import simulate_sensor
+    from geohsi.training.config import resolve_train_config
+    from geohsi.training.finetune import train
+
+    cfg = resolve_train_config(adapter="lora", epochs=1, split="per-class:5", model="tiny", head="patch", spectral="s2")
+    bundle = train(enmap_scene, cfg, out=tmp_path / "s2", progress=False, log=lambda m: None)
+    tiles = _tiles(data_dir)
+    av = open_source(data_dir / "aviris_ng" / "ang20160910t185702_2rdn_img.hdr")
+    sim = simulate_sensor(open_source(tiles[3]), av["wavelength"].values, np.full(425, 1000.0), good_band=av["good_band"].values)
+    wide = write_scene(sim, tmp_path / "wide.zarr")
+    lines: list[str] = []
+    res = classify_many([tiles[0], wide], bundle, tmp_path / "maps", workers=1, log=lines.append)
+    rec = {r["name"]: r for r in _summary(tmp_path / "maps")["scenes"]}
+    assert res.failed == [] and rec[tiles[0].stem]["warnings"] == []
+    said = rec["wide"]["warnings"]
+    assert len(said) == 2 and "wider than 4× their band spacing" in said[0], said
+    assert "does not look like the model's training data" in said[1] and "wrong unit" in said[1]
+    assert sum("warning:" in x for x in lines) == 2

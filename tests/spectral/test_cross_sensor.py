@@ -171,3 +171,50 @@ def test_random_sensor_views_are_small_true_changes_of_the_model_input(enmap_til
     drone = open_source(data_dir / "pika_drone" / "pika_reflectance.bip.hdr")
     with pytest.raises(BandMismatchError, match="not covered"):
         random_sensor_resamplers(drone, 2)
+
+
+def test_an_s2_bundle_maps_another_sensors_unitless_netcdf_as_well_as_its_own_scene(ip_scene, data_dir, tmp_path) -> None:
+    """Indian Pines through AVIRIS-NG's band table (5.5 nm widths), written as a NetCDF with no ``units``
+    attributes, as scripts write it: the widths stay 5.5 nm, and the Indian Pines s2 bundle scores the same
+    test pixels within 2 pp of the real scene (before the one unit rule they were read as 5.5 µm)."""
+    import warnings
+
+    import xarray as xr
+
+    from geohsi.errors import GeohsiWarning
+    from geohsi.evaluation import evaluate
+    from geohsi.ingestion import ingest
+    from geohsi.scene import open_scene
+    from geohsi.training.config import resolve_train_config
+    from geohsi.training.finetune import train
+
+    ip = open_scene(ip_scene)
+    av = open_source(data_dir / "aviris_ng" / "ang20160910t185702_2rdn_img.hdr")
+    sim = simulate_sensor(ip, av["wavelength"].values, np.full(av.sizes["band"], 5.5), good_band=av["good_band"].values)
+    good = sim["good_band"].values
+    nc = xr.Dataset(
+        {"reflectance": (("wavelength", "y", "x"), sim["reflectance"].values[good].astype("float32"))},
+        coords={"wavelength": sim["wavelength"].values[good], "fwhm": ("wavelength", sim["fwhm"].values[good])},
+    )
+    nc.to_netcdf(tmp_path / "ip_as_aviris_ng.nc", engine="h5netcdf")
+    store = ingest(
+        tmp_path / "ip_as_aviris_ng.nc",
+        tmp_path / "sim.zarr",
+        crs="none",
+        labels=data_dir / "indian_pines" / "Indian_pines_gt.mat",
+    )
+    np.testing.assert_allclose(open_scene(store)["fwhm"].values, 5.5)
+    cfg = resolve_train_config(
+        adapter="krona+", spectral="s2", epochs=3, split="per-class:10", model="tiny", head="patch", batch_size=32
+    )
+    bundle = train(ip_scene, cfg, out=tmp_path / "b", progress=False, log=lambda m: None)
+    real = evaluate(bundle, ip_scene)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        other = evaluate(bundle, store)
+    assert not [w for w in caught if issubclass(w.category, GeohsiWarning)], [str(w.message) for w in caught]
+    assert other["n_test"] == real["n_test"]  # the same test pixels (same labels, so the bundle's split)
+    assert abs(other["overall_accuracy"] - real["overall_accuracy"]) <= 0.02, (
+        real["overall_accuracy"],
+        other["overall_accuracy"],
+    )
