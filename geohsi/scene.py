@@ -650,6 +650,27 @@ def open_scene(path: str | os.PathLike, *, check_band_table: bool = True) -> xr.
     return check_bands(ds, stored=True) if check_band_table else ds
 
 
+def scene_identity(scene: xr.Dataset) -> str:
+    """A string that changes when the scene store, its grid or its metadata change (resume and provenance key).
+
+    Uses the store path, the cube's shape and dtype, and the sha256 of the store's ``zarr.json``
+    metadata files (root and cube); an in-memory scene falls back to Dask's token of the cube.
+    """
+    from dask.base import tokenize
+
+    v = cube(scene)
+    h = hashlib.sha256(f"{tuple(v.shape)}|{v.dtype}".encode())
+    src = scene.encoding.get("source")
+    if src and Path(src, "zarr.json").is_file():
+        h.update(os.path.abspath(src).encode())
+        for meta in (Path(src, "zarr.json"), Path(src, str(v.name), "zarr.json")):
+            if meta.is_file():
+                h.update(meta.read_bytes())
+    else:
+        h.update(tokenize(v.data).encode())
+    return h.hexdigest()
+
+
 def nodata_value(ds: xr.Dataset) -> float | None:
     """The cube's nodata value (CF ``_FillValue``), or ``None``."""
     v = cube(ds)

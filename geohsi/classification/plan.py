@@ -43,6 +43,7 @@ import xarray as xr
 from geohsi.classification.worker import InferenceSpec, block_task
 from geohsi.errors import UsageError
 from geohsi.export.maps import NODATA, labels_from_probabilities
+from geohsi.scene import scene_identity
 
 
 @dataclass
@@ -301,29 +302,6 @@ def predict_map(
         spectral_on_device=spectral_on_device,
     )
     return as_dataarray(plan, what)
-
-
-def scene_identity(scene: xr.Dataset) -> str:
-    """A string that changes when the scene store, its grid or its metadata change (resume key).
-
-    Uses the store path, the cube's shape and dtype, and the sha256 of the store's ``zarr.json``
-    metadata files (root and cube); an in-memory scene falls back to Dask's token of the cube.
-    """
-    import hashlib
-
-    from geohsi.scene import cube
-
-    v = cube(scene)
-    h = hashlib.sha256(f"{tuple(v.shape)}|{v.dtype}".encode())
-    src = scene.encoding.get("source")
-    if src and Path(src, "zarr.json").is_file():
-        h.update(os.path.abspath(src).encode())
-        for meta in (Path(src, "zarr.json"), Path(src, str(v.name), "zarr.json")):
-            if meta.is_file():
-                h.update(meta.read_bytes())
-    else:
-        h.update(dask.base.tokenize(v.data).encode())
-    return h.hexdigest()
 
 
 __all__ = ["Plan", "as_dataarray", "build_plan", "open_inputs", "predict_map", "scene_identity"]
