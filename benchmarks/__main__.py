@@ -3,7 +3,9 @@
 Commands: ``peft`` (the PEFT results table, docs/results.md), ``inference`` (inference throughput,
 docs/performance.md), ``batch`` (one batch command vs single-scene commands, docs/performance.md), ``cross-sensor``
 (docs/cross_sensor.md), ``backbones`` (s2 vs PCA backbone vs random init, docs/backbones.md), ``gpu`` (the GPU
-check's measurements, benchmarks/gpu_check.sh), ``large-scene`` (a synthetic 1024² scene through classify), ``sections`` (the
+check's measurements, benchmarks/gpu_check.sh), ``large-scene`` (a synthetic 1024² scene through classify), ``training-data`` (one epoch from 8–128 scenes
+larger than memory, docs/performance.md), ``scene-held-out`` (the 18 EnMAP tiles as they come, whole tiles held out,
+docs/results.md), ``sections`` (the
 section-by-section model-side inference benchmark). They use geohsi's public API only; geohsi
 itself never imports this package.
 
@@ -292,6 +294,72 @@ def backbones(workdir: Path, out: Path, rows, seeds: int, epochs: int, quick: bo
 
     opts = {"model": "tiny", "split": "per-class:5", "epochs": 1} if quick else {"epochs": epochs}
     run(workdir=workdir, out=out, rows=rows or tuple(ROWS), seeds=range(1 if quick else seeds), command=_command(), **opts)
+
+
+@bench.command("assessment")
+@click.option("--size", default=10_000, show_default=True, help="Map edge in pixels (uint8 COG).")
+@click.option("--n", "n", default=1000, show_default=True, help="Sample points.")
+@click.option("--repeats", default=3, show_default=True, help="Timed runs of each step (the minimum counts).")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep the map and the points here.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write every number as JSON.")
+def assessment_cmd(size: int, n: int, repeats: int, workdir: Path | None, json_out: Path | None) -> None:
+    """A 1,000-point stratified sample + its assessment vs one full chunked read of a 10,000² class map (goal ≤ 2×)."""
+    import json
+
+    from benchmarks.assessment import run
+
+    res = run(size=size, n=n, repeats=repeats, workdir=workdir, log=click.echo)
+    click.echo(json.dumps({"command": _command(), **res}, indent=1))
+    if json_out:
+        json_out.write_text(json.dumps({"command": _command(), **res}, indent=1))
+        click.echo(f"wrote {json_out}")
+
+
+@bench.command("scene-held-out")
+@click.option("--seeds", default=3, show_default=True)
+@click.option("--model", default="small", show_default=True)
+@click.option("--epochs", default=150, show_default=True)
+@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep the mosaic and bundles here.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/results.md"), show_default=True)
+def scene_held_out(seeds: int, model: str, epochs: int, workdir: Path | None, out: Path) -> None:
+    """The 18 EnMAP tiles as they come vs the mosaic, and whole tiles held out: KronA+ vs full FT vs SVM (docs/results.md).
+
+    \b
+    Example:
+      python -m benchmarks scene-held-out --workdir /tmp/sho
+    """
+    import os
+
+    from benchmarks.scene_held_out import run, write
+
+    data_dir = Path(os.environ.get("GEOHSI_DATA_DIR", "../shared/data"))
+    rows = run(data_dir, seeds=seeds, model=model, epochs=epochs, workdir=workdir, log=click.echo)
+    click.echo(f"wrote {write(rows, out, _command())}")
+
+
+@bench.command("training-data")
+@click.option(
+    "--scenes", "counts", multiple=True, type=int, default=(8, 32, 128), show_default=True, help="Scene counts (repeatable)."
+)
+@click.option("--bases", default=4, show_default=True, help="Distinct 1024² stores written (the others are links).")
+@click.option("--size", default=1024, show_default=True, help="Scene edge in pixels.")
+@click.option("--loader", type=click.Choice(["auto", "memory", "stream"]), default="auto", show_default=True)
+@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep the stores here (reused by a rerun).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/performance.md"), show_default=True)
+def training_data(counts: tuple[int, ...], bases: int, size: int, loader: str, workdir: Path | None, out: Path) -> None:
+    """One training epoch from 8, 32 and 128 scenes larger than memory together: peak RSS and data wait (docs/performance.md).
+
+    \b
+    Example:
+      python -m benchmarks training-data --workdir /tmp/td
+    """
+    from benchmarks.inference import replace_section
+    from benchmarks.training_data import run, table
+
+    rows = run(tuple(counts), bases=bases, size=size, loader=loader, workdir=workdir, log=click.echo)
+    start, end = "<!-- training-data:start -->", "<!-- training-data:end -->"
+    replace_section(out, start, end, f"{start}\n{table(rows, _command())}{end}", heading="## Training from many scenes")
+    click.echo(f"wrote the training-data section of {out}")
 
 
 @bench.command("gpu")

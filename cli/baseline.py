@@ -6,11 +6,15 @@ from pathlib import Path
 
 import click
 
+from geohsi.cli.scenes import label_options, label_source, scene_options, selected_scenes
+
 
 @click.command("baseline")
-@click.argument("scene", type=click.Path(path_type=Path))
+@click.argument("scenes", nargs=-1, metavar="SCENE...")
+@scene_options("Fit on")
+@label_options
 @click.option("--method", type=click.Choice(["svm", "rf"]), default="svm", show_default=True)
-@click.option("--split", default="per-class:10", show_default=True, help="per-class:N | fraction:F | blocks:S")
+@click.option("--split", default="per-class:10", show_default=True, help="per-class:N | fraction:F | blocks:S | scenes:F")
 @click.option(
     "--features",
     type=click.Choice(["raw", "pca"]),
@@ -23,18 +27,50 @@ import click
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="metrics JSON path (+ CSV beside it).")
 @click.option("--overwrite", is_flag=True)
 def baseline(
-    scene: Path, method: str, split: str, features: str, seed: int, window: int, out: Path | None, overwrite: bool
+    scenes: tuple[str, ...],
+    from_list: Path | None,
+    stac_url: str | None,
+    collection: str | None,
+    bbox: str | None,
+    when: str | None,
+    cql2: str | None,
+    max_items: int,
+    labels: str | None,
+    label_field: str | None,
+    layer: str | None,
+    all_touched: bool,
+    class_names: str | None,
+    method: str,
+    split: str,
+    features: str,
+    seed: int,
+    window: int,
+    out: Path | None,
+    overwrite: bool,
 ) -> None:
-    """Fit a classical classifier on SCENE's training pixels and score its test pixels.
+    """Fit a classical classifier on the training pixels of SCENEs and score their test pixels.
+
+    The scenes, labels and split are taken exactly as 'geohsi train' takes them, so the test pixels
+    are those of a train run with the same options.
 
     \b
-    Example:
+    Examples:
       geohsi baseline ip.zarr --method svm --split fraction:0.1 --out svm.json
+      geohsi baseline 'images/*.tif' --labels 'labels/*.tif' --split scenes:0.7 --seed 1
     """
     import geohsi
 
+    sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
     r = geohsi.baseline(
-        scene, method=method, split=split, features=features, seed=seed, window=window, out=out, overwrite=overwrite
+        sources,
+        labels=label_source(labels, label_field, layer, all_touched, class_names),
+        method=method,
+        split=split,
+        features=features,
+        seed=seed,
+        window=window,
+        out=out,
+        overwrite=overwrite,
     )
     click.echo(
         f"{method} on {features} features, {split}, seed {seed}: OA {r['overall_accuracy']:.4f} "

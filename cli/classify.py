@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from geohsi.cli.scenes import scene_options, selected_scenes
+
 
 @click.command("classify")
 @click.argument("scenes", nargs=-1, metavar="[SCENE]...")
@@ -34,18 +36,7 @@ import click
     default=None,
     help="A batch: NAME.tif|.zarr, NAME.png and NAME.json (STAC item) per scene, catalog.json and summary.json.",
 )
-@click.option(
-    "--from-list",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Text file of scene paths or globs, one per line (# comments).",
-)
-@click.option("--stac", "stac_url", default=None, metavar="URL", help="Map the items of a STAC API search (URL or preset).")
-@click.option("--collection", "-c", default=None, help="With --stac: the collection to search.")
-@click.option("--bbox", default=None, help="With --stac: W,S,E,N in degrees.")
-@click.option("--datetime", "when", default=None, help="With --stac: instant or interval A/B (RFC 3339).")
-@click.option("--filter", "cql2", default=None, help="With --stac: CQL2 filter, e.g. 'eo:cloud_cover < 20'.")
-@click.option("--max-items", default=100, show_default=True, type=int, help="With --stac: map at most this many items.")
+@scene_options("Map")
 @click.option(
     "--format",
     "fmt",
@@ -191,11 +182,8 @@ def classify(
     if probabilities is not None:
         raise UsageError("--probabilities PATH names one file; a batch takes --with-probabilities")
     import geohsi
-    from geohsi.classification.batch import expand_scenes
 
-    sources: list = expand_scenes(scenes, from_list)
-    if stac_url is not None:
-        sources += geohsi.search(stac_url, collection, bbox=bbox, datetime=when, filter=cql2, max_items=max_items)
+    sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
     res = geohsi.classify_many(
         sources,
         list(bundles) or None,

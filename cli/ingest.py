@@ -18,7 +18,15 @@ def _nm(v: float | None) -> str:
     "--labels",
     type=click.Path(path_type=Path),
     default=None,
-    help="Class-id raster (.mat, GeoTIFF, ENVI), 0 = unlabelled; cropped onto the scene grid when georeferenced.",
+    help="Class-id raster (.mat, GeoTIFF, ENVI), 0 = unlabelled, cropped onto the scene grid when georeferenced; or a vector "
+    "file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf) of polygons/points in any CRS, rasterised onto the grid (--label-field).",
+)
+@click.option("--label-field", default=None, help="With vector --labels: the attribute holding the class (names or ids).")
+@click.option("--layer", default=None, help="With vector --labels: the layer (when the file has several).")
+@click.option(
+    "--all-touched",
+    is_flag=True,
+    help="With vector --labels: label every pixel a polygon touches (default: pixel centres inside).",
 )
 @click.option(
     "--class-names",
@@ -67,6 +75,9 @@ def ingest(
     srcs: tuple[Path, ...],
     out: Path,
     labels: Path | None,
+    label_field: str | None,
+    layer: str | None,
+    all_touched: bool,
     class_names: str | None,
     crs: str | None,
     transform: str | None,
@@ -90,6 +101,7 @@ def ingest(
     Examples:
       geohsi ingest Indian_pines_corrected.mat --labels Indian_pines_gt.mat --crs none --out ip.zarr
       geohsi ingest images/*.tif --labels enmap_landcover_unstyled.tif --out potsdam.zarr
+      geohsi ingest images/*.tif --labels fields.gpkg --label-field crop --out potsdam.zarr
       geohsi ingest ang20160910t185702_2rdn_img --out aviris.zarr
       geohsi ingest cube.mat --crs EPSG:32633 --transform 30,0,362175,0,-30,5809965 --out cube.zarr
       geohsi ingest ITEM_ID --from-stac http://127.0.0.1:8080 --collection enmap --out scene.zarr
@@ -102,6 +114,9 @@ def ingest(
         list(srcs),
         out,
         labels=labels,
+        label_field=label_field,
+        layer=layer,
+        all_touched=all_touched,
         class_names=class_names,
         crs=crs,
         transform=transform,

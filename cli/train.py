@@ -1,4 +1,4 @@
-"""``geohsi train``: fine-tune SpectralGPT with a PEFT adapter on a labelled scene → model bundle."""
+"""``geohsi train``: fine-tune SpectralGPT with a PEFT adapter on labelled scenes → model bundle."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ from pathlib import Path
 
 import click
 
+from geohsi.cli.scenes import label_options, label_source, scene_options, selected_scenes
 from geohsi.heads import HEADS
 from geohsi.training.config import ADAPTERS
 
 
 @click.command("train")
-@click.argument("scene", type=click.Path(path_type=Path))
+@click.argument("scenes", nargs=-1, metavar="SCENE...")
+@scene_options("Train on")
+@label_options
 @click.option("--adapter", type=click.Choice(ADAPTERS), default=None, help="PEFT method or baseline [default: krona+].")
 @click.option(
     "--backbone",
@@ -38,7 +41,11 @@ from geohsi.training.config import ADAPTERS
 @click.option(
     "--tile-overlap", type=int, default=None, help="Dense mode: pixels shared by neighbouring inference tiles [default: tile/4]."
 )
-@click.option("--split", default=None, help="per-class:N | fraction:F | blocks:S [default: per-class:10].")
+@click.option(
+    "--split",
+    default=None,
+    help="per-class:N | fraction:F | blocks:S | scenes:F (whole scenes held out; F = training share) [default: per-class:10].",
+)
 @click.option("--epochs", type=int, default=None, help="Maximum epochs [default: 150 dense / 30 patch].")
 @click.option("--batch-size", type=int, default=None, help="Tiles (dense) or windows (patch) per step [default: 8 / 64].")
 @click.option(
@@ -58,6 +65,13 @@ from geohsi.training.config import ADAPTERS
     "other sensors as well [default: 0].",
 )
 @click.option(
+    "--loader",
+    type=click.Choice(["auto", "memory", "stream"]),
+    default=None,
+    help="auto: scenes in memory when their model input fits 512 MB, else streamed chunk by chunk by 2 loader "
+    "workers [default: auto].",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(path_type=Path),
@@ -73,20 +87,47 @@ from geohsi.training.config import ADAPTERS
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same --out from its last epoch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(scene: Path, config_file: Path | None, out: Path | None, resume: bool, overwrite: bool, quiet: bool, **opts) -> None:
-    """Fine-tune SpectralGPT on the labelled pixels of SCENE and write a model bundle.
+def train(
+    scenes: tuple[str, ...],
+    from_list: Path | None,
+    stac_url: str | None,
+    collection: str | None,
+    bbox: str | None,
+    when: str | None,
+    cql2: str | None,
+    max_items: int,
+    labels: str | None,
+    label_field: str | None,
+    layer: str | None,
+    all_touched: bool,
+    class_names: str | None,
+    config_file: Path | None,
+    out: Path | None,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+    **opts,
+) -> None:
+    """Fine-tune SpectralGPT on the labelled pixels of one or many SCENEs and write a model bundle.
 
-    The default head is dense (segmentation of tiles: fast maps); --head patch runs the paper's
-    per-pixel protocol with its own defaults (30 epochs, 64 windows, lr 1e-3).
+    A SCENE is a scene store or any file 'geohsi ingest' reads, read in place; globs, --from-list
+    and --stac select many. Labels come from each store, from label rasters paired with the scenes
+    by file stem (--labels 'labels/*.tif'), or from one vector file of polygons or points in any CRS
+    (--labels fields.gpkg --label-field crop), rasterised onto each scene's grid. The default head is
+    dense (segmentation of tiles: fast maps); --head patch runs the paper's per-pixel protocol with
+    its own defaults (30 epochs, 64 windows, lr 1e-3).
 
     \b
     Examples:
       geohsi train ip.zarr --adapter krona+ --split fraction:0.1
-      geohsi train ip.zarr --adapter lora+ --rank 8 --lr-ratio 16 --out runs/ip-loraplus
+      geohsi train 'images/*.tif' --labels 'labels/*.tif' --split scenes:0.7   # tiles as they come
+      geohsi train 'images/*.tif' --labels fields.gpkg --label-field crop --split blocks:32
       geohsi train ip.zarr --head patch --adapter krona+ --split per-class:10   # the paper's protocol
       geohsi train enmap.zarr --spectral s2 --sensor-augment 8   # a bundle for other sensors too
     """
     import geohsi
 
+    sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
+    source = label_source(labels, label_field, layer, all_touched, class_names)
     config = geohsi.resolve_train_config(config_file, **opts)
-    geohsi.train(scene, config, out=out, overwrite=overwrite, resume=resume, progress=not quiet)
+    geohsi.train(sources, config, labels=source, out=out, overwrite=overwrite, resume=resume, progress=not quiet)

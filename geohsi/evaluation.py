@@ -1,9 +1,12 @@
-"""Score a model bundle on a labelled scene: OA, AA, κ, per-class metrics, confusion matrix.
+"""Score a model bundle on labelled scenes: OA, AA, κ, per-class metrics, confusion matrix.
 
-On the scene the bundle was trained on (recognised by its label grid's sha256) only the split's
-test pixels are scored; on any other scene, every valid labelled pixel. Patch bundles classify one
-window per scored pixel; dense bundles predict the whole scene once (overlapping tiles blended as
-in ``geohsi classify``, :func:`geohsi.prediction.predict_dense`) and read the scored pixels.
+On a scene the bundle was trained on (recognised by its label grid's sha256) only the split's test
+pixels of that scene are scored; on any other scene, every valid labelled pixel. Several scenes give
+one pooled report plus a row per scene. Patch bundles classify one window per scored pixel; dense
+bundles predict the scene (overlapping tiles blended as in ``geohsi classify``,
+:func:`geohsi.prediction.predict_dense`) and read the scored pixels. Labels come as for
+``geohsi train`` (each store's, label rasters by stem, or one vector file; vector classes are
+matched to the bundle's by name).
 
 .. versionadded:: 0.1
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +24,71 @@ import numpy as np
 from geohsi.errors import DataError, GeohsiWarning
 
 
+def _trained_scenes(b: Any) -> dict[str, int]:
+    """``{labels sha256: scene index in the bundle's split}`` of the scenes a bundle was trained on."""
+    tc = b.meta.train_config
+    if tc.get("labels_sha256"):
+        return {tc["labels_sha256"]: 0}
+    return {s["labels_sha256"]: k for k, s in enumerate(tc.get("scenes") or []) if s.get("labels_sha256")}
+
+
+def _bundle_ids(labels: np.ndarray, data: Any, b: Any, source: str) -> np.ndarray:
+    """The scene's class ids in the bundle's legend: vector classes matched by name, other labels by id.
+
+    Raises:
+        DataError: classes the bundle does not know.
+    """
+    if data.source.kind == "vector":
+        by_name = {c.name: c.id for c in b.classes}
+        names = {c.id: c.name for c in data.legend}
+        missing = sorted({names[int(i)] for i in np.unique(labels)} - set(by_name))
+        if missing:
+            raise DataError(
+                f"{source} has classes {missing} that the bundle does not know (it knows {b.classes.names}); label with its classes"
+            )
+        lookup = np.zeros(max(names) + 1, dtype=np.int64)
+        for i, n in names.items():
+            lookup[i] = by_name[n]
+        return lookup[labels]
+    unknown = sorted(set(np.unique(labels).tolist()) - set(b.class_ids.tolist()))
+    if unknown:
+        raise DataError(
+            f"{source} has labels of classes {unknown} that bundle {b.path} does not know "
+            f"(it knows {b.class_ids.tolist()}); evaluate on a scene with the same legend"
+        )
+    return labels
+
+
+def _scored(scene: Any, k_trained: int | None, split: Any, data: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(local flat indices, class ids)`` to score on one scene: the split's test pixels of a training scene, else all."""
+    if k_trained is not None:
+        k, local = split.scenes.to_local(split.test)
+        return local[k == k_trained], split.test_labels[k == k_trained]
+    return scene.index, _bundle_ids(scene.labels, data, b, scene.source)
+
+
+def _report_rows(per_scene: list[tuple[Any, np.ndarray, np.ndarray, bool]], classes: Any) -> list[dict[str, Any]]:
+    from geohsi.metrics import report_for
+
+    rows = []
+    for scene, truth, pred, is_test in per_scene:
+        r = report_for(truth, pred, classes)
+        rows.append(
+            {
+                "name": scene.name,
+                "source": scene.source,
+                "scored": "the training split's test pixels" if is_test else "every labelled pixel",
+                **{k: r[k] for k in ("overall_accuracy", "average_accuracy", "kappa", "n_test")},
+            }
+        )
+    return rows
+
+
 def evaluate(
     bundle: str | os.PathLike,
-    scene: str | os.PathLike,
+    scene: str | os.PathLike | Sequence[Any],
     *,
+    labels: Any = None,
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
     batch_size: int = 256,
@@ -31,11 +96,13 @@ def evaluate(
     precision: str = "fp32",
     backbone: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a bundle on a scene and optionally write ``metrics.json`` + CSV + confusion PNG.
+    """Evaluate a bundle on one or many labelled scenes and optionally write ``metrics.json`` + CSV + confusion PNG.
 
     Args:
         bundle: bundle directory.
-        scene: labelled scene store.
+        scene: a labelled scene (store, file read in place, STAC item), or several.
+        labels: where the labels come from (:class:`~geohsi.training.data.LabelSource`; default:
+            each store's ``labels``).
         out: JSON path; a ``.csv`` and a ``.png`` are written beside it.
         overwrite: replace existing outputs.
         batch_size: windows per forward (tiles per forward for dense bundles).
@@ -44,56 +111,57 @@ def evaluate(
         backbone: the backbone file's new location, if it moved since training.
 
     Returns:
-        The metrics report.
+        The metrics report, pooled over the scenes; with several scenes, ``scenes`` holds a row per scene.
 
     Raises:
-        DataError: the scene has no labels or labels of classes the bundle does not know.
+        DataError: a scene has no labels or labels of classes the bundle does not know.
         BandMismatchError: the scene's bands/wavelengths do not match the bundle's transform.
         ModelError: a broken bundle.
     """
     from geohsi.bundle import load_bundle
-    from geohsi.files import atomic_output, check_output
+    from geohsi.files import check_output
     from geohsi.metrics import report_for
     from geohsi.prediction import resolve_device
-    from geohsi.scene import labels_and_valid, labels_digest, open_scene, scene_legend
+    from geohsi.training.data import load_training_data
 
     if out is not None:
         check_output(out, overwrite)
     b = load_bundle(bundle)
-    ds = open_scene(scene)
-    scene_legend(ds)  # raises DataError without labels
-    b.transform.check_scene(ds, warn=lambda m: warnings.warn(m, GeohsiWarning, stacklevel=2))
-    labels, valid = labels_and_valid(ds)
-    if labels_digest(labels) == b.meta.train_config.get("labels_sha256"):
-        split = b.split()
-        split.verify(labels, source=str(scene))
-        idx, truth = split.test, split.test_labels
-    else:
-        flat = labels.reshape(-1)
-        idx = np.flatnonzero((flat > 0) & valid.reshape(-1))
-        truth = flat[idx]
-        unknown = sorted(set(np.unique(truth).tolist()) - set(b.class_ids.tolist()))
-        if unknown:
-            raise DataError(
-                f"{scene} has labels of classes {unknown} that bundle {bundle} does not know "
-                f"(it knows {b.class_ids.tolist()}); evaluate on a scene with the same legend"
-            )
-    if len(idx) == 0:
-        raise DataError(f"{scene} has no valid labelled pixels to evaluate; check its labels and nodata")
+    data = load_training_data(list(scene) if isinstance(scene, (list, tuple)) else [scene], labels)
+    trained = _trained_scenes(b)
+    split = b.split() if any(s.labels_sha256 in trained for s in data.scenes) else None
     model = b.build_model(backbone=backbone)
     dev = resolve_device(device)
     model.to(dev)
-    channels = b.transform.apply(ds)
-    pred = b.head.predict_pixels(model, channels, idx, batch_size=batch_size, device=dev, precision=precision)
-    report = report_for(truth, b.class_ids[pred], b.classes)
+    per_scene = []
+    for s in data.scenes:
+        b.transform.check_scene(s.ds, warn=lambda m: warnings.warn(m, GeohsiWarning, stacklevel=2))
+        k = trained.get(s.labels_sha256)
+        idx, truth = _scored(s, k, split, data, b)
+        if len(idx):
+            channels = b.transform.apply(s.ds)
+            pred = b.head.predict_pixels(model, channels, idx, batch_size=batch_size, device=dev, precision=precision)
+            per_scene.append((s, truth, b.class_ids[pred], k is not None))
+    if not per_scene:
+        where = data.scenes[0].source if len(data.scenes) == 1 else f"the {len(data.scenes)} scenes"
+        raise DataError(f"{where} has no valid labelled pixels to evaluate; check its labels and nodata")
+    report = report_for(
+        np.concatenate([t for _, t, _, _ in per_scene]), np.concatenate([p for _, _, p, _ in per_scene]), b.classes
+    )
+    if len(data.scenes) > 1:
+        report["scenes"] = _report_rows(per_scene, b.classes)
     if out is not None:
-        from geohsi.metrics import write_metrics
-        from geohsi.plot import figure_png, plot_confusion
-
-        out = Path(out)
-        png = out.with_suffix(".png")
-        check_output(png, overwrite)
-        write_metrics(report, out, overwrite=overwrite)
-        with atomic_output(png, overwrite=overwrite) as tmp:
-            tmp.write_bytes(figure_png(plot_confusion(report)))
+        _write_report(report, Path(out), overwrite)
     return report
+
+
+def _write_report(report: dict[str, Any], out: Path, overwrite: bool) -> None:
+    from geohsi.files import atomic_output, check_output
+    from geohsi.metrics import write_metrics
+    from geohsi.plot import figure_png, plot_confusion
+
+    png = out.with_suffix(".png")
+    check_output(png, overwrite)
+    write_metrics(report, out, overwrite=overwrite)
+    with atomic_output(png, overwrite=overwrite) as tmp:
+        tmp.write_bytes(figure_png(plot_confusion(report)))

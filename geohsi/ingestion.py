@@ -26,8 +26,9 @@ from affine import Affine
 if TYPE_CHECKING:
     from rasterio.crs import CRS
 
-from geohsi.errors import BandMismatchError, GeohsiError, GeoreferenceError, InputFormatError, OutputError, UsageError
+from geohsi.errors import BandMismatchError, DataError, GeohsiError, GeoreferenceError, InputFormatError, OutputError, UsageError
 from geohsi.files import check_output
+from geohsi.io.vector import is_vector
 from geohsi.scene import (
     DEFAULT_CHUNK,
     DEFAULT_COLORS,
@@ -347,6 +348,34 @@ def _align_labels(lab: xr.Dataset, ds: xr.Dataset, source: str) -> np.ndarray:
     return out
 
 
+def _with_vector_labels(
+    ds: xr.Dataset, path: Path, label_field: str | None, layer: str | None, all_touched: bool, names: list[str] | None, what: str
+) -> xr.Dataset:
+    """The scene with a vector file's features rasterised onto its grid as ``labels`` (pixel centres, or all touched)."""
+    from geohsi.io.vector import read_vector_labels
+
+    if not label_field:
+        raise UsageError(f"vector labels {path} need --label-field NAME (the attribute holding the class)")
+    crs = scene_crs(ds)
+    if crs is None:
+        raise GeoreferenceError(
+            f"vector labels need a georeferenced scene, but {what} is a pixel grid; ingest it with --crs and --transform"
+        )
+    vec = read_vector_labels(path, label_field, layer=layer, all_touched=all_touched, class_names=names)
+    grid = vec.rasterize(crs, scene_transform(ds), (int(ds.sizes["y"]), int(ds.sizes["x"])))
+    if not grid.any():
+        raise DataError(f"no feature of {path} ({vec.describe_bounds()}) falls on {what}; check the file and the scene's CRS")
+    named = {c.id: c for c in vec.legend}
+    top = max(named)
+    return add_labels(
+        ds,
+        grid,
+        class_names=[named[i].name if i in named else f"class_{i}" for i in range(1, top + 1)],
+        class_colors=[named[i].color or DEFAULT_COLORS[(i - 1) % len(DEFAULT_COLORS)] for i in range(1, top + 1)],
+        source=str(path.resolve()),
+    )
+
+
 def _as_paths(srcs: PathLike | Sequence[PathLike]) -> list[Path]:
     if isinstance(srcs, (str, os.PathLike)):
         return [Path(srcs)]
@@ -369,6 +398,9 @@ def build_scene(
     fwhm: Sequence[float] | None = None,
     units: str | None = None,
     band_axis: int | None = None,
+    label_field: str | None = None,
+    layer: str | None = None,
+    all_touched: bool = False,
 ) -> xr.Dataset:
     """Everything :func:`ingest` does except writing: the validated, lazy scene Dataset.
 
@@ -412,15 +444,19 @@ def build_scene(
         names, colours = parse_class_names(class_names)
     if class_colors is not None:
         colours = [_colour(c, "--class-colors") for c in class_colors]
-    if labels is not None:
+    if labels is not None and is_vector(labels):
+        ds = _with_vector_labels(ds, Path(labels), label_field, layer, all_touched, names, what)
+    elif labels is not None:
+        if label_field or layer or all_touched:
+            raise UsageError(f"--label-field/--layer/--all-touched apply to vector labels, but {labels} is a raster")
         lp = Path(labels)
         lab = gio.read_labels(lp, var=label_var)
         aligned = _align_labels(lab, ds, str(lp))
         if colours is not None and names is not None and len(colours) < len(names):
             raise UsageError(f"{len(colours)} colours for {len(names)} classes; give one colour per class")
         ds = add_labels(ds, aligned, class_names=names, class_colors=colours, source=str(lp.resolve()))
-    elif class_names is not None or label_var is not None:
-        raise UsageError("--class-names/--label-var describe labels; add --labels FILE")
+    elif class_names is not None or label_var is not None or label_field is not None:
+        raise UsageError("--class-names/--label-var/--label-field describe labels; add --labels FILE")
     return check_bands(ds, what)
 
 
@@ -466,6 +502,8 @@ def open_source(src: PathLike | Any, *, chunks: int = DEFAULT_CHUNK) -> xr.Datas
         ds.encoding["source"] = src.get_self_href() or f"stac:{src.id}"
         return check_bands(ds)
     p = Path(src)
+    if not p.exists():
+        raise InputFormatError(f"scene {p} does not exist; check the path (a scene store, or any file 'geohsi ingest' reads)")
     if _is_scene_store(p):
         return open_scene(p)
     from geohsi import io as gio
@@ -496,6 +534,9 @@ def ingest(
     band_axis: int | None = None,
     from_stac: str | None = None,
     collection: str | None = None,
+    label_field: str | None = None,
+    layer: str | None = None,
+    all_touched: bool = False,
 ) -> Path:
     """Ingest source files, or STAC items, into a scene store (Zarr v3), atomically: what ``geohsi ingest`` runs.
 
@@ -505,7 +546,9 @@ def ingest(
         out: the output ``.zarr`` directory.
         labels: a class-id raster (``.mat``, GeoTIFF or ENVI); cropped/padded onto the scene grid
             when both are georeferenced (same CRS and pixel size, aligned), else its shape must
-            equal the scene's. 0 = unlabelled; the label raster's nodata becomes 0.
+            equal the scene's. 0 = unlabelled; the label raster's nodata becomes 0. Or a vector file
+            (GeoPackage, GeoJSON, Shapefile, FlatGeobuf) of polygons/points in any CRS, rasterised
+            onto the scene grid (:mod:`geohsi.io.vector`) from its ``label_field``.
         class_names: a file (one name per line, or CSV ``id,name[,#rrggbb]``) or a comma list / sequence.
         class_colors: ``#rrggbb`` per class (overrides colours from the file).
         crs: ``None`` keeps the source's CRS (a source without one is refused), ``"none"`` makes an
@@ -522,6 +565,9 @@ def ingest(
         band_axis: MATLAB axis holding the bands (default: last).
         from_stac: a STAC API URL or catalogue preset: ``srcs`` are items of it (:func:`ingest_item`).
         collection: the STAC collection holding the item ids.
+        label_field: vector ``labels``: the attribute holding the class (names or integer ids).
+        layer: vector ``labels``: the layer, when the file has several.
+        all_touched: vector ``labels``: label every pixel a polygon touches (default: pixel centres inside).
 
     Returns:
         The store path.
@@ -584,6 +630,9 @@ def ingest(
         fwhm=fwhm,
         units=units,
         band_axis=band_axis,
+        label_field=label_field,
+        layer=layer,
+        all_touched=all_touched,
     )
     try:
         return write_scene(ds, out_p, chunks=chunks, overwrite=overwrite)

@@ -438,11 +438,15 @@ class Legend(Sequence[ClassInfo]):
         return None
 
 
-def scene_legend(ds: xr.Dataset) -> Legend:
+def scene_legend(ds: xr.Dataset, present: Iterable[int] | None = None) -> Legend:
     """The legend of a scene's labels: every declared class and every id present in ``labels``.
 
     Ids present in the labels but not declared get the name ``class_<id>``; classes without a
     colour get :func:`default_color`. Ordered by id.
+
+    Args:
+        ds: a labelled scene.
+        present: the ids present in its labels, when already known (else the labels are read).
 
     Raises:
         DataError: the scene has no labels.
@@ -451,7 +455,7 @@ def scene_legend(ds: xr.Dataset) -> Legend:
         src = ds.encoding.get("source", "the scene")
         raise DataError(f"{src} has no labels; ingest it with --labels FILE to train or evaluate")
     declared = {c.id: c for c in (Legend.from_attrs(ds["labels"].attrs) or ())}
-    present = np.unique(np.asarray(ds["labels"].values))
+    present = np.unique(np.asarray(ds["labels"].values)) if present is None else list(present)
     ids = sorted(set(declared) | {int(i) for i in present if i != 0})
     return Legend(
         tuple(

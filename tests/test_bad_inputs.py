@@ -784,6 +784,40 @@ def classify_fewer_bands(ws, fx, env):
     return ["classify", fx.fewer_bands, "--bundle", fx.bundle, "--out", ws / "map.tif"]
 
 
+def _points(ws, values, *, x0: float = 500010.0, y0: float = 4499990.0, crs: str = "EPSG:32616"):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    path = ws / "fields.gpkg"
+    gpd.GeoDataFrame({"crop": values}, geometry=[Point(x0 + 20 * i, y0) for i in range(len(values))], crs=crs).to_file(path)
+    return path
+
+
+def train_vector_outside(ws, fx, env):
+    src = _points(ws, ["maize", "wheat"], x0=100000.0, y0=100000.0)
+    return ["train", fx.scene, "--labels", src, "--label-field", "crop", "--out", ws / "b", "--model", "tiny", "--epochs", "1"]
+
+
+def train_vector_unknown_field(ws, fx, env):
+    src = _points(ws, ["maize", "wheat"])
+    return ["train", fx.scene, "--labels", src, "--label-field", "kind", "--out", ws / "b", "--model", "tiny", "--epochs", "1"]
+
+
+def train_vector_no_classes(ws, fx, env):
+    src = _points(ws, [None, ""])
+    return ["train", fx.scene, "--labels", src, "--label-field", "crop", "--out", ws / "b", "--model", "tiny", "--epochs", "1"]
+
+
+def train_labels_without_crs(ws, fx, env):
+    (ws / "labels").mkdir()
+    fx.geotiff(ws / "labels" / "scene.tif", crs=None, bands=1)
+    return ["train", fx.scene, "--labels", str(ws / "labels" / "*.tif"), "--out", ws / "b", "--model", "tiny", "--epochs", "1"]
+
+
+def train_pca_two_band_tables(ws, fx, env):
+    return ["train", fx.scene, fx.fewer_bands, "--out", ws / "b", "--model", "tiny", "--epochs", "1", "--split", "fraction:0.5"]
+
+
 def classify_inflated_widths(ws, fx, env):
     return ["classify", fx.inflated_widths, "--bundle", fx.s2_bundle, "--out", ws / "map.tif"]
 
@@ -975,7 +1009,12 @@ CASES: list[Case] = [
     Case("class-missing-from-split", class_missing_from_split, 9, r"per-class:3.*class_5.*2"),
     Case("all-nodata-scene", all_nodata, 9, r"no (valid|labelled) pixels"),
     Case("all-nan-scene", all_nan, 9, r"no (valid|labelled) pixels"),
-    Case("train-scene-missing", train_scene_missing, 3, r"scene .*nope\.zarr does not exist; create it with 'geohsi ingest"),
+    Case(
+        "train-scene-missing",
+        train_scene_missing,
+        3,
+        r"scene .*nope\.zarr does not exist; check the path \(a scene store, or any file",
+    ),
     # train: model files
     Case(
         "corrupted-safetensors",
@@ -1038,6 +1077,41 @@ CASES: list[Case] = [
         ("grid_scene", "bundle"),
     ),
     Case("classify-fewer-bands", classify_fewer_bands, 5, r"fewer\.zarr has 190 bands.*200", ("bundle", "fewer_bands")),
+    Case(
+        "train-vector-outside-every-scene",
+        train_vector_outside,
+        9,
+        r"no feature of .*fields\.gpkg \(100000, 100000, 100020, 100000 in EPSG:32616\) falls on a valid pixel of the scenes \(scene: 500000, 4\.4992e\+06, 500800, 4\.5e\+06 in EPSG:32616\)",
+        SCENE,
+    ),
+    Case(
+        "train-vector-unknown-field",
+        train_vector_unknown_field,
+        2,
+        r"fields\.gpkg has no field 'kind'; its fields are 'crop'; pass one with --label-field",
+        SCENE,
+    ),
+    Case(
+        "train-vector-no-classes",
+        train_vector_no_classes,
+        9,
+        r"fields\.gpkg: no feature has a class in field 'crop' \(2 empty or NaN\); fill the field",
+        SCENE,
+    ),
+    Case(
+        "train-labels-without-crs",
+        train_labels_without_crs,
+        4,
+        r"labels .*scene\.tif have no CRS but scene .*scene\.zarr is in EPSG:32616",
+        SCENE,
+    ),
+    Case(
+        "train-pca-two-band-tables",
+        train_pca_two_band_tables,
+        5,
+        r"PCA needs one band table, but .*fewer\.zarr \(190 bands\) and .*scene\.zarr \(200 bands\) differ; train with --spectral s2",
+        ("scene", "fewer_bands"),
+    ),
     Case(
         "classify-inflated-widths",
         classify_inflated_widths,

@@ -140,3 +140,15 @@ def test_batch_runs(tmp_path, data_dir):
     assert len(_outputs(nb, "text/html")) >= 2  # the client and the area table
     summary = (out / "maps" / "summary.json").read_text()
     assert '"area_ha"' in summary and (out / "maps" / "catalog.json").is_file()
+
+
+@pytest.mark.slow
+def test_vector_labels_runs(tmp_path, data_dir):
+    out = tmp_path / "out"
+    nb, seconds = _execute("vector_labels.ipynb", tmp_path, _tiny_env(data_dir, out))
+    print(f"vector_labels.ipynb executed in {seconds:.0f} s")
+    text = _text(nb)
+    assert "test OA on held-out tiles:" in text and "label source: vector pixel centre | scenes recorded: 18" in text
+    assert "{'done': 18}" in text and "vector labels notebook finished" in text
+    assert (out / "fields.gpkg").is_file() and (out / "maps" / "catalog.json").is_file()
+    assert len(_outputs(nb, "image/png")) >= 2  # the fields and the maps

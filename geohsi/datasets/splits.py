@@ -7,6 +7,10 @@ Three protocols, written as a one-word *split string* (the ``--split`` flag of `
   Each class needs **more than** N labelled pixels, so that it is scored as well as learned.
 * ``fraction:F`` — a stratified fraction ``round(F * n_c)`` (at least 1, at most ``n_c - 1``) of
   each class ``c`` forms the training side; the rest is test.
+* ``scenes:F`` — whole scenes held out (training on several scenes): each scene goes to train,
+  validation or test as a whole, so that about a share F of the labelled pixels is on the training
+  side — the honest test of a map of places the model never saw. Rare classes are placed first, as
+  for blocks.
 * ``blocks:S`` or ``blocks:S,F`` — spatially disjoint: the scene is cut into S×S-pixel blocks
   (anchored at pixel (0, 0)); whole blocks go to train, validation or test, so that about a share F
   (default 0.5) of the labelled pixels is on the training side. Then every training pixel closer
@@ -39,14 +43,14 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from geohsi.errors import DataError, InputFormatError, UsageError
+from geohsi.errors import DataError, GeohsiWarning, InputFormatError, UsageError
 from geohsi.files import atomic_output
 
 SUBSETS: tuple[str, ...] = ("train", "val", "test")
@@ -54,7 +58,8 @@ SUBSETS: tuple[str, ...] = ("train", "val", "test")
 #: The accepted split strings, quoted in every error message about one.
 SPLIT_FORMS = (
     "per-class:N (N >= 1 labelled pixels per class), fraction:F (0 < F < 1, stratified) "
-    "or blocks:S[,F] (S >= 1 pixel blocks, training share 0 < F < 1, default 0.5)"
+    "blocks:S[,F] (S >= 1 pixel blocks, training share 0 < F < 1, default 0.5) or scenes:F (whole scenes held out, "
+    "training share 0 < F < 1)"
 )
 
 DEFAULT_BLOCK_TRAIN_FRACTION = 0.5
@@ -68,9 +73,9 @@ class SplitSpec:
     """A parsed split string.
 
     Attributes:
-        kind: ``"per-class"``, ``"fraction"`` or ``"blocks"``.
-        value: N (pixels per class) for ``per-class``, F for ``fraction``, S (block side, pixels)
-            for ``blocks``.
+        kind: ``"per-class"``, ``"fraction"``, ``"blocks"`` or ``"scenes"``.
+        value: N (pixels per class) for ``per-class``, F for ``fraction`` and ``scenes`` (the
+            training share), S (block side, pixels) for ``blocks``.
         train_fraction: for ``blocks`` only, the share of labelled pixels aimed at the training
             side (training + validation blocks).
 
@@ -84,9 +89,121 @@ class SplitSpec:
     def __str__(self) -> str:
         if self.kind == "blocks" and self.train_fraction != DEFAULT_BLOCK_TRAIN_FRACTION:
             return f"blocks:{self.value},{self.train_fraction!r}"
-        if self.kind == "fraction":
-            return f"fraction:{float(self.value)!r}"
+        if self.kind in ("fraction", "scenes"):
+            return f"{self.kind}:{float(self.value)!r}"
         return f"{self.kind}:{self.value}"
+
+    @property
+    def train_share(self) -> float:
+        """The share of labelled pixels aimed at the training side (``blocks`` and ``scenes``)."""
+        return float(self.value) if self.kind == "scenes" else self.train_fraction
+
+
+@dataclass(frozen=True)
+class SceneLayout:
+    """Where the scenes of a training run sit in one virtual label grid, so one split covers them all.
+
+    Scenes are stacked top to bottom, each starting at column 0 on a row that is a multiple of
+    ``align`` (the block side of a ``blocks`` split, so blocks are anchored at each scene's top-left
+    pixel) and at least ``pad`` rows below the previous one (the gap of a ``blocks`` split never
+    reaches across scenes). A split's flat indices are row-major into this grid; one scene alone is
+    its own grid (index = ``row * W + col``, as before there were several).
+
+    Attributes:
+        shapes: ``(H, W)`` of each scene.
+        origins: the first virtual row of each scene.
+        width: the virtual grid's width (the widest scene).
+
+    .. versionadded:: 0.2
+    """
+
+    shapes: tuple[tuple[int, int], ...]
+    origins: tuple[int, ...]
+    width: int
+
+    @classmethod
+    def stacked(cls, shapes: Sequence[tuple[int, int]], *, align: int = 1, pad: int = 0) -> SceneLayout:
+        """The layout of ``shapes`` stacked with rows aligned to ``align`` and ``pad`` rows between scenes."""
+        shapes = tuple((int(h), int(w)) for h, w in shapes)
+        if len(shapes) == 1:
+            return cls(shapes, (0,), shapes[0][1])
+        origins, row = [], 0
+        for h, _ in shapes:
+            origins.append(row)
+            row = -(-(row + h + pad) // align) * align
+        return cls(shapes, tuple(origins), max(w for _, w in shapes))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the virtual grid."""
+        return self.origins[-1] + self.shapes[-1][0], self.width
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def to_global(self, scene: int, local: np.ndarray) -> np.ndarray:
+        """Virtual flat indices of a scene's flat (row-major) pixel indices."""
+        rows, cols = np.divmod(np.asarray(local, dtype=np.int64), self.shapes[scene][1])
+        return (rows + self.origins[scene]) * self.width + cols
+
+    def to_local(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(scene, local flat index)`` of virtual flat indices."""
+        rows, cols = np.divmod(np.asarray(index, dtype=np.int64), self.width)
+        scene = np.searchsorted(np.asarray(self.origins), rows, side="right") - 1
+        widths = np.asarray([w for _, w in self.shapes], dtype=np.int64)
+        return scene, (rows - np.asarray(self.origins, dtype=np.int64)[scene]) * widths[scene] + cols
+
+    def groups(self, index: np.ndarray):
+        """Yield ``(scene, positions, local indices)`` for the virtual indices ``index``, scene by scene."""
+        scene, local = self.to_local(index)
+        for k in np.unique(scene):
+            pos = np.flatnonzero(scene == k)
+            yield int(k), pos, local[pos]
+
+    def chunk_keys(self, index: np.ndarray, cubes: Sequence[Any]) -> np.ndarray:
+        """One integer per virtual index naming its scene and the chunk of that scene's cube holding it.
+
+        Cubes without chunks (in memory) count as one chunk.
+        """
+        scene, local = self.to_local(index)
+        keys = np.zeros(len(index), dtype=np.int64)
+        for k in np.unique(scene):
+            pos = np.flatnonzero(scene == k)
+            rows, cols = np.divmod(local[pos], self.shapes[k][1])
+            chunk = cubes[k].chunk_of(rows, cols) if hasattr(cubes[k], "chunk_of") else np.zeros(pos.size, np.int64)
+            keys[pos] = int(k) << 32 | chunk
+        return keys
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able record (stored with a split)."""
+        return {"shapes": [list(s) for s in self.shapes], "origins": list(self.origins), "width": self.width}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SceneLayout:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(tuple((int(h), int(w)) for h, w in d["shapes"]), tuple(int(o) for o in d["origins"]), int(d["width"]))
+
+
+@dataclass(frozen=True)
+class LabelledPixels:
+    """The labelled, valid pixels of a (virtual) label grid, sparse: what a split is drawn from.
+
+    Attributes:
+        index: ``[n]`` sorted unique flat indices into the grid.
+        labels: ``[n]`` class ids (≥ 1) of those pixels.
+        layout: the grid (one scene, or several stacked).
+        scene_of: ``[n]`` the scene each pixel belongs to.
+
+    .. versionadded:: 0.2
+    """
+
+    index: np.ndarray
+    labels: np.ndarray
+    layout: SceneLayout
+
+    @property
+    def scene_of(self) -> np.ndarray:
+        return self.layout.to_local(self.index)[0]
 
 
 def _bad_split(spec: object, why: str) -> UsageError:
@@ -141,6 +258,8 @@ def parse_split(spec: str | SplitSpec) -> SplitSpec:
         return SplitSpec("per-class", _parse_int(spec, arg, "N"))
     if kind == "fraction":
         return SplitSpec("fraction", _parse_fraction(spec, arg))
+    if kind == "scenes":
+        return SplitSpec("scenes", _parse_fraction(spec, arg))
     if kind == "blocks":
         size, comma, frac = arg.partition(",")
         s = _parse_int(spec, size.strip(), "block size S")
@@ -173,6 +292,7 @@ class Split:
             0 otherwise.
         classes: every class id labelled (inside the valid mask) in the grid the split was drawn
             from, including any class a ``blocks`` split left in no subset.
+        layout: where several scenes sit in the grid (:class:`SceneLayout`); ``None`` for one scene.
 
     .. versionadded:: 0.1
     """
@@ -190,6 +310,7 @@ class Split:
     val_fraction: float = 0.1
     gap: int = 0
     classes: tuple[int, ...] = ()
+    layout: SceneLayout | None = None
 
     def __post_init__(self) -> None:
         for name in (*SUBSETS, *(f"{s}_labels" for s in SUBSETS)):
@@ -201,6 +322,11 @@ class Split:
         object.__setattr__(self, "classes", tuple(sorted(present | {int(c) for c in self.classes})))
 
     # -- views ------------------------------------------------------------------------------
+    @property
+    def scenes(self) -> SceneLayout:
+        """The layout of the split's scenes (one scene: its own grid)."""
+        return self.layout if self.layout is not None else SceneLayout.stacked([self.shape])
+
     def indices(self, subset: str) -> np.ndarray:
         """Return the flat pixel indices of ``subset`` (``"train"``, ``"val"`` or ``"test"``)."""
         if subset not in SUBSETS:
@@ -269,6 +395,7 @@ class Split:
             "val_fraction": self.val_fraction,
             "gap": self.gap,
             "classes": list(self.classes),
+            **({"layout": self.layout.to_dict()} if self.layout is not None else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -309,8 +436,9 @@ class Split:
                 val_fraction=float(d.get("val_fraction", 0.1)),
                 gap=int(d.get("gap", 0)),
                 classes=tuple(int(c) for c in d.get("classes", ())),
+                layout=SceneLayout.from_dict(d["layout"]) if d.get("layout") else None,
             )
-        except (TypeError, ValueError, UsageError) as e:
+        except (TypeError, ValueError, KeyError, UsageError) as e:
             raise InputFormatError(f"{source} is not a valid split ({e}); re-create it with make_split/save") from e
         split._check(source)
         return split
@@ -382,8 +510,9 @@ class Split:
     __hash__ = None  # type: ignore[assignment]  # mutable-looking arrays: not hashable
 
     def __repr__(self) -> str:
+        scenes = f", scenes={len(self.layout)}" if self.layout is not None else ""
         return (
-            f"Split(spec={self.spec!r}, seed={self.seed}, shape={self.shape}, "
+            f"Split(spec={self.spec!r}, seed={self.seed}, shape={self.shape}{scenes}, "
             f"train={self.train.size}, val={self.val.size}, test={self.test.size})"
         )
 
@@ -466,22 +595,27 @@ def _chebyshev_near(mask: np.ndarray, radius: int) -> np.ndarray:
     return maximum_filter(mask.view(np.uint8), size=2 * radius + 1, mode="constant", cval=0).astype(bool)
 
 
+def _block_ids(idx: np.ndarray, grid: LabelledPixels, spec: SplitSpec) -> np.ndarray:
+    """The unit each labelled pixel is held out with: its S×S block, or (``scenes``) its scene."""
+    if spec.kind == "scenes":
+        return grid.layout.to_local(idx)[0]
+    s, w = int(spec.value), grid.layout.width
+    rows, cols = np.divmod(idx, w)
+    return (rows // s) * -(-w // s) + cols // s
+
+
 def _blocks(
     idx: np.ndarray,
     lab: np.ndarray,
-    shape: tuple[int, int],
+    grid: LabelledPixels,
     spec: SplitSpec,
     val_fraction: float,
     gap: int,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Assign whole S×S blocks to train/val/test, then drop training pixels near held-out ones."""
-    h, w = shape
-    s = int(spec.value)
-    nbx = -(-w // s)
-    rows, cols = np.divmod(idx, w)
-    block = (rows // s) * nbx + cols // s
-    blocks, inv = np.unique(block, return_inverse=True)
+    """Assign whole S×S blocks (or whole scenes) to train/val/test, then drop training pixels near held-out ones."""
+    h, w = grid.layout.shape
+    blocks, inv = np.unique(_block_ids(idx, grid, spec), return_inverse=True)
     classes, cinv = np.unique(lab, return_inverse=True)
     nb, k = blocks.size, classes.size
     counts = np.zeros((nb, k), dtype=np.int64)
@@ -502,7 +636,7 @@ def _blocks(
             if free:
                 side[free[0]] = target
 
-    f = spec.train_fraction
+    f = spec.train_share
     goal = np.array([f * (1 - val_fraction), f * val_fraction, 1 - f]) * total
     got = np.array([per_block[side == t].sum() for t in (_TRAIN, _VAL, _TEST)], dtype=float)
     for b in order:
@@ -516,6 +650,8 @@ def _blocks(
 
     def resolve(assign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pix_side = assign[inv]
+        if gap == 0:  # no pixel is dropped (whole scenes): no grid needed
+            return pix_side, pix_side == _TRAIN
         held = np.zeros(h * w, dtype=bool)
         held[idx[pix_side != _TRAIN]] = True
         near = _chebyshev_near(held.reshape(h, w), gap).reshape(-1)
@@ -551,7 +687,7 @@ def _blocks(
 
 
 def make_split(
-    labels: np.ndarray,
+    labels: np.ndarray | LabelledPixels,
     spec: str | SplitSpec,
     *,
     seed: int = 0,
@@ -565,7 +701,8 @@ def make_split(
 
     Args:
         labels: ``[H, W]`` class ids, 0 = unlabelled (integer, or float holding whole numbers;
-            NaN counts as unlabelled).
+            NaN counts as unlabelled), or the :class:`LabelledPixels` of one or several scenes
+            (``valid`` is then already applied; the split records their :class:`SceneLayout`).
         spec: a split string (see the module docstring) or a :class:`SplitSpec`.
         seed: random seed (>= 0); the same inputs and seed always give the same split.
         val_fraction: share of the training side moved to validation, in ``[0, 1)``.
@@ -602,8 +739,20 @@ def make_split(
             f"split {sp} has blocks smaller than the {2 * gap + 1}-pixel span of the gap {gap} around a pixel; "
             f"use blocks:S with S >= {2 * gap + 1} (e.g. blocks:{max(32, 2 * gap + 1)}) or a smaller window/gap"
         )
-    labels = np.asarray(labels)
-    idx, lab = _labelled_pixels(labels, valid)
+    grid = labels if isinstance(labels, LabelledPixels) else None
+    if grid is None:
+        labels = np.asarray(labels)
+        idx, lab = _labelled_pixels(labels, valid)
+        grid = LabelledPixels(idx, lab, SceneLayout.stacked([labels.shape]))
+    if grid.index.size == 0:
+        raise DataError(
+            "the scenes hold no labelled pixels inside their valid pixels; give labels (0 = unlabelled, classes 1..K)"
+        )
+    if sp.kind == "scenes" and len(grid.layout) < 2:
+        raise UsageError(
+            f"split {sp} holds out whole scenes but training has {len(grid.layout)}; give several scenes or use blocks:S"
+        )
+    idx, lab = np.asarray(grid.index, dtype=np.int64), np.asarray(grid.labels, dtype=np.int64)
     rng = np.random.default_rng(int(seed))
     groups = _by_class(idx, lab)
     sizes = {c: int(p.size) for c, p in groups.items()}
@@ -635,7 +784,7 @@ def make_split(
         side = {c: min(m - 1, max(1, _round_half_up(f * m))) for c, m in sizes.items()}
         parts = _stratified(groups, side, val_fraction, rng)
     else:
-        tr, va, te = _blocks(idx, lab, labels.shape, sp, float(val_fraction), int(gap), rng)
+        tr, va, te = _blocks(idx, lab, grid, sp, float(val_fraction), int(gap) if sp.kind == "blocks" else 0, rng)
         parts = None
     if parts is not None:
         tr, va, te = (np.concatenate([p[i] for p in parts.values()]) for i in range(3))
@@ -648,14 +797,15 @@ def make_split(
     split = Split(
         spec=str(sp),
         seed=int(seed),
-        shape=labels.shape,
+        shape=grid.layout.shape,
         window=int(window),
         val_fraction=float(val_fraction),
         gap=int(gap) if sp.kind == "blocks" else 0,
         classes=tuple(groups),
+        layout=grid.layout if len(grid.layout) > 1 else None,
         **arrays,
     )
-    if sp.kind == "blocks":
+    if sp.kind in ("blocks", "scenes"):
         missing = split.missing_classes()
         if missing["train"] or missing["test"]:
             gaps = "; ".join(
@@ -664,11 +814,12 @@ def make_split(
                 if missing[sub]
             )
             warnings.warn(
-                f"split {sp}: {gaps} (classes confined to few blocks or within the gap); "
-                "use smaller blocks, another seed or fraction:F",
+                f"split {sp}: {gaps} (classes confined to few {'scenes' if sp.kind == 'scenes' else 'blocks or within the gap'}); "
+                f"use {'other scenes' if sp.kind == 'scenes' else 'smaller blocks'}, another seed or fraction:F",
+                GeohsiWarning,
                 stacklevel=2,
             )
     return split
 
 
-__all__ = ["SPLIT_FORMS", "SUBSETS", "Split", "SplitSpec", "make_split", "parse_split"]
+__all__ = ["SPLIT_FORMS", "SUBSETS", "LabelledPixels", "SceneLayout", "Split", "SplitSpec", "make_split", "parse_split"]

@@ -83,6 +83,9 @@ class VariantSamples:
         assert x is not None and y is not None
         return x, y
 
+    def sample_keys(self, epoch: int) -> np.ndarray:
+        return self.versions[0].sample_keys(epoch)
+
     def predict(self, model: nn.Module, idx: np.ndarray, *, batch_size: int, device: Any, precision: str) -> np.ndarray:
         return self.versions[0].predict(model, idx, batch_size=batch_size, device=device, precision=precision)
 

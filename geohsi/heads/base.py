@@ -53,12 +53,17 @@ class TrainingSamples(Protocol):
         """Inputs and targets of the samples ``sel`` of an epoch (augmented with ``generator`` when asked)."""
         ...
 
+    def sample_keys(self, epoch: int) -> np.ndarray:
+        """``[epoch_size]`` an integer per sample naming the (scene, chunk) it is read from: streamed
+        training draws each epoch chunk by chunk so a chunk is decompressed once, not once per sample."""
+        ...
+
     def predict(self, model: nn.Module, idx: np.ndarray, *, batch_size: int, device: Any, precision: str) -> np.ndarray:
-        """Predicted logit indices at scene pixels ``idx`` (validation and test scoring)."""
+        """Predicted logit indices at split indices ``idx`` (validation and test scoring)."""
         ...
 
     def with_channels(self, channels: Any) -> TrainingSamples:
-        """The same samples (pixels or tiles, targets) cut from other channels of the same scene grid."""
+        """The same samples (pixels or tiles, targets) cut from other channels of the same scenes (a list, one per scene)."""
         ...
 
 
@@ -119,8 +124,10 @@ class Head(ABC):
         """The samples of a run.
 
         Args:
-            channels: ``[C, H, W]`` transformed scene (lazy DataArray).
-            split: the split.
+            channels: the transformed scenes, one ``[C, H, W]`` array per scene of the split's layout:
+                numpy (in memory), a :class:`~geohsi.spectral.windows.CachedCube` (streamed) or a lazy
+                DataArray; one scene may be given alone.
+            split: the split (its :attr:`~geohsi.datasets.splits.Split.scenes` place the scenes).
             targets: ``[n_train]`` logit index of each training pixel.
             seed: run seed.
             epochs: number of epochs (samples may be drawn for all of them up front).

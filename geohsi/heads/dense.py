@@ -35,28 +35,29 @@ import numpy as np
 import torch
 from torch import nn
 
+from geohsi.datasets.splits import SceneLayout
 from geohsi.errors import DataError, UsageError
 from geohsi.heads.augment import dihedral
 from geohsi.heads.base import CHUNK_BUDGET_BYTES, Head, image_batch, register_head
 from geohsi.prediction import ForwardTimer, default_overlap, dense_block_probabilities, dense_halo, predict_dense_classes
-from geohsi.spectral.windows import MAX_IN_MEMORY_BYTES
 
 #: Target value of pixels the loss ignores (``torch.nn.CrossEntropyLoss``'s default ``ignore_index``).
 IGNORE_INDEX = -100
 
 
-def held_out_mask(split, shape: tuple[int, int]) -> np.ndarray | None:
-    """``[H, W]`` bool mask of the pixels training tiles must not contain, or ``None``.
+def held_out_mask(split, scene: int = 0) -> np.ndarray | None:
+    """``[H, W]`` bool mask of the pixels of one scene that training tiles must not contain, or ``None``.
 
-    For a ``blocks:S`` split: every pixel of each S×S block (anchored at (0, 0), as the split draws
-    them) that holds a validation or test pixel. Other splits keep no pixel out of tile inputs.
+    For a ``blocks:S`` split: every pixel of each S×S block (anchored at the scene's pixel (0, 0), as
+    the split draws them) that holds a validation or test pixel. Other splits keep no pixel out of
+    tile inputs (``scenes:F`` holds out whole scenes, which no tile crosses).
 
     Args:
         split: a :class:`~geohsi.datasets.splits.Split`.
-        shape: ``(H, W)`` of the scene.
+        scene: which of the split's scenes.
 
     Returns:
-        The mask, or ``None`` for ``per-class``/``fraction`` splits.
+        The mask, or ``None`` for ``per-class``/``fraction``/``scenes`` splits.
 
     .. versionadded:: 0.1
     """
@@ -66,9 +67,11 @@ def held_out_mask(split, shape: tuple[int, int]) -> np.ndarray | None:
     if spec.kind != "blocks":
         return None
     s = int(spec.value)
-    h, w = shape
+    layout = split.scenes
+    h, w = layout.shapes[scene]
     held = np.concatenate([np.asarray(split.val, dtype=np.int64), np.asarray(split.test, dtype=np.int64)])
-    rows, cols = np.divmod(held, w)
+    k, local = layout.to_local(held)
+    rows, cols = np.divmod(local[k == scene], w)
     blocks = np.zeros((-(-h // s), -(-w // s)), dtype=bool)
     blocks[rows // s, cols // s] = True
     return np.repeat(np.repeat(blocks, s, axis=0), s, axis=1)[:h, :w]
@@ -84,6 +87,7 @@ class TileSampler:
         train_idx: ``[n]`` flat (row-major) indices of the training pixels.
         train_targets: ``[n]`` class indices (logit order) of those pixels.
         forbidden: ``[H, W]`` pixels no tile may contain (:func:`held_out_mask`), or ``None``.
+        stream: which scene of a run this is (0 for the first): seeds its epochs' draws apart.
 
     Raises:
         DataError: the scene is smaller than a tile, or no allowed tile covers any training pixel.
@@ -96,17 +100,17 @@ class TileSampler:
     train_idx: np.ndarray
     train_targets: np.ndarray
     forbidden: np.ndarray | None = None
+    stream: int = 0
     _allowed: np.ndarray = field(init=False, repr=False)
-    _target_map: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         h, w = self.shape
         t = self.tile
         if t > h or t > w:
             raise DataError(f"the scene is {h}×{w} pixels, smaller than the {t}-pixel training tile; use a smaller --tile")
-        self.train_idx = np.asarray(self.train_idx, dtype=np.int64)
-        self._target_map = np.full((h, w), IGNORE_INDEX, dtype=np.int64)
-        self._target_map.reshape(-1)[self.train_idx] = np.asarray(self.train_targets, dtype=np.int64)
+        order = np.argsort(np.asarray(self.train_idx, dtype=np.int64), kind="stable")
+        self.train_idx = np.asarray(self.train_idx, dtype=np.int64)[order]
+        self.train_targets = np.asarray(self.train_targets, dtype=np.int64)[order]
         # allowed[y, x]: the tile with top-left corner (y, x) contains no forbidden pixel.
         if self.forbidden is None:
             self._allowed = np.ones((h - t + 1, w - t + 1), dtype=bool)
@@ -139,7 +143,7 @@ class TileSampler:
         Returns:
             Origins in the order they were drawn (the caller shuffles batches from it as it likes).
         """
-        rng = np.random.default_rng([seed, epoch, 7])
+        rng = np.random.default_rng([seed, epoch, 7, *([self.stream] if self.stream else [])])
         h, w = self.shape
         t = self.tile
         covered = np.zeros((h, w), dtype=bool)
@@ -158,20 +162,31 @@ class TileSampler:
         return np.asarray(origins, dtype=np.int64).reshape(-1, 2)
 
     def targets(self, origins: np.ndarray) -> np.ndarray:
-        """``[M, S, S]`` int64 targets of tiles at ``origins`` (class index or :data:`IGNORE_INDEX`)."""
-        t = self.tile
-        return (
-            np.stack([self._target_map[y : y + t, x : x + t] for y, x in origins])
-            if len(origins)
-            else np.zeros((0, t, t), np.int64)
-        )
+        """``[M, S, S]`` int64 targets of tiles at ``origins`` (class index or :data:`IGNORE_INDEX`).
+
+        Looked up in the sorted training pixels row by row (no per-scene target raster is held).
+        """
+        t, w = self.tile, self.shape[1]
+        out = np.full((len(origins), t, t), IGNORE_INDEX, dtype=np.int64)
+        rows = np.arange(t)
+        for m, (y, x) in enumerate(origins):
+            starts = (y + rows) * w + x
+            lo, hi = np.searchsorted(self.train_idx, starts), np.searchsorted(self.train_idx, starts + t)
+            for r in np.flatnonzero(hi > lo):
+                idx = self.train_idx[lo[r] : hi[r]]
+                out[m, r, idx - starts[r]] = self.train_targets[lo[r] : hi[r]]
+        return out
 
 
-def training_scene(channels: Any) -> Any:
-    """The channels tiles are cut from: benchmark scenes fit in memory and are transformed once
-    (numpy); larger ones stay lazy and are read tile by tile from Zarr (Dask)."""
-    c, h, w = channels.shape
-    return np.asarray(channels.values, dtype=np.float32) if c * h * w * 4 <= MAX_IN_MEMORY_BYTES else channels.data
+def _epoch_origins(samplers: list[TileSampler | None], seed: int, epoch: int) -> np.ndarray:
+    """``[M, 3]`` ``(scene, row, col)`` origins of one epoch over every scene, scene by scene."""
+    parts = [
+        np.column_stack([np.full(len(o), k), o])
+        for k, s in enumerate(samplers)
+        if s is not None
+        for o in [s.epoch_origins(seed, epoch)]
+    ]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, 3), np.int64)
 
 
 def cut_tiles(channels, origins: np.ndarray, tile: int) -> np.ndarray:
@@ -210,46 +225,69 @@ DEFAULT_CHUNK = 256
 
 @dataclass
 class DenseSamples:
-    """The training tiles of a run: each epoch's random cover of the training pixels.
+    """The training tiles of a run: each epoch's random cover of the training pixels of every scene.
 
     Attributes:
-        scene: ``[C, H, W]`` transformed scene (numpy when it fits in memory, else Dask).
-        sampler: the tile sampler.
-        origins: ``[M_e, 2]`` tile origins of each epoch.
+        scenes: ``[C, H, W]`` transformed scenes (numpy in memory, or :class:`~geohsi.spectral.windows.CachedCube`).
+        samplers: the tile sampler of each scene (``None`` for a scene without training pixels).
+        origins: ``[M_e, 3]`` ``(scene, row, col)`` tile origins of each epoch.
         tile: tile edge.
         overlap: inference tile overlap (validation/test scoring).
+        layout: where the scenes sit in the split's grid.
     """
 
-    scene: Any
-    sampler: TileSampler
+    scenes: list[Any]
+    samplers: list[TileSampler | None]
     origins: list[np.ndarray]
     tile: int
     overlap: int
+    layout: SceneLayout
 
     def epoch_size(self, epoch: int) -> int:
         return len(self.origins[epoch])
 
     def batch(self, epoch: int, sel: np.ndarray, generator: torch.Generator, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
         o = self.origins[epoch][sel]
-        x, y = torch.from_numpy(cut_tiles(self.scene, o, self.tile)), torch.from_numpy(self.sampler.targets(o))
+        x = np.empty((len(o), self.scenes[0].shape[0], self.tile, self.tile), dtype=np.float32)
+        y = np.empty((len(o), self.tile, self.tile), dtype=np.int64)
+        for k in np.unique(o[:, 0]):
+            pos = np.flatnonzero(o[:, 0] == k)
+            x[pos] = cut_tiles(self.scenes[k], o[pos, 1:], self.tile)
+            y[pos] = self.samplers[k].targets(o[pos, 1:])
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
         if augment:
             x, y = dihedral(x, generator, y)
         return x, y
 
+    def sample_keys(self, epoch: int) -> np.ndarray:
+        """``[M_e]`` the (scene, chunk) each tile's origin lies in, as one integer (streamed training)."""
+        o = self.origins[epoch]
+        keys = np.zeros(len(o), dtype=np.int64)
+        for k in np.unique(o[:, 0]):
+            pos = np.flatnonzero(o[:, 0] == k)
+            cube = self.scenes[k]
+            chunk = cube.chunk_of(o[pos, 1], o[pos, 2]) if hasattr(cube, "chunk_of") else 0
+            keys[pos] = int(k) << 32 | chunk
+        return keys
+
     def predict(self, model: nn.Module, idx: np.ndarray, *, batch_size: int, device: Any, precision: str) -> np.ndarray:
-        return predict_dense_classes(
-            model,
-            self.scene,
-            idx,
-            tile=self.tile,
-            overlap=self.overlap,
-            batch_size=batch_size,
-            device=device,
-            precision=precision,
-        )
+        out = np.zeros(len(idx), dtype=np.int64)
+        for k, pos, local in self.layout.groups(idx):
+            scene = self.scenes[k]
+            out[pos] = predict_dense_classes(
+                model,
+                getattr(scene, "data", scene),
+                local,
+                tile=self.tile,
+                overlap=self.overlap,
+                batch_size=batch_size,
+                device=device,
+                precision=precision,
+            )
+        return out
 
     def with_channels(self, channels: Any) -> DenseSamples:
-        return dataclasses.replace(self, scene=training_scene(channels))
+        return dataclasses.replace(self, scenes=channels if isinstance(channels, list) else [channels])
 
 
 @register_head
@@ -325,16 +363,19 @@ class DenseHead(Head):
     def training_samples(
         self, channels: Any, split: Any, targets: np.ndarray, *, seed: int, epochs: int, log: Callable[[str], None]
     ) -> DenseSamples:
-        _, h, w = channels.shape
-        scene = training_scene(channels)
-        sampler = TileSampler((h, w), self.tile, split.train, np.asarray(targets, dtype=np.int64), held_out_mask(split, (h, w)))
-        if not sampler.coverable.all():
+        scenes = channels if isinstance(channels, list) else [channels]
+        layout = split.scenes
+        targets = np.asarray(targets, dtype=np.int64)
+        samplers: list[TileSampler | None] = [None] * len(layout)  # None: a scene without training pixels
+        for k, pos, local in layout.groups(split.train):
+            samplers[k] = TileSampler(layout.shapes[k], self.tile, local, targets[pos], held_out_mask(split, k), stream=k)
+        lost = sum(int((~s.coverable).sum()) for s in samplers if s is not None)
+        if lost:
             log(
-                f"[yellow]{int((~sampler.coverable).sum())} training pixels fit in no {self.tile}-px tile clear of held-out blocks; "
-                "they are not trained on[/]"
+                f"[yellow]{lost} training pixels fit in no {self.tile}-px tile clear of held-out blocks; they are not trained on[/]"
             )
-        origins = [sampler.epoch_origins(seed, e) for e in range(epochs)]
-        return DenseSamples(scene, sampler, origins, self.tile, self.overlap)
+        origins = [_epoch_origins(samplers, seed, e) for e in range(epochs)]
+        return DenseSamples(scenes, samplers, origins, self.tile, self.overlap, layout)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return dense_loss(logits, targets)

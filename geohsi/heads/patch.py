@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geohsi.datasets.splits import SceneLayout
 from geohsi.heads.augment import dihedral
 from geohsi.heads.base import CHUNK_BUDGET_BYTES, Head, image_batch, register_head
 from geohsi.prediction import ForwardTimer, patch_block_probabilities, predict_window_classes
@@ -37,31 +38,54 @@ class PatchSamples:
     """The training windows of a run: one per training pixel, the same pixels every epoch.
 
     Attributes:
-        source: windows of the transformed scene.
-        train_idx: ``[n]`` flat indices of the training pixels.
+        sources: windows of each transformed scene.
+        layout: where the scenes sit in the split's grid.
+        train_idx: ``[n]`` split (virtual) indices of the training pixels.
         targets: ``[n]`` int64 logit index of each.
     """
 
-    source: WindowSource
+    sources: list[WindowSource]
+    layout: SceneLayout
     train_idx: np.ndarray
     targets: torch.Tensor
 
     def epoch_size(self, epoch: int) -> int:
         return len(self.train_idx)
 
+    def windows(self, idx: np.ndarray) -> np.ndarray:
+        """``[N, C, S, S]`` windows at split indices ``idx``, cut from their scenes, in order."""
+        if len(self.sources) == 1:
+            return self.sources[0].windows(idx)
+        out = None
+        for k, pos, local in self.layout.groups(idx):
+            w = self.sources[k].windows(local)
+            if out is None:
+                out = np.empty((len(idx), *w.shape[1:]), dtype=np.float32)
+            out[pos] = w
+        return out
+
     def batch(self, epoch: int, sel: np.ndarray, generator: torch.Generator, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(self.source.windows(self.train_idx[sel]))
+        x = torch.from_numpy(self.windows(self.train_idx[sel]))
         if augment:
             x, _ = dihedral(x, generator)
         return x, self.targets[sel]
 
+    def sample_keys(self, epoch: int) -> np.ndarray:
+        """``[n]`` the (scene, chunk) each sample is read from, as one integer (streamed training)."""
+        return self.layout.chunk_keys(self.train_idx, [s.channels for s in self.sources])
+
     def predict(self, model: nn.Module, idx: np.ndarray, *, batch_size: int, device: Any, precision: str) -> np.ndarray:
-        return predict_window_classes(
-            model, self.source, idx, batch_size=max(batch_size, EVAL_BATCH), device=device, precision=precision
-        )
+        out = np.zeros(len(idx), dtype=np.int64)
+        for k, pos, local in self.layout.groups(idx):
+            out[pos] = predict_window_classes(
+                model, self.sources[k], local, batch_size=max(batch_size, EVAL_BATCH), device=device, precision=precision
+            )
+        return out
 
     def with_channels(self, channels: Any) -> PatchSamples:
-        return PatchSamples(WindowSource(channels, self.source.window, self.source.input_size), self.train_idx, self.targets)
+        scenes = channels if isinstance(channels, list) else [channels]
+        w = self.sources[0]
+        return PatchSamples([WindowSource(c, w.window, w.input_size) for c in scenes], self.layout, self.train_idx, self.targets)
 
 
 @register_head
@@ -113,8 +137,9 @@ class PatchHead(Head):
     def training_samples(
         self, channels: Any, split: Any, targets: np.ndarray, *, seed: int, epochs: int, log: Callable[[str], None]
     ) -> PatchSamples:
-        source = WindowSource(channels, self.window, self.input_size)
-        return PatchSamples(source, np.asarray(split.train), torch.as_tensor(np.asarray(targets, dtype=np.int64)))
+        scenes = channels if isinstance(channels, list) else [channels]
+        sources = [WindowSource(c, self.window, self.input_size) for c in scenes]
+        return PatchSamples(sources, split.scenes, np.asarray(split.train), torch.as_tensor(np.asarray(targets, dtype=np.int64)))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), targets)

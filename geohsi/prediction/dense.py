@@ -195,6 +195,7 @@ def predict_dense(
     batch_size: int = 32,
     device: Any = "cpu",
     precision: str = "fp32",
+    pixels: np.ndarray | None = None,
 ) -> np.ndarray:
     """Dense class probabilities of a whole scene, block by block (bounded memory, no Dask cluster).
 
@@ -210,9 +211,11 @@ def predict_dense(
         batch_size: tiles per forward.
         device: torch device.
         precision: ``fp32`` or ``bf16``.
+        pixels: flat (row-major) indices of the pixels wanted; only the blocks holding them are
+            predicted (the others stay NaN). ``None``: every block.
 
     Returns:
-        ``[K, H, W]`` float32 probabilities, NaN at invalid pixels.
+        ``[K, H, W]`` float32 probabilities, NaN at invalid pixels (and outside the blocks predicted).
 
     Raises:
         UsageError: a scene smaller than the tile, or bad tile/overlap.
@@ -233,9 +236,21 @@ def predict_dense(
     halo_blocks = overlap_reflect(arr, r)
     ys = np.concatenate([[0], np.cumsum(arr.chunks[1])])
     xs = np.concatenate([[0], np.cumsum(arr.chunks[2])])
+    wanted = None
+    if pixels is not None:
+        rows, cols = np.divmod(np.asarray(pixels, dtype=np.int64), wid)
+        wanted = set(
+            zip(
+                (np.searchsorted(ys, rows, side="right") - 1).tolist(),
+                (np.searchsorted(xs, cols, side="right") - 1).tolist(),
+                strict=True,
+            )
+        )
     out = None
     for i in range(len(ys) - 1):
         for j in range(len(xs) - 1):
+            if wanted is not None and (i, j) not in wanted:
+                continue
             b = np.asarray(halo_blocks.blocks[0, i, j].compute())
             p = dense_block_probabilities(
                 b,
@@ -249,9 +264,9 @@ def predict_dense(
                 precision=precision,
             )
             if out is None:
-                out = np.empty((p.shape[0], hgt, wid), dtype=np.float32)
+                out = np.full((p.shape[0], hgt, wid), np.nan, dtype=np.float32)
             out[:, ys[i] : ys[i + 1], xs[j] : xs[j + 1]] = p
-    return out
+    return out if out is not None else np.zeros((0, hgt, wid), np.float32)  # no pixel wanted: nothing predicted
 
 
 def predict_dense_classes(
@@ -282,7 +297,11 @@ def predict_dense_classes(
 
     .. versionadded:: 0.1
     """
-    probs = predict_dense(model, channels, tile=tile, overlap=overlap, batch_size=batch_size, device=device, precision=precision)
+    if len(idx) == 0:
+        return np.zeros(0, dtype=np.int64)
+    probs = predict_dense(
+        model, channels, tile=tile, overlap=overlap, batch_size=batch_size, device=device, precision=precision, pixels=idx
+    )
     flat = probs.reshape(probs.shape[0], -1)[:, idx]
     return np.nan_to_num(flat, nan=-1.0).argmax(0)
 

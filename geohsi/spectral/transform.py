@@ -11,6 +11,7 @@ and applies the identical arithmetic chunk by chunk.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,81 @@ def _radiometry(ds: xr.Dataset) -> tuple[str, str | None, bool]:
     units = v.attrs.get("units") or ds.attrs.get("units")
     scaled = "scale_factor" in v.attrs or "add_offset" in v.attrs
     return str(v.name), (str(units) if units else None), bool(scaled)
+
+
+#: Pixels of the pooled sample a transform is fitted on when a run has several scenes.
+FIT_SAMPLE_PIXELS = 100_000
+
+
+def pixel_sample(ds: xr.Dataset, n: int, seed: int) -> xr.Dataset:
+    """Up to ``n`` valid pixels of a scene (from nine windows spread over it) as a ``[B, 1, n]`` scene in physical units.
+
+    The sample keeps the scene's band table, quantity and units; its values are physical (scale
+    applied, ``scale_factor`` 1 when the scene declared one) and it has no nodata value.
+    """
+    from geohsi.scene import cube, make_scene
+
+    sub = window_sample(ds)
+    values = np.asarray(physical_cube(sub, dtype="float32").values).reshape(int(ds.sizes["band"]), -1)
+    ok = np.flatnonzero(np.isfinite(values).all(axis=0))
+    pick = np.sort(np.random.default_rng(seed).permutation(ok)[:n]) if ok.size > n else ok
+    v = cube(ds)
+    scaled = "scale_factor" in v.attrs or "add_offset" in v.attrs
+    out = make_scene(
+        values[:, pick][:, None, :],
+        var=str(v.name),
+        wavelength=ds["wavelength"].values,
+        fwhm=ds["fwhm"].values,
+        good_band=ds["good_band"].values,
+        scale_factor=1.0 if scaled else None,
+        attrs={k: a for k, a in ds.attrs.items() if k in ("units", "sensor")},
+    )
+    if v.attrs.get("units"):
+        out[str(v.name)].attrs["units"] = v.attrs["units"]
+    out.encoding["source"] = ds.encoding.get("source", "the scene")
+    return out
+
+
+def concat_samples(samples: list[xr.Dataset]) -> xr.Dataset:
+    """Pixel samples of one band table side by side (``[B, 1, Σn]``), as one scene."""
+    from geohsi.scene import cube
+
+    var = str(cube(samples[0]).name)
+    data = np.concatenate([np.asarray(cube(s).values) for s in samples], axis=2)
+    out = samples[0].isel(x=slice(0, 0)).copy()
+    return (
+        out.drop_vars(["x"])
+        .assign({var: (("band", "y", "x"), data, cube(samples[0]).attrs)})
+        .assign_coords(x=np.arange(data.shape[2]) + 0.5)
+    )
+
+
+def _check_poolable(scenes: list[xr.Dataset], method: str) -> None:
+    """Refuse scenes that cannot share one transform: other quantities, or other band tables for PCA."""
+    first_q, first = _radiometry(scenes[0])[0], _source(scenes[0])
+    for ds in scenes[1:]:
+        q = _radiometry(ds)[0]
+        if q != first_q:
+            raise BandMismatchError(f"{_source(ds)} holds {q} but {first} holds {first_q}; train on scenes of one quantity")
+        if method == "pca" and not _same_band_table(scenes[0], ds):
+            raise BandMismatchError(
+                f"PCA needs one band table, but {_source(ds)} ({int(ds.sizes['band'])} bands) and {first} "
+                f"({int(scenes[0].sizes['band'])} bands) differ; train with --spectral s2 to combine sensors by wavelength"
+            )
+
+
+def _same_band_table(a: xr.Dataset, b: xr.Dataset) -> bool:
+    return same_band_table(
+        np.asarray(a["wavelength"].values, dtype="float64"), np.asarray(b["wavelength"].values, dtype="float64")
+    )
+
+
+def same_band_table(wa: np.ndarray, wb: np.ndarray, tol_nm: float = WAVELENGTH_TOL_NM) -> bool:
+    """Whether two band tables are one sensor's: as many bands, centres within ``tol_nm`` wherever both are known."""
+    if wa.size != wb.size:
+        return False
+    both = np.isfinite(wa) & np.isfinite(wb)
+    return not both.any() or float(np.abs(wa - wb)[both].max()) <= tol_nm
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,6 +219,54 @@ class SpectralTransform:
         stats = channel_stats(strided_sample(ds), projection, normalizer)
         return cls(method, projection, normalizer, int(ds.sizes["band"]), _frozen(wl), quantity, units, scaled, rng, stats)
 
+    @classmethod
+    def fit_many(
+        cls,
+        scenes: list[xr.Dataset],
+        method: str = "pca",
+        n_components: int = 12,
+        norm: str = "standard",
+        *,
+        percentiles: tuple[float, float] | None = None,
+        seed: int = 0,
+        sample_pixels: int = FIT_SAMPLE_PIXELS,
+    ) -> SpectralTransform:
+        """Fit on the pixels of several scenes: one scene is :meth:`fit` itself (every valid pixel).
+
+        Several scenes are fitted on a pooled sample of about ``sample_pixels`` valid pixels drawn
+        from nine windows of each (:func:`~geohsi.spectral.guard.window_sample`), in physical units.
+        PCA needs one band table (one sensor); Sentinel-2 resampling takes each scene through its own
+        resampling onto the 12 bands, so scenes of several sensors train together.
+
+        Args:
+            scenes: the scenes (lazy).
+            method, n_components, norm, percentiles, seed: see :meth:`fit`.
+            sample_pixels: pixels of the pooled sample, over all scenes.
+
+        Returns:
+            The fitted transform (its input band table is the first scene's).
+
+        Raises:
+            BandMismatchError: PCA over scenes of different band tables, or scenes of different quantities.
+        """
+        if len(scenes) == 1:
+            return cls.fit(scenes[0], method, n_components, norm, percentiles=percentiles, seed=seed)
+        _check_poolable(scenes, method)
+        samples = [pixel_sample(ds, max(n_components + 1, sample_pixels // len(scenes)), seed + k) for k, ds in enumerate(scenes)]
+        if method == "pca":
+            return cls.fit(concat_samples(samples), method, n_components, norm, percentiles=percentiles, seed=seed)
+        ref = cls.fit(samples[0], method, n_components, norm, percentiles=percentiles, seed=seed)
+        projections = [ref.projection, *(ref.check_scene(s) for s in samples[1:])]
+        channels = xr.concat([p.apply(physical_cube(s)) for p, s in zip(projections, samples, strict=True)], dim="x")
+        normalizer = Normalizer.fit(channels, norm, percentiles=percentiles)
+        used = np.concatenate(
+            [np.asarray(physical_cube(s).values[p.band_indices]).reshape(-1) for p, s in zip(projections, samples, strict=True)]
+        )
+        used = used[np.isfinite(used)]
+        rng = (float(np.percentile(used, 1.0)), float(np.percentile(used, 99.0))) if used.size else None
+        stats = ChannelStats.of(normalizer.apply(channels).values)
+        return dataclasses.replace(ref, normalizer=normalizer, input_range=rng, channel_stats=stats)
+
     @property
     def channel_names(self) -> list[str]:
         """Output channel names (``PC1…`` or ``B01…``)."""
@@ -155,11 +279,7 @@ class SpectralTransform:
 
     def same_sensor(self, ds: xr.Dataset, *, tol_nm: float = WAVELENGTH_TOL_NM) -> bool:
         """Whether a scene has the fitting scene's band table (count, and wavelengths within ``tol_nm``)."""
-        if int(ds.sizes["band"]) != self.input_band_count:
-            return False
-        wl, fw = np.asarray(ds["wavelength"].values, dtype="float64"), self.input_wavelengths
-        both = np.isfinite(wl) & np.isfinite(fw)
-        return not both.any() or float(np.abs(wl - fw)[both].max()) <= tol_nm
+        return same_band_table(np.asarray(ds["wavelength"].values, dtype="float64"), self.input_wavelengths, tol_nm)
 
     def check_scene(self, ds: xr.Dataset, *, tol_nm: float = WAVELENGTH_TOL_NM, warn: Any = None) -> PCAParams | S2Resampler:
         """Check that a scene is one this transform can map.

@@ -191,23 +191,96 @@ def extract_windows(
 
 #: Scenes whose transformed channels (float32) fit in this many bytes are held in memory whole.
 MAX_IN_MEMORY_BYTES = 2 * 1024**3
+#: Computed chunks a :class:`CachedCube` keeps (each ``C × chunk²`` float32: 3 MB for 12 × 256²).
+CACHED_CHUNKS = 16
+
+
+class CachedCube:
+    """A lazy ``[C, H, W]`` channel cube read chunk by chunk, with the last chunks computed kept.
+
+    Indexing with slices (``cube[:, y0:y1, x0:x1]``) computes only the chunks the window touches, each
+    once while it stays among the :data:`CACHED_CHUNKS` most recently used: training samples drawn
+    chunk by chunk (:func:`chunk_grouped_order`) decompress every chunk once per epoch, not once per
+    sample. Pickles without its cache, so data-loader workers each keep their own.
+
+    Attributes:
+        data: the Dask array (one chunk along C).
+        max_chunks: chunks kept.
+    """
+
+    def __init__(self, data: da.Array, max_chunks: int = CACHED_CHUNKS) -> None:
+        self.data = data if data.numblocks[0] == 1 else data.rechunk({0: -1})
+        self.max_chunks = int(max_chunks)
+        self.shape = tuple(int(s) for s in self.data.shape)
+        self.dtype = np.dtype("float32")
+        self.ndim = 3
+        self._ys = np.concatenate([[0], np.cumsum(self.data.chunks[1])])
+        self._xs = np.concatenate([[0], np.cumsum(self.data.chunks[2])])
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_cache": {}}
+
+    def chunk_of(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The chunk (flat id) holding each pixel."""
+        bi = np.searchsorted(self._ys, rows, side="right") - 1
+        bj = np.searchsorted(self._xs, cols, side="right") - 1
+        return bi * (len(self._xs) - 1) + bj
+
+    def _chunk(self, i: int, j: int) -> np.ndarray:
+        key = (i, j)
+        if key in self._cache:
+            self._cache[key] = self._cache.pop(key)  # most recently used last
+            return self._cache[key]
+        block = np.asarray(self.data.blocks[0, i, j].compute(scheduler="synchronous"), dtype=np.float32)
+        self._cache[key] = block
+        while len(self._cache) > self.max_chunks:
+            self._cache.pop(next(iter(self._cache)))
+        return block
+
+    def __getitem__(self, key: tuple[Any, slice, slice]) -> np.ndarray:
+        cs, ys, xs = key
+        y0, y1, _ = ys.indices(self.shape[1])
+        x0, x1, _ = xs.indices(self.shape[2])
+        out = np.empty((self.shape[0], y1 - y0, x1 - x0), dtype=np.float32)
+        for i in range(np.searchsorted(self._ys, y0, side="right") - 1, np.searchsorted(self._ys, y1 - 1, side="right")):
+            for j in range(np.searchsorted(self._xs, x0, side="right") - 1, np.searchsorted(self._xs, x1 - 1, side="right")):
+                a, b = max(y0, self._ys[i]), min(y1, self._ys[i + 1])
+                c, d = max(x0, self._xs[j]), min(x1, self._xs[j + 1])
+                out[:, a - y0 : b - y0, c - x0 : d - x0] = self._chunk(i, j)[
+                    :, a - self._ys[i] : b - self._ys[i], c - self._xs[j] : d - self._xs[j]
+                ]
+        return out[cs]
+
+
+def reflect_window(cube: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``cube[:, rows][:, :, cols]`` with out-of-scene indices reflected (``numpy.pad(mode="reflect")``)."""
+    h, w = cube.shape[1], cube.shape[2]
+    rr = np.abs(rows)
+    rr = np.where(rr >= h, 2 * (h - 1) - rr, rr)
+    cc = np.abs(cols)
+    cc = np.where(cc >= w, 2 * (w - 1) - cc, cc)
+    region = cube[:, int(rr.min()) : int(rr.max()) + 1, int(cc.min()) : int(cc.max()) + 1]
+    return region[:, rr - rr.min()][:, :, cc - cc.min()]
 
 
 @dataclass
 class WindowSource:
     """Windows around pixels of one scene, after its spectral transform (training and evaluation).
 
-    Scenes whose transformed channels fit in memory (≤ ``max_in_memory_bytes``, all the benchmark
-    scenes) are transformed once and padded once; larger scenes are read chunk by chunk with
-    halos (:func:`windows_at`), the same code path as distributed inference.
+    The channels come in three forms: in memory (numpy, or a DataArray small enough —
+    ≤ ``max_in_memory_bytes``, all the benchmark scenes — transformed once and padded once), a
+    :class:`CachedCube` (streamed training: each window read from its cached chunks), or lazy
+    (a larger DataArray, read chunk by chunk with halos by :func:`windows_at`, the same code path as
+    distributed inference).
 
     Attributes:
-        channels: the transformed scene ``(channel, y, x)`` (lazy).
+        channels: the transformed scene ``(channel, y, x)``.
         window: window edge (odd, pixels).
         input_size: model input edge (pixels).
     """
 
-    channels: xr.DataArray
+    channels: Any
     window: int
     input_size: int
     max_in_memory_bytes: int = MAX_IN_MEMORY_BYTES
@@ -216,8 +289,10 @@ class WindowSource:
     def __post_init__(self) -> None:
         c, h, w = self.channels.shape
         check_window(self.window, h, w)
-        if c * h * w * 4 <= self.max_in_memory_bytes:
-            arr = np.asarray(self.channels.values, dtype=np.float32)
+        if isinstance(self.channels, np.ndarray) or (
+            isinstance(self.channels, xr.DataArray) and c * h * w * 4 <= self.max_in_memory_bytes
+        ):
+            arr = np.asarray(getattr(self.channels, "values", self.channels), dtype=np.float32)
             self._padded = pad_reflect_halo(arr, self.window // 2)
 
     @property
@@ -229,6 +304,13 @@ class WindowSource:
         rows, cols = np.divmod(np.asarray(flat_idx, dtype=np.int64), self.shape[1])
         if self._padded is not None:
             return windows_for_block(self._padded, rows, cols, self.window, self.input_size)
+        if isinstance(self.channels, CachedCube):
+            r = self.window // 2
+            span = np.arange(-r, r + 1)
+            wins = [reflect_window(self.channels, y + span, x + span) for y, x in zip(rows, cols, strict=True)]
+            block = np.stack(wins) if wins else np.zeros((0, self.channels.shape[0], self.window, self.window), np.float32)
+            np.nan_to_num(block, copy=False, nan=0.0)
+            return resize_windows(block, self.input_size)
         return windows_at(self.channels, rows, cols, self.window, self.input_size)
 
 
@@ -339,8 +421,11 @@ def windows_at(
 __all__ = [
     "DEFAULT_OUT_SIZE",
     "DEFAULT_WINDOW",
+    "CACHED_CHUNKS",
     "MAX_IN_MEMORY_BYTES",
+    "CachedCube",
     "WindowSource",
+    "reflect_window",
     "check_window",
     "extract_windows",
     "overlap_reflect",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,56 @@ from geohsi.errors import UsageError
 METHODS = ("svm", "rf")
 
 
+def _features(data: Any, features: str, seed: int) -> list[Any]:
+    """Per scene, the ``[F, H, W]`` feature cube the classifier reads at the split's pixels (lazy)."""
+    from geohsi.spectral.normalize import physical_cube
+    from geohsi.spectral.pca import good_band_indices
+
+    if features == "raw":
+        from geohsi.spectral.transform import _check_poolable
+
+        _check_poolable([s.ds for s in data.scenes], "pca")  # raw spectra compare only within one band table
+        return [physical_cube(s.ds, dtype="float32").isel(band=good_band_indices(s.ds)) for s in data.scenes]
+    from geohsi.spectral.transform import SpectralTransform
+
+    t = SpectralTransform.fit_many([s.ds for s in data.scenes], "pca", 12, "standard", seed=seed)
+    return [t.apply(s.ds) for s in data.scenes]
+
+
+def pixel_values(cubes: list[Any], layout: Any, idx: np.ndarray) -> np.ndarray:
+    """``[N, F]`` values of the features at split indices ``idx`` (reads only the chunks holding them)."""
+    out = np.zeros((len(idx), int(cubes[0].shape[0])), dtype=np.float32)
+    for k, pos, local in layout.groups(idx):
+        rows, cols = np.divmod(local, layout.shapes[k][1])
+        data = cubes[k].data
+        if hasattr(data, "vindex"):  # Dask puts the picked pixels first: [N, F], reading only their chunks
+            out[pos] = np.asarray(data.vindex[:, rows, cols], dtype=np.float32)
+        else:
+            out[pos] = np.asarray(data, dtype=np.float32)[:, rows, cols].T
+    return out
+
+
+def _classifier(method: str, y_train: np.ndarray, seed: int, svm_c: float | None) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    if method == "rf":
+        return RandomForestClassifier(n_estimators=500, random_state=seed, n_jobs=-1)
+    pipe = make_pipeline(StandardScaler(), SVC(kernel="rbf", gamma="scale", C=svm_c or 100.0))
+    min_count = int(np.bincount(y_train)[np.unique(y_train)].min())
+    if svm_c is None and min_count >= 2:
+        cv = StratifiedKFold(n_splits=min(3, min_count), shuffle=True, random_state=seed)
+        pipe = GridSearchCV(pipe, {"svc__C": [1.0, 10.0, 100.0, 1000.0]}, cv=cv, n_jobs=1)
+    return pipe
+
+
 def baseline(
-    scene: str | os.PathLike,
+    scene: str | os.PathLike | Sequence[Any],
     *,
+    labels: Any = None,
     method: str = "svm",
     split: str = "per-class:10",
     features: str = "raw",
@@ -39,11 +87,13 @@ def baseline(
     """Fit a classical classifier on the training pixels and score the test pixels.
 
     Args:
-        scene: labelled scene store.
+        scene: a labelled scene, or several (as ``geohsi train`` takes them).
+        labels: where the labels come from (a :class:`~geohsi.training.data.LabelSource`; default:
+            each store's ``labels``).
         method: ``svm`` (RBF kernel; C chosen by stratified k-fold CV (k = min(3, smallest class count)) over {1, 10, 100, 1000} unless given) or
             ``rf`` (500 trees).
         split: split spec, as for ``geohsi train``.
-        features: ``raw`` (good bands) or ``pca`` (the 12 standardised PCA channels).
+        features: ``raw`` (good bands; one band table) or ``pca`` (the 12 standardised PCA channels).
         seed: split and model seed.
         window: window size of the matching ``train`` run (it sets the ``blocks`` gap).
         val_fraction: as for ``train`` (validation pixels are added to the training set here).
@@ -54,18 +104,9 @@ def baseline(
     Returns:
         The metrics report, with ``method``, ``features``, ``fit_seconds``.
     """
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
-    from geohsi.datasets.splits import make_split
     from geohsi.files import check_output
     from geohsi.metrics import report_for
-    from geohsi.scene import labels_and_valid, open_scene, scene_legend
-    from geohsi.spectral.normalize import physical_cube
-    from geohsi.spectral.pca import good_band_indices
+    from geohsi.training.data import load_training_data
 
     if method not in METHODS:
         raise UsageError(f"unknown baseline method {method!r}; use svm or rf")
@@ -73,40 +114,16 @@ def baseline(
         raise UsageError(f"unknown baseline features {features!r}; use raw or pca")
     if out is not None:
         check_output(out, overwrite)
-    ds = open_scene(scene)
-    classes = scene_legend(ds)
-    labels, valid = labels_and_valid(ds)
-    sp = make_split(
-        labels,
-        split,
-        seed=seed,
-        val_fraction=val_fraction,
-        window=window,
-        valid=valid,
-        class_names={c.id: c.name for c in classes},
-    )
-    if features == "raw":
-        cube = physical_cube(ds, dtype="float32").isel(band=good_band_indices(ds))
-    else:
-        from geohsi.spectral.transform import SpectralTransform
-
-        cube = SpectralTransform.fit(ds, "pca", 12, "standard", seed=seed).apply(ds)
-    flat = np.asarray(cube.values, dtype=np.float32).reshape(cube.shape[0], -1)
+    data = load_training_data(list(scene) if isinstance(scene, (list, tuple)) else [scene], labels)
+    sp = data.split(split, seed=seed, val_fraction=val_fraction, window=window)
+    cubes = _features(data, features, seed)
     train_idx = np.concatenate([sp.train, sp.val])
     y_train = np.concatenate([sp.train_labels, sp.val_labels])
-    x_train, x_test = flat[:, train_idx].T, flat[:, sp.test].T
+    x_train, x_test = pixel_values(cubes, sp.scenes, train_idx), pixel_values(cubes, sp.scenes, sp.test)
     t0 = time.perf_counter()
-    if method == "svm":
-        pipe = make_pipeline(StandardScaler(), SVC(kernel="rbf", gamma="scale", C=svm_c or 100.0))
-        min_count = int(np.bincount(y_train)[np.unique(y_train)].min())
-        if svm_c is None and min_count >= 2:
-            cv = StratifiedKFold(n_splits=min(3, min_count), shuffle=True, random_state=seed)
-            pipe = GridSearchCV(pipe, {"svc__C": [1.0, 10.0, 100.0, 1000.0]}, cv=cv, n_jobs=1)
-        clf = pipe.fit(x_train, y_train)
-    else:
-        clf = RandomForestClassifier(n_estimators=500, random_state=seed, n_jobs=-1).fit(x_train, y_train)
+    clf = _classifier(method, y_train, seed, svm_c).fit(x_train, y_train)
     fit_s = time.perf_counter() - t0
-    report = report_for(sp.test_labels, clf.predict(x_test), classes)
+    report = report_for(sp.test_labels, clf.predict(x_test), data.legend)
     report.update(method=method, features=features, split=split, seed=seed, fit_seconds=fit_s)
     if out is not None:
         from geohsi.metrics import write_metrics

@@ -152,7 +152,7 @@ class TrainConfig(_NestsRun):
             (``full`` fine-tuning, ``linear`` probing).
         backbone: path of backbone weights (official ``.pth`` or our ``.safetensors``); ``None`` →
             the default backbone; ``random`` → train from scratch.
-        split: ``per-class:N``, ``fraction:F`` or ``blocks:S``.
+        split: ``per-class:N``, ``fraction:F``, ``blocks:S`` or ``scenes:F`` (whole scenes held out).
         val_fraction: share of the training side held out for validation / early stopping.
         epochs: maximum number of epochs (``None``: the head's default, see below).
         lr_ratio: λ of LoRA+/KronA+ (lr of the boosted factor = λ·lr).
@@ -173,6 +173,9 @@ class TrainConfig(_NestsRun):
             ``input_size // 4``), recorded in the bundle for evaluate/classify.
         patience: early-stopping patience in epochs on validation OA (0 disables). With early
             stopping the best validation epoch's weights are kept, without it the final weights.
+        loader: how samples reach the step (:mod:`geohsi.training.loader`): ``auto`` (scenes in
+            memory when their model input fits 512 MB together, else streamed chunk by chunk by
+            data-loader workers), ``memory`` or ``stream``.
         sensor_augment: ``s2`` runs: train also on the scene as this many random imaging
             spectrometers would see it (:func:`geohsi.spectral.simulate.random_sensor_resamplers`;
             each sample draws its version), so that the bundle maps other sensors as well as the
@@ -200,6 +203,7 @@ class TrainConfig(_NestsRun):
     tile_overlap: int | None = None
     patience: int = 0
     sensor_augment: int = 0
+    loader: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -223,6 +227,7 @@ class TrainConfig(_NestsRun):
                 ),
                 (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
                 (self.sensor_augment >= 0, f"--sensor-augment must be ≥ 0, got {self.sensor_augment}"),
+                (self.loader in ("auto", "memory", "stream"), f"unknown --loader {self.loader!r}; use auto, memory or stream"),
                 (
                     self.sensor_augment == 0 or self.run.spectral == "s2",
                     "--sensor-augment needs --spectral s2 (a PCA model is bound to its training sensor)",

@@ -23,7 +23,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,11 @@ import torch
 from torch import nn
 
 from geohsi.console import say
-from geohsi.errors import DataError
 from geohsi.files import check_output
 from geohsi.heads import Head, get_head
-from geohsi.prediction import autocast, batches, resolve_device
-from geohsi.scene import labels_and_valid, labels_digest, open_scene, scene_legend
+from geohsi.prediction import autocast, resolve_device
 from geohsi.training.config import TrainConfig
+from geohsi.training.data import LabelSource, TrainingData
 from geohsi.training.runner import Runner, check_resumable, seed_init, work_dir
 
 RUNS_DIR = Path("runs")
@@ -106,20 +106,253 @@ def build_model(
     return model, record
 
 
-def _sensor_augmented(samples, ds, transform, config: TrainConfig, log):
-    """The run's samples drawn from the scene and from ``config.sensor_augment`` random sensors' views of it."""
+def _sensor_augmented(samples, data, transform, config: TrainConfig, log):
+    """The run's samples drawn from the scenes and from ``config.sensor_augment`` random sensors' views of them."""
     from geohsi.heads.augment import VariantSamples
     from geohsi.spectral.simulate import random_sensor_resamplers
+    from geohsi.training.loader import scene_arrays
 
-    resamplers = random_sensor_resamplers(ds, config.sensor_augment, seed=config.run.seed)
-    log(f"sensor augmentation: the scene and {len(resamplers)} random sensors' views of it")
-    return VariantSamples([samples, *(samples.with_channels(transform.apply(ds, projection=r)) for r in resamplers)])
+    n = config.sensor_augment
+    per_scene = [random_sensor_resamplers(s.ds, n, seed=config.run.seed) for s in data.scenes]
+    log(
+        f"sensor augmentation: the scene{'s' if len(per_scene) > 1 else ''} and {n} random sensors' views of {'them' if len(per_scene) > 1 else 'it'}"
+    )
+    views = [
+        samples.with_channels(
+            scene_arrays(
+                [transform.apply(s.ds, projection=r[i]) for s, r in zip(data.scenes, per_scene, strict=True)], config.loader, log
+            )
+        )
+        for i in range(n)
+    ]
+    return VariantSamples([samples, *views])
+
+
+def _split(data: TrainingData, config: TrainConfig, log: Callable[[str], None]):
+    """The run's split of the labelled pixels of every scene, logged."""
+    run = config.run
+    split = data.split(config.split, seed=run.seed, val_fraction=config.val_fraction, window=run.window)
+    where = f" in {len(data.scenes)} scenes" if len(data.scenes) > 1 else ""
+    log(f"split {config.split}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test pixels{where}")
+    return split
+
+
+def _samples(data: TrainingData, split, config: TrainConfig, log: Callable[[str], None]) -> tuple[Head, Any, Any, bool]:
+    """The spectral transform fitted on the scenes, the head, and the training samples it cuts from them."""
+    from geohsi.spectral.transform import SpectralTransform
+    from geohsi.training.loader import scene_arrays, streamed
+
+    run = config.run
+    transform = SpectralTransform.fit_many([s.ds for s in data.scenes], run.spectral, run.n_components, run.norm, seed=run.seed)
+    arrays = scene_arrays([transform.apply(s.ds) for s in data.scenes], config.loader, log)
+    head = get_head(config.head).from_options(
+        window=run.window, input_size=run.input_size, head_hidden=config.head_hidden, tile_overlap=config.tile_overlap
+    )
+    positions = data.legend.positions()
+    targets = np.asarray([positions[int(k)] for k in split.train_labels], dtype=np.int64)
+    samples = head.training_samples(arrays, split, targets, seed=run.seed, epochs=config.epochs, log=log)
+    if config.sensor_augment:
+        samples = _sensor_augmented(samples, data, transform, config, log)
+    return head, transform, samples, streamed(arrays)
+
+
+def _model(
+    config: TrainConfig, head: Head, data: TrainingData, transform, epoch_steps: list[int], work: Path, device, log
+) -> tuple[Any, dict, Runner]:
+    """The model with its backbone and adapter, and the runner that optimises it."""
+    from geohsi.adapters import apply_adapter, method_options, param_groups
+
+    run = config.run
+    model, backbone = build_model(config, head, len(data.legend), transform.n_channels, log)
+    opts = method_options(config.adapter, rank=config.rank, alpha=config.alpha, lr_ratio=config.lr_ratio)
+    log(str(apply_adapter(model, config.adapter, config.targets, **opts)))
+    model.to(device)
+    optimizer = torch.optim.AdamW(param_groups(model, run.lr, weight_decay=run.weight_decay))
+    runner = Runner(
+        model,
+        optimizer,
+        total_steps=sum(epoch_steps),
+        warmup_steps=sum(epoch_steps[: config.warmup_epochs]),
+        work=work,
+        config_json=json.dumps(config.to_dict(), sort_keys=True),
+        grad_clip=run.grad_clip,
+    )
+    return model, backbone, runner
+
+
+@dataclass
+class _Fit:
+    """The state of the epoch loop that a checkpoint keeps (see :func:`_fit`)."""
+
+    best_oa: float = -1.0
+    best_state: dict = field(default_factory=dict)
+    stale: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _epoch(
+    runner: Runner, head: Head, samples, epoch: int, config: TrainConfig, device, stream: bool, update
+) -> tuple[list[float], float, float]:
+    """One epoch of optimisation steps; returns the step losses, the seconds spent waiting for data and the loop's seconds."""
+    from geohsi.training.loader import STREAM_WORKERS, epoch_batches, epoch_order
+
+    run = config.run
+    order = epoch_order(samples, run.seed, epoch, stream)
+    feed = epoch_batches(
+        samples,
+        epoch,
+        order,
+        batch_size=run.batch_size,
+        seed=run.seed,
+        augment=run.augment,
+        workers=STREAM_WORKERS if stream else 0,
+    )
+    runner.model.train()
+    steps: list[torch.Tensor] = []
+    t0 = time.perf_counter()
+    for x, y in feed:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # the batch: the only copy per step
+        with autocast(device, run.precision):
+            loss = head.loss(runner.model(x), y)
+        steps.append(runner.step(loss))
+        # Show the previous step's loss: reading it does not wait for the step just queued on a GPU.
+        update(advance=1, loss=float(steps[-2] if len(steps) > 1 else steps[-1]), lr=runner.lr, epoch=epoch + 1)
+    losses = torch.stack(steps).cpu().tolist() if steps else []
+    return losses, feed.wait, time.perf_counter() - t0
+
+
+def _fit(
+    runner: Runner,
+    head: Head,
+    samples,
+    split,
+    data: TrainingData,
+    config: TrainConfig,
+    *,
+    stream: bool,
+    resume: bool,
+    progress: bool,
+    log,
+    on_epoch_end,
+) -> _Fit:
+    """The epoch loop: train, validate, checkpoint, stop early; the model ends with the weights the run keeps."""
+    run, model = config.run, runner.model
+    device = next(model.parameters()).device
+    epoch_steps = [math.ceil(samples.epoch_size(e) / run.batch_size) for e in range(config.epochs)]
+    positions = data.legend.positions()
+    y_val = np.asarray([positions[int(c)] for c in split.val_labels], dtype=np.int64)
+    # Only early stopping restores the best validation epoch, so only then is its state kept.
+    keep_best = config.patience > 0
+    st, start = _Fit(best_state=runner.model_state() if keep_best else {}), 0
+    if resume:
+        start, saved = runner.resume()
+        st = _Fit(saved["best_oa"], saved["best_state"], saved["stale"], json.loads(saved["history"]))
+        log(f"resuming after epoch {start} from {runner.checkpoint_path}")
+    bar = runner.progress(
+        "epoch {task.fields[epoch]}",
+        sum(epoch_steps),
+        sum(epoch_steps[:start]),
+        enabled=progress,
+        val_label="val OA",
+        epoch=start + 1,
+    )
+    with bar as update:
+        for epoch in range(start, config.epochs):
+            t0 = time.perf_counter()
+            losses, wait, loop_s = _epoch(runner, head, samples, epoch, config, device, stream, update)
+            val_oa = None
+            if len(split.val):
+                pred = samples.predict(model, split.val, batch_size=run.batch_size, device=device, precision=run.precision)
+                val_oa = float((pred == y_val).mean())
+            score = val_oa if val_oa is not None else -float(np.mean(losses))
+            st.best_oa, st.stale = (score, 0) if score > st.best_oa else (st.best_oa, st.stale + 1)
+            if keep_best and st.stale == 0:
+                st.best_state = runner.model_state()
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": float(np.mean(losses)),
+                "val_oa": val_oa,
+                "lr": runner.lr,
+                "seconds": time.perf_counter() - t0,
+                "train_s": loop_s,
+                "data_wait_s": wait,
+            }
+            st.history.append(row)
+            update(val=f"{val_oa:.4f}" if val_oa is not None else "-")
+            runner.save(epoch + 1, best_oa=st.best_oa, best_state=st.best_state, stale=st.stale, history=json.dumps(st.history))
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, row)
+            if config.patience and st.stale >= config.patience:
+                log(f"early stop after epoch {epoch + 1}: validation OA did not improve for {config.patience} epochs")
+                break
+    if keep_best:
+        # Early stopping: the weights of the best validation epoch. Without it the run keeps its final
+        # (cosine-annealed) weights, as Lightning does without a checkpoint callback: a validation set
+        # of one spatial block (``blocks:S``) can peak early on a one-class model.
+        runner.load_model_state(st.best_state)
+    return st
+
+
+def _write(
+    out: Path,
+    config: TrainConfig,
+    data: TrainingData,
+    *,
+    head: Head,
+    transform,
+    backbone: dict,
+    model,
+    split,
+    report,
+    history,
+    overwrite: bool,
+    wall: float,
+    log,
+) -> None:
+    """The bundle: model, adapter, split, legend, transform, backbone record, training config, scenes and figures."""
+    from geohsi.bundle import BackboneRecord, BundleMeta, write_bundle
+    from geohsi.plot import figure_png, have_matplotlib, plot_confusion, plot_training
+
+    extra: dict[str, bytes] = {}
+    if have_matplotlib():
+        extra = {"confusion.png": figure_png(plot_confusion(report)), "training.png": figure_png(plot_training(history))}
+    else:
+        log("[yellow]warning:[/] matplotlib is not installed: the bundle has no confusion.png / training.png")
+    train_cfg = config.to_dict()
+    record = data.record()
+    if len(data.scenes) == 1 and data.source.kind == "store":  # the one-scene record, as bundles always had it
+        train_cfg["scene"] = str(Path(data.scenes[0].source).resolve())
+        train_cfg["labels_sha256"] = data.scenes[0].labels_sha256
+    else:
+        train_cfg.update(scenes=record["scenes"], labels=record["labels"])
+    train_cfg["wall_seconds"] = wall
+    meta = BundleMeta(
+        model_config=model.config.to_dict(),
+        head=head,
+        classes=data.legend,
+        adapter={},
+        spectral=transform.to_dict(),
+        backbone=BackboneRecord.from_dict({k: v for k, v in backbone.items() if k != "module"}),
+        train_config=train_cfg,
+    )
+    write_bundle(
+        out,
+        meta,
+        model=model,
+        split=split,
+        backbone_module=backbone.get("module"),
+        report=report,
+        history=history,
+        extra_files=extra,
+        overwrite=overwrite,
+    )
 
 
 def train(
-    scene: str | os.PathLike,
+    scene: str | os.PathLike | Sequence[Any],
     config: TrainConfig | None = None,
     *,
+    labels: LabelSource | None = None,
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -128,11 +361,13 @@ def train(
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     **options: Any,
 ) -> Path:
-    """Fine-tune SpectralGPT on the labelled pixels of a scene and write a model bundle: what ``geohsi train`` runs.
+    """Fine-tune SpectralGPT on the labelled pixels of one or many scenes and write a model bundle: what ``geohsi train`` runs.
 
     Args:
-        scene: a scene store with ``labels``.
+        scene: a scene (store, file read in place, ``pystac.Item``), or several.
         config: a :class:`~geohsi.training.config.TrainConfig` (default: the defaults).
+        labels: where the labels come from (:class:`~geohsi.training.data.LabelSource`: each store's
+            ``labels`` by default, label rasters paired by name, or one vector file).
         out: bundle directory (default ``runs/<timestamp>-<adapter>``, with ``runs/latest`` → it).
         overwrite: replace an existing bundle.
         resume: continue from the last epoch checkpoint of an interrupted run with the same ``out``.
@@ -150,11 +385,8 @@ def train(
         UsageError: invalid options, ``--resume`` without a checkpoint or with another config.
         OutputError: the bundle exists without ``overwrite``.
     """
-    from geohsi.adapters import apply_adapter, method_options, param_groups
-    from geohsi.bundle import BackboneRecord, BundleMeta, write_bundle
-    from geohsi.datasets.splits import make_split
     from geohsi.metrics import report_for
-    from geohsi.spectral.transform import SpectralTransform
+    from geohsi.training.data import load_training_data
 
     t_start = time.perf_counter()
     if config is None or options:
@@ -166,149 +398,43 @@ def train(
     work = work_dir(out)
     if resume:
         check_resumable(out, work)
-
-    ds = open_scene(scene)
-    classes = scene_legend(ds)
-    labels, valid = labels_and_valid(ds)
-    if not valid.any():
-        raise DataError(f"{scene} has no valid pixels (every pixel is nodata or non-finite); check its nodata value")
-    id_to_index = classes.positions()
-    split = make_split(
-        labels,
-        config.split,
-        seed=run.seed,
-        val_fraction=config.val_fraction,
-        window=run.window,
-        valid=valid,
-        class_names={c.id: c.name for c in classes},
-    )
-    log(f"split {config.split}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test pixels")
-    transform = SpectralTransform.fit(ds, run.spectral, run.n_components, run.norm, seed=run.seed)
-    channels = transform.apply(ds)
-    head = get_head(config.head).from_options(
-        window=run.window, input_size=run.input_size, head_hidden=config.head_hidden, tile_overlap=config.tile_overlap
-    )
-    train_targets = np.asarray([id_to_index[int(k)] for k in split.train_labels], dtype=np.int64)
-    samples = head.training_samples(channels, split, train_targets, seed=run.seed, epochs=config.epochs, log=log)
-    if config.sensor_augment:
-        samples = _sensor_augmented(samples, ds, transform, config, log)
-    epoch_steps = [math.ceil(samples.epoch_size(e) / run.batch_size) for e in range(config.epochs)]
+    data = load_training_data(_scene_list(scene), labels, log=log)
+    split = _split(data, config, log)
+    head, transform, samples, stream = _samples(data, split, config, log)
     device = resolve_device(run.device, warn=lambda m: log(f"[yellow]{m}[/]"))
-
-    model, backbone = build_model(config, head, len(classes), transform.n_channels, log)
-    opts = method_options(config.adapter, rank=config.rank, alpha=config.alpha, lr_ratio=config.lr_ratio)
-    log(str(apply_adapter(model, config.adapter, config.targets, **opts)))
-    model.to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, run.lr, weight_decay=run.weight_decay))
-    runner = Runner(
-        model,
-        optimizer,
-        total_steps=sum(epoch_steps),
-        warmup_steps=sum(epoch_steps[: config.warmup_epochs]),
-        work=work,
-        config_json=json.dumps(config.to_dict(), sort_keys=True),
-        grad_clip=run.grad_clip,
+    epoch_steps = [math.ceil(samples.epoch_size(e) / run.batch_size) for e in range(config.epochs)]
+    model, backbone, runner = _model(config, head, data, transform, epoch_steps, work, device, log)
+    fit = _fit(
+        runner,
+        head,
+        samples,
+        split,
+        data,
+        config,
+        stream=stream,
+        resume=resume,
+        progress=progress,
+        log=log,
+        on_epoch_end=on_epoch_end,
     )
-
-    y_val = np.asarray([id_to_index[int(c)] for c in split.val_labels], dtype=np.int64)
-    history: list[dict[str, Any]] = []
-    # Only early stopping restores the best validation epoch, so only then is its state kept.
-    keep_best = config.patience > 0
-    best_oa, best_state, start_epoch, stale = -1.0, runner.model_state() if keep_best else {}, 0, 0
-    if resume:
-        start_epoch, st = runner.resume()
-        best_oa, best_state, stale, history = st["best_oa"], st["best_state"], st["stale"], json.loads(st["history"])
-        log(f"resuming after epoch {start_epoch} from {runner.checkpoint_path}")
-
-    with runner.progress(
-        "epoch {task.fields[epoch]}",
-        sum(epoch_steps),
-        sum(epoch_steps[:start_epoch]),
-        enabled=progress,
-        val_label="val OA",
-        epoch=start_epoch + 1,
-    ) as update:
-        for epoch in range(start_epoch, config.epochs):
-            t0 = time.perf_counter()
-            model.train()
-            order = np.random.default_rng([run.seed, epoch]).permutation(samples.epoch_size(epoch))
-            steps: list[torch.Tensor] = []
-            for step, sl in enumerate(batches(len(order), run.batch_size)):
-                gen = torch.Generator().manual_seed(run.seed * 1_000_003 + epoch * 10_007 + step)
-                x, y = samples.batch(epoch, order[sl], gen, run.augment)
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # the batch: the only copy per step
-                with autocast(device, run.precision):
-                    loss = head.loss(model(x), y)
-                steps.append(runner.step(loss))
-                # Show the previous step's loss: reading it does not wait for the step just queued on a GPU.
-                update(advance=1, loss=float(steps[-2] if len(steps) > 1 else steps[-1]), lr=runner.lr, epoch=epoch + 1)
-            losses = torch.stack(steps).cpu().tolist() if steps else []
-            val_oa = None
-            if len(split.val):
-                pred = samples.predict(model, split.val, batch_size=run.batch_size, device=device, precision=run.precision)
-                val_oa = float((pred == y_val).mean())
-            score = val_oa if val_oa is not None else -float(np.mean(losses))
-            if score > best_oa:
-                best_oa, stale = score, 0
-                if keep_best:
-                    best_state = runner.model_state()
-            else:
-                stale += 1
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": float(np.mean(losses)),
-                "val_oa": val_oa,
-                "lr": runner.lr,
-                "seconds": time.perf_counter() - t0,
-            }
-            history.append(row)
-            update(val=f"{val_oa:.4f}" if val_oa is not None else "-")
-            runner.save(epoch + 1, best_oa=best_oa, best_state=best_state, stale=stale, history=json.dumps(history))
-            if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, row)
-            if config.patience and stale >= config.patience:
-                log(f"early stop after epoch {epoch + 1}: validation OA did not improve for {config.patience} epochs")
-                break
-
-    if keep_best:
-        # Early stopping: the weights of the best validation epoch. Without it the run keeps its final
-        # (cosine-annealed) weights, as Lightning does without a checkpoint callback: a validation set
-        # of one spatial block (``blocks:S``) can peak early on a one-class model.
-        runner.load_model_state(best_state)
     model.to("cpu")
     # Test predictions in fp32, as `geohsi evaluate` scores by default, so both report the same numbers.
     y_pred = samples.predict(model, split.test, batch_size=run.batch_size, device=torch.device("cpu"), precision="fp32")
-    report = report_for(split.test_labels, classes.ids[y_pred], classes)
-    from geohsi.plot import figure_png, have_matplotlib, plot_confusion, plot_training
-
-    extra: dict[str, bytes] = {}
-    if have_matplotlib():
-        extra = {"confusion.png": figure_png(plot_confusion(report)), "training.png": figure_png(plot_training(history))}
-    else:
-        log("[yellow]warning:[/] matplotlib is not installed: the bundle has no confusion.png / training.png")
-    train_cfg = config.to_dict()
-    train_cfg["scene"] = str(Path(scene).resolve())
-    train_cfg["labels_sha256"] = labels_digest(labels)
-    train_cfg["wall_seconds"] = time.perf_counter() - t_start
-    meta = BundleMeta(
-        model_config=model.config.to_dict(),
-        head=head,
-        classes=classes,
-        adapter={},
-        spectral=transform.to_dict(),
-        backbone=BackboneRecord.from_dict({k: v for k, v in backbone.items() if k != "module"}),
-        train_config=train_cfg,
-    )
-    write_bundle(
+    report = report_for(split.test_labels, data.legend.ids[y_pred], data.legend)
+    _write(
         out,
-        meta,
+        config,
+        data,
+        head=head,
+        transform=transform,
+        backbone=backbone,
         model=model,
         split=split,
-        backbone_module=backbone.get("module"),
         report=report,
-        history=history,
-        extra_files=extra,
+        history=fit.history,
         overwrite=overwrite or resume,
+        wall=time.perf_counter() - t_start,
+        log=log,
     )
     runner.finish()
     if default:
@@ -318,6 +444,10 @@ def train(
         f"on {report['n_test']} pixels → bundle {out}"
     )
     return out
+
+
+def _scene_list(scene: Any) -> list[Any]:
+    return list(scene) if isinstance(scene, (list, tuple)) else [scene]
 
 
 __all__ = ["RUNS_DIR", "build_model", "default_out", "train"]

@@ -11,7 +11,7 @@ import pytest
 import scipy.io
 
 from geohsi.datasets.splits import SPLIT_FORMS, Split, SplitSpec, make_split, parse_split
-from geohsi.errors import DataError, InputFormatError, OutputError, UsageError
+from geohsi.errors import DataError, GeohsiWarning, InputFormatError, OutputError, UsageError
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +218,7 @@ def test_blocks_only_drop_train_pixels_near_held_out():
 
 
 def test_blocks_on_indian_pines_are_spatial_and_warn_about_confined_classes(ip_gt):
-    with pytest.warns(UserWarning, match=r"blocks:32: no .* pixels for class"):
+    with pytest.warns(GeohsiWarning, match=r"blocks:32: no .* pixels for class"):
         split = make_split(ip_gt, "blocks:32", seed=0, window=15)
     _check_partition(split, ip_gt)
     assert split.classes == tuple(range(1, 17))

@@ -76,7 +76,7 @@ def test_loss_ignores_every_pixel_but_training_pixels(ip_labels: np.ndarray) -> 
 def test_blocks_split_keeps_held_out_blocks_out_of_every_training_tile(ip_labels: np.ndarray) -> None:
     split = make_split(ip_labels, "blocks:24", seed=0, val_fraction=0.1, window=15)
     h, w = ip_labels.shape
-    forbidden = held_out_mask(split, (h, w))
+    forbidden = held_out_mask(split)
     assert forbidden.reshape(-1)[split.test].all() and forbidden.reshape(-1)[split.val].all()
     assert not forbidden.reshape(-1)[split.train].any()
     sampler = TileSampler((h, w), 32, split.train, split.train_labels - 1, forbidden)
@@ -90,7 +90,7 @@ def test_blocks_split_keeps_held_out_blocks_out_of_every_training_tile(ip_labels
             assert not held.reshape(h, w)[y : y + 32, x : x + 32].any()
             n_tiles += 1
     assert n_tiles > 0 and sampler.coverable.sum() > 0
-    assert held_out_mask(make_split(ip_labels, "per-class:5", seed=0), (h, w)) is None
+    assert held_out_mask(make_split(ip_labels, "per-class:5", seed=0)) is None
 
 
 def test_augmentation_moves_tiles_and_targets_together() -> None:

@@ -11,6 +11,7 @@ from geohsi.training.config import PretrainConfig, RunConfig, TrainConfig, resol
 TRAIN_KEYS = {
     "adapter",
     "sensor_augment",
+    "loader",
     "model",
     "backbone",
     "spectral",
@@ -110,6 +111,7 @@ def test_the_flat_form_is_unchanged_and_round_trips() -> None:
         ({"learning_rate": 1.0}, "unknown training option"),
         ({"sensor_augment": 4}, "--sensor-augment needs --spectral s2"),
         ({"sensor_augment": -1, "spectral": "s2"}, "--sensor-augment must be ≥ 0"),
+        ({"loader": "disk"}, "unknown --loader 'disk'; use auto, memory or stream"),
     ],
 )
 def test_each_bad_option_is_one_usage_error_naming_the_flag(options: dict, match: str) -> None:

@@ -1,0 +1,139 @@
+"""Training on the 18 EnMAP Potsdam tiles as they come, and scoring on tiles the model never saw.
+
+``python -m benchmarks scene-held-out`` runs, on the real tiles (GeoTIFFs read in place, label tiles
+paired by name — no ingest, no mosaic):
+
+* **tiles vs mosaic**: the same run (KronA+, ``small`` dense, ``fraction:0.1``) on the 18 tiles and
+  on their ingested mosaic, per seed — the tiles must land within the mosaic's seed spread;
+* **whole tiles held out** (``scenes:0.7``): KronA+ and full fine-tuning against the SVM baseline on
+  the same split (the same held-out tiles, per seed).
+
+It writes a section of ``docs/results.md`` and the runs' CSV (``docs/scene_held_out.csv``).
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.tables import group_runs, mean_std, write_runs_csv
+
+#: (row label, data, split, adapter) of the network runs; the SVM runs on the scenes split too.
+RUNS: tuple[tuple[str, str, str, str], ...] = (
+    ("mosaic, KronA+", "mosaic", "fraction:0.1", "krona+"),
+    ("18 tiles, KronA+", "tiles", "fraction:0.1", "krona+"),
+    ("18 tiles, whole tiles held out, KronA+", "tiles", "scenes:0.7", "krona+"),
+    ("18 tiles, whole tiles held out, full FT", "tiles", "scenes:0.7", "full"),
+)
+
+
+def _inputs(data_dir: Path, work: Path) -> dict[str, tuple[list, object]]:
+    from geohsi.datasets.registry import ingest_dataset
+    from geohsi.training import LabelSource
+
+    mosaic = work / "enmap_potsdam.zarr"
+    if not mosaic.exists():
+        ingest_dataset("enmap_potsdam", mosaic)
+    tiles = sorted((data_dir / "enmap_potsdam" / "images").glob("*.tif"))
+    return {
+        "mosaic": ([mosaic], None),
+        "tiles": (tiles, LabelSource.from_options(str(data_dir / "enmap_potsdam" / "labels" / "*.tif"))),
+    }
+
+
+def run(
+    data_dir: Path,
+    *,
+    seeds: int = 3,
+    model: str = "small",
+    epochs: int = 150,
+    workdir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Every run of :data:`RUNS` and the SVM, per seed; one CSV-ready row each."""
+    import geohsi
+
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geohsi-scenes-"))
+    work.mkdir(parents=True, exist_ok=True)
+    inputs = _inputs(data_dir, work)
+    rows = []
+    for seed in range(seeds):
+        for label, data, split, adapter in RUNS:
+            scenes, labels = inputs[data]
+            t0 = time.perf_counter()
+            out = work / f"{data}-{split}-{adapter}-{seed}".replace(":", "")
+            geohsi.train(
+                scenes,
+                labels=labels,
+                adapter=adapter,
+                model=model,
+                epochs=epochs,
+                split=split,
+                seed=seed,
+                out=out,
+                overwrite=True,
+                progress=False,
+                log=lambda m: None,
+            )
+            m = json.loads((out / "metrics.json").read_text())
+            rows.append(_row(label, split, seed, m, time.perf_counter() - t0))
+            log(json.dumps(rows[-1]))
+        scenes, labels = inputs["tiles"]
+        t0 = time.perf_counter()
+        m = geohsi.baseline(scenes, labels=labels, method="svm", split="scenes:0.7", seed=seed)
+        rows.append(_row("18 tiles, whole tiles held out, SVM (raw spectra)", "scenes:0.7", seed, m, time.perf_counter() - t0))
+        log(json.dumps(rows[-1]))
+    return rows
+
+
+def _row(label: str, split: str, seed: int, m: dict, seconds: float) -> dict:
+    return {
+        "run": label,
+        "split": split,
+        "seed": seed,
+        "oa": m["overall_accuracy"],
+        "aa": m["average_accuracy"],
+        "kappa": m["kappa"],
+        "n_test": m["n_test"],
+        "seconds": round(seconds, 1),
+    }
+
+
+def markdown(rows: list[dict], command: str) -> str:
+    """The section of docs/results.md: one row per run label, mean ± std over seeds, and the per-seed OA."""
+    lines = [
+        f"Command: `{command}` (idle 2-core machine; CSV: `docs/scene_held_out.csv`).",
+        "",
+        "| run | split | OA % | AA % | κ × 100 | test px | OA per seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, runs in group_runs(rows, lambda r: r["run"]).items():
+        per_seed = " / ".join(f"{100 * r['oa']:.2f}" for r in runs)
+        lines.append(
+            f"| {label} | `{runs[0]['split']}` | {mean_std([r['oa'] for r in runs])} | {mean_std([r['aa'] for r in runs])} | "
+            f"{mean_std([r['kappa'] for r in runs])} | {runs[0]['n_test']:,} | {per_seed} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write(rows: list[dict], out: Path, command: str) -> Path:
+    """Write the CSV beside ``docs/`` and the section into ``out`` (docs/results.md)."""
+    from benchmarks.inference import replace_section
+
+    write_runs_csv(rows, out.with_name("scene_held_out.md"))
+    start, end = "<!-- scene-held-out:start -->", "<!-- scene-held-out:end -->"
+    return replace_section(
+        out,
+        start,
+        end,
+        f"{start}\n{markdown(rows, command)}{end}",
+        heading="## Many scenes: the tiles as they come, whole tiles held out",
+    )
+
+
+__all__ = ["RUNS", "markdown", "run", "write"]

@@ -1,0 +1,226 @@
+"""Training data from many scenes: the 18 real EnMAP tiles as they come with their label tiles (paired by
+name, warped when their grid differs), splits drawn jointly over scenes or holding whole scenes out,
+sensors combined through Sentinel-2 bands, and samples streamed chunk by chunk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+from geohsi.datasets.splits import parse_split
+from geohsi.errors import BandMismatchError, UsageError
+from geohsi.ingestion import open_source
+from geohsi.spectral.transform import SpectralTransform
+from geohsi.spectral.windows import CachedCube, WindowSource
+from geohsi.training.config import resolve_train_config
+from geohsi.training.data import LabelSource, load_training_data
+from geohsi.training.finetune import train
+from geohsi.training.loader import chunk_grouped_order, epoch_batches, epoch_order
+from tests.conftest import run_cli
+
+TINY = {"model": "tiny", "epochs": 1, "batch_size": 16, "adapter": "lora"}
+
+
+def _tiles(data_dir: Path) -> list[Path]:
+    return sorted((data_dir / "enmap_potsdam" / "images").glob("*.tif"))
+
+
+def _rasters(data_dir: Path) -> LabelSource:
+    return LabelSource.from_options(str(data_dir / "enmap_potsdam" / "labels" / "*.tif"))
+
+
+@pytest.fixture(scope="module")
+def tiles(data_dir):
+    return load_training_data(_tiles(data_dir), _rasters(data_dir))
+
+
+def test_label_tiles_pair_by_name_and_read_as_they_are(tiles, data_dir) -> None:
+    assert len(tiles.scenes) == 18 and [c.name for c in tiles.legend] == [f"class_{i}" for i in range(1, 7)]
+    for s in tiles.scenes:
+        with rasterio.open(data_dir / "enmap_potsdam" / "labels" / f"{s.name}.tif") as src:
+            ref = src.read(1).astype(np.int64).reshape(-1)
+        assert np.array_equal(s.index, np.flatnonzero(ref)) and np.array_equal(s.labels, ref[ref > 0]) and s.note == ""
+    assert sum(s.index.size for s in tiles.scenes) == 5672
+
+
+def test_a_label_raster_on_another_grid_is_warped_with_nearest_neighbour(tmp_path, data_dir) -> None:
+    tile = _tiles(data_dir)[3]
+    (tmp_path / "labels").mkdir()
+    with rasterio.open(data_dir / "enmap_potsdam" / "labels" / tile.name) as src:
+        tf, w, h = calculate_default_transform(src.crs, "EPSG:3035", src.width, src.height, *src.bounds)
+        out = np.zeros((h, w), np.float32)
+        reproject(
+            src.read(1),
+            out,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            dst_transform=tf,
+            dst_crs="EPSG:3035",
+            resampling=Resampling.nearest,
+        )
+        ref = src.read(1)
+        profile = dict(src.profile, crs="EPSG:3035", transform=tf, width=w, height=h)
+    with rasterio.open(tmp_path / "labels" / tile.name, "w", **profile) as dst:
+        dst.write(out, 1)
+    said: list[str] = []
+    data = load_training_data([tile], LabelSource.from_options(str(tmp_path / "labels" / "*.tif")), log=said.append)
+    assert said == [f"labels {tmp_path / 'labels' / tile.name} reprojected onto the grid of {tile.stem} (nearest neighbour)"]
+    got = np.zeros(ref.size, np.int64)
+    got[data.scenes[0].index] = data.scenes[0].labels
+    lab = ref.reshape(-1) > 0
+    assert set(np.unique(got)) <= set(np.unique(ref).astype(int))  # never a blended, made-up class
+    assert (got[lab] == ref.reshape(-1)[lab]).mean() > 0.9  # twice warped: the borders move, the classes stay
+
+
+def test_scenes_split_holds_whole_scenes_out(tiles) -> None:
+    split = tiles.split("scenes:0.7", seed=1)
+    layout = split.scenes
+    sides = [set(layout.to_local(getattr(split, s))[0].tolist()) for s in ("train", "val", "test")]
+    assert all(not (a & b) for i, a in enumerate(sides) for b in sides[i + 1 :])  # no scene on two sides
+    assert sides[2] and sides[0] and len(set().union(*sides)) <= 18
+    share = split.train.size + split.val.size
+    assert 0.55 < share / (share + split.test.size) < 0.85
+    assert tiles.split("scenes:0.7", seed=1) == split and tiles.split("scenes:0.7", seed=2) != split
+
+
+def test_pixel_splits_are_drawn_jointly_over_the_scenes(tiles, data_dir) -> None:
+    split = tiles.split("per-class:10", seed=0)
+    assert all(n == 10 for n in np.bincount(np.concatenate([split.train_labels, split.val_labels]))[1:])
+    blocks = tiles.split("blocks:16", seed=0, window=5)
+    layout = blocks.scenes
+    assert layout.origins == tuple(sorted(layout.origins)) and all(o % 16 == 0 for o in layout.origins)
+    for k, _, local in layout.groups(blocks.train):  # no training pixel within the gap of a held-out pixel of its scene
+        held = np.concatenate([blocks.val, blocks.test])
+        hk, hl = layout.to_local(held)
+        w = layout.shapes[k][1]
+        tr, te = np.divmod(local, w), np.divmod(hl[hk == k], w)
+        if te[0].size:
+            d = np.maximum(np.abs(tr[0][:, None] - te[0][None]), np.abs(tr[1][:, None] - te[1][None]))
+            assert d.min() > 2
+    with pytest.raises(UsageError, match=r"split scenes:0\.5 holds out whole scenes but training has 1"):
+        load_training_data(_tiles(data_dir)[:1], _rasters(data_dir)).split("scenes:0.5")
+    assert parse_split("scenes:0.7").train_share == 0.7
+
+
+def test_sensors_combine_through_sentinel2_bands_and_pca_refuses(data_dir, tmp_path) -> None:
+    from geohsi.scene import add_labels, write_scene
+    from geohsi.spectral.simulate import simulate_sensor
+
+    tile = _tiles(data_dir)[3]
+    av = open_source(data_dir / "aviris_ng" / "ang20160910t185702_2rdn_img.hdr")
+    own = load_training_data([tile], _rasters(data_dir)).scenes[0]
+    grid = np.zeros(own.shape, np.int64)
+    grid.reshape(-1)[own.index] = own.labels
+    sim = simulate_sensor(open_source(tile), av["wavelength"].values, np.full(425, 5.5), good_band=av["good_band"].values)
+    other = write_scene(add_labels(sim, grid), tmp_path / "as_aviris_ng.zarr")
+    ingested = tmp_path / "own.zarr"
+    write_scene(add_labels(open_source(tile), grid), ingested)
+    both = load_training_data([ingested, other])
+    t = SpectralTransform.fit_many([s.ds for s in both.scenes], "s2")
+    a, b = (np.asarray(t.apply(s.ds).values) for s in both.scenes)
+    ok = np.isfinite(a) & np.isfinite(b)
+    assert float(np.median(np.abs(a - b)[ok])) < 0.05  # the same surface, two sensors, one model input
+    with pytest.raises(
+        BandMismatchError,
+        match=r"PCA needs one band table, but .*as_aviris_ng\.zarr \(425 bands\) .*224 bands\) differ; train with --spectral s2",
+    ):
+        SpectralTransform.fit_many([s.ds for s in both.scenes], "pca")
+    out = train(
+        [ingested, other],
+        resolve_train_config(spectral="s2", head="patch", split="fraction:0.5", **TINY),
+        out=tmp_path / "b",
+        progress=False,
+        log=lambda m: None,
+    )
+    assert len(json.loads((out / "bundle.json").read_text())["train_config"]["scenes"]) == 2
+
+
+def test_pairing_problems_are_one_line(tmp_path, data_dir) -> None:
+    (tmp_path / "other_name.tif").write_bytes((data_dir / "enmap_potsdam" / "labels" / _tiles(data_dir)[0].name).read_bytes())
+    with pytest.raises(UsageError, match=r"no label raster named like scene\(s\) enmap_potsdam_tile_128_0 among --labels"):
+        load_training_data(_tiles(data_dir)[:1], LabelSource.from_options(str(tmp_path / "*.tif")))
+    with pytest.raises(UsageError, match=r"no file matches '.*nothing/\*\.tif'"):
+        load_training_data(_tiles(data_dir)[:1], LabelSource.from_options(str(tmp_path / "nothing" / "*.tif")))
+    with pytest.raises(UsageError, match="have one name 'enmap_potsdam_tile_128_0'"):
+        load_training_data([_tiles(data_dir)[0], _tiles(data_dir)[0]], _rasters(data_dir))
+
+
+def test_a_cached_cube_reads_what_the_scene_holds(data_dir) -> None:
+    ds = open_source(_tiles(data_dir)[0], chunks=12)
+    channels = SpectralTransform.fit(ds, "pca").apply(ds)
+    cube, full = CachedCube(channels.data, max_chunks=3), np.asarray(channels.values, np.float32)
+    for ys, xs in ((slice(0, 32), slice(0, 32)), (slice(5, 17), slice(11, 30)), (slice(30, 32), slice(0, 1))):
+        np.testing.assert_array_equal(cube[:, ys, xs], full[:, ys, xs])
+    assert len(cube._cache) <= 3
+    idx = np.array([0, 33, 31 * 32 + 31, 500])
+    np.testing.assert_array_equal(WindowSource(cube, 7, 16).windows(idx), WindowSource(full, 7, 16).windows(idx))
+
+
+def test_a_streamed_epoch_visits_chunks_one_after_another() -> None:
+    keys = np.repeat(np.arange(6), [5, 1, 7, 3, 2, 4])
+    order = chunk_grouped_order(keys, np.random.default_rng(0))
+    assert sorted(order.tolist()) == list(range(keys.size))
+    assert np.count_nonzero(np.diff(keys[order])) == 5  # each chunk's samples come together
+    assert not np.array_equal(order, chunk_grouped_order(keys, np.random.default_rng(1)))
+
+
+def test_worker_processes_cut_the_same_batches(data_dir, tmp_path) -> None:
+    """Streamed (two loader workers) or in this process: batch k is the same tensor."""
+    from geohsi.heads import get_head
+
+    data = load_training_data(_tiles(data_dir)[:4], _rasters(data_dir))
+    split = data.split("fraction:0.5")
+    t = SpectralTransform.fit_many([s.ds for s in data.scenes], "pca")
+    cubes = [CachedCube(t.apply(s.ds).data) for s in data.scenes]
+    pos = data.legend.positions()
+    targets = np.asarray([pos[int(c)] for c in split.train_labels])
+    samples = (
+        get_head("dense")
+        .from_options(window=15, input_size=16)
+        .training_samples(cubes, split, targets, seed=0, epochs=1, log=print)
+    )
+    order = epoch_order(samples, 0, 0, stream=True)
+    here = list(epoch_batches(samples, 0, order, batch_size=4, seed=0, augment=True, workers=0))
+    there = list(epoch_batches(samples, 0, order, batch_size=4, seed=0, augment=True, workers=2))
+    assert len(here) == len(there) > 2
+    for (x1, y1), (x2, y2) in zip(here, there, strict=True):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+def test_train_and_evaluate_on_the_tiles_as_they_come(data_dir, tmp_path) -> None:
+    labels = str(data_dir / "enmap_potsdam" / "labels" / "*.tif")
+    images = str(data_dir / "enmap_potsdam" / "images" / "*.tif")
+    r = run_cli(
+        "train",
+        images,
+        "--labels",
+        labels,
+        "--split",
+        "scenes:0.7",
+        "--model",
+        "tiny",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "b",
+        "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "in 18 scenes" in r.stderr
+    meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    r = run_cli("evaluate", tmp_path / "b", images, "--labels", labels, "--out", tmp_path / "eval.json")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "eval.json").read_text())
+    # every tile's training pixels are left out: the pooled score is the bundle's own test score
+    assert m["n_test"] == meta["metrics"]["n_test"] and m["overall_accuracy"] == pytest.approx(
+        meta["metrics"]["overall_accuracy"]
+    )
+    rows = m["scenes"]
+    assert len(rows) == len({r["name"] for r in rows}) and {r["scored"] for r in rows} == {"the training split's test pixels"}
+    assert sum(r["n_test"] for r in rows) == m["n_test"]
