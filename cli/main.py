@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("evaluate", "evaluate", "Score a model bundle on a labelled scene."),
     "baseline": ("baseline", "baseline", "Classical SVM/RF baseline on the same split."),
     "classify": ("classify", "classify", "Classify a scene with a bundle on a Dask cluster → COG/Zarr map."),
+    "sample": ("sample", "sample", "Draw a stratified random sample of map pixels to label (strata = map classes)."),
+    "assess": ("assess", "assess", "Accuracy and error-adjusted class areas with 95 % CIs from labelled points."),
     "pretrain": ("pretrain", "pretrain", "Pretrain a SpectralGPT backbone by masked autoencoding."),
     "search": ("search", "search", "Search a STAC API for scenes."),
     "bench": ("bench", "bench", "Where the benchmarks are (python -m benchmarks, from a checkout)."),

@@ -21,6 +21,7 @@ from geohsi.version import __version__ as __version__
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily below
     from geohsi.adapters import apply_adapter
+    from geohsi.assessment import assess, sample
     from geohsi.bundle import load_bundle
     from geohsi.catalog import search
     from geohsi.classification import classify, classify_many, predict_map
@@ -53,6 +54,8 @@ _API: dict[str, str] = {
     "train": "geohsi.training:train",
     "TrainConfig": "geohsi.training:TrainConfig",
     "resolve_train_config": "geohsi.training:resolve_train_config",
+    "sample": "geohsi.assessment:sample",
+    "assess": "geohsi.assessment:assess",
     "pretrain": "geohsi.training:pretrain",
     "PretrainConfig": "geohsi.training:PretrainConfig",
     "baseline": "geohsi.training:baseline",
@@ -75,6 +78,7 @@ __all__ = [
     "PretrainConfig",
     "TrainConfig",
     "apply_adapter",
+    "assess",
     "baseline",
     "build_classifier",
     "bundle_stac",
@@ -96,6 +100,7 @@ __all__ = [
     "pretrain",
     "read",
     "resolve_train_config",
+    "sample",
     "search",
     "train",
     "write_scene",

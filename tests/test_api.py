@@ -11,7 +11,20 @@ import pytest
 
 import geohsi
 
-VERBS = ("train", "classify", "evaluate", "pretrain", "ingest", "baseline", "search", "info", "predict_map", "bundle_stac")
+VERBS = (
+    "train",
+    "classify",
+    "evaluate",
+    "pretrain",
+    "ingest",
+    "baseline",
+    "search",
+    "info",
+    "predict_map",
+    "bundle_stac",
+    "sample",
+    "assess",
+)
 
 
 def test_every_public_name_resolves_and_all_lists_them() -> None:

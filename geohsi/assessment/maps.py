@@ -1,0 +1,402 @@
+"""Class maps as lazy Dask arrays, read chunk by chunk: pixel counts per class, class ids at given
+pixels, and random candidate pixels per class — all in one pass over the chunks.
+
+A map is a GeoTIFF/COG or a Zarr store written by ``geohsi classify`` (class ids, 0 = nodata, the
+legend in its tags or attributes), or any single-band integer GeoTIFF (its classes are then the ids
+found). A batch's ``catalog.json`` names its maps through the items' ``map`` assets.
+
+One pass of :func:`scan_map` reads every chunk once, on local Dask threads; a chunk is dropped as
+soon as its small summary is made, so a map larger than memory is read in constant memory.
+
+.. versionadded:: 0.3
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geohsi.errors import DataError, GeoreferenceError, InputFormatError, UsageError
+from geohsi.scene import ClassInfo, Legend, default_color
+
+#: chunk edge (pixels) of the reads: 4 MiB of uint8, a whole number of 512-pixel COG tiles.
+CHUNK = 2048
+#: class id of nodata pixels in every geohsi map.
+NODATA = 0
+#: above this many classes a chunk is counted with one ``bincount`` instead of one comparison per class.
+_COMPARE_MAX = 12
+
+
+@dataclass
+class ClassMap:
+    """A class map opened lazily.
+
+    Attributes:
+        path: the file or store.
+        name: how points files name it (the file name; the path where two maps share a name).
+        data: ``[H, W]`` Dask array of class ids (0 = nodata).
+        transform: pixel → map coordinates.
+        crs: the CRS (a :class:`rasterio.crs.CRS`), or ``None`` for a pixel grid.
+        legend: the classes its tags/attributes declare (``None``: none declared, ids are discovered).
+        pixel_area_m2: ground area of one pixel (the mean over rows for a geographic CRS), ``None`` without CRS.
+        area_note: how the pixel area was found.
+    """
+
+    path: Path
+    name: str
+    data: Any
+    transform: Any
+    crs: Any
+    legend: Legend | None
+    pixel_area_m2: float | None
+    area_note: str
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)``."""
+        return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
+
+
+class _RasterBlocks:
+    """Windowed reads of band 1 of a GeoTIFF, one open dataset per thread (rasterio handles are not thread-safe)."""
+
+    def __init__(self, path: Path, shape: tuple[int, int], dtype: np.dtype) -> None:
+        self.path, self.shape, self.dtype, self.ndim = path, shape, dtype, 2
+        self._local = threading.local()
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        from rasterio.windows import Window
+
+        ds = getattr(self._local, "ds", None)
+        if ds is None:
+            import rasterio
+
+            ds = self._local.ds = rasterio.open(self.path)
+        rows, cols = key
+        r0, r1, _ = rows.indices(self.shape[0])
+        c0, c1, _ = cols.indices(self.shape[1])
+        return ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+
+
+def _tif_legend(tags: dict[str, str], band_tags: dict[str, str], colormap: dict[int, tuple]) -> Legend | None:
+    legend = Legend.from_attrs(tags)
+    if legend is None:
+        named = {int(k[6:]): v for k, v in band_tags.items() if k.startswith("CLASS_") and k[6:].isdigit() and k != "CLASS_0"}
+        if not named:
+            return None
+        legend = Legend(tuple(ClassInfo(i, named[i]) for i in sorted(named)))
+    colours = {i: "#{:02x}{:02x}{:02x}".format(*colormap[i][:3]) for i in colormap}
+    return Legend(tuple(ClassInfo(c.id, c.name, c.color or colours.get(c.id)) for c in legend))
+
+
+def _pixel_area(crs: Any, transform: Any, shape: tuple[int, int]) -> tuple[float | None, str]:
+    """One pixel's ground area (mean over rows for a geographic CRS) through :func:`geohsi.scene.pixel_areas`."""
+    import xarray as xr
+
+    from geohsi.scene import pixel_areas, pixel_centres, write_georef
+
+    y, x = pixel_centres(transform, *shape)
+    grid = write_georef(xr.Dataset(coords={"y": y, "x": x}), transform, crs)
+    if crs is None:
+        grid.attrs["georeferenced"] = 0
+    areas, note = pixel_areas(grid)
+    return (None if areas is None else float(np.mean(areas))), note
+
+
+def _open_tif(path: Path, chunks: int) -> tuple[Any, Any, Any, Legend | None]:
+    import dask.array as da
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            if src.count != 1 or np.dtype(src.dtypes[0]).kind not in "ui":
+                raise InputFormatError(
+                    f"{path} is not a class map (one band of integer class ids); give a map written by geohsi classify"
+                )
+            try:
+                cmap = src.colormap(1)
+            except ValueError:
+                cmap = {}
+            legend = _tif_legend(src.tags(), src.tags(1), cmap)
+            shape, dtype, tf, crs = src.shape, np.dtype(src.dtypes[0]), src.transform, src.crs
+    except rasterio.errors.RasterioIOError as e:
+        raise InputFormatError(f"cannot read map {path} ({' '.join(str(e).split())[:120]}); check the path") from e
+    data = da.from_array(
+        _RasterBlocks(path, shape, dtype), chunks=(chunks, chunks), asarray=False, lock=False, meta=np.empty((0, 0), dtype)
+    )
+    return data, tf, crs, legend
+
+
+def _open_zarr(path: Path, chunks: int) -> tuple[Any, Any, Any, Legend | None]:
+    import xarray as xr
+
+    from geohsi.scene import scene_crs, scene_transform
+
+    try:
+        ds = xr.open_zarr(path, decode_coords="all", mask_and_scale=False, consolidated=False)
+        var = ds["classes"]
+    except (OSError, KeyError, ValueError) as e:
+        raise InputFormatError(f"{path} is not a geohsi map store ({type(e).__name__}); write one with 'geohsi classify'") from e
+    legend = Legend.from_attrs(ds.attrs) or Legend.from_attrs(var.attrs)
+    return var.data.rechunk((chunks, chunks)), scene_transform(ds), scene_crs(ds), legend
+
+
+def open_map(path: str | os.PathLike, *, chunks: int = CHUNK) -> ClassMap:
+    """Open a class map lazily (nothing but its metadata is read).
+
+    Args:
+        path: ``map.tif`` (GeoTIFF/COG) or ``map.zarr``.
+        chunks: chunk edge of the reads, in pixels.
+
+    Returns:
+        The :class:`ClassMap`.
+
+    Raises:
+        InputFormatError: the path is missing or is not a single-band integer map.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFormatError(f"map {p} does not exist; give maps written by 'geohsi classify' (or --catalog maps/catalog.json)")
+    data, tf, crs, legend = (_open_zarr if p.suffix.lower() == ".zarr" else _open_tif)(p, chunks)
+    area, note = _pixel_area(crs, tf, tuple(data.shape))
+    return ClassMap(p, p.name, data, tf, crs, legend, area, note)
+
+
+def catalog_maps(catalog: str | os.PathLike) -> list[Path]:
+    """The map files of a batch's STAC catalogue (``catalog.json`` of ``geohsi classify --out-dir``).
+
+    Raises:
+        InputFormatError: the file is missing, not JSON, or lists no item with a ``map`` asset.
+    """
+    cat = Path(catalog)
+    try:
+        doc = json.loads(cat.read_text())
+    except (OSError, ValueError) as e:
+        raise InputFormatError(
+            f"cannot read catalogue {cat} ({type(e).__name__}); give the catalog.json of 'geohsi classify --out-dir'"
+        ) from e
+    out = []
+    for link in doc.get("links", []):
+        if link.get("rel") != "item":
+            continue
+        item_path = (cat.parent / link["href"]).resolve()
+        try:
+            href = json.loads(item_path.read_text())["assets"]["map"]["href"]
+        except (OSError, ValueError, KeyError) as e:
+            raise InputFormatError(f"catalogue item {item_path} is unreadable or has no 'map' asset ({type(e).__name__})") from e
+        out.append((item_path.parent / href).resolve())
+    if not out:
+        raise InputFormatError(f"catalogue {cat} lists no map items; give the catalog.json a batch wrote")
+    return out
+
+
+def open_maps(
+    maps: Sequence[str | os.PathLike] = (), catalog: str | os.PathLike | None = None, *, chunks: int = CHUNK
+) -> list[ClassMap]:
+    """Open the maps given one by one and/or through a catalogue; file names name them unless two collide.
+
+    Raises:
+        UsageError: no map at all, or one map given twice.
+        GeoreferenceError: some maps have a CRS and others do not.
+    """
+    paths = [Path(m) for m in maps] + (catalog_maps(catalog) if catalog is not None else [])
+    if not paths:
+        raise UsageError("no map given; pass MAP [MAP ...] or --catalog maps/catalog.json")
+    resolved = [p.resolve() for p in paths]
+    if len(set(resolved)) != len(resolved):
+        raise UsageError("a map is given twice; give each map once (a catalogue already names all of its maps)")
+    out = [open_map(p, chunks=chunks) for p in paths]
+    if len({m.crs is None for m in out}) > 1:
+        raise GeoreferenceError(
+            "some maps have a CRS and others are pixel grids; assess georeferenced maps and pixel grids separately"
+        )
+    if len({m.name for m in out}) < len(out):
+        for m in out:
+            m.name = str(m.path)
+    return out
+
+
+def pooled_legend(maps: Sequence[ClassMap], found: Sequence[int] = ()) -> Legend:
+    """One legend for several maps: the classes they declare (names must agree) plus ids ``found`` in them.
+
+    Raises:
+        DataError: two maps give one class id different names.
+    """
+    named: dict[int, ClassInfo] = {}
+    for m in maps:
+        for c in m.legend or ():
+            if c.id in named and named[c.id].name != c.name:
+                raise DataError(
+                    f"maps disagree on class {c.id}: '{named[c.id].name}' vs '{c.name}' in {m.path}; "
+                    "assess maps made with one legend together"
+                )
+            named.setdefault(c.id, c)
+    for i in found:
+        named.setdefault(int(i), ClassInfo(int(i), f"class_{int(i)}", default_color(int(i))))
+    return Legend(tuple(named[i] for i in sorted(named)))
+
+
+# --------------------------------------------------------------------------- one pass over the chunks
+
+
+@dataclass
+class MapScan:
+    """What one pass over a map found.
+
+    Attributes:
+        ids: the class ids counted (the legend's, plus any found undeclared).
+        counts: ``[K]`` pixels of each id.
+        values: class id at each requested pixel (0 = nodata).
+        block_counts: ``[B, K]`` pixels of each id per chunk (when candidates were drawn).
+        candidates: per chunk and id, flat pixel indices (row · W + col) in random order, at most
+            ``draw`` of them: the first ``s`` form a simple random sample of ``s`` of the id's pixels in the chunk.
+    """
+
+    ids: np.ndarray
+    counts: np.ndarray
+    values: np.ndarray
+    block_counts: np.ndarray | None = None
+    candidates: list[list[np.ndarray]] = field(default_factory=list)
+
+
+def _block_counts(block: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, counts)`` of a chunk's non-nodata pixels: one comparison per declared id, or a bincount."""
+    flat = block.reshape(-1)
+    if ids is not None and ids.size <= _COMPARE_MAX:
+        # Python ints compare without upcasting the chunk (a NumPy int64 scalar would copy it to int64)
+        counts = np.array([np.count_nonzero(flat == i) for i in ids.tolist()], np.int64)
+        if counts.sum() == np.count_nonzero(flat != NODATA):
+            return ids, counts
+    found = np.bincount(flat.astype(np.int64, copy=False)) if flat.size else np.zeros(1, np.int64)
+    present = np.flatnonzero(found)
+    present = present[present != NODATA]
+    return present.astype(np.int64), found[present]
+
+
+def _random_positions(flat: np.ndarray, class_id: int, count: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    """``m`` distinct flat positions of ``class_id`` in random order (a simple random sample of its ``count`` pixels).
+
+    A class common in the chunk is hit by uniform random probes (no full mask); a rare one is
+    listed and subsampled.
+    """
+    if m * 8 <= count:
+        picked: np.ndarray = np.empty(0, np.int64)
+        while picked.size < m:
+            probes = rng.integers(0, flat.size, size=max(64, 2 * (m - picked.size) * flat.size // count))
+            hits = np.concatenate([picked, probes[flat[probes] == class_id]])
+            _, first = np.unique(hits, return_index=True)
+            picked = hits[np.sort(first)]  # distinct, in order of first appearance: still uniformly random
+        return picked[:m]
+    pos = np.flatnonzero(flat == class_id)
+    return pos[rng.choice(pos.size, size=m, replace=False)]
+
+
+def _scan_block(
+    block: np.ndarray, r0: int, c0: int, width: int, ids: np.ndarray | None, count: bool,
+    points: tuple[np.ndarray, np.ndarray, np.ndarray] | None, draw: int, seed: Sequence[int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[np.ndarray]]:  # fmt: skip
+    """A chunk's ``(ids, counts, values at its points, candidates per id)``."""
+    block = np.asarray(block)
+    found, counts = _block_counts(block, ids) if (count or draw) else (np.empty(0, np.int64), np.empty(0, np.int64))
+    values = None if points is None else block[points[1] - r0, points[2] - c0]
+    cands = []
+    if draw:
+        rng = np.random.default_rng(list(seed))
+        flat = block.reshape(-1)
+        for i, c in zip(found, counts, strict=True):
+            local = _random_positions(flat, int(i), int(c), min(draw, int(c)), rng)
+            cands.append((local // block.shape[1] + r0) * width + local % block.shape[1] + c0)
+    return found, counts, values, cands
+
+
+def _chunk_tasks(cmap: ClassMap, rows: np.ndarray | None, cols: np.ndarray | None, need_all: bool, only: set[int] | None):
+    """``(block index, delayed block, r0, c0, point indices in it)`` for the chunks to read."""
+    blocks = cmap.data.to_delayed()
+    r_edges = np.cumsum((0, *cmap.data.chunks[0]))
+    c_edges = np.cumsum((0, *cmap.data.chunks[1]))
+    if rows is not None:
+        br = np.searchsorted(r_edges, rows, side="right") - 1
+        bc = np.searchsorted(c_edges, cols, side="right") - 1
+    for bi in range(blocks.shape[0]):
+        for bj in range(blocks.shape[1]):
+            b = bi * blocks.shape[1] + bj
+            sel = np.flatnonzero((br == bi) & (bc == bj)) if rows is not None else np.empty(0, np.int64)
+            if (need_all or sel.size) and (only is None or b in only):
+                yield b, blocks[bi, bj], int(r_edges[bi]), int(c_edges[bj]), sel
+
+
+def scan_map(
+    cmap: ClassMap,
+    *,
+    count: bool = True,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+    draw: int = 0,
+    seed: Sequence[int] = (0,),
+    blocks: set[int] | None = None,
+) -> MapScan:
+    """One chunked pass over a map: class counts, class ids at pixels, candidate pixels per class.
+
+    Args:
+        cmap: the map.
+        count: count the pixels of each class (reads every chunk).
+        rows, cols: pixels whose class id is wanted (only their chunks are read when ``count`` is off).
+        draw: per chunk and class, keep this many random candidate pixels (reads every chunk).
+        seed: seeds the candidates; each chunk gets its own stream (``seed + (chunk index,)``), so
+            the result does not depend on the order the threads finish.
+        blocks: read only these chunks (row-major chunk indices); the others count as empty.
+
+    Returns:
+        The :class:`MapScan`.
+
+    Raises:
+        DataError: the map holds class ids its legend does not declare.
+    """
+    import dask
+
+    from geohsi.files import joined_dask_threads
+
+    ids = None if cmap.legend is None else cmap.legend.ids
+    tasks = list(_chunk_tasks(cmap, rows, cols, count or bool(draw), blocks))
+    width = cmap.shape[1]
+    delayed = [
+        dask.delayed(_scan_block)(blk, r0, c0, width, ids, count, (sel, rows[sel], cols[sel]) if sel.size else None, draw, (*seed, b))
+        for b, blk, r0, c0, sel in tasks
+    ]  # fmt: skip
+    with joined_dask_threads():
+        results = dask.compute(*delayed)
+    return _merge_scan(cmap, ids, tasks, results, rows, draw)
+
+
+def _merge_scan(
+    cmap: ClassMap, ids: np.ndarray | None, tasks: list, results: Sequence, rows: np.ndarray | None, draw: int
+) -> MapScan:
+    all_ids = sorted(set(ids.tolist() if ids is not None else []).union(*(r[0].tolist() for r in results)))
+    undeclared = sorted(set(all_ids) - set(ids.tolist())) if ids is not None else []
+    if undeclared:
+        raise DataError(
+            f"map {cmap.path} holds class ids {undeclared[:10]} that its legend does not list; give maps written by geohsi classify"
+        )
+    pos = {i: k for k, i in enumerate(all_ids)}
+    n_blocks = int(np.prod(cmap.data.numblocks))
+    per_block = np.zeros((n_blocks, len(all_ids)), np.int64)
+    cands: list[list[np.ndarray]] = [[np.empty(0, np.int64)] * len(all_ids) for _ in range(n_blocks)] if draw else []
+    values = np.zeros(0 if rows is None else rows.size, np.int64)
+    for (b, _, _, _, sel), (found, counts, vals, cand) in zip(tasks, results, strict=True):
+        for k, (i, c) in enumerate(zip(found, counts, strict=True)):
+            per_block[b, pos[int(i)]] = c
+            if draw:
+                cands[b][pos[int(i)]] = cand[k]
+        if vals is not None:
+            values[sel] = vals
+    return MapScan(np.asarray(all_ids, np.int64), per_block.sum(axis=0), values, per_block if draw else None, cands)
+
+
+__all__ = ["CHUNK", "NODATA", "ClassMap", "MapScan", "catalog_maps", "open_map", "open_maps", "pooled_legend", "scan_map"]

@@ -1,0 +1,255 @@
+"""``geohsi sample``: a stratified random sample of pixels over one class map or a whole batch.
+
+The strata are the map classes, pooled over every map given (a batch's catalogue is one
+population). One chunked pass over each map counts the pixels of every class and keeps, per chunk
+and class, a few random candidate pixels; the allocation then splits the sample over the strata,
+each stratum's points over the chunks (multivariate hypergeometric on the chunk counts: exactly a
+simple random sample without replacement within the stratum) and takes them from the candidates.
+A chunk that needs more points than it kept candidates is read once more, alone.
+
+.. versionadded:: 0.3
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geohsi.assessment.estimators import allocate, sample_size, user_accuracy_sd
+from geohsi.assessment.maps import ClassMap, MapScan, open_maps, pooled_legend, scan_map
+from geohsi.assessment.points import points_driver, write_points
+from geohsi.console import say
+from geohsi.errors import DataError, UsageError
+from geohsi.scene import Legend
+
+#: random candidate pixels kept per chunk and class in the first pass (more are read only if needed).
+CANDIDATES = 64
+
+
+@dataclass
+class SampleResult:
+    """What :func:`sample` drew.
+
+    Attributes:
+        path: the points file written.
+        n: number of points.
+        strata: per stratum ``{id, name, pixels, area_ha, share, n, inclusion_probability}``.
+        points: the points as a GeoDataFrame (what the file holds).
+        maps: the maps sampled.
+    """
+
+    path: Path
+    n: int
+    strata: list[dict[str, Any]]
+    points: Any
+    maps: list[Path]
+
+
+def _expected_ua(expected: Mapping[str | int, float] | float | None, legend: Legend) -> np.ndarray | None:
+    """Per legend class, the anticipated user's accuracy (names or ids as keys; ``"*"`` or a number: every class)."""
+    if expected is None:
+        return None
+    if isinstance(expected, int | float):
+        expected = {"*": float(expected)}
+    known = {str(c.id): k for k, c in enumerate(legend)} | {c.name.casefold(): k for k, c in enumerate(legend)}
+    out = np.full(len(legend), float(expected.get("*", np.nan)))
+    for key, ua in expected.items():
+        if str(key) == "*":
+            continue
+        k = known.get(str(key).casefold())
+        if k is None:
+            raise UsageError(f"--expected-ua names class '{key}', which the maps do not have ({', '.join(legend.names)})")
+        out[k] = float(ua)
+    user_accuracy_sd(np.nan_to_num(out, nan=0.5))  # range check
+    return out
+
+
+def _require_ua(ua: np.ndarray | None, legend: Legend, live: np.ndarray, why: str) -> np.ndarray:
+    missing = [
+        c.name
+        for c, u, on in zip(legend, np.full(len(legend), np.nan) if ua is None else ua, live, strict=True)
+        if on and np.isnan(u)
+    ]
+    if missing:
+        raise UsageError(f"{why} needs the expected user's accuracy of every mapped class; missing: {', '.join(missing)} "
+                         "(--expected-ua CLASS=UA, or --expected-ua UA for all)")  # fmt: skip
+    return ua[live]  # type: ignore[index]
+
+
+def _plan(n: int | None, target_se: float | None, expected: Mapping[str | int, float] | float | None) -> int:
+    """An upper bound of the sample size, known before the maps are read (it sizes the candidates):
+    ``n`` itself, or ``(max_h S_h / target)²`` since ``Σ W_h S_h ≤ max_h S_h``."""
+    if (n is None) == (target_se is None):
+        raise UsageError("give the sample size --n N, or --target-se S with --expected-ua CLASS=UA (not both)")
+    if n is not None:
+        if n < 1:
+            raise UsageError(f"--n must be at least 1, got {n}")
+        return int(n)
+    if expected is None:
+        raise UsageError("--target-se needs the expected user's accuracies: --expected-ua CLASS=UA (or one UA for every class)")
+    values = np.asarray([expected] if isinstance(expected, int | float) else list(expected.values()), float)
+    worst = values[np.argmax(user_accuracy_sd(values))]  # the accuracy of the largest S_h
+    return sample_size(np.array([1.0]), np.array([worst]), target_se)
+
+
+def _sizes(legend: Legend, maps: Sequence[ClassMap], scans: Sequence[MapScan]) -> tuple[np.ndarray, np.ndarray]:
+    """``[M, K]`` pixels and hectares of each legend class in each map."""
+    pos = legend.positions()
+    pixels = np.zeros((len(maps), len(legend)), np.int64)
+    for i, s in enumerate(scans):
+        pixels[i, [pos[int(j)] for j in s.ids]] = s.counts
+    area = np.asarray([np.nan if m.pixel_area_m2 is None else m.pixel_area_m2 / 1e4 for m in maps])
+    return pixels, pixels * area[:, None]
+
+
+def _draw(
+    maps: Sequence[ClassMap], scans: Sequence[MapScan], legend: Legend, n_h: np.ndarray, rng: np.random.Generator, seed: int
+) -> list[tuple[int, int, int]]:
+    """``(map index, flat pixel index, class position)`` of every sampled pixel."""
+    pos = legend.positions()
+    chunks = [(i, b, pos[int(j)], k) for i, s in enumerate(scans) for b in range(len(s.candidates)) for k, j in enumerate(s.ids)]
+    picks: list[tuple[int, int, int]] = []
+    refetch: dict[int, dict[int, list[tuple[int, int]]]] = {}  # map → chunk → [(class id, count)]
+    for h in np.flatnonzero(n_h):
+        mine = [(i, b, k) for i, b, hh, k in chunks if hh == h and scans[i].block_counts[b, k] > 0]
+        counts = np.asarray([scans[i].block_counts[b, k] for i, b, k in mine], np.int64)
+        per_chunk = rng.multivariate_hypergeometric(counts, int(n_h[h]))
+        for (i, b, k), s in zip(mine, per_chunk, strict=True):
+            if s > len(scans[i].candidates[b][k]):
+                refetch.setdefault(i, {}).setdefault(b, []).append((int(scans[i].ids[k]), int(s)))
+            elif s:
+                picks += [(i, int(f), int(h)) for f in scans[i].candidates[b][k][:s]]
+    for i, blocks in refetch.items():
+        again = scan_map(
+            maps[i], count=False, draw=max(s for v in blocks.values() for _, s in v), seed=(seed, i, 1), blocks=set(blocks)
+        )
+        where = {int(j): k for k, j in enumerate(again.ids)}
+        for b, wanted in blocks.items():
+            picks += [(i, int(f), pos[j]) for j, s in wanted for f in again.candidates[b][where[j]][:s]]
+    return picks
+
+
+def _points_frame(
+    maps: Sequence[ClassMap], picks: list[tuple[int, int, int]], legend: Legend, pixels: np.ndarray, area_ha: np.ndarray,
+    n_h: np.ndarray, label_field: str, rng: np.random.Generator,
+) -> Any:  # fmt: skip
+    """The points table (see :mod:`geohsi.assessment.points` for the columns), rows in random order."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from geohsi.assessment.points import _to_crs
+
+    which, flat, h = (np.asarray(a, np.int64) for a in zip(*picks, strict=True)) if picks else (np.empty(0, np.int64),) * 3
+    widths = np.asarray([m.shape[1] for m in maps])
+    rows, cols = flat // widths[which], flat % widths[which]
+    x, y, lon, lat = (np.full(len(flat), np.nan) for _ in range(4))
+    for i, m in enumerate(maps):
+        sel = which == i
+        x[sel], y[sel] = m.transform @ (cols[sel] + 0.5, rows[sel] + 0.5)
+        if m.crs is not None and sel.any():
+            lon[sel], lat[sel] = _to_crs(x[sel], y[sel], m.crs, "EPSG:4326")
+    total_px, total_ha = pixels.sum(axis=0), area_ha.sum(axis=0)
+    names, ids = np.asarray(legend.names, dtype=object), legend.ids
+    df = pd.DataFrame(
+        {
+            "map": [maps[i].name for i in which], "row": rows, "col": cols, "x": x, "y": y, "lon": lon, "lat": lat,
+            "stratum": names[h], "stratum_id": ids[h], "map_class": names[h], "map_class_id": ids[h],
+            "inclusion_prob": n_h[h] / total_px[h], "stratum_pixels": total_px[h], "stratum_area_ha": np.round(total_ha[h], 6),
+            label_field: "",
+        }
+    )  # fmt: skip
+    df = df.iloc[rng.permutation(len(df))].reset_index(drop=True)
+    df.insert(0, "point_id", np.arange(1, len(df) + 1))
+    crs = maps[0].crs if all(m.crs == maps[0].crs for m in maps) else "EPSG:4326"
+    gx, gy = (df["x"], df["y"]) if crs is maps[0].crs else (df["lon"], df["lat"])
+    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(gx, gy), crs=crs)
+
+
+def sample(
+    maps: Sequence[str | os.PathLike] = (),
+    *,
+    out: str | os.PathLike,
+    catalog: str | os.PathLike | None = None,
+    n: int | None = None,
+    target_se: float | None = None,
+    expected_ua: Mapping[str | int, float] | float | None = None,
+    allocation: str = "proportional",
+    seed: int = 0,
+    label_field: str = "ref",
+    overwrite: bool = False,
+    log: Callable[[str], None] = say,
+) -> SampleResult:
+    """Draw a stratified random sample of pixels (strata = map classes) and write it, ready to label.
+
+    Args:
+        maps: class maps written by ``geohsi classify`` (COG ``.tif`` or ``.zarr``).
+        out: the points file: ``.gpkg`` (GeoPackage, for QGIS), ``.geojson`` or ``.csv``.
+        catalog: a batch's ``catalog.json``: all of its maps (strata pooled over them).
+        n: total sample size; or plan it with ``target_se``.
+        target_se: target standard error of overall accuracy; ``n = (Σ W_h S_h / target_se)²``
+            with ``S_h = √(U_h (1 − U_h))`` (Olofsson et al. 2014, eq. 13).
+        expected_ua: anticipated user's accuracy per class (``{"water": 0.95, 3: 0.8, "*": 0.85}``, or
+            one number for every class): needed by ``target_se`` and ``neyman``.
+        allocation: ``proportional``, ``equal``, ``min:K`` (at least K per stratum, rest
+            proportional) or ``neyman``; every stratum gets at least 2 points and at most its pixels.
+        seed: random seed (same maps + same seed → same sample).
+        label_field: name of the empty reference field to fill in.
+        overwrite: replace an existing points file.
+        log: receives one-line progress messages.
+
+    Returns:
+        A :class:`SampleResult`.
+
+    Raises:
+        UsageError: bad sizes, allocation or output suffix; OutputError: ``out`` exists.
+        InputFormatError: a map cannot be read; DataError: the maps have no mapped pixel.
+
+    Example:
+        >>> geohsi.sample(catalog="maps/catalog.json", n=600, allocation="min:50", out="points.gpkg")  # doctest: +SKIP
+
+    .. versionadded:: 0.3
+    """
+    from geohsi.files import check_output
+
+    points_driver(out)
+    check_output(out, overwrite)
+    bound = _plan(n, target_se, expected_ua)
+    cmaps = open_maps(maps, catalog)
+    scans = [scan_map(m, draw=min(bound, CANDIDATES), seed=(seed, i)) for i, m in enumerate(cmaps)]
+    legend = pooled_legend(cmaps, found=sorted({int(j) for s in scans for j in s.ids}))
+    pixels, area_ha = _sizes(legend, cmaps, scans)
+    total = pixels.sum(axis=0)
+    if total.sum() == 0:
+        raise DataError("the maps have no mapped pixel (all nodata); sample maps that 'geohsi classify' filled")
+    ua = _expected_ua(expected_ua, legend)
+    live = total > 0
+    n_total = n if n is not None else sample_size(total[live], _require_ua(ua, legend, live, "--target-se"), target_se)
+    neyman = allocation.strip().lower() == "neyman"
+    n_h = np.zeros(len(legend), np.int64)
+    n_h[live] = allocate(
+        n_total,
+        total[live],
+        allocation,
+        expected_ua=_require_ua(ua, legend, live, "neyman allocation") if neyman else None,
+        sizes=total[live],
+    )
+    rng = np.random.default_rng([seed, 1])
+    picks = _draw(cmaps, scans, legend, n_h, rng, seed)
+    points = _points_frame(cmaps, picks, legend, pixels, area_ha, n_h, label_field, rng)
+    path = write_points(points, out, overwrite=overwrite)
+    strata = [
+        {"id": int(c.id), "name": c.name, "pixels": int(total[k]), "area_ha": float(area_ha[:, k].sum()),
+         "share": float(total[k] / total.sum()), "n": int(n_h[k]),
+         "inclusion_probability": float(n_h[k] / total[k]) if total[k] else 0.0}
+        for k, c in enumerate(legend) if total[k]
+    ]  # fmt: skip
+    log(f"drew {len(points)} points over {len(cmaps)} map(s) in {len(strata)} strata → {path}")
+    return SampleResult(path, len(points), strata, points, [m.path for m in cmaps])
+
+
+__all__ = ["CANDIDATES", "SampleResult", "sample"]

@@ -1,0 +1,74 @@
+"""Class maps read chunk by chunk (geohsi/assessment/maps.py): counts, values at pixels, catalogues, legends."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+
+from geohsi.assessment.maps import catalog_maps, open_map, open_maps, pooled_legend, scan_map
+from geohsi.errors import DataError, InputFormatError, UsageError
+from tests.assessment.conftest import write_class_tif
+
+
+def _ids(shape=(70, 50), seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 4, shape).astype("uint8")
+
+
+def test_one_chunked_pass_counts_every_class_and_reads_values_at_pixels(tmp_path):
+    ids = _ids()
+    m = open_map(write_class_tif(tmp_path / "m.tif", ids, ("a", "b", "c")), chunks=16)
+    assert m.data.numblocks == (5, 4) and m.legend.names == ["a", "b", "c"] and m.legend.colors[0] == "#d62728"
+    assert m.pixel_area_m2 == pytest.approx(900_000.0) and "m² per pixel" in m.area_note
+    rows, cols = np.array([0, 69, 33, 15]), np.array([0, 49, 20, 16])
+    s = scan_map(m, rows=rows, cols=cols)
+    assert s.ids.tolist() == [1, 2, 3] and s.counts.tolist() == np.bincount(ids.ravel(), minlength=4)[1:].tolist()
+    assert s.values.tolist() == ids[rows, cols].tolist()
+    only = scan_map(m, count=False, rows=rows, cols=cols)  # reads just the chunks holding the pixels
+    assert only.values.tolist() == ids[rows, cols].tolist() and only.counts.sum() == 0
+
+
+def test_candidates_are_distinct_pixels_of_their_class(tmp_path):
+    ids = _ids()
+    m = open_map(write_class_tif(tmp_path / "m.tif", ids, ("a", "b", "c")), chunks=32)
+    s = scan_map(m, draw=5, seed=(1,))
+    flat = ids.ravel()
+    for b, per_class in enumerate(s.candidates):
+        for k, cand in enumerate(per_class):
+            assert len(cand) == min(5, s.block_counts[b, k]) and len(set(cand.tolist())) == len(cand)
+            assert (flat[cand] == s.ids[k]).all()
+    assert s.block_counts.sum(axis=0).tolist() == s.counts.tolist()
+
+
+def test_a_map_with_classes_its_legend_does_not_declare(tmp_path):
+    ids = _ids()
+    m = open_map(write_class_tif(tmp_path / "m.tif", ids, ("a", "b")))  # class 3 undeclared
+    with pytest.raises(DataError, match=r"class ids \[3\]"):
+        scan_map(m)
+
+
+def test_catalogue_items_name_their_maps(tmp_path):
+    (tmp_path / "maps").mkdir()
+    write_class_tif(tmp_path / "maps" / "t1.tif", _ids(), ("a", "b", "c"))
+    (tmp_path / "maps" / "t1.json").write_text(json.dumps({"assets": {"map": {"href": "./t1.tif"}}}))
+    cat = tmp_path / "maps" / "catalog.json"
+    cat.write_text(json.dumps({"links": [{"rel": "root", "href": "./catalog.json"}, {"rel": "item", "href": "./t1.json"}]}))
+    assert catalog_maps(cat) == [(tmp_path / "maps" / "t1.tif").resolve()]
+    with pytest.raises(UsageError, match="given twice"):
+        open_maps([tmp_path / "maps" / "t1.tif"], cat)
+    with pytest.raises(InputFormatError, match="catalog.json"):
+        catalog_maps(tmp_path / "none.json")
+    with pytest.raises(UsageError, match="no map given"):
+        open_maps([])
+
+
+def test_legends_must_agree_and_geographic_pixels_have_geodesic_areas(tmp_path):
+    a = open_map(write_class_tif(tmp_path / "a.tif", _ids(), ("a", "b", "c")))
+    b = open_map(write_class_tif(tmp_path / "b.tif", _ids(), ("a", "x", "c")))
+    with pytest.raises(DataError, match="disagree on class 2"):
+        pooled_legend([a, b])
+    geo = open_map(write_class_tif(tmp_path / "g.tif", _ids(), ("a", "b", "c"), crs="EPSG:4326",
+                                   transform=rasterio.Affine(0.001, 0, 13.0, 0, -0.001, 52.5)))  # fmt: skip
+    assert "geodesic" in geo.area_note and 6_000 < geo.pixel_area_m2 < 8_000  # ~68 m × 111 m at 52.5° N
