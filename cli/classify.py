@@ -100,7 +100,12 @@ from geohsi.cli.scenes import scene_options, selected_scenes
     help="Reuse chunks completed by an interrupted run of the same command.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (a batch redoes every scene).")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show Dask's progress bar (one scene).")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show progress (one scene): a bar on a terminal, a plain line every GEOHSI_PROGRESS_INTERVAL s (30) in a log.",
+)
 def classify(
     scenes: tuple[str, ...],
     bundles: tuple[Path, ...],

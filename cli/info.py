@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +57,46 @@ def render_mapping(title: str, info: dict[str, Any], console: Console) -> None:
 @click.option("--num-classes", default=16, show_default=True, help="With --model: classes of the head.")
 @click.option("--input-size", default=32, show_default=True, help="With --model: input edge in pixels.")
 @click.option("--rank", default=8, show_default=True, help="With --adapter: LoRA/LoKr rank.")
-def info(path: Path | None, model_name: str | None, adapter: str | None, num_classes: int, input_size: int, rank: int) -> None:
+@click.option(
+    "--head",
+    type=click.Choice(["patch", "dense"]),
+    default="dense",
+    show_default=True,
+    help="With --model: the head counted (dense: the segmentation decoder, 'geohsi train''s default; patch: the paper's).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the full description as JSON (a bundle: its bundle.json record).")
+def info(
+    path: Path | None,
+    model_name: str | None,
+    adapter: str | None,
+    num_classes: int,
+    input_size: int,
+    rank: int,
+    head: str,
+    as_json: bool,
+) -> None:
     """Describe PATH (a scene .zarr or a model bundle), or a model config with --model.
 
     \b
     Examples:
       geohsi info scene.zarr
       geohsi info runs/latest
-      geohsi info --model base --adapter krona+
+      geohsi info runs/latest --json
+      geohsi info --model small --adapter krona+ --head dense
     """
     import geohsi
 
-    described = geohsi.info(path, model=model_name, adapter=adapter, num_classes=num_classes, input_size=input_size, rank=rank)
+    described = geohsi.info(
+        path,
+        model=model_name,
+        adapter=adapter,
+        num_classes=num_classes,
+        input_size=input_size,
+        rank=rank,
+        head=head,
+        record=as_json,
+    )
+    if as_json:
+        click.echo(json.dumps(described, indent=1, ensure_ascii=False, default=str))
+        return
     render_mapping(f"model {model_name}" if model_name is not None else str(path), described, Console())

@@ -13,6 +13,7 @@ the model actually built (on the ``meta`` device, so ViT-B costs no memory).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ import numpy as np
 import torch
 import xarray as xr
 
+from geohsi.adapters import AdapterSummary, adapter_summary
 from geohsi.bands import band_summary, band_table_problem, broad_width_warning
-from geohsi.bundle import ADAPTER_DIR, META_NAME, load_bundle
+from geohsi.bundle import ADAPTER_DIR, META_NAME, Bundle, load_bundle
 from geohsi.errors import UsageError
 from geohsi.scene import Legend, cube, nodata_value, open_scene, scene_crs, valid_mask
 
@@ -37,7 +39,9 @@ def info(
     num_classes: int = 16,
     input_size: int = 32,
     rank: int = 8,
+    head: str = "patch",
     stats: bool = True,
+    record: bool = False,
 ) -> dict[str, Any]:
     """Describe a scene store or a model bundle, or a model config (and an adapter on it): what ``geohsi info`` prints.
 
@@ -48,10 +52,12 @@ def info(
         num_classes: with ``model``: classes of the head.
         input_size: with ``model``: input edge in pixels.
         rank: with ``adapter``: LoRA/LoKr rank.
+        head: with ``model``: the head counted, ``patch`` or ``dense``.
         stats: scenes: compute the nodata fraction (reads the cube once).
+        record: bundles: the full JSON record (:func:`bundle_record`) instead of the one-line summary.
 
     Returns:
-        The description (see :func:`scene_info`, :func:`bundle_info`, :func:`describe_model`).
+        The description (see :func:`scene_info`, :func:`bundle_info`, :func:`bundle_record`, :func:`describe_model`).
 
     Raises:
         UsageError: neither ``path`` nor ``model``.
@@ -60,11 +66,11 @@ def info(
     .. versionadded:: 0.1
     """
     if model is not None:
-        return describe_model(model, adapter=adapter, num_classes=num_classes, input_size=input_size, rank=rank)
+        return describe_model(model, adapter=adapter, num_classes=num_classes, input_size=input_size, rank=rank, head=head)
     if path is None:
         raise UsageError("give a PATH (scene .zarr or bundle directory) or --model NAME")
     if (Path(path) / META_NAME).is_file():
-        return bundle_info(path)
+        return bundle_record(path) if record else bundle_info(path)
     return scene_info(path, stats=stats)
 
 
@@ -164,37 +170,105 @@ def band_check(wavelength: np.ndarray, fwhm: np.ndarray, source: str) -> str:
 
 
 def bundle_info(path: str | os.PathLike) -> dict[str, Any]:
-    """A flat description of a bundle for ``geohsi info``."""
+    """A bundle as ``geohsi info`` shows it: one labelled line per aspect, then its classes.
+
+    Args:
+        path: a bundle directory.
+
+    Returns:
+        An ordered mapping of one-line strings (``model``, ``head``, ``backbone``, ``spectral``,
+        ``maps``, ``split``, ``training``, ``test metrics``, the parameter rows of
+        :class:`~geohsi.adapters.AdapterSummary`) and ``classes`` (``[{id, name, color}]``).
+
+    Raises:
+        InputFormatError / ModelError: not a readable bundle.
+    """
     b = load_bundle(path)
     m = b.meta
-    size = sum(f.stat().st_size for f in (b.path / ADAPTER_DIR).rglob("*") if f.is_file())
     cfg, spec, tc = m.model_config, m.spectral, m.train_config
-    info: dict[str, Any] = {
+    described: dict[str, Any] = {
         "created": m.created,
-        "adapter": m.method,
-        "adapter options": {k: v for k, v in m.adapter.items() if k not in ("method",)},
-        "adapter files size": f"{size / 1e6:.3f} MB",
         "model": f"dim {cfg['embed_dim']}, depth {cfg['depth']}, heads {cfg['num_heads']}, input {m.head.input_size} px",
-        "head": m.head.describe(),
+        "head": _head_line(m.head),
         "backbone": m.backbone.name
         + (f" (pretrained on {m.backbone.pretrained_on} channels)" if m.backbone.pretrained_on else ""),
         "spectral": f"{spec['reduction']} → {len(spec['channel_names'])} channels, "
         f"{spec['normalizer']['method']} normalisation, {spec['input_band_count']} input bands",
         "maps": b.transform.describe_inputs(),
-        "window": f"{m.head.window} px → {m.head.input_size} px (bilinear)",
         "split": tc.get("split"),
-        "training": f"{tc.get('epochs')} epochs, lr {tc.get('lr')}, seed {tc.get('seed')}"
+        "training": f"{tc.get('epochs')} epoch{'' if tc.get('epochs') == 1 else 's'}, lr {tc.get('lr')}, seed {tc.get('seed')}"
         + (f", sensor augmentation: the scene and {tc['sensor_augment']} random sensors" if tc.get("sensor_augment") else ""),
+        "test metrics": _metrics_line(m.metrics),
     }
-    info.update(m.metrics)
-    info["classes"] = m.classes.to_list()
-    return info
+    described.update(bundle_parameters(b).rows())
+    described["classes"] = m.classes.to_list()
+    return described
+
+
+def bundle_parameters(bundle: Bundle) -> AdapterSummary:
+    """The parameter summary of a bundle: the adapter and head counted on its model, and its file size.
+
+    The model is rebuilt on the ``meta`` device (no weights read or allocated) and the recorded adapter
+    applied to it, so the counts are those ``geohsi train`` printed.
+
+    Args:
+        bundle: a loaded :class:`~geohsi.bundle.Bundle`.
+
+    Returns:
+        An :class:`~geohsi.adapters.AdapterSummary` with ``file_bytes`` = the size of ``adapter/``.
+    """
+    from geohsi.models import SpectralGPTConfig
+
+    m = bundle.meta
+    with torch.device("meta"):
+        model = m.head.build_model(SpectralGPTConfig.from_dict(m.model_config), len(m.classes))
+        summary = adapter_summary(model, m.adapter)
+    size = sum(f.stat().st_size for f in (bundle.path / ADAPTER_DIR).rglob("*") if f.is_file())
+    return dataclasses.replace(summary, file_bytes=size)
+
+
+def bundle_record(path: str | os.PathLike) -> dict[str, Any]:
+    """Everything a bundle records, as JSON (``geohsi info BUNDLE --json``).
+
+    Args:
+        path: a bundle directory.
+
+    Returns:
+        Its ``bundle.json`` document, with ``parameters`` added: the
+        :meth:`~geohsi.adapters.AdapterSummary.to_dict` of :func:`bundle_parameters`.
+
+    Raises:
+        InputFormatError / ModelError: not a readable bundle.
+    """
+    b = load_bundle(path)
+    return {**b.meta.to_dict(), "parameters": bundle_parameters(b).to_dict()}
+
+
+def _head_line(head: Any) -> str:
+    """The head in one line; a head that resizes its input says from what (the patch window)."""
+    line = head.describe()
+    mlm = head.mlm_input(1)
+    return f"{line}: {mlm['description']}" if mlm.get("resize_type") else line
+
+
+def _metrics_line(metrics: dict[str, Any]) -> str | None:
+    """``OA 0.812, AA 0.774, κ 0.786 on 1,234 test pixels`` (``None`` without test metrics)."""
+    names = (("overall_accuracy", "OA"), ("average_accuracy", "AA"), ("kappa", "κ"))
+    parts = [f"{label} {metrics[k]:.3f}" for k, label in names if metrics.get(k) is not None]
+    if not parts:
+        return None
+    n = metrics.get("n_test")
+    return ", ".join(parts) + (f" on {int(n):,} test pixels" if n is not None else "")
 
 
 def describe_model(
-    name: str, *, adapter: str | None = None, num_classes: int = 16, input_size: int = 32, rank: int = 8
+    name: str, *, adapter: str | None = None, num_classes: int = 16, input_size: int = 32, rank: int = 8, head: str = "patch"
 ) -> dict[str, Any]:
     """Parameter counts and geometry of config ``name`` at ``input_size``, optionally with an adapter.
+
+    Counts come twice: from the closed-form formulas and from the model built on the ``meta``
+    device; with an adapter, the built model's rows are those of :class:`~geohsi.adapters.AdapterSummary`
+    (what ``geohsi train`` prints and ``geohsi info BUNDLE`` shows).
 
     Args:
         name: ``tiny``, ``small`` or ``base``.
@@ -202,46 +276,44 @@ def describe_model(
         num_classes: classes of the head.
         input_size: input edge in pixels.
         rank: LoRA/LoKr rank.
+        head: the model mode whose head is counted: ``patch`` (a classification head) or ``dense``
+            (a segmentation decoder, the default of ``geohsi train``).
 
     Returns:
         An ordered mapping for printing.
+
+    Raises:
+        UsageError: an unknown config, adapter or head.
     """
-    from geohsi.models import build_classifier, count_flops, count_parameters, resolve_model_config
+    from geohsi.heads import get_head
+    from geohsi.models import count_flops, count_parameters, resolve_model_config
 
     cfg = resolve_model_config(name, img_size=input_size)
+    mode = get_head(head).from_options(window=15, input_size=input_size)  # the window does not change any weight
     with torch.device("meta"):
-        model = build_classifier(cfg, num_classes)
+        model = mode.build_model(cfg, num_classes)
     enc_built = sum(p.numel() for p in model.encoder.parameters())
     head_built = sum(p.numel() for p in model.head.parameters())
-    info: dict[str, Any] = {
+    described: dict[str, Any] = {
         "config": f"{name}: dim {cfg.embed_dim}, depth {cfg.depth}, heads {cfg.num_heads}, mlp ×{cfg.mlp_ratio:g}",
         "input": f"{cfg.num_bands} bands × {input_size}×{input_size} px, tubelets {cfg.t_patch}×{cfg.patch_size}×{cfg.patch_size}",
         "tokens": cfg.num_tokens,
         "encoder params (formula)": f"{count_parameters(cfg):,}",
         "encoder params (built)": f"{enc_built:,}",
-        f"head params ({num_classes} classes)": f"{head_built:,}",
+        f"{head} head params ({num_classes} classes)": f"{head_built:,}",
         "GFLOP per sample (forward)": round(count_flops(cfg) / 1e9, 3),
     }
     if adapter is not None:
         from geohsi.adapters import apply_adapter, count_adapter_parameters, method_options
 
         opts = method_options(adapter, rank=rank)
-        formula = count_adapter_parameters(cfg, adapter, "qv", num_classes=num_classes, **opts)
-        adapters_only = count_adapter_parameters(cfg, adapter, "qv", **opts)
         with torch.device("meta"):
-            s = apply_adapter(model, adapter, "qv", **opts)
-        info.update(
-            {
-                "adapter": f"{adapter} on {', '.join(s.targets) or 'all'} ({s.adapted_layers} layers)",
-                "adapter options": opts or "-",
-                "adapter params (formula)": f"{adapters_only:,}",
-                "trainable params incl. head (formula)": f"{formula:,}",
-                "trainable params incl. head (built)": f"{s.trainable_params:,}",
-                "% of backbone": f"{s.percent_of_backbone:.4f} %",
-                "adapter file size (fp32)": f"{4 * s.trainable_params / 1e6:.3f} MB",
-            }
-        )
-    return info
+            summary = apply_adapter(model, adapter, "qv", **opts)
+        described.update(summary.rows())
+        formula = count_adapter_parameters(cfg, adapter, "qv", **opts)
+        described["adapter weights (formula)"] = f"{formula:,}"
+        described["total trainable (formula + head)"] = f"{formula + head_built:,}"
+    return described
 
 
-__all__ = ["bundle_info", "describe_model", "info", "scene_info"]
+__all__ = ["bundle_info", "bundle_parameters", "bundle_record", "describe_model", "info", "scene_info"]

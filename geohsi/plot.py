@@ -278,6 +278,93 @@ def plot_scene(
     return ax
 
 
+# -- colour differences --------------------------------------------------------------------------
+
+#: CIE D65 reference white in XYZ (Y = 1), the white point of sRGB.
+_D65 = np.array([0.95047, 1.0, 1.08883])
+#: linear sRGB → XYZ (IEC 61966-2-1).
+_SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]])
+
+
+def srgb_to_lab(colors: Sequence[str] | np.ndarray) -> np.ndarray:
+    """CIELAB (D65) coordinates of sRGB colours.
+
+    Args:
+        colors: ``#rrggbb`` strings, or ``[N, 3]`` sRGB values in [0, 1].
+
+    Returns:
+        ``[N, 3]`` float64: L* (0–100), a*, b*.
+    """
+    rgb = np.array([_hex_rgba(c)[:3] for c in colors]) if len(colors) and isinstance(colors[0], str) else np.asarray(colors)
+    rgb = np.asarray(rgb, dtype=float).reshape(-1, 3)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _SRGB_TO_XYZ.T / _D65
+    eps, kappa = 216 / 24389, 24389 / 27
+    f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=-1)
+
+
+def delta_e2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """CIEDE2000 colour difference ΔE₀₀ (Sharma, Wu & Dalal 2005; kL = kC = kH = 1), broadcast.
+
+    About 1 is a just-noticeable difference side by side; map classes need tens to be told apart
+    from a legend.
+
+    Args:
+        lab1: ``[..., 3]`` CIELAB colours.
+        lab2: ``[..., 3]`` CIELAB colours (broadcast against ``lab1``).
+
+    Returns:
+        ``[...]`` ΔE₀₀.
+    """
+    L1, a1, b1 = np.moveaxis(np.asarray(lab1, dtype=float), -1, 0)
+    L2, a2, b2 = np.moveaxis(np.asarray(lab2, dtype=float), -1, 0)
+    c_mean7 = ((np.hypot(a1, b1) + np.hypot(a2, b2)) / 2) ** 7
+    g = 0.5 * (1 - np.sqrt(c_mean7 / (c_mean7 + 25.0**7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p, h2p = np.degrees(np.arctan2(b1, a1p)) % 360, np.degrees(np.arctan2(b2, a2p)) % 360
+    chroma0 = (c1p * c2p) == 0
+    dh = h2p - h1p
+    dh = np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh))
+    dh = np.where(chroma0, 0.0, dh)
+    d_l, d_c = L2 - L1, c2p - c1p
+    d_h = 2 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh / 2))
+    l_mean, c_mean = (L1 + L2) / 2, (c1p + c2p) / 2
+    h_sum = h1p + h2p
+    h_mean = np.where(np.abs(h1p - h2p) > 180, np.where(h_sum < 360, h_sum + 360, h_sum - 360), h_sum) / 2
+    h_mean = np.where(chroma0, h_sum, h_mean)
+    t = (
+        1
+        - 0.17 * np.cos(np.radians(h_mean - 30))
+        + 0.24 * np.cos(np.radians(2 * h_mean))
+        + 0.32 * np.cos(np.radians(3 * h_mean + 6))
+        - 0.20 * np.cos(np.radians(4 * h_mean - 63))
+    )
+    s_l = 1 + 0.015 * (l_mean - 50) ** 2 / np.sqrt(20 + (l_mean - 50) ** 2)
+    s_c = 1 + 0.045 * c_mean
+    s_h = 1 + 0.015 * c_mean * t
+    c_mean7p = c_mean**7
+    r_t = -2 * np.sqrt(c_mean7p / (c_mean7p + 25.0**7)) * np.sin(np.radians(60 * np.exp(-(((h_mean - 275) / 25) ** 2))))
+    return np.sqrt((d_l / s_l) ** 2 + (d_c / s_c) ** 2 + (d_h / s_h) ** 2 + r_t * (d_c / s_c) * (d_h / s_h))
+
+
+def palette_distances(colors: Sequence[str]) -> np.ndarray:
+    """``[N, N]`` pairwise CIEDE2000 differences of ``#rrggbb`` colours (0 on the diagonal)."""
+    lab = srgb_to_lab(colors)
+    return delta_e2000(lab[:, None, :], lab[None, :, :])
+
+
+def closest_colors(colors: Sequence[str]) -> tuple[float, int, int]:
+    """The least distinguishable pair of a palette: ``(ΔE₀₀, i, j)`` with ``i < j`` (``inf`` below two colours)."""
+    if len(colors) < 2:
+        return float("inf"), 0, 0
+    d = palette_distances(colors)
+    d[np.tril_indices(len(colors))] = np.inf
+    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    return float(d[i, j]), int(i), int(j)
+
+
 # -- class maps ----------------------------------------------------------------------------------
 
 
@@ -311,6 +398,7 @@ def plot_classmap(
     alpha: float = 1.0,
     max_size: int | None = 2048,
     title: str | None = None,
+    nodata: str | None = None,
 ):
     """Draw a class-id map in its class colours with a legend of class names.
 
@@ -325,6 +413,8 @@ def plot_classmap(
         alpha: opacity of the classified pixels.
         max_size: longest side drawn, in pixels (decimated by striding, so classes stay exact).
         title: axes title.
+        nodata: legend label of the nodata pixels (transparent), listed last when the map has any;
+            ``None`` leaves them out of the legend.
 
     Returns:
         The matplotlib Axes. The image's RGBA data are exactly the class colours (nearest
@@ -366,20 +456,143 @@ def plot_classmap(
     if title is not None:
         ax.set_title(title, fontsize=9)
     if legend:
-        from matplotlib.patches import Patch
-
-        handles = [Patch(facecolor=c.color, edgecolor="0.3", linewidth=0.4, label=c.name) for c in classes]
-        ax.legend(
-            handles=handles,
-            loc="upper left",
-            bbox_to_anchor=(1.02, 1.0),
-            fontsize=7,
-            frameon=False,
-            title="classes",
-            title_fontsize=8,
-            borderaxespad=0.0,
-        )
+        _class_legend(ax, classes, nodata if (ids == 0).any() else None)
     return ax
+
+
+def _class_legend(ax: Any, classes: Legend, nodata: str | None) -> None:
+    """A legend right of the axes: one patch per class, then the nodata entry (the white background, outlined)."""
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=c.color, edgecolor="0.3", linewidth=0.4, label=c.name) for c in classes]
+    if nodata is not None:
+        handles.append(Patch(facecolor="white", edgecolor="0.3", linewidth=0.4, label=nodata))
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=7,
+        frameon=False,
+        title="classes",
+        title_fontsize=8,
+        borderaxespad=0.0,
+    )
+
+
+# -- map furniture: scale bar and north arrow ---------------------------------------------------
+
+
+def _nice_length(target: float) -> float:
+    """The largest 1, 2 or 5 × 10ⁿ not above ``target`` (> 0)."""
+    base = 10.0 ** math.floor(math.log10(target))
+    return max(m * base for m in (1, 2, 5) if m * base <= target)
+
+
+def ground_geometry(crs: Any, x: float, y: float) -> tuple[float, float]:
+    """Metres on the ground per map x-unit at a point, and the direction of true north there.
+
+    Args:
+        crs: the map's CRS (rasterio, pyproj or anything ``pyproj.CRS`` reads).
+        x: map x of the point (the map centre, for a quicklook).
+        y: map y of the point.
+
+    Returns:
+        ``(metres per x-unit, north)``: the geodesic length of a small step along x, per unit, and the
+        angle of true north from map up in degrees, clockwise (the meridian convergence; 0 for a
+        geographic CRS).
+    """
+    from pyproj import CRS, Geod, Transformer
+
+    crs = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
+    to_geo = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    from_geo = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    step = 1.0 if crs.is_projected else 1e-3
+    lon0, lat0 = to_geo.transform(x, y)
+    lon1, lat1 = to_geo.transform(x + step, y)
+    metres = Geod(ellps="WGS84").inv(lon0, lat0, lon1, lat1)[2] / step
+    sign = 1.0 if lat0 < 89.0 else -1.0  # beside the pole: a step south, turned round
+    xn, yn = from_geo.transform(lon0, lat0 + sign * 1e-3)
+    return metres, math.degrees(math.atan2(sign * (xn - x), sign * (yn - y)))
+
+
+def _scale_bar(ax: Any, length: float, label: str) -> Any:
+    """A scale bar of ``length`` map units (drawn in data units, so it keeps the map's scale) over its label."""
+    from matplotlib.lines import Line2D
+    from matplotlib.offsetbox import AuxTransformBox, TextArea, VPacker
+
+    bar = AuxTransformBox(ax.transData)
+    bar.add_artist(Line2D([0, length], [0, 0], color="black", lw=5.5, solid_capstyle="butt"))  # the outline
+    for k, color in enumerate(("black", "white", "black", "white")):  # alternating quarters
+        bar.add_artist(Line2D([k * length / 4, (k + 1) * length / 4], [0, 0], color=color, lw=4, solid_capstyle="butt"))
+    text = TextArea(label, textprops={"fontsize": 7})
+    return VPacker(children=[bar, text], align="center", pad=0, sep=3)
+
+
+def _north_arrow(north: float) -> Any:
+    """An arrow pointing ``north`` degrees clockwise from up, with an N at its tip."""
+    from matplotlib.offsetbox import DrawingArea
+    from matplotlib.patches import FancyArrow
+    from matplotlib.text import Text
+
+    size = 30.0
+    area = DrawingArea(size, size)
+    dx, dy = math.sin(math.radians(north)), math.cos(math.radians(north))
+    c, half = size / 2, 0.32 * size
+    area.add_artist(
+        FancyArrow(
+            c - half * dx,
+            c - half * dy,
+            2 * half * dx,
+            2 * half * dy,
+            width=1.2,
+            head_width=7,
+            head_length=8,
+            length_includes_head=True,
+            color="black",
+        )
+    )
+    area.add_artist(Text(c + 0.47 * size * dx, c + 0.47 * size * dy, "N", ha="center", va="center", fontsize=7, weight="bold"))
+    return area
+
+
+def add_map_furniture(ax: Any, classmap: Any) -> bool:
+    """Draw a scale bar and a north arrow under the map's axes (outside the image: they hide no pixel).
+
+    The scale bar is about a quarter of the map's width in round metres or kilometres, measured on
+    the ground at the map centre; the arrow points to true north there (grid north turned by the
+    meridian convergence).
+
+    Args:
+        ax: the axes of :func:`plot_classmap` (or :func:`plot_scene`).
+        classmap: the map drawn, a DataArray with ``x``/``y`` map coordinates and a CRS.
+
+    Returns:
+        Whether anything was drawn: a pixel grid (no CRS) has no ground scale and no north.
+    """
+    from matplotlib.offsetbox import AnnotationBbox, HPacker
+
+    crs = classmap.rio.crs if _crs_label(classmap) else None
+    if crs is None:
+        return False
+    left, right, bottom, top = _extent(classmap)
+    metres, north = ground_geometry(crs, (left + right) / 2, (bottom + top) / 2)
+    length_m = _nice_length(abs(right - left) * metres / 4)
+    label = f"{length_m / 1000:g} km" if length_m >= 1000 else f"{length_m:g} m"
+    box = HPacker(children=[_scale_bar(ax, length_m / metres, label), _north_arrow(north)], align="center", pad=0, sep=14)
+    # under the tick labels and the axis label, right-aligned with the map
+    ax.add_artist(
+        AnnotationBbox(
+            box,
+            (1.0, 0.0),
+            xycoords="axes fraction",
+            xybox=(0, -34),
+            boxcoords="offset points",
+            box_alignment=(1.0, 1.0),
+            frameon=False,
+            annotation_clip=False,
+        )
+    )
+    return True
 
 
 def open_classmap(path: str | os.PathLike, *, max_size: int | None = None) -> Any:
@@ -394,7 +607,8 @@ def open_classmap(path: str | os.PathLike, *, max_size: int | None = None) -> An
 
     Returns:
         DataArray ``(y, x)`` of class ids (0 = nodata) with map coordinates, ``spatial_ref``, and
-        attrs ``class_ids``, ``class_names``, ``class_colors``.
+        attrs ``class_ids``, ``class_names``, ``class_colors`` and, where the map records them, the
+        ``scene`` and ``bundle`` it was made from.
 
     Raises:
         InputFormatError: not a readable map.
@@ -445,6 +659,7 @@ def open_classmap(path: str | os.PathLike, *, max_size: int | None = None) -> An
     y = t.f + t.e * (np.arange(h) + 0.5)
     m = xr.DataArray(ids, dims=("y", "x"), coords={"y": y, "x": x}, name="classes")
     m.attrs.update(class_ids=ids_in, class_names=[named.get(i, f"class_{i}") for i in ids_in], class_colors=colors)
+    m.attrs.update({k: tags[f"GEOHSI_{k.upper()}"] for k in _MADE_FROM if f"GEOHSI_{k.upper()}" in tags})
     if crs is not None:
         m = m.rio.write_crs(crs).rio.write_transform(t)
     return m
@@ -454,12 +669,31 @@ def _zarr_root_attrs(path: Path) -> dict[str, Any]:
     import zarr
 
     a = dict(zarr.open_group(str(path), mode="r").attrs)
-    return {k: a[k] for k in ("class_ids", "class_names", "class_colors", "georeferenced") if k in a}
+    return {k: a[k] for k in ("class_ids", "class_names", "class_colors", "georeferenced", *_MADE_FROM) if k in a}
+
+
+#: what a written map records of its making and :func:`open_classmap` reads back (``GEOHSI_<KEY>`` COG tags, Zarr attributes).
+_MADE_FROM = ("scene", "bundle")
 
 
 def map_quicklook_path(out: str | os.PathLike) -> Path:
     """Where :func:`write_map_quicklook` puts the PNG of a map: ``map.tif``/``map.zarr`` → ``map.png``."""
     return Path(out).with_suffix(".png")
+
+
+def quicklook_title(out: str | os.PathLike, made_from: Mapping[str, Any]) -> str:
+    """``map.tif`` over ``scene ip.zarr · bundle runs/latest`` (what the map records of its making).
+
+    Args:
+        out: the map file.
+        made_from: the map's ``scene`` and ``bundle`` paths, where recorded (:func:`open_classmap`'s attrs).
+    """
+
+    def short(path: str, parts: int) -> str:
+        return "/".join(Path(str(path)).parts[-parts:])
+
+    source = [f"{k} {short(made_from[k], n)}" for k, n in (("scene", 1), ("bundle", 2)) if made_from.get(k)]
+    return "\n".join([Path(out).name, " · ".join(source)]) if source else Path(out).name
 
 
 def write_map_quicklook(
@@ -468,6 +702,8 @@ def write_map_quicklook(
     """Write ``map.png`` beside a map: the class map in its colour table with a legend of class names.
 
     Reads the written file itself (:func:`open_classmap`), so the PNG shows what the COG/Zarr holds.
+    The title names the map, the scene and the bundle it was made from; the legend lists nodata
+    when the map has any; a georeferenced map gets a scale bar and a north arrow (:func:`add_map_furniture`).
 
     Args:
         out: the map (``.tif`` or ``.zarr``).
@@ -488,7 +724,8 @@ def write_map_quicklook(
     m = open_classmap(out, max_size=max_size)
     h, w = m.shape
     aspect = h / max(w, 1)
-    ax = plot_classmap(m, title=Path(out).name)
+    ax = plot_classmap(m, title=quicklook_title(out, m.attrs), nodata="nodata")
+    add_map_furniture(ax, m)
     ax.figure.set_size_inches(7.5, max(3.0, min(9.0, 5.5 * aspect + 0.8)))
     with atomic_output(png, overwrite=True) as tmp:
         tmp.write_bytes(figure_png(ax.figure, bbox_inches="tight"))
@@ -682,17 +919,24 @@ def figure_png(fig, *, dpi: int = 110, **savefig: Any) -> bytes:
 __all__ = [
     "MAX_SIZE",
     "RGB_NM",
+    "add_map_furniture",
     "class_lookup",
     "class_spectra",
+    "closest_colors",
+    "delta_e2000",
     "figure_png",
+    "ground_geometry",
     "map_quicklook_path",
     "open_classmap",
+    "palette_distances",
     "plot_classmap",
     "plot_confusion",
     "plot_scene",
     "plot_spectra",
     "plot_training",
+    "quicklook_title",
     "rgb_band_indices",
     "scene_rgb",
+    "srgb_to_lab",
     "write_map_quicklook",
 ]

@@ -102,7 +102,7 @@ def clean_map(inputs: Inputs) -> np.ndarray:  # noqa: F811
 def _zarr_map(path: Path) -> np.ndarray:
     import xarray as xr
 
-    return xr.open_zarr(path, mask_and_scale=False)["classes"].values
+    return xr.open_zarr(path, mask_and_scale=False, consolidated=False)["classes"].values
 
 
 def _classify(inputs: Inputs, out: Path, address: str, env: dict[str, str] | None = None) -> subprocess.Popen:  # noqa: F811

@@ -323,3 +323,87 @@ def test_quicklook_kept_without_overwrite(tmp_path):
     assert P.write_map_quicklook(tif, log=notes.append) is None and png.read_bytes() == b"mine"
     assert "--overwrite" in notes[0]
     assert P.write_map_quicklook(tif, overwrite=True) == png and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def _cog_with_provenance(tmp_path, ids: np.ndarray):
+    """A hand-made map COG (EPSG:32633, 10 m) recording its scene and bundle as geohsi's writer does."""
+    import rasterio
+
+    tif = tmp_path / "made.tif"
+    with rasterio.open(
+        tif,
+        "w",
+        driver="GTiff",
+        width=ids.shape[1],
+        height=ids.shape[0],
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=Affine(10.0, 0, 500000.0, 0, -10.0, 4200000.0),
+        nodata=0,
+        photometric="palette",
+    ) as dst:
+        dst.write(ids, 1)
+        dst.write_colormap(1, {0: (0, 0, 0, 0), **{c["id"]: (*_rgb255(c["color"]), 255) for c in CLASSES}})
+        dst.update_tags(1, **{f"CLASS_{c['id']}": c["name"] for c in CLASSES})
+        dst.update_tags(GEOHSI_SCENE="/data/scenes/potsdam.zarr", GEOHSI_BUNDLE="/home/me/runs/latest")
+    return tif
+
+
+def _furniture(ax):
+    """The scale bar's length (map units) and label, and the north arrow's direction (° clockwise from up)."""
+    from matplotlib.offsetbox import AnnotationBbox
+
+    (box,) = [a for a in ax.artists if isinstance(a, AnnotationBbox)]
+    bar_box, arrow_box = box.offsetbox.get_children()
+    bar, label = bar_box.get_children()
+    line = bar.get_children()[0]
+    _, n_label = arrow_box.get_children()  # the arrow, and the N at its tip
+    x, y = n_label.get_position()
+    north = np.degrees(np.arctan2(x - arrow_box.width / 2, y - arrow_box.height / 2))
+    return float(np.ptp(line.get_xdata())), label.get_text(), north
+
+
+def test_quicklook_names_its_scene_and_bundle_lists_nodata_and_draws_scale_and_north(tmp_path):
+    ids = _block_map().values  # one block of nodata
+    tif = _cog_with_provenance(tmp_path, ids)
+    m = P.open_classmap(tif)
+    assert m.attrs["scene"] == "/data/scenes/potsdam.zarr" and m.attrs["bundle"] == "/home/me/runs/latest"
+    assert P.quicklook_title(tif, m.attrs) == "made.tif\nscene potsdam.zarr · bundle runs/latest"
+    assert P.quicklook_title(tif, {}) == "made.tif"
+    ax = P.plot_classmap(m, nodata="nodata")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [*(c["name"] for c in CLASSES), "nodata"]
+    assert P.add_map_furniture(ax, m)
+    length, label, north = _furniture(ax)
+    # 600 m wide → a quarter rounds down to 100 m; UTM's scale factor near the central meridian is 0.9996
+    assert label == "100 m" and length == pytest.approx(100 * 0.9996, rel=2e-4)
+    assert abs(north) < 0.1  # 15°E is zone 33's central meridian: grid north is true north there
+    plt.close(ax.figure)
+    full = P.plot_classmap(m.where(m > 0, 1).astype("uint8"), nodata="nodata")  # no nodata pixel: no nodata entry
+    assert "nodata" not in [t.get_text() for t in full.get_legend().get_texts()]
+    plt.close(full.figure)
+    png = P.write_map_quicklook(tif)
+    _check_quicklook(png, ids, {c["id"]: tuple(_rgb255(c["color"])) for c in CLASSES})  # the furniture hides no pixel
+
+
+def test_pixel_grid_maps_get_no_scale_bar_or_north_arrow():
+    m = _block_map().drop_vars("spatial_ref")
+    m.attrs["georeferenced"] = 0
+    ax = P.plot_classmap(m, CLASSES)
+    assert not P.add_map_furniture(ax, m) and not ax.artists
+    plt.close(ax.figure)
+
+
+@pytest.mark.parametrize(
+    ("crs", "x", "y", "metres", "north"),
+    [
+        ("EPSG:32633", 500000.0, 5800000.0, 1 / 0.9996, 0.0),  # on the central meridian
+        ("EPSG:32633", 700000.0, 5800000.0, 1.0, -2.3),  # east of it: true north leans west of grid north
+        ("EPSG:32633", 300000.0, 5800000.0, 1.0, 2.3),
+        ("EPSG:4326", 13.0, 60.0, 55_800.0, 0.0),  # a degree of longitude at 60° N
+    ],
+)
+def test_ground_geometry_scale_and_meridian_convergence(crs, x, y, metres, north):
+    got_metres, got_north = P.ground_geometry(crs, x, y)
+    assert got_metres == pytest.approx(metres, rel=3e-3)
+    assert got_north == pytest.approx(north, abs=0.1)

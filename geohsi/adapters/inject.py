@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
@@ -66,7 +68,17 @@ _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._BatchNor
 
 @dataclasses.dataclass(frozen=True)
 class AdapterSummary:
-    """What :func:`apply_adapter` did, for printing and for the experiment log.
+    """What :func:`apply_adapter` did, in the field's terms (peft's ``print_trainable_parameters``, the
+    paper's tables): the adapter's weights and their share of the encoder, the head's weights, the
+    total trained, and the file they make.
+
+    ``str()`` gives one labelled line each (what ``geohsi train`` logs and ``geohsi info`` shows)::
+
+        adapter          krona+ on attn.q, attn.v of blocks 0–3 (8 layers): factors A 8×8, B 16×16; λ 16
+        adapter weights  3,200 (0.18 % of the 1.82 M encoder)
+        head weights     176,176
+        total trainable  179,376 of 1,999,728 weights (8.97 %)
+        adapter file     ≈ 718 kB (fp32 weights)
 
     Attributes:
         method: one of :data:`METHODS`.
@@ -75,7 +87,11 @@ class AdapterSummary:
         adapter_params: parameters in the adapters.
         trainable_params: parameters with ``requires_grad`` (adapters + head + norms, or all).
         total_params: all parameters of the model after injection.
-        backbone_params: parameters of the model before injection, head excluded.
+        backbone_params: parameters of the encoder (the model before injection, head excluded).
+        head_params: parameters of the head (all trained).
+        description: the adapter in one line (:func:`describe_adapter`).
+        file_bytes: size of the saved adapter files, when known (a bundle's ``adapter/``); ``None``
+            estimates it as 4 bytes per trainable weight.
 
     .. versionadded:: 0.1
     """
@@ -87,32 +103,58 @@ class AdapterSummary:
     trainable_params: int
     total_params: int
     backbone_params: int
+    head_params: int
+    description: str
+    file_bytes: int | None = None
 
     @property
-    def percent_of_backbone(self) -> float:
-        """Trainable parameters as a percentage of the backbone's (the paper's "% params")."""
-        return 100.0 * self.trainable_params / self.backbone_params if self.backbone_params else 0.0
+    def adapter_percent(self) -> float:
+        """Adapter weights as a percentage of the encoder's (the paper's "% params" of a PEFT method)."""
+        return 100.0 * self.adapter_params / self.backbone_params if self.backbone_params else 0.0
+
+    @property
+    def trainable_percent(self) -> float:
+        """Trainable weights as a percentage of all the model's (peft's ``trainable%``)."""
+        return 100.0 * self.trainable_params / self.total_params if self.total_params else 0.0
+
+    @property
+    def encoder_trained_params(self) -> int:
+        """Trained weights of the encoder itself: its norms (``train_norms``), or all of it (``full``)."""
+        return self.trainable_params - self.adapter_params - self.head_params
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict of the fields plus ``percent_of_backbone``."""
+        """A JSON-able dict of the fields plus ``adapter_percent`` and ``trainable_percent``."""
         d = dataclasses.asdict(self)
         d["targets"] = list(self.targets)
-        d["percent_of_backbone"] = self.percent_of_backbone
+        d.update(adapter_percent=self.adapter_percent, trainable_percent=self.trainable_percent)
         return d
 
-    def _rows(self) -> list[tuple[str, str]]:
-        return [
-            ("method", self.method),
-            ("targets", ", ".join(self.targets) or "—"),
-            ("adapted layers", f"{self.adapted_layers:,}"),
-            ("adapter params", f"{self.adapter_params:,}"),
-            ("trainable params", f"{self.trainable_params:,}"),
-            ("total params", f"{self.total_params:,}"),
-            ("% of backbone", f"{self.percent_of_backbone:.4f} %"),
+    def rows(self) -> list[tuple[str, str]]:
+        """``(label, value)`` rows, one per count (what ``str()`` aligns and ``geohsi info`` shows)."""
+        encoder = f"the {_count(self.backbone_params)} encoder"
+        rows = [("adapter", self.description)]
+        if self.method == "full":
+            rows.append(("encoder weights", f"{self.encoder_trained_params:,} (all of {encoder}, trained)"))
+        else:
+            rows.append(("adapter weights", f"{self.adapter_params:,} ({_percent(self.adapter_percent)} % of {encoder})"))
+            if self.encoder_trained_params:
+                rows.append(("norm weights", f"{self.encoder_trained_params:,} (the encoder's norms, trained)"))
+        size = (
+            f"≈ {_size(4 * self.trainable_params)} (fp32 weights)"
+            if self.file_bytes is None
+            else f"{_size(self.file_bytes)} on disk"
+        )
+        return rows + [
+            ("head weights", f"{self.head_params:,}"),
+            (
+                "total trainable",
+                f"{self.trainable_params:,} of {self.total_params:,} weights ({_percent(self.trainable_percent)} %)",
+            ),
+            ("adapter file", size),
         ]
 
     def __str__(self) -> str:
-        rows = self._rows()
+        rows = self.rows()
         w = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
 
@@ -120,12 +162,72 @@ class AdapterSummary:
         """A two-column :class:`rich.table.Table` (rich calls this when printing the summary)."""
         from rich.table import Table
 
-        table = Table(title="adapter", show_header=False, box=None)
+        table = Table(title="parameters", show_header=False, box=None)
         table.add_column(style="bold")
-        table.add_column(justify="right")
-        for k, v in self._rows():
+        table.add_column()
+        for k, v in self.rows():
             table.add_row(k, v)
         return table
+
+
+def _percent(p: float) -> str:
+    """A share as the papers print it: 0.18, 0.045, 9.85, 100."""
+    if p >= 99.995:
+        return "100"
+    return f"{p:.2f}" if p >= 0.1 else f"{p:.2g}"
+
+
+def _count(n: int) -> str:
+    """A parameter count in millions or thousands, 3 significant digits (1.82 M, 114 k)."""
+    return f"{n / 1e6:.3g} M" if n >= 1e6 else f"{n / 1e3:.3g} k"
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e6:.2f} MB" if nbytes >= 1e6 else f"{nbytes / 1e3:.1f} kB"
+
+
+def _ranges(ids: Iterable[int]) -> str:
+    """``0–3, 6`` from ``{0, 1, 2, 3, 6}``."""
+    out: list[str] = []
+    for _, run in itertools.groupby(enumerate(sorted(ids)), lambda p: p[1] - p[0]):
+        vals = [v for _, v in run]
+        out.append(f"{vals[0]}–{vals[-1]}" if len(vals) > 1 else str(vals[0]))
+    return ", ".join(out)
+
+
+def _factor_text(layers: Mapping[str, Mapping[str, Sequence[int]]]) -> str:
+    """The adapted layers' factor shapes: ``A 8×8, B 16×16``, or how many layouts when they differ."""
+    layouts = {tuple((k, tuple(v)) for k, v in shapes.items()) for shapes in layers.values()}
+    if len(layouts) != 1:
+        return f"{len(layouts)} factor layouts"
+    return "factors " + ", ".join(f"{k} {'×'.join(map(str, s))}" for k, s in next(iter(layouts)))
+
+
+def describe_adapter(config: Mapping[str, Any]) -> str:
+    """One line for an adapter configuration: method, targets, blocks, rank or factor shapes, λ.
+
+    Args:
+        config: an :func:`adapter_config` dict (a bundle's ``adapter`` record).
+
+    Returns:
+        E.g. ``krona+ on attn.q, attn.v of blocks 0–3 (8 layers): factors A 8×8, B 16×16; λ 16``.
+
+    .. versionadded:: 0.1
+    """
+    method, opts = str(config["method"]), dict(config.get("options") or {})
+    norms = "; the encoder's norms trained" if config.get("train_norms") else ""
+    if method == "full":
+        return "full fine-tuning: every encoder weight is trained"
+    if method == "linear":
+        return f"linear probe: the encoder is frozen, the head trained{norms}"
+    layers: Mapping[str, Any] = config.get("layers") or {}
+    blocks = {int(m.group(1)) for name in layers if (m := re.search(r"(?:^|\.)blocks\.(\d+)\.", name))}
+    where = f" of blocks {_ranges(blocks)}" if blocks else ""
+    parts = [f"rank {opts['r']}, α {opts['alpha']:g}"] if "r" in opts else []
+    parts.append(_factor_text(layers))
+    if "lr_ratio" in opts:
+        parts.append(f"λ {opts['lr_ratio']:g}")
+    return f"{method} on {', '.join(config.get('targets') or ())}{where} ({len(layers)} layers): {'; '.join(parts)}{norms}"
 
 
 def resolve_targets(targets: str | Sequence[str]) -> tuple[str, ...]:
@@ -354,6 +456,8 @@ def apply_adapter(
         trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
         total_params=sum(p.numel() for p in model.parameters()),
         backbone_params=backbone_params,
+        head_params=sum(p.numel() for n, p in model.named_parameters() if _under(n, heads)),
+        description=describe_adapter(config),
     )
 
 
@@ -373,6 +477,34 @@ def adapter_config(model: nn.Module) -> dict[str, Any]:
     if cfg is None:
         raise UsageError("the model carries no adapter; call geohsi.adapters.apply_adapter(model, method) first")
     return copy.deepcopy(cfg)
+
+
+def adapter_summary(model: nn.Module, config: Mapping[str, Any]) -> AdapterSummary:
+    """The :class:`AdapterSummary` of a recorded adapter configuration, applied to a fresh model.
+
+    Counts a saved adapter (a bundle's ``adapter`` record) exactly as :func:`apply_adapter` counted it
+    at training time. Build ``model`` on the ``meta`` device to count without allocating weights.
+
+    Args:
+        model: a freshly built model (no adapter yet), built like the one that was adapted; modified in place.
+        config: an :func:`adapter_config` dict.
+
+    Returns:
+        The summary (``file_bytes`` unknown: set it with :func:`dataclasses.replace`).
+
+    Raises:
+        UsageError: the configuration does not fit ``model``.
+
+    .. versionadded:: 0.1
+    """
+    return apply_adapter(
+        model,
+        config["method"],
+        config.get("preset") or config.get("targets") or "qv",
+        train_norms=bool(config.get("train_norms")),
+        head=config.get("head") or None,
+        **(config.get("options") or {}),
+    )
 
 
 def merge_adapter(model: nn.Module, *, unload: bool = False) -> int:
@@ -513,7 +645,9 @@ __all__ = [
     "AdapterSummary",
     "adapter_config",
     "adapter_layers",
+    "adapter_summary",
     "apply_adapter",
+    "describe_adapter",
     "merge_adapter",
     "name_matches",
     "resolve_targets",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ def write_map(
         confidence: also write the max-probability band.
         resume: reuse chunks completed by an interrupted run with the same bundle, scene, chunking and outputs.
         overwrite: replace existing outputs.
-        progress: show Dask's progress bar.
+        progress: show the chunks' progress (a bar on a terminal, periodic lines in a log).
         log: receives one-line messages.
 
     Returns:
@@ -90,14 +90,8 @@ def _compute_and_write(
     before = _forward_seconds(client)
     job.submit(client)
     try:
-        if progress and job.futures:
-            import threading
-
-            from distributed import progress as dask_progress
-
-            # the bar blocks until the futures finish; the paused-workers check must keep running
-            threading.Thread(target=dask_progress, args=(job.futures,), daemon=True).start()
-        stuck = wait_unless_paused(client, lambda: job.done, paused_timeout())
+        with _chunk_progress(job.futures, enabled=progress):
+            stuck = wait_unless_paused(client, lambda: job.done, paused_timeout())
         if stuck:
             raise ClusterError(f"{stuck}; completed chunks are kept in {job.store.path}, rerun the same command to resume")
     except BaseException:
@@ -110,6 +104,46 @@ def _compute_and_write(
             job.result.workers = len(after)
             job.result.forward_seconds = sum(max(0.0, s - before.get(w, 0.0)) for w, s in after.items())
     return job.finish()
+
+
+@contextlib.contextmanager
+def _chunk_progress(futures: Sequence[Any], *, enabled: bool) -> Iterator[None]:
+    """Show how many chunk tasks have finished while the caller waits for them.
+
+    A rich bar on a terminal, a plain line every ``GEOHSI_PROGRESS_INTERVAL`` seconds in a log
+    (:func:`geohsi.console.progress`). A watcher thread counts the finished futures, so the caller's
+    wait (and its paused-workers check) runs undisturbed.
+
+    Args:
+        futures: the chunk tasks' futures.
+        enabled: show the progress (nothing is shown without futures either).
+    """
+    import threading
+
+    from geohsi.console import progress
+
+    if not (enabled and futures):
+        yield
+        return
+    stop = threading.Event()
+
+    def finished() -> int:
+        return sum(f.done() for f in futures)
+
+    with progress("classify", len(futures), unit="chunks") as update:
+
+        def follow() -> None:
+            while not stop.wait(0.5):  # a count costs nothing: the futures' states are local
+                update(completed=finished())
+
+        watcher = threading.Thread(target=follow, name="geohsi-progress", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
+            update(completed=finished())
 
 
 def paused_timeout() -> float:
@@ -226,7 +260,7 @@ def classify(
         batch_size: windows (patch) or tiles (dense) per forward (default: per device).
         resume: reuse completed chunks of an interrupted run (``--no-resume`` recomputes all).
         overwrite: replace existing outputs.
-        progress: show Dask's progress bar.
+        progress: show the chunks' progress (a bar on a terminal, periodic lines in a log).
         log: receives one-line messages.
 
     Returns:

@@ -23,6 +23,7 @@ from typing import Any
 
 from geohsi.errors import InputFormatError, UsageError
 from geohsi.files import file_sha256
+from geohsi.scene import DEFAULT_COLORS
 
 DEFAULT_CACHE = Path(os.environ.get("GEOHSI_CACHE_DIR", Path.home() / ".cache" / "geohsi"))
 
@@ -346,24 +347,9 @@ DATASETS: dict[str, Dataset] = {
             "Buildings-Grass-Trees-Drives",
             "Stone-Steel-Towers",
         ),
-        class_colors=(
-            "#ff0000",
-            "#00ff00",
-            "#0000ff",
-            "#ffff00",
-            "#ff00ff",
-            "#00ffff",
-            "#b03060",
-            "#ff7f50",
-            "#8b4513",
-            "#7cfc00",
-            "#4682b4",
-            "#daa520",
-            "#9400d3",
-            "#006400",
-            "#ffc0cb",
-            "#808000",
-        ),
+        # the default palette: classes apart by ΔE00 ≥ 24 (the usual IP colours put Corn-notill #00ff00 and
+        # Soybean-notill #7cfc00 4.9 apart, one colour on a map)
+        class_colors=DEFAULT_COLORS[:16],
         sensor="AVIRIS",
         citation=(
             "Baumgardner, Biehl, Landgrebe (2015), 220 Band AVIRIS Hyperspectral Image Data Set: June 12, 1992 "

@@ -54,10 +54,23 @@ _Y_NAMES = ("y", "lat", "latitude", "row", "rows", "line", "lines", "northing", 
 def _open(p: Path) -> xr.Dataset:
     try:
         if p.is_dir():
-            return xr.open_zarr(p, consolidated=None, mask_and_scale=False, decode_coords="all", chunks={})
+            return _open_zarr(p)
         return xr.open_dataset(p, mask_and_scale=False, decode_coords="all", chunks={})
     except Exception as e:  # xarray/backends raise many types for bad files
         raise InputFormatError(f"cannot open {p} with xarray: {type(e).__name__}: {e}; check the file") from e
+
+
+def _open_zarr(p: Path) -> xr.Dataset:
+    """A Zarr store through its consolidated metadata when it has some (one read), else its hierarchy.
+
+    (``consolidated=None`` does the same but warns on every store written without consolidation,
+    geohsi's own included.)
+    """
+    options: dict[str, Any] = {"mask_and_scale": False, "decode_coords": "all", "chunks": {}}
+    try:
+        return xr.open_zarr(p, consolidated=True, **options)
+    except ValueError:  # no consolidated metadata
+        return xr.open_zarr(p, consolidated=False, **options)
 
 
 def _band_dim(p: Path, v: xr.DataArray, band_dim: str | None) -> str:

@@ -27,7 +27,7 @@ def resolve_device(device: str = "auto", *, warn=None) -> torch.device:
 
     Args:
         device: requested device.
-        warn: callable receiving a one-line warning (default: :func:`warnings.warn`).
+        warn: callable receiving a one-line warning (default: :func:`warnings.warn` of a :class:`~geohsi.errors.GeohsiWarning`).
     """
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise UsageError(f"unknown device {device!r}; use auto, cpu or cuda")
@@ -38,7 +38,9 @@ def resolve_device(device: str = "auto", *, warn=None) -> torch.device:
         if warn is None:
             import warnings
 
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            from geohsi.errors import GeohsiWarning
+
+            warnings.warn(msg, GeohsiWarning, stacklevel=2)
         else:
             warn(msg)
         return torch.device("cpu")

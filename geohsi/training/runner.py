@@ -12,7 +12,8 @@ The runner owns everything the two loops used to repeat:
   and whatever state the loop adds; :meth:`Runner.resume` refuses a checkpoint made with other
   options (compared as the options' JSON) and restores all of it, so a resumed run ends with the
   same weights as an uninterrupted one;
-* **progress** — a rich progress bar with the loop's fields (:meth:`Runner.progress`);
+* **progress** — a rich progress bar with the loop's fields, plain periodic lines in a log
+  (:meth:`Runner.progress`);
 * **seeding** — :func:`seed_init` before the model is built; the loops draw every epoch's or
   step's data from generators seeded by ``(seed, position)``.
 
@@ -202,34 +203,22 @@ class Runner:
     def progress(
         self, title: str, total: int, completed: int, *, enabled: bool = True, val_label: str = "val", **fields: Any
     ) -> Iterator[Callable[..., None]]:
-        """A progress bar over the run's steps; yields ``update(advance=0, **fields)``.
+        """Progress over the run's steps (:func:`geohsi.console.progress`: a rich bar on a terminal, a plain
+        line every ``GEOHSI_PROGRESS_INTERVAL`` seconds in a log); yields ``update(advance=0, **fields)``.
 
         Args:
             title: rich-markup title; may show fields, e.g. ``"epoch {task.fields[epoch]}"``.
             total: steps of the run.
             completed: steps already done (a resumed run).
-            enabled: show the bar.
+            enabled: show the progress.
             val_label: label of the ``val`` field.
             **fields: initial values of the fields the title shows (``loss``, ``lr`` and ``val`` always exist).
         """
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        from geohsi.console import progress
 
-        bar = Progress(
-            TextColumn(f"[bold]{title}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TextColumn("loss {task.fields[loss]:.4f} lr {task.fields[lr]:.2e} " + val_label + " {task.fields[val]}"),
-            TimeRemainingColumn(),
-            disable=not enabled,
-            transient=False,
-        )
+        detail = "loss {task.fields[loss]:.4f} lr {task.fields[lr]:.2e} " + val_label + " {task.fields[val]}"
         init = {"loss": float("nan"), "lr": self.lr, "val": "-", **fields}
-        with bar:
-            task = bar.add_task(title, total=total, completed=completed, **init)
-
-            def update(advance: int = 0, **values: Any) -> None:
-                bar.update(task, advance=advance, **values)
-
+        with progress(title, total, completed=completed, unit="steps", detail=detail, enabled=enabled, **init) as update:
             yield update
 
 

@@ -14,6 +14,7 @@ from geohsi.adapters import (
     AdapterLayer,
     adapter_config,
     adapter_layers,
+    adapter_summary,
     apply_adapter,
     merge_adapter,
     trainable_parameter_names,
@@ -137,18 +138,58 @@ def test_summary_numbers_and_rendering() -> None:
     s = apply_adapter(model, "krona+", "qv")
     per_layer = 4 * 4 + 6 * 6  # 24 = 4·6 on both sides: A [4, 4], B [6, 6]
     assert s.adapter_params == 2 * 2 * per_layer
-    assert s.trainable_params == s.adapter_params + head
+    assert s.head_params == head and s.trainable_params == s.adapter_params + head
     assert s.total_params == backbone + head + s.adapter_params
     assert s.backbone_params == backbone
-    assert s.percent_of_backbone == pytest.approx(100 * s.trainable_params / backbone)
+    # the adapter's share of the encoder (the paper's "% params") never includes the head
+    assert s.adapter_percent == pytest.approx(100 * s.adapter_params / backbone)
+    assert s.trainable_percent == pytest.approx(100 * s.trainable_params / s.total_params)
+    rows = dict(s.rows())
+    assert list(rows) == ["adapter", "adapter weights", "head weights", "total trainable", "adapter file"]
+    assert rows["adapter"] == "krona+ on attn.q, attn.v of blocks 0–1 (4 layers): factors A 4×4, B 6×6; λ 16"
+    assert rows["adapter weights"] == f"{s.adapter_params} ({s.adapter_percent:.2f} % of the {backbone / 1e3:.3g} k encoder)"
+    assert rows["head weights"] == f"{head:,}"
+    assert rows["total trainable"].startswith(f"{s.trainable_params:,} of {s.total_params:,} weights (")
+    assert rows["adapter file"] == f"≈ {4 * s.trainable_params / 1e3:.1f} kB (fp32 weights)"
     text = str(s)
-    assert "krona+" in text and f"{s.trainable_params:,}" in text and "% of backbone" in text
+    assert text.splitlines() == [f"{k:<15}  {v}" for k, v in rows.items()]  # one labelled line each
     from rich.console import Console
 
-    console = Console(record=True, width=100)
+    console = Console(record=True, width=140)
     console.print(s)
-    assert f"{s.adapter_params:,}" in console.export_text()
-    assert json.loads(json.dumps(s.to_dict()))["adapted_layers"] == 4
+    shown = console.export_text()
+    assert f"{s.adapter_params:,}" in shown and "head weights" in shown
+    d = json.loads(json.dumps(s.to_dict()))
+    assert d["adapted_layers"] == 4 and d["head_params"] == head and d["adapter_percent"] == pytest.approx(s.adapter_percent)
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "label", "value"),
+    [
+        ("lora", {"r": 2}, "adapter", "lora on attn.q, attn.v of blocks 0–1 (4 layers): rank 2, α 8; factors A 2×24, B 24×2"),
+        ("full", {}, "encoder weights", "(all of the"),
+        ("linear", {}, "adapter", "linear probe: the encoder is frozen, the head trained"),
+    ],
+)
+def test_summary_speaks_of_each_method_in_its_own_terms(method: str, kwargs: dict, label: str, value: str) -> None:
+    s = apply_adapter(make_toy(), method, "qv", **kwargs)
+    assert value in dict(s.rows())[label]
+    assert dict(s.rows())["head weights"] == f"{sum(p.numel() for p in make_toy().head.parameters()):,}"
+
+
+def test_summary_counts_trained_norms_on_their_own_line() -> None:
+    s = apply_adapter(make_toy(), "krona", "qv", train_norms=True)
+    norms = 2 * 2 * 2 * DIM  # two blocks, two LayerNorms, weight + bias
+    assert s.encoder_trained_params == norms and dict(s.rows())["norm weights"].startswith(f"{norms:,} ")
+    assert s.trainable_params == s.adapter_params + s.head_params + norms
+
+
+def test_adapter_summary_recounts_a_recorded_configuration_without_weights() -> None:
+    model = make_toy()
+    trained = apply_adapter(model, "lokr", "attn", r=2, decompose_both=True)
+    with torch.device("meta"):
+        recounted = adapter_summary(make_toy(), adapter_config(model))
+    assert recounted == trained
 
 
 def test_adapter_config_is_json_and_complete() -> None:

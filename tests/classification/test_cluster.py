@@ -119,7 +119,7 @@ def ip_mid_reference(ip_mid, ip_bundle):
 def _zarr_map(path: Path) -> np.ndarray:
     import xarray as xr
 
-    return xr.open_zarr(path, mask_and_scale=False)["classes"].values
+    return xr.open_zarr(path, mask_and_scale=False, consolidated=False)["classes"].values
 
 
 @pytest.mark.slow

@@ -17,10 +17,10 @@ def test_info_model_base_prints_formula_and_built_counts() -> None:
 
 @pytest.mark.parametrize(("adapter", "count"), [("lora", "294,912"), ("krona", "38,400"), ("krona+", "38,400")])
 def test_info_model_adapter_counts(adapter: str, count: str) -> None:
-    r = run_cli("info", "--model", "base", "--adapter", adapter, "--num-classes", 16)
+    r = run_cli("info", "--model", "base", "--adapter", adapter, "--num-classes", 16, "--head", "patch")
     assert r.returncode == 0, r.stderr
     assert count in r.stdout
-    head = 768 * 2 + 768 * 16 + 16
+    head = 768 * 2 + 768 * 16 + 16  # the patch head: LayerNorm + Linear
     total = int(count.replace(",", "")) + head
     assert r.stdout.count(f"{total:,}") == 2
 
@@ -55,3 +55,91 @@ def test_info_scene_prints_the_band_table_and_flags_inflated_widths(enmap_scene:
     assert r.returncode == 0, r.stderr
     assert "band widths up to" in r.stdout and "re-ingest the source with --overwrite" in r.stdout
     assert np.isfinite(open_scene(tmp_path / "old.zarr", check_band_table=False)["fwhm"].values).all()
+
+
+# -- bundles: one designed line per aspect, the same parameter rows as `geohsi train` and `--model` --------
+
+BUNDLE_ROWS = [
+    "created",
+    "model",
+    "head",
+    "backbone",
+    "spectral",
+    "maps",
+    "split",
+    "training",
+    "test metrics",
+    "adapter",
+    "adapter weights",
+    "head weights",
+    "total trainable",
+    "adapter file",
+]
+PARAMETER_ROWS = ["adapter", "adapter weights", "head weights", "total trainable"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bundles(ip_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list[str]]]:
+    """A tiny KronA+ bundle of each head (one epoch on Indian Pines), with what training logged."""
+    from geohsi.training.config import resolve_train_config
+    from geohsi.training.finetune import train
+
+    out = tmp_path_factory.mktemp("info_bundles")
+    bundles = {}
+    for head in ("dense", "patch"):
+        cfg = resolve_train_config(adapter="krona+", epochs=1, split="per-class:5", model="tiny", device="cpu", head=head)
+        logged: list[str] = []
+        bundles[head] = (train(ip_scene, cfg, out=out / head, progress=False, log=logged.append), logged)
+    return bundles
+
+
+def _first_table(stdout: str) -> dict[str, str]:
+    """``field → value`` of the first table ``geohsi info`` prints (one row per line at COLUMNS=1000)."""
+    lines = stdout.splitlines()
+    end = next(i for i, line in enumerate(lines) if line.startswith("└"))
+    cells = [line.split("│") for line in lines[:end] if line.count("│") >= 3]
+    return {c[1].strip(): c[2].strip() for c in cells}
+
+
+@pytest.mark.parametrize("head", ["dense", "patch"])
+def test_info_bundle_is_one_designed_line_per_aspect(tiny_bundles: dict, head: str) -> None:
+    import re
+
+    bundle, logged = tiny_bundles[head]
+    r = run_cli("info", bundle, env={"COLUMNS": "1000"})
+    assert r.returncode == 0, r.stderr
+    rows = _first_table(r.stdout)
+    assert list(rows) == BUNDLE_ROWS
+    raw = {k: v for k, v in rows.items() if re.search(r"[{}\[\]]|': |\", ", v)}
+    assert not raw, f"rows showing a raw dict or list: {raw}"
+    if head == "dense":
+        assert rows["head"] == "dense (32 px tiles, overlap 8 px)" and "window" not in r.stdout
+    else:
+        assert rows["head"] == "patch: per-pixel windows of 15×15 pixels resized to 32×32"
+    assert rows["adapter"] == "krona+ on attn.q, attn.v of blocks 0–1 (4 layers): factors A 8×8, B 8×8; λ 16"
+    assert rows["adapter weights"] == "512 (0.45 % of the 114 k encoder)"
+    on_disk = sum(f.stat().st_size for f in (bundle / "adapter").iterdir())
+    assert rows["adapter file"] == f"{on_disk / 1e3:.1f} kB on disk"
+    assert re.fullmatch(r"OA 0\.\d{3}, AA 0\.\d{3}, κ -?0\.\d{3} on [\d,]+ test pixels", rows["test metrics"])
+    assert r.stdout.count("│ Stone-Steel-Towers ") == 1  # the classes in a table of their own
+    # the same parameter rows as `geohsi info --model` and as `geohsi train` logged
+    model = _first_table(
+        run_cli("info", "--model", "tiny", "--adapter", "krona+", "--head", head, env={"COLUMNS": "1000"}).stdout
+    )
+    assert {k: model[k] for k in PARAMETER_ROWS} == {k: rows[k] for k in PARAMETER_ROWS}
+    train_rows = {line[:15].strip(): line[17:] for text in logged for line in text.splitlines()}
+    assert {k: train_rows.get(k) for k in PARAMETER_ROWS} == {k: rows[k] for k in PARAMETER_ROWS}
+
+
+def test_info_bundle_json_is_the_full_record(tiny_bundles: dict) -> None:
+    import json
+
+    bundle, _ = tiny_bundles["dense"]
+    r = run_cli("info", bundle, "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    params = got.pop("parameters")
+    assert got == json.loads((bundle / "bundle.json").read_text())
+    assert params["adapter_params"] == 512 and params["trainable_params"] == 512 + params["head_params"]
+    assert params["file_bytes"] == sum(f.stat().st_size for f in (bundle / "adapter").iterdir())
+    assert json.loads(run_cli("info", "--model", "tiny", "--json").stdout)["encoder params (built)"] == "113,600"
