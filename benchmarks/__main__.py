@@ -5,7 +5,7 @@ docs/performance.md), ``batch`` (one batch command vs single-scene commands, doc
 (docs/cross_sensor.md), ``backbones`` (s2 vs PCA backbone vs random init, docs/backbones.md), ``gpu`` (the GPU
 check's measurements, benchmarks/gpu_check.sh), ``large-scene`` (a synthetic 1024² scene through classify), ``training-data`` (one epoch from 8–128 scenes
 larger than memory, docs/performance.md), ``scene-held-out`` (the 18 EnMAP tiles as they come, whole tiles held out,
-docs/results.md), ``sections`` (the
+docs/results.md), ``ddp`` (training steps on 1 and N DistributedDataParallel ranks, docs/performance.md), ``sections`` (the
 section-by-section model-side inference benchmark). They use geohsi's public API only; geohsi
 itself never imports this package.
 
@@ -14,6 +14,7 @@ itself never imports this package.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -335,6 +336,32 @@ def scene_held_out(seeds: int, model: str, epochs: int, workdir: Path | None, ou
     data_dir = Path(os.environ.get("GEOHSI_DATA_DIR", "../shared/data"))
     rows = run(data_dir, seeds=seeds, model=model, epochs=epochs, workdir=workdir, log=click.echo)
     click.echo(f"wrote {write(rows, out, _command())}")
+
+
+@bench.command("ddp")
+@click.option("--ranks", "counts", multiple=True, type=int, default=(1, 2), show_default=True, help="Rank counts (repeatable).")
+@click.option("--model", default="small", show_default=True)
+@click.option("--batch-size", default=16, show_default=True, help="The global batch (tiles).")
+@click.option("--steps", default=20, show_default=True, help="Timed steps (after two warm-up steps).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/performance.md"), show_default=True)
+def ddp(counts: tuple[int, ...], model: str, batch_size: int, steps: int, device: str, out: Path) -> None:
+    """Fine-tuning steps on 1 and N DistributedDataParallel ranks: samples/s and the all-reduce's share (docs/performance.md).
+
+    \b
+    Example:
+      python -m benchmarks ddp --ranks 1 --ranks 2
+    """
+    from benchmarks.ddp import markdown, run
+    from benchmarks.inference import replace_section
+
+    rows = run(tuple(counts), model=model, batch=batch_size, steps=steps, device=device)
+    for r in rows:
+        click.echo(json.dumps(r))
+    start, end = "<!-- ddp:start -->", "<!-- ddp:end -->"
+    block = markdown(rows, _command(), model=model, batch=batch_size, device=device)
+    replace_section(out, start, end, f"{start}\n{block}{end}", heading="## Distributed training")
+    click.echo(f"wrote the ddp section of {out}")
 
 
 @bench.command("training-data")

@@ -5,7 +5,8 @@
 #    .gpuenv, a venv that sees the machine's own torch (--system-site-packages); no network;
 # 2. runs the GPU tests (pytest -m gpu, in the files that hold them: the other test modules import GDAL,
 #    which the check leaves out) on the pre-ingested Indian Pines in gpu_data/ (also made by the wheel script);
-# 3. runs the GPU benchmark (python -m benchmarks gpu), writing gpu_check.json;
+# 3. runs the GPU benchmark (python -m benchmarks gpu), writing gpu_check.json, and on a multi-GPU machine
+#    the DDP measurement (python -m benchmarks ddp --device cuda), writing ddp.md;
 # and logs everything to DIR/gpu_check.log (DIR: --out, else $OUT, else ./gpu_check_out).
 # --dry-run: the same steps on the CPU with tiny sizes, in the current environment (CI runs it).
 set -euo pipefail
@@ -55,6 +56,12 @@ rc_tests=${PIPESTATUS[0]}
 say "GPU benchmark: python -m benchmarks gpu ${ARGS[*]:-}"
 "$PY" -m benchmarks gpu --out "$DIR" "${ARGS[@]}" 2>&1 | tee -a "$LOG"
 rc_bench=${PIPESTATUS[0]}
+ngpu=$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
+if [ "${ngpu:-0}" -gt 1 ]; then
+  say "DDP: python -m benchmarks ddp --device cuda --ranks 1 --ranks $ngpu"
+  "$PY" -m benchmarks ddp --device cuda --ranks 1 --ranks "$ngpu" --out "$DIR/ddp.md" 2>&1 | tee -a "$LOG"
+  [ "${PIPESTATUS[0]}" = 0 ] || rc_bench=1
+fi
 set -e
 say "tests exit $rc_tests, benchmark exit $rc_bench, $(( $(date +%s) - t0 )) s; results in $DIR"
 [ "$rc_tests" = 0 ] && [ "$rc_bench" = 0 ]

@@ -90,12 +90,22 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _say(message: str) -> None:
+    """One line on stderr — from rank 0 only when ``torchrun`` started several ranks (the others stay quiet);
+    ranks started by ``--devices`` leave it for their launcher, which reports the first failure once."""
+    rank, left_for = os.environ.get("RANK"), os.environ.get("GEOHSI_RANK_MESSAGES")
+    if rank is not None and left_for:
+        with open(os.path.join(left_for, f"rank{rank}.txt"), "a") as f:
+            f.write(message + "\n")
+    elif rank in (None, "0"):
+        click.echo(message, err=True)
+
+
 def _interrupted() -> None:
     name = signal.Signals(_stop_signal).name
-    click.echo(
+    _say(
         f"geohsi: interrupted ({name}); finished outputs are in place and nothing half-written was left; "
-        "rerun the same command to resume",
-        err=True,
+        "rerun the same command to resume"
     )
     sys.exit(128 + int(_stop_signal))
 
@@ -105,7 +115,7 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     from geohsi.errors import GeohsiWarning
 
     if issubclass(category, GeohsiWarning):
-        click.echo(f"geohsi: warning: {' '.join(str(message).split())}", err=True)
+        _say(f"geohsi: warning: {' '.join(str(message).split())}")
     else:
         _python_showwarning(message, category, filename, lineno, file, line)
 
@@ -127,24 +137,24 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
     warnings.showwarning = _show_warning
     try:
-        cli.main(args=args, prog_name="geohsi", standalone_mode=False)
+        cli.main(args=args, prog_name="geohsi", standalone_mode=False, obj={"argv": list(args)})
     except click.exceptions.Abort:
         _interrupted()
     except click.UsageError as e:
         # One line, like every geohsi error: the problem, then where the help is.
         where = f"geohsi {e.ctx.command_path.split(' ', 1)[1]} --help" if e.ctx and " " in e.ctx.command_path else "geohsi --help"
         msg = " ".join(e.format_message().split())
-        click.echo(f"geohsi: error: {msg} (see '{where}')", err=True)
+        _say(f"geohsi: error: {msg} (see '{where}')")
         sys.exit(e.exit_code)
     except click.ClickException as e:
-        click.echo(f"geohsi: error: {' '.join(e.format_message().split())}", err=True)
+        _say(f"geohsi: error: {' '.join(e.format_message().split())}")
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except GeohsiError as e:
         if debug:
             raise
-        click.echo(f"geohsi: error: {e}", err=True)
+        _say(f"geohsi: error: {e}")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         _interrupted()
@@ -152,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         msg = " ".join(str(e).split())[:300]
-        click.echo(f"geohsi: unexpected error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", err=True)
+        _say(f"geohsi: unexpected error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)")
         sys.exit(70)
 
 

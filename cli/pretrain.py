@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from geohsi.cli.devices import devices_option, on_devices
+
 
 @click.command("pretrain")
 @click.argument("scenes", nargs=-1, required=True)
@@ -43,10 +45,13 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of init, sampling, augmentation and masks.")
 @click.option("--precision", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True, help="Autocast precision.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Training device.")
+@devices_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same --out and options.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def pretrain(scenes: tuple[str, ...], out: Path, epochs: float | None, steps: int | None, quiet: bool, **opts) -> None:
+def pretrain(
+    scenes: tuple[str, ...], out: Path, epochs: float | None, steps: int | None, devices: int | None, quiet: bool, **opts
+) -> None:
     """Pretrain a SpectralGPT encoder by masked autoencoding on the unlabelled pixels of SCENES.
 
     Each SCENE is a store made by 'geohsi ingest' or a dataset name from 'geohsi datasets list'
@@ -58,8 +63,14 @@ def pretrain(scenes: tuple[str, ...], out: Path, epochs: float | None, steps: in
       geohsi pretrain ip.zarr potsdam.zarr --model small --out backbone.safetensors --steps 2000
       geohsi pretrain indian_pines enmap_potsdam aviris_ng jasper_ridge --model small \\
           --out spectralgpt_small_geohsi.safetensors --steps 1200 --seed 0
+      geohsi pretrain archive/*.zarr --model base --out base.safetensors --steps 20000 --devices 4   # 4 GPUs, DDP
     """
+    import os
+
     import geohsi
 
+    if on_devices(devices, opts["device"], opts["batch_size"]):
+        return
     path = geohsi.pretrain(list(scenes), out=out, epochs=epochs, steps=steps, progress=not quiet, **opts)
-    click.echo(str(path))
+    if os.environ.get("RANK", "0") == "0":
+        click.echo(str(path))

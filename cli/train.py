@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from geohsi.cli.devices import devices_option, on_devices
 from geohsi.cli.scenes import label_options, label_source, scene_options, selected_scenes
 from geohsi.heads import HEADS
 from geohsi.training.config import ADAPTERS
@@ -84,6 +85,7 @@ from geohsi.training.config import ADAPTERS
     default=None,
     help="Bundle directory [default: runs/<timestamp>-<adapter>, runs/latest → it].",
 )
+@devices_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same --out from its last epoch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -103,6 +105,7 @@ def train(
     class_names: str | None,
     config_file: Path | None,
     out: Path | None,
+    devices: int | None,
     resume: bool,
     overwrite: bool,
     quiet: bool,
@@ -124,10 +127,13 @@ def train(
       geohsi train 'images/*.tif' --labels fields.gpkg --label-field crop --split blocks:32
       geohsi train ip.zarr --head patch --adapter krona+ --split per-class:10   # the paper's protocol
       geohsi train enmap.zarr --spectral s2 --sensor-augment 8   # a bundle for other sensors too
+      geohsi train 'scenes/*.tif' --labels fields.gpkg --label-field crop --devices 4   # 4 GPUs, DDP
     """
     import geohsi
 
+    config = geohsi.resolve_train_config(config_file, **opts)
+    if on_devices(devices, config.run.device, config.run.batch_size):
+        return
     sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
     source = label_source(labels, label_field, layer, all_touched, class_names)
-    config = geohsi.resolve_train_config(config_file, **opts)
     geohsi.train(sources, config, labels=source, out=out, overwrite=overwrite, resume=resume, progress=not quiet)

@@ -276,7 +276,7 @@ class DenseSamples:
             scene = self.scenes[k]
             out[pos] = predict_dense_classes(
                 model,
-                getattr(scene, "data", scene),
+                getattr(scene, "lazy", scene),
                 local,
                 tile=self.tile,
                 overlap=self.overlap,

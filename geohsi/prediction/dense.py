@@ -269,6 +269,10 @@ def predict_dense(
     return out if out is not None else np.zeros((0, hgt, wid), np.float32)  # no pixel wanted: nothing predicted
 
 
+#: Block edge of :func:`predict_dense_classes` when the pixels wanted are few and far between.
+SPARSE_BLOCK = 64
+
+
 def predict_dense_classes(
     model: Any,
     channels: Any,
@@ -299,8 +303,20 @@ def predict_dense_classes(
     """
     if len(idx) == 0:
         return np.zeros(0, dtype=np.int64)
+    _, h, w = getattr(channels, "shape", (0, 0, 0))
+    # Few pixels over a large scene (a validation or test set): small blocks around them, so only the tiles
+    # near them run; the maps are the same for any block size (the tiles are anchored to the scene).
+    block = SPARSE_BLOCK if len(idx) * SPARSE_BLOCK**2 * 4 < h * w else 256
     probs = predict_dense(
-        model, channels, tile=tile, overlap=overlap, batch_size=batch_size, device=device, precision=precision, pixels=idx
+        model,
+        channels,
+        tile=tile,
+        overlap=overlap,
+        block=block,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        pixels=idx,
     )
     flat = probs.reshape(probs.shape[0], -1)[:, idx]
     return np.nan_to_num(flat, nan=-1.0).argmax(0)

@@ -423,11 +423,13 @@ class SpectralTransform:
         channels.attrs.update(reduction=self.reduction, normalization=self.normalizer.method)
         return channels
 
-    def pixel_map(self, ds: xr.Dataset) -> PixelMap:
-        """The same arithmetic as :meth:`apply` for this scene, as a per-pixel map from raw bands (for the GPU).
+    def pixel_map(self, ds: xr.Dataset, *, projection: S2Resampler | None = None) -> PixelMap:
+        """The same arithmetic as :meth:`apply` for this scene, as a per-pixel map from raw bands (for the GPU,
+        and for streamed training, where it replaces the lazy graph's per-chunk overhead).
 
         Args:
             ds: a scene passing :meth:`check_scene`.
+            projection: a band reduction to use instead of the checked one (see :meth:`apply`).
 
         Returns:
             A :class:`~geohsi.spectral.pixelmap.PixelMap`: feed it ``cube(ds)[pixel_map.bands]``
@@ -439,7 +441,8 @@ class SpectralTransform:
         """
         from geohsi.scene import cube, nodata_value, validity_bands
 
-        matrix, used, centre = self.check_scene(ds).affine()
+        checked = self.check_scene(ds)
+        matrix, used, centre = (projection or checked).affine()
         raw = cube(ds)
         tested = validity_bands(ds)
         bands = np.union1d(tested, np.asarray(used, dtype="int64")).astype("int64")

@@ -191,35 +191,93 @@ def extract_windows(
 
 #: Scenes whose transformed channels (float32) fit in this many bytes are held in memory whole.
 MAX_IN_MEMORY_BYTES = 2 * 1024**3
-#: Computed chunks a :class:`CachedCube` keeps (each ``C × chunk²`` float32: 3 MB for 12 × 256²).
-CACHED_CHUNKS = 16
+#: Block edge of :attr:`CachedCube.lazy` (the sparse-prediction block of geohsi.prediction.dense).
+LAZY_BLOCK = 64
+#: Bytes of chunks the cubes of one process keep together (a raw chunk of 224 bands × 256² is 29 MB).
+CACHE_BYTES = 256 * 1024**2
+
+
+class ChunkCache:
+    """Recently used chunks of several :class:`CachedCube` s, least recently used dropped first beyond a byte budget.
+
+    One cache serves every scene of a run, so the memory it holds does not grow with the number of scenes.
+    It pickles empty: each data-loader worker keeps its own.
+    """
+
+    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+        self.max_bytes = int(max_bytes)
+        self._items: dict[Any, np.ndarray] = {}
+        self._bytes = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"max_bytes": self.max_bytes, "_items": {}, "_bytes": 0}
+
+    def get(self, key: Any, compute: Any) -> np.ndarray:
+        """The item under ``key``, computed by ``compute()`` when absent."""
+        if key in self._items:
+            self._items[key] = self._items.pop(key)  # most recently used last
+            return self._items[key]
+        value = compute()
+        self._items[key] = value
+        self._bytes += value.nbytes
+        while self._bytes > self.max_bytes and len(self._items) > 1:
+            self._bytes -= self._items.pop(next(iter(self._items))).nbytes
+        return value
 
 
 class CachedCube:
     """A lazy ``[C, H, W]`` channel cube read chunk by chunk, with the last chunks computed kept.
 
     Indexing with slices (``cube[:, y0:y1, x0:x1]``) computes only the chunks the window touches, each
-    once while it stays among the :data:`CACHED_CHUNKS` most recently used: training samples drawn
+    once while it stays in the :class:`ChunkCache` (shared by a run's cubes): training samples drawn
     chunk by chunk (:func:`chunk_grouped_order`) decompress every chunk once per epoch, not once per
-    sample. Pickles without its cache, so data-loader workers each keep their own.
+    sample. Given a :class:`~geohsi.spectral.pixelmap.PixelMap`, ``data`` holds the raw bands it reads
+    and a chunk's channels are the map of its raw block (a few times faster than the lazy graph of
+    the transform, equal to it within 1e-6). Pickles without its cache, so data-loader workers each
+    keep their own.
 
     Attributes:
-        data: the Dask array (one chunk along C).
-        max_chunks: chunks kept.
+        data: the Dask array (one chunk along the first axis): channels, or the raw bands of ``pixel_map``.
+        pixel_map: turns a raw block into channels, or ``None`` when ``data`` holds channels.
+        cache: the chunk cache (shared with the run's other cubes; a cube of its own by default).
     """
 
-    def __init__(self, data: da.Array, max_chunks: int = CACHED_CHUNKS) -> None:
+    def __init__(self, data: da.Array, pixel_map: Any = None, cache: ChunkCache | None = None) -> None:
         self.data = data if data.numblocks[0] == 1 else data.rechunk({0: -1})
-        self.max_chunks = int(max_chunks)
-        self.shape = tuple(int(s) for s in self.data.shape)
+        self.pixel_map = pixel_map
+        self.cache = cache if cache is not None else ChunkCache()
+        c = len(pixel_map.shift) if pixel_map is not None else int(self.data.shape[0])
+        self.shape = (c, *(int(s) for s in self.data.shape[1:]))
         self.dtype = np.dtype("float32")
         self.ndim = 3
         self._ys = np.concatenate([[0], np.cumsum(self.data.chunks[1])])
         self._xs = np.concatenate([[0], np.cumsum(self.data.chunks[2])])
-        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._key = self.data.name  # Dask's token: one cube's chunks, whichever object reads them
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_cache": {}}
+    @property
+    def lazy(self) -> da.Array:
+        """The channels as a lazy ``[C, H, W]`` Dask array of :data:`LAZY_BLOCK` ² blocks read through this cube
+        (validation and test scoring: only the blocks near the scored pixels are read, each chunk decompressed
+        once while cached, only the block's pixels transformed)."""
+        if self.pixel_map is None:
+            return self.data
+        return da.from_array(
+            self,
+            chunks=(self.shape[0], LAZY_BLOCK, LAZY_BLOCK),
+            name=f"cached-cube-{self._key}",
+            asarray=False,
+            fancy=False,
+            meta=np.empty((0, 0, 0), np.float32),
+        )
+
+    def _channels(self, block: np.ndarray) -> np.ndarray:
+        """Channels of a block: the block itself (float32), or the pixel map of its raw bands."""
+        if self.pixel_map is None:
+            return np.asarray(block, dtype=np.float32)
+        import torch
+
+        raw = torch.from_numpy(np.asarray(block).astype(np.float64 if block.dtype.kind == "f" else np.int64, copy=False))
+        return self.pixel_map.apply(raw).numpy().astype(np.float32, copy=False)
 
     def chunk_of(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """The chunk (flat id) holding each pixel."""
@@ -228,29 +286,29 @@ class CachedCube:
         return bi * (len(self._xs) - 1) + bj
 
     def _chunk(self, i: int, j: int) -> np.ndarray:
-        key = (i, j)
-        if key in self._cache:
-            self._cache[key] = self._cache.pop(key)  # most recently used last
-            return self._cache[key]
-        block = np.asarray(self.data.blocks[0, i, j].compute(scheduler="synchronous"), dtype=np.float32)
-        self._cache[key] = block
-        while len(self._cache) > self.max_chunks:
-            self._cache.pop(next(iter(self._cache)))
-        return block
+        """Chunk ``(i, j)`` as the cache keeps it: channels, or the raw bands of the pixel map."""
+
+        def compute() -> np.ndarray:
+            block = np.asarray(self.data.blocks[0, i, j].compute(scheduler="synchronous"))
+            return self._channels(block) if self.pixel_map is None else block
+
+        return self.cache.get((self._key, i, j), compute)
 
     def __getitem__(self, key: tuple[Any, slice, slice]) -> np.ndarray:
+        """A window, assembled from its cached chunks; with a pixel map only the window's pixels are transformed."""
         cs, ys, xs = key
         y0, y1, _ = ys.indices(self.shape[1])
         x0, x1, _ = xs.indices(self.shape[2])
-        out = np.empty((self.shape[0], y1 - y0, x1 - x0), dtype=np.float32)
+        out = None
         for i in range(np.searchsorted(self._ys, y0, side="right") - 1, np.searchsorted(self._ys, y1 - 1, side="right")):
             for j in range(np.searchsorted(self._xs, x0, side="right") - 1, np.searchsorted(self._xs, x1 - 1, side="right")):
                 a, b = max(y0, self._ys[i]), min(y1, self._ys[i + 1])
                 c, d = max(x0, self._xs[j]), min(x1, self._xs[j + 1])
-                out[:, a - y0 : b - y0, c - x0 : d - x0] = self._chunk(i, j)[
-                    :, a - self._ys[i] : b - self._ys[i], c - self._xs[j] : d - self._xs[j]
-                ]
-        return out[cs]
+                part = self._chunk(i, j)[:, a - self._ys[i] : b - self._ys[i], c - self._xs[j] : d - self._xs[j]]
+                if out is None:
+                    out = np.empty((part.shape[0], y1 - y0, x1 - x0), dtype=part.dtype)
+                out[:, a - y0 : b - y0, c - x0 : d - x0] = part
+        return self._channels(out)[cs]
 
 
 def reflect_window(cube: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -421,9 +479,10 @@ def windows_at(
 __all__ = [
     "DEFAULT_OUT_SIZE",
     "DEFAULT_WINDOW",
-    "CACHED_CHUNKS",
+    "CACHE_BYTES",
     "MAX_IN_MEMORY_BYTES",
     "CachedCube",
+    "ChunkCache",
     "WindowSource",
     "reflect_window",
     "check_window",

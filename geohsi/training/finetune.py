@@ -36,9 +36,11 @@ from torch import nn
 from geohsi.console import say
 from geohsi.files import check_output
 from geohsi.heads import Head, get_head
-from geohsi.prediction import autocast, resolve_device
+from geohsi.prediction import autocast
 from geohsi.training.config import TrainConfig
 from geohsi.training.data import LabelSource, TrainingData
+from geohsi.training.distributed import EpochSampler, Ranks, from_main, local_batch_size, setup, teardown, wrap
+from geohsi.training.loader import epoch_order
 from geohsi.training.runner import Runner, check_resumable, seed_init, work_dir
 
 RUNS_DIR = Path("runs")
@@ -117,13 +119,9 @@ def _sensor_augmented(samples, data, transform, config: TrainConfig, log):
     log(
         f"sensor augmentation: the scene{'s' if len(per_scene) > 1 else ''} and {n} random sensors' views of {'them' if len(per_scene) > 1 else 'it'}"
     )
+    datasets = [s.ds for s in data.scenes]
     views = [
-        samples.with_channels(
-            scene_arrays(
-                [transform.apply(s.ds, projection=r[i]) for s, r in zip(data.scenes, per_scene, strict=True)], config.loader, log
-            )
-        )
-        for i in range(n)
+        samples.with_channels(scene_arrays(transform, datasets, config.loader, log, [r[i] for r in per_scene])) for i in range(n)
     ]
     return VariantSamples([samples, *views])
 
@@ -144,7 +142,7 @@ def _samples(data: TrainingData, split, config: TrainConfig, log: Callable[[str]
 
     run = config.run
     transform = SpectralTransform.fit_many([s.ds for s in data.scenes], run.spectral, run.n_components, run.norm, seed=run.seed)
-    arrays = scene_arrays([transform.apply(s.ds) for s in data.scenes], config.loader, log)
+    arrays = scene_arrays(transform, [s.ds for s in data.scenes], config.loader, log)
     head = get_head(config.head).from_options(
         window=run.window, input_size=run.input_size, head_hidden=config.head_hidden, tile_overlap=config.tile_overlap
     )
@@ -159,7 +157,7 @@ def _samples(data: TrainingData, split, config: TrainConfig, log: Callable[[str]
 def _model(
     config: TrainConfig, head: Head, data: TrainingData, transform, epoch_steps: list[int], work: Path, device, log
 ) -> tuple[Any, dict, Runner]:
-    """The model with its backbone and adapter, and the runner that optimises it."""
+    """The model with its backbone and adapter, and the runner that optimises it (parameter groups built before any DDP wrap)."""
     from geohsi.adapters import apply_adapter, method_options, param_groups
 
     run = config.run
@@ -182,7 +180,7 @@ def _model(
 
 @dataclass
 class _Fit:
-    """The state of the epoch loop that a checkpoint keeps (see :func:`_fit`)."""
+    """The state of the epoch loop that a checkpoint keeps (see :class:`_Loop`)."""
 
     best_oa: float = -1.0
     best_state: dict = field(default_factory=dict)
@@ -190,107 +188,135 @@ class _Fit:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _epoch(
-    runner: Runner, head: Head, samples, epoch: int, config: TrainConfig, device, stream: bool, update
-) -> tuple[list[float], float, float]:
-    """One epoch of optimisation steps; returns the step losses, the seconds spent waiting for data and the loop's seconds."""
-    from geohsi.training.loader import STREAM_WORKERS, epoch_batches, epoch_order
-
-    run = config.run
-    order = epoch_order(samples, run.seed, epoch, stream)
-    feed = epoch_batches(
-        samples,
-        epoch,
-        order,
-        batch_size=run.batch_size,
-        seed=run.seed,
-        augment=run.augment,
-        workers=STREAM_WORKERS if stream else 0,
-    )
-    runner.model.train()
-    steps: list[torch.Tensor] = []
-    t0 = time.perf_counter()
-    for x, y in feed:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # the batch: the only copy per step
-        with autocast(device, run.precision):
-            loss = head.loss(runner.model(x), y)
-        steps.append(runner.step(loss))
-        # Show the previous step's loss: reading it does not wait for the step just queued on a GPU.
-        update(advance=1, loss=float(steps[-2] if len(steps) > 1 else steps[-1]), lr=runner.lr, epoch=epoch + 1)
-    losses = torch.stack(steps).cpu().tolist() if steps else []
-    return losses, feed.wait, time.perf_counter() - t0
+def _epoch_steps(samples: Any, config: TrainConfig, ranks: Ranks) -> list[int]:
+    """Steps of each epoch on every rank: a rank's share of the epoch's samples, in local batches."""
+    b = local_batch_size(config.run.batch_size, ranks)
+    return [math.ceil(math.ceil(samples.epoch_size(e) / ranks.world) / b) for e in range(config.epochs)]
 
 
-def _fit(
-    runner: Runner,
-    head: Head,
-    samples,
-    split,
-    data: TrainingData,
-    config: TrainConfig,
-    *,
-    stream: bool,
-    resume: bool,
-    progress: bool,
-    log,
-    on_epoch_end,
-) -> _Fit:
-    """The epoch loop: train, validate, checkpoint, stop early; the model ends with the weights the run keeps."""
-    run, model = config.run, runner.model
-    device = next(model.parameters()).device
-    epoch_steps = [math.ceil(samples.epoch_size(e) / run.batch_size) for e in range(config.epochs)]
-    positions = data.legend.positions()
-    y_val = np.asarray([positions[int(c)] for c in split.val_labels], dtype=np.int64)
-    # Only early stopping restores the best validation epoch, so only then is its state kept.
-    keep_best = config.patience > 0
-    st, start = _Fit(best_state=runner.model_state() if keep_best else {}), 0
-    if resume:
-        start, saved = runner.resume()
-        st = _Fit(saved["best_oa"], saved["best_state"], saved["stale"], json.loads(saved["history"]))
-        log(f"resuming after epoch {start} from {runner.checkpoint_path}")
-    bar = runner.progress(
-        "epoch {task.fields[epoch]}",
-        sum(epoch_steps),
-        sum(epoch_steps[:start]),
-        enabled=progress,
-        val_label="val OA",
-        epoch=start + 1,
-    )
-    with bar as update:
-        for epoch in range(start, config.epochs):
-            t0 = time.perf_counter()
-            losses, wait, loop_s = _epoch(runner, head, samples, epoch, config, device, stream, update)
-            val_oa = None
-            if len(split.val):
-                pred = samples.predict(model, split.val, batch_size=run.batch_size, device=device, precision=run.precision)
-                val_oa = float((pred == y_val).mean())
-            score = val_oa if val_oa is not None else -float(np.mean(losses))
-            st.best_oa, st.stale = (score, 0) if score > st.best_oa else (st.best_oa, st.stale + 1)
-            if keep_best and st.stale == 0:
-                st.best_state = runner.model_state()
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": float(np.mean(losses)),
-                "val_oa": val_oa,
-                "lr": runner.lr,
-                "seconds": time.perf_counter() - t0,
-                "train_s": loop_s,
-                "data_wait_s": wait,
-            }
-            st.history.append(row)
-            update(val=f"{val_oa:.4f}" if val_oa is not None else "-")
-            runner.save(epoch + 1, best_oa=st.best_oa, best_state=st.best_state, stale=st.stale, history=json.dumps(st.history))
-            if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, row)
-            if config.patience and st.stale >= config.patience:
-                log(f"early stop after epoch {epoch + 1}: validation OA did not improve for {config.patience} epochs")
-                break
-    if keep_best:
-        # Early stopping: the weights of the best validation epoch. Without it the run keeps its final
-        # (cosine-annealed) weights, as Lightning does without a checkpoint callback: a validation set
-        # of one spatial block (``blocks:S``) can peak early on a one-class model.
-        runner.load_model_state(st.best_state)
-    return st
+@dataclass
+class _Loop:
+    """The epoch loop of one rank (one process: the whole run): train, validate, checkpoint, stop early.
+
+    Attributes:
+        runner: the optimisation, checkpoints and progress.
+        net: the module the steps run (``DistributedDataParallel`` over the model on several ranks).
+        head, samples, split, data, config: the run.
+        ranks: this process's place in the run; rank 0 validates, writes and decides.
+        device: this rank's device.
+        stream: samples are streamed (data-loader workers cut them).
+    """
+
+    runner: Runner
+    net: Any
+    head: Head
+    samples: Any
+    split: Any
+    data: TrainingData
+    config: TrainConfig
+    ranks: Ranks
+    device: Any
+    stream: bool
+
+    @property
+    def batch(self) -> int:
+        """This rank's share of the global batch."""
+        return local_batch_size(self.config.run.batch_size, self.ranks)
+
+    def epoch_steps(self) -> list[int]:
+        """Steps of each epoch on every rank (see :func:`_epoch_steps`)."""
+        return _epoch_steps(self.samples, self.config, self.ranks)
+
+    def epoch(self, epoch: int, sampler: EpochSampler, update) -> tuple[list[float], float, float]:
+        """One epoch of steps; returns the step losses, the seconds waited for data and the loop's seconds."""
+        from geohsi.training.loader import STREAM_WORKERS, epoch_batches
+
+        run = self.config.run
+        sampler.set_epoch(epoch)
+        feed = epoch_batches(
+            self.samples,
+            epoch,
+            np.fromiter(sampler, dtype=np.int64),
+            batch_size=self.batch,
+            seed=run.seed,
+            augment=run.augment,
+            workers=STREAM_WORKERS if self.stream else 0,
+            rank=self.ranks.rank,
+        )
+        self.net.train()
+        steps: list[torch.Tensor] = []
+        t0 = time.perf_counter()
+        for x, y in feed:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)  # the only copy per step
+            with autocast(self.device, run.precision):
+                loss = self.head.loss(self.net(x), y)
+            steps.append(self.runner.step(loss))
+            # Show the previous step's loss: reading it does not wait for the step just queued on a GPU.
+            update(advance=1, loss=float(steps[-2] if len(steps) > 1 else steps[-1]), lr=self.runner.lr, epoch=epoch + 1)
+        losses = torch.stack(steps).cpu().tolist() if steps else []
+        return losses, feed.wait, time.perf_counter() - t0
+
+    def validate(self) -> float | None:
+        """Validation OA, computed on rank 0 and known to every rank."""
+        if not len(self.split.val):
+            return None
+        oa = None
+        if self.ranks.main:
+            run, positions = self.config.run, self.data.legend.positions()
+            y_val = np.asarray([positions[int(c)] for c in self.split.val_labels], dtype=np.int64)
+            pred = self.samples.predict(
+                self.runner.model, self.split.val, batch_size=run.batch_size, device=self.device, precision=run.precision
+            )
+            oa = float((pred == y_val).mean())
+        return from_main(oa, self.ranks)
+
+    def start(self, resume: bool, log) -> tuple[_Fit, int]:
+        """The loop's state: fresh, or rank 0's checkpoint restored on every rank."""
+        keep_best = self.config.patience > 0  # only early stopping restores the best validation epoch
+        if not resume:
+            return _Fit(best_state=self.runner.model_state() if keep_best else {}), 0
+        start, saved = self.runner.restore(from_main(self.runner.read_checkpoint() if self.ranks.main else None, self.ranks))
+        log(f"resuming after epoch {start} from {self.runner.checkpoint_path}")
+        return _Fit(saved["best_oa"], saved["best_state"], saved["stale"], json.loads(saved["history"])), start
+
+    def run(self, *, resume: bool, progress: bool, log, on_epoch_end) -> _Fit:
+        """Every epoch; the model ends with the weights the run keeps."""
+        config, runner = self.config, self.runner
+        st, start = self.start(resume, log)
+        steps = self.epoch_steps()
+        order = lambda e: epoch_order(self.samples, config.run.seed, e, self.stream)  # noqa: E731
+        sampler = EpochSampler(order, self.samples.epoch_size, self.ranks)
+        bar = runner.progress(
+            "epoch {task.fields[epoch]}", sum(steps), sum(steps[:start]), enabled=progress, val_label="val OA", epoch=start + 1
+        )
+        with bar as update:
+            for epoch in range(start, config.epochs):
+                t0 = time.perf_counter()
+                losses, wait, loop_s = self.epoch(epoch, sampler, update)
+                val_oa = self.validate()
+                score = val_oa if val_oa is not None else -float(np.mean(losses))
+                st.best_oa, st.stale = (score, 0) if score > st.best_oa else (st.best_oa, st.stale + 1)
+                if config.patience > 0 and st.stale == 0:
+                    st.best_state = runner.model_state()
+                row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_oa": val_oa, "lr": runner.lr}
+                row.update(seconds=time.perf_counter() - t0, train_s=loop_s, data_wait_s=wait)
+                st.history.append(row)
+                update(val=f"{val_oa:.4f}" if val_oa is not None else "-")
+                if self.ranks.main:
+                    runner.save(
+                        epoch + 1, best_oa=st.best_oa, best_state=st.best_state, stale=st.stale, history=json.dumps(st.history)
+                    )
+                    if on_epoch_end is not None:
+                        on_epoch_end(epoch + 1, row)
+                if config.patience and st.stale >= config.patience:
+                    log(f"early stop after epoch {epoch + 1}: validation OA did not improve for {config.patience} epochs")
+                    break
+        if config.patience > 0:
+            # Early stopping: the weights of the best validation epoch. Without it the run keeps its final
+            # (cosine-annealed) weights, as Lightning does without a checkpoint callback: a validation set
+            # of one spatial block (``blocks:S``) can peak early on a one-class model.
+            runner.load_model_state(st.best_state)
+        return st
 
 
 def _write(
@@ -307,6 +333,7 @@ def _write(
     history,
     overwrite: bool,
     wall: float,
+    devices: int = 1,
     log,
 ) -> None:
     """The bundle: model, adapter, split, legend, transform, backbone record, training config, scenes and figures."""
@@ -326,6 +353,8 @@ def _write(
     else:
         train_cfg.update(scenes=record["scenes"], labels=record["labels"])
     train_cfg["wall_seconds"] = wall
+    if devices > 1:
+        train_cfg["devices"] = devices
     meta = BundleMeta(
         model_config=model.config.to_dict(),
         head=head,
@@ -385,7 +414,6 @@ def train(
         UsageError: invalid options, ``--resume`` without a checkpoint or with another config.
         OutputError: the bundle exists without ``overwrite``.
     """
-    from geohsi.metrics import report_for
     from geohsi.training.data import load_training_data
 
     t_start = time.perf_counter()
@@ -398,52 +426,64 @@ def train(
     work = work_dir(out)
     if resume:
         check_resumable(out, work)
-    data = load_training_data(_scene_list(scene), labels, log=log)
-    split = _split(data, config, log)
-    head, transform, samples, stream = _samples(data, split, config, log)
-    device = resolve_device(run.device, warn=lambda m: log(f"[yellow]{m}[/]"))
-    epoch_steps = [math.ceil(samples.epoch_size(e) / run.batch_size) for e in range(config.epochs)]
-    model, backbone, runner = _model(config, head, data, transform, epoch_steps, work, device, log)
-    fit = _fit(
-        runner,
-        head,
-        samples,
-        split,
-        data,
-        config,
-        stream=stream,
-        resume=resume,
-        progress=progress,
-        log=log,
-        on_epoch_end=on_epoch_end,
-    )
+    ranks, device = setup(run.device, log=lambda m: log(f"[yellow]{m}[/]"))
+    local_batch_size(run.batch_size, ranks)  # refuse a batch the ranks cannot share before any work
+    log = log if ranks.main else _quiet  # one writer: rank 0
+    try:
+        data = load_training_data(_scene_list(scene), labels, log=log)
+        split = _split(data, config, log)
+        head, transform, samples, stream = _samples(data, split, config, log)
+        steps = _epoch_steps(samples, config, ranks)
+        model, backbone, runner = _model(config, head, data, transform, steps, work, device, log)
+        loop = _Loop(runner, wrap(model, ranks, device), head, samples, split, data, config, ranks, device, stream)
+        fit = loop.run(resume=resume, progress=progress and ranks.main, log=log, on_epoch_end=on_epoch_end)
+        if ranks.main:
+            wall = time.perf_counter() - t_start
+            _finish(loop, out, transform, backbone, fit, overwrite=overwrite or resume, default=default, wall=wall, log=log)
+    finally:
+        teardown()
+    return out
+
+
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0."""
+
+
+def _finish(
+    loop: _Loop, out: Path, transform, backbone: dict, fit: _Fit, *, overwrite: bool, default: bool, wall: float, log
+) -> None:
+    """Rank 0, after the loop: the test score, the bundle, ``runs/latest``."""
+    from geohsi.metrics import report_for
+
+    model, split, data = loop.runner.model, loop.split, loop.data
     model.to("cpu")
     # Test predictions in fp32, as `geohsi evaluate` scores by default, so both report the same numbers.
-    y_pred = samples.predict(model, split.test, batch_size=run.batch_size, device=torch.device("cpu"), precision="fp32")
+    cpu = torch.device("cpu")
+    y_pred = loop.samples.predict(model, split.test, batch_size=loop.config.run.batch_size, device=cpu, precision="fp32")
     report = report_for(split.test_labels, data.legend.ids[y_pred], data.legend)
     _write(
         out,
-        config,
+        loop.config,
         data,
-        head=head,
+        head=loop.head,
         transform=transform,
         backbone=backbone,
         model=model,
         split=split,
         report=report,
         history=fit.history,
-        overwrite=overwrite or resume,
-        wall=time.perf_counter() - t_start,
+        overwrite=overwrite,
+        wall=wall,
+        devices=loop.ranks.world,
         log=log,
     )
-    runner.finish()
+    loop.runner.finish()
     if default:
         _point_latest(out)
     log(
         f"test OA {report['overall_accuracy']:.4f}, AA {report['average_accuracy']:.4f}, κ {report['kappa']:.4f} "
         f"on {report['n_test']} pixels → bundle {out}"
     )
-    return out
 
 
 def _scene_list(scene: Any) -> list[Any]:

@@ -39,32 +39,49 @@ STREAM_WORKERS = 2
 PREFETCH = 2
 
 
-def scene_arrays(channels: list[Any], loader: str = "auto", log: Callable[[str], None] = print) -> list[Any]:
+def scene_arrays(
+    transform: Any,
+    scenes: list[Any],
+    loader: str = "auto",
+    log: Callable[[str], None] = print,
+    projections: list[Any] | None = None,
+) -> list[Any]:
     """The transformed scenes as the samples read them: numpy arrays in memory, or cached lazy cubes.
 
     Args:
-        channels: one lazy ``[C, H, W]`` DataArray per scene.
+        transform: the run's :class:`~geohsi.spectral.transform.SpectralTransform`.
+        scenes: the scenes (lazy Datasets).
         loader: ``auto`` (memory when all fit in :data:`IN_MEMORY_BYTES`), ``memory`` or ``stream``.
-        log: receives one line saying which.
+        log: receives one line when streaming.
+        projections: per scene, a band reduction to use instead of the transform's (sensor augmentation).
 
     Returns:
-        One array per scene (numpy float32, or :class:`~geohsi.spectral.windows.CachedCube`).
+        One array per scene (numpy float32, or :class:`~geohsi.spectral.windows.CachedCube` over the raw
+        bands with the scene's :class:`~geohsi.spectral.pixelmap.PixelMap`).
 
     Raises:
         UsageError: an unknown ``loader``.
     """
-    from geohsi.spectral.windows import CachedCube
+    from geohsi.scene import cube
+    from geohsi.spectral.windows import CachedCube, ChunkCache
 
     if loader not in LOADERS:
         raise UsageError(f"unknown --loader {loader!r}; use one of {', '.join(LOADERS)}")
-    total = sum(4 * int(np.prod(c.shape)) for c in channels)
+    projections = projections or [None] * len(scenes)
+    total = sum(4 * transform.n_channels * int(ds.sizes["y"]) * int(ds.sizes["x"]) for ds in scenes)
     if loader == "memory" or (loader == "auto" and total <= IN_MEMORY_BYTES):
-        return [np.asarray(c.values, dtype=np.float32) for c in channels]
+        return [
+            np.asarray(transform.apply(ds, projection=p).values, dtype=np.float32)
+            for ds, p in zip(scenes, projections, strict=True)
+        ]
     log(
-        f"streaming {len(channels)} scene(s) ({total / 1024**3:.1f} GB of model input) chunk by chunk with "
-        f"{STREAM_WORKERS} loader workers"
+        f"streaming {len(scenes)} scene(s) ({total / 1024**3:.1f} GB of model input) chunk by chunk with {STREAM_WORKERS} loader workers"
     )
-    return [CachedCube(c.data) for c in channels]
+    cache, cubes = ChunkCache(), []  # one cache for every scene: memory does not grow with their number
+    for ds, p in zip(scenes, projections, strict=True):
+        pm = transform.pixel_map(ds, projection=p)
+        cubes.append(CachedCube(cube(ds).data[pm.bands], pm, cache))
+    return cubes
 
 
 def streamed(arrays: list[Any]) -> bool:
@@ -91,9 +108,9 @@ def epoch_order(samples: Any, seed: int, epoch: int, stream: bool) -> np.ndarray
     return chunk_grouped_order(samples.sample_keys(epoch), rng)
 
 
-def step_generator(seed: int, epoch: int, step: int) -> torch.Generator:
-    """The generator of one step's random draws (augmentation, sensor versions)."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 10_007 + step)
+def step_generator(seed: int, epoch: int, step: int, rank: int = 0) -> torch.Generator:
+    """The generator of one step's random draws (augmentation, sensor versions) on one rank."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 10_007 + step + rank * 7_919_993)
 
 
 @dataclass
@@ -106,13 +123,14 @@ class EpochBatches(torch.utils.data.Dataset):
     batch_size: int
     seed: int
     augment: bool
+    rank: int = 0
 
     def __len__(self) -> int:
         return -(-len(self.order) // self.batch_size)
 
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         sel = self.order[step * self.batch_size : (step + 1) * self.batch_size]
-        return self.samples.batch(self.epoch, sel, step_generator(self.seed, self.epoch, step), self.augment)
+        return self.samples.batch(self.epoch, sel, step_generator(self.seed, self.epoch, step, self.rank), self.augment)
 
 
 def _quiet_worker(worker_id: int) -> None:
@@ -144,14 +162,14 @@ class TimedBatches:
 
 
 def epoch_batches(
-    samples: Any, epoch: int, order: np.ndarray, *, batch_size: int, seed: int, augment: bool, workers: int
+    samples: Any, epoch: int, order: np.ndarray, *, batch_size: int, seed: int, augment: bool, workers: int, rank: int = 0
 ) -> TimedBatches:
-    """Batches of one epoch, cut in this process (``workers=0``) or prefetched by ``workers`` processes.
+    """Batches of one epoch (this rank's share of it), cut in this process (``workers=0``) or prefetched by ``workers`` processes.
 
     Returns:
         A :class:`TimedBatches` (its :attr:`~TimedBatches.wait` is the time the loop waited for data).
     """
-    data = EpochBatches(samples, epoch, order, batch_size, seed, augment)
+    data = EpochBatches(samples, epoch, order, batch_size, seed, augment, rank)
     if workers == 0:
         return TimedBatches(data[k] for k in range(len(data)))
     loader = torch.utils.data.DataLoader(

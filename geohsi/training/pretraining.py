@@ -46,7 +46,9 @@ from torch import nn
 from geohsi.console import say
 from geohsi.errors import DataError, InputFormatError, UsageError
 from geohsi.files import atomic_output, check_output, write_bytes_atomic
+from geohsi.prediction import autocast
 from geohsi.training.config import PretrainConfig
+from geohsi.training.distributed import Ranks, from_main, local_batch_size, setup, teardown, wrap
 from geohsi.training.runner import Runner, check_resumable, seed_init, work_dir
 
 SIDECAR_FORMAT = "geohsi-pretraining"
@@ -231,16 +233,22 @@ def mae_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _step_batch(pool: _Pool, cfg: PretrainConfig, step: int) -> tuple[torch.Tensor, torch.Generator]:
-    """The windows and mask generator of step ``step`` — a pure function of ``(seed, step)``."""
+def _step_batch(pool: _Pool, cfg: PretrainConfig, step: int, ranks: Ranks = Ranks()) -> tuple[torch.Tensor, torch.Generator]:
+    """This rank's windows and mask generator of step ``step`` — a pure function of ``(seed, step, rank)``.
+
+    Every rank draws the step's global batch; rank ``r`` takes its ``r``-th share (one process: all of it).
+    """
     from geohsi.heads.augment import dihedral
 
     rng = np.random.default_rng([cfg.run.seed, step])
     pick = rng.integers(0, len(pool.train_pixel), cfg.run.batch_size)
+    b = local_batch_size(cfg.run.batch_size, ranks)
+    pick = pick[ranks.rank * b : (ranks.rank + 1) * b]
     x = torch.from_numpy(pool.windows(pool.train_scene[pick], pool.train_pixel[pick]))
+    base = cfg.run.seed * 1_000_003 + step * 2 + ranks.rank * 7_919_993
     if cfg.run.augment:
-        x, _ = dihedral(x, torch.Generator().manual_seed(cfg.run.seed * 1_000_003 + step * 2 + 1))
-    return x, torch.Generator().manual_seed(cfg.run.seed * 1_000_003 + step * 2)
+        x, _ = dihedral(x, torch.Generator().manual_seed(base + 1))
+    return x, torch.Generator().manual_seed(base)
 
 
 @torch.no_grad()
@@ -470,27 +478,10 @@ def pretrain(
 
     .. versionadded:: 0.1
     """
-    from geohsi.bundle import package_versions
-    from geohsi.files import file_sha256
-    from geohsi.models.mae import SpectralMAE, save_mae_backbone
-    from geohsi.prediction import autocast, resolve_device
-
     t_start = time.perf_counter()
     out = Path(out)
-    if out.suffix != ".safetensors":
-        raise UsageError(f"--out {out} must end in .safetensors (the backbone weights file)")
-    if epochs is not None and steps is not None:
-        raise UsageError("give either --epochs or --steps, not both")
-    if epochs is not None and not epochs > 0:
-        raise UsageError(f"--epochs must be positive, got {epochs}")
-    sidecar = out.with_suffix(".json")
-    for p in (out, sidecar):
-        check_output(p, overwrite or resume)
+    _check_outputs(out, epochs, steps, overwrite, resume)
     work = work_dir(out.with_suffix(""))
-    if resume:
-        check_resumable(out, work)
-
-    scene_list = resolve_scenes(scenes, work / "scenes")
     base = dict(
         model=model,
         spectral=spectral,
@@ -506,21 +497,57 @@ def pretrain(
         **options,
     )
     probe = PretrainConfig.from_dict(base)  # validates window etc. before the (slower) transform fits
-    pool, scene_records = _build_pool(scene_list, probe, log)
+    ranks, dev = setup(probe.run.device, log=lambda m: log(f"[yellow]{m}[/]"))
+    local_batch_size(probe.run.batch_size, ranks)  # refuse a batch the ranks cannot share before any work
+    log = log if ranks.main else (lambda m: None)  # one writer: rank 0
+    try:
+        pool, scene_records = _build_pool(resolve_scenes(scenes, work / "scenes"), probe, log)
+        cfg = _final_config(base, probe, pool, epochs, steps, options)
+        mae, runner = _mae(cfg, pool, dev, work, log)
+        history = _PretrainLoop(runner, wrap(mae, ranks, dev), pool, cfg, ranks, dev).run(
+            resume=resume, progress=progress and ranks.main, log=log, on_step=on_step
+        )
+        if ranks.main:
+            _write_pretrained(mae, pool, scene_records, history, cfg, scenes, out, dev, t_start, log)
+            runner.finish()
+    finally:
+        teardown()
+    return out
+
+
+def _check_outputs(out: Path, epochs: float | None, steps: int | None, overwrite: bool, resume: bool) -> None:
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out} must end in .safetensors (the backbone weights file)")
+    if epochs is not None and steps is not None:
+        raise UsageError("give either --epochs or --steps, not both")
+    if epochs is not None and not epochs > 0:
+        raise UsageError(f"--epochs must be positive, got {epochs}")
+    for p in (out, out.with_suffix(".json")):
+        check_output(p, overwrite or resume)
+    if resume:
+        check_resumable(out, work_dir(out.with_suffix("")))
+
+
+def _final_config(
+    base: dict, probe: PretrainConfig, pool: _Pool, epochs: float | None, steps: int | None, options: dict
+) -> PretrainConfig:
+    """The run's config: steps from ``epochs`` over the pooled centres when not given, warm-up a twentieth of them."""
     if steps is None:
-        steps = max(1, math.ceil((5.0 if epochs is None else float(epochs)) * math.ceil(len(pool.train_pixel) / batch_size)))
+        per_epoch = math.ceil(len(pool.train_pixel) / probe.run.batch_size)
+        steps = max(1, math.ceil((5.0 if epochs is None else float(epochs)) * per_epoch))
     if "warmup_steps" not in options:
-        base["warmup_steps"] = min(probe.warmup_steps, max(1, steps // 20))
-    cfg = PretrainConfig.from_dict({**base, "steps": int(steps)})
-    run = cfg.run
+        base = {**base, "warmup_steps": min(probe.warmup_steps, max(1, steps // 20))}
+    return PretrainConfig.from_dict({**base, "steps": int(steps)})
 
-    dev = resolve_device(run.device, warn=lambda m: log(f"[yellow]{m}[/]"))
-    seed_init(run.seed)
-    n_channels = pool.sources[0].channels.shape[0]
+
+def _mae(cfg: PretrainConfig, pool: _Pool, dev: torch.device, work: Path, log: Callable[[str], None]) -> tuple[nn.Module, Runner]:
+    """The masked autoencoder (seeded init) and its runner (AdamW β = (0.9, 0.95), full-state checkpoints)."""
     from geohsi.models import resolve_model_config
-    from geohsi.models.mae import decoder_for
+    from geohsi.models.mae import SpectralMAE, decoder_for
 
-    enc_cfg = resolve_model_config(run.model, img_size=run.input_size, num_bands=n_channels)
+    run = cfg.run
+    seed_init(run.seed)
+    enc_cfg = resolve_model_config(run.model, img_size=run.input_size, num_bands=pool.sources[0].channels.shape[0])
     d_dim, d_depth, d_heads = decoder_for(run.model)
     mae = SpectralMAE(
         enc_cfg,
@@ -547,57 +574,100 @@ def pretrain(
         f"D={mae.decoder_dim}×{mae.decoder_depth}), mask ratio {cfg.mask_ratio}: {mae.num_masked}/{enc_cfg.num_tokens} "
         f"tubelets masked; {len(pool.train_pixel):,} training centres, {cfg.steps} steps of {run.batch_size}"
     )
+    return mae, runner
 
-    history: dict[str, Any] = {"train": [], "val": []}
-    start = 0
-    if resume:
-        start, st = runner.resume()
-        history = json.loads(st["history"])
-        log(f"resuming after step {start} from {runner.checkpoint_path}")
 
-    x_val = torch.from_numpy(pool.windows(pool.held_scene, pool.held_pixel))
-    # Step losses stay on the device until an evaluation, a checkpoint or a callback needs them: on
-    # CUDA reading one waits for its step, so per-step reads would leave the GPU idle between steps.
-    # (The CPU takes the same path, so the tests cover it; the progress bar shows the last loss read.)
-    pending: list[torch.Tensor] = []
-    sync_every_step = on_step is not None
+@dataclass
+class _PretrainLoop:
+    """The step loop of one rank: rank 0 evaluates on the held-out windows, keeps the history and writes checkpoints."""
 
-    def read_losses() -> None:
+    runner: Runner
+    net: nn.Module
+    pool: _Pool
+    cfg: PretrainConfig
+    ranks: Ranks
+    dev: torch.device
+
+    def read_losses(self, pending: list[torch.Tensor], history: dict[str, Any]) -> None:
+        """Move the step losses kept on the device into the history (averaged over ranks); refuse a non-finite one.
+
+        Step losses stay on the device until an evaluation, a checkpoint or a callback needs them: on CUDA
+        reading one waits for its step, so per-step reads would leave the GPU idle between steps.
+        """
         if not pending:
             return
-        values = torch.stack(pending).float().tolist()
+        values = torch.stack(pending).float()
+        if self.ranks.world > 1:
+            torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.AVG)
         first = len(history["train"])
         pending.clear()
-        for i, value in enumerate(values):
+        for i, value in enumerate(values.tolist()):
             if not math.isfinite(value):
                 raise DataError(f"pretraining loss became {value} at step {first + i + 1}; lower --lr or use --precision fp32")
-        history["train"].extend(values)
+        history["train"].extend(values.tolist())
 
-    mae.train()
-    with runner.progress("pretrain", cfg.steps, start, enabled=progress) as update:
-        if start == 0:
-            history["val"].append([0, _evaluate(mae, x_val, cfg, dev)[0]])
-        for step in range(start, cfg.steps):
-            x, gen = _step_batch(pool, cfg, step)
-            with autocast(dev, run.precision):
-                loss = mae(x.to(dev, non_blocking=True), generator=gen).loss
-            pending.append(runner.step(loss))
-            done = step + 1
-            evaluate = done % cfg.eval_every == 0 or done == cfg.steps
-            save = done % cfg.checkpoint_every == 0 or done == cfg.steps
-            if sync_every_step or evaluate or save:
-                read_losses()
-            if evaluate:
-                history["val"].append([done, _evaluate(mae, x_val, cfg, dev)[0]])
-                update(val=f"{history['val'][-1][1]:.4f}")
-            if save:
-                runner.save(done, history=json.dumps(history))
-            last = history["train"][-1] if history["train"] else float("nan")
-            update(advance=1, loss=last, lr=runner.lr)
-            if on_step is not None:
-                on_step(done, last)
+    def evaluate(self, x_val: torch.Tensor) -> float:
+        """The held-out masked loss (rank 0's, known to every rank)."""
+        return from_main(_evaluate(self.runner.model, x_val, self.cfg, self.dev)[0] if self.ranks.main else None, self.ranks)
+
+    def run(
+        self, *, resume: bool, progress: bool, log: Callable[[str], None], on_step: Callable[[int, float], None] | None
+    ) -> dict[str, Any]:
+        """Every step; returns the loss history (``train`` per step, ``val`` at evaluations)."""
+        cfg, runner, run = self.cfg, self.runner, self.cfg.run
+        history: dict[str, Any] = {"train": [], "val": []}
+        start = 0
+        if resume:
+            start, st = runner.restore(from_main(runner.read_checkpoint() if self.ranks.main else None, self.ranks))
+            history = json.loads(st["history"])
+            log(f"resuming after step {start} from {runner.checkpoint_path}")
+        x_val = torch.from_numpy(self.pool.windows(self.pool.held_scene, self.pool.held_pixel))
+        pending: list[torch.Tensor] = []
+        self.net.train()
+        with runner.progress("pretrain", cfg.steps, start, enabled=progress) as update:
+            if start == 0:
+                history["val"].append([0, self.evaluate(x_val)])
+            for step in range(start, cfg.steps):
+                x, gen = _step_batch(self.pool, cfg, step, self.ranks)
+                with autocast(self.dev, run.precision):
+                    loss = self.net(x.to(self.dev, non_blocking=True), generator=gen).loss
+                pending.append(runner.step(loss))
+                done = step + 1
+                evaluate = done % cfg.eval_every == 0 or done == cfg.steps
+                save = done % cfg.checkpoint_every == 0 or done == cfg.steps
+                if on_step is not None or evaluate or save:
+                    self.read_losses(pending, history)
+                if evaluate:
+                    history["val"].append([done, self.evaluate(x_val)])
+                    update(val=f"{history['val'][-1][1]:.4f}")
+                if save and self.ranks.main:
+                    runner.save(done, history=json.dumps(history))
+                last = history["train"][-1] if history["train"] else float("nan")
+                update(advance=1, loss=last, lr=runner.lr)
+                if on_step is not None and self.ranks.main:
+                    on_step(done, last)
+        return history
+
+
+def _write_pretrained(
+    mae: nn.Module,
+    pool: _Pool,
+    scene_records: list[dict[str, Any]],
+    history: dict[str, Any],
+    cfg: PretrainConfig,
+    scenes: Sequence[str | os.PathLike],
+    out: Path,
+    dev: torch.device,
+    t_start: float,
+    log: Callable[[str], None],
+) -> None:
+    """The weights (safetensors, the run recorded in their metadata), the figures and the sidecar JSON."""
+    from geohsi.bundle import package_versions
+    from geohsi.files import file_sha256
+    from geohsi.models.mae import save_mae_backbone
 
     mae.to("cpu")
+    x_val = torch.from_numpy(pool.windows(pool.held_scene, pool.held_pixel))
     val_loss, val_out = _evaluate(mae, x_val, cfg, torch.device("cpu"))
     train = history["train"]
     k = max(1, min(20, len(train) // 5))
@@ -610,7 +680,6 @@ def pretrain(
     }
     record = {"config": cfg.to_dict(), "objective": mae.decoder_config(), "losses": losses}
     save_mae_backbone(mae, out, overwrite=True, metadata={"geohsi_pretraining": json.dumps(record, sort_keys=True)})
-
     png_loss, png_recon = _write_figures(mae, pool, x_val, val_out, scene_records, history, cfg, out)
     meta = {
         "format": SIDECAR_FORMAT,
@@ -630,15 +699,13 @@ def pretrain(
         "figures": [png_loss.name, png_recon.name],
         "labels_used": False,
     }
-    with atomic_output(sidecar, overwrite=True) as tmp:
+    with atomic_output(out.with_suffix(".json"), overwrite=True) as tmp:
         # Compact: the per-scene transforms and the per-step history make up most of it.
         tmp.write_text(json.dumps(meta, sort_keys=True, separators=(",", ":")))
-    runner.finish()
     log(
         f"masked-tubelet loss {losses['train_first_steps']:.4f} → {losses['train_last_steps']:.4f} (train), "
         f"{losses['val_start']:.4f} → {val_loss:.4f} (held-out) in {meta['wall_seconds']:.0f} s → {out}"
     )
-    return out
 
 
 __all__ = [

@@ -171,11 +171,8 @@ class Runner:
         )
         os.replace(tmp, self.checkpoint_path)
 
-    def resume(self) -> tuple[int, dict[str, Any]]:
-        """Restore the last checkpoint: weights, optimiser, schedule and RNG.
-
-        Returns:
-            ``(position, extra)``: epochs or steps done, and the loop's state saved with them.
+    def read_checkpoint(self) -> dict[str, Any]:
+        """The last checkpoint, checked against this run's options (see :meth:`restore`).
 
         Raises:
             UsageError: no checkpoint, or one made with other options.
@@ -187,11 +184,30 @@ class Runner:
             raise UsageError(
                 f"checkpoint {self.checkpoint_path} was made with other options; resume with the same options or drop --resume"
             )
+        return ck
+
+    def restore(self, ck: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Put a checkpoint back: weights, optimiser, schedule and RNG (every rank of a run, from rank 0's file).
+
+        Returns:
+            ``(position, extra)``: epochs or steps done, and the loop's state saved with them.
+        """
         self.load_model_state(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["rng"])
         return int(ck["position"]), dict(ck["extra"])
+
+    def resume(self) -> tuple[int, dict[str, Any]]:
+        """Restore the last checkpoint: weights, optimiser, schedule and RNG.
+
+        Returns:
+            ``(position, extra)``: epochs or steps done, and the loop's state saved with them.
+
+        Raises:
+            UsageError: no checkpoint, or one made with other options.
+        """
+        return self.restore(self.read_checkpoint())
 
     def finish(self) -> None:
         """Remove the work directory once the run's outputs are in place."""

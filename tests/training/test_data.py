@@ -17,7 +17,7 @@ from geohsi.datasets.splits import parse_split
 from geohsi.errors import BandMismatchError, UsageError
 from geohsi.ingestion import open_source
 from geohsi.spectral.transform import SpectralTransform
-from geohsi.spectral.windows import CachedCube, WindowSource
+from geohsi.spectral.windows import CachedCube, ChunkCache, WindowSource
 from geohsi.training.config import resolve_train_config
 from geohsi.training.data import LabelSource, load_training_data
 from geohsi.training.finetune import train
@@ -154,12 +154,23 @@ def test_pairing_problems_are_one_line(tmp_path, data_dir) -> None:
 def test_a_cached_cube_reads_what_the_scene_holds(data_dir) -> None:
     ds = open_source(_tiles(data_dir)[0], chunks=12)
     channels = SpectralTransform.fit(ds, "pca").apply(ds)
-    cube, full = CachedCube(channels.data, max_chunks=3), np.asarray(channels.values, np.float32)
+    cube, full = (
+        CachedCube(channels.data, cache=ChunkCache(max_bytes=3 * 12 * 12 * 12 * 4)),
+        np.asarray(channels.values, np.float32),
+    )
     for ys, xs in ((slice(0, 32), slice(0, 32)), (slice(5, 17), slice(11, 30)), (slice(30, 32), slice(0, 1))):
         np.testing.assert_array_equal(cube[:, ys, xs], full[:, ys, xs])
-    assert len(cube._cache) <= 3
+    assert len(cube.cache._items) <= 3
     idx = np.array([0, 33, 31 * 32 + 31, 500])
     np.testing.assert_array_equal(WindowSource(cube, 7, 16).windows(idx), WindowSource(full, 7, 16).windows(idx))
+    # streamed training reads raw bands and maps only the window's pixels (PixelMap): the same channels
+    from geohsi.scene import cube as raw_cube
+
+    pm = t.pixel_map(ds) if (t := SpectralTransform.fit(ds, "pca")) else None
+    mapped = CachedCube(raw_cube(ds).data[pm.bands], pm, ChunkCache())
+    assert mapped.shape == full.shape
+    np.testing.assert_allclose(mapped[:, 3:29, 5:31], full[:, 3:29, 5:31], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(mapped.lazy.compute()), full, atol=1e-5)
 
 
 def test_a_streamed_epoch_visits_chunks_one_after_another() -> None:
