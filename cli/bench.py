@@ -11,7 +11,8 @@ def bench(args: tuple[str, ...]) -> None:
     """Benchmarks are not part of the installed package: run them from a checkout as 'python -m benchmarks COMMAND'.
 
     \b
-    Commands: peft (docs/results.md), inference (docs/performance.md), large-scene, sections.
+    Commands: peft, scene-held-out (docs/results.md); inference, large-scene, sections, batch,
+    training-data, ddp (docs/performance.md); backbones, cross-sensor, assessment, gpu.
     Example:
       python -m benchmarks peft --quick --out /tmp/results.md
     """
