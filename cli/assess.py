@@ -6,19 +6,21 @@ from pathlib import Path
 
 import click
 
+from geohsi.cli.paths import PATH_OR_URL
+
 
 @click.command("assess")
-@click.argument("maps", nargs=-1, metavar="[MAP]...", type=click.Path(path_type=Path))
-@click.option("--catalog", type=click.Path(path_type=Path), default=None, help="A batch's catalog.json: every map of it.")
+@click.argument("maps", nargs=-1, metavar="[MAP]...", type=PATH_OR_URL)
+@click.option("--catalog", type=PATH_OR_URL, default=None, help="A batch's catalog.json: every map of it.")
 @click.option(
     "--reference",
-    type=click.Path(path_type=Path),
+    type=PATH_OR_URL,
     default=None,
     help="Labelled points (.gpkg/.geojson/.csv from geohsi sample, any CRS: reprojected to the maps').",
 )
 @click.option(
     "--reference-scene",
-    type=click.Path(path_type=Path),
+    type=PATH_OR_URL,
     default=None,
     help="Instead of points: a labelled scene store; every labelled pixel is a reference (a census, NOT a probability sample).",
 )
@@ -32,12 +34,12 @@ import click
     "--strata",
     "strata",
     multiple=True,
-    type=click.Path(path_type=Path),
+    type=PATH_OR_URL,
     help="The map(s) the sample was stratified on, when not the assessed maps: Stehman's (2014) estimator. Repeatable.",
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=PATH_OR_URL,
     required=True,
     help="report.json; report.csv (error matrix), report.md and report.png are written beside it.",
 )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from geohsi.cli.paths import PATH_OR_URL
 from geohsi.cli.scenes import label_options, label_source, scene_options, selected_scenes
 
 
@@ -24,7 +25,7 @@ from geohsi.cli.scenes import label_options, label_source, scene_options, select
 )
 @click.option("--seed", default=0, show_default=True)
 @click.option("--window", default=15, show_default=True, help="Window of the matching train run (sets the blocks gap).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="metrics JSON path (+ CSV beside it).")
+@click.option("--out", type=PATH_OR_URL, default=None, help="metrics JSON path (+ CSV beside it).")
 @click.option("--overwrite", is_flag=True)
 def baseline(
     scenes: tuple[str, ...],

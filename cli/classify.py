@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from geohsi.cli.paths import PATH_OR_URL
 from geohsi.cli.scenes import scene_options, selected_scenes
 
 
@@ -19,20 +20,20 @@ from geohsi.cli.scenes import scene_options, selected_scenes
 @click.option(
     "--bundle",
     "bundles",
-    type=click.Path(path_type=Path),
+    type=PATH_OR_URL,
     multiple=True,
     help="Model bundle from 'geohsi train' (default: runs/latest). Repeatable in a batch: each scene uses the first "
     "bundle that fits its bands.",
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=PATH_OR_URL,
     default=None,
     help="One scene: map.tif (Cloud-Optimized GeoTIFF; needs a CRS) or map.zarr (georeferenced Zarr).",
 )
 @click.option(
     "--out-dir",
-    type=click.Path(path_type=Path),
+    type=PATH_OR_URL,
     default=None,
     help="A batch: NAME.tif|.zarr, NAME.png and NAME.json (STAC item) per scene, catalog.json and summary.json.",
 )
@@ -47,7 +48,7 @@ from geohsi.cli.scenes import scene_options, selected_scenes
 )
 @click.option(
     "--probabilities",
-    type=click.Path(path_type=Path),
+    type=PATH_OR_URL,
     default=None,
     help="One scene: also write per-class probabilities: .tif (uint8, value/254) or .zarr (float16).",
 )

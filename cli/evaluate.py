@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
+from geohsi.cli.paths import PATH_OR_URL
 from geohsi.cli.scenes import label_options, label_source, scene_options, selected_scenes
 
 
 @click.command("evaluate")
-@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("bundle", type=PATH_OR_URL)
 @click.argument("scenes", nargs=-1, metavar="SCENE...")
 @scene_options("Evaluate on")
 @label_options
 @click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="metrics JSON path; a .csv and a confusion-matrix .png are written beside it.",
+    "--out", type=PATH_OR_URL, default=None, help="metrics JSON path; a .csv and a confusion-matrix .png are written beside it."
 )
 @click.option("--batch-size", default=256, show_default=True, help="Windows per forward.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -89,4 +88,5 @@ def evaluate(
             )
         Console().print(s)
     if out is not None:
-        Console().print(f"wrote {out}, {Path(out).with_suffix('.csv')}, {Path(out).with_suffix('.png')}")
+        base = os.path.splitext(str(out))[0]  # a URL too: Path() would fold its '//'
+        Console().print(f"wrote {out}, {base}.csv, {base}.png")

@@ -10,6 +10,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from geohsi.cli.paths import PATH_OR_URL
+
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
@@ -51,7 +53,7 @@ def render_mapping(title: str, info: dict[str, Any], console: Console) -> None:
 
 
 @click.command("info")
-@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.argument("path", required=False, type=PATH_OR_URL)
 @click.option("--model", "model_name", default=None, help="Describe a model config (tiny, small, base) instead.")
 @click.option("--adapter", default=None, help="With --model: count trainable parameters for this adapter method.")
 @click.option("--num-classes", default=16, show_default=True, help="With --model: classes of the head.")

@@ -6,17 +6,19 @@ from pathlib import Path
 
 import click
 
+from geohsi.cli.paths import PATH_OR_URL
+
 
 def _nm(v: float | None) -> str:
     return "unknown" if v is None else f"{v:.3g} nm"
 
 
 @click.command("ingest")
-@click.argument("srcs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output scene store (SCENE.zarr).")
+@click.argument("srcs", nargs=-1, required=True, type=PATH_OR_URL)
+@click.option("--out", "-o", required=True, type=PATH_OR_URL, help="Output scene store (SCENE.zarr).")
 @click.option(
     "--labels",
-    type=click.Path(path_type=Path),
+    type=PATH_OR_URL,
     default=None,
     help="Class-id raster (.mat, GeoTIFF, ENVI), 0 = unlabelled, cropped onto the scene grid when georeferenced; or a vector "
     "file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf) of polygons/points in any CRS, rasterised onto the grid (--label-field).",

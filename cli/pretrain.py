@@ -7,16 +7,12 @@ from pathlib import Path
 import click
 
 from geohsi.cli.devices import devices_option, on_devices
+from geohsi.cli.paths import PATH_OR_URL
 
 
 @click.command("pretrain")
 @click.argument("scenes", nargs=-1, required=True)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Output weights NAME.safetensors (NAME.json and figures beside it).",
-)
+@click.option("--out", type=PATH_OR_URL, required=True, help="Output weights NAME.safetensors (NAME.json and figures beside it).")
 @click.option("--model", default="small", show_default=True, help="Encoder config: tiny, small or base.")
 @click.option(
     "--spectral",

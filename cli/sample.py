@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from geohsi.cli.paths import PATH_OR_URL
+
 
 def _expected(values: tuple[str, ...]) -> dict[str, float] | None:
     """``CLASS=UA`` pairs (a bare ``UA`` applies to every class) → ``{class: UA}``."""
@@ -22,10 +24,8 @@ def _expected(values: tuple[str, ...]) -> dict[str, float] | None:
 
 
 @click.command("sample")
-@click.argument("maps", nargs=-1, metavar="[MAP]...", type=click.Path(path_type=Path))
-@click.option(
-    "--catalog", type=click.Path(path_type=Path), default=None, help="A batch's catalog.json: every map of it, strata pooled."
-)
+@click.argument("maps", nargs=-1, metavar="[MAP]...", type=PATH_OR_URL)
+@click.option("--catalog", type=PATH_OR_URL, default=None, help="A batch's catalog.json: every map of it, strata pooled.")
 @click.option("--n", "n", type=int, default=None, help="Total number of sample points.")
 @click.option(
     "--target-se",
@@ -50,9 +50,7 @@ def _expected(values: tuple[str, ...]) -> dict[str, float] | None:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same maps and seed → same sample).")
 @click.option("--label-field", default="ref", show_default=True, help="Name of the empty reference field to fill in.")
-@click.option(
-    "--out", type=click.Path(path_type=Path), required=True, help="Points file: .gpkg (GeoPackage, for QGIS), .geojson or .csv."
-)
+@click.option("--out", type=PATH_OR_URL, required=True, help="Points file: .gpkg (GeoPackage, for QGIS), .geojson or .csv.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing points file.")
 def sample(
     maps: tuple[Path, ...],

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from geohsi.cli.paths import PATH_OR_URL
+
 
 def scene_options(verb: str) -> Callable[[Callable], Callable]:
     """``--from-list`` and ``--stac URL -c C [--bbox --datetime --filter --max-items]`` (``verb``: what is done to the items)."""
@@ -24,7 +26,7 @@ def scene_options(verb: str) -> Callable[[Callable], Callable]:
             [
                 click.option(
                     "--from-list",
-                    type=click.Path(path_type=Path),
+                    type=PATH_OR_URL,
                     default=None,
                     help="Text file of scene paths or globs, one per line (# comments).",
                 ),

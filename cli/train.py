@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from geohsi.cli.devices import devices_option, on_devices
+from geohsi.cli.paths import PATH_OR_URL
 from geohsi.cli.scenes import label_options, label_source, scene_options, selected_scenes
 from geohsi.heads import HEADS
 from geohsi.training.config import ADAPTERS
@@ -73,17 +74,10 @@ from geohsi.training.config import ADAPTERS
     "workers [default: auto].",
 )
 @click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="YAML/TOML file of these options; flags override it.",
+    "--config", "config_file", type=PATH_OR_URL, default=None, help="YAML/TOML file of these options; flags override it."
 )
 @click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Bundle directory [default: runs/<timestamp>-<adapter>, runs/latest → it].",
+    "--out", type=PATH_OR_URL, default=None, help="Bundle directory [default: runs/<timestamp>-<adapter>, runs/latest → it]."
 )
 @devices_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same --out from its last epoch.")

@@ -202,13 +202,20 @@ class Bundle:
     """A loaded (verified) bundle.
 
     Attributes:
-        path: the bundle directory.
+        path: the bundle directory (for a bundle read from object storage: its local copy).
         meta: its parsed ``bundle.json``.
+        url: the URL it was read from, if any (what workers without a shared disk load it from).
     """
 
     path: Path
     meta: BundleMeta
     _transform: Any = field(default=None, repr=False)
+    url: str | None = None
+
+    @property
+    def location(self) -> str:
+        """Where any machine can load this bundle from: its URL, else its absolute path."""
+        return self.url or str(Path(self.path).absolute())
 
     @property
     def classes(self) -> Legend:
@@ -385,7 +392,9 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         InputFormatError: not a bundle directory.
         ModelError: a missing or modified file, or an unsupported format.
     """
-    p = Path(path)
+    from geohsi.storage import display, is_url, local_copy
+
+    p = local_copy(path, "bundle")  # a URL: downloaded once (complete uploads only) into the cache
     if not p.exists():
         raise InputFormatError(f"bundle {p} does not exist; train one with 'geohsi train SCENE.zarr --out {p}'")
     meta_path = p / META_NAME
@@ -404,7 +413,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             raise ModelError(f"bundle {p} is missing {rel}; copy the whole bundle directory or re-create it")
         if file_sha256(f) != sha:
             raise ModelError(f"bundle file {f} was modified or corrupted (sha256 mismatch); re-create the bundle")
-    return Bundle(p, meta)
+    return Bundle(p, meta, url=display(path) if is_url(path) else None)
 
 
 __all__ = ["BackboneRecord", "Bundle", "BundleMeta", "load_bundle", "package_versions", "write_bundle"]

@@ -122,6 +122,7 @@ def evaluate(
     from geohsi.files import check_output
     from geohsi.metrics import report_for
     from geohsi.prediction import resolve_device
+    from geohsi.storage import staged
     from geohsi.training.data import load_training_data
 
     if out is not None:
@@ -151,7 +152,8 @@ def evaluate(
     if len(data.scenes) > 1:
         report["scenes"] = _report_rows(per_scene, b.classes)
     if out is not None:
-        _write_report(report, Path(out), overwrite)
+        with staged({"out": out}, overwrite) as where:  # a URL: written locally, uploaded when complete
+            _write_report(report, Path(where["out"]), overwrite)
     return report
 
 

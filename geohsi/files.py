@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from geohsi.errors import OutputError
+from geohsi.storage import check_remote_output, display, is_url, name, put
 
 # errnos that can only mean the output side failed: EACCES, EROFS, EDQUOT, ENOTDIR
 _WRITE_ERRNOS = {errno.EACCES, errno.EROFS, errno.EDQUOT, errno.ENOTDIR}
@@ -30,15 +31,19 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
     """Check that ``path`` may be written, before any work is done.
 
     Args:
-        path: the final output path (file or directory store).
+        path: the final output path (file or directory store), or an object-storage URL
+            (:func:`geohsi.storage.check_remote_output`).
         overwrite: whether an existing output may be replaced.
 
     Returns:
-        The path as a :class:`~pathlib.Path`.
+        The path as a :class:`~pathlib.Path` (a URL: as given).
 
     Raises:
         OutputError: the output exists and ``overwrite`` is false, or its directory is not writable.
     """
+    if is_url(path):
+        check_remote_output(str(path), overwrite)
+        return path  # type: ignore[return-value]  # a URL stays a string: Path() would fold its '//'
     p = Path(path)
     for parent in p.absolute().parents:
         if parent.exists() and not parent.is_dir():
@@ -122,7 +127,8 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     existing ``path`` is left untouched.
 
     Args:
-        path: the final output path.
+        path: the final output path; or an object-storage URL: the temporary is then local and
+            uploaded in one piece when complete (a directory with its completion marker last).
         overwrite: whether an existing output may be replaced.
 
     Yields:
@@ -131,6 +137,10 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     Raises:
         OutputError: see :func:`check_output`; also when the write fails for lack of space.
     """
+    if is_url(path):
+        with _remote_output(str(path), overwrite) as tmp:
+            yield tmp
+        return
     final = check_output(path, overwrite)
     tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
@@ -157,6 +167,23 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         os.replace(tmp, final)
 
 
+@contextlib.contextmanager
+def _remote_output(url: str, overwrite: bool) -> Iterator[Path]:
+    """:func:`atomic_output` of a URL: written to a local temporary, uploaded when complete (:func:`geohsi.storage.put`)."""
+    import tempfile
+
+    check_remote_output(url, overwrite)
+    folder = Path(tempfile.mkdtemp(prefix="geohsi-upload-"))
+    tmp = folder / name(url)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OutputError(f"nothing was written for {display(url)}")
+        put(tmp, url, overwrite=overwrite)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` through :func:`atomic_output`.
 
@@ -173,7 +200,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool 
     """
     with atomic_output(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)
-    return Path(path)
+    return path if is_url(path) else Path(path)  # type: ignore[return-value]  # a URL stays a string
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

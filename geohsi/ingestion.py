@@ -41,6 +41,8 @@ from geohsi.scene import (
     scene_transform,
     write_scene,
 )
+from geohsi.storage import as_path, is_url, local_copy
+from geohsi.storage import name as storage_name
 
 PathLike = str | os.PathLike
 
@@ -376,10 +378,23 @@ def _with_vector_labels(
     )
 
 
-def _as_paths(srcs: PathLike | Sequence[PathLike]) -> list[Path]:
-    if isinstance(srcs, (str, os.PathLike)):
-        return [Path(srcs)]
-    return [Path(s) for s in srcs]
+def _as_paths(srcs: PathLike | Sequence[PathLike]) -> list[Path | str]:
+    """The sources as paths; URLs of GeoTIFFs stay URLs (read in place), other URLs become local copies."""
+    from geohsi.storage import local_copy
+
+    def one(s: PathLike) -> Path | str:
+        if is_url(s) and str(s).split("?", 1)[0].lower().endswith((".tif", ".tiff")):
+            return str(s)
+        return local_copy(s, "input")
+
+    return [one(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)]
+
+
+def _source_name(p: Path | str) -> str:
+    """What a scene records as its source: the absolute path, or the URL (without secrets)."""
+    from geohsi.storage import display
+
+    return display(p) if is_url(p) else str(Path(p).resolve())
 
 
 def build_scene(
@@ -412,7 +427,8 @@ def build_scene(
     from geohsi import io as gio
 
     paths = _as_paths(srcs)
-    what = paths[0].name if len(paths) == 1 else f"{paths[0].name} (+{len(paths) - 1} tiles)"
+    first = storage_name(paths[0])
+    what = first if len(paths) == 1 else f"{first} (+{len(paths) - 1} tiles)"
     kwargs: dict[str, Any] = {}
     if band_axis is not None:
         kwargs["band_axis"] = band_axis
@@ -438,18 +454,18 @@ def build_scene(
         ds.attrs["sensor"] = sensor
     if units:
         ds.attrs["units"] = units
-    ds.attrs["source_files"] = [str(p.resolve()) for p in paths]
+    ds.attrs["source_files"] = [_source_name(p) for p in paths]
     names = colours = None
     if class_names is not None:
         names, colours = parse_class_names(class_names)
     if class_colors is not None:
         colours = [_colour(c, "--class-colors") for c in class_colors]
     if labels is not None and is_vector(labels):
-        ds = _with_vector_labels(ds, Path(labels), label_field, layer, all_touched, names, what)
+        ds = _with_vector_labels(ds, local_copy(labels, "label file"), label_field, layer, all_touched, names, what)
     elif labels is not None:
         if label_field or layer or all_touched:
             raise UsageError(f"--label-field/--layer/--all-touched apply to vector labels, but {labels} is a raster")
-        lp = Path(labels)
+        lp = local_copy(labels, "label file")
         lab = gio.read_labels(lp, var=label_var)
         aligned = _align_labels(lab, ds, str(lp))
         if colours is not None and names is not None and len(colours) < len(names):
@@ -501,6 +517,8 @@ def open_source(src: PathLike | Any, *, chunks: int = DEFAULT_CHUNK) -> xr.Datas
         ds = build_item_scene([src], chunks=chunks)
         ds.encoding["source"] = src.get_self_href() or f"stac:{src.id}"
         return check_bands(ds)
+    if is_url(src):
+        return _open_url_source(str(src), chunks)
     p = Path(src)
     if not p.exists():
         raise InputFormatError(f"scene {p} does not exist; check the path (a scene store, or any file 'geohsi ingest' reads)")
@@ -511,6 +529,33 @@ def open_source(src: PathLike | Any, *, chunks: int = DEFAULT_CHUNK) -> xr.Datas
     ds = gio.read([p], chunks=chunks)
     validate_scene(ds)
     ds.encoding["source"] = str(p)
+    return check_bands(ds)
+
+
+def _open_url_source(url: str, chunks: int) -> xr.Dataset:
+    """:func:`open_source` of a URL: a scene store or a GeoTIFF/COG read in place, other formats from a local copy.
+
+    Scene stores are read chunk by chunk through fsspec and GeoTIFFs window by window through GDAL's
+    virtual file systems, wherever the graph runs; ENVI, NetCDF and MATLAB files are downloaded once
+    into the cache (:func:`geohsi.storage.local_copy`).
+    """
+    from geohsi import io as gio
+    from geohsi.scene import open_scene, validate_scene
+    from geohsi.storage import display, exists, join, local_copy, read_bytes
+
+    if not exists(url):
+        raise InputFormatError(
+            f"scene {display(url)} does not exist; check the URL (a scene store, or any file 'geohsi ingest' reads)"
+        )
+    if exists(join(url, "zarr.json")):
+        import json
+
+        if "geohsi_scene_version" in json.loads(read_bytes(join(url, "zarr.json"))).get("attributes", {}):
+            return open_scene(url)
+    src = url if url.lower().endswith((".tif", ".tiff")) else local_copy(url, "scene")
+    ds = gio.read([src], chunks=chunks)
+    validate_scene(ds)
+    ds.encoding["source"] = display(url)
     return check_bands(ds)
 
 
@@ -603,18 +648,18 @@ def ingest(
             overwrite=overwrite,
             sensor=sensor,
         )
-    out_p = Path(out)
-    parent = out_p.absolute().parent
-    for anc in (parent, *parent.parents):
-        if anc.exists():
-            if not anc.is_dir():
-                raise OutputError(f"cannot write {out_p}: {anc} is a file, not a directory; choose a writable --out")
-            break
+    out_p = as_path(out)
+    if isinstance(out_p, Path):
+        parent = out_p.absolute().parent
+        for anc in (parent, *parent.parents):
+            if anc.exists():
+                if not anc.is_dir():
+                    raise OutputError(f"cannot write {out_p}: {anc} is a file, not a directory; choose a writable --out")
+                break
     check_output(out_p, overwrite)  # before reading anything: the cheapest refusal first
     paths = _as_paths(srcs)
-    for p in paths:
-        if p.exists() and out_p.exists() and p.resolve() == out_p.resolve():
-            raise UsageError(f"--out {out_p} is also an input; write the scene under another name")
+    if isinstance(out_p, Path) and any(_source_name(p) == str(out_p.resolve()) for p in paths):
+        raise UsageError(f"--out {out_p} is also an input; write the scene under another name")
     ds = build_scene(
         paths,
         labels=labels,
@@ -639,7 +684,7 @@ def ingest(
     except OSError as e:
         # write_scene has already removed its temporary store; say which side failed and why.
         fname = str(getattr(e, "filename", "") or "")
-        if fname and not fname.startswith(str(parent)):
+        if fname and isinstance(out_p, Path) and not fname.startswith(str(out_p.absolute().parent)):
             raise InputFormatError(f"cannot read {fname}: {e.strerror or e}; check the input") from e
         raise OutputError(f"cannot write {out_p}: {e.strerror or e}; choose a writable --out with free space") from e
 
@@ -682,7 +727,7 @@ def ingest_item(
     from geohsi.catalog import fetch_items
     from geohsi.io.stac import build_item_scene
 
-    out_p = Path(out)
+    out_p = as_path(out)
     check_output(out_p, overwrite)
     seq = [items] if isinstance(items, str) or not isinstance(items, (list, tuple)) else list(items)
     refs = [i for i in seq if isinstance(i, str)]

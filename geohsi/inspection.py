@@ -69,6 +69,10 @@ def info(
         return describe_model(model, adapter=adapter, num_classes=num_classes, input_size=input_size, rank=rank, head=head)
     if path is None:
         raise UsageError("give a PATH (scene .zarr or bundle directory) or --model NAME")
+    from geohsi.storage import exists, is_url, join, local_copy
+
+    if is_url(path) and exists(join(path, META_NAME)):
+        path = local_copy(path, "bundle")  # downloaded once (complete uploads only) into the cache
     if (Path(path) / META_NAME).is_file():
         return bundle_record(path) if record else bundle_info(path)
     return scene_info(path, stats=stats)

@@ -20,10 +20,11 @@ A scene without CRS is an explicit pixel grid: ``georeferenced = 0``, ``x = col 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -513,7 +514,7 @@ def validate_scene(ds: xr.Dataset) -> None:
         raise InputFormatError(f"scene labels have dims {ds['labels'].dims}, expected ('y', 'x')")
 
 
-def write_scene(ds: xr.Dataset, path: str | os.PathLike, *, chunks: int = DEFAULT_CHUNK, overwrite: bool = False) -> Path:
+def write_scene(ds: xr.Dataset, path: str | os.PathLike, *, chunks: int = DEFAULT_CHUNK, overwrite: bool = False) -> Path | str:
     """Write a scene to a Zarr v3 store atomically (temporary name, then rename).
 
     The cube streams chunk by chunk from its (lazy) source, so scenes larger than memory work.
@@ -537,9 +538,26 @@ def write_scene(ds: xr.Dataset, path: str | os.PathLike, *, chunks: int = DEFAUL
         if "_FillValue" not in ds[name].attrs:
             # without a nodata value, say so: xarray would otherwise write a NaN fill value that reads back as nodata
             ds[name].encoding["_FillValue"] = None
-    with atomic_output(path, overwrite) as tmp, joined_dask_threads():
-        ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, compute=True)
-    return Path(path)
+    from geohsi.storage import as_path
+
+    with atomic_output(path, overwrite) as tmp, joined_dask_threads(), consolidated_quietly():
+        # consolidated: a reader opens the store with one metadata request (one object on S3)
+        ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=True, compute=True)
+    return as_path(path)
+
+
+@contextlib.contextmanager
+def consolidated_quietly() -> Iterator[None]:
+    """Write or open consolidated Zarr v3 metadata without zarr's note that the spec does not define it yet.
+
+    zarr-python, xarray and every reader geohsi supports read it; readers that do not fall back to the
+    per-array metadata, which is written too.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        yield
 
 
 class _StoreBlocks:
@@ -551,7 +569,7 @@ class _StoreBlocks:
     Holds only the path (picklable, no open handles).
     """
 
-    def __init__(self, store: Path, var: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    def __init__(self, store: str | os.PathLike, var: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.path, self.var = str(store), var
         self.shape, self.dtype, self.ndim = tuple(int(s) for s in shape), np.dtype(dtype), len(shape)
 
@@ -559,7 +577,7 @@ class _StoreBlocks:
         import zarr
 
         try:
-            return np.asarray(zarr.open_array(os.path.join(self.path, self.var), mode="r")[key])
+            return np.asarray(zarr.open_array(f"{self.path}/{self.var}", mode="r")[key])
         except Exception as e:  # zarr/numcodecs raise RuntimeError/ValueError/OSError for damaged chunks
             why = f"{type(e).__name__}: {' '.join(str(e).split())[:120]}"
         # outside the except block: read on a Dask worker, the error must unpickle on the client
@@ -584,11 +602,17 @@ def guarded_zarr_array(store: str | os.PathLike, var: str, chunks: Any) -> da.Ar
     import zarr
     from dask.base import tokenize
 
-    p = Path(store)
-    arr = zarr.open_array(p / var, mode="r")
-    meta_files = [f for f in (p / var / "zarr.json", p / var / ".zarray") if f.is_file()]
-    token = tokenize(str(p.resolve()), var, [(f.read_bytes(), f.stat().st_mtime_ns) for f in meta_files])
-    src = _StoreBlocks(p, var, arr.shape, arr.dtype)
+    from geohsi.storage import is_url, join, read_bytes
+
+    if is_url(store):
+        arr = zarr.open_array(str(join(store, var)), mode="r")
+        token = tokenize(str(store), var, read_bytes(join(store, var, "zarr.json")))
+    else:
+        p = Path(store)
+        arr = zarr.open_array(p / var, mode="r")
+        meta_files = [f for f in (p / var / "zarr.json", p / var / ".zarray") if f.is_file()]
+        token = tokenize(str(p.resolve()), var, [(f.read_bytes(), f.stat().st_mtime_ns) for f in meta_files])
+    src = _StoreBlocks(store, var, arr.shape, arr.dtype)
     return da.from_array(
         src,
         chunks=chunks,
@@ -638,15 +662,23 @@ def open_scene(path: str | os.PathLike, *, check_band_table: bool = True) -> xr.
     Raises:
         InputFormatError: the path is missing or not a geohsi scene, or its band table is implausible.
     """
-    p = Path(path)
-    if not p.exists():
+    from geohsi.storage import check_complete, display, is_url, join, read_bytes
+
+    p = str(path) if is_url(path) else Path(path)
+    if is_url(p):
+        check_complete(p, "scene store")
+    elif not p.exists():
         raise InputFormatError(f"scene {p} does not exist; create it with 'geohsi ingest SRC --out {p}'")
-    if not (p / "zarr.json").is_file():
+    elif not (p / "zarr.json").is_file():
         raise InputFormatError(f"{p} is not a Zarr v3 store; create a scene with 'geohsi ingest SRC --out SCENE.zarr'")
     try:
-        ds = xr.open_zarr(p, consolidated=False, mask_and_scale=False, decode_coords="all", zarr_format=3)
+        # consolidated when the store has it (one request), else the per-array metadata (older stores)
+        consolidated = bool(json.loads(read_bytes(join(p, "zarr.json"))).get("consolidated_metadata"))
+        with consolidated_quietly():
+            ds = xr.open_zarr(p, consolidated=consolidated, mask_and_scale=False, decode_coords="all", zarr_format=3)
     except Exception as e:  # zarr/xarray raise many types for broken stores
-        raise InputFormatError(f"cannot open scene {p}: {type(e).__name__}: {e}; re-create it with 'geohsi ingest'") from e
+        why = f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+        raise InputFormatError(f"cannot open scene {display(p)}: {why}; re-create it with 'geohsi ingest'") from e
     validate_scene(ds)
     # Band metadata is tiny: load it now, in this process. Left lazy, every later `.values` would be
     # a Dask computation on whatever cluster is current (and wait forever on paused workers).
@@ -654,7 +686,7 @@ def open_scene(path: str | os.PathLike, *, check_band_table: bool = True) -> xr.
     ds = ds.assign_coords({c: ds[c].variable.compute(scheduler="sync") for c in band_coords})
     var = data_var_name(ds)
     ds[var] = ds[var].copy(data=guarded_zarr_array(p, var, ds[var].data.chunks))
-    ds.encoding["source"] = str(p)
+    ds.encoding["source"] = display(p)
     return check_bands(ds, stored=True) if check_band_table else ds
 
 

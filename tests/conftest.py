@@ -9,8 +9,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: the real STAC API server fixture (``stac_api``), shared by the catalogue, STAC reader and export tests
-pytest_plugins = ["tests.stac_fixtures"]
+#: the real STAC API server (``stac_api``) and S3 API server (``s3``) fixtures, shared by several test modules
+pytest_plugins = ["tests.stac_fixtures", "tests.s3_fixtures"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -329,7 +329,9 @@ def assess(
     .. versionadded:: 0.3
     """
     from geohsi.files import check_output
+    from geohsi.storage import local_only
 
+    local_only("geohsi assess", maps, reference, reference_scene, catalog, list(strata or ()), out)
     if (reference is None) == (reference_scene is None):
         raise UsageError(
             "give the reference as --reference points.gpkg (labelled sample) or --reference-scene SCENE.zarr, one of them"

@@ -215,7 +215,9 @@ def sample(
     .. versionadded:: 0.3
     """
     from geohsi.files import check_output
+    from geohsi.storage import local_only
 
+    local_only("geohsi sample", maps, catalog, out)
     points_driver(out)
     check_output(out, overwrite)
     bound = _plan(n, target_se, expected_ua)

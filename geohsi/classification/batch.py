@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from geohsi import storage
 from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
 from geohsi.console import say
 from geohsi.errors import BandMismatchError, BatchError, ClusterError, GeohsiError, GeohsiWarning, OutputError, UsageError
@@ -123,9 +124,9 @@ class BatchResult:
     """
 
     scenes: list[SceneRecord]
-    out_dir: Path
-    catalog: Path | None = None
-    summary: Path | None = None
+    out_dir: Path | str
+    catalog: Path | str | None = None
+    summary: Path | str | None = None
     seconds: float = 0.0
     workers: int = 0
     model_tasks: int | None = None
@@ -158,7 +159,7 @@ class BatchResult:
             "geohsi_version": __version__,
             "written": datetime.now(UTC).isoformat(timespec="seconds"),
             "out_dir": str(self.out_dir),
-            "catalog": self.catalog.name if self.catalog else None,
+            "catalog": storage.name(self.catalog) if self.catalog else None,
             "scenes_by_status": self.counts(),
             "seconds": round(self.seconds, 3),
             "workers": self.workers,
@@ -242,19 +243,19 @@ def class_rows(legend: Any, pixels: dict[int, int], area_m2: dict[int, float] | 
     ]
 
 
-def _outputs(out_dir: Path, name: str, kind: str, with_probabilities: bool, confidence: bool) -> MapOutputs:
-    prob = out_dir / f"{name}.probabilities.{kind}" if with_probabilities else None
-    return MapOutputs.resolve(out_dir / f"{name}.{kind}", prob, confidence)
+def _outputs(out_dir: Path | str, name: str, kind: str, with_probabilities: bool, confidence: bool) -> MapOutputs:
+    prob = storage.join(out_dir, f"{name}.probabilities.{kind}") if with_probabilities else None
+    return MapOutputs.resolve(storage.join(out_dir, f"{name}.{kind}"), prob, confidence)
 
 
-def _item_path(out: MapOutputs) -> Path:
-    return out.map.with_suffix(".json")
+def _item_path(out: MapOutputs) -> Path | str:
+    return storage.with_suffix(out.map, ".json")
 
 
-def _read_item(path: Path) -> dict[str, Any] | None:
+def _read_item(path: Path | str) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return json.loads(storage.read_text(path))
+    except (OSError, ValueError, GeohsiError):
         return None
 
 
@@ -267,23 +268,28 @@ def _completion(out: MapOutputs, provenance: dict[str, str]) -> str:
     from geohsi.export.maps import read_identity
 
     item = _read_item(_item_path(out))
-    existing = [p for p in [*out.paths, _item_path(out)] if p.exists()]
+    existing = [p for p in [*out.paths, _item_path(out)] if storage.exists(p)]
     if not existing:
         return "absent"
-    tags = read_identity(out.map) if out.map.exists() else None
+    tags = read_identity(out.map) if storage.exists(out.map) else None
     same_map = tags is not None and all(tags.get(k) == provenance[k] for k in PROVENANCE_KEYS)
     props = (item or {}).get("properties", {})
     same_item = item is not None and all(props.get(f"geohsi:{k}") == provenance[k] for k in PROVENANCE_KEYS)
-    if same_map and same_item and all(p.exists() for p in out.paths):
+    if same_map and same_item and all(storage.exists(p) for p in out.paths):
         return "complete"
-    if out.map.exists() and not same_map:
+    if storage.exists(out.map) and not same_map:
         return "foreign"
     if item is not None and not same_item:
         return "foreign"
     return "ours"
 
 
-def _write_item(job: MapJob, res: ClassifyResult, src: Any, rows: list[dict[str, Any]], collection_id: str) -> Path:
+def _href(p: Path | str) -> str:
+    """An asset's href in the batch's catalogue: ``./NAME`` beside it, absolute in a bucket."""
+    return storage.display(p) if storage.is_url(p) else f"./{storage.name(p)}"
+
+
+def _write_item(job: MapJob, res: ClassifyResult, src: Any, rows: list[dict[str, Any]], collection_id: str) -> Path | str:
     """The map's STAC item (``<name>.json``), linked into the batch's collection."""
     from geohsi.export.stac import MEDIA_TYPES, link_item, map_item, write_item
 
@@ -294,22 +300,27 @@ def _write_item(job: MapJob, res: ClassifyResult, src: Any, rows: list[dict[str,
         ("confidence", out.confidence_tif, ["data", "quality"], "probability of the predicted class (value / 254)"),
         ("probabilities", out.probabilities, ["data", "probabilities"], "per-class probabilities"),
     ):
-        if p is not None and p.exists():
-            extra[key] = {"href": f"./{p.name}", "type": MEDIA_TYPES.get(p.suffix.lower()), "roles": roles, "title": title}
-    source_href = src.get_self_href() if hasattr(src, "get_self_href") else str(Path(src).resolve())
+        if p is not None and storage.exists(p):
+            suffix = Path(storage.name(p)).suffix.lower()
+            extra[key] = {"href": _href(p), "type": MEDIA_TYPES.get(suffix), "roles": roles, "title": title}
+    if hasattr(src, "get_self_href"):
+        source_href = src.get_self_href()
+    else:
+        source_href = storage.display(src) if storage.is_url(src) else str(Path(src).resolve())
     props = {f"geohsi:{k}": v for k, v in job.identity.items()}
     props.update({"geohsi:valid_pixels": res.mapped_pixels, "geohsi:class_stats": rows, "geohsi:area_note": res.area_note})
     item = map_item(
         out.map,
         job.plan.bundle,
         job.plan.scene,
-        item_id=out.map.stem,
-        href=f"./{out.map.name}",
+        item_id=Path(storage.name(out.map)).stem,
+        href=_href(out.map),
         source_href=source_href or f"stac:{getattr(src, 'id', '')}",
         properties=props,
         assets=extra,
     )
-    link_item(item, collection_id)
+    base = storage.display(storage.sibling(out.map, "")).rstrip("/") if storage.is_url(out.map) else None
+    link_item(item, collection_id, base=base)
     return write_item(item, _item_path(out), overwrite=True)
 
 
@@ -319,11 +330,11 @@ def _write_item(job: MapJob, res: ClassifyResult, src: Any, rows: list[dict[str,
 class _Batch:
     """The state of one batch run (see :func:`classify_many`)."""
 
-    def __init__(self, sources: list[Any], bundles: list[Any], out_dir: Path, opts: dict[str, Any], log: Callable) -> None:
+    def __init__(self, sources: list[Any], bundles: list[Any], out_dir: Path | str, opts: dict[str, Any], log: Callable) -> None:
         self.sources, self.bundles, self.out_dir, self.opts, self.log = sources, bundles, out_dir, opts, log
         self.names = _names(sources)
         self.records = [SceneRecord(n, _source_text(s)) for n, s in zip(self.names, sources, strict=True)]
-        self.collection_id = out_dir.resolve().name or "geohsi-maps"
+        self.collection_id = (storage.name(out_dir) if storage.is_url(out_dir) else Path(out_dir).resolve().name) or "geohsi-maps"
         self.in_flight: list[tuple[int, MapJob]] = []
 
     def _say(self, k: int, text: str) -> None:
@@ -346,7 +357,7 @@ class _Batch:
                 else:  # not ours: shown as Python would have
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
             b = _pick_bundle(ds, self.bundles, rec.source, lambda m: self._warn(k, m))
-            rec.bundle = str(b.path)
+            rec.bundle = b.location
             crs = scene_crs(ds)
             kind = o["format"] if o["format"] != "auto" else ("tif" if crs is not None else "zarr")
             out = _outputs(self.out_dir, rec.name, kind, o["with_probabilities"], o["confidence"])
@@ -391,7 +402,7 @@ class _Batch:
         item = _read_item(_item_path(out)) or {}
         props = item.get("properties", {})
         rec.status, rec.item = "skipped", str(_item_path(out))
-        rec.outputs = [str(p) for p in [*out.paths, out.quicklook] if p.exists()]
+        rec.outputs = [str(p) for p in [*out.paths, out.quicklook] if storage.exists(p)]
         rec.classes = props.get("geohsi:class_stats", [])
         rec.valid_pixels = int(props.get("geohsi:valid_pixels", 0))
         rec.area_note = props.get("geohsi:area_note", "")
@@ -437,17 +448,23 @@ class _Batch:
         from geohsi.files import write_bytes_atomic
 
         items = [
-            it for r in self.records if r.item and r.status in ("done", "skipped") for it in [_read_item(Path(r.item))] if it
+            it
+            for r in self.records
+            if r.item and r.status in ("done", "skipped")
+            for it in [_read_item(storage.as_path(r.item))]
+            if it
         ]
+        remote = storage.is_url(self.out_dir)
         if items:
-            result.catalog = self.out_dir / CATALOG_NAME
+            result.catalog = storage.join(self.out_dir, CATALOG_NAME)
             write_map_collection(
                 result.catalog,
                 items,
                 collection_id=self.collection_id,
                 description=f"land-cover maps made by geohsi from {len(items)} scenes",
+                base=storage.display(self.out_dir) if remote else None,
             )
-        result.summary = self.out_dir / SUMMARY_NAME
+        result.summary = storage.join(self.out_dir, SUMMARY_NAME)
         write_bytes_atomic(result.summary, (json.dumps(result.to_dict(), indent=1) + "\n").encode(), overwrite=True)
 
 
@@ -548,9 +565,12 @@ def classify_many(
         raise UsageError(f"unknown --format {format!r}; use one of {', '.join(FORMATS)}")
     if scenes_in_flight is not None and (isinstance(scenes_in_flight, bool) or int(scenes_in_flight) < 1):
         raise UsageError(f"--scenes-in-flight must be at least 1, got {scenes_in_flight}")
-    out = Path(out_dir)
+    out = storage.as_path(out_dir)  # a URL: maps, items and the catalogue go to the bucket, written by the workers
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if storage.is_url(out):
+            storage.check_bucket(out)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot create --out-dir {out}: {e.strerror or e}; choose a writable directory") from e
     bundles = _load_bundles(bundle, log)

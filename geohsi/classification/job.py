@@ -22,7 +22,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from geohsi.classification.plan import Plan, scene_identity
 from geohsi.console import say
 from geohsi.errors import ClusterError, GeohsiError, UsageError
 from geohsi.export import maps
+from geohsi.storage import as_path, exists, is_url, name, sibling, with_suffix
 
 #: version of the resume identity of a parts store (2: completion markers carry class counts and areas).
 IDENTITY_VERSION = 2
@@ -56,7 +57,7 @@ class ClassifyResult:
         area_note: how the areas were computed, or why not.
     """
 
-    outputs: list[Path] = field(default_factory=list)
+    outputs: list[Path | str] = field(default_factory=list)
     n_chunks: int = 0
     computed: int = 0
     reused: int = 0
@@ -95,9 +96,9 @@ class MapOutputs:
             ``.tif`` map; a variable of a ``.zarr`` map).
     """
 
-    map: Path
+    map: Path | str
     kind: str
-    probabilities: Path | None = None
+    probabilities: Path | str | None = None
     probabilities_kind: str | None = None
     confidence: bool = False
 
@@ -110,29 +111,42 @@ class MapOutputs:
         Raises:
             UsageError: an unknown suffix, or the same path twice.
         """
-        out = Path(out)
-        prob = Path(probabilities) if probabilities is not None else None
+        out = as_path(out)
+        prob = as_path(probabilities) if probabilities is not None else None
         res = cls(
             out, maps.check_suffix(out), prob, maps.check_suffix(prob, "--probabilities") if prob else None, bool(confidence)
         )
-        if len({p.absolute() for p in res.paths}) != len(res.paths):
+        if len({p if is_url(p) else p.absolute() for p in res.paths}) != len(res.paths):
             raise UsageError(f"--out and --probabilities must be different paths, got {out} twice")
         return res
 
     @property
-    def confidence_tif(self) -> Path | None:
+    def confidence_tif(self) -> Path | str | None:
         """``NAME.confidence.tif`` beside a ``.tif`` map written with confidence."""
-        return self.map.with_name(self.map.stem + ".confidence.tif") if self.confidence and self.kind == "tif" else None
+        if not (self.confidence and self.kind == "tif"):
+            return None
+        return sibling(self.map, Path(name(self.map)).stem + ".confidence.tif")
 
     @property
-    def quicklook(self) -> Path:
+    def quicklook(self) -> Path | str:
         """``NAME.png`` beside the map."""
-        return self.map.with_suffix(".png")
+        return with_suffix(self.map, ".png")
 
     @property
-    def paths(self) -> list[Path]:
+    def paths(self) -> list[Path | str]:
         """Every final output path (the quicklook aside)."""
         return [p for p in (self.map, self.probabilities, self.confidence_tif) if p is not None]
+
+    @property
+    def remote(self) -> bool:
+        """Whether the outputs are URLs (object storage): written locally where the writer runs, then uploaded."""
+        return is_url(self.map)
+
+    def localised(self, folder: Path) -> MapOutputs:
+        """The same outputs under a local ``folder`` (same names), where a writer builds them before the upload."""
+        local = folder / name(self.map)
+        prob = folder / name(self.probabilities) if self.probabilities is not None else None
+        return replace(self, map=local, probabilities=prob)
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Delete temporaries an earlier, killed run left beside the outputs (``.NAME.tmp-*``); returns them.
@@ -144,6 +158,8 @@ class MapOutputs:
 
         gone = []
         for p in [*self.paths, self.quicklook]:
+            if is_url(p):
+                continue  # object storage keeps no temporaries: every output is one upload or has a marker
             for tmp in p.parent.glob(f".{p.name}.tmp-*"):
                 if tmp.is_dir():
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -288,7 +304,7 @@ class MapJob:
                 class_ids=ids,
                 row_areas=None if self.row_areas is None else self.row_areas[i * c : (i + 1) * c],
                 # unique per run: a rerun on the same client must not pick up a finished key of the last one
-                dask_key_name=f"geohsi-store-{i}-{j}-{store.path.name}-{self.token}",
+                dask_key_name=f"geohsi-store-{i}-{j}-{store.name}-{self.token}",
             )
             for i, j in todo
         ]
@@ -348,7 +364,7 @@ class MapJob:
         :attr:`done` then waits for it, and :meth:`finish` only collects what it wrote.
         """
         self.finish_future = client.submit(
-            self.writer(), *self.futures, pure=False, key=f"geohsi-finish-{self.store.path.name}-{self.token}"
+            self.writer(), *self.futures, pure=False, key=f"geohsi-finish-{self.store.name}-{self.token}"
         )
 
     def finish(self, client: Any = None) -> ClassifyResult:
@@ -369,7 +385,7 @@ class MapJob:
         from geohsi.classification import parts
 
         parts.remove_intermediate(self.store)
-        res.outputs += [Path(p) for p in written["outputs"]]
+        res.outputs += [as_path(p) for p in written["outputs"]]
         res.class_pixels = {int(k): int(v) for k, v in written["class_pixels"].items()}
         areas = written["class_area_m2"]
         res.class_area_m2 = None if areas is None else {int(k): float(v) for k, v in areas.items()}
@@ -420,6 +436,8 @@ class MapWriter:
         Args:
             *chunk_results: the chunk tasks' results (only waited for: the store holds the data).
         """
+        if self.outputs.remote:
+            return self._write_and_upload()
         from geohsi.plot import have_matplotlib, write_map_quicklook  # map.png: its colour table and class names
 
         # Dask may run this task again (a worker died holding its result): outputs that carry this
@@ -439,8 +457,34 @@ class MapWriter:
             notes.append(f"[yellow]warning: map written, but no quicklook: {e}[/]")
         return {"outputs": outputs, "class_pixels": class_pixels, "class_area_m2": class_area, "notes": notes}
 
+    def _write_and_upload(self) -> dict[str, Any]:
+        """URL outputs: built in a local temporary folder of the machine running this (a worker, for a
+        batch or a cluster), then each uploaded as one object (a Zarr map with its completion marker).
+
+        The client checked that no output exists (or ``overwrite``) before any chunk ran; a rerun of this
+        task by Dask uploads the same files again.
+        """
+        import tempfile
+
+        from geohsi.storage import put
+
+        with tempfile.TemporaryDirectory(prefix="geohsi-map-") as tmp:
+            folder = Path(tmp)
+            written = replace(self, outputs=self.outputs.localised(folder), overwrite=True)()
+            urls = []
+            for local in map(Path, written["outputs"]):
+                url = str(
+                    sibling(
+                        self.outputs.probabilities if local.name == name(self.outputs.probabilities or "") else self.outputs.map,
+                        local.name,
+                    )
+                )
+                put(local, url, overwrite=True)
+                urls.append(url)
+        return {**written, "outputs": urls}
+
     def _ours(self) -> bool:
-        recorded = maps.read_identity(self.outputs.map) if self.outputs.map.exists() else None
+        recorded = maps.read_identity(self.outputs.map) if exists(self.outputs.map) else None
         return recorded is not None and all(recorded.get(k) == v for k, v in self.identity.items())
 
     def _write_maps(self, overwrite: bool) -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from geohsi import storage
 from geohsi.export.maps import NODATA, labels_from_probabilities
+from geohsi.storage import is_url
 
 
-def intermediate_path(out: Path) -> Path:
-    """The resumable intermediate store of an output: ``.NAME.parts.zarr`` beside it."""
+def intermediate_path(out: Path | str) -> Path | str:
+    """The resumable intermediate store of an output: ``.NAME.parts.zarr`` beside it (in the same bucket for a URL)."""
+    if is_url(out):
+        base, name = str(out).rstrip("/").rsplit("/", 1)
+        return f"{base}/.{name}.parts.zarr"
     return out.parent / f".{out.name}.parts.zarr"
 
 
@@ -35,7 +39,7 @@ class PartsStore:
     """The chunk store of one classification run.
 
     Attributes:
-        path: the ``.parts.zarr`` directory.
+        path: the ``.parts.zarr`` directory (a URL beside a URL output: workers write it directly).
         shape: ``(H, W)``.
         chunk: spatial chunk edge.
         n_classes: K.
@@ -43,7 +47,7 @@ class PartsStore:
         confidence: whether the max probability is stored.
     """
 
-    path: Path
+    path: Path | str
     shape: tuple[int, int]
     chunk: int
     n_classes: int
@@ -51,21 +55,22 @@ class PartsStore:
     confidence: bool
 
     @property
-    def done_dir(self) -> Path:
-        return self.path / "done"
+    def name(self) -> str:
+        """The store's folder name."""
+        return storage.name(self.path)
+
+    @property
+    def done_dir(self) -> Path | str:
+        return storage.join(self.path, "done")
 
     def done(self) -> set[tuple[int, int]]:
         """Chunks ``(i, j)`` whose results are complete."""
-        out = set()
-        if self.done_dir.is_dir():
-            for f in self.done_dir.glob("*.json"):
-                i, j = f.stem.split("_")
-                out.add((int(i), int(j)))
-        return out
+        return {_chunk_of(n) for n in storage.list_names(self.done_dir, ".json") if not n.startswith(".")}
 
     def markers(self) -> dict[tuple[int, int], dict[str, Any]]:
         """The content of every completion marker (write id, worker, pid, class counts and areas)."""
-        return {tuple(int(v) for v in f.stem.split("_")): json.loads(f.read_text()) for f in sorted(self.done_dir.glob("*.json"))}
+        names = [n for n in storage.list_names(self.done_dir, ".json") if not n.startswith(".")]
+        return {_chunk_of(n): json.loads(storage.read_text(storage.join(self.done_dir, n))) for n in names}
 
     def totals(self) -> tuple[dict[int, int], dict[int, float] | None]:
         """Pixels and ground area (m²) per class id, summed over every completed chunk.
@@ -88,8 +93,13 @@ class PartsStore:
         return dict(sorted(counts.items())), None if areas is None else dict(sorted(areas.items()))
 
 
+def _chunk_of(marker_name: str) -> tuple[int, int]:
+    i, j = marker_name.removesuffix(".json").split("_")
+    return int(i), int(j)
+
+
 def open_intermediate(
-    out: Path,
+    out: Path | str,
     *,
     identity: dict[str, Any],
     shape: tuple[int, int],
@@ -121,7 +131,7 @@ def open_intermediate(
     path = intermediate_path(out)
     inter = PartsStore(path, shape, chunk, n_classes, probabilities, confidence)
     note = None
-    if path.exists():
+    if storage.exists(path):
         try:
             stored = dict(zarr.open_group(str(path), mode="r").attrs).get("identity")
         except Exception:  # a broken store from a crash during creation: start again
@@ -133,7 +143,7 @@ def open_intermediate(
             if not resume
             else f"intermediate {path} belongs to another bundle, scene, chunking or output set; recomputing every chunk"
         )
-        shutil.rmtree(path)
+        storage.remove_tree(path)
     g = zarr.open_group(str(path), mode="w", zarr_format=3)
     h, w = shape
     g.create_array("classes", shape=(h, w), chunks=(chunk, chunk), dtype=dtype, fill_value=NODATA)
@@ -144,7 +154,7 @@ def open_intermediate(
     if confidence:
         g.create_array("confidence", shape=(h, w), chunks=(chunk, chunk), dtype="float32", fill_value=np.nan)
     g.attrs["identity"] = identity
-    inter.done_dir.mkdir()
+    storage.make_dirs(inter.done_dir)
     return inter, note
 
 
@@ -196,16 +206,14 @@ def store_chunk(
     if row_areas is not None:
         rows_area = np.asarray(row_areas, dtype="float64")[:, None]
         marker["area_m2"] = {str(int(k)): float(np.broadcast_to(rows_area, labels.shape)[labels == k].sum()) for k in ids}
-    final = inter.done_dir / f"{i}_{j}.json"
-    tmp = inter.done_dir / f".{i}_{j}.{marker['write_id']}.tmp"
-    tmp.write_text(json.dumps(marker))
-    os.replace(tmp, final)
+    # whole or not at all: renamed into place (a local store) or one object (a bucket)
+    storage.write_text(storage.join(inter.done_dir, f"{i}_{j}.json"), json.dumps(marker))
     return int(per_class.sum())
 
 
 def remove_intermediate(inter: PartsStore) -> None:
     """Delete the intermediate store once every output is in place."""
-    shutil.rmtree(inter.path, ignore_errors=True)
+    storage.remove_tree(inter.path)
 
 
 __all__ = ["PartsStore", "intermediate_path", "open_intermediate", "remove_intermediate", "store_chunk"]

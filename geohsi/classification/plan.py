@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dask
@@ -151,7 +150,7 @@ def build_plan(
     blocks = overlap_reflect(grid, r)
     k = len(bundle.classes)
     spec = InferenceSpec(
-        bundle_path=str(Path(bundle.path).absolute()),
+        bundle_path=bundle.location,
         bundle_hash=bundle.hash,
         head=head,
         n_classes=k,

@@ -89,6 +89,8 @@ def _compute_and_write(
     job = MapJob(plan, outputs, resume=resume, overwrite=overwrite, log=log)
     before = _forward_seconds(client)
     job.submit(client)
+    if outputs.remote:  # no disk shared with the workers is assumed: a worker builds and uploads the map
+        job.submit_finish(client)
     try:
         with _chunk_progress(job.futures, enabled=progress):
             stuck = wait_unless_paused(client, lambda: job.done, paused_timeout())
@@ -103,7 +105,7 @@ def _compute_and_write(
         if before is not None and after is not None:
             job.result.workers = len(after)
             job.result.forward_seconds = sum(max(0.0, s - before.get(w, 0.0)) for w, s in after.items())
-    return job.finish()
+    return job.finish(client)
 
 
 @contextlib.contextmanager
@@ -203,16 +205,17 @@ def wait_unless_paused(
     return None
 
 
-def resolve_bundle(bundle: str | os.PathLike | None, log: Callable[[str], None] = say) -> Path:
+def resolve_bundle(bundle: str | os.PathLike | None, log: Callable[[str], None] = say) -> Path | str:
     """The bundle to use: the given one, or ``runs/latest`` (saying so).
 
     Raises:
         InputFormatError: no bundle given and ``runs/latest`` does not exist.
     """
     from geohsi.errors import InputFormatError
+    from geohsi.storage import as_path
 
     if bundle is not None:
-        return Path(bundle)
+        return as_path(bundle)
     if not LATEST_BUNDLE.exists():
         raise InputFormatError(
             f"no --bundle given and {LATEST_BUNDLE} does not exist; train one with 'geohsi train SCENE.zarr' or pass --bundle"
@@ -246,7 +249,8 @@ def classify(
     Args:
         scene: a scene store, or any source file ``geohsi ingest`` reads (GeoTIFF/COG, ENVI,
             NetCDF, MATLAB), or a ``pystac.Item``: read lazily in place (:func:`geohsi.ingestion.open_source`).
-        out: ``map.tif`` (COG; needs a CRS) or ``map.zarr``.
+        out: ``map.tif`` (COG; needs a CRS) or ``map.zarr``; or an ``s3://``/``gs://``/``az://`` URL: the
+            parts store then sits beside it in the bucket and a worker builds the map and uploads it.
         bundle: bundle directory (default ``runs/latest``).
         probabilities: optional per-class probabilities path (``.tif`` uint8 scaled / ``.zarr`` float16).
         confidence: also write the max-probability band.

@@ -43,7 +43,8 @@ class InferenceSpec:
     """Everything a task needs to rebuild and run the model — small and picklable.
 
     Attributes:
-        bundle_path: absolute bundle directory (every worker must see it at this path).
+        bundle_path: absolute bundle directory (every worker must see it at this path), or its URL
+            (each worker downloads it once into its own cache).
         bundle_hash: sha256 of the bundle's ``bundle.json`` (the cache key).
         head: the bundle's model mode with its geometry (what predicts a block).
         n_classes: number of logits K.

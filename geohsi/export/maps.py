@@ -25,8 +25,10 @@ is a ``confidence`` variable of the same store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,28 +74,32 @@ def class_dtype(class_ids: np.ndarray) -> np.dtype:
     return np.dtype("uint8" if int(np.max(class_ids, initial=0)) < 255 else "uint16")
 
 
-def check_suffix(path: Path, what: str = "--out") -> str:
-    """``tif`` or ``zarr`` for an output path.
+def check_suffix(path: Path | str, what: str = "--out") -> str:
+    """``tif`` or ``zarr`` for an output path or URL.
 
     Raises:
         UsageError: another suffix.
     """
-    suf = path.suffix.lower()
+    from geohsi.storage import name
+
+    suf = Path(name(path)).suffix.lower()
     if suf not in MAP_SUFFIXES:
         raise UsageError(f"{what} {path} must end in .tif or .zarr (Cloud-Optimized GeoTIFF or georeferenced Zarr)")
     return "zarr" if suf == ".zarr" else "tif"
 
 
-def require_crs(scene_path: Any, crs: Any, out: Path) -> None:
+def require_crs(scene_path: Any, crs: Any, out: Path | str) -> None:
     """A GeoTIFF map needs a CRS: refuse pixel-grid scenes with a one-line way forward.
 
     Raises:
         GeoreferenceError: ``crs`` is ``None``.
     """
+    from geohsi.storage import name
+
     if crs is None:
         raise GeoreferenceError(
             f"{scene_path} is a pixel-grid scene without a CRS, so {out} cannot be a georeferenced GeoTIFF; "
-            f"write --out {out.with_suffix('.zarr').name} instead, or re-ingest the scene with --crs and --transform"
+            f"write --out {Path(name(out)).with_suffix('.zarr').name} instead, or re-ingest the scene with --crs and --transform"
         )
 
 
@@ -144,6 +150,16 @@ def _cog_copy(src: Path, dst: Path, resampling: str) -> None:
     )
 
 
+@contextlib.contextmanager
+def _tiled_beside(dst: Path) -> Iterator[Path]:
+    """A local tiled GeoTIFF beside the (temporary, local) COG ``dst``, for GDAL's COG driver to copy; removed after."""
+    tiled = Path(dst).with_name(Path(dst).name + "-tiled.tif")
+    try:
+        yield tiled
+    finally:
+        tiled.unlink(missing_ok=True)
+
+
 def write_class_cog(
     group: str | os.PathLike, dst: Path, *, crs: Any, transform: Any, classes: Legend, identity: dict[str, str] | None = None
 ) -> None:
@@ -165,21 +181,20 @@ def write_class_cog(
 
     arr = zarr.open_group(str(group), mode="r")["classes"]
     h, w = arr.shape
-    tiled = Path(group) / "classes.tif"
     profile = _tiled_profile(w, h, 1, str(arr.dtype), crs, transform, NODATA, photometric="palette")
-    with rasterio.open(tiled, "w", **profile) as out:
-        for y0, y1 in _strips(h):
-            out.write(arr[y0:y1, :], 1, window=Window(0, y0, w, y1 - y0))
-        cmap = {NODATA: (0, 0, 0, 0)}
-        cmap.update({c.id: _rgba(c.color) for c in classes})
-        out.write_colormap(1, cmap)
-        out.update_tags(GEOHSI_CLASSES=json.dumps(classes.to_list()))
-        if identity:
-            out.update_tags(**{f"{TAG_PREFIX}{k.upper()}": str(v) for k, v in identity.items()})
-        out.update_tags(1, **{f"CLASS_{c.id}": c.name for c in classes}, CLASS_0="nodata")
-        out.set_band_description(1, "class id (0 = nodata)")
-    _cog_copy(tiled, dst, "MODE")
-    tiled.unlink()
+    with _tiled_beside(dst) as tiled:
+        with rasterio.open(tiled, "w", **profile) as out:
+            for y0, y1 in _strips(h):
+                out.write(arr[y0:y1, :], 1, window=Window(0, y0, w, y1 - y0))
+            cmap = {NODATA: (0, 0, 0, 0)}
+            cmap.update({c.id: _rgba(c.color) for c in classes})
+            out.write_colormap(1, cmap)
+            out.update_tags(GEOHSI_CLASSES=json.dumps(classes.to_list()))
+            if identity:
+                out.update_tags(**{f"{TAG_PREFIX}{k.upper()}": str(v) for k, v in identity.items()})
+            out.update_tags(1, **{f"CLASS_{c.id}": c.name for c in classes}, CLASS_0="nodata")
+            out.set_band_description(1, "class id (0 = nodata)")
+        _cog_copy(tiled, dst, "MODE")
 
 
 def write_scaled_cog(
@@ -194,20 +209,19 @@ def write_scaled_cog(
     arr = zarr.open_group(str(group), mode="r")[name]
     h, w = arr.shape[-2:]
     count = arr.shape[0] if arr.ndim == 3 else 1
-    tiled = Path(group) / f"{name}.tif"
     profile = _tiled_profile(w, h, count, "uint8", crs, transform, PROB_NODATA, interleave="band")
-    with rasterio.open(tiled, "w", **profile) as out:
-        for y0, y1 in _strips(h):
-            p = np.asarray(arr[..., y0:y1, :], dtype="float32").reshape(count, y1 - y0, w)
-            q = np.where(np.isnan(p), PROB_NODATA, np.rint(np.nan_to_num(p) * PROB_SCALE)).astype("uint8")
-            out.write(q, window=Window(0, y0, w, y1 - y0))
-        out.scales = (1.0 / PROB_SCALE,) * count
-        out.offsets = (0.0,) * count
-        for b, d in enumerate(descriptions, start=1):
-            out.set_band_description(b, d)
-        out.update_tags(GEOHSI_ENCODING=f"probability = value / {PROB_SCALE}; {PROB_NODATA} = nodata")
-    _cog_copy(tiled, dst, "AVERAGE")
-    tiled.unlink()
+    with _tiled_beside(dst) as tiled:
+        with rasterio.open(tiled, "w", **profile) as out:
+            for y0, y1 in _strips(h):
+                p = np.asarray(arr[..., y0:y1, :], dtype="float32").reshape(count, y1 - y0, w)
+                q = np.where(np.isnan(p), PROB_NODATA, np.rint(np.nan_to_num(p) * PROB_SCALE)).astype("uint8")
+                out.write(q, window=Window(0, y0, w, y1 - y0))
+            out.scales = (1.0 / PROB_SCALE,) * count
+            out.offsets = (0.0,) * count
+            for b, d in enumerate(descriptions, start=1):
+                out.set_band_description(b, d)
+            out.update_tags(GEOHSI_ENCODING=f"probability = value / {PROB_SCALE}; {PROB_NODATA} = nodata")
+        _cog_copy(tiled, dst, "AVERAGE")
 
 
 def write_zarr_map(
@@ -218,7 +232,7 @@ def write_zarr_map(
     import xarray as xr
     import zarr
 
-    from geohsi.scene import scene_crs, scene_transform, write_georef
+    from geohsi.scene import consolidated_quietly, scene_crs, scene_transform, write_georef
 
     g = zarr.open_group(str(group), mode="r")
     coords = {"y": scene["y"].values, "x": scene["x"].values}
@@ -244,7 +258,8 @@ def write_zarr_map(
     ds = write_georef(ds, scene_transform(scene), crs)
     if "classes" in ds:
         ds["classes"].encoding["_FillValue"] = NODATA
-    ds.to_zarr(dst, mode="w", zarr_format=3, consolidated=False)
+    with consolidated_quietly():  # a reader opens the map with one metadata request (one object on S3)
+        ds.to_zarr(dst, mode="w", zarr_format=3, consolidated=True)
 
 
 def read_identity(path: str | os.PathLike) -> dict[str, str] | None:
@@ -255,18 +270,17 @@ def read_identity(path: str | os.PathLike) -> dict[str, str] | None:
     Returns:
         The recorded keys in lower case, or ``None`` when the path is not a readable map or records nothing.
     """
-    p = Path(path)
+    from geohsi.storage import name, open_raster
+
     keys = ("bundle", "bundle_sha256", "scene", "scene_identity")
     try:
-        if p.suffix.lower() == ".zarr":
+        if Path(name(path)).suffix.lower() == ".zarr":
             import zarr
 
-            attrs = dict(zarr.open_group(str(p), mode="r").attrs)
+            attrs = dict(zarr.open_group(str(path), mode="r").attrs)
             found = {k: str(attrs[k]) for k in keys if k in attrs}
         else:
-            import rasterio
-
-            with rasterio.open(p) as src:
+            with open_raster(path) as src:
                 tags = src.tags()
             found = {k: tags[f"{TAG_PREFIX}{k.upper()}"] for k in keys if f"{TAG_PREFIX}{k.upper()}" in tags}
     except Exception:  # noqa: BLE001 - an unreadable or foreign file records nothing

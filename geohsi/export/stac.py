@@ -199,8 +199,9 @@ def write_item(item: dict[str, Any], out: PathLike, *, overwrite: bool = False) 
         OutputError: exists without ``overwrite``.
     """
     from geohsi.files import write_bytes_atomic
+    from geohsi.storage import as_path
 
-    return write_bytes_atomic(Path(out), (json.dumps(item, indent=1) + "\n").encode(), overwrite=overwrite)
+    return write_bytes_atomic(as_path(out), (json.dumps(item, indent=1) + "\n").encode(), overwrite=overwrite)
 
 
 #: media types of map assets by suffix.
@@ -213,23 +214,23 @@ MEDIA_TYPES = {
 }
 
 
-def _map_grid(mp: Path) -> tuple[Any, Any, int, int, Any, str]:
-    """``(crs, transform, height, width, nodata, dtype)`` of a GeoTIFF or Zarr map."""
+def _map_grid(mp: Path | str) -> tuple[Any, Any, int, int, Any, str]:
+    """``(crs, transform, height, width, nodata, dtype)`` of a GeoTIFF or Zarr map (a path or a URL)."""
+    from geohsi.storage import display, name, open_raster
+
     try:
-        if mp.suffix.lower() == ".zarr":
+        if Path(name(mp)).suffix.lower() == ".zarr":
             import xarray as xr
 
             with xr.open_zarr(mp, consolidated=False, decode_coords="all", mask_and_scale=False) as ds:
                 v = ds["classes"]
                 crs = ds.rio.crs if int(ds.attrs.get("georeferenced", 1)) else None
                 return crs, ds.rio.transform(), int(v.sizes["y"]), int(v.sizes["x"]), 0, str(v.dtype)
-        import rasterio
-
-        with rasterio.open(mp) as src:
+        with open_raster(mp) as src:
             return src.crs, src.transform, src.height, src.width, src.nodata, src.dtypes[0]
     except Exception as e:
         raise InputFormatError(
-            f"cannot read map {mp}: {' '.join(str(e).split())[:150]}; pass a map written by 'geohsi classify'"
+            f"cannot read map {display(mp)}: {' '.join(str(e).split())[:150]}; pass a map written by 'geohsi classify'"
         ) from e
 
 
@@ -273,9 +274,10 @@ def map_item(
     from rasterio.warp import transform_bounds
 
     from geohsi.bundle import Bundle, load_bundle
+    from geohsi.storage import as_path, display, is_url, name
 
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    mp = Path(map_path)
+    mp = as_path(map_path)
     crs, tf, h, w, nodata, dtype = _map_grid(mp)
     geometry = bbox = None
     if crs is not None:
@@ -306,11 +308,9 @@ def map_item(
         props.update({"proj:code": f"EPSG:{epsg}"} if epsg else {"proj:wkt2": crs.to_wkt()})
         props.update({"proj:shape": [h, w], "proj:transform": list(tf)[:6]})
     props.update(properties or {})
-    links = [
-        {"rel": "via", "href": str(Path(b.path).resolve() / "bundle.json"), "type": "application/json", "title": "model bundle"}
-    ]
+    links = [{"rel": "via", "href": f"{b.location}/bundle.json", "type": "application/json", "title": "model bundle"}]
     if source_href is None and scene is not None and not hasattr(scene, "attrs"):
-        source_href = str(Path(scene).resolve())
+        source_href = display(scene) if is_url(scene) else str(Path(scene).resolve())
     if source_href is not None:
         links.append({"rel": "derived_from", "href": source_href, "title": "classified scene"})
     return {
@@ -324,8 +324,8 @@ def map_item(
         "links": links,
         "assets": {
             "map": {
-                "href": href or str(mp.resolve()),
-                "type": MEDIA_TYPES.get(mp.suffix.lower(), "application/octet-stream"),
+                "href": href or (display(mp) if is_url(mp) else str(mp.resolve())),
+                "type": MEDIA_TYPES.get(Path(name(mp)).suffix.lower(), "application/octet-stream"),
                 "title": "class map",
                 "roles": ["data", "labels", "labels-raster"],
                 "classification:classes": classes,
@@ -337,7 +337,13 @@ def map_item(
 
 
 def write_map_collection(
-    out: PathLike, items: Sequence[dict[str, Any]], *, collection_id: str, description: str, overwrite: bool = True
+    out: PathLike,
+    items: Sequence[dict[str, Any]],
+    *,
+    collection_id: str,
+    description: str,
+    overwrite: bool = True,
+    base: str | None = None,
 ) -> dict[str, Any]:
     """Write a self-contained STAC Collection of map items beside them (``catalog.json``), atomically.
 
@@ -352,10 +358,14 @@ def write_map_collection(
         collection_id: the collection id.
         description: its description.
         overwrite: replace an existing file (a batch rewrites its catalogue on every run).
+        base: absolute hrefs under this URL (a catalogue in a bucket) instead of relative ``./`` ones.
 
     Returns:
         The collection as a JSON-able dict.
     """
+    from geohsi.storage import as_path, name
+
+    here = f"{base.rstrip('/')}/" if base else "./"
     boxes = [it["bbox"] for it in items if it.get("bbox")]
     bbox = (
         [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
@@ -372,23 +382,28 @@ def write_map_collection(
         "license": "other",
         "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[times[0], times[-1]] if times else [None, None]]}},
         "links": [
-            {"rel": "root", "href": "./" + Path(out).name, "type": "application/json"},
-            *({"rel": "item", "href": f"./{it['id']}.json", "type": "application/geo+json", "title": it["id"]} for it in items),
+            {"rel": "root", "href": here + name(out), "type": "application/json"},
+            *(
+                {"rel": "item", "href": f"{here}{it['id']}.json", "type": "application/geo+json", "title": it["id"]}
+                for it in items
+            ),
         ],
     }
     from geohsi.files import write_bytes_atomic
 
-    write_bytes_atomic(Path(out), (json.dumps(collection, indent=1) + "\n").encode(), overwrite=overwrite)
+    write_bytes_atomic(as_path(out), (json.dumps(collection, indent=1) + "\n").encode(), overwrite=overwrite)
     return collection
 
 
-def link_item(item: dict[str, Any], collection_id: str, catalog_name: str = "catalog.json") -> dict[str, Any]:
-    """Make a map item a member of the collection in the same directory (``root``/``parent``/``collection`` links)."""
+def link_item(
+    item: dict[str, Any], collection_id: str, catalog_name: str = "catalog.json", base: str | None = None
+) -> dict[str, Any]:
+    """Make a map item a member of the collection in the same directory (``root``/``parent``/``collection`` links;
+    absolute under ``base`` for a catalogue in a bucket)."""
     item["collection"] = collection_id
     keep = [ln for ln in item["links"] if ln["rel"] not in ("root", "parent", "collection")]
-    item["links"] = keep + [
-        {"rel": rel, "href": f"./{catalog_name}", "type": "application/json"} for rel in ("root", "parent", "collection")
-    ]
+    href = f"{base.rstrip('/')}/{catalog_name}" if base else f"./{catalog_name}"
+    item["links"] = keep + [{"rel": rel, "href": href, "type": "application/json"} for rel in ("root", "parent", "collection")]
     return item
 
 

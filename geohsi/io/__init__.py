@@ -72,11 +72,9 @@ def file_token(*paths: str | os.PathLike, extra: Any = None) -> str:
     """A short token from file paths, sizes and mtimes (names Dask graphs of file reads)."""
     from dask.base import tokenize
 
-    parts = []
-    for p in paths:
-        st = Path(p).stat()
-        parts.append((str(Path(p).resolve()), st.st_size, st.st_mtime_ns))
-    return tokenize(parts, extra)
+    from geohsi.storage import stamp
+
+    return tokenize([stamp(p) for p in paths], extra)
 
 
 def _sniff(path: Path) -> str | None:
@@ -113,6 +111,14 @@ def detect_format(path: str | os.PathLike) -> str:
     Raises:
         InputFormatError: the file is missing or its format is not recognised.
     """
+    from geohsi.storage import display, exists, is_url
+
+    if is_url(path):
+        if not exists(path):
+            raise InputFormatError(f"input {display(path)} does not exist; check the URL")
+        if str(path).split("?", 1)[0].lower().endswith((".tif", ".tiff")):
+            return "geotiff"
+        raise InputFormatError(f"{display(path)}: only GeoTIFF/COG URLs are read in place; read other formats from a local copy")
     p = Path(path)
     if not p.exists():
         raise InputFormatError(f"input {p} does not exist; check the path")
@@ -163,14 +169,17 @@ def read(
     """
     import importlib
 
-    paths = [Path(path_or_paths)] if isinstance(path_or_paths, (str, os.PathLike)) else [Path(p) for p in path_or_paths]
+    from geohsi.storage import as_path
+
+    single = isinstance(path_or_paths, (str, os.PathLike))
+    paths = [as_path(path_or_paths)] if single else [as_path(p) for p in path_or_paths]
     if not paths:
         raise UsageError("no input files given; pass at least one SRC")
     if fmt is not None and fmt.lower() not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; use one of {sorted(FORMATS)}")
     fmts = [fmt.lower() if fmt else detect_format(p) for p in paths]
     if len(set(fmts)) > 1:
-        mixed = ", ".join(f"{p.name} ({f})" for p, f in zip(paths, fmts, strict=True))
+        mixed = ", ".join(f"{Path(str(p)).name} ({f})" for p, f in zip(paths, fmts, strict=True))
         raise UsageError(f"inputs mix formats: {mixed}; ingest one format at a time")
     kind = fmts[0]
     if chunks <= 0:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
@@ -87,11 +86,13 @@ def inspect(path: str | os.PathLike) -> TileInfo:
     Raises:
         InputFormatError: the file is missing or not a readable raster.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputFormatError(f"input {p} does not exist; check the path")
+    from geohsi.storage import as_path, display, exists, open_raster
+
+    p = as_path(path)
+    if not exists(p):
+        raise InputFormatError(f"input {display(p)} does not exist; check the path")
     try:
-        with rasterio.open(p) as src:
+        with open_raster(p) as src:
             tags = [src.tags(i) for i in range(1, src.count + 1)]
             units = next((t.get("wavelength_units") for t in tags if t.get("wavelength_units")), None)
             descr = tuple(d or "" for d in src.descriptions)
@@ -118,7 +119,7 @@ def inspect(path: str | os.PathLike) -> TileInfo:
                 tags=dict(src.tags()),
             )
     except RasterioError as e:
-        raise InputFormatError(f"cannot read {p} as a GeoTIFF: {e}; check the file") from e
+        raise InputFormatError(f"cannot read {display(p)} as a GeoTIFF: {e}; check the file") from e
 
 
 def _check_tiles(tiles: list[TileInfo]) -> None:
@@ -176,7 +177,9 @@ def read(
         GeoreferenceError: tiles differ in CRS or pixel size, are off one grid, or are rotated.
         BandMismatchError: tiles differ in band count, dtype, wavelengths or nodata.
     """
-    plist = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    from geohsi.storage import as_path, display, is_url
+
+    plist = [as_path(paths)] if isinstance(paths, (str, os.PathLike)) else [as_path(p) for p in paths]
     tiles = [inspect(p) for p in plist]
     _check_tiles(tiles)
     ref = tiles[0]
@@ -185,7 +188,10 @@ def read(
     nodata = ref.nodata if ref.nodata is not None else gap_fill(grid, transform, height, width, np.dtype(ref.dtype))
     mosaic = TileMosaic(grid, transform, height, width, ref.dtype, nodata)
     arr = lazy_cube(mosaic, (-1, chunks, chunks), f"geotiff-{file_token(*plist, extra=(chunks,))}")
-    attrs: dict[str, Any] = {"source_files": [str(p.resolve()) for p in plist], "source_format": "geotiff"}
+    attrs: dict[str, Any] = {
+        "source_files": [display(p) if is_url(p) else str(p.resolve()) for p in plist],
+        "source_format": "geotiff",
+    }
     when = ref.tags.get("start_time") or ref.tags.get("TIFFTAG_DATETIME") or ref.tags.get("acquisition_time")
     if when:
         attrs["acquisition_time"] = when

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,12 +62,13 @@ class RasterLabels:
             GeoreferenceError: a raster without a CRS for a georeferenced scene, or of another size
                 for a pixel-grid scene.
         """
-        import rasterio
         from rasterio.errors import RasterioError
 
-        p = Path(path)
+        from geohsi.storage import as_path, open_raster
+
+        p = as_path(path)
         try:
-            with rasterio.open(p) as src:
+            with open_raster(p) as src:
                 lcrs, ltf, lshape, count = src.crs, src.transform, (src.height, src.width), src.count
         except RasterioError as e:
             raise InputFormatError(f"cannot read labels {p} as a raster ({e}); give a one-band class-id GeoTIFF") from e
@@ -96,9 +96,11 @@ class RasterLabels:
         from rasterio.windows import Window
         from rasterio.windows import transform as window_transform
 
+        from geohsi.storage import open_raster
+
         row, col, h, w = window if window is not None else (0, 0, *self.shape)
         win = Window(col, row, w, h)
-        with rasterio.open(self.path) as src:
+        with open_raster(self.path) as src:
             if not self.reprojected:
                 return _as_class_ids(src.read(1, window=win), src.nodata, self.path)
             out = np.zeros((h, w), dtype=np.float64)

@@ -168,12 +168,13 @@ class TileMosaic:
         return out
 
     def _read(self, path: str, bands: list[int], col: int, row: int, width: int, height: int) -> np.ndarray:
-        import rasterio
         from rasterio.windows import Window
+
+        from geohsi.storage import open_raster
 
         win = Window(col, row, width, height)
         try:
-            with rasterio.open(path) as src:
+            with open_raster(path) as src:
                 return src.read(bands, window=win)
         except (RasterioError, OSError) as e:
             # rasterio's own message is often "Read failed. See previous exception"; GDAL's is in the chain

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from geohsi.errors import UsageError
+from geohsi.errors import GeohsiError, UsageError
+from geohsi.storage import display, filesystem, is_url, name, read_bytes, remote_errors, scheme
 
 _GLOB_CHARS = set("*?[")
 
@@ -40,13 +41,21 @@ def expand_scenes(patterns: Sequence[str | os.PathLike], from_list: str | os.Pat
     items = [str(p) for p in patterns]
     if from_list is not None:
         try:
-            lines = Path(from_list).read_text().splitlines()
-        except OSError as e:
-            raise UsageError(f"cannot read --from-list {from_list}: {e.strerror or e}; give a text file of scene paths") from e
+            lines = read_bytes(from_list).decode().splitlines()
+        except (OSError, GeohsiError, UnicodeDecodeError) as e:
+            why = getattr(e, "strerror", None) or e
+            raise UsageError(f"cannot read --from-list {display(from_list)}: {why}; give a text file of scene paths") from e
         items += [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
     out: list[str] = []
     for it in items:
-        if not Path(it).exists() and _GLOB_CHARS & set(it):
+        if is_url(it) and _GLOB_CHARS & set(it):
+            found = _glob_url(it)
+            if not found:
+                raise UsageError(
+                    f"no object matches {display(it)!r}; check the pattern (quote it so the shell does not expand it)"
+                )
+            out += found
+        elif not Path(it).exists() and _GLOB_CHARS & set(it):
             found = sorted(glob.glob(it))
             if not found:
                 raise UsageError(f"no file matches {it!r}; check the pattern (quote it so the shell does not expand it)")
@@ -56,11 +65,19 @@ def expand_scenes(patterns: Sequence[str | os.PathLike], from_list: str | os.Pat
     return list(dict.fromkeys(out))
 
 
+def _glob_url(pattern: str) -> list[str]:
+    """The objects a URL pattern matches, as URLs, sorted."""
+    fs, path = filesystem(pattern)
+    with remote_errors(pattern, "list"):
+        found = sorted(fs.glob(path))
+    return [f"{scheme(pattern)}://{f}" for f in found]
+
+
 def scene_name(src: Any) -> str:
     """The output name of a scene: the STAC item id, else the file or store name without its suffix."""
     if hasattr(src, "assets") and hasattr(src, "id"):
         return str(src.id)
-    p = Path(src)
+    p = Path(name(src))
     return p.stem if p.suffix else p.name
 
 

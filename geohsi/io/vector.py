@@ -188,7 +188,9 @@ def read_vector_labels(
     """
     import geopandas as gpd
 
-    p = Path(path)
+    from geohsi.storage import local_copy
+
+    p = local_copy(path, "label file")  # a URL: downloaded once into the cache
     if not p.exists():
         raise InputFormatError(f"label file {p} does not exist; check the path")
     layer = _layer(p, layer)

@@ -237,7 +237,9 @@ def _read_pth(path: Path) -> Any:
 
 
 def _read_state_dict(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
-    p = Path(path)
+    from geohsi.storage import local_copy
+
+    p = local_copy(path, "checkpoint")  # a URL: downloaded once into the cache
     if not p.is_file():
         raise InputFormatError(f"checkpoint {p} does not exist; check the path or download it (see KNOWN_CHECKPOINTS)")
     if p.suffix == ".safetensors":

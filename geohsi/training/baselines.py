@@ -127,6 +127,8 @@ def baseline(
     report.update(method=method, features=features, split=split, seed=seed, fit_seconds=fit_s)
     if out is not None:
         from geohsi.metrics import write_metrics
+        from geohsi.storage import staged
 
-        write_metrics(report, Path(out), overwrite=overwrite)
+        with staged({"out": out}, overwrite) as where:  # a URL: written locally, uploaded when complete
+            write_metrics(report, Path(where["out"]), overwrite=overwrite)
     return report

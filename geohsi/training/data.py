@@ -333,13 +333,14 @@ class TrainingData:
     def record(self) -> dict[str, Any]:
         """What a bundle records: every scene (source, grid, identity) and the label source (file digest, field, rule)."""
         from geohsi.files import file_sha256
+        from geohsi.storage import display, is_url, local_copy
 
         src = self.source
         label: dict[str, Any] = {"kind": src.kind}
         if src.kind == "vector":
             label.update(
-                path=str(Path(src.path).resolve()),
-                sha256=file_sha256(src.path),
+                path=display(src.path) if is_url(src.path) else str(Path(src.path).resolve()),
+                sha256=file_sha256(local_copy(src.path, "label file")),
                 field=src.label_field,
                 layer=src.layer,
                 rule="all touched" if src.all_touched else "pixel centre",

@@ -89,8 +89,9 @@ def build_model(
         # The frozen random weights travel with the bundle (copied before adapters wrap its layers).
         return model, {"kind": "bundled", "identity": ident, "module": copy.deepcopy(model.encoder)}
     from geohsi.models.default import pretrained_front_end
+    from geohsi.storage import display, is_url, local_copy
 
-    path = Path(backbone)
+    path = local_copy(backbone, "backbone")  # a URL: downloaded once into the cache
     head.load_pretrained(model, path)
     sha = file_sha256(path)
     front = pretrained_front_end(path)
@@ -102,7 +103,12 @@ def build_model(
             f"--spectral {run.spectral} (the default for it when --backbone is omitted)[/]"
         )
     ident = {"sha256": sha, "config": model.config.to_dict()}
-    record = {"kind": "file", "path": str(path.resolve()), "sha256": sha, "identity": ident}
+    record = {
+        "kind": "file",
+        "path": display(backbone) if is_url(backbone) else str(path.resolve()),
+        "sha256": sha,
+        "identity": ident,
+    }
     if front is not None:
         record["pretrained_on"] = front
     return model, record
@@ -389,7 +395,7 @@ def train(
     log: Callable[[str], None] = say,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     **options: Any,
-) -> Path:
+) -> Path | str:
     """Fine-tune SpectralGPT on the labelled pixels of one or many scenes and write a model bundle: what ``geohsi train`` runs.
 
     Args:
@@ -397,7 +403,8 @@ def train(
         config: a :class:`~geohsi.training.config.TrainConfig` (default: the defaults).
         labels: where the labels come from (:class:`~geohsi.training.data.LabelSource`: each store's
             ``labels`` by default, label rasters paired by name, or one vector file).
-        out: bundle directory (default ``runs/<timestamp>-<adapter>``, with ``runs/latest`` → it).
+        out: bundle directory (default ``runs/<timestamp>-<adapter>``, with ``runs/latest`` → it), or an
+            ``s3://``/``gs://``/``az://`` URL (written locally, uploaded with a completion marker when complete).
         overwrite: replace an existing bundle.
         resume: continue from the last epoch checkpoint of an interrupted run with the same ``out``.
         progress: show a progress bar.
@@ -407,13 +414,47 @@ def train(
             they override ``config``'s.
 
     Returns:
-        The bundle directory.
+        The bundle directory (its URL for a URL ``out``).
 
     Raises:
         DataError: no labels, too few pixels for the split.
         UsageError: invalid options, ``--resume`` without a checkpoint or with another config.
         OutputError: the bundle exists without ``overwrite``.
     """
+    from geohsi.storage import is_url, staged
+
+    # torchrun's global rank: rank 0 writes the bundle, and uploads it when ``out`` is a URL
+    upload = os.environ.get("RANK", "0") == "0"
+    with staged({"out": out}, overwrite or resume, upload=upload) as where:
+        written = _train(
+            scene,
+            config,
+            labels=labels,
+            out=where["out"],
+            overwrite=overwrite,
+            resume=resume,
+            progress=progress,
+            log=log,
+            on_epoch_end=on_epoch_end,
+            **options,
+        )
+    return str(out) if is_url(out) else written
+
+
+def _train(
+    scene: str | os.PathLike | Sequence[Any],
+    config: TrainConfig | None,
+    *,
+    labels: LabelSource | None,
+    out: str | os.PathLike | None,
+    overwrite: bool,
+    resume: bool,
+    progress: bool,
+    log: Callable[[str], None],
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None,
+    **options: Any,
+) -> Path:
+    """The body of :func:`train`, writing to a local ``out``."""
     from geohsi.training.data import load_training_data
 
     t_start = time.perf_counter()

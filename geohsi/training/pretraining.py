@@ -135,12 +135,16 @@ def resolve_scenes(scenes: Sequence[str | os.PathLike], cache: Path) -> list[tup
 
     if not scenes:
         raise UsageError("no scenes given; pass at least one SCENE.zarr (or a dataset name such as indian_pines)")
+    from geohsi.storage import as_path, display, is_url
+
     out = []
     for item in scenes:
-        p = Path(item)
+        p = as_path(item)
         key = str(item).strip().lower().replace("-", "_")
-        if p.exists():
-            record: dict[str, Any] = {"source": str(p.resolve())}
+        if is_url(p):
+            record: dict[str, Any] = {"source": display(p)}  # a scene store in a bucket (open_scene checks it)
+        elif p.exists():
+            record = {"source": str(p.resolve())}
         elif key in DATASETS:
             p, record = _dataset_scene(key, cache)
         else:
@@ -437,13 +441,14 @@ def pretrain(
     log: Callable[[str], None] = say,
     on_step: Callable[[int, float], None] | None = None,
     **options: Any,
-) -> Path:
+) -> Path | str:
     """Pretrain a SpectralGPT encoder by masked autoencoding on unlabelled windows of ``scenes``.
 
     Args:
         scenes: scene stores (``.zarr``) or registered dataset names (fetched and ingested into the
             run's work directory; Jasper Ridge through :func:`jasper_ridge_scene`).
-        out: output weights ``NAME.safetensors`` (sidecar ``NAME.json`` and figures beside it).
+        out: output weights ``NAME.safetensors`` (sidecar ``NAME.json`` and figures beside it); or a URL
+            (written locally, uploaded when complete).
         model: encoder config name.
         spectral: ``pca`` or ``s2``, fitted on each scene separately.
         window: window edge in pixels around each centre (odd; resized to ``input_size``).
@@ -467,7 +472,7 @@ def pretrain(
             ``decoder_dim``, ``holdout_per_scene``, ``eval_every``, ``checkpoint_every``, …).
 
     Returns:
-        The weights path.
+        The weights path (its URL for a URL ``out``).
 
     Raises:
         UsageError: invalid options, both ``epochs`` and ``steps``, or ``resume`` without a
@@ -478,41 +483,45 @@ def pretrain(
 
     .. versionadded:: 0.1
     """
+    from geohsi.storage import is_url, staged
+
     t_start = time.perf_counter()
-    out = Path(out)
-    _check_outputs(out, epochs, steps, overwrite, resume)
-    work = work_dir(out.with_suffix(""))
-    base = dict(
-        model=model,
-        spectral=spectral,
-        window=window,
-        input_size=input_size,
-        batch_size=batch_size,
-        lr=lr,
-        mask_ratio=mask_ratio,
-        norm_pix_loss=norm_pix_loss,
-        seed=seed,
-        precision=precision,
-        device=device,
-        **options,
-    )
-    probe = PretrainConfig.from_dict(base)  # validates window etc. before the (slower) transform fits
-    ranks, dev = setup(probe.run.device, log=lambda m: log(f"[yellow]{m}[/]"))
-    local_batch_size(probe.run.batch_size, ranks)  # refuse a batch the ranks cannot share before any work
-    log = log if ranks.main else (lambda m: None)  # one writer: rank 0
-    try:
-        pool, scene_records = _build_pool(resolve_scenes(scenes, work / "scenes"), probe, log)
-        cfg = _final_config(base, probe, pool, epochs, steps, options)
-        mae, runner = _mae(cfg, pool, dev, work, log)
-        history = _PretrainLoop(runner, wrap(mae, ranks, dev), pool, cfg, ranks, dev).run(
-            resume=resume, progress=progress and ranks.main, log=log, on_step=on_step
+    # a URL: written locally and uploaded when complete, by rank 0 (torchrun's RANK) only
+    with staged({"out": out}, overwrite or resume, upload=os.environ.get("RANK", "0") == "0") as where:
+        local = Path(where["out"])
+        _check_outputs(local, epochs, steps, overwrite, resume)
+        work = work_dir(local.with_suffix(""))
+        base = dict(
+            model=model,
+            spectral=spectral,
+            window=window,
+            input_size=input_size,
+            batch_size=batch_size,
+            lr=lr,
+            mask_ratio=mask_ratio,
+            norm_pix_loss=norm_pix_loss,
+            seed=seed,
+            precision=precision,
+            device=device,
+            **options,
         )
-        if ranks.main:
-            _write_pretrained(mae, pool, scene_records, history, cfg, scenes, out, dev, t_start, log)
-            runner.finish()
-    finally:
-        teardown()
-    return out
+        probe = PretrainConfig.from_dict(base)  # validates window etc. before the (slower) transform fits
+        ranks, dev = setup(probe.run.device, log=lambda m: log(f"[yellow]{m}[/]"))
+        local_batch_size(probe.run.batch_size, ranks)  # refuse a batch the ranks cannot share before any work
+        log = log if ranks.main else (lambda m: None)  # one writer: rank 0
+        try:
+            pool, scene_records = _build_pool(resolve_scenes(scenes, work / "scenes"), probe, log)
+            cfg = _final_config(base, probe, pool, epochs, steps, options)
+            mae, runner = _mae(cfg, pool, dev, work, log)
+            history = _PretrainLoop(runner, wrap(mae, ranks, dev), pool, cfg, ranks, dev).run(
+                resume=resume, progress=progress and ranks.main, log=log, on_step=on_step
+            )
+            if ranks.main:
+                _write_pretrained(mae, pool, scene_records, history, cfg, scenes, local, dev, t_start, log)
+                runner.finish()
+        finally:
+            teardown()
+    return str(out) if is_url(out) else local
 
 
 def _check_outputs(out: Path, epochs: float | None, steps: int | None, overwrite: bool, resume: bool) -> None:

@@ -44,9 +44,12 @@ class RealCluster:
     """A scheduler and N single-thread workers, each its own OS process (no nanny, so a kill is final).
 
     ``extra`` is added to every ``dask worker`` command line (e.g. ``--resources GPU=1``), ``env`` to
-    the processes' environment."""
+    the processes' environment. ``private`` gives each worker its own empty working directory,
+    ``HOME``, ``TMPDIR`` and geohsi cache (``tmp/w<k>``): a cluster that shares no disk with the client."""
 
-    def __init__(self, tmp: Path, n_workers: int = 2, *, extra: list[str] = (), env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, n_workers: int = 2, *, extra: list[str] = (), env: dict[str, str] | None = None, private: bool = False
+    ) -> None:
         port = _free_port()
         self.address = f"tcp://127.0.0.1:{port}"
         self.log = tmp
@@ -76,7 +79,8 @@ class RealCluster:
                 ],
                 stdout=open(tmp / f"worker{k}.log", "w"),  # noqa: SIM115 - the process owns its log file
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=dict(env, **self.private_env(k)) if private else env,
+                cwd=self.home(k) if private else None,
             )
             for k in range(n_workers)
         ]
@@ -86,6 +90,16 @@ class RealCluster:
         with Client(self.address, timeout=30) as c:
             c.wait_for_workers(n_workers, timeout=90)
             self.worker_pids = c.run(os.getpid)  # address → pid
+
+    def home(self, k: int) -> Path:
+        """Worker ``k``'s private folder (its working directory, ``HOME`` and ``TMPDIR``)."""
+        d = self.log / f"w{k}"
+        (d / "tmp").mkdir(parents=True, exist_ok=True)
+        return d
+
+    def private_env(self, k: int) -> dict[str, str]:
+        d = self.home(k)
+        return {"HOME": str(d), "TMPDIR": str(d / "tmp"), "GEOHSI_CACHE_DIR": str(d / "cache")}
 
     def _connectable(self) -> bool:
         with socket.socket() as s:

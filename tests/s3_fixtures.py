@@ -1,0 +1,117 @@
+"""A real S3 API server for the tests: moto's standalone server on 127.0.0.1, in its own process.
+
+``s3_server`` starts ``python -m moto.server`` once per session (the server s3fs and zarr test
+against), with its request log in a file; ``s3`` gives each test a fresh bucket and the standard
+environment a user sets (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``),
+which child processes (the CLI, Dask workers) inherit.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+#: the secret key of the tests: no output, log or graph may contain it
+SECRET = "geohsi-SECRET-do-not-leak-7f3a9c"
+KEY_ID = "geohsitestkeyid"
+
+
+@dataclass
+class S3Server:
+    endpoint: str
+    log: Path
+    process: subprocess.Popen
+
+
+@dataclass
+class Bucket:
+    url: str  # s3://NAME
+    env: dict[str, str]
+    fs: object
+
+    def key(self, *parts: str) -> str:
+        return "/".join([self.url, *parts])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> S3Server:
+    """moto's standalone S3 server on a free loopback port, for the whole session."""
+    pytest.importorskip("moto.server", reason="needs moto[server] (the test extra)")
+    pytest.importorskip("s3fs", reason="needs s3fs (the s3 extra)")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "requests.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=f, stderr=subprocess.STDOUT
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"moto server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+    yield S3Server(endpoint, log, proc)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def s3_env(endpoint: str, secret: str = SECRET) -> dict[str, str]:
+    """The environment a user of an S3-compatible store sets."""
+    return {
+        "AWS_ACCESS_KEY_ID": KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Bucket:
+    """A fresh bucket on the server, the environment pointing at it, and a private geohsi cache."""
+    import s3fs
+
+    env = {
+        **s3_env(s3_server.endpoint),
+        "GEOHSI_CACHE_DIR": str(tmp_path / "geohsi-cache"),
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance-role probing on a test machine
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_S3_ENDPOINT"):
+        monkeypatch.delenv(k, raising=False)
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem()
+    name = f"geohsi-{uuid.uuid4().hex[:10]}"
+    fs.mkdir(name)
+    yield Bucket(f"s3://{name}", env, fs)
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def all_objects(bucket: Bucket) -> dict[str, bytes]:
+    """Every object of the bucket with its bytes."""
+    fs = bucket.fs
+    fs.invalidate_cache()
+    root = bucket.url.removeprefix("s3://")
+    return {p: fs.cat_file(p) for p in fs.find(root)}
+
+
+__all__ = ["KEY_ID", "SECRET", "Bucket", "S3Server", "all_objects", "s3_env"]

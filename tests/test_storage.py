@@ -1,0 +1,247 @@
+"""Object storage: every input and output as an ``s3://`` URL, against a real S3 API server (moto).
+
+The round trip is the user's: real EnMAP tiles uploaded as GeoTIFFs, then ingest → train → classify →
+evaluate through the CLI with every path a URL; the map must equal the map of the same bundle and
+scene from local files, nothing may land in a local ``s3:`` folder, and the secret key may appear in
+no object and no log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+from tests.s3_fixtures import SECRET, Bucket, all_objects, s3_env
+
+# ------------------------------------------------------------------------------------------------ units
+
+
+def test_urls_are_recognised_and_shown_without_secrets() -> None:
+    from geohsi.storage import display, is_url, join, name
+
+    assert is_url("s3://b/k.tif") and is_url("gs://b/k") and is_url("az://c/k") and is_url("https://h/x.tif")
+    assert not is_url("scene.zarr") and not is_url("/data/s3:/x") and not is_url(Path("s3://b/k"))
+    shown = display("https://user:pa55@host.example/a/b.tif?X-Amz-Signature=abc&X-Amz-Credential=k")
+    assert shown == "https://host.example/a/b.tif"
+    assert join("s3://b/scene.zarr/", "data", "zarr.json") == "s3://b/scene.zarr/data/zarr.json"
+    assert name("s3://b/maps/m.tif") == "m.tif"
+
+
+def test_the_cli_keeps_urls_as_urls() -> None:
+    from geohsi.cli.paths import PATH_OR_URL
+
+    assert PATH_OR_URL.convert("s3://bucket/scene.zarr", None, None) == "s3://bucket/scene.zarr"
+    assert PATH_OR_URL.convert("maps/m.tif", None, None) == Path("maps/m.tif")
+
+
+def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from geohsi.errors import UsageError
+    from geohsi.storage import filesystem
+
+    monkeypatch.setitem(sys.modules, "gcsfs", None)  # as if gcsfs were not installed
+    import fsspec
+
+    monkeypatch.setattr(fsspec.core, "url_to_fs", lambda url, **kw: (_ for _ in ()).throw(ImportError("gcsfs")))
+    with pytest.raises(UsageError, match=r"gs://b/k needs the gcsfs package; install it with pip install 'geohsi\[gcs\]'"):
+        filesystem("gs://b/k")
+
+
+# ----------------------------------------------------------------------------------------- with a server
+
+
+def _upload_tiles(data_dir: Path, bucket: Bucket, n: int = 2) -> list[tuple[str, str]]:
+    """The first ``n`` EnMAP tiles and their label tiles, uploaded as they come: (image URL, label URL)."""
+    images = sorted((data_dir / "enmap_potsdam" / "images").glob("*.tif"))[:n]
+    out = []
+    for img in images:
+        lab = data_dir / "enmap_potsdam" / "labels" / img.name
+        bucket.fs.put_file(str(img), f"{bucket.url}/images/{img.name}".removeprefix("s3://"))
+        bucket.fs.put_file(str(lab), f"{bucket.url}/labels/{img.name}".removeprefix("s3://"))
+        out.append((bucket.key("images", img.name), bucket.key("labels", img.name)))
+    return out
+
+
+def _no_secret(bucket: Bucket, *texts: str) -> None:
+    for key, blob in all_objects(bucket).items():
+        assert SECRET.encode() not in blob, f"the secret key is in {key}"
+    for t in texts:
+        assert SECRET not in t
+
+
+TRAIN = ("--adapter", "krona+", "--model", "tiny", "--epochs", "2", "--split", "fraction:0.2", "--device", "cpu", "--quiet")
+
+
+def test_ingest_train_classify_evaluate_with_every_path_a_url(s3: Bucket, data_dir: Path, tmp_path: Path) -> None:
+    import rasterio
+
+    (image, labels), *_ = _upload_tiles(data_dir, s3, 1)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    scene, bundle, cog, metrics = (s3.key("scene.zarr"), s3.key("bundles", "b1"), s3.key("maps", "m.tif"), s3.key("metrics.json"))
+    logs = []
+    for args in (
+        ("ingest", image, "--labels", labels, "--out", scene),
+        ("train", scene, *TRAIN, "--out", bundle),
+        ("classify", scene, "--bundle", bundle, "--out", cog, "--confidence", "--workers", "1", "--no-progress"),
+        ("evaluate", bundle, scene, "--out", metrics),
+    ):
+        r = run_cli(*args, cwd=cwd)
+        assert r.returncode == 0, f"{args[0]}: {r.stderr[-2000:]}"
+        logs += [r.stdout, r.stderr]
+    assert not list(cwd.iterdir()), f"a URL became a local path: {list(cwd.iterdir())}"
+    keys = set(all_objects(s3))
+    root = s3.url.removeprefix("s3://")
+    for k in (
+        "scene.zarr/.geohsi-complete",
+        "bundles/b1/.geohsi-complete",
+        "bundles/b1/bundle.json",
+        "maps/m.tif",
+        "maps/m.confidence.tif",
+        "maps/m.png",
+        "metrics.json",
+        "metrics.csv",
+        "metrics.png",
+    ):
+        assert f"{root}/{k}" in keys, f"{k} missing from the bucket"
+    # the scene store opens with one metadata object (consolidated)
+    meta = json.loads(s3.fs.cat_file(f"{root}/scene.zarr/zarr.json"))
+    assert "consolidated_metadata" in meta and meta["consolidated_metadata"]["metadata"]
+    # the same bundle and scene from local copies give the same map
+    local = tmp_path / "local"
+    s3.fs.get(f"{root}/scene.zarr/", str(local / "scene.zarr"), recursive=True)
+    s3.fs.get(f"{root}/bundles/b1/", str(local / "b1"), recursive=True)
+    r = run_cli(
+        "classify", local / "scene.zarr", "--bundle", local / "b1", "--out", local / "m.tif", "--workers", "1", "--no-progress"
+    )
+    assert r.returncode == 0, r.stderr
+    s3.fs.get_file(f"{root}/maps/m.tif", str(tmp_path / "from_bucket.tif"))
+    with rasterio.open(tmp_path / "from_bucket.tif") as a, rasterio.open(local / "m.tif") as b:
+        assert a.crs == b.crs and a.transform == b.transform
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+        assert a.profile["tiled"] and a.overviews(1) is not None
+    report = json.loads(s3.fs.cat_file(f"{root}/metrics.json"))
+    assert 0.0 <= report["overall_accuracy"] <= 1.0
+    _no_secret(s3, *logs)
+
+
+def test_a_geotiff_url_is_read_in_place_and_equals_the_file(s3: Bucket, data_dir: Path) -> None:
+    from geohsi.ingestion import open_source
+
+    (image, _), *_ = _upload_tiles(data_dir, s3, 1)
+    remote = open_source(image)
+    local = open_source(data_dir / "enmap_potsdam" / "images" / image.rsplit("/", 1)[1])
+    np.testing.assert_array_equal(remote["reflectance"].values, local["reflectance"].values)
+    np.testing.assert_allclose(remote["wavelength"].values, local["wavelength"].values)
+    assert remote.encoding["source"] == image
+
+
+def test_outputs_exist_only_when_complete_and_are_never_replaced_silently(s3: Bucket, ip_scene: Path, tmp_path: Path) -> None:
+    bundle = s3.key("b")
+    r = run_cli("train", ip_scene, *TRAIN, "--out", bundle)
+    assert r.returncode == 0, r.stderr
+    again = run_cli("train", ip_scene, *TRAIN, "--out", bundle)
+    assert again.returncode == 8 and again.stderr.strip().count("\n") == 0
+    assert "already exists; pass --overwrite" in again.stderr
+    # an upload that stopped half-way (no marker) is refused by every reader, in one line
+    root = s3.url.removeprefix("s3://")
+    s3.fs.rm_file(f"{root}/b/.geohsi-complete")
+    r = run_cli("classify", ip_scene, "--bundle", bundle, "--out", tmp_path / "m.zarr", "--workers", "1")
+    assert r.returncode == 3 and "is incomplete (no .geohsi-complete marker" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing bucket", "bucket 'no-such-bucket-x' does not exist"),
+        ("unreachable endpoint", "check the endpoint (AWS_ENDPOINT_URL"),
+        ("http output", "http(s) URLs are read-only"),
+    ],
+)
+def test_store_errors_are_one_line(s3: Bucket, s3_server, ip_scene: Path, case: str, expected: str) -> None:
+    env = dict(os.environ)
+    out = s3.key("metrics.json")
+    if case == "missing bucket":
+        out = "s3://no-such-bucket-x/metrics.json"
+    elif case == "unreachable endpoint":
+        env.update(s3_env("http://127.0.0.1:9"))  # the discard port: nothing listens
+    elif case == "http output":
+        out = "https://example.org/metrics.json"
+    r = run_cli("baseline", ip_scene, "--split", "per-class:5", "--out", out, env=env)
+    assert r.returncode != 0
+    assert expected in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+# ------------------------------------------------------------------------------ a cluster with no shared disk
+
+
+def _bucket_bundle(s3: Bucket, data_dir: Path, tiles: list[tuple[str, str]]) -> str:
+    """A tiny dense bundle trained on the first tile, read from the bucket and written into it."""
+    bundle = s3.key("bundles", "enmap")
+    image, labels = tiles[0]
+    r = run_cli("train", image, "--labels", labels, *TRAIN, "--out", bundle)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return bundle
+
+
+def test_a_batch_on_a_cluster_without_a_shared_disk_maps_from_and_into_the_bucket(
+    s3: Bucket, data_dir: Path, tmp_path: Path
+) -> None:
+    import pystac.validation
+    import rasterio
+
+    from tests.classification.test_cluster import RealCluster
+
+    tiles = _upload_tiles(data_dir, s3, 2)
+    bundle = _bucket_bundle(s3, data_dir, tiles)
+    cluster = RealCluster(tmp_path / "cluster", 2, private=True)
+    client_dir = tmp_path / "client"
+    client_dir.mkdir()
+    try:
+        r = run_cli(
+            "classify", s3.key("images", "*.tif"), "--bundle", bundle, "--out-dir", s3.key("maps"),
+            "--scheduler", cluster.address, "--no-progress", cwd=client_dir,
+        )  # fmt: skip
+    finally:
+        cluster.close()
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not list(client_dir.iterdir()), "the client wrote into its working directory"
+    root = s3.url.removeprefix("s3://")
+    keys = set(all_objects(s3))
+    names = [img.rsplit("/", 1)[1].removesuffix(".tif") for img, _ in tiles]
+    for n in names:
+        assert {f"{root}/maps/{n}.tif", f"{root}/maps/{n}.json", f"{root}/maps/{n}.png"} <= keys
+    assert not [k for k in keys if ".parts.zarr" in k], "parts stores were left in the bucket"
+    # the workers fetched the bundle from the bucket into their own caches, not from a client path
+    fetched = list((tmp_path / "cluster").glob("w*/cache/inputs/*/enmap/bundle.json"))
+    assert fetched, "no worker downloaded the bundle: the graph carried a client path"
+    # the catalogue is in the bucket, valid, with absolute hrefs
+    assert f"{root}/maps/catalog.json" in keys, r.stdout + r.stderr
+    catalog = json.loads(s3.fs.cat_file(f"{root}/maps/catalog.json"))
+    hrefs = [ln["href"] for ln in catalog["links"]]
+    assert all(h.startswith(s3.key("maps")) for h in hrefs), hrefs
+    pystac.validation.validate_dict(catalog, extensions=[])  # the core schema, offline (from_dict would follow s3://)
+    item = json.loads(s3.fs.cat_file(f"{root}/maps/{names[0]}.json"))
+    assert item["assets"]["map"]["href"] == s3.key("maps", f"{names[0]}.tif")
+    assert item["assets"]["overview"]["href"] == s3.key("maps", f"{names[0]}.png")
+    pystac.validation.validate_dict(item, extensions=[])
+    # each map equals the map of the local file with the same bundle
+    local_bundle = tmp_path / "enmap"
+    s3.fs.get(f"{root}/bundles/enmap/", str(local_bundle), recursive=True)
+    for img, _ in tiles[:1]:
+        name = img.rsplit("/", 1)[1]
+        r = run_cli("classify", data_dir / "enmap_potsdam" / "images" / name, "--bundle", local_bundle,
+                    "--out", tmp_path / name, "--workers", "1", "--no-progress")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        s3.fs.get_file(f"{root}/maps/{name}", str(tmp_path / f"bucket-{name}"))
+        with rasterio.open(tmp_path / name) as a, rasterio.open(tmp_path / f"bucket-{name}") as b:
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+    _no_secret(s3, r.stdout, r.stderr)
