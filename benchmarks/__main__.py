@@ -364,6 +364,28 @@ def ddp(counts: tuple[int, ...], model: str, batch_size: int, steps: int, device
     click.echo(f"wrote the ddp section of {out}")
 
 
+@bench.command("object-storage")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep the mosaic, bundle and maps here.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/performance.md"), show_default=True)
+def object_storage(workdir: Path | None, out: Path) -> None:
+    """A scene read from an S3 API server (requests to open, bytes fetched ÷ stored) and a batch from a bucket vs disk.
+
+    \b
+    Example:
+      python -m benchmarks object-storage --workdir /tmp/s3bench
+    """
+    import os
+
+    from benchmarks.inference import replace_section
+    from benchmarks.object_storage import markdown, run
+
+    data_dir = Path(os.environ.get("GEOHSI_DATA_DIR", "../shared/data"))
+    res = run(data_dir, workdir=workdir, log=click.echo)
+    start, end = "<!-- object-storage:start -->", "<!-- object-storage:end -->"
+    replace_section(out, start, end, f"{start}\n{markdown(res, _command())}{end}", heading="## Object storage")
+    click.echo(f"wrote the object-storage section of {out}")
+
+
 @bench.command("training-data")
 @click.option(
     "--scenes", "counts", multiple=True, type=int, default=(8, 32, 128), show_default=True, help="Scene counts (repeatable)."

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from geohsi.cli.paths import PATH_OR_URL
+
 
 @click.group("bundle")
 def bundle() -> None:
@@ -14,8 +16,8 @@ def bundle() -> None:
 
 
 @bundle.command("stac")
-@click.argument("bundle_dir", metavar="BUNDLE", type=click.Path(path_type=Path))
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=None, help="Write the item here (default: stdout).")
+@click.argument("bundle_dir", metavar="BUNDLE", type=PATH_OR_URL)
+@click.option("--out", "-o", type=PATH_OR_URL, default=None, help="Write the item here (default: stdout).")
 @click.option("--id", "item_id", default=None, help="Item id (default: geohsi-<method>-<bundle hash>).")
 @click.option("--href", default=None, help="Base href of the bundle in the catalogue (default: its local path).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")

@@ -8,6 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from geohsi.cli.paths import PATH_OR_URL
+
 
 @click.group("datasets")
 def datasets() -> None:
@@ -51,7 +53,7 @@ def fetch(name: str, download_dir: Path | None) -> None:
 
 @datasets.command("ingest")
 @click.argument("name")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output scene store (.zarr).")
+@click.option("--out", required=True, type=PATH_OR_URL, help="Output scene store (.zarr).")
 @click.option(
     "--dir",
     "download_dir",

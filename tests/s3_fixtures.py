@@ -114,4 +114,80 @@ def all_objects(bucket: Bucket) -> dict[str, bytes]:
     return {p: fs.cat_file(p) for p in fs.find(root)}
 
 
-__all__ = ["KEY_ID", "SECRET", "Bucket", "S3Server", "all_objects", "s3_env"]
+class FlakyProxy:
+    """A loopback HTTP proxy in front of the S3 server that answers every ``every``-th request with a 503.
+
+    503 ``SlowDown`` is what S3 sends when it throttles; clients must retry it. The proxy forwards
+    everything else unchanged (method, path, headers, body) and counts what it failed.
+    """
+
+    def __init__(self, upstream: str, every: int = 5) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        self.every, self.count, self.failed = every, 0, 0
+        lock = threading.Lock()
+        up = urlsplit(upstream)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    parts = []
+                    while (size := int(self.rfile.readline().split(b";")[0], 16)) > 0:
+                        parts.append(self.rfile.read(size))
+                        self.rfile.readline()
+                    self.rfile.readline()
+                    return b"".join(parts)
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _forward(self) -> None:
+                body = self._body()
+                with lock:
+                    proxy.count += 1
+                    fail = proxy.count % proxy.every == 0
+                    proxy.failed += fail
+                if fail:
+                    msg = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>'
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(msg)))
+                    self.end_headers()
+                    self.wfile.write(msg if self.command != "HEAD" else b"")
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding", "connection")}
+                headers["Content-Length"] = str(len(body))
+                conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+__all__ = ["KEY_ID", "SECRET", "Bucket", "FlakyProxy", "S3Server", "all_objects", "s3_env"]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.s3_fixtures import SECRET, Bucket, all_objects, s3_env
+from tests.s3_fixtures import SECRET, Bucket, FlakyProxy, all_objects, s3_env
 
 # ------------------------------------------------------------------------------------------------ units
 
@@ -245,3 +245,148 @@ def test_a_batch_on_a_cluster_without_a_shared_disk_maps_from_and_into_the_bucke
         with rasterio.open(tmp_path / name) as a, rasterio.open(tmp_path / f"bucket-{name}") as b:
             np.testing.assert_array_equal(a.read(1), b.read(1))
     _no_secret(s3, r.stdout, r.stderr)
+
+
+# ----------------------------------------------------------------------------------------------- faults
+
+
+def test_a_store_that_fails_one_request_in_five_gives_identical_maps(
+    s3: Bucket, s3_server, data_dir: Path, tmp_path: Path
+) -> None:
+    import rasterio
+
+    (image, labels), *_ = _upload_tiles(data_dir, s3, 1)
+    scene, bundle = s3.key("scene.zarr"), s3.key("b")
+    for args in (("ingest", image, "--labels", labels, "--out", scene), ("train", scene, *TRAIN, "--out", bundle)):
+        r = run_cli(*args)
+        assert r.returncode == 0, r.stderr[-2000:]
+    direct = run_cli("classify", scene, "--bundle", bundle, "--out", tmp_path / "direct.tif", "--workers", "1", "--no-progress")
+    assert direct.returncode == 0, direct.stderr
+    proxy = FlakyProxy(s3_server.endpoint, every=5)
+    try:
+        flaky = {"AWS_ENDPOINT_URL": proxy.endpoint}
+        for src, out in ((scene, s3.key("maps", "z.tif")), (image, s3.key("maps", "g.tif"))):  # fsspec and GDAL reads
+            r = run_cli("classify", src, "--bundle", bundle, "--out", out, "--workers", "1", "--no-progress", env=flaky)
+            assert r.returncode == 0, r.stderr[-2000:]
+    finally:
+        proxy.close()
+    assert proxy.failed >= 5, f"the proxy failed only {proxy.failed} of {proxy.count} requests"
+    root = s3.url.removeprefix("s3://")
+    with rasterio.open(tmp_path / "direct.tif") as d:
+        want = d.read(1)
+    for name in ("z.tif", "g.tif"):
+        s3.fs.get_file(f"{root}/maps/{name}", str(tmp_path / name))
+        with rasterio.open(tmp_path / name) as m:
+            np.testing.assert_array_equal(m.read(1), want)
+
+
+# -------------------------------------------------------------------------------------------- https reads
+
+
+@pytest.fixture
+def http_files(data_dir: Path):
+    """A loopback HTTP server with range requests (what GDAL's /vsicurl/ needs) over the EnMAP images."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Ranges(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def send_head(self):  # noqa: ANN202 - http.server's own signature
+            rng = self.headers.get("Range")
+            path = Path(self.translate_path(self.path))
+            if not rng or not path.is_file():
+                return super().send_head()
+            size = path.stat().st_size
+            start, _, end = rng.removeprefix("bytes=").partition("-")
+            start, end = int(start), min(int(end) if end else size - 1, size - 1)
+            f = open(path, "rb")  # noqa: SIM115 - http.server copies it to the socket and closes it
+            f.seek(start)
+            self.send_response(206)
+            self.send_header("Content-Type", "image/tiff")
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.send_header("Content-Length", str(end - start + 1))
+            self.end_headers()
+            return _Limited(f, end - start + 1)
+
+    class _Limited:
+        def __init__(self, f, n: int) -> None:
+            self.f, self.n = f, n
+
+        def read(self, k: int = -1) -> bytes:
+            k = self.n if k < 0 else min(k, self.n)
+            data = self.f.read(k)
+            self.n -= len(data)
+            return data
+
+        def close(self) -> None:
+            self.f.close()
+
+    root = data_dir / "enmap_potsdam" / "images"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Ranges, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_cog_over_http_is_read_in_place_and_ingests(http_files, tmp_path: Path) -> None:
+    from geohsi.ingestion import open_source
+
+    base, root = http_files
+    name = sorted(p.name for p in root.glob("*.tif"))[0]
+    remote = open_source(f"{base}/{name}")
+    local = open_source(root / name)
+    np.testing.assert_array_equal(remote["reflectance"].values, local["reflectance"].values)
+    assert remote.rio.crs == local.rio.crs
+    r = run_cli("ingest", f"{base}/{name}", "--out", tmp_path / "s.zarr")
+    assert r.returncode == 0, r.stderr
+    out = run_cli("ingest", f"{base}/{name}", "--out", f"{base}/s.zarr")
+    assert out.returncode == 2 and "http(s) URLs are read-only" in out.stderr
+
+
+def test_no_command_turns_a_url_into_a_local_path(s3: Bucket, ip_scene: Path, tmp_path: Path) -> None:
+    """Every command given URL outputs writes them to the bucket, or refuses in one line; no local 's3:' folder."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    bundle = s3.key("ip-bundle")
+    runs = [
+        (0, ("train", ip_scene, *TRAIN, "--out", bundle)),
+        (0, ("datasets", "ingest", "indian_pines", "--out", s3.key("ip.zarr"))),
+        (0, ("bundle", "stac", bundle, "--out", s3.key("ip-bundle.item.json"))),
+        (0, ("baseline", ip_scene, "--split", "per-class:5", "--out", s3.key("svm.json"))),
+        (
+            0,
+            (
+                "pretrain",
+                ip_scene,
+                "--model",
+                "tiny",
+                "--steps",
+                "1",
+                "--batch-size",
+                "8",
+                "--device",
+                "cpu",
+                "--out",
+                s3.key("pre.safetensors"),
+            ),
+        ),  # fmt: skip
+        (0, ("info", bundle)),
+        (0, ("info", s3.key("ip.zarr"))),
+        (2, ("sample", s3.key("m.tif"), "--n", "10", "--out", s3.key("p.gpkg"))),
+        (2, ("assess", s3.key("m.tif"), "--reference", s3.key("p.gpkg"), "--out", s3.key("r.json"))),
+    ]
+    for code, args in runs:
+        r = run_cli(*args, cwd=cwd)
+        assert r.returncode == code, f"{args[:2]}: {r.stderr[-1500:]}"
+        if code:
+            assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    assert not [p for p in cwd.rglob("*")], f"local files appeared: {list(cwd.rglob('*'))}"
+    root = s3.url.removeprefix("s3://")
+    keys = set(all_objects(s3))
+    for k in ("ip.zarr/.geohsi-complete", "ip-bundle.item.json", "svm.json", "svm.csv", "pre.safetensors", "pre.json"):
+        assert f"{root}/{k}" in keys, f"{k} is not in the bucket"

@@ -1,0 +1,148 @@
+"""Object storage: what reading a scene from an S3 API server costs, and a batch from a bucket vs from disk.
+
+``python -m benchmarks object-storage`` starts moto's standalone S3 server on loopback (its request
+log is the measurement: one line per HTTP request) and, in one run:
+
+* **open**: opens the EnMAP Potsdam mosaic's scene store from the bucket and counts the requests;
+* **read once**: classifies that store from the bucket into the bucket and adds up the bytes of the
+  cube's chunk objects the workers fetched, against their stored bytes (a chunk fetched twice, e.g. for
+  a halo, would push the ratio over 1);
+* **batch**: maps the 18 EnMAP tiles (GeoTIFFs) as one batch from the bucket into the bucket, and the
+  same tiles from local disk into a local folder, with the same bundle: wall times and their ratio.
+
+It writes a section of ``docs/performance.md``. Loopback has no network latency: the ratio is
+geohsi's own overhead for object storage (requests, uploads, no shared disk), not a cloud's.
+
+.. versionadded:: 0.3
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+_REQUEST = re.compile(r'"(?:\x1b\[\d+m)?([A-Z]+) (\S+) HTTP/1\.1')
+
+
+def _start_server(log: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=f, stderr=f)
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).read()
+            return proc, endpoint
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"moto server did not start: {log.read_text()[-500:]}")
+
+
+class RequestLog:
+    """The server's request log, read from a mark: ``(method, path)`` of each request since."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size
+
+    def since(self) -> list[tuple[str, str]]:
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            text = f.read().decode(errors="replace")
+        return [(m.group(1), m.group(2)) for m in _REQUEST.finditer(text)]
+
+
+def run(data_dir: Path, *, workdir: Path | None = None, epochs: int = 2, log: Callable[[str], None] = print) -> dict:
+    """Every measurement of the module docstring, as one JSON-able dict."""
+    import s3fs
+
+    import geohsi
+    from geohsi.datasets.registry import ingest_dataset
+    from geohsi.scene import open_scene
+    from geohsi.storage import put
+
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geohsi-s3bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    proc, endpoint = _start_server(work / "requests.log")
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret", AWS_ENDPOINT_URL=endpoint,
+                      AWS_DEFAULT_REGION="us-east-1", GEOHSI_CACHE_DIR=str(work / "cache"))  # fmt: skip
+    requests = RequestLog(work / "requests.log")
+    try:
+        fs = s3fs.S3FileSystem()
+        fs.mkdir("bench")
+        mosaic = work / "enmap_potsdam.zarr"
+        if not mosaic.exists():
+            ingest_dataset("enmap_potsdam", mosaic)
+        put(mosaic, "s3://bench/enmap.zarr", overwrite=True)
+        tiles = sorted((data_dir / "enmap_potsdam" / "images").glob("*.tif"))
+        for t in tiles:
+            fs.put_file(str(t), f"bench/tiles/{t.name}")
+        bundle = geohsi.train(mosaic, out=work / "bundle", adapter="krona+", epochs=epochs, split="fraction:0.1",
+                              overwrite=True, progress=False, log=lambda m: None)  # fmt: skip
+        res: dict = {"scene": "enmap_potsdam mosaic", "tiles": len(tiles), "endpoint": "moto server on loopback"}
+
+        requests.mark()
+        open_scene("s3://bench/enmap.zarr")
+        opened = requests.since()
+        res["open_requests"] = len(opened)
+        res["open_metadata_reads"] = sum(1 for m, p in opened if m == "GET" and p.endswith("zarr.json"))
+
+        sizes = {"/" + f["name"]: int(f["size"]) for f in fs.find("bench/enmap.zarr", detail=True).values()}
+        cube = {p: s for p, s in sizes.items() if "/reflectance/c/" in p}
+        requests.mark()
+        geohsi.classify("s3://bench/enmap.zarr", "s3://bench/maps/enmap.tif", bundle, overwrite=True, progress=False,
+                        log=lambda m: None)  # fmt: skip
+        fetched = [p.split("?", 1)[0] for m, p in requests.since() if m == "GET"]
+        res["cube_chunks"] = len(cube)
+        res["cube_bytes"] = sum(cube.values())
+        res["cube_bytes_fetched"] = sum(cube.get(p, 0) for p in fetched)
+        res["cube_chunks_fetched_twice"] = sum(1 for p in set(fetched) if p in cube and fetched.count(p) > 1)
+        res["fetched_ratio"] = round(res["cube_bytes_fetched"] / res["cube_bytes"], 3)
+
+        t0 = time.perf_counter()
+        local = geohsi.classify_many([str(t) for t in tiles], bundle, work / "maps_local", overwrite=True,
+                                     log=lambda m: None)  # fmt: skip
+        res["batch_local_s"] = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        remote = geohsi.classify_many([f"s3://bench/tiles/{t.name}" for t in tiles], bundle, "s3://bench/maps_batch",
+                                      overwrite=True, log=lambda m: None)  # fmt: skip
+        res["batch_bucket_s"] = round(time.perf_counter() - t0, 1)
+        res["batch_ratio"] = round(res["batch_bucket_s"] / res["batch_local_s"], 2)
+        res["batch_done"] = [local.counts().get("done", 0), remote.counts().get("done", 0)]
+        log(str(res))
+        return res
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def markdown(res: dict, command: str) -> str:
+    """The docs section."""
+    return (
+        f"Command: `{command}` (moto's S3 server on loopback, its request log counted; the bundle: `small` dense "
+        "KronA+).\n\n"
+        "| measurement | value |\n|---|---|\n"
+        f"| requests to open the scene store (EnMAP mosaic) | {res['open_requests']} "
+        f"({res['open_metadata_reads']} reads of `zarr.json`) |\n"
+        f"| cube chunk bytes fetched ÷ stored, classify from the bucket | {res['fetched_ratio']} "
+        f"({res['cube_bytes_fetched']:,} of {res['cube_bytes']:,} B; chunks fetched twice: {res['cube_chunks_fetched_twice']} "
+        f"of {res['cube_chunks']}) |\n"
+        f"| batch of the {res['tiles']} tiles, local disk → local folder | {res['batch_local_s']} s |\n"
+        f"| the same batch, bucket → bucket | {res['batch_bucket_s']} s ({res['batch_ratio']}× the local run) |\n"
+    )
+
+
+__all__ = ["RequestLog", "markdown", "run"]
