@@ -21,6 +21,7 @@ A scene without CRS is an explicit pixel grid: ``georeferenced = 0``, ``x = col 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -569,15 +570,13 @@ class _StoreBlocks:
     Holds only the path (picklable, no open handles).
     """
 
-    def __init__(self, store: str | os.PathLike, var: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.path, self.var = str(store), var
+    def __init__(self, store: str | os.PathLike, var: str, shape: tuple[int, ...], dtype: np.dtype, token: str = "") -> None:
+        self.path, self.var, self.token = str(store), var, token
         self.shape, self.dtype, self.ndim = tuple(int(s) for s in shape), np.dtype(dtype), len(shape)
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
-        import zarr
-
         try:
-            return np.asarray(zarr.open_array(f"{self.path}/{self.var}", mode="r")[key])
+            return np.asarray(_open_array(self.path, self.var, self.token)[key])
         except Exception as e:  # zarr/numcodecs raise RuntimeError/ValueError/OSError for damaged chunks
             why = f"{type(e).__name__}: {' '.join(str(e).split())[:120]}"
         # outside the except block: read on a Dask worker, the error must unpickle on the client
@@ -588,13 +587,27 @@ class _StoreBlocks:
         )
 
 
-def guarded_zarr_array(store: str | os.PathLike, var: str, chunks: Any) -> da.Array:
+@functools.lru_cache(maxsize=32)
+def _open_array(path: str, var: str, token: str) -> Any:
+    """The zarr array ``path/var``, opened once per process (one metadata request on object storage, not one per
+    chunk); ``token`` names the store's version, so a rewritten store is opened anew."""
+    import zarr
+
+    from geohsi.storage import is_url
+
+    # a scene store in a bucket is Zarr v3: no probing for v2 metadata objects
+    return zarr.open_array(f"{path}/{var}", mode="r", zarr_format=3 if is_url(path) else None)
+
+
+def guarded_zarr_array(store: str | os.PathLike, var: str, chunks: Any, like: xr.DataArray | None = None) -> da.Array:
     """A Dask array over ``store/var`` whose damaged chunks raise :class:`InputFormatError`.
 
     Args:
-        store: a Zarr (v2 or v3) directory store.
+        store: a Zarr (v2 or v3) directory store, or the URL of a v3 store.
         var: the array's name inside the store.
         chunks: Dask chunks (anything :func:`dask.array.from_array` accepts).
+        like: the variable as xarray opened it (shape, dtype, encoding): on object storage it spares
+            a request for the array's own metadata.
 
     Returns:
         The lazy array, named by the store's path and metadata so identical reads share graph keys.
@@ -602,17 +615,24 @@ def guarded_zarr_array(store: str | os.PathLike, var: str, chunks: Any) -> da.Ar
     import zarr
     from dask.base import tokenize
 
-    from geohsi.storage import is_url, join, read_bytes
+    from geohsi.storage import COMPLETE, is_url, join, stamp
 
-    if is_url(store):
-        arr = zarr.open_array(str(join(store, var)), mode="r")
-        token = tokenize(str(store), var, read_bytes(join(store, var, "zarr.json")))
+    if is_url(store) and like is not None:
+        # from the consolidated metadata xarray has read: no request for the array's own zarr.json here
+        arr = like
+        version = stamp(join(store, COMPLETE))
+        token = tokenize(str(store), var, like.shape, str(like.dtype), sorted(map(str, like.encoding.items())), version)
+    elif is_url(store):
+        arr = zarr.open_array(str(join(store, var)), mode="r", zarr_format=3)
+        token = tokenize(
+            str(store), var, json.dumps(arr.metadata.to_dict(), default=str, sort_keys=True), stamp(join(store, COMPLETE))
+        )
     else:
         p = Path(store)
         arr = zarr.open_array(p / var, mode="r")
         meta_files = [f for f in (p / var / "zarr.json", p / var / ".zarray") if f.is_file()]
         token = tokenize(str(p.resolve()), var, [(f.read_bytes(), f.stat().st_mtime_ns) for f in meta_files])
-    src = _StoreBlocks(store, var, arr.shape, arr.dtype)
+    src = _StoreBlocks(store, var, arr.shape, arr.dtype, token)
     return da.from_array(
         src,
         chunks=chunks,
@@ -648,6 +668,19 @@ def check_bands(ds: xr.Dataset, source: str | None = None, *, stored: bool = Fal
     return ds
 
 
+def _open_store(p: Path | str) -> xr.Dataset:
+    """``xr.open_zarr`` of a scene store: its consolidated metadata (one request), else the per-array metadata
+    of stores written before geohsi consolidated them."""
+    options = {"mask_and_scale": False, "decode_coords": "all", "zarr_format": 3}
+    with consolidated_quietly():
+        try:
+            return xr.open_zarr(p, consolidated=True, **options)
+        except ValueError as e:
+            if "consolidated metadata" not in str(e).lower():
+                raise
+            return xr.open_zarr(p, consolidated=False, **options)
+
+
 def open_scene(path: str | os.PathLike, *, check_band_table: bool = True) -> xr.Dataset:
     """Open a scene store lazily (raw values; nodata and scale kept as attributes).
 
@@ -662,7 +695,7 @@ def open_scene(path: str | os.PathLike, *, check_band_table: bool = True) -> xr.
     Raises:
         InputFormatError: the path is missing or not a geohsi scene, or its band table is implausible.
     """
-    from geohsi.storage import check_complete, display, is_url, join, read_bytes
+    from geohsi.storage import check_complete, display, is_url
 
     p = str(path) if is_url(path) else Path(path)
     if is_url(p):
@@ -672,10 +705,7 @@ def open_scene(path: str | os.PathLike, *, check_band_table: bool = True) -> xr.
     elif not (p / "zarr.json").is_file():
         raise InputFormatError(f"{p} is not a Zarr v3 store; create a scene with 'geohsi ingest SRC --out SCENE.zarr'")
     try:
-        # consolidated when the store has it (one request), else the per-array metadata (older stores)
-        consolidated = bool(json.loads(read_bytes(join(p, "zarr.json"))).get("consolidated_metadata"))
-        with consolidated_quietly():
-            ds = xr.open_zarr(p, consolidated=consolidated, mask_and_scale=False, decode_coords="all", zarr_format=3)
+        ds = _open_store(p)
     except Exception as e:  # zarr/xarray raise many types for broken stores
         why = f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
         raise InputFormatError(f"cannot open scene {display(p)}: {why}; re-create it with 'geohsi ingest'") from e
@@ -685,7 +715,7 @@ def open_scene(path: str | os.PathLike, *, check_band_table: bool = True) -> xr.
     band_coords = [c for c in ("wavelength", "fwhm", "good_band", "band_name") if c in ds.coords]
     ds = ds.assign_coords({c: ds[c].variable.compute(scheduler="sync") for c in band_coords})
     var = data_var_name(ds)
-    ds[var] = ds[var].copy(data=guarded_zarr_array(p, var, ds[var].data.chunks))
+    ds[var] = ds[var].copy(data=guarded_zarr_array(p, var, ds[var].data.chunks, like=ds[var]))
     ds.encoding["source"] = display(p)
     return check_bands(ds, stored=True) if check_band_table else ds
 

@@ -431,14 +431,16 @@ def as_path(path: str | os.PathLike) -> str | Path:
 
 
 def stamp(path: str | os.PathLike) -> tuple[str, int, str]:
-    """What identifies a file's version: its absolute path (a URL), size and mtime (ETag on object storage)."""
+    """What identifies a file's version: its absolute path (a URL), size and mtime (ETag and last-modified time on
+    object storage: the same bytes uploaded again are a new version)."""
     if not is_url(path):
         st = Path(path).stat()
         return str(Path(path).resolve()), st.st_size, str(st.st_mtime_ns)
     fs, p = filesystem(str(path))
     with remote_errors(str(path), "read"):
         info = fs.info(p)
-    return display(path), int(info.get("size") or 0), str(info.get("ETag") or info.get("etag") or info.get("LastModified", ""))
+    version = f"{info.get('ETag') or info.get('etag') or ''}|{info.get('LastModified') or info.get('mtime') or ''}"
+    return display(path), int(info.get("size") or 0), version
 
 
 @contextlib.contextmanager
