@@ -541,17 +541,19 @@ def _open_url_source(url: str, chunks: int) -> xr.Dataset:
     """
     from geohsi import io as gio
     from geohsi.scene import open_scene, validate_scene
-    from geohsi.storage import display, exists, join, local_copy, read_bytes
+    from geohsi.storage import COMPLETE, display, exists, join, local_copy
 
     if not exists(url):
         raise InputFormatError(
             f"scene {display(url)} does not exist; check the URL (a scene store, or any file 'geohsi ingest' reads)"
         )
-    if exists(join(url, "zarr.json")):
-        import json
-
-        if "geohsi_scene_version" in json.loads(read_bytes(join(url, "zarr.json"))).get("attributes", {}):
-            return open_scene(url)
+    if exists(join(url, COMPLETE)):
+        return open_scene(url)  # a store geohsi uploaded whole
+    if exists(join(url, "zarr.json")) or exists(join(url, ".zgroup")):
+        raise InputFormatError(
+            f"{display(url)} is a Zarr store without geohsi's {COMPLETE} marker: an upload that was interrupted "
+            "(write it again with --overwrite) or a store another tool wrote (ingest a local copy with 'geohsi ingest')"
+        )
     src = url if url.lower().endswith((".tif", ".tiff")) else local_copy(url, "scene")
     ds = gio.read([src], chunks=chunks)
     validate_scene(ds)

@@ -375,23 +375,8 @@ def staging_path(url: str) -> Path:
     return cache_dir() / "staging" / _key(url) / name(url)
 
 
-class Staged(dict):
-    """The local paths of :func:`staged` (name → path), and where each ends up."""
-
-    def __init__(self, local: Mapping[str, Any], remote: Mapping[str, str]) -> None:
-        super().__init__(local)
-        self.remote = dict(remote)
-
-    def final(self, path: str | os.PathLike) -> str | Path:
-        """Where a file the command wrote ends up: its URL when it was staged for one, else itself."""
-        for k, url in self.remote.items():
-            if Path(path).parent == Path(self[k]).parent:
-                return f"{url.rstrip('/').rsplit('/', 1)[0]}/{Path(path).name}"
-        return Path(path)
-
-
 @contextlib.contextmanager
-def staged(outputs: Mapping[str, str | os.PathLike | None], overwrite: bool, *, upload: bool = True) -> Iterator[Staged]:
+def staged(outputs: Mapping[str, str | os.PathLike | None], overwrite: bool, *, upload: bool = True) -> Iterator[dict[str, Any]]:
     """Local stand-ins for a command's URL outputs, uploaded when the block succeeds.
 
     Every URL output is checked first (exists without ``overwrite``, bucket missing, read-only
@@ -406,7 +391,7 @@ def staged(outputs: Mapping[str, str | os.PathLike | None], overwrite: bool, *, 
         upload: upload when done (``False`` in processes that only help, e.g. DDP ranks other than 0).
 
     Yields:
-        name → the path to write to (:class:`Staged`: ``final(path)`` names where a file ends up).
+        name → the path to write to.
     """
     remote = {k: str(v) for k, v in outputs.items() if v is not None and is_url(v)}
     for url in remote.values() if upload else ():
@@ -414,7 +399,7 @@ def staged(outputs: Mapping[str, str | os.PathLike | None], overwrite: bool, *, 
     local = {k: (staging_path(remote[k]) if k in remote else v) for k, v in outputs.items()}
     for k in remote:
         local[k].parent.mkdir(parents=True, exist_ok=True)
-    yield Staged(local, remote)
+    yield local
     for k, url in remote.items() if upload else ():
         folder = local[k].parent
         base = url.rstrip("/").rsplit("/", 1)[0]
@@ -490,7 +475,6 @@ def gdal_options() -> dict[str, str]:
 
 __all__ = [
     "COMPLETE",
-    "Staged",
     "as_path",
     "open_raster",
     "stamp",

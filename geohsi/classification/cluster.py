@@ -58,6 +58,8 @@ class ClusterInfo:
 
 #: the worker's log record of a heartbeat that found the scheduler gone (dask/distributed#7891).
 HEARTBEAT_FAILED = "Failed to communicate with scheduler during heartbeat"
+#: the worker's log record of a task cancelled by ``Worker.close()`` (an interrupted run closing its cluster).
+CLOSE_CANCELLED = "Async instruction for "
 
 
 class _QuietWorkerLog:
@@ -67,6 +69,8 @@ class _QuietWorkerLog:
     * A failed heartbeat once the worker is shutting down: closing the cluster can close the
       connection under a heartbeat in flight, and the worker logs that with a traceback although
       nothing went wrong. While the worker runs, the record is kept (a lost scheduler matters).
+    * "Async instruction … ended with CancelledError" once the worker is shutting down: Ctrl-C or
+      SIGTERM closes the cluster under running tasks, which is what geohsi's own line already says.
 
     Args:
         worker: the :class:`distributed.Worker` the filter's logger belongs to (anything with a
@@ -80,7 +84,8 @@ class _QuietWorkerLog:
         msg = str(getattr(record, "msg", ""))
         if msg.startswith("Compute Failed"):
             return False
-        if msg.startswith(HEARTBEAT_FAILED):
+        closing_noise = msg.startswith(HEARTBEAT_FAILED) or (msg.startswith(CLOSE_CANCELLED) and msg.endswith("CancelledError"))
+        if closing_noise:
             from distributed.core import Status
 
             return getattr(self.worker, "status", None) in (Status.running, Status.paused)
@@ -104,7 +109,8 @@ def _quiet_task_errors_plugin() -> object:
         def setup(self, worker: object) -> None:
             import logging
 
-            logging.getLogger("distributed.worker").addFilter(_QuietWorkerLog(worker))
+            for name in ("distributed.worker", "distributed.worker.state_machine"):
+                logging.getLogger(name).addFilter(_QuietWorkerLog(worker))
 
     return QuietTaskErrors()
 

@@ -287,7 +287,7 @@ def test_sigterm_mid_batch_then_rerun_recomputes_nothing_finished(tmp_path, data
         if p.poll() is None:
             p.kill()
     assert p.returncode == 143, err
-    assert "Traceback" not in err and "leaked semaphore" not in err
+    assert "Traceback" not in err and "leaked semaphore" not in err and "CancelledError" not in err, err
     first = _summary(out)
     done = {s["name"] for s in first["scenes"] if s["status"] == "done"}
     assert len(done) >= 2 and {s["status"] for s in first["scenes"]} <= {"done", "interrupted", "not started"}

@@ -313,6 +313,8 @@ def test_a_running_worker_keeps_its_heartbeat_failures():
     assert not kept(Status.closing, f"{HEARTBEAT_FAILED}.") and not kept(Status.closed, f"{HEARTBEAT_FAILED}.")
     assert not kept(Status.running, "Compute Failed\nKey: x")
     assert kept(Status.closing, "Worker stream died during communication: %s")
+    cancelled = "Async instruction for <Task finished name='execute(x)'> ended with CancelledError"
+    assert not kept(Status.closing, cancelled) and kept(Status.running, cancelled)
 
 
 def test_cli_bad_inputs(tmp_path, ip_crop_grid, ip_crop_geo, ip_bundle):
