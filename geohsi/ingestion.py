@@ -547,15 +547,15 @@ def _open_url_source(url: str, chunks: int) -> xr.Dataset:
         raise InputFormatError(
             f"scene {display(url)} does not exist; check the URL (a scene store, or any file 'geohsi ingest' reads)"
         )
-    if exists(join(url, COMPLETE)):
+    geotiff = url.split("?", 1)[0].lower().endswith((".tif", ".tiff"))
+    if not geotiff and exists(join(url, COMPLETE)):
         return open_scene(url)  # a store geohsi uploaded whole
-    if exists(join(url, "zarr.json")) or exists(join(url, ".zgroup")):
+    if not geotiff and (exists(join(url, "zarr.json")) or exists(join(url, ".zgroup"))):
         raise InputFormatError(
             f"{display(url)} is a Zarr store without geohsi's {COMPLETE} marker: an upload that was interrupted "
             "(write it again with --overwrite) or a store another tool wrote (ingest a local copy with 'geohsi ingest')"
         )
-    src = url if url.lower().endswith((".tif", ".tiff")) else local_copy(url, "scene")
-    ds = gio.read([src], chunks=chunks)
+    ds = gio.read([url if geotiff else local_copy(url, "scene")], chunks=chunks)
     validate_scene(ds)
     ds.encoding["source"] = display(url)
     return check_bands(ds)

@@ -8,6 +8,7 @@ which child processes (the CLI, Dask workers) inherit.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -114,26 +115,36 @@ def all_objects(bucket: Bucket) -> dict[str, bytes]:
     return {p: fs.cat_file(p) for p in fs.find(root)}
 
 
-class FlakyProxy:
-    """A loopback HTTP proxy in front of the S3 server that answers every ``every``-th request with a 503.
+class FaultProxy:
+    """A loopback HTTP proxy in front of the S3 server that injects the faults a real store has.
 
-    503 ``SlowDown`` is what S3 sends when it throttles; clients must retry it. The proxy forwards
-    everything else unchanged (method, path, headers, body) and counts what it failed.
+    * ``every``: every ``every``-th request is answered 503 ``SlowDown`` (what S3 sends when it
+      throttles; clients must retry it);
+    * ``deny_key``: requests signed with this access key id are answered 403 ``InvalidAccessKeyId``
+      (moto itself accepts any key).
+
+    Everything else is forwarded unchanged (method, path, headers, body); ``failed`` counts the 503s.
     """
 
-    def __init__(self, upstream: str, every: int = 5) -> None:
+    def __init__(self, upstream: str, every: int = 0, deny_key: str | None = None, port: int = 0) -> None:
         import http.client
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import urlsplit
 
         self.every, self.count, self.failed = every, 0, 0
+        self.connections: set = set()
         lock = threading.Lock()
         up = urlsplit(upstream)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with lock:
+                    proxy.connections.add(self.connection)
 
             def log_message(self, *args: object) -> None:  # quiet
                 pass
@@ -150,18 +161,31 @@ class FlakyProxy:
 
             def _forward(self) -> None:
                 body = self._body()
+                if deny_key and f"Credential={deny_key}/" in self.headers.get("Authorization", ""):
+                    return self._error(403, b"InvalidAccessKeyId", b"The AWS Access Key Id you provided does not exist.")
                 with lock:
                     proxy.count += 1
-                    fail = proxy.count % proxy.every == 0
+                    fail = bool(proxy.every) and proxy.count % proxy.every == 0
                     proxy.failed += fail
                 if fail:
-                    msg = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>'
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(msg)))
-                    self.end_headers()
-                    self.wfile.write(msg if self.command != "HEAD" else b"")
-                    return
+                    return self._error(503, b"SlowDown", b"Please reduce your request rate.")
+                self._relay(body)
+
+            def _error(self, status: int, code: bytes, message: bytes) -> None:
+                msg = (
+                    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>'
+                    + code
+                    + b"</Code><Message>"
+                    + message
+                    + b"</Message></Error>"
+                )
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(msg)))
+                self.end_headers()
+                self.wfile.write(msg if self.command != "HEAD" else b"")
+
+            def _relay(self, body: bytes) -> None:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding", "connection")}
                 headers["Content-Length"] = str(len(body))
                 conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
@@ -180,14 +204,20 @@ class FlakyProxy:
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward  # noqa: N815
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)  # a given port: a store restarted where it was
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
+        """Stop at once, as a store that dies: the listener and every open (keep-alive) connection."""
+        import socket as _socket
+
         self.server.shutdown()
         self.server.server_close()
+        for c in list(self.connections):
+            with contextlib.suppress(OSError):
+                c.shutdown(_socket.SHUT_RDWR)
 
 
-__all__ = ["KEY_ID", "SECRET", "Bucket", "FlakyProxy", "S3Server", "all_objects", "s3_env"]
+__all__ = ["KEY_ID", "SECRET", "Bucket", "FaultProxy", "S3Server", "all_objects", "s3_env"]

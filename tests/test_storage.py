@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.s3_fixtures import SECRET, Bucket, FlakyProxy, all_objects, s3_env
+from tests.s3_fixtures import KEY_ID, SECRET, Bucket, FaultProxy, all_objects, s3_env
 
 # ------------------------------------------------------------------------------------------------ units
 
@@ -163,20 +163,28 @@ def test_outputs_exist_only_when_complete_and_are_never_replaced_silently(s3: Bu
         ("missing bucket", "bucket 'no-such-bucket-x' does not exist"),
         ("unreachable endpoint", "check the endpoint (AWS_ENDPOINT_URL"),
         ("http output", "http(s) URLs are read-only"),
+        ("wrong credentials", "access denied; check the credentials in the environment"),
     ],
 )
 def test_store_errors_are_one_line(s3: Bucket, s3_server, ip_scene: Path, case: str, expected: str) -> None:
     env = dict(os.environ)
     out = s3.key("metrics.json")
-    if case == "missing bucket":
-        out = "s3://no-such-bucket-x/metrics.json"
-    elif case == "unreachable endpoint":
-        env.update(s3_env("http://127.0.0.1:9"))  # the discard port: nothing listens
-    elif case == "http output":
-        out = "https://example.org/metrics.json"
-    r = run_cli("baseline", ip_scene, "--split", "per-class:5", "--out", out, env=env)
+    proxy = FaultProxy(s3_server.endpoint, deny_key=KEY_ID)  # the tests' key id is unknown behind this proxy
+    try:
+        if case == "missing bucket":
+            out = "s3://no-such-bucket-x/metrics.json"
+        elif case == "unreachable endpoint":
+            env.update(s3_env("http://127.0.0.1:9"))  # the discard port: nothing listens
+        elif case == "http output":
+            out = "https://example.org/metrics.json"
+        elif case == "wrong credentials":
+            env.update(s3_env(proxy.endpoint))
+        r = run_cli("baseline", ip_scene, "--split", "per-class:5", "--out", out, env=env)
+    finally:
+        proxy.close()
     assert r.returncode != 0
     assert expected in r.stderr, r.stderr
+    assert SECRET not in r.stderr and KEY_ID not in r.stderr
     assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
 
 
@@ -262,7 +270,7 @@ def test_a_store_that_fails_one_request_in_five_gives_identical_maps(
         assert r.returncode == 0, r.stderr[-2000:]
     direct = run_cli("classify", scene, "--bundle", bundle, "--out", tmp_path / "direct.tif", "--workers", "1", "--no-progress")
     assert direct.returncode == 0, direct.stderr
-    proxy = FlakyProxy(s3_server.endpoint, every=5)
+    proxy = FaultProxy(s3_server.endpoint, every=5)
     try:
         flaky = {"AWS_ENDPOINT_URL": proxy.endpoint}
         for src, out in ((scene, s3.key("maps", "z.tif")), (image, s3.key("maps", "g.tif"))):  # fsspec and GDAL reads
@@ -390,3 +398,51 @@ def test_no_command_turns_a_url_into_a_local_path(s3: Bucket, ip_scene: Path, tm
     keys = set(all_objects(s3))
     for k in ("ip.zarr/.geohsi-complete", "ip-bundle.item.json", "svm.json", "svm.csv", "pre.safetensors", "pre.json"):
         assert f"{root}/{k}" in keys, f"{k} is not in the bucket"
+
+
+@pytest.mark.slow
+def test_a_store_that_dies_mid_batch_fails_in_one_line_and_a_rerun_completes(
+    s3: Bucket, s3_server, data_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    tiles = _upload_tiles(data_dir, s3, 8)
+    bundle = _bucket_bundle(s3, data_dir, tiles)
+    root = s3.url.removeprefix("s3://")
+    proxy = FaultProxy(s3_server.endpoint)
+    port = proxy.server.server_address[1]
+    env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint, "AWS_MAX_ATTEMPTS": "2"}
+    args = ["classify", s3.key("images", "*.tif"), "--bundle", bundle, "--out-dir", s3.key("maps"),
+            "--workers", "1", "--scenes-in-flight", "1", "--no-progress"]  # fmt: skip
+    p = subprocess.Popen([sys.executable, "-m", "geohsi.cli.main", *args], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not s3.fs.exists(f"{root}/maps/{tiles[0][0].rsplit('/', 1)[1].removesuffix('.tif')}.json"):
+            s3.fs.invalidate_cache()
+            assert time.monotonic() < deadline and p.poll() is None, "the first map never appeared"
+            time.sleep(0.2)
+        proxy.close()  # the store goes away mid-batch
+        out, err = p.communicate(timeout=600)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode != 0, out + err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("geohsi: error:"), err
+    assert SECRET not in out + err
+    s3.fs.invalidate_cache()
+    done_before = {k for k in s3.fs.find(f"{root}/maps") if k.endswith(".tif")}
+    assert 1 <= len(done_before) < 8
+    proxy = FaultProxy(s3_server.endpoint, port=port)  # the store is back
+    try:
+        r = run_cli(*args, env=env)
+    finally:
+        proxy.close()
+    assert r.returncode == 0, r.stderr[-2000:]
+    s3.fs.invalidate_cache()
+    assert s3.fs.exists(f"{root}/maps/summary.json"), (err[-1500:], r.stdout[-3000:])
+    summary = json.loads(s3.fs.cat_file(f"{root}/maps/summary.json"))
+    statuses = [sc["status"] for sc in summary["scenes"]]
+    assert statuses.count("skipped") == len(done_before) and statuses.count("done") == 8 - len(done_before), statuses
