@@ -9,6 +9,7 @@ log is the measurement: one line per HTTP request) and, in one run:
 * **read once**: maps that store from the bucket into the bucket with 64-px tasks (halos cross the
   chunk borders) and adds up the bytes of the cube's chunk objects the workers fetched, against their
   stored bytes (a chunk fetched twice, e.g. for a halo, would push the ratio over 1);
+* **GeoTIFF reads**: the 18 tiles read whole through GDAL's ``/vsis3/`` and through fsspec file objects;
 * **batch**: maps the 18 EnMAP tiles (GeoTIFFs) as one batch from the bucket into the bucket, and the
   same tiles from local disk into a local folder, with the same bundle: wall times and their ratio.
 
@@ -99,6 +100,8 @@ def run(data_dir: Path, *, workdir: Path | None = None, epochs: int = 2, log: Ca
                               overwrite=True, progress=False, log=lambda m: None)  # fmt: skip
         res: dict = {"scene": f"enmap_potsdam mosaic, {CHUNK}-px chunks", "tiles": len(tiles)}
         res.update(_read_costs(fs, requests, bundle))
+        res.update(_tile_reads(fs, [f"s3://bench/tiles/{t.name}" for t in tiles]))
+        res.update(_window_reads(fs, chunked, work))
         t0 = time.perf_counter()
         local = geohsi.classify_many([str(t) for t in tiles], bundle, work / "maps_local", overwrite=True,
                                      log=lambda m: None)  # fmt: skip
@@ -152,6 +155,75 @@ def _read_costs(fs, requests: RequestLog, bundle: Path) -> dict:
     return out
 
 
+def _tile_reads(fs, urls: list[str], repeats: int = 3) -> dict:
+    """The GeoTIFF tiles read whole through GDAL's /vsis3/ (what geohsi uses) and through fsspec file objects,
+    alternated, the minimum of ``repeats`` each."""
+    import rasterio
+
+    from geohsi.storage import open_raster
+
+    def gdal() -> None:
+        for u in urls:
+            with open_raster(u) as src:
+                src.read()
+
+    def fsspec_file() -> None:
+        for u in urls:
+            with fs.open(u.removeprefix("s3://"), "rb") as f, rasterio.open(f) as src:
+                src.read()
+
+    best = {"gdal": float("inf"), "fsspec": float("inf")}
+    for _ in range(repeats):
+        for name, fn in (("gdal", gdal), ("fsspec", fsspec_file)):
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {"tiles_gdal_s": round(best["gdal"], 3), "tiles_fsspec_s": round(best["fsspec"], 3)}
+
+
+def _window_reads(fs, store: Path, work: Path, n: int = 20) -> dict:
+    """``n`` random 32 × 32 windows (all bands) of the mosaic as one large COG, through GDAL and through fsspec
+    file objects: seconds and bytes received (from the server's log), the minimum of two rounds each."""
+    import numpy as np
+    import rasterio
+    import rasterio.shutil
+    from rasterio.windows import Window
+
+    from geohsi.scene import cube, open_scene
+    from geohsi.storage import open_raster
+
+    ds = open_scene(store)
+    arr = cube(ds).values
+    tif = work / "mosaic.tif"
+    with rasterio.open(tif.with_suffix(".tiled.tif"), "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1],
+                       count=arr.shape[0], dtype=arr.dtype, tiled=True, blockxsize=32, blockysize=32) as dst:  # fmt: skip
+        dst.write(arr)
+    rasterio.shutil.copy(tif.with_suffix(".tiled.tif"), tif, driver="COG", BLOCKSIZE=32, INTERLEAVE="TILE")
+    fs.put_file(str(tif), "bench/mosaic.tif")
+    rng = np.random.default_rng(0)
+    windows = [Window(int(c), int(r), 32, 32) for r, c in zip(rng.integers(0, arr.shape[1] - 32, n),
+                                                              rng.integers(0, arr.shape[2] - 32, n), strict=True)]  # fmt: skip
+
+    def gdal() -> None:
+        for w in windows:
+            with open_raster("s3://bench/mosaic.tif") as src:
+                src.read(window=w)
+
+    def fsspec_file() -> None:
+        for w in windows:
+            with fs.open("bench/mosaic.tif", "rb") as f, rasterio.open(f) as src:
+                src.read(window=w)
+
+    best = {"gdal": float("inf"), "fsspec": float("inf")}
+    for _ in range(2):
+        for name, fn in (("gdal", gdal), ("fsspec", fsspec_file)):
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {"cog_mb": round(tif.stat().st_size / 2**20, 1), "windows": n, "windows_gdal_s": round(best["gdal"], 3),
+            "windows_fsspec_s": round(best["fsspec"], 3)}  # fmt: skip
+
+
 def markdown(res: dict, command: str) -> str:
     """The docs section."""
     return (
@@ -164,6 +236,10 @@ def markdown(res: dict, command: str) -> str:
         f"of {res['cube_chunks']} |\n"
         f"| cube chunk bytes the map's graph fetches ÷ stored ({res['map_tasks']} tasks with halos) | {res['fetched_ratio']} "
         f"({res['cube_bytes_fetched']:,} of {res['cube_bytes']:,} B; chunks fetched twice: {res['cube_chunks_fetched_twice']}) |\n"
+        f"| the {res['tiles']} tiles read whole: GDAL /vsis3/ vs fsspec file objects (best of 3) | "
+        f"{res['tiles_gdal_s']} s vs {res['tiles_fsspec_s']} s |\n"
+        f"| {res['windows']} random 32 × 32 windows of a {res['cog_mb']} MB COG: GDAL /vsis3/ vs fsspec file objects | "
+        f"{res['windows_gdal_s']} s vs {res['windows_fsspec_s']} s |\n"
         f"| batch of the {res['tiles']} tiles, local disk → local folder | {res['batch_local_s']} s |\n"
         f"| the same batch, bucket → bucket | {res['batch_bucket_s']} s ({res['batch_ratio']}× the local run) |\n"
     )

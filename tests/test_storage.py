@@ -446,3 +446,38 @@ def test_a_store_that_dies_mid_batch_fails_in_one_line_and_a_rerun_completes(
     summary = json.loads(s3.fs.cat_file(f"{root}/maps/summary.json"))
     statuses = [sc["status"] for sc in summary["scenes"]]
     assert statuses.count("skipped") == len(done_before) and statuses.count("done") == 8 - len(done_before), statuses
+
+
+@pytest.mark.slow
+def test_the_18_tiles_as_cogs_map_from_the_bucket_into_the_bucket_like_from_disk(
+    s3: Bucket, data_dir: Path, tmp_path: Path
+) -> None:
+    import pystac.validation
+    import rasterio
+    import rasterio.shutil
+
+    images = sorted((data_dir / "enmap_potsdam" / "images").glob("*.tif"))
+    assert len(images) == 18
+    cogs = tmp_path / "cogs"
+    cogs.mkdir()
+    for img in images:  # as a user would publish them: Cloud-Optimized GeoTIFFs
+        rasterio.shutil.copy(img, cogs / img.name, driver="COG", COMPRESS="DEFLATE")
+        s3.fs.put_file(str(cogs / img.name), f"{s3.url.removeprefix('s3://')}/cogs/{img.name}")
+    bundle = tmp_path / "bundle"
+    r = run_cli("train", *images[:6], "--labels", str(data_dir / "enmap_potsdam" / "labels" / "*.tif"), *TRAIN, "--out", bundle)
+    assert r.returncode == 0, r.stderr[-2000:]
+    local = run_cli("classify", *cogs.glob("*.tif"), "--bundle", bundle, "--out-dir", tmp_path / "maps", "--no-progress")
+    assert local.returncode == 0, local.stderr[-2000:]
+    remote = run_cli("classify", s3.key("cogs", "*.tif"), "--bundle", bundle, "--out-dir", s3.key("maps"), "--no-progress")
+    assert remote.returncode == 0, remote.stderr[-2000:]
+    root = s3.url.removeprefix("s3://")
+    catalog = json.loads(s3.fs.cat_file(f"{root}/maps/catalog.json"))
+    pystac.validation.validate_dict(catalog, extensions=[])
+    items = [ln["href"] for ln in catalog["links"] if ln["rel"] == "item"]
+    assert len(items) == 18 and all(h.startswith(s3.key("maps") + "/") for h in items)
+    for img in images:
+        s3.fs.get_file(f"{root}/maps/{img.name}", str(tmp_path / f"bucket-{img.name}"))
+        with rasterio.open(tmp_path / "maps" / img.name) as a, rasterio.open(tmp_path / f"bucket-{img.name}") as b:
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+            assert a.crs == b.crs and a.transform == b.transform
+    _no_secret(s3, remote.stdout, remote.stderr)
