@@ -256,4 +256,5 @@ def _print_summary(res) -> None:  # res: geohsi.classification.batch.BatchResult
     )
     if res.catalog is not None:
         click.echo(f"wrote {res.catalog}")
-    click.echo(f"wrote {res.summary}")
+    if res.summary is not None:
+        click.echo(f"wrote {res.summary}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -429,8 +430,10 @@ def test_a_store_that_dies_mid_batch_fails_in_one_line_and_a_rerun_completes(
     finally:
         if p.poll() is None:
             p.kill()
-    assert p.returncode != 0, out + err
+    assert p.returncode == 10, out + err  # BatchError: scenes failed
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("geohsi: error:"), err
+    assert "the catalogue and summary could not be written" in out + err
+    assert re.search(r"\d+ done, \d+ failed in ", err), err  # the summary, shown though it could not be stored
     assert SECRET not in out + err
     s3.fs.invalidate_cache()
     done_before = {k for k in s3.fs.find(f"{root}/maps") if k.endswith(".tif")}

@@ -178,7 +178,7 @@ class BatchResult:
             first = self.failed[0]
             raise BatchError(
                 f"{len(self.failed)} of {len(self.scenes)} scenes failed (first: {first.name}: {first.message}); "
-                f"see {self.summary} for each error, fix them and rerun the same command to map the rest"
+                f"see {self.summary or 'the lines above'} for each error, fix them and rerun the same command to map the rest"
             )
 
 
@@ -455,17 +455,25 @@ class _Batch:
             if it
         ]
         remote = storage.is_url(self.out_dir)
-        if items:
-            result.catalog = storage.join(self.out_dir, CATALOG_NAME)
-            write_map_collection(
-                result.catalog,
-                items,
-                collection_id=self.collection_id,
-                description=f"land-cover maps made by geohsi from {len(items)} scenes",
-                base=storage.display(self.out_dir) if remote else None,
-            )
-        result.summary = storage.join(self.out_dir, SUMMARY_NAME)
-        write_bytes_atomic(result.summary, (json.dumps(result.to_dict(), indent=1) + "\n").encode(), overwrite=True)
+        try:
+            if items:
+                result.catalog = storage.join(self.out_dir, CATALOG_NAME)
+                write_map_collection(
+                    result.catalog,
+                    items,
+                    collection_id=self.collection_id,
+                    description=f"land-cover maps made by geohsi from {len(items)} scenes",
+                    base=storage.display(self.out_dir) if remote else None,
+                )
+            summary = storage.join(self.out_dir, SUMMARY_NAME)
+            write_bytes_atomic(summary, (json.dumps(result.to_dict(), indent=1) + "\n").encode(), overwrite=True)
+            result.summary = summary
+        except GeohsiError as e:
+            if not remote:
+                raise
+            # a store that died mid-batch: the summary is still shown (and the failures make the exit non-zero)
+            result.catalog = None
+            self.log(f"[red]the catalogue and summary could not be written:[/] {e}")
 
 
 def _worker_totals(client: Any) -> dict[str, dict[str, float]] | None:
