@@ -41,7 +41,7 @@ from geohsi.scene import (
     scene_transform,
     write_scene,
 )
-from geohsi.storage import as_path, is_url, local_copy
+from geohsi.storage import absolute, as_path, is_url, local_copy
 from geohsi.storage import name as storage_name
 
 PathLike = str | os.PathLike
@@ -390,13 +390,6 @@ def _as_paths(srcs: PathLike | Sequence[PathLike]) -> list[Path | str]:
     return [one(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)]
 
 
-def _source_name(p: Path | str) -> str:
-    """What a scene records as its source: the absolute path, or the URL (without secrets)."""
-    from geohsi.storage import display
-
-    return display(p) if is_url(p) else str(Path(p).resolve())
-
-
 def build_scene(
     srcs: PathLike | Sequence[PathLike],
     *,
@@ -454,7 +447,7 @@ def build_scene(
         ds.attrs["sensor"] = sensor
     if units:
         ds.attrs["units"] = units
-    ds.attrs["source_files"] = [_source_name(p) for p in paths]
+    ds.attrs["source_files"] = [absolute(p) for p in paths]
     names = colours = None
     if class_names is not None:
         names, colours = parse_class_names(class_names)
@@ -660,7 +653,7 @@ def ingest(
                 break
     check_output(out_p, overwrite)  # before reading anything: the cheapest refusal first
     paths = _as_paths(srcs)
-    if isinstance(out_p, Path) and any(_source_name(p) == str(out_p.resolve()) for p in paths):
+    if isinstance(out_p, Path) and any(absolute(p) == absolute(out_p) for p in paths):
         raise UsageError(f"--out {out_p} is also an input; write the scene under another name")
     ds = build_scene(
         paths,

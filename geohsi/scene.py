@@ -617,16 +617,11 @@ def guarded_zarr_array(store: str | os.PathLike, var: str, chunks: Any, like: xr
 
     from geohsi.storage import COMPLETE, is_url, join, stamp
 
-    if is_url(store) and like is not None:
-        # from the consolidated metadata xarray has read: no request for the array's own zarr.json here
-        arr = like
-        version = stamp(join(store, COMPLETE))
-        token = tokenize(str(store), var, like.shape, str(like.dtype), sorted(map(str, like.encoding.items())), version)
-    elif is_url(store):
-        arr = zarr.open_array(str(join(store, var)), mode="r", zarr_format=3)
-        token = tokenize(
-            str(store), var, json.dumps(arr.metadata.to_dict(), default=str, sort_keys=True), stamp(join(store, COMPLETE))
-        )
+    if is_url(store):
+        # ``like`` comes from the consolidated metadata xarray has read: no request for the array's own zarr.json
+        arr = like if like is not None else zarr.open_array(str(join(store, var)), mode="r", zarr_format=3)
+        encoding = sorted(map(str, getattr(arr, "encoding", {}).items()))
+        token = tokenize(str(store), var, arr.shape, str(arr.dtype), encoding, stamp(join(store, COMPLETE)))
     else:
         p = Path(store)
         arr = zarr.open_array(p / var, mode="r")

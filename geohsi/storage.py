@@ -73,6 +73,12 @@ def display(path: Any) -> str:
     return f"{head}://{netloc}/{tail.split('?', 1)[0]}".rstrip("/") if tail else f"{head}://{netloc}"
 
 
+def absolute(path: str | os.PathLike) -> str:
+    """How a file or URL is recorded (bundles, scenes' provenance, STAC links): the absolute local path, or
+    the URL as :func:`display` shows it."""
+    return display(path) if is_url(path) else str(Path(path).resolve())
+
+
 def join(base: str | os.PathLike, *parts: str) -> str | Path:
     """``base/part/...`` for a URL (``/`` separators) or a local path."""
     if is_url(base):
@@ -272,7 +278,7 @@ def local_copy(url: str | os.PathLike, what: str = "input") -> Path:
     """A local copy of a URL input (a file, or a directory with its marker); a path is returned as is.
 
     The copy is kept in :func:`cache_dir` under a name derived from the URL and refreshed when the
-    object's ETag/size (a directory: its marker) changes.
+    object's size or version (:func:`_version`; a directory: its marker's) changes.
 
     Args:
         url: the input.
@@ -296,10 +302,10 @@ def local_copy(url: str | os.PathLike, what: str = "input") -> Path:
     if directory:
         check_complete(url, what)
         info = fs.info(f"{p.rstrip('/')}/{COMPLETE}")
-    stamp = json.dumps([info.get("ETag") or info.get("etag"), info.get("size"), str(info.get("LastModified", ""))])
+    version = json.dumps([int(info.get("size") or 0), _version(info)])
     dest = cache_dir() / "inputs" / _key(url) / name(url)
     stamp_file = dest.parent / "stamp.json"
-    if dest.exists() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+    if dest.exists() and stamp_file.is_file() and stamp_file.read_text() == version:
         return dest
     shutil.rmtree(dest.parent, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +316,7 @@ def local_copy(url: str | os.PathLike, what: str = "input") -> Path:
             fs.get_file(p, str(dest))
     if directory:
         (dest / COMPLETE).unlink(missing_ok=True)
-    stamp_file.write_text(stamp)
+    stamp_file.write_text(version)
     return dest
 
 
@@ -420,12 +426,17 @@ def stamp(path: str | os.PathLike) -> tuple[str, int, str]:
     object storage: the same bytes uploaded again are a new version)."""
     if not is_url(path):
         st = Path(path).stat()
-        return str(Path(path).resolve()), st.st_size, str(st.st_mtime_ns)
+        return absolute(path), st.st_size, str(st.st_mtime_ns)
     fs, p = filesystem(str(path))
     with remote_errors(str(path), "read"):
         info = fs.info(p)
-    version = f"{info.get('ETag') or info.get('etag') or ''}|{info.get('LastModified') or info.get('mtime') or ''}"
-    return display(path), int(info.get("size") or 0), version
+    return absolute(path), int(info.get("size") or 0), _version(info)
+
+
+def _version(info: Mapping[str, Any]) -> str:
+    """An object's version from fsspec's ``info``: its ETag and last-modified time (the same bytes uploaded again
+    are a new version)."""
+    return f"{info.get('ETag') or info.get('etag') or ''}|{info.get('LastModified') or info.get('mtime') or ''}"
 
 
 @contextlib.contextmanager
@@ -475,6 +486,7 @@ def gdal_options() -> dict[str, str]:
 
 __all__ = [
     "COMPLETE",
+    "absolute",
     "as_path",
     "open_raster",
     "stamp",

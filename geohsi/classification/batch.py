@@ -306,7 +306,7 @@ def _write_item(job: MapJob, res: ClassifyResult, src: Any, rows: list[dict[str,
     if hasattr(src, "get_self_href"):
         source_href = src.get_self_href()
     else:
-        source_href = storage.display(src) if storage.is_url(src) else str(Path(src).resolve())
+        source_href = storage.absolute(src)
     props = {f"geohsi:{k}": v for k, v in job.identity.items()}
     props.update({"geohsi:valid_pixels": res.mapped_pixels, "geohsi:class_stats": rows, "geohsi:area_note": res.area_note})
     item = map_item(

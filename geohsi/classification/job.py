@@ -471,16 +471,11 @@ class MapWriter:
         with tempfile.TemporaryDirectory(prefix="geohsi-map-") as tmp:
             folder = Path(tmp)
             written = replace(self, outputs=self.outputs.localised(folder), overwrite=True)()
-            urls = []
-            for local in map(Path, written["outputs"]):
-                url = str(
-                    sibling(
-                        self.outputs.probabilities if local.name == name(self.outputs.probabilities or "") else self.outputs.map,
-                        local.name,
-                    )
-                )
-                put(local, url, overwrite=True)
-                urls.append(url)
+            # every file the writer made (the map, confidence, probabilities, quicklook) by name → its URL
+            final = {name(u): str(u) for u in [*self.outputs.paths, self.outputs.quicklook]}
+            urls = [final[Path(f).name] for f in written["outputs"]]
+            for f, url in zip(written["outputs"], urls, strict=True):
+                put(Path(f), url, overwrite=True)
         return {**written, "outputs": urls}
 
     def _ours(self) -> bool:

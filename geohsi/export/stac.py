@@ -274,7 +274,7 @@ def map_item(
     from rasterio.warp import transform_bounds
 
     from geohsi.bundle import Bundle, load_bundle
-    from geohsi.storage import as_path, display, is_url, name
+    from geohsi.storage import absolute, as_path, name
 
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     mp = as_path(map_path)
@@ -310,7 +310,7 @@ def map_item(
     props.update(properties or {})
     links = [{"rel": "via", "href": f"{b.location}/bundle.json", "type": "application/json", "title": "model bundle"}]
     if source_href is None and scene is not None and not hasattr(scene, "attrs"):
-        source_href = display(scene) if is_url(scene) else str(Path(scene).resolve())
+        source_href = absolute(scene)
     if source_href is not None:
         links.append({"rel": "derived_from", "href": source_href, "title": "classified scene"})
     return {
@@ -324,7 +324,7 @@ def map_item(
         "links": links,
         "assets": {
             "map": {
-                "href": href or (display(mp) if is_url(mp) else str(mp.resolve())),
+                "href": href or absolute(mp),
                 "type": MEDIA_TYPES.get(Path(name(mp)).suffix.lower(), "application/octet-stream"),
                 "title": "class map",
                 "roles": ["data", "labels", "labels-raster"],

@@ -177,7 +177,7 @@ def read(
         GeoreferenceError: tiles differ in CRS or pixel size, are off one grid, or are rotated.
         BandMismatchError: tiles differ in band count, dtype, wavelengths or nodata.
     """
-    from geohsi.storage import as_path, display, is_url
+    from geohsi.storage import absolute, as_path
 
     plist = [as_path(paths)] if isinstance(paths, (str, os.PathLike)) else [as_path(p) for p in paths]
     tiles = [inspect(p) for p in plist]
@@ -188,10 +188,7 @@ def read(
     nodata = ref.nodata if ref.nodata is not None else gap_fill(grid, transform, height, width, np.dtype(ref.dtype))
     mosaic = TileMosaic(grid, transform, height, width, ref.dtype, nodata)
     arr = lazy_cube(mosaic, (-1, chunks, chunks), f"geotiff-{file_token(*plist, extra=(chunks,))}")
-    attrs: dict[str, Any] = {
-        "source_files": [display(p) if is_url(p) else str(p.resolve()) for p in plist],
-        "source_format": "geotiff",
-    }
+    attrs: dict[str, Any] = {"source_files": [absolute(p) for p in plist], "source_format": "geotiff"}
     when = ref.tags.get("start_time") or ref.tags.get("TIFFTAG_DATETIME") or ref.tags.get("acquisition_time")
     if when:
         attrs["acquisition_time"] = when

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -333,13 +332,13 @@ class TrainingData:
     def record(self) -> dict[str, Any]:
         """What a bundle records: every scene (source, grid, identity) and the label source (file digest, field, rule)."""
         from geohsi.files import file_sha256
-        from geohsi.storage import display, is_url, local_copy
+        from geohsi.storage import absolute, local_copy
 
         src = self.source
         label: dict[str, Any] = {"kind": src.kind}
         if src.kind == "vector":
             label.update(
-                path=display(src.path) if is_url(src.path) else str(Path(src.path).resolve()),
+                path=absolute(src.path),
                 sha256=file_sha256(local_copy(src.path, "label file")),
                 field=src.label_field,
                 layer=src.layer,

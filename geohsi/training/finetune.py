@@ -89,7 +89,7 @@ def build_model(
         # The frozen random weights travel with the bundle (copied before adapters wrap its layers).
         return model, {"kind": "bundled", "identity": ident, "module": copy.deepcopy(model.encoder)}
     from geohsi.models.default import pretrained_front_end
-    from geohsi.storage import display, is_url, local_copy
+    from geohsi.storage import absolute, local_copy
 
     path = local_copy(backbone, "backbone")  # a URL: downloaded once into the cache
     head.load_pretrained(model, path)
@@ -103,12 +103,7 @@ def build_model(
             f"--spectral {run.spectral} (the default for it when --backbone is omitted)[/]"
         )
     ident = {"sha256": sha, "config": model.config.to_dict()}
-    record = {
-        "kind": "file",
-        "path": display(backbone) if is_url(backbone) else str(path.resolve()),
-        "sha256": sha,
-        "identity": ident,
-    }
+    record = {"kind": "file", "path": absolute(backbone), "sha256": sha, "identity": ident}
     if front is not None:
         record["pretrained_on"] = front
     return model, record
