@@ -39,6 +39,8 @@ from geohsi.errors import ClusterError, UsageError
 
 #: Seconds a collective (an all-reduce of gradients, a broadcast) waits for the other ranks.
 COLLECTIVE_TIMEOUT_S = 120.0
+#: Seconds the other ranks wait at the end of a run for rank 0 to test and write the outputs.
+END_WAIT_S = 6 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,38 @@ def setup(device: str, log: Any = None) -> tuple[Ranks, torch.device]:
     return ranks, dev
 
 
-def teardown() -> None:
-    """Leave the process group (a no-op for one process)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+def teardown(ranks: Ranks, *, finished: bool = False) -> None:
+    """Leave the process group (a no-op for one process).
+
+    Args:
+        ranks: this process's place in the run.
+        finished: the run ended normally on this rank. The other ranks then wait for rank 0 to finish
+            testing and writing (:func:`_wait_for_main`) before they leave, so no rank closes its
+            connections while another still holds them — a CPU rank that left early could abort at exit
+            (``terminate called without an active exception``). After an error nobody waits: the
+            launcher stops the other ranks.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    if finished and ranks.world > 1:
+        _wait_for_main(ranks)
+    torch.distributed.destroy_process_group()
+
+
+def _wait_for_main(ranks: Ranks) -> None:
+    """Rank 0 says it is done in the launcher's store; the others wait for it up to :data:`END_WAIT_S`.
+
+    The store, not a collective: a gloo or NCCL barrier gives up after :data:`COLLECTIVE_TIMEOUT_S`,
+    while rank 0's test and writing may take longer.
+    """
+    store = torch.distributed.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timedelta(seconds=END_WAIT_S)
+    )
+    key = f"geohsi/{os.environ.get('TORCHELASTIC_RUN_ID', '')}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/done"
+    if ranks.main:
+        store.set(key, "1")
+    else:
+        store.wait([key])
 
 
 def wrap(model: nn.Module, ranks: Ranks, device: torch.device) -> nn.Module:
@@ -229,6 +259,7 @@ def check_devices(devices: int, device: str) -> None:
 
 __all__ = [
     "COLLECTIVE_TIMEOUT_S",
+    "END_WAIT_S",
     "MESSAGES_ENV",
     "EpochSampler",
     "Ranks",

@@ -476,8 +476,10 @@ def _train(
         if ranks.main:
             wall = time.perf_counter() - t_start
             _finish(loop, out, transform, backbone, fit, overwrite=overwrite or resume, default=default, wall=wall, log=log)
-    finally:
-        teardown()
+    except BaseException:
+        teardown(ranks)
+        raise
+    teardown(ranks, finished=True)
     return out
 
 

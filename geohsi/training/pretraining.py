@@ -519,8 +519,10 @@ def pretrain(
             if ranks.main:
                 _write_pretrained(mae, pool, scene_records, history, cfg, scenes, local, dev, t_start, log)
                 runner.finish()
-        finally:
-            teardown()
+        except BaseException:
+            teardown(ranks)
+            raise
+        teardown(ranks, finished=True)
     return str(out) if is_url(out) else local
 
 
