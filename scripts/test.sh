@@ -14,9 +14,9 @@ echo "[test] lint: ruff check, ruff format --check, lint-imports"
 .venv/bin/ruff format --check --no-cache geohsi cli benchmarks tests
 .venv/bin/lint-imports --no-cache
 echo "[test] fast job"
-.venv/bin/python -m pytest -m "not slow" -q -p no:cacheprovider
+.venv/bin/python -m pytest -m "not slow" -q -p no:cacheprovider --durations=15
 echo "[test] GPU check, dry run on the CPU (benchmarks/gpu_check.sh --dry-run)"
 bash benchmarks/gpu_check.sh --dry-run --out "$(mktemp -d)"
 echo "[test] slow job"
 # exit code 5 means "no slow tests collected", which is fine for the slow job alone
-.venv/bin/python -m pytest -m slow -q -p no:cacheprovider || [ $? -eq 5 ]
+.venv/bin/python -m pytest -m slow -q -p no:cacheprovider --durations=15 || [ $? -eq 5 ]
