@@ -11,6 +11,12 @@ on a ``torch.Tensor`` with the same dtypes at every step as the numpy path (floa
 values and projection, float32 projected channels, float64 normalisation, float32 out), so on
 the CPU the two agree to the last float32 bit up to the BLAS summation order.
 
+Mapping on the CPU uses :meth:`PixelMap.apply_numpy` instead: the same steps in numpy, fused into
+one task per chunk over slices of its pixels (each slice converted to float64 once, scaled,
+centred and projected), so the raw bands are read once instead of once per step of the lazy graph
+— with the same dtypes at every step, so its channels equal
+:meth:`~geohsi.spectral.transform.SpectralTransform.apply`'s up to the BLAS summation order.
+
 .. versionadded:: 0.1
 """
 
@@ -102,6 +108,42 @@ class PixelMap:
         proj = (col(self.matrix) @ flat).to(torch.float32).reshape(-1, h, w)
         out = (proj.to(torch.float64) - col(self.shift)[:, None, None]) / col(self.scale)[:, None, None]
         return out.to(torch.float32)
+
+    def valid_numpy(self, raw: np.ndarray) -> np.ndarray:
+        """``[H, W]`` validity of a raw numpy block (the test of :meth:`apply`)."""
+        test = raw[self.valid_cols]
+        ok = np.ones(raw.shape[1:], dtype=bool)
+        if self.check_finite:
+            ok &= np.isfinite(test).all(0)
+        if self.nodata is not None:
+            ok &= (test != self.nodata).all(0)
+        return ok
+
+    def apply_numpy(self, raw: np.ndarray, slice_pixels: int = 16384) -> np.ndarray:
+        """:meth:`apply` on the host in numpy, ``slice_pixels`` pixels converted to float64 at a time.
+
+        Args:
+            raw: ``[R, H, W]`` raw values of :attr:`bands`.
+            slice_pixels: pixels converted to float64 at once (bounds the temporary memory).
+
+        Returns:
+            ``[C, H, W]`` float32 channels, NaN at every channel of an invalid pixel (what
+            :meth:`apply` gives, up to the BLAS summation order).
+        """
+        if raw.ndim != 3 or raw.shape[0] != len(self.bands):
+            raise ValueError(f"expected a [{len(self.bands)}, H, W] raw block, got shape {tuple(raw.shape)}")
+        flat = raw.reshape(raw.shape[0], -1)
+        proj = np.empty((self.n_channels, flat.shape[1]), dtype=np.float32)
+        for s in range(0, flat.shape[1], slice_pixels):
+            x = flat[self.proj_cols, s : s + slice_pixels].astype(np.float64)
+            if self.value_scale != 1.0 or self.value_offset != 0.0:
+                x = x * self.value_scale + self.value_offset
+            if self.center is not None:
+                x -= self.center[:, None]
+            proj[:, s : s + slice_pixels] = self.matrix @ x
+        out = ((proj - self.shift[:, None]) / self.scale[:, None]).astype(np.float32)
+        out[:, ~self.valid_numpy(raw).reshape(-1)] = np.nan
+        return out.reshape(self.n_channels, *raw.shape[1:])
 
     def raw_from_numpy(self, block: np.ndarray, device: Any = "cpu") -> torch.Tensor:
         """Upload a raw numpy block to ``device`` (unsigned 16/32/64-bit integers are widened on the host first:

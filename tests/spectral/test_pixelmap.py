@@ -1,5 +1,5 @@
-"""PixelMap (the spectral transform as torch ops on raw bands, what a GPU worker runs) gives exactly
-what SpectralTransform.apply gives, on real scenes: Indian Pines (uint16, no scale; a nodata corner),
+"""PixelMap (the spectral transform as torch ops on raw bands, what a GPU worker runs; and its numpy
+twin, the fused per-chunk step of CPU mapping) gives exactly what SpectralTransform.apply gives, on real scenes: Indian Pines (uint16, no scale; a nodata corner),
 the EnMAP Potsdam mosaic (scaled int16 with −32768 nodata outside the tiles) and an s2 transform on
 another sensor's band table."""
 
@@ -20,6 +20,7 @@ def _both(t: SpectralTransform, ds) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         pm = t.pixel_map(ds)
         raw = np.asarray(cube(ds).data[pm.bands].compute())
     got = pm.apply(pm.raw_from_numpy(raw)).numpy()
+    _same(ref, pm.apply_numpy(raw, slice_pixels=1000))  # several slices, one of them partial
     return ref, got, pm.bands
 
 
