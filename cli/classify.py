@@ -102,6 +102,17 @@ from geohsi.cli.scenes import scene_options, selected_scenes
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (a batch redoes every scene).")
 @click.option(
+    "--profile",
+    is_flag=True,
+    help="One scene: print where the time went (read, rechunk + halo, transform, model forward, tiles + blending, writes, idle).",
+)
+@click.option(
+    "--profile-report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="One scene: also write Dask's performance report (HTML) here; implies --profile.",
+)
+@click.option(
     "--progress/--no-progress",
     default=True,
     show_default=True,
@@ -133,6 +144,8 @@ def classify(
     scenes_in_flight: int | None,
     resume: bool,
     overwrite: bool,
+    profile: bool,
+    profile_report: Path | None,
     progress: bool,
 ) -> None:
     """Classify every pixel of each SCENE with a model bundle, in parallel on Dask, into georeferenced maps.
@@ -181,8 +194,19 @@ def classify(
                 raise UsageError(f"{flag} applies to --out-dir batches; with --out use --probabilities PATH and the suffix")
         if len(bundles) > 1:
             raise UsageError("one scene takes one --bundle; several are for --out-dir batches")
-        _single(scenes[0], out, bundles[0] if bundles else None, probabilities=probabilities, progress=progress, **common)
+        _single(
+            scenes[0],
+            out,
+            bundles[0] if bundles else None,
+            probabilities=probabilities,
+            progress=progress,
+            profile=profile,
+            profile_report=profile_report,
+            **common,
+        )
         return
+    if profile or profile_report is not None:
+        raise UsageError("--profile and --profile-report apply to one scene with --out; profile one scene of the batch")
     if out_dir is None:
         raise UsageError(f"{len(scenes)} scenes need --out-dir DIR (--out names one map)")
     if probabilities is not None:

@@ -48,6 +48,7 @@ from typing import Any
 
 from geohsi import storage
 from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
+from geohsi.classification.worker import cluster_stats, stats_delta
 from geohsi.console import say
 from geohsi.errors import BandMismatchError, BatchError, ClusterError, GeohsiError, GeohsiWarning, OutputError, UsageError
 from geohsi.io.sources import expand_scenes, scene_name
@@ -476,21 +477,6 @@ class _Batch:
             self.log(f"[red]the catalogue and summary could not be written:[/] {e}")
 
 
-def _worker_totals(client: Any) -> dict[str, dict[str, float]] | None:
-    from geohsi.classification.worker import worker_stats
-
-    try:
-        return client.run(worker_stats)
-    except Exception:  # noqa: BLE001 - instrumentation only
-        return None
-
-
-def _delta(before: dict | None, after: dict | None, key: str) -> float | None:
-    if before is None or after is None:
-        return None
-    return sum(max(0.0, float(s[key]) - float(before.get(w, {}).get(key, 0.0))) for w, s in after.items())
-
-
 def _load_bundles(bundle: Any, log: Callable[[str], None]) -> list[Any]:
     from geohsi.bundle import Bundle, load_bundle
     from geohsi.classification.run import resolve_bundle
@@ -598,7 +584,7 @@ def classify_many(
         result = BatchResult(batch.records, out, dashboard=info.dashboard_link)
         if info.dashboard_link:
             log(f"Dask dashboard: {info.dashboard_link}")
-        before = _worker_totals(info.client)
+        before = cluster_stats(info.client)
         t0 = time.perf_counter()
         pending = list(range(len(sources)))
         limit = paused_timeout()
@@ -628,11 +614,11 @@ def classify_many(
             batch.write_index(result)
             raise
         result.seconds = time.perf_counter() - t0
-        after = _worker_totals(info.client)
+        after = cluster_stats(info.client)
         result.workers = len(after or {})
-        tasks = _delta(before, after, "tasks")
+        tasks = stats_delta(before, after, "tasks")
         result.model_tasks = None if tasks is None else int(tasks)
-        result.forward_seconds = _delta(before, after, "forward_s")
+        result.forward_seconds = stats_delta(before, after, "forward_s")
         batch.write_index(result)
         return result
 

@@ -55,6 +55,8 @@ class ClassifyResult:
         class_pixels: pixels of the whole map per class id (chunks of an interrupted run included).
         class_area_m2: their ground area in m² (``None`` for a pixel grid).
         area_note: how the areas were computed, or why not.
+        profile: seconds per stage when the run was profiled
+            (:class:`~geohsi.classification.profile.StageProfile`), else ``None``.
     """
 
     outputs: list[Path | str] = field(default_factory=list)
@@ -69,6 +71,7 @@ class ClassifyResult:
     class_pixels: dict[int, int] = field(default_factory=dict)
     class_area_m2: dict[int, float] | None = None
     area_note: str = ""
+    profile: Any = None
 
     @property
     def forward_share(self) -> float | None:

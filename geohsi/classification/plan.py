@@ -2,7 +2,8 @@
 
 ::
 
-    scene cube (band, y, x) ──rechunk (all bands, c × c)──► bundle.transform.apply   [C, H, W] float32, NaN = invalid
+    scene cube (band, y, x) ──rechunk (all bands, c × c)──► PixelMap.apply_numpy   [C, H, W] float32, NaN = invalid
+        (the bundle's transform for this scene folded into one affine step per chunk)
         ──overlap_reflect(r)──► blocks [C, c + 2r, c + 2r]  (neighbours inside, reflection at edges)
         (on GPU workers: raw bands [R, …] are overlapped instead, and each task turns its block
         into channels on its GPU with the transform's PixelMap)
@@ -106,8 +107,8 @@ def build_plan(
         host_workers: ``{host: Dask threads}`` of the cluster (for ``torch_threads=None``).
         spectral_on_device: run the spectral transform inside the model task on the worker's device
             (the halo'd blocks then carry the raw bands the transform reads, and the task uploads
-            the raw block once); ``False``: on the host, as Dask ops before the halo; ``None``:
-            on the device for ``cuda``, on the host for ``cpu`` (where the numpy path is as fast and
+            the raw block once); ``False``: on the host, one fused task per chunk before the halo; ``None``:
+            on the device for ``cuda``, on the host for ``cpu`` (where the fused numpy step is faster and
             the halo exchange moves 12 channels instead of every band).
 
     Returns:
@@ -136,17 +137,22 @@ def build_plan(
         spectral_on_device = device.startswith("cuda")
     # Rechunk the raw cube (all bands together) so the spectral transform already runs per map chunk.
     ds = rechunk_scene(scene, chunks)  # data variables only: band coordinates stay in memory
-    pixel_map = None
+    # The transform is per pixel, so reflecting raw bands at the edges then transforming equals
+    # transforming then reflecting: the blocks are the same pixels either way.
+    pixel_map = bundle.transform.pixel_map(ds)
+    raw = cube(ds).data
+    if len(pixel_map.bands) < raw.shape[0]:
+        raw = raw[pixel_map.bands]
     if spectral_on_device:
-        # The transform is per pixel, so reflecting raw bands at the edges then transforming equals
-        # transforming then reflecting: the blocks are the same pixels either way.
-        pixel_map = bundle.transform.pixel_map(ds)
-        raw = cube(ds).data
-        if len(pixel_map.bands) < raw.shape[0]:
-            raw = raw[pixel_map.bands]
         grid = raw
-    else:
-        grid = bundle.transform.apply(ds).data.astype("float32")
+    else:  # one fused task per chunk on the host (PixelMap.apply_numpy), then the halo of C channels
+        grid = raw.map_blocks(
+            pixel_map.apply_numpy,
+            chunks=((pixel_map.n_channels,), *raw.chunks[1:]),
+            dtype=np.float32,
+            meta=np.empty((0, 0, 0), np.float32),
+            name="spectral-transform-" + dask.base.tokenize(raw.name, pixel_map),
+        )
     blocks = overlap_reflect(grid, r)
     k = len(bundle.classes)
     spec = InferenceSpec(
@@ -159,25 +165,60 @@ def build_plan(
         precision=precision,
         torch_threads=torch_threads,
         host_workers=tuple(sorted((host_workers or {}).items())),
-        pixel_map=pixel_map,
+        pixel_map=pixel_map if spectral_on_device else None,
     )
-    name = "geohsi-classify-" + dask.base.tokenize(blocks.name, spec)
+    probs = _model_layer(blocks, spec, r, grid.chunks[1:], (h, w), gpu_resources)
+    return Plan(scene, bundle, spec, chunks, r, probs, gpu_resources)
+
+
+def _model_layer(
+    blocks: da.Array, spec: InferenceSpec, halo: int, chunks: tuple[tuple[int, ...], ...], shape: tuple[int, int], gpu: bool
+) -> da.Array:
+    """``[K, H, W]`` probabilities from the halo'd blocks: the model task per block (annotated for GPU
+    workers), and for a head with a reach the blend of each block's sums with its neighbours'."""
+    k, reach = spec.n_classes, spec.head.reach
     # scene row/column of each chunk's first core pixel: a dense head anchors its tile grid there
-    ys = tuple(int(v) for v in np.cumsum((0,) + grid.chunks[1][:-1]))
-    xs = tuple(int(v) for v in np.cumsum((0,) + grid.chunks[2][:-1]))
-    ctx = dask.annotate(resources={"GPU": 1}) if gpu_resources else contextlib.nullcontext()
+    ys = tuple(int(v) for v in np.cumsum((0,) + chunks[0][:-1]))
+    xs = tuple(int(v) for v in np.cumsum((0,) + chunks[1][:-1]))
+    out_chunks = ((k,), *chunks)
+    if reach:  # the sums over each core and the margin its tiles reach (inside the scene)
+        out_chunks = ((k + 1,), *(tuple(min(c + reach, n - o) for c, o in zip(cs, os_, strict=True))
+                                  for cs, os_, n in zip(chunks, (ys, xs), shape, strict=True)))  # fmt: skip
+    ctx = dask.annotate(resources={"GPU": 1}) if gpu else contextlib.nullcontext()
     with ctx:
-        probs = blocks.map_blocks(
+        out = blocks.map_blocks(
             block_task,
             spec=spec,
-            halo=r,
+            halo=halo,
             offsets=(ys, xs),
-            chunks=((k,), grid.chunks[1], grid.chunks[2]),
-            dtype=np.float32,
-            meta=np.empty((0, 0, 0), np.float32),
-            name=name,
+            scene_shape=shape,
+            chunks=out_chunks,
+            dtype=np.float64 if reach else np.float32,
+            meta=np.empty((0, 0, 0), np.float64 if reach else np.float32),
+            name="geohsi-classify-" + dask.base.tokenize(blocks.name, spec),
         )
-    return Plan(scene, bundle, spec, chunks, r, probs, gpu_resources)
+    return _blend_layer(out, k, chunks, (ys, xs)) if reach else out
+
+
+def _blend_layer(sums: da.Array, k: int, chunks: tuple[tuple[int, ...], ...], starts: tuple[tuple[int, ...], ...]) -> da.Array:
+    """Overlap-add: each block's probabilities from its own sums and the margins of the blocks above and
+    to the left that reach it (:func:`~geohsi.prediction.blend_accumulated`)."""
+    from dask.highlevelgraph import HighLevelGraph
+
+    from geohsi.prediction import blend_accumulated
+
+    name = "geohsi-blend-" + dask.base.tokenize(sums.name)
+    ys, xs = starts
+    reach_y = [[a for a in range(i + 1) if ys[a] + sums.chunks[1][a] > ys[i]] for i in range(len(ys))]
+    reach_x = [[b for b in range(j + 1) if xs[b] + sums.chunks[2][b] > xs[j]] for j in range(len(xs))]
+    dsk = {}
+    for i, rows in enumerate(reach_y):
+        for j, cols in enumerate(reach_x):
+            parts = [(sums.name, 0, a, b) for a in rows for b in cols]
+            offsets = [(ys[a] - ys[i], xs[b] - xs[j]) for a in rows for b in cols]
+            dsk[(name, 0, i, j)] = (blend_accumulated, parts, offsets, (chunks[0][i], chunks[1][j]))
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[sums])
+    return da.Array(graph, name, chunks=((k,), *chunks), dtype=np.float32, meta=np.empty((0, 0, 0), np.float32))
 
 
 def _georef(arr: xr.DataArray, scene: xr.Dataset) -> xr.DataArray:

@@ -26,6 +26,7 @@ from typing import Any
 
 from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
 from geohsi.classification.plan import Plan, build_plan, open_inputs
+from geohsi.classification.worker import cluster_stats, stats_delta
 from geohsi.console import say
 from geohsi.errors import ClusterError, UsageError
 
@@ -73,39 +74,78 @@ def write_map(
     return _compute_and_write(plan, outputs, client, resume=resume, overwrite=overwrite, progress=progress, log=log)
 
 
-def _forward_seconds(client: Any) -> dict[str, float] | None:
-    from geohsi.classification.worker import worker_stats
-
-    try:
-        return {w: float(s["forward_s"]) for w, s in client.run(worker_stats).items()}
-    except Exception:  # noqa: BLE001 - instrumentation only: a worker that cannot answer leaves it unknown
-        return None
-
-
 def _compute_and_write(
-    plan: Plan, outputs: MapOutputs, client: Any, *, resume: bool, overwrite: bool, progress: bool, log: Callable[[str], None]
+    plan: Plan,
+    outputs: MapOutputs,
+    client: Any,
+    *,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    log: Callable[[str], None],
+    profile: bool = False,
+    profile_report: str | os.PathLike | None = None,
 ) -> ClassifyResult:
-    """The body of :func:`write_map`, for outputs already checked: one :class:`MapJob`, waited for."""
+    """The body of :func:`write_map`, for outputs already checked: one :class:`MapJob`, waited for (and profiled on request)."""
     job = MapJob(plan, outputs, resume=resume, overwrite=overwrite, log=log)
-    before = _forward_seconds(client)
-    job.submit(client)
-    if outputs.remote:  # no disk shared with the workers is assumed: a worker builds and uploads the map
-        job.submit_finish(client)
-    try:
-        with _chunk_progress(job.futures, enabled=progress):
-            stuck = wait_unless_paused(client, lambda: job.done, paused_timeout())
-        if stuck:
-            raise ClusterError(f"{stuck}; completed chunks are kept in {job.store.path}, rerun the same command to resume")
-    except BaseException:
-        job.cancel(client)
-        raise
-    job.gather(client)
-    if job.futures:
-        after = _forward_seconds(client)
-        if before is not None and after is not None:
-            job.result.workers = len(after)
-            job.result.forward_seconds = sum(max(0.0, s - before.get(w, 0.0)) for w, s in after.items())
-    return job.finish(client)
+    before = cluster_stats(client)
+    with _task_stream(client, profile or profile_report is not None, profile_report) as stream:
+        t0 = time.perf_counter()
+        job.submit(client)
+        if outputs.remote:  # no disk shared with the workers is assumed: a worker builds and uploads the map
+            job.submit_finish(client)
+        try:
+            with _chunk_progress(job.futures, enabled=progress):
+                stuck = wait_unless_paused(client, lambda: job.done, paused_timeout())
+            if stuck:
+                raise ClusterError(f"{stuck}; completed chunks are kept in {job.store.path}, rerun the same command to resume")
+        except BaseException:
+            job.cancel(client)
+            raise
+        job.gather(client)
+        after = cluster_stats(client) if job.futures else None
+        t_finish = time.perf_counter()
+        res = job.finish(client)
+        t1 = time.perf_counter()
+    if after is not None:
+        res.workers, res.forward_seconds = len(after), stats_delta(before, after, "forward_s")
+    if stream is not None:
+        res.profile = _stage_profile(plan, stream.data, before, after, t1 - t0, 0.0 if outputs.remote else t1 - t_finish)
+        for line in res.profile.lines():
+            log(line)
+    return res
+
+
+@contextlib.contextmanager
+def _task_stream(client: Any, enabled: bool, report: str | os.PathLike | None) -> Iterator[Any]:
+    """Record the run's Dask task stream (``None`` when not ``enabled``), and a Dask performance report to ``report``."""
+    if not enabled:
+        yield None
+        return
+    from distributed import get_task_stream, performance_report
+
+    with contextlib.ExitStack() as stack:
+        if report is not None:
+            stack.enter_context(performance_report(filename=str(report)))
+        yield stack.enter_context(get_task_stream(client))
+
+
+def _stage_profile(plan: Plan, stream: list, before: dict | None, after: dict | None, wall: float, local_finish: float):
+    """The run's :class:`~geohsi.classification.profile.StageProfile` (map writing in the client counted as one thread's time)."""
+    from geohsi.classification.profile import StageProfile, stage_seconds
+
+    seconds = stage_seconds(stream, stats_delta(before, after, "forward_s") or 0.0)
+    seconds["map writing"] += local_finish
+    threads = sum(int(n) for _, n in plan.spec.host_workers) or max(1, len(after or {}))
+    tile = getattr(plan.bundle.head, "tile", None)
+    return StageProfile(
+        seconds=seconds,
+        wall_s=wall,
+        threads=threads,
+        model_inputs=int(stats_delta(before, after, "inputs") or 0),
+        pixels=int(plan.scene.sizes["y"]) * int(plan.scene.sizes["x"]),
+        tile=None if tile is None else int(tile),
+    )
 
 
 @contextlib.contextmanager
@@ -242,6 +282,8 @@ def classify(
     resume: bool = True,
     overwrite: bool = False,
     progress: bool = True,
+    profile: bool = False,
+    profile_report: str | os.PathLike | None = None,
     log: Callable[[str], None] = say,
 ) -> ClassifyResult:
     """Classify every pixel of a scene with a model bundle on a Dask cluster into map files: what ``geohsi classify`` runs.
@@ -265,6 +307,10 @@ def classify(
         resume: reuse completed chunks of an interrupted run (``--no-resume`` recomputes all).
         overwrite: replace existing outputs.
         progress: show the chunks' progress (a bar on a terminal, periodic lines in a log).
+        profile: record where the time goes (:mod:`geohsi.classification.profile`): the result's
+            ``profile``, also logged as one line per stage.
+        profile_report: also write Dask's performance report (HTML: task stream, worker profiles,
+            bandwidth) here; implies ``profile``.
         log: receives one-line messages.
 
     Returns:
@@ -297,7 +343,17 @@ def classify(
             torch_threads=info.torch_threads,
             host_workers=info.host_workers,
         )
-        res = _compute_and_write(plan, outputs, info.client, resume=resume, overwrite=overwrite, progress=progress, log=log)
+        res = _compute_and_write(
+            plan,
+            outputs,
+            info.client,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+            log=log,
+            profile=profile,
+            profile_report=profile_report,
+        )
         res.dashboard = info.dashboard_link
         return res
 

@@ -34,8 +34,9 @@ _MODELS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _LOCK = threading.Lock()
 #: how many times this process built a model (tests check that a worker loads a bundle once).
 LOAD_COUNT = 0
-#: per-process counters: seconds inside the model forward, pixels classified, tasks run.
-STATS: dict[str, float] = {"forward_s": 0.0, "pixels": 0, "tasks": 0}
+#: per-process counters: seconds inside the model forward, model inputs (windows or tiles) it ran,
+#: pixels classified, tasks run.
+STATS: dict[str, float] = {"forward_s": 0.0, "inputs": 0, "pixels": 0, "tasks": 0}
 
 
 @dataclass(frozen=True)
@@ -195,9 +196,14 @@ def block_task(
     spec: InferenceSpec,
     halo: int,
     offsets: tuple[tuple[int, ...], tuple[int, ...]],
+    scene_shape: tuple[int, int] | None = None,
     block_id: tuple[int, int, int] | None = None,
 ) -> np.ndarray:
-    """The model task of one chunk: class probabilities of a halo'd block's core, predicted by the head.
+    """The model task of one chunk: the head's prediction of a halo'd block.
+
+    A head without a :attr:`~geohsi.heads.Head.reach` (patch) gives the core's class probabilities;
+    a dense head gives the sums of the tiles the block owns over its core and margin
+    (:meth:`~geohsi.heads.dense.DenseHead.accumulate_block`), which the plan's blend step adds up.
 
     With ``spec.pixel_map`` the block holds the scene's raw bands: it is uploaded to the worker's
     device once and turned into channels there (:class:`~geohsi.spectral.pixelmap.PixelMap`), and the
@@ -210,39 +216,51 @@ def block_task(
         halo: the halo the block carries (the head's :attr:`~geohsi.heads.Head.halo`).
         offsets: scene row of each row-chunk's first core pixel, and column of each column-chunk's
             (a dense head anchors its tile grid there, so the map does not depend on the chunking).
+        scene_shape: ``(H, W)`` of the scene (needed by a head with a reach).
         block_id: ``(0, i, j)``, filled in by :func:`dask.array.map_blocks`.
 
     Returns:
-        ``[K, h, w]`` float32 probabilities, NaN at invalid pixels.
+        ``[K, h, w]`` float32 probabilities, NaN at invalid pixels; with a reach, ``[K + 1, rh, rw]``
+        float64 sums (:func:`~geohsi.prediction.dense_block_accumulate`).
     """
+    from geohsi.prediction import accumulated_shape, empty_accumulated
+
     STATS["tasks"] += 1
     i, j = (block_id or (0, 0, 0))[1], (block_id or (0, 0, 0))[2]
     h, w = block.shape[1] - 2 * halo, block.shape[2] - 2 * halo
-    channels: Any = block
-    if spec.pixel_map is not None:
-        import torch
-
-        pm = spec.pixel_map
-        channels = pm.apply(pm.raw_from_numpy(block, worker_device(spec.device)))
-        empty = bool(torch.isnan(channels[:, halo : halo + h, halo : halo + w]).any(0).all())
-    else:
-        empty = bool(np.isnan(block[:, halo : halo + h, halo : halo + w]).any(axis=0).all())
-    if empty:
-        return np.full((spec.n_classes, h, w), np.nan, dtype=np.float32)  # no model load for an empty block
+    origin = (offsets[0][i], offsets[1][j])
+    reach = spec.head.reach
+    rh, rw = accumulated_shape((h, w), origin, scene_shape, reach + 1) if reach else (h, w)
+    channels = _channels(block, spec)
+    if not _has_valid(channels, halo, rh, rw):  # no model load for a block without valid pixels
+        return (
+            empty_accumulated(spec.n_classes, (h, w), (rh, rw)) if reach else np.full((spec.n_classes, h, w), np.nan, np.float32)
+        )
     model, device = get_model(spec)
-    out = spec.head.predict_block(
-        channels,
-        model,
-        halo=halo,
-        origin=(offsets[0][i], offsets[1][j]),
-        batch_size=batch_size_for(spec, model, device),
-        device=device,
-        precision=spec.precision,
-        timer=_TIMER,
-    )
-    STATS["forward_s"] = _TIMER.seconds
-    STATS["pixels"] += int((~np.isnan(out[0])).sum())
+    run = dict(halo=halo, origin=origin, batch_size=batch_size_for(spec, model, device), device=device, precision=spec.precision)
+    if reach:
+        out = spec.head.accumulate_block(channels, model, scene_shape=scene_shape, timer=_TIMER, **run)
+    else:
+        out = spec.head.predict_block(channels, model, timer=_TIMER, **run)
+    STATS["forward_s"], STATS["inputs"] = _TIMER.seconds, _TIMER.inputs
+    STATS["pixels"] += int((~np.isnan(out[0, :h, :w])).sum())
     return out
+
+
+def _channels(block: np.ndarray, spec: InferenceSpec) -> Any:
+    """The block's channels: itself, or (with ``spec.pixel_map``) its raw bands transformed on the worker's device."""
+    if spec.pixel_map is None:
+        return block
+    pm = spec.pixel_map
+    return pm.apply(pm.raw_from_numpy(block, worker_device(spec.device)))
+
+
+def _has_valid(channels: Any, halo: int, rh: int, rw: int) -> bool:
+    """Whether the block's region past its halo (core, and margin for a head with a reach) holds a valid pixel."""
+    part = channels[:, halo : halo + rh, halo : halo + rw]
+    if isinstance(part, np.ndarray):
+        return bool((~np.isnan(part).any(0)).any())
+    return bool((~part.isnan().any(0)).any())  # a tensor on the worker's device
 
 
 def peak_rss_mb() -> float:
@@ -260,7 +278,7 @@ def peak_rss_mb() -> float:
 
 
 def worker_stats(reset: bool = False) -> dict[str, float]:
-    """This process's :data:`STATS` (forward seconds, pixels, tasks) and peak RSS in MiB; ``reset`` zeroes the counters.
+    """This process's :data:`STATS` (forward seconds, model inputs, pixels, tasks) and peak RSS in MiB; ``reset`` zeroes the counters.
 
     Meant for ``client.run(worker_stats)`` from benchmarks. The peak is ``VmHWM`` of
     ``/proc/self/status``, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across fork + exec, so a
@@ -268,9 +286,24 @@ def worker_stats(reset: bool = False) -> dict[str, float]:
     """
     out = dict(STATS, peak_rss_mb=peak_rss_mb())
     if reset:
-        STATS.update(forward_s=0.0, pixels=0, tasks=0)
-        _TIMER.seconds, _TIMER.calls = 0.0, 0
+        STATS.update(forward_s=0.0, inputs=0, pixels=0, tasks=0)
+        _TIMER.seconds, _TIMER.calls, _TIMER.inputs = 0.0, 0, 0
     return out
+
+
+def cluster_stats(client: Any) -> dict[str, dict[str, float]] | None:
+    """Every worker's :func:`worker_stats`, or ``None`` when they cannot be asked (the client side of the counters)."""
+    try:
+        return {w: dict(s) for w, s in client.run(worker_stats).items()}
+    except Exception:  # noqa: BLE001 - instrumentation only: a worker that cannot answer leaves it unknown
+        return None
+
+
+def stats_delta(before: dict | None, after: dict | None, key: str) -> float | None:
+    """What the workers added to counter ``key`` between two :func:`cluster_stats` (``None``: unknown)."""
+    if before is None or after is None:
+        return None
+    return sum(max(0.0, float(s[key]) - float(before.get(w, {}).get(key, 0.0))) for w, s in after.items())
 
 
 __all__ = [
@@ -279,8 +312,10 @@ __all__ = [
     "LOAD_COUNT",
     "batch_size_for",
     "block_task",
+    "cluster_stats",
     "get_model",
     "peak_rss_mb",
+    "stats_delta",
     "torch_threads_for_host",
     "worker_device",
     "worker_stats",

@@ -160,6 +160,15 @@ class Head(ABC):
     def halo(self) -> int:
         """Pixels of context a block needs on each side."""
 
+    @property
+    def reach(self) -> int:
+        """Pixels past a block's core that the block's own model inputs cover (0: none).
+
+        A head with a reach predicts by overlap-add: each block task returns sums over its core and
+        this margin (:meth:`accumulate_block`), and the map's blocks add their neighbours' margins.
+        """
+        return 0
+
     #: samples per forward when none is given, by device type (CUDA batches are auto-tuned).
     default_batch: ClassVar[Mapping[str, int]]
 

@@ -39,7 +39,14 @@ from geohsi.datasets.splits import SceneLayout
 from geohsi.errors import DataError, UsageError
 from geohsi.heads.augment import dihedral
 from geohsi.heads.base import CHUNK_BUDGET_BYTES, Head, image_batch, register_head
-from geohsi.prediction import ForwardTimer, default_overlap, dense_block_probabilities, dense_halo, predict_dense_classes
+from geohsi.prediction import (
+    ForwardTimer,
+    default_overlap,
+    dense_block_accumulate,
+    dense_block_probabilities,
+    dense_halo,
+    predict_dense_classes,
+)
 
 #: Target value of pixels the loss ignores (``torch.nn.CrossEntropyLoss``'s default ``ignore_index``).
 IGNORE_INDEX = -100
@@ -423,6 +430,39 @@ class DenseHead(Head):
             block,
             model,
             halo=halo,
+            tile=self.tile,
+            overlap=self.overlap,
+            origin=origin,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            timer=timer,
+        )
+
+    @property
+    def reach(self) -> int:
+        """``tile − 1``: a tile starting in a block's core reaches that far past it."""
+        return self.tile - 1
+
+    def accumulate_block(
+        self,
+        block: np.ndarray,
+        model: nn.Module,
+        *,
+        halo: int,
+        origin: tuple[int, int],
+        scene_shape: tuple[int, int],
+        batch_size: int,
+        device: Any,
+        precision: str,
+        timer: ForwardTimer | None = None,
+    ) -> np.ndarray:
+        """The block's tile sums over its core and :attr:`reach` margin (:func:`~geohsi.prediction.dense_block_accumulate`)."""
+        return dense_block_accumulate(
+            block,
+            model,
+            halo=halo,
+            scene_shape=scene_shape,
             tile=self.tile,
             overlap=self.overlap,
             origin=origin,

@@ -4,7 +4,8 @@
 * :mod:`~geohsi.prediction.patch` — one window per pixel (the paper's protocol): windows → probabilities,
   scene pixels → classes, a halo'd block → probabilities;
 * :mod:`~geohsi.prediction.dense` — tiles on a scene-anchored grid, Hann-blended: a halo'd block →
-  probabilities, a whole scene → probabilities / classes at pixels.
+  probabilities, or (overlap-add, each tile once) its own tiles' sums → a block's blend, a whole
+  scene → probabilities / classes at pixels.
 
 ``geohsi train`` (validation and test scores), ``geohsi evaluate``, the classify worker and the
 benchmarks all call these functions, so a model is run over data one way only.
@@ -13,9 +14,13 @@ benchmarks all call these functions, so a model is run over data one way only.
 """
 
 from geohsi.prediction.dense import (
+    accumulated_shape,
+    blend_accumulated,
     default_overlap,
+    dense_block_accumulate,
     dense_block_probabilities,
     dense_halo,
+    empty_accumulated,
     hann_weight,
     predict_dense,
     predict_dense_classes,
@@ -26,11 +31,15 @@ from geohsi.prediction.runtime import ForwardTimer, autocast, autotune_batch_siz
 __all__ = [
     "ForwardTimer",
     "autocast",
+    "accumulated_shape",
     "autotune_batch_size",
     "batches",
+    "blend_accumulated",
     "default_overlap",
+    "dense_block_accumulate",
     "dense_block_probabilities",
     "dense_halo",
+    "empty_accumulated",
     "hann_weight",
     "patch_block_probabilities",
     "predict_dense",

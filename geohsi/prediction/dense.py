@@ -77,6 +77,104 @@ def _check_geometry(tile: int, overlap: int) -> int:
     return tile - overlap
 
 
+def _tile_plan(gy: np.ndarray, gx: np.ndarray, ry: int, rx: int, valid: np.ndarray, tile: int):
+    """The tiles at ``gy × gx`` that cover at least one valid pixel of a region, and every tile's span in it.
+
+    Args:
+        gy, gx: tile origins (scene rows and columns).
+        ry, rx: scene row and column of the region's first pixel.
+        valid: ``[rh, rw]`` validity of the region's pixels.
+        tile: tile edge.
+
+    Returns:
+        ``(ti, tj, (y0, y1, x0, x1))``: row-major indices into ``gy``/``gx`` of the tiles to run
+        (every pixel then accumulates its tiles in one fixed order), and each origin's first and
+        last-plus-one region row (column) it covers.
+    """
+    rh, rw = valid.shape
+    y0, x0 = np.clip(gy - ry, 0, rh), np.clip(gx - rx, 0, rw)
+    y1, x1 = np.clip(gy - ry + tile, 0, rh), np.clip(gx - rx + tile, 0, rw)
+    sat = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    count = (
+        sat[y1[:, None], x1[None, :]]
+        - sat[y0[:, None], x1[None, :]]
+        - sat[y1[:, None], x0[None, :]]
+        + sat[y0[:, None], x0[None, :]]
+    )
+    ti, tj = np.nonzero(count > 0)
+    return ti, tj, (y0, y1, x0, x1)
+
+
+def _accumulate(
+    src: Any,
+    model: Any,
+    tiles: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    spans: tuple[np.ndarray, ...],
+    *,
+    region: tuple[int, int, int, int],
+    local: tuple[int, int],
+    tile: int,
+    batch_size: int,
+    precision: str,
+    timer: ForwardTimer | None,
+):
+    """Hann-weighted logit sums of tiles over a region: ``(acc [K, rh, rw], wsum [rh, rw])``, float64 on ``src``'s device.
+
+    Args:
+        src: ``[C, H', W']`` channels on the device (NaN already 0), the tiles are cut from it.
+        model: the dense model.
+        tiles: ``(gy, gx, ti, tj)``: origins and the row-major pairs of them to run.
+        spans: each origin's region span (:func:`_tile_plan`).
+        region: scene ``(row, col, height, width)`` of the region summed over.
+        local: ``src`` row and column of scene position ``(0, 0)``.
+        tile, batch_size, precision, timer: as in :func:`dense_block_probabilities`.
+    """
+    import torch
+
+    gy, gx, ti, tj = tiles
+    y0, y1, x0, x1 = spans
+    ry, rx, rh, rw = region
+    dev = src.device
+    k = int(model.head.num_classes)
+    weight = torch.from_numpy(hann_weight(tile)).to(dev)
+    w64 = weight.double()
+    acc = torch.zeros((k, rh, rw), dtype=torch.float64, device=dev)
+    wsum = torch.zeros((rh, rw), dtype=torch.float64, device=dev)
+    ly, lx = gy + local[0], gx + local[1]
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(ti), batch_size):
+            bi, bj = ti[start : start + batch_size], tj[start : start + batch_size]
+            x = torch.stack([src[:, ly[i] : ly[i] + tile, lx[j] : lx[j] + tile] for i, j in zip(bi, bj, strict=True)])
+            with autocast(dev, precision), timed(timer, len(x)):
+                logits = model(x)
+            logits = (logits.float() * weight).double()
+            for n, (i, j) in enumerate(zip(bi, bj, strict=True)):
+                r0, r1, c0, c1 = y0[i], y1[i], x0[j], x1[j]
+                tr, tc = r0 - (gy[i] - ry), c0 - (gx[j] - rx)  # first tile row/col inside the region
+                acc[:, r0:r1, c0:c1] += logits[n, :, tr : tr + r1 - r0, tc : tc + c1 - c0]
+                wsum[r0:r1, c0:c1] += w64[tr : tr + r1 - r0, tc : tc + c1 - c0]
+    return acc, wsum
+
+
+def _check_block(shape: tuple[int, ...], halo: int) -> tuple[int, int]:
+    """The core ``(h, w)`` of a halo'd ``[C, h + 2·halo, w + 2·halo]`` block."""
+    if len(shape) != 3:
+        raise UsageError(f"expected a [C, H, W] block, got shape {shape}")
+    h, w = shape[1] - 2 * halo, shape[2] - 2 * halo
+    if h < 1 or w < 1:
+        raise UsageError(f"block of shape {shape} is smaller than its halo {halo}; pass a block with a core")
+    return h, w
+
+
+def _check_reach(gy: np.ndarray, gx: np.ndarray, local: tuple[int, int], tile: int, shape: tuple[int, ...]) -> None:
+    if len(gy) and len(gx) and (gy[0] + local[0] < 0 or gx[0] + local[1] < 0 or gy[-1] + local[0] + tile > shape[1]
+                                or gx[-1] + local[1] + tile > shape[2]):  # fmt: skip
+        raise UsageError(
+            f"block halo is too small for {tile}-pixel tiles; read blocks with halo >= {dense_halo(tile)} (dense_halo)"
+        )
+
+
 def dense_block_probabilities(
     block_with_halo: Any,
     model: Any,
@@ -91,6 +189,9 @@ def dense_block_probabilities(
     timer: ForwardTimer | None = None,
 ) -> np.ndarray:
     """Class probabilities of every core pixel of a block, from overlapping Hann-blended tiles.
+
+    Every tile covering a core pixel runs here, so a tile straddling a block border runs in both
+    blocks; :func:`dense_block_accumulate` and :func:`blend_accumulated` run each tile once.
 
     Args:
         block_with_halo: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels
@@ -118,71 +219,140 @@ def dense_block_probabilities(
     """
     import torch
 
-    if tile is None:
-        tile = int(model.config.input_size[0])
-    overlap = default_overlap(tile) if overlap is None else int(overlap)
-    stride = _check_geometry(tile, overlap)
     from geohsi.prediction.runtime import device_block
 
+    tile = int(model.config.input_size[0]) if tile is None else int(tile)
+    stride = _check_geometry(tile, default_overlap(tile) if overlap is None else int(overlap))
     shape = tuple(block_with_halo.shape)
-    if len(shape) != 3:
-        raise UsageError(f"expected a [C, H, W] block, got shape {shape}")
-    h, w = shape[1] - 2 * halo, shape[2] - 2 * halo
-    if h < 1 or w < 1:
-        raise UsageError(f"block of shape {shape} is smaller than its halo {halo}; pass a block with a core")
+    h, w = _check_block(shape, halo)
     y0, x0 = int(origin[0]), int(origin[1])
-    k = int(model.head.num_classes)
-    out = np.full((k, h, w), np.nan, dtype=np.float32)
-    # One upload of the halo'd block (none when it is already a tensor on the device); the validity of
-    # the core comes back as a small boolean mask for the tile plan.
-    dev = torch.device(device)
-    blk = device_block(block_with_halo, dev)
+    out = np.full((int(model.head.num_classes), h, w), np.nan, dtype=np.float32)
+    # One upload of the halo'd block (none when it is already a tensor on the device).
+    blk = device_block(block_with_halo, torch.device(device))
     core_valid_t = ~torch.isnan(blk[:, halo : halo + h, halo : halo + w]).any(0)
     core_valid = core_valid_t.cpu().numpy()
     if not core_valid.any():
         return out
     gy, gx = _origins(y0, h, tile, stride), _origins(x0, w, tile, stride)
-    # Block-local position of each tile's first row/column (the halo'd block starts at y0 − halo).
-    ly, lx = gy - y0 + halo, gx - x0 + halo
-    if ly[0] < 0 or lx[0] < 0 or ly[-1] + tile > shape[1] or lx[-1] + tile > shape[2]:
-        raise UsageError(
-            f"block halo {halo} is too small for {tile}-pixel tiles; read blocks with halo >= {dense_halo(tile)} (dense_halo)"
-        )
-    # Skip tiles that cover no valid core pixel: their logits would be discarded anyway.
-    cy0, cx0 = np.clip(gy - y0, 0, h), np.clip(gx - x0, 0, w)
-    cy1, cx1 = np.clip(gy - y0 + tile, 0, h), np.clip(gx - x0 + tile, 0, w)
-    sat = np.pad(core_valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    count = (
-        sat[cy1[:, None], cx1[None, :]]
-        - sat[cy0[:, None], cx1[None, :]]
-        - sat[cy1[:, None], cx0[None, :]]
-        + sat[cy0[:, None], cx0[None, :]]
-    )
-    ti, tj = np.nonzero(count > 0)  # row-major: every pixel accumulates its tiles in one fixed order
-
+    local = (halo - y0, halo - x0)  # block row/col of scene (0, 0)
+    _check_reach(gy, gx, local, tile, shape)
+    ti, tj, spans = _tile_plan(gy, gx, y0, x0, core_valid, tile)  # tiles covering no valid core pixel are skipped
     # Tiles are cut, classified and Hann-blended on the device (in float64, so the blend does not
     # depend on the device), and only the probabilities come back.
-    src = torch.nan_to_num(blk, nan=0.0)  # NaN → 0 (the channel mean), as in patch mode
-    weight = torch.from_numpy(hann_weight(tile)).to(dev)
-    acc = torch.zeros((k, h, w), dtype=torch.float64, device=dev)
-    wsum = torch.zeros((h, w), dtype=torch.float64, device=dev)
-    w64 = weight.double()
-    model.eval()
+    acc, wsum = _accumulate(torch.nan_to_num(blk, nan=0.0), model, (gy, gx, ti, tj), spans, region=(y0, x0, h, w),
+                            local=local, tile=tile, batch_size=batch_size, precision=precision, timer=timer)  # fmt: skip
     with torch.inference_mode():
-        for start in range(0, len(ti), batch_size):
-            bi, bj = ti[start : start + batch_size], tj[start : start + batch_size]
-            x = torch.stack([src[:, ly[i] : ly[i] + tile, lx[j] : lx[j] + tile] for i, j in zip(bi, bj, strict=True)])
-            with autocast(dev, precision), timed(timer):
-                logits = model(x)
-            logits = (logits.float() * weight).double()
-            for n, (i, j) in enumerate(zip(bi, bj, strict=True)):
-                r0, r1, c0, c1 = cy0[i], cy1[i], cx0[j], cx1[j]
-                tr, tc = r0 - (gy[i] - y0), c0 - (gx[j] - x0)  # first tile row/col inside the core
-                acc[:, r0:r1, c0:c1] += logits[n, :, tr : tr + r1 - r0, tc : tc + c1 - c0]
-                wsum[r0:r1, c0:c1] += w64[tr : tr + r1 - r0, tc : tc + c1 - c0]
         p = torch.softmax(acc / wsum.clamp_min(1e-30), dim=0).float()
-        p = torch.where(core_valid_t, p, torch.tensor(float("nan"), device=dev))
+        p = torch.where(core_valid_t, p, torch.tensor(float("nan"), device=blk.device))
     return p.cpu().numpy()
+
+
+def _owned_origins(start: int, size: int, tile: int, stride: int) -> np.ndarray:
+    """Origins of the tiles a chunk ``[start, start + size)`` runs: those starting in it, and for the
+    first chunk also those starting before the scene (every tile touching the scene runs once)."""
+    first = int(_origins(0, 1, tile, stride)[0]) if start == 0 else math.ceil(start / stride) * stride
+    return np.arange(first, start + size, stride, dtype=np.int64)
+
+
+def dense_block_accumulate(
+    block_with_halo: Any,
+    model: Any,
+    *,
+    halo: int,
+    scene_shape: tuple[int, int],
+    tile: int | None = None,
+    overlap: int | None = None,
+    origin: tuple[int, int] = (0, 0),
+    batch_size: int = 32,
+    device: Any = "cpu",
+    precision: str = "fp32",
+    timer: ForwardTimer | None = None,
+) -> np.ndarray:
+    """The Hann-weighted logit sums of the tiles a block owns, over its core and the margin they reach.
+
+    Overlap-add: a block runs only the tiles of the scene-anchored grid whose origin lies in its core
+    (:func:`_owned_origins`), so every tile of the scene runs once, whatever the chunking. Those
+    tiles reach up to ``tile − 1`` pixels past the core's bottom and right edges, into the next
+    blocks; :func:`blend_accumulated` adds each block's margin to its neighbours' cores. A tile is
+    skipped when it covers no valid pixel of the scene.
+
+    Args:
+        block_with_halo: ``[C, h + 2·halo, w + 2·halo]`` float32 channels, NaN at invalid pixels
+            (numpy, or a tensor on ``device``); ``halo ≥ dense_halo(tile)``.
+        model: the dense model (eval mode; adapters merged).
+        halo: the halo the block carries.
+        scene_shape: ``(H, W)`` of the scene (the margin stops at its edge; the halo beyond it is a
+            reflection, not pixels of the map).
+        tile, overlap, origin, batch_size, device, precision, timer: as in :func:`dense_block_probabilities`.
+
+    Returns:
+        ``[K + 1, rh, rw]`` float64 over the scene region ``origin + [0, rh) × [0, rw)`` (the core
+        and its margin, ``rh = min(h + tile − 1, H − row)``): the weighted logit sums, NaN at the
+        core's invalid pixels, then the weight sum.
+
+    .. versionadded:: 0.3
+    """
+    import torch
+
+    from geohsi.prediction.runtime import device_block
+
+    tile = int(model.config.input_size[0]) if tile is None else int(tile)
+    stride = _check_geometry(tile, default_overlap(tile) if overlap is None else int(overlap))
+    shape = tuple(block_with_halo.shape)
+    h, w = _check_block(shape, halo)
+    y0, x0 = int(origin[0]), int(origin[1])
+    rh, rw = accumulated_shape((h, w), origin, scene_shape, tile)
+    blk = device_block(block_with_halo, torch.device(device))
+    valid = ~torch.isnan(blk[:, halo : halo + rh, halo : halo + rw]).any(0)
+    gy, gx = _owned_origins(y0, h, tile, stride), _owned_origins(x0, w, tile, stride)
+    local = (halo - y0, halo - x0)
+    _check_reach(gy, gx, local, tile, shape)
+    ti, tj, spans = _tile_plan(gy, gx, y0, x0, valid.cpu().numpy(), tile)
+    acc, wsum = _accumulate(torch.nan_to_num(blk, nan=0.0), model, (gy, gx, ti, tj), spans, region=(y0, x0, rh, rw),
+                            local=local, tile=tile, batch_size=batch_size, precision=precision, timer=timer)  # fmt: skip
+    acc[:, :h, :w] = torch.where(valid[:h, :w], acc[:, :h, :w], torch.tensor(float("nan"), dtype=acc.dtype, device=acc.device))
+    return torch.cat([acc, wsum[None]]).cpu().numpy()
+
+
+def accumulated_shape(core: tuple[int, int], origin: tuple[int, int], scene_shape: tuple[int, int], tile: int) -> tuple[int, int]:
+    """``(rh, rw)`` of :func:`dense_block_accumulate`'s region: the core and the ``tile − 1`` margin inside the scene."""
+    return (
+        min(core[0] + tile - 1, int(scene_shape[0]) - int(origin[0])),
+        min(core[1] + tile - 1, int(scene_shape[1]) - int(origin[1])),
+    )
+
+
+def empty_accumulated(k: int, core: tuple[int, int], region: tuple[int, int]) -> np.ndarray:
+    """What :func:`dense_block_accumulate` gives for a block without a valid pixel: no sums, every core pixel NaN."""
+    out = np.zeros((k + 1, *region), dtype=np.float64)
+    out[:k, : core[0], : core[1]] = np.nan
+    return out
+
+
+def blend_accumulated(parts: list[np.ndarray], offsets: list[tuple[int, int]], core: tuple[int, int]) -> np.ndarray:
+    """Probabilities of one block's core from the accumulated sums that reach it (its own and its neighbours').
+
+    Args:
+        parts: ``[K + 1, rh, rw]`` outputs of :func:`dense_block_accumulate`.
+        offsets: each part's region origin relative to the core's first pixel (``(0, 0)`` for the
+            block's own part, negative rows/columns for the blocks above and to the left).
+        core: ``(h, w)``.
+
+    Returns:
+        ``[K, h, w]`` float32 probabilities (softmax of the blended logits), NaN at invalid pixels.
+
+    .. versionadded:: 0.3
+    """
+    import torch
+
+    total = np.zeros((parts[0].shape[0], *core), dtype=np.float64)
+    for part, (dy, dx) in zip(parts, offsets, strict=True):
+        r0, c0 = max(0, dy), max(0, dx)
+        r1, c1 = min(core[0], dy + part.shape[1]), min(core[1], dx + part.shape[2])
+        if r1 > r0 and c1 > c0:
+            total[:, r0:r1, c0:c1] += part[:, r0 - dy : r1 - dy, c0 - dx : c1 - dx]
+    acc, wsum = torch.from_numpy(total[:-1]), torch.from_numpy(total[-1])
+    return torch.softmax(acc / wsum.clamp_min(1e-30), dim=0).float().numpy()
 
 
 def predict_dense(
@@ -324,9 +494,13 @@ def predict_dense_classes(
 
 __all__ = [
     "DEFAULT_OVERLAP_SHARE",
+    "accumulated_shape",
+    "blend_accumulated",
     "default_overlap",
+    "dense_block_accumulate",
     "dense_block_probabilities",
     "dense_halo",
+    "empty_accumulated",
     "hann_weight",
     "predict_dense",
     "predict_dense_classes",

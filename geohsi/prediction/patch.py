@@ -49,7 +49,7 @@ def predict_proba(
     out: list[np.ndarray] = []
     for sl in batches(len(windows), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(windows[sl])).to(device, non_blocking=True)
-        with autocast(device, precision), timed(timer):
+        with autocast(device, precision), timed(timer, len(x)):
             logits = model(x)
         out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     if not out:
@@ -149,7 +149,7 @@ def patch_block_probabilities(
             win = view[:, r_ + off, c_ + off].transpose(0, 1)  # gather: [N, C, w, w]
             if window != input_size:
                 win = F.interpolate(win, size=(input_size, input_size), mode="bilinear", align_corners=False, antialias=False)
-            with autocast(device, precision), timed(timer):
+            with autocast(device, precision), timed(timer, len(win)):
                 logits = model(win.contiguous())
             out[:, r_, c_] = torch.softmax(logits.float(), dim=-1).T
     return out.cpu().numpy()

@@ -147,6 +147,7 @@ class ForwardTimer:
     Attributes:
         seconds: total seconds timed so far.
         calls: number of timed forwards.
+        inputs: model inputs (windows or tiles) of those forwards, as given to :func:`timed`.
 
     Example:
         >>> timer = ForwardTimer()
@@ -159,7 +160,9 @@ class ForwardTimer:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls = 0
+        self.inputs = 0
         self._t0 = 0.0
+        self._pending = 0
 
     def __enter__(self) -> ForwardTimer:
         self._t0 = time.perf_counter()
@@ -170,11 +173,16 @@ class ForwardTimer:
             torch.cuda.synchronize()
         self.seconds += time.perf_counter() - self._t0
         self.calls += 1
+        self.inputs += self._pending
+        self._pending = 0
 
 
-def timed(timer: ForwardTimer | None) -> contextlib.AbstractContextManager:
-    """``timer`` as a context manager, or a no-op when there is none."""
-    return timer if timer is not None else contextlib.nullcontext()
+def timed(timer: ForwardTimer | None, inputs: int = 0) -> contextlib.AbstractContextManager:
+    """``timer`` as a context manager counting ``inputs`` model inputs, or a no-op when there is none."""
+    if timer is None:
+        return contextlib.nullcontext()
+    timer._pending = int(inputs)
+    return timer
 
 
 __all__ = ["ForwardTimer", "autocast", "autotune_batch_size", "batches", "device_block", "resolve_device", "timed"]

@@ -166,3 +166,39 @@ def test_a_scene_smaller_than_a_tile_is_a_one_line_error(tmp_path, dense_bundle)
     with pytest.raises(UsageError, match=r"20×40 pixels, smaller than the 32-pixel tiles") as e:
         predict_map(small, load_bundle(dense_bundle))
     assert "\n" not in str(e.value)
+
+
+def test_profile_of_a_run_counts_each_tile_once_and_accounts_for_the_workers_time(ip_crop_geo, dense_bundle, tmp_path):
+    """``classify(profile_report=...)`` on a real two-worker cluster: the model ran exactly the tiles of the
+    whole scene's tiling (overlap-add: none twice at the 24-px chunk borders), the stages and idle time
+    make up the run's capacity, and Dask's performance report is written."""
+    from geohsi.bundle import load_bundle
+    from geohsi.classification import classify
+    from geohsi.prediction.runtime import ForwardTimer
+    from geohsi.scene import open_scene
+    from geohsi.spectral.windows import pad_reflect_halo
+
+    b = load_bundle(dense_bundle)
+    with dask.config.set(scheduler="synchronous"):
+        ch = np.asarray(b.transform.apply(open_scene(ip_crop_geo)).values, dtype=np.float32)
+    whole = ForwardTimer()
+    dense_block_probabilities(pad_reflect_halo(ch, 31), b.build_model(merge=True), halo=31, overlap=b.head.overlap, timer=whole)
+    res = classify(ip_crop_geo, tmp_path / "map.zarr", dense_bundle, workers=2, chunks=24, progress=False,
+                   profile_report=tmp_path / "report.html", log=lambda m: None)  # fmt: skip
+    prof = res.profile
+    assert prof.model_inputs == whole.inputs > 0
+    assert prof.tile_forwards_per_pixel == pytest.approx(whole.inputs * 32**2 / (40 * 50))
+    assert prof.seconds["model forward"] > 0 and prof.seconds["read + decompress"] > 0 and prof.seconds["parts write"] > 0
+    assert sum(prof.shares.values()) == pytest.approx(1.0) and prof.threads == 2
+    assert "<title>Dask Performance Report</title>" in (tmp_path / "report.html").read_text()
+
+
+def test_profile_flag_prints_the_stages_and_is_refused_for_a_batch(ip_crop_geo, dense_bundle, tmp_path):
+    from tests.conftest import run_cli
+
+    r = run_cli("classify", ip_crop_geo, "--bundle", dense_bundle, "--out", tmp_path / "m.zarr", "--workers", "1",
+                "--no-progress", "--profile")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "model forward" in r.stderr and "tile forwards per map pixel" in r.stderr and "idle" in r.stderr
+    r = run_cli("classify", ip_crop_geo, ip_crop_geo, "--bundle", dense_bundle, "--out-dir", tmp_path / "maps", "--profile")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--profile" in r.stderr and "one scene" in r.stderr

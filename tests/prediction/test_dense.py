@@ -1,4 +1,5 @@
-"""Dense per-block inference: partition-invariant maps, seam-free blending, halo checks."""
+"""Dense per-block inference: partition-invariant maps, seam-free blending, halo checks, and the
+overlap-add path (each tile run once) giving the same map."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import torch
 
 from geohsi.errors import UsageError
 from geohsi.models.dense import build_segmenter
-from geohsi.prediction.dense import dense_block_probabilities, dense_halo, hann_weight, predict_dense
+from geohsi.prediction.dense import (
+    blend_accumulated,
+    dense_block_accumulate,
+    dense_block_probabilities,
+    dense_halo,
+    hann_weight,
+    predict_dense,
+)
+from geohsi.prediction.runtime import ForwardTimer
 from geohsi.spectral.windows import overlap_reflect, pad_reflect_halo
 
 
@@ -33,7 +42,9 @@ def model():
     return build_segmenter("tiny", 6).eval()
 
 
-def _by_blocks(model, scene: np.ndarray, chunks: tuple[tuple[int, ...], tuple[int, ...]], overlap: int) -> np.ndarray:
+def _by_blocks(
+    model, scene: np.ndarray, chunks: tuple[tuple[int, ...], tuple[int, ...]], overlap: int, timer: ForwardTimer | None = None
+) -> np.ndarray:
     """The map assembled from the blocks of a Dask partition, each with its halo (as map_blocks sees them)."""
     import dask.array as da
 
@@ -46,9 +57,60 @@ def _by_blocks(model, scene: np.ndarray, chunks: tuple[tuple[int, ...], tuple[in
         for j in range(len(chunks[1])):
             blk = np.asarray(blocks.blocks[0, i, j])
             out[:, ys[i] : ys[i + 1], xs[j] : xs[j + 1]] = dense_block_probabilities(
-                blk, model, halo=r, overlap=overlap, origin=(int(ys[i]), int(xs[j])), batch_size=5
+                blk, model, halo=r, overlap=overlap, origin=(int(ys[i]), int(xs[j])), batch_size=5, timer=timer
             )
     return out
+
+
+def _overlap_add(model, scene: np.ndarray, chunks, overlap: int, timer: ForwardTimer) -> np.ndarray:
+    """The map from each block's own tiles (dense_block_accumulate), blended with its neighbours' margins."""
+    import dask.array as da
+
+    r = dense_halo(32)
+    blocks = overlap_reflect(da.from_array(scene, chunks=((12,), *chunks)), r)
+    ys, xs = np.cumsum((0,) + chunks[0]), np.cumsum((0,) + chunks[1])
+    sums = {
+        (i, j): dense_block_accumulate(np.asarray(blocks.blocks[0, i, j]), model, halo=r, scene_shape=scene.shape[1:],
+                                       overlap=overlap, origin=(int(ys[i]), int(xs[j])), batch_size=5, timer=timer)
+        for i in range(len(chunks[0])) for j in range(len(chunks[1]))
+    }  # fmt: skip
+    out = np.empty((6,) + scene.shape[1:], np.float32)
+    for (i, j), own in sums.items():
+        assert own.shape[1:] == (min(ys[i + 1] + 31, scene.shape[1]) - ys[i], min(xs[j + 1] + 31, scene.shape[2]) - xs[j])
+        near = [(a, b) for (a, b) in sums if a <= i and b <= j]
+        out[:, ys[i] : ys[i + 1], xs[j] : xs[j + 1]] = blend_accumulated(
+            [sums[n] for n in near], [(int(ys[a] - ys[i]), int(xs[b] - xs[j])) for a, b in near], (chunks[0][i], chunks[1][j])
+        )
+    return out
+
+
+@pytest.mark.parametrize("overlap", [8, 16])
+def test_overlap_add_runs_each_tile_once_and_gives_the_same_map(model, ip_crop_channels: np.ndarray, overlap: int) -> None:
+    scene = ip_crop_channels
+    once = ForwardTimer()
+    whole = dense_block_probabilities(
+        pad_reflect_halo(scene, dense_halo(32)), model, halo=dense_halo(32), overlap=overlap, timer=once
+    )
+    labels = np.nan_to_num(whole, nan=-1).argmax(0)
+    for chunks in [((16,) * 4 + (6,), (16,) * 5 + (10,)), ((9, 61), (33, 1, 56)), ((70,), (90,)), ((40, 30), (45, 45))]:
+        by_blocks, added = ForwardTimer(), ForwardTimer()
+        summed = _overlap_add(model, scene, chunks, overlap, added)
+        np.testing.assert_allclose(summed, whole, atol=2e-6, rtol=0)
+        assert np.array_equal(np.isnan(summed), np.isnan(whole))
+        assert (np.nan_to_num(summed, nan=-1).argmax(0) == labels).all(), chunks
+        assert added.inputs == once.inputs, chunks  # every tile of the scene's tiling, once
+        if len(chunks[0]) > 1:  # the per-block path runs the tiles on block borders twice
+            _by_blocks(model, scene, chunks, overlap, timer=by_blocks)
+            assert by_blocks.inputs > once.inputs
+
+
+def test_overlap_add_of_an_all_invalid_scene_is_nan() -> None:
+    m = build_segmenter("tiny", 3).eval()
+    blk = np.full((12, 40 + 62, 40 + 62), np.nan, np.float32)
+    timer = ForwardTimer()
+    own = dense_block_accumulate(blk, m, halo=31, scene_shape=(40, 40), timer=timer)
+    assert timer.calls == 0 and own.shape == (4, 40, 40)
+    assert np.isnan(blend_accumulated([own], [(0, 0)], (40, 40))).all()
 
 
 @pytest.mark.parametrize(
