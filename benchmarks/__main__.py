@@ -128,7 +128,10 @@ def peft(
 @click.option("--workers", default=2, show_default=True, help="Dask worker processes for the classify rows.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16", show_default=True)
 @click.option(
-    "--large-scene", "large", is_flag=True, help="Also classify a 1024×1024×224 synthetic scene (EnMAP bands) in dense mode."
+    "--large-scene",
+    "large",
+    is_flag=True,
+    help="Also classify 1024² and 2048² × 224-band synthetic scenes (EnMAP bands) in dense mode, profiled, against the bare forward.",
 )
 @click.option("--quick", is_flag=True, help="Smoke run (≲ 2 min): per-class:5 splits, 1/2 epochs, short timings.")
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep scenes and bundles here.")
@@ -180,7 +183,10 @@ def inference(
     )
     if large:
         dense = Path(res["info"]["workdir"]) / f"enmap_potsdam-dense-{model}-{adapter}"
-        res["large_scene"] = large_scene(dense, size=256 if quick else 1024, workers=workers, precision=precision, log=click.echo)
+        res["large_scene"] = [
+            large_scene(dense, size=size, workers=workers, precision=precision, workdir=workdir, log=click.echo)
+            for size in ((256,) if quick else (1024, 2048))
+        ]
     if json_out:
         json_out.write_text(json.dumps(res, indent=1, default=str))
         click.echo(f"wrote {json_out}")
@@ -234,7 +240,7 @@ def batch_cmd(bundle: Path | None, workers: int, workdir: Path | None, docs: Pat
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16", show_default=True)
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep the synthetic scene and map here.")
 def large_scene_cmd(bundle: Path, size: int, chunks: int | None, workers: int, precision: str, workdir: Path | None) -> None:
-    """Classify a SIZE×SIZE synthetic scene with BUNDLE's bands (written to Zarr chunk by chunk): wall time, peak RSS per worker.
+    """Classify a SIZE×SIZE synthetic scene with BUNDLE's bands (Zarr, written chunk by chunk), profiled, against the bare forward.
 
     \b
     Example:

@@ -8,6 +8,8 @@
 * Dask classify px/s on one GPU worker ÷ the bare forward on the same pixels (a ``small`` bundle
   trained for one epoch on Indian Pines);
 * ``base`` patch-mode training steps/s (KronA+ on Q/V, bf16 autocast, batch 64 on the device);
+* ``geohsi classify --profile`` of Indian Pines with a dense bundle on one worker of the device:
+  the per-stage breakdown of where a map's time goes there;
 * the peak GPU memory.
 
 ``--dry-run`` runs the same code on the CPU with tiny sizes (CI runs it so the script cannot rot).
@@ -241,12 +243,31 @@ def run(*, out: str | os.PathLike, dry_run: bool = False, data_dir: str | os.Pat
     rows, cols = s["crop"]
     res["dask"] = _dask_classify(scene, bundle, rows=rows, cols=cols, chunks=max(16, rows // 2), workers=1, precision="bf16",
                                  batch=s["batch"], log=log, device=dev.type)  # fmt: skip
+    res["dense_profile"] = _dense_profile(scene, work, s, dev, log)
     if dev.type == "cuda":
         res["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
         log(f"peak GPU memory (this process): {res['peak_gpu_memory_mib']:,.0f} MiB")
     (out / "gpu_check.json").write_text(json.dumps(res, indent=2, default=str))
     log(f"wrote {out / 'gpu_check.json'}")
     return res
+
+
+def _dense_profile(scene: Path, work: Path, s: dict, dev: torch.device, log: Callable[[str], None]) -> dict:
+    """``geohsi classify --profile`` of the scene with a dense bundle on one worker of the device: where the time goes."""
+    import geohsi
+
+    bundle = work / "dense_bundle"
+    if not bundle.exists():
+        geohsi.train(scene, adapter="krona+", model=s["bundle_model"], head="dense", epochs=1, split="per-class:10",
+                     device=dev.type, out=bundle, progress=False, log=lambda m: None)  # fmt: skip
+    gpu = dev.type == "cuda"
+    r = geohsi.classify(scene, work / "dense_map.zarr", bundle, device=dev.type, gpus="0" if gpu else None,
+                        workers=None if gpu else 1, precision="bf16", overwrite=True, progress=False, profile=True,
+                        log=lambda m: None)  # fmt: skip
+    log(f"dense classify of {scene.name} on one {dev.type} worker, profiled: {r.valid_pixels / r.seconds:,.0f} px/s")
+    for line in r.profile.lines():
+        log(line)
+    return r.profile.to_dict()
 
 
 __all__ = ["DATASHEET_BF16_TFLOPS", "run"]

@@ -7,8 +7,10 @@
   model forward, peak RSS per worker, and the OA of both modes on Indian Pines and EnMAP with the
   same backbone and adapter. :func:`write_docs` puts the result between markers in
   ``docs/performance.md``. On a CUDA machine it adds MFU.
-* :func:`large_scene` — a 1024 × 1024 × 224 synthetic Zarr scene, written chunk by chunk,
-  classified in dense mode on a LocalCluster: wall time and peak RSS per worker.
+* :func:`large_scene` — a synthetic Zarr scene (1024² and 2048² × 224 bands), written chunk by
+  chunk, classified in dense mode on a LocalCluster with the per-stage profile, against the bare
+  forward of the same model (:func:`bare_dense_forward`): px/s, ratios, tile forwards per map pixel,
+  peak RSS per worker.
 * :func:`main` — the older section-by-section model-side benchmark (``peak``, ``modes``, ``steps``,
   ``base``, ``oa``), with ``argparse`` flags (``python -m benchmarks sections -- --help``).
 
@@ -28,6 +30,7 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -820,6 +823,73 @@ def run(
     return res
 
 
+def _tile_rate(bundle_path: str, precision: str, seconds: float, threads: int | None = None) -> float:
+    """Tiles per second of the bundle's merged model at the classify batch (16) on random channels.
+
+    Runs where it is called: in this process, or on every Dask worker at once through
+    ``client.run`` (each with ``threads`` torch threads).
+    """
+    from geohsi.bundle import load_bundle
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    b = load_bundle(bundle_path)
+    model = b.build_model(merge=True).eval()
+    if precision == "bf16":
+        model = _bf16_copy(model)
+    x = torch.randn(16, b.transform.n_channels, b.head.tile, b.head.tile)
+    with torch.inference_mode(), autocast(torch.device("cpu"), precision):
+        model(x)  # warm-up
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            model(x)
+            n += len(x)
+    return n / (time.perf_counter() - t0)
+
+
+def bare_dense_forward(bundle: Any, size: int, precision: str, client: Any = None, *, seconds: float = 4.0) -> dict:
+    """The model's own speed on a ``size × size`` scene: the forward alone, without anything around it.
+
+    * ``workers_px_s`` — the Dask workers all running the bare forward at once (``client.run``,
+      each with the torch threads classify gives it): their tiles per second × the scene's
+      pixels ÷ the tiles of its tiling (:func:`~geohsi.prediction.scene_tiles`) — the same
+      processes on the same cores, so classify's ratio to it is the share of the run the forward
+      would need if nothing else cost anything;
+    * ``block_px_s`` — :func:`dense_mode` in this process on a 96-px core block (blended alone, so
+      its border tiles count for it alone: 2.78 tile forwards per pixel) — this benchmark's
+      dense-mode row, the baseline issue 32 quotes.
+    """
+    from geohsi.prediction import scene_tiles
+
+    n_tiles = scene_tiles((size, size), bundle.head.tile, bundle.head.overlap)
+    res = {"scene_tiles": n_tiles, "tiling_forwards_per_px": n_tiles * bundle.head.tile**2 / size**2}
+    if client is not None:  # a LocalCluster on this machine: classify gives each worker cores ÷ Dask threads
+        dask_threads = sum(int(w["nthreads"]) for w in client.scheduler_info(n_workers=-1)["workers"].values())
+        threads = max(1, len(os.sched_getaffinity(0)) // dask_threads)
+        rates = client.run(_tile_rate, str(bundle.path), precision, seconds, threads)
+        res["workers_tiles_per_s"] = sum(rates.values())
+        res["workers_px_s"] = res["workers_tiles_per_s"] * size**2 / n_tiles
+    model = bundle.build_model(merge=True).eval()
+    model = _bf16_copy(model) if precision == "bf16" else model
+    chans = np.random.default_rng(0).standard_normal((bundle.transform.n_channels, 96, 96)).astype(np.float32)
+    res["block_px_s"] = dense_mode(model, chans, 96, 16, precision, bundle.head.overlap)["px_per_s"]
+    return res
+
+
+def _synthetic_scene(b: Any, size: int, where: Path) -> Path:
+    """A ``size²`` uint16 cube with the bundle's bands (uniform 1000–9000, 128-px Zarr chunks), written chunk by chunk once."""
+    import dask.array as da
+
+    from geohsi.scene import make_scene, write_scene
+
+    scene = where / f"synthetic_{size}x{size}x{b.transform.input_band_count}.zarr"
+    if not scene.exists():
+        shape = (b.transform.input_band_count, size, size)
+        cube = (da.random.default_rng(0).random(shape, chunks=(shape[0], 128, 128)) * 8000 + 1000).astype("uint16")
+        write_scene(make_scene(cube, wavelength=np.asarray(b.transform.input_wavelengths)), scene, chunks=128)
+    return scene
+
+
 def large_scene(
     bundle: str | os.PathLike,
     *,
@@ -830,82 +900,73 @@ def large_scene(
     workdir: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Classify a ``size × size`` synthetic scene with the bundle's bands, streamed to Zarr, on a LocalCluster.
+    """Classify a ``size × size`` synthetic scene with the bundle's bands on a LocalCluster, profiled, against the bare forward.
 
-    The cube (uniform random reflectance, the bundle's band count and wavelengths) is generated
-    and written chunk by chunk by Dask, never whole in memory; the map goes to a Zarr store
-    through :func:`geohsi.classify`, so the client never holds it either.
+    The cube (uniform random values, the bundle's band count and wavelengths) is generated and
+    written chunk by chunk by Dask, never whole in memory; the map goes to a Zarr store through
+    :func:`geohsi.classify` with ``profile=True``, so the client never holds it either. Right
+    before, on the same workers, :func:`bare_dense_forward` measures the model's own speed.
 
     Args:
-        bundle: a bundle (dense for the issue-9 check; its band count sets the cube's, e.g. 224 for EnMAP).
+        bundle: a dense bundle (its band count sets the cube's, e.g. 224 for EnMAP).
         size: scene edge in pixels.
         chunks: spatial chunk edge (default: the bundle head's ``default_chunk``).
-        workers: LocalCluster worker processes.
+        workers: LocalCluster worker processes (one thread each).
         precision: ``fp32`` or ``bf16``.
         workdir: where the scene and map go (default: a temporary directory, removed afterwards).
-        log: receives one line.
+        log: receives the result lines.
 
     Returns:
-        Scene shape, wall times (writing the scene, classifying), peak RSS of this process and of
-        each worker (MiB).
+        Scene shape, wall times, classify px/s, the bare forward baselines and the ratios to them,
+        tile forwards per map pixel (measured and the tiling's own), the per-stage profile, peak RSS
+        of this process and of each worker (MiB).
 
     .. versionadded:: 0.1
     """
     import shutil
     import tempfile
 
-    import dask.array as da
-
     from geohsi.bundle import load_bundle
     from geohsi.classification import classify
     from geohsi.classification.cluster import open_cluster
     from geohsi.classification.worker import worker_stats
-    from geohsi.scene import make_scene, write_scene
 
     b = load_bundle(bundle)
     nb = b.transform.input_band_count
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geohsi-large-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    scene = tmp / f"synthetic_{size}x{size}x{nb}.zarr"
     t0 = time.perf_counter()
-    if not scene.exists():
-        cube = (da.random.default_rng(0).random((nb, size, size), chunks=(nb, 128, 128)) * 8000 + 1000).astype("uint16")
-        write_scene(make_scene(cube, wavelength=np.asarray(b.transform.input_wavelengths)), scene, chunks=128)
+    scene = _synthetic_scene(b, size, tmp)
     t_write = time.perf_counter() - t0
     c = chunks or b.head.default_chunk(size, size, nb)
-    out = tmp / "map.zarr"
     with open_cluster(workers=workers) as info:
-        r = classify(
-            scene,
-            out,
-            b.path,
-            client=info.client,
-            chunks=c,
-            precision=precision,
-            overwrite=True,
-            progress=False,
-            log=lambda m: None,
-        )
+        before = bare_dense_forward(b, size, precision, info.client)
+        r = classify(scene, tmp / "map.zarr", b.path, client=info.client, chunks=c, precision=precision, overwrite=True,
+                     progress=False, profile=True, log=lambda m: None)  # fmt: skip
         stats = info.client.run(worker_stats)
+        after = bare_dense_forward(b, size, precision, info.client)
+    # the machine's speed drifts: each baseline is the mean of the measurements right before and right after
+    bare = {**before, **{k: (before[k] + after[k]) / 2 for k in ("workers_tiles_per_s", "workers_px_s", "block_px_s")},
+            "before": before, "after": after}  # fmt: skip
+    prof = r.profile.to_dict()
+    px_s = size * size / r.seconds
     res = {
-        "bundle": str(b.path),
-        "head": b.head.name,
-        "shape": [nb, size, size],
-        "chunks": c,
-        "workers": workers,
-        "precision": precision,
-        "write_scene_s": t_write,
-        "classify_s": r.seconds,
-        "px_s": size * size / r.seconds,
+        "bundle": str(b.path), "head": b.head.name, "shape": [nb, size, size], "chunks": c, "workers": workers,
+        "precision": precision, "write_scene_s": t_write, "classify_s": r.seconds, "px_s": px_s, "bare": bare,
+        "ratio_to_workers_forward": px_s / bare["workers_px_s"], "ratio_to_block_forward": px_s / bare["block_px_s"],
+        "tile_forwards_per_px": prof["tile_forwards_per_pixel"], "profile": prof,
         "peak_rss_mb_per_worker": sorted(round(s["peak_rss_mb"], 1) for s in stats.values()),
-        "client_peak_rss_mb": round(_peak_rss_mb(), 1),
-        "scene_gb": nb * size * size * 2 / 1e9,
-    }
+        "client_peak_rss_mb": round(_peak_rss_mb(), 1), "scene_gb": nb * size * size * 2 / 1e9,
+    }  # fmt: skip
+    shares = ", ".join(f"{k} {v:.1%}" for k, v in prof["shares"].items())
     log(
         f"{size}×{size}×{nb} synthetic scene, {b.head.name} mode, {c}-px chunks, {workers} workers: classified in "
-        f"{r.seconds:.0f} s ({res['px_s']:,.0f} px/s), peak RSS per worker {res['peak_rss_mb_per_worker']} MiB "
-        f"(scene {res['scene_gb']:.2f} GB uint16)"
+        f"{r.seconds:.1f} s ({px_s:,.0f} px/s) = {res['ratio_to_workers_forward']:.2f} of the workers' bare forward of its "
+        f"tiling ({bare['workers_px_s']:,.0f} px/s), {res['ratio_to_block_forward']:.2f} of the 96-px block forward "
+        f"({bare['block_px_s']:,.0f} px/s); tile forwards per map pixel {res['tile_forwards_per_px']:.3f} "
+        f"(tiling {bare['tiling_forwards_per_px']:.3f}); peak RSS per worker {res['peak_rss_mb_per_worker']} MiB"
     )
+    log(f"  stages: {shares}")
     if not workdir:
         shutil.rmtree(tmp, ignore_errors=True)
     return res
@@ -977,15 +1038,32 @@ def render_markdown(res: dict, command: str) -> str:
             )
     else:
         lines.append("| GPU MFU | no CUDA device on this machine (code path only) |")
-    if res.get("large_scene"):
-        ls = res["large_scene"]
-        lines.append(
-            f"| {ls['shape'][1]}×{ls['shape'][2]}×{ls['shape'][0]} synthetic Zarr scene, {ls['head']} mode, "
-            f"{ls['chunks']}-px chunks | {ls['classify_s']:.0f} s ({_fmt(ls['px_s'], 0)} px/s), peak RSS per worker "
-            f"{', '.join(f'{v:,.0f}' for v in ls['peak_rss_mb_per_worker'])} MiB |"
-        )
+    scenes = res.get("large_scene") or []
+    for ls in [scenes] if isinstance(scenes, dict) else scenes:  # one scene (older results) or several
+        lines += _large_scene_rows(ls)
     lines += ["", DOCS_END]
     return "\n".join(lines)
+
+
+def _large_scene_rows(ls: dict) -> list[str]:
+    """The table rows of one :func:`large_scene` result."""
+    name = f"{ls['shape'][1]}×{ls['shape'][2]}×{ls['shape'][0]} synthetic Zarr scene, {ls['head']} mode, {ls['chunks']}-px chunks"
+    rows = [
+        f"| {name} | {ls['classify_s']:.1f} s ({_fmt(ls['px_s'], 0)} px/s), peak RSS per worker "
+        f"{', '.join(f'{v:,.0f}' for v in ls['peak_rss_mb_per_worker'])} MiB |"
+    ]
+    if "bare" not in ls:
+        return rows
+    bare, prof = ls["bare"], ls["profile"]
+    shares = ", ".join(f"{k} {v:.1%}" for k, v in prof["shares"].items())
+    return rows + [
+        f"| {name}: classify ÷ the workers' bare forward of its tiling / ÷ the 96-px block forward | "
+        f"{ls['px_s']:,.0f} ÷ {bare['workers_px_s']:,.0f} = **{ls['ratio_to_workers_forward']:.2f}** / "
+        f"{ls['px_s']:,.0f} ÷ {bare['block_px_s']:,.0f} = **{ls['ratio_to_block_forward']:.2f}** |",
+        f"| {name}: tile forwards per map pixel (the tiling's own) | {ls['tile_forwards_per_px']:.3f} "
+        f"({bare['tiling_forwards_per_px']:.3f}) |",
+        f"| {name}: share of the workers' time by stage | {shares} |",
+    ]
 
 
 def write_docs(res: dict, path: str | os.PathLike, command: str) -> Path:
@@ -1007,4 +1085,14 @@ def replace_section(path: str | os.PathLike, start: str, end: str, block: str, h
     return path
 
 
-__all__ = ["bench_matmul", "forward_gflops", "large_scene", "main", "render_markdown", "replace_section", "run", "write_docs"]
+__all__ = [
+    "bare_dense_forward",
+    "bench_matmul",
+    "forward_gflops",
+    "large_scene",
+    "main",
+    "render_markdown",
+    "replace_section",
+    "run",
+    "write_docs",
+]

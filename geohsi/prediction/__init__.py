@@ -24,6 +24,7 @@ from geohsi.prediction.dense import (
     hann_weight,
     predict_dense,
     predict_dense_classes,
+    scene_tiles,
 )
 from geohsi.prediction.patch import patch_block_probabilities, predict_proba, predict_window_classes
 from geohsi.prediction.runtime import ForwardTimer, autocast, autotune_batch_size, batches, resolve_device
@@ -47,4 +48,5 @@ __all__ = [
     "predict_proba",
     "predict_window_classes",
     "resolve_device",
+    "scene_tiles",
 ]

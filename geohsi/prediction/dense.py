@@ -67,6 +67,18 @@ def _origins(start: int, size: int, tile: int, stride: int) -> np.ndarray:
     return np.arange(first, start + size, stride, dtype=np.int64)
 
 
+def scene_tiles(shape: tuple[int, int], tile: int, overlap: int | None = None) -> int:
+    """Tiles of the scene-anchored grid that touch a ``shape`` scene: what one pass over it runs at most.
+
+    ``scene_tiles(shape, tile) · tile² / (H·W)`` is the tiling's own tile forwards per map pixel
+    (``(tile / stride)²`` plus the scene's edges).
+
+    .. versionadded:: 0.3
+    """
+    stride = _check_geometry(int(tile), default_overlap(tile) if overlap is None else int(overlap))
+    return len(_origins(0, int(shape[0]), int(tile), stride)) * len(_origins(0, int(shape[1]), int(tile), stride))
+
+
 def _check_geometry(tile: int, overlap: int) -> int:
     if tile < 1:
         raise UsageError(f"dense tile edge {tile} must be a positive pixel count (e.g. 32)")
@@ -504,4 +516,5 @@ __all__ = [
     "hann_weight",
     "predict_dense",
     "predict_dense_classes",
+    "scene_tiles",
 ]

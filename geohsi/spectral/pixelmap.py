@@ -119,7 +119,7 @@ class PixelMap:
             ok &= (test != self.nodata).all(0)
         return ok
 
-    def apply_numpy(self, raw: np.ndarray, slice_pixels: int = 16384) -> np.ndarray:
+    def apply_numpy(self, raw: np.ndarray, slice_pixels: int = 4096) -> np.ndarray:
         """:meth:`apply` on the host in numpy, ``slice_pixels`` pixels converted to float64 at a time.
 
         Args:
