@@ -264,6 +264,16 @@ def resolve_bundle(bundle: str | os.PathLike | None, log: Callable[[str], None] 
     return LATEST_BUNDLE
 
 
+def _plan_on(
+    info: Any, ds: Any, bundle: Any, *, chunks: int | None, batch_size: int | None, precision: str, log: Callable[[str], None]
+) -> Plan:
+    """The scene's graph for the cluster of ``info`` (its device, GPU resources and torch threads); names its dashboard."""
+    if info.dashboard_link:
+        log(f"Dask dashboard: {info.dashboard_link}")
+    return build_plan(ds, bundle, chunks=chunks, batch_size=batch_size, device=info.device, precision=precision,
+                      gpu_resources=info.gpu_resources, torch_threads=info.torch_threads, host_workers=info.host_workers)  # fmt: skip
+
+
 def classify(
     scene: str | os.PathLike | Any,
     out: str | os.PathLike,
@@ -330,30 +340,9 @@ def classify(
     b.transform.check_scene(ds, warn=lambda m: log(f"[yellow]warning:[/] {m}"))
 
     def run(info: ClusterInfo) -> ClassifyResult:
-        if info.dashboard_link:
-            log(f"Dask dashboard: {info.dashboard_link}")
-        plan = build_plan(
-            ds,
-            b,
-            chunks=chunks,
-            batch_size=batch_size,
-            device=info.device,
-            precision=precision,
-            gpu_resources=info.gpu_resources,
-            torch_threads=info.torch_threads,
-            host_workers=info.host_workers,
-        )
-        res = _compute_and_write(
-            plan,
-            outputs,
-            info.client,
-            resume=resume,
-            overwrite=overwrite,
-            progress=progress,
-            log=log,
-            profile=profile,
-            profile_report=profile_report,
-        )
+        plan = _plan_on(info, ds, b, chunks=chunks, batch_size=batch_size, precision=precision, log=log)
+        res = _compute_and_write(plan, outputs, info.client, resume=resume, overwrite=overwrite, progress=progress, log=log,
+                                 profile=profile, profile_report=profile_report)  # fmt: skip
         res.dashboard = info.dashboard_link
         return res
 
