@@ -635,12 +635,6 @@ def run(
     """
     import tempfile
 
-    from geohsi.bundle import load_bundle
-    from geohsi.datasets.registry import ingest_dataset
-    from geohsi.models.default import default_backbone_path
-    from geohsi.training.config import resolve_train_config
-    from geohsi.training.finetune import train
-
     t_start = time.perf_counter()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(threads or cores)
@@ -653,38 +647,58 @@ def run(
     split = "per-class:5" if quick else "fraction:0.1"
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geohsi-bench-inference-"))
     work.mkdir(parents=True, exist_ok=True)
-    backbone = default_backbone_path(model)
-    res: dict = {
-        "info": {
-            "torch": torch.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cores": cores,
-            "threads": torch.get_num_threads(),
-            "workers": workers,
-            "quick": quick,
-            "model": model,
-            "adapter": adapter,
-            "backbone": str(backbone) if backbone else "random init",
-            "patch_epochs": patch_epochs,
-            "dense_epochs": dense_epochs,
-            "split": split,
-            "precision": precision,
-            "load_avg_start": os.getloadavg(),
-            "cuda": torch.cuda.is_available(),
-        }
-    }
+    res: dict = {"info": _run_info(model, adapter, quick, workers, precision, cores, split, patch_epochs, dense_epochs)}
     log(
         f"benchmarks inference: {model} backbone ({res['info']['backbone']}), {adapter}, {cores} cores, "
         f"{torch.get_num_threads()} torch threads, {workers} Dask workers{' [quick]' if quick else ''}"
     )
+    res.update(_forward_vs_peak(model, quick, min_s, log))
+    scenes = {"indian_pines": work / "indian_pines.zarr", "enmap_potsdam": work / "enmap_potsdam.zarr"}
+    bundles, res["oa"] = _train_bundles(scenes, work, model, adapter, split, {"patch": patch_epochs, "dense": dense_epochs}, log)
+    res["modes"] = _mode_rates(bundles["indian_pines"], model, quick, log)
+    res["dask"] = _dask_rows(scenes["indian_pines"], bundles["indian_pines"], quick, workers, precision, log)
+    res["gpu"] = _gpu_mfu(model, min_s, log)
+    res["info"]["load_avg_end"] = os.getloadavg()
+    res["info"]["wall_s"] = time.perf_counter() - t_start
+    res["info"]["workdir"] = str(work)
+    return res
 
-    # 1. matmul peak and model forward against it
-    # Peak and forward alternate (peak, forward, peak, ...) and each forward is divided by the higher of
-    # its two neighbouring peaks; the median over repeats is kept. On the shared 2-core machine the
-    # matmul peak itself swings 3× within a minute, so a ratio of two far-apart measurements is noise.
+
+def _run_info(model: str, adapter: str, quick: bool, workers: int, precision: str, cores: int, split: str,
+              patch_epochs: int, dense_epochs: int) -> dict:  # fmt: skip
+    """The machine and the settings of a :func:`run`."""
+    from geohsi.models.default import default_backbone_path
+
+    backbone = default_backbone_path(model)
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cores": cores,
+        "threads": torch.get_num_threads(),
+        "workers": workers,
+        "quick": quick,
+        "model": model,
+        "adapter": adapter,
+        "backbone": str(backbone) if backbone else "random init",
+        "patch_epochs": patch_epochs,
+        "dense_epochs": dense_epochs,
+        "split": split,
+        "precision": precision,
+        "load_avg_start": os.getloadavg(),
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def _forward_vs_peak(model: str, quick: bool, min_s: float, log: Callable[[str], None]) -> dict:
+    """Step 1 of :func:`run`: the matmul peak and the model forward against it (``forward``, ``peak_runs``, ``peak``).
+
+    Peak and forward alternate (peak, forward, peak, ...) and each forward is divided by the higher of
+    its two neighbouring peaks; the median over repeats is kept. On the shared 2-core machine the
+    matmul peak itself swings 3× within a minute, so a ratio of two far-apart measurements is noise.
+    """
     n_mm = 1024 if quick else 2048
     variants = (("fp32_gflops", "fp32", False), ("bf16_autocast_gflops", "bf16", False), ("bf16_weights_gflops", "bf16", True))
-    res["forward"], res["peak_runs"] = {}, []
+    res: dict = {"forward": {}, "peak_runs": []}
     for cfg in dict.fromkeys(("base", model)):
         batch = 2 if (quick and cfg == "base") else FORWARD_BATCH
         samples: dict[str, list[tuple[float, float]]] = {k: [] for k, _, _ in variants}
@@ -712,19 +726,27 @@ def run(
         f"matmul peak GFLOP/s (median of {len(res['peak_runs'])}): bf16 {res['peak']['bf16']:.1f}, fp32 {res['peak']['fp32']:.1f} "
         f"(range bf16 {min(p['bf16'] for p in res['peak_runs']):.0f}–{max(p['bf16'] for p in res['peak_runs']):.0f})"
     )
+    return res
 
-    # 2. bundles (same backbone and adapter) and OA of both modes on both scenes
-    scenes = {"indian_pines": work / "indian_pines.zarr", "enmap_potsdam": work / "enmap_potsdam.zarr"}
+
+def _train_bundles(scenes: dict[str, Path], work: Path, model: str, adapter: str, split: str, epochs: dict[str, int],
+                   log: Callable[[str], None]) -> tuple[dict[str, dict[str, Path]], dict]:  # fmt: skip
+    """Step 2 of :func:`run`: a patch and a dense bundle (same backbone and adapter) per scene, and their OA."""
+    from geohsi.bundle import load_bundle
+    from geohsi.datasets.registry import ingest_dataset
+    from geohsi.training.config import resolve_train_config
+    from geohsi.training.finetune import train
+
     bundles: dict[str, dict[str, Path]] = {}
-    res["oa"] = {}
+    oa: dict = {}
     for name, path in scenes.items():
         if not path.exists():
             ingest_dataset(name, path)
         bundles[name] = {}
-        res["oa"][name] = {}
+        oa[name] = {}
         for head, extra in (
-            ("patch", {"epochs": patch_epochs}),
-            ("dense", {"epochs": dense_epochs, "batch_size": 8, "lr": 2e-3}),
+            ("patch", {"epochs": epochs["patch"]}),
+            ("dense", {"epochs": epochs["dense"], "batch_size": 8, "lr": 2e-3}),
         ):
             out = work / f"{name}-{head}-{model}-{adapter}"
             cfg = resolve_train_config(model=model, adapter=adapter, head=head, split=split, seed=0, device="cpu", **extra)
@@ -733,7 +755,7 @@ def run(
             t_train = time.perf_counter() - t0
             bundles[name][head] = out
             m = load_bundle(out).meta.metrics  # train scores every test pixel of the split at the end
-            res["oa"][name][head] = {
+            oa[name][head] = {
                 "oa": m["overall_accuracy"],
                 "aa": m["average_accuracy"],
                 "kappa": m["kappa"],
@@ -745,19 +767,24 @@ def run(
                 f"{name} {head}: OA {m['overall_accuracy']:.4f} on all {m['n_test']} test pixels "
                 f"({extra['epochs']} epochs, train + test {t_train:.0f} s)"
             )
-        res["oa"][name]["dense_minus_patch_pp"] = 100 * (res["oa"][name]["dense"]["oa"] - res["oa"][name]["patch"]["oa"])
+        oa[name]["dense_minus_patch_pp"] = 100 * (oa[name]["dense"]["oa"] - oa[name]["patch"]["oa"])
+    return bundles, oa
 
-    # 3. patch vs dense px/s, same backbone (the Indian Pines bundles), fp32 and bf16 weights
+
+def _mode_rates(bundles: dict[str, Path], model: str, quick: bool, log: Callable[[str], None]) -> dict:
+    """Step 3 of :func:`run`: patch vs dense px/s with the same backbone (the Indian Pines bundles), fp32 and bf16 weights."""
+    from geohsi.bundle import load_bundle
+
     chans = ip_channels(Path(os.environ["GEOHSI_DATA_DIR"]))
-    pb, db = load_bundle(bundles["indian_pines"]["patch"]), load_bundle(bundles["indian_pines"]["dense"])
+    pb, db = load_bundle(bundles["patch"]), load_bundle(bundles["dense"])
     pm, dm = pb.build_model(), db.build_model()
-    res["modes"] = {}
+    modes: dict = {}
     n_px = 64 if quick else 256
     for prec in ("fp32", "bf16"):
         p_model, d_model = (pm, dm) if prec == "fp32" else (_bf16_copy(pm), _bf16_copy(dm))
         p = patch_mode(p_model, chans, n_px, 64 if quick else 256, prec)
         d = dense_mode(d_model, chans, 64 if quick else 96, 16, prec, db.head.overlap)
-        res["modes"][prec] = {
+        modes[prec] = {
             "patch_px_s": p["px_per_s"],
             "dense_px_s": d["px_per_s"],
             "dense_over_patch": d["px_per_s"] / p["px_per_s"],
@@ -768,16 +795,20 @@ def run(
             f"{model} {prec}: patch {p['px_per_s']:.1f} px/s, dense {d['px_per_s']:.0f} px/s, "
             f"dense/patch {d['px_per_s'] / p['px_per_s']:.0f}×"
         )
+    return modes
 
-    # 4. Dask classify vs the bare forward (start-up excluded), share outside the forward, peak RSS
-    res["dask"] = {}
+
+def _dask_rows(scene: Path, bundles: dict[str, Path], quick: bool, workers: int, precision: str,
+               log: Callable[[str], None]) -> dict:  # fmt: skip
+    """Step 4 of :func:`run`: Dask classify vs the bare forward (start-up excluded), share outside the forward, peak RSS."""
+    dask_res: dict = {}
     # 64×128 px in 32-px chunks = 4 tasks per worker: the share outside the forward is then the
     # steady per-chunk cost (transform, windows, write), not one compute()'s fixed latency, which
     # with a single ~3 s task per worker (32×64 px) was 20–23 % of the wall time on its own.
     rows, cols = (16, 32) if quick else (64, 128)
-    res["dask"]["patch"] = _dask_classify(
-        scenes["indian_pines"],
-        bundles["indian_pines"]["patch"],
+    dask_res["patch"] = _dask_classify(
+        scene,
+        bundles["patch"],
         rows=rows,
         cols=cols,
         chunks=8 if quick else 32,
@@ -786,19 +817,14 @@ def run(
         batch=64 if quick else 256,
         log=log,
     )
-    res["dask"]["dense"] = _dask_classify(
-        scenes["indian_pines"],
-        bundles["indian_pines"]["dense"],
-        rows=145,
-        cols=145,
-        chunks=64,
-        workers=workers,
-        precision=precision,
-        batch=16,
-        log=log,
+    dask_res["dense"] = _dask_classify(
+        scene, bundles["dense"], rows=145, cols=145, chunks=64, workers=workers, precision=precision, batch=16, log=log
     )
+    return dask_res
 
-    # 5. GPU: MFU against the nominal bf16 tensor-core peak (only where CUDA is present)
+
+def _gpu_mfu(model: str, min_s: float, log: Callable[[str], None]) -> dict | None:
+    """Step 5 of :func:`run`: MFU against the nominal bf16 tensor-core peak (only where CUDA is present)."""
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name()
         nominal = next((v for k, v in GPU_BF16_PEAK_GFLOPS.items() if k in name), None)
@@ -812,15 +838,10 @@ def run(
                 "ratio_to_matmul_peak": gf / peak["bf16"],
                 "mfu": gf / nominal if nominal else None,
             }
-        res["gpu"] = g
         log(f"GPU {name}: " + json.dumps(g["forward"]))
-    else:
-        res["gpu"] = None
-        log("no CUDA device: MFU not measured (the GPU code path runs only where torch.cuda.is_available())")
-    res["info"]["load_avg_end"] = os.getloadavg()
-    res["info"]["wall_s"] = time.perf_counter() - t_start
-    res["info"]["workdir"] = str(work)
-    return res
+        return g
+    log("no CUDA device: MFU not measured (the GPU code path runs only where torch.cuda.is_available())")
+    return None
 
 
 def _tile_rate(bundle_path: str, precision: str, seconds: float, threads: int | None = None) -> float:
