@@ -549,16 +549,45 @@ def classify_many(
 
     .. versionadded:: 0.2
     """
-    from geohsi.classification.cluster import ClusterInfo, cluster_info, host_threads, open_cluster
-    from geohsi.classification.run import paused_timeout, wait_unless_paused
+    from geohsi.classification.cluster import cluster_info, open_cluster
 
     sources = list(scenes)
+    _check_options(sources, format, scenes_in_flight)
+    out = _output_dir(out_dir)
+    opts = dict(format=format, with_probabilities=with_probabilities, confidence=confidence, chunks=chunks,
+                batch_size=batch_size, precision=precision, resume=resume, overwrite=overwrite)  # fmt: skip
+    batch = _Batch(sources, _load_bundles(bundle, log), out, opts, log)
+    if client is not None:
+        return _run_batch(batch, cluster_info(client, device, warn=lambda m: log(f"[yellow]warning:[/] {m}")), scenes_in_flight)
+    try:
+        with open_cluster(
+            scheduler, workers=workers, device=device, gpus=gpus, warn=lambda m: log(f"[yellow]warning:[/] {m}")
+        ) as info:
+            return _run_batch(batch, info, scenes_in_flight)
+    finally:
+        if scheduler is None:  # the embedded workers are gone: nothing writes any more, so no temporary is in use
+            for rec in batch.records:
+                if rec.status == "interrupted":
+                    for kind in ("tif", "zarr"):
+                        _outputs(out, rec.name, kind, with_probabilities, confidence).remove_stale_temporaries()
+
+
+def _check_options(sources: list, format: str, scenes_in_flight: int | None) -> None:
+    """Refuse an empty batch, an unknown format and a bad ``scenes_in_flight``."""
     if not sources:
         raise UsageError("no scenes given; pass scene files, --from-list FILE or --stac URL --collection C")
     if format not in FORMATS:
         raise UsageError(f"unknown --format {format!r}; use one of {', '.join(FORMATS)}")
     if scenes_in_flight is not None and (isinstance(scenes_in_flight, bool) or int(scenes_in_flight) < 1):
         raise UsageError(f"--scenes-in-flight must be at least 1, got {scenes_in_flight}")
+
+
+def _output_dir(out_dir: str | os.PathLike) -> Path | str:
+    """The batch's output directory, created (or a bucket URL, checked): maps, items and the catalogue go there.
+
+    Raises:
+        OutputError: it cannot be created.
+    """
     out = storage.as_path(out_dir)  # a URL: maps, items and the catalogue go to the bucket, written by the workers
     try:
         if storage.is_url(out):
@@ -567,74 +596,65 @@ def classify_many(
             out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot create --out-dir {out}: {e.strerror or e}; choose a writable directory") from e
-    bundles = _load_bundles(bundle, log)
-    opts = dict(
-        format=format,
-        with_probabilities=with_probabilities,
-        confidence=confidence,
-        chunks=chunks,
-        batch_size=batch_size,
-        precision=precision,
-        resume=resume,
-        overwrite=overwrite,
-    )
-    batch = _Batch(sources, bundles, out, opts, log)
+    return out
 
-    def run(info: ClusterInfo) -> BatchResult:
-        result = BatchResult(batch.records, out, dashboard=info.dashboard_link)
-        if info.dashboard_link:
-            log(f"Dask dashboard: {info.dashboard_link}")
-        before = cluster_stats(info.client)
-        t0 = time.perf_counter()
-        pending = list(range(len(sources)))
-        limit = paused_timeout()
-        threads = sum(host_threads(info.client).values()) or 1
-        in_flight = int(scenes_in_flight) if scenes_in_flight is not None else max(2, 2 * threads)
-        try:
-            while pending or batch.in_flight:
-                while pending and len(batch.in_flight) < in_flight:
-                    batch.start(pending.pop(0), info)
-                if not batch.in_flight:
-                    continue
-                ends = [j.finish_future for _, j in batch.in_flight if j.finish_future is not None]
-                stuck = wait_unless_paused(
-                    info.client, lambda: sum([j.done for _, j in batch.in_flight]) > 0, limit, futures=ends
-                )
-                if stuck:
-                    raise ClusterError(f"{stuck}; completed chunks are kept, rerun the same command to resume")
-                k, job = next((k, j) for k, j in batch.in_flight if j.done)
-                batch.in_flight.remove((k, job))
-                # the next scene goes to the workers before this one's files are written on the client
-                if pending and len(batch.in_flight) < in_flight:
-                    batch.start(pending.pop(0), info)
-                batch.finish(k, job, info.client)
-        except BaseException as e:
-            batch.interrupt(info.client, "stopped" if isinstance(e, KeyboardInterrupt) else f"stopped: {e}")
-            result.seconds = time.perf_counter() - t0
-            batch.write_index(result)
-            raise
-        result.seconds = time.perf_counter() - t0
-        after = cluster_stats(info.client)
-        result.workers = len(after or {})
-        tasks = stats_delta(before, after, "tasks")
-        result.model_tasks = None if tasks is None else int(tasks)
-        result.forward_seconds = stats_delta(before, after, "forward_s")
-        batch.write_index(result)
-        return result
 
-    if client is not None:
-        return run(cluster_info(client, device, warn=lambda m: log(f"[yellow]warning:[/] {m}")))
+def _run_batch(batch: _Batch, info: Any, scenes_in_flight: int | None) -> BatchResult:
+    """Every scene of ``batch`` through the cluster of ``info``, at most ``scenes_in_flight`` at once; the summary written.
+
+    On any interruption the scenes in flight are cancelled and the summary and catalogue of what is
+    complete are written before the exception goes on.
+    """
+    from geohsi.classification.cluster import host_threads
+
+    result = BatchResult(batch.records, batch.out_dir, dashboard=info.dashboard_link)
+    if info.dashboard_link:
+        batch.log(f"Dask dashboard: {info.dashboard_link}")
+    before = cluster_stats(info.client)
+    t0 = time.perf_counter()
+    threads = sum(host_threads(info.client).values()) or 1
+    in_flight = int(scenes_in_flight) if scenes_in_flight is not None else max(2, 2 * threads)
     try:
-        with open_cluster(
-            scheduler, workers=workers, device=device, gpus=gpus, warn=lambda m: log(f"[yellow]warning:[/] {m}")
-        ) as info:
-            return run(info)
-    finally:
-        if scheduler is None:  # the embedded workers are gone: nothing writes any more, so no temporary is in use
-            for rec in batch.records:
-                if rec.status == "interrupted":
-                    for kind in ("tif", "zarr"):
-                        _outputs(out, rec.name, kind, with_probabilities, confidence).remove_stale_temporaries()
+        _drain(batch, info, list(range(len(batch.records))), in_flight)
+    except BaseException as e:
+        batch.interrupt(info.client, "stopped" if isinstance(e, KeyboardInterrupt) else f"stopped: {e}")
+        result.seconds = time.perf_counter() - t0
+        batch.write_index(result)
+        raise
+    result.seconds = time.perf_counter() - t0
+    after = cluster_stats(info.client)
+    result.workers = len(after or {})
+    tasks = stats_delta(before, after, "tasks")
+    result.model_tasks = None if tasks is None else int(tasks)
+    result.forward_seconds = stats_delta(before, after, "forward_s")
+    batch.write_index(result)
+    return result
+
+
+def _drain(batch: _Batch, info: Any, pending: list[int], in_flight: int) -> None:
+    """Keep ``in_flight`` scenes on the cluster until ``pending`` is empty, finishing each as it completes.
+
+    Raises:
+        ClusterError: every worker stayed paused at its memory limit (:func:`~geohsi.classification.run.paused_timeout`).
+    """
+    from geohsi.classification.run import paused_timeout, wait_unless_paused
+
+    limit = paused_timeout()
+    while pending or batch.in_flight:
+        while pending and len(batch.in_flight) < in_flight:
+            batch.start(pending.pop(0), info)
+        if not batch.in_flight:
+            continue
+        ends = [j.finish_future for _, j in batch.in_flight if j.finish_future is not None]
+        stuck = wait_unless_paused(info.client, lambda: sum([j.done for _, j in batch.in_flight]) > 0, limit, futures=ends)
+        if stuck:
+            raise ClusterError(f"{stuck}; completed chunks are kept, rerun the same command to resume")
+        k, job = next((k, j) for k, j in batch.in_flight if j.done)
+        batch.in_flight.remove((k, job))
+        # the next scene goes to the workers before this one's files are written on the client
+        if pending and len(batch.in_flight) < in_flight:
+            batch.start(pending.pop(0), info)
+        batch.finish(k, job, info.client)
 
 
 __all__ = [
