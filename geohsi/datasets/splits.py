@@ -724,6 +724,34 @@ def make_split(
     .. versionadded:: 0.1
     """
     sp = parse_split(spec)
+    gap = _check_arguments(sp, val_fraction, window, gap, seed)
+    grid = _labelled_grid(labels, valid, sp)
+    idx, lab = np.asarray(grid.index, dtype=np.int64), np.asarray(grid.labels, dtype=np.int64)
+    groups = _by_class(idx, lab)
+    tr, va, te = _draw(sp, grid, groups, float(val_fraction), gap, np.random.default_rng(int(seed)), class_names)
+    arrays: dict[str, np.ndarray] = {}
+    for name, a in zip(SUBSETS, (tr, va, te), strict=True):
+        a = np.sort(a.astype(np.int64))
+        arrays[name] = a
+        arrays[f"{name}_labels"] = lab[np.searchsorted(idx, a)]  # idx is sorted and holds every a
+    split = Split(
+        spec=str(sp),
+        seed=int(seed),
+        shape=grid.layout.shape,
+        window=int(window),
+        val_fraction=float(val_fraction),
+        gap=int(gap) if sp.kind == "blocks" else 0,
+        classes=tuple(groups),
+        layout=grid.layout if len(grid.layout) > 1 else None,
+        **arrays,
+    )
+    if sp.kind in ("blocks", "scenes"):
+        _warn_missing_classes(split, sp, class_names)
+    return split
+
+
+def _check_arguments(sp: SplitSpec, val_fraction: float, window: int, gap: int | None, seed: int) -> int:
+    """Refuse a bad ``val_fraction``, ``window``, ``gap`` or ``seed`` (and blocks smaller than the gap's span); the gap."""
     if not (0.0 <= float(val_fraction) < 1.0):
         raise UsageError(f"val_fraction={val_fraction} is outside [0, 1); use e.g. 0.1 (0 = no validation)")
     if int(window) != window or window < 1:
@@ -739,6 +767,11 @@ def make_split(
             f"split {sp} has blocks smaller than the {2 * gap + 1}-pixel span of the gap {gap} around a pixel; "
             f"use blocks:S with S >= {2 * gap + 1} (e.g. blocks:{max(32, 2 * gap + 1)}) or a smaller window/gap"
         )
+    return int(gap)
+
+
+def _labelled_grid(labels: np.ndarray | LabelledPixels, valid: np.ndarray | None, sp: SplitSpec) -> LabelledPixels:
+    """The labelled pixels to split (a label grid's, inside ``valid``); refuses none, and a scene split of one scene."""
     grid = labels if isinstance(labels, LabelledPixels) else None
     if grid is None:
         labels = np.asarray(labels)
@@ -752,9 +785,23 @@ def make_split(
         raise UsageError(
             f"split {sp} holds out whole scenes but training has {len(grid.layout)}; give several scenes or use blocks:S"
         )
-    idx, lab = np.asarray(grid.index, dtype=np.int64), np.asarray(grid.labels, dtype=np.int64)
-    rng = np.random.default_rng(int(seed))
-    groups = _by_class(idx, lab)
+    return grid
+
+
+def _draw(
+    sp: SplitSpec,
+    grid: LabelledPixels,
+    groups: dict[int, np.ndarray],
+    val_fraction: float,
+    gap: int,
+    rng: np.random.Generator,
+    class_names: Mapping[int, str] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(train, validation, test)`` pixel indices of the split kind ``sp``.
+
+    Raises:
+        DataError: a class too small for ``per-class:N`` or ``fraction:F`` (all such classes named).
+    """
     sizes = {c: int(p.size) for c, p in groups.items()}
 
     def too_small(limit: int, why: str, fix: str) -> None:
@@ -784,42 +831,26 @@ def make_split(
         side = {c: min(m - 1, max(1, _round_half_up(f * m))) for c, m in sizes.items()}
         parts = _stratified(groups, side, val_fraction, rng)
     else:
-        tr, va, te = _blocks(idx, lab, grid, sp, float(val_fraction), int(gap) if sp.kind == "blocks" else 0, rng)
-        parts = None
-    if parts is not None:
-        tr, va, te = (np.concatenate([p[i] for p in parts.values()]) for i in range(3))
+        idx, lab = np.asarray(grid.index, dtype=np.int64), np.asarray(grid.labels, dtype=np.int64)
+        return _blocks(idx, lab, grid, sp, val_fraction, gap if sp.kind == "blocks" else 0, rng)
+    return tuple(np.concatenate([p[i] for p in parts.values()]) for i in range(3))  # type: ignore[return-value]
 
-    arrays: dict[str, np.ndarray] = {}
-    for name, a in zip(SUBSETS, (tr, va, te), strict=True):
-        a = np.sort(a.astype(np.int64))
-        arrays[name] = a
-        arrays[f"{name}_labels"] = lab[np.searchsorted(idx, a)]  # idx is sorted and holds every a
-    split = Split(
-        spec=str(sp),
-        seed=int(seed),
-        shape=grid.layout.shape,
-        window=int(window),
-        val_fraction=float(val_fraction),
-        gap=int(gap) if sp.kind == "blocks" else 0,
-        classes=tuple(groups),
-        layout=grid.layout if len(grid.layout) > 1 else None,
-        **arrays,
-    )
-    if sp.kind in ("blocks", "scenes"):
-        missing = split.missing_classes()
-        if missing["train"] or missing["test"]:
-            gaps = "; ".join(
-                f"no {what} pixels for " + ", ".join(_class_label(c, class_names) for c in missing[sub])
-                for sub, what in (("train", "training"), ("test", "test"))
-                if missing[sub]
-            )
-            warnings.warn(
-                f"split {sp}: {gaps} (classes confined to few {'scenes' if sp.kind == 'scenes' else 'blocks or within the gap'}); "
-                f"use {'other scenes' if sp.kind == 'scenes' else 'smaller blocks'}, another seed or fraction:F",
-                GeohsiWarning,
-                stacklevel=2,
-            )
-    return split
+
+def _warn_missing_classes(split: Split, sp: SplitSpec, class_names: Mapping[int, str] | None) -> None:
+    """A :class:`GeohsiWarning` naming the classes a block or scene split left without training or test pixels."""
+    missing = split.missing_classes()
+    if missing["train"] or missing["test"]:
+        gaps = "; ".join(
+            f"no {what} pixels for " + ", ".join(_class_label(c, class_names) for c in missing[sub])
+            for sub, what in (("train", "training"), ("test", "test"))
+            if missing[sub]
+        )
+        warnings.warn(
+            f"split {sp}: {gaps} (classes confined to few {'scenes' if sp.kind == 'scenes' else 'blocks or within the gap'}); "
+            f"use {'other scenes' if sp.kind == 'scenes' else 'smaller blocks'}, another seed or fraction:F",
+            GeohsiWarning,
+            stacklevel=3,
+        )
 
 
 __all__ = ["SPLIT_FORMS", "SUBSETS", "LabelledPixels", "SceneLayout", "Split", "SplitSpec", "make_split", "parse_split"]
