@@ -620,60 +620,16 @@ def ingest(
         UsageError: bad option values.
     """
     if from_stac is not None or collection is not None:
-        given = [
-            n
-            for n, v in (
-                ("--labels", labels),
-                ("--class-names", class_names),
-                ("--crs", crs),
-                ("--transform", transform),
-                ("--wavelengths", wavelengths),
-                ("--var", var),
-            )
-            if v is not None
-        ]
-        if given:
-            raise UsageError(f"{', '.join(given)} do not apply to STAC items (their metadata comes from the item); drop them")
-        return ingest_item(
-            [str(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)],
-            out,
-            url=from_stac,
-            collection=collection,
-            chunks=chunks,
-            overwrite=overwrite,
-            sensor=sensor,
-        )
-    out_p = as_path(out)
-    if isinstance(out_p, Path):
-        parent = out_p.absolute().parent
-        for anc in (parent, *parent.parents):
-            if anc.exists():
-                if not anc.is_dir():
-                    raise OutputError(f"cannot write {out_p}: {anc} is a file, not a directory; choose a writable --out")
-                break
-    check_output(out_p, overwrite)  # before reading anything: the cheapest refusal first
+        _refuse_for_stac(labels=labels, class_names=class_names, crs=crs, transform=transform, wavelengths=wavelengths, var=var)
+        ids = [str(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)]
+        return ingest_item(ids, out, url=from_stac, collection=collection, chunks=chunks, overwrite=overwrite, sensor=sensor)
+    out_p = _checked_out(out, overwrite)  # before reading anything: the cheapest refusal first
     paths = _as_paths(srcs)
     if isinstance(out_p, Path) and any(absolute(p) == absolute(out_p) for p in paths):
         raise UsageError(f"--out {out_p} is also an input; write the scene under another name")
-    ds = build_scene(
-        paths,
-        labels=labels,
-        class_names=class_names,
-        class_colors=class_colors,
-        crs=crs,
-        transform=transform,
-        chunks=chunks,
-        var=var,
-        label_var=label_var,
-        sensor=sensor,
-        wavelengths=wavelengths,
-        fwhm=fwhm,
-        units=units,
-        band_axis=band_axis,
-        label_field=label_field,
-        layer=layer,
-        all_touched=all_touched,
-    )
+    ds = build_scene(paths, labels=labels, class_names=class_names, class_colors=class_colors, crs=crs, transform=transform,
+                     chunks=chunks, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths, fwhm=fwhm,
+                     units=units, band_axis=band_axis, label_field=label_field, layer=layer, all_touched=all_touched)  # fmt: skip
     try:
         return write_scene(ds, out_p, chunks=chunks, overwrite=overwrite)
     except OSError as e:
@@ -682,6 +638,27 @@ def ingest(
         if fname and isinstance(out_p, Path) and not fname.startswith(str(out_p.absolute().parent)):
             raise InputFormatError(f"cannot read {fname}: {e.strerror or e}; check the input") from e
         raise OutputError(f"cannot write {out_p}: {e.strerror or e}; choose a writable --out with free space") from e
+
+
+def _refuse_for_stac(**options: Any) -> None:
+    """Refuse the options a STAC item's own metadata replaces (``labels=...`` → ``--labels``)."""
+    given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)} do not apply to STAC items (their metadata comes from the item); drop them")
+
+
+def _checked_out(out: PathLike, overwrite: bool) -> Path | str:
+    """``out`` as a path (or URL), refused when a parent is a file or it exists without ``overwrite``."""
+    out_p = as_path(out)
+    if isinstance(out_p, Path):
+        parent = out_p.absolute().parent
+        for anc in (parent, *parent.parents):
+            if anc.exists():
+                if not anc.is_dir():
+                    raise OutputError(f"cannot write {out_p}: {anc} is a file, not a directory; choose a writable --out")
+                break
+    check_output(out_p, overwrite)
+    return out_p
 
 
 def ingest_item(
