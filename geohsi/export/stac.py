@@ -79,53 +79,45 @@ def bundle_item(
     Raises:
         InputFormatError / ModelError: not a valid bundle.
     """
-    from geohsi.bundle import META_NAME, load_bundle
+    from geohsi.bundle import load_bundle
 
     b = load_bundle(bundle)
+    wl = list(b.meta.spectral.get("input_wavelengths") or [])
+    in_names = [f"b{i + 1}" for i in range(len(wl))]
+    method = str(b.meta.adapter.get("method", "model"))
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": [EXT_MLM, EXT_EO, EXT_CLASSIFICATION],
+        "id": item_id or f"geohsi-{method.replace('+', 'plus')}-{b.hash[:12]}",
+        "geometry": geometry,
+        **({"bbox": list(bbox)} if bbox is not None else {}),
+        "properties": _mlm_properties(b, wl, in_names),
+        "links": [],
+        "assets": _bundle_assets(b, href, wl, in_names),
+    }
+
+
+def _mlm_properties(b: Any, wl: list, in_names: list[str]) -> dict[str, Any]:
+    """The MLM item properties of a loaded bundle: input, output, framework, hyperparameters, backbone, metrics."""
     meta = b.meta
     spec, adapter, cfg, versions = meta.spectral, meta.adapter, meta.model_config, meta.versions
-    window = {"size": b.head.window, "input_size": b.head.input_size, "padding": "reflect", "resize": "bilinear"}
-    base = (href or str(Path(b.path).resolve())).rstrip("/")
-    wl = [w for w in (spec.get("input_wavelengths") or [])]
-    in_names = [f"b{i + 1}" for i in range(len(wl))]
-    channels = spec.get("channel_names") or [f"c{i + 1}" for i in range(int(cfg.get("in_chans", 12)))]
-    norm = spec.get("normalizer", {})
-    # geohsi's "standard" normaliser is (x - shift) / scale per channel: MLM's z-score
-    mean, std = norm.get("shift", norm.get("mean")), norm.get("scale", norm.get("std"))
-    scaling = None
-    if mean is not None and std is not None:
-        scaling = [{"type": "z-score", "mean": float(m), "stddev": float(s)} for m, s in zip(mean, std, strict=False)]
-    n_ch = len(channels)
-    head = b.head
-    m_in, m_out = head.mlm_input(n_ch), head.mlm_output(len(b.classes))
     classes = _classification_classes(b.classes)
     # adapter size: every tensor the adapter adds (the head is counted apart by its class count)
     n_trainable = sum(int(np.prod(shape)) for layer in (adapter.get("layers") or {}).values() for shape in layer.values()) or None
-    props: dict[str, Any] = {
+    m_out = b.head.mlm_output(len(b.classes))
+    return {
         "datetime": meta.created or datetime.now(UTC).isoformat(timespec="seconds"),
         "description": f"SpectralGPT + {adapter.get('method', '?')} classifier trained by geohsi",
         "mlm:name": "geohsi-spectralgpt-" + str(adapter.get("method", "adapter")).replace("+", "-plus"),
         "mlm:architecture": "Vision Transformer",
-        "mlm:tasks": head.mlm_tasks,
+        "mlm:tasks": b.head.mlm_tasks,
         "mlm:framework": "PyTorch",
         "mlm:framework_version": str(versions.get("torch", "")).split("+")[0] or "unknown",
         "mlm:pretrained": meta.backbone.kind == "file",
         "mlm:pretrained_source": meta.backbone.identity.get("name") if meta.backbone.kind == "file" else None,
         "mlm:accelerator": None,
-        "mlm:input": [
-            {
-                "name": m_in["name"],
-                "description": f"{len(wl)} scene bands reduced to {n_ch} channels by {spec.get('reduction')}, {m_in['description']}",
-                "bands": in_names,
-                "input": m_in["input"],
-                "value_scaling": scaling,
-                "resize_type": m_in["resize_type"],
-                "pre_processing_function": {
-                    "format": "python",
-                    "expression": "geohsi.spectral.transform:SpectralTransform.from_dict",
-                },
-            }
-        ],
+        "mlm:input": [_mlm_input(b, wl, in_names)],
         "mlm:output": [
             {
                 "name": m_out["name"],
@@ -140,8 +132,8 @@ def bundle_item(
             "adapter_method": adapter.get("method"),
             "adapter_config": adapter,
             "adapter_trainable_parameters": n_trainable,
-            "window": window,
-            "head": head.name,
+            "window": {"size": b.head.window, "input_size": b.head.input_size, "padding": "reflect", "resize": "bilinear"},
+            "head": b.head.name,
             "spectral_reduction": spec.get("reduction"),
             "model_config": cfg,
         },
@@ -149,30 +141,48 @@ def bundle_item(
         "geohsi:metrics": meta.metrics,
         "geohsi:classes": len(classes),
     }
-    item_id = item_id or f"geohsi-{str(adapter.get('method', 'model')).replace('+', 'plus')}-{b.hash[:12]}"
+
+
+def _mlm_input(b: Any, wl: list, in_names: list[str]) -> dict[str, Any]:
+    """The MLM input object: the scene bands, the reduction to the model's channels and their z-score scaling."""
+    spec, cfg = b.meta.spectral, b.meta.model_config
+    channels = spec.get("channel_names") or [f"c{i + 1}" for i in range(int(cfg.get("in_chans", 12)))]
+    norm = spec.get("normalizer", {})
+    # geohsi's "standard" normaliser is (x - shift) / scale per channel: MLM's z-score
+    mean, std = norm.get("shift", norm.get("mean")), norm.get("scale", norm.get("std"))
+    scaling = None
+    if mean is not None and std is not None:
+        scaling = [{"type": "z-score", "mean": float(m), "stddev": float(s)} for m, s in zip(mean, std, strict=False)]
+    m_in = b.head.mlm_input(len(channels))
+    return {
+        "name": m_in["name"],
+        "description": f"{len(wl)} scene bands reduced to {len(channels)} channels by {spec.get('reduction')}, {m_in['description']}",
+        "bands": in_names,
+        "input": m_in["input"],
+        "value_scaling": scaling,
+        "resize_type": m_in["resize_type"],
+        "pre_processing_function": {"format": "python", "expression": "geohsi.spectral.transform:SpectralTransform.from_dict"},
+    }
+
+
+def _bundle_assets(b: Any, href: str | None, wl: list, in_names: list[str]) -> dict[str, Any]:
+    """The item's assets: ``bundle.json`` (``mlm:model``, with the input bands) and the adapter weights."""
+    from geohsi.bundle import META_NAME
+
+    base = (href or str(Path(b.path).resolve())).rstrip("/")
     asset_bands = [
         {"name": n, "center_wavelength": round(float(w) / 1000.0, 9)} for n, w in zip(in_names, wl, strict=True) if w is not None
     ]
     return {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "stac_extensions": [EXT_MLM, EXT_EO, EXT_CLASSIFICATION],
-        "id": item_id,
-        "geometry": geometry,
-        **({"bbox": list(bbox)} if bbox is not None else {}),
-        "properties": props,
-        "links": [],
-        "assets": {
-            "model": {
-                "href": f"{base}/{META_NAME}",
-                "type": "application/json",
-                "title": "geohsi bundle description (load with geohsi.bundle.load_bundle on the directory)",
-                "roles": ["mlm:model", "metadata"],
-                "mlm:artifact_type": "geohsi.bundle",
-                "eo:bands": asset_bands,
-            },
-            "weights": {"href": f"{base}/adapter", "title": "adapter and head weights (safetensors)", "roles": ["mlm:weights"]},
+        "model": {
+            "href": f"{base}/{META_NAME}",
+            "type": "application/json",
+            "title": "geohsi bundle description (load with geohsi.bundle.load_bundle on the directory)",
+            "roles": ["mlm:model", "metadata"],
+            "mlm:artifact_type": "geohsi.bundle",
+            "eo:bands": asset_bands,
         },
+        "weights": {"href": f"{base}/adapter", "title": "adapter and head weights (safetensors)", "roles": ["mlm:weights"]},
     }
 
 
