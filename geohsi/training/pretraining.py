@@ -505,25 +505,47 @@ def pretrain(
             device=device,
             **options,
         )
-        probe = PretrainConfig.from_dict(base)  # validates window etc. before the (slower) transform fits
-        ranks, dev = setup(probe.run.device, log=lambda m: log(f"[yellow]{m}[/]"))
-        local_batch_size(probe.run.batch_size, ranks)  # refuse a batch the ranks cannot share before any work
-        log = log if ranks.main else (lambda m: None)  # one writer: rank 0
-        try:
-            pool, scene_records = _build_pool(resolve_scenes(scenes, work / "scenes"), probe, log)
-            cfg = _final_config(base, probe, pool, epochs, steps, options)
-            mae, runner = _mae(cfg, pool, dev, work, log)
-            history = _PretrainLoop(runner, wrap(mae, ranks, dev), pool, cfg, ranks, dev).run(
-                resume=resume, progress=progress and ranks.main, log=log, on_step=on_step
-            )
-            if ranks.main:
-                _write_pretrained(mae, pool, scene_records, history, cfg, scenes, local, dev, t_start, log)
-                runner.finish()
-        except BaseException:
-            teardown(ranks)
-            raise
-        teardown(ranks, finished=True)
+        run = dict(
+            epochs=epochs, steps=steps, options=options, resume=resume, progress=progress, on_step=on_step, t_start=t_start
+        )
+        _pretrain_ranks(scenes, local, work, base, log=log, **run)
     return str(out) if is_url(out) else local
+
+
+def _pretrain_ranks(
+    scenes: Sequence[str | os.PathLike],
+    local: Path,
+    work: Path,
+    base: dict[str, Any],
+    *,
+    epochs: float | None,
+    steps: int | None,
+    options: dict[str, Any],
+    resume: bool,
+    progress: bool,
+    on_step: Callable[[int, float], None] | None,
+    t_start: float,
+    log: Callable[[str], None],
+) -> None:
+    """The body of :func:`pretrain` on this rank: join the process group, pool, loop; rank 0 writes ``local``."""
+    probe = PretrainConfig.from_dict(base)  # validates window etc. before the (slower) transform fits
+    ranks, dev = setup(probe.run.device, log=lambda m: log(f"[yellow]{m}[/]"))
+    local_batch_size(probe.run.batch_size, ranks)  # refuse a batch the ranks cannot share before any work
+    log = log if ranks.main else (lambda m: None)  # one writer: rank 0
+    try:
+        pool, scene_records = _build_pool(resolve_scenes(scenes, work / "scenes"), probe, log)
+        cfg = _final_config(base, probe, pool, epochs, steps, options)
+        mae, runner = _mae(cfg, pool, dev, work, log)
+        history = _PretrainLoop(runner, wrap(mae, ranks, dev), pool, cfg, ranks, dev).run(
+            resume=resume, progress=progress and ranks.main, log=log, on_step=on_step
+        )
+        if ranks.main:
+            _write_pretrained(mae, pool, scene_records, history, cfg, scenes, local, dev, t_start, log)
+            runner.finish()
+    except BaseException:
+        teardown(ranks)
+        raise
+    teardown(ranks, finished=True)
 
 
 def _check_outputs(out: Path, epochs: float | None, steps: int | None, overwrite: bool, resume: bool) -> None:
