@@ -334,6 +334,50 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
         hdr = parse_header(header.read_text(errors="replace"), src)
     except OSError as e:
         raise InputFormatError(f"cannot read {header}: {e.strerror}; check its permissions") from e
+    samples, lines, bands, offset, dtype, interleave = _layout(hdr, src, data)
+
+    names = _split_list(hdr["band names"]) if "band names" in hdr else None
+    if names is not None and len(names) != bands:
+        names = None  # a stale list is worse than none
+    bands_nm = _band_table(hdr, src, names)
+    bbl = _floats(hdr, "bbl", src)
+    good = None if bbl is None else bbl != 0
+    nodata = _float(hdr, "data ignore value", src)
+    scale = _reflectance_scale(hdr, src)
+    geo = georef_from_header(hdr, src)
+    attrs: dict[str, Any] = {"source_files": [str(data.resolve())], "source_format": "envi", "interleave": interleave}
+    if hdr.get("sensor type") and hdr["sensor type"].lower() != "unknown":
+        attrs["sensor"] = hdr["sensor type"]
+    if hdr.get("acquisition time"):
+        attrs["acquisition_time"] = hdr["acquisition time"]
+    if hdr.get("data units"):
+        attrs["units"] = hdr["data units"]
+    if geo.crs is None:
+        attrs["crs_note"] = geo.note
+    raw = _RawCube(data, offset, dtype, interleave, bands, lines, samples)
+    arr = lazy_cube(raw, (-1, chunks, chunks), f"envi-{file_token(data, header)}")
+    return make_scene(
+        arr,
+        var=quantity or _quantity(hdr, data),
+        wavelength=bands_nm.wavelength,
+        fwhm=bands_nm.fwhm,
+        good_band=good,
+        crs=geo.crs,
+        transform=geo.transform if geo.crs is not None else None,
+        nodata=nodata,
+        scale_factor=scale,
+        band_names=names,
+        attrs=attrs,
+    )
+
+
+def _layout(hdr: dict[str, str], src: str, data: Path) -> tuple[int, int, int, int, np.dtype, str]:
+    """``(samples, lines, bands, header offset, dtype, interleave)`` of the data file, checked against its size.
+
+    Raises:
+        InputFormatError: an unsupported data type, byte order or interleave, a non-positive size,
+            or a data file whose length disagrees with the header.
+    """
     samples, lines, bands = _int(hdr, "samples", src), _int(hdr, "lines", src), _int(hdr, "bands", src)
     offset = _int(hdr, "header offset", src, 0)
     code = _int(hdr, "data type", src)
@@ -360,55 +404,30 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
             f"{data} is {size} bytes but {src} describes {expected} ({bands} bands × {lines} lines × {samples} samples × "
             f"{dtype.itemsize} B + {offset} offset); the file is truncated or the header is wrong"
         )
+    return samples, lines, bands, offset, dtype, interleave
 
-    names = _split_list(hdr["band names"]) if "band names" in hdr else None
-    if names is not None and len(names) != bands:
-        names = None  # a stale list is worse than none
+
+def _band_table(hdr: dict[str, str], src: str, names: list[str] | None):
+    """The band table in nm: the header's wavelengths and FWHM, or centres from ``"<number> <unit>"`` band names."""
     units = hdr.get("wavelength units")
     wl = _floats(hdr, "wavelength", src)
     if wl is None and names is not None and (named := wavelengths_from_band_names(names)) is not None:
         # centres from "<number> <unit>" band names: the widths share the names' unit unless the header states one
         wl, units = named, units or band_names_unit(names)
-        bands_nm = band_table_nm(wl, _floats(hdr, "fwhm", src), units="nm", fwhm_units=units)
-    else:
-        bands_nm = band_table_nm(wl, _floats(hdr, "fwhm", src), units=units)
-    bbl = _floats(hdr, "bbl", src)
-    good = None if bbl is None else bbl != 0
-    nodata = _float(hdr, "data ignore value", src)
-    scale = None
+        return band_table_nm(wl, _floats(hdr, "fwhm", src), units="nm", fwhm_units=units)
+    return band_table_nm(wl, _floats(hdr, "fwhm", src), units=units)
+
+
+def _reflectance_scale(hdr: dict[str, str], src: str) -> float | None:
+    """The scale factor of ``reflectance scale factor`` (ENVI: the stored value meaning 100 %, so 1 / factor); ``None`` for 0 or 1."""
     f = _float(hdr, "reflectance scale factor", src)
-    if f is not None:
-        # ENVI: the stored value that means 100 % reflectance → reflectance = value / factor.
-        if not np.isfinite(f):
-            raise InputFormatError(
-                f"{src}: reflectance scale factor = {hdr['reflectance scale factor']!r} is not finite; fix the header"
-            )
-        scale = None if f in (0.0, 1.0) else 1.0 / f
-    geo = georef_from_header(hdr, src)
-    attrs: dict[str, Any] = {"source_files": [str(data.resolve())], "source_format": "envi", "interleave": interleave}
-    if hdr.get("sensor type") and hdr["sensor type"].lower() != "unknown":
-        attrs["sensor"] = hdr["sensor type"]
-    if hdr.get("acquisition time"):
-        attrs["acquisition_time"] = hdr["acquisition time"]
-    if hdr.get("data units"):
-        attrs["units"] = hdr["data units"]
-    if geo.crs is None:
-        attrs["crs_note"] = geo.note
-    raw = _RawCube(data, offset, dtype, interleave, bands, lines, samples)
-    arr = lazy_cube(raw, (-1, chunks, chunks), f"envi-{file_token(data, header)}")
-    return make_scene(
-        arr,
-        var=quantity or _quantity(hdr, data),
-        wavelength=bands_nm.wavelength,
-        fwhm=bands_nm.fwhm,
-        good_band=good,
-        crs=geo.crs,
-        transform=geo.transform if geo.crs is not None else None,
-        nodata=nodata,
-        scale_factor=scale,
-        band_names=names,
-        attrs=attrs,
-    )
+    if f is None:
+        return None
+    if not np.isfinite(f):
+        raise InputFormatError(
+            f"{src}: reflectance scale factor = {hdr['reflectance scale factor']!r} is not finite; fix the header"
+        )
+    return None if f in (0.0, 1.0) else 1.0 / f
 
 
 __all__ = [

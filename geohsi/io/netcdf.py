@@ -126,23 +126,7 @@ def read(
     if not p.exists():
         raise InputFormatError(f"input {p} does not exist; check the path")
     src = _open(p)
-    numeric3 = {str(n): v for n, v in src.data_vars.items() if v.ndim == 3 and np.dtype(v.dtype).kind in "iufb"}
-    if var is not None:
-        if var not in src.data_vars:
-            raise InputFormatError(
-                f"{p} has no variable {var!r} (it has {sorted(map(str, src.data_vars))}); choose one with --var"
-            )
-        if var not in numeric3:
-            raise InputFormatError(
-                f"{p}: variable {var!r} has dims {src[var].dims}, not a 3-D numeric cube; choose one with --var"
-            )
-        name = var
-    else:
-        if not numeric3:
-            found = ", ".join(f"{n} {tuple(v.dims)}" for n, v in src.data_vars.items()) or "none"
-            raise InputFormatError(f"{p} holds no 3-D numeric variable (variables: {found}); give a (band, y, x) cube")
-        geohsi_var = [n for n in DATA_VARS if n in numeric3]
-        name = geohsi_var[0] if geohsi_var else max(numeric3, key=lambda n: numeric3[n].size)
+    name = _cube_variable(p, src, var)
     v = src[name]
     bdim = _band_dim(p, v, band_dim)
     ydim, xdim = [str(d) for d in v.dims if d != bdim]
@@ -150,22 +134,7 @@ def read(
         ydim, xdim = xdim, ydim
     stored_order = tuple(map(str, v.dims)) == (bdim, ydim, xdim)
     v = v.transpose(bdim, ydim, xdim)
-    crs = None
-    transform = None
-    try:
-        v = v.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim)
-        crs = v.rio.crs or src.rio.crs
-        if int(src.attrs.get("georeferenced", 1)) == 0:
-            crs = None  # a geohsi pixel-grid scene stays one
-    except Exception:  # noqa: BLE001 — non-spatial dims: treated as a pixel grid below
-        crs = None
-    if crs is not None:
-        if xdim not in v.coords or ydim not in v.coords:
-            raise GeoreferenceError(f"{p}: {name!r} has a CRS but no {xdim}/{ydim} coordinates; add them or drop the CRS")
-        try:
-            transform = v.rio.transform(recalc=True)
-        except Exception as e:  # rioxarray raises for irregular coordinates
-            raise GeoreferenceError(f"{p}: the {ydim}/{xdim} coordinates are not a regular grid ({e}); regrid first") from e
+    v, crs, transform = _georeference(p, src, v, name, ydim, xdim)
     wl_units = None
     for n in ("wavelength", "wavelengths", bdim):
         if n in v.coords:
@@ -202,6 +171,55 @@ def read(
         add_offset=v.attrs.get("add_offset"),
         attrs=attrs,
     )
+
+
+def _cube_variable(p: Path, src: xr.Dataset, var: str | None) -> str:
+    """The cube's variable: ``var`` (checked), a geohsi data variable, or the largest 3-D numeric one.
+
+    Raises:
+        InputFormatError: ``var`` missing or not a 3-D numeric cube; no 3-D numeric variable at all.
+    """
+    numeric3 = {str(n): v for n, v in src.data_vars.items() if v.ndim == 3 and np.dtype(v.dtype).kind in "iufb"}
+    if var is not None:
+        if var not in src.data_vars:
+            raise InputFormatError(
+                f"{p} has no variable {var!r} (it has {sorted(map(str, src.data_vars))}); choose one with --var"
+            )
+        if var not in numeric3:
+            raise InputFormatError(
+                f"{p}: variable {var!r} has dims {src[var].dims}, not a 3-D numeric cube; choose one with --var"
+            )
+        return var
+    if not numeric3:
+        found = ", ".join(f"{n} {tuple(v.dims)}" for n, v in src.data_vars.items()) or "none"
+        raise InputFormatError(f"{p} holds no 3-D numeric variable (variables: {found}); give a (band, y, x) cube")
+    geohsi_var = [n for n in DATA_VARS if n in numeric3]
+    return geohsi_var[0] if geohsi_var else max(numeric3, key=lambda n: numeric3[n].size)
+
+
+def _georeference(p: Path, src: xr.Dataset, v: xr.DataArray, name: str, ydim: str, xdim: str):
+    """``(v, crs, transform)``: the variable with its spatial dims set, and its CRS and affine (``None`` for a pixel grid).
+
+    Raises:
+        GeoreferenceError: a CRS without coordinates, or coordinates that are not a regular grid.
+    """
+    crs = None
+    transform = None
+    try:
+        v = v.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim)
+        crs = v.rio.crs or src.rio.crs
+        if int(src.attrs.get("georeferenced", 1)) == 0:
+            crs = None  # a geohsi pixel-grid scene stays one
+    except Exception:  # noqa: BLE001 — non-spatial dims: treated as a pixel grid below
+        crs = None
+    if crs is not None:
+        if xdim not in v.coords or ydim not in v.coords:
+            raise GeoreferenceError(f"{p}: {name!r} has a CRS but no {xdim}/{ydim} coordinates; add them or drop the CRS")
+        try:
+            transform = v.rio.transform(recalc=True)
+        except Exception as e:  # rioxarray raises for irregular coordinates
+            raise GeoreferenceError(f"{p}: the {ydim}/{xdim} coordinates are not a regular grid ({e}); regrid first") from e
+    return v, crs, transform
 
 
 __all__ = ["read"]
