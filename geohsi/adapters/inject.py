@@ -406,31 +406,7 @@ def apply_adapter(
     if method in LAYER_CLASSES:
         patterns = resolve_targets(targets)
         preset = targets if isinstance(targets, str) and targets in PRESETS else None
-        chosen = select_targets(model, patterns, heads)
-        if not chosen:
-            linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not _under(n, heads)]
-            sample = ", ".join(linears[:4]) or "none"
-            raise UsageError(
-                f"targets {', '.join(patterns)} match no nn.Linear of the model (e.g. {sample}); "
-                "use a preset such as 'qv' or patterns naming those layers"
-            )
-        cls = LAYER_CLASSES[method]
-        kwargs = _layer_kwargs(method, opts)
-        # Build every wrapper before swapping any in, so a bad option leaves the model untouched.
-        grad_flags = {id(p): p.requires_grad for p in model.parameters()}
-        try:
-            wrapped = [(n, cls(m, **kwargs)) for n, m in chosen]
-            if method.endswith("+"):
-                for _, layer in wrapped:
-                    layer.set_boost(opts["boost"])
-        except Exception:
-            for p in model.parameters():  # wrappers freeze their base layer on construction: undo
-                p.requires_grad_(grad_flags[id(p)])
-            raise
-        for n, layer in wrapped:
-            parent_name, _, child = n.rpartition(".")
-            setattr(model.get_submodule(parent_name) if parent_name else model, child, layer)
-            layer_shapes[n] = layer.factor_shapes()
+        layer_shapes = _wrap_targets(model, method, opts, patterns, heads)
 
     config: dict[str, Any] = {
         "method": method,
@@ -459,6 +435,44 @@ def apply_adapter(
         head_params=sum(p.numel() for n, p in model.named_parameters() if _under(n, heads)),
         description=describe_adapter(config),
     )
+
+
+def _wrap_targets(
+    model: nn.Module, method: str, opts: dict[str, Any], patterns: tuple[str, ...], heads: tuple[str, ...]
+) -> dict[str, dict[str, list[int]]]:
+    """Swap every ``nn.Linear`` matching ``patterns`` (outside the heads) for the method's layer; their factor shapes.
+
+    Every wrapper is built before any is swapped in, so a bad option leaves the model untouched.
+
+    Raises:
+        UsageError: no ``nn.Linear`` matches; a wrapper refuses its options (e.g. factor shapes).
+    """
+    chosen = select_targets(model, patterns, heads)
+    if not chosen:
+        linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not _under(n, heads)]
+        sample = ", ".join(linears[:4]) or "none"
+        raise UsageError(
+            f"targets {', '.join(patterns)} match no nn.Linear of the model (e.g. {sample}); "
+            "use a preset such as 'qv' or patterns naming those layers"
+        )
+    cls = LAYER_CLASSES[method]
+    kwargs = _layer_kwargs(method, opts)
+    grad_flags = {id(p): p.requires_grad for p in model.parameters()}
+    try:
+        wrapped = [(n, cls(m, **kwargs)) for n, m in chosen]
+        if method.endswith("+"):
+            for _, layer in wrapped:
+                layer.set_boost(opts["boost"])
+    except Exception:
+        for p in model.parameters():  # wrappers freeze their base layer on construction: undo
+            p.requires_grad_(grad_flags[id(p)])
+        raise
+    shapes = {}
+    for n, layer in wrapped:
+        parent_name, _, child = n.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, layer)
+        shapes[n] = layer.factor_shapes()
+    return shapes
 
 
 def adapter_config(model: nn.Module) -> dict[str, Any]:
