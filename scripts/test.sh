@@ -9,10 +9,11 @@ if [ -z "${GEOHSI_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
   GEOHSI_DATA_DIR="$(cd ../shared/data && pwd)"
   export GEOHSI_DATA_DIR
 fi
-echo "[test] lint: ruff check, ruff format --check, lint-imports"
+echo "[test] lint: ruff check, ruff format --check, lint-imports, functions over 100 lines"
 .venv/bin/ruff check --no-cache geohsi cli benchmarks tests
 .venv/bin/ruff format --check --no-cache geohsi cli benchmarks tests
 .venv/bin/lint-imports --no-cache
+.venv/bin/python scripts/long_functions.py
 echo "[test] fast job"
 .venv/bin/python -m pytest -m "not slow" -q -p no:cacheprovider --durations=15
 echo "[test] GPU check, dry run on the CPU (benchmarks/gpu_check.sh --dry-run)"
