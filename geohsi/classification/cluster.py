@@ -27,8 +27,6 @@ MIN_WORKER_MEMORY = 1 << 30
 #: Dask threads of a GPU worker: one reads and decompresses the next block while another runs the
 #: model on the current one; more would only queue blocks for the same GPU and multiply host memory.
 GPU_WORKER_THREADS = 2
-#: environment override for tests: pretend this many GPUs are visible (``0..N-1``).
-FAKE_GPUS_ENV = "GEOHSI_FAKE_GPUS"
 
 
 @dataclass
@@ -151,26 +149,14 @@ def _physical_gpu_count() -> int:
 def visible_gpus() -> list[str]:
     """The GPUs the embedded cluster may use, as ``CUDA_VISIBLE_DEVICES`` entries.
 
-    ``GEOHSI_FAKE_GPUS=N`` (:data:`FAKE_GPUS_ENV`) pretends there are N GPUs ``0..N-1`` (the CPU tests
-    of the cluster layout use it; the workers then fall back to the CPU). Otherwise the entries of
-    this process's ``CUDA_VISIBLE_DEVICES`` when it is set (ids or ``GPU-…`` UUIDs, up to the first
-    invalid one as CUDA reads it), else ``0..N-1`` for the N GPUs the driver reports.
+    The entries of this process's ``CUDA_VISIBLE_DEVICES`` when it is set (ids or ``GPU-…`` UUIDs, up
+    to the first invalid one as CUDA reads it), else ``0..N-1`` for the N GPUs the driver reports.
+    :func:`select_gpus` and :func:`open_cluster` look it up when they run, so a test can stand in
+    GPUs for it (the workers then fall back to the CPU).
 
     Returns:
         The device entries, empty when there is no GPU.
-
-    Raises:
-        UsageError: ``GEOHSI_FAKE_GPUS`` is not a non-negative integer.
     """
-    fake = os.environ.get(FAKE_GPUS_ENV)
-    if fake is not None:
-        try:
-            n = int(fake)
-            if n < 0:
-                raise ValueError
-        except ValueError:
-            raise UsageError(f"{FAKE_GPUS_ENV}={fake!r} is not a GPU count; unset it or give a number like 2") from None
-        return [str(i) for i in range(n)]
     n = _physical_gpu_count()
     if n == 0:
         return []
@@ -313,7 +299,7 @@ def _gpu_cluster(devices: Sequence[str], threads: int) -> object:
     from distributed import Nanny, Scheduler, SpecCluster
     from distributed.system import MEMORY_LIMIT
 
-    if os.environ.get(FAKE_GPUS_ENV) is None:
+    if _physical_gpu_count():  # dask-cuda needs the GPUs to be there
         try:
             from dask_cuda import LocalCUDACluster
         except ImportError:
@@ -449,7 +435,6 @@ def open_cluster(
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
-    "FAKE_GPUS_ENV",
     "GPU_WORKER_THREADS",
     "ClusterInfo",
     "cluster_info",
