@@ -1,10 +1,14 @@
 """What runs inside a Dask worker: the process-level model cache and the per-block inference.
 
-The graph carries the bundle *path* and its hash, never weights. The first task a worker process
-runs for a bundle loads it (adapters merged into the weights, eval mode, moved to the device,
-weights converted to bf16 once when the precision is bf16) into :data:`_MODELS`, keyed by
-``(hash, device, precision)``; every later task of that process reuses it. A bundle that changed
-on disk since the graph was built (another hash) is refused rather than silently mixed.
+The graph carries the bundle *path* and its hash, never weights. The first task a worker runs for
+a bundle loads it (adapters merged into the weights, eval mode, moved to the device, weights
+converted to bf16 once when the precision is bf16) into the worker's :class:`ModelCache`, keyed by
+``(hash, device, precision)``; every later task of that worker reuses it. A bundle that changed on
+disk since the graph was built (another hash) is refused rather than silently mixed. The cache is
+a Dask worker plugin (:func:`model_cache_plugin`), registered on every cluster geohsi maps on — the
+embedded one and one given by ``--scheduler`` — so it lives and dies with the worker; tasks run
+outside a worker (the threads scheduler of :func:`~geohsi.classification.predict_map`) share one
+cache for the process.
 
 One task function, :func:`block_task`: the bundle's head predicts the halo'd block (one window per
 pixel, or Hann-blended tiles on the scene-anchored grid). It adds the seconds spent in the model
@@ -29,14 +33,11 @@ from geohsi.heads import Head
 from geohsi.prediction import ForwardTimer
 from geohsi.spectral.pixelmap import PixelMap
 
-#: (bundle hash, device, precision) → (model, torch.device); one per worker process.
-_MODELS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-_LOCK = threading.Lock()
-#: how many times this process built a model (tests check that a worker loads a bundle once).
-LOAD_COUNT = 0
 #: per-process counters: seconds inside the model forward, model inputs (windows or tiles) it ran,
-#: pixels classified, tasks run.
-STATS: dict[str, float] = {"forward_s": 0.0, "inputs": 0, "pixels": 0, "tasks": 0}
+#: pixels classified, tasks run, models loaded.
+STATS: dict[str, float] = {"forward_s": 0.0, "inputs": 0, "pixels": 0, "tasks": 0, "model_loads": 0}
+#: the name of the worker plugin holding each worker's :class:`ModelCache`.
+MODEL_CACHE_PLUGIN = "geohsi-model-cache"
 
 
 @dataclass(frozen=True)
@@ -93,22 +94,93 @@ def torch_threads_for_host(host_workers: dict[str, int]) -> int:
     return max(1, cores // n) if n else cores
 
 
-_DEVICES: dict[str, Any] = {}
+class ModelCache:
+    """The models one worker (or one process) has loaded, by ``(bundle hash, device, precision)``, and its devices."""
+
+    def __init__(self) -> None:
+        self.models: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self.devices: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def device(self, device: str) -> Any:
+        """The torch device ``device`` runs on here, resolved once (``cuda`` without a GPU falls back to the CPU with one warning)."""
+        dev = self.devices.get(device)
+        if dev is None:
+            from geohsi.prediction import resolve_device
+
+            dev = self.devices[device] = resolve_device(device)
+        return dev
+
+    def model(self, spec: InferenceSpec) -> tuple[Any, Any]:
+        """The cached ``(model, device)`` for ``spec``, loading the bundle on first use (see :func:`get_model`)."""
+        key = (spec.bundle_hash, spec.device, spec.precision)
+        hit = self.models.get(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            if key not in self.models:
+                self.models[key] = self._load(spec)
+                STATS["model_loads"] += 1
+            return self.models[key]
+
+    def _load(self, spec: InferenceSpec) -> tuple[Any, Any]:
+        import torch
+
+        from geohsi.bundle import load_bundle
+
+        threads = spec.torch_threads or torch_threads_for_host(dict(spec.host_workers))
+        torch.set_num_threads(max(1, int(threads)))
+        b = load_bundle(spec.bundle_path)
+        if b.hash != spec.bundle_hash:
+            raise ModelError(
+                f"bundle {spec.bundle_path} changed since the classification was started (hash {b.hash[:12]}… ≠ "
+                f"{spec.bundle_hash[:12]}…); rerun geohsi classify"
+            )
+        device = self.device(spec.device)
+        model = b.build_model(merge=True).to(device)
+        if spec.precision == "bf16":
+            model = model.to(torch.bfloat16)
+        return model.eval(), device
+
+
+#: the cache of tasks run outside a Dask worker (the threads or synchronous scheduler).
+_PROCESS_CACHE = ModelCache()
+
+
+def model_cache_plugin() -> object:
+    """A Dask worker plugin giving each worker its own :class:`ModelCache` (``client.register_plugin``; idempotent)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class ModelCachePlugin(WorkerPlugin):
+        """Each worker's :class:`ModelCache`: set up when the worker starts or joins, gone with it."""
+
+        name = MODEL_CACHE_PLUGIN
+        idempotent = True  # registering it again (another map on the same cluster) keeps the loaded models
+
+        def setup(self, worker: object) -> None:
+            self.cache = ModelCache()
+
+    return ModelCachePlugin()
+
+
+def model_cache() -> ModelCache:
+    """The running worker's :class:`ModelCache` (its plugin's), or the process's outside a worker or without the plugin."""
+    try:
+        from distributed import get_worker
+
+        plugin = get_worker().plugins.get(MODEL_CACHE_PLUGIN)
+    except (ImportError, ValueError):  # no distributed, or not inside a worker's task
+        plugin = None
+    return getattr(plugin, "cache", None) or _PROCESS_CACHE
 
 
 def worker_device(device: str) -> Any:
-    """The torch device this process runs ``device`` on, resolved once per process (on a CPU-only
-    worker ``cuda`` falls back to the CPU with one warning)."""
-    dev = _DEVICES.get(device)
-    if dev is None:
-        from geohsi.prediction import resolve_device
-
-        dev = _DEVICES[device] = resolve_device(device)
-    return dev
+    """The torch device this worker runs ``device`` on (:meth:`ModelCache.device`)."""
+    return model_cache().device(device)
 
 
 def get_model(spec: InferenceSpec) -> tuple[Any, Any]:
-    """The cached ``(model, device)`` for ``spec``, loading the bundle on first use in this process.
+    """The cached ``(model, device)`` for ``spec`` in this worker, loading the bundle on first use.
 
     Args:
         spec: the inference spec carried by the graph.
@@ -124,35 +196,7 @@ def get_model(spec: InferenceSpec) -> tuple[Any, Any]:
     Raises:
         ModelError: the bundle on disk is not the one the graph was built for.
     """
-    global LOAD_COUNT
-    key = (spec.bundle_hash, spec.device, spec.precision)
-    hit = _MODELS.get(key)
-    if hit is not None:
-        return hit
-    with _LOCK:
-        hit = _MODELS.get(key)
-        if hit is not None:
-            return hit
-        import torch
-
-        from geohsi.bundle import load_bundle
-
-        threads = spec.torch_threads or torch_threads_for_host(dict(spec.host_workers))
-        torch.set_num_threads(max(1, int(threads)))
-        b = load_bundle(spec.bundle_path)
-        if b.hash != spec.bundle_hash:
-            raise ModelError(
-                f"bundle {spec.bundle_path} changed since the classification was started (hash {b.hash[:12]}… ≠ "
-                f"{spec.bundle_hash[:12]}…); rerun geohsi classify"
-            )
-        device = worker_device(spec.device)
-        model = b.build_model(merge=True).to(device)
-        if spec.precision == "bf16":
-            model = model.to(torch.bfloat16)
-        model.eval()
-        LOAD_COUNT += 1
-        _MODELS[key] = (model, device)
-        return model, device
+    return model_cache().model(spec)
 
 
 def batch_size_for(spec: InferenceSpec, model: Any, device: Any) -> int:
@@ -278,7 +322,7 @@ def peak_rss_mb() -> float:
 
 
 def worker_stats(reset: bool = False) -> dict[str, float]:
-    """This process's :data:`STATS` (forward seconds, model inputs, pixels, tasks) and peak RSS in MiB; ``reset`` zeroes the counters.
+    """This process's :data:`STATS` (forward seconds, model inputs, pixels, tasks, model loads) and peak RSS in MiB; ``reset`` zeroes the counters.
 
     Meant for ``client.run(worker_stats)`` from benchmarks. The peak is ``VmHWM`` of
     ``/proc/self/status``, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across fork + exec, so a
@@ -286,7 +330,7 @@ def worker_stats(reset: bool = False) -> dict[str, float]:
     """
     out = dict(STATS, peak_rss_mb=peak_rss_mb())
     if reset:
-        STATS.update(forward_s=0.0, inputs=0, pixels=0, tasks=0)
+        STATS.update(forward_s=0.0, inputs=0, pixels=0, tasks=0, model_loads=0)
         _TIMER.seconds, _TIMER.calls, _TIMER.inputs = 0.0, 0, 0
     return out
 
@@ -308,12 +352,15 @@ def stats_delta(before: dict | None, after: dict | None, key: str) -> float | No
 
 __all__ = [
     "STATS",
+    "MODEL_CACHE_PLUGIN",
     "InferenceSpec",
-    "LOAD_COUNT",
+    "ModelCache",
     "batch_size_for",
     "block_task",
     "cluster_stats",
     "get_model",
+    "model_cache",
+    "model_cache_plugin",
     "peak_rss_mb",
     "stats_delta",
     "torch_threads_for_host",

@@ -109,14 +109,14 @@ def test_spectral_transform_on_the_device_gives_the_in_memory_map(ip_crop_geo, d
 def test_bf16_weights_agree_with_fp32(ip_crop_geo, dense_bundle):
     """bf16 classify (weights converted once in the worker) labels like fp32 on nearly every pixel."""
     from geohsi.bundle import load_bundle
-    from geohsi.classification.worker import _MODELS
+    from geohsi.classification.worker import model_cache
 
     b = load_bundle(dense_bundle)
     fp32 = _compute(predict_map(ip_crop_geo, b, chunks=24))
     bf16 = _compute(predict_map(ip_crop_geo, b, chunks=24, precision="bf16"))
     import torch
 
-    model, _ = _MODELS[(b.hash, "cpu", "bf16")]
+    model, _ = model_cache().models[(b.hash, "cpu", "bf16")]  # the threads scheduler: this process's cache
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     valid = fp32 > 0
     assert np.array_equal(bf16 > 0, valid)
