@@ -24,8 +24,7 @@ from typing import Any
 from geohsi.errors import InputFormatError, UsageError
 from geohsi.files import file_sha256
 from geohsi.scene import DEFAULT_COLORS
-
-DEFAULT_CACHE = Path(os.environ.get("GEOHSI_CACHE_DIR", Path.home() / ".cache" / "geohsi"))
+from geohsi.storage import cache_dir
 
 
 @dataclass(frozen=True)
@@ -407,7 +406,7 @@ def data_dirs(download_dir: str | os.PathLike | None = None) -> list[Path]:
     env = os.environ.get("GEOHSI_DATA_DIR")
     if env:
         dirs.append(Path(env))
-    dirs.append(Path(download_dir) if download_dir else DEFAULT_CACHE / "data")
+    dirs.append(Path(download_dir) if download_dir else cache_dir() / "data")
     return dirs
 
 
