@@ -5,7 +5,8 @@ One module per format, each with ``read(path, ...) -> xr.Dataset``:
 * :mod:`geohsi.io.envi` — ENVI ``.hdr`` + BSQ/BIL/BIP raw data (memory-mapped);
 * :mod:`geohsi.io.geotiff` — one GeoTIFF or many tiles mosaicked onto one grid (windowed reads);
 * :mod:`geohsi.io.matlab` — MATLAB ``.mat`` v5 (scipy) and v7.3 (h5py);
-* :mod:`geohsi.io.netcdf` — NetCDF and existing Zarr stores (xarray).
+* :mod:`geohsi.io.netcdf` — NetCDF and existing Zarr stores (xarray);
+* :mod:`geohsi.io.lazy` — what they share: the lazy Dask cube over a windowed reader.
 
 :func:`read` picks the reader from the extension and, where the extension says nothing, from the
 file's first bytes. Every reader is lazy: the cube is a Dask array whose blocks read their window
@@ -21,12 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
-import numpy as np
 import xarray as xr
 
 from geohsi.bands import wavelength_to_nm
 from geohsi.errors import InputFormatError, UsageError
+from geohsi.io.lazy import file_token, lazy_cube
 
 #: format name → reader module under geohsi.io
 FORMATS: dict[str, str] = {
@@ -50,31 +50,6 @@ _EXTENSIONS: dict[str, str] = {
     ".he5": "netcdf",
     ".zarr": "zarr",
 }
-
-
-def lazy_cube(source: Any, chunks: Sequence[int], name: str) -> da.Array:
-    """Wrap an array-like with ``shape``/``dtype``/``__getitem__`` (reads a window) in Dask.
-
-    Args:
-        source: object whose ``__getitem__(tuple_of_slices)`` returns a numpy block. It must be
-            picklable and cheap (hold paths, not open handles) so that Dask workers can use it.
-        chunks: Dask chunk sizes per axis (``-1`` = whole axis).
-        name: a deterministic name (content token) so identical reads share a graph key.
-
-    Returns:
-        A Dask array of ``source.shape`` / ``source.dtype``.
-    """
-    meta = np.empty((0,) * len(source.shape), dtype=source.dtype)
-    return da.from_array(source, chunks=tuple(chunks), name=name, lock=False, fancy=False, asarray=False, meta=meta)
-
-
-def file_token(*paths: str | os.PathLike, extra: Any = None) -> str:
-    """A short token from file paths, sizes and mtimes (names Dask graphs of file reads)."""
-    from dask.base import tokenize
-
-    from geohsi.storage import stamp
-
-    return tokenize([stamp(p) for p in paths], extra)
 
 
 def _sniff(path: Path) -> str | None:
@@ -227,4 +202,4 @@ def read_labels(path: str | os.PathLike, *, var: str | None = None, fmt: str | N
     return ds
 
 
-__all__ = ["FORMATS", "detect_format", "lazy_cube", "read", "read_labels", "wavelength_to_nm"]
+__all__ = ["FORMATS", "detect_format", "file_token", "lazy_cube", "read", "read_labels", "wavelength_to_nm"]

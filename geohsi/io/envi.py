@@ -30,7 +30,7 @@ from rasterio.errors import CRSError
 
 from geohsi.bands import band_table_nm, wavelength_to_nm
 from geohsi.errors import GeoreferenceError, InputFormatError
-from geohsi.io import file_token, lazy_cube
+from geohsi.io.lazy import file_token, lazy_cube
 from geohsi.scene import make_scene
 
 #: ENVI ``data type`` code → numpy dtype (little-endian; ``byte order`` decides).

@@ -29,8 +29,8 @@ from rasterio.errors import RasterioError
 
 from geohsi.bands import band_table_nm
 from geohsi.errors import BandMismatchError, GeoreferenceError, InputFormatError
-from geohsi.io import file_token, lazy_cube
 from geohsi.io.envi import band_names_unit, wavelengths_from_band_names
+from geohsi.io.lazy import file_token, lazy_cube
 from geohsi.io.mosaic import GridTile, TileMosaic, check_same_grid, gap_fill, union_grid
 from geohsi.scene import make_scene
 

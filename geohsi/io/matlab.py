@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from geohsi.errors import InputFormatError, UsageError
-from geohsi.io import file_token, lazy_cube
+from geohsi.io.lazy import file_token, lazy_cube
 from geohsi.scene import make_scene
 
 _LABEL_HINTS = ("gt", "label", "class", "truth", "map")

@@ -276,7 +276,7 @@ def build_item_scene(
     """
     from dask.base import tokenize
 
-    from geohsi.io import lazy_cube
+    from geohsi.io.lazy import lazy_cube
 
     items = [items] if not isinstance(items, (list, tuple)) else list(items)
     if not items:
