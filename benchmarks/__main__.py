@@ -239,7 +239,10 @@ def batch_cmd(bundle: Path | None, workers: int, workdir: Path | None, docs: Pat
 @click.option("--workers", default=2, show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16", show_default=True)
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep the synthetic scene and map here.")
-def large_scene_cmd(bundle: Path, size: int, chunks: int | None, workers: int, precision: str, workdir: Path | None) -> None:
+@click.option("--bare-seconds", default=4.0, show_default=True, help="Seconds of each bare forward measurement.")
+def large_scene_cmd(
+    bundle: Path, size: int, chunks: int | None, workers: int, precision: str, workdir: Path | None, bare_seconds: float
+) -> None:
     """Classify a SIZE×SIZE synthetic scene with BUNDLE's bands (Zarr, written chunk by chunk), profiled, against the bare forward.
 
     \b
@@ -250,7 +253,8 @@ def large_scene_cmd(bundle: Path, size: int, chunks: int | None, workers: int, p
 
     from benchmarks.inference import large_scene
 
-    res = large_scene(bundle, size=size, chunks=chunks, workers=workers, precision=precision, workdir=workdir, log=click.echo)
+    res = large_scene(bundle, size=size, chunks=chunks, workers=workers, precision=precision, workdir=workdir,
+                      bare_seconds=bare_seconds, log=click.echo)  # fmt: skip
     click.echo(json.dumps(res))
 
 

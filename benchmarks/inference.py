@@ -919,6 +919,7 @@ def large_scene(
     workers: int = 2,
     precision: str = "bf16",
     workdir: str | os.PathLike | None = None,
+    bare_seconds: float = 4.0,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Classify a ``size × size`` synthetic scene with the bundle's bands on a LocalCluster, profiled, against the bare forward.
@@ -935,6 +936,7 @@ def large_scene(
         workers: LocalCluster worker processes (one thread each).
         precision: ``fp32`` or ``bf16``.
         workdir: where the scene and map go (default: a temporary directory, removed afterwards).
+        bare_seconds: seconds of each bare forward measurement (before and after the classify).
         log: receives the result lines.
 
     Returns:
@@ -961,11 +963,11 @@ def large_scene(
     t_write = time.perf_counter() - t0
     c = chunks or b.head.default_chunk(size, size, nb)
     with open_cluster(workers=workers) as info:
-        before = bare_dense_forward(b, size, precision, info.client)
+        before = bare_dense_forward(b, size, precision, info.client, seconds=bare_seconds)
         r = classify(scene, tmp / "map.zarr", b.path, client=info.client, chunks=c, precision=precision, overwrite=True,
                      progress=False, profile=True, log=lambda m: None)  # fmt: skip
         stats = info.client.run(worker_stats)
-        after = bare_dense_forward(b, size, precision, info.client)
+        after = bare_dense_forward(b, size, precision, info.client, seconds=bare_seconds)
     # the machine's speed drifts: each baseline is the mean of the measurements right before and right after
     bare = {**before, **{k: (before[k] + after[k]) / 2 for k in ("workers_tiles_per_s", "workers_px_s", "block_px_s")},
             "before": before, "after": after}  # fmt: skip
