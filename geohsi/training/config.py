@@ -25,9 +25,11 @@ from typing import Any, ClassVar
 
 import yaml
 
+from geohsi.adapters.inject import METHODS
 from geohsi.errors import UsageError
 
-ADAPTERS: tuple[str, ...] = ("lora", "lora+", "krona", "krona+", "lokr", "full", "linear")
+#: the PEFT methods and baselines ``--adapter`` takes: :data:`geohsi.adapters.METHODS`, their one home.
+ADAPTERS: tuple[str, ...] = METHODS
 
 
 def _check(checks: list[tuple[bool, str]]) -> None:
