@@ -1,7 +1,9 @@
 """Parameter-efficient fine-tuning of SpectralGPT: LoRA, LoRA+, KronA, KronA+, LoKr.
 
-One wrapper base (:mod:`~geohsi.adapters.base`), one small module per method
-(:mod:`~geohsi.adapters.lora`, :mod:`~geohsi.adapters.krona`, :mod:`~geohsi.adapters.lokr`),
+One config class per method on a shared base, registered once (:mod:`~geohsi.adapters.config`:
+``LoRAConfig``, ``KronAPlusConfig``, …, as peft's), one wrapper base (:mod:`~geohsi.adapters.base`),
+one small module per method (:mod:`~geohsi.adapters.lora`, :mod:`~geohsi.adapters.krona`,
+:mod:`~geohsi.adapters.lokr`),
 injection and the method switch (:mod:`~geohsi.adapters.inject`), the "+" learning-rate groups
 (:mod:`~geohsi.adapters.optim`) and adapter files (:mod:`~geohsi.adapters.io`).
 
@@ -19,8 +21,20 @@ Typical use::
 from __future__ import annotations
 
 from geohsi.adapters.base import AdapterLayer
-from geohsi.adapters.inject import (
+from geohsi.adapters.config import (
+    ADAPTER_CONFIGS,
     METHODS,
+    AdapterConfig,
+    FullConfig,
+    KronAConfig,
+    KronAPlusConfig,
+    LinearConfig,
+    LoKrConfig,
+    LoRAConfig,
+    LoRAPlusConfig,
+    adapter_config_for,
+)
+from geohsi.adapters.inject import (
     PRESETS,
     AdapterSummary,
     adapter_config,
@@ -41,14 +55,24 @@ from geohsi.adapters.lora import LoRALinear
 from geohsi.adapters.optim import param_groups
 
 __all__ = [
+    "ADAPTER_CONFIGS",
     "METHODS",
     "PRESETS",
+    "AdapterConfig",
     "AdapterLayer",
     "AdapterSummary",
+    "FullConfig",
+    "KronAConfig",
     "KronALinear",
+    "KronAPlusConfig",
+    "LinearConfig",
+    "LoKrConfig",
     "LoKrLinear",
+    "LoRAConfig",
     "LoRALinear",
+    "LoRAPlusConfig",
     "adapter_config",
+    "adapter_config_for",
     "adapter_layers",
     "adapter_summary",
     "apply_adapter",

@@ -27,13 +27,13 @@ from typing import Any
 from torch import nn
 
 from geohsi.adapters.base import AdapterLayer
+from geohsi.adapters.config import ADAPTER_CONFIGS, METHODS, AdapterConfig, adapter_config_for
 from geohsi.adapters.krona import KronALinear
 from geohsi.adapters.lokr import LoKrLinear
 from geohsi.adapters.lora import LoRALinear
 from geohsi.errors import UsageError
 
 #: Every method name :func:`apply_adapter` accepts.
-METHODS: tuple[str, ...] = ("lora", "lora+", "krona", "krona+", "lokr", "full", "linear")
 
 #: Target presets: name → module-name patterns. ``qv`` is the paper's choice (query and value).
 PRESETS: dict[str, tuple[str, ...]] = {
@@ -51,14 +51,6 @@ LAYER_CLASSES: dict[str, type[AdapterLayer]] = {
     "krona+": KronALinear,
     "lokr": LoKrLinear,
 }
-
-#: Options each adapter method accepts, with their defaults (what :func:`adapter_config` records).
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "lora": {"r": 8, "alpha": 8.0, "dropout": 0.0},
-    "krona": {"a_shape": None, "factor": -1, "scale": 1.0, "zero_init": "B", "dropout": 0.0},
-    "lokr": {"r": 8, "alpha": 8.0, "decompose_both": False, "decompose_factor": -1, "init": "peft", "dropout": 0.0},
-}
-_PLUS_DEFAULTS: dict[str, Any] = {"lr_ratio": 16.0, "boost": "zero"}
 
 #: The attribute of a model holding its adapter configuration (a JSON-able dict).
 CONFIG_ATTR = "geohsi_adapter"
@@ -285,34 +277,6 @@ def select_targets(model: nn.Module, patterns: Sequence[str], head: Sequence[str
     ]
 
 
-def _method_options(method: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate ``cfg`` against the method's options; return the complete option dict."""
-    base = method.rstrip("+")
-    if method in ("full", "linear"):
-        allowed: dict[str, Any] = {}
-    else:
-        allowed = dict(METHOD_DEFAULTS[base])
-        if method.endswith("+"):
-            allowed.update(_PLUS_DEFAULTS)
-    unknown = sorted(set(cfg) - set(allowed))
-    if unknown:
-        hint = ", ".join(sorted(allowed)) or "none"
-        raise UsageError(f"option(s) {', '.join(unknown)} do not apply to method {method!r}; its options are: {hint}")
-    opts = {**allowed, **cfg}
-    if "a_shape" in opts and opts["a_shape"] is not None:
-        opts["a_shape"] = [int(v) for v in opts["a_shape"]]
-    if "lr_ratio" in opts:
-        ratio = float(opts["lr_ratio"])
-        if not ratio > 0:
-            raise UsageError(f"lr_ratio={opts['lr_ratio']} must be positive (the paper uses 16)")
-        opts["lr_ratio"] = ratio
-    return opts
-
-
-def _layer_kwargs(method: str, opts: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in opts.items() if k in METHOD_DEFAULTS[method.rstrip("+")]}
-
-
 def adapter_layers(model: nn.Module) -> dict[str, AdapterLayer]:
     """The adapter layers of ``model`` by module name.
 
@@ -360,7 +324,7 @@ def trainable_parameter_names(model: nn.Module, config: Mapping[str, Any] | None
 
 def apply_adapter(
     model: nn.Module,
-    method: str,
+    method: str | AdapterConfig,
     targets: str | Sequence[str] = "qv",
     *,
     train_norms: bool = False,
@@ -371,15 +335,17 @@ def apply_adapter(
 
     Args:
         model: e.g. a :class:`~geohsi.models.spectralgpt.SpectralGPTClassifier`; any module tree works.
-        method: one of :data:`METHODS`. ``full`` trains everything; ``linear`` only the head.
+        method: one of :data:`METHODS`, or its config (:mod:`geohsi.adapters.config`, e.g.
+            ``LoRAConfig(r=4)``). ``full`` trains everything; ``linear`` only the head.
         targets: a preset of :data:`PRESETS` (``"qv"``, the paper's default, ``"qkv"``, ``"attn"``,
             ``"all-linear"``) or module-name patterns. Ignored by ``full``/``linear``.
         train_norms: also train the backbone's normalisation layers.
         head: name(s) of the head submodule(s) — trained, never adapted, always saved.
-        **cfg: the method's options: ``lora``: ``r=8, alpha=8, dropout=0``; ``krona``:
-            ``a_shape=None, factor=-1, scale=1, zero_init="B", dropout=0``; ``lokr``:
-            ``r=8, alpha=8, decompose_both=False, decompose_factor=-1, init="peft", dropout=0``; the
-            "+" variants add ``lr_ratio=16`` (λ) and ``boost="zero"`` (which factor gets λ·lr).
+        **cfg: with a method name, its options (the fields of its config class): ``lora``:
+            ``r=8, alpha=8, dropout=0``; ``krona``: ``a_shape=None, factor=-1, scale=1,
+            zero_init="B", dropout=0``; ``lokr``: ``r=8, alpha=8, decompose_both=False,
+            decompose_factor=-1, init="peft", dropout=0``; the "+" variants add ``lr_ratio=16`` (λ)
+            and ``boost="zero"`` (which factor gets λ·lr).
 
     Returns:
         An :class:`AdapterSummary`.
@@ -390,13 +356,15 @@ def apply_adapter(
 
     .. versionadded:: 0.1
     """
-    if method not in METHODS:
-        raise UsageError(f"adapter method {method!r} is unknown; choose one of {', '.join(METHODS)}")
+    if isinstance(method, AdapterConfig) and cfg:
+        raise UsageError(f"give the options of {method.method!r} in its config, not as keywords ({', '.join(cfg)})")
+    adapter = method if isinstance(method, AdapterConfig) else adapter_config_for(method, cfg)
+    method = adapter.method
     if getattr(model, CONFIG_ATTR, None) is not None:
         raise UsageError(
             f"the model already carries a {getattr(model, CONFIG_ATTR)['method']!r} adapter; build a fresh model first"
         )
-    opts = _method_options(method, cfg)
+    opts = adapter.options()
     heads = _head_prefixes(model, head)
     backbone_params = sum(p.numel() for n, p in model.named_parameters() if not _under(n, heads))
 
@@ -406,7 +374,7 @@ def apply_adapter(
     if method in LAYER_CLASSES:
         patterns = resolve_targets(targets)
         preset = targets if isinstance(targets, str) and targets in PRESETS else None
-        layer_shapes = _wrap_targets(model, method, opts, patterns, heads)
+        layer_shapes = _wrap_targets(model, adapter, patterns, heads)
 
     config: dict[str, Any] = {
         "method": method,
@@ -438,7 +406,7 @@ def apply_adapter(
 
 
 def _wrap_targets(
-    model: nn.Module, method: str, opts: dict[str, Any], patterns: tuple[str, ...], heads: tuple[str, ...]
+    model: nn.Module, adapter: AdapterConfig, patterns: tuple[str, ...], heads: tuple[str, ...]
 ) -> dict[str, dict[str, list[int]]]:
     """Swap every ``nn.Linear`` matching ``patterns`` (outside the heads) for the method's layer; their factor shapes.
 
@@ -455,14 +423,14 @@ def _wrap_targets(
             f"targets {', '.join(patterns)} match no nn.Linear of the model (e.g. {sample}); "
             "use a preset such as 'qv' or patterns naming those layers"
         )
-    cls = LAYER_CLASSES[method]
-    kwargs = _layer_kwargs(method, opts)
+    cls = LAYER_CLASSES[adapter.method]
+    kwargs = adapter.layer_kwargs()
     grad_flags = {id(p): p.requires_grad for p in model.parameters()}
     try:
         wrapped = [(n, cls(m, **kwargs)) for n, m in chosen]
-        if method.endswith("+"):
+        if hasattr(adapter, "boost"):  # the "+" methods: which factor learns λ times faster
             for _, layer in wrapped:
-                layer.set_boost(opts["boost"])
+                layer.set_boost(adapter.boost)
     except Exception:
         for p in model.parameters():  # wrappers freeze their base layer on construction: undo
             p.requires_grad_(grad_flags[id(p)])
@@ -625,12 +593,12 @@ def count_adapter_parameters(
     """
     from geohsi.models import count_parameters, resolve_model_config
 
-    if method not in METHODS:
-        raise UsageError(f"adapter method {method!r} is unknown; choose one of {', '.join(METHODS)}")
+    if method not in ADAPTER_CONFIGS:
+        adapter_config_for(method)  # the one-line refusal of an unknown method
     c = resolve_model_config(config)
     if method == "full":
         return count_parameters(c, num_classes, head_hidden)
-    opts = _method_options(method, cfg)
+    adapter = adapter_config_for(method, cfg)
     d, hd = c.embed_dim, c.mlp_hidden
     head = (count_parameters(c, num_classes, head_hidden) - count_parameters(c)) if num_classes else 0
     norms = c.depth * 2 * 2 * d if train_norms else 0
@@ -638,7 +606,7 @@ def count_adapter_parameters(
         return head + norms
     patterns = resolve_targets(targets)
     cls = LAYER_CLASSES[method]
-    kwargs = _layer_kwargs(method, opts)
+    kwargs = adapter.layer_kwargs()
     shapes = {"attn.q": (d, d), "attn.k": (d, d), "attn.v": (d, d), "attn.proj": (d, d), "mlp.fc1": (d, hd), "mlp.fc2": (hd, d)}
     total = 0
     for i in range(c.depth):
