@@ -179,6 +179,23 @@ def _check_block(shape: tuple[int, ...], halo: int) -> tuple[int, int]:
     return h, w
 
 
+def _block_geometry(block_with_halo: Any, model: Any, halo: int, tile: int | None, overlap: int | None,
+                    origin: tuple[int, int], device: Any):  # fmt: skip
+    """``(block on the device, tile, stride, (h, w) of the core, (row, col) origin)``, every argument checked.
+
+    The halo'd block is uploaded once (not at all when it is already a tensor on the device).
+    """
+    import torch
+
+    from geohsi.prediction.runtime import device_block
+
+    tile = int(model.config.input_size[0]) if tile is None else int(tile)
+    stride = _check_geometry(tile, default_overlap(tile) if overlap is None else int(overlap))
+    core = _check_block(tuple(block_with_halo.shape), halo)
+    blk = device_block(block_with_halo, torch.device(device))
+    return blk, tile, stride, core, (int(origin[0]), int(origin[1]))
+
+
 def _check_reach(gy: np.ndarray, gx: np.ndarray, local: tuple[int, int], tile: int, shape: tuple[int, ...]) -> None:
     if len(gy) and len(gx) and (gy[0] + local[0] < 0 or gx[0] + local[1] < 0 or gy[-1] + local[0] + tile > shape[1]
                                 or gx[-1] + local[1] + tile > shape[2]):  # fmt: skip
@@ -231,16 +248,9 @@ def dense_block_probabilities(
     """
     import torch
 
-    from geohsi.prediction.runtime import device_block
-
-    tile = int(model.config.input_size[0]) if tile is None else int(tile)
-    stride = _check_geometry(tile, default_overlap(tile) if overlap is None else int(overlap))
-    shape = tuple(block_with_halo.shape)
-    h, w = _check_block(shape, halo)
-    y0, x0 = int(origin[0]), int(origin[1])
+    blk, tile, stride, (h, w), (y0, x0) = _block_geometry(block_with_halo, model, halo, tile, overlap, origin, device)
+    shape = tuple(blk.shape)
     out = np.full((int(model.head.num_classes), h, w), np.nan, dtype=np.float32)
-    # One upload of the halo'd block (none when it is already a tensor on the device).
-    blk = device_block(block_with_halo, torch.device(device))
     core_valid_t = ~torch.isnan(blk[:, halo : halo + h, halo : halo + w]).any(0)
     core_valid = core_valid_t.cpu().numpy()
     if not core_valid.any():
@@ -306,15 +316,9 @@ def dense_block_accumulate(
     """
     import torch
 
-    from geohsi.prediction.runtime import device_block
-
-    tile = int(model.config.input_size[0]) if tile is None else int(tile)
-    stride = _check_geometry(tile, default_overlap(tile) if overlap is None else int(overlap))
-    shape = tuple(block_with_halo.shape)
-    h, w = _check_block(shape, halo)
-    y0, x0 = int(origin[0]), int(origin[1])
+    blk, tile, stride, (h, w), (y0, x0) = _block_geometry(block_with_halo, model, halo, tile, overlap, origin, device)
+    shape = tuple(blk.shape)
     rh, rw = accumulated_shape((h, w), origin, scene_shape, tile)
-    blk = device_block(block_with_halo, torch.device(device))
     valid = ~torch.isnan(blk[:, halo : halo + rh, halo : halo + rw]).any(0)
     gy, gx = _owned_origins(y0, h, tile, stride), _owned_origins(x0, w, tile, stride)
     local = (halo - y0, halo - x0)
