@@ -334,6 +334,48 @@ def _gpu_cluster(devices: Sequence[str], threads: int) -> object:
 
 
 @contextlib.contextmanager
+@contextlib.contextmanager
+def _connected(
+    scheduler: str, device: str, *, workers: int | None, gpus: Sequence[str] | str | None, warn: Callable[[str], None]
+) -> Iterator[ClusterInfo]:
+    """The :class:`ClusterInfo` of a running scheduler with at least one worker; the client is closed on exit.
+
+    Raises:
+        UsageError: ``scheduler`` is not an address.
+        ClusterError: it cannot be reached within :data:`CONNECT_TIMEOUT_S`, or has no worker after 30 s.
+    """
+    import dask
+    from distributed import Client
+
+    if workers is not None:
+        warn(f"--workers {workers} is ignored with --scheduler: the cluster at {scheduler} has its own workers")
+    if gpus is not None:
+        warn(f"--gpus is ignored with --scheduler: the workers of {scheduler} have their own GPUs")
+    try:
+        with dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT_S}s"}):
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+    except ValueError as e:  # distributed's address parser: no scheme/port, unknown protocol
+        raise UsageError(
+            f"--scheduler {scheduler!r} is not a Dask scheduler address ({' '.join(str(e).split())[:100]}); "
+            "use tcp://HOST:PORT as printed by 'dask scheduler'"
+        ) from e
+    except (OSError, TimeoutError) as e:
+        raise ClusterError(
+            f"cannot reach a Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S} s ({type(e).__name__}); "
+            "start one with 'dask scheduler' (and 'dask worker ADDRESS') or drop --scheduler to use a local cluster"
+        ) from e
+    try:
+        try:
+            client.wait_for_workers(1, timeout=30)
+        except TimeoutError as e:
+            raise ClusterError(
+                f"the Dask scheduler at {scheduler} has no workers after 30 s; start some with 'dask worker {scheduler}'"
+            ) from e
+        yield cluster_info(client, device, warn=warn, where=scheduler)
+    finally:
+        client.close()
+
+
 def open_cluster(
     scheduler: str | None = None,
     *,
@@ -378,33 +420,8 @@ def open_cluster(
     if gpus is not None and device != "cuda":
         raise UsageError("--gpus picks the GPUs of --device cuda; add --device cuda or drop --gpus")
     if scheduler is not None:
-        if workers is not None:
-            warn(f"--workers {workers} is ignored with --scheduler: the cluster at {scheduler} has its own workers")
-        if gpus is not None:
-            warn(f"--gpus is ignored with --scheduler: the workers of {scheduler} have their own GPUs")
-        try:
-            with dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT_S}s"}):
-                client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-        except ValueError as e:  # distributed's address parser: no scheme/port, unknown protocol
-            raise UsageError(
-                f"--scheduler {scheduler!r} is not a Dask scheduler address ({' '.join(str(e).split())[:100]}); "
-                "use tcp://HOST:PORT as printed by 'dask scheduler'"
-            ) from e
-        except (OSError, TimeoutError) as e:
-            raise ClusterError(
-                f"cannot reach a Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S} s ({type(e).__name__}); "
-                "start one with 'dask scheduler' (and 'dask worker ADDRESS') or drop --scheduler to use a local cluster"
-            ) from e
-        try:
-            try:
-                client.wait_for_workers(1, timeout=30)
-            except TimeoutError as e:
-                raise ClusterError(
-                    f"the Dask scheduler at {scheduler} has no workers after 30 s; start some with 'dask worker {scheduler}'"
-                ) from e
-            yield cluster_info(client, device, warn=warn, where=scheduler)
-        finally:
-            client.close()
+        with _connected(scheduler, device, workers=workers, gpus=gpus, warn=warn) as info:
+            yield info
         return
 
     devices = select_gpus(gpus) if device == "cuda" else []
