@@ -334,7 +334,6 @@ def _gpu_cluster(devices: Sequence[str], threads: int) -> object:
 
 
 @contextlib.contextmanager
-@contextlib.contextmanager
 def _connected(
     scheduler: str, device: str, *, workers: int | None, gpus: Sequence[str] | str | None, warn: Callable[[str], None]
 ) -> Iterator[ClusterInfo]:
@@ -376,6 +375,7 @@ def _connected(
         client.close()
 
 
+@contextlib.contextmanager
 def open_cluster(
     scheduler: str | None = None,
     *,
