@@ -284,9 +284,6 @@ def cluster_info(client, device: str = "cpu", *, warn: Callable[[str], None] | N
                 "'dask worker --resources GPU=1'); running on the CPU"
             )
             device = "cpu"
-    from geohsi.classification.worker import model_cache_plugin
-
-    client.register_plugin(model_cache_plugin())  # each worker keeps its loaded models (idempotent)
     return ClusterInfo(client, False, gpu, device, None, host_threads(client))
 
 
@@ -444,10 +441,10 @@ def open_cluster(
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
     try:
-        from geohsi.classification.worker import model_cache_plugin
+        from geohsi.classification.worker import register_model_cache
 
         client.register_plugin(_quiet_task_errors_plugin())
-        client.register_plugin(model_cache_plugin())
+        register_model_cache(client)
         if devices:
             client.wait_for_workers(n, timeout=120)
         yield ClusterInfo(client, True, bool(devices), device, max(1, cores // n), {})

@@ -4,11 +4,12 @@ The graph carries the bundle *path* and its hash, never weights. The first task 
 a bundle loads it (adapters merged into the weights, eval mode, moved to the device, weights
 converted to bf16 once when the precision is bf16) into the worker's :class:`ModelCache`, keyed by
 ``(hash, device, precision)``; every later task of that worker reuses it. A bundle that changed on
-disk since the graph was built (another hash) is refused rather than silently mixed. The cache is
-a Dask worker plugin (:func:`model_cache_plugin`), registered on every cluster geohsi maps on — the
-embedded one and one given by ``--scheduler`` — so it lives and dies with the worker; tasks run
-outside a worker (the threads scheduler of :func:`~geohsi.classification.predict_map`) share one
-cache for the process.
+disk since the graph was built (another hash) is refused rather than silently mixed. On the
+embedded cluster the cache is a Dask worker plugin (:func:`model_cache_plugin`), so it lives and
+dies with the worker. On a cluster given by ``--scheduler`` it is not registered (a broadcast to
+workers that a nanny keeps restarting at their memory limit can wait forever, before geohsi's own
+paused-workers check runs): there, as for tasks run outside a worker (the threads scheduler of
+:func:`~geohsi.classification.predict_map`), each process keeps one cache of its own.
 
 One task function, :func:`block_task`: the bundle's head predicts the halo'd block (one window per
 pixel, or Hann-blended tiles on the scene-anchored grid). It adds the seconds spent in the model
@@ -20,6 +21,7 @@ share of worker time in the model).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -161,6 +163,17 @@ def model_cache_plugin() -> object:
             self.cache = ModelCache()
 
     return ModelCachePlugin()
+
+
+def register_model_cache(client: Any) -> None:
+    """Register :func:`model_cache_plugin` on ``client``'s cluster.
+
+    A worker that dies during the broadcast (a nanny restarting it at its memory limit) fails the
+    registration with a closed connection; that is not the map's failure: the workers that got the
+    plugin use it, the others use their process's cache, and the run goes on to report what matters.
+    """
+    with contextlib.suppress(OSError):  # distributed's CommClosedError is an OSError
+        client.register_plugin(model_cache_plugin())
 
 
 def model_cache() -> ModelCache:
@@ -361,6 +374,7 @@ __all__ = [
     "get_model",
     "model_cache",
     "model_cache_plugin",
+    "register_model_cache",
     "peak_rss_mb",
     "stats_delta",
     "torch_threads_for_host",

@@ -371,10 +371,9 @@ def test_each_worker_loads_the_bundle_once_for_the_whole_batch(tmp_path, data_di
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, Client(lc) as client:
         res = geohsi.classify_many(tiles, enmap_bundle, tmp_path / "maps", client=client, log=lambda m: None)
         loads = {w: s["model_loads"] for w, s in client.run(worker_stats).items()}
-        caches = client.run(lambda dask_worker: len(dask_worker.plugins["geohsi-model-cache"].cache.models))
+
     assert [s.status for s in res.scenes] == ["done"] * 6 and res.model_tasks == 6
     assert all(n <= 1 for n in loads.values()) and sum(loads.values()) >= 1, loads
-    assert caches == loads  # the models live in each worker's plugin (registered on a cluster geohsi did not start)
 
 
 def test_input_warnings_are_recorded_per_scene(tmp_path, data_dir, enmap_scene):

@@ -326,3 +326,12 @@ def test_cli_bad_inputs(tmp_path, ip_crop_grid, ip_crop_geo, ip_bundle):
     assert (tmp_path / "exists.tif").read_bytes() == b"x"
     r = run_cli("classify", ip_crop_geo, "--out", tmp_path / "m.tif", cwd=tmp_path)
     assert r.returncode == 3 and "runs/latest" in r.stderr
+
+
+def test_the_embedded_cluster_keeps_each_workers_models_in_a_worker_plugin():
+    from geohsi.classification.cluster import open_cluster
+    from geohsi.classification.worker import MODEL_CACHE_PLUGIN
+
+    with open_cluster(workers=2) as info:
+        found = info.client.run(lambda dask_worker: type(dask_worker.plugins[MODEL_CACHE_PLUGIN].cache).__name__)
+    assert list(found.values()) == ["ModelCache", "ModelCache"]
