@@ -79,10 +79,10 @@ def assess(
     from rich.console import Console
     from rich.table import Table
 
-    import geohsi.assessment as ga
+    from geohsi.assessment.assess import assess as assess_maps
     from geohsi.assessment.report import plus_minus
 
-    r = ga.assess(
+    r = assess_maps(
         maps,
         reference=reference,
         reference_scene=reference_scene,

@@ -59,10 +59,10 @@ def baseline(
       geohsi baseline ip.zarr --method svm --split fraction:0.1 --out svm.json
       geohsi baseline 'images/*.tif' --labels 'labels/*.tif' --split scenes:0.7 --seed 1
     """
-    import geohsi
+    from geohsi.training.baselines import baseline as fit_baseline
 
     sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
-    r = geohsi.baseline(
+    r = fit_baseline(
         sources,
         labels=label_source(labels, label_field, layer, all_touched, class_names),
         method=method,

@@ -31,9 +31,9 @@ def stac(bundle_dir: Path, out: Path | None, item_id: str | None, href: str | No
     Examples:
       geohsi bundle stac runs/ip-krona --out ip-krona.item.json
     """
-    import geohsi
+    from geohsi.export.stac import bundle_stac
 
-    item = geohsi.bundle_stac(bundle_dir, out, item_id=item_id, href=href, overwrite=overwrite)
+    item = bundle_stac(bundle_dir, out, item_id=item_id, href=href, overwrite=overwrite)
     if out is None:
         click.echo(json.dumps(item, indent=1))
     else:

@@ -167,12 +167,40 @@ def classify(
       geohsi classify big.zarr --out map.tif --scheduler tcp://10.0.0.5:8786 --device cuda
       geohsi classify big.zarr --out map.tif --device cuda --gpus 0,2
     """
-    from geohsi.errors import UsageError
-
     batch = out_dir is not None or from_list is not None or stac_url is not None or len(scenes) > 1
-    if out is not None and out_dir is not None:
-        raise UsageError("give --out (one scene) or --out-dir (a batch), not both")
-    common = dict(
+    _check_usage(
+        batch, scenes, bundles, out, out_dir, fmt, probabilities, with_probabilities, profile or profile_report is not None
+    )
+    if not batch:
+        _single(
+            scenes[0],
+            out,
+            bundles[0] if bundles else None,
+            probabilities=probabilities,
+            confidence=confidence,
+            scheduler=scheduler,
+            workers=workers,
+            device=device,
+            gpus=gpus,
+            precision=precision,
+            chunks=chunks,
+            batch_size=batch_size,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+            profile=profile,
+            profile_report=profile_report,
+        )
+        return
+    from geohsi.classification.batch import classify_many
+
+    sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
+    res = classify_many(
+        sources,
+        list(bundles) or None,
+        out_dir,
+        format=fmt,
+        with_probabilities=with_probabilities,
         confidence=confidence,
         scheduler=scheduler,
         workers=workers,
@@ -183,7 +211,28 @@ def classify(
         batch_size=batch_size,
         resume=resume,
         overwrite=overwrite,
+        scenes_in_flight=scenes_in_flight,
     )
+    _print_summary(res)
+    res.raise_for_failures()
+
+
+def _check_usage(
+    batch: bool,
+    scenes: tuple[str, ...],
+    bundles: tuple[Path, ...],
+    out: Path | None,
+    out_dir: Path | None,
+    fmt: str,
+    probabilities: Path | None,
+    with_probabilities: bool,
+    profile: bool,
+) -> None:
+    """Refuse option combinations that fit neither one scene with --out nor a batch with --out-dir."""
+    from geohsi.errors import UsageError
+
+    if out is not None and out_dir is not None:
+        raise UsageError("give --out (one scene) or --out-dir (a batch), not both")
     if not batch:
         if not scenes:
             raise UsageError("no scene given; pass SCENE --out map.tif, or several scenes / --stac URL with --out-dir DIR")
@@ -194,45 +243,59 @@ def classify(
                 raise UsageError(f"{flag} applies to --out-dir batches; with --out use --probabilities PATH and the suffix")
         if len(bundles) > 1:
             raise UsageError("one scene takes one --bundle; several are for --out-dir batches")
-        _single(
-            scenes[0],
-            out,
-            bundles[0] if bundles else None,
-            probabilities=probabilities,
-            progress=progress,
-            profile=profile,
-            profile_report=profile_report,
-            **common,
-        )
         return
-    if profile or profile_report is not None:
+    if profile:
         raise UsageError("--profile and --profile-report apply to one scene with --out; profile one scene of the batch")
     if out_dir is None:
         raise UsageError(f"{len(scenes)} scenes need --out-dir DIR (--out names one map)")
     if probabilities is not None:
         raise UsageError("--probabilities PATH names one file; a batch takes --with-probabilities")
-    import geohsi
-
-    sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
-    res = geohsi.classify_many(
-        sources,
-        list(bundles) or None,
-        out_dir,
-        format=fmt,
-        with_probabilities=with_probabilities,
-        scenes_in_flight=scenes_in_flight,
-        **common,
-    )
-    _print_summary(res)
-    res.raise_for_failures()
 
 
-def _single(scene: str, out: Path, bundle: Path | None, **options) -> None:
+def _single(
+    scene: str,
+    out: Path,
+    bundle: Path | None,
+    *,
+    probabilities: Path | None,
+    confidence: bool,
+    scheduler: str | None,
+    workers: int | None,
+    device: str,
+    gpus: str | None,
+    precision: str,
+    chunks: int | None,
+    batch_size: int | None,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    profile: bool,
+    profile_report: Path | None,
+) -> None:
+    """Map one scene with :func:`geohsi.classification.run.classify` and print its one-line summary."""
     from rich.console import Console
 
-    import geohsi
+    from geohsi.classification.run import classify as classify_scene
 
-    res = geohsi.classify(scene, out, bundle, **options)
+    res = classify_scene(
+        scene,
+        out,
+        bundle,
+        probabilities=probabilities,
+        confidence=confidence,
+        scheduler=scheduler,
+        workers=workers,
+        device=device,
+        gpus=gpus,
+        precision=precision,
+        chunks=chunks,
+        batch_size=batch_size,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+        profile=profile,
+        profile_report=profile_report,
+    )
     con = Console(stderr=True, soft_wrap=True)
     rate = f", {res.valid_pixels / res.seconds:,.0f} px/s" if res.seconds > 0 and res.valid_pixels else ""
     share = res.forward_share

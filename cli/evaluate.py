@@ -57,11 +57,11 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    import geohsi
+    from geohsi.evaluation import evaluate as evaluate_bundle
 
     sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
     source = label_source(labels, label_field, layer, all_touched, class_names)
-    r = geohsi.evaluate(
+    r = evaluate_bundle(
         bundle, sources, labels=source, out=out, overwrite=overwrite, batch_size=batch_size, device=device, backbone=backbone
     )
     where = sources[0] if len(sources) == 1 else f"{len(sources)} scenes"

@@ -86,9 +86,9 @@ def info(
       geohsi info runs/latest --json
       geohsi info --model small --adapter krona+ --head dense
     """
-    import geohsi
+    from geohsi.inspection import info as describe
 
-    described = geohsi.info(
+    described = describe(
         path,
         model=model_name,
         adapter=adapter,

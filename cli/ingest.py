@@ -110,9 +110,10 @@ def ingest(
     """
     from rich.console import Console
 
-    import geohsi
+    from geohsi.ingestion import ingest as ingest_scene
+    from geohsi.inspection import info
 
-    path = geohsi.ingest(
+    path = ingest_scene(
         list(srcs),
         out,
         labels=labels,
@@ -133,7 +134,7 @@ def ingest(
         from_stac=from_stac,
         collection=collection,
     )
-    info = geohsi.info(path, stats=False)
+    info = info(path, stats=False)
     b, h, w = info["shape"]
     bt = info["band_table"]
     lines = [

@@ -46,7 +46,24 @@ from geohsi.cli.paths import PATH_OR_URL
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain(
-    scenes: tuple[str, ...], out: Path, epochs: float | None, steps: int | None, devices: int | None, quiet: bool, **opts
+    scenes: tuple[str, ...],
+    out: Path,
+    model: str,
+    spectral: str,
+    window: int,
+    batch_size: int,
+    lr: float,
+    mask_ratio: float,
+    norm_pix_loss: bool,
+    seed: int,
+    precision: str,
+    device: str,
+    epochs: float | None,
+    steps: int | None,
+    devices: int | None,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
 ) -> None:
     """Pretrain a SpectralGPT encoder by masked autoencoding on the unlabelled pixels of SCENES.
 
@@ -63,10 +80,28 @@ def pretrain(
     """
     import os
 
-    import geohsi
+    from geohsi.training.pretraining import pretrain as pretrain_backbone
 
-    if on_devices(devices, opts["device"], opts["batch_size"]):
+    if on_devices(devices, device, batch_size):
         return
-    path = geohsi.pretrain(list(scenes), out=out, epochs=epochs, steps=steps, progress=not quiet, **opts)
+    path = pretrain_backbone(
+        list(scenes),
+        out=out,
+        model=model,
+        spectral=spectral,
+        window=window,
+        batch_size=batch_size,
+        lr=lr,
+        mask_ratio=mask_ratio,
+        norm_pix_loss=norm_pix_loss,
+        seed=seed,
+        precision=precision,
+        device=device,
+        epochs=epochs,
+        steps=steps,
+        resume=resume,
+        overwrite=overwrite,
+        progress=not quiet,
+    )
     if os.environ.get("RANK", "0") == "0":
         click.echo(str(path))

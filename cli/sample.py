@@ -86,9 +86,9 @@ def sample(
     from rich.console import Console
     from rich.table import Table
 
-    import geohsi.assessment as ga
+    from geohsi.assessment.sampling import sample as sample_maps
 
-    res = ga.sample(
+    res = sample_maps(
         maps,
         out=out,
         catalog=catalog,

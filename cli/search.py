@@ -44,10 +44,10 @@ def search(
       geohsi search --url dlr-enmap --datetime 2024-06-01/2024-08-31 --filter "eo:cloud_cover < 10"
       geohsi search --url http://127.0.0.1:8080 -c enmap-potsdam --json | jq '.features[].id'
     """
-    import geohsi
     from geohsi.catalog import item_summary
+    from geohsi.catalog import search as search_items
 
-    items = geohsi.search(
+    items = search_items(
         url,
         collection,
         bbox=bbox,

@@ -9,8 +9,7 @@ import click
 from geohsi.cli.devices import devices_option, on_devices
 from geohsi.cli.paths import PATH_OR_URL
 from geohsi.cli.scenes import label_options, label_source, scene_options, selected_scenes
-from geohsi.heads import HEADS
-from geohsi.training.config import ADAPTERS
+from geohsi.training.config import ADAPTERS, HEAD_NAMES
 
 
 @click.command("train")
@@ -35,7 +34,7 @@ from geohsi.training.config import ADAPTERS
 @click.option("--window", type=int, default=None, help="Window edge around each pixel, odd [default: 15].")
 @click.option(
     "--head",
-    type=click.Choice(list(HEADS)),
+    type=click.Choice(HEAD_NAMES),
     default=None,
     help="dense: segmentation of whole tiles, maps ≈300× faster (150 epochs, 8 tiles, lr 2e-3, the results table's protocol); "
     "patch: one window per pixel, the paper's protocol (30 epochs, 64 windows, lr 1e-3) [default: dense].",
@@ -97,13 +96,31 @@ def train(
     layer: str | None,
     all_touched: bool,
     class_names: str | None,
+    adapter: str | None,
+    backbone: str | None,
+    model: str | None,
+    spectral: str | None,
+    window: int | None,
+    head: str | None,
+    tile_overlap: int | None,
+    split: str | None,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    lr_ratio: float | None,
+    rank: int | None,
+    seed: int | None,
+    precision: str | None,
+    device: str | None,
+    patience: int | None,
+    sensor_augment: int | None,
+    loader: str | None,
     config_file: Path | None,
     out: Path | None,
     devices: int | None,
     resume: bool,
     overwrite: bool,
     quiet: bool,
-    **opts,
 ) -> None:
     """Fine-tune SpectralGPT on the labelled pixels of one or many SCENEs and write a model bundle.
 
@@ -123,11 +140,33 @@ def train(
       geohsi train enmap.zarr --spectral s2 --sensor-augment 8   # a bundle for other sensors too
       geohsi train 'scenes/*.tif' --labels fields.gpkg --label-field crop --devices 4   # 4 GPUs, DDP
     """
-    import geohsi
+    from geohsi.training.config import resolve_train_config
+    from geohsi.training.finetune import train as train_bundle
 
-    config = geohsi.resolve_train_config(config_file, **opts)
+    config = resolve_train_config(
+        config_file,
+        adapter=adapter,
+        backbone=backbone,
+        model=model,
+        spectral=spectral,
+        window=window,
+        head=head,
+        tile_overlap=tile_overlap,
+        split=split,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_ratio=lr_ratio,
+        rank=rank,
+        seed=seed,
+        precision=precision,
+        device=device,
+        patience=patience,
+        sensor_augment=sensor_augment,
+        loader=loader,
+    )
     if on_devices(devices, config.run.device, config.run.batch_size):
         return
     sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
     source = label_source(labels, label_field, layer, all_touched, class_names)
-    geohsi.train(sources, config, labels=source, out=out, overwrite=overwrite, resume=resume, progress=not quiet)
+    train_bundle(sources, config, labels=source, out=out, overwrite=overwrite, resume=resume, progress=not quiet)

@@ -27,9 +27,13 @@ import yaml
 
 from geohsi.adapters.inject import METHODS
 from geohsi.errors import UsageError
+from geohsi.heads import HEADS
 
 #: the PEFT methods and baselines ``--adapter`` takes: :data:`geohsi.adapters.METHODS`, their one home.
 ADAPTERS: tuple[str, ...] = METHODS
+
+#: the model heads ``--head`` takes: the registry :data:`geohsi.heads.HEADS` (``dense``, ``patch``).
+HEAD_NAMES: tuple[str, ...] = tuple(HEADS)
 
 
 def _check(checks: list[tuple[bool, str]]) -> None:
@@ -209,8 +213,6 @@ class TrainConfig(_NestsRun):
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from geohsi.heads import HEADS
-
         if self.head in HEADS:
             d = HEADS[self.head].training_defaults(self.adapter)
             if self.epochs is None:
@@ -331,4 +333,4 @@ def resolve_train_config(config_file: str | os.PathLike | None = None, **overrid
     return TrainConfig.from_dict(merged)
 
 
-__all__ = ["ADAPTERS", "PretrainConfig", "RunConfig", "TrainConfig", "load_config_file", "resolve_train_config"]
+__all__ = ["ADAPTERS", "HEAD_NAMES", "PretrainConfig", "RunConfig", "TrainConfig", "load_config_file", "resolve_train_config"]
