@@ -62,7 +62,7 @@ def _datasheet(dev: torch.device) -> tuple[str, float | None]:
 def _segmenter_gflops(cfg: str, batch: int, dev: torch.device, min_s: float) -> float:
     """GFLOP/s of a bf16 ``cfg`` segmenter forward on ``[batch, 12, 32, 32]`` tiles."""
     from geohsi.models import count_flops
-    from geohsi.models.dense import build_segmenter, dense_head_flops
+    from geohsi.models.decoder import build_segmenter, dense_head_flops
 
     torch.manual_seed(0)
     seg = build_segmenter(cfg, K).eval().to(dev).to(torch.bfloat16)
@@ -96,11 +96,11 @@ def _compiled_gflops(cfg: str, batch: int, dev: torch.device, min_s: float, mode
 
 def _block_px_s(cfg: str, chans: np.ndarray, s: dict, dev: torch.device) -> dict:
     """px/s of patch and dense block prediction for a random-weight ``cfg`` model in bf16 on ``dev``."""
-    from geohsi.models.dense import build_segmenter
+    from geohsi.models.decoder import build_segmenter
     from geohsi.models.spectralgpt import build_classifier
     from geohsi.prediction import ForwardTimer
-    from geohsi.prediction.dense import dense_block_probabilities, dense_halo
     from geohsi.prediction.patch import patch_block_probabilities
+    from geohsi.prediction.tiles import dense_block_probabilities, dense_halo
     from geohsi.spectral.windows import pad_reflect_halo
 
     out: dict = {}

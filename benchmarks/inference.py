@@ -38,7 +38,7 @@ from torch import nn
 
 from geohsi.adapters import apply_adapter, merge_adapter
 from geohsi.models import build_classifier, count_flops
-from geohsi.models.dense import build_segmenter, dense_head_flops
+from geohsi.models.decoder import build_segmenter, dense_head_flops
 from geohsi.prediction import (
     ForwardTimer,
     autocast,

@@ -3,7 +3,7 @@
 Layout of ``BUNDLE/``::
 
     bundle.json            everything needed to rebuild the model and its input (see below)
-    adapter/               adapter + head weights (safetensors) and their config (geohsi.adapters.io)
+    adapter/               adapter + head weights (safetensors) and their config (geohsi.adapters.weights)
     backbone.safetensors   only when the backbone is not an external file (e.g. a random init)
     split.npz              train/val/test pixel indices of the training scene
     train_log.jsonl        one JSON line per epoch
@@ -263,7 +263,7 @@ class Bundle:
 
         The head builds the model: a ``patch`` bundle gives a
         :class:`~geohsi.models.spectralgpt.SpectralGPTClassifier` (``[N, C, S, S]`` → ``[N, K]``), a
-        ``dense`` one a :class:`~geohsi.models.dense.SpectralGPTSegmenter` (``[N, C, S, S]`` → ``[N, K, S, S]``).
+        ``dense`` one a :class:`~geohsi.models.decoder.SpectralGPTSegmenter` (``[N, C, S, S]`` → ``[N, K, S, S]``).
 
         Args:
             backbone: path of the backbone file when it moved since training (checked by sha256).

@@ -5,7 +5,7 @@ One config class per method on a shared base, registered once (:mod:`~geohsi.ada
 one small module per method (:mod:`~geohsi.adapters.lora`, :mod:`~geohsi.adapters.krona`,
 :mod:`~geohsi.adapters.lokr`),
 injection and the method switch (:mod:`~geohsi.adapters.inject`), the "+" learning-rate groups
-(:mod:`~geohsi.adapters.optim`) and adapter files (:mod:`~geohsi.adapters.io`).
+(:mod:`~geohsi.adapters.optim`) and adapter files (:mod:`~geohsi.adapters.weights`).
 
 Typical use::
 
@@ -48,11 +48,11 @@ from geohsi.adapters.inject import (
     trainable_parameter_names,
     unmerge_adapter,
 )
-from geohsi.adapters.io import load_adapter, read_adapter_config, save_adapter
 from geohsi.adapters.krona import KronALinear, factorization, kron_apply
 from geohsi.adapters.lokr import LoKrLinear
 from geohsi.adapters.lora import LoRALinear
 from geohsi.adapters.optim import param_groups
+from geohsi.adapters.weights import load_adapter, read_adapter_config, save_adapter
 
 __all__ = [
     "ADAPTER_CONFIGS",

@@ -16,7 +16,7 @@ each block (:func:`~geohsi.classification.worker.block_task` calls ``head.predic
 
 * ``patch`` — one window per pixel, ``r = window // 2``;
 * ``dense`` — tiles on a grid anchored to the scene and blended with a Hann weight
-  (:mod:`geohsi.prediction.dense`), ``r = tile − 1``. Every task gets the scene position of its
+  (:mod:`geohsi.prediction.tiles`), ``r = tile − 1``. Every task gets the scene position of its
   block (``offsets`` + ``block_id``), so a pixel sees the same tiles whatever the chunking: the map
   does not depend on ``--chunks`` and has no seams at chunk borders.
 

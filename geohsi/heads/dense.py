@@ -1,10 +1,10 @@
 """The ``dense`` head: segmentation of whole tiles, Hann-blended on a scene-anchored grid.
 
-Model: :class:`~geohsi.models.dense.SpectralGPTSegmenter` (encoder + :class:`~geohsi.models.dense.DenseDecoder`),
-``[N, C, S, S]`` → ``[N, K, S, S]``. Inference: :mod:`geohsi.prediction.dense` (a block needs a halo
+Model: :class:`~geohsi.models.decoder.SpectralGPTSegmenter` (encoder + :class:`~geohsi.models.decoder.DenseDecoder`),
+``[N, C, S, S]`` → ``[N, K, S, S]``. Inference: :mod:`geohsi.prediction.tiles` (a block needs a halo
 of ``S − 1`` pixels and its position in the scene). Training data, below.
 
-A dense model (:class:`~geohsi.models.dense.SpectralGPTSegmenter`) is trained on ``S × S`` tiles
+A dense model (:class:`~geohsi.models.decoder.SpectralGPTSegmenter`) is trained on ``S × S`` tiles
 (``S`` = the model input size, no resizing). The targets are the *sparse* label map: a tile pixel
 carries its class index only if it is a **training** pixel of the split; every other pixel —
 unlabelled, validation, test — is :data:`IGNORE_INDEX`, so cross-entropy sees training labels only
@@ -306,7 +306,7 @@ class DenseHead(Head):
         window: the run's window edge (recorded; it sets the gap of ``blocks`` splits).
         input_size: tile edge S in pixels (the model input, no resizing).
         overlap: pixels shared by neighbouring inference tiles (default ``S // 4``).
-        widths: :class:`~geohsi.models.dense.DenseDecoder` widths (``None``: its defaults).
+        widths: :class:`~geohsi.models.decoder.DenseDecoder` widths (``None``: its defaults).
     """
 
     name: ClassVar[str] = "dense"
@@ -358,7 +358,7 @@ class DenseHead(Head):
         return dataclasses.replace(self, widths=model.head.widths)
 
     def build_model(self, config: Any, num_classes: int) -> nn.Module:
-        from geohsi.models.dense import build_segmenter
+        from geohsi.models.decoder import build_segmenter
 
         return build_segmenter(config, num_classes, head_options=dict(self.widths) if self.widths else None)
 

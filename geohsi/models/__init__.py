@@ -3,7 +3,7 @@
 * :mod:`~geohsi.models.config` — :class:`SpectralGPTConfig` and the named sizes (``tiny``, ``small``, ``base``);
 * :mod:`~geohsi.models.layers` — tubelet embedding, attention, MLP, block;
 * :mod:`~geohsi.models.spectralgpt` — the encoder, the patch classifier, factories, cost formulas;
-* :mod:`~geohsi.models.dense` — the dense segmenter (encoder + :class:`~geohsi.models.dense.DenseDecoder`);
+* :mod:`~geohsi.models.decoder` — the dense segmenter (encoder + :class:`~geohsi.models.decoder.DenseDecoder`);
 * :mod:`~geohsi.models.heads` — the pooled classification head;
 * :mod:`~geohsi.models.mae` — SpectralGPT's masked-autoencoder pretraining objective;
 * :mod:`~geohsi.models.checkpoint` — official ``.pth`` and geohsi safetensors, loaded strictly;

@@ -3,7 +3,7 @@
 * :mod:`~geohsi.prediction.runtime` — device, autocast, batching, batch-size tuning, forward timing;
 * :mod:`~geohsi.prediction.patch` — one window per pixel (the paper's protocol): windows → probabilities,
   scene pixels → classes, a halo'd block → probabilities;
-* :mod:`~geohsi.prediction.dense` — tiles on a scene-anchored grid, Hann-blended: a halo'd block →
+* :mod:`~geohsi.prediction.tiles` — tiles on a scene-anchored grid, Hann-blended: a halo'd block →
   probabilities, or (overlap-add, each tile once) its own tiles' sums → a block's blend, a whole
   scene → probabilities / classes at pixels.
 
@@ -13,7 +13,9 @@ benchmarks all call these functions, so a model is run over data one way only.
 .. versionadded:: 0.1
 """
 
-from geohsi.prediction.dense import (
+from geohsi.prediction.patch import patch_block_probabilities, predict_proba, predict_window_classes
+from geohsi.prediction.runtime import ForwardTimer, autocast, autotune_batch_size, batches, resolve_device
+from geohsi.prediction.tiles import (
     accumulated_shape,
     blend_accumulated,
     default_overlap,
@@ -26,8 +28,6 @@ from geohsi.prediction.dense import (
     predict_dense_classes,
     scene_tiles,
 )
-from geohsi.prediction.patch import patch_block_probabilities, predict_proba, predict_window_classes
-from geohsi.prediction.runtime import ForwardTimer, autocast, autotune_batch_size, batches, resolve_device
 
 __all__ = [
     "ForwardTimer",

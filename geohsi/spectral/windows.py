@@ -191,7 +191,7 @@ def extract_windows(
 
 #: Scenes whose transformed channels (float32) fit in this many bytes are held in memory whole.
 MAX_IN_MEMORY_BYTES = 2 * 1024**3
-#: Block edge of :attr:`CachedCube.lazy` (the sparse-prediction block of geohsi.prediction.dense).
+#: Block edge of :attr:`CachedCube.lazy` (the sparse-prediction block of geohsi.prediction.tiles).
 LAZY_BLOCK = 64
 #: Bytes of chunks the cubes of one process keep together (a raw chunk of 224 bands × 256² is 29 MB).
 CACHE_BYTES = 256 * 1024**2

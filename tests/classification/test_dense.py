@@ -9,7 +9,7 @@ import pytest
 
 from geohsi.classification import predict_map
 from geohsi.errors import UsageError
-from geohsi.prediction.dense import dense_block_probabilities, dense_halo
+from geohsi.prediction.tiles import dense_block_probabilities, dense_halo
 
 
 def _train_dense(scene, out, **kw):

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.gpu
 
 @pytest.mark.parametrize("head", ["patch", "dense"])
 def test_cuda_fp32_logits_equal_the_cpu_logits(head: str) -> None:
-    from geohsi.models.dense import build_segmenter
+    from geohsi.models.decoder import build_segmenter
     from geohsi.models.spectralgpt import build_classifier
 
     torch.manual_seed(0)

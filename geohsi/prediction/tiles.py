@@ -1,6 +1,6 @@
 """Dense-mode prediction: overlapping tiles on a scene-anchored grid, Hann-blended logits.
 
-A dense model (:class:`~geohsi.models.dense.SpectralGPTSegmenter`) labels a whole ``S × S`` tile per
+A dense model (:class:`~geohsi.models.decoder.SpectralGPTSegmenter`) labels a whole ``S × S`` tile per
 forward. To map a block without seams, the block is covered by tiles on a **global** grid — tile
 origins at scene coordinates that are multiples of the stride ``s = S − overlap`` — and each
 pixel's logits are the average of the logits of every tile covering it, weighted by a separable

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from geohsi.adapters import apply_adapter, merge_adapter
 from geohsi.errors import UsageError
 from geohsi.models import count_flops
-from geohsi.models.dense import SpectralGPTSegmenter, build_segmenter, dense_head_flops
+from geohsi.models.decoder import SpectralGPTSegmenter, build_segmenter, dense_head_flops
 
 
 @pytest.mark.parametrize("size", [32, 48, 64])
@@ -72,7 +72,7 @@ def test_merged_adapter_gives_the_same_maps() -> None:
 
 
 def test_dense_flops_per_pixel_are_300_times_below_patch_mode_at_the_default_overlap() -> None:
-    from geohsi.prediction.dense import default_overlap
+    from geohsi.prediction.tiles import default_overlap
 
     stride = 32 - default_overlap(32)
     for cfg in ("tiny", "small", "base"):
@@ -90,7 +90,7 @@ def test_bad_widths_are_refused() -> None:
 
 
 def test_bilinear_matrix_matches_interpolate() -> None:
-    from geohsi.models.dense import bilinear_matrix
+    from geohsi.models.decoder import bilinear_matrix
 
     t = torch.randn(2, 5, 4, 6)
     ref = F.interpolate(t, size=(32, 48), mode="bilinear", align_corners=False)

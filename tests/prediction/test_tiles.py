@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from geohsi.errors import UsageError
-from geohsi.models.dense import build_segmenter
-from geohsi.prediction.dense import (
+from geohsi.models.decoder import build_segmenter
+from geohsi.prediction.runtime import ForwardTimer
+from geohsi.prediction.tiles import (
     blend_accumulated,
     dense_block_accumulate,
     dense_block_probabilities,
@@ -17,7 +18,6 @@ from geohsi.prediction.dense import (
     hann_weight,
     predict_dense,
 )
-from geohsi.prediction.runtime import ForwardTimer
 from geohsi.spectral.windows import overlap_reflect, pad_reflect_halo
 
 

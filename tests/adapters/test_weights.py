@@ -10,7 +10,7 @@ import torch
 from _adapter_toy import make_toy, randomize_adapters
 
 from geohsi.adapters import adapter_config, adapter_layers, apply_adapter, load_adapter, read_adapter_config, save_adapter
-from geohsi.adapters.io import CONFIG_NAME, WEIGHTS_NAME
+from geohsi.adapters.weights import CONFIG_NAME, WEIGHTS_NAME
 from geohsi.errors import InputFormatError, ModelError, OutputError, UsageError
 
 TOY_ID = {"name": "toy", "config": {"depth": 2, "dim": 24}, "sha256": "ab" * 32}

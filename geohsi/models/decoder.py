@@ -3,7 +3,7 @@
 Patch mode (:class:`~geohsi.models.spectralgpt.SpectralGPTClassifier`, the paper's protocol) runs a
 whole ViT forward per pixel. Dense mode runs it once per ``S × S`` tile and decodes all ``S²``
 pixels from the token grid, so the encoder cost per pixel drops by the number of pixels a tile
-contributes (``stride²`` with overlapping tiles, see :mod:`geohsi.prediction.dense`).
+contributes (``stride²`` with overlapping tiles, see :mod:`geohsi.prediction.tiles`).
 
 Decoder (:class:`DenseDecoder`), a light FPN-style path plus a full-resolution spectral branch::
 
