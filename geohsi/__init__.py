@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from geohsi.classification import classify, classify_many, predict_map
     from geohsi.datasets.registry import fetch as fetch_dataset
     from geohsi.datasets.registry import ingest_dataset
-    from geohsi.datasets.splits import make_split
     from geohsi.errors import GeohsiError
     from geohsi.evaluation import evaluate
     from geohsi.export.stac import bundle_stac
@@ -37,6 +36,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from geohsi.metrics import classification_report
     from geohsi.models import build_classifier, load_official_checkpoint
     from geohsi.scene import open_scene, write_scene
+    from geohsi.splits import make_split
     from geohsi.training import PretrainConfig, TrainConfig, baseline, pretrain, resolve_train_config, train
 
 #: public name → "module:attribute"
@@ -50,7 +50,7 @@ _API: dict[str, str] = {
     "info": "geohsi.inspection:info",
     "fetch_dataset": "geohsi.datasets.registry:fetch",
     "ingest_dataset": "geohsi.datasets.registry:ingest_dataset",
-    "make_split": "geohsi.datasets.splits:make_split",
+    "make_split": "geohsi.splits:make_split",
     "train": "geohsi.training:train",
     "TrainConfig": "geohsi.training:TrainConfig",
     "resolve_train_config": "geohsi.training:resolve_train_config",

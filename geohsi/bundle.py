@@ -253,8 +253,8 @@ class Bundle:
         return file_sha256(self.path / META_NAME)
 
     def split(self):
-        """The training split (:class:`geohsi.datasets.splits.Split`)."""
-        from geohsi.datasets.splits import Split
+        """The training split (:class:`geohsi.splits.Split`)."""
+        from geohsi.splits import Split
 
         return Split.load(self.path / SPLIT_NAME)
 

@@ -1231,8 +1231,8 @@ def test_nan_and_inf_pixels_are_nodata_in_training_and_in_maps(inputs: Inputs, t
     import dask
 
     from geohsi.classification import predict_map
-    from geohsi.datasets.splits import Split
     from geohsi.scene import open_scene, valid_mask
+    from geohsi.splits import Split
     from geohsi.training.config import resolve_train_config
     from geohsi.training.finetune import train
 

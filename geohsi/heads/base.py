@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from geohsi.datasets.splits import Split
     from geohsi.models.config import SpectralGPTConfig
     from geohsi.prediction.runtime import ForwardTimer
+    from geohsi.splits import Split
 
 #: input bytes (float64 during the spectral transform) one classify task may hold by default.
 CHUNK_BUDGET_BYTES = 256 << 20
@@ -127,7 +127,7 @@ class Head(ABC):
             channels: the transformed scenes, one ``[C, H, W]`` array per scene of the split's layout:
                 numpy (in memory), a :class:`~geohsi.spectral.windows.CachedCube` (streamed) or a lazy
                 DataArray; one scene may be given alone.
-            split: the split (its :attr:`~geohsi.datasets.splits.Split.scenes` place the scenes).
+            split: the split (its :attr:`~geohsi.splits.Split.scenes` place the scenes).
             targets: ``[n_train]`` logit index of each training pixel.
             seed: run seed.
             epochs: number of epochs (samples may be drawn for all of them up front).

@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from geohsi.datasets.splits import SceneLayout
 from geohsi.errors import DataError, UsageError
 from geohsi.heads.augment import dihedral
 from geohsi.heads.base import CHUNK_BUDGET_BYTES, Head, image_batch, register_head
@@ -47,6 +46,7 @@ from geohsi.prediction import (
     dense_halo,
     predict_dense_classes,
 )
+from geohsi.splits import SceneLayout
 
 #: Target value of pixels the loss ignores (``torch.nn.CrossEntropyLoss``'s default ``ignore_index``).
 IGNORE_INDEX = -100
@@ -60,7 +60,7 @@ def held_out_mask(split, scene: int = 0) -> np.ndarray | None:
     tile inputs (``scenes:F`` holds out whole scenes, which no tile crosses).
 
     Args:
-        split: a :class:`~geohsi.datasets.splits.Split`.
+        split: a :class:`~geohsi.splits.Split`.
         scene: which of the split's scenes.
 
     Returns:
@@ -68,7 +68,7 @@ def held_out_mask(split, scene: int = 0) -> np.ndarray | None:
 
     .. versionadded:: 0.1
     """
-    from geohsi.datasets.splits import parse_split
+    from geohsi.splits import parse_split
 
     spec = parse_split(split.spec)
     if spec.kind != "blocks":

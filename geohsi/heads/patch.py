@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geohsi.datasets.splits import SceneLayout
 from geohsi.heads.augment import dihedral
 from geohsi.heads.base import CHUNK_BUDGET_BYTES, Head, image_batch, register_head
 from geohsi.prediction import ForwardTimer, patch_block_probabilities, predict_window_classes
 from geohsi.spectral.windows import WindowSource, check_window
+from geohsi.splits import SceneLayout
 
 #: default spatial chunk edge: 128² = 16,384 pixels per task keeps batches full (dask issue 12082)
 #: while a task holds only ~B·(c + 2r)²·8 bytes of input (≈ 40 MB for 224 bands).

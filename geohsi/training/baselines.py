@@ -2,7 +2,7 @@
 
 Features are the centre pixel's spectrum: either the raw good bands (physical values,
 standardised on the training pixels) or the 12 channels of the same spectral transform the
-transformer uses. The split is drawn by :func:`geohsi.datasets.splits.make_split` with the same
+transformer uses. The split is drawn by :func:`geohsi.splits.make_split` with the same
 spec, seed and window, so the test pixels are exactly those of a ``geohsi train`` run with the same
 options, and the metrics JSON has the same form.
 

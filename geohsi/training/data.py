@@ -13,7 +13,7 @@ globs, list files, STAC items), each bringing its labels one of three ways (:cla
 Labels are read window by window and kept sparse (the flat index and class of each labelled pixel
 that is also a valid pixel of its scene), so memory follows the labelled pixels, not the scenes'
 size. :meth:`TrainingData.labelled` places every scene in one virtual grid
-(:class:`~geohsi.datasets.splits.SceneLayout`) for :func:`~geohsi.datasets.splits.make_split`;
+(:class:`~geohsi.splits.SceneLayout`) for :func:`~geohsi.splits.make_split`;
 one scene alone is its own grid, as before.
 
 .. versionadded:: 0.2
@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from geohsi.datasets.splits import LabelledPixels, SceneLayout, Split, make_split, parse_split
 from geohsi.errors import DataError, GeoreferenceError, UsageError
 from geohsi.scene import ClassInfo, Legend, default_color, scene_crs, scene_identity, scene_legend, scene_transform, valid_mask
+from geohsi.splits import LabelledPixels, SceneLayout, Split, make_split, parse_split
 
 #: Label windows are read this many pixels on a side at a time.
 LABEL_WINDOW = 2048
@@ -304,7 +304,7 @@ class TrainingData:
     source: LabelSource
 
     def layout(self, split: str, window: int) -> SceneLayout:
-        """The scenes' :class:`~geohsi.datasets.splits.SceneLayout` for a split (blocks anchored per scene)."""
+        """The scenes' :class:`~geohsi.splits.SceneLayout` for a split (blocks anchored per scene)."""
         spec = parse_split(split)
         blocks = spec.kind == "blocks"
         return SceneLayout.stacked(
@@ -319,7 +319,7 @@ class TrainingData:
         return LabelledPixels(index[order], labels[order], layout)
 
     def split(self, spec: str, *, seed: int = 0, val_fraction: float = 0.1, window: int = 15) -> Split:
-        """The seeded split of every scene's labelled pixels (:func:`~geohsi.datasets.splits.make_split`)."""
+        """The seeded split of every scene's labelled pixels (:func:`~geohsi.splits.make_split`)."""
         return make_split(
             self.labelled(self.layout(spec, window)),
             spec,

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from geohsi.bundle import load_bundle
-from geohsi.datasets.splits import make_split
 from geohsi.evaluation import evaluate
 from geohsi.heads.augment import dihedral
 from geohsi.heads.dense import IGNORE_INDEX, TileSampler, cut_tiles, dense_loss, held_out_mask
 from geohsi.models.decoder import SpectralGPTSegmenter, build_segmenter
+from geohsi.splits import make_split
 from geohsi.training.config import resolve_train_config
 from geohsi.training.finetune import train
 from tests.conftest import run_cli

@@ -13,11 +13,11 @@ import rasterio
 import torch
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-from geohsi.datasets.splits import parse_split
 from geohsi.errors import BandMismatchError, UsageError
 from geohsi.ingestion import open_source
 from geohsi.spectral.transform import SpectralTransform
 from geohsi.spectral.windows import CachedCube, ChunkCache, WindowSource
+from geohsi.splits import parse_split
 from geohsi.training.config import resolve_train_config
 from geohsi.training.data import LabelSource, load_training_data
 from geohsi.training.finetune import train

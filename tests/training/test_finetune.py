@@ -255,11 +255,11 @@ def test_krona_plus_bundle_on_base_is_small(tmp_path: Path, ip_scene: Path) -> N
     """The KronA+ bundle of ViT-B with a 16-class head: ≤ 0.3 MB plus the spectral transform."""
     from geohsi.adapters import apply_adapter
     from geohsi.bundle import BackboneRecord, BundleMeta, write_bundle
-    from geohsi.datasets.splits import make_split
     from geohsi.heads import PatchHead
     from geohsi.models.spectralgpt import build_classifier
     from geohsi.scene import Legend, open_scene
     from geohsi.spectral.transform import SpectralTransform
+    from geohsi.splits import make_split
 
     ds = open_scene(ip_scene)
     model = build_classifier("base", 16)

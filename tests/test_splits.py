@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from geohsi.datasets.splits import SPLIT_FORMS, Split, SplitSpec, make_split, parse_split
 from geohsi.errors import DataError, GeohsiWarning, InputFormatError, OutputError, UsageError
+from geohsi.splits import SPLIT_FORMS, Split, SplitSpec, make_split, parse_split
 
 
 @pytest.fixture(scope="module")
