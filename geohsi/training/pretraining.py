@@ -63,50 +63,9 @@ FIGURE_CHANNELS = (0, 3, 6)
 # --------------------------------------------------------------------------------------------------
 
 
-def jasper_ridge_scene(mat_path: str | os.PathLike) -> xr.Dataset:
-    """Build the Jasper Ridge scene from ``jasperRidge2_R198.mat``, which the generic reader refuses.
-
-    The file stores the cube as a 2-D ``Y`` ``[198, 10000]`` (bands × pixels, MATLAB column-major
-    pixel order), so it is reshaped with ``Y.T.reshape(100, 100, 198, order="F")``. The scene is an
-    explicit pixel grid (no CRS), raw uint16 values (``maxValue`` 5000), no wavelengths (the file
-    lists only band indices), so only the PCA front end applies to it.
-
-    Args:
-        mat_path: the ``.mat`` file.
-
-    Returns:
-        A scene Dataset ``(band 198, y 100, x 100)``.
-
-    Raises:
-        InputFormatError: the file is not the expected Jasper Ridge layout.
-
-    .. versionadded:: 0.1
-    """
-    import scipy.io
-
-    from geohsi.scene import make_scene
-
-    try:
-        m = scipy.io.loadmat(mat_path)
-        y = np.asarray(m["Y"])
-        rows, cols = int(np.asarray(m["nRow"]).item()), int(np.asarray(m["nCol"]).item())
-    except (OSError, ValueError, KeyError) as e:
-        raise InputFormatError(
-            f"{mat_path} is not the Jasper Ridge .mat (Y, nRow, nCol): {e}; fetch it with 'geohsi datasets fetch jasper_ridge'"
-        ) from e
-    if y.ndim != 2 or y.shape[1] != rows * cols:
-        raise InputFormatError(
-            f"{mat_path}: Y has shape {y.shape}, expected (bands, {rows}·{cols}); fetch the original jasperRidge2_R198.mat"
-        )
-    cube = y.T.reshape(rows, cols, y.shape[0], order="F").transpose(2, 0, 1)
-    return make_scene(
-        np.ascontiguousarray(cube),
-        attrs={"sensor": "AVIRIS", "units": "DN (reflectance × 10000)", "source_files": json.dumps([Path(mat_path).name])},
-    )
-
-
 def _dataset_scene(name: str, cache: Path) -> tuple[Path, dict[str, Any]]:
     """Ingest a registered dataset into ``cache`` (once) and describe where it came from."""
+    from geohsi.datasets.jasper_ridge import jasper_ridge_scene
     from geohsi.datasets.registry import fetch, get, ingest_dataset
     from geohsi.scene import write_scene
 
@@ -446,7 +405,7 @@ def pretrain(
 
     Args:
         scenes: scene stores (``.zarr``) or registered dataset names (fetched and ingested into the
-            run's work directory; Jasper Ridge through :func:`jasper_ridge_scene`).
+            run's work directory; Jasper Ridge through :func:`~geohsi.datasets.jasper_ridge.jasper_ridge_scene`).
         out: output weights ``NAME.safetensors`` (sidecar ``NAME.json`` and figures beside it); or a URL
             (written locally, uploaded when complete).
         model: encoder config name.
@@ -741,12 +700,4 @@ def _write_pretrained(
     )
 
 
-__all__ = [
-    "command_line",
-    "jasper_ridge_scene",
-    "mae_param_groups",
-    "plot_loss",
-    "plot_reconstructions",
-    "pretrain",
-    "resolve_scenes",
-]
+__all__ = ["command_line", "mae_param_groups", "plot_loss", "plot_reconstructions", "pretrain", "resolve_scenes"]

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from geohsi.datasets.jasper_ridge import jasper_ridge_scene
 from geohsi.ingestion import open_source
 from geohsi.scene import open_scene
 from geohsi.spectral.guard import ChannelStats, distribution_warning, window_sample
 from geohsi.spectral.simulate import simulate_sensor
 from geohsi.spectral.transform import SpectralTransform
-from geohsi.training.pretraining import jasper_ridge_scene
 
 
 def _said(t: SpectralTransform, ds) -> list[str]:
