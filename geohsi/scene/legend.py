@@ -1,0 +1,188 @@
+"""The class legend of a scene or map: ids, names and colours (:class:`Legend`), and the default palette.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from geohsi.errors import DataError
+
+#: The class colours used when a dataset gives none: 20 colours as far apart as they can be (minimum
+#: pairwise CIEDE2000 ΔE₀₀ 24.4, also from the white nodata background and from black; tab20, used
+#: before, had 12.1), lightness L* 30–92, ordered so that the first k of them are far apart too
+#: (ΔE₀₀ ≥ 31 for 5 classes, ≥ 25.6 for 10). Chosen by a max–min search over an 18-level sRGB grid;
+#: tests/test_palette.py checks the distances with geohsi.plot.palette_distances.
+DEFAULT_COLORS: tuple[str, ...] = (
+    "#ff004b",
+    "#1e87f0",
+    "#968700",
+    "#0000ff",
+    "#005a5a",
+    "#00c32d",
+    "#ff00e1",
+    "#96005a",
+    "#5a4b2d",
+    "#c3b4ff",
+    "#2dd2ff",
+    "#ffc378",
+    "#5affe1",
+    "#006900",
+    "#e1f000",
+    "#789687",
+    "#5a5a78",
+    "#c3691e",
+    "#e1a5a5",
+    "#960f00",
+)
+
+
+def default_color(class_id: int) -> str:
+    """The palette colour of a class id that comes without one (:data:`DEFAULT_COLORS`, cycled)."""
+    return DEFAULT_COLORS[(int(class_id) - 1) % len(DEFAULT_COLORS)]
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One class of a legend.
+
+    Attributes:
+        id: the class id in label rasters and maps (≥ 1; 0 means unlabelled / nodata).
+        name: human-readable name.
+        color: ``#rrggbb`` display colour, or ``None`` when unknown.
+    """
+
+    id: int
+    name: str
+    color: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"id", "name", "color"}`` (the JSON form bundles and map tags store)."""
+        return {"id": self.id, "name": self.name, "color": self.color}
+
+
+@dataclass(frozen=True)
+class Legend(Sequence[ClassInfo]):
+    """An ordered class legend: a model's logit ``k`` is class ``legend[k]``.
+
+    Built from a scene's labels (:func:`scene_legend`), a bundle's ``classes`` record
+    (:meth:`from_list`) or a map's attributes (:meth:`from_attrs`); written back with
+    :meth:`to_list` / :meth:`to_attrs`. It is a sequence of :class:`ClassInfo`.
+
+    Attributes:
+        classes: the classes in order.
+
+    .. versionadded:: 0.1
+    """
+
+    classes: tuple[ClassInfo, ...]
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __getitem__(self, k):  # type: ignore[override]
+        return self.classes[k]
+
+    def __iter__(self):
+        return iter(self.classes)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """``[K]`` int64 class ids in order."""
+        return np.asarray([c.id for c in self.classes], dtype=np.int64)
+
+    @property
+    def names(self) -> list[str]:
+        """Class names in order."""
+        return [c.name for c in self.classes]
+
+    @property
+    def colors(self) -> list[str | None]:
+        """Class colours in order."""
+        return [c.color for c in self.classes]
+
+    def positions(self) -> dict[int, int]:
+        """``{class id: position}`` (the logit index of each class)."""
+        return {c.id: k for k, c in enumerate(self.classes)}
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """``[{"id", "name", "color"}, …]``."""
+        return [c.to_dict() for c in self.classes]
+
+    def to_attrs(self) -> dict[str, list]:
+        """``class_ids`` / ``class_names`` / ``class_colors`` attributes (the xarray/Zarr convention)."""
+        return {"class_ids": [int(i) for i in self.ids], "class_names": self.names, "class_colors": self.colors}
+
+    @classmethod
+    def from_list(cls, items: Iterable[Mapping[str, Any] | ClassInfo]) -> Legend:
+        """From ``[{"id", "name", "color"}, …]`` mappings (a bundle's ``classes``) or :class:`ClassInfo` objects."""
+        out = []
+        for c in items:
+            if isinstance(c, ClassInfo):
+                out.append(c)
+            else:
+                color = c.get("color")
+                out.append(ClassInfo(int(c["id"]), str(c["name"]), None if color is None else str(color)))
+        return cls(tuple(out))
+
+    @classmethod
+    def coerce(cls, classes: Legend | Iterable[Mapping[str, Any] | ClassInfo]) -> Legend:
+        """A :class:`Legend` as it is, anything :meth:`from_list` takes otherwise."""
+        return classes if isinstance(classes, Legend) else cls.from_list(classes)
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> Legend | None:
+        """From ``class_ids``/``class_names``[/``class_colors``] attributes, or a COG's ``GEOHSI_CLASSES`` tag.
+
+        Returns:
+            The legend, or ``None`` when the attributes carry none.
+        """
+        if "class_ids" in attrs and "class_names" in attrs:
+            ids, names = list(attrs["class_ids"]), list(attrs["class_names"])
+            colors = list(attrs.get("class_colors") or [None] * len(ids))
+            return cls(
+                tuple(
+                    ClassInfo(int(i), str(n), None if c is None else str(c)) for i, n, c in zip(ids, names, colors, strict=False)
+                )
+            )
+        if "GEOHSI_CLASSES" in attrs:
+            return cls.from_list(json.loads(attrs["GEOHSI_CLASSES"]))
+        return None
+
+
+def scene_legend(ds: xr.Dataset, present: Iterable[int] | None = None) -> Legend:
+    """The legend of a scene's labels: every declared class and every id present in ``labels``.
+
+    Ids present in the labels but not declared get the name ``class_<id>``; classes without a
+    colour get :func:`default_color`. Ordered by id.
+
+    Args:
+        ds: a labelled scene.
+        present: the ids present in its labels, when already known (else the labels are read).
+
+    Raises:
+        DataError: the scene has no labels.
+    """
+    if "labels" not in ds:
+        src = ds.encoding.get("source", "the scene")
+        raise DataError(f"{src} has no labels; ingest it with --labels FILE to train or evaluate")
+    declared = {c.id: c for c in (Legend.from_attrs(ds["labels"].attrs) or ())}
+    present = np.unique(np.asarray(ds["labels"].values)) if present is None else list(present)
+    ids = sorted(set(declared) | {int(i) for i in present if i != 0})
+    return Legend(
+        tuple(
+            ClassInfo(
+                i,
+                declared[i].name if i in declared else f"class_{i}",
+                (declared[i].color if i in declared else None) or default_color(i),
+            )
+            for i in ids
+        )
+    )

@@ -1,0 +1,88 @@
+"""Which pixels of a scene are valid (nodata, bad bands) and how much ground each pixel covers.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from geohsi.scene.georef import scene_crs, scene_transform
+from geohsi.scene.schema import cube
+
+
+def nodata_value(ds: xr.Dataset) -> float | None:
+    """The cube's nodata value (CF ``_FillValue``), or ``None``."""
+    v = cube(ds)
+    fv = v.attrs.get("_FillValue", v.encoding.get("_FillValue"))
+    return None if fv is None else float(fv)
+
+
+def validity_bands(ds: xr.Dataset) -> np.ndarray:
+    """0-based bands the validity test reads: the good bands, or every band when none is flagged."""
+    good = np.asarray(ds["good_band"].values, bool)
+    return np.flatnonzero(good) if good.any() else np.arange(int(ds.sizes["band"]))
+
+
+def valid_mask(ds: xr.Dataset) -> xr.DataArray:
+    """Lazy boolean mask ``(y, x)``: True where every good band is finite and not nodata."""
+    v = cube(ds)
+    good = np.asarray(ds["good_band"].values, bool)
+    if good.any():
+        v = v.isel(band=validity_bands(ds))
+    ok = xr.ones_like(v.isel(band=0), dtype=bool)
+    nd = nodata_value(ds)
+    data = v.data
+    if np.dtype(v.dtype).kind == "f":
+        ok = ok & da.isfinite(data).all(axis=0)
+    if nd is not None:
+        ok = ok & (data != np.asarray(nd, dtype=v.dtype)).all(axis=0)
+    ok.name = "valid"
+    return ok
+
+
+def labels_and_valid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels [H, W], valid [H, W])`` of a labelled scene, in memory."""
+    return np.asarray(ds["labels"].values), np.asarray(valid_mask(ds).values, dtype=bool)
+
+
+def pixel_areas(ds: xr.Dataset) -> tuple[np.ndarray | None, str]:
+    """The ground area of the scene's pixels, per row, in square metres.
+
+    * projected CRS: ``|a·e − b·d|`` of the transform times the square of the CRS's linear unit in
+      metres (every pixel has the same area);
+    * geographic CRS: the geodesic area of each row's pixel quadrilateral on the CRS's ellipsoid
+      (``pyproj.Geod``), taken at the middle column (exact for north-up grids);
+    * pixel grid (no CRS): ``None`` — a pixel has no ground size.
+
+    Args:
+        ds: a scene (or any Dataset with ``spatial_ref``, ``y`` and ``x``).
+
+    Returns:
+        ``(areas, note)``: ``[H]`` float64 m² per pixel of each row (``None`` for a pixel grid), and
+        a short phrase saying how they were computed.
+    """
+    crs = scene_crs(ds)
+    h, w = int(ds.sizes["y"]), int(ds.sizes["x"])
+    if crs is None:
+        return None, "no CRS (pixel grid): a pixel has no ground area"
+    tf = scene_transform(ds)
+    if crs.is_geographic:
+        from pyproj import CRS as ProjCRS
+
+        pcrs = ProjCRS.from_wkt(crs.to_wkt())
+        geod = pcrs.get_geod()
+        if geod is None:
+            return None, f"{crs.to_string()} names no ellipsoid: geodesic areas cannot be computed"
+        col = w // 2
+        areas = np.empty(h, dtype="float64")
+        for r in range(h):
+            corners = [tf @ (col, r), tf @ (col + 1, r), tf @ (col + 1, r + 1), tf @ (col, r + 1)]
+            lons, lats = zip(*corners, strict=True)
+            areas[r] = abs(geod.polygon_area_perimeter(lons, lats)[0])
+        return areas, f"geodesic pixel areas on the {pcrs.ellipsoid.name} ellipsoid"
+    unit = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    area = abs(tf.a * tf.e - tf.b * tf.d) * unit**2
+    return np.full(h, area, dtype="float64"), f"{area:,.2f} m² per pixel from the {crs.to_string()} transform"
