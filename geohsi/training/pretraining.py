@@ -225,98 +225,6 @@ def _evaluate(mae: nn.Module, x: torch.Tensor, cfg: PretrainConfig, device: torc
     return float(out.loss), out
 
 
-# --------------------------------------------------------------------------------------------------
-# Figures
-# --------------------------------------------------------------------------------------------------
-
-
-def plot_loss(history: dict[str, Any]):
-    """Training loss per step (raw and smoothed) and held-out validation loss.
-
-    Returns:
-        The matplotlib Figure.
-    """
-    from geohsi.plot import _pyplot
-
-    plt = _pyplot()
-    train = np.asarray(history["train"], float)
-    steps = np.arange(1, train.size + 1)
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    ax.plot(steps, train, color="tab:blue", alpha=0.25, lw=0.8, label="train (per step)")
-    k = max(1, min(50, train.size // 10))
-    if train.size >= k:
-        smooth = np.convolve(train, np.ones(k) / k, mode="valid")
-        ax.plot(steps[k - 1 :], smooth, color="tab:blue", lw=1.6, label=f"train ({k}-step mean)")
-    if history["val"]:
-        v = np.asarray(history["val"], float)
-        ax.plot(v[:, 0], v[:, 1], "o-", color="tab:orange", ms=3, label="held-out windows")
-    ax.set_xlabel("step")
-    ax.set_ylabel("masked-tubelet MSE")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def plot_reconstructions(
-    x: np.ndarray,
-    masked: np.ndarray,
-    recon: np.ndarray,
-    names: Sequence[str],
-    channels: Sequence[int],
-    channel_names: Sequence[str],
-    norm_pix: bool,
-    flat: np.ndarray | None = None,
-):
-    """Rows of held-out windows; per channel: input | visible tubelets | reconstruction [| flat].
-
-    Args:
-        x: ``[N, C, S, S]`` inputs.
-        masked: ``[N, C, S, S]`` inputs with masked tubelets set to NaN (drawn grey).
-        recon: ``[N, C, S, S]`` reconstructions (visible tubelets pasted from the input).
-        names: row labels.
-        channels: channels shown.
-        channel_names: their names.
-        norm_pix: whether predictions were standardised tubelets (said in the title).
-        flat: optional ``[N, C, S, S]`` reconstruction from an all-zero (flat) standardised
-            prediction, i.e. each masked tubelet filled with its true mean: what the figure shows
-            without any model, so the reader sees what the model adds.
-
-    Returns:
-        The matplotlib Figure.
-    """
-    from geohsi.plot import _pyplot
-
-    plt = _pyplot()
-    panels = [(x, "input"), (masked, "visible"), (recon, "recon.")] + ([(flat, "flat pred.")] if flat is not None else [])
-    n, nc, k = len(x), len(channels), len(panels)
-    fig, axes = plt.subplots(n, k * nc, figsize=(1.25 * k * nc, 1.3 * n + 0.9), squeeze=False)
-    cmap = plt.get_cmap("viridis").with_extremes(bad="0.6")  # masked tubelets in grey
-    for i in range(n):
-        for j, c in enumerate(channels):
-            lo, hi = np.percentile(x[i, c], [2, 98])
-            for kk, (img, title) in enumerate(panels):
-                ax = axes[i, k * j + kk]
-                ax.imshow(img[i, c], cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1e-6, interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if i == 0:
-                    ax.set_title(f"{channel_names[c]} {title}", fontsize=7)
-                if j == 0 and kk == 0:
-                    ax.set_ylabel(names[i], fontsize=7)
-    note = (
-        (
-            " (norm_pix_loss: masked tubelets = predicted pattern × true tubelet std + true mean; "
-            "'flat pred.' = true means alone, no model)"
-        )
-        if norm_pix
-        else ""
-    )
-    fig.suptitle(f"held-out windows{note}", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def _write_figures(
     mae: nn.Module,
     pool: _Pool,
@@ -329,7 +237,7 @@ def _write_figures(
 ) -> tuple[Path, Path]:
     """``NAME.loss.png`` and ``NAME.reconstruction.png`` beside the weights: one held-out window per scene (the
     first of each), channels of three spectral groups."""
-    from geohsi.plot import figure_png
+    from geohsi.plot import figure_png, plot_pretraining_loss, plot_reconstructions
 
     rows = [int(np.flatnonzero(pool.held_scene == s)[0]) for s in range(len(pool.sources))]
     recon = mae.reconstruct(x_val, val_out).numpy()[rows]
@@ -346,7 +254,7 @@ def _write_figures(
         flat = mae.reconstruct(x_val, zero).numpy()[rows]
     fig_r = plot_reconstructions(xs, np.where(vis_mask > 0, np.nan, xs), recon, names, chans, ch_names, cfg.norm_pix_loss, flat)
     png_loss, png_recon = out.with_suffix(".loss.png"), out.with_suffix(".reconstruction.png")
-    write_bytes_atomic(png_loss, figure_png(plot_loss(history)), overwrite=True)
+    write_bytes_atomic(png_loss, figure_png(plot_pretraining_loss(history)), overwrite=True)
     write_bytes_atomic(png_recon, figure_png(fig_r), overwrite=True)
     return png_loss, png_recon
 
@@ -700,4 +608,4 @@ def _write_pretrained(
     )
 
 
-__all__ = ["command_line", "mae_param_groups", "plot_loss", "plot_reconstructions", "pretrain", "resolve_scenes"]
+__all__ = ["command_line", "mae_param_groups", "pretrain", "resolve_scenes"]
