@@ -40,15 +40,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import xarray as xr
 from torch import nn
 
 from geohsi.console import say
-from geohsi.errors import DataError, InputFormatError, UsageError
+from geohsi.errors import DataError, UsageError
 from geohsi.files import atomic_output, check_output, write_bytes_atomic
 from geohsi.prediction import autocast
 from geohsi.training.config import PretrainConfig
 from geohsi.training.distributed import Ranks, from_main, local_batch_size, setup, teardown, wrap
+from geohsi.training.pretrain_data import WindowPool, build_pool, resolve_scenes, step_batch
 from geohsi.training.runner import Runner, check_resumable, seed_init, work_dir
 
 SIDECAR_FORMAT = "geohsi-pretraining"
@@ -56,127 +56,6 @@ SIDECAR_VERSION = 1
 #: Bands of the first channel of each of the first three spectral groups (PC1, PC4, PC7 after PCA):
 #: the reconstruction figure shows one channel per tubelet group.
 FIGURE_CHANNELS = (0, 3, 6)
-
-
-# --------------------------------------------------------------------------------------------------
-# Scenes
-# --------------------------------------------------------------------------------------------------
-
-
-def _dataset_scene(name: str, cache: Path) -> tuple[Path, dict[str, Any]]:
-    """Ingest a registered dataset into ``cache`` (once) and describe where it came from."""
-    from geohsi.datasets.jasper_ridge import jasper_ridge_scene
-    from geohsi.datasets.registry import fetch, get, ingest_dataset
-    from geohsi.scene import write_scene
-
-    info = get(name)
-    store = cache / f"{info.name}.zarr"
-    if not store.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        if info.name == "jasper_ridge":
-            paths = fetch(info.name)
-            write_scene(jasper_ridge_scene(paths[info.images[0]]), store)
-        else:
-            ingest_dataset(info.name, store)
-    files = {f.path: f.sha256 for f in info.files if f.path in info.images}
-    return store, {"dataset": info.name, "files_sha256": files}
-
-
-def resolve_scenes(scenes: Sequence[str | os.PathLike], cache: Path) -> list[tuple[xr.Dataset, dict[str, Any]]]:
-    """Open each scene: a ``.zarr`` store, or a registered dataset name ingested into ``cache``.
-
-    Raises:
-        UsageError: no scenes.
-        InputFormatError: a path that does not exist and is not a dataset name.
-    """
-    from geohsi.datasets.registry import DATASETS
-    from geohsi.scene import open_scene
-
-    if not scenes:
-        raise UsageError("no scenes given; pass at least one SCENE.zarr (or a dataset name such as indian_pines)")
-    from geohsi.storage import as_path, display, is_url
-
-    out = []
-    for item in scenes:
-        p = as_path(item)
-        key = str(item).strip().lower().replace("-", "_")
-        if is_url(p):
-            record: dict[str, Any] = {"source": display(p)}  # a scene store in a bucket (open_scene checks it)
-        elif p.exists():
-            record = {"source": str(p.resolve())}
-        elif key in DATASETS:
-            p, record = _dataset_scene(key, cache)
-        else:
-            raise InputFormatError(
-                f"scene {item} does not exist and is not a dataset name ({', '.join(DATASETS)}); "
-                "pass a store made by 'geohsi ingest' or a dataset name"
-            )
-        out.append((open_scene(p), record))
-    return out
-
-
-@dataclass
-class _Pool:
-    """The window sources of all scenes and the pooled training / held-out centre pixels."""
-
-    sources: list[Any]
-    train_scene: np.ndarray  # [P] scene index of each training centre
-    train_pixel: np.ndarray  # [P] row-major pixel index in its scene
-    held_scene: np.ndarray
-    held_pixel: np.ndarray
-
-    def windows(self, scene_idx: np.ndarray, pixel_idx: np.ndarray) -> np.ndarray:
-        """``[N, C, S, S]`` windows in the given order."""
-        first = self.sources[0]
-        out = np.empty((len(scene_idx), first.channels.shape[0], first.input_size, first.input_size), np.float32)
-        for k in np.unique(scene_idx):
-            sel = np.flatnonzero(scene_idx == k)
-            out[sel] = self.sources[k].windows(pixel_idx[sel])
-        return out
-
-
-def _build_pool(
-    scenes: list[tuple[xr.Dataset, dict[str, Any]]], cfg: PretrainConfig, log: Callable[[str], None]
-) -> tuple[_Pool, list[dict[str, Any]]]:
-    from geohsi.scene import valid_mask
-    from geohsi.spectral.transform import SpectralTransform
-    from geohsi.spectral.windows import WindowSource
-
-    sources, records = [], []
-    tr_s, tr_p, ho_s, ho_p = [], [], [], []
-    for k, (ds, record) in enumerate(scenes):
-        src = ds.encoding.get("source", f"scene {k}")
-        transform = SpectralTransform.fit(ds, cfg.run.spectral, cfg.run.n_components, cfg.run.norm, seed=cfg.run.seed)
-        source = WindowSource(transform.apply(ds), cfg.run.window, cfg.run.input_size)
-        valid = np.flatnonzero(np.asarray(valid_mask(ds).values, bool).ravel())
-        if valid.size <= cfg.holdout_per_scene:
-            raise DataError(
-                f"{src} has {valid.size} valid pixels, too few to hold out {cfg.holdout_per_scene}; "
-                "drop the scene or lower holdout_per_scene"
-            )
-        rng = np.random.default_rng([cfg.run.seed, 7919, k])
-        held = np.sort(rng.choice(valid, cfg.holdout_per_scene, replace=False))
-        train = np.setdiff1d(valid, held, assume_unique=True)
-        sources.append(source)
-        tr_s.append(np.full(train.size, k, np.int64))
-        tr_p.append(train)
-        ho_s.append(np.full(held.size, k, np.int64))
-        ho_p.append(held)
-        h, w = source.shape
-        records.append(
-            {
-                **record,
-                "store": str(src),
-                "height": h,
-                "width": w,
-                "valid_pixels": int(valid.size),
-                "held_out_pixels": held.tolist(),
-                "spectral_transform": transform.to_dict(),
-            }
-        )
-        log(f"{src}: {h}×{w} px, {valid.size} valid, {cfg.run.spectral} → {transform.n_channels} channels")
-    pool = _Pool(sources, np.concatenate(tr_s), np.concatenate(tr_p), np.concatenate(ho_s), np.concatenate(ho_p))
-    return pool, records
 
 
 # --------------------------------------------------------------------------------------------------
@@ -196,24 +75,6 @@ def mae_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _step_batch(pool: _Pool, cfg: PretrainConfig, step: int, ranks: Ranks = Ranks()) -> tuple[torch.Tensor, torch.Generator]:
-    """This rank's windows and mask generator of step ``step`` — a pure function of ``(seed, step, rank)``.
-
-    Every rank draws the step's global batch; rank ``r`` takes its ``r``-th share (one process: all of it).
-    """
-    from geohsi.heads.augment import dihedral
-
-    rng = np.random.default_rng([cfg.run.seed, step])
-    pick = rng.integers(0, len(pool.train_pixel), cfg.run.batch_size)
-    b = local_batch_size(cfg.run.batch_size, ranks)
-    pick = pick[ranks.rank * b : (ranks.rank + 1) * b]
-    x = torch.from_numpy(pool.windows(pool.train_scene[pick], pool.train_pixel[pick]))
-    base = cfg.run.seed * 1_000_003 + step * 2 + ranks.rank * 7_919_993
-    if cfg.run.augment:
-        x, _ = dihedral(x, torch.Generator().manual_seed(base + 1))
-    return x, torch.Generator().manual_seed(base)
-
-
 @torch.no_grad()
 def _evaluate(mae: nn.Module, x: torch.Tensor, cfg: PretrainConfig, device: torch.device) -> tuple[float, Any]:
     from geohsi.prediction import autocast
@@ -227,7 +88,7 @@ def _evaluate(mae: nn.Module, x: torch.Tensor, cfg: PretrainConfig, device: torc
 
 def _write_figures(
     mae: nn.Module,
-    pool: _Pool,
+    pool: WindowPool,
     x_val: torch.Tensor,
     val_out: Any,
     scene_records: list[dict[str, Any]],
@@ -400,7 +261,7 @@ def _pretrain_ranks(
     local_batch_size(probe.run.batch_size, ranks)  # refuse a batch the ranks cannot share before any work
     log = log if ranks.main else (lambda m: None)  # one writer: rank 0
     try:
-        pool, scene_records = _build_pool(resolve_scenes(scenes, work / "scenes"), probe, log)
+        pool, scene_records = build_pool(resolve_scenes(scenes, work / "scenes"), probe, log)
         cfg = _final_config(base, probe, pool, epochs, steps, options)
         mae, runner = _mae(cfg, pool, dev, work, log)
         history = _PretrainLoop(runner, wrap(mae, ranks, dev), pool, cfg, ranks, dev).run(
@@ -429,7 +290,7 @@ def _check_outputs(out: Path, epochs: float | None, steps: int | None, overwrite
 
 
 def _final_config(
-    base: dict, probe: PretrainConfig, pool: _Pool, epochs: float | None, steps: int | None, options: dict
+    base: dict, probe: PretrainConfig, pool: WindowPool, epochs: float | None, steps: int | None, options: dict
 ) -> PretrainConfig:
     """The run's config: steps from ``epochs`` over the pooled centres when not given, warm-up a twentieth of them."""
     if steps is None:
@@ -440,7 +301,9 @@ def _final_config(
     return PretrainConfig.from_dict({**base, "steps": int(steps)})
 
 
-def _mae(cfg: PretrainConfig, pool: _Pool, dev: torch.device, work: Path, log: Callable[[str], None]) -> tuple[nn.Module, Runner]:
+def _mae(
+    cfg: PretrainConfig, pool: WindowPool, dev: torch.device, work: Path, log: Callable[[str], None]
+) -> tuple[nn.Module, Runner]:
     """The masked autoencoder (seeded init) and its runner (AdamW β = (0.9, 0.95), full-state checkpoints)."""
     from geohsi.models import resolve_model_config
     from geohsi.models.mae import SpectralMAE, decoder_for
@@ -483,7 +346,7 @@ class _PretrainLoop:
 
     runner: Runner
     net: nn.Module
-    pool: _Pool
+    pool: WindowPool
     cfg: PretrainConfig
     ranks: Ranks
     dev: torch.device
@@ -528,7 +391,7 @@ class _PretrainLoop:
             if start == 0:
                 history["val"].append([0, self.evaluate(x_val)])
             for step in range(start, cfg.steps):
-                x, gen = _step_batch(self.pool, cfg, step, self.ranks)
+                x, gen = step_batch(self.pool, cfg, step, self.ranks)
                 with autocast(self.dev, run.precision):
                     loss = self.net(x.to(self.dev, non_blocking=True), generator=gen).loss
                 pending.append(runner.step(loss))
@@ -551,7 +414,7 @@ class _PretrainLoop:
 
 def _write_pretrained(
     mae: nn.Module,
-    pool: _Pool,
+    pool: WindowPool,
     scene_records: list[dict[str, Any]],
     history: dict[str, Any],
     cfg: PretrainConfig,
@@ -608,4 +471,4 @@ def _write_pretrained(
     )
 
 
-__all__ = ["command_line", "mae_param_groups", "pretrain", "resolve_scenes"]
+__all__ = ["command_line", "mae_param_groups", "pretrain"]
