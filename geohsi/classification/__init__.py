@@ -15,9 +15,10 @@
 .. versionadded:: 0.1
 """
 
-from geohsi.classification.batch import BatchResult, SceneRecord, classify_many
+from geohsi.classification.batch import classify_many
 from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
 from geohsi.classification.plan import Plan, build_plan, predict_map
+from geohsi.classification.records import BatchResult, SceneRecord
 from geohsi.classification.run import classify, write_map
 
 __all__ = [

@@ -41,16 +41,16 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from geohsi import storage
-from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
+from geohsi.classification.job import MapJob, MapOutputs
+from geohsi.classification.map_items import item_path, map_completion, map_outputs, read_item, write_map_item
+from geohsi.classification.records import BatchResult, SceneRecord, class_rows
 from geohsi.classification.worker import cluster_stats, stats_delta
 from geohsi.console import say
-from geohsi.errors import BandMismatchError, BatchError, ClusterError, GeohsiError, GeohsiWarning, OutputError, UsageError
+from geohsi.errors import BandMismatchError, ClusterError, GeohsiError, GeohsiWarning, OutputError, UsageError
 from geohsi.io.sources import expand_scenes, scene_name
 
 #: file names of the batch's own outputs in the output directory.
@@ -58,129 +58,6 @@ CATALOG_NAME = "catalog.json"
 SUMMARY_NAME = "summary.json"
 #: ``format`` values: ``auto`` writes a COG for georeferenced scenes and Zarr for pixel grids.
 FORMATS = ("auto", "tif", "zarr")
-#: item properties recording what a map was made from (compared on a rerun).
-PROVENANCE_KEYS = ("bundle_sha256", "scene_identity")
-
-
-@dataclass
-class SceneRecord:
-    """One scene of a batch, as ``summary.json`` holds it.
-
-    Attributes:
-        name: the scene's name (output file stem).
-        source: the path or STAC item it was read from.
-        status: ``done`` (mapped in this run), ``skipped`` (complete from an earlier run),
-            ``failed``, ``interrupted`` (stopped mid-way; a rerun resumes it) or ``not started``.
-        message: the one-line error of a failed scene (or why it was interrupted).
-        bundle: the bundle that mapped it.
-        outputs: files written for it.
-        item: its STAC item file.
-        valid_pixels: classified pixels of the map.
-        seconds: from submission to the last chunk (scenes in flight together overlap).
-        pixels_per_second: pixels computed in this run per second.
-        chunks: chunks of the map.
-        computed: chunks computed in this run.
-        reused: chunks reused from an interrupted run.
-        classes: per class ``{id, name, pixels, percent, area_ha}`` (``area_ha`` ``None`` for pixel grids).
-        area_note: how the areas were computed, or why not.
-        warnings: one-line warnings about the scene (odd band table, values or model input unlike
-            the training data).
-    """
-
-    name: str
-    source: str
-    status: str = "not started"
-    message: str | None = None
-    bundle: str | None = None
-    outputs: list[str] = field(default_factory=list)
-    item: str | None = None
-    valid_pixels: int = 0
-    seconds: float = 0.0
-    pixels_per_second: float | None = None
-    chunks: int = 0
-    computed: int = 0
-    reused: int = 0
-    classes: list[dict[str, Any]] = field(default_factory=list)
-    area_note: str = ""
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class BatchResult:
-    """What a batch did: one :class:`SceneRecord` per scene, and the batch totals.
-
-    Attributes:
-        scenes: the records, in input order.
-        out_dir: the output directory.
-        catalog: ``catalog.json`` (a STAC Collection of every complete map), or ``None`` when none is.
-        summary: ``summary.json``.
-        seconds: wall time of the batch (cluster start-up excluded).
-        workers: workers of the cluster.
-        model_tasks: model task executions on the workers during the batch (``None`` when unknown).
-        forward_seconds: worker seconds inside the model forward during the batch.
-        dashboard: the Dask dashboard link, if any.
-    """
-
-    scenes: list[SceneRecord]
-    out_dir: Path | str
-    catalog: Path | str | None = None
-    summary: Path | str | None = None
-    seconds: float = 0.0
-    workers: int = 0
-    model_tasks: int | None = None
-    forward_seconds: float | None = None
-    dashboard: str | None = None
-
-    @property
-    def failed(self) -> list[SceneRecord]:
-        """Scenes that failed."""
-        return [s for s in self.scenes if s.status == "failed"]
-
-    @property
-    def forward_share(self) -> float | None:
-        """Share of the workers' wall time spent in the model forward over the whole batch."""
-        if self.forward_seconds is None or not self.workers or self.seconds <= 0:
-            return None
-        return min(1.0, self.forward_seconds / (self.seconds * self.workers))
-
-    def counts(self) -> dict[str, int]:
-        """Scenes per status."""
-        out: dict[str, int] = {}
-        for s in self.scenes:
-            out[s.status] = out.get(s.status, 0) + 1
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        from geohsi.version import __version__
-
-        return {
-            "geohsi_version": __version__,
-            "written": datetime.now(UTC).isoformat(timespec="seconds"),
-            "out_dir": str(self.out_dir),
-            "catalog": storage.name(self.catalog) if self.catalog else None,
-            "scenes_by_status": self.counts(),
-            "seconds": round(self.seconds, 3),
-            "workers": self.workers,
-            "model_tasks": self.model_tasks,
-            "forward_share": None if self.forward_share is None else round(self.forward_share, 4),
-            "scenes": [s.to_dict() for s in self.scenes],
-        }
-
-    def raise_for_failures(self) -> None:
-        """Raise :class:`~geohsi.errors.BatchError` when any scene failed (what the CLI's exit code reports).
-
-        Raises:
-            BatchError: naming how many scenes failed and where the summary is.
-        """
-        if self.failed:
-            first = self.failed[0]
-            raise BatchError(
-                f"{len(self.failed)} of {len(self.scenes)} scenes failed (first: {first.name}: {first.message}); "
-                f"see {self.summary or 'the lines above'} for each error, fix them and rerun the same command to map the rest"
-            )
 
 
 # --------------------------------------------------------------------------- inputs
@@ -226,105 +103,6 @@ def _pick_bundle(ds: Any, bundles: Sequence[Any], source: str, warn: Callable[[s
     )
 
 
-# --------------------------------------------------------------------------- per-scene outputs
-
-
-def class_rows(legend: Any, pixels: dict[int, int], area_m2: dict[int, float] | None) -> list[dict[str, Any]]:
-    """Per class of the legend: ``{id, name, pixels, percent, area_ha}`` (``area_ha`` ``None`` without areas)."""
-    total = sum(pixels.values())
-    return [
-        {
-            "id": int(c.id),
-            "name": c.name,
-            "pixels": int(pixels.get(int(c.id), 0)),
-            "percent": round(100.0 * pixels.get(int(c.id), 0) / total, 4) if total else 0.0,
-            "area_ha": None if area_m2 is None else round(area_m2.get(int(c.id), 0.0) / 1e4, 4),
-        }
-        for c in legend
-    ]
-
-
-def _outputs(out_dir: Path | str, name: str, kind: str, with_probabilities: bool, confidence: bool) -> MapOutputs:
-    prob = storage.join(out_dir, f"{name}.probabilities.{kind}") if with_probabilities else None
-    return MapOutputs.resolve(storage.join(out_dir, f"{name}.{kind}"), prob, confidence)
-
-
-def _item_path(out: MapOutputs) -> Path | str:
-    return storage.with_suffix(out.map, ".json")
-
-
-def _read_item(path: Path | str) -> dict[str, Any] | None:
-    try:
-        return json.loads(storage.read_text(path))
-    except (OSError, ValueError, GeohsiError):
-        return None
-
-
-def _completion(out: MapOutputs, provenance: dict[str, str]) -> str:
-    """``complete``, ``absent`` (nothing there), ``ours`` (a partial run of the same map) or ``foreign``.
-
-    A map is complete when its item exists (written last), records the same bundle hash and scene
-    identity, every output exists, and the map's own tags say the same.
-    """
-    from geohsi.export.maps import read_identity
-
-    item = _read_item(_item_path(out))
-    existing = [p for p in [*out.paths, _item_path(out)] if storage.exists(p)]
-    if not existing:
-        return "absent"
-    tags = read_identity(out.map) if storage.exists(out.map) else None
-    same_map = tags is not None and all(tags.get(k) == provenance[k] for k in PROVENANCE_KEYS)
-    props = (item or {}).get("properties", {})
-    same_item = item is not None and all(props.get(f"geohsi:{k}") == provenance[k] for k in PROVENANCE_KEYS)
-    if same_map and same_item and all(storage.exists(p) for p in out.paths):
-        return "complete"
-    if storage.exists(out.map) and not same_map:
-        return "foreign"
-    if item is not None and not same_item:
-        return "foreign"
-    return "ours"
-
-
-def _href(p: Path | str) -> str:
-    """An asset's href in the batch's catalogue: ``./NAME`` beside it, absolute in a bucket."""
-    return storage.display(p) if storage.is_url(p) else f"./{storage.name(p)}"
-
-
-def _write_item(job: MapJob, res: ClassifyResult, src: Any, rows: list[dict[str, Any]], collection_id: str) -> Path | str:
-    """The map's STAC item (``<name>.json``), linked into the batch's collection."""
-    from geohsi.export.stac import MEDIA_TYPES, link_item, map_item, write_item
-
-    out = job.outputs
-    extra: dict[str, dict[str, Any]] = {}
-    for key, p, roles, title in (
-        ("overview", out.quicklook, ["overview", "visual"], "quicklook"),
-        ("confidence", out.confidence_tif, ["data", "quality"], "probability of the predicted class (value / 254)"),
-        ("probabilities", out.probabilities, ["data", "probabilities"], "per-class probabilities"),
-    ):
-        if p is not None and storage.exists(p):
-            suffix = Path(storage.name(p)).suffix.lower()
-            extra[key] = {"href": _href(p), "type": MEDIA_TYPES.get(suffix), "roles": roles, "title": title}
-    if hasattr(src, "get_self_href"):
-        source_href = src.get_self_href()
-    else:
-        source_href = storage.absolute(src)
-    props = {f"geohsi:{k}": v for k, v in job.identity.items()}
-    props.update({"geohsi:valid_pixels": res.mapped_pixels, "geohsi:class_stats": rows, "geohsi:area_note": res.area_note})
-    item = map_item(
-        out.map,
-        job.plan.bundle,
-        job.plan.scene,
-        item_id=Path(storage.name(out.map)).stem,
-        href=_href(out.map),
-        source_href=source_href or f"stac:{getattr(src, 'id', '')}",
-        properties=props,
-        assets=extra,
-    )
-    base = storage.display(storage.sibling(out.map, "")).rstrip("/") if storage.is_url(out.map) else None
-    link_item(item, collection_id, base=base)
-    return write_item(item, _item_path(out), overwrite=True)
-
-
 # --------------------------------------------------------------------------- the batch
 
 
@@ -361,7 +139,7 @@ class _Batch:
             rec.bundle = b.location
             crs = scene_crs(ds)
             kind = o["format"] if o["format"] != "auto" else ("tif" if crs is not None else "zarr")
-            out = _outputs(self.out_dir, rec.name, kind, o["with_probabilities"], o["confidence"])
+            out = map_outputs(self.out_dir, rec.name, kind, o["with_probabilities"], o["confidence"])
             out.check_georeference(rec.source, crs)
             plan = build_plan(
                 ds,
@@ -375,7 +153,7 @@ class _Batch:
                 host_workers=info.host_workers,
             )
             job = MapJob(plan, out, resume=o["resume"], overwrite=o["overwrite"], log=self.log)
-            state = "absent" if o["overwrite"] else _completion(out, job.identity)
+            state = "absent" if o["overwrite"] else map_completion(out, job.identity)
             if state == "complete":
                 self._skip(k, out)
                 return
@@ -400,9 +178,9 @@ class _Batch:
 
     def _skip(self, k: int, out: MapOutputs) -> None:
         rec = self.records[k]
-        item = _read_item(_item_path(out)) or {}
+        item = read_item(item_path(out)) or {}
         props = item.get("properties", {})
-        rec.status, rec.item = "skipped", str(_item_path(out))
+        rec.status, rec.item = "skipped", str(item_path(out))
         rec.outputs = [str(p) for p in [*out.paths, out.quicklook] if storage.exists(p)]
         rec.classes = props.get("geohsi:class_stats", [])
         rec.valid_pixels = int(props.get("geohsi:valid_pixels", 0))
@@ -421,7 +199,7 @@ class _Batch:
             job.gather(client)
             res = job.finish(client)
             rows = class_rows(job.plan.bundle.classes, res.class_pixels, res.class_area_m2)
-            rec.item = str(_write_item(job, res, src, rows, self.collection_id))
+            rec.item = str(write_map_item(job, res, src, rows, self.collection_id))
         except GeohsiError as e:
             self._fail(k, e)
             return
@@ -452,7 +230,7 @@ class _Batch:
             it
             for r in self.records
             if r.item and r.status in ("done", "skipped")
-            for it in [_read_item(storage.as_path(r.item))]
+            for it in [read_item(storage.as_path(r.item))]
             if it
         ]
         remote = storage.is_url(self.out_dir)
@@ -569,7 +347,7 @@ def classify_many(
             for rec in batch.records:
                 if rec.status == "interrupted":
                     for kind in ("tif", "zarr"):
-                        _outputs(out, rec.name, kind, with_probabilities, confidence).remove_stale_temporaries()
+                        map_outputs(out, rec.name, kind, with_probabilities, confidence).remove_stale_temporaries()
 
 
 def _check_options(sources: list, format: str, scenes_in_flight: int | None) -> None:
