@@ -31,6 +31,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,8 @@ def _setup(tmp: Path) -> tuple[Path, Path]:
     return scene, bundle
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scene", type=Path)
     ap.add_argument("--bundle", type=Path)
@@ -62,29 +64,17 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     ap.add_argument("--rows", type=int, default=None, help="classify only the first ROWS rows (faster runs)")
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def _single_process(ds: Any, b: Any, args: argparse.Namespace, cores: int) -> dict[str, Any]:
+    """Transform + window cut + forward in this process on all cores: timings, the valid mask and the labels."""
     import dask
     import torch
 
-    from geohsi.bundle import load_bundle
-    from geohsi.classification import predict_map
-    from geohsi.classification.cluster import open_cluster
-    from geohsi.classification.worker import worker_stats
     from geohsi.prediction import predict_proba
-    from geohsi.scene import open_scene
     from geohsi.spectral.windows import extract_windows
 
-    tmp = Path(tempfile.mkdtemp(prefix="geohsi-bench-"))
-    scene, bundle = (args.scene, args.bundle) if args.scene and args.bundle else _setup(tmp)
-    ds = open_scene(scene)
-    if args.rows:
-        ds = ds.isel(y=slice(0, args.rows))
-    b = load_bundle(bundle)
-    cores = len(os.sched_getaffinity(0))
-    n_workers = args.workers or cores
-
-    # --- single process: all cores to torch -------------------------------------------------
     torch.set_num_threads(cores)
     model = b.build_model(merge=True)
     if args.precision == "bf16":
@@ -108,8 +98,15 @@ def main() -> None:
         t_cut += t2 - t1
     t_process = time.perf_counter() - t0
     ref = b.class_ids[probs.argmax(1)]
+    return {"valid": valid, "n": n, "t_cut": t_cut, "t_fwd": t_fwd, "t_process": t_process, "ref": ref}
 
-    # --- Dask LocalCluster ----------------------------------------------------------------------
+
+def _dask_run(ds: Any, b: Any, args: argparse.Namespace, n_workers: int) -> tuple[Any, float, dict]:
+    """``(map, seconds, worker stats)`` of the map on a LocalCluster, start-up and bundle loading excluded."""
+    from geohsi.classification import predict_map
+    from geohsi.classification.cluster import open_cluster
+    from geohsi.classification.worker import worker_stats
+
     with open_cluster(workers=n_workers) as info:
         lazy = predict_map(ds, b, info.client, chunks=args.chunks, batch_size=args.batch_size, precision=args.precision)
         # warm-up: every worker loads the bundle (start-up, excluded)
@@ -122,7 +119,31 @@ def main() -> None:
         m = lazy.compute()
         t_dask = time.perf_counter() - t0
         stats = info.client.run(worker_stats)
-    same = bool(np.array_equal(m.values[valid], ref))
+    return m, t_dask, stats
+
+
+def main() -> None:
+    args = _parse_args()
+
+    from geohsi.bundle import load_bundle
+    from geohsi.scene import open_scene
+
+    tmp = Path(tempfile.mkdtemp(prefix="geohsi-bench-"))
+    scene, bundle = (args.scene, args.bundle) if args.scene and args.bundle else _setup(tmp)
+    ds = open_scene(scene)
+    if args.rows:
+        ds = ds.isel(y=slice(0, args.rows))
+    b = load_bundle(bundle)
+    cores = len(os.sched_getaffinity(0))
+    n_workers = args.workers or cores
+
+    # --- single process: all cores to torch -------------------------------------------------
+    p = _single_process(ds, b, args, cores)
+    n, t_fwd, t_cut, t_process = p["n"], p["t_fwd"], p["t_cut"], p["t_process"]
+
+    # --- Dask LocalCluster ----------------------------------------------------------------------
+    m, t_dask, stats = _dask_run(ds, b, args, n_workers)
+    same = bool(np.array_equal(m.values[p["valid"]], p["ref"]))
     out = {
         "scene": str(scene),
         "bundle": str(bundle),

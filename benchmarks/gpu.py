@@ -158,6 +158,59 @@ def _train_steps_per_s(s: dict, dev: torch.device) -> float:
     return s["train_steps"] / (time.perf_counter() - t0)
 
 
+def _matmul_peak(res: dict, s: dict, dev: torch.device, sheet: float | None, log: Callable[[str], None]) -> float:
+    """Measure the matmul GFLOP/s into ``res`` and log them; returns the bf16 peak (GFLOP/s)."""
+    mm = {r["precision"]: r["gflops"] for r in bench_matmul(s["matmul"], s["min_s"], device=dev.type)}
+    peak = mm["bf16"]
+    res["matmul_tflops"] = {k: v / 1e3 for k, v in mm.items()}
+    res["datasheet_bf16_tflops"] = sheet
+    log(
+        f"matmul {s['matmul']}³: bf16 {peak / 1e3:.1f} TFLOP/s, fp32 {mm['fp32'] / 1e3:.1f}"
+        + (f" (datasheet bf16 {sheet})" if sheet else "")
+    )
+    return peak
+
+
+def _forward_row(cfg: str, s: dict, dev: torch.device, peak: float, sheet: float | None) -> dict:
+    """Patch and dense forward TFLOP/s and MFU of one model (and ``torch.compile`` where sized to)."""
+    from geohsi.models import count_flops
+
+    patch = forward_gflops(cfg, batch=s["batch"], precision="bf16", bf16_weights=True, device=dev.type, min_seconds=s["min_s"])
+    dense = _segmenter_gflops(cfg, max(8, s["batch"] // 4), dev, s["min_s"])
+    row = {
+        "patch_tflops": patch / 1e3,
+        "patch_mfu": patch / peak,
+        "patch_mfu_datasheet": patch / 1e3 / sheet if sheet else None,
+        "dense_tflops": dense / 1e3,
+        "dense_mfu": dense / peak,
+        "gflop_per_window": count_flops(cfg) / 1e9,
+    }
+    if s["compile"]:
+        for mode in ("default", "reduce-overhead"):
+            try:
+                row[f"compile_{mode}_tflops"] = (
+                    _compiled_gflops(cfg, s["batch"], dev, s["min_s"], None if mode == "default" else mode) / 1e3
+                )
+            except Exception as e:  # noqa: BLE001 - a compiler failure is a result to report, not a crash
+                row[f"compile_{mode}_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+    return row
+
+
+def _ip_scene_and_bundle(work: Path, s: dict, dev: torch.device) -> tuple[Path, Path]:
+    """Indian Pines ingested and a one-epoch patch bundle trained on it under ``work`` (reused when there)."""
+    import geohsi
+    from geohsi.datasets.registry import ingest_dataset
+
+    scene = work / "ip.zarr"
+    if not scene.exists():
+        ingest_dataset("indian_pines", scene)
+    bundle = work / "bundle"
+    if not bundle.exists():
+        geohsi.train(scene, adapter="krona+", model=s["bundle_model"], head="patch", epochs=1, split="per-class:10",
+                     device=dev.type, out=bundle, progress=False, log=lambda m: None)  # fmt: skip
+    return scene, bundle
+
+
 def run(*, out: str | os.PathLike, dry_run: bool = False, data_dir: str | os.PathLike | None = None,
         log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Run every measurement and write ``gpu_check.json`` into ``out``.
@@ -171,9 +224,6 @@ def run(*, out: str | os.PathLike, dry_run: bool = False, data_dir: str | os.Pat
     Returns:
         The results written.
     """
-    from geohsi.datasets.registry import ingest_dataset
-    from geohsi.models import count_flops
-
     s = _sizes(dry_run)
     dev = torch.device("cpu" if dry_run or not torch.cuda.is_available() else "cuda")
     if dev.type == "cuda":
@@ -190,36 +240,10 @@ def run(*, out: str | os.PathLike, dry_run: bool = False, data_dir: str | os.Pat
         "sizes": {k: v for k, v in s.items() if k != "models"},
     }
     log(f"device: {name} (torch {torch.__version__}){' — dry run' if dry_run else ''}")
-    mm = {r["precision"]: r["gflops"] for r in bench_matmul(s["matmul"], s["min_s"], device=dev.type)}
-    peak = mm["bf16"]
-    res["matmul_tflops"] = {k: v / 1e3 for k, v in mm.items()}
-    res["datasheet_bf16_tflops"] = sheet
-    log(
-        f"matmul {s['matmul']}³: bf16 {peak / 1e3:.1f} TFLOP/s, fp32 {mm['fp32'] / 1e3:.1f}"
-        + (f" (datasheet bf16 {sheet})" if sheet else "")
-    )
+    peak = _matmul_peak(res, s, dev, sheet, log)
     res["forward"] = {}
     for cfg in s["models"]:
-        patch = forward_gflops(
-            cfg, batch=s["batch"], precision="bf16", bf16_weights=True, device=dev.type, min_seconds=s["min_s"]
-        )
-        dense = _segmenter_gflops(cfg, max(8, s["batch"] // 4), dev, s["min_s"])
-        row = {
-            "patch_tflops": patch / 1e3,
-            "patch_mfu": patch / peak,
-            "patch_mfu_datasheet": patch / 1e3 / sheet if sheet else None,
-            "dense_tflops": dense / 1e3,
-            "dense_mfu": dense / peak,
-            "gflop_per_window": count_flops(cfg) / 1e9,
-        }
-        if s["compile"]:
-            for mode in ("default", "reduce-overhead"):
-                try:
-                    row[f"compile_{mode}_tflops"] = (
-                        _compiled_gflops(cfg, s["batch"], dev, s["min_s"], None if mode == "default" else mode) / 1e3
-                    )
-                except Exception as e:  # noqa: BLE001 - a compiler failure is a result to report, not a crash
-                    row[f"compile_{mode}_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        row = _forward_row(cfg, s, dev, peak, sheet)
         res["forward"][cfg] = row
         log(f"{cfg} forward bf16: patch {row['patch_tflops']:.2f} TFLOP/s = MFU {row['patch_mfu']:.1%} of measured peak"
             + (f" ({row['patch_mfu_datasheet']:.1%} of datasheet)" if sheet else "")
@@ -230,16 +254,8 @@ def run(*, out: str | os.PathLike, dry_run: bool = False, data_dir: str | os.Pat
         log(f"{cfg} blocks bf16: patch {r['patch']['px_per_s']:,.0f} px/s, dense {r['dense']['px_per_s']:,.0f} px/s")
     res["train_steps_per_s"] = _train_steps_per_s(s, dev)
     log(f"{s['train_model']} patch training: {res['train_steps_per_s']:.2f} steps/s at batch {s['train_batch']}")
-    import geohsi
-
     work = out / "work"
-    scene = work / "ip.zarr"
-    if not scene.exists():
-        ingest_dataset("indian_pines", scene)
-    bundle = work / "bundle"
-    if not bundle.exists():
-        geohsi.train(scene, adapter="krona+", model=s["bundle_model"], head="patch", epochs=1, split="per-class:10",
-                     device=dev.type, out=bundle, progress=False, log=lambda m: None)  # fmt: skip
+    scene, bundle = _ip_scene_and_bundle(work, s, dev)
     rows, cols = s["crop"]
     res["dask"] = _dask_classify(scene, bundle, rows=rows, cols=cols, chunks=max(16, rows // 2), workers=1, precision="bf16",
                                  batch=s["batch"], log=log, device=dev.type)  # fmt: skip

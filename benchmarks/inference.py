@@ -501,6 +501,59 @@ def _bf16_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).to(torch.bfloat16)
 
 
+def _bare_block_forward(b: Any, ds: Any, device: str, precision: str, batch: int) -> tuple[int, float, float]:
+    """``(valid pixels, forward s, total s)`` of the head's block prediction on the crop in this process (after a warm-up)."""
+    import dask
+
+    from geohsi.spectral.windows import pad_reflect_halo
+
+    with dask.config.set(scheduler="synchronous"):
+        chans = np.asarray(b.transform.apply(ds).values, dtype=np.float32)
+    valid = ~np.isnan(chans).any(0)
+    n = int(valid.sum())
+    dev = torch.device(device)
+    model = b.build_model(merge=True).to(dev)
+    if precision == "bf16":
+        model = _bf16_copy(model)
+    r = b.head.halo
+    blk = pad_reflect_halo(chans, r)
+    timer = ForwardTimer()
+    b.head.predict_block(blk, model, halo=r, origin=(0, 0), batch_size=batch, device=dev, precision=precision)  # warm-up
+    t0 = time.perf_counter()
+    b.head.predict_block(blk, model, halo=r, origin=(0, 0), batch_size=batch, device=dev, precision=precision, timer=timer)
+    return n, timer.seconds, time.perf_counter() - t0
+
+
+def _dask_crop_run(
+    ds: Any, b: Any, *, cols: int, chunks: int, workers: int, precision: str, batch: int, device: str
+) -> tuple[float, dict]:
+    """``(wall s, worker stats)`` of the crop's Dask classify on a LocalCluster (one GPU worker for cuda), warmed up first."""
+    from geohsi.classification import predict_map
+    from geohsi.classification.cluster import open_cluster
+    from geohsi.classification.worker import worker_stats
+
+    gpu = torch.device(device).type == "cuda"
+    with open_cluster(workers=None if gpu else workers, device=device, gpus="0" if gpu else None) as info:
+        c = info.client
+        warm = predict_map(
+            ds.isel(y=slice(0, max(b.head.window, b.head.input_size)), x=slice(0, cols)),
+            b,
+            c,
+            chunks=max(1, cols // workers),
+            precision=precision,
+            batch_size=batch,
+            device=info.device,
+        )
+        warm.compute(optimize_graph=False)  # every worker loads the bundle (start-up, excluded)
+        c.run(worker_stats, True)
+        lazy = predict_map(ds, b, c, chunks=chunks, precision=precision, batch_size=batch, device=info.device)
+        t0 = time.perf_counter()
+        lazy.compute(optimize_graph=False)
+        wall = time.perf_counter() - t0
+        stats = c.run(worker_stats)
+    return wall, stats
+
+
 def _dask_classify(
     scene: Path,
     bundle: Path,
@@ -522,51 +575,15 @@ def _dask_classify(
     warm-up run) before the clock starts. The bare forward runs in this process with all cores on
     windows (patch) or the halo'd crop (dense) prepared beforehand.
     """
-    import dask
-
     from geohsi.bundle import load_bundle
-    from geohsi.classification import predict_map
-    from geohsi.classification.cluster import open_cluster
-    from geohsi.classification.worker import worker_stats
     from geohsi.scene import open_scene
-    from geohsi.spectral.windows import pad_reflect_halo
 
     b = load_bundle(bundle)
     ds = open_scene(scene).isel(y=slice(0, rows), x=slice(0, cols))
-    with dask.config.set(scheduler="synchronous"):
-        chans = np.asarray(b.transform.apply(ds).values, dtype=np.float32)
-    valid = ~np.isnan(chans).any(0)
-    n = int(valid.sum())
-    dev = torch.device(device)
-    model = b.build_model(merge=True).to(dev)
-    if precision == "bf16":
-        model = _bf16_copy(model)
-    r = b.head.halo
-    blk = pad_reflect_halo(chans, r)
-    timer = ForwardTimer()
-    b.head.predict_block(blk, model, halo=r, origin=(0, 0), batch_size=batch, device=dev, precision=precision)  # warm-up
-    t0 = time.perf_counter()
-    b.head.predict_block(blk, model, halo=r, origin=(0, 0), batch_size=batch, device=dev, precision=precision, timer=timer)
-    bare_s, bare_total_s = timer.seconds, time.perf_counter() - t0
-    gpu = dev.type == "cuda"
-    with open_cluster(workers=None if gpu else workers, device=device, gpus="0" if gpu else None) as info:
-        c = info.client
-        warm = predict_map(
-            ds.isel(y=slice(0, max(b.head.window, b.head.input_size)), x=slice(0, cols)),
-            b,
-            c,
-            chunks=max(1, cols // workers),
-            precision=precision,
-            batch_size=batch,
-            device=info.device,
-        )
-        warm.compute(optimize_graph=False)  # every worker loads the bundle (start-up, excluded)
-        c.run(worker_stats, True)
-        lazy = predict_map(ds, b, c, chunks=chunks, precision=precision, batch_size=batch, device=info.device)
-        t0 = time.perf_counter()
-        lazy.compute(optimize_graph=False)
-        wall = time.perf_counter() - t0
-        stats = c.run(worker_stats)
+    n, bare_s, bare_total_s = _bare_block_forward(b, ds, device, precision, batch)
+    wall, stats = _dask_crop_run(
+        ds, b, cols=cols, chunks=chunks, workers=workers, precision=precision, batch=batch, device=device
+    )
     fwd = sum(s["forward_s"] for s in stats.values())
     res = {
         "head": b.head.name,
@@ -911,6 +928,42 @@ def _synthetic_scene(b: Any, size: int, where: Path) -> Path:
     return scene
 
 
+def _classify_between_baselines(
+    b: Any, scene: Path, out: Path, *, size: int, chunks: int, workers: int, precision: str, bare_seconds: float
+) -> tuple[Any, dict, dict]:
+    """``(classify result, worker stats, bare baselines)``: the profiled classify on a LocalCluster, the bare
+    forward measured right before and right after it on the same workers."""
+    from geohsi.classification import classify
+    from geohsi.classification.cluster import open_cluster
+    from geohsi.classification.worker import worker_stats
+
+    with open_cluster(workers=workers) as info:
+        before = bare_dense_forward(b, size, precision, info.client, seconds=bare_seconds)
+        r = classify(scene, out, b.path, client=info.client, chunks=chunks, precision=precision, overwrite=True,
+                     progress=False, profile=True, log=lambda m: None)  # fmt: skip
+        stats = info.client.run(worker_stats)
+        after = bare_dense_forward(b, size, precision, info.client, seconds=bare_seconds)
+    # the machine's speed drifts: each baseline is the mean of the measurements right before and right after
+    bare = {**before, **{k: (before[k] + after[k]) / 2 for k in ("workers_tiles_per_s", "workers_px_s", "block_px_s")},
+            "before": before, "after": after}  # fmt: skip
+    return r, stats, bare
+
+
+def _large_scene_lines(res: dict) -> tuple[str, str]:
+    """The two log lines of a :func:`large_scene` result: the speed and ratios, then the stage shares."""
+    nb, size = res["shape"][0], res["shape"][1]
+    bare, prof = res["bare"], res["profile"]
+    shares = ", ".join(f"{k} {v:.1%}" for k, v in prof["shares"].items())
+    return (
+        f"{size}×{size}×{nb} synthetic scene, {res['head']} mode, {res['chunks']}-px chunks, {res['workers']} workers: classified in "
+        f"{res['classify_s']:.1f} s ({res['px_s']:,.0f} px/s) = {res['ratio_to_workers_forward']:.2f} of the workers' bare forward of its "
+        f"tiling ({bare['workers_px_s']:,.0f} px/s), {res['ratio_to_block_forward']:.2f} of the 96-px block forward "
+        f"({bare['block_px_s']:,.0f} px/s); tile forwards per map pixel {res['tile_forwards_per_px']:.3f} "
+        f"(tiling {bare['tiling_forwards_per_px']:.3f}); peak RSS per worker {res['peak_rss_mb_per_worker']} MiB",
+        f"  stages: {shares}",
+    )
+
+
 def large_scene(
     bundle: str | os.PathLike,
     *,
@@ -950,9 +1003,6 @@ def large_scene(
     import tempfile
 
     from geohsi.bundle import load_bundle
-    from geohsi.classification import classify
-    from geohsi.classification.cluster import open_cluster
-    from geohsi.classification.worker import worker_stats
 
     b = load_bundle(bundle)
     nb = b.transform.input_band_count
@@ -962,15 +1012,9 @@ def large_scene(
     scene = _synthetic_scene(b, size, tmp)
     t_write = time.perf_counter() - t0
     c = chunks or b.head.default_chunk(size, size, nb)
-    with open_cluster(workers=workers) as info:
-        before = bare_dense_forward(b, size, precision, info.client, seconds=bare_seconds)
-        r = classify(scene, tmp / "map.zarr", b.path, client=info.client, chunks=c, precision=precision, overwrite=True,
-                     progress=False, profile=True, log=lambda m: None)  # fmt: skip
-        stats = info.client.run(worker_stats)
-        after = bare_dense_forward(b, size, precision, info.client, seconds=bare_seconds)
-    # the machine's speed drifts: each baseline is the mean of the measurements right before and right after
-    bare = {**before, **{k: (before[k] + after[k]) / 2 for k in ("workers_tiles_per_s", "workers_px_s", "block_px_s")},
-            "before": before, "after": after}  # fmt: skip
+    r, stats, bare = _classify_between_baselines(
+        b, scene, tmp / "map.zarr", size=size, chunks=c, workers=workers, precision=precision, bare_seconds=bare_seconds
+    )
     prof = r.profile.to_dict()
     px_s = size * size / r.seconds
     res = {
@@ -981,15 +1025,9 @@ def large_scene(
         "peak_rss_mb_per_worker": sorted(round(s["peak_rss_mb"], 1) for s in stats.values()),
         "client_peak_rss_mb": round(_peak_rss_mb(), 1), "scene_gb": nb * size * size * 2 / 1e9,
     }  # fmt: skip
-    shares = ", ".join(f"{k} {v:.1%}" for k, v in prof["shares"].items())
-    log(
-        f"{size}×{size}×{nb} synthetic scene, {b.head.name} mode, {c}-px chunks, {workers} workers: classified in "
-        f"{r.seconds:.1f} s ({px_s:,.0f} px/s) = {res['ratio_to_workers_forward']:.2f} of the workers' bare forward of its "
-        f"tiling ({bare['workers_px_s']:,.0f} px/s), {res['ratio_to_block_forward']:.2f} of the 96-px block forward "
-        f"({bare['block_px_s']:,.0f} px/s); tile forwards per map pixel {res['tile_forwards_per_px']:.3f} "
-        f"(tiling {bare['tiling_forwards_per_px']:.3f}); peak RSS per worker {res['peak_rss_mb_per_worker']} MiB"
-    )
-    log(f"  stages: {shares}")
+    speed, stages = _large_scene_lines(res)
+    log(speed)
+    log(stages)
     if not workdir:
         shutil.rmtree(tmp, ignore_errors=True)
     return res

@@ -394,6 +394,39 @@ def render_from_csv(csv_path: str | os.PathLike, out_md: str | os.PathLike, *, f
     return out_md
 
 
+def _check_choices(methods: Sequence[str], datasets: Sequence[str]) -> None:
+    """Raise :class:`UsageError` for a method or dataset the experiment does not know."""
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise UsageError(f"unknown methods {unknown}; use {', '.join(METHODS)}")
+    bad = sorted(set(datasets) - set(PROTOCOL))
+    if bad:
+        raise UsageError(f"no protocol for datasets {bad}; use {', '.join(PROTOCOL)}")
+
+
+def _ingested_scenes(datasets: Sequence[str], wd: Path) -> dict[str, Path]:
+    """``{dataset: scene}`` under ``wd``, each ingested from the registry unless already there."""
+    from geohsi.datasets.registry import ingest_dataset
+
+    scenes = {ds: wd / f"{ds}.zarr" for ds in datasets}
+    for ds, p in scenes.items():
+        if not p.exists():
+            ingest_dataset(ds, p)
+    return scenes
+
+
+def _run_each(runs: list[RunSpec], scenes: dict[str, Path], out_csv: Path, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every run in a child process, the CSV rewritten and one line logged after each."""
+    rows = []
+    for i, spec in enumerate(runs, 1):
+        row = _child(spec, scenes[spec.dataset])
+        rows.append(row)
+        _write(out_csv, _csv_text(rows))  # after every run, so an interrupted experiment keeps its rows
+        msg = f"error: {row['error']}" if "error" in row else f"OA {100 * row['oa']:.2f} ({row['wall_seconds']:.0f} s)"
+        log(f"[{i}/{len(runs)}] {spec.dataset} {spec.split} {spec.method} λ={spec.lr_ratio:g} seed {spec.seed}: {msg}")
+    return rows
+
+
 def peft_table(
     *,
     out_md: str | os.PathLike = "docs/results.md",
@@ -439,23 +472,13 @@ def peft_table(
     Returns:
         The rows (one per run).
     """
-    from geohsi.datasets.registry import ingest_dataset
-
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        raise UsageError(f"unknown methods {unknown}; use {', '.join(METHODS)}")
-    bad = sorted(set(datasets) - set(PROTOCOL))
-    if bad:
-        raise UsageError(f"no protocol for datasets {bad}; use {', '.join(PROTOCOL)}")
+    _check_choices(methods, datasets)
     out_md = Path(out_md)
     out_csv = Path(out_csv) if out_csv else out_md.with_suffix(".csv")
     t0 = time.perf_counter()
     tmp = tempfile.TemporaryDirectory(prefix="geohsi-peft-") if workdir is None else None
     wd = Path(workdir or tmp.name)
-    scenes = {ds: wd / f"{ds}.zarr" for ds in datasets}
-    for ds, p in scenes.items():
-        if not p.exists():
-            ingest_dataset(ds, p)
+    scenes = _ingested_scenes(datasets, wd)
     runs = plan(
         datasets=datasets,
         methods=methods,
@@ -469,13 +492,7 @@ def peft_table(
         lambda_sweep=lambda_sweep,
         quick=quick,
     )
-    rows = []
-    for i, spec in enumerate(runs, 1):
-        row = _child(spec, scenes[spec.dataset])
-        rows.append(row)
-        _write(out_csv, _csv_text(rows))  # after every run, so an interrupted experiment keeps its rows
-        msg = f"error: {row['error']}" if "error" in row else f"OA {100 * row['oa']:.2f} ({row['wall_seconds']:.0f} s)"
-        log(f"[{i}/{len(runs)}] {spec.dataset} {spec.split} {spec.method} λ={spec.lr_ratio:g} seed {spec.seed}: {msg}")
+    rows = _run_each(runs, scenes, out_csv, log)
     wall = time.perf_counter() - t0
     _write(_run_json(out_md), json.dumps({"command": command, "wall_seconds": wall}, indent=1) + "\n")
     _write(out_md, render_markdown(rows, command=command, wall=wall, findings=findings))

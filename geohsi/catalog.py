@@ -253,6 +253,74 @@ def _parse_filter(filter: str | dict | None) -> tuple[Any, str | None]:
     return text, "cql2-text"
 
 
+def _search_inputs(
+    bbox: str | Sequence[float] | None, intersects: PathLike | dict | None, filter: str | dict | None, max_items: int | None
+) -> tuple[list[float] | None, dict | None, Any, str | None]:
+    """Check and parse the search area, filter and limit: ``(bbox, geometry, filter, filter_lang)``."""
+    if bbox is not None and intersects is not None:
+        raise UsageError("give either --bbox or --intersects, not both")
+    bb = None if bbox is None else parse_bbox(bbox)
+    geom = load_geometry(intersects) if isinstance(intersects, (str, os.PathLike)) else intersects
+    flt, flt_lang = _parse_filter(filter)
+    if max_items is not None and max_items <= 0:
+        raise UsageError(f"--max-items must be positive, got {max_items}")
+    return bb, geom, flt, flt_lang
+
+
+def _search_kwargs(flt: Any, flt_lang: str | None, query: Sequence[str] | dict | None) -> dict[str, Any]:
+    """The filter and query keywords of ``client.search`` (a CQL2-text filter goes by GET)."""
+    kwargs: dict[str, Any] = {}
+    if flt is not None:
+        kwargs.update(filter=flt, filter_lang=flt_lang)
+        if flt_lang == "cql2-text":
+            kwargs["method"] = "GET"  # POST bodies carry CQL2-JSON only; text travels as a query parameter
+    if query:
+        kwargs["query"] = list(query) if not isinstance(query, dict) else query
+    return kwargs
+
+
+def _search_items(
+    client: Any,
+    api: str,
+    collection: str | None,
+    *,
+    bb: list[float] | None,
+    geom: dict | None,
+    datetime: str | None,
+    ids: Sequence[str] | None,
+    max_items: int | None,
+    page_size: int | None,
+    kwargs: dict[str, Any],
+) -> list[Any]:
+    """Run the search and collect its items; API failures become geohsi errors."""
+    try:
+        result = client.search(
+            collections=[collection] if collection else None,
+            bbox=bb,
+            intersects=geom,
+            datetime=datetime,
+            ids=list(ids) if ids else None,
+            max_items=max_items,
+            limit=page_size,
+            **kwargs,
+        )
+        return list(result.items())
+    except GeohsiError:
+        raise
+    except Exception as e:
+        if "datetime" in str(e).lower() and datetime is not None:
+            raise UsageError(f"--datetime {datetime!r} is not an RFC 3339 instant or A/B interval ({e})") from e
+        raise _api_error(api, e) from e
+
+
+def _no_items_error(api: str, collection: str | None, criteria: tuple[tuple[str, Any], ...]) -> DataError:
+    """The :class:`DataError` for a search that matched nothing, naming the criteria given."""
+    what = ", ".join(f"{k} {v}" for k, v in criteria if v)
+    return DataError(
+        f"no items in collection {collection or '(all)'} at {api} match {what or 'the search'}; widen the bbox/datetime or drop the filter"
+    )
+
+
 def search(
     url: str,
     collection: str | None = None,
@@ -293,57 +361,33 @@ def search(
         DataError: nothing matches and ``require_items``.
     """
     api, collection = resolve_catalog(url, collection)
-    if bbox is not None and intersects is not None:
-        raise UsageError("give either --bbox or --intersects, not both")
-    bb = None if bbox is None else parse_bbox(bbox)
-    geom = load_geometry(intersects) if isinstance(intersects, (str, os.PathLike)) else intersects
-    flt, flt_lang = _parse_filter(filter)
-    if max_items is not None and max_items <= 0:
-        raise UsageError(f"--max-items must be positive, got {max_items}")
+    bb, geom, flt, flt_lang = _search_inputs(bbox, intersects, filter, max_items)
     client = open_api(api, timeout=timeout)
     if collection:
         _check_collection(client, api, collection)
-    kwargs: dict[str, Any] = {}
-    if flt is not None:
-        kwargs.update(filter=flt, filter_lang=flt_lang)
-        if flt_lang == "cql2-text":
-            kwargs["method"] = "GET"  # POST bodies carry CQL2-JSON only; text travels as a query parameter
-    if query:
-        kwargs["query"] = list(query) if not isinstance(query, dict) else query
-    try:
-        result = client.search(
-            collections=[collection] if collection else None,
-            bbox=bb,
-            intersects=geom,
-            datetime=datetime,
-            ids=list(ids) if ids else None,
-            max_items=max_items,
-            limit=page_size,
-            **kwargs,
-        )
-        items = list(result.items())
-    except GeohsiError:
-        raise
-    except Exception as e:
-        if "datetime" in str(e).lower() and datetime is not None:
-            raise UsageError(f"--datetime {datetime!r} is not an RFC 3339 instant or A/B interval ({e})") from e
-        raise _api_error(api, e) from e
+    kwargs = _search_kwargs(flt, flt_lang, query)
+    items = _search_items(
+        client,
+        api,
+        collection,
+        bb=bb,
+        geom=geom,
+        datetime=datetime,
+        ids=ids,
+        max_items=max_items,
+        page_size=page_size,
+        kwargs=kwargs,
+    )
     if not items and require_items:
-        what = ", ".join(
-            f"{k} {v}"
-            for k, v in (
-                ("bbox", bbox),
-                ("intersects", "geometry" if geom else None),
-                ("datetime", datetime),
-                ("filter", filter),
-                ("query", query),
-                ("ids", ids),
-            )
-            if v
+        criteria = (
+            ("bbox", bbox),
+            ("intersects", "geometry" if geom else None),
+            ("datetime", datetime),
+            ("filter", filter),
+            ("query", query),
+            ("ids", ids),
         )
-        raise DataError(
-            f"no items in collection {collection or '(all)'} at {api} match {what or 'the search'}; widen the bbox/datetime or drop the filter"
-        )
+        raise _no_items_error(api, collection, criteria)
     return items
 
 

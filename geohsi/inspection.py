@@ -78,6 +78,41 @@ def info(
     return scene_info(path, stats=stats)
 
 
+def _scene_extent(crs: Any, tf: Any, h: int, w: int) -> tuple[tuple[float, ...] | None, tuple[float, float] | None]:
+    """``(bounds, resolution)`` of a georeferenced grid (left, bottom, right, top; x, y), else ``(None, None)``."""
+    bounds = resolution = None
+    if crs is not None:
+        xs = sorted([tf.c, tf.c + tf.a * w])
+        ys = sorted([tf.f, tf.f + tf.e * h])
+        bounds = (xs[0], ys[0], xs[1], ys[1])
+        resolution = (abs(tf.a), abs(tf.e))
+    return bounds, resolution
+
+
+def _label_summary(ds: xr.Dataset) -> dict[str, Any] | None:
+    """Pixel counts per class (with legend names and colours) of the scene's labels, or None without labels."""
+    labels = None
+    if "labels" in ds:
+        lab = np.asarray(ds["labels"].values)
+        counts = np.bincount(lab.reshape(-1).astype("int64"), minlength=1)
+        named = {c.id: c for c in (Legend.from_attrs(ds["labels"].attrs) or ())}
+        ids = set(named) | {int(i) for i in np.flatnonzero(counts) if i != 0}
+        labels = {
+            "classes": [
+                {
+                    "id": i,
+                    "name": named[i].name if i in named else f"class_{i}",
+                    "color": named[i].color if i in named else None,
+                    "pixels": int(counts[i]) if i < counts.size else 0,
+                }
+                for i in sorted(ids)
+            ],
+            "labelled_pixels": int(counts[1:].sum()),
+            "unlabelled_pixels": int(counts[0]),
+        }
+    return labels
+
+
 def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict[str, Any]:
     """Summarise a scene: what ``geohsi info`` prints.
 
@@ -107,37 +142,14 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
     b, h, w = (int(s) for s in v.shape)
     crs = scene_crs(ds)
     tf = ds.rio.transform()
-    bounds = resolution = None
-    if crs is not None:
-        xs = sorted([tf.c, tf.c + tf.a * w])
-        ys = sorted([tf.f, tf.f + tf.e * h])
-        bounds = (xs[0], ys[0], xs[1], ys[1])
-        resolution = (abs(tf.a), abs(tf.e))
+    bounds, resolution = _scene_extent(crs, tf, h, w)
     wl = np.asarray(ds["wavelength"].values, dtype="float64")
     known = wl[np.isfinite(wl)]
     good = np.asarray(ds["good_band"].values, bool)
     nodata_fraction = None
     if stats:
         nodata_fraction = float(1.0 - valid_mask(ds).mean().compute())
-    labels = None
-    if "labels" in ds:
-        lab = np.asarray(ds["labels"].values)
-        counts = np.bincount(lab.reshape(-1).astype("int64"), minlength=1)
-        named = {c.id: c for c in (Legend.from_attrs(ds["labels"].attrs) or ())}
-        ids = set(named) | {int(i) for i in np.flatnonzero(counts) if i != 0}
-        labels = {
-            "classes": [
-                {
-                    "id": i,
-                    "name": named[i].name if i in named else f"class_{i}",
-                    "color": named[i].color if i in named else None,
-                    "pixels": int(counts[i]) if i < counts.size else 0,
-                }
-                for i in sorted(ids)
-            ],
-            "labelled_pixels": int(counts[1:].sum()),
-            "unlabelled_pixels": int(counts[0]),
-        }
+    labels = _label_summary(ds)
     chunks = tuple(int(c[0]) for c in v.chunks) if v.chunks else (b, h, w)
     return {
         "path": path,

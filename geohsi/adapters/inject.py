@@ -322,6 +322,36 @@ def trainable_parameter_names(model: nn.Module, config: Mapping[str, Any] | None
     return [n for n, p in model.named_parameters() if id(p) in adapter_ids or _under(n, heads) or n in norm_names]
 
 
+def _resolve_adapter(model: nn.Module, method: str | AdapterConfig, cfg: dict[str, Any]) -> AdapterConfig:
+    """The adapter config of a method name and its options (or the config given); refuses a model that has one."""
+    if isinstance(method, AdapterConfig) and cfg:
+        raise UsageError(f"give the options of {method.method!r} in its config, not as keywords ({', '.join(cfg)})")
+    adapter = method if isinstance(method, AdapterConfig) else adapter_config_for(method, cfg)
+    if getattr(model, CONFIG_ATTR, None) is not None:
+        raise UsageError(
+            f"the model already carries a {getattr(model, CONFIG_ATTR)['method']!r} adapter; build a fresh model first"
+        )
+    return adapter
+
+
+def _summary(
+    model: nn.Module, config: dict[str, Any], patterns: tuple[str, ...], heads: tuple[str, ...], backbone_params: int
+) -> AdapterSummary:
+    """The :class:`AdapterSummary` of an adapted model: layers, parameter counts and description."""
+    layers = adapter_layers(model)
+    return AdapterSummary(
+        method=config["method"],
+        targets=patterns,
+        adapted_layers=len(layers),
+        adapter_params=sum(p.numel() for lay in layers.values() for p in lay.adapter_parameters()),
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        total_params=sum(p.numel() for p in model.parameters()),
+        backbone_params=backbone_params,
+        head_params=sum(p.numel() for n, p in model.named_parameters() if _under(n, heads)),
+        description=describe_adapter(config),
+    )
+
+
 def apply_adapter(
     model: nn.Module,
     method: str | AdapterConfig,
@@ -356,14 +386,8 @@ def apply_adapter(
 
     .. versionadded:: 0.1
     """
-    if isinstance(method, AdapterConfig) and cfg:
-        raise UsageError(f"give the options of {method.method!r} in its config, not as keywords ({', '.join(cfg)})")
-    adapter = method if isinstance(method, AdapterConfig) else adapter_config_for(method, cfg)
+    adapter = _resolve_adapter(model, method, cfg)
     method = adapter.method
-    if getattr(model, CONFIG_ATTR, None) is not None:
-        raise UsageError(
-            f"the model already carries a {getattr(model, CONFIG_ATTR)['method']!r} adapter; build a fresh model first"
-        )
     opts = adapter.options()
     heads = _head_prefixes(model, head)
     backbone_params = sum(p.numel() for n, p in model.named_parameters() if not _under(n, heads))
@@ -391,18 +415,7 @@ def apply_adapter(
     for n, p in model.named_parameters():
         p.requires_grad_(n in train)
 
-    layers = adapter_layers(model)
-    return AdapterSummary(
-        method=method,
-        targets=patterns,
-        adapted_layers=len(layers),
-        adapter_params=sum(p.numel() for lay in layers.values() for p in lay.adapter_parameters()),
-        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        total_params=sum(p.numel() for p in model.parameters()),
-        backbone_params=backbone_params,
-        head_params=sum(p.numel() for n, p in model.named_parameters() if _under(n, heads)),
-        description=describe_adapter(config),
-    )
+    return _summary(model, config, patterns, heads, backbone_params)
 
 
 def _wrap_targets(

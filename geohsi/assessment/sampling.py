@@ -170,6 +170,40 @@ def _points_frame(
     return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(gx, gy), crs=crs)
 
 
+def _stratum_sizes(
+    legend: Legend,
+    total: np.ndarray,
+    n: int | None,
+    target_se: float | None,
+    expected_ua: Mapping[str | int, float] | float | None,
+    allocation: str,
+) -> np.ndarray:
+    """``[K]`` points per legend class: the total sample size (given or planned) allocated over the mapped strata."""
+    ua = _expected_ua(expected_ua, legend)
+    live = total > 0
+    n_total = n if n is not None else sample_size(total[live], _require_ua(ua, legend, live, "--target-se"), target_se)
+    neyman = allocation.strip().lower() == "neyman"
+    n_h = np.zeros(len(legend), np.int64)
+    n_h[live] = allocate(
+        n_total,
+        total[live],
+        allocation,
+        expected_ua=_require_ua(ua, legend, live, "neyman allocation") if neyman else None,
+        sizes=total[live],
+    )
+    return n_h
+
+
+def _strata(legend: Legend, total: np.ndarray, area_ha: np.ndarray, n_h: np.ndarray) -> list[dict[str, Any]]:
+    """One record per mapped stratum: pixels, area, share, points and inclusion probability."""
+    return [
+        {"id": int(c.id), "name": c.name, "pixels": int(total[k]), "area_ha": float(area_ha[:, k].sum()),
+         "share": float(total[k] / total.sum()), "n": int(n_h[k]),
+         "inclusion_probability": float(n_h[k] / total[k]) if total[k] else 0.0}
+        for k, c in enumerate(legend) if total[k]
+    ]  # fmt: skip
+
+
 def sample(
     maps: Sequence[str | os.PathLike] = (),
     *,
@@ -228,28 +262,12 @@ def sample(
     total = pixels.sum(axis=0)
     if total.sum() == 0:
         raise DataError("the maps have no mapped pixel (all nodata); sample maps that 'geohsi classify' filled")
-    ua = _expected_ua(expected_ua, legend)
-    live = total > 0
-    n_total = n if n is not None else sample_size(total[live], _require_ua(ua, legend, live, "--target-se"), target_se)
-    neyman = allocation.strip().lower() == "neyman"
-    n_h = np.zeros(len(legend), np.int64)
-    n_h[live] = allocate(
-        n_total,
-        total[live],
-        allocation,
-        expected_ua=_require_ua(ua, legend, live, "neyman allocation") if neyman else None,
-        sizes=total[live],
-    )
+    n_h = _stratum_sizes(legend, total, n, target_se, expected_ua, allocation)
     rng = np.random.default_rng([seed, 1])
     picks = _draw(cmaps, scans, legend, n_h, rng, seed)
     points = _points_frame(cmaps, picks, legend, pixels, area_ha, n_h, label_field, rng)
     path = write_points(points, out, overwrite=overwrite)
-    strata = [
-        {"id": int(c.id), "name": c.name, "pixels": int(total[k]), "area_ha": float(area_ha[:, k].sum()),
-         "share": float(total[k] / total.sum()), "n": int(n_h[k]),
-         "inclusion_probability": float(n_h[k] / total[k]) if total[k] else 0.0}
-        for k, c in enumerate(legend) if total[k]
-    ]  # fmt: skip
+    strata = _strata(legend, total, area_ha, n_h)
     log(f"drew {len(points)} points over {len(cmaps)} map(s) in {len(strata)} strata → {path}")
     return SampleResult(path, len(points), strata, points, [m.path for m in cmaps])
 

@@ -79,6 +79,42 @@ class Plan:
         return self.probabilities.numblocks[1], self.probabilities.numblocks[2]
 
 
+def _chunk_edge(head: Any, h: int, w: int, n_bands: int, chunks: int | None, batch_size: int | None) -> int:
+    """The spatial chunk edge (the head's default for ``None``), after checking it and the batch size."""
+    if chunks is None:
+        chunks = head.default_chunk(h, w, n_bands)
+    if isinstance(chunks, bool) or int(chunks) < 1:
+        raise UsageError(f"--chunks must be a positive pixel count, got {chunks}")
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+        raise UsageError(f"--batch-size must be a positive number of windows (tiles in dense mode), got {batch_size}")
+    return int(chunks)
+
+
+def _channel_grid(scene: xr.Dataset, bundle: Any, chunks: int, spectral_on_device: bool) -> tuple[da.Array, Any]:
+    """``(grid, pixel_map)``: the raw bands the transform reads (on device) or its channels (on the host), per chunk."""
+    from geohsi.scene import cube, rechunk_scene
+
+    # Rechunk the raw cube (all bands together) so the spectral transform already runs per map chunk.
+    ds = rechunk_scene(scene, chunks)  # data variables only: band coordinates stay in memory
+    # The transform is per pixel, so reflecting raw bands at the edges then transforming equals
+    # transforming then reflecting: the blocks are the same pixels either way.
+    pixel_map = bundle.transform.pixel_map(ds)
+    raw = cube(ds).data
+    if len(pixel_map.bands) < raw.shape[0]:
+        raw = raw[pixel_map.bands]
+    if spectral_on_device:
+        grid = raw
+    else:  # one fused task per chunk on the host (PixelMap.apply_numpy), then the halo of C channels
+        grid = raw.map_blocks(
+            pixel_map.apply_numpy,
+            chunks=((pixel_map.n_channels,), *raw.chunks[1:]),
+            dtype=np.float32,
+            meta=np.empty((0, 0, 0), np.float32),
+            name="spectral-transform-" + dask.base.tokenize(raw.name, pixel_map),
+        )
+    return grid, pixel_map
+
+
 def build_plan(
     scene: xr.Dataset,
     bundle: Any,
@@ -119,40 +155,16 @@ def build_plan(
             smaller than one tile (dense mode).
         BandMismatchError: the scene does not fit the bundle's spectral transform.
     """
-    from geohsi.scene import cube, rechunk_scene
     from geohsi.spectral.windows import overlap_reflect
 
     h, w = int(scene.sizes["y"]), int(scene.sizes["x"])
     head = bundle.head
     head.check_scene(h, w, str(scene.encoding.get("source", "the scene")), str(bundle.path))
     r = head.halo
-    if chunks is None:
-        chunks = head.default_chunk(h, w, int(scene.sizes["band"]))
-    if isinstance(chunks, bool) or int(chunks) < 1:
-        raise UsageError(f"--chunks must be a positive pixel count, got {chunks}")
-    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
-        raise UsageError(f"--batch-size must be a positive number of windows (tiles in dense mode), got {batch_size}")
-    chunks = int(chunks)
+    chunks = _chunk_edge(head, h, w, int(scene.sizes["band"]), chunks, batch_size)
     if spectral_on_device is None:
         spectral_on_device = device.startswith("cuda")
-    # Rechunk the raw cube (all bands together) so the spectral transform already runs per map chunk.
-    ds = rechunk_scene(scene, chunks)  # data variables only: band coordinates stay in memory
-    # The transform is per pixel, so reflecting raw bands at the edges then transforming equals
-    # transforming then reflecting: the blocks are the same pixels either way.
-    pixel_map = bundle.transform.pixel_map(ds)
-    raw = cube(ds).data
-    if len(pixel_map.bands) < raw.shape[0]:
-        raw = raw[pixel_map.bands]
-    if spectral_on_device:
-        grid = raw
-    else:  # one fused task per chunk on the host (PixelMap.apply_numpy), then the halo of C channels
-        grid = raw.map_blocks(
-            pixel_map.apply_numpy,
-            chunks=((pixel_map.n_channels,), *raw.chunks[1:]),
-            dtype=np.float32,
-            meta=np.empty((0, 0, 0), np.float32),
-            name="spectral-transform-" + dask.base.tokenize(raw.name, pixel_map),
-        )
+    grid, pixel_map = _channel_grid(scene, bundle, chunks, spectral_on_device)
     blocks = overlap_reflect(grid, r)
     k = len(bundle.classes)
     spec = InferenceSpec(

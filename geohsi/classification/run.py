@@ -274,6 +274,24 @@ def _plan_on(
                       gpu_resources=info.gpu_resources, torch_threads=info.torch_threads, host_workers=info.host_workers)  # fmt: skip
 
 
+def _open_checked(
+    scene: str | os.PathLike | Any, bundle: str | os.PathLike | None, outputs: MapOutputs, log: Callable[[str], None]
+) -> tuple[Any, Any]:
+    """``(scene Dataset, bundle)`` opened, the scene checked against the outputs' georeference and the bundle's transform."""
+    from geohsi.scene import scene_crs
+
+    ds, b = open_inputs(scene, resolve_bundle(bundle, log))
+    outputs.check_georeference(scene, scene_crs(ds))
+    b.transform.check_scene(ds, warn=lambda m: log(f"[yellow]warning:[/] {m}"))
+    return ds, b
+
+
+def _task_count(ds: Any, bundle: Any, chunks: int | None) -> int:
+    """Chunks of the map (the model tasks) for this chunk edge (default: the head's)."""
+    c = chunks or bundle.head.default_chunk(int(ds.sizes["y"]), int(ds.sizes["x"]), int(ds.sizes["band"]))
+    return (-(-int(ds.sizes["y"]) // c)) * (-(-int(ds.sizes["x"]) // c))
+
+
 def classify(
     scene: str | os.PathLike | Any,
     out: str | os.PathLike,
@@ -331,13 +349,10 @@ def classify(
             unreachable scheduler, existing outputs, pixel-grid scene to GeoTIFF).
     """
     from geohsi.classification.cluster import ClusterInfo, cluster_info, open_cluster
-    from geohsi.scene import scene_crs
 
     outputs = MapOutputs.resolve(out, probabilities, confidence)
     outputs.check_writable(overwrite)  # before anything is opened: an existing output fails at once
-    ds, b = open_inputs(scene, resolve_bundle(bundle, log))
-    outputs.check_georeference(scene, scene_crs(ds))
-    b.transform.check_scene(ds, warn=lambda m: log(f"[yellow]warning:[/] {m}"))
+    ds, b = _open_checked(scene, bundle, outputs, log)
 
     def run(info: ClusterInfo) -> ClassifyResult:
         plan = _plan_on(info, ds, b, chunks=chunks, batch_size=batch_size, precision=precision, log=log)
@@ -349,8 +364,7 @@ def classify(
     if client is not None:
         return run(cluster_info(client, device, warn=lambda m: log(f"[yellow]warning:[/] {m}")))
     # Count chunks first so a small scene does not start more workers than it has tasks.
-    c = chunks or b.head.default_chunk(int(ds.sizes["y"]), int(ds.sizes["x"]), int(ds.sizes["band"]))
-    n_tasks = (-(-int(ds.sizes["y"]) // c)) * (-(-int(ds.sizes["x"]) // c))
+    n_tasks = _task_count(ds, b, chunks)
     with open_cluster(
         scheduler, workers=workers, device=device, gpus=gpus, max_tasks=n_tasks, warn=lambda m: log(f"[yellow]warning:[/] {m}")
     ) as info:

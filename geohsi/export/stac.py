@@ -244,6 +244,79 @@ def _map_grid(mp: Path | str) -> tuple[Any, Any, int, int, Any, str]:
         ) from e
 
 
+def _map_footprint(crs: Any, tf: Any, h: int, w: int) -> tuple[dict[str, Any] | None, list[float] | None]:
+    """``(geometry, bbox)`` in WGS84 of a map grid, or ``(None, None)`` without a CRS."""
+    from rasterio.transform import array_bounds
+    from rasterio.warp import transform_bounds
+
+    if crs is None:
+        return None, None
+    w_, s_, e_, n_ = transform_bounds(crs, "EPSG:4326", *array_bounds(h, w, tf))
+    bbox = [w_, s_, e_, n_]
+    geometry = {"type": "Polygon", "coordinates": [[[w_, s_], [e_, s_], [e_, n_], [w_, n_], [w_, s_]]]}
+    return geometry, bbox
+
+
+def _scene_time(scene: Any) -> Any:
+    """The acquisition time of a scene (a store path or an opened Dataset), or None."""
+    if scene is None:
+        return None
+    import xarray as xr
+
+    from geohsi.scene import open_scene
+
+    return (scene if isinstance(scene, xr.Dataset) else open_scene(scene)).attrs.get("acquisition_time")
+
+
+def _map_properties(
+    when: Any, classes: list[dict[str, Any]], crs: Any, tf: Any, h: int, w: int, properties: dict[str, Any] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """``(properties, stac_extensions)`` of a map item: label fields, projection, then the extra properties."""
+    props: dict[str, Any] = {
+        "datetime": _rfc3339(when) if when else datetime.now(UTC).isoformat(timespec="seconds"),
+        "label:description": "land-cover classes predicted per pixel by geohsi",
+        "label:type": "raster",
+        "label:tasks": ["classification", "segmentation"],
+        "label:properties": None,
+        "label:classes": [{"name": None, "classes": [c["name"] for c in classes]}],
+        "label:methods": ["automated"],
+    }
+    extensions = [EXT_LABEL, EXT_CLASSIFICATION, EXT_RASTER]
+    if crs is not None:
+        extensions.append(EXT_PROJ)
+        epsg = crs.to_epsg()
+        props.update({"proj:code": f"EPSG:{epsg}"} if epsg else {"proj:wkt2": crs.to_wkt()})
+        props.update({"proj:shape": [h, w], "proj:transform": list(tf)[:6]})
+    props.update(properties or {})
+    return props, extensions
+
+
+def _map_links(b: Any, scene: Any, source_href: str | None) -> list[dict[str, Any]]:
+    """The ``via`` link to the bundle and the ``derived_from`` link to the scene (when known)."""
+    from geohsi.storage import absolute
+
+    links = [{"rel": "via", "href": f"{b.location}/bundle.json", "type": "application/json", "title": "model bundle"}]
+    if source_href is None and scene is not None and not hasattr(scene, "attrs"):
+        source_href = absolute(scene)
+    if source_href is not None:
+        links.append({"rel": "derived_from", "href": source_href, "title": "classified scene"})
+    return links
+
+
+def _map_asset(mp: Any, href: str | None, classes: list[dict[str, Any]], dtype: str, nodata: Any) -> dict[str, Any]:
+    """The ``map`` asset: href, media type, roles, classes and raster band."""
+    from geohsi.storage import absolute, name
+
+    return {
+        "href": href or absolute(mp),
+        "type": MEDIA_TYPES.get(Path(name(mp)).suffix.lower(), "application/octet-stream"),
+        "title": "class map",
+        "roles": ["data", "labels", "labels-raster"],
+        "classification:classes": classes,
+        "raster:bands": [{"data_type": dtype, **({"nodata": nodata} if nodata is not None else {})}],
+    }
+
+
 def map_item(
     map_path: PathLike,
     bundle: Any,
@@ -280,49 +353,17 @@ def map_item(
     Raises:
         InputFormatError: the map cannot be read; ModelError: invalid bundle.
     """
-    from rasterio.transform import array_bounds
-    from rasterio.warp import transform_bounds
-
     from geohsi.bundle import Bundle, load_bundle
-    from geohsi.storage import absolute, as_path, name
+    from geohsi.storage import as_path
 
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     mp = as_path(map_path)
     crs, tf, h, w, nodata, dtype = _map_grid(mp)
-    geometry = bbox = None
-    if crs is not None:
-        w_, s_, e_, n_ = transform_bounds(crs, "EPSG:4326", *array_bounds(h, w, tf))
-        bbox = [w_, s_, e_, n_]
-        geometry = {"type": "Polygon", "coordinates": [[[w_, s_], [e_, s_], [e_, n_], [w_, n_], [w_, s_]]]}
-    when = None
-    if scene is not None:
-        import xarray as xr
-
-        from geohsi.scene import open_scene
-
-        when = (scene if isinstance(scene, xr.Dataset) else open_scene(scene)).attrs.get("acquisition_time")
+    geometry, bbox = _map_footprint(crs, tf, h, w)
+    when = _scene_time(scene)
     classes = _classification_classes(b.classes)
-    props: dict[str, Any] = {
-        "datetime": _rfc3339(when) if when else datetime.now(UTC).isoformat(timespec="seconds"),
-        "label:description": "land-cover classes predicted per pixel by geohsi",
-        "label:type": "raster",
-        "label:tasks": ["classification", "segmentation"],
-        "label:properties": None,
-        "label:classes": [{"name": None, "classes": [c["name"] for c in classes]}],
-        "label:methods": ["automated"],
-    }
-    extensions = [EXT_LABEL, EXT_CLASSIFICATION, EXT_RASTER]
-    if crs is not None:
-        extensions.append(EXT_PROJ)
-        epsg = crs.to_epsg()
-        props.update({"proj:code": f"EPSG:{epsg}"} if epsg else {"proj:wkt2": crs.to_wkt()})
-        props.update({"proj:shape": [h, w], "proj:transform": list(tf)[:6]})
-    props.update(properties or {})
-    links = [{"rel": "via", "href": f"{b.location}/bundle.json", "type": "application/json", "title": "model bundle"}]
-    if source_href is None and scene is not None and not hasattr(scene, "attrs"):
-        source_href = absolute(scene)
-    if source_href is not None:
-        links.append({"rel": "derived_from", "href": source_href, "title": "classified scene"})
+    props, extensions = _map_properties(when, classes, crs, tf, h, w, properties)
+    links = _map_links(b, scene, source_href)
     return {
         "type": "Feature",
         "stac_version": STAC_VERSION,
@@ -332,17 +373,7 @@ def map_item(
         **({"bbox": bbox} if bbox else {}),
         "properties": props,
         "links": links,
-        "assets": {
-            "map": {
-                "href": href or absolute(mp),
-                "type": MEDIA_TYPES.get(Path(name(mp)).suffix.lower(), "application/octet-stream"),
-                "title": "class map",
-                "roles": ["data", "labels", "labels-raster"],
-                "classification:classes": classes,
-                "raster:bands": [{"data_type": dtype, **({"nodata": nodata} if nodata is not None else {})}],
-            },
-            **(assets or {}),
-        },
+        "assets": {"map": _map_asset(mp, href, classes, dtype, nodata), **(assets or {})},
     }
 
 

@@ -252,6 +252,61 @@ def _one(values: set, what: str, item_id: str, fix: str) -> Any:
     return values.pop() if values else None
 
 
+def _check_tiles(tiles: list[_Tile]) -> None:
+    """Raise unless every tile shares the first tile's CRS, pixel grid, bands and dtype."""
+    ref = tiles[0]
+    for t in tiles[1:]:
+        if t.crs != ref.crs:
+            raise GeoreferenceError(
+                f"item {t.item_id} is in {t.crs} but {ref.item_id} in {ref.crs}; ingest items of one CRS (one UTM zone)"
+            )
+        check_same_grid(_grid_tile(ref), _grid_tile(t))
+        if len(t.bands) != len(ref.bands) or not np.allclose(
+            [b.wavelength for b in t.bands], [b.wavelength for b in ref.bands], equal_nan=True
+        ):
+            raise BandMismatchError(f"item {t.item_id} has other bands than {ref.item_id}; mosaic items of one product")
+        if t.dtype != ref.dtype:
+            raise BandMismatchError(
+                f"item {t.item_id} is {t.dtype} but {ref.item_id} is {ref.dtype}; mosaic items of one product"
+            )
+
+
+def _raster_values(ref: _Tile) -> tuple[Any, Any, Any]:
+    """``(nodata, scale, offset)`` shared by the bands of a tile (None where unset)."""
+    bands = ref.bands
+    nodata = _one({b.nodata for b in bands if b.nodata is not None}, "nodata", ref.item_id, "geohsi scenes take one nodata value")
+    scale = _one(
+        {b.scale for b in bands if b.scale is not None},
+        "raster scale",
+        ref.item_id,
+        "per-band scales are not supported; rescale the product first",
+    )
+    offset = _one(
+        {b.offset for b in bands if b.offset is not None},
+        "raster offset",
+        ref.item_id,
+        "per-band offsets are not supported; rescale the product first",
+    )
+    return nodata, scale, offset
+
+
+def _item_attrs(items: list[Any], tiles: list[_Tile]) -> dict[str, Any]:
+    """Scene attributes from the items: source files, item ids, acquisition time and sensor."""
+    first = items[0]
+    attrs: dict[str, Any] = {
+        "source_files": sorted({b.href for t in tiles for b in t.bands}),
+        "source_format": "stac",
+        "stac_items": [it.id for it in items],
+    }
+    when = first.datetime or first.common_metadata.start_datetime
+    if when is not None:
+        attrs["acquisition_time"] = when.isoformat()
+    sensor = first.properties.get("instruments") or first.properties.get("platform")
+    if sensor:
+        attrs["sensor"] = sensor if isinstance(sensor, str) else ",".join(sensor)
+    return attrs
+
+
 def build_item_scene(
     items: Any | Sequence[Any], *, assets: Sequence[str] | None = None, chunks: int = DEFAULT_CHUNK, quantity: str = "reflectance"
 ) -> xr.Dataset:
@@ -283,34 +338,9 @@ def build_item_scene(
         raise UsageError("no STAC items given; pass at least one item id or URL")
     tiles = [_tile(it, spectral_bands(it, assets)) for it in items]
     ref = tiles[0]
-    for t in tiles[1:]:
-        if t.crs != ref.crs:
-            raise GeoreferenceError(
-                f"item {t.item_id} is in {t.crs} but {ref.item_id} in {ref.crs}; ingest items of one CRS (one UTM zone)"
-            )
-        check_same_grid(_grid_tile(ref), _grid_tile(t))
-        if len(t.bands) != len(ref.bands) or not np.allclose(
-            [b.wavelength for b in t.bands], [b.wavelength for b in ref.bands], equal_nan=True
-        ):
-            raise BandMismatchError(f"item {t.item_id} has other bands than {ref.item_id}; mosaic items of one product")
-        if t.dtype != ref.dtype:
-            raise BandMismatchError(
-                f"item {t.item_id} is {t.dtype} but {ref.item_id} is {ref.dtype}; mosaic items of one product"
-            )
+    _check_tiles(tiles)
     bands = ref.bands
-    nodata = _one({b.nodata for b in bands if b.nodata is not None}, "nodata", ref.item_id, "geohsi scenes take one nodata value")
-    scale = _one(
-        {b.scale for b in bands if b.scale is not None},
-        "raster scale",
-        ref.item_id,
-        "per-band scales are not supported; rescale the product first",
-    )
-    offset = _one(
-        {b.offset for b in bands if b.offset is not None},
-        "raster offset",
-        ref.item_id,
-        "per-band offsets are not supported; rescale the product first",
-    )
+    nodata, scale, offset = _raster_values(ref)
     grid = [_grid_tile(t) for t in tiles]
     transform, height, width = union_grid(grid)
     if nodata is None:
@@ -321,18 +351,7 @@ def build_item_scene(
         chunks,
     )
     arr = lazy_cube(mosaic, (-1, chunks, chunks), f"stac-{token}")
-    first = items[0]
-    attrs: dict[str, Any] = {
-        "source_files": sorted({b.href for t in tiles for b in t.bands}),
-        "source_format": "stac",
-        "stac_items": [it.id for it in items],
-    }
-    when = first.datetime or first.common_metadata.start_datetime
-    if when is not None:
-        attrs["acquisition_time"] = when.isoformat()
-    sensor = first.properties.get("instruments") or first.properties.get("platform")
-    if sensor:
-        attrs["sensor"] = sensor if isinstance(sensor, str) else ",".join(sensor)
+    attrs = _item_attrs(items, tiles)
     names = [b.name for b in bands]
     return make_scene(
         arr,

@@ -265,6 +265,43 @@ def good_band_indices(ds: xr.Dataset) -> np.ndarray:
     return np.flatnonzero(good) if good.any() else np.arange(good.size)
 
 
+def _checked_band_indices(ds: xr.Dataset, n_components: int, method: str, subsample: int | None) -> np.ndarray:
+    """The good band indices to fit on, after checking the method, ``n_components`` and ``subsample``."""
+    if method not in PCA_METHODS:
+        raise UsageError(f"unknown PCA method {method!r}; use one of {', '.join(PCA_METHODS)}")
+    idx = good_band_indices(ds)
+    b = idx.size
+    if not 1 <= n_components <= b:
+        raise UsageError(f"n_components={n_components} must be between 1 and the scene's {b} good bands")
+    if subsample is not None and subsample < n_components + 1:
+        raise UsageError(f"subsample={subsample} is too small; use at least {n_components + 1} pixels, or none")
+    return idx
+
+
+def _exact_components(xc: da.Array, n: int, n_components: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(components, explained variance, total variance)`` from the eigendecomposition of the covariance."""
+    cov = da.tensordot(xc, xc, axes=((1, 2), (1, 2))).compute() / (n - 1)
+    evals, evecs = np.linalg.eigh(cov)
+    order = np.argsort(evals)[::-1]
+    evals = np.clip(evals[order], 0.0, None)
+    total_var = float(evals.sum())
+    comps = evecs[:, order[:n_components]].T
+    ev = evals[:n_components]
+    return comps, ev, total_var
+
+
+def _randomized_components(xc: da.Array, n: int, n_components: int, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(components, explained variance, total variance)`` from a compressed SVD of the centred pixel matrix."""
+    b = xc.shape[0]
+    pixels = xc.transpose(1, 2, 0).reshape(-1, b).rechunk({1: -1})
+    _, s, v = da.linalg.svd_compressed(pixels, n_components, n_power_iter=4, seed=seed)
+    s, v, sq = da.compute(s, v, (xc * xc).sum())
+    ev = s**2 / (n - 1)
+    total_var = float(sq) / (n - 1)
+    comps = np.asarray(v)
+    return comps, ev, total_var
+
+
 def fit_pca(
     ds: xr.Dataset, n_components: int = 12, *, method: str = "exact", subsample: int | None = None, seed: int = 0
 ) -> PCAParams:
@@ -294,14 +331,7 @@ def fit_pca(
 
     .. versionadded:: 0.1
     """
-    if method not in PCA_METHODS:
-        raise UsageError(f"unknown PCA method {method!r}; use one of {', '.join(PCA_METHODS)}")
-    idx = good_band_indices(ds)
-    b = idx.size
-    if not 1 <= n_components <= b:
-        raise UsageError(f"n_components={n_components} must be between 1 and the scene's {b} good bands")
-    if subsample is not None and subsample < n_components + 1:
-        raise UsageError(f"subsample={subsample} is too small; use at least {n_components + 1} pixels, or none")
+    idx = _checked_band_indices(ds, n_components, method, subsample)
     phys = physical_cube(ds, dtype="float64")
     wl = np.asarray(ds["wavelength"].values, dtype="float64")
     x = phys.data[idx]
@@ -321,20 +351,9 @@ def fit_pca(
     mean = total / n
     xc = da.where(ok[None], x - mean[:, None, None], 0.0)
     if method == "exact":
-        cov = da.tensordot(xc, xc, axes=((1, 2), (1, 2))).compute() / (n - 1)
-        evals, evecs = np.linalg.eigh(cov)
-        order = np.argsort(evals)[::-1]
-        evals = np.clip(evals[order], 0.0, None)
-        total_var = float(evals.sum())
-        comps = evecs[:, order[:n_components]].T
-        ev = evals[:n_components]
+        comps, ev, total_var = _exact_components(xc, n, n_components)
     else:
-        pixels = xc.transpose(1, 2, 0).reshape(-1, b).rechunk({1: -1})
-        _, s, v = da.linalg.svd_compressed(pixels, n_components, n_power_iter=4, seed=seed)
-        s, v, sq = da.compute(s, v, (xc * xc).sum())
-        ev = s**2 / (n - 1)
-        total_var = float(sq) / (n - 1)
-        comps = np.asarray(v)
+        comps, ev, total_var = _randomized_components(xc, n, n_components, seed)
     comps = _fix_signs(np.asarray(comps, dtype="float64"))
     ratio = ev / total_var if total_var > 0 else np.zeros_like(ev)
     return PCAParams(
