@@ -36,6 +36,11 @@ def say(msg: str) -> None:
     Console(stderr=True, soft_wrap=True).print(msg)
 
 
+def warner(log: Callable[[str], None] = say) -> Callable[[str], None]:
+    """``log`` for warnings: each message goes to ``log`` after a yellow ``warning:``."""
+    return lambda message: log(f"[yellow]warning:[/] {message}")
+
+
 def progress_interval() -> float:
     """Seconds between plain progress lines in a log: ``GEOHSI_PROGRESS_INTERVAL``, default :data:`PROGRESS_INTERVAL_S`.
 
@@ -177,4 +182,4 @@ def _rich_progress(
         yield lambda advance=0, completed=None, **values: bar.update(task, advance=advance, completed=completed, **values)
 
 
-__all__ = ["PROGRESS_INTERVAL_S", "progress", "progress_interval", "say"]
+__all__ = ["PROGRESS_INTERVAL_S", "progress", "progress_interval", "say", "warner"]

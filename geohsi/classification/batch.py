@@ -49,7 +49,7 @@ from geohsi.classification.job import MapJob, MapOutputs
 from geohsi.classification.map_items import item_path, map_completion, map_outputs, read_item, write_map_item
 from geohsi.classification.records import BatchResult, SceneRecord, class_rows
 from geohsi.classification.worker import cluster_stats, stats_delta
-from geohsi.console import say
+from geohsi.console import say, warner
 from geohsi.errors import BandMismatchError, ClusterError, GeohsiError, GeohsiWarning, OutputError, UsageError
 from geohsi.io.sources import expand_scenes, scene_name
 
@@ -335,19 +335,23 @@ def classify_many(
     opts = dict(format=format, with_probabilities=with_probabilities, confidence=confidence, chunks=chunks,
                 batch_size=batch_size, precision=precision, resume=resume, overwrite=overwrite)  # fmt: skip
     batch = _Batch(sources, _load_bundles(bundle, log), out, opts, log)
+    warn = warner(log)
     if client is not None:
-        return _run_batch(batch, cluster_info(client, device, warn=lambda m: log(f"[yellow]warning:[/] {m}")), scenes_in_flight)
+        return _run_batch(batch, cluster_info(client, device, warn=warn), scenes_in_flight)
     try:
-        with open_cluster(
-            scheduler, workers=workers, device=device, gpus=gpus, warn=lambda m: log(f"[yellow]warning:[/] {m}")
-        ) as info:
+        with open_cluster(scheduler, workers=workers, device=device, gpus=gpus, warn=warn) as info:
             return _run_batch(batch, info, scenes_in_flight)
     finally:
         if scheduler is None:  # the embedded workers are gone: nothing writes any more, so no temporary is in use
-            for rec in batch.records:
-                if rec.status == "interrupted":
-                    for kind in ("tif", "zarr"):
-                        map_outputs(out, rec.name, kind, with_probabilities, confidence).remove_stale_temporaries()
+            _remove_stale_temporaries(batch, with_probabilities, confidence)
+
+
+def _remove_stale_temporaries(batch: _Batch, with_probabilities: bool, confidence: bool) -> None:
+    """Remove the temporary outputs of every interrupted scene (their parts stores stay, for a rerun to resume)."""
+    for rec in batch.records:
+        if rec.status == "interrupted":
+            for kind in ("tif", "zarr"):
+                map_outputs(batch.out_dir, rec.name, kind, with_probabilities, confidence).remove_stale_temporaries()
 
 
 def _check_options(sources: list, format: str, scenes_in_flight: int | None) -> None:

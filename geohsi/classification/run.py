@@ -27,7 +27,7 @@ from typing import Any
 from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
 from geohsi.classification.plan import Plan, build_plan, open_inputs
 from geohsi.classification.worker import cluster_stats, stats_delta
-from geohsi.console import say
+from geohsi.console import say, warner
 from geohsi.errors import ClusterError, UsageError
 
 LATEST_BUNDLE = Path("runs") / "latest"
@@ -282,7 +282,7 @@ def _open_checked(
 
     ds, b = open_inputs(scene, resolve_bundle(bundle, log))
     outputs.check_georeference(scene, scene_crs(ds))
-    b.transform.check_scene(ds, warn=lambda m: log(f"[yellow]warning:[/] {m}"))
+    b.transform.check_scene(ds, warn=warner(log))
     return ds, b
 
 
@@ -362,12 +362,10 @@ def classify(
         return res
 
     if client is not None:
-        return run(cluster_info(client, device, warn=lambda m: log(f"[yellow]warning:[/] {m}")))
+        return run(cluster_info(client, device, warn=warner(log)))
     # Count chunks first so a small scene does not start more workers than it has tasks.
     n_tasks = _task_count(ds, b, chunks)
-    with open_cluster(
-        scheduler, workers=workers, device=device, gpus=gpus, max_tasks=n_tasks, warn=lambda m: log(f"[yellow]warning:[/] {m}")
-    ) as info:
+    with open_cluster(scheduler, workers=workers, device=device, gpus=gpus, max_tasks=n_tasks, warn=warner(log)) as info:
         return run(info)
 
 

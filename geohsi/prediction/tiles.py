@@ -422,16 +422,7 @@ def predict_dense(
     halo_blocks = overlap_reflect(arr, r)
     ys = np.concatenate([[0], np.cumsum(arr.chunks[1])])
     xs = np.concatenate([[0], np.cumsum(arr.chunks[2])])
-    wanted = None
-    if pixels is not None:
-        rows, cols = np.divmod(np.asarray(pixels, dtype=np.int64), wid)
-        wanted = set(
-            zip(
-                (np.searchsorted(ys, rows, side="right") - 1).tolist(),
-                (np.searchsorted(xs, cols, side="right") - 1).tolist(),
-                strict=True,
-            )
-        )
+    wanted = None if pixels is None else _blocks_holding(pixels, wid, ys, xs)
     out = None
     for i in range(len(ys) - 1):
         for j in range(len(xs) - 1):
@@ -453,6 +444,18 @@ def predict_dense(
                 out = np.full((p.shape[0], hgt, wid), np.nan, dtype=np.float32)
             out[:, ys[i] : ys[i + 1], xs[j] : xs[j + 1]] = p
     return out if out is not None else np.zeros((0, hgt, wid), np.float32)  # no pixel wanted: nothing predicted
+
+
+def _blocks_holding(pixels: np.ndarray, width: int, ys: np.ndarray, xs: np.ndarray) -> set[tuple[int, int]]:
+    """``(row, column)`` of the blocks (edges ``ys``, ``xs``) holding the flat row-major ``pixels``."""
+    rows, cols = np.divmod(np.asarray(pixels, dtype=np.int64), width)
+    return set(
+        zip(
+            (np.searchsorted(ys, rows, side="right") - 1).tolist(),
+            (np.searchsorted(xs, cols, side="right") - 1).tolist(),
+            strict=True,
+        )
+    )
 
 
 #: Block edge of :func:`predict_dense_classes` when the pixels wanted are few and far between.

@@ -59,6 +59,24 @@ def _band_coord(values: Sequence[float] | np.ndarray | None, n: int, name: str) 
     return arr
 
 
+def _band_coords(
+    nb: int,
+    wavelength: Sequence[float] | np.ndarray | None,
+    fwhm: Sequence[float] | np.ndarray | None,
+    good_band: Sequence[bool] | np.ndarray | None,
+) -> dict[str, Any]:
+    """The band coordinates of :func:`make_scene`: index, wavelength, FWHM and the good-band flag."""
+    coords: dict[str, Any] = {
+        "band": np.arange(1, nb + 1, dtype="int32"),
+        "wavelength": ("band", _band_coord(wavelength, nb, "wavelength")),
+        "fwhm": ("band", _band_coord(fwhm, nb, "fwhm")),
+        "good_band": ("band", np.ones(nb, bool) if good_band is None else np.asarray(good_band, bool).reshape(-1)),
+    }
+    if coords["good_band"][1].size != nb:
+        raise InputFormatError(f"bad-band list has {coords['good_band'][1].size} values for {nb} bands; fix the metadata")
+    return coords
+
+
 def make_scene(
     data: np.ndarray | da.Array,
     *,
@@ -109,16 +127,7 @@ def make_scene(
     if transform is None:
         transform = Affine(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     y, x = pixel_centres(transform, h, w)
-    coords: dict[str, Any] = {
-        "band": np.arange(1, nb + 1, dtype="int32"),
-        "wavelength": ("band", _band_coord(wavelength, nb, "wavelength")),
-        "fwhm": ("band", _band_coord(fwhm, nb, "fwhm")),
-        "good_band": ("band", np.ones(nb, bool) if good_band is None else np.asarray(good_band, bool).reshape(-1)),
-        "y": y,
-        "x": x,
-    }
-    if coords["good_band"][1].size != nb:
-        raise InputFormatError(f"bad-band list has {coords['good_band'][1].size} values for {nb} bands; fix the metadata")
+    coords = {**_band_coords(nb, wavelength, fwhm, good_band), "y": y, "x": x}
     if band_names is not None:
         # object strings: Zarr v3 has a stable encoding for them (fixed-width UTF-32 it has not)
         coords["band_name"] = ("band", np.asarray([str(b) for b in band_names], dtype=object))

@@ -214,29 +214,15 @@ def pretrain(
     from geohsi.storage import is_url, staged
 
     t_start = time.perf_counter()
+    base = {"model": model, "spectral": spectral, "window": window, "input_size": input_size, "batch_size": batch_size}
+    base |= {"lr": lr, "mask_ratio": mask_ratio, "norm_pix_loss": norm_pix_loss, "seed": seed, "precision": precision}
+    base |= {"device": device, **options}
+    run = dict(epochs=epochs, steps=steps, options=options, resume=resume, progress=progress, on_step=on_step, t_start=t_start)
     # a URL: written locally and uploaded when complete, by rank 0 (torchrun's RANK) only
     with staged({"out": out}, overwrite or resume, upload=os.environ.get("RANK", "0") == "0") as where:
         local = Path(where["out"])
         _check_outputs(local, epochs, steps, overwrite, resume)
-        work = work_dir(local.with_suffix(""))
-        base = dict(
-            model=model,
-            spectral=spectral,
-            window=window,
-            input_size=input_size,
-            batch_size=batch_size,
-            lr=lr,
-            mask_ratio=mask_ratio,
-            norm_pix_loss=norm_pix_loss,
-            seed=seed,
-            precision=precision,
-            device=device,
-            **options,
-        )
-        run = dict(
-            epochs=epochs, steps=steps, options=options, resume=resume, progress=progress, on_step=on_step, t_start=t_start
-        )
-        _pretrain_ranks(scenes, local, work, base, log=log, **run)
+        _pretrain_ranks(scenes, local, work_dir(local.with_suffix("")), base, log=log, **run)
     return str(out) if is_url(out) else local
 
 
