@@ -8,11 +8,16 @@ catalogue and a summary).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from geohsi.cli.paths import PATH_OR_URL
 from geohsi.cli.scenes import scene_options, selected_scenes
+
+if TYPE_CHECKING:
+    from geohsi.classification.job import ClassifyResult
+    from geohsi.classification.records import BatchResult
 
 
 @click.command("classify")
@@ -171,36 +176,9 @@ def classify(
     _check_usage(
         batch, scenes, bundles, out, out_dir, fmt, probabilities, with_probabilities, profile or profile_report is not None
     )
-    if not batch:
-        _single(
-            scenes[0],
-            out,
-            bundles[0] if bundles else None,
-            probabilities=probabilities,
-            confidence=confidence,
-            scheduler=scheduler,
-            workers=workers,
-            device=device,
-            gpus=gpus,
-            precision=precision,
-            chunks=chunks,
-            batch_size=batch_size,
-            resume=resume,
-            overwrite=overwrite,
-            progress=progress,
-            profile=profile,
-            profile_report=profile_report,
-        )
-        return
-    from geohsi.classification.batch import classify_many
+    from geohsi.classification.options import MapOptions
 
-    sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
-    res = classify_many(
-        sources,
-        list(bundles) or None,
-        out_dir,
-        format=fmt,
-        with_probabilities=with_probabilities,
+    options = MapOptions(
         confidence=confidence,
         scheduler=scheduler,
         workers=workers,
@@ -211,7 +189,33 @@ def classify(
         batch_size=batch_size,
         resume=resume,
         overwrite=overwrite,
+    )
+    if not batch:
+        from geohsi.classification.run import classify as classify_scene
+
+        single = classify_scene(
+            scenes[0],
+            out,
+            bundles[0] if bundles else None,
+            probabilities=probabilities,
+            progress=progress,
+            profile=profile,
+            profile_report=profile_report,
+            **options.keywords(),
+        )
+        _print_result(single)
+        return
+    from geohsi.classification.batch import classify_many
+
+    sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
+    res = classify_many(
+        sources,
+        list(bundles) or None,
+        out_dir,
+        format=fmt,
+        with_probabilities=with_probabilities,
         scenes_in_flight=scenes_in_flight,
+        **options.keywords(),
     )
     _print_summary(res)
     res.raise_for_failures()
@@ -252,50 +256,10 @@ def _check_usage(
         raise UsageError("--probabilities PATH names one file; a batch takes --with-probabilities")
 
 
-def _single(
-    scene: str,
-    out: Path,
-    bundle: Path | None,
-    *,
-    probabilities: Path | None,
-    confidence: bool,
-    scheduler: str | None,
-    workers: int | None,
-    device: str,
-    gpus: str | None,
-    precision: str,
-    chunks: int | None,
-    batch_size: int | None,
-    resume: bool,
-    overwrite: bool,
-    progress: bool,
-    profile: bool,
-    profile_report: Path | None,
-) -> None:
-    """Map one scene with :func:`geohsi.classification.run.classify` and print its one-line summary."""
+def _print_result(res: ClassifyResult) -> None:
+    """One line on what a single-scene run did, then the files it wrote."""
     from rich.console import Console
 
-    from geohsi.classification.run import classify as classify_scene
-
-    res = classify_scene(
-        scene,
-        out,
-        bundle,
-        probabilities=probabilities,
-        confidence=confidence,
-        scheduler=scheduler,
-        workers=workers,
-        device=device,
-        gpus=gpus,
-        precision=precision,
-        chunks=chunks,
-        batch_size=batch_size,
-        resume=resume,
-        overwrite=overwrite,
-        progress=progress,
-        profile=profile,
-        profile_report=profile_report,
-    )
     con = Console(stderr=True, soft_wrap=True)
     rate = f", {res.valid_pixels / res.seconds:,.0f} px/s" if res.seconds > 0 and res.valid_pixels else ""
     share = res.forward_share
@@ -308,7 +272,7 @@ def _single(
         click.echo(f"wrote {p}")
 
 
-def _print_summary(res) -> None:  # res: geohsi.classification.batch.BatchResult
+def _print_summary(res: BatchResult) -> None:
     from rich.console import Console
     from rich.table import Table
 

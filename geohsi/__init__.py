@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from geohsi.assessment import assess, sample
     from geohsi.bundle import load_bundle
     from geohsi.catalog import search
-    from geohsi.classification import classify, classify_many, predict_map
+    from geohsi.classification import MapOptions, classify, classify_many, predict_map
     from geohsi.datasets.registry import fetch as fetch_dataset
     from geohsi.datasets.registry import ingest_dataset
     from geohsi.errors import GeohsiError
@@ -64,6 +64,7 @@ _API: dict[str, str] = {
     "bundle_stac": "geohsi.export.stac:bundle_stac",
     "classify": "geohsi.classification:classify",
     "classify_many": "geohsi.classification:classify_many",
+    "MapOptions": "geohsi.classification:MapOptions",
     "predict_map": "geohsi.classification:predict_map",
     "search": "geohsi.catalog:search",
     "classification_report": "geohsi.metrics:classification_report",
@@ -75,6 +76,7 @@ _API: dict[str, str] = {
 
 __all__ = [
     "GeohsiError",
+    "MapOptions",
     "PretrainConfig",
     "TrainConfig",
     "apply_adapter",

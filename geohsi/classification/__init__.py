@@ -10,13 +10,18 @@
   shared by single-scene and batch runs;
 * :mod:`~geohsi.classification.run` — :func:`classify` (``geohsi classify --out``) and :func:`write_map`;
 * :mod:`~geohsi.classification.batch` — :func:`classify_many` (``geohsi classify --out-dir``):
-  many scenes in one cluster session, a STAC catalogue and a summary with class areas.
+  many scenes in one cluster session, a STAC catalogue and a summary with class areas
+  (:mod:`~geohsi.classification.records`: what it did; :mod:`~geohsi.classification.map_items`:
+  each map's files and STAC item);
+* :mod:`~geohsi.classification.options` — :class:`MapOptions`, the options both runs share;
+* :mod:`~geohsi.classification.profile` — where a run's time went (``--profile``).
 
 .. versionadded:: 0.1
 """
 
 from geohsi.classification.batch import classify_many
 from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
+from geohsi.classification.options import MapOptions
 from geohsi.classification.plan import Plan, build_plan, predict_map
 from geohsi.classification.records import BatchResult, SceneRecord
 from geohsi.classification.run import classify, write_map
@@ -25,6 +30,7 @@ __all__ = [
     "BatchResult",
     "ClassifyResult",
     "MapJob",
+    "MapOptions",
     "MapOutputs",
     "Plan",
     "SceneRecord",
