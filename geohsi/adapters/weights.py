@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from geohsi.adapters.config import AdapterConfig
 from geohsi.adapters.inject import (
     CONFIG_ATTR,
     LAYER_CLASSES,
@@ -262,11 +263,10 @@ def load_adapter(
     try:
         summary = apply_adapter(
             model,
-            cfg["method"],
+            AdapterConfig.from_dict({"method": cfg["method"], **cfg["options"]}),
             cfg.get("preset") or cfg["targets"] or "qv",
             train_norms=cfg["train_norms"],
             head=cfg["head"] or None,
-            **cfg["options"],
         )
     except UsageError as e:
         raise ModelError(f"{where} does not fit this model: {e}") from e

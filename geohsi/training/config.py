@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 
 import yaml
 
-from geohsi.adapters.inject import METHODS
+from geohsi.adapters.config import AdapterConfig, adapter_config_for
+from geohsi.adapters.inject import METHODS, method_options
 from geohsi.errors import UsageError
 from geohsi.heads import HEADS
 
@@ -238,6 +239,16 @@ class TrainConfig(_NestsRun):
                 ),
             ]
         )
+
+    def adapter_config(self) -> AdapterConfig:
+        """The :class:`~geohsi.adapters.AdapterConfig` of :attr:`adapter` with this run's rank, α and λ.
+
+        Example:
+            >>> TrainConfig(adapter="lora", rank=4).adapter_config()
+            LoRAConfig(r=4, alpha=4.0, dropout=0.0)
+        """
+        options = method_options(self.adapter, rank=self.rank, alpha=self.alpha, lr_ratio=self.lr_ratio)
+        return adapter_config_for(self.adapter, options)
 
 
 @dataclass(frozen=True)

@@ -159,12 +159,11 @@ def _model(
     config: TrainConfig, head: Head, data: TrainingData, transform, epoch_steps: list[int], work: Path, device, log
 ) -> tuple[Any, dict, Runner]:
     """The model with its backbone and adapter, and the runner that optimises it (parameter groups built before any DDP wrap)."""
-    from geohsi.adapters import apply_adapter, method_options, param_groups
+    from geohsi.adapters import apply_adapter, param_groups
 
     run = config.run
     model, backbone = build_model(config, head, len(data.legend), transform.n_channels, log)
-    opts = method_options(config.adapter, rank=config.rank, alpha=config.alpha, lr_ratio=config.lr_ratio)
-    log(str(apply_adapter(model, config.adapter, config.targets, **opts)))
+    log(str(apply_adapter(model, config.adapter_config(), config.targets)))
     model.to(device)
     optimizer = torch.optim.AdamW(param_groups(model, run.lr, weight_decay=run.weight_decay))
     runner = Runner(
