@@ -79,8 +79,12 @@ class Plan:
         return self.probabilities.numblocks[1], self.probabilities.numblocks[2]
 
 
-def _chunk_edge(head: Any, h: int, w: int, n_bands: int, chunks: int | None, batch_size: int | None) -> int:
-    """The spatial chunk edge (the head's default for ``None``), after checking it and the batch size."""
+def chunk_edge(head: Any, h: int, w: int, n_bands: int, chunks: int | None, batch_size: int | None) -> int:
+    """The spatial chunk edge (the head's default for ``None``), after checking it and the batch size.
+
+    Raises:
+        UsageError: ``chunks`` or ``batch_size`` is not a positive count.
+    """
     if chunks is None:
         chunks = head.default_chunk(h, w, n_bands)
     if isinstance(chunks, bool) or int(chunks) < 1:
@@ -161,7 +165,7 @@ def build_plan(
     head = bundle.head
     head.check_scene(h, w, str(scene.encoding.get("source", "the scene")), str(bundle.path))
     r = head.halo
-    chunks = _chunk_edge(head, h, w, int(scene.sizes["band"]), chunks, batch_size)
+    chunks = chunk_edge(head, h, w, int(scene.sizes["band"]), chunks, batch_size)
     if spectral_on_device is None:
         spectral_on_device = device.startswith("cuda")
     grid, pixel_map = _channel_grid(scene, bundle, chunks, spectral_on_device)
@@ -356,4 +360,4 @@ def predict_map(
     return as_dataarray(plan, what)
 
 
-__all__ = ["Plan", "as_dataarray", "build_plan", "open_inputs", "predict_map", "scene_identity"]
+__all__ = ["Plan", "as_dataarray", "build_plan", "chunk_edge", "open_inputs", "predict_map", "scene_identity"]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from geohsi.classification.job import ClassifyResult, MapJob, MapOutputs
-from geohsi.classification.plan import Plan, build_plan, open_inputs
+from geohsi.classification.plan import Plan, build_plan, chunk_edge, open_inputs
 from geohsi.classification.worker import cluster_stats, stats_delta
 from geohsi.console import say, warner
 from geohsi.errors import ClusterError, UsageError
@@ -286,10 +286,11 @@ def _open_checked(
     return ds, b
 
 
-def _task_count(ds: Any, bundle: Any, chunks: int | None) -> int:
-    """Chunks of the map (the model tasks) for this chunk edge (default: the head's)."""
-    c = chunks or bundle.head.default_chunk(int(ds.sizes["y"]), int(ds.sizes["x"]), int(ds.sizes["band"]))
-    return (-(-int(ds.sizes["y"]) // c)) * (-(-int(ds.sizes["x"]) // c))
+def _task_count(ds: Any, bundle: Any, chunks: int | None, batch_size: int | None) -> int:
+    """Chunks of the map (the model tasks) for this chunk edge (:func:`~geohsi.classification.plan.chunk_edge`)."""
+    h, w = int(ds.sizes["y"]), int(ds.sizes["x"])
+    c = chunk_edge(bundle.head, h, w, int(ds.sizes["band"]), chunks, batch_size)
+    return (-(-h // c)) * (-(-w // c))
 
 
 def classify(
@@ -364,7 +365,7 @@ def classify(
     if client is not None:
         return run(cluster_info(client, device, warn=warner(log)))
     # Count chunks first so a small scene does not start more workers than it has tasks.
-    n_tasks = _task_count(ds, b, chunks)
+    n_tasks = _task_count(ds, b, chunks, batch_size)
     with open_cluster(scheduler, workers=workers, device=device, gpus=gpus, max_tasks=n_tasks, warn=warner(log)) as info:
         return run(info)
 
