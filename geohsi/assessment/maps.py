@@ -97,16 +97,10 @@ def _tif_legend(tags: dict[str, str], band_tags: dict[str, str], colormap: dict[
 
 
 def _pixel_area(crs: Any, transform: Any, shape: tuple[int, int]) -> tuple[float | None, str]:
-    """One pixel's ground area (mean over rows for a geographic CRS) through :func:`geohsi.scene.pixel_areas`."""
-    import xarray as xr
+    """One pixel's ground area (mean over rows for a geographic CRS) through :func:`geohsi.scene.grid_pixel_areas`."""
+    from geohsi.scene import grid_pixel_areas
 
-    from geohsi.scene import pixel_areas, pixel_centres, write_georef
-
-    y, x = pixel_centres(transform, *shape)
-    grid = write_georef(xr.Dataset(coords={"y": y, "x": x}), transform, crs)
-    if crs is None:
-        grid.attrs["georeferenced"] = 0
-    areas, note = pixel_areas(grid)
+    areas, note = grid_pixel_areas(crs, transform, shape)
     return (None if areas is None else float(np.mean(areas))), note
 
 
@@ -267,12 +261,21 @@ class MapScan:
 
 
 def _block_counts(block: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, counts)`` of a chunk's non-nodata pixels: one comparison per declared id, or a bincount."""
+    """``(ids, counts)`` of a chunk's non-nodata pixels: one comparison per declared id, or a bincount.
+
+    A map whose legend is ``1..K`` (what ``geohsi classify`` writes) and whose chunk holds no value
+    above ``K`` needs no comparison for its last class: it holds the mapped pixels the others leave.
+    """
     flat = block.reshape(-1)
     if ids is not None and ids.size <= _COMPARE_MAX:
-        # Python ints compare without upcasting the chunk (a NumPy int64 scalar would copy it to int64)
-        counts = np.array([np.count_nonzero(flat == i) for i in ids.tolist()], np.int64)
-        if counts.sum() == np.count_nonzero(flat != NODATA):
+        mapped = np.count_nonzero(flat)  # pixels other than NODATA (= 0)
+        listed = ids.tolist()  # Python ints compare without upcasting the chunk to int64
+        if flat.dtype.kind == "u" and listed == list(range(1, len(listed) + 1)) and flat.size and flat.max() <= len(listed):
+            counts = np.array([np.count_nonzero(flat == i) for i in listed[:-1]] + [0], np.int64)
+            counts[-1] = mapped - counts.sum()
+            return ids, counts
+        counts = np.array([np.count_nonzero(flat == i) for i in listed], np.int64)
+        if counts.sum() == mapped:
             return ids, counts
     found = np.bincount(flat.astype(np.int64, copy=False)) if flat.size else np.zeros(1, np.int64)
     present = np.flatnonzero(found)

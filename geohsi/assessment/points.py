@@ -146,15 +146,15 @@ def class_positions(values: Sequence[Any], legend: Legend, *, field: str, source
     by_name = {" ".join(n.split()).casefold(): k for k, n in enumerate(legend.names)}
     out = np.full(len(values), -1, np.int64)
     unknown: dict[str, None] = {}
+    seen: dict[Any, int] = {}  # a sample holds a handful of distinct values: each is resolved once
     for k, v in enumerate(values):
-        t = _text(v)
-        if not t:
-            continue
-        pos = by_id.get(int(float(t))) if _INT.match(t) else by_name.get(t.casefold())
-        if pos is None:
-            unknown[t] = None
-        else:
-            out[k] = pos
+        if v not in seen:
+            t = _text(v)
+            pos = -1 if not t else by_id.get(int(float(t))) if _INT.match(t) else by_name.get(t.casefold())
+            if pos is None:
+                unknown[t], pos = None, -1
+            seen[v] = pos
+        out[k] = seen[v]
     if unknown:
         shown = ", ".join(f"'{u}'" for u in list(unknown)[:8])
         known = ", ".join(f"{c.id}={c.name}" for c in legend)

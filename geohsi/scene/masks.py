@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -49,13 +51,7 @@ def labels_and_valid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pixel_areas(ds: xr.Dataset) -> tuple[np.ndarray | None, str]:
-    """The ground area of the scene's pixels, per row, in square metres.
-
-    * projected CRS: ``|a·e − b·d|`` of the transform times the square of the CRS's linear unit in
-      metres (every pixel has the same area);
-    * geographic CRS: the geodesic area of each row's pixel quadrilateral on the CRS's ellipsoid
-      (``pyproj.Geod``), taken at the middle column (exact for north-up grids);
-    * pixel grid (no CRS): ``None`` — a pixel has no ground size.
+    """The ground area of the scene's pixels, per row, in square metres (see :func:`grid_pixel_areas`).
 
     Args:
         ds: a scene (or any Dataset with ``spatial_ref``, ``y`` and ``x``).
@@ -64,11 +60,30 @@ def pixel_areas(ds: xr.Dataset) -> tuple[np.ndarray | None, str]:
         ``(areas, note)``: ``[H]`` float64 m² per pixel of each row (``None`` for a pixel grid), and
         a short phrase saying how they were computed.
     """
-    crs = scene_crs(ds)
-    h, w = int(ds.sizes["y"]), int(ds.sizes["x"])
+    return grid_pixel_areas(scene_crs(ds), scene_transform(ds), (int(ds.sizes["y"]), int(ds.sizes["x"])))
+
+
+def grid_pixel_areas(crs: Any, transform: Any, shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+    """The ground area of a grid's pixels, per row, in square metres.
+
+    * projected CRS: ``|a·e − b·d|`` of the transform times the square of the CRS's linear unit in
+      metres (every pixel has the same area);
+    * geographic CRS: the geodesic area of each row's pixel quadrilateral on the CRS's ellipsoid
+      (``pyproj.Geod``), taken at the middle column (exact for north-up grids);
+    * pixel grid (no CRS): ``None`` — a pixel has no ground size.
+
+    Args:
+        crs: the grid's :class:`rasterio.crs.CRS`, or ``None`` for a pixel grid.
+        transform: pixel → CRS coordinates (an :class:`affine.Affine`).
+        shape: ``(H, W)``.
+
+    Returns:
+        ``(areas, note)``: ``[H]`` float64 m² per pixel of each row (``None`` for a pixel grid), and
+        a short phrase saying how they were computed.
+    """
+    h, w = shape
     if crs is None:
         return None, "no CRS (pixel grid): a pixel has no ground area"
-    tf = scene_transform(ds)
     if crs.is_geographic:
         from pyproj import CRS as ProjCRS
 
@@ -79,10 +94,10 @@ def pixel_areas(ds: xr.Dataset) -> tuple[np.ndarray | None, str]:
         col = w // 2
         areas = np.empty(h, dtype="float64")
         for r in range(h):
-            corners = [tf @ (col, r), tf @ (col + 1, r), tf @ (col + 1, r + 1), tf @ (col, r + 1)]
+            corners = [transform @ (col, r), transform @ (col + 1, r), transform @ (col + 1, r + 1), transform @ (col, r + 1)]
             lons, lats = zip(*corners, strict=True)
             areas[r] = abs(geod.polygon_area_perimeter(lons, lats)[0])
         return areas, f"geodesic pixel areas on the {pcrs.ellipsoid.name} ellipsoid"
     unit = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-    area = abs(tf.a * tf.e - tf.b * tf.d) * unit**2
+    area = abs(transform.a * transform.e - transform.b * transform.d) * unit**2
     return np.full(h, area, dtype="float64"), f"{area:,.2f} m² per pixel from the {crs.to_string()} transform"

@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from geohsi.assessment.maps import catalog_maps, open_map, open_maps, pooled_legend, scan_map
+from geohsi.assessment.maps import _block_counts, catalog_maps, open_map, open_maps, pooled_legend, scan_map
 from geohsi.errors import DataError, InputFormatError, UsageError
 from tests.assessment.conftest import write_class_tif
 
@@ -72,3 +74,23 @@ def test_legends_must_agree_and_geographic_pixels_have_geodesic_areas(tmp_path):
     geo = open_map(write_class_tif(tmp_path / "g.tif", _ids(), ("a", "b", "c"), crs="EPSG:4326",
                                    transform=rasterio.Affine(0.001, 0, 13.0, 0, -0.001, 52.5)))  # fmt: skip
     assert "geodesic" in geo.area_note and 6_000 < geo.pixel_area_m2 < 8_000  # ~68 m × 111 m at 52.5° N
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    k=st.integers(1, 5),
+    top=st.integers(0, 8),
+    n=st.integers(0, 300),
+    seed=st.integers(0, 2**32 - 1),
+    dtype=st.sampled_from(["uint8", "uint16", "int16"]),
+    declared=st.sampled_from(["1..K", "gappy", "none"]),
+)
+def test_chunk_counts_equal_a_bincount_whatever_the_values(k, top, n, seed, dtype, declared):
+    """Every way a chunk is counted (comparisons, last class by difference, bincount) gives the bincount."""
+    block = np.random.default_rng(seed).integers(0, top + 1, (n, 3)).astype(dtype)
+    ids = {"1..K": np.arange(1, k + 1), "gappy": np.arange(1, 2 * k + 1, 2), "none": None}[declared]
+    found, counts = _block_counts(block, ids)
+    truth = np.bincount(block.ravel().astype(np.int64), minlength=1)
+    got = {int(i): int(c) for i, c in zip(found, counts, strict=True) if c}
+    assert got == {i: int(c) for i, c in enumerate(truth) if c and i != 0}
+    assert (counts >= 0).all()
