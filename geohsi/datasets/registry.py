@@ -16,11 +16,13 @@ import shutil
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from geohsi.datasets.jasper_ridge import jasper_ridge_scene
 from geohsi.errors import InputFormatError, UsageError
 from geohsi.files import file_sha256
 from geohsi.scene import DEFAULT_COLORS
@@ -290,6 +292,8 @@ class Dataset:
         sensor: sensor name recorded in the scene.
         citation: how to cite the data; licence notes.
         ingest_options: extra keyword arguments for :func:`geohsi.ingest`.
+        scene_builder: builds the scene from the (single) image file when the generic readers refuse
+            its layout (the scene is then written as it is, without :func:`geohsi.ingest`).
     """
 
     name: str
@@ -302,6 +306,7 @@ class Dataset:
     sensor: str = ""
     citation: str = ""
     ingest_options: dict[str, Any] = field(default_factory=dict)
+    scene_builder: Callable[[Path], Any] | None = None
 
 
 def indian_pines_bands() -> tuple[list[float], list[float]]:
@@ -384,6 +389,7 @@ DATASETS: dict[str, Dataset] = {
         images=("jasper_ridge/jasperRidge2_R198.mat",),
         sensor="AVIRIS",
         citation="AVIRIS (NASA/JPL) Jasper Ridge subset, F. Zhu's hyperspectral unmixing data",
+        scene_builder=jasper_ridge_scene,
     ),
 }
 
@@ -518,6 +524,10 @@ def ingest_dataset(name: str, out: str | os.PathLike, *, download_dir=None, chun
 
             return write_scene(open_scene(ready), out, chunks=chunks, overwrite=overwrite)
     paths = fetch(name, download_dir)
+    if ds.scene_builder is not None:
+        from geohsi.scene import write_scene
+
+        return write_scene(ds.scene_builder(paths[ds.images[0]]), out, chunks=chunks, overwrite=overwrite)
     return ingest(
         [paths[p] for p in ds.images],
         out,

@@ -24,19 +24,13 @@ from geohsi.training.distributed import Ranks, local_batch_size
 
 def _dataset_scene(name: str, cache: Path) -> tuple[Path, dict[str, Any]]:
     """Ingest a registered dataset into ``cache`` (once) and describe where it came from."""
-    from geohsi.datasets.jasper_ridge import jasper_ridge_scene
-    from geohsi.datasets.registry import fetch, get, ingest_dataset
-    from geohsi.scene import write_scene
+    from geohsi.datasets.registry import get, ingest_dataset
 
     info = get(name)
     store = cache / f"{info.name}.zarr"
     if not store.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        if info.name == "jasper_ridge":
-            paths = fetch(info.name)
-            write_scene(jasper_ridge_scene(paths[info.images[0]]), store)
-        else:
-            ingest_dataset(info.name, store)
+        ingest_dataset(info.name, store)
     files = {f.path: f.sha256 for f in info.files if f.path in info.images}
     return store, {"dataset": info.name, "files_sha256": files}
 

@@ -71,3 +71,21 @@ def test_unreachable_url_is_a_one_line_error(tmp_path: Path, monkeypatch) -> Non
 def test_unknown_dataset() -> None:
     with pytest.raises(UsageError, match="known datasets: indian_pines"):
         registry.get("salinas")
+
+
+def test_jasper_ridge_ingests_through_the_cli(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """``geohsi datasets ingest jasper_ridge``: the layout the generic reader refuses goes through the dataset's builder."""
+    import numpy as np
+
+    from geohsi.datasets.jasper_ridge import jasper_ridge_scene
+    from geohsi.scene import cube, open_scene
+    from tests.test_bad_inputs import cli
+
+    monkeypatch.setenv("GEOHSI_DATA_DIR", str(data_dir))
+    out = tmp_path / "jr.zarr"
+    res = cli(capsys, "datasets", "ingest", "jasper_ridge", "--out", out)
+    assert res.code == 0, res.err
+    expected = jasper_ridge_scene(data_dir / "jasper_ridge" / "jasperRidge2_R198.mat")
+    np.testing.assert_array_equal(cube(open_scene(out)).values, cube(expected).values)
+    again = cli(capsys, "datasets", "ingest", "jasper_ridge", "--out", out)
+    assert again.code != 0 and len(again.lines) == 1 and "--overwrite" in again.err  # never replaced without it
