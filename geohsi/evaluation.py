@@ -124,11 +124,14 @@ def evaluate(
     from geohsi.prediction import resolve_device
     from geohsi.storage import staged
     from geohsi.training.data import load_training_data
+    from geohsi.training.grid_tiles import join_grid_tiles, tiles_joined_in
 
     if out is not None:
         check_output(out, overwrite)
     b = load_bundle(bundle)
     data = load_training_data(list(scene) if isinstance(scene, (list, tuple)) else [scene], labels)
+    if tiles_joined_in(b.meta.train_config):  # recognise the joined training scene (and score its test pixels)
+        data = join_grid_tiles(data, log=lambda m: None)
     trained = _trained_scenes(b)
     split = b.split() if any(s.labels_sha256 in trained for s in data.scenes) else None
     model = b.build_model(backbone=backbone)

@@ -75,6 +75,29 @@ def open_source(src: PathLike | Any, *, chunks: int = DEFAULT_CHUNK) -> xr.Datas
     return check_bands(ds)
 
 
+def open_tiles(paths: Sequence[PathLike], *, chunks: int = DEFAULT_CHUNK) -> xr.Dataset:
+    """GeoTIFF tiles of one grid read in place as one lazy mosaic (:mod:`geohsi.io.mosaic`), as ``geohsi ingest`` reads them.
+
+    Args:
+        paths: the tiles (local GeoTIFF files).
+        chunks: spatial chunk edge of the lazy read (pixels).
+
+    Returns:
+        The mosaic scene; ``encoding["source"]`` names the tiles' directory (or their common parent).
+
+    Raises:
+        InputFormatError / GeoreferenceError: a tile cannot be read, or the tiles are not on one grid.
+    """
+    from geohsi import io as gio
+    from geohsi.scene import validate_scene
+
+    files = [Path(p) for p in paths]
+    ds = gio.read(files, chunks=chunks)
+    validate_scene(ds)
+    ds.encoding["source"] = os.path.commonpath([str(f.resolve().parent) for f in files])
+    return check_bands(ds)
+
+
 def _open_url_source(url: str, chunks: int) -> xr.Dataset:
     """:func:`open_source` of a URL: a scene store or a GeoTIFF/COG read in place, other formats from a local copy.
 

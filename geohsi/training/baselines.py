@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from geohsi.console import say
 from geohsi.errors import UsageError
 
 METHODS = ("svm", "rf")
@@ -83,6 +84,7 @@ def baseline(
     svm_c: float | None = None,
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
+    log: Callable[[str], None] = say,
 ) -> dict[str, Any]:
     """Fit a classical classifier on the training pixels and score the test pixels.
 
@@ -100,6 +102,7 @@ def baseline(
         svm_c: fixed SVM C.
         out: metrics JSON path (a CSV is written beside it).
         overwrite: replace existing files.
+        log: receives one-line notes (labels reprojected, tiles joined into one scene).
 
     Returns:
         The metrics report, with ``method``, ``features``, ``fit_seconds``.
@@ -107,6 +110,7 @@ def baseline(
     from geohsi.files import check_output
     from geohsi.metrics import report_for
     from geohsi.training.data import load_training_data
+    from geohsi.training.grid_tiles import join_for_split
 
     if method not in METHODS:
         raise UsageError(f"unknown baseline method {method!r}; use svm or rf")
@@ -114,7 +118,8 @@ def baseline(
         raise UsageError(f"unknown baseline features {features!r}; use raw or pca")
     if out is not None:
         check_output(out, overwrite)
-    data = load_training_data(list(scene) if isinstance(scene, (list, tuple)) else [scene], labels)
+    scenes = list(scene) if isinstance(scene, (list, tuple)) else [scene]
+    data = join_for_split(load_training_data(scenes, labels, log=log), split, log=log)
     sp = data.split(split, seed=seed, val_fraction=val_fraction, window=window)
     cubes = _features(data, features, seed)
     train_idx = np.concatenate([sp.train, sp.val])

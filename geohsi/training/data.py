@@ -100,7 +100,9 @@ class TrainingScene:
         labels: ``[n]`` class ids of those pixels.
         note: how its labels were placed (e.g. reprojected), for the log.
         labels_sha256: digest of its whole label grid (:func:`geohsi.scene.labels_digest`): how
-            ``geohsi evaluate`` recognises a training scene.
+            ``geohsi evaluate`` recognises a training scene; for tiles joined into one scene
+            (:mod:`geohsi.training.grid_tiles`), a digest of the tiles' digests and offsets.
+        tiles: the scenes it was joined from (empty for a scene as given).
     """
 
     name: str
@@ -110,6 +112,7 @@ class TrainingScene:
     labels: np.ndarray = field(repr=False)
     note: str = ""
     labels_sha256: str = ""
+    tiles: list[TrainingScene] = field(default_factory=list, repr=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -125,6 +128,7 @@ class TrainingScene:
             "crs": None if crs is None else crs.to_string(),
             "identity": scene_identity(self.ds),
             "labelled_pixels": int(self.index.size),
+            **({"tiles": [{**t.record(), "labels_sha256": t.labels_sha256} for t in self.tiles]} if self.tiles else {}),
         }
 
 

@@ -450,6 +450,7 @@ def _train(
 ) -> Path:
     """The body of :func:`train`, writing to a local ``out``."""
     from geohsi.training.data import load_training_data
+    from geohsi.training.grid_tiles import join_for_split
 
     t_start = time.perf_counter()
     if config is None or options:
@@ -465,7 +466,7 @@ def _train(
     local_batch_size(run.batch_size, ranks)  # refuse a batch the ranks cannot share before any work
     log = log if ranks.main else _quiet  # one writer: rank 0
     try:
-        data = load_training_data(_scene_list(scene), labels, log=log)
+        data = join_for_split(load_training_data(_scene_list(scene), labels, log=log), config.split, log=log)
         split = _split(data, config, log)
         head, transform, samples, stream = _samples(data, split, config, log)
         steps = _epoch_steps(samples, config, ranks)

@@ -112,9 +112,11 @@ def test_the_bundle_records_the_label_source(vectors, data_dir, tmp_path) -> Non
     assert "features of" in r.stderr and "lie outside every scene" in r.stderr
     tc = json.loads((tmp_path / "b" / "bundle.json").read_text())["train_config"]
     assert tc["labels"]["kind"] == "vector" and tc["labels"]["field"] == "cover" and tc["labels"]["rule"] == "pixel centre"
-    assert len(tc["labels"]["sha256"]) == 64 and len(tc["scenes"]) == 6
-    assert {s["name"] for s in tc["scenes"]} == {p.stem for p in _tiles(data_dir)[:6]}
-    assert all(s["crs"] == "EPSG:32633" and len(s["identity"]) == 64 for s in tc["scenes"])
+    # the six tiles lie on one grid: recorded as the one scene they were joined into, each tile within it
+    (joined,) = tc["scenes"]
+    assert len(tc["labels"]["sha256"]) == 64 and len(joined["tiles"]) == 6
+    assert {s["name"] for s in joined["tiles"]} == {p.stem for p in _tiles(data_dir)[:6]}
+    assert all(s["crs"] == "EPSG:32633" and len(s["identity"]) == 64 for s in [joined, *joined["tiles"]])
 
 
 def _gpkg(tmp_path: Path, values: list, *, crs: str = "EPSG:32633", x0: float = 364095.0, y0: float = 5809950.0) -> Path:
