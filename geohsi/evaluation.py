@@ -32,6 +32,28 @@ def _trained_scenes(b: Any) -> dict[str, int]:
     return {s["labels_sha256"]: k for k, s in enumerate(tc.get("scenes") or []) if s.get("labels_sha256")}
 
 
+def _check_tiles_whole(data: Any, b: Any, trained: dict[str, int]) -> None:
+    """Refuse a tile the bundle trained on inside a joined scene, evaluated without the rest of that scene.
+
+    Its test pixels are recorded on the joined scene's grid only: scored alone, its training pixels would count.
+
+    Raises:
+        DataError: such a tile (named with the scene it belongs to).
+    """
+    tc = b.meta.train_config
+    members = {t["labels_sha256"]: s for s in tc.get("scenes") or [] for t in s.get("tiles") or []}
+    for scene in data.scenes:
+        if scene.labels_sha256 in trained:
+            continue
+        inside = [t for t in (scene.tiles or [scene]) if t.labels_sha256 in members]
+        if inside:
+            whole = members[inside[0].labels_sha256]
+            raise DataError(
+                f"{inside[0].name} was trained as one of the {len(whole['tiles'])} tiles joined into {whole['name']}; "
+                "evaluate all of those tiles together (so the training split's test pixels are found) or leave it out"
+            )
+
+
 def _bundle_ids(labels: np.ndarray, data: Any, b: Any, source: str) -> np.ndarray:
     """The scene's class ids in the bundle's legend: vector classes matched by name, other labels by id.
 
@@ -133,6 +155,7 @@ def evaluate(
     if tiles_joined_in(b.meta.train_config):  # recognise the joined training scene (and score its test pixels)
         data = join_grid_tiles(data, log=lambda m: None)
     trained = _trained_scenes(b)
+    _check_tiles_whole(data, b, trained)
     split = b.split() if any(s.labels_sha256 in trained for s in data.scenes) else None
     model = b.build_model(backbone=backbone)
     dev = resolve_device(device)

@@ -113,8 +113,8 @@ def join_grid_tiles(data: TrainingData, *, chunks: int = 256, log: Callable[[str
         log: receives one line per joined group.
 
     Returns:
-        ``data`` itself when nothing is joined, else a :class:`TrainingData` whose joined scenes come
-        first in the place of their first tile (the others in the order given).
+        ``data`` itself when nothing is joined, else a :class:`TrainingData` in which each joined
+        scene takes the place of its first tile (the other scenes keep their order).
     """
     groups: dict[tuple, list[int]] = {}
     for k, s in enumerate(data.scenes):

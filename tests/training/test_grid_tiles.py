@@ -79,3 +79,7 @@ def test_train_on_joined_tiles_and_evaluate_them(data_dir, tmp_path) -> None:
     # the joined scene is recognised: its training pixels are left out and the score is the bundle's own
     assert m["n_test"] == meta["metrics"]["n_test"]
     assert m["overall_accuracy"] == pytest.approx(meta["metrics"]["overall_accuracy"])
+    some = [str(p) for p in _tiles(data_dir)[:5]]  # part of the joined scene: its test pixels cannot be found
+    r = run_cli("evaluate", tmp_path / "b", *some, "--labels", labels, "--out", tmp_path / "part.json")
+    assert r.returncode != 0 and not (tmp_path / "part.json").exists()
+    assert "evaluate all of those tiles together" in r.stderr and "Traceback" not in r.stderr
