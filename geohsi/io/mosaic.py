@@ -101,11 +101,20 @@ def gap_fill(tiles: Sequence[GridTile], transform: Affine, height: int, width: i
     """The nodata value the mosaic needs when its tiles leave gaps (``None`` when they cover it)."""
     if len(tiles) == 1 and tiles[0].height * tiles[0].width >= height * width:
         return None
+    cover, _ = tile_cover(tiles, transform, height, width)
+    return None if cover.all() else no_data_value(np.dtype(dtype))
+
+
+def tile_cover(tiles: Sequence[GridTile], transform: Affine, height: int, width: int) -> tuple[np.ndarray, bool]:
+    """``([H, W] bool: pixels some tile covers, whether any pixel lies in two tiles)`` on a mosaic grid."""
     cover = np.zeros((height, width), bool)
+    overlap = False
     for t in tiles:
         r0, c0 = tile_offset(t, transform)
-        cover[r0 : r0 + t.height, c0 : c0 + t.width] = True
-    return None if cover.all() else no_data_value(np.dtype(dtype))
+        window = cover[r0 : r0 + t.height, c0 : c0 + t.width]
+        overlap = overlap or bool(window.any())
+        window[...] = True
+    return cover, overlap
 
 
 class TileMosaic:
@@ -188,4 +197,14 @@ class TileMosaic:
         raise InputFormatError(f"cannot read {path} window {win}: {why}; {self.hint}")
 
 
-__all__ = ["ALIGN_TOL", "GridTile", "TileMosaic", "check_same_grid", "gap_fill", "no_data_value", "tile_offset", "union_grid"]
+__all__ = [
+    "ALIGN_TOL",
+    "GridTile",
+    "TileMosaic",
+    "check_same_grid",
+    "gap_fill",
+    "no_data_value",
+    "tile_cover",
+    "tile_offset",
+    "union_grid",
+]

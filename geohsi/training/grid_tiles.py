@@ -57,7 +57,7 @@ def _group_key(scene: TrainingScene) -> tuple | None:
 
 def _tile_layout(group: Sequence[TrainingScene]) -> tuple[list[tuple[int, int]], tuple[int, int]] | None:
     """``(each tile's (row, col) on the union grid, the union's (H, W))``, or ``None`` when the group is not tiles of one grid."""
-    from geohsi.io.mosaic import GridTile, check_same_grid, tile_offset, union_grid
+    from geohsi.io.mosaic import GridTile, check_same_grid, tile_cover, tile_offset, union_grid
 
     tiles = [GridTile(s.name, scene_transform(s.ds), *s.shape, ()) for s in group]
     try:
@@ -66,14 +66,10 @@ def _tile_layout(group: Sequence[TrainingScene]) -> tuple[list[tuple[int, int]],
     except GeoreferenceError:
         return None
     transform, height, width = union_grid(tiles)
-    offsets = [tile_offset(t, transform) for t in tiles]
-    cover = np.zeros((height, width), np.uint8)
-    for (r, c), t in zip(offsets, tiles, strict=True):
-        cover[r : r + t.height, c : c + t.width] += 1
     pixels = sum(t.height * t.width for t in tiles)
-    if cover.max() > 1 or height * width > MAX_UNION_RATIO * pixels:
+    if height * width > MAX_UNION_RATIO * pixels or tile_cover(tiles, transform, height, width)[1]:
         return None
-    return offsets, (height, width)
+    return [tile_offset(t, transform) for t in tiles], (height, width)
 
 
 def _joined_scene(
