@@ -52,7 +52,7 @@ def open_source(src: PathLike | Any, *, chunks: int = DEFAULT_CHUNK) -> xr.Datas
         InputFormatError: missing, unknown or unreadable source.
         GeoreferenceError / BandMismatchError: a STAC item that cannot be read as one scene.
     """
-    from geohsi.scene import open_scene, validate_scene
+    from geohsi.scene import open_scene
 
     if hasattr(src, "assets") and hasattr(src, "properties"):  # a pystac.Item
         from geohsi.io.stac import build_item_scene
@@ -67,11 +67,17 @@ def open_source(src: PathLike | Any, *, chunks: int = DEFAULT_CHUNK) -> xr.Datas
         raise InputFormatError(f"scene {p} does not exist; check the path (a scene store, or any file 'geohsi ingest' reads)")
     if _is_scene_store(p):
         return open_scene(p)
-    from geohsi import io as gio
+    return _read_in_place([p], str(p), chunks)
 
-    ds = gio.read([p], chunks=chunks)
+
+def _read_in_place(files: Sequence[Path], source: str, chunks: int) -> xr.Dataset:
+    """Local files read lazily by :func:`geohsi.io.read` (tiles mosaicked), validated, ``source`` naming them."""
+    from geohsi import io as gio
+    from geohsi.scene import validate_scene
+
+    ds = gio.read(list(files), chunks=chunks)
     validate_scene(ds)
-    ds.encoding["source"] = str(p)
+    ds.encoding["source"] = source
     return check_bands(ds)
 
 
@@ -88,14 +94,8 @@ def open_tiles(paths: Sequence[PathLike], *, chunks: int = DEFAULT_CHUNK) -> xr.
     Raises:
         InputFormatError / GeoreferenceError: a tile cannot be read, or the tiles are not on one grid.
     """
-    from geohsi import io as gio
-    from geohsi.scene import validate_scene
-
     files = [Path(p) for p in paths]
-    ds = gio.read(files, chunks=chunks)
-    validate_scene(ds)
-    ds.encoding["source"] = os.path.commonpath([str(f.resolve().parent) for f in files])
-    return check_bands(ds)
+    return _read_in_place(files, os.path.commonpath([str(f.resolve().parent) for f in files]), chunks)
 
 
 def _open_url_source(url: str, chunks: int) -> xr.Dataset:
