@@ -40,6 +40,13 @@ from geohsi.training.config import ADAPTERS, HEAD_NAMES
     "patch: one window per pixel, the paper's protocol (30 epochs, 64 windows, lr 1e-3) [default: dense].",
 )
 @click.option(
+    "--input-size",
+    type=int,
+    default=None,
+    help="Model input edge in pixels, a multiple of 8: dense tiles (training crops and map tiles; 16 learns less of the "
+    "training scenes' layout, see docs/results.md), or what patch windows are resized to [default: 32].",
+)
+@click.option(
     "--tile-overlap", type=int, default=None, help="Dense mode: pixels shared by neighbouring inference tiles [default: tile/4]."
 )
 @click.option(
@@ -102,6 +109,7 @@ def train(
     spectral: str | None,
     window: int | None,
     head: str | None,
+    input_size: int | None,
     tile_overlap: int | None,
     split: str | None,
     epochs: int | None,
@@ -151,6 +159,7 @@ def train(
         spectral=spectral,
         window=window,
         head=head,
+        input_size=input_size,
         tile_overlap=tile_overlap,
         split=split,
         epochs=epochs,

@@ -998,6 +998,13 @@ CASES: list[Case] = [
     Case("window-negative", window_case(-3), 2, r"--window must be a positive odd number of pixels, got -3", SCENE),
     Case("window-even", window_case(4), 2, r"--window must be a positive odd number of pixels, got 4", SCENE),
     Case(
+        "input-size-not-patches",
+        lambda ws, fx, env: train_args(ws, fx, "--split", "per-class:3", "--input-size", "20"),
+        2,
+        r"--input-size must be a positive multiple of 8 pixels \(the model's patch edge\), got 20",
+        SCENE,
+    ),
+    Case(
         "window-larger-than-scene",
         window_case(101),
         2,

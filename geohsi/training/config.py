@@ -95,6 +95,10 @@ class RunConfig:
                     self.window >= 1 and self.window % 2 == 1,
                     f"--window must be a positive odd number of pixels, got {self.window}",
                 ),
+                (
+                    self.input_size >= 8 and self.input_size % 8 == 0,
+                    f"--input-size must be a positive multiple of 8 pixels (the model's patch edge), got {self.input_size}",
+                ),
                 (self.batch_size is None or self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
                 (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
                 (self.weight_decay >= 0, f"weight_decay must be ≥ 0, got {self.weight_decay}"),

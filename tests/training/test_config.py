@@ -105,6 +105,8 @@ def test_the_flat_form_is_unchanged_and_round_trips() -> None:
     [
         ({"lr": -1}, "--lr must be positive"),
         ({"window": 4}, "--window must be a positive odd"),
+        ({"input_size": 12}, "--input-size must be a positive multiple of 8 pixels"),
+        ({"input_size": 0}, "--input-size must be a positive multiple of 8 pixels"),
         ({"adapter": "dora"}, "unknown adapter 'dora'"),
         ({"head": "voxel"}, "unknown --head 'voxel'"),
         ({"tile_overlap": 40}, "--tile-overlap 40 must be in"),

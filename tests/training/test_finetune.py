@@ -69,6 +69,16 @@ def test_each_adapter_trains_and_evaluates_through_the_cli(adapter: str, ip_scen
     assert (tmp_path / "eval" / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_input_size_sets_the_dense_tiles_of_training_and_mapping(ip_scene: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "b16"
+    args = ("--epochs", 1, "--split", "per-class:5", "--model", "tiny", "--input-size", 16, "--out", bundle, "--quiet")
+    r = run_cli("train", ip_scene, *args)
+    assert r.returncode == 0, r.stderr
+    b = load_bundle(bundle)
+    assert b.meta.train_config["input_size"] == 16
+    assert tuple(b.build_model().config.input_size) == (16, 16)  # the map is cut into the tiles it trained on
+
+
 def test_adapter_training_changes_only_trainable_weights_and_helps(ip_scene: Path, tmp_path: Path) -> None:
     out = train(ip_scene, resolve_train_config(adapter="lora", **FAST), out=tmp_path / "b", progress=False, log=lambda m: None)
     b = load_bundle(out)
