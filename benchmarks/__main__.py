@@ -5,7 +5,8 @@ docs/performance.md), ``batch`` (one batch command vs single-scene commands, doc
 (docs/cross_sensor.md), ``backbones`` (s2 vs PCA backbone vs random init, docs/backbones.md), ``gpu`` (the GPU
 check's measurements, benchmarks/gpu_check.sh), ``large-scene`` (a synthetic 1024² scene through classify), ``training-data`` (one epoch from 8–128 scenes
 larger than memory, docs/performance.md), ``scene-held-out`` (the 18 EnMAP tiles as they come, whole tiles held out,
-docs/results.md), ``ddp`` (training steps on 1 and N DistributedDataParallel ranks, docs/performance.md), ``sections`` (the
+docs/results.md), ``ddp`` (training steps on 1 and N DistributedDataParallel ranks, docs/performance.md), ``store-codecs``
+(size and read time of the scene cube under candidate Zarr codecs, docs/performance.md), ``sections`` (the
 section-by-section model-side inference benchmark). They use geohsi's public API only; geohsi
 itself never imports this package.
 
@@ -394,6 +395,29 @@ def object_storage(workdir: Path | None, out: Path) -> None:
     start, end = "<!-- object-storage:start -->", "<!-- object-storage:end -->"
     replace_section(out, start, end, f"{start}\n{markdown(res, _command())}{end}", heading="## Object storage")
     click.echo(f"wrote the object-storage section of {out}")
+
+
+@bench.command("store-codecs")
+@click.option("--repeats", default=5, show_default=True, help="Reads per scene and codec (the best counts).")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep the ingested scenes here.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/performance.md"), show_default=True)
+def store_codecs(repeats: int, workdir: Path | None, out: Path) -> None:
+    """Size and read time of the scene cube under candidate Zarr codecs, on the shared real scenes (docs/performance.md).
+
+    \b
+    Example:
+      python -m benchmarks store-codecs --workdir /tmp/codecs
+    """
+    import os
+
+    from benchmarks.inference import replace_section
+    from benchmarks.store_codecs import markdown, run
+
+    data_dir = Path(os.environ.get("GEOHSI_DATA_DIR", "../shared/data"))
+    rows = run(data_dir, repeats=repeats, workdir=workdir, log=click.echo)
+    start, end = "<!-- store-codecs:start -->", "<!-- store-codecs:end -->"
+    replace_section(out, start, end, f"{start}\n{markdown(rows, _command())}{end}", heading="## How scene stores are compressed")
+    click.echo(f"wrote the store-codecs section of {out}")
 
 
 @bench.command("training-data")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +108,14 @@ def test_enmap_round_trip(data_dir: Path, tmp_path: Path) -> None:
 
 def test_aviris_ng_round_trip(data_dir: Path, tmp_path: Path) -> None:
     src = data_dir / "aviris_ng" / "ang20160910t185702_2rdn_img"
-    ds = open_scene(ingest(src, tmp_path / "a.zarr", sensor="AVIRIS-NG"))
+    out = ingest(src, tmp_path / "a.zarr", sensor="AVIRIS-NG")
+    ds = open_scene(out)
     np.testing.assert_array_equal(ds["radiance"].values, np.fromfile(src, "<f4").reshape(425, 25, 30))
+    # The cube is stored with the fast codec (benchmarks/store_codecs.py), lossless as the values above show.
+    codecs = json.loads((Path(out) / "radiance" / "zarr.json").read_text())["codecs"]
+    assert [c["configuration"] for c in codecs if c["name"] == "blosc"] == [
+        {"typesize": 4, "cname": "lz4", "clevel": 5, "shuffle": "bitshuffle", "blocksize": 0}
+    ]
     assert scene_crs(ds).to_epsg() == 32611
     tf = ds.rio.transform()
     assert (tf.a, tf.e) == (15, -15)
