@@ -25,7 +25,7 @@ from typing import Any
 from geohsi.datasets.jasper_ridge import jasper_ridge_scene
 from geohsi.errors import InputFormatError, UsageError
 from geohsi.files import file_sha256
-from geohsi.scene import DEFAULT_COLORS
+from geohsi.scene import DEFAULT_CHUNK, DEFAULT_COLORS
 from geohsi.storage import cache_dir
 
 
@@ -496,7 +496,7 @@ def fetch(name: str, download_dir: str | os.PathLike | None = None, *, verify: b
     return out
 
 
-def ingest_dataset(name: str, out: str | os.PathLike, *, download_dir=None, chunks: int = 256, overwrite: bool = False):
+def ingest_dataset(name: str, out: str | os.PathLike, *, download_dir=None, chunks: int = DEFAULT_CHUNK, overwrite: bool = False):
     """Fetch a dataset and ingest it into a scene store with its classes, colours and wavelengths.
 
     Args:

@@ -30,7 +30,17 @@ import numpy as np
 import xarray as xr
 
 from geohsi.errors import DataError, GeoreferenceError, UsageError
-from geohsi.scene import ClassInfo, Legend, default_color, scene_crs, scene_identity, scene_legend, scene_transform, valid_mask
+from geohsi.scene import (
+    DEFAULT_CHUNK,
+    ClassInfo,
+    Legend,
+    default_color,
+    scene_crs,
+    scene_identity,
+    scene_legend,
+    scene_transform,
+    valid_mask,
+)
 from geohsi.splits import LabelledPixels, SceneLayout, Split, make_split, parse_split
 
 #: Label windows are read this many pixels on a side at a time.
@@ -354,7 +364,7 @@ class TrainingData:
 
 
 def load_training_data(
-    scenes: Sequence[Any], labels: LabelSource | None = None, *, chunks: int = 256, log: Callable[[str], None] = print
+    scenes: Sequence[Any], labels: LabelSource | None = None, *, chunks: int = DEFAULT_CHUNK, log: Callable[[str], None] = print
 ) -> TrainingData:
     """Open the scenes of a training run and place their labels (read in place, window by window).
 

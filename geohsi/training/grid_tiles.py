@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from geohsi.errors import GeoreferenceError
-from geohsi.scene import cube, scene_crs, scene_transform
+from geohsi.scene import DEFAULT_CHUNK, cube, scene_crs, scene_transform
 from geohsi.training.data import TrainingData, TrainingScene
 
 #: tiles are joined only when their union grid holds at most this many times their pixels.
@@ -100,7 +100,7 @@ def _joined_scene(
     return TrainingScene(name, source, ds, index[order], labels[order], labels_sha256=digest, tiles=list(group))
 
 
-def join_grid_tiles(data: TrainingData, *, chunks: int = 256, log: Callable[[str], None] = print) -> TrainingData:
+def join_grid_tiles(data: TrainingData, *, chunks: int = DEFAULT_CHUNK, log: Callable[[str], None] = print) -> TrainingData:
     """The run's scenes with every group of tiles of one grid joined into one scene (see the module docstring).
 
     Args:
