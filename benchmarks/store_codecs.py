@@ -2,7 +2,7 @@
 
 ``python -m benchmarks store-codecs`` ingests the shared real scenes (Indian Pines, the EnMAP
 Potsdam mosaic, AVIRIS-NG radiance, Jasper Ridge) with ``geohsi ingest``'s writer, takes each cube
-as stored (its dtype, 256² chunks of all bands), writes it again as a Zarr v3 array with each
+as stored (its dtype, chunks of all bands and the default 256² pixels), writes it again as a Zarr v3 array with each
 candidate codec, and reads it back whole several times (on one thread, as in a Dask worker's task).
 The codec :func:`geohsi.scene.store.cube_compressor` writes is marked "geohsi's". It also writes one chunk of the uniform
 random cube the large-scene and training-data benchmarks generate (incompressible, so only the codec's
@@ -65,7 +65,9 @@ def _measure(cube: np.ndarray, codec: Any, path: Path, repeats: int) -> tuple[fl
     """(compression ratio, best seconds to read the whole array) of ``cube`` stored with ``codec``."""
     import zarr
 
-    chunks = (cube.shape[0], min(256, cube.shape[1]), min(256, cube.shape[2]))
+    from geohsi.scene import DEFAULT_CHUNK
+
+    chunks = (cube.shape[0], min(DEFAULT_CHUNK, cube.shape[1]), min(DEFAULT_CHUNK, cube.shape[2]))
     arr = zarr.create_array(path, shape=cube.shape, dtype=cube.dtype, chunks=chunks, compressors=[codec], overwrite=True)
     arr[...] = cube
     stored = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.name != "zarr.json")
@@ -81,10 +83,10 @@ def run(data_dir: Path, *, repeats: int = 5, workdir: Path | None = None, log: C
     """One row per scene and codec: ratio, best read seconds, read speed-up over zarr's default."""
     from numcodecs import blosc
 
-    # One thread, as blosc runs inside a Dask worker's task (not the main thread) and as zstd runs anyway.
-    blosc.use_threads = False
     from geohsi.scene.store import cube_compressor
 
+    # One thread, as blosc runs inside a Dask worker's task (not the main thread) and as zstd runs anyway.
+    blosc.use_threads = False
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geohsi-codecs-"))
     work.mkdir(parents=True, exist_ok=True)
     codecs = {f"{name} (geohsi's)" if codec == cube_compressor() else name: codec for name, codec in candidates().items()}

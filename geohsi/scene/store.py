@@ -24,8 +24,8 @@ from geohsi.scene.schema import DEFAULT_CHUNK, data_var_name, rechunk_scene, val
 def cube_compressor() -> Any:
     """The codec of a scene store's cube: Blosc LZ4 over bit-shuffled values.
 
-    On the shared real scenes it stores the cube as small as zarr's default (zstd) or smaller and
-    reads it 1.2–2.4× faster on one thread (``python -m benchmarks store-codecs``,
+    On the shared real scenes it stores the cube smaller than zarr's default (zstd), or within 0.3 %
+    of it (the EnMAP mosaic), and reads it 1.2–2.4× faster on one thread (``python -m benchmarks store-codecs``,
     docs/performance.md); every chunk a map or a training epoch reads is decompressed, so the read
     speed counts more than the last few percent of size. The other variables keep zarr's default.
 
