@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -84,6 +84,14 @@ def held_out_mask(split, scene: int = 0) -> np.ndarray | None:
     return np.repeat(np.repeat(blocks, s, axis=0), s, axis=1)[:h, :w]
 
 
+def _allowed_origins(forbidden: np.ndarray, tile: int) -> np.ndarray:
+    """``[H − S + 1, W − S + 1]`` bool: the tile with top-left corner ``(y, x)`` holds no forbidden pixel (a summed-area table)."""
+    sat = np.pad(np.asarray(forbidden, dtype=np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    t = tile
+    inside = sat[t:, t:] - sat[:-t, t:] - sat[t:, :-t] + sat[:-t, :-t]
+    return inside == 0
+
+
 @dataclass
 class TileSampler:
     """Seeded tile origins covering the training pixels, and their sparse targets.
@@ -93,7 +101,8 @@ class TileSampler:
         tile: tile edge S (pixels).
         train_idx: ``[n]`` flat (row-major) indices of the training pixels.
         train_targets: ``[n]`` class indices (logit order) of those pixels.
-        forbidden: ``[H, W]`` pixels no tile may contain (:func:`held_out_mask`), or ``None``.
+        forbidden: ``[H, W]`` pixels no tile may contain (:func:`held_out_mask`), or ``None`` (an
+            argument only: the sampler keeps the allowed tile origins as bits, none when all are).
         stream: which scene of a run this is (0 for the first): seeds its epochs' draws apart.
 
     Raises:
@@ -106,11 +115,11 @@ class TileSampler:
     tile: int
     train_idx: np.ndarray
     train_targets: np.ndarray
-    forbidden: np.ndarray | None = None
+    forbidden: InitVar[np.ndarray | None] = None
     stream: int = 0
-    _allowed: np.ndarray = field(init=False, repr=False)
+    _allowed: np.ndarray | None = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, forbidden: np.ndarray | None) -> None:
         h, w = self.shape
         t = self.tile
         if t > h or t > w:
@@ -118,13 +127,9 @@ class TileSampler:
         order = np.argsort(np.asarray(self.train_idx, dtype=np.int64), kind="stable")
         self.train_idx = np.asarray(self.train_idx, dtype=np.int64)[order]
         self.train_targets = np.asarray(self.train_targets, dtype=np.int64)[order]
-        # allowed[y, x]: the tile with top-left corner (y, x) contains no forbidden pixel.
-        if self.forbidden is None:
-            self._allowed = np.ones((h - t + 1, w - t + 1), dtype=bool)
-        else:
-            sat = np.pad(np.asarray(self.forbidden, dtype=np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-            inside = sat[t:, t:] - sat[:-t, t:] - sat[t:, :-t] + sat[:-t, :-t]
-            self._allowed = inside == 0
+        # allowed[y, x]: the tile with top-left corner (y, x) contains no forbidden pixel; kept as bits
+        # along x (an eighth of a bool grid), and not at all when every origin is allowed.
+        self._allowed = None if forbidden is None else np.packbits(_allowed_origins(forbidden, t), axis=1)
         rows, cols = np.divmod(self.train_idx, w)
         self.coverable = np.array([self._candidates(r, c).size > 0 for r, c in zip(rows, cols, strict=True)], dtype=bool)
         if self.train_idx.size and not self.coverable.any():
@@ -135,10 +140,16 @@ class TileSampler:
     def _candidates(self, r: int, c: int) -> np.ndarray:
         """Flat indices (into the origin grid) of allowed tiles containing pixel (r, c)."""
         t = self.tile
+        oh, ow = self.shape[0] - t + 1, self.shape[1] - t + 1
         y0, x0 = max(0, r - t + 1), max(0, c - t + 1)
-        sub = self._allowed[y0 : r + 1, x0 : c + 1]
-        yy, xx = np.nonzero(sub)
-        return (yy + y0) * self._allowed.shape[1] + (xx + x0)
+        y1, x1 = min(r + 1, oh), min(c + 1, ow)
+        if self._allowed is None:
+            yy, xx = np.mgrid[y0:y1, x0:x1]
+        else:
+            bits = np.unpackbits(self._allowed[y0:y1, x0 // 8 : -(-x1 // 8)], axis=1)
+            yy, xx = np.nonzero(bits[:, x0 % 8 : x0 % 8 + x1 - x0])
+            yy, xx = yy + y0, xx + x0
+        return (yy * ow + xx).reshape(-1)
 
     def epoch_origins(self, seed: int, epoch: int) -> np.ndarray:
         """``[M, 2]`` tile origins (row, col) of one epoch: a random cover of the coverable training pixels.
@@ -155,7 +166,7 @@ class TileSampler:
         t = self.tile
         covered = np.zeros((h, w), dtype=bool)
         origins = []
-        ow = self._allowed.shape[1]
+        ow = w - t + 1
         for k in rng.permutation(self.train_idx.size):
             if not self.coverable[k]:
                 continue

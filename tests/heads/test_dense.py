@@ -93,6 +93,28 @@ def test_blocks_split_keeps_held_out_blocks_out_of_every_training_tile(ip_labels
     assert held_out_mask(make_split(ip_labels, "per-class:5", seed=0)) is None
 
 
+@pytest.mark.parametrize("with_forbidden", [False, True])
+def test_every_pixel_can_be_covered_by_exactly_the_allowed_tiles_that_contain_it(with_forbidden: bool) -> None:
+    # Brute force: a tile origin is a candidate for pixel (r, c) when its tile contains (r, c) and no
+    # forbidden pixel. Widths that are not multiples of 8 check the bit-packed origins at row ends.
+    rng = np.random.default_rng(4)
+    h, w, t = 29, 37, 6
+    forbidden = rng.random((h, w)) < 0.02 if with_forbidden else None
+    idx = np.flatnonzero(rng.random(h * w) < 0.3) if forbidden is None else np.flatnonzero(~forbidden.reshape(-1))[::3]
+    sampler = TileSampler((h, w), t, idx, np.zeros(idx.size, np.int64), forbidden)
+    ow = w - t + 1
+    for k, flat in enumerate(sampler.train_idx):
+        r, c = divmod(int(flat), w)
+        expected = [
+            y * ow + x
+            for y in range(max(0, r - t + 1), min(r, h - t) + 1)
+            for x in range(max(0, c - t + 1), min(c, w - t) + 1)
+            if forbidden is None or not forbidden[y : y + t, x : x + t].any()
+        ]
+        assert sampler._candidates(r, c).tolist() == expected
+        assert sampler.coverable[k] == bool(expected)
+
+
 def test_augmentation_moves_tiles_and_targets_together() -> None:
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
     y = x[:, 0].long()  # targets equal to channel 0: any mismatch would show
