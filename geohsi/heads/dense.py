@@ -137,10 +137,15 @@ class TileSampler:
                 f"no {t}×{t} training tile fits between the held-out blocks; use a smaller --tile or larger split blocks"
             )
 
+    @property
+    def origin_shape(self) -> tuple[int, int]:
+        """``(H − S + 1, W − S + 1)``: the grid of tile origins whose tile lies inside the scene."""
+        return self.shape[0] - self.tile + 1, self.shape[1] - self.tile + 1
+
     def _candidates(self, r: int, c: int) -> np.ndarray:
         """Flat indices (into the origin grid) of allowed tiles containing pixel (r, c)."""
         t = self.tile
-        oh, ow = self.shape[0] - t + 1, self.shape[1] - t + 1
+        oh, ow = self.origin_shape
         y0, x0 = max(0, r - t + 1), max(0, c - t + 1)
         y1, x1 = min(r + 1, oh), min(c + 1, ow)
         if self._allowed is None:
@@ -166,7 +171,7 @@ class TileSampler:
         t = self.tile
         covered = np.zeros((h, w), dtype=bool)
         origins = []
-        ow = w - t + 1
+        ow = self.origin_shape[1]
         for k in rng.permutation(self.train_idx.size):
             if not self.coverable[k]:
                 continue
