@@ -50,6 +50,13 @@ from geohsi.training.config import ADAPTERS, HEAD_NAMES
     "--tile-overlap", type=int, default=None, help="Dense mode: pixels shared by neighbouring inference tiles [default: tile/4]."
 )
 @click.option(
+    "--context-dropout",
+    type=float,
+    default=None,
+    help="Dense mode, training only: share of tiles whose context path is dropped, so pixels are also labelled from their "
+    "own spectra; helps on scenes the model never saw (docs/results.md) [default: 0].",
+)
+@click.option(
     "--split",
     default=None,
     help="per-class:N | fraction:F | blocks:S | scenes:F (whole scenes held out; F = training share) [default: per-class:10].",
@@ -111,6 +118,7 @@ def train(
     head: str | None,
     input_size: int | None,
     tile_overlap: int | None,
+    context_dropout: float | None,
     split: str | None,
     epochs: int | None,
     batch_size: int | None,
@@ -161,6 +169,7 @@ def train(
         head=head,
         input_size=input_size,
         tile_overlap=tile_overlap,
+        context_dropout=context_dropout,
         split=split,
         epochs=epochs,
         batch_size=batch_size,

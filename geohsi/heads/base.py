@@ -84,7 +84,9 @@ class Head(ABC):
 
     @classmethod
     @abstractmethod
-    def from_options(cls, *, window: int, input_size: int, head_hidden: int = 0, tile_overlap: int | None = None) -> Head:
+    def from_options(
+        cls, *, window: int, input_size: int, head_hidden: int = 0, tile_overlap: int | None = None, context_dropout: float = 0.0
+    ) -> Head:
         """The head of a training run (the options of :class:`~geohsi.training.config.TrainConfig`)."""
 
     @classmethod

@@ -323,6 +323,8 @@ class DenseHead(Head):
         input_size: tile edge S in pixels (the model input, no resizing).
         overlap: pixels shared by neighbouring inference tiles (default ``S // 4``).
         widths: :class:`~geohsi.models.decoder.DenseDecoder` widths (``None``: its defaults).
+        context_dropout: training only: the decoder's context dropout (not recorded in the head:
+            the run's config records it, inference never drops).
     """
 
     name: ClassVar[str] = "dense"
@@ -332,6 +334,7 @@ class DenseHead(Head):
     input_size: int = 32
     overlap: int | None = None
     widths: tuple[tuple[str, int], ...] | None = None
+    context_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.overlap is None:
@@ -345,8 +348,10 @@ class DenseHead(Head):
         return self.input_size
 
     @classmethod
-    def from_options(cls, *, window: int, input_size: int, head_hidden: int = 0, tile_overlap: int | None = None) -> DenseHead:
-        return cls(window=int(window), input_size=int(input_size), overlap=tile_overlap)
+    def from_options(
+        cls, *, window: int, input_size: int, head_hidden: int = 0, tile_overlap: int | None = None, context_dropout: float = 0.0
+    ) -> DenseHead:
+        return cls(window=int(window), input_size=int(input_size), overlap=tile_overlap, context_dropout=float(context_dropout))
 
     @classmethod
     def from_record(cls, model: Mapping[str, Any], window: Mapping[str, Any]) -> DenseHead:
@@ -376,7 +381,8 @@ class DenseHead(Head):
     def build_model(self, config: Any, num_classes: int) -> nn.Module:
         from geohsi.models.decoder import build_segmenter
 
-        return build_segmenter(config, num_classes, head_options=dict(self.widths) if self.widths else None)
+        options = {**dict(self.widths or ()), "context_dropout": self.context_dropout}
+        return build_segmenter(config, num_classes, head_options=options)
 
     def load_pretrained(self, model: nn.Module, path: str | os.PathLike) -> None:
         from geohsi.models import load_backbone

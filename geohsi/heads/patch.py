@@ -107,7 +107,9 @@ class PatchHead(Head):
     hidden: int = 0
 
     @classmethod
-    def from_options(cls, *, window: int, input_size: int, head_hidden: int = 0, tile_overlap: int | None = None) -> PatchHead:
+    def from_options(
+        cls, *, window: int, input_size: int, head_hidden: int = 0, tile_overlap: int | None = None, context_dropout: float = 0.0
+    ) -> PatchHead:
         return cls(window=int(window), input_size=int(input_size), hidden=int(head_hidden))
 
     @classmethod

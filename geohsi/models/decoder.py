@@ -62,9 +62,14 @@ class DenseDecoder(nn.Module):
         fuse_dim: width F after fusing the spectral groups.
         decoder_dim: width H where the token and spectral paths meet.
         spectral_dim: width E of the per-pixel spectral branch (0 disables the branch).
+        context_dropout: in training only, the share of tiles whose token (context) path is
+            dropped, so the classifier also learns to label pixels from their own spectra (modality
+            dropout; not rescaled, so a kept tile is computed exactly as at inference). Not a width:
+            a bundle does not record it, inference never drops.
 
     Raises:
-        UsageError: a non-positive class count or width.
+        UsageError: a non-positive class count or width, or a context dropout outside [0, 1) or
+            without the spectral branch.
 
     .. versionadded:: 0.1
     """
@@ -77,6 +82,7 @@ class DenseDecoder(nn.Module):
         fuse_dim: int = DEFAULT_FUSE_DIM,
         decoder_dim: int = DEFAULT_DECODER_DIM,
         spectral_dim: int = DEFAULT_SPECTRAL_DIM,
+        context_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -86,6 +92,11 @@ class DenseDecoder(nn.Module):
                 f"dense head widths fuse={fuse_dim}, decoder={decoder_dim}, spectral={spectral_dim} must be positive "
                 "(spectral may be 0 to disable the spectral branch)"
             )
+        if not 0 <= context_dropout < 1 or (context_dropout and not spectral_dim):
+            raise UsageError(
+                f"context dropout {context_dropout} must be in [0, 1) and needs the spectral branch (spectral_dim > 0)"
+            )
+        self.context_dropout = float(context_dropout)
         self.num_classes = num_classes
         self.patch_size = config.patch_size
         self.groups = config.num_groups
@@ -127,6 +138,8 @@ class DenseDecoder(nn.Module):
         up_r, up_c = self.up_rows.to(t.dtype), self.up_cols.to(t.dtype)
         y = torch.matmul(up_r, t.permute(0, 3, 2, 1))  # [N, gw, S, H]: rows interpolated
         y = torch.matmul(up_c, y.transpose(1, 2))  # [N, S, S, H] (row, col, channel)
+        if self.training and self.context_dropout:
+            y = y * (torch.rand(n, 1, 1, 1, device=y.device) >= self.context_dropout).to(y.dtype)
         if self.spectral is not None:
             y = y + self.spectral_proj(F.gelu(self.spectral(x.permute(0, 2, 3, 1))))
         return self.classifier(F.gelu(y)).permute(0, 3, 1, 2)
@@ -163,7 +176,8 @@ class SpectralGPTSegmenter(nn.Module):
     Args:
         config: encoder config or its name.
         num_classes: number of classes K.
-        **head_options: :class:`DenseDecoder` widths (``fuse_dim``, ``decoder_dim``, ``spectral_dim``).
+        **head_options: :class:`DenseDecoder` widths (``fuse_dim``, ``decoder_dim``, ``spectral_dim``) and
+            ``context_dropout``.
 
     Example:
         >>> m = SpectralGPTSegmenter(resolve_model_config("tiny"), 5)
@@ -196,7 +210,7 @@ def build_segmenter(
     Args:
         config: name in :data:`geohsi.models.config.CONFIGS` or a config.
         num_classes: number of classes.
-        head_options: :class:`DenseDecoder` widths.
+        head_options: :class:`DenseDecoder` widths and ``context_dropout``.
         **overrides: config fields to replace (``img_size`` = tile edge, ``num_bands``, …).
 
     Returns:

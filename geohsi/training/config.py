@@ -182,6 +182,10 @@ class TrainConfig(_NestsRun):
             lr 1e-3, the paper's.
         tile_overlap: dense mode: pixels shared by neighbouring inference tiles (``None`` →
             ``input_size // 4``), recorded in the bundle for evaluate/classify.
+        context_dropout: dense mode, training only: the share of tiles whose context (token) path
+            the decoder drops, so that pixels are also labelled from their own spectra
+            (:class:`~geohsi.models.decoder.DenseDecoder`); 0 (the default) drops none. Whole held-out
+            scenes are where it pays (docs/results.md).
         patience: early-stopping patience in epochs on validation OA (0 disables). With early
             stopping the best validation epoch's weights are kept, without it the final weights.
         loader: how samples reach the step (:mod:`geohsi.training.loader`): ``auto`` (scenes in
@@ -212,6 +216,7 @@ class TrainConfig(_NestsRun):
     head_hidden: int = 0
     head: str = "dense"
     tile_overlap: int | None = None
+    context_dropout: float = 0.0
     patience: int = 0
     sensor_augment: int = 0
     loader: str = "auto"
@@ -235,6 +240,11 @@ class TrainConfig(_NestsRun):
                     f"--tile-overlap {self.tile_overlap} must be in [0, {self.run.input_size - 1}] for {self.run.input_size}-pixel tiles",
                 ),
                 (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
+                (0 <= self.context_dropout < 1, f"--context-dropout must be in [0, 1), got {self.context_dropout}"),
+                (
+                    self.context_dropout == 0 or self.head == "dense",
+                    "--context-dropout is for the dense head (a patch model has no separate context path)",
+                ),
                 (self.sensor_augment >= 0, f"--sensor-augment must be ≥ 0, got {self.sensor_augment}"),
                 (self.loader in ("auto", "memory", "stream"), f"unknown --loader {self.loader!r}; use auto, memory or stream"),
                 (

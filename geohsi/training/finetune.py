@@ -145,7 +145,11 @@ def _samples(data: TrainingData, split, config: TrainConfig, log: Callable[[str]
     transform = SpectralTransform.fit_many([s.ds for s in data.scenes], run.spectral, run.n_components, run.norm, seed=run.seed)
     arrays = scene_arrays(transform, [s.ds for s in data.scenes], config.loader, log)
     head = get_head(config.head).from_options(
-        window=run.window, input_size=run.input_size, head_hidden=config.head_hidden, tile_overlap=config.tile_overlap
+        window=run.window,
+        input_size=run.input_size,
+        head_hidden=config.head_hidden,
+        tile_overlap=config.tile_overlap,
+        context_dropout=config.context_dropout,
     )
     positions = data.legend.positions()
     targets = np.asarray([positions[int(k)] for k in split.train_labels], dtype=np.int64)

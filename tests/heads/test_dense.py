@@ -188,6 +188,8 @@ def test_head_dense_through_the_cli(ip_scene: Path, tmp_path: Path) -> None:
         "per-class:5",
         "--tile-overlap",
         16,
+        "--context-dropout",
+        0.5,
         "--out",
         bundle,
         "--quiet",
@@ -195,6 +197,8 @@ def test_head_dense_through_the_cli(ip_scene: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     meta = json.loads((bundle / "bundle.json").read_text())
     assert meta["model"]["head"] == "dense" and meta["model"]["dense"]["overlap"] == 16
+    assert meta["train_config"]["context_dropout"] == 0.5  # the run records it; the model built for maps never drops
+    assert load_bundle(bundle).build_model().head.context_dropout == 0
     r = run_cli("evaluate", bundle, ip_scene)
     assert r.returncode == 0, r.stderr
     r = run_cli("train", ip_scene, "--head", "segment", "--out", tmp_path / "c")

@@ -87,6 +87,30 @@ def test_bad_widths_are_refused() -> None:
         SpectralGPTSegmenter("tiny", 3, decoder_dim=0)
     with pytest.raises(UsageError, match="num_classes"):
         SpectralGPTSegmenter("tiny", 0)
+    with pytest.raises(UsageError, match="context dropout"):
+        SpectralGPTSegmenter("tiny", 3, context_dropout=1.0)
+    with pytest.raises(UsageError, match="spectral branch"):
+        SpectralGPTSegmenter("tiny", 3, spectral_dim=0, context_dropout=0.5)
+
+
+def test_context_dropout_drops_the_context_of_whole_tiles_in_training_only() -> None:
+    torch.manual_seed(0)
+    plain = build_segmenter("tiny", 3).eval()
+    torch.manual_seed(0)
+    m = build_segmenter("tiny", 3, head_options={"context_dropout": 0.5})
+    no_context = build_segmenter("tiny", 3).eval()
+    no_context.load_state_dict(m.state_dict())
+    torch.nn.init.zeros_(no_context.head.context.weight)
+    torch.nn.init.zeros_(no_context.head.context.bias)  # the token path adds nothing: spectra alone
+    x = torch.randn(32, 12, 32, 32)
+    with torch.no_grad():
+        full, alone = m.eval()(x), no_context(x)
+        assert torch.equal(full, plain(x))  # inference never drops, and the option changes no weight
+        trained = m.train()(x)
+    kept = torch.isclose(trained, full, atol=1e-5).flatten(1).all(1)
+    dropped = torch.isclose(trained, alone, atol=1e-5).flatten(1).all(1)
+    assert (kept ^ dropped).all()  # each tile either keeps its whole context or loses all of it
+    assert 4 <= int(dropped.sum()) <= 28  # about half of the 32 tiles lose it
 
 
 def test_bilinear_matrix_matches_interpolate() -> None:

@@ -33,6 +33,7 @@ TRAIN_KEYS = {
     "head_hidden",
     "head",
     "tile_overlap",
+    "context_dropout",
     "precision",
     "device",
     "grad_clip",
@@ -114,6 +115,8 @@ def test_the_flat_form_is_unchanged_and_round_trips() -> None:
         ({"sensor_augment": 4}, "--sensor-augment needs --spectral s2"),
         ({"sensor_augment": -1, "spectral": "s2"}, "--sensor-augment must be ≥ 0"),
         ({"loader": "disk"}, "unknown --loader 'disk'; use auto, memory or stream"),
+        ({"context_dropout": 1.0}, r"--context-dropout must be in \[0, 1\)"),
+        ({"context_dropout": 0.5, "head": "patch"}, "--context-dropout is for the dense head"),
     ],
 )
 def test_each_bad_option_is_one_usage_error_naming_the_flag(options: dict, match: str) -> None:
