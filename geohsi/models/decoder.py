@@ -72,6 +72,8 @@ class DenseDecoder(nn.Module):
             without the spectral branch.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3
+       ``context_dropout``.
     """
 
     def __init__(
