@@ -17,6 +17,8 @@ import warnings
 
 import click
 
+from geohsi.version import __version__
+
 #: command name → (module under geohsi.cli, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "ingest": ("ingest", "ingest", "Bring ENVI/GeoTIFF/NetCDF/MAT files into a georeferenced Zarr scene."),
@@ -60,7 +62,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, envvar="GEOHSI_DEBUG", help="Show full tracebacks on errors.")
-@click.version_option(package_name="geohsi")
+@click.version_option(__version__, prog_name="geohsi")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """geohsi: hyperspectral scenes → georeferenced land-cover maps with SpectralGPT + PEFT.

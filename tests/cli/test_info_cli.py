@@ -9,6 +9,24 @@ import pytest
 from tests.conftest import run_cli
 
 
+def test_version_is_the_package_version_the_docs_speak_of() -> None:
+    import re
+
+    import geohsi
+
+    r = run_cli("--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"geohsi, version {geohsi.__version__}"
+    # "versionadded:: 0.3" in the code must not name a version newer than the one users can have
+    root = Path(geohsi.__file__).parent
+    named = {
+        tuple(map(int, m))
+        for f in root.rglob("*.py")
+        for m in re.findall(r"version(?:added|changed):: (\d+)\.(\d+)", f.read_text())
+    }
+    assert max(named) <= tuple(map(int, geohsi.__version__.split(".")[:2])), (max(named), geohsi.__version__)
+
+
 def test_info_model_base_prints_formula_and_built_counts() -> None:
     r = run_cli("info", "--model", "base")
     assert r.returncode == 0, r.stderr
