@@ -32,6 +32,8 @@ CHUNK = 2048
 NODATA = 0
 #: above this many classes a chunk is counted with one ``bincount`` instead of one comparison per class.
 _COMPARE_MAX = 12
+#: pixels compared at a time when counting a chunk: each comparison's bool temporary stays in the CPU cache.
+_COUNT_SLICE = 1 << 18
 
 
 @dataclass
@@ -260,6 +262,15 @@ class MapScan:
     candidates: list[list[np.ndarray]] = field(default_factory=list)
 
 
+def _count_ids(flat: np.ndarray, ids: list[int]) -> np.ndarray:
+    """``[len(ids)]`` pixels of ``flat`` equal to each id, compared slice by slice (:data:`_COUNT_SLICE`)."""
+    counts = np.zeros(len(ids), np.int64)
+    for start in range(0, flat.size, _COUNT_SLICE):
+        part = flat[start : start + _COUNT_SLICE]
+        counts += np.array([np.count_nonzero(part == i) for i in ids], np.int64)
+    return counts
+
+
 def _block_counts(block: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """``(ids, counts)`` of a chunk's non-nodata pixels: one comparison per declared id, or a bincount.
 
@@ -271,10 +282,10 @@ def _block_counts(block: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray
         mapped = np.count_nonzero(flat)  # pixels other than NODATA (= 0)
         listed = ids.tolist()  # Python ints compare without upcasting the chunk to int64
         if flat.dtype.kind == "u" and listed == list(range(1, len(listed) + 1)) and flat.size and flat.max() <= len(listed):
-            counts = np.array([np.count_nonzero(flat == i) for i in listed[:-1]] + [0], np.int64)
+            counts = np.append(_count_ids(flat, listed[:-1]), 0)
             counts[-1] = mapped - counts.sum()
             return ids, counts
-        counts = np.array([np.count_nonzero(flat == i) for i in listed], np.int64)
+        counts = _count_ids(flat, listed)
         if counts.sum() == mapped:
             return ids, counts
     found = np.bincount(flat.astype(np.int64, copy=False)) if flat.size else np.zeros(1, np.int64)
