@@ -45,6 +45,7 @@ from geohsi.prediction import (
     dense_block_probabilities,
     dense_halo,
     predict_dense_classes,
+    summed_area_table,
 )
 from geohsi.splits import SceneLayout
 
@@ -86,7 +87,7 @@ def held_out_mask(split, scene: int = 0) -> np.ndarray | None:
 
 def _allowed_origins(forbidden: np.ndarray, tile: int) -> np.ndarray:
     """``[H − S + 1, W − S + 1]`` bool: the tile with top-left corner ``(y, x)`` holds no forbidden pixel (a summed-area table)."""
-    sat = np.pad(np.asarray(forbidden, dtype=np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sat = summed_area_table(forbidden)
     t = tile
     inside = sat[t:, t:] - sat[:-t, t:] - sat[t:, :-t] + sat[:-t, :-t]
     return inside == 0

@@ -27,6 +27,7 @@ from geohsi.prediction.tiles import (
     predict_dense,
     predict_dense_classes,
     scene_tiles,
+    summed_area_table,
 )
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "predict_window_classes",
     "resolve_device",
     "scene_tiles",
+    "summed_area_table",
 ]

@@ -89,6 +89,17 @@ def _check_geometry(tile: int, overlap: int) -> int:
     return tile - overlap
 
 
+def summed_area_table(mask: np.ndarray) -> np.ndarray:
+    """``[H + 1, W + 1]`` int64 summed-area table of a 2-D mask, zero-padded on top and left.
+
+    The count of true pixels in rows ``[y0, y1)`` and columns ``[x0, x1)`` is
+    ``sat[y1, x1] − sat[y0, x1] − sat[y1, x0] + sat[y0, x0]``, for any number of boxes at once.
+
+    .. versionadded:: 0.3
+    """
+    return np.pad(np.asarray(mask, dtype=np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+
+
 def _tile_plan(gy: np.ndarray, gx: np.ndarray, ry: int, rx: int, valid: np.ndarray, tile: int):
     """The tiles at ``gy × gx`` that cover at least one valid pixel of a region, and every tile's span in it.
 
@@ -106,7 +117,7 @@ def _tile_plan(gy: np.ndarray, gx: np.ndarray, ry: int, rx: int, valid: np.ndarr
     rh, rw = valid.shape
     y0, x0 = np.clip(gy - ry, 0, rh), np.clip(gx - rx, 0, rw)
     y1, x1 = np.clip(gy - ry + tile, 0, rh), np.clip(gx - rx + tile, 0, rw)
-    sat = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sat = summed_area_table(valid)
     count = (
         sat[y1[:, None], x1[None, :]]
         - sat[y0[:, None], x1[None, :]]
@@ -524,4 +535,5 @@ __all__ = [
     "predict_dense",
     "predict_dense_classes",
     "scene_tiles",
+    "summed_area_table",
 ]

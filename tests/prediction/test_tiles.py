@@ -17,6 +17,7 @@ from geohsi.prediction.tiles import (
     dense_halo,
     hann_weight,
     predict_dense,
+    summed_area_table,
 )
 from geohsi.spectral.windows import overlap_reflect, pad_reflect_halo
 
@@ -191,3 +192,14 @@ def test_an_all_invalid_block_is_nan_without_running_the_model() -> None:
     blk = np.full((12, 10 + 62, 12 + 62), np.nan, np.float32)
     out = dense_block_probabilities(blk, Boom(), halo=31)
     assert out.shape == (3, 10, 12) and np.isnan(out).all()
+
+
+def test_summed_area_table_counts_every_box_of_a_mask():
+    rng = np.random.default_rng(0)
+    mask = rng.random((13, 17)) < 0.3
+    sat = summed_area_table(mask)
+    assert sat.shape == (14, 18) and sat.dtype == np.int64
+    y0, x0 = rng.integers(0, 13, 200), rng.integers(0, 17, 200)
+    y1, x1 = y0 + rng.integers(0, 13 - y0 + 1), x0 + rng.integers(0, 17 - x0 + 1)
+    boxes = sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0]
+    assert boxes.tolist() == [int(mask[a:b, c:d].sum()) for a, b, c, d in zip(y0, y1, x0, x1, strict=True)]
