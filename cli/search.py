@@ -8,7 +8,28 @@ from pathlib import Path
 import click
 
 
+def _list_catalogs(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--list-catalogs``: print the named catalogues (built-in presets and the user's file), then exit."""
+    if not value or ctx.resilient_parsing:
+        return
+    from geohsi.catalog import catalogs_path, load_catalogs
+
+    for name, entry in load_catalogs().items():
+        default = f" (collection {entry['collection']})" if entry["collection"] else ""
+        click.echo(f"{name}\t{entry['url']}{default}\t{entry['description']} [{entry['source']}]")
+    click.echo(f"add your own under [catalogs.NAME] in {catalogs_path()}")
+    ctx.exit(0)
+
+
 @click.command("search")
+@click.option(
+    "--list-catalogs",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_list_catalogs,
+    help="List the catalogue names --url accepts (built-in presets and your catalogs.toml), then exit.",
+)
 @click.option("--url", required=True, help="STAC API root URL, or a catalogue preset name (see --list-catalogs).")
 @click.option("--collection", "-c", default=None, help="Collection to search (a preset may give a default).")
 @click.option("--bbox", default=None, help="W,S,E,N in degrees (WGS84).")

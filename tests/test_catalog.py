@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from geohsi.catalog import load_catalogs, resolve_catalog, search
+from geohsi.catalog import PRESETS, load_catalogs, resolve_catalog, search
 from geohsi.errors import DataError
 from tests.conftest import run_cli
 
@@ -61,6 +61,18 @@ def test_catalogue_presets_from_config(tmp_path, monkeypatch, stac_api):
     assert resolve_catalog("local") == (stac_api.url, "enmap-potsdam")
     assert "dlr-enmap" in load_catalogs() and load_catalogs()["local"]["source"] == str(cfg)
     assert len(search("local", max_items=None)) == 18
+
+
+def test_list_catalogs_prints_the_names_url_accepts_without_a_url(tmp_path):
+    cfg = tmp_path / "catalogs.toml"
+    cfg.write_text('[catalogs.ours]\nurl = "http://127.0.0.1:9/api"\ncollection = "hsi-l2a"\n')
+    r = run_cli("search", "--list-catalogs", env={"GEOHSI_CATALOGS": str(cfg)})
+    assert r.returncode == 0, r.stderr
+    names = [line.split("\t")[0] for line in r.stdout.splitlines()[:-1]]
+    assert names == [*PRESETS, "ours"]  # the built-in presets, then the user's entry
+    assert "http://127.0.0.1:9/api (collection hsi-l2a)" in r.stdout and str(cfg) in r.stdout
+    cfg.write_text("[catalogs.broken]\n")
+    assert "has no url" in _one_line_error(run_cli("search", "--list-catalogs", env={"GEOHSI_CATALOGS": str(cfg)}))
 
 
 # --------------------------------------------------------------------------- ingest
