@@ -39,7 +39,7 @@ def info(
     num_classes: int = 16,
     input_size: int = 32,
     rank: int = 8,
-    head: str = "patch",
+    head: str = "dense",
     stats: bool = True,
     record: bool = False,
 ) -> dict[str, Any]:
@@ -52,7 +52,8 @@ def info(
         num_classes: with ``model``: classes of the head.
         input_size: with ``model``: input edge in pixels.
         rank: with ``adapter``: LoRA/LoKr rank.
-        head: with ``model``: the head counted, ``patch`` or ``dense``.
+        head: with ``model``: the head counted, ``dense`` (the segmentation decoder, the default of
+            ``geohsi train`` and ``geohsi info``) or ``patch``.
         stats: scenes: compute the nodata fraction (reads the cube once).
         record: bundles: the full JSON record (:func:`bundle_record`) instead of the one-line summary.
 
@@ -278,7 +279,7 @@ def _metrics_line(metrics: dict[str, Any]) -> str | None:
 
 
 def describe_model(
-    name: str, *, adapter: str | None = None, num_classes: int = 16, input_size: int = 32, rank: int = 8, head: str = "patch"
+    name: str, *, adapter: str | None = None, num_classes: int = 16, input_size: int = 32, rank: int = 8, head: str = "dense"
 ) -> dict[str, Any]:
     """Parameter counts and geometry of config ``name`` at ``input_size``, optionally with an adapter.
 
@@ -292,8 +293,8 @@ def describe_model(
         num_classes: classes of the head.
         input_size: input edge in pixels.
         rank: LoRA/LoKr rank.
-        head: the model mode whose head is counted: ``patch`` (a classification head) or ``dense``
-            (a segmentation decoder, the default of ``geohsi train``).
+        head: the model mode whose head is counted: ``dense`` (a segmentation decoder, the default
+            of ``geohsi train``) or ``patch`` (a classification head).
 
     Returns:
         An ordered mapping for printing.

@@ -42,6 +42,37 @@ def test_verbs_are_plain_functions_with_real_signatures_and_docstrings(verb: str
     assert f.__doc__ and len(f.__doc__.splitlines()) > 3 and "Args:" in f.__doc__, verb
 
 
+#: verb → its command's words after ``geohsi`` (``predict_map`` is the lazy twin of ``classify``: no command).
+COMMANDS = {v: v.replace("_", " ") for v in VERBS if v != "predict_map"}
+
+
+def _unset(value: object) -> bool:
+    return value is None or value is False or value == () or type(value).__name__ == "Sentinel"
+
+
+@pytest.mark.parametrize("verb", sorted(COMMANDS))
+def test_a_verb_defaults_every_option_as_its_command_does(verb: str) -> None:
+    """``geohsi.info(model=...)`` once counted the patch head while ``geohsi info --model`` counted the dense one."""
+    import click
+
+    from geohsi.cli.main import cli
+
+    ctx = click.Context(cli)
+    cmd = cli
+    for word in COMMANDS[verb].split():
+        cmd = cmd.get_command(ctx, word)
+    params = inspect.signature(getattr(geohsi, verb)).parameters
+    shared = [o for o in cmd.params if isinstance(o, click.Option) and o.name in params]
+    assert shared, verb
+    for option in shared:
+        cli_default, py_default = option.get_default(ctx), params[option.name].default
+        if py_default is inspect.Parameter.empty or (_unset(cli_default) and _unset(py_default)):
+            continue
+        as_text = [str(v) for v in cli_default] if isinstance(cli_default, tuple | list) else str(cli_default)
+        py_text = [str(v) for v in py_default] if isinstance(py_default, tuple | list) else str(py_default)
+        assert as_text == py_text, f"{verb}: --{option.name} defaults to {cli_default!r}, geohsi.{verb} to {py_default!r}"
+
+
 def test_verbs_survive_importing_every_submodule() -> None:
     """No stage module shares a name with a verb, so importing it cannot shadow the function."""
     for mod in pkgutil.walk_packages(geohsi.__path__, "geohsi."):
