@@ -3,10 +3,10 @@
 #   1. Indian Pines (AVIRIS, a bare MATLAB array: no CRS) → scene → KronA+ bundle → class map (Zarr)
 #   2. EnMAP Potsdam (18 georeferenced GeoTIFF tiles) → mosaic scene → KronA+ bundle → COG map
 # Both fine-tune the shipped pretrained `small` backbone with KronA+ in dense mode (a segmentation head on
-# the token grid: 337–421× more pixels per second than per-pixel windows in fp32 on this CPU, see
+# the token grid: 299–421× more pixels per second than per-pixel windows in fp32 on this CPU, see
 # docs/performance.md; the paper's per-pixel protocol is `--head patch`).
 # Outputs go to ./out/ (override with OUT=...). Data come from GEOHSI_DATA_DIR
-# (default ../shared/data beside the checkout), else they are downloaded from the official URLs.
+# (set to ../shared/data beside the checkout when unset), else they are downloaded from the official URLs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
