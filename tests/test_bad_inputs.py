@@ -705,6 +705,11 @@ def train_missing_config(ws, fx, env):
     return train_args(ws, fx, "--config", ws / "nope.yaml")
 
 
+def train_config_wrong_type(ws, fx, env):
+    (ws / "run.yaml").write_text("rank: lots\n")
+    return train_args(ws, fx, "--config", ws / "run.yaml")
+
+
 def train_scene_missing(ws, fx, env):
     return ["train", ws / "nope.zarr", "--out", ws / "b"]
 
@@ -1012,6 +1017,9 @@ CASES: list[Case] = [
         SCENE,
     ),
     Case("train-missing-config", train_missing_config, 2, r"config file .*nope\.yaml does not exist", SCENE),
+    Case(
+        "train-config-wrong-type", train_config_wrong_type, 2, r"training option rank must be a whole number, not 'lots'", SCENE
+    ),
     # train: data
     Case("class-missing-from-split", class_missing_from_split, 9, r"per-class:3.*class_5.*2"),
     Case("all-nodata-scene", all_nodata, 9, r"no (valid|labelled) pixels"),

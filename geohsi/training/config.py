@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -35,6 +36,52 @@ ADAPTERS: tuple[str, ...] = METHODS
 
 #: the model heads ``--head`` takes: the registry :data:`geohsi.heads.HEADS` (``dense``, ``patch``).
 HEAD_NAMES: tuple[str, ...] = tuple(HEADS)
+
+
+#: how an option's type reads in an error message.
+_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    try:
+        return float(value.strip()) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _typed(kind: str, name: str, value: Any, hint: Any) -> Any:
+    """``value`` as option ``name``'s type ``hint``: numbers written as text (YAML reads ``1e-3`` as
+    text) become numbers, paths become text; anything else of another type is refused.
+
+    Raises:
+        UsageError: a value of another type, naming the option and what it takes.
+    """
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if value is None and optional:
+        return None
+    base = next(a for a in args if a is not type(None)) if optional else hint
+    if base not in _TYPE_WORDS or (base is bool and isinstance(value, bool)):
+        return value  # free-form mappings (``extra``) and booleans as given
+    if base is str and isinstance(value, str | os.PathLike):
+        return os.fspath(value)
+    number = _number(value) if base in (int, float) else None
+    if number is not None and (base is float or float(number).is_integer()):
+        return base(number)
+    raise UsageError(
+        f"{kind} option {name} must be {_TYPE_WORDS[base]}{' or null' if optional else ''}, not {value!r}; "
+        "fix it in the config file or the call"
+    )
+
+
+def _typed_options(cls: type, kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (options of dataclass ``cls``) each checked by :func:`_typed` against its field's type."""
+    hints = typing.get_type_hints(cls)
+    return {k: _typed(kind, k, v, hints[k]) for k, v in values.items()}
 
 
 def _check(checks: list[tuple[bool, str]]) -> None:
@@ -149,7 +196,8 @@ class _NestsRun:
         if unknown:
             raise UsageError(f"unknown {cls._kind} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known - {'extra'}))}")
         run = {**cls._run_defaults, **dict(nested), **{k: v for k, v in norm.items() if k in _RUN_FIELDS}}
-        return cls(run=RunConfig(**run), **{k: v for k, v in norm.items() if k in own_names})  # type: ignore[call-arg]
+        own = {k: v for k, v in norm.items() if k in own_names}
+        return cls(run=RunConfig(**_typed_options(RunConfig, cls._kind, run)), **_typed_options(cls, cls._kind, own))  # type: ignore[call-arg]
 
 
 @dataclass(frozen=True)

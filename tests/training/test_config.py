@@ -124,6 +124,34 @@ def test_each_bad_option_is_one_usage_error_naming_the_flag(options: dict, match
         resolve_train_config(**options)
 
 
+def test_config_files_read_as_users_write_them(tmp_path) -> None:
+    """PyYAML reads ``1e-3`` (no dot) as text: it is the learning rate all the same."""
+    y = tmp_path / "run.yaml"
+    y.write_text("lr: 1e-3\nepochs: 20\naugment: false\nbackbone: weights/b.safetensors\nrank: 4.0\n")
+    cfg = resolve_train_config(y)
+    assert (cfg.run.lr, cfg.epochs, cfg.run.augment, cfg.backbone, cfg.rank) == (1e-3, 20, False, "weights/b.safetensors", 4)
+    t = tmp_path / "run.toml"
+    t.write_text("lr = 1e-3\nepochs = 20\n")
+    assert resolve_train_config(t).run.lr == 1e-3
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("epochs: lots\n", "training option epochs must be a whole number or null, not 'lots'"),
+        ("rank: 2.5\n", "training option rank must be a whole number, not 2.5"),
+        ("augment: maybe\n", "training option augment must be true or false, not 'maybe'"),
+        ("adapter: 3\n", "training option adapter must be text, not 3"),
+        ("lr: fast\n", "training option lr must be a number or null, not 'fast'"),
+    ],
+)
+def test_a_config_value_of_another_type_is_one_usage_error_naming_the_option(tmp_path, text: str, match: str) -> None:
+    y = tmp_path / "run.yaml"
+    y.write_text(text)
+    with pytest.raises(UsageError, match=match):
+        resolve_train_config(y)
+
+
 def test_pretraining_checks_its_own_options() -> None:
     with pytest.raises(UsageError, match="--steps must be at least 1"):
         PretrainConfig.from_dict({"steps": 0})
