@@ -135,6 +135,9 @@ class RunConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        from geohsi.models.config import resolve_model_config
+
+        resolve_model_config(self.model)  # an unknown config name fails here, before any data is read
         _check(
             [
                 (self.spectral in ("pca", "s2"), f"unknown --spectral {self.spectral!r}; use pca or s2"),

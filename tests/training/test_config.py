@@ -104,6 +104,7 @@ def test_the_flat_form_is_unchanged_and_round_trips() -> None:
 @pytest.mark.parametrize(
     ("options", "match"),
     [
+        ({"model": "huge"}, "unknown SpectralGPT config 'huge'; choose one of tiny, small, base"),
         ({"lr": -1}, "--lr must be positive"),
         ({"window": 4}, "--window must be a positive odd"),
         ({"input_size": 12}, "--input-size must be a positive multiple of 8 pixels"),
