@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 import warnings
 
 import click
@@ -155,14 +156,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except GeohsiError as e:
         if debug:
-            raise
+            traceback.print_exc()  # the traceback on request, the exit code as without it
         _say(f"geohsi: error: {e}")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         _interrupted()
     except Exception as e:  # unexpected: short message, traceback only on request
         if debug:
-            raise
+            traceback.print_exc()
         msg = " ".join(str(e).split())[:300]
         _say(f"geohsi: unexpected error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)")
         sys.exit(70)

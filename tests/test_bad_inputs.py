@@ -1289,5 +1289,6 @@ def test_cli_subprocess_one_line_and_exit_code(inputs: Inputs, tmp_path: Path) -
     assert r.returncode == 4 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "--out" in r.stderr
     r = run_cli("--debug", "ingest", tmp_path / "missing.tif", "--out", tmp_path / "o.zarr")
-    assert r.returncode != 0 and "Traceback" in r.stderr and "InputFormatError" in r.stderr  # --debug shows it
+    assert "Traceback" in r.stderr and "InputFormatError" in r.stderr  # --debug shows it
+    assert r.returncode == 3  # and keeps the class's exit code (it was Python's 1)
     assert not list(tmp_path.iterdir())
