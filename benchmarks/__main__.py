@@ -6,7 +6,9 @@ docs/performance.md), ``batch`` (one batch command vs single-scene commands, doc
 check's measurements, benchmarks/gpu_check.sh), ``large-scene`` (a synthetic 1024² scene through classify), ``training-data`` (one epoch from 8–128 scenes
 larger than memory, docs/performance.md), ``scene-held-out`` (the 18 EnMAP tiles as they come, whole tiles held out,
 docs/results.md), ``ddp`` (training steps on 1 and N DistributedDataParallel ranks, docs/performance.md), ``store-codecs``
-(size and read time of the scene cube under candidate Zarr codecs, docs/performance.md), ``sections`` (the
+(size and read time of the scene cube under candidate Zarr codecs, docs/performance.md), ``object-storage`` (a scene
+read from an S3 API server, a batch from a bucket vs from disk, docs/performance.md), ``assessment`` (sample + assess vs one full read of a
+map, docs/assessment.md), ``sections`` (the
 section-by-section model-side inference benchmark). They use geohsi's public API only; geohsi
 itself never imports this package.
 

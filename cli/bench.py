@@ -12,7 +12,8 @@ def bench(args: tuple[str, ...]) -> None:
 
     \b
     Commands: peft, scene-held-out (docs/results.md); inference, large-scene, sections, batch,
-    training-data, ddp (docs/performance.md); backbones, cross-sensor, assessment, gpu.
+    training-data, ddp, object-storage, store-codecs (docs/performance.md); backbones,
+    cross-sensor, assessment, gpu.
     Example:
       python -m benchmarks peft --quick --out /tmp/results.md
     """

@@ -140,6 +140,16 @@ def test_geohsi_bench_says_where_the_benchmarks_are() -> None:
     assert r.returncode == 2 and "python -m benchmarks peft --quick" in r.stderr and r.stderr.count("\n") == 1
 
 
+def test_geohsi_bench_help_lists_every_benchmark() -> None:
+    import re
+
+    from benchmarks.__main__ import bench
+
+    r = run_cli("bench", "--help")
+    listed = set(re.findall(r"[a-z][a-z-]+", r.stdout.split("Commands:", 1)[1].split("Example:", 1)[0])) - {"docs"}
+    assert listed >= set(bench.commands), sorted(set(bench.commands) - listed)
+
+
 @pytest.mark.slow
 def test_inference_benchmark_quick(tmp_path: Path, data_dir: Path) -> None:
     import json
