@@ -16,6 +16,7 @@ so bundles and config files keep the layout they always had.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 import tomllib
 import typing
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import yaml
 
 from geohsi.adapters.config import AdapterConfig, adapter_config_for
@@ -43,9 +45,10 @@ _TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", 
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
+    """``value`` as a number (any real number, NumPy's too, or text that parses as one), else ``None``; booleans are not numbers."""
+    if isinstance(value, bool | np.bool_):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, numbers.Real):
         return value
     try:
         return float(value.strip()) if isinstance(value, str) else None
@@ -65,8 +68,10 @@ def _typed(kind: str, name: str, value: Any, hint: Any) -> Any:
     if value is None and optional:
         return None
     base = next(a for a in args if a is not type(None)) if optional else hint
-    if base not in _TYPE_WORDS or (base is bool and isinstance(value, bool)):
-        return value  # free-form mappings (``extra``) and booleans as given
+    if base not in _TYPE_WORDS:
+        return value  # free-form mappings (``extra``)
+    if base is bool and isinstance(value, bool | np.bool_):
+        return bool(value)
     if base is str and isinstance(value, str | os.PathLike):
         return os.fspath(value)
     number = _number(value) if base in (int, float) else None

@@ -125,6 +125,16 @@ def test_each_bad_option_is_one_usage_error_naming_the_flag(options: dict, match
         resolve_train_config(**options)
 
 
+def test_numpy_numbers_and_booleans_are_options_like_python_ones() -> None:
+    import numpy as np
+
+    cfg = resolve_train_config(epochs=np.int64(20), lr=np.float32(0.5), seed=np.int32(3), augment=np.bool_(False))
+    assert (cfg.epochs, cfg.run.lr, cfg.run.seed, cfg.run.augment) == (20, 0.5, 3, False)
+    assert type(cfg.epochs) is int and type(cfg.run.augment) is bool
+    with pytest.raises(UsageError, match="training option epochs must be a whole number or null, not True"):
+        resolve_train_config(epochs=True)
+
+
 def test_config_files_read_as_users_write_them(tmp_path) -> None:
     """PyYAML reads ``1e-3`` (no dot) as text: it is the learning rate all the same."""
     y = tmp_path / "run.yaml"
