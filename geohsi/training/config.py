@@ -44,21 +44,28 @@ HEAD_NAMES: tuple[str, ...] = tuple(HEADS)
 _TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
 
 
-def _number(value: Any) -> float | None:
-    """``value`` as a number (any real number, NumPy's too, or text that parses as one), else ``None``; booleans are not numbers."""
+def _number(value: Any, base: type) -> int | float | None:
+    """``value`` as a ``base`` (``int`` or ``float``): a real number (NumPy's too) or text that parses as one,
+    a whole number where ``base`` is ``int``; ``None`` otherwise (booleans are not numbers)."""
     if isinstance(value, bool | np.bool_):
         return None
-    if isinstance(value, numbers.Real):
-        return value
-    try:
-        return float(value.strip()) if isinstance(value, str) else None
-    except ValueError:
+    if isinstance(value, str):
+        try:
+            return base(value.strip())  # "16" exactly, "1e-3"
+        except ValueError:
+            try:
+                value = float(value)  # "1e3" for a whole number
+            except ValueError:
+                return None
+    if not isinstance(value, numbers.Real) or (base is int and not float(value).is_integer()):
         return None
+    return base(value)
 
 
 def _typed(kind: str, name: str, value: Any, hint: Any) -> Any:
     """``value`` as option ``name``'s type ``hint``: numbers written as text (YAML reads ``1e-3`` as
-    text) become numbers, paths become text; anything else of another type is refused.
+    text) become numbers, paths become text, a list of text becomes comma-separated text
+    (``targets: [attn.q, attn.v]``); anything else of another type is refused.
 
     Raises:
         UsageError: a value of another type, naming the option and what it takes.
@@ -74,9 +81,11 @@ def _typed(kind: str, name: str, value: Any, hint: Any) -> Any:
         return bool(value)
     if base is str and isinstance(value, str | os.PathLike):
         return os.fspath(value)
-    number = _number(value) if base in (int, float) else None
-    if number is not None and (base is float or float(number).is_integer()):
-        return base(number)
+    if base is str and isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    number = _number(value, base) if base in (int, float) else None
+    if number is not None:
+        return number
     raise UsageError(
         f"{kind} option {name} must be {_TYPE_WORDS[base]}{' or null' if optional else ''}, not {value!r}; "
         "fix it in the config file or the call"
@@ -198,9 +207,9 @@ class _NestsRun:
     def from_dict(cls, d: Mapping[str, Any]):
         """Build from flat options (unknown keys raise :class:`UsageError` naming them); a nested ``run`` mapping is accepted too."""
         norm = {str(k).replace("-", "_"): v for k, v in d.items()}
-        nested = norm.pop("run", None) or {}
+        nested = {str(k).replace("-", "_"): v for k, v in (norm.pop("run", None) or {}).items()}
         own_names, known = set(cls._own_fields()), set(_RUN_FIELDS) | set(cls._own_fields())
-        unknown = sorted(set(norm) - known)
+        unknown = sorted((set(norm) - known) | (set(nested) - set(_RUN_FIELDS)))
         if unknown:
             raise UsageError(f"unknown {cls._kind} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known - {'extra'}))}")
         run = {**cls._run_defaults, **dict(nested), **{k: v for k, v in norm.items() if k in _RUN_FIELDS}}

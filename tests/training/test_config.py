@@ -125,6 +125,14 @@ def test_each_bad_option_is_one_usage_error_naming_the_flag(options: dict, match
         resolve_train_config(**options)
 
 
+def test_lists_nested_run_options_and_long_whole_numbers() -> None:
+    assert resolve_train_config(targets=["attn.q", "mlp.fc1"]).targets == "attn.q,mlp.fc1"
+    assert resolve_train_config(seed="12345678901234567891").run.seed == 12345678901234567891  # not through a float
+    assert TrainConfig.from_dict({"run": {"batch-size": 4}}).run.batch_size == 4
+    with pytest.raises(UsageError, match="unknown training option.*batchsize"):
+        TrainConfig.from_dict({"run": {"batchsize": 4}})
+
+
 def test_numpy_numbers_and_booleans_are_options_like_python_ones() -> None:
     import numpy as np
 
@@ -141,6 +149,7 @@ def test_config_files_read_as_users_write_them(tmp_path) -> None:
     y.write_text("lr: 1e-3\nepochs: 20\naugment: false\nbackbone: weights/b.safetensors\nrank: 4.0\n")
     cfg = resolve_train_config(y)
     assert (cfg.run.lr, cfg.epochs, cfg.run.augment, cfg.backbone, cfg.rank) == (1e-3, 20, False, "weights/b.safetensors", 4)
+    assert type(cfg.rank) is int and type(cfg.epochs) is int and type(cfg.run.lr) is float
     t = tmp_path / "run.toml"
     t.write_text("lr = 1e-3\nepochs = 20\n")
     assert resolve_train_config(t).run.lr == 1e-3
