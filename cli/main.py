@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         msg = " ".join(str(e).split())[:300]
-        _say(f"geohsi: unexpected error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)")
+        hint = "" if debug else " (rerun with --debug for the traceback)"
+        _say(f"geohsi: unexpected error: {type(e).__name__}: {msg}{hint}")
         sys.exit(70)
 
 

@@ -1283,6 +1283,25 @@ def test_nan_and_inf_pixels_are_nodata_in_training_and_in_maps(inputs: Inputs, t
 # --------------------------------------------------------------------------- the real entry point
 
 
+def test_debug_shows_an_unexpected_error_with_its_exit_code(capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    import geohsi.cli.main as entry
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(entry.cli, "main", fail)
+    r = cli(capsys, "--debug", "info")
+    assert r.code == 70 and "Traceback" in r.err and "RuntimeError: boom" in r.err
+    assert "rerun with --debug" not in r.err  # it was given: no advice to give it
+    monkeypatch.delenv("GEOHSI_DEBUG", raising=False)
+    r = cli(capsys, "info")
+    assert (
+        r.code == 70
+        and "Traceback" not in r.err
+        and r.lines == ["geohsi: unexpected error: RuntimeError: boom (rerun with --debug for the traceback)"]
+    )
+
+
 def test_cli_subprocess_one_line_and_exit_code(inputs: Inputs, tmp_path: Path) -> None:
     """The same contract through ``python -m geohsi.cli.main``: one line, the class's exit code, no traceback."""
     r = run_cli("classify", inputs.grid_scene, "--bundle", inputs.bundle, "--out", tmp_path / "map.tif")
