@@ -15,6 +15,7 @@ so bundles and config files keep the layout they always had.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import numbers
 import os
@@ -50,13 +51,10 @@ def _number(value: Any, base: type) -> int | float | None:
     if isinstance(value, bool | np.bool_):
         return None
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             return base(value.strip())  # "16" exactly, "1e-3"
-        except ValueError:
-            try:
-                value = float(value)  # "1e3" for a whole number
-            except ValueError:
-                return None
+        with contextlib.suppress(ValueError):
+            value = float(value)  # "1e3" for a whole number; text that is no number stays text
     if not isinstance(value, numbers.Real) or (base is int and not float(value).is_integer()):
         return None
     return base(value)
@@ -90,6 +88,11 @@ def _typed(kind: str, name: str, value: Any, hint: Any) -> Any:
         f"{kind} option {name} must be {_TYPE_WORDS[base]}{' or null' if optional else ''}, not {value!r}; "
         "fix it in the config file or the call"
     )
+
+
+def _option_names(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with their names spelled as the fields are (``batch-size`` → ``batch_size``)."""
+    return {str(k).replace("-", "_"): v for k, v in options.items()}
 
 
 def _typed_options(cls: type, kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,8 +209,8 @@ class _NestsRun:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]):
         """Build from flat options (unknown keys raise :class:`UsageError` naming them); a nested ``run`` mapping is accepted too."""
-        norm = {str(k).replace("-", "_"): v for k, v in d.items()}
-        nested = {str(k).replace("-", "_"): v for k, v in (norm.pop("run", None) or {}).items()}
+        norm = _option_names(d)
+        nested = _option_names(norm.pop("run", None) or {})
         own_names, known = set(cls._own_fields()), set(_RUN_FIELDS) | set(cls._own_fields())
         unknown = sorted((set(norm) - known) | (set(nested) - set(_RUN_FIELDS)))
         if unknown:
