@@ -26,8 +26,8 @@ import xarray as xr
 from geohsi.scene import cube
 from geohsi.spectral.normalize import Normalizer, physical_cube
 
-#: Pixels (per axis) of the sample a value range is taken from: a strided grid over the fitting scene,
-#: the central window of a scene being checked (one or a few chunks, so the check stays cheap).
+#: Pixels (per axis) of the strided grid a value range is taken from (the fitting scene; a scene being
+#: checked gives its :func:`window_sample`, which is smaller and taken whole).
 RANGE_SAMPLE = 128
 #: A scene whose typical values differ from the training scene's by this factor or more gets a
 #: warning: a missing or wrong scale factor (reflectance × 10000 vs 0–1) shifts them by 10⁴.
@@ -75,25 +75,18 @@ def window_sample(ds: xr.Dataset) -> xr.Dataset:
     return ds.isel(y=_window_starts(int(ds.sizes["y"]), cy), x=_window_starts(int(ds.sizes["x"]), cx))
 
 
-def value_range(ds: xr.Dataset, bands: np.ndarray, *, window: bool = False) -> tuple[float, float] | None:
+def value_range(ds: xr.Dataset, bands: np.ndarray) -> tuple[float, float] | None:
     """1st and 99th percentile of a scene's physical values over ``bands`` at valid pixels, from a sample.
 
     Args:
-        ds: a scene.
+        ds: a scene, or a sample of one (:func:`window_sample`); sampled on a strided grid of
+            about ``RANGE_SAMPLE``² pixels (a sample smaller than that is taken whole).
         bands: 0-based bands to look at (the ones a reduction reads).
-        window: sample the central ``RANGE_SAMPLE``² window (cheap: a few chunks) instead of a strided
-            grid over the whole scene.
 
     Returns:
         ``(low, high)`` in physical units, or ``None`` when the sample has no valid pixel.
     """
-    h, w = int(ds.sizes["y"]), int(ds.sizes["x"])
-    if window:
-        y0, x0 = max(0, (h - RANGE_SAMPLE) // 2), max(0, (w - RANGE_SAMPLE) // 2)
-        sub = ds.isel(y=slice(y0, y0 + RANGE_SAMPLE), x=slice(x0, x0 + RANGE_SAMPLE))
-    else:
-        sub = strided_sample(ds)
-    vals = np.asarray(physical_cube(sub).isel(band=np.asarray(bands)).values, dtype="float64")
+    vals = np.asarray(physical_cube(strided_sample(ds)).isel(band=np.asarray(bands)).values, dtype="float64")
     vals = vals[np.isfinite(vals)]
     if vals.size == 0:
         return None
@@ -102,10 +95,16 @@ def value_range(ds: xr.Dataset, bands: np.ndarray, *, window: bool = False) -> t
 
 
 def range_warning(
-    ds: xr.Dataset, bands: np.ndarray, trained: tuple[float, float], source: str, quantity: str, scaled: bool
+    sample: xr.Dataset, bands: np.ndarray, trained: tuple[float, float], source: str, quantity: str, scaled: bool
 ) -> str | None:
-    """A warning when the scene's typical values are ``RANGE_RATIO_WARN``× off the training range, else ``None``."""
-    got = value_range(ds, bands, window=True)
+    """A warning when a scene's typical values are ``RANGE_RATIO_WARN``× off the training range, else ``None``.
+
+    Args:
+        sample: the scene's :func:`window_sample`, in memory (the channel guard reads the same one).
+        bands, trained: the bands the reduction reads and the training scene's :func:`value_range`.
+        source, quantity, scaled: the scene's name, quantity and whether it declares a scale factor.
+    """
+    got = value_range(sample, bands)
     ref_hi = abs(trained[1])
     if got is None or ref_hi == 0 or got[1] == 0:
         return None
@@ -113,7 +112,7 @@ def range_warning(
     if 1 / RANGE_RATIO_WARN < ratio < RANGE_RATIO_WARN:
         return None
     return (
-        f"{source} {quantity} values span {got[0]:.4g}–{got[1]:.4g} (1st–99th percentile of a central sample) but the model "
+        f"{source} {quantity} values span {got[0]:.4g}–{got[1]:.4g} (1st–99th percentile of nine windows spread over it) but the model "
         f"was trained on {trained[0]:.4g}–{trained[1]:.4g}, ~{ratio:.3g}× apart; its scale_factor is "
         f"probably {'wrong' if scaled else 'missing'}: set it at ingest (e.g. 1e-4 for reflectance × 10000)"
     )

@@ -329,11 +329,16 @@ class SpectralTransform:
 
     def _input_warnings(self, ds: xr.Dataset, projection: Any, src: str, quantity: str, scaled: bool) -> list[str]:
         """Warnings on a scene that passes the checks but looks unlike the training data (range, scale, channels)."""
+        from geohsi.scene import cube
+
         out = []
+        # One read of nine small windows (at most nine chunks) serves both guards; bundles from before them have neither.
+        guarded = self.input_range is not None or self.channel_stats is not None
+        sample = window_sample(ds[[cube(ds).name]]).load() if guarded else None
         rng = (
             None
             if self.input_range is None
-            else range_warning(ds, projection.band_indices, self.input_range, src, quantity, scaled)
+            else range_warning(sample, projection.band_indices, self.input_range, src, quantity, scaled)
         )
         if rng is not None:
             out.append(rng)
@@ -343,7 +348,7 @@ class SpectralTransform:
                 "(the model was trained on scaled values: set scale_factor at ingest if they are e.g. reflectance × 10000)"
             )
         if self.channel_stats is not None and rng is None:  # values 10× off put every channel off: one warning says it
-            got = channel_stats(window_sample(ds), projection, self.normalizer)
+            got = channel_stats(sample, projection, self.normalizer)
             message = None if got is None else distribution_warning(got, self.channel_stats, self.channel_names, src, quantity)
             if message is not None:
                 out.append(message)

@@ -9,7 +9,7 @@ import pytest
 
 from geohsi.datasets.jasper_ridge import jasper_ridge_scene
 from geohsi.ingestion import open_source
-from geohsi.scene import open_scene
+from geohsi.scene import make_scene, open_scene
 from geohsi.spectral.guard import ChannelStats, distribution_warning, window_sample
 from geohsi.spectral.simulate import simulate_sensor
 from geohsi.spectral.transform import SpectralTransform
@@ -101,3 +101,26 @@ def test_the_sample_spreads_over_the_scene_in_few_chunks(scenes) -> None:
     assert sub.sizes["y"] == sub.sizes["x"] == 96 and rows.min() < 30 and rows.max() > 115
     starts = np.r_[0, np.flatnonzero(np.diff(rows) > 1) + 1]
     assert all(rows[s] // 64 == rows[s + 31] // 64 for s in starts)  # each window inside one chunk
+
+
+def test_a_lake_at_the_scene_centre_is_not_taken_for_a_missing_scale_factor(scenes) -> None:
+    """The value range of a scene being mapped comes from the nine windows spread over it, not from its
+    centre: the EnMAP mosaic tiled 3 × 3 (576 × 480 px, 128-px chunks as ingest writes them) with its
+    central 128² pixels 200× darker (deep water) passes the range check; the scene all that dark is flagged."""
+    en = scenes["enmap"]
+    t = SpectralTransform.fit(en, "s2")
+    raw = np.tile(np.asarray(en["reflectance"].values), (1, 3, 3))
+    h, w = raw.shape[1:]
+    y0, x0 = (h - 128) // 2, (w - 128) // 2
+
+    def scene(cube: np.ndarray):
+        attrs = en["reflectance"].attrs
+        return make_scene(
+            cube, wavelength=en["wavelength"].values, fwhm=en["fwhm"].values, good_band=en["good_band"].values,
+            nodata=attrs.get("_FillValue"), scale_factor=attrs["scale_factor"],
+        ).chunk({"band": -1, "y": 128, "x": 128})  # fmt: skip
+
+    lake = raw.copy()
+    lake[:, y0 : y0 + 128, x0 : x0 + 128] //= 200
+    assert not any("scale_factor is probably" in m for m in _said(t, scene(lake)))
+    assert any("scale_factor is probably wrong" in m for m in _said(t, scene(raw // 200)))
