@@ -9,7 +9,8 @@ theirs. The estimators themselves are plain numpy in :mod:`geohsi.assessment.est
 Modules: :mod:`~geohsi.assessment.estimators` (Olofsson 2014, Stehman 2014, sample size and
 allocation), :mod:`~geohsi.assessment.maps` (maps read chunk by chunk with Dask),
 :mod:`~geohsi.assessment.points` (points files), :mod:`~geohsi.assessment.sampling` (``geohsi
-sample``), :mod:`~geohsi.assessment.assess` (``geohsi assess``), :mod:`~geohsi.assessment.report`.
+sample``), :mod:`~geohsi.assessment.assess` (``geohsi assess``), :mod:`~geohsi.assessment.report`
+(its files and figure).
 
 .. versionadded:: 0.3
 """
