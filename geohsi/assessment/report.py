@@ -244,12 +244,30 @@ def _x_range(dots: list[tuple[float, float, float]]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def _fit(text: str, font: Any, width: float) -> str:
+    """``text``, cut short with an ellipsis where it is wider than ``width``."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _titles(report: dict[str, Any]) -> tuple[str, str]:
+    """The title and the x axis label; a census (every labelled pixel) has no intervals and says so."""
+    if report.get("probability_sample") is False:
+        return (f"overall accuracy {plus_minus(report['overall_accuracy'])} (a census of labelled pixels: no intervals)",
+                "error-adjusted area, % of the mapped area")  # fmt: skip
+    return (f"overall accuracy {plus_minus(report['overall_accuracy'])} (95 % CI)",
+            "error-adjusted area, % of the mapped area (dot) with its 95 % confidence interval")  # fmt: skip
+
+
 def area_chart(report: dict[str, Any]) -> Any:
     """The report's figure as a :class:`PIL.Image.Image` (``write_report`` saves it as ``report.png``).
 
     One row per class: the dot is the error-adjusted area in percent of the mapped area (100 % =
     pixel counting was right), the bar its 95 % confidence interval; the absolute areas are written
-    beside it, the overall accuracy above.
+    beside it, the overall accuracy above. Labels too long for a quarter of the width are cut short.
 
     Args:
         report: what :func:`geohsi.assess` returns.
@@ -259,11 +277,10 @@ def area_chart(report: dict[str, Any]) -> Any:
     """
     from PIL import Image, ImageDraw
 
-    s, rows = _SCALE, _rows(report)
-    font, small = _font(_FONT), _font(_SMALL)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    left = _PAD * s + max(probe.textlength(n, font=font) for n, _, _ in rows) + _PAD * s
-    right = 800 * s - _PAD * s - max(probe.textlength(t, font=small) for _, t, _ in rows) - _PAD * s
+    s, font, small = _SCALE, _font(_FONT), _font(_SMALL)
+    rows = [(_fit(n, font, 200 * s), _fit(t, small, 300 * s), d) for n, t, d in _rows(report)]
+    left = 2 * _PAD * s + max(font.getlength(n) for n, _, _ in rows)
+    right = 800 * s - 2 * _PAD * s - max(small.getlength(t) for _, t, _ in rows)
     top, plot_h = 30 * s, _ROW * s * len(rows)
     img = Image.new("RGB", (800 * s, top + plot_h + 46 * s), "white")
     draw = ImageDraw.Draw(img)
@@ -288,11 +305,9 @@ def area_chart(report: dict[str, Any]) -> Any:
                 draw.line([(end, y - 4 * s), (end, y + 4 * s)], fill=_RED, width=2 * s)
             draw.ellipse([e - 4 * s, y - 4 * s, e + 4 * s, y + 4 * s], fill=_RED)
     draw.rectangle([left, top, right, top + plot_h], outline=_AXES, width=s)
-    draw.text((left, top - 8 * s), f"overall accuracy {plus_minus(report['overall_accuracy'])} (95 % CI)",
-              fill=_INK, font=font, anchor="ld")  # fmt: skip
-    draw.text(((left + right) / 2, top + plot_h + 26 * s),
-              "error-adjusted area, % of the mapped area (dot) with its 95 % confidence interval",
-              fill=_INK, font=small, anchor="ma")  # fmt: skip
+    title, xlabel = _titles(report)
+    draw.text((left, top - 8 * s), _fit(title, font, 800 * s - left - _PAD * s), fill=_INK, font=font, anchor="ld")
+    draw.text(((left + right) / 2, top + plot_h + 26 * s), xlabel, fill=_INK, font=small, anchor="ma")
     return img.reduce(s)
 
 

@@ -34,6 +34,7 @@ def _red_rows(img: np.ndarray) -> list[tuple[float, float, float]]:
         cols = np.flatnonzero(red[band].any(axis=0))
         height = red[band].sum(axis=0)
         inner = cols[(cols > cols[0] + 3) & (cols < cols[-1] - 3)]  # leave out the caps at the ends
+        inner = inner if inner.size else cols  # a dot alone (no interval)
         dot = inner[height[inner] >= height[inner].max() - 1]
         out.append((float(cols[0]), float(dot.mean()), float(cols[-1])))
     return out
@@ -62,3 +63,39 @@ def test_the_png_puts_each_classs_dot_and_interval_where_the_report_says(example
     grey = (np.abs(plot[..., 0] - 128) < 20) & (np.abs(plot - plot[..., :1]).max(axis=2) < 8)
     col = left + np.argmax(grey.sum(axis=0))
     assert abs(col - (scale * 100 + offset)) <= 2.0
+
+
+def test_long_class_names_are_cut_short_and_leave_the_plot_its_room(example, tmp_path):
+    from PIL import Image
+
+    from geohsi.assessment.report import area_chart
+
+    tif, pts = example
+    rep = assess([tif], reference=pts, log=lambda m: None)
+    for c in rep["classes"]:
+        c["name"] = c["name"] + " of a legend written by someone who likes long class names" * 4
+    img = np.asarray(area_chart(rep).convert("RGB")).astype(int)
+    drawn = _red_rows(img)
+    assert len(drawn) == 4
+    pct = [100 * c["area_ha"]["estimate"] / c["mapped_area_ha"] for c in rep["classes"]]
+    scale, offset = np.polyfit(pct, [d[1] for d in drawn], 1)
+    assert scale > 0 and np.abs(scale * np.asarray(pct) + offset - [d[1] for d in drawn]).max() <= 2.0
+    assert max(d[2] for d in drawn) - min(d[0] for d in drawn) >= 200  # the intervals still span a readable width
+    assert Image.fromarray(img.astype("uint8")).size[0] == 800
+
+
+def test_a_census_report_draws_its_dots_without_intervals_and_says_so(example):
+    from geohsi.assessment.report import _titles, area_chart
+
+    tif, pts = example
+    rep = assess([tif], reference=pts, log=lambda m: None)
+    rep["probability_sample"] = False
+    for c in rep["classes"]:
+        for key in ("area_ha", "area_pixels"):
+            c[key]["ci95"] = [None, None]
+    rep["overall_accuracy"]["ci95"] = [None, None]
+    img = np.asarray(area_chart(rep).convert("RGB")).astype(int)
+    for lo, dot, hi in _red_rows(img):
+        assert hi - lo <= 10 and lo <= dot <= hi  # a dot, no bar
+    title, xlabel = _titles(rep)
+    assert "census" in title and "±" not in title and "confidence" not in xlabel
