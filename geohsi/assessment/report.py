@@ -267,7 +267,8 @@ def area_chart(report: dict[str, Any]) -> Any:
 
     One row per class: the dot is the error-adjusted area in percent of the mapped area (100 % =
     pixel counting was right), the bar its 95 % confidence interval; the absolute areas are written
-    beside it, the overall accuracy above. Labels too long for a quarter of the width are cut short.
+    beside it, the overall accuracy above. Class names wider than a quarter of the figure, and area
+    labels wider than three eighths of it, are cut short with an ellipsis.
 
     Args:
         report: what :func:`geohsi.assess` returns.
