@@ -1,5 +1,6 @@
-"""The report's figure (geohsi/assessment/report.py): round ticks, and the dots and intervals where the report puts them,
-read back from the PNG that ``geohsi assess`` writes."""
+"""The report's figure (geohsi/assessment/report.py; its numbers, Markdown and CSV are tested through test_assess.py):
+round ticks, the dots and intervals where the report puts them (read back from the PNG ``geohsi assess`` writes),
+labels cut short, and a census drawn without intervals."""
 
 from __future__ import annotations
 
