@@ -195,8 +195,8 @@ def csv_text(report: dict[str, Any]) -> str:
 _SCALE = 2
 #: the dots and bars (matplotlib's ``tab:red``), the axes, the 100 % line and the text.
 _RED, _AXES, _GUIDE, _INK = (214, 39, 40), (0, 0, 0), (128, 128, 128), (0, 0, 0)
-#: pixels (at the final size): one class row, the margins, the font sizes.
-_ROW, _PAD, _TICK, _FONT, _SMALL = 30, 10, 4, 12, 11
+#: pixels (at the final size): the figure's width, one class row, the margins, the font sizes.
+_WIDTH, _ROW, _PAD, _TICK, _FONT, _SMALL = 800, 30, 10, 4, 12, 11
 
 
 @functools.cache
@@ -279,11 +279,11 @@ def area_chart(report: dict[str, Any]) -> Any:
     from PIL import Image, ImageDraw
 
     s, font, small = _SCALE, _font(_FONT), _font(_SMALL)
-    rows = [(_fit(n, font, 200 * s), _fit(t, small, 300 * s), d) for n, t, d in _rows(report)]
+    rows = [(_fit(n, font, _WIDTH // 4 * s), _fit(t, small, _WIDTH * 3 // 8 * s), d) for n, t, d in _rows(report)]
     left = 2 * _PAD * s + max(font.getlength(n) for n, _, _ in rows)
-    right = 800 * s - 2 * _PAD * s - max(small.getlength(t) for _, t, _ in rows)
+    right = _WIDTH * s - 2 * _PAD * s - max(small.getlength(t) for _, t, _ in rows)
     top, plot_h = 30 * s, _ROW * s * len(rows)
-    img = Image.new("RGB", (800 * s, top + plot_h + 46 * s), "white")
+    img = Image.new("RGB", (_WIDTH * s, top + plot_h + 46 * s), "white")
     draw = ImageDraw.Draw(img)
     lo, hi = _x_range([d for _, _, d in rows if d is not None])
 
@@ -307,7 +307,7 @@ def area_chart(report: dict[str, Any]) -> Any:
             draw.ellipse([e - 4 * s, y - 4 * s, e + 4 * s, y + 4 * s], fill=_RED)
     draw.rectangle([left, top, right, top + plot_h], outline=_AXES, width=s)
     title, xlabel = _titles(report)
-    draw.text((left, top - 8 * s), _fit(title, font, 800 * s - left - _PAD * s), fill=_INK, font=font, anchor="ld")
+    draw.text((left, top - 8 * s), _fit(title, font, _WIDTH * s - left - _PAD * s), fill=_INK, font=font, anchor="ld")
     draw.text(((left + right) / 2, top + plot_h + 26 * s), xlabel, fill=_INK, font=small, anchor="ma")
     return img.reduce(s)
 
