@@ -34,6 +34,9 @@ NODATA = 0
 _COMPARE_MAX = 12
 #: pixels compared at a time when counting a chunk: each comparison's bool temporary stays in the CPU cache.
 _COUNT_SLICE = 1 << 18
+#: a class is found by random probes when it holds this many pixels per wanted candidate (the probes
+#: then number at most 1/256 of the chunk, ≈ 60 ns each, cheaper than listing the chunk's pixels); else listed.
+_PROBE_PIXELS = 512
 
 
 @dataclass
@@ -294,22 +297,37 @@ def _block_counts(block: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray
     return present.astype(np.int64), found[present]
 
 
-def _random_positions(flat: np.ndarray, class_id: int, count: int, m: int, rng: np.random.Generator) -> np.ndarray:
-    """``m`` distinct flat positions of ``class_id`` in random order (a simple random sample of its ``count`` pixels).
+def _random_positions(
+    flat: np.ndarray, found: np.ndarray, counts: np.ndarray, draw: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Per class of ``found``: ``min(draw, count)`` distinct flat positions in random order, a simple
+    random sample of its ``count`` pixels in ``flat``.
 
-    A class common in the chunk is hit by uniform random probes (no full mask); a rare one is
-    listed and subsampled.
+    Classes common in the chunk (:data:`_PROBE_PIXELS`) share one stream of uniform random probes (no
+    full mask): the probes that hit a class are uniform over its pixels and independent of the other
+    classes' hits, and its first distinct hits are a simple random sample. A rarer class is listed
+    and subsampled.
     """
-    if m * 8 <= count:
-        picked: np.ndarray = np.empty(0, np.int64)
-        while picked.size < m:
-            probes = rng.integers(0, flat.size, size=max(64, 2 * (m - picked.size) * flat.size // count))
-            hits = np.concatenate([picked, probes[flat[probes] == class_id]])
-            _, first = np.unique(hits, return_index=True)
-            picked = hits[np.sort(first)]  # distinct, in order of first appearance: still uniformly random
-        return picked[:m]
-    pos = np.flatnonzero(flat == class_id)
-    return pos[rng.choice(pos.size, size=m, replace=False)]
+    m = np.minimum(draw, counts)
+    common = (counts > 0) & (m * _PROBE_PIXELS <= counts)
+    out = [np.empty(0, np.int64)] * len(found)
+    picked, values = np.empty(0, np.int64), np.empty(0, flat.dtype)
+    have, short = np.zeros_like(m), common
+    while short.any():
+        want = max(64, int(np.max(2 * (m - have)[short] * flat.size // counts[short])))
+        hits = np.concatenate([picked, rng.integers(0, flat.size, size=want)])
+        _, first = np.unique(hits, return_index=True)
+        picked = hits[np.sort(first)]  # distinct, in order of first appearance: still uniformly random
+        values = flat[picked]
+        have = np.array([np.count_nonzero(values == i) for i in found.tolist()])
+        short = common & (have < m)
+    for k, i in enumerate(found.tolist()):
+        if common[k]:
+            out[k] = picked[values == i][: m[k]]
+        elif m[k]:
+            pos = np.flatnonzero(flat == i)
+            out[k] = pos[rng.choice(pos.size, size=m[k], replace=False)]
+    return out
 
 
 def _scan_block(
@@ -323,9 +341,7 @@ def _scan_block(
     cands = []
     if draw:
         rng = np.random.default_rng(list(seed))
-        flat = block.reshape(-1)
-        for i, c in zip(found, counts, strict=True):
-            local = _random_positions(flat, int(i), int(c), min(draw, int(c)), rng)
+        for local in _random_positions(block.reshape(-1), found, counts, draw, rng):
             cands.append((local // block.shape[1] + r0) * width + local % block.shape[1] + c0)
     return found, counts, values, cands
 

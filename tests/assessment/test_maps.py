@@ -94,3 +94,31 @@ def test_chunk_counts_equal_a_bincount_whatever_the_values(k, top, n, seed, dtyp
     got = {int(i): int(c) for i, c in zip(found, counts, strict=True) if c}
     assert got == {i: int(c) for i, c in enumerate(truth) if c and i != 0}
     assert (counts >= 0).all()
+
+
+def test_probed_candidates_are_simple_random_samples_of_each_class():
+    """Classes common enough to be probed share one probe stream, a rare one is listed, an absent one
+    gets none: over 3,000 draws each class's candidates are distinct pixels of it, and every part of
+    the class is hit in proportion to its pixels there (chi-square over 16 bands of the chunk)."""
+    from scipy.stats import chisquare
+
+    from geohsi.assessment.maps import _PROBE_PIXELS, _random_positions
+
+    rng = np.random.default_rng(0)
+    flat = np.where(rng.random(8192) < np.linspace(0.1, 0.9, 8192), 1, 2).astype("uint8")
+    flat[rng.choice(8192, 600, replace=False)] = 3  # rare: listed
+    found = np.array([1, 2, 3, 4])  # 4: counted in another chunk, absent here
+    counts = np.array([np.count_nonzero(flat == i) for i in found])
+    draw = 2
+    assert (counts[:2] >= draw * _PROBE_PIXELS).all() and 0 < counts[2] < draw * _PROBE_PIXELS and counts[3] == 0
+    bands = np.arange(flat.size) // 512
+    hits = np.zeros((3, 16))
+    for seed in range(3000):
+        cands = _random_positions(flat, found, counts, draw, np.random.default_rng(seed))
+        assert cands[3].size == 0
+        for k, cand in enumerate(cands[:3]):
+            assert cand.size == draw and np.unique(cand).size == draw and (flat[cand] == found[k]).all()
+            np.add.at(hits[k], bands[cand], 1)
+    for k, i in enumerate(found[:3]):
+        expected = np.bincount(bands[flat == i], minlength=16) / counts[k] * hits[k].sum()
+        assert chisquare(hits[k], expected).pvalue > 0.001, i
