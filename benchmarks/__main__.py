@@ -313,7 +313,7 @@ def backbones(workdir: Path, out: Path, rows, seeds: int, epochs: int, quick: bo
 @bench.command("assessment")
 @click.option("--size", default=10_000, show_default=True, help="Map edge in pixels (uint8 COG).")
 @click.option("--n", "n", default=1000, show_default=True, help="Sample points.")
-@click.option("--repeats", default=3, show_default=True, help="Timed runs of each step (the minimum counts).")
+@click.option("--repeats", default=3, show_default=True, help="Timed rounds of every step (each step's minimum counts).")
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Keep the map and the points here.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write every number as JSON.")
 def assessment_cmd(size: int, n: int, repeats: int, workdir: Path | None, json_out: Path | None) -> None:
