@@ -49,13 +49,25 @@ SHIPPED: dict[tuple[str, str], tuple[str, str]] = {
 _verified: dict[Path, bool] = {}
 
 
+def backbone_front_end(spectral: str) -> str:
+    """The front end of the backbone that a run with ``spectral`` channels fine-tunes.
+
+    ``lda`` runs fine-tune the PCA backbone: their channels are discriminant directions and then
+    principal components of the same spectra, and no backbone is pretrained on discriminants
+    (pretraining has no labels).
+
+    .. versionadded:: 0.3
+    """
+    return "pca" if spectral == "lda" else spectral
+
+
 def default_backbone_path(model: str, spectral: str = "pca") -> Path | None:
     """Path of the default backbone weights for config ``model`` and a front end, or ``None`` when there is none.
 
     Args:
         model: backbone config name (``tiny``, ``small``, ``base``).
-        spectral: the spectral front end it will be fine-tuned with (``pca`` or ``s2``): the backbone
-            pretrained on the same kind of channels.
+        spectral: the spectral front end it will be fine-tuned with (``pca``, ``lda`` or ``s2``): the
+            backbone pretrained on the same kind of channels (:func:`backbone_front_end`).
 
     Returns:
         ``GEOHSI_BACKBONE`` when set; else the shipped weights for ``(model, spectral)``
@@ -70,6 +82,7 @@ def default_backbone_path(model: str, spectral: str = "pca") -> Path | None:
     env = os.environ.get("GEOHSI_BACKBONE")
     if env:
         return Path(env)
+    spectral = backbone_front_end(spectral)
     if (model, spectral) not in SHIPPED:
         return None
     name, sha = SHIPPED[(model, spectral)]

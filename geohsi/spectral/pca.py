@@ -156,8 +156,13 @@ class PCAParams:
         input_wavelengths: ``[B_in]`` wavelengths (nm, NaN unknown) of the fitted input cube.
         n_samples: number of pixels the fit used.
         method: ``"exact"`` or ``"randomized"``.
+        discriminants: how many leading components are Fisher discriminant directions of labelled
+            training pixels instead of principal axes (``--spectral lda``,
+            :func:`geohsi.spectral.lda.fit_discriminant`); 0 for a plain PCA.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3
+        ``discriminants``.
     """
 
     mean: np.ndarray
@@ -168,6 +173,7 @@ class PCAParams:
     input_wavelengths: np.ndarray
     n_samples: int
     method: str = "exact"
+    discriminants: int = 0
 
     @property
     def n_components(self) -> int:
@@ -181,8 +187,10 @@ class PCAParams:
 
     @property
     def channel_names(self) -> list[str]:
-        """``["PC1", …, "PCk"]``."""
-        return [f"PC{i + 1}" for i in range(self.n_components)]
+        """``["PC1", …, "PCk"]``; with discriminants ``["LD1", …, "LDm", "PC1", …]`` (the principal
+        components orthogonal to the discriminants)."""
+        m = self.discriminants
+        return [f"LD{i + 1}" for i in range(m)] + [f"PC{i + 1}" for i in range(self.n_components - m)]
 
     def apply(self, values: xr.DataArray | np.ndarray | da.Array) -> Any:
         """Project physical values onto the components, chunkwise.
@@ -223,7 +231,7 @@ class PCAParams:
             "band_indices": self.band_indices.tolist(),
             "input_wavelengths": _wl_list(self.input_wavelengths),
             "n_samples": int(self.n_samples),
-        }
+        } | ({"discriminants": int(self.discriminants)} if self.discriminants else {})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PCAParams:
@@ -242,11 +250,17 @@ class PCAParams:
                 input_wavelengths=_frozen(_wl_array(d["input_wavelengths"])),
                 n_samples=int(d["n_samples"]),
                 method=str(d.get("method", "exact")),
+                discriminants=int(d.get("discriminants", 0)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"invalid PCA record ({type(e).__name__}: {e}); re-create the bundle") from e
         b = p.band_indices.shape[0]
-        if p.components.ndim != 2 or p.components.shape[1] != b or p.mean.shape != (b,):
+        if (
+            p.components.ndim != 2
+            or p.components.shape[1] != b
+            or p.mean.shape != (b,)
+            or not 0 <= p.discriminants <= len(p.components)
+        ):
             raise ModelError(
                 f"invalid PCA record: components {p.components.shape}, mean {p.mean.shape}, {b} band indices; "
                 "re-create the bundle"

@@ -1,6 +1,6 @@
 """The spectral transform a model bundle stores: scene → 12 normalised channels, replayed exactly.
 
-``SpectralTransform`` = a band reduction (PCA or Sentinel-2 resampling) + a per-channel
+``SpectralTransform`` = a band reduction (PCA, discriminants + PCA, or Sentinel-2 resampling) + a per-channel
 normaliser + the input it was fitted for (band count, wavelengths, bands read). Training fits it
 once; the bundle keeps :meth:`SpectralTransform.to_dict`; inference rebuilds it with
 :meth:`SpectralTransform.from_dict`, checks the new scene with :meth:`SpectralTransform.check_scene`
@@ -33,7 +33,8 @@ from geohsi.spectral.pca import PCAParams, _frozen, _wl_array, _wl_list, fit_pca
 from geohsi.spectral.pixelmap import PixelMap
 from geohsi.spectral.sentinel2 import S2_BANDS, S2Resampler
 
-REDUCTIONS: tuple[str, ...] = ("pca", "s2")
+#: ``lda``: Fisher discriminants of the training pixels, then PCA (:mod:`geohsi.spectral.lda`); like PCA, one band table.
+REDUCTIONS: tuple[str, ...] = ("pca", "s2", "lda")
 TRANSFORM_FORMAT_VERSION = 1
 #: Largest per-band wavelength difference (nm) between a scene and the fitted transform that still
 #: counts as the same sensor: absorbs calibration updates between acquisitions, not other sensors.
@@ -102,6 +103,15 @@ def concat_samples(samples: list[xr.Dataset]) -> xr.Dataset:
     )
 
 
+def _discriminant(pca: PCAParams, labelled: tuple[np.ndarray, np.ndarray] | None) -> PCAParams:
+    """The ``lda`` projection: :func:`~geohsi.spectral.lda.fit_discriminant` on the labelled training pixels."""
+    from geohsi.spectral.lda import fit_discriminant
+
+    if labelled is None:
+        raise UsageError("the lda reduction is fitted on labelled training pixels; pass labelled=(values, class ids)")
+    return fit_discriminant(pca, *labelled)
+
+
 def _check_poolable(scenes: list[xr.Dataset], method: str) -> None:
     """Refuse scenes that cannot share one transform: other quantities, or other band tables for PCA."""
     first_q, first = _radiometry(scenes[0])[0], _source(scenes[0])
@@ -109,9 +119,9 @@ def _check_poolable(scenes: list[xr.Dataset], method: str) -> None:
         q = _radiometry(ds)[0]
         if q != first_q:
             raise BandMismatchError(f"{_source(ds)} holds {q} but {first} holds {first_q}; train on scenes of one quantity")
-        if method == "pca" and not _same_band_table(scenes[0], ds):
+        if method in ("pca", "lda") and not _same_band_table(scenes[0], ds):
             raise BandMismatchError(
-                f"PCA needs one band table, but {_source(ds)} ({int(ds.sizes['band'])} bands) and {first} "
+                f"{method.upper()} needs one band table, but {_source(ds)} ({int(ds.sizes['band'])} bands) and {first} "
                 f"({int(scenes[0].sizes['band'])} bands) differ; train with --spectral s2 to combine sensors by wavelength"
             )
 
@@ -135,8 +145,8 @@ class SpectralTransform:
     """Band reduction + normalisation, with the input it expects.
 
     Attributes:
-        reduction: ``"pca"`` or ``"s2"``.
-        projection: the fitted :class:`~geohsi.spectral.pca.PCAParams` or
+        reduction: ``"pca"``, ``"lda"`` or ``"s2"``.
+        projection: the fitted :class:`~geohsi.spectral.pca.PCAParams` (also for ``lda``) or
             :class:`~geohsi.spectral.sentinel2.S2Resampler`.
         normalizer: per-channel :class:`~geohsi.spectral.normalize.Normalizer` fitted on the
             projected channels of the valid pixels.
@@ -178,32 +188,39 @@ class SpectralTransform:
         pca_method: str = "exact",
         subsample: int | None = None,
         seed: int = 0,
+        labelled: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> SpectralTransform:
         """Fit the reduction on the scene's valid pixels, then the normaliser on its output.
 
         Args:
             ds: a scene (lazy; two to three passes over the cube).
-            method: ``"pca"`` or ``"s2"`` (Sentinel-2 resampling, always 12 channels).
+            method: ``"pca"``, ``"lda"`` (discriminants of ``labelled``, then PCA) or ``"s2"``
+                (Sentinel-2 resampling, always 12 channels).
             n_components: PCA components k.
             norm: ``"standard"``, ``"minmax"`` or ``"none"``.
             percentiles: robust min–max bounds (``norm="minmax"`` only), e.g. ``(2, 98)``.
             pca_method: ``"exact"`` or ``"randomized"`` (see :func:`~geohsi.spectral.pca.fit_pca`).
             subsample: PCA fit on about this many pixels (``None``: all valid pixels).
             seed: seed of the subsample / randomized SVD.
+            labelled: ``(values [n, B_in], class ids [n])``, physical spectra of the training
+                pixels: what ``"lda"`` is fitted on (the scene's pixels give its principal components).
 
         Returns:
             The fitted transform.
 
         Raises:
-            UsageError: unknown method/norm, or ``n_components`` other than 12 with ``"s2"``.
+            UsageError: unknown method/norm, ``n_components`` other than 12 with ``"s2"``, or
+                ``"lda"`` without ``labelled``.
             BandMismatchError: ``"s2"`` on a scene without wavelengths or not covering an S2 band.
             DataError: too few valid pixels.
         """
         if method not in REDUCTIONS:
             raise UsageError(f"unknown spectral reduction {method!r}; use one of {', '.join(REDUCTIONS)}")
         projection: PCAParams | S2Resampler
-        if method == "pca":
+        if method in ("pca", "lda"):
             projection = fit_pca(ds, n_components, method=pca_method, subsample=subsample, seed=seed)
+            if method == "lda":
+                projection = _discriminant(projection, labelled)
         else:
             if n_components != len(S2_BANDS):
                 raise UsageError(
@@ -230,6 +247,7 @@ class SpectralTransform:
         percentiles: tuple[float, float] | None = None,
         seed: int = 0,
         sample_pixels: int = FIT_SAMPLE_PIXELS,
+        labelled: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> SpectralTransform:
         """Fit on the pixels of several scenes: one scene is :meth:`fit` itself (every valid pixel).
 
@@ -240,7 +258,7 @@ class SpectralTransform:
 
         Args:
             scenes: the scenes (lazy).
-            method, n_components, norm, percentiles, seed: see :meth:`fit`.
+            method, n_components, norm, percentiles, seed, labelled: see :meth:`fit`.
             sample_pixels: pixels of the pooled sample, over all scenes.
 
         Returns:
@@ -250,11 +268,13 @@ class SpectralTransform:
             BandMismatchError: PCA over scenes of different band tables, or scenes of different quantities.
         """
         if len(scenes) == 1:
-            return cls.fit(scenes[0], method, n_components, norm, percentiles=percentiles, seed=seed)
+            return cls.fit(scenes[0], method, n_components, norm, percentiles=percentiles, seed=seed, labelled=labelled)
         _check_poolable(scenes, method)
         samples = [pixel_sample(ds, max(n_components + 1, sample_pixels // len(scenes)), seed + k) for k, ds in enumerate(scenes)]
-        if method == "pca":
-            return cls.fit(concat_samples(samples), method, n_components, norm, percentiles=percentiles, seed=seed)
+        if method in ("pca", "lda"):
+            return cls.fit(
+                concat_samples(samples), method, n_components, norm, percentiles=percentiles, seed=seed, labelled=labelled
+            )
         ref = cls.fit(samples[0], method, n_components, norm, percentiles=percentiles, seed=seed)
         projections = [ref.projection, *(ref.check_scene(s) for s in samples[1:])]
         channels = xr.concat([p.apply(physical_cube(s)) for p, s in zip(projections, samples, strict=True)], dim="x")
@@ -501,7 +521,7 @@ class SpectralTransform:
             reduction = str(d["reduction"])
             if reduction not in REDUCTIONS:
                 raise ModelError(f"unknown spectral reduction {reduction!r} in the bundle; re-create the bundle")
-            projection = (PCAParams if reduction == "pca" else S2Resampler).from_dict(d["projection"])
+            projection = (S2Resampler if reduction == "s2" else PCAParams).from_dict(d["projection"])
             t = cls(
                 reduction,
                 projection,

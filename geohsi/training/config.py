@@ -114,7 +114,8 @@ class RunConfig:
     Attributes:
         model: backbone config name (``tiny``, ``small``, ``base``); ``small`` has a pretrained default
             backbone shipped with geohsi (see :mod:`geohsi.models.default`).
-        spectral: ``pca`` (the paper) or ``s2`` (resampling onto the Sentinel-2 bands).
+        spectral: ``pca`` (the paper), ``s2`` (resampling onto the Sentinel-2 bands) or ``lda`` (fine-tuning
+            only: the training pixels' discriminant directions, then principal components; :mod:`geohsi.spectral.lda`).
         n_components: channels after PCA (12 = SpectralGPT's band count).
         norm: channel normalisation, ``standard`` or ``minmax``.
         window: per-pixel window edge in pixels (odd).
@@ -157,7 +158,7 @@ class RunConfig:
         resolve_model_config(self.model)  # an unknown config name fails here, before any data is read
         _check(
             [
-                (self.spectral in ("pca", "s2"), f"unknown --spectral {self.spectral!r}; use pca or s2"),
+                (self.spectral in ("pca", "s2", "lda"), f"unknown --spectral {self.spectral!r}; use pca, s2 or lda"),
                 (
                     self.window >= 1 and self.window % 2 == 1,
                     f"--window must be a positive odd number of pixels, got {self.window}",
@@ -377,6 +378,10 @@ class PretrainConfig(_NestsRun):
                 (self.warmup_steps >= 0, f"warmup_steps must be ≥ 0, got {self.warmup_steps}"),
                 (self.holdout_per_scene >= 1, f"holdout_per_scene must be ≥ 1, got {self.holdout_per_scene}"),
                 (self.eval_every >= 1 and self.checkpoint_every >= 1, "eval_every and checkpoint_every must be ≥ 1"),
+                (
+                    self.run.spectral != "lda",
+                    "pretraining has no labels to fit --spectral lda on; pretrain with pca (lda runs fine-tune the pca backbone)",
+                ),
             ]
         )
 

@@ -45,6 +45,8 @@ from geohsi.splits import LabelledPixels, SceneLayout, Split, make_split, parse_
 
 #: Label windows are read this many pixels on a side at a time.
 LABEL_WINDOW = 2048
+#: training pixels whose spectra fit the ``lda`` reduction (a seeded uniform draw when there are more).
+SPECTRA_PIXELS = 100_000
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,30 @@ class TrainingData:
         labels = np.concatenate([s.labels for s in self.scenes])
         order = np.argsort(index, kind="stable")
         return LabelledPixels(index[order], labels[order], layout)
+
+    def spectra(self, split: Split, *, max_pixels: int = SPECTRA_PIXELS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Physical spectra of a split's training pixels: ``(values [n, B], class ids [n])``.
+
+        At most ``max_pixels`` of them (a seeded uniform draw), read from the chunks that hold them;
+        the validation and test pixels are never read.
+
+        Raises:
+            BandMismatchError: the scenes have different band tables.
+        """
+        from geohsi.spectral.normalize import physical_cube
+        from geohsi.spectral.transform import _check_poolable
+
+        _check_poolable([s.ds for s in self.scenes], "lda")
+        index, labels = split.train, split.train_labels
+        if index.size > max_pixels:
+            pick = np.sort(np.random.default_rng(seed).choice(index.size, max_pixels, replace=False))
+            index, labels = index[pick], labels[pick]
+        values = np.empty((index.size, int(self.scenes[0].ds.sizes["band"])))
+        for k, pos, local in split.scenes.groups(index):
+            rows, cols = np.divmod(local, self.scenes[k].shape[1])
+            at = physical_cube(self.scenes[k].ds).isel(y=xr.DataArray(rows, dims="p"), x=xr.DataArray(cols, dims="p"))
+            values[pos] = np.asarray(at.transpose("p", "band").values)
+        return values, np.asarray(labels)
 
     def split(self, spec: str, *, seed: int = 0, val_fraction: float = 0.1, window: int = 15) -> Split:
         """The seeded split of every scene's labelled pixels (:func:`~geohsi.splits.make_split`)."""

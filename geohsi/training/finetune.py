@@ -88,7 +88,7 @@ def build_model(
         ident = {"name": f"random-{run.model}-seed{run.seed}", "config": model.config.to_dict()}
         # The frozen random weights travel with the bundle (copied before adapters wrap its layers).
         return model, {"kind": "bundled", "identity": ident, "module": copy.deepcopy(model.encoder)}
-    from geohsi.models.default import pretrained_front_end
+    from geohsi.models.default import backbone_front_end, pretrained_front_end
     from geohsi.storage import absolute, local_copy
 
     path = local_copy(backbone, "backbone")  # a URL: downloaded once into the cache
@@ -96,11 +96,11 @@ def build_model(
     sha = file_sha256(path)
     front = pretrained_front_end(path)
     log(f"backbone {path} (sha256 {sha[:12]}…{f', pretrained on {front} channels' if front else ''})")
-    if front is not None and front != run.spectral:
+    if front is not None and front != backbone_front_end(run.spectral):
         log(
             f"[bold yellow]WARNING: backbone {path.name} was pretrained on {front} channels but this run uses "
             f"--spectral {run.spectral}: its channel i means something else here; use a backbone pretrained with "
-            f"--spectral {run.spectral} (the default for it when --backbone is omitted)[/]"
+            f"--spectral {backbone_front_end(run.spectral)} (the default for it when --backbone is omitted)[/]"
         )
     ident = {"sha256": sha, "config": model.config.to_dict()}
     record = {"kind": "file", "path": absolute(backbone), "sha256": sha, "identity": ident}
@@ -142,7 +142,12 @@ def _samples(data: TrainingData, split, config: TrainConfig, log: Callable[[str]
     from geohsi.training.loader import scene_arrays, streamed
 
     run = config.run
-    transform = SpectralTransform.fit_many([s.ds for s in data.scenes], run.spectral, run.n_components, run.norm, seed=run.seed)
+    labelled = data.spectra(split, seed=run.seed) if run.spectral == "lda" else None
+    if labelled is not None:
+        log(f"spectral lda: discriminants of {len(labelled[1])} training pixels, then principal components")
+    transform = SpectralTransform.fit_many(
+        [s.ds for s in data.scenes], run.spectral, run.n_components, run.norm, seed=run.seed, labelled=labelled
+    )
     arrays = scene_arrays(transform, [s.ds for s in data.scenes], config.loader, log)
     head = get_head(config.head).from_options(
         window=run.window,

@@ -108,6 +108,27 @@ def test_pixel_splits_are_drawn_jointly_over_the_scenes(tiles, data_dir) -> None
     assert parse_split("scenes:0.7").train_share == 0.7
 
 
+def test_training_spectra_are_the_training_pixels_read_in_place(tiles) -> None:
+    """What ``--spectral lda`` is fitted on: the spectrum of every training pixel, read from its own
+    tile, in the split's order; no validation or test pixel; a seeded subset when capped."""
+    from geohsi.spectral.normalize import physical_cube
+
+    split = tiles.split("scenes:0.7", seed=1, val_fraction=0.2)
+    values, labels = tiles.spectra(split)
+    assert values.shape[0] == split.train.size and np.array_equal(labels, split.train_labels)
+    scene, local = split.scenes.to_local(split.train)
+    for k in np.unique(scene):
+        cube = np.asarray(physical_cube(tiles.scenes[k].ds).values)
+        rows, cols = np.divmod(local[scene == k], tiles.scenes[k].shape[1])
+        np.testing.assert_array_equal(values[scene == k], cube[:, rows, cols].T)
+    held = set(split.scenes.to_local(np.concatenate([split.val, split.test]))[0].tolist())
+    assert held and not held & set(scene.tolist())  # the held-out tiles are never read
+    few, few_labels = tiles.spectra(split, max_pixels=100, seed=3)
+    rows_of = {values[i].tobytes(): labels[i] for i in range(len(labels))}
+    assert len(few) == 100 and all(rows_of[v.tobytes()] == c for v, c in zip(few, few_labels, strict=True))
+    assert np.array_equal(tiles.spectra(split, max_pixels=100, seed=3)[0], few)
+
+
 def test_sensors_combine_through_sentinel2_bands_and_pca_refuses(data_dir, tmp_path) -> None:
     from geohsi.scene import add_labels, write_scene
     from geohsi.spectral.simulate import simulate_sensor

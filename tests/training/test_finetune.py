@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,27 @@ def test_input_size_sets_the_dense_tiles_of_training_and_mapping(ip_scene: Path,
     b = load_bundle(bundle)
     assert b.meta.train_config["input_size"] == 16
     assert tuple(b.build_model().config.input_size) == (16, 16)  # the map is cut into the tiles it trained on
+
+
+def test_an_lda_bundle_keeps_its_discriminants_and_maps_the_scene(ip_scene: Path, tmp_path: Path) -> None:
+    """``--spectral lda`` on Indian Pines' 16 classes: 15 discriminant directions, the 12 strongest
+    are the channels; the bundle replays them on the scene it maps."""
+    import xarray as xr
+
+    bundle = tmp_path / "lda"
+    args = ("--spectral", "lda", "--epochs", 1, "--split", "per-class:15", "--model", "tiny", "--out", bundle)
+    r = run_cli("train", ip_scene, *args)
+    assert r.returncode == 0, r.stderr
+    n_train = re.search(r"split per-class:15: (\d+) train / (\d+) val", r.stderr)
+    assert n_train and int(n_train[2]) > 0  # the validation pixels are not the discriminants' …
+    assert f"spectral lda: discriminants of {n_train[1]} training pixels" in r.stderr  # … only the training pixels are
+    b = load_bundle(bundle)
+    assert b.transform.reduction == "lda" and b.transform.channel_names == [f"LD{i}" for i in range(1, 13)]
+    assert b.meta.train_config["spectral"] == "lda"
+    r = run_cli("classify", ip_scene, "--bundle", bundle, "--out", tmp_path / "map.zarr", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    classes = xr.open_zarr(tmp_path / "map.zarr")["classes"].values
+    assert classes.shape == (145, 145) and classes.max() > 0
 
 
 def test_adapter_training_changes_only_trainable_weights_and_helps(ip_scene: Path, tmp_path: Path) -> None:

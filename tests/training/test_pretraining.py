@@ -191,24 +191,26 @@ def test_default_backbone_small_is_shipped_and_verified(monkeypatch: pytest.Monk
     assert default.default_backbone_path("small", spectral) == Path("/some/where.safetensors")
 
 
-def test_the_s2_and_pca_defaults_are_different_files() -> None:
+def test_the_s2_and_pca_defaults_are_different_files_and_lda_runs_use_the_pca_one() -> None:
     from geohsi.models import default
 
     assert default.default_backbone_path("small") == default.default_backbone_path("small", "pca")
     assert default.default_backbone_path("small", "s2") != default.default_backbone_path("small", "pca")
+    assert default.default_backbone_path("small", "lda") == default.default_backbone_path("small", "pca")
 
 
 def test_a_backbone_pretrained_on_other_channels_is_recorded_and_warned_about(
     scenes: list[Path], ip_scene: Path, tmp_path: Path
 ) -> None:
     """The bundle records the front end its backbone was pretrained on; fine-tuning it with the other
-    front end warns (channel i of an s2 backbone is a Sentinel-2 band, of a PCA one a component)."""
+    front end warns (channel i of an s2 backbone is a Sentinel-2 band, of a PCA one a component); an
+    ``lda`` run is pointed to the PCA backbone, the one its default is."""
     from geohsi.bundle import load_bundle
     from geohsi.training.finetune import train
 
     bb = pretrain(scenes[:1], out=tmp_path / "s2.safetensors", steps=2, spectral="s2", seed=0, **FAST)
     msgs: dict[str, list[str]] = {}
-    for spectral in ("s2", "pca"):
+    for spectral in ("s2", "pca", "lda"):
         msgs[spectral] = []
         out = train(ip_scene, adapter="lora", model="tiny", head="dense", epochs=1, split="per-class:5", spectral=spectral,
                     backbone=str(bb), out=tmp_path / spectral, progress=False, log=msgs[spectral].append)  # fmt: skip
@@ -216,6 +218,9 @@ def test_a_backbone_pretrained_on_other_channels_is_recorded_and_warned_about(
     assert not any("WARNING" in m for m in msgs["s2"])
     warned = [m for m in msgs["pca"] if "pretrained on s2 channels but this run uses --spectral pca" in m]
     assert len(warned) == 1 and "--spectral pca" in warned[0]
+    warned = [m for m in msgs["lda"] if "pretrained on s2 channels but this run uses --spectral lda" in m]
+    assert len(warned) == 1 and "pretrained with --spectral pca" in warned[0]
+    assert any(m.startswith("spectral lda: discriminants of") for m in msgs["lda"])
 
 
 def test_default_backbone_refuses_a_corrupted_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,3 +236,9 @@ def test_default_backbone_refuses_a_corrupted_file(tmp_path: Path, monkeypatch: 
     fake.unlink()
     with pytest.raises(ModelError, match="GEOHSI_BACKBONE"):
         default.default_backbone_path("small")
+
+
+def test_pretraining_refuses_the_supervised_front_end(scenes: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no labels to fit --spectral lda"):
+        pretrain(scenes[:1], out=tmp_path / "lda.safetensors", steps=1, spectral="lda", seed=0, **FAST)
+    assert not (tmp_path / "lda.safetensors").exists()
