@@ -74,6 +74,13 @@ from geohsi.training.config import ADAPTERS, HEAD_NAMES
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Training device [default: auto].")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience on val OA, 0 = off [default: 0].")
 @click.option(
+    "--val-fraction",
+    type=float,
+    default=None,
+    help="Share of the training side held out for validation (whole scenes under scenes:F); 0 trains on all of it "
+    "[default: 0.1].",
+)
+@click.option(
     "--sensor-augment",
     type=int,
     default=None,
@@ -130,6 +137,7 @@ def train(
     precision: str | None,
     device: str | None,
     patience: int | None,
+    val_fraction: float | None,
     sensor_augment: int | None,
     loader: str | None,
     config_file: Path | None,
@@ -153,6 +161,7 @@ def train(
       geohsi train ip.zarr --adapter krona+ --split fraction:0.1
       geohsi train 'images/*.tif' --labels 'labels/*.tif' --split scenes:0.7   # tiles as they come
       geohsi train 'images/*.tif' --labels fields.gpkg --label-field crop --split blocks:32
+      geohsi train 'images/*.tif' --labels 'labels/*.tif' --spectral lda --split scenes:0.7   # discriminant channels
       geohsi train ip.zarr --head patch --adapter krona+ --split per-class:10   # the paper's protocol
       geohsi train enmap.zarr --spectral s2 --sensor-augment 8   # a bundle for other sensors too
       geohsi train 'scenes/*.tif' --labels fields.gpkg --label-field crop --devices 4   # 4 GPUs, DDP
@@ -181,6 +190,7 @@ def train(
         precision=precision,
         device=device,
         patience=patience,
+        val_fraction=val_fraction,
         sensor_augment=sensor_augment,
         loader=loader,
     )

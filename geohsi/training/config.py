@@ -308,7 +308,7 @@ class TrainConfig(_NestsRun):
                     self.tile_overlap is None or 0 <= self.tile_overlap < self.run.input_size,
                     f"--tile-overlap {self.tile_overlap} must be in [0, {self.run.input_size - 1}] for {self.run.input_size}-pixel tiles",
                 ),
-                (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
+                (0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
                 (0 <= self.context_dropout < 1, f"--context-dropout must be in [0, 1), got {self.context_dropout}"),
                 (
                     self.context_dropout == 0 or self.head == "dense",

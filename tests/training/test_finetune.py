@@ -80,6 +80,17 @@ def test_input_size_sets_the_dense_tiles_of_training_and_mapping(ip_scene: Path,
     assert tuple(b.build_model().config.input_size) == (16, 16)  # the map is cut into the tiles it trained on
 
 
+def test_val_fraction_zero_trains_on_every_training_pixel(ip_scene: Path, tmp_path: Path) -> None:
+    """``--val-fraction 0`` (what the held-out-tile runs use): no validation pixel, all of them train."""
+    args = ("--epochs", 1, "--split", "per-class:5", "--model", "tiny", "--val-fraction", 0, "--out", tmp_path / "b")
+    r = run_cli("train", ip_scene, *args)
+    assert r.returncode == 0, r.stderr
+    assert "split per-class:5: 80 train / 0 val" in r.stderr
+    assert load_bundle(tmp_path / "b").meta.train_config["val_fraction"] == 0
+    r = run_cli("train", ip_scene, *args[:-1], tmp_path / "c", "--val-fraction", 1.5)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--val-fraction must be in [0, 1), got 1.5" in r.stderr
+
+
 def test_an_lda_bundle_keeps_its_discriminants_and_maps_the_scene(ip_scene: Path, tmp_path: Path) -> None:
     """``--spectral lda`` on Indian Pines' 16 classes: 15 discriminant directions, the 12 strongest
     are the channels; the bundle replays them on the scene it maps."""
