@@ -8,7 +8,8 @@ paired by name — no ingest, no mosaic):
 * **whole tiles held out** (``scenes:0.7``): KronA+ and full fine-tuning, on the default 32-px tiles
   and on 16-px tiles (less spatial context to learn by heart), KronA+ with the decoder's context
   dropout (``--context-dropout 0.75 --epochs 600``), KronA+ on the Sentinel-2 resampling
-  (``--spectral s2``) without and with context dropout (0.9, 600 epochs), against the SVM
+  (``--spectral s2``) without and with context dropout (0.9, 600 epochs), KronA+ on the training
+  pixels' discriminant directions (``--spectral lda``) with context dropout, against the SVM
   baseline on the same split (the same held-out tiles, per seed) and the same training pixels:
   these runs hold out no validation tiles (``val_fraction=0``). Without early stopping a network's
   validation set is only logged, and the SVM adds validation pixels to its training set, so with
@@ -48,6 +49,10 @@ RUNS: tuple[tuple[str, str, str, str, int, dict], ...] = (
     (
         "18 tiles, whole tiles held out, KronA+, --spectral s2, context dropout 0.9, 600 epochs",
         "tiles", "scenes:0.7", "krona+", 32, {"spectral": "s2", "context_dropout": 0.9, "epochs": 600},
+    ),
+    (
+        "18 tiles, whole tiles held out, KronA+, --spectral lda, context dropout 0.75, 600 epochs",
+        "tiles", "scenes:0.7", "krona+", 32, {"spectral": "lda", "context_dropout": 0.75, "epochs": 600},
     ),
 )  # fmt: skip
 
