@@ -30,7 +30,7 @@ from geohsi.training.config import ADAPTERS, HEAD_NAMES
     type=click.Choice(["pca", "s2", "lda"]),
     default=None,
     help="PCA to 12 channels, Sentinel-2 resampling, or lda: the training pixels' discriminant directions "
-    "(classes − 1 of them), then principal components [default: pca].",
+    "(classes − 1 of them, at most 6), then principal components [default: pca].",
 )
 @click.option("--window", type=int, default=None, help="Window edge around each pixel, odd [default: 15].")
 @click.option(

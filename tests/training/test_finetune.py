@@ -92,8 +92,9 @@ def test_val_fraction_zero_trains_on_every_training_pixel(ip_scene: Path, tmp_pa
 
 
 def test_an_lda_bundle_keeps_its_discriminants_and_maps_the_scene(ip_scene: Path, tmp_path: Path) -> None:
-    """``--spectral lda`` on Indian Pines' 16 classes: 15 discriminant directions, the 12 strongest
-    are the channels; the bundle replays them on the scene it maps."""
+    """``--spectral lda`` on Indian Pines' 16 classes: of 15 discriminant directions the 6 strongest
+    are the first half of the channels, principal components the rest; the bundle replays them on the
+    scene it maps."""
     import xarray as xr
 
     bundle = tmp_path / "lda"
@@ -104,7 +105,8 @@ def test_an_lda_bundle_keeps_its_discriminants_and_maps_the_scene(ip_scene: Path
     assert n_train and int(n_train[2]) > 0  # the validation pixels are not the discriminants' …
     assert f"spectral lda: discriminants of {n_train[1]} training pixels" in r.stderr  # … only the training pixels are
     b = load_bundle(bundle)
-    assert b.transform.reduction == "lda" and b.transform.channel_names == [f"LD{i}" for i in range(1, 13)]
+    names = [f"LD{i}" for i in range(1, 7)] + [f"PC{i}" for i in range(1, 7)]
+    assert b.transform.reduction == "lda" and b.transform.channel_names == names
     assert b.meta.train_config["spectral"] == "lda"
     r = run_cli("classify", ip_scene, "--bundle", bundle, "--out", tmp_path / "map.zarr", "--workers", "1")
     assert r.returncode == 0, r.stderr
