@@ -126,6 +126,19 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 _python_showwarning = warnings.showwarning
 
 
+def _quiet_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """Exceptions Python cannot raise go to the ``geohsi`` debug log, not stderr.
+
+    They come from objects cleaned up after their work was abandoned, such as an object-store
+    client's coroutine after its endpoint went away. The command's own one line has already said what
+    failed; ``--debug`` shows them as Python does.
+    """
+    import logging
+
+    exc = (unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
+    logging.getLogger("geohsi").debug("exception ignored in %r", unraisable.object, exc_info=exc)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``geohsi`` console script.
 
@@ -139,6 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
     warnings.showwarning = _show_warning
+    if not debug:
+        sys.unraisablehook = _quiet_unraisable
     try:
         cli.main(args=args, prog_name="geohsi", standalone_mode=False, obj={"argv": list(args)})
     except click.exceptions.Abort:

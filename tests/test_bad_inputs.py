@@ -1311,3 +1311,33 @@ def test_cli_subprocess_one_line_and_exit_code(inputs: Inputs, tmp_path: Path) -
     assert "Traceback" in r.stderr and "InputFormatError" in r.stderr  # --debug shows it
     assert r.returncode == 3  # and keeps the class's exit code (it was Python's 1)
     assert not list(tmp_path.iterdir())
+
+
+def test_an_exception_python_cannot_raise_stays_off_stderr_unless_debugging(monkeypatch) -> None:
+    """An object cleaned up after its work was abandoned (an object-store client's coroutine after an
+    outage) raises where nobody can catch it: Python prints "Exception ignored … Traceback" on stderr,
+    after the command's one line; geohsi sends it to its debug log unless --debug."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys\n"
+        "from geohsi.cli.main import main\n"
+        "class Abandoned:\n"
+        "    def __del__(self):\n"
+        "        raise ValueError('cleaned up in another context')\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "a = Abandoned()\n"
+        "del a\n"
+        "gc.collect()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GEOHSI_DEBUG"}
+    quiet = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True, text=True, env=env, timeout=120)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    loud = subprocess.run(
+        [sys.executable, "-c", code, "--debug", "--version"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "Exception ignored" in loud.stderr and "cleaned up in another context" in loud.stderr
