@@ -98,7 +98,7 @@ def fit_discriminant(pca: PCAParams, values: np.ndarray, labels: np.ndarray) -> 
     rest = rest * np.where((rest * np.asarray(pca.components)[: k - m]).sum(axis=1) < 0, -1.0, 1.0)[:, None]
     components = np.concatenate([_fix_signs(directions.T), rest])
     variance = ((x - pca.mean) @ components.T).var(axis=0, ddof=1)
-    total = ((x - x.mean(axis=0)) ** 2).sum(axis=0).sum() / max(len(x) - 1, 1)
+    total = ((x - x.mean(axis=0)) ** 2).sum() / max(len(x) - 1, 1)
     return dataclasses.replace(
         pca,
         components=_frozen(components),

@@ -35,6 +35,8 @@ from geohsi.spectral.sentinel2 import S2_BANDS, S2Resampler
 
 #: ``lda``: Fisher discriminants of the training pixels, then PCA (:mod:`geohsi.spectral.lda`); like PCA, one band table.
 REDUCTIONS: tuple[str, ...] = ("pca", "s2", "lda")
+#: the reductions fitted on one band table (principal axes of its bands); ``s2`` resamples by wavelength.
+BAND_TABLE_REDUCTIONS: tuple[str, ...] = ("pca", "lda")
 TRANSFORM_FORMAT_VERSION = 1
 #: Largest per-band wavelength difference (nm) between a scene and the fitted transform that still
 #: counts as the same sensor: absorbs calibration updates between acquisitions, not other sensors.
@@ -119,7 +121,7 @@ def _check_poolable(scenes: list[xr.Dataset], method: str) -> None:
         q = _radiometry(ds)[0]
         if q != first_q:
             raise BandMismatchError(f"{_source(ds)} holds {q} but {first} holds {first_q}; train on scenes of one quantity")
-        if method in ("pca", "lda") and not _same_band_table(scenes[0], ds):
+        if method in BAND_TABLE_REDUCTIONS and not _same_band_table(scenes[0], ds):
             raise BandMismatchError(
                 f"{method.upper()} needs one band table, but {_source(ds)} ({int(ds.sizes['band'])} bands) and {first} "
                 f"({int(scenes[0].sizes['band'])} bands) differ; train with --spectral s2 to combine sensors by wavelength"
@@ -217,7 +219,7 @@ class SpectralTransform:
         if method not in REDUCTIONS:
             raise UsageError(f"unknown spectral reduction {method!r}; use one of {', '.join(REDUCTIONS)}")
         projection: PCAParams | S2Resampler
-        if method in ("pca", "lda"):
+        if method in BAND_TABLE_REDUCTIONS:
             projection = fit_pca(ds, n_components, method=pca_method, subsample=subsample, seed=seed)
             if method == "lda":
                 projection = _discriminant(projection, labelled)
@@ -271,7 +273,7 @@ class SpectralTransform:
             return cls.fit(scenes[0], method, n_components, norm, percentiles=percentiles, seed=seed, labelled=labelled)
         _check_poolable(scenes, method)
         samples = [pixel_sample(ds, max(n_components + 1, sample_pixels // len(scenes)), seed + k) for k, ds in enumerate(scenes)]
-        if method in ("pca", "lda"):
+        if method in BAND_TABLE_REDUCTIONS:
             return cls.fit(
                 concat_samples(samples), method, n_components, norm, percentiles=percentiles, seed=seed, labelled=labelled
             )
