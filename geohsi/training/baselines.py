@@ -41,19 +41,6 @@ def _features(data: Any, features: str, seed: int) -> list[Any]:
     return [t.apply(s.ds) for s in data.scenes]
 
 
-def pixel_values(cubes: list[Any], layout: Any, idx: np.ndarray) -> np.ndarray:
-    """``[N, F]`` values of the features at split indices ``idx`` (reads only the chunks holding them)."""
-    out = np.zeros((len(idx), int(cubes[0].shape[0])), dtype=np.float32)
-    for k, pos, local in layout.groups(idx):
-        rows, cols = np.divmod(local, layout.shapes[k][1])
-        data = cubes[k].data
-        if hasattr(data, "vindex"):  # Dask puts the picked pixels first: [N, F], reading only their chunks
-            out[pos] = np.asarray(data.vindex[:, rows, cols], dtype=np.float32)
-        else:
-            out[pos] = np.asarray(data, dtype=np.float32)[:, rows, cols].T
-    return out
-
-
 def _classifier(method: str, y_train: np.ndarray, seed: int, svm_c: float | None) -> Any:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -109,7 +96,7 @@ def baseline(
     """
     from geohsi.files import check_output
     from geohsi.metrics import report_for
-    from geohsi.training.data import load_training_data
+    from geohsi.training.data import load_training_data, pixel_values
     from geohsi.training.grid_tiles import join_for_split
 
     if method not in METHODS:

@@ -49,6 +49,20 @@ LABEL_WINDOW = 2048
 SPECTRA_PIXELS = 100_000
 
 
+def pixel_values(cubes: Sequence[Any], layout: SceneLayout, idx: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+    """``[N, F]`` values of ``[F, H, W]`` cubes (one per scene of ``layout``) at its virtual indices
+    ``idx``, reading only the chunks that hold them."""
+    out = np.zeros((len(idx), int(cubes[0].shape[0])), dtype=dtype)
+    for k, pos, local in layout.groups(idx):
+        rows, cols = np.divmod(local, layout.shapes[k][1])
+        data = cubes[k].data
+        if hasattr(data, "vindex"):  # Dask puts the picked pixels first: [N, F], reading only their chunks
+            out[pos] = np.asarray(data.vindex[:, rows, cols], dtype=dtype)
+        else:
+            out[pos] = np.asarray(data, dtype=dtype)[:, rows, cols].T
+    return out
+
+
 @dataclass(frozen=True)
 class LabelSource:
     """How the scenes of a run bring their labels.
@@ -351,12 +365,8 @@ class TrainingData:
         if index.size > max_pixels:
             pick = np.sort(np.random.default_rng(seed).choice(index.size, max_pixels, replace=False))
             index, labels = index[pick], labels[pick]
-        values = np.empty((index.size, int(self.scenes[0].ds.sizes["band"])))
-        for k, pos, local in split.scenes.groups(index):
-            rows, cols = np.divmod(local, self.scenes[k].shape[1])
-            at = physical_cube(self.scenes[k].ds).isel(y=xr.DataArray(rows, dims="p"), x=xr.DataArray(cols, dims="p"))
-            values[pos] = np.asarray(at.transpose("p", "band").values)
-        return values, np.asarray(labels)
+        cubes = [physical_cube(s.ds).transpose("band", "y", "x") for s in self.scenes]
+        return pixel_values(cubes, split.scenes, index, dtype=np.float64), np.asarray(labels)
 
     def split(self, spec: str, *, seed: int = 0, val_fraction: float = 0.1, window: int = 15) -> Split:
         """The seeded split of every scene's labelled pixels (:func:`~geohsi.splits.make_split`)."""
@@ -443,6 +453,7 @@ __all__ = [
     "TrainingScene",
     "load_training_data",
     "merge_legends",
+    "pixel_values",
     "sparse_labels",
     "valid_at",
 ]
