@@ -24,8 +24,10 @@ PCA-pretrained backbone learned for it as far as it can.
 pixels than there are bands.
 
 The result is an affine map like PCA's (:class:`~geohsi.spectral.pca.PCAParams` with
-``discriminants = m``): a bundle replays it on any scene of the sensor; only the fit needs labels,
-and only the training pixels' (the split's validation and test pixels never reach it).
+``discriminants = m``): a bundle replays it on any scene of the sensor. Only the discriminant
+directions use labels, and only the training pixels' (the split's validation and test pixels never
+reach them). The centre, the principal components and the channel normaliser are fitted like
+``--spectral pca``'s: on the scenes' pixels without their labels, held-out tiles included.
 
 .. versionadded:: 0.3
 """
@@ -74,7 +76,8 @@ def fit_discriminant(pca: PCAParams, values: np.ndarray, labels: np.ndarray) -> 
         ``explained_variance`` holds the variance of the labelled pixels along each channel.
 
     Raises:
-        DataError: fewer than two classes among the labelled pixels.
+        DataError: fewer than two classes among the labelled pixels, no class with two different
+            spectra (no within-class spread to regularise), or fewer than two channels.
     """
     import scipy.linalg
 
@@ -87,7 +90,14 @@ def fit_discriminant(pca: PCAParams, values: np.ndarray, labels: np.ndarray) -> 
             f"--spectral lda needs training pixels of at least two classes, found {n_classes}; label more classes or use pca"
         )
     k = pca.n_components
+    if k < 2:
+        raise DataError(f"--spectral lda needs at least 2 channels to share between discriminants and PCA, got {k}; use pca")
     sw, sb = _scatter(x, y)
+    if not np.trace(sw) > 0:
+        raise DataError(
+            "--spectral lda needs the spread of a class: every training class holds one spectrum only; "
+            "label more pixels per class (e.g. --split per-class:5) or use pca"
+        )
     sw[np.diag_indices_from(sw)] += RIDGE * np.trace(sw) / sw.shape[0]
     _, vectors = scipy.linalg.eigh(sb, sw)
     m = min(n_classes - 1, int(k * MAX_SHARE))

@@ -158,7 +158,9 @@ class PCAParams:
         method: ``"exact"`` or ``"randomized"``.
         discriminants: how many leading components are Fisher discriminant directions of labelled
             training pixels instead of principal axes (``--spectral lda``,
-            :func:`geohsi.spectral.lda.fit_discriminant`); 0 for a plain PCA.
+            :func:`geohsi.spectral.lda.fit_discriminant`); 0 for a plain PCA. The rows after them are
+            principal axes made orthogonal to them, each pointing the way of its principal axis, so
+            with discriminants neither the variance order nor the sign rule above holds.
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.3

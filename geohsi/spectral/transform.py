@@ -425,7 +425,7 @@ class SpectralTransform:
                 f"any sensor whose good bands cover the 12 Sentinel-2 bands ({need} nm), {q}; "
                 f"trained on {self.input_band_count} bands, {rng}"
             )
-        return f"the training sensor only: {self.input_band_count} bands, {rng} (PCA), {q}"
+        return f"the training sensor only: {self.input_band_count} bands, {rng} ({self.reduction.upper()}), {q}"
 
     def apply(self, ds: xr.Dataset, *, projection: S2Resampler | None = None) -> xr.DataArray:
         """Transform a scene into the model's channels, lazily and chunkwise.
@@ -524,6 +524,8 @@ class SpectralTransform:
             if reduction not in REDUCTIONS:
                 raise ModelError(f"unknown spectral reduction {reduction!r} in the bundle; re-create the bundle")
             projection = (S2Resampler if reduction == "s2" else PCAParams).from_dict(d["projection"])
+            if (reduction == "lda") != bool(getattr(projection, "discriminants", 0)):
+                raise ModelError(f"the bundle's {reduction} transform does not match its projection; re-create the bundle")
             t = cls(
                 reduction,
                 projection,

@@ -255,8 +255,9 @@ class TrainConfig(_NestsRun):
             the decoder drops, so that pixels are also labelled from their own spectra
             (:class:`~geohsi.models.decoder.DenseDecoder`); 0 (the default) drops none. Whole held-out
             scenes are where it pays (docs/results.md).
-        patience: early-stopping patience in epochs on validation OA (0 disables). With early
-            stopping the best validation epoch's weights are kept, without it the final weights.
+        patience: early-stopping patience in epochs on validation OA (0 disables); with no
+            validation pixels (``val_fraction`` 0) on the training loss instead. With early
+            stopping the best epoch's weights are kept, without it the final weights.
         loader: how samples reach the step (:mod:`geohsi.training.loader`): ``auto`` (scenes in
             memory when their model input fits 512 MB together, else streamed chunk by chunk by
             data-loader workers), ``memory`` or ``stream``.

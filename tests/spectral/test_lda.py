@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from geohsi.errors import DataError, UsageError
+from geohsi.errors import DataError, ModelError, UsageError
 from geohsi.scene import make_scene
 from geohsi.spectral.lda import fit_discriminant
 from geohsi.spectral.pca import PCAParams, fit_pca
@@ -75,6 +75,25 @@ def test_an_lda_transform_replays_from_its_record_and_needs_labelled_pixels() ->
         SpectralTransform.fit(_scene(x), "lda", 6)
     with pytest.raises(DataError, match="at least two classes"):
         fit_discriminant(fit_pca(_scene(x), 6), x, np.ones(len(y), int))
+    record = t.to_dict()
+    record["reduction"] = "pca"  # a record whose reduction and projection disagree
+    with pytest.raises(ModelError, match="does not match its projection"):
+        SpectralTransform.from_dict(record)
+
+
+def test_lda_refuses_training_classes_of_one_spectrum_each_and_a_single_channel() -> None:
+    """``--split per-class:1`` leaves no within-class spread: one clear line instead of a singular eigenproblem."""
+    x, y = _pixels()
+    one_each = np.concatenate([np.flatnonzero(y == c)[:1] for c in (1, 2, 3)])
+    with pytest.raises(DataError, match="one spectrum only"):
+        fit_discriminant(fit_pca(_scene(x), 6), x[one_each], y[one_each])
+    twice = np.concatenate([one_each, one_each])  # repeated pixels have no spread either
+    with pytest.raises(DataError, match="one spectrum only"):
+        fit_discriminant(fit_pca(_scene(x), 6), x[twice], y[twice])
+    spread = np.r_[one_each, np.flatnonzero(y == 1)[1]]  # one class with two different spectra is enough
+    assert fit_discriminant(fit_pca(_scene(x), 6), x[spread], y[spread]).discriminants == 2
+    with pytest.raises(DataError, match="at least 2 channels"):
+        fit_discriminant(fit_pca(_scene(x), 1), x, y)
 
 
 def test_at_most_half_the_channels_are_discriminants() -> None:
