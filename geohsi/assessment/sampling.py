@@ -29,6 +29,9 @@ from geohsi.scene import Legend
 
 #: random candidate pixels kept per chunk and class in the first pass (more are read only if needed).
 CANDIDATES = 64
+#: the random streams of one seed, told apart by a tag (seeds are padded with zeros, so the tag
+#: comes first): the first pass's candidates, the chunks read again, and the split + point order.
+_CANDIDATES, _REFETCH, _SPLIT = 0, 1, 2
 
 
 @dataclass
@@ -107,6 +110,14 @@ def _sizes(legend: Legend, maps: Sequence[ClassMap], scans: Sequence[MapScan]) -
     return pixels, pixels * area[:, None]
 
 
+def _split_over_chunks(counts: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """How many of ``n`` points drawn without replacement from a stratum fall in each chunk, whose
+    ``counts`` of its pixels are given: the multivariate hypergeometric split, as ranks of a simple
+    random sample of the stratum (exact for any stratum size; numpy's own sampler stops at 10⁹)."""
+    ranks = rng.choice(int(counts.sum()), size=n, replace=False)
+    return np.bincount(np.searchsorted(np.cumsum(counts), ranks, side="right"), minlength=counts.size)
+
+
 def _draw(
     maps: Sequence[ClassMap], scans: Sequence[MapScan], legend: Legend, n_h: np.ndarray, rng: np.random.Generator, seed: int
 ) -> list[tuple[int, int, int]]:
@@ -118,7 +129,7 @@ def _draw(
     for h in np.flatnonzero(n_h):
         mine = [(i, b, k) for i, b, hh, k in chunks if hh == h and scans[i].block_counts[b, k] > 0]
         counts = np.asarray([scans[i].block_counts[b, k] for i, b, k in mine], np.int64)
-        per_chunk = rng.multivariate_hypergeometric(counts, int(n_h[h]))
+        per_chunk = _split_over_chunks(counts, int(n_h[h]), rng)
         for (i, b, k), s in zip(mine, per_chunk, strict=True):
             if s > len(scans[i].candidates[b][k]):
                 refetch.setdefault(i, {}).setdefault(b, []).append((int(scans[i].ids[k]), int(s)))
@@ -126,7 +137,7 @@ def _draw(
                 picks += [(i, int(f), int(h)) for f in scans[i].candidates[b][k][:s]]
     for i, blocks in refetch.items():
         again = scan_map(
-            maps[i], count=False, draw=max(s for v in blocks.values() for _, s in v), seed=(seed, i, 1), blocks=set(blocks)
+            maps[i], count=False, draw=max(s for v in blocks.values() for _, s in v), seed=(seed, _REFETCH, i), blocks=set(blocks)
         )
         where = {int(j): k for k, j in enumerate(again.ids)}
         for b, wanted in blocks.items():
@@ -251,19 +262,21 @@ def sample(
     from geohsi.files import check_output
     from geohsi.storage import local_only
 
+    if seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {seed}")
     local_only("geohsi sample", maps, catalog, out)
     points_driver(out)
     check_output(out, overwrite)
     bound = _plan(n, target_se, expected_ua)
     cmaps = open_maps(maps, catalog)
-    scans = [scan_map(m, draw=min(bound, CANDIDATES), seed=(seed, i)) for i, m in enumerate(cmaps)]
+    scans = [scan_map(m, draw=min(bound, CANDIDATES), seed=(seed, _CANDIDATES, i)) for i, m in enumerate(cmaps)]
     legend = pooled_legend(cmaps, found=sorted({int(j) for s in scans for j in s.ids}))
     pixels, area_ha = _sizes(legend, cmaps, scans)
     total = pixels.sum(axis=0)
     if total.sum() == 0:
         raise DataError("the maps have no mapped pixel (all nodata); sample maps that 'geohsi classify' filled")
     n_h = _stratum_sizes(legend, total, n, target_se, expected_ua, allocation)
-    rng = np.random.default_rng([seed, 1])
+    rng = np.random.default_rng([seed, _SPLIT])
     picks = _draw(cmaps, scans, legend, n_h, rng, seed)
     points = _points_frame(cmaps, picks, legend, pixels, area_ha, n_h, label_field, rng)
     path = write_points(points, out, overwrite=overwrite)

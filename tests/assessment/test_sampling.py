@@ -179,3 +179,23 @@ def test_bad_sampling_requests_are_one_line_errors(tmp_path):
     _one_line_error(run_cli("sample", tmp_path / "nope.tif", "--n", "5", "--out", tmp_path / "p.gpkg"), "does not exist")
     (tmp_path / "p.gpkg").write_text("x")
     _one_line_error(run_cli("sample", tif, "--n", "5", "--out", tmp_path / "p.gpkg"), "--overwrite")
+
+
+def test_a_stratum_of_billions_of_pixels_is_split_over_its_chunks_as_a_simple_random_sample():
+    """numpy's multivariate hypergeometric sampler refuses 10⁹ pixels or more (one 32,000² map); the
+    split by ranks takes any size, and its chunk shares have the hypergeometric mean and variance."""
+    rng = np.random.default_rng(0)
+    counts = np.array([1_500_000_000, 0, 2_000_000_000, 500_000_000], np.int64)
+    split = np.stack([sampling_mod._split_over_chunks(counts, 400, rng) for _ in range(2000)])
+    assert (split.sum(axis=1) == 400).all() and (split[:, 1] == 0).all()
+    share = counts / counts.sum()
+    np.testing.assert_allclose(split.mean(axis=0), 400 * share, atol=1.0)
+    np.testing.assert_allclose(split.var(axis=0), 400 * share * (1 - share), rtol=0.12)
+    small = np.array([3, 5, 2])  # every pixel drawn: each chunk gives all of its pixels
+    assert (sampling_mod._split_over_chunks(small, 10, rng) == small).all()
+
+
+def test_a_negative_seed_is_a_one_line_error(tmp_path):
+    tif, _ = _map(tmp_path)
+    _one_line_error(run_cli("sample", tif, "--n", "5", "--seed", "-1", "--out", tmp_path / "p.gpkg"), "--seed")
+    assert not (tmp_path / "p.gpkg").exists()
