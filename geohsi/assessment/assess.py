@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings as pywarnings
 from collections.abc import Callable, Sequence
@@ -149,11 +150,12 @@ def _labels(pts: Any, field: str, legend: Legend, source: str) -> np.ndarray:
 
 def _estimate_sample(
     cmaps: Sequence[ClassMap], legend: Legend, pts: Any, ref: np.ndarray, map_field: str | None,
-    strata: Sequence[str | os.PathLike] | None, source: str,
+    strata: Sequence[str | os.PathLike] | None, recorded: _Design | None, source: str,
 ) -> tuple[Any, np.ndarray, np.ndarray | None, _Design | None]:  # fmt: skip
-    """The estimates, the mapped pixels and hectares per class, and the design used."""
+    """The estimates, the mapped pixels and hectares per class, and the design used (``recorded``: the
+    design the points file records, read before unlabelled points were left out)."""
     which, rows, cols = _located(pts, cmaps, source)
-    design = _strata_design(strata, pts) if strata else _file_design(pts, source)
+    design = _strata_design(strata, pts) if strata else recorded
     from_file = design is not None and not strata
     pixels, at = _scan(cmaps, legend, which, rows, cols, count=not from_file, values=map_field is None)
     if map_field is None:
@@ -224,10 +226,13 @@ def _from_sample(
     legend = _legend(cmaps)
     ref = _labels(pts, label_field, legend, source)
     n_file, notes = len(pts), []
+    recorded = None if strata else _file_design(pts, source)  # every stratum drawn stays in the population
     if (ref < 0).any():
         notes.append(f"{int((ref < 0).sum())} of {len(ref)} points of {source} have no reference label and were left out")
-        pts, ref = pts.iloc[np.flatnonzero(ref >= 0)], ref[ref >= 0]
-    est, pixels, area_ha, design = _estimate_sample(cmaps, legend, pts, ref, map_field, strata, source)
+        keep = np.flatnonzero(ref >= 0)
+        pts, ref = pts.iloc[keep], ref[keep]
+        recorded = None if recorded is None else dataclasses.replace(recorded, stratum=recorded.stratum[keep])
+    est, pixels, area_ha, design = _estimate_sample(cmaps, legend, pts, ref, map_field, strata, recorded, source)
     stehman = est.estimator == "stehman2014"
     kind = "stratified random sample, strata are " + (f"{design.source}, not the map classes" if stehman else "the map classes")
     strata_info = None

@@ -161,6 +161,26 @@ def test_unlabelled_points_are_left_out_with_a_warning(example, tmp_path):
     assert rep["n_points"] == 627 and rep["n_points_file"] == 640
 
 
+def test_a_stratum_whose_points_are_all_unlabelled_stays_in_the_population(tmp_path):
+    """The design comes from every point the sample drew: a stratum left unlabelled keeps its area
+    (taken as mapped, said in a warning, no intervals), instead of vanishing from the map's total."""
+    import geopandas as gpd
+
+    ids = np.repeat(np.arange(1, 5), [2000, 1500, 3000, 3500]).reshape(100, 100).astype("uint8")
+    tif = write_class_tif(tmp_path / "m.tif", ids, CLASSES)
+    drawn = sample([tif], n=80, seed=1, out=tmp_path / "p.gpkg", log=lambda m: None)
+    g = gpd.read_file(drawn.path)
+    g["ref"] = np.where(g["stratum"] == CLASSES[0], "", g["stratum"])
+    g.to_file(tmp_path / "labelled.gpkg", driver="GPKG", engine="pyogrio")
+    with pytest.warns(UserWarning, match="no sample point"):
+        rep = assess([tif], reference=tmp_path / "labelled.gpkg", log=lambda m: None)
+    mapped = np.array([c["mapped_area_ha"] for c in rep["classes"]])
+    adjusted = np.array([c["area_ha"]["estimate"] for c in rep["classes"]])
+    np.testing.assert_allclose(mapped, np.array([2000, 1500, 3000, 3500]) * 90.0)  # 1000 m × 900 m pixels
+    np.testing.assert_allclose(adjusted, mapped)  # every labelled point agrees with its map class
+    assert rep["classes"][0]["area_ha"]["ci95"] == [None, None] and rep["n_points"] < 80
+
+
 def test_outputs_are_not_replaced_without_overwrite(example, tmp_path):
     from geohsi.errors import OutputError
 
