@@ -32,6 +32,8 @@ CHUNK = 2048
 NODATA = 0
 #: above this many classes a chunk is counted with one ``bincount`` instead of one comparison per class.
 _COMPARE_MAX = 12
+#: the largest class id counted with ``bincount`` (its table has one entry per id up to the largest).
+_BINCOUNT_MAX = 1 << 16
 #: pixels compared at a time when counting a chunk: each comparison's bool temporary stays in the CPU cache.
 _COUNT_SLICE = 1 << 18
 #: a class is found by random probes when it holds this many pixels per wanted candidate (the probes
@@ -70,10 +72,15 @@ class ClassMap:
 
 
 class _RasterBlocks:
-    """Windowed reads of band 1 of a GeoTIFF, one open dataset per thread (rasterio handles are not thread-safe)."""
+    """Windowed reads of band 1 of a GeoTIFF, one open dataset per thread (rasterio handles are not thread-safe).
 
-    def __init__(self, path: Path, shape: tuple[int, int], dtype: np.dtype) -> None:
+    A map that declares another nodata value than 0 (a GeoTIFF not written by geohsi: nodata 255,
+    −1 or −9999) reads with its nodata pixels as 0, geohsi's nodata; such a map must not use 0 as a class.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, int], dtype: np.dtype, nodata: float | None = None) -> None:
         self.path, self.shape, self.dtype, self.ndim = path, shape, dtype, 2
+        self.nodata = None if nodata is None or nodata == NODATA or not np.isfinite(nodata) else nodata
         self._local = threading.local()
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
@@ -87,7 +94,15 @@ class _RasterBlocks:
         rows, cols = key
         r0, r1, _ = rows.indices(self.shape[0])
         c0, c1, _ = cols.indices(self.shape[1])
-        return ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+        block = ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+        if self.nodata is None:
+            return block
+        if (block == NODATA).any():
+            raise DataError(
+                f"map {self.path} declares nodata {self.nodata:g} but also holds class id 0, which geohsi reads as "
+                "nodata; write its classes as ids from 1 (0 = nodata)"
+            )
+        return np.where(block == self.nodata, NODATA, block).astype(block.dtype, copy=False)
 
 
 def _tif_legend(tags: dict[str, str], band_tags: dict[str, str], colormap: dict[int, tuple]) -> Legend | None:
@@ -124,11 +139,15 @@ def _open_tif(path: Path, chunks: int) -> tuple[Any, Any, Any, Legend | None]:
             except ValueError:
                 cmap = {}
             legend = _tif_legend(src.tags(), src.tags(1), cmap)
-            shape, dtype, tf, crs = src.shape, np.dtype(src.dtypes[0]), src.transform, src.crs
+            shape, dtype, tf, crs, nodata = src.shape, np.dtype(src.dtypes[0]), src.transform, src.crs, src.nodata
     except rasterio.errors.RasterioIOError as e:
         raise InputFormatError(f"cannot read map {path} ({' '.join(str(e).split())[:120]}); check the path") from e
     data = da.from_array(
-        _RasterBlocks(path, shape, dtype), chunks=(chunks, chunks), asarray=False, lock=False, meta=np.empty((0, 0), dtype)
+        _RasterBlocks(path, shape, dtype, nodata),
+        chunks=(chunks, chunks),
+        asarray=False,
+        lock=False,
+        meta=np.empty((0, 0), dtype),
     )
     return data, tf, crs, legend
 
@@ -216,10 +235,45 @@ def open_maps(
         raise GeoreferenceError(
             "some maps have a CRS and others are pixel grids; assess georeferenced maps and pixel grids separately"
         )
+    _check_pixel_areas(out)
     if len({m.name for m in out}) < len(out):
         for m in out:
             m.name = str(m.path)
     return out
+
+
+def _check_pixel_areas(maps: Sequence[ClassMap], tolerance: float = 0.01) -> None:
+    """Refuse maps whose pixels differ in ground area by more than ``tolerance``: the sampling units
+    are pixels, so one stratum's pixels must stand for equal areas."""
+    sized = [m for m in maps if m.pixel_area_m2 is not None]
+    if len(sized) < 2:
+        return
+    small, large = min(sized, key=lambda m: m.pixel_area_m2), max(sized, key=lambda m: m.pixel_area_m2)
+    if large.pixel_area_m2 > (1 + tolerance) * small.pixel_area_m2:  # type: ignore[operator]
+        raise DataError(
+            f"maps {small.path.name} ({small.pixel_area_m2:,.6g} m² pixels) and {large.path.name} "
+            f"({large.pixel_area_m2:,.6g} m²) differ in pixel area; pixels are the sampling units, so sample and "
+            "assess maps of one pixel size together (or resample them to one grid)"
+        )
+
+
+def overlaps(maps: Sequence[ClassMap]) -> list[tuple[int, int, float]]:
+    """Pairs of maps of one CRS whose footprints share more than half a pixel: ``(i, j, shared area
+    in CRS units²)``. Maps in different CRSs are not compared (their bounding boxes would overlap
+    where the footprints do not)."""
+    from rasterio.transform import array_bounds
+
+    out = []
+    for crs in {m.crs for m in maps if m.crs is not None}:
+        group = [k for k, m in enumerate(maps) if m.crs == crs]
+        b = np.asarray([array_bounds(*maps[k].shape, maps[k].transform) for k in group], float)  # west, south, east, north
+        w = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
+        h = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
+        shared = np.clip(w, 0, None) * np.clip(h, 0, None)
+        pixel = np.asarray([abs(maps[k].transform.determinant) for k in group])
+        big = np.triu(shared > 0.5 * np.minimum(pixel[:, None], pixel[None, :]), 1)
+        out += [(group[i], group[j], float(shared[i, j])) for i, j in zip(*np.nonzero(big), strict=True)]
+    return sorted(out)
 
 
 def pooled_legend(maps: Sequence[ClassMap], found: Sequence[int] = ()) -> Legend:
@@ -291,6 +345,14 @@ def _block_counts(block: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray
         counts = _count_ids(flat, listed)
         if counts.sum() == mapped:
             return ids, counts
+    if flat.dtype.kind == "i" and flat.size and flat.min() < 0:
+        raise DataError(
+            f"a map holds the negative class id {int(flat.min())}; class ids start at 1 (0 = nodata): "
+            "declare the map's nodata value in the file or rewrite its classes"
+        )
+    if flat.size and flat.max() > _BINCOUNT_MAX:
+        present, counts = np.unique(flat, return_counts=True)
+        return present[present != NODATA].astype(np.int64), counts[present != NODATA]
     found = np.bincount(flat.astype(np.int64, copy=False)) if flat.size else np.zeros(1, np.int64)
     present = np.flatnonzero(found)
     present = present[present != NODATA]
@@ -429,4 +491,15 @@ def _merge_scan(
     return MapScan(np.asarray(all_ids, np.int64), per_block.sum(axis=0), values, per_block if draw else None, cands)
 
 
-__all__ = ["CHUNK", "NODATA", "ClassMap", "MapScan", "catalog_maps", "open_map", "open_maps", "pooled_legend", "scan_map"]
+__all__ = [
+    "CHUNK",
+    "NODATA",
+    "ClassMap",
+    "MapScan",
+    "catalog_maps",
+    "open_map",
+    "open_maps",
+    "overlaps",
+    "pooled_legend",
+    "scan_map",
+]

@@ -181,23 +181,27 @@ def field_values(gdf: Any, field: str, source: Any, *, what: str = "reference") 
 def locate(gdf: Any, maps: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The map and pixel of each point: ``(map index, row, col)``, ``-1`` outside every map.
 
-    A point is reprojected to each map's CRS in turn and belongs to the first map that contains it;
-    points on pixel grids (no CRS) are located by their ``map``/``row``/``col`` columns.
+    A point is reprojected to each map's CRS in turn and belongs to the first map that contains it,
+    except that a point whose ``map`` column (what ``geohsi sample`` writes) names a map containing
+    it belongs to that map, where maps overlap; points on pixel grids (no CRS) are located by their
+    ``map``/``row``/``col`` columns.
     """
     n = len(gdf)
     which, rows, cols = np.full(n, -1, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
     if maps and maps[0].crs is None:
         return _locate_by_pixel(gdf, maps, which, rows, cols)
     xs, ys = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
-    for k, m in enumerate(maps):
-        todo = np.flatnonzero(which < 0)
-        if not todo.size:
-            break
-        mx, my = _to_crs(xs[todo], ys[todo], gdf.crs, m.crs)
-        c, r = ~m.transform @ (mx, my)
-        r, c = np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
-        inside = (r >= 0) & (r < m.shape[0]) & (c >= 0) & (c < m.shape[1]) & np.isfinite(mx)
-        which[todo[inside]], rows[todo[inside]], cols[todo[inside]] = k, r[inside], c[inside]
+    named = gdf["map"].astype(str).to_numpy() if "map" in gdf.columns else np.full(n, None)
+    for only_named in (True, False):
+        for k, m in enumerate(maps):
+            todo = np.flatnonzero((which < 0) & ((named == m.name) if only_named else True))
+            if not todo.size:
+                continue
+            mx, my = _to_crs(xs[todo], ys[todo], gdf.crs, m.crs)
+            c, r = ~m.transform @ (mx, my)
+            r, c = np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
+            inside = (r >= 0) & (r < m.shape[0]) & (c >= 0) & (c < m.shape[1]) & np.isfinite(mx)
+            which[todo[inside]], rows[todo[inside]], cols[todo[inside]] = k, r[inside], c[inside]
     return which, rows, cols
 
 

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from geohsi.assessment.estimators import allocate, sample_size, user_accuracy_sd
-from geohsi.assessment.maps import ClassMap, MapScan, open_maps, pooled_legend, scan_map
+from geohsi.assessment.maps import ClassMap, MapScan, open_maps, overlaps, pooled_legend, scan_map
 from geohsi.assessment.points import points_driver, write_points
 from geohsi.console import say
-from geohsi.errors import DataError, UsageError
+from geohsi.errors import DataError, GeohsiWarning, UsageError
 from geohsi.scene import Legend
 
 #: random candidate pixels kept per chunk and class in the first pass (more are read only if needed).
@@ -181,6 +181,21 @@ def _points_frame(
     return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(gx, gy), crs=crs)
 
 
+def _warn_overlaps(maps: Sequence[ClassMap]) -> None:
+    """Say where maps overlap: the strata count their shared pixels once per map."""
+    import warnings
+
+    pairs = overlaps(maps)
+    if pairs:
+        i, j, _ = pairs[0]
+        warnings.warn(
+            f"{len(pairs)} pair(s) of maps overlap (first: {maps[i].name} and {maps[j].name}); the strata count the "
+            "pixels they share once per map, so those areas weigh twice: sample maps that do not overlap (e.g. a mosaic)",
+            GeohsiWarning,
+            stacklevel=3,
+        )
+
+
 def _stratum_sizes(
     legend: Legend,
     total: np.ndarray,
@@ -269,6 +284,7 @@ def sample(
     check_output(out, overwrite)
     bound = _plan(n, target_se, expected_ua)
     cmaps = open_maps(maps, catalog)
+    _warn_overlaps(cmaps)
     scans = [scan_map(m, draw=min(bound, CANDIDATES), seed=(seed, _CANDIDATES, i)) for i, m in enumerate(cmaps)]
     legend = pooled_legend(cmaps, found=sorted({int(j) for s in scans for j in s.ids}))
     pixels, area_ha = _sizes(legend, cmaps, scans)

@@ -122,3 +122,47 @@ def test_probed_candidates_are_simple_random_samples_of_each_class():
     for k, i in enumerate(found[:3]):
         expected = np.bincount(bands[flat == i], minlength=16) / counts[k] * hits[k].sum()
         assert chisquare(hits[k], expected).pvalue > 0.001, i
+
+
+def _plain_tif(path, ids, dtype, nodata, *, x0=400_000.0, px=10.0):
+    """A class map as other tools write it: no legend, its own nodata value."""
+    profile = dict(driver="GTiff", width=ids.shape[1], height=ids.shape[0], count=1, dtype=dtype, nodata=nodata,
+                   crs="EPSG:32633", transform=rasterio.Affine(px, 0, x0, 0, -px, 5_800_000.0))  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(ids.astype(dtype), 1)
+    return path
+
+
+@pytest.mark.parametrize(("dtype", "nodata"), [("uint8", 255), ("int16", -1), ("int16", -9999), ("uint16", 65535)])
+def test_a_maps_own_nodata_value_is_nodata(tmp_path, dtype, nodata):
+    ids = _ids((40, 30)).astype(np.int64)  # 0–3; 0 becomes the file's nodata value
+    tif = _plain_tif(tmp_path / "m.tif", np.where(ids == 0, nodata, ids), dtype, nodata)
+    scan = scan_map(open_map(tif, chunks=16), rows=np.array([0, 5]), cols=np.array([0, 7]))
+    truth = np.bincount(ids.ravel())
+    assert scan.ids.tolist() == [1, 2, 3] and scan.counts.tolist() == truth[1:].tolist()
+    assert scan.values.tolist() == [ids[0, 0], ids[5, 7]]
+
+
+def test_negative_ids_a_zero_class_beside_another_nodata_and_huge_ids(tmp_path):
+    ids = _ids((40, 30)).astype(np.int64)
+    with pytest.raises(DataError, match="negative class id -3"):
+        scan_map(open_map(_plain_tif(tmp_path / "neg.tif", np.where(ids == 2, -3, ids), "int16", 0)))
+    with pytest.raises(DataError, match="declares nodata 255 but also holds class id 0"):
+        scan_map(open_map(_plain_tif(tmp_path / "zero.tif", ids, "uint8", 255)))
+    big = np.where(ids == 2, 4_000_000_000, ids)  # counted without a bincount table of 4·10⁹ entries
+    scan = scan_map(open_map(_plain_tif(tmp_path / "big.tif", big, "uint32", 0)))
+    assert scan.ids.tolist() == [1, 3, 4_000_000_000] and scan.counts.sum() == np.count_nonzero(ids)
+
+
+def test_maps_of_other_pixel_sizes_are_refused_and_overlaps_found(tmp_path):
+    from geohsi.assessment.maps import overlaps
+
+    ids = _ids((40, 40))
+    ten = _plain_tif(tmp_path / "ten.tif", ids, "uint8", 0)
+    thirty = _plain_tif(tmp_path / "thirty.tif", ids, "uint8", 0, px=30.0)
+    with pytest.raises(DataError, match=r"ten.tif \(100 m² pixels\) and thirty.tif \(900 m²\) differ in pixel area"):
+        open_maps([ten, thirty])
+    beside = _plain_tif(tmp_path / "beside.tif", ids, "uint8", 0, x0=400_400.0)  # shares an edge with ten.tif
+    over = _plain_tif(tmp_path / "over.tif", ids, "uint8", 0, x0=400_200.0)  # covers its right half
+    assert overlaps(open_maps([ten, beside])) == []
+    assert overlaps(open_maps([ten, beside, over])) == [(0, 2, 200.0 * 400.0), (1, 2, 200.0 * 400.0)]

@@ -199,3 +199,28 @@ def test_a_negative_seed_is_a_one_line_error(tmp_path):
     tif, _ = _map(tmp_path)
     _one_line_error(run_cli("sample", tif, "--n", "5", "--seed", "-1", "--out", tmp_path / "p.gpkg"), "--seed")
     assert not (tmp_path / "p.gpkg").exists()
+
+
+def test_overlapping_maps_are_said_and_each_point_is_assessed_on_its_own_map(tmp_path):
+    """Two tiles that share half their ground: sample warns (the shared pixels weigh twice), and assess
+    reads each point on the map it was drawn from, so a perfect reference gives an overall accuracy of 1."""
+    import geopandas as gpd
+
+    from geohsi.assessment import assess
+
+    a = write_class_tif(tmp_path / "a.tif", np.ones((40, 40), "uint8"), ("left", "right"))
+    shifted = rasterio.Affine(1000.0, 0, 400_000.0 + 20 * 1000.0, 0, -900.0, 5_800_000.0)
+    b = write_class_tif(tmp_path / "b.tif", np.full((40, 40), 2, "uint8"), ("left", "right"), transform=shifted)
+    with pytest.warns(UserWarning, match=r"1 pair\(s\) of maps overlap \(first: a.tif and b.tif\)"):
+        drawn = sample([a, b], n=40, allocation="equal", out=tmp_path / "p.gpkg", log=lambda m: None)
+    g = gpd.read_file(drawn.path)
+    g["ref"] = g["map_class"]
+    g.to_file(tmp_path / "labelled.gpkg", driver="GPKG", engine="pyogrio")
+    rep = assess([a, b], reference=tmp_path / "labelled.gpkg", log=lambda m: None)
+    assert rep["overall_accuracy"]["estimate"] == 1.0 and rep["estimator"].startswith("Olofsson")
+
+
+def test_maps_of_other_pixel_sizes_are_a_one_line_error(tmp_path):
+    tif, ids = _map(tmp_path)
+    coarse = write_class_tif(tmp_path / "coarse.tif", ids, NAMES, transform=rasterio.Affine(3000.0, 0, 0, 0, -2700.0, 0))
+    _one_line_error(run_cli("sample", tif, coarse, "--n", "5", "--out", tmp_path / "p.gpkg"), "differ in pixel area")
