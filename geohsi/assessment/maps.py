@@ -258,22 +258,10 @@ def _check_pixel_areas(maps: Sequence[ClassMap], tolerance: float = 0.01) -> Non
 
 
 def overlaps(maps: Sequence[ClassMap]) -> list[tuple[int, int, float]]:
-    """Pairs of maps of one CRS whose footprints share more than half a pixel: ``(i, j, shared area
-    in CRS units²)``. Maps in different CRSs are not compared (their bounding boxes would overlap
-    where the footprints do not)."""
-    from rasterio.transform import array_bounds
+    """Pairs of maps of one CRS whose footprints overlap (:func:`geohsi.scene.grid_overlaps`)."""
+    from geohsi.scene import grid_overlaps
 
-    out = []
-    for crs in {m.crs for m in maps if m.crs is not None}:
-        group = [k for k, m in enumerate(maps) if m.crs == crs]
-        b = np.asarray([array_bounds(*maps[k].shape, maps[k].transform) for k in group], float)  # west, south, east, north
-        w = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
-        h = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
-        shared = np.clip(w, 0, None) * np.clip(h, 0, None)
-        pixel = np.asarray([abs(maps[k].transform.determinant) for k in group])
-        big = np.triu(shared > 0.5 * np.minimum(pixel[:, None], pixel[None, :]), 1)
-        out += [(group[i], group[j], float(shared[i, j])) for i, j in zip(*np.nonzero(big), strict=True)]
-    return sorted(out)
+    return grid_overlaps([(m.crs, m.transform, m.shape) for m in maps])
 
 
 def pooled_legend(maps: Sequence[ClassMap], found: Sequence[int] = ()) -> Legend:

@@ -26,7 +26,7 @@ from ``geohsi.scene`` itself.
 
 from __future__ import annotations
 
-from geohsi.scene.georef import pixel_centres, scene_crs, scene_transform, write_georef
+from geohsi.scene.georef import grid_overlaps, pixel_centres, scene_crs, scene_transform, write_georef
 from geohsi.scene.legend import DEFAULT_COLORS, ClassInfo, Legend, default_color, scene_legend
 from geohsi.scene.masks import grid_pixel_areas, labels_and_valid, nodata_value, pixel_areas, valid_mask, validity_bands
 from geohsi.scene.schema import (
@@ -65,6 +65,7 @@ __all__ = [
     "make_scene",
     "nodata_value",
     "open_scene",
+    "grid_overlaps",
     "grid_pixel_areas",
     "pixel_areas",
     "pixel_centres",

@@ -97,3 +97,35 @@ def pixel_centres(transform: Affine, height: int, width: int) -> tuple[np.ndarra
     x = transform.c + transform.a * (np.arange(width) + 0.5)
     y = transform.f + transform.e * (np.arange(height) + 0.5)
     return y, x
+
+
+def grid_overlaps(grids: list[tuple[Any, Affine, tuple[int, int]]]) -> list[tuple[int, int, float]]:
+    """Pairs of grids of one CRS whose footprints share more than half a pixel.
+
+    Args:
+        grids: ``(crs, transform, (height, width))`` of each grid (north-up); grids without CRS or
+            in different CRSs are not compared (their bounding boxes would overlap where the
+            footprints do not).
+
+    Returns:
+        ``(i, j, shared area in CRS units²)`` with ``i < j``, sorted.
+
+    .. versionadded:: 0.3
+    """
+    out = []
+    for crs in {g[0] for g in grids if g[0] is not None}:
+        group = [k for k, g in enumerate(grids) if g[0] == crs]
+        tf = [grids[k][1] for k in group]
+        corners = np.asarray(
+            [(t.c, t.f, t.c + t.a * grids[k][2][1], t.f + t.e * grids[k][2][0]) for k, t in zip(group, tf, strict=True)]
+        )
+        b = np.stack(
+            [corners[:, [0, 2]].min(1), corners[:, [1, 3]].min(1), corners[:, [0, 2]].max(1), corners[:, [1, 3]].max(1)], 1
+        )
+        w = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
+        h = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
+        shared = np.clip(w, 0, None) * np.clip(h, 0, None)
+        pixel = np.asarray([abs(t.determinant) for t in tf])
+        big = np.triu(shared > 0.5 * np.minimum(pixel[:, None], pixel[None, :]), 1)
+        out += [(group[i], group[j], float(shared[i, j])) for i, j in zip(*np.nonzero(big), strict=True)]
+    return sorted(out)
