@@ -95,7 +95,11 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 def _say(message: str) -> None:
     """One line on stderr — from rank 0 only when ``torchrun`` started several ranks (the others stay quiet);
-    ranks started by ``--devices`` leave it for their launcher, which reports the first failure once."""
+    ranks started by ``--devices`` leave it for their launcher, which reports the first failure once.
+    URLs in it lose their secrets (:func:`geohsi.storage.redact`): an error quoting a signed URL stays safe."""
+    from geohsi.storage import redact
+
+    message = redact(message)
     rank, left_for = os.environ.get("RANK"), os.environ.get("GEOHSI_RANK_MESSAGES")
     if rank is not None and left_for:
         with open(os.path.join(left_for, f"rank{rank}.txt"), "a") as f:

@@ -49,6 +49,8 @@ SCHEMES: dict[str, tuple[str, str]] = {
 COMPLETE = ".geohsi-complete"
 
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+#: characters fsspec expands as a glob pattern in a path.
+_MAGIC = re.compile(r"[*?\[]")
 
 
 def is_url(path: Any) -> bool:
@@ -68,9 +70,20 @@ def display(path: Any) -> str:
     if not is_url(s):
         return s
     head, rest = s.split("://", 1)
+    rest = re.split(r"[?#]", rest, maxsplit=1)[0]  # the query (signed URLs) goes first, path or not
     netloc, _, tail = rest.partition("/")
     netloc = netloc.rsplit("@", 1)[-1]
-    return f"{head}://{netloc}/{tail.split('?', 1)[0]}".rstrip("/") if tail else f"{head}://{netloc}"
+    return f"{head}://{netloc}/{tail}".rstrip("/") if tail else f"{head}://{netloc}"
+
+
+_URL_IN_TEXT = re.compile(r"(?i)\b(?:s3|gs|gcs|az|abfs|https?)://[^\s'\"<>]+")
+_SECRET_PARAM = re.compile(r"(?i)(signature|credential|secret|token|key|sig|accesskeyid)=[^&\s'\"]+")
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL in it as :func:`display` shows it and anything like ``key=value`` secrets masked:
+    what an error or log line may carry (GDAL's ``/vsicurl/`` paths and HTTP errors quote the full URL)."""
+    return _SECRET_PARAM.sub(r"\1=…", _URL_IN_TEXT.sub(lambda m: display(m.group(0)), str(text)))
 
 
 def absolute(path: str | os.PathLike) -> str:
@@ -106,14 +119,18 @@ def with_suffix(path: str | os.PathLike, suffix: str) -> str | Path:
 def filesystem(url: str) -> tuple[Any, str]:
     """The fsspec filesystem of ``url`` and the path inside it.
 
+    A public S3 bucket is read without credentials when ``AWS_NO_SIGN_REQUEST=YES`` (the variable GDAL
+    and the AWS CLI read), so fsspec and GDAL agree.
+
     Raises:
         UsageError: the package for the scheme is missing (one line naming the extra to install).
     """
     import fsspec
 
     package, extra = SCHEMES[scheme(url)]
+    public = scheme(url) == "s3" and os.environ.get("AWS_NO_SIGN_REQUEST", "").strip().lower() in {"yes", "true", "1"}
     try:
-        return fsspec.core.url_to_fs(url)
+        return fsspec.core.url_to_fs(url, **({"anon": True} if public else {}))
     except ImportError as e:
         raise UsageError(f"{display(url)} needs the {package} package; install it with pip install 'geohsi[{extra}]'") from e
 
@@ -150,15 +167,18 @@ def remote_errors(url: str, action: str, error: type[Exception] = InputFormatErr
         if type(e).__name__ in {"EndpointConnectionError", "ClientConnectorError", "ConnectTimeoutError", "NoCredentialsError"}:
             raise error(
                 f"cannot {action} {shown}: {type(e).__name__}; check the endpoint (AWS_ENDPOINT_URL) and the "
-                "credentials in the environment"
+                "credentials in the environment (AWS_NO_SIGN_REQUEST=YES reads a public bucket without them)"
             ) from e
+        status = getattr(e, "status", None)
+        if type(e).__name__ == "ClientResponseError" and isinstance(status, int):  # aiohttp: its text quotes the whole URL
+            why = {401: "access denied", 403: "access denied (or an expired signed URL)", 404: "no such object"}
+            raise error(f"cannot {action} {shown}: HTTP {status}, {why.get(status, 'refused')}; check the URL") from None
         raise
 
 
 def _short(e: BaseException) -> str:
-    """An exception's text on one line, without anything that looks like a key or signature."""
-    text = " ".join(str(e).split())[:160]
-    return re.sub(r"(?i)(signature|credential|secret|token|key)=[^&\s]+", r"\1=…", text)
+    """An exception's text on one line, without URLs' secrets or anything that looks like a key or signature."""
+    return redact(" ".join(str(e).split()))[:160]
 
 
 def exists(path: str | os.PathLike) -> bool:
@@ -167,6 +187,7 @@ def exists(path: str | os.PathLike) -> bool:
         return Path(path).exists()
     fs, p = filesystem(str(path))
     with remote_errors(str(path), "read"):
+        fs.invalidate_cache(p)  # a listing cached earlier in this process must not answer for the store now
         return bool(fs.exists(p))
 
 
@@ -211,6 +232,22 @@ def list_names(folder: str | os.PathLike, suffix: str = "") -> list[str]:
     return sorted(n for n in (f.rstrip("/").rsplit("/", 1)[-1] for f in found) if n.endswith(suffix))
 
 
+def _rm_tree(fs: Any, p: str) -> None:
+    """Delete every object under ``p``. fsspec reads ``*``, ``?`` and ``[`` in a path as a pattern (so
+    ``scene [2].zarr`` would also match ``scene 2.zarr``): such a name's objects are listed literally
+    and deleted one by one."""
+    if not _MAGIC.search(p):
+        fs.rm(p, recursive=True)
+        return
+    for key in fs.find(p, withdirs=False):
+        fs.rm_file(key)
+
+
+def _files_under(fs: Any, p: str) -> list[str]:
+    """The objects under ``p``, listed literally (no pattern matching)."""
+    return sorted(fs.find(p.rstrip("/"), withdirs=False))
+
+
 def remove_tree(path: str | os.PathLike) -> None:
     """Delete a folder (every object under a prefix) if it exists."""
     if not is_url(path):
@@ -219,7 +256,7 @@ def remove_tree(path: str | os.PathLike) -> None:
     fs, p = filesystem(str(path))
     with remote_errors(str(path), "write", OutputError):
         if fs.exists(p):
-            fs.rm(p, recursive=True)
+            _rm_tree(fs, p)
 
 
 def make_dirs(path: str | os.PathLike) -> None:
@@ -310,8 +347,10 @@ def local_copy(url: str | os.PathLike, what: str = "input") -> Path:
     shutil.rmtree(dest.parent, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with remote_errors(url, "read"):
-        if directory:
-            fs.get(p.rstrip("/") + "/", str(dest), recursive=True)
+        if directory:  # both as lists: fsspec takes the names literally (no pattern expansion)
+            keys = _files_under(fs, p)
+            root = p.rstrip("/") + "/"
+            fs.get(keys, [str(dest / k[len(root) :]) for k in keys])
         else:
             fs.get_file(p, str(dest))
     if directory:
@@ -330,7 +369,8 @@ def check_bucket(url: str) -> None:
     bucket = p.split("/", 1)[0]
     with remote_errors(url, "write", OutputError):
         try:
-            fs.ls(bucket)  # unlike exists(), raises for an unreachable endpoint or denied access
+            fs.ls(bucket, refresh=True)  # unlike exists(), raises for an unreachable endpoint or denied access
+            fs.invalidate_cache(bucket)  # the listing must not answer later exists() checks: the bucket changes
         except FileNotFoundError:
             raise OutputError(
                 f"cannot write {display(url)}: bucket {bucket!r} does not exist; create it or fix the URL"
@@ -349,6 +389,7 @@ def check_remote_output(url: str, overwrite: bool) -> None:
     check_bucket(url)
     fs, p = filesystem(url)
     with remote_errors(url, "write", OutputError):
+        fs.invalidate_cache(p)
         if fs.exists(p) and not overwrite:
             raise OutputError(f"{display(url)} already exists; pass --overwrite to replace it or choose another --out")
 
@@ -362,7 +403,10 @@ def put(local: Path, url: str, *, overwrite: bool) -> None:
     fs, p = filesystem(url)
     p = p.rstrip("/")
     with remote_errors(url, "write", OutputError):
+        fs.invalidate_cache(p)
         if not local.is_dir():
+            if not overwrite and fs.exists(p):  # written by someone else since the command's first check
+                raise OutputError(f"{display(url)} already exists; pass --overwrite to replace it")
             fs.put_file(str(local), p)
             return
         if fs.exists(p):
@@ -370,7 +414,7 @@ def put(local: Path, url: str, *, overwrite: bool) -> None:
                 raise OutputError(f"{display(url)} already exists; pass --overwrite to replace it")
             if fs.exists(f"{p}/{COMPLETE}"):
                 fs.rm_file(f"{p}/{COMPLETE}")  # first: readers refuse the directory from now on
-            fs.rm(p, recursive=True)
+            _rm_tree(fs, p)
         files = sorted(f for f in local.rglob("*") if f.is_file())
         fs.put([str(f) for f in files], [f"{p}/{f.relative_to(local).as_posix()}" for f in files])
         fs.pipe_file(f"{p}/{COMPLETE}", json.dumps({"files": len(files)}).encode())
@@ -409,10 +453,11 @@ def staged(outputs: Mapping[str, str | os.PathLike | None], overwrite: bool, *, 
     for k, url in remote.items() if upload else ():
         folder = local[k].parent
         base = url.rstrip("/").rsplit("/", 1)[0]
-        for item in sorted(folder.iterdir()):
-            if item.name.startswith("."):
-                continue  # temporaries and resumable parts stores stay local
-            put(item, f"{base}/{item.name}", overwrite=overwrite or item.name != local[k].name)
+        items = [i for i in sorted(folder.iterdir()) if not i.name.startswith(".")]  # temporaries stay local
+        for item in items:  # all of them before any upload: the command chose the ones beside the output as it ran
+            check_remote_output(f"{base}/{item.name}", overwrite)
+        for item in items:
+            put(item, f"{base}/{item.name}", overwrite=overwrite)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -33,6 +33,32 @@ def test_urls_are_recognised_and_shown_without_secrets() -> None:
     assert name("s3://b/maps/m.tif") == "m.tif"
 
 
+def test_secrets_in_urls_never_reach_a_message() -> None:
+    """A signed URL without a path, a quoted URL inside an HTTP error or a GDAL path: all shown without secrets."""
+    from geohsi.storage import display, redact
+
+    assert display("https://host.example?sig=AZSECRET") == "https://host.example"
+    quoted = "ClientResponseError: 403, message='Forbidden', url='http://127.0.0.1:9/l.txt?X-Amz-Signature=SIGSECRET&X-Amz-Security-Token=TOK'"
+    assert redact(quoted) == "ClientResponseError: 403, message='Forbidden', url='http://127.0.0.1:9/l.txt'"
+    gdal = "'/vsicurl/https://h.example/x.tif?se=2026&sig=AZSECRET' not recognized as a supported file format"
+    assert "SECRET" not in redact(gdal) and "/vsicurl/https://h.example/x.tif" in redact(gdal)
+    assert redact("cannot read s3://b/m.tif: AWSAccessKeyId=AKIA1 denied") == "cannot read s3://b/m.tif: AWSAccessKeyId=… denied"
+
+
+def test_a_public_bucket_is_read_unsigned_when_gdal_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS_NO_SIGN_REQUEST=YES (GDAL's and the AWS CLI's switch) makes fsspec's S3 reads anonymous too."""
+    import s3fs
+
+    from geohsi.storage import filesystem
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    monkeypatch.delenv("AWS_NO_SIGN_REQUEST", raising=False)
+    assert not filesystem("s3://b/k.tif")[0].anon
+    monkeypatch.setenv("AWS_NO_SIGN_REQUEST", "YES")
+    assert filesystem("s3://b/k.tif")[0].anon
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
 def test_the_cli_keeps_urls_as_urls() -> None:
     from geohsi.cli.paths import PATH_OR_URL
 
@@ -342,6 +368,39 @@ def http_files(data_dir: Path):
     server.server_close()
 
 
+def test_a_refused_signed_url_is_one_line_without_its_signature(tmp_path: Path) -> None:
+    """An HTTP 403 (an expired signed URL) through fsspec: one line, no query string (aiohttp's own
+    error text quotes the whole URL)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.conftest import run_cli
+
+    class Denied(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET  # noqa: N815
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Denied)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        signed = (f"http://127.0.0.1:{server.server_address[1]}/lists/scenes.txt"
+                  "?X-Amz-Credential=AKIAX&X-Amz-Security-Token=TOKSECRET&X-Amz-Signature=SIGSECRET")  # fmt: skip
+        r = run_cli("classify", "--from-list", signed, "--out-dir", tmp_path / "maps")
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = r.stderr.strip()
+    assert r.returncode != 0 and err.count("\n") == 0 and err.startswith("geohsi: error:"), err
+    assert "SECRET" not in err and "AKIAX" not in err and "lists/scenes.txt" in err, err
+
+
 def test_a_cog_over_http_is_read_in_place_and_ingests(http_files, tmp_path: Path) -> None:
     from geohsi.ingestion import open_source
 
@@ -355,6 +414,63 @@ def test_a_cog_over_http_is_read_in_place_and_ingests(http_files, tmp_path: Path
     assert r.returncode == 0, r.stderr
     out = run_cli("ingest", f"{base}/{name}", "--out", f"{base}/s.zarr")
     assert out.returncode == 2 and "http(s) URLs are read-only" in out.stderr
+
+
+def test_names_with_pattern_characters_touch_only_their_own_objects(s3: Bucket, tmp_path: Path) -> None:
+    """fsspec reads '[2]' as a pattern that also matches '2': replacing, removing and downloading
+    'scene [2].zarr' must leave 'scene 2.zarr' alone and take every object of its own."""
+    from geohsi.storage import COMPLETE, local_copy, put, remove_tree
+
+    store = tmp_path / "store.zarr"
+    (store / "c").mkdir(parents=True)
+    (store / "zarr.json").write_text("{}")
+    (store / "c" / "0").write_bytes(b"chunk")
+    other, mine = f"{s3.url}/maps/scene 2.zarr", f"{s3.url}/maps/scene [2].zarr"
+    put(store, other, overwrite=False)
+    put(store, mine, overwrite=False)
+    put(store, mine, overwrite=True)  # replaced: its marker first, its objects, then the new ones
+    objects = all_objects(s3)
+    root = s3.url.removeprefix("s3://")
+    for url in (other, mine):
+        key = url.removeprefix("s3://")
+        assert {f"{key}/zarr.json", f"{key}/c/0", f"{key}/{COMPLETE}"} <= set(objects), (url, sorted(objects))
+    copy = local_copy(mine, "map")
+    assert (copy / "c" / "0").read_bytes() == b"chunk" and (copy / "zarr.json").exists()
+    remove_tree(mine)
+    left = set(all_objects(s3))
+    assert not any("[2]" in k for k in left) and f"{root}/maps/scene 2.zarr/c/0" in left
+
+
+def test_files_beside_a_url_output_are_not_replaced_without_overwrite(s3: Bucket, tmp_path: Path) -> None:
+    """staged(): the command writes report.png beside report.json; an existing report.png in the
+    bucket refuses the upload (before anything is uploaded), as a local one would."""
+    from geohsi.errors import OutputError
+    from geohsi.storage import staged
+
+    s3.fs.pipe_file(f"{s3.url.removeprefix('s3://')}/eval/report.png", b"PRECIOUS")
+    out = f"{s3.url}/eval/report.json"
+    with (
+        pytest.raises(OutputError, match=r"report.png already exists; pass --overwrite"),
+        staged({"out": out}, overwrite=False) as where,
+    ):
+        where["out"].write_text("{}")
+        where["out"].with_name("report.png").write_bytes(b"NEW")
+    objects = all_objects(s3)
+    assert objects[f"{s3.url.removeprefix('s3://')}/eval/report.png"] == b"PRECIOUS"
+    assert not any(k.endswith("report.json") for k in objects)
+
+
+def test_an_output_written_after_the_first_check_is_not_replaced(s3: Bucket, tmp_path: Path) -> None:
+    """The first check lists the bucket; another writer then creates the output: the upload refuses it
+    (no cached listing answers for the store)."""
+    from geohsi.errors import OutputError
+    from geohsi.files import atomic_output
+
+    url = f"{s3.url}/out.json"
+    with pytest.raises(OutputError, match="already exists"), atomic_output(url) as tmp:
+        s3.fs.pipe_file(url.removeprefix("s3://"), b"THEIRS")  # another run, meanwhile
+        tmp.write_text("ours")
+    assert all_objects(s3)[url.removeprefix("s3://")] == b"THEIRS"
 
 
 def test_no_command_turns_a_url_into_a_local_path(s3: Bucket, ip_scene: Path, tmp_path: Path) -> None:

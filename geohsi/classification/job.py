@@ -30,7 +30,7 @@ from geohsi.classification.plan import Plan, scene_identity
 from geohsi.console import say
 from geohsi.errors import ClusterError, GeohsiError, UsageError
 from geohsi.export import maps
-from geohsi.storage import as_path, exists, is_url, name, sibling, with_suffix
+from geohsi.storage import as_path, display, exists, is_url, name, sibling, with_suffix
 
 #: version of the resume identity of a parts store (2: completion markers carry class counts and areas).
 IDENTITY_VERSION = 2
@@ -120,7 +120,7 @@ class MapOutputs:
             out, maps.check_suffix(out), prob, maps.check_suffix(prob, "--probabilities") if prob else None, bool(confidence)
         )
         if len({p if is_url(p) else p.absolute() for p in res.paths}) != len(res.paths):
-            raise UsageError(f"--out and --probabilities must be different paths, got {out} twice")
+            raise UsageError(f"--out and --probabilities must be different paths, got {display(out)} twice")
         return res
 
     @property

@@ -141,7 +141,7 @@ def open_intermediate(
         note = (
             "--no-resume: recomputing every chunk"
             if not resume
-            else f"intermediate {path} belongs to another bundle, scene, chunking or output set; recomputing every chunk"
+            else f"intermediate {storage.display(path)} belongs to another bundle, scene, chunking or output set; recomputing every chunk"
         )
         storage.remove_tree(path)
     g = zarr.open_group(str(path), mode="w", zarr_format=3)

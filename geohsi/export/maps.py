@@ -80,11 +80,11 @@ def check_suffix(path: Path | str, what: str = "--out") -> str:
     Raises:
         UsageError: another suffix.
     """
-    from geohsi.storage import name
+    from geohsi.storage import display, name
 
     suf = Path(name(path)).suffix.lower()
     if suf not in MAP_SUFFIXES:
-        raise UsageError(f"{what} {path} must end in .tif or .zarr (Cloud-Optimized GeoTIFF or georeferenced Zarr)")
+        raise UsageError(f"{what} {display(path)} must end in .tif or .zarr (Cloud-Optimized GeoTIFF or georeferenced Zarr)")
     return "zarr" if suf == ".zarr" else "tif"
 
 

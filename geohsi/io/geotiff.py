@@ -86,7 +86,7 @@ def inspect(path: str | os.PathLike) -> TileInfo:
     Raises:
         InputFormatError: the file is missing or not a readable raster.
     """
-    from geohsi.storage import as_path, display, exists, open_raster
+    from geohsi.storage import as_path, display, exists, open_raster, redact
 
     p = as_path(path)
     if not exists(p):
@@ -100,7 +100,7 @@ def inspect(path: str | os.PathLike) -> TileInfo:
             bbl = _band_floats(tags, "bbl")
             scales, offsets = set(src.scales), set(src.offsets)
             if len(set(src.dtypes)) != 1:
-                raise InputFormatError(f"{p} mixes band data types {sorted(set(src.dtypes))}; convert it to one type")
+                raise InputFormatError(f"{display(p)} mixes band data types {sorted(set(src.dtypes))}; convert it to one type")
             return TileInfo(
                 path=str(p),
                 crs=src.crs,
@@ -119,7 +119,7 @@ def inspect(path: str | os.PathLike) -> TileInfo:
                 tags=dict(src.tags()),
             )
     except RasterioError as e:
-        raise InputFormatError(f"cannot read {display(p)} as a GeoTIFF: {e}; check the file") from e
+        raise InputFormatError(f"cannot read {display(p)} as a GeoTIFF: {redact(str(e))}; check the file") from e
 
 
 def _check_tiles(tiles: list[TileInfo]) -> None:

@@ -179,7 +179,7 @@ class TileMosaic:
     def _read(self, path: str, bands: list[int], col: int, row: int, width: int, height: int) -> np.ndarray:
         from rasterio.windows import Window
 
-        from geohsi.storage import open_raster
+        from geohsi.storage import display, open_raster, redact
 
         win = Window(col, row, width, height)
         try:
@@ -194,7 +194,7 @@ class TileMosaic:
             why = " ".join(why.split())[:150]
         # Raised outside the except block, with no chained cause: read on a Dask worker, the error
         # travels to the client, and GDAL's chained errors do not unpickle there (tblib).
-        raise InputFormatError(f"cannot read {path} window {win}: {why}; {self.hint}")
+        raise InputFormatError(f"cannot read {display(path)} window {win}: {redact(why)}; {self.hint}")
 
 
 __all__ = [
