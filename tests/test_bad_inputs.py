@@ -1110,7 +1110,7 @@ CASES: list[Case] = [
         "train-vector-no-classes",
         train_vector_no_classes,
         9,
-        r"fields\.gpkg: no feature has a class in field 'crop' \(2 empty or NaN\); fill the field",
+        r"fields\.gpkg: no feature has a class in field 'crop' \(2 empty, NaN or 0\); fill the field",
         SCENE,
     ),
     Case(

@@ -12,7 +12,9 @@ of any scene grid, in the scene's CRS (features reprojected once per CRS), with
 * points: the pixel that contains the point;
 * where features overlap, the later feature in the file wins.
 
-Features with an empty or NaN class value are skipped (counted in :attr:`VectorLabels.skipped`).
+Features with an empty or NaN class value (or id 0) are skipped (counted in :attr:`VectorLabels.skipped`).
+Class names are compared without regard to case or spacing ("Water", "water " and "WATER" are one
+class, with a warning), in the file and against ``class_names``.
 
 .. versionadded:: 0.2
 """
@@ -52,10 +54,48 @@ def _layer(path: Path, layer: str | None) -> str | None:
     return layer
 
 
+def _canonical(name: str) -> str:
+    """How class names are compared: inner runs of white space as one space, case folded."""
+    return " ".join(str(name).split()).casefold()
+
+
+def _check_class_names(class_names: list[str] | None) -> None:
+    seen: dict[str, str] = {}
+    for n in class_names or ():
+        if _canonical(n) in seen:
+            raise UsageError(f"--class-names lists one class twice ({seen[_canonical(n)]!r} and {n!r}); name each class once")
+        seen[_canonical(n)] = n
+
+
+def _named_ids(text: Any, path: Path, label_field: str, class_names: list[str] | None) -> tuple[np.ndarray, dict[int, str]]:
+    """Class ids of class names (``0``: empty), names compared without regard to case or spacing."""
+    spellings: dict[str, set[str]] = {}
+    for t in text:
+        if t:
+            spellings.setdefault(_canonical(t), set()).add(" ".join(t.split()))
+    merged = {k: sorted(v) for k, v in spellings.items() if len(v) > 1}
+    if merged:
+        v = next(iter(sorted(merged.values())))
+        warnings.warn(
+            f"{path}: field {label_field!r} spells {len(merged)} class(es) in several ways (e.g. {', '.join(map(repr, v))}); "
+            "each is taken as one class",
+            GeohsiWarning,
+            stacklevel=4,
+        )
+    order = list(class_names) if class_names else sorted(min(v) for v in spellings.values())
+    position = {_canonical(name): k + 1 for k, name in enumerate(order)}
+    unknown = sorted(min(v) for k, v in spellings.items() if k not in position)
+    if unknown:
+        raise DataError(f"{path}: field {label_field!r} has classes {unknown[:5]} not in --class-names; add them")
+    ids = np.asarray([position[_canonical(t)] if t else 0 for t in text], dtype=np.int64)
+    return ids, {k + 1: str(name) for k, name in enumerate(order)}
+
+
 def _class_ids(values: Any, path: Path, label_field: str, class_names: list[str] | None) -> tuple[np.ndarray, Legend]:
     """``([n] class id per feature, 0 = skipped)``, and the legend the values make."""
     import pandas as pd
 
+    _check_class_names(class_names)
     v = pd.Series(values)
     empty = v.isna() | (v.astype(str).str.strip() == "")
     if pd.api.types.is_numeric_dtype(v):
@@ -69,16 +109,8 @@ def _class_ids(values: Any, path: Path, label_field: str, class_names: list[str]
         present = sorted({int(i) for i in ids if i > 0})
         names = {i: (class_names[i - 1] if class_names and i <= len(class_names) else f"class_{i}") for i in present}
     else:
-        text = v.where(~empty, "").astype(str).str.strip()
-        present_names = sorted({t for t in text if t})
-        order = class_names if class_names else present_names
-        unknown = [t for t in present_names if t not in order]
-        if unknown:
-            raise DataError(f"{path}: field {label_field!r} has classes {unknown[:5]} not in --class-names; add them")
-        lookup = {name: k + 1 for k, name in enumerate(order)}
-        ids = np.asarray([lookup.get(t, 0) for t in text], dtype=np.int64)
-        present = list(range(1, len(order) + 1))
-        names = {lookup[t]: t for t in order}
+        ids, names = _named_ids(v.where(~empty, "").astype(str).str.strip().tolist(), path, label_field, class_names)
+        present = sorted(names)
     legend = Legend(tuple(ClassInfo(i, names[i], default_color(i)) for i in sorted(present)))
     return ids, legend
 
@@ -94,7 +126,7 @@ class VectorLabels:
         all_touched: rasterise every pixel a polygon touches, not only those whose centre it contains.
         frame: a GeoDataFrame with the features kept (``geometry`` and ``class_id``).
         legend: the classes, shared by every scene.
-        skipped: features with an empty or NaN class value (not used).
+        skipped: features with an empty or NaN class value, id 0 or no geometry (not used).
         used: ``[n]`` bool, features that fell inside at least one rasterised window so far.
     """
 
@@ -209,10 +241,10 @@ def read_vector_labels(
     keep = (ids > 0) & frame.geometry.notna().to_numpy() & ~frame.geometry.is_empty.to_numpy()
     skipped = int((~keep).sum())
     if not keep.any():
-        raise DataError(f"{p}: no feature has a class in field {label_field!r} ({skipped} empty or NaN); fill the field")
+        raise DataError(f"{p}: no feature has a class in field {label_field!r} ({skipped} empty, NaN or 0); fill the field")
     if skipped:
         warnings.warn(
-            f"{p}: {skipped} of {len(frame)} features have no class in {label_field!r} (empty or NaN); skipped",
+            f"{p}: {skipped} of {len(frame)} features have no class in {label_field!r} (empty, NaN or 0) or no geometry; skipped",
             GeohsiWarning,
             stacklevel=2,
         )

@@ -22,6 +22,7 @@ one scene alone is its own grid, as before.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from geohsi.errors import DataError, GeoreferenceError, UsageError
+from geohsi.errors import DataError, GeohsiWarning, GeoreferenceError, UsageError
 from geohsi.scene import (
     DEFAULT_CHUNK,
     ClassInfo,
@@ -303,13 +304,35 @@ def _vector_scenes(
         scenes.append(_scene(name, source, ds, sparse_labels(lambda w, c=crs, t=tf, s=shape: vec.rasterize(c, t, s, w), shape)))
     if not any(s.index.size for s in scenes):
         bounds = "; ".join(f"{s.name}: {_scene_bounds(s.ds)}" for s in scenes[:5])
+        if vec.used.any():
+            raise DataError(
+                f"the features of {src.path} reach the scenes ({bounds}) but label no valid pixel: they lie on nodata "
+                "pixels or cover no pixel centre; check the scenes' nodata value, or pass --all-touched"
+            )
         raise DataError(
             f"no feature of {src.path} ({vec.describe_bounds()}) falls on a valid pixel of the scenes ({bounds}); check the file and the scenes' CRS"
         )
+    _log_unlabelled(scenes, vec, src.path, log)
+    return scenes, vec.legend
+
+
+def _log_unlabelled(scenes: list[TrainingScene], vec: Any, path: str, log: Callable[[str], None]) -> None:
+    """Say which features, scenes and classes the vector labels leave without a labelled pixel."""
     outside = int((~vec.used).sum())
     if outside:
-        log(f"[yellow]{outside} of {len(vec.used)} features of {src.path} lie outside every scene (not used)[/]")
-    return scenes, vec.legend
+        log(f"[yellow]{outside} of {len(vec.used)} features of {path} lie outside every scene (not used)[/]")
+    bare = [s.name for s in scenes if not s.index.size]
+    if bare:
+        log(
+            f"[yellow]{len(bare)} scene(s) get no labelled pixel from {path}: {', '.join(bare[:5])} (read, but no training pixel)[/]"
+        )
+    placed = set().union(*(np.unique(s.labels).tolist() for s in scenes))
+    missing = [c.name for c in vec.legend if c.id not in placed]
+    if missing:
+        log(
+            f"[yellow]class(es) {', '.join(missing[:5])} of {path} label no valid pixel: their features cover no pixel "
+            "centre (smaller than a pixel; --all-touched labels every pixel a polygon touches) or lie on nodata[/]"
+        )
 
 
 def _scene_bounds(ds: xr.Dataset) -> str:
@@ -369,7 +392,13 @@ class TrainingData:
         return pixel_values(cubes, split.scenes, index, dtype=np.float64), np.asarray(labels)
 
     def split(self, spec: str, *, seed: int = 0, val_fraction: float = 0.1, window: int = 15) -> Split:
-        """The seeded split of every scene's labelled pixels (:func:`~geohsi.splits.make_split`)."""
+        """The seeded split of every scene's labelled pixels (:func:`~geohsi.splits.make_split`).
+
+        A spatial split (``blocks``, ``scenes``) of scenes that overlap on the ground warns: it keeps
+        the scenes' pixels apart, not the places, so one place can be in training and in test.
+        """
+        if parse_split(spec).kind in ("blocks", "scenes"):
+            self._warn_overlaps(spec)
         return make_split(
             self.labelled(self.layout(spec, window)),
             spec,
@@ -378,6 +407,20 @@ class TrainingData:
             window=window,
             class_names={c.id: c.name for c in self.legend},
         )
+
+    def _warn_overlaps(self, spec: str) -> None:
+        from geohsi.scene import grid_overlaps
+
+        pairs = grid_overlaps([(scene_crs(s.ds), scene_transform(s.ds), s.shape) for s in self.scenes])
+        if pairs:
+            a, b = self.scenes[pairs[0][0]].name, self.scenes[pairs[0][1]].name
+            warnings.warn(
+                f"{len(pairs)} pair(s) of scenes overlap on the ground (first: {a} and {b}); split {spec} keeps their pixels "
+                "apart, not their places, so one place can be in training and in test: use scenes that do not overlap "
+                "(or a mosaic of them)",
+                GeohsiWarning,
+                stacklevel=3,
+            )
 
     def record(self) -> dict[str, Any]:
         """What a bundle records: every scene (source, grid, identity) and the label source (file digest, field, rule)."""

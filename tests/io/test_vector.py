@@ -130,9 +130,11 @@ def test_bad_vector_labels_are_one_line_each(tmp_path, data_dir) -> None:
     tiles = _tiles(data_dir)[:2]
     with pytest.raises(UsageError, match=r"v\.gpkg has no field 'kind'; its fields are 'crop'; pass one with --label-field"):
         load_training_data(tiles, LabelSource.from_options(_gpkg(tmp_path, ["a", "b"]), label_field="kind"))
-    with pytest.warns(GeohsiWarning, match=r"2 of 4 features have no class in 'crop' \(empty or NaN\); skipped"):
+    with pytest.warns(
+        GeohsiWarning, match=r"2 of 4 features have no class in 'crop' \(empty, NaN or 0\) or no geometry; skipped"
+    ):
         read_vector_labels(_gpkg(tmp_path, ["a", None, "", "b"]), "crop")
-    with pytest.raises(DataError, match=r"no feature has a class in field 'crop' \(2 empty or NaN\)"):
+    with pytest.raises(DataError, match=r"no feature has a class in field 'crop' \(2 empty, NaN or 0\)"):
         read_vector_labels(_gpkg(tmp_path, [None, ""]), "crop")
     far = _gpkg(tmp_path, ["a", "b"], x0=500000.0, y0=4000000.0)
     with pytest.raises(

@@ -256,3 +256,76 @@ def test_train_and_evaluate_on_the_tiles_as_they_come(data_dir, tmp_path) -> Non
     rows = m["scenes"]
     assert len(rows) == len({r["name"] for r in rows}) and {r["scored"] for r in rows} == {"the training split's test pixels"}
     assert sum(r["n_test"] for r in rows) == m["n_test"]
+
+
+def _small_store(path: Path, *, x0: float = 500_000.0, size: int = 40, nodata_rows: int = 0) -> Path:
+    """A 4-band reflectance store of ``size``² 10 m pixels in UTM 33N, its first ``nodata_rows`` rows nodata."""
+    from affine import Affine
+
+    from geohsi.scene import make_scene, write_scene
+
+    data = np.random.default_rng(0).random((4, size, size)).astype("float32") + 0.1
+    data[:, :nodata_rows] = -9999.0
+    ds = make_scene(
+        data, wavelength=[500, 600, 700, 800], crs="EPSG:32633", transform=Affine(10, 0, x0, 0, -10, 5_000_000), nodata=-9999.0
+    )
+    write_scene(ds, path)
+    return path
+
+
+def _polygons(path: Path, boxes: list[tuple[float, float, float, float]], classes: list, **kw) -> Path:
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    gpd.GeoDataFrame({"cls": classes}, geometry=[box(*b) for b in boxes], crs="EPSG:32633").to_file(path, **kw)
+    return path
+
+
+def test_vector_class_names_ignore_case_and_spacing_and_unplaced_classes_are_said(tmp_path) -> None:
+    """'Water', 'water ' and 'WATER' are one class (a warning says so); a polygon smaller than a pixel
+    labels no pixel and its class is named in the log, as is a scene no feature reaches."""
+    from geohsi.errors import GeohsiWarning
+    from geohsi.io.vector import read_vector_labels
+
+    a = _small_store(tmp_path / "a.zarr")
+    far = _small_store(tmp_path / "far.zarr", x0=900_000.0)
+    y = 5_000_000.0
+    boxes = [(500_000, y - 100, 500_100, y), (500_100, y - 100, 500_200, y), (500_200, y - 100, 500_300, y),
+             (500_000, y - 200, 500_100, y - 100), (500_301, y - 303, 500_304, y - 301)]  # fmt: skip
+    labels = _polygons(tmp_path / "v.gpkg", boxes, ["Water", "water ", "WATER", "Forest", "tiny"])
+    with pytest.warns(
+        GeohsiWarning,
+        match=r"spells 1 class\(es\) in several ways \(e.g. 'WATER', 'Water', 'water'\); each is taken as one class",
+    ):
+        notes: list[str] = []
+        data = load_training_data([a, far], LabelSource.from_options(labels, label_field="cls"), log=notes.append)
+    assert data.legend.names == ["Forest", "WATER", "tiny"]
+    counts = np.bincount(data.scenes[0].labels)
+    assert counts[1] == 100 and counts[2] == 300 and counts[3:].sum() == 0
+    assert any("class(es) tiny of" in n and "label no valid pixel" in n for n in notes), notes
+    assert any("1 scene(s) get no labelled pixel" in n and "far" in n for n in notes), notes
+    with pytest.warns(GeohsiWarning, match="several ways"):
+        named = read_vector_labels(labels, "cls", class_names=["forest", "water", "Tiny"])
+    assert named.legend.names == ["forest", "water", "Tiny"] and sorted(set(named.frame["class_id"])) == [1, 2, 3]
+    with pytest.raises(UsageError, match=r"--class-names lists one class twice \('water' and 'Water '\)"):
+        read_vector_labels(labels, "cls", class_names=["water", "Water ", "forest", "tiny"])
+
+
+def test_features_only_on_nodata_and_overlapping_scenes_under_a_spatial_split(tmp_path) -> None:
+    from geohsi.errors import DataError, GeohsiWarning
+
+    a = _small_store(tmp_path / "a.zarr", nodata_rows=10)
+    y = 5_000_000.0
+    on_nodata = _polygons(tmp_path / "n.gpkg", [(500_000, y - 100, 500_400, y)], ["water"])
+    with pytest.raises(DataError, match=r"reach the scenes .* but label no valid pixel: they lie on nodata pixels"):
+        load_training_data([a], LabelSource.from_options(on_nodata, label_field="cls"), log=lambda m: None)
+    b = _small_store(tmp_path / "b.zarr", x0=500_050.0)  # the same ground, 5 pixels east
+    cover = _polygons(tmp_path / "c.gpkg", [(500_000, y - 400, 500_250, y), (500_250, y - 400, 500_450, y)], ["p", "q"])
+    data = load_training_data([a, b], LabelSource.from_options(cover, label_field="cls"), log=lambda m: None)
+    with pytest.warns(GeohsiWarning, match=r"1 pair\(s\) of scenes overlap on the ground \(first: a and b\); split scenes:0.5"):
+        data.split("scenes:0.5", seed=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data.split("fraction:0.5", seed=0)  # a random split mixes the scenes anyway: nothing to say
