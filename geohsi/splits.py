@@ -586,13 +586,17 @@ def _stratified(
     return out
 
 
-def _chebyshev_near(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Pixels within Chebyshev distance ``radius`` of a True pixel of ``mask`` (a square dilation)."""
-    if radius <= 0:
-        return mask.copy()
-    from scipy.ndimage import maximum_filter
+def _chebyshev_near(points: np.ndarray, targets: np.ndarray, width: int, radius: int) -> np.ndarray:
+    """Which ``points`` (flat indices of a grid ``width`` wide) lie within Chebyshev distance ``radius``
+    of one of the ``targets``: a nearest-neighbour query over the labelled pixels alone, so memory
+    follows the labels, not the grid."""
+    if points.size == 0 or targets.size == 0:
+        return np.zeros(points.size, dtype=bool)
+    from scipy.spatial import cKDTree
 
-    return maximum_filter(mask.view(np.uint8), size=2 * radius + 1, mode="constant", cval=0).astype(bool)
+    tree = cKDTree(np.column_stack(np.divmod(targets, width)))
+    dist, _ = tree.query(np.column_stack(np.divmod(points, width)), k=1, p=np.inf, distance_upper_bound=radius + 0.5)
+    return dist <= radius
 
 
 def _block_ids(idx: np.ndarray, grid: LabelledPixels, spec: SplitSpec) -> np.ndarray:
@@ -614,7 +618,7 @@ def _blocks(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Assign whole S×S blocks (or whole scenes) to train/val/test, then drop training pixels near held-out ones."""
-    h, w = grid.layout.shape
+    _, w = grid.layout.shape
     blocks, inv = np.unique(_block_ids(idx, grid, spec), return_inverse=True)
     classes, cinv = np.unique(lab, return_inverse=True)
     nb, k = blocks.size, classes.size
@@ -652,10 +656,10 @@ def _blocks(
         pix_side = assign[inv]
         if gap == 0:  # no pixel is dropped (whole scenes): no grid needed
             return pix_side, pix_side == _TRAIN
-        held = np.zeros(h * w, dtype=bool)
-        held[idx[pix_side != _TRAIN]] = True
-        near = _chebyshev_near(held.reshape(h, w), gap).reshape(-1)
-        return pix_side, (pix_side == _TRAIN) & ~near[idx]
+        train = pix_side == _TRAIN
+        keep = train.copy()
+        keep[train] = ~_chebyshev_near(idx[train], idx[~train], w, gap)
+        return pix_side, keep
 
     # Repair: a class left without training pixels (its train blocks all lie within the gap of
     # held-out pixels, or it got none) gets one of its held-out blocks flipped to train, unless

@@ -205,6 +205,25 @@ def test_blocks_no_train_pixel_near_held_out_brute_force(seed, window, size, gap
             assert side_of_block.setdefault((r // size, c // size), s) == s
 
 
+def test_a_blocks_split_of_sparse_labels_over_large_scenes_needs_memory_for_the_labels_only():
+    """Eight 60,000² scenes with 4,000 labelled pixels: the gap is found among the labelled pixels, so
+    no grid of the scenes' 2.9·10¹⁰ pixels is built (the dilation of one took 29 GB); the result
+    equals a brute-force check of the gap."""
+    from geohsi.splits import LabelledPixels, SceneLayout
+
+    layout = SceneLayout.stacked([(60_000, 60_000)] * 8, align=64, pad=15)
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([o + rng.integers(0, 60_000, 500) for o in layout.origins])
+    idx = np.unique(rows * layout.width + rng.integers(0, 60_000, rows.size))
+    near = idx[:50, None] + np.arange(1, 4)  # a few labelled clusters, so the gap has pixels to drop
+    idx = np.unique(np.r_[idx, near.reshape(-1)])
+    split = make_split(LabelledPixels(idx, rng.integers(1, 4, idx.size), layout), "blocks:64", seed=0, window=7)
+    tr = np.stack(np.divmod(split.train, layout.width), 1)
+    held = np.stack(np.divmod(np.r_[split.val, split.test], layout.width), 1)
+    assert tr.size and held.size and split.train.size + split.val.size + split.test.size < idx.size
+    assert all(np.abs(held - t).max(1).min() > 3 for t in tr)
+
+
 def test_blocks_only_drop_train_pixels_near_held_out():
     labels = _field_map(5)
     split = make_split(labels, "blocks:12", seed=5, window=5)

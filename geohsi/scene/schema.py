@@ -223,6 +223,24 @@ def labels_digest(labels: np.ndarray) -> str:
     return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()
 
 
+def sparse_labels_digest(index: np.ndarray, labels: np.ndarray, shape: tuple[int, int], rows: int = 1024) -> str:
+    """:func:`labels_digest` of the grid of ``shape`` holding ``labels`` at the flat ``index`` (0 elsewhere),
+    built ``rows`` rows at a time: the same digest, in memory that follows the labels.
+
+    .. versionadded:: 0.3
+    """
+    h, w = (int(n) for n in shape)
+    order = np.argsort(index, kind="stable")  # a repeated index keeps its last label, as an assignment does
+    index, labels = np.asarray(index)[order], np.asarray(labels)[order]
+    digest = hashlib.sha256(repr((h, w)).encode())
+    for r0 in range(0, h, rows):
+        lo, hi = np.searchsorted(index, [r0 * w, min(h, r0 + rows) * w])
+        block = np.zeros((min(h, r0 + rows) - r0) * w, dtype=np.int64)
+        block[index[lo:hi] - r0 * w] = labels[lo:hi]
+        digest.update(block.tobytes())
+    return digest.hexdigest()
+
+
 def rechunk_scene(ds: xr.Dataset, chunks: int = DEFAULT_CHUNK) -> xr.Dataset:
     """Chunk a scene the geohsi way: all bands in one chunk, square ``chunks``×``chunks`` spatial chunks."""
     if chunks <= 0:

@@ -40,6 +40,7 @@ from geohsi.scene import (
     scene_identity,
     scene_legend,
     scene_transform,
+    sparse_labels_digest,
     valid_mask,
 )
 from geohsi.splits import LabelledPixels, SceneLayout, Split, make_split, parse_split
@@ -224,20 +225,11 @@ def _ids_legend(ids: set[int], class_names: Sequence[str] | None) -> Legend:
     )
 
 
-def _labels_digest(index: np.ndarray, labels: np.ndarray, shape: tuple[int, int]) -> str:
-    """:func:`geohsi.scene.labels_digest` of the label grid the sparse labels make."""
-    from geohsi.scene import labels_digest
-
-    grid = np.zeros(shape, dtype=np.int64)
-    grid.reshape(-1)[index] = labels
-    return labels_digest(grid)
-
-
 def _scene(name: str, source: str, ds: xr.Dataset, placed: tuple[np.ndarray, np.ndarray], note: str = "") -> TrainingScene:
     """A training scene from its sparse placed labels: the digest of all of them, then only the valid ones."""
     index, labels = placed
     scene = TrainingScene(name, source, ds, index, labels, note)
-    scene.labels_sha256 = _labels_digest(index, labels, scene.shape)
+    scene.labels_sha256 = sparse_labels_digest(index, labels, scene.shape)
     keep = valid_at(ds, index)
     scene.index, scene.labels = index[keep], labels[keep]
     return scene
