@@ -77,7 +77,9 @@ def display(path: Any) -> str:
 
 
 _URL_IN_TEXT = re.compile(r"(?i)\b(?:s3|gs|gcs|az|abfs|https?)://[^\s'\"<>]+")
-_SECRET_PARAM = re.compile(r"(?i)(signature|credential|secret|token|key|sig|accesskeyid)=[^&\s'\"]+")
+_SECRET_PARAM = re.compile(
+    r"(?i)\b(x-amz-[a-z-]+|signature|credential|secret|token|access_token|key|sig|awsaccesskeyid)=[^&\s'\"]+"
+)
 
 
 def redact(text: str) -> str:

@@ -43,6 +43,7 @@ def test_secrets_in_urls_never_reach_a_message() -> None:
     gdal = "'/vsicurl/https://h.example/x.tif?se=2026&sig=AZSECRET' not recognized as a supported file format"
     assert "SECRET" not in redact(gdal) and "/vsicurl/https://h.example/x.tif" in redact(gdal)
     assert redact("cannot read s3://b/m.tif: AWSAccessKeyId=AKIA1 denied") == "cannot read s3://b/m.tif: AWSAccessKeyId=… denied"
+    assert redact("--expected-ua names class 'turkey'; monkey=3") == "--expected-ua names class 'turkey'; monkey=3"
 
 
 def test_a_public_bucket_is_read_unsigned_when_gdal_would(monkeypatch: pytest.MonkeyPatch) -> None:
