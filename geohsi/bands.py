@@ -30,9 +30,14 @@ from geohsi.errors import GeohsiWarning, InputFormatError
 UNIT_TO_NM: dict[str, float] = {
     **dict.fromkeys(("nanometers", "nanometer", "nanometres", "nanometre", "nm"), 1.0),
     **dict.fromkeys(("micrometers", "micrometer", "micrometres", "micrometre", "microns", "micron", "um", "µm", "μm"), 1e3),
-    **dict.fromkeys(("millimeters", "millimeter", "mm"), 1e6),
-    **dict.fromkeys(("wavenumber", "ghz", "mhz", "index", "unknown"), float("nan")),
+    **dict.fromkeys(("millimeters", "millimeter", "millimetres", "millimetre", "mm"), 1e6),
+    **dict.fromkeys(("centimeters", "centimeter", "centimetres", "centimetre", "cm"), 1e7),
+    **dict.fromkeys(("meters", "meter", "metres", "metre", "m"), 1e9),
+    **dict.fromkeys(("angstroms", "angstrom", "å"), 0.1),
+    **dict.fromkeys(("wavenumber", "ghz", "mhz", "index"), float("nan")),
 }
+#: Unit spellings that state no unit (ENVI writes "Unknown"): the unit is inferred from the values.
+UNSTATED_UNITS = frozenset({"", "unknown", "none", "n/a"})
 #: Unstated units: centres all below this are micrometres (no sensor has bands below 30 nm, no
 #: VNIR–SWIR–TIR sensor bands above 30 µm).
 MICROMETRE_BELOW = 30.0
@@ -49,15 +54,22 @@ def unit_factor(units: str | None, centres: Sequence[float] | np.ndarray | None)
 
     Args:
         units: the unit the file names (``"Nanometers"``, ``"Micrometers"``, ``"um"``, …) or
-            ``None``/empty when it names none.
+            ``None``/empty/``"Unknown"`` when it names none.
         centres: the band centres as written (used only when ``units`` is unstated).
 
     Returns:
         1 for nm, 1000 for µm, …; NaN when the unit is not a length (index, wavenumber).
+
+    Raises:
+        InputFormatError: a unit spelling it does not know (guessing would scale every band wrongly).
     """
     key = (units or "").strip().lower()
-    if key:
-        return UNIT_TO_NM.get(key, 1.0)
+    if key not in UNSTATED_UNITS:
+        if key not in UNIT_TO_NM:
+            raise InputFormatError(
+                f"wavelength units {units!r} are not a unit geohsi knows (nm, µm, mm, cm, m, Angstroms); {_FIX}"
+            )
+        return UNIT_TO_NM[key]
     arr = np.asarray([] if centres is None else centres, dtype="float64").reshape(-1)
     finite = arr[np.isfinite(arr)]
     return 1e3 if finite.size and float(np.max(np.abs(finite))) < MICROMETRE_BELOW else 1.0

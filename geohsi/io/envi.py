@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
 from geohsi.bands import band_table_nm, wavelength_to_nm
-from geohsi.errors import GeoreferenceError, InputFormatError
+from geohsi.errors import GeohsiWarning, GeoreferenceError, InputFormatError
 from geohsi.io.lazy import file_token, lazy_cube
 from geohsi.scene import make_scene
 
@@ -321,7 +322,7 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
 
     Raises:
         InputFormatError: missing header/data, unsupported data type or interleave, or a data file
-            whose length disagrees with ``samples × lines × bands × item size + header offset``.
+            shorter than ``samples × lines × bands × item size + header offset`` (a longer one is read, with a warning).
         GeoreferenceError: malformed or rotated ``map info``.
     """
     p = Path(path)
@@ -397,9 +398,17 @@ def _layout(hdr: dict[str, str], src: str, data: Path) -> tuple[int, int, int, i
         raise InputFormatError(f"{src}: interleave {interleave!r} is not bsq, bil or bip; fix the header")
     if min(samples, lines, bands) <= 0:
         raise InputFormatError(f"{src}: samples/lines/bands = {samples}/{lines}/{bands} must be positive; fix the header")
+    if offset < 0:
+        raise InputFormatError(f"{src}: header offset = {offset} must be 0 or more bytes; fix the header")
     expected = offset + samples * lines * bands * dtype.itemsize
     size = data.stat().st_size
-    if size != expected:
+    if size > expected:
+        warnings.warn(
+            f"{data} is {size - expected} bytes longer than {src} describes; the trailing bytes are ignored (as GDAL does)",
+            GeohsiWarning,
+            stacklevel=3,
+        )
+    elif size < expected:
         raise InputFormatError(
             f"{data} is {size} bytes but {src} describes {expected} ({bands} bands × {lines} lines × {samples} samples × "
             f"{dtype.itemsize} B + {offset} offset); the file is truncated or the header is wrong"

@@ -99,6 +99,11 @@ def inspect(path: str | os.PathLike) -> TileInfo:
             wl, fwhm = _band_table(tags, list(descr), units)
             bbl = _band_floats(tags, "bbl")
             scales, offsets = set(src.scales), set(src.offsets)
+            if len(scales) > 1 or len(offsets) > 1:
+                raise InputFormatError(
+                    f"{display(p)} has a scale or offset per band; geohsi applies one to the whole cube: unscale it first "
+                    "(gdal_translate -unscale -ot Float32)"
+                )
             if len(set(src.dtypes)) != 1:
                 raise InputFormatError(f"{display(p)} mixes band data types {sorted(set(src.dtypes))}; convert it to one type")
             return TileInfo(
@@ -145,6 +150,11 @@ def _check_tiles(tiles: list[TileInfo]) -> None:
             ref.wavelength is not None and not np.allclose(ref.wavelength, t.wavelength, equal_nan=True)
         ):
             raise BandMismatchError(f"tile {t.path} has other band wavelengths than {name0}; mosaic tiles of one product")
+        if (t.scale, t.offset) != (ref.scale, ref.offset):
+            raise BandMismatchError(
+                f"tile {t.path} has scale/offset {t.scale}/{t.offset} but {name0} has {ref.scale}/{ref.offset}; "
+                "unscale the tiles first (gdal_translate -unscale -ot Float32)"
+            )
         if t.nodata != ref.nodata and not (
             t.nodata is not None and ref.nodata is not None and np.isnan(t.nodata) and np.isnan(ref.nodata)
         ):

@@ -173,8 +173,14 @@ class TileMosaic:
                 g[1].append(idx)
             for path, (slots, idxs) in groups.items():
                 block = self._read(path, idxs, cx0 - c0, ry0 - r0, cx1 - cx0, ry1 - ry0)
-                out[slots, ry0 - y0 : ry1 - y0, cx0 - x0 : cx1 - x0] = block
+                where = (slots, slice(ry0 - y0, ry1 - y0), slice(cx0 - x0, cx1 - x0))
+                out[where] = block if self.fill is None else np.where(self._is_fill(block), out[where], block)
         return out
+
+    def _is_fill(self, block: np.ndarray) -> np.ndarray:
+        """Where a tile holds its nodata value: transparent, so an overlapped tile's data shows (as gdalbuildvrt does)."""
+        fill = self.fill
+        return np.isnan(block) if isinstance(fill, float) and np.isnan(fill) else block == fill
 
     def _read(self, path: str, bands: list[int], col: int, row: int, width: int, height: int) -> np.ndarray:
         from rasterio.windows import Window

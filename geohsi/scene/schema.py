@@ -135,6 +135,7 @@ def make_scene(
     arr.coords["wavelength"].attrs.update(units="nm", long_name="band centre wavelength")
     arr.coords["fwhm"].attrs.update(units="nm", long_name="band full width at half maximum")
     if nodata is not None:
+        _check_nodata_fits(nodata, np.dtype(data.dtype))
         arr.attrs["_FillValue"] = (
             np.asarray(nodata, dtype=data.dtype).item() if np.dtype(data.dtype).kind in "iu" else float(nodata)
         )
@@ -215,6 +216,18 @@ def add_labels(
     out = ds.copy()
     out["labels"] = lab
     return out
+
+
+def _check_nodata_fits(nodata: float, dtype: np.dtype) -> None:
+    """Refuse a nodata value the cube's integer type cannot hold (an ENVI ``data ignore value = -9999`` on uint16)."""
+    if dtype.kind not in "iu":
+        return
+    info = np.iinfo(dtype)
+    if not (np.isfinite(nodata) and float(nodata).is_integer() and info.min <= nodata <= info.max):
+        raise InputFormatError(
+            f"nodata value {nodata:g} cannot occur in {dtype.name} data ({info.min}..{info.max}); "
+            "fix the file's nodata (ENVI: data ignore value) or pass the right one with --nodata"
+        )
 
 
 def labels_digest(labels: np.ndarray) -> str:

@@ -147,3 +147,48 @@ def test_rotated_map_info_refused(tmp_path: Path) -> None:
 def test_band_names_parsing() -> None:
     assert envi.wavelengths_from_band_names(["1.5 Micrometers", "band 2 (1600 Nanometers)"]).tolist() == [1500.0, 1600.0]
     assert envi.wavelengths_from_band_names(["Path length (m)", "Slope"]) is None
+
+
+def test_a_data_file_longer_than_its_header_says_is_read_with_a_warning(tmp_path: Path) -> None:
+    """GDAL reads the described bytes and ignores trailing padding; so does geohsi, and says so."""
+    from geohsi.errors import GeohsiWarning
+
+    cube = np.arange(24, dtype="float32").reshape(2, 3, 4)
+    data = _write_envi(tmp_path, cube)
+    data.write_bytes(data.read_bytes() + b"\0" * 100)
+    with pytest.warns(GeohsiWarning, match="100 bytes longer than cube.hdr describes"):
+        np.testing.assert_array_equal(read(data)["reflectance"].values, cube)
+    with pytest.raises(InputFormatError, match="header offset = -8 must be 0 or more"):
+        read(_negative_offset(tmp_path, cube))
+
+
+def _negative_offset(tmp_path: Path, cube: np.ndarray) -> Path:
+    data = _write_envi(tmp_path, cube, data_name="neg.img")
+    hdr = tmp_path / "neg.hdr"
+    hdr.write_text(hdr.read_text().replace("header offset = 0", "header offset = -8"))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("units", "written", "nm"),
+    [("Unknown", [0.45, 0.55, 0.65], [450, 550, 650]), ("Angstroms", [4500, 5500, 6500], [450, 550, 650]),
+     ("Meters", [4.5e-7, 5.5e-7, 6.5e-7], [450, 550, 650]), ("Nanometers", [450, 550, 650], [450, 550, 650])],
+)  # fmt: skip
+def test_the_wavelength_units_envi_documents(tmp_path: Path, units: str, written: list, nm: list) -> None:
+    """ENVI writes 'Unknown' when it knows no unit (the values then tell µm from nm) and documents
+    Angstroms, Centimeters and Meters besides nm and µm."""
+    extra = f"wavelength units = {units}\nwavelength = {{{', '.join(map(str, written))}}}\n"
+    np.testing.assert_allclose(read(_write_envi(tmp_path, np.ones((3, 2, 2), "float32"), extra=extra))["wavelength"].values, nm)
+
+
+def test_an_unknown_unit_and_a_nodata_value_the_type_cannot_hold_are_one_line_errors(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    bad_unit = _write_envi(tmp_path, np.ones((3, 2, 2), "float32"), extra="wavelength units = Furlongs\nwavelength = {1, 2, 3}\n")
+    with pytest.raises(InputFormatError, match=r"wavelength units 'Furlongs' are not a unit geohsi knows"):
+        read(bad_unit)
+    data = _write_envi(tmp_path, np.ones((3, 2, 2), "uint16"), data_name="u16.img", extra="data ignore value = -9999\n")
+    r = run_cli("ingest", data, "--out", tmp_path / "u16.zarr")
+    err = r.stderr.strip()
+    assert r.returncode != 0 and err.count("\n") == 0 and "nodata value -9999 cannot occur in uint16 data" in err, err
+    assert not (tmp_path / "u16.zarr").exists()

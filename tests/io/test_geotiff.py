@@ -10,7 +10,7 @@ import rasterio
 from affine import Affine
 from rasterio.transform import from_origin
 
-from geohsi.errors import BandMismatchError, GeoreferenceError
+from geohsi.errors import BandMismatchError, GeoreferenceError, InputFormatError
 from geohsi.io import read
 from geohsi.scene import nodata_value, scene_crs
 
@@ -128,3 +128,30 @@ def test_tiles_off_grid_or_other_resolution(tmp_path: Path) -> None:
     coarse = write_tile(tmp_path / "coarse.tif", np.zeros((1, 4, 4), "float32"), res=20)
     with pytest.raises(GeoreferenceError, match="coarse.tif has pixel size"):
         read([a, coarse])
+
+
+def test_scales_per_band_or_per_tile_are_refused(tmp_path: Path) -> None:
+    """One scale_factor applies to the whole cube: a GeoTIFF with one per band (or tiles with other
+    scales) would silently read as raw numbers, so each is one line naming the fix."""
+    data = np.full((3, 4, 4), 1000, "int16")
+    banded = write_tile(tmp_path / "banded.tif", data)
+    with rasterio.open(banded, "r+") as dst:
+        dst.scales = (1e-4, 1e-3, 1e-2)
+    with pytest.raises(InputFormatError, match=r"banded.tif has a scale or offset per band.*gdal_translate -unscale"):
+        read([banded])
+    a, b = write_tile(tmp_path / "a.tif", data), write_tile(tmp_path / "b.tif", data, x0=1040)
+    for path, scale in ((a, 1e-4), (b, 1e-3)):
+        with rasterio.open(path, "r+") as dst:
+            dst.scales = (scale,) * 3
+    with pytest.raises(BandMismatchError, match=r"tile .*b.tif has scale/offset 0.001/0.0 but a.tif has 0.0001/0.0"):
+        read([a, b])
+
+
+def test_a_later_tiles_nodata_does_not_hide_an_earlier_tiles_data(tmp_path: Path) -> None:
+    """Where tiles overlap, nodata is transparent (as gdalbuildvrt and rasterio.merge treat it)."""
+    b_data = np.full((1, 4, 4), 2, "float32")
+    b_data[:, :, :2] = -9999  # its two columns over a hold nodata
+    a = write_tile(tmp_path / "a.tif", np.full((1, 4, 4), 1, "float32"), x0=0, y0=40, nodata=-9999)
+    b = write_tile(tmp_path / "b.tif", b_data, x0=20, y0=40, nodata=-9999)
+    v = read([a, b])["reflectance"].values
+    assert v.shape == (1, 4, 6) and np.all(v[0, :, :4] == 1) and np.all(v[0, :, 4:] == 2)
