@@ -30,6 +30,7 @@ from geohsi.scene import (
     add_labels,
     check_bands,
     cube,
+    flag_empty_bands,
     make_scene,
     nodata_value,
     scene_crs,
@@ -247,4 +248,4 @@ def build_scene(
         ds = add_labels(ds, aligned, class_names=names, class_colors=colours, source=str(lp.resolve()))
     elif class_names is not None or label_var is not None or label_field is not None:
         raise UsageError("--class-names/--label-var/--label-field describe labels; add --labels FILE")
-    return check_bands(ds, what)
+    return check_bands(flag_empty_bands(ds, what), what)

@@ -15,7 +15,7 @@ import xarray as xr
 from geohsi.errors import GeohsiError, InputFormatError, OutputError, UsageError
 from geohsi.files import check_output
 from geohsi.ingestion.assembly import PathLike, build_scene, source_paths
-from geohsi.scene import DEFAULT_CHUNK, check_bands, write_scene
+from geohsi.scene import DEFAULT_CHUNK, check_bands, flag_empty_bands, write_scene
 from geohsi.storage import absolute, as_path, is_url, local_copy
 
 
@@ -78,7 +78,7 @@ def _read_in_place(files: Sequence[Path], source: str, chunks: int) -> xr.Datase
     ds = gio.read(list(files), chunks=chunks)
     validate_scene(ds)
     ds.encoding["source"] = source
-    return check_bands(ds)
+    return check_bands(flag_empty_bands(ds, source))
 
 
 def open_tiles(paths: Sequence[PathLike], *, chunks: int = DEFAULT_CHUNK) -> xr.Dataset:

@@ -28,7 +28,15 @@ from __future__ import annotations
 
 from geohsi.scene.georef import grid_overlaps, pixel_centres, scene_crs, scene_transform, write_georef
 from geohsi.scene.legend import DEFAULT_COLORS, ClassInfo, Legend, default_color, scene_legend
-from geohsi.scene.masks import grid_pixel_areas, labels_and_valid, nodata_value, pixel_areas, valid_mask, validity_bands
+from geohsi.scene.masks import (
+    empty_bands,
+    grid_pixel_areas,
+    labels_and_valid,
+    nodata_value,
+    pixel_areas,
+    valid_mask,
+    validity_bands,
+)
 from geohsi.scene.schema import (
     DATA_VARS,
     DEFAULT_CHUNK,
@@ -44,7 +52,7 @@ from geohsi.scene.schema import (
     sparse_labels_digest,
     validate_scene,
 )
-from geohsi.scene.store import check_bands, consolidated_quietly, guarded_zarr_array, open_scene, write_scene
+from geohsi.scene.store import check_bands, consolidated_quietly, flag_empty_bands, guarded_zarr_array, open_scene, write_scene
 
 __all__ = [
     "ClassInfo",
@@ -59,7 +67,9 @@ __all__ = [
     "consolidated_quietly",
     "cube",
     "data_var_name",
+    "empty_bands",
     "default_color",
+    "flag_empty_bands",
     "grid_overlaps",
     "grid_pixel_areas",
     "guarded_zarr_array",

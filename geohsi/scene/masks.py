@@ -45,6 +45,44 @@ def valid_mask(ds: xr.Dataset) -> xr.DataArray:
     return ok
 
 
+#: the edge of the window :func:`empty_bands` reads.
+_SAMPLE_EDGE = 64
+
+
+def _middle_window(ds: xr.Dataset, edge: int) -> tuple[slice, slice]:
+    """An ``edge``² window at the start of the scene's middle chunk: it reads one chunk of the cube."""
+    out = []
+    for dim in ("y", "x"):
+        n = int(ds.sizes[dim])
+        chunks = cube(ds).chunksizes.get(dim) or (n,)
+        starts = np.cumsum((0, *chunks[:-1]))
+        s0 = int(starts[len(starts) // 2])
+        s0 = max(0, min(s0, n - edge))
+        out.append(slice(s0, s0 + edge))
+    return out[0], out[1]
+
+
+def empty_bands(ds: xr.Dataset) -> np.ndarray:
+    """0-based good bands that hold no data (nodata or non-finite) at any sampled pixel where another band does.
+
+    One 64 × 64 window is read, in the scene's middle chunk. A good band that is nodata wherever
+    the others hold data makes every pixel invalid (:func:`valid_mask`): a sensor's absorption bands
+    written as nodata in a file without a bad-band list. None is reported when fewer than 64 sampled
+    pixels hold data, or when half the good bands or more look empty (a scene mostly without data).
+    """
+    v, good, nd = cube(ds), validity_bands(ds), nodata_value(ds)
+    ys, xs = _middle_window(ds, _SAMPLE_EDGE)
+    blk = np.asarray(v.isel(band=good, y=ys, x=xs).values).reshape(len(good), -1)
+    m = ~np.isfinite(blk) if blk.dtype.kind == "f" else np.zeros(blk.shape, bool)
+    if nd is not None:
+        m |= blk == nd
+    has_data = ~m.all(axis=0)
+    empty = m[:, has_data].all(axis=1)
+    if has_data.sum() < 64 or 2 * empty.sum() >= len(good):
+        return np.empty(0, np.int64)
+    return good[empty].astype(np.int64)
+
+
 def labels_and_valid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """``(labels [H, W], valid [H, W])`` of a labelled scene, in memory."""
     return np.asarray(ds["labels"].values), np.asarray(valid_mask(ds).values, dtype=bool)

@@ -186,6 +186,34 @@ def check_bands(ds: xr.Dataset, source: str | None = None, *, stored: bool = Fal
     return ds
 
 
+def flag_empty_bands(ds: xr.Dataset, source: str | None = None) -> xr.Dataset:
+    """``ds`` with the good bands that hold no data (:func:`~geohsi.scene.masks.empty_bands`) flagged bad, with a warning.
+
+    Without it one such band (absorption bands written as nodata, no bad-band list in the file)
+    makes every pixel of the scene invalid, and maps and training see nothing.
+    """
+    import warnings
+
+    from geohsi.errors import GeohsiWarning
+    from geohsi.scene.masks import empty_bands
+
+    empty = empty_bands(ds)
+    if not empty.size:
+        return ds
+    where = source or str(ds.encoding.get("source", "the scene"))
+    warnings.warn(
+        f"{where}: band(s) {', '.join(str(int(b) + 1) for b in empty[:12])}{' …' if empty.size > 12 else ''} hold no data "
+        "where the other bands do; flagged bad so that pixels stay valid (list them as bad bands in the file to silence this)",
+        GeohsiWarning,
+        stacklevel=3,
+    )
+    good = np.asarray(ds["good_band"].values, bool).copy()
+    good[empty] = False
+    out = ds.assign_coords(good_band=("band", good, ds["good_band"].attrs))
+    out.encoding = dict(ds.encoding)
+    return out
+
+
 def _open_store(p: Path | str) -> xr.Dataset:
     """``xr.open_zarr`` of a scene store: its consolidated metadata (one request), else the per-array metadata
     of stores written before geohsi consolidated them."""

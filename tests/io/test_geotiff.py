@@ -155,3 +155,24 @@ def test_a_later_tiles_nodata_does_not_hide_an_earlier_tiles_data(tmp_path: Path
     b = write_tile(tmp_path / "b.tif", b_data, x0=20, y0=40, nodata=-9999)
     v = read([a, b])["reflectance"].values
     assert v.shape == (1, 4, 6) and np.all(v[0, :, :4] == 1) and np.all(v[0, :, 4:] == 2)
+
+
+def test_bands_without_data_in_a_file_without_a_bad_band_list_are_flagged(tmp_path: Path, data_dir: Path) -> None:
+    """A real EnMAP tile rewritten without its band tags: its absorption bands hold only nodata, which
+    made every pixel invalid (0 of 1,024). They are flagged bad, with a warning; the valid pixels are
+    those of the tagged original."""
+    from geohsi.errors import GeohsiWarning
+    from geohsi.ingestion import open_source
+    from geohsi.scene import valid_mask
+
+    tile = enmap_tiles(data_dir)[0]
+    with rasterio.open(tile) as src:
+        profile, data = src.profile, src.read()
+    bare = tmp_path / "bare.tif"
+    with rasterio.open(bare, "w", **profile) as dst:
+        dst.write(data)
+    with pytest.warns(GeohsiWarning, match=r"bare.tif: band\(s\) 13\d, .* hold no data where the other bands do; flagged bad"):
+        ds = open_source(bare)
+    tagged = open_source(tile)
+    assert np.flatnonzero(~ds["good_band"].values).tolist() == np.flatnonzero(~tagged["good_band"].values).tolist()
+    assert int(valid_mask(ds).sum()) == int(valid_mask(tagged).sum()) > 0
