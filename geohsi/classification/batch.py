@@ -140,6 +140,7 @@ class _Batch:
             crs = scene_crs(ds)
             kind = o["format"] if o["format"] != "auto" else ("tif" if crs is not None else "zarr")
             out = map_outputs(self.out_dir, rec.name, kind, o["with_probabilities"], o["confidence"])
+            out.check_not_inputs(src)
             out.check_georeference(rec.source, crs)
             plan = build_plan(
                 ds,

@@ -30,7 +30,7 @@ from geohsi.classification.plan import Plan, scene_identity
 from geohsi.console import say
 from geohsi.errors import ClusterError, GeohsiError, UsageError
 from geohsi.export import maps
-from geohsi.storage import as_path, display, exists, is_url, name, sibling, with_suffix
+from geohsi.storage import absolute, as_path, display, exists, is_url, name, sibling, with_suffix
 
 #: version of the resume identity of a parts store (2: completion markers carry class counts and areas).
 IDENTITY_VERSION = 2
@@ -122,6 +122,21 @@ class MapOutputs:
         if len({p if is_url(p) else p.absolute() for p in res.paths}) != len(res.paths):
             raise UsageError(f"--out and --probabilities must be different paths, got {display(out)} twice")
         return res
+
+    def check_not_inputs(self, source: Any) -> None:
+        """Refuse an output that is the scene's own file: with ``--overwrite`` the map would replace its input.
+
+        Args:
+            source: what the scene was opened from (a path or URL, several tile paths, or a STAC item).
+
+        Raises:
+            UsageError: naming the output and the fix.
+        """
+        inputs = [source] if isinstance(source, str | os.PathLike) else source if isinstance(source, list | tuple) else []
+        given = {absolute(p) for p in inputs if isinstance(p, str | os.PathLike)}
+        for p in self.paths:
+            if absolute(p) in given:
+                raise UsageError(f"output {display(p)} is the scene being classified; write the map under another name or folder")
 
     @property
     def confidence_tif(self) -> Path | str | None:
@@ -256,6 +271,7 @@ class MapJob:
             "scene": self.identity["scene_identity"],
             "shape": [h, w],
             "chunk": plan.chunk,
+            "precision": plan.spec.precision,  # a map half fp32, half bf16 is no map
             "probabilities": want_prob,
             "confidence": self.outputs.confidence,
         }

@@ -352,6 +352,7 @@ def classify(
     from geohsi.classification.cluster import ClusterInfo, cluster_info, open_cluster
 
     outputs = MapOutputs.resolve(out, probabilities, confidence)
+    outputs.check_not_inputs(scene)
     outputs.check_writable(overwrite)  # before anything is opened: an existing output fails at once
     ds, b = _open_checked(scene, bundle, outputs, log)
 

@@ -401,3 +401,20 @@ def test_input_warnings_are_recorded_per_scene(tmp_path, data_dir, enmap_scene):
     assert len(said) == 2 and "wider than 4× their band spacing" in said[0], said
     assert "does not look like the model's training data" in said[1] and "wrong unit" in said[1]
     assert sum("warning:" in x for x in lines) == 2
+
+
+def test_a_map_never_replaces_its_own_scene_even_with_overwrite(tmp_path, data_dir, enmap_bundle):
+    """--out-dir set to the scenes' own folder names each map like its input: refused, inputs untouched."""
+    import hashlib
+
+    folder = tmp_path / "inp"
+    folder.mkdir()
+    scenes = [folder / t.name for t in _tiles(data_dir)[:2]]
+    for t, s in zip(_tiles(data_dir)[:2], scenes, strict=True):
+        s.write_bytes(t.read_bytes())
+    digest = {s: hashlib.sha256(s.read_bytes()).hexdigest() for s in scenes}
+    r = run_cli("classify", *scenes, "--bundle", enmap_bundle, "--out-dir", folder, "--overwrite", "--workers", "1")
+    assert r.returncode == 10 and "is the scene being classified" in r.stderr, r.stderr
+    r = run_cli("classify", scenes[0], "--bundle", enmap_bundle, "--out", scenes[0], "--overwrite")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "is the scene being classified" in r.stderr, r.stderr
+    assert all(hashlib.sha256(s.read_bytes()).hexdigest() == digest[s] for s in scenes)

@@ -335,3 +335,33 @@ def test_the_embedded_cluster_keeps_each_workers_models_in_a_worker_plugin():
     with open_cluster(workers=2) as info:
         found = info.client.run(lambda dask_worker: type(dask_worker.plugins[MODEL_CACHE_PLUGIN].cache).__name__)
     assert list(found.values()) == ["ModelCache", "ModelCache"]
+
+
+def test_a_run_in_another_precision_does_not_resume_the_parts_of_an_interrupted_one(tmp_path, ip_mid, ip_bundle, monkeypatch):
+    """Every chunk of an fp32 run is done when the run stops before its map: a bf16 rerun recomputes
+    them all (a map half fp32, half bf16 is no map); an fp32 rerun resumes them."""
+    from geohsi.classification import classify
+    from geohsi.classification.job import MapJob
+
+    out = tmp_path / "map.zarr"
+    finish = MapJob.finish
+
+    def stopped(self, client):  # the run is stopped right before its map is written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MapJob, "finish", stopped)
+    options = {"bundle": ip_bundle, "out": out, "chunks": 36, "workers": 1, "progress": False}
+    with pytest.raises(KeyboardInterrupt):
+        classify(ip_mid, **options, log=lambda m: None)
+    assert (tmp_path / f".{out.name}.parts.zarr").is_dir() and not out.exists()
+    monkeypatch.setattr(MapJob, "finish", finish)
+    notes: list[str] = []
+    classify(ip_mid, **options, precision="bf16", log=notes.append)
+    assert any("recomputing every chunk" in n for n in notes), notes
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(MapJob, "finish", stopped)
+        classify(ip_mid, **options, overwrite=True, log=lambda m: None)
+    monkeypatch.setattr(MapJob, "finish", finish)
+    notes.clear()
+    classify(ip_mid, **options, overwrite=True, log=notes.append)
+    assert any("4 of 4 chunks" in n for n in notes), notes
