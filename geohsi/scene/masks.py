@@ -105,7 +105,9 @@ def grid_pixel_areas(crs: Any, transform: Any, shape: tuple[int, int]) -> tuple[
     """The ground area of a grid's pixels, per row, in square metres.
 
     * projected CRS: ``|a·e − b·d|`` of the transform times the square of the CRS's linear unit in
-      metres (every pixel has the same area);
+      metres (every pixel has the same area) — unless the projection scales areas by more than
+      :data:`AREAL_SCALE_TOLERANCE` at the grid's centre (Web Mercator), which gets geodesic areas per
+      row like a geographic CRS;
     * geographic CRS: the geodesic area of each row's pixel quadrilateral on the CRS's ellipsoid
       (``pyproj.Geod``), taken at the middle column (exact for north-up grids);
     * pixel grid (no CRS): ``None`` — a pixel has no ground size.
@@ -138,4 +140,48 @@ def grid_pixel_areas(crs: Any, transform: Any, shape: tuple[int, int]) -> tuple[
         return areas, f"geodesic pixel areas on the {pcrs.ellipsoid.name} ellipsoid"
     unit = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
     area = abs(transform.a * transform.e - transform.b * transform.d) * unit**2
+    scale = _areal_scale(crs, transform @ (w / 2, h / 2))
+    if scale is not None and abs(scale - 1.0) > AREAL_SCALE_TOLERANCE:
+        return _geodesic_row_areas(crs, transform, shape), (
+            f"geodesic pixel areas: {crs.to_string()} scales areas by {scale:.3g} here, so the nominal "
+            f"{area:,.2f} m² would be wrong"
+        )
     return np.full(h, area, dtype="float64"), f"{area:,.2f} m² per pixel from the {crs.to_string()} transform"
+
+
+#: a projected CRS whose areal scale at the grid's centre differs from 1 by more than this (Web
+#: Mercator: 2.7 at 52° N) gets geodesic pixel areas; UTM and national grids (< 0.2 %) keep the nominal area.
+AREAL_SCALE_TOLERANCE = 0.01
+
+
+def _areal_scale(crs: Any, xy: tuple[float, float]) -> float | None:
+    """The projection's areal scale factor at a point of the CRS (``None`` where pyproj cannot say)."""
+    from pyproj import CRS as ProjCRS
+    from pyproj import Proj, Transformer
+
+    try:
+        pcrs = ProjCRS.from_wkt(crs.to_wkt())
+        lon, lat = Transformer.from_crs(pcrs, pcrs.geodetic_crs, always_xy=True).transform(*xy)
+        return float(Proj(pcrs).get_factors(lon, lat).areal_scale)
+    except Exception:  # noqa: BLE001 - an exotic CRS: keep the nominal area
+        return None
+
+
+def _geodesic_row_areas(crs: Any, transform: Any, shape: tuple[int, int]) -> np.ndarray:
+    """Each row's pixel area at the middle column: its corners taken to the CRS's ellipsoid, a geodesic polygon there."""
+    from pyproj import CRS as ProjCRS
+    from pyproj import Transformer
+
+    h, w = shape
+    pcrs = ProjCRS.from_wkt(crs.to_wkt())
+    col = w // 2
+    rows = np.arange(h + 1, dtype="float64")
+    left = transform @ (np.full(h + 1, float(col)), rows)
+    right = transform @ (np.full(h + 1, float(col + 1)), rows)
+    to_geo = Transformer.from_crs(pcrs, pcrs.geodetic_crs, always_xy=True)
+    (llon, llat), (rlon, rlat) = to_geo.transform(*left), to_geo.transform(*right)
+    geod = pcrs.get_geod()
+    return np.asarray(
+        [abs(geod.polygon_area_perimeter([llon[r], rlon[r], rlon[r + 1], llon[r + 1]], [llat[r], rlat[r], rlat[r + 1], llat[r + 1]])[0])
+         for r in range(h)], dtype="float64",
+    )  # fmt: skip

@@ -166,3 +166,24 @@ def test_maps_of_other_pixel_sizes_are_refused_and_overlaps_found(tmp_path):
     over = _plain_tif(tmp_path / "over.tif", ids, "uint8", 0, x0=400_200.0)  # covers its right half
     assert overlaps(open_maps([ten, beside])) == []
     assert overlaps(open_maps([ten, beside, over])) == [(0, 2, 200.0 * 400.0), (1, 2, 200.0 * 400.0)]
+
+
+def test_pixel_areas_of_a_web_mercator_grid_are_geodesic():
+    """EPSG:3857 scales areas by 1/cos²(latitude): a 30 m pixel at 52.4° N covers ≈ 335.6 m², not 900.
+    UTM (scale within 0.2 %) and an equal-area grid keep the nominal area, as map users compute it."""
+    from affine import Affine
+    from pyproj import Geod, Transformer
+    from rasterio.crs import CRS
+
+    from geohsi.scene import grid_pixel_areas
+
+    to_merc = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+    x, y = to_merc.transform(13.0, 52.4)
+    areas, note = grid_pixel_areas(CRS.from_epsg(3857), Affine(30, 0, x, 0, -30, y), (50, 20))
+    back = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+    lon, lat = back.transform([x + 300, x + 330, x + 330, x + 300], [y, y, y - 30, y - 30])  # row 0, middle column
+    assert areas[0] == pytest.approx(abs(Geod(ellps="WGS84").polygon_area_perimeter(lon, lat)[0]), rel=1e-6)
+    assert 335 < areas[0] < 336 and areas[-1] > areas[0] and "geodesic" in note  # rows further south cover more
+    for epsg, origin in ((32633, (400_000, 5_800_000)), (3035, (4_500_000, 3_300_000))):
+        nominal, _ = grid_pixel_areas(CRS.from_epsg(epsg), Affine(30, 0, origin[0], 0, -30, origin[1]), (5, 5))
+        assert (nominal == 900.0).all()
