@@ -198,7 +198,11 @@ class _Batch:
         rec, src = self.records[k], self.sources[k]
         try:
             job.gather(client)
-            res = job.finish(client)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", GeohsiWarning)
+                res = job.finish(client)
+            for w in caught:
+                self._warn(k, str(w.message))
             rows = class_rows(job.plan.bundle.classes, res.class_pixels, res.class_area_m2)
             rec.item = str(write_map_item(job, res, src, rows, self.collection_id))
         except GeohsiError as e:

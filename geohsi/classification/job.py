@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 from geohsi.classification.plan import Plan, scene_identity
 from geohsi.console import say
-from geohsi.errors import ClusterError, GeohsiError, UsageError
+from geohsi.errors import ClusterError, GeohsiError, GeohsiWarning, UsageError
 from geohsi.export import maps
 from geohsi.storage import absolute, as_path, display, exists, is_url, name, sibling, with_suffix
 
@@ -410,6 +411,13 @@ class MapJob:
         res.class_area_m2 = None if areas is None else {int(k): float(v) for k, v in areas.items()}
         for note in written["notes"]:
             self.log(note)
+        if res.mapped_pixels == 0:
+            warnings.warn(
+                f"the map of {self.source} has no classified pixel: every pixel of the scene is nodata or invalid; "
+                "check its nodata value and bad bands (geohsi info)",
+                GeohsiWarning,
+                stacklevel=2,
+            )
         return res
 
 

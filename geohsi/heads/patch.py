@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geohsi.errors import UsageError
 from geohsi.heads.augment import dihedral
 from geohsi.heads.base import CHUNK_BUDGET_BYTES, Head, image_batch, register_head
 from geohsi.prediction import ForwardTimer, patch_block_probabilities, predict_window_classes
@@ -172,6 +173,11 @@ class PatchHead(Head):
         return max(1, min(c, max(height, width)))
 
     def check_scene(self, height: int, width: int, source: str, model_name: str) -> None:
+        if self.window > height or self.window > width:  # the bundle fixes the window: no --window to suggest
+            raise UsageError(
+                f"{source} is {height}×{width} pixels, smaller than the {self.window}-pixel windows of patch bundle "
+                f"{model_name}; classify a scene at least {self.window} pixels high and wide, or use a bundle with a smaller window"
+            )
         check_window(self.window, height, width)
 
     def predict_block(

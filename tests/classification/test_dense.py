@@ -202,3 +202,30 @@ def test_profile_flag_prints_the_stages_and_is_refused_for_a_batch(ip_crop_geo, 
     assert "model forward" in r.stderr and "tile forwards per map pixel" in r.stderr and "idle" in r.stderr
     r = run_cli("classify", ip_crop_geo, ip_crop_geo, "--bundle", dense_bundle, "--out-dir", tmp_path / "maps", "--profile")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--profile" in r.stderr and "one scene" in r.stderr
+
+
+def test_a_scene_smaller_than_a_patch_window_names_the_bundle_not_an_option(tmp_path, ip_bundle):
+    """classify has no --window: the patch bundle fixes it, so the message says what to do instead."""
+    from geohsi.bundle import load_bundle
+    from geohsi.datasets.registry import indian_pines_bands
+    from geohsi.scene import make_scene, write_scene
+
+    wl, fw = indian_pines_bands()
+    small = write_scene(make_scene(np.full((200, 5, 8), 1000, np.uint16), wavelength=wl, fwhm=fw), tmp_path / "s.zarr")
+    with pytest.raises(UsageError, match=r"5×8 pixels, smaller than the 15-pixel windows of patch bundle") as e:
+        predict_map(small, load_bundle(ip_bundle))
+    assert "--window" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_scene_without_a_valid_pixel_maps_with_a_warning(tmp_path, ip_bundle):
+    from geohsi.classification import classify
+    from geohsi.datasets.registry import indian_pines_bands
+    from geohsi.errors import GeohsiWarning
+    from geohsi.scene import make_scene, write_scene
+
+    wl, fw = indian_pines_bands()
+    empty = make_scene(np.zeros((200, 24, 24), np.uint16), wavelength=wl, fwhm=fw, nodata=0)
+    scene = write_scene(empty, tmp_path / "empty.zarr")
+    with pytest.warns(GeohsiWarning, match=r"has no classified pixel: every pixel of the scene is nodata or invalid"):
+        res = classify(scene, bundle=ip_bundle, out=tmp_path / "m.zarr", workers=1, progress=False, log=lambda m: None)
+    assert res.mapped_pixels == 0 and (tmp_path / "m.zarr").exists()
