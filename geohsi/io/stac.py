@@ -118,6 +118,17 @@ def _asset_bands(item: Any, key: str, asset: Any) -> list[BandSource]:
     return out
 
 
+def _item_level_bands(item: Any, asset: Any) -> dict[str, Any]:
+    """An asset as a dict with the item's ``eo:bands`` (and the item's ``raster:bands`` where the asset has none),
+    its href absolute (a relative href is relative to the item)."""
+    d = {**asset.to_dict(), "eo:bands": item.properties["eo:bands"]}
+    if "raster:bands" not in d and item.properties.get("raster:bands") is not None:
+        d["raster:bands"] = item.properties["raster:bands"]
+    if not urlparse(d["href"]).scheme and not os.path.isabs(d["href"]):
+        d["href"] = asset.get_absolute_href() or d["href"]
+    return d
+
+
 def spectral_bands(item: Any, assets: Sequence[str] | None = None) -> list[BandSource]:
     """The spectral bands of an item in scene order (asset order, then band order within an asset).
 
@@ -153,16 +164,11 @@ def spectral_bands(item: Any, assets: Sequence[str] | None = None) -> list[BandS
         if assets is None:
             ab = ab if ab and all(math.isfinite(b.wavelength) for b in ab) else []
         bands.extend(ab)
-    if not bands and "eo:bands" in item.properties and len(keys) >= 1:
-        # STAC 1.0 items may list eo:bands on the item for a single data asset
+    if not any(math.isfinite(b.wavelength) for b in bands) and "eo:bands" in item.properties and len(keys) >= 1:
+        # STAC 1.0 items may list eo:bands on the item for a single data asset (its raster:bands stay its own)
         data = [k for k in keys if "data" in (item.assets[k].roles or [])] or keys[:1]
         if len(data) == 1:
-            fake = {
-                "href": item.assets[data[0]].href,
-                "eo:bands": item.properties["eo:bands"],
-                "raster:bands": item.properties.get("raster:bands"),
-            }
-            bands = [b for b in _asset_bands(item, data[0], {k: v for k, v in fake.items() if v is not None})]
+            bands = _asset_bands(item, data[0], _item_level_bands(item, item.assets[data[0]]))
     if not bands or not any(math.isfinite(b.wavelength) for b in bands):
         raise InputFormatError(
             f"item {item.id} has no spectral band metadata (no asset with bands/eo:bands giving center wavelengths); "
@@ -198,6 +204,7 @@ def _tile(item: Any, bands: list[BandSource]) -> _Tile:
 
     first = item.assets[bands[0].asset].to_dict()
     props = item.properties
+    _check_asset_grids(item, bands)
 
     def get(key: str) -> Any:
         return first.get(key, props.get(key))
@@ -242,6 +249,20 @@ def _tile(item: Any, bands: list[BandSource]) -> _Tile:
     return _Tile(item.id, crs, t, int(shape[0]), int(shape[1]), str(dtypes.pop()), tuple(bands))
 
 
+def _check_asset_grids(item: Any, bands: list[BandSource]) -> None:
+    """Refuse assets whose declared grids (``proj:shape``/``proj:transform``) differ: one scene has one grid."""
+    keys = list(dict.fromkeys(b.asset for b in bands))
+    grids = {k: tuple(tuple(item.assets[k].to_dict().get(f) or ()) for f in ("proj:shape", "proj:transform")) for k in keys}
+    declared = {k: g for k, g in grids.items() if all(g)}
+    first = next(iter(declared), None)
+    other = next((k for k in declared if declared[k] != declared[first]), None)
+    if other is not None:
+        raise GeoreferenceError(
+            f"item {item.id}: assets {first!r} and {other!r} lie on different grids (proj:shape {list(declared[first][0])} vs "
+            f"{list(declared[other][0])}); choose assets of one resolution with --assets"
+        )
+
+
 def _grid_tile(t: _Tile) -> GridTile:
     return GridTile(f"item {t.item_id}", t.transform, t.height, t.width, tuple((_gdal_path(b.href), b.index) for b in t.bands))
 
@@ -275,6 +296,11 @@ def _raster_values(ref: _Tile) -> tuple[Any, Any, Any]:
     """``(nodata, scale, offset)`` shared by the bands of a tile (None where unset)."""
     bands = ref.bands
     nodata = _one({b.nodata for b in bands if b.nodata is not None}, "nodata", ref.item_id, "geohsi scenes take one nodata value")
+    for what, values in (("raster scale", [b.scale for b in bands]), ("raster offset", [b.offset for b in bands])):
+        if any(v is None for v in values) and any(v is not None for v in values):
+            raise BandMismatchError(
+                f"item {ref.item_id} gives a {what} for some bands only; rescale the product first or fix its raster:bands"
+            )
     scale = _one(
         {b.scale for b in bands if b.scale is not None},
         "raster scale",

@@ -77,3 +77,60 @@ def test_item_without_spectral_metadata(stac_api, tmp_path):
     )
     assert "synthetic-000" in line and "spectral" in line
     assert not (tmp_path / "x.zarr").exists()
+
+
+def _stac10_item(folder: Path, *, eo_on_item: bool) -> Path:
+    """A STAC 1.0 item file beside its COG (relative href), eo:bands on the item or on the asset,
+    the asset's scale, offset and nodata in its raster:bands."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    arr = np.full((3, 4, 4), 5000, np.int16)
+    arr[:, 0, 0] = -9999
+    with rasterio.open(folder / "cube.tif", "w", driver="GTiff", width=4, height=4, count=3, dtype="int16",
+                       crs="EPSG:32633", transform=from_origin(300_000, 5_800_000, 30, 30)) as f:  # fmt: skip
+        f.write(arr)
+    eo = [{"name": f"b{i}", "center_wavelength": 0.5 + 0.01 * i, "full_width_half_max": 0.01} for i in range(3)]
+    asset = {"href": "cube.tif", "roles": ["data"], "type": "image/tiff; application=geotiff",
+             "raster:bands": [{"scale": 0.0001, "offset": -0.1, "nodata": -9999, "data_type": "int16"}] * 3}  # fmt: skip
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "it", "geometry": None, "links": [],
+            "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+                                "https://stac-extensions.github.io/raster/v1.1.0/schema.json"],
+            "properties": {"datetime": "2024-06-01T10:00:00Z", "proj:epsg": 32633, **({"eo:bands": eo} if eo_on_item else {})},
+            "assets": {"data": asset if eo_on_item else {**asset, "eo:bands": eo}}}  # fmt: skip
+    path = folder / ("item.json" if eo_on_item else "asset_item.json")
+    path.write_text(json.dumps(item))
+    return path
+
+
+def test_item_level_eo_bands_keep_the_assets_scale_nodata_and_relative_href(tmp_path):
+    """STAC 1.0 puts eo:bands on the item and raster:bands on the asset: both places give one scene."""
+    import pystac
+
+    scenes = [build_item_scene(pystac.Item.from_file(_stac10_item(tmp_path, eo_on_item=on))) for on in (True, False)]
+    for ds in scenes:
+        v = cube(ds)
+        assert (v.attrs["scale_factor"], v.attrs["add_offset"], nodata_value(ds)) == (0.0001, -0.1, -9999.0)
+        np.testing.assert_allclose(ds["wavelength"].values, [500, 510, 520])
+    np.testing.assert_array_equal(cube(scenes[0]).values, cube(scenes[1]).values)
+
+
+def test_assets_of_other_resolutions_are_one_line(tmp_path):
+    import pystac
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from geohsi.errors import GeoreferenceError
+
+    assets = {}
+    for name, res, n, wl in (("b10", 10, 8, 0.49), ("b20", 20, 4, 0.70)):
+        with rasterio.open(tmp_path / f"{name}.tif", "w", driver="GTiff", width=n, height=n, count=1, dtype="int16",
+                           crs="EPSG:32633", transform=from_origin(300_000, 5_800_000, res, res)) as f:  # fmt: skip
+            f.write(np.ones((1, n, n), np.int16))
+        assets[name] = {"href": str(tmp_path / f"{name}.tif"), "roles": ["data"], "type": "image/tiff; application=geotiff",
+                        "eo:bands": [{"name": name, "center_wavelength": wl, "full_width_half_max": 0.02}],
+                        "proj:shape": [n, n], "proj:transform": [res, 0, 300_000, 0, -res, 5_800_000]}  # fmt: skip
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "mixed", "geometry": None, "links": [],
+            "properties": {"datetime": "2024-06-01T10:00:00Z", "proj:epsg": 32633}, "assets": assets}  # fmt: skip
+    with pytest.raises(GeoreferenceError, match=r"assets 'b10' and 'b20' lie on different grids.*--assets"):
+        build_item_scene(pystac.Item.from_dict(item))
