@@ -100,17 +100,21 @@ def _square_side(n: int, what: str) -> int:
     return side
 
 
-def resample_pos_embed(pos: torch.Tensor, new_grid: tuple[int, int], num_groups: int = 1) -> torch.Tensor:
+def resample_pos_embed(
+    pos: torch.Tensor, new_grid: tuple[int, int], num_groups: int = 1, source_grid: tuple[int, int] | None = None
+) -> torch.Tensor:
     """Resize position embeddings over the spatial grid, one spectral group at a time.
 
-    The source grid is taken as square (the released checkpoints are 12×12 and 16×16). Interpolation
-    is bicubic with ``align_corners=False`` and no antialiasing, computed in float32.
+    The source grid is ``source_grid`` when the checkpoint records it (geohsi's safetensors), else
+    taken as square (the released checkpoints are 12×12 and 16×16). Interpolation is bicubic with
+    ``align_corners=False`` and no antialiasing, computed in float32.
 
     Args:
-        pos: ``[1, G·Ls, D]`` with ``Ls`` a square number; ``G = num_groups`` spectral groups in
-            spectral-major order (G = 1 for ``pos_embed_spatial``).
+        pos: ``[1, G·Ls, D]``; ``G = num_groups`` spectral groups in spectral-major order (G = 1 for
+            ``pos_embed_spatial``).
         new_grid: target ``(H/p, W/p)``.
         num_groups: G.
+        source_grid: ``(h, w)`` of the checkpoint's grid, ``h·w = Ls`` (``None``: square).
 
     Returns:
         ``[1, G·h·w, D]`` in the input's dtype (the input itself when the grid already matches).
@@ -119,10 +123,13 @@ def resample_pos_embed(pos: torch.Tensor, new_grid: tuple[int, int], num_groups:
     """
     _, n, d = pos.shape
     ls = n // num_groups
-    side = _square_side(ls, "position embedding")
-    if (side, side) == tuple(new_grid):
+    if source_grid is not None and int(source_grid[0]) * int(source_grid[1]) == ls:
+        sh, sw = int(source_grid[0]), int(source_grid[1])
+    else:
+        sh = sw = _square_side(ls, "position embedding")
+    if (sh, sw) == tuple(new_grid):
         return pos
-    grid = pos.reshape(num_groups, side, side, d).permute(0, 3, 1, 2).float()  # [G, D, s, s]
+    grid = pos.reshape(num_groups, sh, sw, d).permute(0, 3, 1, 2).float()  # [G, D, h, w]
     out = F.interpolate(grid, size=tuple(new_grid), mode="bicubic", align_corners=False)
     return out.permute(0, 2, 3, 1).reshape(1, -1, d).to(pos.dtype)
 
@@ -137,7 +144,13 @@ def _split_model(model: nn.Module) -> tuple[SpectralGPT, ClassificationHead | No
     )
 
 
-def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: nn.Module) -> dict[str, torch.Tensor]:
+#: spectral groups of the official checkpoints' joint position embedding: 12 Sentinel-2 bands in tokens of 3.
+OFFICIAL_GROUPS = 4
+
+
+def checkpoint_filter_fn(
+    state_dict: Mapping[str, Any], model: nn.Module, source_config: SpectralGPTConfig | None = None
+) -> dict[str, torch.Tensor]:
     """Translate an official (or geohsi) SpectralGPT state dict to ``model``'s parameter names.
 
     Steps: strip ``model``/``state_dict`` wrappers and ``module.`` prefixes; drop the MAE decoder
@@ -160,12 +173,16 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: nn.Module) -> dic
     Args:
         state_dict: checkpoint contents (wrapped or not).
         model: the target :class:`SpectralGPT` or :class:`SpectralGPTClassifier`.
+        source_config: the config the checkpoint was made with (geohsi's safetensors record it): its
+            spatial grid and spectral groups; ``None`` (an official ``.pth``): a square grid and
+            :data:`OFFICIAL_GROUPS` groups.
 
     Returns:
         A state dict keyed like ``model.state_dict()``.
 
     Raises:
-        ModelError: not a mapping of tensors, or a non-square source position grid.
+        ModelError: not a mapping of tensors, a non-square source position grid without a recorded one,
+            or a joint position embedding of another number of spectral groups than the model's.
 
     .. versionadded:: 0.1
     """
@@ -196,8 +213,9 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: nn.Module) -> dic
 
     spatial, temporal, joint = sd.get("pos_embed_spatial"), sd.get("pos_embed_temporal"), sd.get("pos_embed")
     grid, t_groups = cfg.grid_size, cfg.num_groups
+    src_grid = None if source_config is None else source_config.grid_size
     if spatial is not None:
-        spatial = resample_pos_embed(spatial, grid)
+        spatial = resample_pos_embed(spatial, grid, source_grid=src_grid)
         if cfg.sep_pos_embed or temporal is None or temporal.shape[1] != t_groups or spatial.shape[-1] != temporal.shape[-1]:
             out[prefix + "pos_embed_spatial"] = spatial
             if temporal is not None:
@@ -208,8 +226,15 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: nn.Module) -> dic
     elif temporal is not None:
         out[prefix + "pos_embed_temporal"] = temporal
     if joint is not None:
-        if not cfg.sep_pos_embed and joint.shape[1] % t_groups == 0:
-            joint = resample_pos_embed(joint, grid, num_groups=t_groups)
+        if not cfg.sep_pos_embed:
+            src_groups = OFFICIAL_GROUPS if source_config is None else source_config.num_groups
+            if src_groups != t_groups:
+                raise ModelError(
+                    f"its joint position embedding is laid out for {src_groups} spectral groups, the model has "
+                    f"{t_groups} ({cfg.num_bands} bands in groups of {cfg.t_patch}); build the model with "
+                    f"{src_groups * cfg.t_patch} input channels"
+                )
+            joint = resample_pos_embed(joint, grid, num_groups=t_groups, source_grid=src_grid)
         out[prefix + "pos_embed"] = joint
     return out
 
@@ -256,7 +281,12 @@ def _read_state_dict(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
 
 
 def load_state_dict_checked(
-    model: nn.Module, state_dict: Mapping[str, Any], *, source: str = "checkpoint", allow_missing: Iterable[str] = ("head.*",)
+    model: nn.Module,
+    state_dict: Mapping[str, Any],
+    *,
+    source: str = "checkpoint",
+    allow_missing: Iterable[str] = ("head.*",),
+    source_config: SpectralGPTConfig | None = None,
 ) -> nn.Module:
     """Filter a state dict with :func:`checkpoint_filter_fn` and load it, refusing any mismatch.
 
@@ -266,6 +296,7 @@ def load_state_dict_checked(
         source: name of the checkpoint in messages (its path).
         allow_missing: ``fnmatch`` patterns over ``model``'s parameter names that may stay at their
             initial values (default: the head, which a backbone checkpoint does not fit).
+        source_config: the config the checkpoint records, if any (:func:`checkpoint_filter_fn`).
 
     Returns:
         ``model``.
@@ -277,7 +308,7 @@ def load_state_dict_checked(
     """
     encoder, _, _ = _split_model(model)
     try:
-        sd = checkpoint_filter_fn(state_dict, model)
+        sd = checkpoint_filter_fn(state_dict, model, source_config)
     except ModelError as e:
         raise ModelError(f"{source}: {e}") from e
     own = model.state_dict()
@@ -384,12 +415,13 @@ def load_backbone(
     .. versionadded:: 0.1
     """
     obj, meta = _read_state_dict(path)
+    recorded = SpectralGPTConfig.from_dict(json.loads(meta["geohsi_config"])) if "geohsi_config" in meta else None
     if config is None:
-        if "geohsi_config" not in meta:
+        if recorded is None:
             raise ModelError(f"{path} stores no geohsi config; pass config= (e.g. 'base') to load_backbone")
-        config = SpectralGPTConfig.from_dict(json.loads(meta["geohsi_config"]))
+        config = recorded
     model = _target(config, _has_joint_pos(obj))
-    return load_state_dict_checked(model, obj, source=str(path), allow_missing=allow_missing)
+    return load_state_dict_checked(model, obj, source=str(path), allow_missing=allow_missing, source_config=recorded)
 
 
 def save_backbone(model: nn.Module, path: str | os.PathLike, *, include_head: bool = False, overwrite: bool = False) -> Path:

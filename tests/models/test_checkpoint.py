@@ -286,3 +286,31 @@ def test_known_checkpoints_table() -> None:
     for v in KNOWN_CHECKPOINTS.values():
         assert v["url"].startswith("https://zenodo.org/records/") and v["url"].endswith(v["file"])
         assert v["input_size"] in (96, 128) and v["config"] == "base"
+
+
+@pytest.mark.parametrize("img_size", [(32, 64), (16, 64)])
+def test_a_non_square_backbone_loads_back_as_it_was_saved(tmp_path: Path, img_size: tuple[int, int]) -> None:
+    """The saved config gives the source grid: 2 × 8 positions are not read as 4 × 4 and resampled."""
+    from geohsi.models import resolve_model_config
+
+    torch.manual_seed(0)
+    enc = SpectralGPT(resolve_model_config("tiny", img_size=img_size))
+    with torch.no_grad():
+        enc.pos_embed_spatial.normal_()
+    back = load_backbone(save_backbone(enc, tmp_path / "nsq.safetensors"))
+    x = torch.randn(1, 12, *img_size)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), enc(x), rtol=0, atol=0)
+
+
+def test_a_joint_position_embedding_is_refused_for_another_number_of_spectral_groups() -> None:
+    """An official fine-tune layout (4 spectral groups) loaded into a model of other bands would put
+    positions in the wrong groups whenever the sizes happened to divide: it is refused in one line."""
+    from geohsi.models import resolve_model_config
+
+    sd = SpectralGPT(resolve_model_config("tiny", img_size=128, sep_pos_embed=False)).state_dict()
+    for bands, size in ((3, 32), (48, 64), (6, 32)):
+        model = SpectralGPT(resolve_model_config("tiny", sep_pos_embed=False, num_bands=bands, img_size=size))
+        with pytest.raises(ModelError, match=rf"laid out for 4 spectral groups, the model has {bands // 3}"):
+            load_state_dict_checked(model, sd)
+    load_state_dict_checked(SpectralGPT(resolve_model_config("tiny", sep_pos_embed=False, img_size=64)), sd)
