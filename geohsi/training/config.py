@@ -390,8 +390,11 @@ class PretrainConfig(_NestsRun):
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) training config into a dict.
 
+    The options are flat, or all in one ``train`` section (``train:`` in YAML, ``[train]`` in TOML).
+
     Raises:
-        UsageError: missing file, unknown extension or a syntax error (with the parser's position).
+        UsageError: missing file, unknown extension, a syntax error (with the parser's position), or
+            options beside a ``train`` section.
     """
     p = Path(path)
     if not p.is_file():
@@ -407,7 +410,15 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
         raise UsageError(f"cannot parse config file {p}: {' '.join(str(e).split())}") from e
     if not isinstance(data, dict):
         raise UsageError(f"config file {p} must hold a mapping of option: value")
-    return data.get("train", data) if isinstance(data.get("train"), dict) else data
+    if not isinstance(data.get("train"), dict):
+        return data
+    outside = [k for k in data if k != "train"]
+    if outside:  # a flat option beside the section would otherwise be ignored without a word
+        raise UsageError(
+            f"config file {p} has options outside its 'train' section ({', '.join(map(str, outside[:5]))}); "
+            "move them into 'train' or write the file flat"
+        )
+    return data["train"]
 
 
 def resolve_train_config(config_file: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:

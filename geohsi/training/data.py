@@ -478,7 +478,21 @@ def load_training_data(
         raise DataError(
             f"{what} has no valid pixels where it is labelled (every labelled pixel is nodata or non-finite); check its nodata value and labels"
         )
+    _check_distinct_names(legend)
     return TrainingData(placed, legend, src)
+
+
+def _check_distinct_names(legend: Legend) -> None:
+    """Refuse a legend that names two classes alike before any training (the report would refuse it after)."""
+    seen: dict[str, int] = {}
+    for c in legend:
+        key = c.name
+        if key in seen:
+            raise DataError(
+                f"classes {seen[key]} and {c.id} are both named {c.name!r}; give every class its own name "
+                "(the scene's class names, or --class-names)"
+            )
+        seen[key] = c.id
 
 
 __all__ = [

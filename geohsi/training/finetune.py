@@ -181,7 +181,7 @@ def _model(
         total_steps=sum(epoch_steps),
         warmup_steps=sum(epoch_steps[: config.warmup_epochs]),
         work=work,
-        config_json=json.dumps(config.to_dict(), sort_keys=True),
+        config_json=json.dumps({**config.to_dict(), "data": data.record()}, sort_keys=True),  # a resume needs the same data
         grad_clip=run.grad_clip,
     )
     return model, backbone, runner
@@ -191,7 +191,7 @@ def _model(
 class _Fit:
     """The state of the epoch loop that a checkpoint keeps (see :class:`_Loop`)."""
 
-    best_oa: float = -1.0
+    best_oa: float = float("-inf")  # the score: validation OA, or minus the training loss without validation
     best_state: dict = field(default_factory=dict)
     stale: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -318,7 +318,8 @@ class _Loop:
                     if on_epoch_end is not None:
                         on_epoch_end(epoch + 1, row)
                 if config.patience and st.stale >= config.patience:
-                    log(f"early stop after epoch {epoch + 1}: validation OA did not improve for {config.patience} epochs")
+                    what = "validation OA" if val_oa is not None else "training loss (no validation pixels)"
+                    log(f"early stop after epoch {epoch + 1}: {what} did not improve for {config.patience} epochs")
                     break
         if config.patience > 0:
             # Early stopping: the weights of the best validation epoch. Without it the run keeps its final

@@ -165,6 +165,7 @@ class Runner:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "extra": extra,
             },
             tmp,
@@ -182,7 +183,8 @@ class Runner:
         ck = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         if ck.get("config") != self.config_json:
             raise UsageError(
-                f"checkpoint {self.checkpoint_path} was made with other options; resume with the same options or drop --resume"
+                f"checkpoint {self.checkpoint_path} was made with other options or data (scenes, labels); "
+                "resume with the same ones or drop --resume"
             )
         return ck
 
@@ -196,6 +198,8 @@ class Runner:
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["rng"])
+        if ck.get("cuda_rng") and torch.cuda.is_available() and len(ck["cuda_rng"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(ck["cuda_rng"])  # dropout masks on a GPU draw from its own generators
         return int(ck["position"]), dict(ck["extra"])
 
     def resume(self) -> tuple[int, dict[str, Any]]:

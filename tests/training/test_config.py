@@ -177,3 +177,19 @@ def test_pretraining_checks_its_own_options() -> None:
         PretrainConfig.from_dict({"steps": 0})
     with pytest.raises(UsageError, match="unknown pretraining option"):
         PretrainConfig.from_dict({"epochs": 3})
+
+
+def test_options_beside_a_train_section_are_refused(tmp_path) -> None:
+    """With a train section, a flat option or a typo beside it was silently ignored."""
+    from geohsi.errors import UsageError
+
+    y = tmp_path / "run.yaml"
+    y.write_text("train:\n  epochs: 5\nlr: 0.5\nepochz: 3\n")
+    with pytest.raises(UsageError, match=r"options outside its 'train' section \(lr, epochz\)"):
+        resolve_train_config(y)
+    t = tmp_path / "run.toml"
+    t.write_text("[train]\nepochs = 5\n[pretrain]\nsteps = 10\n")
+    with pytest.raises(UsageError, match=r"outside its 'train' section \(pretrain\)"):
+        resolve_train_config(t)
+    y.write_text("train:\n  epochs: 5\n  lr: 0.5\n")
+    assert (resolve_train_config(y).epochs, resolve_train_config(y).run.lr) == (5, 0.5)

@@ -329,3 +329,21 @@ def test_features_only_on_nodata_and_overlapping_scenes_under_a_spatial_split(tm
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         data.split("fraction:0.5", seed=0)  # a random split mixes the scenes anyway: nothing to say
+
+
+def test_two_classes_of_one_name_are_refused_before_training(ip_scene, tmp_path) -> None:
+    """The report refuses repeated class names after the last epoch; the data loader refuses them first."""
+    import shutil
+
+    import zarr
+
+    from geohsi.errors import DataError
+
+    store = shutil.copytree(ip_scene, tmp_path / "indian_pines.zarr")
+    g = zarr.open_group(str(store), mode="r+")
+    names = list(g["labels"].attrs["class_names"])
+    names[8] = names[0]  # class 9 named like class 1
+    g["labels"].attrs["class_names"] = names
+    zarr.consolidate_metadata(str(store))
+    with pytest.raises(DataError, match=r"classes 1 and 9 are both named 'Alfalfa'"):
+        load_training_data([store], log=lambda m: None)

@@ -352,3 +352,39 @@ def test_sensor_augmentation_trains_on_random_sensor_views_and_is_recorded(ip_sc
 
     assert "sensor augmentation: the scene and 3 random sensors" in bundle_info(out)["training"]
     assert "sensor augmentation" not in bundle_info(plain)["training"]
+
+
+def test_early_stopping_without_validation_keeps_a_trained_model(ip_scene: Path, tmp_path: Path) -> None:
+    """With --val-fraction 0 the score is minus the training loss; it started below the initial best
+    (-1), so no epoch ever improved and the untrained weights (KronA's zero factor B) were restored."""
+    cfg = resolve_train_config(adapter="krona+", **{**FAST, "epochs": 3}, val_fraction=0.0, patience=2)
+    notes: list[str] = []
+    out = train(ip_scene, cfg, out=tmp_path / "b", progress=False, log=notes.append)
+    a = load_file(str(out / "adapter" / "adapter.safetensors"))
+    zero_init = [v for k, v in a.items() if k.endswith("krona_B")]
+    assert zero_init and all(v.abs().max() > 0 for v in zero_init)  # trained, not the initial zeros
+    assert not any("early stop" in n and "validation OA" in n for n in notes), notes
+
+
+def test_resume_refuses_other_data(ip_scene: Path, tmp_path: Path) -> None:
+    """A checkpoint remembers the scenes and labels: resuming on other labels would train on pixels the
+    new split tests on."""
+    import shutil
+
+    import zarr
+
+    from geohsi.errors import UsageError
+
+    cfg = resolve_train_config(adapter="krona+", **FAST)
+
+    def interrupt(epoch: int, row: dict) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(ip_scene, cfg, out=tmp_path / "r", progress=False, log=lambda m: None, on_epoch_end=interrupt)
+    other = shutil.copytree(ip_scene, tmp_path / "indian_pines.zarr")
+    labels = zarr.open_group(str(other), mode="r+")["labels"]
+    labels[0, 0] = 3 if labels[0, 0] != 3 else 4
+    with pytest.raises(UsageError, match=r"made with other options or data \(scenes, labels\)"):
+        train(other, cfg, out=tmp_path / "r", resume=True, progress=False, log=lambda m: None)
