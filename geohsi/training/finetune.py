@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from geohsi.console import say
+from geohsi.errors import UsageError
 from geohsi.files import check_output
 from geohsi.heads import Head, get_head
 from geohsi.prediction import autocast
@@ -467,11 +468,12 @@ def _train(
         config = TrainConfig.from_dict({**(config.to_dict() if config is not None else {}), **options})
     run = config.run
     default = out is None
+    if resume and default:
+        raise UsageError("--resume continues the run written to --out; pass the --out of the interrupted run")
     out = Path(out) if out is not None else default_out(config.adapter)
     check_output(out, overwrite or resume)
     work = work_dir(out)
-    if resume:
-        check_resumable(out, work)
+    check_resumable(out, work, resume=resume, overwrite=overwrite)
     ranks, device = setup(run.device, log=lambda m: log(f"[yellow]{m}[/]"))
     local_batch_size(run.batch_size, ranks)  # refuse a batch the ranks cannot share before any work
     log = log if ranks.main else _quiet  # one writer: rank 0

@@ -271,8 +271,7 @@ def _check_outputs(out: Path, epochs: float | None, steps: int | None, overwrite
         raise UsageError(f"--epochs must be positive, got {epochs}")
     for p in (out, out.with_suffix(".json")):
         check_output(p, overwrite or resume)
-    if resume:
-        check_resumable(out, work_dir(out.with_suffix("")))
+    check_resumable(out, work_dir(out.with_suffix("")), resume=resume, overwrite=overwrite)
 
 
 def _final_config(

@@ -60,14 +60,27 @@ def work_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.work"
 
 
-def check_resumable(out: Path, work: Path) -> None:
-    """Refuse ``--resume`` up front when the run has no checkpoint.
+def check_resumable(out: Path, work: Path, *, resume: bool = True, overwrite: bool = False) -> None:
+    """Before any work: ``--resume`` needs the run's checkpoint, and a new run does not silently replace one.
+
+    Args:
+        out: the run's output.
+        work: its work directory (:func:`work_dir`).
+        resume: the run resumes.
+        overwrite: a new run may start over an interrupted one's checkpoint.
 
     Raises:
-        UsageError: no ``checkpoint.pt`` in ``work``.
+        UsageError: ``resume`` without a checkpoint, or a checkpoint of an interrupted run without
+            ``resume`` or ``overwrite``.
     """
-    if not (work / CHECKPOINT_NAME).is_file():
+    found = (work / CHECKPOINT_NAME).is_file()
+    if resume and not found:
         raise UsageError(f"nothing to resume for {out}: no checkpoint at {work / CHECKPOINT_NAME}; run without --resume")
+    if not resume and found and not overwrite:
+        raise UsageError(
+            f"an interrupted run of {out} left its checkpoint at {work / CHECKPOINT_NAME}; "
+            "pass --resume to continue it, or --overwrite to start over"
+        )
 
 
 class Runner:

@@ -388,3 +388,23 @@ def test_resume_refuses_other_data(ip_scene: Path, tmp_path: Path) -> None:
     labels[0, 0] = 3 if labels[0, 0] != 3 else 4
     with pytest.raises(UsageError, match=r"made with other options or data \(scenes, labels\)"):
         train(other, cfg, out=tmp_path / "r", resume=True, progress=False, log=lambda m: None)
+
+
+def test_an_interrupted_runs_checkpoint_is_not_replaced_without_overwrite(ip_scene: Path, tmp_path: Path) -> None:
+    from geohsi.errors import UsageError
+
+    cfg = resolve_train_config(adapter="krona+", **FAST)
+
+    def interrupt(epoch: int, row: dict) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(ip_scene, cfg, out=tmp_path / "r", progress=False, log=lambda m: None, on_epoch_end=interrupt)
+    checkpoint = tmp_path / ".r.work" / "checkpoint.pt"
+    before = checkpoint.read_bytes()
+    with pytest.raises(UsageError, match=r"left its checkpoint at .*; pass --resume to continue it, or --overwrite"):
+        train(ip_scene, cfg, out=tmp_path / "r", progress=False, log=lambda m: None)
+    assert checkpoint.read_bytes() == before
+    with pytest.raises(UsageError, match="pass the --out of the interrupted run"):
+        train(ip_scene, cfg, resume=True, progress=False, log=lambda m: None)
+    assert train(ip_scene, cfg, out=tmp_path / "r", overwrite=True, progress=False, log=lambda m: None).is_dir()
