@@ -58,7 +58,7 @@ def test_geometry_per_mode() -> None:
     assert patch.mlm_output(5)["result"]["shape"] == [-1, 5] and dense.mlm_output(5)["result"]["shape"] == [-1, 5, 32, 32]
     with pytest.raises(UsageError, match="smaller than the 32-pixel tiles"):
         dense.check_scene(20, 40, "s.zarr", "b")
-    with pytest.raises(UsageError, match="larger than the scene"):
+    with pytest.raises(UsageError, match="10×40 pixels, smaller than the 15-pixel windows of patch bundle b"):
         patch.check_scene(10, 40, "s.zarr", "b")
 
 
