@@ -125,27 +125,20 @@ def grid_pixel_areas(crs: Any, transform: Any, shape: tuple[int, int]) -> tuple[
     if crs is None:
         return None, "no CRS (pixel grid): a pixel has no ground area"
     if crs.is_geographic:
-        from pyproj import CRS as ProjCRS
-
-        pcrs = ProjCRS.from_wkt(crs.to_wkt())
-        geod = pcrs.get_geod()
-        if geod is None:
+        areas, ellipsoid = _geodesic_row_areas(crs, transform, shape)
+        if areas is None:
             return None, f"{crs.to_string()} names no ellipsoid: geodesic areas cannot be computed"
-        col = w // 2
-        areas = np.empty(h, dtype="float64")
-        for r in range(h):
-            corners = [transform @ (col, r), transform @ (col + 1, r), transform @ (col + 1, r + 1), transform @ (col, r + 1)]
-            lons, lats = zip(*corners, strict=True)
-            areas[r] = abs(geod.polygon_area_perimeter(lons, lats)[0])
-        return areas, f"geodesic pixel areas on the {pcrs.ellipsoid.name} ellipsoid"
+        return areas, f"geodesic pixel areas on the {ellipsoid} ellipsoid"
     unit = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
     area = abs(transform.a * transform.e - transform.b * transform.d) * unit**2
     scale = _areal_scale(crs, transform @ (w / 2, h / 2))
     if scale is not None and abs(scale - 1.0) > AREAL_SCALE_TOLERANCE:
-        return _geodesic_row_areas(crs, transform, shape), (
-            f"geodesic pixel areas: {crs.to_string()} scales areas by {scale:.3g} here, so the nominal "
-            f"{area:,.2f} m² would be wrong"
-        )
+        areas, _ = _geodesic_row_areas(crs, transform, shape)
+        if areas is not None:
+            return areas, (
+                f"geodesic pixel areas: {crs.to_string()} scales areas by {scale:.3g} here, so the nominal "
+                f"{area:,.2f} m² would be wrong"
+            )
     return np.full(h, area, dtype="float64"), f"{area:,.2f} m² per pixel from the {crs.to_string()} transform"
 
 
@@ -167,21 +160,24 @@ def _areal_scale(crs: Any, xy: tuple[float, float]) -> float | None:
         return None
 
 
-def _geodesic_row_areas(crs: Any, transform: Any, shape: tuple[int, int]) -> np.ndarray:
-    """Each row's pixel area at the middle column: its corners taken to the CRS's ellipsoid, a geodesic polygon there."""
+def _geodesic_row_areas(crs: Any, transform: Any, shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+    """Each row's pixel area at the middle column, ``([H] m², ellipsoid name)``: the pixel's corners
+    (taken to the CRS's own geographic CRS where it is projected) as a geodesic polygon on its ellipsoid;
+    ``(None, "")`` for a CRS that names no ellipsoid."""
     from pyproj import CRS as ProjCRS
     from pyproj import Transformer
 
     h, w = shape
     pcrs = ProjCRS.from_wkt(crs.to_wkt())
+    geod = pcrs.get_geod()
+    if geod is None:
+        return None, ""
     col = w // 2
     rows = np.arange(h + 1, dtype="float64")
-    left = transform @ (np.full(h + 1, float(col)), rows)
-    right = transform @ (np.full(h + 1, float(col + 1)), rows)
-    to_geo = Transformer.from_crs(pcrs, pcrs.geodetic_crs, always_xy=True)
-    (llon, llat), (rlon, rlat) = to_geo.transform(*left), to_geo.transform(*right)
-    geod = pcrs.get_geod()
-    return np.asarray(
-        [abs(geod.polygon_area_perimeter([llon[r], rlon[r], rlon[r + 1], llon[r + 1]], [llat[r], rlat[r], rlat[r + 1], llat[r + 1]])[0])
-         for r in range(h)], dtype="float64",
-    )  # fmt: skip
+    (llon, llat), (rlon, rlat) = (transform @ (np.full(h + 1, float(c)), rows) for c in (col, col + 1))
+    if not crs.is_geographic:
+        to_geo = Transformer.from_crs(pcrs, pcrs.geodetic_crs, always_xy=True)
+        (llon, llat), (rlon, rlat) = to_geo.transform(llon, llat), to_geo.transform(rlon, rlat)
+    areas = [abs(geod.polygon_area_perimeter([llon[r], rlon[r], rlon[r + 1], llon[r + 1]], [llat[r], rlat[r], rlat[r + 1], llat[r + 1]])[0])
+             for r in range(h)]  # fmt: skip
+    return np.asarray(areas, dtype="float64"), pcrs.ellipsoid.name
