@@ -178,7 +178,7 @@ class PatchHead(Head):
                 f"{source} is {height}×{width} pixels, smaller than the {self.window}-pixel windows of patch bundle "
                 f"{model_name}; classify a scene at least {self.window} pixels high and wide, or use a bundle with a smaller window"
             )
-        check_window(self.window, height, width)
+        check_window(self.window)  # odd and positive (a hand-edited bundle); the sizes are checked above
 
     def predict_block(
         self,
