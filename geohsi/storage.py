@@ -234,6 +234,11 @@ def list_names(folder: str | os.PathLike, suffix: str = "") -> list[str]:
     return sorted(n for n in (f.rstrip("/").rsplit("/", 1)[-1] for f in found) if n.endswith(suffix))
 
 
+def _files_under(fs: Any, p: str) -> list[str]:
+    """The objects under ``p``, listed literally (no pattern matching)."""
+    return sorted(fs.find(p.rstrip("/"), withdirs=False))
+
+
 def _rm_tree(fs: Any, p: str) -> None:
     """Delete every object under ``p``. fsspec reads ``*``, ``?`` and ``[`` in a path as a pattern (so
     ``scene [2].zarr`` would also match ``scene 2.zarr``): such a name's objects are listed literally
@@ -241,13 +246,8 @@ def _rm_tree(fs: Any, p: str) -> None:
     if not _MAGIC.search(p):
         fs.rm(p, recursive=True)
         return
-    for key in fs.find(p, withdirs=False):
+    for key in _files_under(fs, p):
         fs.rm_file(key)
-
-
-def _files_under(fs: Any, p: str) -> list[str]:
-    """The objects under ``p``, listed literally (no pattern matching)."""
-    return sorted(fs.find(p.rstrip("/"), withdirs=False))
 
 
 def remove_tree(path: str | os.PathLike) -> None:
