@@ -129,13 +129,18 @@ def _aa(cm: np.ndarray) -> float:
 
 
 def _kappa(cm: np.ndarray) -> float:
-    n = float(cm.sum())
-    po = np.trace(cm) / n
-    pe = float(np.dot(cm.sum(1), cm.sum(0))) / (n * n)
-    if np.isclose(pe, 1.0):
-        # Truth and prediction are the same single class: perfect agreement (0/0 otherwise).
+    """Cohen's κ in exact integer arithmetic: ``(n·trace − Σ rowᵢ·colᵢ) / (n² − Σ rowᵢ·colᵢ)``.
+
+    Chance agreement is 1 only when every pixel is one class and predicted as it: κ is 0/0 there
+    and reported as 1 (perfect agreement). A float tolerance around 1 would also call a model that
+    always predicts a class of 99.999 % of the pixels perfect.
+    """
+    n = int(cm.sum())
+    trace = int(np.trace(cm))
+    chance = sum(int(r) * int(c) for r, c in zip(cm.sum(1), cm.sum(0), strict=True))
+    if chance == n * n:
         return 1.0
-    return float((po - pe) / (1.0 - pe))
+    return float((n * trace - chance) / (n * n - chance))
 
 
 def overall_accuracy(y_true: Any, y_pred: Any) -> float:

@@ -66,6 +66,18 @@ def test_metrics_equal_sklearn(pair):
     np.testing.assert_allclose(pc["iou"], iou)
 
 
+@pytest.mark.parametrize(
+    ("n_major", "n_minor"), [(199_998, 2), (100_000, 1), (10**7, 3)], ids=["two-minor", "one-minor", "ten-million"]
+)
+def test_kappa_of_a_model_that_always_predicts_the_majority_class_is_zero(n_major: int, n_minor: int) -> None:
+    """Chance agreement within 1e-5 of 1 is not perfect agreement: κ is 0 (sklearn), not 1."""
+    y_true = np.r_[np.ones(n_major, np.int64), np.full(n_minor, 2)]
+    y_pred = np.ones_like(y_true)
+    assert kappa(y_true, y_pred, [1, 2]) == 0.0
+    assert kappa(y_true, y_pred, [1, 2]) == pytest.approx(skm.cohen_kappa_score(y_true, y_pred), abs=1e-12)
+    assert kappa(np.ones(n_major, np.int64), np.ones(n_major, np.int64)) == 1.0  # one class, always right
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_metrics_equal_sklearn_large_random(seed):
     rng = np.random.default_rng(seed)
