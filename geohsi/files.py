@@ -27,19 +27,23 @@ from geohsi.storage import check_remote_output, display, is_url, name, put
 _WRITE_ERRNOS = {errno.EACCES, errno.EROFS, errno.EDQUOT, errno.ENOTDIR}
 
 
-def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
+def check_output(path: str | os.PathLike, overwrite: bool, *, directory: bool | None = None) -> Path:
     """Check that ``path`` may be written, before any work is done.
 
     Args:
         path: the final output path (file or directory store), or an object-storage URL
             (:func:`geohsi.storage.check_remote_output`).
         overwrite: whether an existing output may be replaced.
+        directory: the output is a directory (``True``) or a file (``False``): an existing output of
+            the other kind is refused even with ``overwrite`` (``None``: not checked here;
+            :func:`atomic_output` refuses it before replacing anything).
 
     Returns:
         The path as a :class:`~pathlib.Path` (a URL: as given).
 
     Raises:
-        OutputError: the output exists and ``overwrite`` is false, or its directory is not writable.
+        OutputError: the output exists and ``overwrite`` is false, or is of the other kind, or its
+            directory is not writable.
     """
     if is_url(path):
         check_remote_output(str(path), overwrite)
@@ -48,6 +52,8 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
     for parent in p.absolute().parents:
         if parent.exists() and not parent.is_dir():
             raise OutputError(f"cannot write {p}: {parent} is a file, not a directory; choose another --out")
+    if p.exists() and directory is not None and p.is_dir() != directory:
+        _refuse_other_kind(p)
     if p.exists() and not overwrite:
         raise OutputError(f"{p} already exists; pass --overwrite to replace it or choose another --out")
     parent = p.absolute().parent
@@ -59,6 +65,13 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output directory {parent} is not writable; choose a writable --out")
     return p
+
+
+def _refuse_other_kind(p: Path) -> None:
+    have, want = ("a directory", "a file") if p.is_dir() else ("a file", "a directory")
+    raise OutputError(
+        f"{p} is {have} and this output is {want}; --overwrite replaces an output only with one of its kind: choose another --out"
+    )
 
 
 def _remove(p: Path) -> None:
@@ -157,6 +170,9 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         raise
     if not tmp.exists():
         raise OutputError(f"nothing was written for {final}")
+    if final.exists() and final.is_dir() != tmp.is_dir():
+        _remove(tmp)  # a file never replaces a directory (a bundle, a scene store) nor the other way round
+        _refuse_other_kind(final)
     if final.exists():
         # Move the old output aside first so that at every instant one complete output exists.
         old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")

@@ -330,8 +330,8 @@ def write_metrics(report: Mapping[str, Any], path_json: str | os.PathLike, *, ov
     pj = Path(path_json)
     pc = pj.with_suffix(".csv") if pj.suffix.lower() != ".csv" else pj.with_name(pj.name + ".csv")
     # Check both before writing either, so a refusal leaves nothing half-written.
-    check_output(pj, overwrite)
-    check_output(pc, overwrite)
+    check_output(pj, overwrite, directory=False)
+    check_output(pc, overwrite, directory=False)
     text = json.dumps(report, indent=2, allow_nan=False) + "\n"
     table = _csv_text(report)
     with atomic_output(pj, overwrite=overwrite) as tmp:

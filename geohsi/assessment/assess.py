@@ -344,7 +344,7 @@ def assess(
     if reference_scene is not None and (strata or map_field):
         raise UsageError("--strata and --map-field apply to a sample of points, not to --reference-scene")
     for p in report_paths(out) if out is not None else ():
-        check_output(p, overwrite)
+        check_output(p, overwrite, directory=False)
     cmaps = open_maps(maps, catalog)
     if reference_scene is not None:
         report = _census(cmaps, reference_scene)

@@ -281,7 +281,7 @@ def sample(
         raise UsageError(f"--seed must be a non-negative integer, got {seed}")
     local_only("geohsi sample", maps, catalog, out)
     points_driver(out)
-    check_output(out, overwrite)
+    check_output(out, overwrite, directory=False)
     bound = _plan(n, target_se, expected_ua)
     cmaps = open_maps(maps, catalog)
     _warn_overlaps(cmaps)

@@ -235,7 +235,7 @@ def _checked_out(out: PathLike, overwrite: bool) -> Path | str:
                 if not anc.is_dir():
                     raise OutputError(f"cannot write {out_p}: {anc} is a file, not a directory; choose a writable --out")
                 break
-    check_output(out_p, overwrite)
+    check_output(out_p, overwrite, directory=True)
     return out_p
 
 
@@ -278,7 +278,7 @@ def ingest_item(
     from geohsi.io.stac import build_item_scene
 
     out_p = as_path(out)
-    check_output(out_p, overwrite)
+    check_output(out_p, overwrite, directory=True)
     seq = [items] if isinstance(items, str) or not isinstance(items, (list, tuple)) else list(items)
     refs = [i for i in seq if isinstance(i, str)]
     fetched = iter(fetch_items(refs, url=url, collection=collection, timeout=timeout)) if refs else iter(())

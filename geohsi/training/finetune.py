@@ -471,7 +471,7 @@ def _train(
     if resume and default:
         raise UsageError("--resume continues the run written to --out; pass the --out of the interrupted run")
     out = Path(out) if out is not None else default_out(config.adapter)
-    check_output(out, overwrite or resume)
+    check_output(out, overwrite or resume, directory=True)
     work = work_dir(out)
     check_resumable(out, work, resume=resume, overwrite=overwrite)
     ranks, device = setup(run.device, log=lambda m: log(f"[yellow]{m}[/]"))
