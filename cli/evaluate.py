@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -58,6 +57,7 @@ def evaluate(
     from rich.table import Table
 
     from geohsi.evaluation import evaluate as evaluate_bundle
+    from geohsi.evaluation import metrics_paths
 
     sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
     source = label_source(labels, label_field, layer, all_touched, class_names)
@@ -88,5 +88,4 @@ def evaluate(
             )
         Console().print(s)
     if out is not None:
-        base = os.path.splitext(str(out))[0]  # a URL too: Path() would fold its '//'
-        Console().print(f"wrote {out}, {base}.csv, {base}.png")
+        Console().print("wrote " + ", ".join(metrics_paths(out)))

@@ -21,7 +21,23 @@ from typing import Any
 
 import numpy as np
 
-from geohsi.errors import DataError, GeohsiWarning
+from geohsi.errors import DataError, GeohsiWarning, UsageError
+
+
+def metrics_paths(out: str | os.PathLike) -> tuple[str, str, str]:
+    """The files ``evaluate(out=OUT)`` writes: ``(OUT, OUT with .csv, OUT with .png)`` (URLs too).
+
+    Raises:
+        UsageError: ``OUT`` ends in ``.csv`` or ``.png``: the JSON would be written over one of the others.
+    """
+    from geohsi.storage import display
+
+    base, suffix = os.path.splitext(str(out))
+    if suffix.lower() in (".csv", ".png"):
+        raise UsageError(
+            f"--out {display(out)} names the JSON report (its .csv and .png are written beside it); give a .json path such as {display(base)}.json"
+        )
+    return str(out), f"{base}.csv", f"{base}.png"
 
 
 def _trained_scenes(b: Any) -> dict[str, int]:
@@ -82,11 +98,35 @@ def _bundle_ids(labels: np.ndarray, data: Any, b: Any, source: str) -> np.ndarra
 
 
 def _scored(scene: Any, k_trained: int | None, split: Any, data: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(local flat indices, class ids)`` to score on one scene: the split's test pixels of a training scene, else all."""
-    if k_trained is not None:
-        k, local = split.scenes.to_local(split.test)
-        return local[k == k_trained], split.test_labels[k == k_trained]
-    return scene.index, _bundle_ids(scene.labels, data, b, scene.source)
+    """``(local flat indices, class ids)`` to score on one scene: the split's test pixels of a training
+    scene that are valid in it (the same labels may lie on another date's image, with clouds masked),
+    else every valid labelled pixel."""
+    if k_trained is None:
+        return scene.index, _bundle_ids(scene.labels, data, b, scene.source)
+    k, local = split.scenes.to_local(split.test)
+    local, truth = local[k == k_trained], split.test_labels[k == k_trained]
+    valid = np.isin(local, scene.index)
+    if not valid.all():
+        warnings.warn(
+            f"{int((~valid).sum())} of the {local.size} test pixels of {scene.source} are nodata in this image; they are not scored",
+            GeohsiWarning,
+            stacklevel=3,
+        )
+    return local[valid], truth[valid]
+
+
+def _nothing_to_score(scenes: Sequence[Any], trained: dict[str, int], split: Any, b: Any) -> str:
+    """Why no pixel of ``scenes`` can be scored: all of them trained the bundle, or none is valid and labelled."""
+    where = scenes[0].source if len(scenes) == 1 else f"the {len(scenes)} scenes"
+    ks = [trained.get(s.labels_sha256) for s in scenes]
+    if split is not None and None not in ks and not np.isin(split.scenes.to_local(split.test)[0], ks).any():
+        spec = b.meta.train_config.get("split", "its split")
+        return (
+            f"every labelled pixel of {where} trained the bundle (split {spec}): none was held out for testing; "
+            "evaluate on scenes or tiles the split held out"
+        )
+    verb, pron = ("has", "its") if len(scenes) == 1 else ("have", "their")
+    return f"{where} {verb} no valid labelled pixels to evaluate; check {pron} labels and nodata"
 
 
 def _report_rows(per_scene: list[tuple[Any, np.ndarray, np.ndarray, bool]], classes: Any) -> list[dict[str, Any]]:
@@ -148,8 +188,8 @@ def evaluate(
     from geohsi.training.data import load_training_data
     from geohsi.training.grid_tiles import join_grid_tiles, tiles_joined_in
 
-    if out is not None:
-        check_output(out, overwrite)
+    for path in metrics_paths(out) if out is not None else ():
+        check_output(path, overwrite, directory=False)  # all three before the model runs
     b = load_bundle(bundle)
     data = load_training_data(list(scene) if isinstance(scene, (list, tuple)) else [scene], labels)
     if tiles_joined_in(b.meta.train_config):  # recognise the joined training scene (and score its test pixels)
@@ -170,8 +210,7 @@ def evaluate(
             pred = b.head.predict_pixels(model, channels, idx, batch_size=batch_size, device=dev, precision=precision)
             per_scene.append((s, truth, b.class_ids[pred], k is not None))
     if not per_scene:
-        where = data.scenes[0].source if len(data.scenes) == 1 else f"the {len(data.scenes)} scenes"
-        raise DataError(f"{where} has no valid labelled pixels to evaluate; check its labels and nodata")
+        raise DataError(_nothing_to_score(data.scenes, trained, split, b))
     report = report_for(
         np.concatenate([t for _, t, _, _ in per_scene]), np.concatenate([p for _, _, p, _ in per_scene]), b.classes
     )
@@ -188,8 +227,8 @@ def _write_report(report: dict[str, Any], out: Path, overwrite: bool) -> None:
     from geohsi.metrics import write_metrics
     from geohsi.plot import figure_png, plot_confusion
 
-    png = out.with_suffix(".png")
-    check_output(png, overwrite)
+    png = Path(metrics_paths(out)[2])
+    check_output(png, overwrite, directory=False)
     write_metrics(report, out, overwrite=overwrite)
     with atomic_output(png, overwrite=overwrite) as tmp:
         tmp.write_bytes(figure_png(plot_confusion(report)))

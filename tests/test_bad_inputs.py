@@ -763,6 +763,29 @@ def evaluate_out_exists(ws, fx, env):
     return ["evaluate", fx.bundle, fx.scene, "--out", ws / "m.json"]
 
 
+def evaluate_out_is_a_directory(ws, fx, env):
+    """--overwrite replaces an output with one of its kind only: a folder named as the JSON report stays."""
+    (ws / "runs").mkdir()
+    (ws / "runs" / "keep.txt").write_text("a user's file")
+    return ["evaluate", fx.bundle, fx.scene, "--out", ws / "runs", "--overwrite"]
+
+
+def evaluate_out_png(ws, fx, env):
+    return ["evaluate", fx.bundle, fx.scene, "--out", ws / "m.png"]
+
+
+def evaluate_csv_exists(ws, fx, env):
+    """The CSV beside the JSON exists: refused before the model runs, like the JSON itself."""
+    (ws / "m.csv").write_text("class,precision\n")
+    return ["evaluate", fx.bundle, fx.scene, "--out", ws / "m.json"]
+
+
+def stac_out_is_a_directory(ws, fx, env):
+    (ws / "item").mkdir()
+    (ws / "item" / "keep.txt").write_text("a user's file")
+    return ["bundle", "stac", fx.bundle, "--out", ws / "item", "--overwrite"]
+
+
 def evaluate_disk_full_patched(ws, fx, env):
     """ENOSPC from the metrics writer half-way through: no metrics.json, no temporary left."""
     orig = Path.write_text
@@ -1082,6 +1105,28 @@ CASES: list[Case] = [
     Case("evaluate-fewer-bands", evaluate_fewer_bands, 5, r"fewer\.zarr has 190 bands.*200", ("bundle", "fewer_bands")),
     Case("evaluate-no-labels", evaluate_no_labels, 9, r"nolab\.zarr has no labels", BUNDLE),
     Case("evaluate-out-exists", evaluate_out_exists, 8, r"m\.json already exists; pass --overwrite", BUNDLE),
+    Case(
+        "evaluate-out-is-a-directory",
+        evaluate_out_is_a_directory,
+        8,
+        r"runs is a directory and this output is a file; --overwrite replaces an output only with one of its kind",
+        BUNDLE,
+    ),
+    Case(
+        "evaluate-out-png",
+        evaluate_out_png,
+        2,
+        r"--out .*m\.png names the JSON report .*give a \.json path such as .*m\.json",
+        BUNDLE,
+    ),
+    Case("evaluate-csv-exists", evaluate_csv_exists, 8, r"m\.csv already exists; pass --overwrite", BUNDLE),
+    Case(
+        "stac-out-is-a-directory",
+        stac_out_is_a_directory,
+        8,
+        r"item is a directory and this output is a file; --overwrite replaces an output only with one of its kind",
+        BUNDLE,
+    ),
     Case("evaluate-disk-full-patched", evaluate_disk_full_patched, 8, r"no space left while writing .*m\.(json|csv|png)", BUNDLE),
     # classify
     Case(

@@ -5,6 +5,7 @@ sensors combined through Sentinel-2 bands, and samples streamed chunk by chunk."
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +257,42 @@ def test_train_and_evaluate_on_the_tiles_as_they_come(data_dir, tmp_path) -> Non
     rows = m["scenes"]
     assert len(rows) == len({r["name"] for r in rows}) and {r["scored"] for r in rows} == {"the training split's test pixels"}
     assert sum(r["n_test"] for r in rows) == m["n_test"]
+
+    # a tile whose every labelled pixel trained the bundle: said so, not "no valid labelled pixels"
+    stems = sorted(p.stem for p in (data_dir / "enmap_potsdam" / "images").glob("*.tif"))
+    trained_only = sorted(set(stems) - {r["name"] for r in rows})[0]
+    d = data_dir / "enmap_potsdam"
+    r = run_cli("evaluate", tmp_path / "b", d / "images" / f"{trained_only}.tif", "--labels", labels)
+    assert r.returncode == 9 and "Traceback" not in r.stderr, r.stderr  # DataError
+    assert f"every labelled pixel of {d / 'images' / trained_only}.tif trained the bundle (split scenes:0.7)" in r.stderr
+
+    # a test tile's image with its top half masked (another date, clouds), the same labels: the
+    # masked test pixels are left out, not classified from nodata and scored
+    tested = max(rows, key=lambda row: row["n_test"])
+    masked = tmp_path / "masked"
+    (masked / "labels").mkdir(parents=True)
+    (masked / "labels" / f"{tested['name']}.tif").write_bytes((d / "labels" / f"{tested['name']}.tif").read_bytes())
+    with rasterio.open(d / "images" / f"{tested['name']}.tif") as src:
+        cube, profile = src.read(), src.profile
+    cube[:, : cube.shape[1] // 2] = profile["nodata"]
+    with rasterio.open(masked / f"{tested['name']}.tif", "w", **profile) as dst:
+        dst.write(cube)
+    r = run_cli(
+        "evaluate",
+        tmp_path / "b",
+        masked / f"{tested['name']}.tif",
+        "--labels",
+        masked / "labels" / "*.tif",
+        "--out",
+        tmp_path / "m.json",
+    )
+    assert r.returncode == 0, r.stderr
+    left_out = re.search(r"(\d+) of the (\d+) test pixels of .* are nodata in this image; they are not scored", r.stderr)
+    assert left_out and int(left_out[2]) == tested["n_test"] and 0 < int(left_out[1]) < tested["n_test"], r.stderr
+    scored = json.loads((tmp_path / "m.json").read_text())["n_test"]
+    assert scored == tested["n_test"] - int(left_out[1])
+    with rasterio.open(d / "labels" / f"{tested['name']}.tif") as lab:
+        assert scored <= np.count_nonzero(lab.read(1)[lab.height // 2 :])  # only the unmasked half can be scored
 
 
 def _small_store(path: Path, *, x0: float = 500_000.0, size: int = 40, nodata_rows: int = 0) -> Path:
