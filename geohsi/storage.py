@@ -102,8 +102,8 @@ def join(base: str | os.PathLike, *parts: str) -> str | Path:
 
 
 def name(path: str | os.PathLike) -> str:
-    """The last component of a path or URL."""
-    return str(path).rstrip("/").rsplit("/", 1)[-1] if is_url(path) else Path(path).name
+    """The last component of a path or URL (without a URL's query string: a signed URL's token)."""
+    return display(path).rsplit("/", 1)[-1] if is_url(path) else Path(path).name
 
 
 def sibling(path: str | os.PathLike, new_name: str) -> str | Path:

@@ -417,6 +417,24 @@ def test_a_cog_over_http_is_read_in_place_and_ingests(http_files, tmp_path: Path
     assert out.returncode == 2 and "http(s) URLs are read-only" in out.stderr
 
 
+def test_a_signed_url_is_one_scene_and_its_token_is_recorded_nowhere(http_files) -> None:
+    """``?`` in a signed or SAS URL starts its query: the URL is a scene, not a pattern (it had been
+    globbed into ``http://http://…`` and reported missing), and no name or record keeps the token."""
+    from geohsi.classification.batch import _source_text
+    from geohsi.ingestion import open_source
+    from geohsi.io.sources import expand_scenes, scene_name
+
+    base, root = http_files
+    name = sorted(p.name for p in root.glob("*.tif"))[0]
+    signed = f"{base}/{name}?X-Amz-Signature=SECRET123&token=SECRET456"
+    assert expand_scenes([signed]) == [signed]
+    ds = open_source(signed)
+    np.testing.assert_array_equal(ds["reflectance"].values, open_source(root / name)["reflectance"].values)
+    for recorded in (_source_text(signed), scene_name(signed), *ds.attrs["source_files"], ds.encoding.get("source", "")):
+        assert "SECRET" not in recorded, recorded
+    assert _source_text(signed) == f"{base}/{name}" and scene_name(signed) == Path(name).stem
+
+
 def test_names_with_pattern_characters_touch_only_their_own_objects(s3: Bucket, tmp_path: Path) -> None:
     """fsspec reads '[2]' as a pattern that also matches '2': replacing, removing and downloading
     'scene [2].zarr' must leave 'scene 2.zarr' alone and take every object of its own."""

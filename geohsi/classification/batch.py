@@ -77,9 +77,10 @@ def _names(sources: Sequence[Any]) -> list[str]:
 
 
 def _source_text(src: Any) -> str:
+    """How the summary records a scene: a URL without its query string (a signed URL's token)."""
     if hasattr(src, "assets") and hasattr(src, "id"):
-        return src.get_self_href() or f"stac:{src.id}"
-    return str(src)
+        return storage.display(src.get_self_href()) if src.get_self_href() else f"stac:{src.id}"
+    return storage.display(src)
 
 
 def _pick_bundle(ds: Any, bundles: Sequence[Any], source: str, warn: Callable[[str], None]) -> Any:

@@ -25,7 +25,8 @@ _GLOB_CHARS = set("*?[")
 def expand_scenes(patterns: Sequence[str | os.PathLike], from_list: str | os.PathLike | None = None) -> list[str]:
     """The scene paths of a batch: arguments and the lines of a list file, with globs expanded.
 
-    A pattern with ``*``, ``?`` or ``[`` that names no existing path is expanded (sorted); list
+    A pattern with ``*``, ``?`` or ``[`` that names no existing path is expanded (sorted), and so is
+    a bucket URL with them in its path (an ``http(s)`` URL is taken as it is: its ``?`` starts a query); list
     lines are paths relative to the working directory, blank lines and ``#`` comments are skipped.
 
     Args:
@@ -48,8 +49,8 @@ def expand_scenes(patterns: Sequence[str | os.PathLike], from_list: str | os.Pat
         items += [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
     out: list[str] = []
     for it in items:
-        if is_url(it) and _GLOB_CHARS & set(it):
-            found = _glob_url(it)
+        if is_url(it):
+            found = _glob_url(it) if _is_url_pattern(it) else [it]
             if not found:
                 raise UsageError(
                     f"no object matches {display(it)!r}; check the pattern (quote it so the shell does not expand it)"
@@ -65,12 +66,18 @@ def expand_scenes(patterns: Sequence[str | os.PathLike], from_list: str | os.Pat
     return list(dict.fromkeys(out))
 
 
+def _is_url_pattern(url: str) -> bool:
+    """A bucket URL with ``*``, ``?`` or ``[`` in its path. An ``http(s)`` URL is never one: its ``?``
+    starts a query (a signed or SAS URL), and a web server lists no objects to match."""
+    return scheme(url) not in ("http", "https") and bool(_GLOB_CHARS & set(url))
+
+
 def _glob_url(pattern: str) -> list[str]:
     """The objects a URL pattern matches, as URLs, sorted."""
     fs, path = filesystem(pattern)
     with remote_errors(pattern, "list"):
         found = sorted(fs.glob(path))
-    return [f"{scheme(pattern)}://{f}" for f in found]
+    return [f if "://" in f else f"{scheme(pattern)}://{f}" for f in found]
 
 
 def scene_name(src: Any) -> str:
