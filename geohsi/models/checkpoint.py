@@ -211,6 +211,15 @@ def checkpoint_filter_fn(
             continue  # handled below, after every key is known
         out[prefix + k] = v
 
+    out.update(_position_embeddings(sd, cfg, prefix, source_config))
+    return out
+
+
+def _position_embeddings(
+    sd: Mapping[str, torch.Tensor], cfg: SpectralGPTConfig, prefix: str, source_config: SpectralGPTConfig | None
+) -> dict[str, torch.Tensor]:
+    """The checkpoint's position embeddings on the model's grid and layout (see :func:`checkpoint_filter_fn`)."""
+    out: dict[str, torch.Tensor] = {}
     spatial, temporal, joint = sd.get("pos_embed_spatial"), sd.get("pos_embed_temporal"), sd.get("pos_embed")
     grid, t_groups = cfg.grid_size, cfg.num_groups
     src_grid = None if source_config is None else source_config.grid_size
