@@ -63,8 +63,12 @@ def selected_scenes(
     max_items: int,
 ) -> list[Any]:
     """The scenes the selectors name: paths and globs, the list file's lines, then the STAC items."""
+    from geohsi.errors import UsageError
     from geohsi.io.sources import expand_scenes
 
+    given = [flag for flag, v in (("--collection", collection), ("--bbox", bbox), ("--datetime", when), ("--filter", cql2)) if v]
+    if given and stac_url is None:
+        raise UsageError(f"{', '.join(given)} select(s) STAC items and need --stac URL; give the API, or leave them out")
     sources: list[Any] = expand_scenes(scenes, from_list)
     if stac_url is not None:
         from geohsi.catalog import search

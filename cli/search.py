@@ -105,7 +105,7 @@ def search(
         table.add_row(
             s["id"],
             s["datetime"] or "",
-            "" if cc is None else f"{cc:g}",
+            "" if cc is None else (f"{cc:g}" if isinstance(cc, (int, float)) else str(cc)),
             str(s["bands"] or ""),
             f"{rng[0]:.0f}–{rng[1]:.0f}" if rng else "",
             ", ".join(assets[:4]) + (f" (+{len(assets) - 4})" if len(assets) > 4 else ""),

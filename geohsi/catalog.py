@@ -167,13 +167,16 @@ def open_api(url: str, *, timeout: float = DEFAULT_TIMEOUT):
     Raises:
         InputFormatError: the API cannot be reached or is not a STAC API.
     """
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise UsageError(f"--timeout must be a positive number of seconds, got {timeout!r}")
     pystac_client = _require_client()
     from pystac_client.stac_api_io import StacApiIO
 
     try:
-        # no retries: an unreachable API must fail within one timeout, not after several
+        # no retries: an unreachable API must fail within one timeout, not after several; Client.open
+        # sets its own timeout on the StacApiIO (None unless given), so it is passed there too
         io = StacApiIO(timeout=timeout, max_retries=None)
-        return pystac_client.Client.open(url, stac_io=io)
+        return pystac_client.Client.open(url, stac_io=io, timeout=timeout)
     except GeohsiError:
         raise
     except Exception as e:
@@ -229,14 +232,20 @@ def load_geometry(path: PathLike) -> dict[str, Any]:
         raise InputFormatError(f"--intersects file {p} does not exist; give a GeoJSON file") from e
     except (OSError, ValueError) as e:
         raise InputFormatError(f"--intersects file {p} is not JSON ({e}); give a GeoJSON geometry") from e
+    if not isinstance(doc, dict):
+        raise InputFormatError(f"--intersects file {p} has no GeoJSON geometry; give a Polygon/MultiPolygon")
     if doc.get("type") == "FeatureCollection":
         feats = doc.get("features") or []
         if len(feats) != 1:
             raise InputFormatError(f"--intersects file {p} holds {len(feats)} features; give exactly one geometry")
         doc = feats[0]
-    if doc.get("type") == "Feature":
+    if isinstance(doc, dict) and doc.get("type") == "Feature":
         doc = doc.get("geometry") or {}
-    if doc.get("type") not in ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"):
+    if (
+        not isinstance(doc, dict)
+        or doc.get("type") not in ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
+        or not isinstance(doc.get("coordinates"), list)
+    ):
         raise InputFormatError(f"--intersects file {p} has no GeoJSON geometry; give a Polygon/MultiPolygon")
     return doc
 
@@ -253,17 +262,40 @@ def _parse_filter(filter: str | dict | None) -> tuple[Any, str | None]:
     return text, "cql2-text"
 
 
+def _check_datetime(value: str | None) -> None:
+    """Refuse a ``--datetime`` pystac-client cannot parse, before any request (it would be blamed on the API)."""
+    if value is None:
+        return
+    from pystac_client.item_search import ItemSearch
+
+    try:
+        ItemSearch(url="", datetime=value)  # parses the parameter; requests nothing
+    except Exception as e:
+        raise UsageError(
+            f"--datetime {value!r} is not an RFC 3339 instant or A/B interval ({e}); e.g. 2024-06-01/2024-08-31"
+        ) from e
+
+
 def _search_inputs(
-    bbox: str | Sequence[float] | None, intersects: PathLike | dict | None, filter: str | dict | None, max_items: int | None
+    bbox: str | Sequence[float] | None,
+    intersects: PathLike | dict | None,
+    filter: str | dict | None,
+    datetime: str | None,
+    max_items: int | None,
+    page_size: int | None,
 ) -> tuple[list[float] | None, dict | None, Any, str | None]:
-    """Check and parse the search area, filter and limit: ``(bbox, geometry, filter, filter_lang)``."""
+    """Check and parse the search area, time, filter and limits (before any request): ``(bbox, geometry,
+    filter, filter_lang)``."""
     if bbox is not None and intersects is not None:
         raise UsageError("give either --bbox or --intersects, not both")
     bb = None if bbox is None else parse_bbox(bbox)
     geom = load_geometry(intersects) if isinstance(intersects, (str, os.PathLike)) else intersects
     flt, flt_lang = _parse_filter(filter)
+    _check_datetime(datetime)
     if max_items is not None and max_items <= 0:
         raise UsageError(f"--max-items must be positive, got {max_items}")
+    if page_size is not None and page_size <= 0:
+        raise UsageError(f"--page-size must be positive, got {page_size}")
     return bb, geom, flt, flt_lang
 
 
@@ -361,7 +393,7 @@ def search(
         DataError: nothing matches and ``require_items``.
     """
     api, collection = resolve_catalog(url, collection)
-    bb, geom, flt, flt_lang = _search_inputs(bbox, intersects, filter, max_items)
+    bb, geom, flt, flt_lang = _search_inputs(bbox, intersects, filter, datetime, max_items, page_size)
     client = open_api(api, timeout=timeout)
     if collection:
         _check_collection(client, api, collection)

@@ -121,14 +121,25 @@ class FaultProxy:
     * ``every``: every ``every``-th request is answered 503 ``SlowDown`` (what S3 sends when it
       throttles; clients must retry it);
     * ``deny_key``: requests signed with this access key id are answered 403 ``InvalidAccessKeyId``
-      (moto itself accepts any key).
+      (moto itself accepts any key);
+    * ``stall``: requests whose path starts with it are held ``stall_s`` seconds before they are
+      forwarded (a server that hangs; any HTTP upstream, e.g. a STAC API).
 
     Everything else is forwarded unchanged (method, path, headers, body); ``failed`` counts the 503s.
     """
 
-    def __init__(self, upstream: str, every: int = 0, deny_key: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        every: int = 0,
+        deny_key: str | None = None,
+        port: int = 0,
+        stall: str | None = None,
+        stall_s: float = 0.0,
+    ) -> None:
         import http.client
         import threading
+        import time
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import urlsplit
 
@@ -169,6 +180,8 @@ class FaultProxy:
                     proxy.failed += fail
                 if fail:
                     return self._error(503, b"SlowDown", b"Please reduce your request rate.")
+                if stall and self.path.startswith(stall):
+                    time.sleep(stall_s)
                 self._relay(body)
 
             def _error(self, status: int, code: bytes, message: bytes) -> None:

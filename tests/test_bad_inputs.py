@@ -786,6 +786,11 @@ def stac_out_is_a_directory(ws, fx, env):
     return ["bundle", "stac", fx.bundle, "--out", ws / "item", "--overwrite"]
 
 
+def selector_without_stac(ws, fx, env):
+    """STAC selectors without --stac had been ignored: the command ran on the paths alone."""
+    return ["baseline", fx.scene, "--bbox", "1,2,3,4", "--datetime", "2024"]
+
+
 def evaluate_disk_full_patched(ws, fx, env):
     """ENOSPC from the metrics writer half-way through: no metrics.json, no temporary left."""
     orig = Path.write_text
@@ -1120,6 +1125,13 @@ CASES: list[Case] = [
         BUNDLE,
     ),
     Case("evaluate-csv-exists", evaluate_csv_exists, 8, r"m\.csv already exists; pass --overwrite", BUNDLE),
+    Case(
+        "selector-without-stac",
+        selector_without_stac,
+        2,
+        r"--bbox, --datetime select\(s\) STAC items and need --stac URL; give the API, or leave them out",
+        SCENE,
+    ),
     Case(
         "stac-out-is-a-directory",
         stac_out_is_a_directory,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 
 import pytest
 
 from geohsi.catalog import PRESETS, load_catalogs, resolve_catalog, search
-from geohsi.errors import DataError
+from geohsi.errors import DataError, InputFormatError
 from tests.conftest import run_cli
 
 
@@ -110,3 +111,65 @@ def test_bbox_with_no_items(stac_api):
     assert "no items" in line and "enmap-potsdam" in line
     with pytest.raises(DataError):
         search(stac_api.url, "enmap-potsdam", bbox=[-60, -30, -59, -29])
+
+
+def test_a_search_that_hangs_fails_after_the_timeout(stac_api):
+    """--timeout bounds every request: pystac-client's Client.open had reset it to none, so a hung
+    search waited as long as the server did."""
+    from tests.s3_fixtures import FaultProxy
+
+    proxy = FaultProxy(stac_api.url, stall="/search", stall_s=30)
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(InputFormatError, match=r"cannot be reached .*raise --timeout"):
+            search(proxy.endpoint, "enmap-potsdam", timeout=2)
+        assert time.perf_counter() - t0 < 15
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--timeout", "0"), r"--timeout must be a positive number of seconds, got 0"),
+        (
+            ("--datetime", "2024-13-45"),
+            r"--datetime '2024-13-45' is not an RFC 3339 instant or A/B interval \(month must be in 1\.\.12\)",
+        ),
+        (("--page-size", "0"), r"--page-size must be positive, got 0"),
+    ],
+    ids=["timeout", "datetime", "page-size"],
+)
+def test_bad_search_options_are_named_before_any_request(args, message):
+    """Refused before the API is contacted (the URL goes nowhere): the option is named, not the API."""
+    line = _one_line_error(run_cli("search", "--url", "http://127.0.0.1:9", "--collection", "x", *args))
+    assert re.search(message, line), line
+
+
+def test_intersects_must_be_a_geometry_object(tmp_path):
+    from geohsi.catalog import load_geometry
+
+    for i, doc in enumerate(([1, 2], {"type": "Polygon"}, "a string")):
+        (tmp_path / f"g{i}.json").write_text(json.dumps(doc))
+        with pytest.raises(InputFormatError, match="has no GeoJSON geometry"):
+            load_geometry(tmp_path / f"g{i}.json")
+
+
+def test_the_table_shows_a_cloud_cover_the_server_sent_as_text(monkeypatch):
+    """A server's ``"eo:cloud_cover": "3.5"`` (a string) is shown as it came, not an unexpected error."""
+    import datetime as dt
+
+    import pystac
+    from click.testing import CliRunner
+
+    import geohsi.catalog
+    from geohsi.cli.main import cli
+
+    items = []
+    for i, cc in enumerate(("3.5", 12.25, None)):
+        props = {} if cc is None else {"eo:cloud_cover": cc}
+        items.append(pystac.Item(f"it{i}", None, None, dt.datetime(2024, 6, 1, tzinfo=dt.UTC), props))
+    monkeypatch.setattr(geohsi.catalog, "search", lambda *a, **k: items)
+    r = CliRunner().invoke(cli, ["search", "--url", "http://127.0.0.1:9", "-c", "x"])
+    assert r.exit_code == 0, r.output
+    assert "3.5" in r.output and "12.25" in r.output and "it2" in r.output
