@@ -19,6 +19,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from geohsi.errors import OutputError
 from geohsi.storage import check_remote_output, display, is_url, name, put
@@ -198,6 +199,33 @@ def _remote_output(url: str, overwrite: bool) -> Iterator[Path]:
         put(tmp, url, overwrite=overwrite)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def save_safetensors(tensors: dict[str, Any], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` as a safetensors file readable as any file the user writes (safetensors creates
+    its files with mode 0600: a backbone shared with a team would be unreadable to it).
+
+    Args:
+        tensors: name → contiguous tensor.
+        path: the file (inside :func:`atomic_output`: its temporary path).
+        metadata: string metadata stored in the header.
+    """
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata=metadata)
+    os.chmod(path, _new_file_mode())
+
+
+def _new_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: 0666 less the process's umask (read from
+    ``/proc`` where it can be, so no other thread ever runs under a changed umask)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:

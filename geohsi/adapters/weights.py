@@ -85,7 +85,7 @@ def save_adapter(model: nn.Module, path: str | os.PathLike, *, backbone_id: dict
 
     .. versionadded:: 0.1
     """
-    from safetensors.torch import save_file
+    from geohsi.files import save_safetensors
 
     cfg = adapter_config(model)
     ident = _check_backbone_id(backbone_id)
@@ -93,7 +93,7 @@ def save_adapter(model: nn.Module, path: str | os.PathLike, *, backbone_id: dict
     tensors = {n: params[n].detach().to("cpu").contiguous() for n in trainable_parameter_names(model)}
     with atomic_output(path, overwrite=overwrite) as tmp:
         tmp.mkdir()
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT, "version": str(VERSION)})
+        save_safetensors(tensors, tmp / WEIGHTS_NAME, metadata={"format": FORMAT, "version": str(VERSION)})
         meta = {
             "format": FORMAT,
             "version": VERSION,

@@ -452,9 +452,7 @@ def save_backbone(model: nn.Module, path: str | os.PathLike, *, include_head: bo
 
     .. versionadded:: 0.1
     """
-    from safetensors.torch import save_file
-
-    from geohsi.files import atomic_output
+    from geohsi.files import atomic_output, save_safetensors
 
     encoder, head, _ = _split_model(model)
     tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
@@ -464,7 +462,7 @@ def save_backbone(model: nn.Module, path: str | os.PathLike, *, include_head: bo
             tensors.update({f"head.{k}": v.detach().cpu().contiguous() for k, v in head.fc.state_dict().items()})
     meta = {"format": "geohsi-spectralgpt", "geohsi_config": json.dumps(encoder.config.to_dict())}
     with atomic_output(path, overwrite=overwrite) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        save_safetensors(tensors, tmp, metadata=meta)
     return Path(path)
 
 

@@ -413,9 +413,8 @@ def save_mae_backbone(
     .. versionadded:: 0.1
     """
     from safetensors import safe_open
-    from safetensors.torch import save_file
 
-    from geohsi.files import atomic_output
+    from geohsi.files import atomic_output, save_safetensors
 
     with atomic_output(path, overwrite=overwrite) as tmp:
         staged = tmp.with_name(tmp.name + ".encoder")
@@ -428,7 +427,7 @@ def save_mae_backbone(
             staged.unlink(missing_ok=True)
         tensors.update({f"norm.{k}": v.detach().cpu().contiguous() for k, v in mae.norm.state_dict().items()})
         meta.update(metadata or {})
-        save_file(tensors, str(tmp), metadata=meta)
+        save_safetensors(tensors, tmp, metadata=meta)
     return Path(path)
 
 

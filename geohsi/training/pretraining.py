@@ -46,6 +46,7 @@ from geohsi.console import say
 from geohsi.errors import DataError, UsageError
 from geohsi.files import atomic_output, check_output, write_bytes_atomic
 from geohsi.prediction import autocast
+from geohsi.storage import display
 from geohsi.training.config import PretrainConfig
 from geohsi.training.distributed import Ranks, from_main, local_batch_size, setup, teardown, wrap
 from geohsi.training.pretrain_data import WindowPool, build_pool, resolve_scenes, step_batch
@@ -86,6 +87,11 @@ def _evaluate(mae: nn.Module, x: torch.Tensor, cfg: PretrainConfig, device: torc
     return float(out.loss), out
 
 
+def figure_paths(out: Path) -> tuple[Path, Path]:
+    """``(NAME.loss.png, NAME.reconstruction.png)`` beside ``out``."""
+    return out.with_suffix(".loss.png"), out.with_suffix(".reconstruction.png")
+
+
 def _write_figures(
     mae: nn.Module,
     pool: WindowPool,
@@ -114,8 +120,8 @@ def _write_figures(
         zero = MAEOutput(val_out.loss, torch.zeros_like(val_out.pred), val_out.mask, val_out.latent)
         flat = mae.reconstruct(x_val, zero).numpy()[rows]
     fig_r = plot_reconstructions(xs, np.where(vis_mask > 0, np.nan, xs), recon, names, chans, ch_names, cfg.norm_pix_loss, flat)
-    png_loss, png_recon = out.with_suffix(".loss.png"), out.with_suffix(".reconstruction.png")
-    write_bytes_atomic(png_loss, figure_png(plot_pretraining_loss(history)), overwrite=True)
+    png_loss, png_recon = figure_paths(out)
+    write_bytes_atomic(png_loss, figure_png(plot_pretraining_loss(history)), overwrite=True)  # checked before the run
     write_bytes_atomic(png_recon, figure_png(fig_r), overwrite=True)
     return png_loss, png_recon
 
@@ -125,13 +131,13 @@ def _write_figures(
 # --------------------------------------------------------------------------------------------------
 
 
-def command_line(scenes: Sequence[str | os.PathLike], out: Path, cfg: PretrainConfig) -> str:
+def command_line(scenes: Sequence[str | os.PathLike], out: str | os.PathLike, cfg: PretrainConfig) -> str:
     """The ``geohsi pretrain`` command that reproduces a run (every option that differs from the CLI defaults)."""
     parts = [
         "geohsi pretrain",
-        *(str(s) for s in scenes),
+        *(display(s) for s in scenes),
         f"--model {cfg.run.model}",
-        f"--out {out}",
+        f"--out {display(out)}",
         f"--spectral {cfg.run.spectral}",
         f"--window {cfg.run.window}",
         f"--steps {cfg.steps}",
@@ -218,6 +224,7 @@ def pretrain(
     base |= {"lr": lr, "mask_ratio": mask_ratio, "norm_pix_loss": norm_pix_loss, "seed": seed, "precision": precision}
     base |= {"device": device, **options}
     run = dict(epochs=epochs, steps=steps, options=options, resume=resume, progress=progress, on_step=on_step, t_start=t_start)
+    run["shown_out"] = display(out)  # what the sidecar's command names: the user's --out (a URL too), not the staged copy
     # a URL: written locally and uploaded when complete, by rank 0 (torchrun's RANK) only
     with staged({"out": out}, overwrite or resume, upload=os.environ.get("RANK", "0") == "0") as where:
         local = Path(where["out"])
@@ -239,6 +246,7 @@ def _pretrain_ranks(
     progress: bool,
     on_step: Callable[[int, float], None] | None,
     t_start: float,
+    shown_out: str,
     log: Callable[[str], None],
 ) -> None:
     """The body of :func:`pretrain` on this rank: join the process group, pool, loop; rank 0 writes ``local``."""
@@ -249,12 +257,13 @@ def _pretrain_ranks(
     try:
         pool, scene_records = build_pool(resolve_scenes(scenes, work / "scenes"), probe, log)
         cfg = _final_config(base, probe, pool, epochs, steps, options)
-        mae, runner = _mae(cfg, pool, dev, work, log)
+        identity = [{k: r[k] for k in ("store", "height", "width", "valid_pixels", "held_out_pixels")} for r in scene_records]
+        mae, runner = _mae(cfg, pool, identity, dev, work, log)
         history = _PretrainLoop(runner, wrap(mae, ranks, dev), pool, cfg, ranks, dev).run(
             resume=resume, progress=progress and ranks.main, log=log, on_step=on_step
         )
         if ranks.main:
-            _write_pretrained(mae, pool, scene_records, history, cfg, scenes, local, dev, t_start, log)
+            _write_pretrained(mae, pool, scene_records, history, cfg, scenes, local, shown_out, dev, t_start, log)
             runner.finish()
     except BaseException:
         teardown(ranks)
@@ -267,10 +276,10 @@ def _check_outputs(out: Path, epochs: float | None, steps: int | None, overwrite
         raise UsageError(f"--out {out} must end in .safetensors (the backbone weights file)")
     if epochs is not None and steps is not None:
         raise UsageError("give either --epochs or --steps, not both")
-    if epochs is not None and not epochs > 0:
-        raise UsageError(f"--epochs must be positive, got {epochs}")
-    for p in (out, out.with_suffix(".json")):
-        check_output(p, overwrite or resume)
+    if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
+        raise UsageError(f"--epochs must be a positive number, got {epochs}")
+    for p in (out, out.with_suffix(".json"), *figure_paths(out)):
+        check_output(p, overwrite or resume, directory=False)
     check_resumable(out, work_dir(out.with_suffix("")), resume=resume, overwrite=overwrite)
 
 
@@ -287,9 +296,15 @@ def _final_config(
 
 
 def _mae(
-    cfg: PretrainConfig, pool: WindowPool, dev: torch.device, work: Path, log: Callable[[str], None]
+    cfg: PretrainConfig,
+    pool: WindowPool,
+    scenes_identity: list[dict[str, Any]],
+    dev: torch.device,
+    work: Path,
+    log: Callable[[str], None],
 ) -> tuple[nn.Module, Runner]:
-    """The masked autoencoder (seeded init) and its runner (AdamW β = (0.9, 0.95), full-state checkpoints)."""
+    """The masked autoencoder (seeded init) and its runner (AdamW β = (0.9, 0.95), full-state checkpoints
+    that resume only under the same options and scenes)."""
     from geohsi.models import resolve_model_config
     from geohsi.models.mae import SpectralMAE, decoder_for
 
@@ -312,7 +327,7 @@ def _mae(
         total_steps=cfg.steps,
         warmup_steps=cfg.warmup_steps,
         work=work,
-        config_json=json.dumps(cfg.to_dict(), sort_keys=True),
+        config_json=json.dumps({"config": cfg.to_dict(), "scenes": scenes_identity}, sort_keys=True),
         grad_clip=run.grad_clip,
         state="full",
     )
@@ -323,6 +338,10 @@ def _mae(
         f"tubelets masked; {len(pool.train_pixel):,} training centres, {cfg.steps} steps of {run.batch_size}"
     )
     return mae, runner
+
+
+#: steps between reads of the training loss for the progress line (each read waits for the device)
+_LOSS_SHOWN_EVERY = 10
 
 
 @dataclass
@@ -383,7 +402,7 @@ class _PretrainLoop:
                 done = step + 1
                 evaluate = done % cfg.eval_every == 0 or done == cfg.steps
                 save = done % cfg.checkpoint_every == 0 or done == cfg.steps
-                if on_step is not None or evaluate or save:
+                if on_step is not None or evaluate or save or done % _LOSS_SHOWN_EVERY == 0:
                     self.read_losses(pending, history)
                 if evaluate:
                     history["val"].append([done, self.evaluate(x_val)])
@@ -405,11 +424,13 @@ def _write_pretrained(
     cfg: PretrainConfig,
     scenes: Sequence[str | os.PathLike],
     out: Path,
+    shown_out: str,
     dev: torch.device,
     t_start: float,
     log: Callable[[str], None],
 ) -> None:
-    """The weights (safetensors, the run recorded in their metadata), the figures and the sidecar JSON."""
+    """The weights (safetensors, the run recorded in their metadata), the figures and the sidecar JSON
+    (its command names ``shown_out``, the ``--out`` the user gave)."""
     from geohsi.bundle import package_versions
     from geohsi.files import file_sha256
     from geohsi.models.mae import save_mae_backbone
@@ -435,7 +456,7 @@ def _write_pretrained(
         "weights": out.name,
         "sha256": file_sha256(out),
         "size_bytes": out.stat().st_size,
-        "command": command_line(scenes, out, cfg),
+        "command": command_line(scenes, shown_out, cfg),
         "model": mae.encoder.config.to_dict(),
         **record,
         "scenes": scene_records,

@@ -249,10 +249,17 @@ class Runner:
         """
         from geohsi.console import progress
 
-        detail = "loss {task.fields[loss]:.4f} lr {task.fields[lr]:.2e} " + val_label + " {task.fields[val]}"
-        init = {"loss": float("nan"), "lr": self.lr, "val": "-", **fields}
+        detail = "loss {task.fields[loss]} lr {task.fields[lr]:.2e} " + val_label + " {task.fields[val]}"
+        init = {"loss": "-", "lr": self.lr, "val": "-", **fields}
+
+        def shown(advance: int = 0, **values: Any) -> None:
+            loss = values.get("loss")
+            if loss is not None and not isinstance(loss, str):  # "-" until a loss has been read, never "nan"
+                values["loss"] = f"{loss:.4f}" if math.isfinite(loss) else "-"
+            update(advance=advance, **values)
+
         with progress(title, total, completed=completed, unit="steps", detail=detail, enabled=enabled, **init) as update:
-            yield update
+            yield shown
 
 
 __all__ = ["CHECKPOINT_NAME", "Runner", "check_resumable", "lr_lambda", "seed_init", "work_dir"]

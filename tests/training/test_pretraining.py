@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,8 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(scenes: list[Path], tm
     assert not (tmp_path / "b.safetensors").exists()  # nothing final until the run completes
     with pytest.raises(UsageError, match="other options"):
         pretrain(scenes, out=tmp_path / "b.safetensors", resume=True, **{**opts, "lr": 5e-4})
+    with pytest.raises(UsageError, match="other options or data"):  # other scenes, the same options
+        pretrain(scenes[:1], out=tmp_path / "b.safetensors", resume=True, **opts)
     resumed = pretrain(scenes, out=tmp_path / "b.safetensors", resume=True, **opts)  # restarts after step 4
     a, b = _tensors(full), _tensors(resumed)
     assert a.keys() == b.keys()
@@ -127,10 +130,16 @@ def test_user_errors_name_the_fix(scenes: list[Path], tmp_path: Path) -> None:
         pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, mask_ratio=1.0, **FAST)
     with pytest.raises(UsageError, match="unknown pretraining option"):
         pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, warmup=3, **FAST)
+    with pytest.raises(UsageError, match="--epochs must be a positive number, got inf"):
+        pretrain(scenes, out=tmp_path / "x.safetensors", epochs=float("inf"), **FAST)
     (tmp_path / "x.safetensors").write_bytes(b"old")
     with pytest.raises(OutputError, match="--overwrite"):
         pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, **FAST)
     assert (tmp_path / "x.safetensors").read_bytes() == b"old"
+    (tmp_path / "y.loss.png").write_bytes(b"a user's figure")  # the figures are outputs too
+    with pytest.raises(OutputError, match=r"y\.loss\.png already exists"):
+        pretrain(scenes, out=tmp_path / "y.safetensors", steps=1, **FAST)
+    assert (tmp_path / "y.loss.png").read_bytes() == b"a user's figure" and not (tmp_path / "y.safetensors").exists()
 
 
 def test_cli_pretrain(scenes: list[Path], tmp_path: Path) -> None:
@@ -163,6 +172,19 @@ def test_cli_pretrain(scenes: list[Path], tmp_path: Path) -> None:
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["config"]["mask_ratio"] == 0.75 and meta["config"]["steps"] == 2
     assert "--mask-ratio 0.75" in meta["command"]
+    # the weights are readable like any file the user writes (safetensors creates 0600 files)
+    mode = out.stat().st_mode & 0o777
+    assert mode == out.with_suffix(".json").stat().st_mode & 0o777 and mode & 0o044, oct(mode)
+
+
+def test_the_recorded_command_names_urls_without_their_credentials(tmp_path: Path) -> None:
+    from geohsi.training.config import PretrainConfig
+    from geohsi.training.pretraining import command_line
+
+    cfg = PretrainConfig.from_dict({"model": "tiny", "steps": 2})
+    line = command_line(["https://alice:S3CRETpw@host.example/s.zarr?sig=TOKEN"], "s3://b/w.safetensors", cfg)
+    assert "S3CRET" not in line and "TOKEN" not in line
+    assert line.startswith("geohsi pretrain https://host.example/s.zarr --model tiny --out s3://b/w.safetensors")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -242,3 +264,16 @@ def test_pretraining_refuses_the_supervised_front_end(scenes: list[Path], tmp_pa
     with pytest.raises(UsageError, match="no labels to fit --spectral lda"):
         pretrain(scenes[:1], out=tmp_path / "lda.safetensors", steps=1, spectral="lda", seed=0, **FAST)
     assert not (tmp_path / "lda.safetensors").exists()
+
+
+def test_the_progress_line_shows_a_loss_soon_and_never_nan(scenes: list[Path], tmp_path: Path, monkeypatch, capsys) -> None:
+    """Losses are read in groups; the progress line shows "-" until one is read, then the last one,
+    read at least every 10 steps (it showed "loss nan" until the next evaluation or checkpoint)."""
+    monkeypatch.setenv("GEOHSI_PROGRESS_INTERVAL", "0.000001")  # a plain line per step
+    opts = {**FAST, "progress": True, "eval_every": 100, "checkpoint_every": 100}
+    pretrain(scenes[:1], out=tmp_path / "p.safetensors", steps=12, seed=0, **opts)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "steps" in ln and "loss" in ln]
+    assert lines and "nan" not in err, err
+    assert re.search(r"\b10/12 .*loss \d+\.\d{4}", err), err
+    assert re.search(r"\b[1-9]/12 .*loss - ", err), err
