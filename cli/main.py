@@ -108,12 +108,13 @@ def _say(message: str) -> None:
         click.echo(message, err=True)
 
 
-def _interrupted() -> None:
+def _interrupted(args: list[str]) -> None:
     name = signal.Signals(_stop_signal).name
-    _say(
-        f"geohsi: interrupted ({name}); finished outputs are in place and nothing half-written was left; "
-        "rerun the same command to resume"
-    )
+    command = next((a for a in args if not a.startswith("-")), "")
+    # train and pretrain keep their checkpoint for --resume; a rerun without it is refused
+    resumes = command in ("train", "pretrain") and "--resume" not in args
+    again = "rerun it with --resume to continue" if resumes else "rerun the same command to resume"
+    _say(f"geohsi: interrupted ({name}); finished outputs are in place and nothing half-written was left; {again}")
     sys.exit(128 + int(_stop_signal))
 
 
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=args, prog_name="geohsi", standalone_mode=False, obj={"argv": list(args)})
     except click.exceptions.Abort:
-        _interrupted()
+        _interrupted(args)
     except click.UsageError as e:
         # One line, like every geohsi error: the problem, then where the help is.
         where = f"geohsi {e.ctx.command_path.split(' ', 1)[1]} --help" if e.ctx and " " in e.ctx.command_path else "geohsi --help"
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         _say(f"geohsi: error: {e}")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        _interrupted()
+        _interrupted(args)
     except Exception as e:  # unexpected: short message, traceback only on request
         if debug:
             traceback.print_exc()

@@ -58,6 +58,7 @@ def test_train_stops_on_sigterm_and_resumes(tmp_path, ip_scene):
     work = tmp_path / ".run.work"
     rc, err, s = _terminate_when(_start(*args), lambda: (work / "checkpoint.pt").exists())
     _check_clean_stop(rc, err, s)
+    assert err.strip().endswith("rerun it with --resume to continue"), err  # the same command is refused
     assert not out.exists() and (work / "checkpoint.pt").exists()
     r = run_cli(*args, "--resume")
     assert r.returncode == 0, r.stderr
@@ -71,6 +72,7 @@ def test_pretrain_stops_on_sigterm_and_resumes(tmp_path, ip_scene):
     work = tmp_path / ".enc.work"
     rc, err, s = _terminate_when(_start(*args), lambda: (work / "checkpoint.pt").exists())
     _check_clean_stop(rc, err, s)
+    assert err.strip().endswith("rerun it with --resume to continue"), err
     assert not out.exists()
     r = run_cli(*args, "--resume")
     assert r.returncode == 0, r.stderr
