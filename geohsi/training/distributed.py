@@ -187,8 +187,8 @@ def from_main(value: Any, ranks: Ranks) -> Any:
     return box[0]
 
 
-#: Exit codes a rank reports itself with one line (geohsi's error classes, Ctrl-C and SIGTERM).
-_REPORTED = {*range(1, 11), 130, 143}
+#: Exit codes a rank reports itself with one line (geohsi's error classes, an unexpected error, Ctrl-C and SIGTERM).
+_REPORTED = {*range(1, 11), 70, 130, 143}
 #: Where ranks started by :func:`launch` leave their one-line messages for the launcher to print once.
 MESSAGES_ENV = "GEOHSI_RANK_MESSAGES"
 
@@ -206,6 +206,7 @@ def launch(argv: Sequence[str], nproc: int) -> tuple[int, str | None]:
     Raises:
         ClusterError: a rank crashed or was killed; one line naming it (the launcher stopped the others).
     """
+    import logging
     import sys
     import tempfile
 
@@ -224,6 +225,7 @@ def launch(argv: Sequence[str], nproc: int) -> tuple[int, str | None]:
     )
     with tempfile.TemporaryDirectory(prefix="geohsi-ranks-") as messages:
         os.environ[MESSAGES_ENV] = messages
+        logging.disable(logging.ERROR)  # the elastic agent logs each rank it stops; the one line below says it
         try:
             elastic_launch(config, sys.executable)("-m", "geohsi.cli.main", *argv)
         except ChildFailedError as e:
@@ -237,6 +239,7 @@ def launch(argv: Sequence[str], nproc: int) -> tuple[int, str | None]:
                 "place and nothing half-written was left: rerun the same command with --resume to continue from the last checkpoint"
             ) from None
         finally:
+            logging.disable(logging.NOTSET)
             os.environ.pop(MESSAGES_ENV, None)
     return 0, None
 
