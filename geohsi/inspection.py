@@ -70,6 +70,8 @@ def info(
         return describe_model(model, adapter=adapter, num_classes=num_classes, input_size=input_size, rank=rank, head=head)
     if path is None:
         raise UsageError("give a PATH (scene .zarr or bundle directory) or --model NAME")
+    if adapter is not None:
+        raise UsageError(f"--adapter counts the parameters of a model config: give it with --model NAME, not with {path}")
     from geohsi.storage import exists, is_url, join, local_copy
 
     if is_url(path) and exists(join(path, META_NAME)):

@@ -288,7 +288,13 @@ def _checked_band_indices(ds: xr.Dataset, n_components: int, method: str, subsam
     idx = good_band_indices(ds)
     b = idx.size
     if not 1 <= n_components <= b:
-        raise UsageError(f"n_components={n_components} must be between 1 and the scene's {b} good bands")
+        src = ds.encoding.get("source", "the scene")
+        raise UsageError(
+            f"{src} has {b} good bands, too few for {n_components} principal components; give a hyperspectral "
+            "scene, or map a multispectral one onto the Sentinel-2 bands with --spectral s2"
+            if n_components > b
+            else f"n_components={n_components} must be at least 1"
+        )
     if subsample is not None and subsample < n_components + 1:
         raise UsageError(f"subsample={subsample} is too small; use at least {n_components + 1} pixels, or none")
     return idx
@@ -360,9 +366,10 @@ def fit_pca(
     n, total = da.compute(ok.sum(), da.where(ok[None], x, 0.0).sum(axis=(1, 2)))
     n = int(n)
     if n < n_components + 1:
+        source = ds.encoding.get("source")
         raise DataError(
-            f"only {n} valid pixels to fit {n_components} principal components; check the scene's nodata value "
-            "and mask, or pass a larger subsample"
+            f"{f'{source}: only' if source else 'only'} {n} valid pixels to fit {n_components} principal components; check the scene's nodata value "
+            "and bad bands, or leave the scene out"
         )
     mean = total / n
     xc = da.where(ok[None], x - mean[:, None, None], 0.0)

@@ -105,8 +105,8 @@ def build_pool(
         valid = np.flatnonzero(np.asarray(valid_mask(ds).values, bool).ravel())
         if valid.size <= cfg.holdout_per_scene:
             raise DataError(
-                f"{src} has {valid.size} valid pixels, too few to hold out {cfg.holdout_per_scene}; "
-                "drop the scene or lower holdout_per_scene"
+                f"{src} has {valid.size} valid pixels, too few to hold out {cfg.holdout_per_scene} for validation and "
+                "still train; leave the scene out (or lower holdout_per_scene in a --config file)"
             )
         rng = np.random.default_rng([cfg.run.seed, 7919, k])
         held = np.sort(rng.choice(valid, cfg.holdout_per_scene, replace=False))

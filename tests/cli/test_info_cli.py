@@ -55,6 +55,12 @@ def test_info_without_path_or_model_is_a_one_line_error() -> None:
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--model" in r.stderr
 
 
+def test_info_of_a_scene_refuses_an_adapter_it_would_ignore(enmap_scene: Path) -> None:
+    r = run_cli("info", enmap_scene, "--adapter", "lora")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "--adapter counts the parameters of a model config: give it with --model NAME" in r.stderr
+
+
 def test_info_scene_prints_the_band_table_and_flags_inflated_widths(enmap_scene: Path, tmp_path: Path) -> None:
     import numpy as np
 

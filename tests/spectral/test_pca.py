@@ -137,12 +137,17 @@ def test_to_dict_round_trip_is_exact(ip) -> None:
 
 def test_errors(ip) -> None:
     ds, _, _ = ip
-    with pytest.raises(UsageError, match="n_components=201"):
+    with pytest.raises(UsageError, match=r"has 200 good bands, too few for 201 principal components; .*--spectral s2"):
         fit_pca(ds, 201)
+    with pytest.raises(UsageError, match="n_components=0 must be at least 1"):
+        fit_pca(ds, 0)
     with pytest.raises(UsageError, match="unknown PCA method"):
         fit_pca(ds, 3, method="svd")
     with pytest.raises(BandMismatchError, match="fitted on 200 bands but the input has 3"):
         fit_pca(ds, 2).apply(np.zeros((3, 4, 4)))
     nodata_only = make_scene(np.zeros((4, 6, 6), "uint16"), nodata=0)
     with pytest.raises(DataError, match="only 0 valid pixels"):
+        fit_pca(nodata_only, 2)
+    nodata_only.encoding["source"] = "clouds.zarr"  # the scene is named (one of several a run fits)
+    with pytest.raises(DataError, match=r"^clouds\.zarr: only 0 valid pixels .*or leave the scene out"):
         fit_pca(nodata_only, 2)
