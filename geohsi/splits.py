@@ -57,7 +57,7 @@ SUBSETS: tuple[str, ...] = ("train", "val", "test")
 
 #: The accepted split strings, quoted in every error message about one.
 SPLIT_FORMS = (
-    "per-class:N (N >= 1 labelled pixels per class), fraction:F (0 < F < 1, stratified) "
+    "per-class:N (N >= 1 labelled pixels per class), fraction:F (0 < F < 1, stratified), "
     "blocks:S[,F] (S >= 1 pixel blocks, training share 0 < F < 1, default 0.5) or scenes:F (whole scenes held out, "
     "training share 0 < F < 1)"
 )
