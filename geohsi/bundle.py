@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from geohsi.errors import InputFormatError, ModelError, UsageError
+from geohsi.errors import DataError, InputFormatError, ModelError, UsageError
 from geohsi.files import atomic_output, file_sha256
 from geohsi.heads import Head, get_head
 from geohsi.scene import Legend
@@ -103,6 +104,31 @@ class BackboneRecord:
     def name(self) -> str:
         """The file path, or the identity's name, or the kind."""
         return self.path or str(self.identity.get("name", self.kind))
+
+
+#: The model config fields a bundle must record to rebuild its encoder.
+_MODEL_KEYS = ("embed_dim", "depth", "num_heads")
+
+
+def format_version(doc: dict[str, Any], source: str) -> int:
+    """The ``version`` field of a ``bundle.json`` (0 when absent).
+
+    Raises:
+        ModelError: not a whole number.
+    """
+    v = doc.get("version", 0)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ModelError(f"{source} has format version {v!r}, not a whole number; re-create the bundle with 'geohsi train'")
+    return v
+
+
+def _required(record: Any, keys: Sequence[str], what: str) -> dict[str, Any]:
+    """``record`` as a dict, once it holds every one of ``keys`` (a :class:`DataError` naming ``what.key`` otherwise)."""
+    record = dict(record)
+    missing = [k for k in keys if k not in record]
+    if missing:
+        raise DataError(f"the field {what}.{missing[0]} is missing")
+    return record
 
 
 @dataclass(frozen=True)
@@ -176,25 +202,26 @@ class BundleMeta:
         """
         if d.get("format") != BUNDLE_FORMAT:
             raise ModelError(f"{source} is not a geohsi bundle description; re-create the bundle with 'geohsi train'")
-        if int(d.get("version", 0)) > BUNDLE_VERSION:
+        if format_version(d, source) > BUNDLE_VERSION:
             raise ModelError(f"{source} has format version {d['version']}, newer than this geohsi reads; upgrade geohsi")
         try:
             model = d["model"]
             return cls(
-                model_config=dict(model["config"]),
+                model_config=_required(model["config"], _MODEL_KEYS, "model.config"),
                 head=get_head(str(model.get("head", "patch"))).from_record(model, d["window"]),
-                classes=Legend.from_list(d["classes"]),
-                adapter=dict(d["adapter"]),
+                classes=Legend.from_list(d["classes"]).checked("classes"),
+                adapter=_required(d["adapter"], ("method",), "adapter"),
                 backbone=BackboneRecord.from_dict(d["backbone"]),
-                spectral=dict(d["spectral"]),
+                spectral=_required(d["spectral"], ("reduction",), "spectral"),
                 train_config=dict(d.get("train_config") or {}),
                 metrics=dict(d.get("metrics") or {}),
                 versions=dict(d.get("versions") or {}),
                 created=str(d.get("created", "")),
                 files=dict(d.get("files") or {}),
             )
-        except (KeyError, TypeError, ValueError, UsageError) as e:
-            raise ModelError(f"{source} is malformed ({type(e).__name__}: {e}); re-create the bundle with 'geohsi train'") from e
+        except (KeyError, TypeError, ValueError, UsageError, DataError) as e:
+            why = str(e) if isinstance(e, (DataError, UsageError)) else f"{type(e).__name__}: {e}"
+            raise ModelError(f"{source} is malformed ({why}); undo the edit, or re-create the bundle with 'geohsi train'") from e
 
 
 @dataclass
@@ -404,7 +431,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         doc = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelError(f"{meta_path} is corrupted ({e.__class__.__name__}); re-create the bundle with 'geohsi train'") from e
-    if isinstance(doc, dict) and doc.get("format") == BUNDLE_FORMAT and int(doc.get("version", 0)) > BUNDLE_VERSION:
+    if isinstance(doc, dict) and doc.get("format") == BUNDLE_FORMAT and format_version(doc, str(meta_path)) > BUNDLE_VERSION:
         raise ModelError(f"bundle {p} has format version {doc['version']}, newer than this geohsi reads; upgrade geohsi")
     meta = BundleMeta.from_dict(doc if isinstance(doc, dict) else {}, source=str(meta_path))
     for rel, sha in meta.files.items():

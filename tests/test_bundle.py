@@ -40,6 +40,17 @@ def test_dense_record_carries_tile_overlap_and_decoder_widths() -> None:
         (lambda d: d.update(version=99), "newer than this geohsi reads"),
         (lambda d: d["model"].update(head="voxel"), "malformed"),
         (lambda d: d.pop("classes"), "malformed"),
+        # hand edits that had loaded and failed later (an unexpected error after the map was computed,
+        # class 0 mapped as nodata, two logits mapped to one id)
+        (lambda d: d.update(version="1.0"), r"format version '1\.0', not a whole number"),
+        (lambda d: d.update(version=None), r"format version None, not a whole number"),
+        (lambda d: d["classes"][0].update(color="red"), r"class colour 'red' is not #rrggbb"),
+        (lambda d: d["classes"][0].update(id=0), r"class id 0 is below 1 \(0 is nodata in every map\)"),
+        (lambda d: d["classes"][1].update(id=d["classes"][0]["id"]), r"class id 1 is listed twice"),
+        (lambda d: d["classes"][1].update(name=d["classes"][0]["name"]), r"class name '.*' is listed twice"),
+        (lambda d: d["adapter"].pop("method"), r"the field adapter\.method is missing"),
+        (lambda d: d["model"]["config"].pop("embed_dim"), r"the field model\.config\.embed_dim is missing"),
+        (lambda d: d.update(spectral={}), r"the field spectral\.reduction is missing"),
     ],
 )
 def test_malformed_descriptions_are_one_line_model_errors(change, match: str) -> None:
@@ -47,3 +58,9 @@ def test_malformed_descriptions_are_one_line_model_errors(change, match: str) ->
     change(doc)
     with pytest.raises(ModelError, match=match):
         BundleMeta.from_dict(doc)
+
+
+def test_class_colours_are_read_as_hex_in_any_case() -> None:
+    doc = json.loads((LEGACY / "patch-krona+" / "bundle.json").read_text())
+    doc["classes"][0]["color"] = "1F77B4"
+    assert BundleMeta.from_dict(doc).classes[0].color == "#1f77b4"

@@ -14,15 +14,7 @@ import numpy as np
 import xarray as xr
 
 from geohsi.errors import BandMismatchError, DataError, GeoreferenceError, UsageError
-from geohsi.ingestion.options import (
-    NO_CRS_HINT,
-    parse_class_names,
-    parse_colour,
-    parse_crs,
-    parse_numbers,
-    parse_transform,
-    parse_wavelengths,
-)
+from geohsi.ingestion.options import NO_CRS_HINT, parse_class_names, parse_crs, parse_numbers, parse_transform, parse_wavelengths
 from geohsi.io.vector import is_vector
 from geohsi.scene import (
     DEFAULT_CHUNK,
@@ -33,6 +25,7 @@ from geohsi.scene import (
     flag_empty_bands,
     make_scene,
     nodata_value,
+    parse_colour,
     scene_crs,
     scene_transform,
 )

@@ -17,7 +17,7 @@ import numpy as np
 from affine import Affine
 
 from geohsi.errors import BandMismatchError, UsageError
-from geohsi.scene import DEFAULT_COLORS
+from geohsi.scene import DEFAULT_COLORS, parse_colour
 
 if TYPE_CHECKING:
     from rasterio.crs import CRS
@@ -83,17 +83,6 @@ def parse_transform(value: str | Sequence[float] | Affine) -> Affine:
     if tf.determinant == 0:
         raise UsageError(f"--transform {tuple(tf)[:6]} is singular (zero pixel size); check the numbers and their order")
     return tf
-
-
-_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
-
-
-def parse_colour(value: str, where: str) -> str:
-    """A ``#rrggbb`` colour (the ``#`` optional), or a one-line error naming ``where`` it came from."""
-    m = _HEX.match(value.strip())
-    if not m:
-        raise UsageError(f"colour {value!r} in {where} is not #rrggbb; write colours as hex, e.g. #1f77b4")
-    return "#" + m.group(1).lower()
 
 
 def _is_file(spec: Any) -> bool:

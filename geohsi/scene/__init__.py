@@ -27,7 +27,7 @@ from ``geohsi.scene`` itself.
 from __future__ import annotations
 
 from geohsi.scene.georef import grid_overlaps, pixel_centres, scene_crs, scene_transform, write_georef
-from geohsi.scene.legend import DEFAULT_COLORS, ClassInfo, Legend, default_color, scene_legend
+from geohsi.scene.legend import DEFAULT_COLORS, ClassInfo, Legend, default_color, hex_colour, parse_colour, scene_legend
 from geohsi.scene.masks import (
     empty_bands,
     grid_pixel_areas,
@@ -69,6 +69,7 @@ __all__ = [
     "data_var_name",
     "empty_bands",
     "default_color",
+    "hex_colour",
     "flag_empty_bands",
     "grid_overlaps",
     "grid_pixel_areas",
@@ -78,6 +79,7 @@ __all__ = [
     "make_scene",
     "nodata_value",
     "open_scene",
+    "parse_colour",
     "pixel_areas",
     "pixel_centres",
     "rechunk_scene",

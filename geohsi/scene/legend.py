@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from geohsi.errors import DataError
+from geohsi.errors import DataError, UsageError
 
 #: The class colours used when a dataset gives none: 20 colours as far apart as they can be (minimum
 #: pairwise CIEDE2000 ΔE₀₀ 24.4, also from the white nodata background and from black; tab20, used
@@ -47,6 +48,27 @@ DEFAULT_COLORS: tuple[str, ...] = (
 def default_color(class_id: int) -> str:
     """The palette colour of a class id that comes without one (:data:`DEFAULT_COLORS`, cycled)."""
     return DEFAULT_COLORS[(int(class_id) - 1) % len(DEFAULT_COLORS)]
+
+
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+
+
+def hex_colour(value: Any) -> str | None:
+    """``value`` as ``#rrggbb`` (lower case; the ``#`` optional in the input), or ``None`` if it is not one."""
+    m = _HEX.match(value.strip()) if isinstance(value, str) else None
+    return None if m is None else "#" + m.group(1).lower()
+
+
+def parse_colour(value: str, where: str) -> str:
+    """A ``#rrggbb`` colour (the ``#`` optional), or a one-line error naming ``where`` it came from.
+
+    Raises:
+        UsageError: not six hex digits.
+    """
+    colour = hex_colour(value)
+    if colour is None:
+        raise UsageError(f"colour {value!r} in {where} is not #rrggbb; write colours as hex, e.g. #1f77b4")
+    return colour
 
 
 @dataclass(frozen=True)
@@ -131,6 +153,25 @@ class Legend(Sequence[ClassInfo]):
                 color = c.get("color")
                 out.append(ClassInfo(int(c["id"]), str(c["name"]), None if color is None else str(color)))
         return cls(tuple(out))
+
+    def checked(self, where: str) -> Legend:
+        """This legend with its colours as ``#rrggbb``, once its ids are whole numbers from 1 (0 is
+        nodata in every map), no id or name is listed twice, and every colour is a colour.
+
+        Raises:
+            DataError: the first problem, naming ``where``.
+        """
+        ids, names = [c.id for c in self.classes], [c.name for c in self.classes]
+        if any(i < 1 for i in ids):
+            raise DataError(f"{where}: class id {min(ids)} is below 1 (0 is nodata in every map); number the classes from 1")
+        for what, values in (("id", ids), ("name", names)):
+            twice = sorted({v for v in values if values.count(v) > 1}, key=str)
+            if twice:
+                raise DataError(f"{where}: class {what} {twice[0]!r} is listed twice; give each class its own {what}")
+        bad = [c.color for c in self.classes if c.color is not None and hex_colour(c.color) is None]
+        if bad:
+            raise DataError(f"{where}: class colour {bad[0]!r} is not #rrggbb; write colours as hex, e.g. #1f77b4")
+        return Legend(tuple(ClassInfo(c.id, c.name, None if c.color is None else hex_colour(c.color)) for c in self.classes))
 
     @classmethod
     def coerce(cls, classes: Legend | Iterable[Mapping[str, Any] | ClassInfo]) -> Legend:
