@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     "bundle that fits its bands.",
 )
 @click.option(
+    "--backbone",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="New location of the bundle's backbone file, if it moved since training (every worker must see it there).",
+)
+@click.option(
     "--out",
     type=PATH_OR_URL,
     default=None,
@@ -126,6 +132,7 @@ if TYPE_CHECKING:
 def classify(
     scenes: tuple[str, ...],
     bundles: tuple[Path, ...],
+    backbone: Path | None,
     out: Path | None,
     out_dir: Path | None,
     from_list: Path | None,
@@ -179,6 +186,7 @@ def classify(
     from geohsi.classification.options import MapOptions
 
     options = MapOptions(
+        backbone=None if backbone is None else str(backbone),
         confidence=confidence,
         scheduler=scheduler,
         workers=workers,

@@ -232,12 +232,14 @@ class Bundle:
         path: the bundle directory (for a bundle read from object storage: its local copy).
         meta: its parsed ``bundle.json``.
         url: the URL it was read from, if any (what workers without a shared disk load it from).
+        moved_backbone: where its backbone file is now, if it moved since training (:meth:`with_backbone`).
     """
 
     path: Path
     meta: BundleMeta
     _transform: Any = field(default=None, repr=False)
     url: str | None = None
+    moved_backbone: str | None = None
 
     @property
     def location(self) -> str:
@@ -285,6 +287,49 @@ class Bundle:
 
         return Split.load(self.path / SPLIT_NAME)
 
+    def _backbone_file(self, backbone: str | os.PathLike | None) -> Path:
+        """The backbone file of a bundle trained on one: ``backbone`` (its new location) or the recorded path.
+
+        Raises:
+            ModelError: the file is missing or is not the one trained with (sha256).
+        """
+        bb = self.meta.backbone
+        src = Path(backbone) if backbone else Path(str(bb.path))
+        if not src.is_file():
+            where = f"{src} does not exist" if backbone else f"{bb.path}, which is missing"
+            raise ModelError(
+                f"bundle {self.path} was trained on backbone {where}; pass its new location with --backbone PATH"
+                if not backbone
+                else f"--backbone {where}; pass the file bundle {self.path} was trained on"
+            )
+        got = file_sha256(src)
+        if got != bb.sha256:
+            raise ModelError(
+                f"backbone {src} (sha256 {got[:12]}…) is not the one bundle {self.path} was trained on "
+                f"(sha256 {str(bb.sha256)[:12]}…); pass the original backbone file"
+            )
+        return src
+
+    def with_backbone(self, backbone: str | os.PathLike | None = None) -> Bundle:
+        """This bundle once its backbone file is found and checked (sha256), here and once, before any
+        work is distributed: at ``backbone``, where it moved since training, else at the recorded path.
+
+        Returns:
+            The bundle, reading its backbone from ``backbone`` when given.
+
+        Raises:
+            UsageError: ``backbone`` for a bundle that carries its backbone.
+            ModelError: the file is missing or is not the one trained with.
+        """
+        if self.meta.backbone.kind != "file":
+            if backbone is not None:
+                raise UsageError(
+                    f"bundle {self.path} carries its own backbone; --backbone is for bundles trained on a backbone file"
+                )
+            return self
+        src = self._backbone_file(backbone)
+        return self if backbone is None else dataclasses.replace(self, moved_backbone=str(src.absolute()))
+
     def build_model(self, *, backbone: str | os.PathLike | None = None, merge: bool = True) -> nn.Module:
         """Rebuild the model: backbone weights, adapter and head, adapters merged for inference.
 
@@ -293,7 +338,8 @@ class Bundle:
         ``dense`` one a :class:`~geohsi.models.decoder.SpectralGPTSegmenter` (``[N, C, S, S]`` → ``[N, K, S, S]``).
 
         Args:
-            backbone: path of the backbone file when it moved since training (checked by sha256).
+            backbone: path of the backbone file when it moved since training (checked by sha256;
+                default: :attr:`moved_backbone`, else the recorded path).
             merge: fold the adapter into the frozen weights (exact; faster inference).
 
         Returns:
@@ -310,19 +356,7 @@ class Bundle:
         if bb.kind == "bundled":
             load_backbone(self.path / BACKBONE_NAME, model.encoder)
         elif bb.kind == "file":
-            src = Path(backbone) if backbone else Path(str(bb.path))
-            if not src.is_file():
-                raise ModelError(
-                    f"bundle {self.path} was trained on backbone {bb.path}, which is missing; pass its new location "
-                    "with --backbone PATH"
-                )
-            got = file_sha256(src)
-            if got != bb.sha256:
-                raise ModelError(
-                    f"backbone {src} (sha256 {got[:12]}…) is not the one bundle {self.path} was trained on "
-                    f"(sha256 {str(bb.sha256)[:12]}…); pass the original backbone file"
-                )
-            load_backbone(src, model.encoder)
+            load_backbone(self._backbone_file(backbone or self.moved_backbone), model.encoder)
         load_adapter(model, self.path / ADAPTER_DIR, backbone_id=bb.identity, method=self.method)
         if merge and self.method not in ("full", "linear"):
             merge_adapter(model)

@@ -750,6 +750,16 @@ def backbone_moved(ws, fx, env):
     return ["evaluate", b, fx.scene]
 
 
+def classify_backbone_moved(ws, fx, env):
+    """Refused before a cluster starts or a parts store is made (it had failed in the workers)."""
+    bundle = backbone_moved(ws, fx, env)[1]
+    return ["classify", fx.scene, "--bundle", bundle, "--out", ws / "m.zarr"]
+
+
+def classify_backbone_given_is_another(ws, fx, env):
+    return ["classify", fx.scene, "--bundle", fx.bundle, "--backbone", fx.backbone_b, "--out", ws / "m.zarr"]
+
+
 def evaluate_fewer_bands(ws, fx, env):
     return ["evaluate", fx.bundle, fx.fewer_bands, "--out", ws / "m.json"]
 
@@ -1106,6 +1116,20 @@ CASES: list[Case] = [
         6,
         r"trained on backbone .*moved/tiny_a\.safetensors, which is missing; pass its new location with --backbone",
         BUNDLE,
+    ),
+    Case(
+        "classify-backbone-moved",
+        classify_backbone_moved,
+        6,
+        r"trained on backbone .*moved/tiny_a\.safetensors, which is missing; pass its new location with --backbone",
+        BUNDLE,
+    ),
+    Case(
+        "classify-backbone-another",
+        classify_backbone_given_is_another,
+        6,
+        r"backbone .*tiny_b\.safetensors \(sha256 .*\) is not the one bundle .* was trained on",
+        ("scene", "bundle", "backbone_b"),
     ),
     Case("evaluate-fewer-bands", evaluate_fewer_bands, 5, r"fewer\.zarr has 190 bands.*200", ("bundle", "fewer_bands")),
     Case("evaluate-no-labels", evaluate_no_labels, 9, r"nolab\.zarr has no labels", BUNDLE),

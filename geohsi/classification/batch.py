@@ -261,14 +261,15 @@ class _Batch:
             self.log(f"[red]the catalogue and summary could not be written:[/] {e}")
 
 
-def _load_bundles(bundle: Any, log: Callable[[str], None]) -> list[Any]:
+def _load_bundles(bundle: Any, backbone: str | os.PathLike | None, log: Callable[[str], None]) -> list[Any]:
     from geohsi.bundle import Bundle, load_bundle
     from geohsi.classification.run import resolve_bundle
 
     given = bundle if isinstance(bundle, (list, tuple)) else [bundle]
     if not given:
         given = [None]
-    return [b if isinstance(b, Bundle) else load_bundle(resolve_bundle(b, log)) for b in given]
+    loaded = [b if isinstance(b, Bundle) else load_bundle(resolve_bundle(b, log)) for b in given]
+    return [b.with_backbone(backbone) for b in loaded]
 
 
 def classify_many(
@@ -276,6 +277,7 @@ def classify_many(
     bundle: str | os.PathLike | Any | Sequence[str | os.PathLike | Any] | None,
     out_dir: str | os.PathLike,
     *,
+    backbone: str | os.PathLike | None = None,
     format: str = "auto",
     with_probabilities: bool = False,
     confidence: bool = False,
@@ -300,6 +302,7 @@ def classify_many(
         bundle: a bundle, or several: each scene is mapped with the first one that fits it (bands,
             wavelengths, size); ``None``: ``runs/latest``.
         out_dir: the output directory (created).
+        backbone: the backbone file's new location, if the bundle's moved since training (every worker must see it there).
         format: ``auto`` (COG for georeferenced scenes, Zarr for pixel grids), ``tif`` or ``zarr``.
         with_probabilities: also write ``<name>.probabilities.tif|.zarr``.
         confidence: also write the max-probability band.
@@ -313,9 +316,8 @@ def classify_many(
         batch_size: windows (patch) or tiles (dense) per forward.
         resume: resume partial scenes from their parts stores (``False`` recomputes them).
         overwrite: redo every scene, replacing its outputs.
-        scenes_in_flight: scenes submitted to the cluster at once (≥ 1): bounds memory (and the
-            client's bookkeeping) whatever the batch size; default: twice the cluster's worker
-            threads (at least 2), enough to keep every worker busy while scenes are opened and written.
+        scenes_in_flight: scenes submitted to the cluster at once (≥ 1; bounds memory whatever the batch size);
+            default: twice the cluster's worker threads (at least 2), enough to keep every worker busy.
         log: receives one-line messages (one per scene).
 
     Returns:
@@ -340,7 +342,7 @@ def classify_many(
     out = _output_dir(out_dir)
     opts = dict(format=format, with_probabilities=with_probabilities, confidence=confidence, chunks=chunks,
                 batch_size=batch_size, precision=precision, resume=resume, overwrite=overwrite)  # fmt: skip
-    batch = _Batch(sources, _load_bundles(bundle, log), out, opts, log)
+    batch = _Batch(sources, _load_bundles(bundle, backbone, log), out, opts, log)
     warn = warner(log)
     if client is not None:
         return _run_batch(batch, cluster_info(client, device, warn=warn), scenes_in_flight)

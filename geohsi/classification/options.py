@@ -24,6 +24,7 @@ class MapOptions:
     """How maps are computed and written: the keyword options :func:`classify` and :func:`classify_many` share.
 
     Attributes:
+        backbone: the bundle's backbone file, where it moved since training (``None``: the recorded path).
         confidence: also write the max-probability band.
         scheduler: ``tcp://HOST:PORT`` of a running Dask scheduler (``None``: an embedded ``LocalCluster``).
         workers: worker processes of the embedded cluster (``None``: one per core).
@@ -36,6 +37,7 @@ class MapOptions:
         overwrite: replace existing outputs.
     """
 
+    backbone: str | None = None
     confidence: bool = False
     scheduler: str | None = None
     workers: int | None = None

@@ -182,6 +182,7 @@ def build_plan(
         torch_threads=torch_threads,
         host_workers=tuple(sorted((host_workers or {}).items())),
         pixel_map=pixel_map if spectral_on_device else None,
+        backbone=bundle.moved_backbone,
     )
     probs = _model_layer(blocks, spec, r, grid.chunks[1:], (h, w), gpu_resources)
     return Plan(scene, bundle, spec, chunks, r, probs, gpu_resources)

@@ -298,6 +298,7 @@ def classify(
     out: str | os.PathLike,
     bundle: str | os.PathLike | None = None,
     *,
+    backbone: str | os.PathLike | None = None,
     probabilities: str | os.PathLike | None = None,
     confidence: bool = False,
     client: Any = None,
@@ -323,6 +324,7 @@ def classify(
         out: ``map.tif`` (COG; needs a CRS) or ``map.zarr``; or an ``s3://``/``gs://``/``az://`` URL: the
             parts store then sits beside it in the bucket and a worker builds the map and uploads it.
         bundle: bundle directory (default ``runs/latest``).
+        backbone: the backbone file's new location, if it moved since training (every worker must see it there).
         probabilities: optional per-class probabilities path (``.tif`` uint8 scaled / ``.zarr`` float16).
         confidence: also write the max-probability band.
         client: an existing :class:`distributed.Client` (overrides ``scheduler``/``workers``).
@@ -355,6 +357,7 @@ def classify(
     outputs.check_not_inputs(scene)
     outputs.check_writable(overwrite)  # before anything is opened: an existing output fails at once
     ds, b = _open_checked(scene, bundle, outputs, log)
+    b = b.with_backbone(backbone)
 
     def run(info: ClusterInfo) -> ClassifyResult:
         plan = _plan_on(info, ds, b, chunks=chunks, batch_size=batch_size, precision=precision, log=log)

@@ -61,6 +61,7 @@ class InferenceSpec:
         host_workers: ``{host: Dask worker threads on that host}`` used when ``torch_threads`` is ``None``.
         pixel_map: the scene's spectral transform as torch ops when blocks carry raw bands (the
             transform then runs on the worker's device, :func:`block_task`); ``None``: blocks are channels.
+        backbone: where the bundle's backbone file is now, if it moved since training (``--backbone``).
     """
 
     bundle_path: str
@@ -73,6 +74,7 @@ class InferenceSpec:
     torch_threads: int | None = None
     host_workers: tuple[tuple[str, int], ...] = ()
     pixel_map: PixelMap | None = None
+    backbone: str | None = None
 
 
 def torch_threads_for_host(host_workers: dict[str, int]) -> int:
@@ -115,7 +117,7 @@ class ModelCache:
 
     def model(self, spec: InferenceSpec) -> tuple[Any, Any]:
         """The cached ``(model, device)`` for ``spec``, loading the bundle on first use (see :func:`get_model`)."""
-        key = (spec.bundle_hash, spec.device, spec.precision)
+        key = (spec.bundle_hash, spec.device, spec.precision, spec.backbone)
         hit = self.models.get(key)
         if hit is not None:
             return hit
@@ -139,7 +141,7 @@ class ModelCache:
                 f"{spec.bundle_hash[:12]}…); rerun geohsi classify"
             )
         device = self.device(spec.device)
-        model = b.build_model(merge=True).to(device)
+        model = b.build_model(backbone=spec.backbone, merge=True).to(device)
         if spec.precision == "bf16":
             model = model.to(torch.bfloat16)
         return model.eval(), device

@@ -155,3 +155,36 @@ def test_bad_suffix_and_chunks(tmp_path, ip_crop_geo, ip_bundle, client):
         classify(ip_crop_geo, tmp_path / "map.png", ip_bundle, client=client, progress=False, log=_quiet)
     with pytest.raises(UsageError, match="--chunks"):
         classify(ip_crop_geo, tmp_path / "map.tif", ip_bundle, client=client, chunks=0, progress=False, log=_quiet)
+
+
+def test_a_bundle_whose_backbone_file_moved_maps_with_backbone(tmp_path, ip_scene, ip_crop_geo, client):
+    """A bundle trained on a backbone file names it by path; moved, classify finds it with --backbone
+    (it had only been refused, pointing to an option classify did not have)."""
+    import shutil
+
+    import torch
+    import xarray as xr
+
+    from geohsi.errors import ModelError
+    from geohsi.models import build_classifier, save_backbone
+    from geohsi.training.config import resolve_train_config
+    from geohsi.training.finetune import train
+
+    torch.manual_seed(1)
+    bb = tmp_path / "bb" / "tiny.safetensors"
+    bb.parent.mkdir()
+    save_backbone(build_classifier("tiny", 9, img_size=32, num_bands=12), bb, include_head=True)
+    cfg = resolve_train_config(adapter="lora", epochs=1, split="per-class:3", model="tiny", device="cpu", batch_size=32,
+                               head="patch", backbone=str(bb))  # fmt: skip
+    bundle = train(ip_scene, cfg, out=tmp_path / "b", progress=False, log=_quiet)
+    run = dict(client=client, chunks=16, progress=False, log=_quiet)
+    classify(ip_crop_geo, tmp_path / "before.zarr", bundle, **run)
+    moved = tmp_path / "elsewhere" / "tiny.safetensors"
+    moved.parent.mkdir()
+    shutil.move(bb, moved)
+    with pytest.raises(ModelError, match=r"which is missing; pass its new location with --backbone PATH"):
+        classify(ip_crop_geo, tmp_path / "lost.zarr", bundle, **run)
+    assert not list(tmp_path.glob("*lost*")) and not list(tmp_path.glob(".lost*"))  # refused before any work
+    classify(ip_crop_geo, tmp_path / "after.zarr", bundle, backbone=moved, **run)
+    before, after = (xr.open_zarr(tmp_path / f"{n}.zarr")["classes"].values for n in ("before", "after"))
+    np.testing.assert_array_equal(after, before)
