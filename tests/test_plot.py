@@ -386,6 +386,21 @@ def test_quicklook_names_its_scene_and_bundle_lists_nodata_and_draws_scale_and_n
     _check_quicklook(png, ids, {c["id"]: tuple(_rgb255(c["color"])) for c in CLASSES})  # the furniture hides no pixel
 
 
+@pytest.mark.parametrize("shape", [(60, 1), (1, 60)], ids=["one-column", "one-row"])
+def test_a_map_one_pixel_wide_is_drawn_at_its_pixel_size(shape):
+    """An axis of one pixel takes its size from the grid's transform (it had been drawn 1 m wide,
+    with a scale bar of 0.2 m, for 30 m pixels)."""
+    h, w = shape
+    t = Affine(30.0, 0, 500000.0, 0, -30.0, 4500000.0)
+    m = xr.DataArray(np.ones(shape, "uint8"), dims=("y", "x"), name="classes",
+                     coords={"y": t.f - 30.0 * (np.arange(h) + 0.5), "x": t.c + 30.0 * (np.arange(w) + 0.5)})  # fmt: skip
+    m = m.rio.write_crs("EPSG:32633").rio.write_transform(t)
+    ax = P.plot_classmap(m, CLASSES[:1])
+    assert ax.get_xlim() == pytest.approx((500000.0, 500000.0 + 30.0 * w))
+    assert ax.get_ylim() == pytest.approx((4500000.0 - 30.0 * h, 4500000.0))
+    plt.close(ax.figure)
+
+
 def test_pixel_grid_maps_get_no_scale_bar_or_north_arrow():
     m = _block_map().drop_vars("spatial_ref")
     m.attrs["georeferenced"] = 0

@@ -64,12 +64,23 @@ def _decimate(obj: Any, max_size: int | None):
 
 
 def _extent(arr: Any) -> tuple[float, float, float, float]:
-    """``(left, right, bottom, top)`` of the pixel edges, from centre coordinates ``y``/``x``."""
+    """``(left, right, bottom, top)`` of the pixel edges, from centre coordinates ``y``/``x`` (an axis
+    of one pixel: from the grid's recorded transform, else one unit)."""
     x = np.asarray(arr["x"].values, dtype=float)
     y = np.asarray(arr["y"].values, dtype=float)
-    dx = x[1] - x[0] if x.size > 1 else 1.0
-    dy = y[1] - y[0] if y.size > 1 else -1.0
+    dx = x[1] - x[0] if x.size > 1 else _recorded_resolution(arr, 0, 1.0)
+    dy = y[1] - y[0] if y.size > 1 else _recorded_resolution(arr, 1, -1.0)
     return x[0] - dx / 2, x[-1] + dx / 2, y[-1] + dy / 2, y[0] - dy / 2
+
+
+def _recorded_resolution(arr: Any, axis: int, default: float) -> float:
+    """The pixel size along ``axis`` (0: x, 1: y) of the transform recorded with the grid (its spatial_ref)."""
+    from rioxarray.exceptions import RioXarrayError
+
+    try:
+        return float(arr.rio.resolution()[axis])
+    except (RioXarrayError, AttributeError, ValueError):
+        return default
 
 
 def _crs_label(obj: Any) -> str | None:
