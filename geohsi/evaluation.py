@@ -202,6 +202,7 @@ def evaluate(
     model.to(dev)
     per_scene = []
     for s in data.scenes:
+        b.head.check_scene(int(s.ds.sizes["y"]), int(s.ds.sizes["x"]), str(s.source), str(b.path))
         b.transform.check_scene(s.ds, warn=lambda m: warnings.warn(m, GeohsiWarning, stacklevel=2))
         k = trained.get(s.labels_sha256)
         idx, truth = _scored(s, k, split, data, b)

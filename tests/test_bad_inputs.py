@@ -760,6 +760,12 @@ def classify_backbone_given_is_another(ws, fx, env):
     return ["classify", fx.scene, "--bundle", fx.bundle, "--backbone", fx.backbone_b, "--out", ws / "m.zarr"]
 
 
+def evaluate_smaller_than_the_window(ws, fx, env):
+    """An 8 × 8 labelled crop for a bundle of 15-pixel windows: named, with a fix evaluate has."""
+    c0, lab0, _, _ = fx.ip
+    return ["evaluate", fx.bundle, fx.make("small.zarr", cube=c0[:, :8, :8], labels=lab0[:8, :8].copy(), where=ws)]
+
+
 def evaluate_fewer_bands(ws, fx, env):
     return ["evaluate", fx.bundle, fx.fewer_bands, "--out", ws / "m.json"]
 
@@ -1115,6 +1121,13 @@ CASES: list[Case] = [
         backbone_moved,
         6,
         r"trained on backbone .*moved/tiny_a\.safetensors, which is missing; pass its new location with --backbone",
+        BUNDLE,
+    ),
+    Case(
+        "evaluate-smaller-than-the-window",
+        evaluate_smaller_than_the_window,
+        2,
+        r"small\.zarr is 8×8 pixels, smaller than the 15-pixel windows of patch bundle .*; give a scene at least 15 pixels",
         BUNDLE,
     ),
     Case(

@@ -124,7 +124,7 @@ class TileSampler:
         h, w = self.shape
         t = self.tile
         if t > h or t > w:
-            raise DataError(f"the scene is {h}×{w} pixels, smaller than the {t}-pixel training tile; use a smaller --tile")
+            raise DataError(f"the scene is {h}×{w} pixels, smaller than the {t}-pixel training tile; use a smaller --input-size")
         order = np.argsort(np.asarray(self.train_idx, dtype=np.int64), kind="stable")
         self.train_idx = np.asarray(self.train_idx, dtype=np.int64)[order]
         self.train_targets = np.asarray(self.train_targets, dtype=np.int64)[order]
@@ -135,7 +135,7 @@ class TileSampler:
         self.coverable = np.array([self._candidates(r, c).size > 0 for r, c in zip(rows, cols, strict=True)], dtype=bool)
         if self.train_idx.size and not self.coverable.any():
             raise DataError(
-                f"no {t}×{t} training tile fits between the held-out blocks; use a smaller --tile or larger split blocks"
+                f"no {t}×{t} training tile fits between the held-out blocks; use a smaller --input-size or larger split blocks"
             )
 
     @property
@@ -434,7 +434,7 @@ class DenseHead(Head):
         if self.tile > height or self.tile > width:
             raise UsageError(
                 f"{source} is {height}×{width} pixels, smaller than the {self.tile}-pixel tiles of dense bundle {model_name}; "
-                "classify a scene at least one tile high and wide, or use a patch-mode bundle"
+                "give a scene at least one tile high and wide, or use a patch-mode bundle"
             )
 
     def predict_block(

@@ -176,7 +176,7 @@ class PatchHead(Head):
         if self.window > height or self.window > width:  # the bundle fixes the window: no --window to suggest
             raise UsageError(
                 f"{source} is {height}×{width} pixels, smaller than the {self.window}-pixel windows of patch bundle "
-                f"{model_name}; classify a scene at least {self.window} pixels high and wide, or use a bundle with a smaller window"
+                f"{model_name}; give a scene at least {self.window} pixels high and wide, or use a bundle with a smaller window"
             )
         check_window(self.window)  # odd and positive (a hand-edited bundle); the sizes are checked above
 

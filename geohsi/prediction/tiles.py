@@ -426,7 +426,10 @@ def predict_dense(
     data = getattr(channels, "data", channels)
     _, hgt, wid = data.shape
     if tile > hgt or tile > wid:
-        raise UsageError(f"the scene is {hgt}×{wid} pixels, smaller than the {tile}-pixel dense tile; use a smaller --tile")
+        raise UsageError(
+            f"the scene is {hgt}×{wid} pixels, smaller than the {tile}-pixel dense tile; give a scene at least one tile "
+            "high and wide, or use a patch-mode bundle"
+        )
     r = dense_halo(tile)
     arr = data if isinstance(data, da.Array) else da.from_array(np.asarray(data, dtype=np.float32), chunks=(-1, block, block))
     arr = arr.astype(np.float32).rechunk((-1, block, block))
