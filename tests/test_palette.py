@@ -60,3 +60,17 @@ def test_closest_colors_names_the_least_distinguishable_pair() -> None:
     assert closest_colors(["#123456"]) == (float("inf"), 0, 0)
     m = palette_distances(["#ff0000", "#00ff00", "#0000ff"])
     assert m.shape == (3, 3) and np.allclose(np.diag(m), 0.0) and np.allclose(m, m.T)
+
+
+def test_classes_past_the_palette_get_colours_of_their_own() -> None:
+    """Ids past the 20 palette colours had cycled it: class 21 was drawn exactly like class 1. They
+    now get colours picked far from every earlier one (the palette stays as it is)."""
+    from geohsi.scene import default_color
+
+    colours = [default_color(i) for i in range(1, 257)]
+    assert colours[:20] == list(DEFAULT_COLORS)
+    assert len(set(colours)) == 256 and all(c.startswith("#") and len(c) == 7 for c in colours)
+    assert closest_colors(colours[:25])[0] > 8.0  # 0 before (class 21 = class 1)
+    assert closest_colors(colours[:60])[0] > 5.0
+    lab = srgb_to_lab(colours[20:])
+    assert (lab[:, 0] > 30).all() and (lab[:, 0] < 92).all()  # never white (nodata) nor black

@@ -10,31 +10,20 @@ from collections.abc import Sequence
 import numpy as np
 
 from geohsi.plot.common import _hex_rgba
-
-#: CIE D65 reference white in XYZ (Y = 1), the white point of sRGB.
-_D65 = np.array([0.95047, 1.0, 1.08883])
-
-
-#: linear sRGB → XYZ (IEC 61966-2-1).
-_SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]])
+from geohsi.scene.legend import rgb_to_lab
 
 
 def srgb_to_lab(colors: Sequence[str] | np.ndarray) -> np.ndarray:
-    """CIELAB (D65) coordinates of sRGB colours.
+    """CIELAB (D65) coordinates of sRGB colours (:func:`geohsi.scene.legend.rgb_to_lab`).
 
     Args:
-        colors: ``#rrggbb`` strings, or ``[N, 3]`` sRGB values in [0, 1].
+        colors: colour strings (``#rrggbb`` or any name matplotlib knows), or ``[N, 3]`` sRGB values in [0, 1].
 
     Returns:
         ``[N, 3]`` float64: L* (0–100), a*, b*.
     """
     rgb = np.array([_hex_rgba(c)[:3] for c in colors]) if len(colors) and isinstance(colors[0], str) else np.asarray(colors)
-    rgb = np.asarray(rgb, dtype=float).reshape(-1, 3)
-    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    xyz = linear @ _SRGB_TO_XYZ.T / _D65
-    eps, kappa = 216 / 24389, 24389 / 27
-    f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
-    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=-1)
+    return rgb_to_lab(rgb)
 
 
 def delta_e2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:

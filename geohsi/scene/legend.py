@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,8 +47,46 @@ DEFAULT_COLORS: tuple[str, ...] = (
 
 
 def default_color(class_id: int) -> str:
-    """The palette colour of a class id that comes without one (:data:`DEFAULT_COLORS`, cycled)."""
-    return DEFAULT_COLORS[(int(class_id) - 1) % len(DEFAULT_COLORS)]
+    """The colour of a class id that comes without one: :data:`DEFAULT_COLORS` for ids 1–20, then the
+    colours :func:`_more_colours` picks as far as it can from every earlier one (the palette had been
+    cycled, so class 21 was drawn exactly like class 1)."""
+    k = int(class_id) - 1
+    if 0 <= k < len(DEFAULT_COLORS):
+        return DEFAULT_COLORS[k]
+    more = _more_colours()
+    return more[(k - len(DEFAULT_COLORS)) % len(more)]
+
+
+_SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]])
+_D65 = np.array([0.95047, 1.0, 1.08883])
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) coordinates of ``[N, 3]`` sRGB values in [0, 1]: ``[N, 3]`` L* (0–100), a*, b*."""
+    rgb = np.asarray(rgb, dtype=float).reshape(-1, 3)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _SRGB_TO_XYZ.T / _D65
+    eps, kappa = 216 / 24389, 24389 / 27
+    f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=-1)
+
+
+@functools.lru_cache(maxsize=1)
+def _more_colours(n: int = 236) -> tuple[str, ...]:
+    """Colours for class ids past :data:`DEFAULT_COLORS`: each in turn the colour of a 16-level sRGB grid
+    (lightness L* 30–92) farthest in CIELAB from the palette, white, black and every colour before it."""
+    levels = np.linspace(0.0, 1.0, 16)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
+    lab = rgb_to_lab(grid)
+    grid, lab = grid[(lab[:, 0] > 30) & (lab[:, 0] < 92)], lab[(lab[:, 0] > 30) & (lab[:, 0] < 92)]
+    taken = [[int(c[i : i + 2], 16) / 255 for i in (1, 3, 5)] for c in DEFAULT_COLORS] + [[1.0] * 3, [0.0] * 3]
+    nearest = np.min(np.linalg.norm(lab[:, None] - rgb_to_lab(np.asarray(taken))[None], axis=2), axis=1)
+    out = []
+    for _ in range(n):
+        k = int(np.argmax(nearest))
+        out.append("#{:02x}{:02x}{:02x}".format(*(round(v * 255) for v in grid[k])))
+        nearest = np.minimum(nearest, np.linalg.norm(lab - lab[k], axis=1))
+    return tuple(out)
 
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
