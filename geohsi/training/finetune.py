@@ -42,7 +42,7 @@ from geohsi.training.config import TrainConfig
 from geohsi.training.data import LabelSource, TrainingData
 from geohsi.training.distributed import EpochSampler, Ranks, from_main, local_batch_size, setup, teardown, wrap
 from geohsi.training.loader import epoch_order
-from geohsi.training.runner import Runner, check_resumable, seed_init, work_dir
+from geohsi.training.runner import CHECKPOINT_NAME, Runner, check_resumable, seed_init, work_dir
 
 RUNS_DIR = Path("runs")
 
@@ -488,8 +488,10 @@ def _train(
         if ranks.main:
             wall = time.perf_counter() - t_start
             _finish(loop, out, transform, backbone, fit, overwrite=overwrite or resume, default=default, wall=wall, log=log)
-    except BaseException:
+    except BaseException as e:
         teardown(ranks)
+        if default and isinstance(e, KeyboardInterrupt) and (work / CHECKPOINT_NAME).exists():
+            log(f"the interrupted run's checkpoint is kept; to continue it, pass --out {out} --resume")
         raise
     teardown(ranks, finished=True)
     return out

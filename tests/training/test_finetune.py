@@ -408,3 +408,22 @@ def test_an_interrupted_runs_checkpoint_is_not_replaced_without_overwrite(ip_sce
     with pytest.raises(UsageError, match="pass the --out of the interrupted run"):
         train(ip_scene, cfg, resume=True, progress=False, log=lambda m: None)
     assert train(ip_scene, cfg, out=tmp_path / "r", overwrite=True, progress=False, log=lambda m: None).is_dir()
+
+
+def test_an_interrupted_run_with_the_default_out_names_the_out_that_resumes_it(
+    ip_scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --out the run's folder is a timestamp: the interruption names it (--resume needs it)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = resolve_train_config(adapter="krona+", **FAST)
+
+    def interrupt(epoch: int, row: dict) -> None:
+        raise KeyboardInterrupt
+
+    said: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        train(ip_scene, cfg, progress=False, log=said.append, on_epoch_end=interrupt)
+    hint = [m for m in said if "checkpoint is kept" in m]
+    assert len(hint) == 1, said
+    out = re.search(r"pass --out (\S+) --resume$", hint[0])[1]
+    assert train(ip_scene, cfg, out=out, resume=True, progress=False, log=lambda m: None).is_dir()
