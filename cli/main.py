@@ -70,7 +70,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     \b
     Examples:
-      geohsi ingest Indian_pines_corrected.mat --labels Indian_pines_gt.mat --out ip.zarr
+      geohsi ingest Indian_pines_corrected.mat --labels Indian_pines_gt.mat --crs none --out ip.zarr
       geohsi info ip.zarr
     """
     ctx.ensure_object(dict)
