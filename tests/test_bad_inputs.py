@@ -802,6 +802,10 @@ def stac_out_is_a_directory(ws, fx, env):
     return ["bundle", "stac", fx.bundle, "--out", ws / "item", "--overwrite"]
 
 
+def baseline_even_window(ws, fx, env):
+    return ["baseline", fx.scene, "--window", "4"]
+
+
 def selector_without_stac(ws, fx, env):
     """STAC selectors without --stac had been ignored: the command ran on the paths alone."""
     return ["baseline", fx.scene, "--bbox", "1,2,3,4", "--datetime", "2024"]
@@ -1162,6 +1166,7 @@ CASES: list[Case] = [
         BUNDLE,
     ),
     Case("evaluate-csv-exists", evaluate_csv_exists, 8, r"m\.csv already exists; pass --overwrite", BUNDLE),
+    Case("baseline-even-window", baseline_even_window, 2, r"window size 4 must be an odd integer >= 1", SCENE),
     Case(
         "selector-without-stac",
         selector_without_stac,
