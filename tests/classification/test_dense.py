@@ -116,7 +116,8 @@ def test_bf16_weights_agree_with_fp32(ip_crop_geo, dense_bundle):
     bf16 = _compute(predict_map(ip_crop_geo, b, chunks=24, precision="bf16"))
     import torch
 
-    model, _ = model_cache().models[(b.hash, "cpu", "bf16")]  # the threads scheduler: this process's cache
+    # the threads scheduler: this process's cache; the key's last item is a moved backbone (none here)
+    model, _ = model_cache().models[(b.hash, "cpu", "bf16", None)]
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     valid = fp32 > 0
     assert np.array_equal(bf16 > 0, valid)
