@@ -139,12 +139,12 @@ class FaultProxy:
     ) -> None:
         import http.client
         import threading
-        import time
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import urlsplit
 
         self.every, self.count, self.failed = every, 0, 0
         self.connections: set = set()
+        self.closed = threading.Event()
         lock = threading.Lock()
         up = urlsplit(upstream)
         proxy = self
@@ -180,8 +180,8 @@ class FaultProxy:
                     proxy.failed += fail
                 if fail:
                     return self._error(503, b"SlowDown", b"Please reduce your request rate.")
-                if stall and self.path.startswith(stall):
-                    time.sleep(stall_s)
+                if stall and self.path.startswith(stall) and proxy.closed.wait(stall_s):
+                    return  # closed while this request was held: it is never answered
                 self._relay(body)
 
             def _error(self, status: int, code: bytes, message: bytes) -> None:
@@ -217,7 +217,12 @@ class FaultProxy:
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward  # noqa: N815
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)  # a given port: a store restarted where it was
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - socketserver's signature
+                if not proxy.closed.is_set():  # a request cut by close() is the fault injected, not news
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", port), Handler)  # a given port: a store restarted where it was
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -226,6 +231,7 @@ class FaultProxy:
         """Stop at once, as a store that dies: the listener and every open (keep-alive) connection."""
         import socket as _socket
 
+        self.closed.set()
         self.server.shutdown()
         self.server.server_close()
         for c in list(self.connections):
