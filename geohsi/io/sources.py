@@ -77,7 +77,7 @@ def _glob_url(pattern: str) -> list[str]:
     fs, path = filesystem(pattern)
     with remote_errors(pattern, "list"):
         found = sorted(fs.glob(path))
-    return [f if "://" in f else f"{scheme(pattern)}://{f}" for f in found]
+    return [f"{scheme(pattern)}://{f}" for f in found]  # bucket filesystems list keys without their scheme
 
 
 def scene_name(src: Any) -> str:
