@@ -30,6 +30,7 @@ def metrics_paths(out: str | os.PathLike) -> tuple[str, str, str]:
     Raises:
         UsageError: ``OUT`` ends in ``.csv`` or ``.png``: the JSON would be written over one of the others.
     """
+    from geohsi.metrics import table_path
     from geohsi.storage import display
 
     base, suffix = os.path.splitext(str(out))
@@ -37,7 +38,7 @@ def metrics_paths(out: str | os.PathLike) -> tuple[str, str, str]:
         raise UsageError(
             f"--out {display(out)} names the JSON report (its .csv and .png are written beside it); give a .json path such as {display(base)}.json"
         )
-    return str(out), f"{base}.csv", f"{base}.png"
+    return str(out), table_path(out), f"{base}.png"
 
 
 def _trained_scenes(b: Any) -> dict[str, int]:

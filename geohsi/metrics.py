@@ -292,6 +292,17 @@ def _csv_text(report: Mapping[str, Any]) -> str:
     return buf.getvalue()
 
 
+def table_path(path_json: str | os.PathLike) -> str:
+    """The CSV :func:`write_metrics` writes beside ``path_json``: its suffix replaced by ``.csv``.
+
+    A JSON path that itself ends in ``.csv`` gets ``.csv`` appended, so the table never replaces it.
+    Works on URLs too (``s3://b/run/metrics.json`` -> ``s3://b/run/metrics.csv``).
+    """
+    text = os.fspath(path_json)
+    base, suffix = os.path.splitext(text)
+    return text + ".csv" if suffix.lower() == ".csv" else base + ".csv"
+
+
 def write_metrics(report: Mapping[str, Any], path_json: str | os.PathLike, *, overwrite: bool = False) -> tuple[Path, Path]:
     """Write a :func:`classification_report` as JSON and a CSV table beside it, each atomically.
 
@@ -328,7 +339,7 @@ def write_metrics(report: Mapping[str, Any], path_json: str | os.PathLike, *, ov
     if missing:
         raise UsageError(f"metrics report lacks {', '.join(missing)}; build it with classification_report")
     pj = Path(path_json)
-    pc = pj.with_suffix(".csv") if pj.suffix.lower() != ".csv" else pj.with_name(pj.name + ".csv")
+    pc = Path(table_path(pj))
     # Check both before writing either, so a refusal leaves nothing half-written.
     check_output(pj, overwrite, directory=False)
     check_output(pc, overwrite, directory=False)
@@ -350,5 +361,6 @@ __all__ = [
     "overall_accuracy",
     "per_class",
     "report_for",
+    "table_path",
     "write_metrics",
 ]

@@ -19,6 +19,7 @@ from geohsi.metrics import (
     kappa,
     overall_accuracy,
     per_class,
+    table_path,
     write_metrics,
 )
 
@@ -162,6 +163,23 @@ def test_write_metrics_json_and_csv(tmp_path):
     assert float(summary["kappa"]) == pytest.approx(rep["kappa"])
     assert int(summary["n_test"]) == 200
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "metrics.json"]  # no temp files
+
+
+@pytest.mark.parametrize(
+    ("name", "table"),
+    [("metrics.json", "metrics.csv"), ("m.", "m.csv"), ("run.v2", "run.csv"), (".json", ".json.csv"), ("m.CSV", "m.CSV.csv")],
+)
+def test_the_table_written_is_the_one_evaluate_names(tmp_path, name, table):
+    """evaluate checks and prints ``metrics_paths``; write_metrics must write the CSV under that name."""
+    from geohsi.evaluation import metrics_paths
+
+    _, _, rep = _report()
+    _, pc = write_metrics(rep, tmp_path / name)
+    assert pc == tmp_path / table
+    assert pc.is_file()
+    assert table_path(f"s3://b/run/{name}") == f"s3://b/run/{table}"
+    if not name.lower().endswith(".csv"):  # evaluate refuses a .csv --out
+        assert metrics_paths(tmp_path / name)[1] == str(pc)
 
 
 def test_write_metrics_refuses_to_overwrite(tmp_path):
