@@ -95,20 +95,22 @@ def assess(
         log=lambda m: None,
     )
     ha = r["total_mapped_area_ha"] is not None
+    census = r["probability_sample"] is False
     oa = r["overall_accuracy"]
     t = Table(title=f"{r['estimator']}; n = {r['n_points']}; overall accuracy {plus_minus(oa)}")
-    for c in ("class", f"mapped {'ha' if ha else 'px'}", f"adjusted {'ha' if ha else 'px'} ± 95 % CI", "user's", "producer's"):
+    third = "labelled px" if census else f"adjusted {'ha' if ha else 'px'} ± 95 % CI"
+    for c in ("class", f"mapped {'ha' if ha else 'px'}", third, "user's", "producer's"):
         t.add_column(c, justify="left" if c == "class" else "right")
     for c in r["classes"]:
         mapped = c["mapped_area_ha"] if ha else c["mapped_pixels"]
         t.add_row(
             c["name"],
             f"{mapped:,.1f}",
-            plus_minus(c["area_ha"] if ha else c["area_pixels"], 1),
+            f"{c['n_reference']:,}" if census else plus_minus(c["area_ha"] if ha else c["area_pixels"], 1),
             plus_minus(c["users_accuracy"]),
             plus_minus(c["producers_accuracy"]),
         )
-    Console(stderr=True).print(t)
+    Console(stderr=True, markup=False).print(t)  # class names are data, not markup
     if r.get("note"):
         click.echo(r["note"], err=True)
     click.echo(f"wrote {out} (+ .csv, .md, .png)")

@@ -283,6 +283,7 @@ def _print_result(res: ClassifyResult) -> None:
 def _print_summary(res: BatchResult) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{len(res.scenes)} scene(s) → {res.out_dir}", show_lines=False)
     for col in ("scene", "status", "valid px", "s", "px/s", "largest classes (ha / %)"):
@@ -298,13 +299,13 @@ def _print_summary(res: BatchResult) -> None:
         )
         table.add_row(
             s.name,
-            s.status if s.status != "failed" else f"[red]failed[/]: {s.message}",
+            s.status if s.status != "failed" else Text.assemble(("failed", "red"), f": {s.message}"),
             f"{s.valid_pixels:,}" if s.valid_pixels else "",
             f"{s.seconds:.1f}" if s.seconds else "",
             f"{s.pixels_per_second:,.0f}" if s.pixels_per_second else "",
             classes,
         )
-    con = Console(stderr=True, soft_wrap=True)
+    con = Console(stderr=True, soft_wrap=True, markup=False)  # scene and class names are data, not markup
     con.print(table)
     share = res.forward_share
     counts = ", ".join(f"{n} {k}" for k, n in res.counts().items())

@@ -30,7 +30,7 @@ def list_() -> None:
     for ds in DATASETS.values():
         have = sum(locate(f, verify=False) is not None for f in ds.files)
         table.add_row(ds.name, ds.title, str(len(ds.class_names) or "-"), str(len(ds.files)), f"{have}/{len(ds.files)}")
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 @datasets.command("fetch")

@@ -72,7 +72,7 @@ def evaluate(
         t.add_column(c)
     for name, m in r["per_class"].items():
         t.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", f"{m['iou']:.3f}", str(m["support"]))
-    Console().print(t)
+    Console(markup=False).print(t)  # class and scene names are data, not markup
     if "scenes" in r:
         s = Table(title="per scene")
         for c in ("scene", "scored", "OA", "AA", "κ", "n"):
@@ -86,6 +86,6 @@ def evaluate(
                 f"{row['kappa']:.4f}",
                 str(row["n_test"]),
             )
-        Console().print(s)
+        Console(markup=False).print(s)
     if out is not None:
-        Console().print("wrote " + ", ".join(metrics_paths(out)))
+        click.echo("wrote " + ", ".join(metrics_paths(out)))

@@ -101,4 +101,4 @@ def info(
     if as_json:
         click.echo(json.dumps(described, indent=1, ensure_ascii=False, default=str))
         return
-    render_mapping(f"model {model_name}" if model_name is not None else str(path), described, Console())
+    render_mapping(f"model {model_name}" if model_name is not None else str(path), described, Console(markup=False))

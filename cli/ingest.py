@@ -109,6 +109,7 @@ def ingest(
       geohsi ingest ITEM_ID --from-stac http://127.0.0.1:8080 --collection enmap --out scene.zarr
     """
     from rich.console import Console
+    from rich.text import Text
 
     from geohsi.ingestion import ingest as ingest_scene
     from geohsi.inspection import info
@@ -138,7 +139,7 @@ def ingest(
     b, h, w = info["shape"]
     bt = info["band_table"]
     lines = [
-        f"[bold green]wrote[/] {path}  {info['variable']} {b} bands × {h} × {w} {info['dtype']}",
+        f"{path}  {info['variable']} {b} bands × {h} × {w} {info['dtype']}",
         f"  CRS {info['crs'] or 'none (pixel grid)'}"
         + (f", {info['resolution'][0]:g} × {info['resolution'][1]:g} map units/pixel" if info["resolution"] else ""),
         f"  wavelengths {bt['min_nm']:.1f}–{bt['max_nm']:.1f} nm, median spacing {_nm(bt['median_spacing_nm'])}, "
@@ -155,4 +156,5 @@ def ingest(
     if info["labels"]:
         lab = info["labels"]
         lines.append(f"  labels {len(lab['classes'])} classes, {lab['labelled_pixels']:,} labelled pixels")
-    Console().print("\n".join(lines), highlight=False)
+    # Text, not markup: a path or variable name may hold brackets
+    Console().print(Text.assemble(("wrote", "bold green"), " ", "\n".join(lines)), highlight=False)

@@ -106,5 +106,5 @@ def sample(
         t.add_column(c, justify="right" if c != "stratum" else "left")
     for s in res.strata:
         t.add_row(s["name"], f"{s['pixels']:,}", f"{s['share']:.2%}", str(s["n"]), f"{s['inclusion_probability']:.3g}")
-    Console(stderr=True).print(t)
+    Console(stderr=True, markup=False).print(t)  # class names are data, not markup
     click.echo(f"wrote {res.path}; label its '{label_field}' field, then: geohsi assess ... --reference {res.path.name}")

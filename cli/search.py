@@ -110,4 +110,4 @@ def search(
             f"{rng[0]:.0f}–{rng[1]:.0f}" if rng else "",
             ", ".join(assets[:4]) + (f" (+{len(assets) - 4})" if len(assets) > 4 else ""),
         )
-    Console().print(table)
+    Console(markup=False).print(table)  # item ids are data, not markup

@@ -1,8 +1,9 @@
 """What long-running library functions (train, pretrain, classify) show while they run.
 
 * :func:`say` — the default one-line message sink. Library functions take a ``log`` callable for
-  their one-line messages; :func:`say` prints to stderr with rich markup (``[yellow]…[/]``),
-  soft-wrapped so a message stays one logical line. Notebooks and tests pass their own callable
+  their one-line messages; :func:`say` prints to stderr, soft-wrapped so a message stays one
+  logical line, with the style tags ``[yellow]``, ``[red]`` and ``[/]`` applied and every other
+  ``[...]`` (a path, a class name) shown as written. Notebooks and tests pass their own callable
   (``print``, a list's ``append``, ``lambda m: None``).
 * :func:`progress` — a progress display on stderr: a live rich bar on a terminal or in a notebook;
   in a log (stderr redirected to a file or pipe: CI, ``nohup``, SLURM) one plain line every
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,11 +31,35 @@ from geohsi.errors import UsageError
 PROGRESS_INTERVAL_S = 30.0
 
 
+#: The style tags geohsi's own messages use; any other ``[...]`` in a message is text (a path, a class name).
+_STYLE_TAG = re.compile(r"\[(?:/|yellow|red)\]")
+
+
 def say(msg: str) -> None:
-    """Print one message to stderr (rich markup allowed)."""
+    """Print one message to stderr, with geohsi's style tags (``[yellow]…[/]``) applied."""
     from rich.console import Console
 
-    Console(stderr=True, soft_wrap=True).print(msg)
+    Console(stderr=True, soft_wrap=True).print(styled(msg))
+
+
+def styled(msg: str) -> Any:
+    """``msg`` as rich text: its :data:`_STYLE_TAG` tags styled, everything else shown as written.
+
+    A class named ``Water [lake]`` or a folder ``runs/[old]`` is printed as it is, where rich markup
+    would drop ``[lake]`` or fail on ``[/]``.
+    """
+    from rich.errors import MarkupError
+    from rich.markup import escape
+    from rich.text import Text
+
+    pieces, pos = [], 0
+    for tag in _STYLE_TAG.finditer(msg):
+        pieces += [escape(msg[pos : tag.start()]), tag.group()]
+        pos = tag.end()
+    try:
+        return Text.from_markup("".join([*pieces, escape(msg[pos:])]))
+    except MarkupError:  # a tag in the data itself (``[/]``) unbalanced the message's own: show it plain
+        return Text(msg)
 
 
 def warner(log: Callable[[str], None] = say) -> Callable[[str], None]:
@@ -182,4 +208,4 @@ def _rich_progress(
         yield lambda advance=0, completed=None, **values: bar.update(task, advance=advance, completed=completed, **values)
 
 
-__all__ = ["PROGRESS_INTERVAL_S", "progress", "progress_interval", "say", "warner"]
+__all__ = ["PROGRESS_INTERVAL_S", "progress", "progress_interval", "say", "styled", "warner"]

@@ -111,3 +111,22 @@ def test_classify_progress_in_a_log_is_line_by_line(logged_train: tuple[Path, st
     )
     lines = _assert_readable(text, "chunks")
     assert {m["label"] for m in lines} == {"classify"} and lines[-1]["total"] == "9"
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("[yellow]warning:[/] class Water [lake] of runs/[old]/f.gpkg", "warning: class Water [lake] of runs/[old]/f.gpkg"),
+        ("[red]failed:[/] Built-up [bold]x", "failed: Built-up [bold]x"),
+        ("[2/5] Forest [/]: done", "[2/5] Forest [/]: done"),  # a tag in the data: shown as written
+    ],
+)
+def test_messages_show_names_and_paths_as_written(message, shown, capsys):
+    """Rich markup dropped ``[lake]`` and styled ``[bold]`` inside names, and failed on ``[/]``."""
+    from geohsi.console import say, styled
+
+    text = styled(message)
+    assert text.plain == shown
+    assert [s.style for s in text.spans] in ([], ["yellow"], ["red"])
+    say(message)
+    assert capsys.readouterr().err.strip() == shown
