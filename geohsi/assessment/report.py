@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from geohsi.assessment.estimators import AccuracyEstimate
+from geohsi.errors import UsageError
 from geohsi.scene import Legend
 
 #: what a report file's siblings are called: ``report.json`` → ``report.csv``, ``report.md``, ``report.png``.
@@ -34,11 +35,15 @@ def _interval(est: AccuracyEstimate, value: float, se: float, scale: float = 1.0
     return {"estimate": _num(value * scale), "se": _num(se * scale), "ci95": [_num(lo), _num(hi)]}
 
 
-def _class_rows(est: AccuracyEstimate, legend: Legend, pixels: np.ndarray, area_ha: np.ndarray | None) -> list[dict[str, Any]]:
+def _class_rows(
+    est: AccuracyEstimate, legend: Legend, pixels: np.ndarray, area_ha: np.ndarray | None, sampled: bool
+) -> list[dict[str, Any]]:
+    """One row per class; a census (not ``sampled``) has no area estimates: its labelled pixels say nothing of the map's."""
     total_px = float(pixels.sum())
     total_ha = None if area_ha is None else float(np.nansum(area_ha))
     rows = []
     for k, c in enumerate(legend):
+        area = _interval(est, est.area[k], est.area_se[k]) if sampled else None
         rows.append(
             {
                 "id": int(c.id),
@@ -50,9 +55,9 @@ def _class_rows(est: AccuracyEstimate, legend: Legend, pixels: np.ndarray, area_
                 "mapped_share": _num(pixels[k] / total_px) if total_px else None,
                 "users_accuracy": _interval(est, est.users[k], est.users_se[k]),
                 "producers_accuracy": _interval(est, est.producers[k], est.producers_se[k]),
-                "area_proportion": _interval(est, est.area[k], est.area_se[k]),
-                "area_pixels": _interval(est, est.area[k], est.area_se[k], total_px),
-                "area_ha": None if total_ha is None else _interval(est, est.area[k], est.area_se[k], total_ha),
+                "area_proportion": area,
+                "area_pixels": None if area is None else _interval(est, est.area[k], est.area_se[k], total_px),
+                "area_ha": None if area is None or total_ha is None else _interval(est, est.area[k], est.area_se[k], total_ha),
             }
         )
     return rows
@@ -96,7 +101,7 @@ def build_report(
         "total_mapped_pixels": int(pixels.sum()),
         "total_mapped_area_ha": total_ha,
         "overall_accuracy": _interval(est, est.overall, est.overall_se),
-        "classes": _class_rows(est, legend, pixels, area_ha),
+        "classes": _class_rows(est, legend, pixels, area_ha, design.get("probability_sample", True)),
         "error_matrix": {
             "rows": "map class",
             "columns": "reference class",
@@ -122,13 +127,18 @@ def plus_minus(d: dict[str, Any] | None, digits: int = 3, scale: float = 1.0) ->
     return f"{_fmt(est, digits)} ± {_fmt((d['ci95'][1] - d['ci95'][0]) / 2 * scale, digits)}"
 
 
+def _md_cell(text: Any) -> str:
+    """``text`` as one Markdown table cell: a ``|`` in a class name would start a new column."""
+    return str(text).replace("|", "\\|")
+
+
 def _matrix_md(report: dict[str, Any], key: str, digits: int) -> list[str]:
     m = report["error_matrix"]
     names = m["classes"]
     rows = np.asarray([[np.nan if v is None else v for v in row] for row in m[key]], float)
-    lines = ["| map \\ reference | " + " | ".join(names) + " | total |", "|---" * (len(names) + 2) + "|"]
+    lines = ["| map \\ reference | " + " | ".join(map(_md_cell, names)) + " | total |", "|---" * (len(names) + 2) + "|"]
     for name, row in zip(names, rows, strict=True):
-        lines.append(f"| {name} | " + " | ".join(_fmt(v, digits) for v in row) + f" | {_fmt(np.nansum(row), digits)} |")
+        lines.append(f"| {_md_cell(name)} | " + " | ".join(_fmt(v, digits) for v in row) + f" | {_fmt(np.nansum(row), digits)} |")
     lines.append(
         "| total | " + " | ".join(_fmt(v, digits) for v in np.nansum(rows, axis=0)) + f" | {_fmt(np.nansum(rows), digits)} |"
     )
@@ -139,26 +149,26 @@ def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the headline, a table per class, both error matrices, the warnings."""
     ha = report["total_mapped_area_ha"] is not None
     unit = "ha" if ha else "pixels"
+    census = report.get("probability_sample") is False
     lines = [
         "# Accuracy assessment and area estimates",
         "",
         f"- design: {report['design']}",
         f"- estimator: {report['estimator']}",
         f"- sample: {report['n_points']:,} points; mapped area {_fmt(report['total_mapped_area_ha'], 1) if ha else report['total_mapped_pixels']} {unit}",
-        f"- overall accuracy: {plus_minus(report['overall_accuracy'])} (± = half-width of the 95 % confidence interval)",
+        f"- overall accuracy: {plus_minus(report['overall_accuracy'])}"
+        + ("" if census else " (± = half-width of the 95 % confidence interval)"),
     ]
     if report.get("note"):
         lines += ["", f"> **{report['note']}**"]
-    lines += [
-        "",
-        f"| class | n (map) | mapped area ({unit}) | error-adjusted area ({unit}) ± 95 % CI | user's accuracy | producer's accuracy |",
-    ]
+    fourth = "n (reference)" if census else f"error-adjusted area ({unit}) ± 95 % CI"
+    lines += ["", f"| class | n (map) | mapped area ({unit}) | {fourth} | user's accuracy | producer's accuracy |"]
     lines += ["|---|---:|---:|---:|---:|---:|"]
     for c in report["classes"]:
         area = c["area_ha"] if ha else c["area_pixels"]
         mapped = c["mapped_area_ha"] if ha else c["mapped_pixels"]
         lines.append(
-            f"| {c['name']} | {c['n_map']} | {_fmt(mapped, 1)} | {plus_minus(area, 1)} | "
+            f"| {_md_cell(c['name'])} | {c['n_map']} | {_fmt(mapped, 1)} | {c['n_reference'] if census else plus_minus(area, 1)} | "
             f"{plus_minus(c['users_accuracy'])} | {plus_minus(c['producers_accuracy'])} |"
         )
     lines += ["", "## Error matrix: estimated area proportions", "", *_matrix_md(report, "area_proportions", 4)]
@@ -221,7 +231,16 @@ def nice_ticks(lo: float, hi: float, target: int = 7) -> list[float]:
 
 
 def _rows(report: dict[str, Any]) -> list[tuple[str, str, tuple[float, float, float] | None]]:
-    """Per class: ``(name, the areas written beside it, (low, estimate, high) in % of the mapped area)``."""
+    """Per class: ``(name, the areas written beside it, (low, estimate, high) in % of the mapped area)``.
+
+    A census has no areas: its dot is the class's map pixels in % of its labelled pixels, on the labelled pixels.
+    """
+    if report.get("probability_sample") is False:
+        return [
+            (c["name"], f"{c['n_reference']:,} labelled, {c['n_map']:,} mapped as it",
+             (100 * c["n_map"] / c["n_reference"],) * 3 if c["n_reference"] else None)
+            for c in report["classes"]
+        ]  # fmt: skip
     ha = report["total_mapped_area_ha"] is not None
     unit = "ha" if ha else "px"
     out = []
@@ -257,7 +276,7 @@ def _titles(report: dict[str, Any]) -> tuple[str, str]:
     """The title and the x axis label; a census (every labelled pixel) has no intervals and says so."""
     if report.get("probability_sample") is False:
         return (f"overall accuracy {plus_minus(report['overall_accuracy'])} (a census of labelled pixels: no intervals)",
-                "error-adjusted area, % of the mapped area")  # fmt: skip
+                "pixels mapped as the class, % of those labelled as it (on the labelled pixels only)")  # fmt: skip
     return (f"overall accuracy {plus_minus(report['overall_accuracy'])} (95 % CI)",
             "error-adjusted area, % of the mapped area (dot) with its 95 % confidence interval")  # fmt: skip
 
@@ -322,8 +341,17 @@ def chart_png(report: dict[str, Any]) -> bytes:
 
 
 def report_paths(out: str | os.PathLike) -> list[Path]:
-    """``report.json`` and its siblings."""
+    """``report.json`` and its siblings.
+
+    Raises:
+        UsageError: ``out`` ends in a sibling's suffix (``report.csv``): the JSON would be written over it.
+    """
     p = Path(out)
+    if p.suffix.lower() in SIBLINGS:
+        raise UsageError(
+            f"--out {p} names the JSON report (its {', '.join(SIBLINGS)} are written beside it); "
+            f"give a .json path such as {p.with_suffix('.json')}"
+        )
     return [p, *(p.with_suffix(s) for s in SIBLINGS)]
 
 

@@ -197,6 +197,34 @@ def test_outputs_are_not_replaced_without_overwrite(example, tmp_path):
     assert "Deforestation" in out.with_suffix(".md").read_text()
 
 
+@pytest.mark.parametrize("name", ["r.csv", "r.MD", "r.png"])
+def test_an_out_named_like_a_sibling_is_refused_before_any_work(example, tmp_path, name):
+    """The JSON would be written under the sibling's name, then the sibling over it (with --overwrite: the JSON lost)."""
+    tif, pts = example
+    _one_line_error(
+        run_cli("assess", tif, "--reference", pts, "--out", tmp_path / name, "--overwrite"), "names the JSON report", "r.json"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["change_map.tif", "points.gpkg"]
+
+
+def test_class_names_with_brackets_and_pipes_are_printed_and_tabled_as_written(tmp_path):
+    """Names are data: rich markup dropped ``[lake]`` and failed on ``[/]`` (after the files were written),
+    and a ``|`` split a Markdown row into one column too many."""
+    names = ("Water [lake]", "Forest [/]", "Built-up [bold]x", "Crop|field")
+    ids = example_ids()
+    tif = write_class_tif(tmp_path / "map.tif", ids, names)
+    example_points(ids, names=False).to_file(tmp_path / "points.gpkg", driver="GPKG", engine="pyogrio")
+    r = run_cli("assess", tif, "--reference", tmp_path / "points.gpkg", "--out", tmp_path / "r.json", env={"COLUMNS": "200"})
+    _ok(r)
+    for n in names:
+        assert n in r.stderr
+    md = (tmp_path / "r.md").read_text().splitlines()
+    rows = [ln for ln in md if ln.startswith("| ")]
+    columns = {len(ln.replace("\\|", "").split("|")) for ln in rows[:5]}  # the class table: header and 4 classes
+    assert len(columns) == 1, rows[:5]
+    assert "| Crop\\|field |" in "\n".join(md)
+
+
 def test_neither_or_both_references_is_a_usage_error(example, tmp_path):
     from geohsi.errors import UsageError
 
@@ -290,7 +318,7 @@ def test_every_labelled_pixel_of_a_scene_as_reference_is_a_census_not_a_sample(t
         add_labels(make_scene(cube, crs="EPSG:32633", transform=tf), labels, ["roof", "tree", "water"]), tmp_path / "s.zarr"
     )
     out = tmp_path / "census.json"
-    r = run_cli("assess", tif, "--reference-scene", scene, "--out", out)
+    r = run_cli("assess", tif, "--reference-scene", scene, "--out", out, env={"COLUMNS": "200"})
     _ok(r)
     rep = json.loads(out.read_text())
     assert (
@@ -302,8 +330,13 @@ def test_every_labelled_pixel_of_a_scene_as_reference_is_a_census_not_a_sample(t
     expected = np.bincount((classes[lab] - 1) * 3 + labels[lab] - 1, minlength=9).reshape(3, 3)
     assert rep["error_matrix"]["counts"] == expected.tolist()
     assert rep["overall_accuracy"]["estimate"] == pytest.approx(np.trace(expected) / expected.sum())
-    assert rep["overall_accuracy"]["se"] is None and all(c["area_ha"]["ci95"] == [None, None] for c in rep["classes"])
-    assert "NOT a probability sample" in out.with_suffix(".md").read_text()
+    assert rep["overall_accuracy"]["se"] is None
+    # no area estimates: the labelled pixels are not a sample of the map's pixels
+    assert all(c[k] is None for c in rep["classes"] for k in ("area_ha", "area_pixels", "area_proportion"))
+    assert [c["n_reference"] for c in rep["classes"]] == expected.sum(axis=0).tolist()
+    md = out.with_suffix(".md").read_text()
+    assert "NOT a probability sample" in md and "± 95 % CI" not in md and "half-width" not in md
+    assert "labelled px" in r.stderr and "± 95 % CI" not in r.stderr
 
 
 def test_scale_of_the_example_raster():

@@ -92,11 +92,15 @@ def test_a_census_report_draws_its_dots_without_intervals_and_says_so(example):
     rep = assess([tif], reference=pts, log=lambda m: None)
     rep["probability_sample"] = False
     for c in rep["classes"]:
-        for key in ("area_ha", "area_pixels"):
-            c[key]["ci95"] = [None, None]
+        c["area_ha"] = c["area_pixels"] = None  # a census has no area estimates
     rep["overall_accuracy"]["ci95"] = [None, None]
     img = np.asarray(area_chart(rep).convert("RGB")).astype(int)
-    for lo, dot, hi in _red_rows(img):
+    drawn = _red_rows(img)
+    assert len(drawn) == 4
+    for lo, dot, hi in drawn:
         assert hi - lo <= 10 and lo <= dot <= hi  # a dot, no bar
+    # each dot: the class's map pixels in % of its labelled pixels, in the order of those ratios
+    ratio = [c["n_map"] / c["n_reference"] for c in rep["classes"]]
+    assert np.argsort([d[1] for d in drawn]).tolist() == np.argsort(ratio).tolist()
     title, xlabel = _titles(rep)
     assert "census" in title and "±" not in title and "confidence" not in xlabel
