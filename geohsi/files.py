@@ -55,6 +55,8 @@ def check_output(path: str | os.PathLike, overwrite: bool, *, directory: bool | 
             raise OutputError(f"cannot write {p}: {parent} is a file, not a directory; choose another --out")
     if p.exists() and directory is not None and p.is_dir() != directory:
         _refuse_other_kind(p)
+    if overwrite and directory and p.is_dir():
+        _refuse_foreign_folder(p)
     if p.exists() and not overwrite:
         raise OutputError(f"{p} already exists; pass --overwrite to replace it or choose another --out")
     parent = p.absolute().parent
@@ -66,6 +68,23 @@ def check_output(path: str | os.PathLike, overwrite: bool, *, directory: bool | 
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output directory {parent} is not writable; choose a writable --out")
     return p
+
+
+#: Files at the root of every directory output geohsi writes: Zarr stores (v3, v2) and bundles.
+_STORE_MARKERS = ("zarr.json", ".zgroup", ".zarray", "bundle.json")
+
+
+def _refuse_foreign_folder(folder: Path) -> None:
+    """Refuse to replace ``folder`` unless it is empty or a store of the kinds geohsi writes.
+
+    A folder of the user's files (the inputs' folder given as ``--out`` by mistake) is never removed.
+    """
+    if folder.is_symlink() or not any(folder.iterdir()) or any((folder / m).is_file() for m in _STORE_MARKERS):
+        return
+    raise OutputError(
+        f"{folder} is a folder of other files, not a store geohsi writes (a Zarr store or a bundle); "
+        "--overwrite replaces only those: choose another --out"
+    )
 
 
 def _refuse_other_kind(p: Path) -> None:
@@ -174,6 +193,12 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     if final.exists() and final.is_dir() != tmp.is_dir():
         _remove(tmp)  # a file never replaces a directory (a bundle, a scene store) nor the other way round
         _refuse_other_kind(final)
+    if final.is_dir():
+        try:
+            _refuse_foreign_folder(final)
+        except OutputError:
+            _remove(tmp)
+            raise
     if final.exists():
         # Move the old output aside first so that at every instant one complete output exists.
         old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")

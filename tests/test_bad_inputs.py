@@ -566,6 +566,14 @@ def ingest_out_is_input(ws, fx, env):
     return ["ingest", store, "--out", store, "--overwrite"]
 
 
+def ingest_out_is_the_inputs_folder(ws, fx, env):
+    """--overwrite with --out naming a folder of the user's files (here the inputs' own): it had been deleted."""
+    raw = ws / "raw"
+    raw.mkdir()
+    (raw / "notes.txt").write_text("a user's file")
+    return ["ingest", fx.geotiff(raw / "s.tif"), "--out", raw, "--overwrite"]
+
+
 # -- info -----------------------------------------------------------------------------------------
 
 
@@ -1031,6 +1039,12 @@ CASES: list[Case] = [
     Case("ingest-bad-transform", ingest_bad_transform, 2, r"--transform .* has 5 numbers, needs six"),
     Case("ingest-zero-chunks", ingest_zero_chunks, 2, r"--chunks must be a positive pixel count, got 0"),
     Case("ingest-out-is-input", ingest_out_is_input, 2, r"--out .*s\.zarr is also an input"),
+    Case(
+        "ingest-out-is-the-inputs-folder",
+        ingest_out_is_the_inputs_folder,
+        8,
+        r"raw is a folder of other files, not a store geohsi writes \(a Zarr store or a bundle\); --overwrite replaces only those",
+    ),
     # ingest: outputs
     Case("ingest-out-exists", ingest_out_exists, 8, r"out\.zarr already exists; pass --overwrite"),
     Case("ingest-out-under-a-file", ingest_out_under_a_file, 8, r"cannot write .*out\.zarr: .*file is a file, not a directory"),

@@ -1,0 +1,39 @@
+"""geohsi.files: what ``--overwrite`` may replace."""
+
+from __future__ import annotations
+
+import pytest
+
+from geohsi.errors import OutputError
+from geohsi.files import atomic_output, check_output
+
+
+def _write_store(tmp) -> None:
+    tmp.mkdir()
+    (tmp / "zarr.json").write_text("{}")
+
+
+def test_overwrite_never_removes_a_folder_of_the_users_files(tmp_path):
+    """The inputs' folder given as --out with --overwrite had been replaced, inputs and all."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "scene.tif").write_bytes(b"II*\0")
+    with pytest.raises(OutputError, match="folder of other files, not a store geohsi writes"):
+        check_output(raw, overwrite=True, directory=True)
+    with pytest.raises(OutputError, match="folder of other files"), atomic_output(raw, overwrite=True) as tmp:
+        _write_store(tmp)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no temporary left
+    assert [p.name for p in raw.iterdir()] == ["scene.tif"]
+
+
+@pytest.mark.parametrize("marker", [None, "zarr.json", ".zgroup", "bundle.json"])
+def test_overwrite_replaces_an_empty_folder_or_a_store_geohsi_writes(tmp_path, marker):
+    out = tmp_path / "out.zarr"
+    out.mkdir()
+    if marker:
+        (out / marker).write_text("{}")
+        (out / "c").mkdir()
+    check_output(out, overwrite=True, directory=True)
+    with atomic_output(out, overwrite=True) as tmp:
+        _write_store(tmp)
+    assert sorted(p.name for p in out.iterdir()) == ["zarr.json"]
