@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from affine import Affine
 
 from geohsi.errors import BandMismatchError, DataError, GeoreferenceError, UsageError
 from geohsi.ingestion.options import NO_CRS_HINT, parse_class_names, parse_crs, parse_numbers, parse_transform, parse_wavelengths
@@ -35,6 +36,10 @@ from geohsi.storage import name as storage_name
 PathLike = str | os.PathLike
 
 
+#: Attributes :func:`make_scene` writes itself.
+_REMADE = ("georeferenced", "geohsi_scene_version")
+
+
 def _rebuild(ds: xr.Dataset, **changes: Any) -> xr.Dataset:
     """Re-make a scene with some metadata changed (CRS/transform/wavelengths), data kept lazy."""
     v = cube(ds)
@@ -50,7 +55,7 @@ def _rebuild(ds: xr.Dataset, **changes: Any) -> xr.Dataset:
         "scale_factor": v.attrs.get("scale_factor"),
         "add_offset": v.attrs.get("add_offset"),
         "band_names": ds["band_name"].values if "band_name" in ds.coords else None,
-        "attrs": {k: a for k, a in ds.attrs.items() if k not in ("georeferenced", "geohsi_scene_version")},
+        "attrs": {k: a for k, a in ds.attrs.items() if k not in _REMADE},
     }
     args.update(changes)
     return make_scene(v.data, **args)
@@ -70,7 +75,7 @@ def _settle_georef(ds: xr.Dataset, crs: Any, transform: Any, what: str) -> xr.Da
         if transform is not None:
             raise UsageError("--crs none makes a pixel grid and takes no --transform; drop one of them")
         return ds if src_crs is None else _rebuild(ds, crs=None, transform=None)
-    tf = None if transform is None else parse_transform(transform)
+    tf = parse_transform(transform) if transform is not None else _source_grid(ds)
     if src_crs is not None:
         if target != src_crs:
             raise GeoreferenceError(
@@ -85,7 +90,14 @@ def _settle_georef(ds: xr.Dataset, crs: Any, transform: Any, what: str) -> xr.Da
             f"--crs {target.to_string()} given for {what}, which has no grid; add --transform a,b,c,d,e,f "
             "(pixel width, 0, left x, 0, -pixel height, top y)"
         )
-    return _rebuild(ds, crs=target, transform=tf)
+    placed = {k: a for k, a in ds.attrs.items() if k not in (*_REMADE, "crs_note", "source_transform")}
+    return _rebuild(ds, crs=target, transform=tf, attrs=placed)
+
+
+def _source_grid(ds: xr.Dataset) -> Affine | None:
+    """The grid a source file gave without a CRS geohsi could read (``--crs`` alone then places it)."""
+    grid = ds.attrs.get("source_transform")
+    return None if grid is None else Affine(*grid)
 
 
 def _align_labels(lab: xr.Dataset, ds: xr.Dataset, source: str) -> np.ndarray:

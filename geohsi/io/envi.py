@@ -198,10 +198,12 @@ class Georef:
 
 def _utm_epsg(zone: int, hemi: str, datum: str) -> int | None:
     hemi = hemi.strip().lower()
-    if hemi in ("north", "n"):
+    if hemi in ("north", "n"):  # N is also the band 0–8° N: north either way
         north = True
-    elif hemi in ("south", "s"):
+    elif hemi == "south":
         north = False
+    elif hemi == "s":  # "South", or the band 32–40° N: the header does not say which
+        return None
     elif len(hemi) == 1 and hemi.isalpha():
         # An MGRS latitude band letter (Resonon writes "T"): N..X are north of the equator.
         north = hemi.upper() >= "N"
@@ -266,6 +268,10 @@ def georef_from_header(hdr: dict[str, str], source: str) -> Georef:
         return Georef(CRS.from_epsg(epsg) if epsg else crs, transform)
     if map_crs is not None:
         return Georef(map_crs, transform)
+    if plow == "utm" and len(parts) >= 10 and parts[8].strip().lower() == "s":
+        zone = parts[7].strip()
+        return Georef(None, transform, f"'map info' gives UTM zone {zone} 'S', which is both South and the latitude band "
+                      f"32–40° N; pass --crs EPSG:{32600 + int(float(zone))} (north) or EPSG:{32700 + int(float(zone))} (south)")  # fmt: skip
     return Georef(None, transform, f"projection {proj!r} in 'map info' is not resolvable without a 'coordinate system string'")
 
 
@@ -355,6 +361,8 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
         attrs["units"] = hdr["data units"]
     if geo.crs is None:
         attrs["crs_note"] = geo.note
+        if geo.transform is not None:  # the header's grid, for --crs to place it
+            attrs["source_transform"] = list(geo.transform)[:6]
     raw = _RawCube(data, offset, dtype, interleave, bands, lines, samples)
     arr = lazy_cube(raw, (-1, chunks, chunks), f"envi-{file_token(data, header)}")
     return make_scene(

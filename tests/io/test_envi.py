@@ -144,6 +144,22 @@ def test_rotated_map_info_refused(tmp_path: Path) -> None:
         read(_write_envi(tmp_path, np.zeros((1, 2, 2), "float32"), extra=extra))
 
 
+def test_a_bare_s_hemisphere_is_not_guessed_and_crs_alone_places_the_header_grid(tmp_path: Path) -> None:
+    """'S' is South and the latitude band 32–40° N: it had been read as South (EPSG:32711 for a scene in
+    California, 10,000 km off). Refused instead, and --crs alone then places the header's own grid."""
+    from geohsi.ingestion import ingest
+
+    extra = "wavelength = {450, 550}\nmap info = {UTM, 1, 1, 500000, 4000000, 10, 10, 11, S, WGS-84}\n"
+    data = _write_envi(tmp_path, np.ones((2, 4, 5), "uint16"), extra=extra)
+    with pytest.raises(GeoreferenceError, match=r"UTM zone 11 'S'.*--crs EPSG:32611 \(north\) or EPSG:32711 \(south\)"):
+        ingest(data, tmp_path / "guess.zarr")
+    assert not (tmp_path / "guess.zarr").exists()
+    ds = open_scene(ingest(data, tmp_path / "s.zarr", crs="EPSG:32611"))
+    assert scene_crs(ds).to_epsg() == 32611
+    assert ds.rio.transform().almost_equals(Affine(10, 0, 500000.0, 0, -10, 4000000.0))
+    assert "source_transform" not in ds.attrs and "crs_note" not in ds.attrs
+
+
 def test_band_names_parsing() -> None:
     assert envi.wavelengths_from_band_names(["1.5 Micrometers", "band 2 (1600 Nanometers)"]).tolist() == [1500.0, 1600.0]
     assert envi.wavelengths_from_band_names(["Path length (m)", "Slope"]) is None
