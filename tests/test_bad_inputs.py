@@ -453,6 +453,19 @@ def labels_other_crs(ws, fx, env):
     return ["ingest", src, "--labels", lab, "--out", ws / "out.zarr"]
 
 
+def labels_id_past_uint16(ws, fx, env):
+    """An int32 label raster with id 65,537: it had wrapped onto class 1 without a word."""
+    import rasterio
+    from affine import Affine
+
+    lab = np.zeros((40, 40), "int32")
+    lab[:5], lab[10:] = 1, 65537
+    with rasterio.open(ws / "lab.tif", "w", driver="GTiff", width=40, height=40, count=1, dtype="int32",
+                       crs="EPSG:32616", transform=Affine(*TRANSFORM)) as dst:  # fmt: skip
+        dst.write(lab, 1)
+    return ["ingest", fx.geotiff(ws / "s.tif"), "--labels", ws / "lab.tif", "--out", ws / "out.zarr"]
+
+
 def labels_off_grid(ws, fx, env):
     src = fx.geotiff(ws / "s.tif")
     t = list(TRANSFORM)
@@ -1027,6 +1040,7 @@ CASES: list[Case] = [
     Case("missing-input", missing_input, 3, r"input .*nowhere\.tif does not exist"),
     Case("mat-without-crs", mat_without_crs, 4, r"Indian_pines_corrected\.mat has no CRS.*--crs none"),
     # ingest: labels and tiles
+    Case("labels-id-past-uint16", labels_id_past_uint16, 3, r"labels .*lab\.tif hold class id 65,537; class ids go up to 65,535"),
     Case("labels-other-shape", labels_other_shape, 4, r"labels .*lab\.tif have shape \(30, 40\) but the scene is 40×40"),
     Case(
         "labels-other-crs", labels_other_crs, 4, r"labels .*lab\.tif are in EPSG:32617 but the scene is in EPSG:32616; reproject"

@@ -173,7 +173,7 @@ def add_labels(
 
     Raises:
         GeoreferenceError: the label grid's shape differs from the scene's.
-        InputFormatError: labels are not non-negative integers.
+        InputFormatError: labels are not integers from 0 to 65,535.
     """
     values = labels.data if isinstance(labels, xr.DataArray) else labels
     h, w = ds.sizes["y"], ds.sizes["x"]
@@ -191,6 +191,10 @@ def add_labels(
     if arr.size and arr.min() < 0:
         raise InputFormatError(f"labels{' ' + source if source else ''} contain negative class ids; use 0 for unlabelled")
     max_id = int(arr.max()) if arr.size else 0
+    if max_id > 65535:  # uint16 would wrap it onto another class (65537 -> 1)
+        raise InputFormatError(
+            f"labels{' ' + source if source else ''} hold class id {max_id:,}; class ids go up to 65,535: renumber the classes 1..K"
+        )
     arr = arr.astype("uint8" if max_id < 256 else "uint16")
     ids = [int(i) for i in np.unique(arr) if i != 0]
     n_named = max(ids, default=0)
