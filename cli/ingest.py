@@ -62,7 +62,8 @@ def _nm(v: float | None) -> str:
     "--band-axis",
     type=click.IntRange(0, 2),
     default=None,
-    help="MATLAB axis holding the bands (as size() prints it); default: the last.",
+    help="Axis holding the bands: MATLAB as size() prints it (default: the last); NetCDF/Zarr: the "
+    "position of the variable's band dimension (default: detected).",
 )
 @click.option("--sensor", default=None, help="Sensor name recorded in the scene.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")

@@ -453,6 +453,11 @@ def labels_other_crs(ws, fx, env):
     return ["ingest", src, "--labels", lab, "--out", ws / "out.zarr"]
 
 
+def ingest_band_axis_of_a_geotiff(ws, fx, env):
+    """--band-axis for a GeoTIFF had reached its reader: an unexpected TypeError, exit 70."""
+    return ["ingest", fx.geotiff(ws / "s.tif"), "--band-axis", "0", "--out", ws / "out.zarr"]
+
+
 def labels_id_past_uint16(ws, fx, env):
     """An int32 label raster with id 65,537: it had wrapped onto class 1 without a word."""
     import rasterio
@@ -1040,6 +1045,12 @@ CASES: list[Case] = [
     Case("missing-input", missing_input, 3, r"input .*nowhere\.tif does not exist"),
     Case("mat-without-crs", mat_without_crs, 4, r"Indian_pines_corrected\.mat has no CRS.*--crs none"),
     # ingest: labels and tiles
+    Case(
+        "ingest-band-axis-geotiff",
+        ingest_band_axis_of_a_geotiff,
+        2,
+        r"--band-axis orders the axes of MATLAB/NetCDF/Zarr arrays; .*s\.tif is geotiff: drop it",
+    ),
     Case("labels-id-past-uint16", labels_id_past_uint16, 3, r"labels .*lab\.tif hold class id 65,537; class ids go up to 65,535"),
     Case("labels-other-shape", labels_other_shape, 4, r"labels .*lab\.tif have shape \(30, 40\) but the scene is 40×40"),
     Case(

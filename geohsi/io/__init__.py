@@ -157,6 +157,8 @@ def read(
         mixed = ", ".join(f"{Path(str(p)).name} ({f})" for p, f in zip(paths, fmts, strict=True))
         raise UsageError(f"inputs mix formats: {mixed}; ingest one format at a time")
     kind = fmts[0]
+    if kwargs.get("band_axis") is not None and kind not in ("matlab", "netcdf", "zarr"):
+        raise UsageError(f"--band-axis orders the axes of MATLAB/NetCDF/Zarr arrays; {paths[0]} is {kind}: drop it")
     if chunks <= 0:
         raise UsageError(f"--chunks must be a positive pixel count, got {chunks}")
     module = importlib.import_module(FORMATS[kind])

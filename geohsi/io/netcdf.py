@@ -22,7 +22,7 @@ import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
 from geohsi.bands import band_table_nm
-from geohsi.errors import GeoreferenceError, InputFormatError
+from geohsi.errors import GeoreferenceError, InputFormatError, UsageError
 from geohsi.scene import DATA_VARS, make_scene
 
 _SPATIAL = {
@@ -73,7 +73,11 @@ def _open_zarr(p: Path) -> xr.Dataset:
         return xr.open_zarr(p, consolidated=False, **options)
 
 
-def _band_dim(p: Path, v: xr.DataArray, band_dim: str | None) -> str:
+def _band_dim(p: Path, v: xr.DataArray, band_dim: str | None, band_axis: int | None) -> str:
+    if band_axis is not None:
+        if band_axis not in range(v.ndim):
+            raise UsageError(f"--band-axis {band_axis} is not an axis of {v.name!r} {v.dims}; use 0, 1 or 2")
+        return str(v.dims[band_axis])
     if band_dim is not None:
         if band_dim not in v.dims:
             raise InputFormatError(f"{p}: {v.name!r} has no dimension {band_dim!r} (dims {v.dims}); pass band_dim= one of them")
@@ -84,7 +88,9 @@ def _band_dim(p: Path, v: xr.DataArray, band_dim: str | None) -> str:
     named = [d for d in v.dims if str(d).lower() in _BAND_NAMES]
     if len(named) == 1:
         return str(named[0])
-    raise InputFormatError(f"{p}: cannot tell the band dimension of {v.name!r} {v.dims}; pass band_dim= (API) to name it")
+    raise InputFormatError(
+        f"{p}: cannot tell the band dimension of {v.name!r} {v.dims}; name it with --band-axis N (its position) or band_dim= (API)"
+    )
 
 
 def _coord(v: xr.DataArray, names: tuple[str, ...], dim: str) -> np.ndarray | None:
@@ -102,6 +108,7 @@ def read(
     *,
     var: str | None = None,
     band_dim: str | None = None,
+    band_axis: int | None = None,
     chunks: int = 256,
     quantity: str | None = None,
 ) -> xr.Dataset:
@@ -111,6 +118,7 @@ def read(
         path: a ``.nc``/``.h5`` file or a Zarr directory.
         var: the cube variable; the largest 3-D numeric variable when ``None``.
         band_dim: the band dimension's name; detected when ``None`` (see module docstring).
+        band_axis: the band dimension by its position in the variable's dimensions (``--band-axis``).
         chunks: spatial chunk edge in pixels.
         quantity: ``"reflectance"`` or ``"radiance"``; the variable's own name when it is one of
             these, else reflectance.
@@ -128,7 +136,7 @@ def read(
     src = _open(p)
     name = _cube_variable(p, src, var)
     v = src[name]
-    bdim = _band_dim(p, v, band_dim)
+    bdim = _band_dim(p, v, band_dim, band_axis)
     ydim, xdim = [str(d) for d in v.dims if d != bdim]
     if xdim.lower() in _Y_NAMES and ydim.lower() not in _Y_NAMES:
         ydim, xdim = xdim, ydim

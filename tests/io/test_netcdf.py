@@ -48,6 +48,19 @@ def test_band_dim_last_is_found(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds["reflectance"].values, src["cube"].transpose("wavelength", "y", "x").values)
 
 
+def test_unnamed_dimensions_take_the_band_axis_from_the_cli(tmp_path: Path) -> None:
+    """dim_0/dim_1/dim_2 (what to_netcdf writes for a bare array): the error's fix is --band-axis, which works."""
+    from tests.conftest import run_cli
+
+    cube = np.arange(8 * 6 * 5, dtype="float32").reshape(8, 6, 5)  # y, x, bands
+    xr.Dataset({"cube": (("dim_0", "dim_1", "dim_2"), cube)}).to_netcdf(tmp_path / "anon.nc", engine="h5netcdf")
+    r = run_cli("ingest", tmp_path / "anon.nc", "--crs", "none", "--out", tmp_path / "a.zarr")
+    assert r.returncode == 3 and "name it with --band-axis N" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("ingest", tmp_path / "anon.nc", "--crs", "none", "--band-axis", "2", "--out", tmp_path / "a.zarr")
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(xr.open_zarr(tmp_path / "a.zarr")["reflectance"].values, cube.transpose(2, 0, 1))
+
+
 def test_existing_scene_store_passes_through(tmp_path: Path) -> None:
     data = np.arange(2 * 3 * 4, dtype="int16").reshape(2, 3, 4)
     scene = make_scene(
