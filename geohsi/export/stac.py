@@ -273,7 +273,7 @@ def _map_properties(
 ) -> tuple[dict[str, Any], list[str]]:
     """``(properties, stac_extensions)`` of a map item: label fields, projection, then the extra properties."""
     props: dict[str, Any] = {
-        "datetime": _rfc3339(when) if when else datetime.now(UTC).isoformat(timespec="seconds"),
+        "datetime": (_rfc3339(when) if when else None) or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "label:description": "land-cover classes predicted per pixel by geohsi",
         "label:type": "raster",
         "label:tasks": ["classification", "segmentation"],
@@ -448,11 +448,21 @@ def link_item(
     return item
 
 
-def _rfc3339(value: str) -> str:
-    s = str(value)
-    if re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$", s):
-        return s + "Z"
-    return s
+def _rfc3339(value: Any) -> str | None:
+    """A scene's acquisition time as STAC requires it (RFC 3339 in UTC, ``Z``), or None where it cannot be read.
+
+    Takes ISO 8601 with or without a zone (none: UTC; a date alone: its midnight) and TIFF's
+    ``YYYY:MM:DD hh:mm:ss``. Written as read, ``2022:07:15 10:20:30`` or ``…+02:00`` made items that
+    STAC validators and pystac refuse.
+    """
+    text = re.sub(r"^(\d{4}):(\d\d):(\d\d)", r"\1-\2-\3", str(value).strip())
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # fromisoformat reads at most microseconds
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return t.isoformat(timespec="microseconds" if t.microsecond else "seconds").replace("+00:00", "Z")
 
 
 def bundle_stac(

@@ -87,6 +87,34 @@ def test_cli_bundle_stac(tiny_bundle, tmp_path):
     assert "mlm:model" in item["assets"]["model"]["roles"]
 
 
+@pytest.mark.parametrize(
+    ("written", "datetime"),
+    [
+        ("2022:07:15 10:20:30", "2022-07-15T10:20:30Z"),  # TIFF's own DateTime form
+        ("2022-07-15T10:20:30+02:00", "2022-07-15T08:20:30Z"),
+        ("2022-07-15", "2022-07-15T00:00:00Z"),
+    ],
+)
+def test_a_map_item_carries_the_scenes_time_as_rfc3339_utc(tiny_bundle, tmp_path, written, datetime):
+    """The scene's time had been copied as written: items pystac and STAC validators refuse."""
+    import pystac
+    import rasterio
+    from affine import Affine
+
+    from geohsi.ingestion import open_source
+
+    profile = dict(driver="GTiff", width=8, height=6, count=200, dtype="uint16", crs="EPSG:32633",
+                   transform=Affine(30, 0, 400_000, 0, -30, 5_800_000), nodata=0)  # fmt: skip
+    with rasterio.open(tmp_path / "scene.tif", "w", **profile) as dst:
+        dst.write(np.ones((200, 6, 8), "uint16"))
+        dst.update_tags(TIFFTAG_DATETIME=written)
+    with rasterio.open(tmp_path / "map.tif", "w", **{**profile, "count": 1, "dtype": "uint8"}) as dst:
+        dst.write(np.ones((1, 6, 8), "uint8"))
+    item = map_item(tmp_path / "map.tif", tiny_bundle, open_source(tmp_path / "scene.tif"), href="./map.tif")
+    assert item["properties"]["datetime"] == datetime
+    assert pystac.Item.from_dict(item).datetime.isoformat().replace("+00:00", "Z") == datetime
+
+
 def test_map_item(tiny_bundle, stac_api, tmp_path):
     import rasterio
 
