@@ -534,6 +534,8 @@ def test_no_command_turns_a_url_into_a_local_path(s3: Bucket, ip_scene: Path, tm
     keys = set(all_objects(s3))
     for k in ("ip.zarr/.geohsi-complete", "ip-bundle.item.json", "svm.json", "svm.csv", "pre.safetensors", "pre.json"):
         assert f"{root}/{k}" in keys, f"{k} is not in the bucket"
+    item = json.loads(s3.fs.cat(f"{root}/ip-bundle.item.json"))  # the bundle's files where they are: the bucket
+    assert {a["href"] for a in item["assets"].values()} >= {f"{bundle}/bundle.json", f"{bundle}/adapter/adapter.safetensors"}
 
 
 @pytest.mark.slow

@@ -35,6 +35,8 @@ EXT_FILE = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 #: STAC version of the items and catalogues geohsi writes for maps (pystac validates it offline).
 STAC_VERSION = "1.1.0"
 
+#: Media type of a safetensors file, in the MLM extension's ``application/octet-stream; application=…`` form.
+SAFETENSORS_TYPE = "application/octet-stream; application=safetensors"
 #: The vendored MLM JSON schema (see ``geohsi/schemas/README.md``).
 MLM_SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "mlm-v1.4.0.schema.json"
 
@@ -166,14 +168,16 @@ def _mlm_input(b: Any, wl: list, in_names: list[str]) -> dict[str, Any]:
 
 
 def _bundle_assets(b: Any, href: str | None, wl: list, in_names: list[str]) -> dict[str, Any]:
-    """The item's assets: ``bundle.json`` (``mlm:model``, with the input bands) and the adapter weights."""
-    from geohsi.bundle import META_NAME
+    """The item's assets: ``bundle.json`` (``mlm:model``, with the input bands), the adapter weights
+    file and, where the bundle holds it, the backbone's."""
+    from geohsi.adapters.weights import WEIGHTS_NAME
+    from geohsi.bundle import ADAPTER_DIR, BACKBONE_NAME, META_NAME
 
-    base = (href or str(Path(b.path).resolve())).rstrip("/")
+    base = (href or b.location).rstrip("/")  # a bundle read from a bucket: its URL, not the local copy
     asset_bands = [
         {"name": n, "center_wavelength": round(float(w) / 1000.0, 9)} for n, w in zip(in_names, wl, strict=True) if w is not None
     ]
-    return {
+    assets = {
         "model": {
             "href": f"{base}/{META_NAME}",
             "type": "application/json",
@@ -182,8 +186,21 @@ def _bundle_assets(b: Any, href: str | None, wl: list, in_names: list[str]) -> d
             "mlm:artifact_type": "geohsi.bundle",
             "eo:bands": asset_bands,
         },
-        "weights": {"href": f"{base}/adapter", "title": "adapter and head weights (safetensors)", "roles": ["mlm:weights"]},
+        "weights": {
+            "href": f"{base}/{ADAPTER_DIR}/{WEIGHTS_NAME}",
+            "type": SAFETENSORS_TYPE,
+            "title": "adapter and head weights (adapter.json beside them describes them)",
+            "roles": ["mlm:weights"],
+        },
     }
+    if b.meta.backbone.kind == "bundled":
+        assets["backbone"] = {
+            "href": f"{base}/{BACKBONE_NAME}",
+            "type": SAFETENSORS_TYPE,
+            "title": "backbone weights (held by the bundle)",
+            "roles": ["mlm:weights"],
+        }
+    return assets
 
 
 def validate_mlm(item: dict[str, Any]) -> None:

@@ -40,6 +40,10 @@ def test_bundle_item_validates_against_mlm_schema(tiny_bundle):
     wl = [round(band["center_wavelength"] * 1000, 6) for band in item["assets"]["model"]["eo:bands"]]
     np.testing.assert_allclose(wl, b.meta.spectral["input_wavelengths"])
     assert [c["name"] for c in p["mlm:output"][0]["classification:classes"]] == b.classes.names
+    # the weights asset is the file itself (it had named the adapter folder, which no bucket has as an object)
+    weights = item["assets"]["weights"]["href"]
+    assert weights == f"{b.location}/adapter/adapter.safetensors" and Path(weights).is_file()
+    assert ("backbone" in item["assets"]) == (b.meta.backbone.kind == "bundled")
     assert len(p["mlm:input"][0]["value_scaling"]) == p["mlm:input"][0]["input"]["shape"][1] == 12
     broken = json.loads(json.dumps(item))
     broken["properties"]["mlm:input"][0]["value_scaling"][0] = {"type": "z-score", "mean": 0.0}
