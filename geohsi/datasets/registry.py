@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from geohsi.datasets.jasper_ridge import jasper_ridge_scene
-from geohsi.errors import InputFormatError, UsageError
+from geohsi.errors import InputFormatError, OutputError, UsageError
 from geohsi.files import file_sha256
 from geohsi.scene import DEFAULT_CHUNK, DEFAULT_COLORS
 from geohsi.storage import cache_dir
@@ -430,9 +430,15 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeo
 
     Raises:
         InputFormatError: the download failed or the checksum does not match (nothing is left at ``dest``).
+        OutputError: ``dest``'s folder cannot be created or written.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create {dest.parent}: {e.strerror or e}; choose a writable --dir") from e
+    if not os.access(dest.parent, os.W_OK):
+        raise OutputError(f"{dest.parent} is not writable; choose a writable --dir")
     tmp = dest.with_name(f".{dest.name}.part-{uuid.uuid4().hex[:8]}")
     try:
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from geohsi.datasets import registry
-from geohsi.errors import InputFormatError, UsageError
+from geohsi.errors import InputFormatError, OutputError, UsageError
 
 
 def test_registry_checksums_match_shared_files(data_dir: Path, monkeypatch) -> None:
@@ -66,6 +66,16 @@ def test_unreachable_url_is_a_one_line_error(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(InputFormatError, match="cannot download") as e:
         registry.fetch("fake", download_dir=tmp_path / "cache")
     assert "\n" not in str(e.value)
+
+
+def test_a_download_dir_that_cannot_be_made_is_an_output_error(tmp_path: Path, monkeypatch) -> None:
+    """A --dir under a file had been an unexpected FileExistsError/NotADirectoryError (exit 70)."""
+    payload = b"hyperspectral"
+    monkeypatch.setitem(registry.DATASETS, "fake", _fake_dataset(tmp_path, payload, hashlib.sha256(payload).hexdigest()))
+    monkeypatch.delenv("GEOHSI_DATA_DIR", raising=False)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OutputError, match=r"cannot create .*file/cache/fake: .*; choose a writable --dir"):
+        registry.fetch("fake", download_dir=tmp_path / "file" / "cache")
 
 
 def test_unknown_dataset() -> None:
