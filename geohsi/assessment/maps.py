@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -204,9 +205,9 @@ def catalog_maps(catalog: str | os.PathLike) -> list[Path]:
     for link in doc.get("links", []):
         if link.get("rel") != "item":
             continue
-        item_path = (cat.parent / link["href"]).resolve()
+        item_path = (cat.parent / unquote(link["href"])).resolve()  # hrefs are percent-encoded
         try:
-            href = json.loads(item_path.read_text())["assets"]["map"]["href"]
+            href = unquote(json.loads(item_path.read_text())["assets"]["map"]["href"])
         except (OSError, ValueError, KeyError) as e:
             raise InputFormatError(f"catalogue item {item_path} is unreadable or has no 'map' asset ({type(e).__name__})") from e
         out.append((item_path.parent / href).resolve())

@@ -63,8 +63,10 @@ def map_completion(out: MapOutputs, provenance: dict[str, str]) -> str:
 
 
 def asset_href(p: Path | str) -> str:
-    """An asset's href in the batch's catalogue: ``./NAME`` beside it, absolute in a bucket."""
-    return storage.display(p) if storage.is_url(p) else f"./{storage.name(p)}"
+    """An asset's href in the batch's catalogue: ``./NAME`` beside it (percent-encoded), absolute in a bucket."""
+    from geohsi.export.stac import member_href
+
+    return storage.display(p) if storage.is_url(p) else member_href(storage.name(p))
 
 
 def write_map_item(job: MapJob, res: ClassifyResult, src: Any, rows: list[dict[str, Any]], collection_id: str) -> Path | str:
@@ -81,8 +83,8 @@ def write_map_item(job: MapJob, res: ClassifyResult, src: Any, rows: list[dict[s
         if p is not None and storage.exists(p):
             suffix = Path(storage.name(p)).suffix.lower()
             extra[key] = {"href": asset_href(p), "type": MEDIA_TYPES.get(suffix), "roles": roles, "title": title}
-    if hasattr(src, "get_self_href"):
-        source_href = src.get_self_href()
+    if hasattr(src, "get_self_href"):  # a STAC item: its self link, less any token in its query
+        source_href = storage.display(src.get_self_href()) if src.get_self_href() else None
     else:
         source_href = storage.absolute(src)
     props = {f"geohsi:{k}": v for k, v in job.identity.items()}

@@ -423,7 +423,6 @@ def write_map_collection(
     """
     from geohsi.storage import as_path, name
 
-    here = f"{base.rstrip('/')}/" if base else "./"
     boxes = [it["bbox"] for it in items if it.get("bbox")]
     bbox = (
         [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
@@ -440,9 +439,9 @@ def write_map_collection(
         "license": "other",
         "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[times[0], times[-1]] if times else [None, None]]}},
         "links": [
-            {"rel": "root", "href": here + name(out), "type": "application/json"},
+            {"rel": "root", "href": member_href(name(out), base), "type": "application/json"},
             *(
-                {"rel": "item", "href": f"{here}{it['id']}.json", "type": "application/geo+json", "title": it["id"]}
+                {"rel": "item", "href": member_href(f"{it['id']}.json", base), "type": "application/geo+json", "title": it["id"]}
                 for it in items
             ),
         ],
@@ -453,6 +452,18 @@ def write_map_collection(
     return collection
 
 
+def member_href(file_name: str, base: str | None = None) -> str:
+    """The href of a file of a catalogue's folder: ``./NAME``, or absolute under ``base``.
+
+    The three characters that change how a URL parses are percent-encoded (``%``, ``#``, ``?``): a
+    scene named ``plot #1.tif`` had made ``./plot #1.json``, which STAC tools read as ``./plot ``
+    and a fragment. Spaces and other letters stay as written, as pystac reads local files by them.
+    """
+    if base:
+        return f"{base.rstrip('/')}/{file_name}"
+    return "./" + file_name.replace("%", "%25").replace("#", "%23").replace("?", "%3F")
+
+
 def link_item(
     item: dict[str, Any], collection_id: str, catalog_name: str = "catalog.json", base: str | None = None
 ) -> dict[str, Any]:
@@ -460,7 +471,7 @@ def link_item(
     absolute under ``base`` for a catalogue in a bucket)."""
     item["collection"] = collection_id
     keep = [ln for ln in item["links"] if ln["rel"] not in ("root", "parent", "collection")]
-    href = f"{base.rstrip('/')}/{catalog_name}" if base else f"./{catalog_name}"
+    href = member_href(catalog_name, base)
     item["links"] = keep + [{"rel": rel, "href": href, "type": "application/json"} for rel in ("root", "parent", "collection")]
     return item
 
@@ -518,6 +529,7 @@ __all__ = [
     "bundle_stac",
     "link_item",
     "map_item",
+    "member_href",
     "validate_mlm",
     "write_item",
     "write_map_collection",

@@ -16,7 +16,7 @@ from geohsi.errors import GeohsiError, InputFormatError, OutputError, UsageError
 from geohsi.files import check_output
 from geohsi.ingestion.assembly import PathLike, build_scene, source_paths
 from geohsi.scene import DEFAULT_CHUNK, check_bands, flag_empty_bands, write_scene
-from geohsi.storage import absolute, as_path, is_url, local_copy
+from geohsi.storage import absolute, as_path, display, is_url, local_copy
 
 
 def _is_scene_store(p: Path) -> bool:
@@ -58,7 +58,8 @@ def open_source(src: PathLike | Any, *, chunks: int = DEFAULT_CHUNK) -> xr.Datas
         from geohsi.io.stac import build_item_scene
 
         ds = build_item_scene([src], chunks=chunks)
-        ds.encoding["source"] = src.get_self_href() or f"stac:{src.id}"
+        self_href = src.get_self_href()  # without any token in its query: it names the scene in tags and items
+        ds.encoding["source"] = display(self_href) if self_href else f"stac:{src.id}"
         return check_bands(ds)
     if is_url(src):
         return _open_url_source(str(src), chunks)

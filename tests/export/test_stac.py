@@ -119,6 +119,40 @@ def test_a_map_item_carries_the_scenes_time_as_rfc3339_utc(tiny_bundle, tmp_path
     assert pystac.Item.from_dict(item).datetime.isoformat().replace("+00:00", "Z") == datetime
 
 
+def test_a_catalogue_of_maps_named_with_spaces_and_hashes_reads_in_pystac_and_geohsi(tiny_bundle, tmp_path):
+    """``./plot #1.json`` had been read by STAC tools as ``./plot `` and a fragment: ``#``, ``%`` and ``?`` are
+    percent-encoded."""
+    from urllib.parse import unquote, urlsplit
+
+    import pystac
+    import rasterio
+    from affine import Affine
+
+    from geohsi.assessment.maps import catalog_maps
+    from geohsi.classification.map_items import asset_href
+    from geohsi.export.stac import link_item, write_item, write_map_collection
+
+    items = []
+    for name in ("plot #1", "50% cover", "Café 2"):
+        tif = tmp_path / f"{name}.tif"
+        with rasterio.open(tif, "w", driver="GTiff", width=4, height=3, count=1, dtype="uint8", crs="EPSG:32633",
+                           transform=Affine(30, 0, 400_000, 0, -30, 5_800_000), nodata=0) as dst:  # fmt: skip
+            dst.write(np.ones((1, 3, 4), "uint8"))
+        item = link_item(map_item(tif, tiny_bundle, item_id=name, href=asset_href(tif)), "maps")
+        write_item(item, tmp_path / f"{name}.json")
+        items.append(item)
+    collection = write_map_collection(tmp_path / "catalog.json", items, collection_id="maps", description="maps")
+    # every href parses to the file it names (what a web server or a STAC browser does with it)
+    hrefs = [ln["href"] for ln in collection["links"]] + [h for it in items for h in (it["assets"]["map"]["href"],)]
+    for href in hrefs:
+        parts = urlsplit(href)
+        assert not parts.fragment and not parts.query and (tmp_path / unquote(parts.path)).is_file(), href
+    assert sorted(p.name for p in catalog_maps(tmp_path / "catalog.json")) == ["50% cover.tif", "Café 2.tif", "plot #1.tif"]
+    # pystac reads local files by their hrefs as written: names with spaces and letters beyond ASCII work
+    plain = pystac.read_file(str(tmp_path / "Café 2.json"))
+    assert Path(plain.assets["map"].get_absolute_href()).name == "Café 2.tif"
+
+
 def test_map_item(tiny_bundle, stac_api, tmp_path):
     import rasterio
 
