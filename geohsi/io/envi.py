@@ -305,11 +305,26 @@ class _RawCube:
         return out
 
 
+#: Radiance units (W/m², µW/cm², per steradian) in ``data units``.
+_RADIANCE_UNITS = re.compile(r"w\s*/\s*c?m|/\s*sr\b|^\s*(µ|u|micro)\s*w")
+#: Whole words of a name or description that say what the values are (``ang…_rdn_img``, ``…_2rdn``, ``_rfl``).
+_REFLECTANCE_WORD = re.compile(r"(?<![a-z])(rfl|refl|reflectance)(?![a-z])")
+_RADIANCE_WORD = re.compile(r"(?<![a-z])(\d*rdn|radiance)(?![a-z])")
+
+
 def _quantity(hdr: dict[str, str], path: Path) -> str:
-    text = " ".join([path.name.lower(), hdr.get("description", "").lower(), hdr.get("data units", "").lower()])
-    if "rdn" in text or "radiance" in text or "w/m" in text or "uw" in text:
+    """``radiance`` or ``reflectance``: the data units first, then words of the file name and description.
+
+    Words, not substrings: ``kuwait_refl.img`` or a description naming ``Gardner`` had made a
+    reflectance file "radiance" (``uw``, ``rdn``), which reflectance bundles then refuse.
+    """
+    units = hdr.get("data units", "").lower()
+    if _RADIANCE_UNITS.search(units):
         return "radiance"
-    return "reflectance"
+    words = " ".join([path.name.lower(), hdr.get("description", "").lower(), units])
+    if _REFLECTANCE_WORD.search(words):
+        return "reflectance"
+    return "radiance" if _RADIANCE_WORD.search(words) else "reflectance"
 
 
 def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = None) -> xr.Dataset:

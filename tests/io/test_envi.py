@@ -160,6 +160,25 @@ def test_a_bare_s_hemisphere_is_not_guessed_and_crs_alone_places_the_header_grid
     assert "source_transform" not in ds.attrs and "crs_note" not in ds.attrs
 
 
+@pytest.mark.parametrize(
+    ("data_name", "extra", "quantity"),
+    [
+        ("kuwait_refl.img", "description = {surface reflectance x10000}\n", "reflectance"),  # 'uw' in the name
+        ("gardner_site.img", "", "reflectance"),  # 'rdn' inside a word
+        ("ang20160910t185702_2rdn_img", "", "radiance"),  # AVIRIS-NG's own naming
+        ("scene.img", "data units = uW/(cm^2 sr nm)\n", "radiance"),
+        ("scene.img", "description = {at-sensor radiance}\n", "radiance"),
+    ],
+)
+def test_radiance_is_told_by_units_and_whole_words(tmp_path: Path, data_name: str, extra: str, quantity: str) -> None:
+    ds = read(
+        _write_envi(
+            tmp_path, np.ones((2, 3, 4), "uint16"), data_name=data_name, header_name=Path(data_name).stem + ".hdr", extra=extra
+        )
+    )
+    assert list(ds.data_vars) == [quantity]
+
+
 def test_band_names_parsing() -> None:
     assert envi.wavelengths_from_band_names(["1.5 Micrometers", "band 2 (1600 Nanometers)"]).tolist() == [1500.0, 1600.0]
     assert envi.wavelengths_from_band_names(["Path length (m)", "Slope"]) is None
