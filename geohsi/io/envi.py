@@ -365,7 +365,7 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
     bbl = _floats(hdr, "bbl", src)
     good = None if bbl is None else bbl != 0
     nodata = _float(hdr, "data ignore value", src)
-    scale = _reflectance_scale(hdr, src)
+    scale, add_offset = _gain_offset(hdr, src, bands)
     geo = georef_from_header(hdr, src)
     attrs: dict[str, Any] = {"source_files": [str(data.resolve())], "source_format": "envi", "interleave": interleave}
     if hdr.get("sensor type") and hdr["sensor type"].lower() != "unknown":
@@ -390,6 +390,7 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
         transform=geo.transform if geo.crs is not None else None,
         nodata=nodata,
         scale_factor=scale,
+        add_offset=add_offset,
         band_names=names,
         attrs=attrs,
     )
@@ -448,6 +449,31 @@ def _band_table(hdr: dict[str, str], src: str, names: list[str] | None):
         wl, units = named, units or band_names_unit(names)
         return band_table_nm(wl, _floats(hdr, "fwhm", src), units="nm", fwhm_units=units)
     return band_table_nm(wl, _floats(hdr, "fwhm", src), units=units)
+
+
+def _gain_offset(hdr: dict[str, str], src: str, bands: int) -> tuple[float | None, float | None]:
+    """``(scale_factor, add_offset)`` of the cube: ``data gain values``/``data offset values`` (one value for
+    every band) or ``reflectance scale factor``; ``None`` where they change nothing.
+
+    Raises:
+        InputFormatError: a gain or offset per band, a list of another length than the bands, or
+            gains beside a reflectance scale factor (which of the two applies is not said).
+    """
+    given = {k: _floats(hdr, f"data {k} values", src) for k in ("gain", "offset")}
+    for k, v in given.items():
+        if v is not None and v.size != bands:
+            raise InputFormatError(f"{src}: 'data {k} values' has {v.size} values for {bands} bands; fix the header")
+        if v is not None and np.unique(v).size > 1:
+            raise InputFormatError(
+                f"{src} has a {k} per band ('data {k} values'); geohsi applies one to the whole cube: "
+                "apply them first (gdal_translate -unscale -ot Float32)"
+            )
+    gain = None if given["gain"] is None or given["gain"][0] == 1.0 else float(given["gain"][0])
+    offset = None if given["offset"] is None or given["offset"][0] == 0.0 else float(given["offset"][0])
+    reflectance = _reflectance_scale(hdr, src)
+    if gain is not None and reflectance is not None:
+        raise InputFormatError(f"{src} has both 'data gain values' and 'reflectance scale factor'; keep the one that applies")
+    return gain if gain is not None else reflectance, offset
 
 
 def _reflectance_scale(hdr: dict[str, str], src: str) -> float | None:

@@ -179,6 +179,25 @@ def test_radiance_is_told_by_units_and_whole_words(tmp_path: Path, data_name: st
     assert list(ds.data_vars) == [quantity]
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # GDAL, opening the pixel grid
+def test_data_gain_and_offset_values_scale_the_cube_as_gdal_reads_them(tmp_path: Path) -> None:
+    """They had been ignored: a reflectance cube stored as DN × 10,000 came in 10,000 times too large."""
+    import rasterio
+
+    cube = np.arange(2 * 3 * 4, dtype="uint16").reshape(2, 3, 4) * 100
+    extra = "wavelength = {450, 550}\ndata gain values = {0.0001, 0.0001}\ndata offset values = {-0.01, -0.01}\n"
+    data = _write_envi(tmp_path, cube, extra=extra)
+    ds = read(data)
+    with rasterio.open(data) as src:  # GDAL's ENVI driver: the same scale and offset
+        assert (src.scales[0], src.offsets[0]) == (0.0001, -0.01)
+    v = ds["reflectance"]
+    np.testing.assert_allclose(v.values * v.attrs["scale_factor"] + v.attrs["add_offset"], cube * 0.0001 - 0.01)
+    per_band = "wavelength = {450, 550}\ndata gain values = {0.0001, 0.0002}\n"
+    (tmp_path / "b").mkdir()
+    with pytest.raises(InputFormatError, match=r"has a gain per band .*gdal_translate -unscale"):
+        read(_write_envi(tmp_path / "b", cube, extra=per_band))
+
+
 def test_band_names_parsing() -> None:
     assert envi.wavelengths_from_band_names(["1.5 Micrometers", "band 2 (1600 Nanometers)"]).tolist() == [1500.0, 1600.0]
     assert envi.wavelengths_from_band_names(["Path length (m)", "Slope"]) is None
