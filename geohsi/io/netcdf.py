@@ -142,7 +142,8 @@ def read(
         ydim, xdim = xdim, ydim
     stored_order = tuple(map(str, v.dims)) == (bdim, ydim, xdim)
     v = v.transpose(bdim, ydim, xdim)
-    v, crs, transform = _georeference(p, src, v, name, ydim, xdim)
+    v, crs, transform, flipped = _georeference(p, src, v, name, ydim, xdim)
+    stored_order = stored_order and not flipped
     wl_units = None
     for n in ("wavelength", "wavelengths", bdim):
         if n in v.coords:
@@ -206,13 +207,15 @@ def _cube_variable(p: Path, src: xr.Dataset, var: str | None) -> str:
 
 
 def _georeference(p: Path, src: xr.Dataset, v: xr.DataArray, name: str, ydim: str, xdim: str):
-    """``(v, crs, transform)``: the variable with its spatial dims set, and its CRS and affine (``None`` for a pixel grid).
+    """``(v, crs, transform, flipped)``: the variable with its spatial dims set (north up, see :func:`_north_up`), its CRS
+    and affine (``None`` for a pixel grid), and whether rows or columns were reversed from the stored order.
 
     Raises:
         GeoreferenceError: a CRS without coordinates, or coordinates that are not a regular grid.
     """
     crs = None
     transform = None
+    flipped = False
     try:
         v = v.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim)
         crs = v.rio.crs or src.rio.crs
@@ -223,11 +226,26 @@ def _georeference(p: Path, src: xr.Dataset, v: xr.DataArray, name: str, ydim: st
     if crs is not None:
         if xdim not in v.coords or ydim not in v.coords:
             raise GeoreferenceError(f"{p}: {name!r} has a CRS but no {xdim}/{ydim} coordinates; add them or drop the CRS")
+        v, flipped = _north_up(v, ydim, xdim)
         try:
             transform = v.rio.transform(recalc=True)
         except Exception as e:  # rioxarray raises for irregular coordinates
             raise GeoreferenceError(f"{p}: the {ydim}/{xdim} coordinates are not a regular grid ({e}); regrid first") from e
-    return v, crs, transform
+    return v, crs, transform, flipped
+
+
+def _north_up(v: xr.DataArray, ydim: str, xdim: str) -> tuple[xr.DataArray, bool]:
+    """``v`` with rows from north to south and columns from west to east, as a scene's grid is.
+
+    CF files often store y (or latitude) ascending: read as it is, the scene was a south-up grid
+    (positive pixel height) that labels and maps on north-up grids did not match.
+    """
+    flipped = False
+    for dim, ascending in ((ydim, False), (xdim, True)):
+        c = np.asarray(v[dim].values)
+        if c.size > 1 and (c[1] > c[0]) != ascending:
+            v, flipped = v.isel({dim: slice(None, None, -1)}), True
+    return v, flipped
 
 
 __all__ = ["read"]

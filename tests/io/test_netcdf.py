@@ -39,6 +39,18 @@ def test_netcdf_with_crs(tmp_path: Path) -> None:
     np.testing.assert_allclose(ds["wavelength"].values, [500, 600, 700])
 
 
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_ascending_y_is_read_north_up(tmp_path: Path, suffix: str) -> None:
+    """CF files often store y ascending; read as stored, the scene was a south-up grid (pixel height +10)
+    that north-up labels and maps of the same ground did not match."""
+    src = _cube_ds().isel(y=slice(None, None, -1))  # y from south to north
+    path = tmp_path / f"south_up{suffix}"
+    src.to_netcdf(path, engine="h5netcdf") if suffix == ".nc" else src.to_zarr(path, zarr_format=3, consolidated=False)
+    ds = read(path)
+    assert ds.rio.transform().almost_equals(Affine(10, 0, 1000, 0, -10, 2000))
+    np.testing.assert_array_equal(ds["reflectance"].values, _cube_ds()["cube"].values)
+
+
 def test_band_dim_last_is_found(tmp_path: Path) -> None:
     src = _cube_ds(("y", "x", "wavelength"))
     path = tmp_path / "last.nc"
