@@ -6,7 +6,8 @@ The cube is the 3-D numeric variable (``var=`` picks; else the largest). Its ban
 ``wavelength``, ``channel``, …. A ``wavelength`` coordinate on the band dimension (or a band
 dimension named ``wavelength``) gives band centres; ``fwhm`` and ``good_band``/``bbl`` likewise.
 CRS and transform come from the CF grid mapping through rioxarray when present; otherwise the
-scene is a pixel grid. A store that already is a geohsi scene is passed through.
+scene is a pixel grid. A store that already is a geohsi scene is read with its labels, class legend
+and band names.
 
 .. versionadded:: 0.1
 """
@@ -23,7 +24,7 @@ import xarray as xr
 
 from geohsi.bands import band_table_nm
 from geohsi.errors import GeoreferenceError, InputFormatError, UsageError
-from geohsi.scene import DATA_VARS, make_scene
+from geohsi.scene import DATA_VARS, add_labels, make_scene
 
 _SPATIAL = {
     "y",
@@ -167,7 +168,7 @@ def read(
         data = guarded_zarr_array(p, name, (-1, chunks, chunks))
     else:
         data = v.data.rechunk((-1, chunks, chunks))
-    return make_scene(
+    scene = make_scene(
         data,
         var=quantity or (name if name in DATA_VARS else "reflectance"),
         wavelength=bands_nm.wavelength,
@@ -178,7 +179,23 @@ def read(
         nodata=None if fill is None else float(np.asarray(fill).reshape(-1)[0]),
         scale_factor=v.attrs.get("scale_factor"),
         add_offset=v.attrs.get("add_offset"),
+        band_names=v.coords["band_name"].values if "band_name" in v.coords else None,
         attrs=attrs,
+    )
+    return _with_labels(src, scene) if "geohsi_scene_version" in src.attrs else scene
+
+
+def _with_labels(store: xr.Dataset, scene: xr.Dataset) -> xr.Dataset:
+    """A geohsi scene store read again (``geohsi ingest a.zarr --chunks 512``): its labels and class legend come along."""
+    if "labels" not in store:
+        return scene
+    lab = store["labels"]
+    return add_labels(
+        scene,
+        np.asarray(lab.values),
+        class_names=lab.attrs.get("class_names"),
+        class_colors=lab.attrs.get("class_colors"),
+        source=lab.attrs.get("source"),
     )
 
 

@@ -12,7 +12,7 @@ from affine import Affine
 
 from geohsi.errors import InputFormatError
 from geohsi.io import detect_format, read
-from geohsi.scene import make_scene, nodata_value, scene_crs, write_scene
+from geohsi.scene import add_labels, make_scene, nodata_value, scene_crs, write_scene
 
 
 def _cube_ds(dims: tuple[str, str, str] = ("wavelength", "y", "x")) -> xr.Dataset:
@@ -78,6 +78,10 @@ def test_existing_scene_store_passes_through(tmp_path: Path) -> None:
     scene = make_scene(
         data, var="radiance", wavelength=[400, 500], crs="EPSG:32611", transform=Affine(15, 0, 100, 0, -15, 900), nodata=-9999
     )
+    labels = np.array([[0, 1, 1, 0], [2, 2, 0, 1], [0, 0, 2, 2]])
+    scene = add_labels(
+        scene.assign_coords(band_name=("band", ["blue 400", "green 500"])), labels, ["roof", "tree"], ["#ff0000", "#00ff00"]
+    )
     store = write_scene(scene, tmp_path / "s.zarr")
     assert detect_format(store) == "zarr"
     ds = read(store)
@@ -85,6 +89,10 @@ def test_existing_scene_store_passes_through(tmp_path: Path) -> None:
     assert scene_crs(ds).to_epsg() == 32611 and ds.rio.transform().almost_equals(Affine(15, 0, 100, 0, -15, 900))
     np.testing.assert_allclose(ds["wavelength"].values, [400, 500])
     assert nodata_value(ds) == -9999
+    # re-ingesting a store (to re-chunk it) had dropped its labels, legend and band names
+    np.testing.assert_array_equal(ds["labels"].values, labels)
+    assert ds["labels"].attrs["class_names"] == ["roof", "tree"] and ds["labels"].attrs["class_colors"] == ["#ff0000", "#00ff00"]
+    assert ds["band_name"].values.tolist() == ["blue 400", "green 500"]
 
 
 def test_no_3d_variable(tmp_path: Path) -> None:
