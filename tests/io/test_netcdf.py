@@ -76,12 +76,16 @@ def test_unnamed_dimensions_take_the_band_axis_from_the_cli(tmp_path: Path) -> N
 def test_existing_scene_store_passes_through(tmp_path: Path) -> None:
     data = np.arange(2 * 3 * 4, dtype="int16").reshape(2, 3, 4)
     scene = make_scene(
-        data, var="radiance", wavelength=[400, 500], crs="EPSG:32611", transform=Affine(15, 0, 100, 0, -15, 900), nodata=-9999
+        data,
+        var="radiance",
+        wavelength=[400, 500],
+        crs="EPSG:32611",
+        transform=Affine(15, 0, 100, 0, -15, 900),
+        nodata=-9999,
+        band_names=["blue 400", "green 500"],
     )
     labels = np.array([[0, 1, 1, 0], [2, 2, 0, 1], [0, 0, 2, 2]])
-    scene = add_labels(
-        scene.assign_coords(band_name=("band", ["blue 400", "green 500"])), labels, ["roof", "tree"], ["#ff0000", "#00ff00"]
-    )
+    scene = add_labels(scene, labels, ["roof", "tree"], ["#ff0000", "#00ff00"])
     store = write_scene(scene, tmp_path / "s.zarr")
     assert detect_format(store) == "zarr"
     ds = read(store)
