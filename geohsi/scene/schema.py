@@ -50,13 +50,19 @@ def cube(ds: xr.Dataset) -> xr.DataArray:
     return ds[data_var_name(ds)]
 
 
-def _band_coord(values: Sequence[float] | np.ndarray | None, n: int, name: str) -> np.ndarray:
+def _band_coord(values: Sequence[float] | np.ndarray | None, n: int, name: str, where: str) -> np.ndarray:
     if values is None:
         return np.full(n, np.nan)
     arr = np.asarray(values, dtype="float64").reshape(-1)
     if arr.size != n:
-        raise InputFormatError(f"{name} has {arr.size} values but the cube has {n} bands; fix the metadata")
+        raise InputFormatError(f"{where}{name} has {arr.size} values but the cube has {n} bands; fix the metadata")
     return arr
+
+
+def _where(attrs: dict[str, Any] | None) -> str:
+    """``"FILE: "`` of a scene's first source file, to name it in a message; ``""`` when unknown."""
+    files = (attrs or {}).get("source_files")
+    return f"{Path(str(files[0])).name}: " if files else ""
 
 
 def _band_coords(
@@ -64,16 +70,17 @@ def _band_coords(
     wavelength: Sequence[float] | np.ndarray | None,
     fwhm: Sequence[float] | np.ndarray | None,
     good_band: Sequence[bool] | np.ndarray | None,
+    where: str = "",
 ) -> dict[str, Any]:
     """The band coordinates of :func:`make_scene`: index, wavelength, FWHM and the good-band flag."""
     coords: dict[str, Any] = {
         "band": np.arange(1, nb + 1, dtype="int32"),
-        "wavelength": ("band", _band_coord(wavelength, nb, "wavelength")),
-        "fwhm": ("band", _band_coord(fwhm, nb, "fwhm")),
+        "wavelength": ("band", _band_coord(wavelength, nb, "wavelength", where)),
+        "fwhm": ("band", _band_coord(fwhm, nb, "fwhm", where)),
         "good_band": ("band", np.ones(nb, bool) if good_band is None else np.asarray(good_band, bool).reshape(-1)),
     }
     if coords["good_band"][1].size != nb:
-        raise InputFormatError(f"bad-band list has {coords['good_band'][1].size} values for {nb} bands; fix the metadata")
+        raise InputFormatError(f"{where}bad-band list has {coords['good_band'][1].size} values for {nb} bands; fix the metadata")
     return coords
 
 
@@ -127,7 +134,7 @@ def make_scene(
     if transform is None:
         transform = Affine(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     y, x = pixel_centres(transform, h, w)
-    coords = {**_band_coords(nb, wavelength, fwhm, good_band), "y": y, "x": x}
+    coords = {**_band_coords(nb, wavelength, fwhm, good_band, _where(attrs)), "y": y, "x": x}
     if band_names is not None:
         # object strings: Zarr v3 has a stable encoding for them (fixed-width UTF-32 it has not)
         coords["band_name"] = ("band", np.asarray([str(b) for b in band_names], dtype=object))
@@ -135,7 +142,7 @@ def make_scene(
     arr.coords["wavelength"].attrs.update(units="nm", long_name="band centre wavelength")
     arr.coords["fwhm"].attrs.update(units="nm", long_name="band full width at half maximum")
     if nodata is not None:
-        _check_nodata_fits(nodata, np.dtype(data.dtype))
+        _check_nodata_fits(nodata, np.dtype(data.dtype), _where(attrs))
         arr.attrs["_FillValue"] = (
             np.asarray(nodata, dtype=data.dtype).item() if np.dtype(data.dtype).kind in "iu" else float(nodata)
         )
@@ -222,15 +229,15 @@ def add_labels(
     return out
 
 
-def _check_nodata_fits(nodata: float, dtype: np.dtype) -> None:
+def _check_nodata_fits(nodata: float, dtype: np.dtype, where: str = "") -> None:
     """Refuse a nodata value the cube's integer type cannot hold (an ENVI ``data ignore value = -9999`` on uint16)."""
     if dtype.kind not in "iu":
         return
     info = np.iinfo(dtype)
     if not (np.isfinite(nodata) and float(nodata).is_integer() and info.min <= nodata <= info.max):
         raise InputFormatError(
-            f"nodata value {nodata:g} cannot occur in {dtype.name} data ({info.min}..{info.max}); "
-            "fix the file's nodata (ENVI: data ignore value) or pass the right one with --nodata"
+            f"{where}nodata value {nodata:g} cannot occur in {dtype.name} data ({info.min}..{info.max}); set one it can "
+            "in the file (ENVI: 'data ignore value' in the header; GeoTIFF: gdal_edit.py -a_nodata VALUE, or -unsetnodata)"
         )
 
 

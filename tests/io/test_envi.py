@@ -244,5 +244,6 @@ def test_an_unknown_unit_and_a_nodata_value_the_type_cannot_hold_are_one_line_er
     data = _write_envi(tmp_path, np.ones((3, 2, 2), "uint16"), data_name="u16.img", extra="data ignore value = -9999\n")
     r = run_cli("ingest", data, "--out", tmp_path / "u16.zarr")
     err = r.stderr.strip()
-    assert r.returncode != 0 and err.count("\n") == 0 and "nodata value -9999 cannot occur in uint16 data" in err, err
+    assert r.returncode != 0 and err.count("\n") == 0 and "u16.img: nodata value -9999 cannot occur in uint16 data" in err, err
+    assert "'data ignore value' in the header" in err and "--nodata" not in err  # a fix that exists: ingest has no --nodata
     assert not (tmp_path / "u16.zarr").exists()
