@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
     warnings.showwarning = _show_warning
+    # GDAL's "no geotransform" notice, with rasterio's file and line: geohsi says what a missing CRS means itself
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform, gcps, or rpcs")
     if not debug:
         sys.unraisablehook = _quiet_unraisable
     try:

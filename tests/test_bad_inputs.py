@@ -437,6 +437,15 @@ def missing_input(ws, fx, env):
     return ["ingest", ws / "nowhere.tif", "--out", ws / "out.zarr"]
 
 
+def geotiff_not_georeferenced(ws, fx, env):
+    """No geotransform at all: rasterio's two-line NotGeoreferencedWarning had come before geohsi's one line."""
+    import rasterio
+
+    with rasterio.open(ws / "plain.tif", "w", driver="GTiff", width=5, height=4, count=3, dtype="uint16") as dst:
+        dst.write(np.ones((3, 4, 5), "uint16"))
+    return ["ingest", ws / "plain.tif", "--out", ws / "o.zarr"]
+
+
 def mat_without_crs(ws, fx, env):
     return ["ingest", fx.data / "indian_pines" / "Indian_pines_corrected.mat", "--out", ws / "o.zarr"]
 
@@ -577,6 +586,11 @@ def ingest_disk_full_patched(ws, fx, env):
 
     env.mp.setattr(zarr.storage.LocalStore, "set", set_)
     return ["ingest", fx.geotiff(ws / "s.tif"), "--out", ws / "out.zarr"]
+
+
+def ingest_out_named_as_a_geotiff(ws, fx, env):
+    """A Zarr directory called scene.tif had been written, which GDAL and every viewer then failed to open."""
+    return ["ingest", fx.geotiff(ws / "s.tif"), "--out", ws / "scene.tif"]
 
 
 def ingest_out_is_input(ws, fx, env):
@@ -1044,6 +1058,7 @@ CASES: list[Case] = [
     Case("unknown-format", unknown_format, 3, r"unknown format for .*notes\.xyz"),
     Case("missing-input", missing_input, 3, r"input .*nowhere\.tif does not exist"),
     Case("mat-without-crs", mat_without_crs, 4, r"Indian_pines_corrected\.mat has no CRS.*--crs none"),
+    Case("geotiff-not-georeferenced", geotiff_not_georeferenced, 4, r"plain\.tif has no CRS; pass --crs none"),
     # ingest: labels and tiles
     Case(
         "ingest-band-axis-geotiff",
@@ -1064,6 +1079,12 @@ CASES: list[Case] = [
     Case("ingest-bad-transform", ingest_bad_transform, 2, r"--transform .* has 5 numbers, needs six"),
     Case("ingest-zero-chunks", ingest_zero_chunks, 2, r"--chunks must be a positive pixel count, got 0"),
     Case("ingest-out-is-input", ingest_out_is_input, 2, r"--out .*s\.zarr is also an input"),
+    Case(
+        "ingest-out-named-as-a-geotiff",
+        ingest_out_named_as_a_geotiff,
+        2,
+        r"--out .*scene\.tif names a \.tif file, but a scene is a Zarr store; name it SCENE\.zarr",
+    ),
     Case(
         "ingest-out-is-the-inputs-folder",
         ingest_out_is_the_inputs_folder,

@@ -226,8 +226,16 @@ def _refuse_for_stac(**options: Any) -> None:
         raise UsageError(f"{', '.join(given)} do not apply to STAC items (their metadata comes from the item); drop them")
 
 
+#: Suffixes of single files: a scene store (a Zarr directory) named so would look like one.
+_FILE_SUFFIXES = (".tif", ".tiff", ".nc", ".h5", ".mat", ".img", ".hdr", ".json", ".png")
+
+
 def _checked_out(out: PathLike, overwrite: bool) -> Path | str:
-    """``out`` as a path (or URL), refused when a parent is a file or it exists without ``overwrite``."""
+    """``out`` as a path (or URL), refused when a parent is a file, it exists without ``overwrite``, or it
+    is named like a single file (``--out scene.tif`` had written a Zarr directory called ``scene.tif``)."""
+    suffix = os.path.splitext(str(out).rstrip("/"))[1].lower()
+    if suffix in _FILE_SUFFIXES:
+        raise UsageError(f"--out {display(out)} names a {suffix} file, but a scene is a Zarr store; name it SCENE.zarr")
     out_p = as_path(out)
     if isinstance(out_p, Path):
         parent = out_p.absolute().parent
@@ -278,8 +286,7 @@ def ingest_item(
     from geohsi.catalog import fetch_items
     from geohsi.io.stac import build_item_scene
 
-    out_p = as_path(out)
-    check_output(out_p, overwrite, directory=True)
+    out_p = _checked_out(out, overwrite)
     seq = [items] if isinstance(items, str) or not isinstance(items, (list, tuple)) else list(items)
     refs = [i for i in seq if isinstance(i, str)]
     fetched = iter(fetch_items(refs, url=url, collection=collection, timeout=timeout)) if refs else iter(())

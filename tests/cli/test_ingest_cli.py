@@ -55,6 +55,20 @@ def test_missing_file_subprocess(tmp_path: Path) -> None:
     assert r.returncode == 3 and not (tmp_path / "o.zarr").exists()
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing the file
+def test_a_geotiff_without_a_geotransform_gets_geohsis_line_only(tmp_path: Path) -> None:
+    """rasterio's two-line NotGeoreferencedWarning (its file and line) had come before the one-line error."""
+    with rasterio.open(tmp_path / "plain.tif", "w", driver="GTiff", width=5, height=4, count=3, dtype="uint16") as dst:
+        dst.write(np.ones((3, 4, 5), "uint16"))
+    r = subprocess.run(
+        [sys.executable, "-m", "geohsi.cli.main", "ingest", str(tmp_path / "plain.tif"), "--out", str(tmp_path / "o.zarr")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_one_line_error(r.returncode, r.stderr, "plain.tif has no CRS", "--crs none")
+
+
 def test_unknown_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "notes.xyz"
     f.write_text("just text\n")
