@@ -194,7 +194,9 @@ def ingest(
         UsageError: bad option values.
     """
     if from_stac is not None or collection is not None:
-        _refuse_for_stac(labels=labels, class_names=class_names, crs=crs, transform=transform, wavelengths=wavelengths, var=var)
+        _refuse_for_stac(labels=labels, class_names=class_names, class_colors=class_colors, crs=crs, transform=transform,
+                         wavelengths=wavelengths, fwhm=fwhm, units=units, var=var, label_var=label_var, band_axis=band_axis,
+                         label_field=label_field, layer=layer, all_touched=all_touched or None)  # fmt: skip
         ids = [str(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)]
         return ingest_item(ids, out, url=from_stac, collection=collection, chunks=chunks, overwrite=overwrite, sensor=sensor)
     out_p = _checked_out(out, overwrite)  # before reading anything: the cheapest refusal first

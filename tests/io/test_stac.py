@@ -52,6 +52,20 @@ def test_cli_ingest_from_stac(stac_api, tmp_path):
     _assert_same_scene(tmp_path / "one.zarr", ingest(stac_api.tiles[0], tmp_path / "direct.zarr"))
 
 
+@pytest.mark.parametrize(
+    ("option", "flag"),
+    [({"fwhm": [10.0]}, "--fwhm"), ({"band_axis": 0}, "--band-axis"), ({"label_field": "crop"}, "--label-field"),
+     ({"all_touched": True}, "--all-touched"), ({"units": "DN"}, "--units")],
+)  # fmt: skip
+def test_options_a_stac_item_does_not_take_are_refused_before_any_request(tmp_path, option, flag):
+    """They had been ignored without a word (only --labels, --crs, --wavelengths … were refused)."""
+    from geohsi.errors import UsageError
+
+    with pytest.raises(UsageError, match=f"{flag} do not apply to STAC items"):
+        ingest("item-1", tmp_path / "x.zarr", from_stac="http://127.0.0.1:9/unreachable", **option)
+    assert not (tmp_path / "x.zarr").exists()
+
+
 def test_netcdf_swath_asset_is_refused_in_one_line(stac_api):
     import pystac
 
