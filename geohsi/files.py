@@ -59,15 +59,25 @@ def check_output(path: str | os.PathLike, overwrite: bool, *, directory: bool | 
         _refuse_foreign_folder(p)
     if p.exists() and not overwrite:
         raise OutputError(f"{p} already exists; pass --overwrite to replace it or choose another --out")
-    parent = p.absolute().parent
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise OutputError(f"cannot create output directory {parent}: {e.strerror}; choose a writable --out") from e
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output directory {parent} is not writable; choose a writable --out")
+    # the folders still to make are made when the output is written: a refused run leaves none behind
+    existing = next(a for a in p.absolute().parents if a.exists())
+    if not os.access(existing, os.W_OK):
+        raise OutputError(f"output directory {existing} is not writable; choose a writable --out")
     return p
+
+
+def make_parent(path: Path) -> None:
+    """Create ``path``'s folder (and the folders above it) when an output is about to be written there.
+
+    Raises:
+        OutputError: it cannot be created.
+    """
+    try:
+        path.absolute().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(
+            f"cannot create output directory {path.absolute().parent}: {e.strerror or e}; choose a writable --out"
+        ) from e
 
 
 #: Files at the root of every directory output geohsi writes: Zarr stores (v3, v2) and bundles.
@@ -175,6 +185,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
             yield tmp
         return
     final = check_output(path, overwrite)
+    make_parent(final)
     tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
@@ -289,4 +300,4 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-__all__ = ["atomic_output", "check_output", "file_sha256", "joined_dask_threads", "write_bytes_atomic"]
+__all__ = ["atomic_output", "check_output", "file_sha256", "joined_dask_threads", "make_parent", "write_bytes_atomic"]

@@ -37,3 +37,13 @@ def test_overwrite_replaces_an_empty_folder_or_a_store_geohsi_writes(tmp_path, m
     with atomic_output(out, overwrite=True) as tmp:
         _write_store(tmp)
     assert sorted(p.name for p in out.iterdir()) == ["zarr.json"]
+
+
+def test_folders_of_an_output_are_made_when_it_is_written_not_when_it_is_checked(tmp_path):
+    """A refused or failed run had left the --out folders that check_output created up front."""
+    out = tmp_path / "new" / "sub" / "out.json"
+    assert check_output(out, overwrite=False, directory=False) == out
+    assert list(tmp_path.iterdir()) == []
+    with atomic_output(out) as tmp:
+        tmp.write_text("{}")
+    assert out.read_text() == "{}"

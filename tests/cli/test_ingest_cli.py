@@ -69,6 +69,13 @@ def test_a_geotiff_without_a_geotransform_gets_geohsis_line_only(tmp_path: Path)
     assert_one_line_error(r.returncode, r.stderr, "plain.tif has no CRS", "--crs none")
 
 
+def test_a_failed_ingest_leaves_no_output_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["ingest", str(tmp_path / "nowhere.tif"), "--out", str(tmp_path / "newdir" / "sub" / "out.zarr")])
+    assert e.value.code == 3
+    assert not (tmp_path / "newdir").exists()
+
+
 def test_unknown_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "notes.xyz"
     f.write_text("just text\n")
