@@ -80,8 +80,8 @@ def make_parent(path: Path) -> None:
         ) from e
 
 
-#: Files at the root of every directory output geohsi writes: Zarr stores (v3, v2) and bundles.
-_STORE_MARKERS = ("zarr.json", ".zgroup", ".zarray", "bundle.json")
+#: Files at the root of every directory output geohsi writes: Zarr stores (v3, v2), bundles and adapters.
+_STORE_MARKERS = ("zarr.json", ".zgroup", ".zarray", "bundle.json", "adapter.json")
 
 
 def _refuse_foreign_folder(folder: Path) -> None:

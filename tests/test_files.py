@@ -26,7 +26,7 @@ def test_overwrite_never_removes_a_folder_of_the_users_files(tmp_path):
     assert [p.name for p in raw.iterdir()] == ["scene.tif"]
 
 
-@pytest.mark.parametrize("marker", [None, "zarr.json", ".zgroup", "bundle.json"])
+@pytest.mark.parametrize("marker", [None, "zarr.json", ".zgroup", "bundle.json", "adapter.json"])
 def test_overwrite_replaces_an_empty_folder_or_a_store_geohsi_writes(tmp_path, marker):
     out = tmp_path / "out.zarr"
     out.mkdir()

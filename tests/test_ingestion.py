@@ -256,3 +256,17 @@ def test_ingest_streams_large_geotiff(tmp_path: Path) -> None:
     assert res["streaming_rss_bytes"] < 0.5 * size, res
     ds = open_scene(tmp_path / "big.zarr")
     assert int(ds["reflectance"][99, 1023, 1023]) == (7 * 99 + 1023 + 3 * 1023) % 20000
+
+
+@pytest.mark.parametrize("options", [{}, {"fwhm": "10,12"}, {"wavelengths": "450,550"}, {"crs": "none"}])
+def test_a_labelled_store_ingested_again_keeps_its_labels(tmp_path: Path, options: dict) -> None:
+    """Re-chunking a store (with its band table or georeferencing changed) had dropped its labels and legend."""
+    from geohsi.scene import add_labels, make_scene, write_scene
+
+    labels = np.array([[0, 1, 1, 0], [2, 2, 0, 1], [0, 0, 2, 2]])
+    scene = make_scene(np.ones((2, 3, 4), "uint16"), wavelength=[440, 540], crs="EPSG:32633",
+                       transform=Affine(30, 0, 400_000, 0, -30, 5_800_000))  # fmt: skip
+    store = write_scene(add_labels(scene, labels, ["roof", "tree"]), tmp_path / "a.zarr")
+    ds = open_scene(ingest(store, tmp_path / "b.zarr", chunks=2, **options))
+    np.testing.assert_array_equal(ds["labels"].values, labels)
+    assert ds["labels"].attrs["class_names"] == ["roof", "tree"]

@@ -41,7 +41,8 @@ _REMADE = ("georeferenced", "geohsi_scene_version")
 
 
 def _rebuild(ds: xr.Dataset, **changes: Any) -> xr.Dataset:
-    """Re-make a scene with some metadata changed (CRS/transform/wavelengths), data kept lazy."""
+    """Re-make a scene with some metadata changed (CRS/transform/wavelengths), data kept lazy; labels it has
+    (a scene store given again) stay on it, pixel for pixel."""
     v = cube(ds)
     georef = scene_crs(ds) is not None
     args: dict[str, Any] = {
@@ -58,7 +59,12 @@ def _rebuild(ds: xr.Dataset, **changes: Any) -> xr.Dataset:
         "attrs": {k: a for k, a in ds.attrs.items() if k not in _REMADE},
     }
     args.update(changes)
-    return make_scene(v.data, **args)
+    out = make_scene(v.data, **args)
+    if "labels" in ds:
+        out["labels"] = xr.DataArray(
+            ds["labels"].data, dims=("y", "x"), coords={"y": out.y, "x": out.x}, attrs=ds["labels"].attrs
+        )
+    return out
 
 
 def _settle_georef(ds: xr.Dataset, crs: Any, transform: Any, what: str) -> xr.Dataset:
