@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import numpy as np
 
@@ -201,13 +200,15 @@ def catalog_maps(catalog: str | os.PathLike) -> list[Path]:
         raise InputFormatError(
             f"cannot read catalogue {cat} ({type(e).__name__}); give the catalog.json of 'geohsi classify --out-dir'"
         ) from e
+    from geohsi.export.stac import member_file
+
     out = []
     for link in doc.get("links", []):
         if link.get("rel") != "item":
             continue
-        item_path = (cat.parent / unquote(link["href"])).resolve()  # hrefs are percent-encoded
+        item_path = (cat.parent / member_file(link["href"])).resolve()
         try:
-            href = unquote(json.loads(item_path.read_text())["assets"]["map"]["href"])
+            href = member_file(json.loads(item_path.read_text())["assets"]["map"]["href"])
         except (OSError, ValueError, KeyError) as e:
             raise InputFormatError(f"catalogue item {item_path} is unreadable or has no 'map' asset ({type(e).__name__})") from e
         out.append((item_path.parent / href).resolve())

@@ -173,7 +173,8 @@ def _bundle_assets(b: Any, href: str | None, wl: list, in_names: list[str]) -> d
     from geohsi.adapters.weights import WEIGHTS_NAME
     from geohsi.bundle import ADAPTER_DIR, BACKBONE_NAME, META_NAME
 
-    base = (href or b.location).rstrip("/")  # a bundle read from a bucket: its URL, not the local copy
+    # a bundle read from a bucket: its URL, not the local copy; a local one: its real folder (runs/latest moves on)
+    base = (href or b.url or str(Path(b.path).resolve())).rstrip("/")
     asset_bands = [
         {"name": n, "center_wavelength": round(float(w) / 1000.0, 9)} for n, w in zip(in_names, wl, strict=True) if w is not None
     ]
@@ -455,13 +456,19 @@ def write_map_collection(
 def member_href(file_name: str, base: str | None = None) -> str:
     """The href of a file of a catalogue's folder: ``./NAME``, or absolute under ``base``.
 
-    The three characters that change how a URL parses are percent-encoded (``%``, ``#``, ``?``): a
-    scene named ``plot #1.tif`` had made ``./plot #1.json``, which STAC tools read as ``./plot ``
-    and a fragment. Spaces and other letters stay as written, as pystac reads local files by them.
+    ``#`` and ``?``, which end a URL's path, are percent-encoded: a scene named ``plot #1.tif`` had
+    made ``./plot #1.json``, which a STAC browser or server reads as ``./plot `` and a fragment.
+    Everything else stays as written, as pystac reads local catalogues by their hrefs without
+    decoding them (``%`` too: ``50% cover.json`` reads; pystac reads no local name with ``#``).
     """
     if base:
         return f"{base.rstrip('/')}/{file_name}"
-    return "./" + file_name.replace("%", "%25").replace("#", "%23").replace("?", "%3F")
+    return "./" + file_name.replace("#", "%23").replace("?", "%3F")
+
+
+def member_file(href: str) -> str:
+    """The file name of a :func:`member_href` (``#`` and ``?`` decoded; a ``%`` stays as written)."""
+    return href.replace("%23", "#").replace("%3F", "?")
 
 
 def link_item(
@@ -529,6 +536,7 @@ __all__ = [
     "bundle_stac",
     "link_item",
     "map_item",
+    "member_file",
     "member_href",
     "validate_mlm",
     "write_item",

@@ -42,13 +42,23 @@ def test_bundle_item_validates_against_mlm_schema(tiny_bundle):
     assert [c["name"] for c in p["mlm:output"][0]["classification:classes"]] == b.classes.names
     # the weights asset is the file itself (it had named the adapter folder, which no bucket has as an object)
     weights = item["assets"]["weights"]["href"]
-    assert weights == f"{b.location}/adapter/adapter.safetensors" and Path(weights).is_file()
+    assert weights == f"{Path(tiny_bundle).resolve()}/adapter/adapter.safetensors" and Path(weights).is_file()
     assert ("backbone" in item["assets"]) == (b.meta.backbone.kind == "bundled")
     assert len(p["mlm:input"][0]["value_scaling"]) == p["mlm:input"][0]["input"]["shape"][1] == 12
     broken = json.loads(json.dumps(item))
     broken["properties"]["mlm:input"][0]["value_scaling"][0] = {"type": "z-score", "mean": 0.0}
     with pytest.raises(ModelError, match="mlm:input"):
         validate_mlm(broken)
+
+
+def test_a_bundle_item_through_a_link_names_the_bundles_own_folder(tiny_bundle, tmp_path):
+    """runs/latest moves to the next run: an item written through it must keep naming this bundle's files."""
+    (tmp_path / "latest").symlink_to(Path(tiny_bundle).resolve(), target_is_directory=True)
+    item = bundle_item(tmp_path / "latest")
+    assert {Path(a["href"]).parent for a in item["assets"].values()} <= {
+        Path(tiny_bundle).resolve(),
+        Path(tiny_bundle).resolve() / "adapter",
+    }
 
 
 def test_patch_bundle_item_describes_windows_in_and_logits_per_window_out(tiny_bundle):
@@ -120,9 +130,9 @@ def test_a_map_item_carries_the_scenes_time_as_rfc3339_utc(tiny_bundle, tmp_path
 
 
 def test_a_catalogue_of_maps_named_with_spaces_and_hashes_reads_in_pystac_and_geohsi(tiny_bundle, tmp_path):
-    """``./plot #1.json`` had been read by STAC tools as ``./plot `` and a fragment: ``#``, ``%`` and ``?`` are
-    percent-encoded."""
-    from urllib.parse import unquote, urlsplit
+    """``./plot #1.json`` had been read by STAC tools as ``./plot `` and a fragment: ``#`` and ``?`` are
+    percent-encoded, the rest as written (pystac reads local catalogues by hrefs as written)."""
+    from urllib.parse import urlsplit
 
     import pystac
     import rasterio
@@ -142,15 +152,17 @@ def test_a_catalogue_of_maps_named_with_spaces_and_hashes_reads_in_pystac_and_ge
         write_item(item, tmp_path / f"{name}.json")
         items.append(item)
     collection = write_map_collection(tmp_path / "catalog.json", items, collection_id="maps", description="maps")
-    # every href parses to the file it names (what a web server or a STAC browser does with it)
+    # every href parses to the file it names: no fragment or query, '#' decoded as a server would
     hrefs = [ln["href"] for ln in collection["links"]] + [h for it in items for h in (it["assets"]["map"]["href"],)]
     for href in hrefs:
         parts = urlsplit(href)
-        assert not parts.fragment and not parts.query and (tmp_path / unquote(parts.path)).is_file(), href
+        assert not parts.fragment and not parts.query and (tmp_path / parts.path.replace("%23", "#")).is_file(), href
     assert sorted(p.name for p in catalog_maps(tmp_path / "catalog.json")) == ["50% cover.tif", "Café 2.tif", "plot #1.tif"]
-    # pystac reads local files by their hrefs as written: names with spaces and letters beyond ASCII work
-    plain = pystac.read_file(str(tmp_path / "Café 2.json"))
-    assert Path(plain.assets["map"].get_absolute_href()).name == "Café 2.tif"
+    # pystac reads local files by their hrefs as written: spaces, '%' and letters beyond ASCII work
+    for name in ("Café 2", "50% cover"):
+        plain = pystac.read_file(str(tmp_path / f"{name}.json"))
+        assert Path(plain.assets["map"].get_absolute_href()).name == f"{name}.tif"
+        assert Path(plain.get_root_link().get_absolute_href()).name == "catalog.json"
 
 
 def test_map_item(tiny_bundle, stac_api, tmp_path):
