@@ -151,7 +151,7 @@ def markdown(report: dict[str, Any]) -> str:
     unit = "ha" if ha else "pixels"
     census = report.get("probability_sample") is False
     lines = [
-        "# Accuracy assessment and area estimates",
+        "# Agreement with the labelled pixels (a census, not a sample)" if census else "# Accuracy assessment and area estimates",
         "",
         f"- design: {report['design']}",
         f"- estimator: {report['estimator']}",
@@ -171,7 +171,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {_md_cell(c['name'])} | {c['n_map']} | {_fmt(mapped, 1)} | {c['n_reference'] if census else plus_minus(area, 1)} | "
             f"{plus_minus(c['users_accuracy'])} | {plus_minus(c['producers_accuracy'])} |"
         )
-    lines += ["", "## Error matrix: estimated area proportions", "", *_matrix_md(report, "area_proportions", 4)]
+    shares = "shares of the labelled pixels" if census else "estimated area proportions"
+    lines += ["", f"## Error matrix: {shares}", "", *_matrix_md(report, "area_proportions", 4)]
     lines += ["", "## Error matrix: sample counts", "", *_matrix_md(report, "counts", 0)]
     if report["warnings"]:
         lines += ["", "## Warnings", "", *(f"- {w}" for w in report["warnings"])]
@@ -179,7 +180,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def csv_text(report: dict[str, Any]) -> str:
-    """The error matrix as CSV: one block of sample counts and one of area proportions (column ``table``)."""
+    """The error matrix as CSV: one block of sample counts and one of area proportions (column ``table``;
+    ``labelled_share`` for a census, whose proportions are of its labelled pixels, not of the map's area)."""
     import csv
     import io
 
@@ -187,7 +189,8 @@ def csv_text(report: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["table", "map_class", *m["classes"], "total"])
-    for table, key in (("count", "counts"), ("area_proportion", "area_proportions")):
+    shares = "labelled_share" if report.get("probability_sample") is False else "area_proportion"
+    for table, key in (("count", "counts"), (shares, "area_proportions")):
         for name, row in zip(m["classes"], m[key], strict=True):
             vals = [0.0 if v is None else v for v in row]
             w.writerow([table, name, *vals, round(sum(vals), 10)])

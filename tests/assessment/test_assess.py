@@ -336,6 +336,9 @@ def test_every_labelled_pixel_of_a_scene_as_reference_is_a_census_not_a_sample(t
     assert [c["n_reference"] for c in rep["classes"]] == expected.sum(axis=0).tolist()
     md = out.with_suffix(".md").read_text()
     assert "NOT a probability sample" in md and "± 95 % CI" not in md and "half-width" not in md
+    assert "area proportions" not in md and "area estimates" not in md and "shares of the labelled pixels" in md
+    tables = {row["table"] for row in csv.DictReader(out.with_suffix(".csv").open())}
+    assert tables == {"count", "labelled_share"}
     assert "labelled px" in r.stderr and "± 95 % CI" not in r.stderr
 
 
