@@ -56,8 +56,11 @@ def styled(msg: str) -> Any:
     for tag in _STYLE_TAG.finditer(msg):
         pieces += [escape(msg[pos : tag.start()]), tag.group()]
         pos = tag.end()
+    rest = escape(msg[pos:])
+    if msg.endswith("\\"):  # escape() doubles a final backslash, which only a following tag needs
+        rest = rest[:-1]
     try:
-        return Text.from_markup("".join([*pieces, escape(msg[pos:])]))
+        return Text.from_markup("".join([*pieces, rest]))
     except MarkupError:  # a tag in the data itself (``[/]``) unbalanced the message's own: show it plain
         return Text(msg)
 

@@ -270,3 +270,15 @@ def test_a_labelled_store_ingested_again_keeps_its_labels(tmp_path: Path, option
     ds = open_scene(ingest(store, tmp_path / "b.zarr", chunks=2, **options))
     np.testing.assert_array_equal(ds["labels"].values, labels)
     assert ds["labels"].attrs["class_names"] == ["roof", "tree"]
+
+
+def test_a_band_table_error_names_a_signed_source_without_its_query() -> None:
+    """The file named in make_scene's errors may be a STAC asset's signed URL: its token stays out."""
+    from geohsi.errors import InputFormatError
+    from geohsi.scene import make_scene
+
+    signed = "https://bucket.example/scenes/tile.tif?X-Amz-Credential=AKIA&X-Amz-Signature=abc123"
+    with pytest.raises(InputFormatError) as e:
+        make_scene(np.ones((3, 2, 2), "uint16"), wavelength=[450, 550], attrs={"source_files": [signed]})
+    assert str(e.value).startswith("tile.tif: wavelength has 2 values but the cube has 3 bands")
+    assert "Signature" not in str(e.value) and "AKIA" not in str(e.value)

@@ -119,6 +119,8 @@ def test_classify_progress_in_a_log_is_line_by_line(logged_train: tuple[Path, st
         ("[yellow]warning:[/] class Water [lake] of runs/[old]/f.gpkg", "warning: class Water [lake] of runs/[old]/f.gpkg"),
         ("[red]failed:[/] Built-up [bold]x", "failed: Built-up [bold]x"),
         ("[2/5] Forest [/]: done", "[2/5] Forest [/]: done"),  # a tag in the data: shown as written
+        ("wrote C:\\data\\[old]\\", "wrote C:\\data\\[old]\\"),
+        ("[yellow]warning:[/] C:\\runs\\", "warning: C:\\runs\\"),
     ],
 )
 def test_messages_show_names_and_paths_as_written(message, shown, capsys):

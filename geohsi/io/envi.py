@@ -217,6 +217,15 @@ def _utm_epsg(zone: int, hemi: str, datum: str) -> int | None:
     return None
 
 
+def _ambiguous_s(zone: str, datum: str) -> str:
+    """Why ``map info``'s hemisphere ``S`` gives no CRS, with the two codes to choose from where they are known."""
+    why = f"'map info' gives UTM zone {zone.strip()} 'S', which is both South and the latitude band 32–40° N"
+    south = _utm_epsg(int(float(zone)), "south", datum) if zone.strip().replace(".", "", 1).isdigit() else None
+    if south is None:
+        return f"{why}; pass --crs with the scene's EPSG code"
+    return f"{why}; pass --crs EPSG:{south - 100} (north) or EPSG:{south} (south)"
+
+
 def georef_from_header(hdr: dict[str, str], source: str) -> Georef:
     """CRS and affine transform from ``map info`` and ``coordinate system string``.
 
@@ -269,9 +278,7 @@ def georef_from_header(hdr: dict[str, str], source: str) -> Georef:
     if map_crs is not None:
         return Georef(map_crs, transform)
     if plow == "utm" and len(parts) >= 10 and parts[8].strip().lower() == "s":
-        zone = parts[7].strip()
-        return Georef(None, transform, f"'map info' gives UTM zone {zone} 'S', which is both South and the latitude band "
-                      f"32–40° N; pass --crs EPSG:{32600 + int(float(zone))} (north) or EPSG:{32700 + int(float(zone))} (south)")  # fmt: skip
+        return Georef(None, transform, _ambiguous_s(parts[7], parts[9]))
     return Georef(None, transform, f"projection {proj!r} in 'map info' is not resolvable without a 'coordinate system string'")
 
 

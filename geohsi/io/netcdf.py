@@ -182,14 +182,15 @@ def read(
         band_names=v.coords["band_name"].values if "band_name" in v.coords else None,
         attrs=attrs,
     )
-    return _with_labels(src, scene) if "geohsi_scene_version" in src.attrs else scene
+    return _with_labels(src, scene, flipped) if "geohsi_scene_version" in src.attrs else scene
 
 
-def _with_labels(store: xr.Dataset, scene: xr.Dataset) -> xr.Dataset:
-    """A geohsi scene store read again (``geohsi ingest a.zarr --chunks 512``): its labels and class legend come along."""
+def _with_labels(store: xr.Dataset, scene: xr.Dataset, flipped: bool) -> xr.Dataset:
+    """A geohsi scene store read again (``geohsi ingest a.zarr --chunks 512``): its labels and class legend come
+    along, turned north up with the cube where it was (a store written south up before geohsi turned grids)."""
     if "labels" not in store:
         return scene
-    lab = store["labels"]
+    lab = _north_up(store["labels"], "y", "x")[0] if flipped else store["labels"]
     return add_labels(
         scene,
         np.asarray(lab.values),

@@ -60,9 +60,14 @@ def _band_coord(values: Sequence[float] | np.ndarray | None, n: int, name: str, 
 
 
 def _where(attrs: dict[str, Any] | None) -> str:
-    """``"FILE: "`` of a scene's first source file, to name it in a message; ``""`` when unknown."""
+    """``"FILE: "`` of a scene's first source file, to name it in a message; ``""`` when unknown.
+
+    A STAC asset's href may be a signed URL: its query goes (:func:`geohsi.storage.display`).
+    """
+    from geohsi.storage import display, name
+
     files = (attrs or {}).get("source_files")
-    return f"{Path(str(files[0])).name}: " if files else ""
+    return f"{name(display(files[0]))}: " if files else ""
 
 
 def _band_coords(

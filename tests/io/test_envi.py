@@ -153,6 +153,9 @@ def test_a_bare_s_hemisphere_is_not_guessed_and_crs_alone_places_the_header_grid
     data = _write_envi(tmp_path, np.ones((2, 4, 5), "uint16"), extra=extra)
     with pytest.raises(GeoreferenceError, match=r"UTM zone 11 'S'.*--crs EPSG:32611 \(north\) or EPSG:32711 \(south\)"):
         ingest(data, tmp_path / "guess.zarr")
+    odd = extra.replace("11, S", "eleven, S")  # no zone to name codes by: the message still holds, no crash
+    with pytest.raises(GeoreferenceError, match=r"UTM zone eleven 'S'.*pass --crs with the scene's EPSG code"):
+        ingest(_write_envi(tmp_path, np.ones((2, 4, 5), "uint16"), extra=odd, data_name="odd.img"), tmp_path / "odd.zarr")
     assert not (tmp_path / "guess.zarr").exists()
     ds = open_scene(ingest(data, tmp_path / "s.zarr", crs="EPSG:32611"))
     assert scene_crs(ds).to_epsg() == 32611

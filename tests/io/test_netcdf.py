@@ -51,6 +51,18 @@ def test_ascending_y_is_read_north_up(tmp_path: Path, suffix: str) -> None:
     np.testing.assert_array_equal(ds["reflectance"].values, _cube_ds()["cube"].values)
 
 
+def test_a_south_up_store_is_turned_north_up_with_its_labels(tmp_path: Path) -> None:
+    """A store written south up (before grids were turned) keeps each label on its own pixel when read again."""
+    cube = np.arange(2 * 3 * 4, dtype="int16").reshape(2, 3, 4)
+    labels = np.array([[1, 0, 0, 0], [0, 2, 0, 0], [0, 0, 0, 1]])
+    south_up = make_scene(cube, wavelength=[400, 500], crs="EPSG:32611", transform=Affine(15, 0, 100, 0, 15, 900))
+    store = write_scene(add_labels(south_up, labels, ["roof", "tree"]), tmp_path / "s.zarr")
+    ds = read(store)
+    assert ds.rio.transform().almost_equals(Affine(15, 0, 100, 0, -15, 945))
+    np.testing.assert_array_equal(ds["reflectance"].values, cube[:, ::-1])
+    np.testing.assert_array_equal(ds["labels"].values, labels[::-1])
+
+
 def test_band_dim_last_is_found(tmp_path: Path) -> None:
     src = _cube_ds(("y", "x", "wavelength"))
     path = tmp_path / "last.nc"
