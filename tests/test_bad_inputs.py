@@ -819,6 +819,13 @@ def evaluate_out_exists(ws, fx, env):
     return ["evaluate", fx.bundle, fx.scene, "--out", ws / "m.json"]
 
 
+def classify_zarr_out_is_a_folder_of_files(ws, fx, env):
+    """A .zarr map over a folder of the user's files: refused before the run, not after it."""
+    (ws / "maps.zarr").mkdir()
+    (ws / "maps.zarr" / "notes.txt").write_text("a user's file")
+    return ["classify", fx.scene, "--bundle", fx.bundle, "--out", ws / "maps.zarr", "--overwrite"]
+
+
 def evaluate_out_is_a_directory(ws, fx, env):
     """--overwrite replaces an output with one of its kind only: a folder named as the JSON report stays."""
     (ws / "runs").mkdir()
@@ -1211,6 +1218,13 @@ CASES: list[Case] = [
     Case("evaluate-fewer-bands", evaluate_fewer_bands, 5, r"fewer\.zarr has 190 bands.*200", ("bundle", "fewer_bands")),
     Case("evaluate-no-labels", evaluate_no_labels, 9, r"nolab\.zarr has no labels", BUNDLE),
     Case("evaluate-out-exists", evaluate_out_exists, 8, r"m\.json already exists; pass --overwrite", BUNDLE),
+    Case(
+        "classify-zarr-out-is-a-folder-of-files",
+        classify_zarr_out_is_a_folder_of_files,
+        8,
+        r"maps\.zarr is a folder of other files, not a store geohsi writes",
+        BUNDLE,
+    ),
     Case(
         "evaluate-out-is-a-directory",
         evaluate_out_is_a_directory,

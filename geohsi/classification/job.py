@@ -195,8 +195,8 @@ class MapOutputs:
         """
         from geohsi.files import check_output
 
-        for p in self.paths:
-            check_output(p, overwrite)
+        for p in self.paths:  # a .zarr is a folder: a folder of the user's files is refused before the run
+            check_output(p, overwrite, directory=name(p).lower().endswith(".zarr"))
 
     def check_georeference(self, scene: Any, crs: Any) -> None:
         """Refuse GeoTIFF outputs of a scene without CRS.

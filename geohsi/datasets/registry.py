@@ -520,9 +520,10 @@ def ingest_dataset(name: str, out: str | os.PathLike, *, download_dir=None, chun
     Returns:
         Path of the written scene.
     """
-    from geohsi.ingestion import ingest
+    from geohsi.ingestion import check_scene_out, ingest
 
     ds = get(name)
+    check_scene_out(out, overwrite)  # before any download
     for d in data_dirs(download_dir):
         ready = d / f"{name}.zarr"
         if (ready / "zarr.json").is_file():

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from geohsi.ingestion.assembly import build_scene
 from geohsi.ingestion.options import parse_class_names, parse_crs, parse_transform, parse_wavelengths
-from geohsi.ingestion.pipeline import ingest, ingest_item, open_source, open_tiles
+from geohsi.ingestion.pipeline import check_scene_out, ingest, ingest_item, open_source, open_tiles
 
 __all__ = [
     "build_scene",
+    "check_scene_out",
     "ingest",
     "ingest_item",
     "open_source",

@@ -199,7 +199,7 @@ def ingest(
                          label_field=label_field, layer=layer, all_touched=all_touched or None)  # fmt: skip
         ids = [str(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)]
         return ingest_item(ids, out, url=from_stac, collection=collection, chunks=chunks, overwrite=overwrite, sensor=sensor)
-    out_p = _checked_out(out, overwrite)  # before reading anything: the cheapest refusal first
+    out_p = check_scene_out(out, overwrite)  # before reading anything: the cheapest refusal first
     paths = source_paths(srcs)
     if isinstance(out_p, Path) and any(absolute(p) == absolute(out_p) for p in paths):
         raise UsageError(f"--out {out_p} is also an input; write the scene under another name")
@@ -232,9 +232,15 @@ def _refuse_for_stac(**options: Any) -> None:
 _FILE_SUFFIXES = (".tif", ".tiff", ".nc", ".h5", ".mat", ".img", ".hdr", ".json", ".png")
 
 
-def _checked_out(out: PathLike, overwrite: bool) -> Path | str:
-    """``out`` as a path (or URL), refused when a parent is a file, it exists without ``overwrite``, or it
-    is named like a single file (``--out scene.tif`` had written a Zarr directory called ``scene.tif``)."""
+def check_scene_out(out: PathLike, overwrite: bool) -> Path | str:
+    """``out`` of a scene store as a path (or URL), before any work.
+
+    Raises:
+        UsageError: it is named like a single file (``--out scene.tif`` had written a Zarr directory
+            called ``scene.tif``).
+        OutputError: a parent is a file, it exists without ``overwrite``, or it is a folder of other
+            files (:func:`geohsi.files.check_output`).
+    """
     suffix = os.path.splitext(str(out).rstrip("/"))[1].lower()
     if suffix in _FILE_SUFFIXES:
         raise UsageError(f"--out {display(out)} names a {suffix} file, but a scene is a Zarr store; name it SCENE.zarr")
@@ -288,7 +294,7 @@ def ingest_item(
     from geohsi.catalog import fetch_items
     from geohsi.io.stac import build_item_scene
 
-    out_p = _checked_out(out, overwrite)
+    out_p = check_scene_out(out, overwrite)
     seq = [items] if isinstance(items, str) or not isinstance(items, (list, tuple)) else list(items)
     refs = [i for i in seq if isinstance(i, str)]
     fetched = iter(fetch_items(refs, url=url, collection=collection, timeout=timeout)) if refs else iter(())

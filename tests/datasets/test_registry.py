@@ -99,3 +99,10 @@ def test_jasper_ridge_ingests_through_the_cli(data_dir: Path, tmp_path: Path, mo
     np.testing.assert_array_equal(cube(open_scene(out)).values, cube(expected).values)
     again = cli(capsys, "datasets", "ingest", "jasper_ridge", "--out", out)
     assert again.code != 0 and len(again.lines) == 1 and "--overwrite" in again.err  # never replaced without it
+
+
+def test_ingesting_a_dataset_checks_its_out_first(tmp_path: Path) -> None:
+    """``datasets ingest NAME --out x.tif`` had written a Zarr folder called x.tif (ingest's check was skipped)."""
+    with pytest.raises(UsageError, match=r"--out .*x\.tif names a \.tif file, but a scene is a Zarr store"):
+        registry.ingest_dataset("indian_pines", tmp_path / "x.tif")
+    assert list(tmp_path.iterdir()) == []
