@@ -43,14 +43,19 @@ def tile(path: Path, bands: int = 2, crs: str = "EPSG:32633", x0: float = 0.0) -
     return path
 
 
-def test_missing_file_subprocess(tmp_path: Path) -> None:
-    # One real subprocess: the installed entry point prints one line on stderr and exits 3.
-    r = subprocess.run(
-        [sys.executable, "-m", "geohsi.cli.main", "ingest", str(tmp_path / "nope.tif"), "--out", str(tmp_path / "o.zarr")],
+def _ingest_subprocess(src: Path, out: Path) -> subprocess.CompletedProcess:
+    """``geohsi ingest SRC --out OUT`` through the installed entry point, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "geohsi.cli.main", "ingest", str(src), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_missing_file_subprocess(tmp_path: Path) -> None:
+    # One real subprocess: the installed entry point prints one line on stderr and exits 3.
+    r = _ingest_subprocess(tmp_path / "nope.tif", tmp_path / "o.zarr")
     assert_one_line_error(r.returncode, r.stderr, "nope.tif", "does not exist")
     assert r.returncode == 3 and not (tmp_path / "o.zarr").exists()
 
@@ -60,12 +65,7 @@ def test_a_geotiff_without_a_geotransform_gets_geohsis_line_only(tmp_path: Path)
     """rasterio's two-line NotGeoreferencedWarning (its file and line) had come before the one-line error."""
     with rasterio.open(tmp_path / "plain.tif", "w", driver="GTiff", width=5, height=4, count=3, dtype="uint16") as dst:
         dst.write(np.ones((3, 4, 5), "uint16"))
-    r = subprocess.run(
-        [sys.executable, "-m", "geohsi.cli.main", "ingest", str(tmp_path / "plain.tif"), "--out", str(tmp_path / "o.zarr")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _ingest_subprocess(tmp_path / "plain.tif", tmp_path / "o.zarr")
     assert_one_line_error(r.returncode, r.stderr, "plain.tif has no CRS", "--crs none")
 
 
