@@ -80,7 +80,7 @@ def assess(
     from rich.table import Table
 
     from geohsi.assessment.assess import assess as assess_maps
-    from geohsi.assessment.report import plus_minus
+    from geohsi.assessment.report import is_census, plus_minus
 
     r = assess_maps(
         maps,
@@ -95,7 +95,7 @@ def assess(
         log=lambda m: None,
     )
     ha = r["total_mapped_area_ha"] is not None
-    census = r["probability_sample"] is False
+    census = is_census(r)
     oa = r["overall_accuracy"]
     t = Table(title=f"{r['estimator']}; n = {r['n_points']}; overall accuracy {plus_minus(oa)}")
     third = "labelled px" if census else f"adjusted {'ha' if ha else 'px'} ± 95 % CI"

@@ -50,17 +50,16 @@ def check_output(path: str | os.PathLike, overwrite: bool, *, directory: bool | 
         check_remote_output(str(path), overwrite)
         return path  # type: ignore[return-value]  # a URL stays a string: Path() would fold its '//'
     p = Path(path)
-    for parent in p.absolute().parents:
-        if parent.exists() and not parent.is_dir():
-            raise OutputError(f"cannot write {p}: {parent} is a file, not a directory; choose another --out")
+    # its nearest folder that exists (only it can be a file); the ones below are made when the output is written
+    existing = next(a for a in p.absolute().parents if a.exists())
+    if not existing.is_dir():
+        raise OutputError(f"cannot write {p}: {existing} is a file, not a directory; choose another --out")
     if p.exists() and directory is not None and p.is_dir() != directory:
         _refuse_other_kind(p)
     if overwrite and directory and p.is_dir():
         _refuse_foreign_folder(p)
     if p.exists() and not overwrite:
         raise OutputError(f"{p} already exists; pass --overwrite to replace it or choose another --out")
-    # the folders still to make are made when the output is written: a refused run leaves none behind
-    existing = next(a for a in p.absolute().parents if a.exists())
     if not os.access(existing, os.W_OK):
         raise OutputError(f"output directory {existing} is not writable; choose a writable --out")
     return p

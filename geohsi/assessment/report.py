@@ -127,6 +127,11 @@ def plus_minus(d: dict[str, Any] | None, digits: int = 3, scale: float = 1.0) ->
     return f"{_fmt(est, digits)} ± {_fmt((d['ci95'][1] - d['ci95'][0]) / 2 * scale, digits)}"
 
 
+def is_census(report: dict[str, Any]) -> bool:
+    """Whether a report is a census of labelled pixels (``--reference-scene``), not a probability sample."""
+    return report.get("probability_sample") is False
+
+
 def _md_cell(text: Any) -> str:
     """``text`` as one Markdown table cell: a ``|`` in a class name would start a new column."""
     return str(text).replace("|", "\\|")
@@ -149,7 +154,7 @@ def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the headline, a table per class, both error matrices, the warnings."""
     ha = report["total_mapped_area_ha"] is not None
     unit = "ha" if ha else "pixels"
-    census = report.get("probability_sample") is False
+    census = is_census(report)
     lines = [
         "# Agreement with the labelled pixels (a census, not a sample)" if census else "# Accuracy assessment and area estimates",
         "",
@@ -189,7 +194,7 @@ def csv_text(report: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["table", "map_class", *m["classes"], "total"])
-    shares = "labelled_share" if report.get("probability_sample") is False else "area_proportion"
+    shares = "labelled_share" if is_census(report) else "area_proportion"
     for table, key in (("count", "counts"), (shares, "area_proportions")):
         for name, row in zip(m["classes"], m[key], strict=True):
             vals = [0.0 if v is None else v for v in row]
@@ -238,7 +243,7 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str, tuple[float, float, fl
 
     A census has no areas: its dot is the class's map pixels in % of its labelled pixels, on the labelled pixels.
     """
-    if report.get("probability_sample") is False:
+    if is_census(report):
         return [
             (c["name"], f"{c['n_reference']:,} labelled, {c['n_map']:,} mapped as it",
              (100 * c["n_map"] / c["n_reference"],) * 3 if c["n_reference"] else None)
@@ -277,7 +282,7 @@ def _fit(text: str, font: Any, width: float) -> str:
 
 def _titles(report: dict[str, Any]) -> tuple[str, str]:
     """The title and the x axis label; a census (every labelled pixel) has no intervals and says so."""
-    if report.get("probability_sample") is False:
+    if is_census(report):
         return (f"overall accuracy {plus_minus(report['overall_accuracy'])} (a census of labelled pixels: no intervals)",
                 "pixels mapped as the class, % of those labelled as it (on the labelled pixels only)")  # fmt: skip
     return (f"overall accuracy {plus_minus(report['overall_accuracy'])} (95 % CI)",
@@ -384,6 +389,7 @@ __all__ = [
     "build_report",
     "chart_png",
     "csv_text",
+    "is_census",
     "markdown",
     "nice_ticks",
     "plus_minus",

@@ -84,7 +84,8 @@ def write_map_item(job: MapJob, res: ClassifyResult, src: Any, rows: list[dict[s
             suffix = Path(storage.name(p)).suffix.lower()
             extra[key] = {"href": asset_href(p), "type": MEDIA_TYPES.get(suffix), "roles": roles, "title": title}
     if hasattr(src, "get_self_href"):  # a STAC item: its self link, less any token in its query
-        source_href = storage.display(src.get_self_href()) if src.get_self_href() else None
+        self_href = src.get_self_href()
+        source_href = storage.display(self_href) if self_href else None
     else:
         source_href = storage.absolute(src)
     props = {f"geohsi:{k}": v for k, v in job.identity.items()}

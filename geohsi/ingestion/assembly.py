@@ -40,9 +40,9 @@ PathLike = str | os.PathLike
 _REMADE = ("georeferenced", "geohsi_scene_version")
 
 
-def _rebuild(ds: xr.Dataset, **changes: Any) -> xr.Dataset:
+def _rebuild(ds: xr.Dataset, drop: tuple[str, ...] = (), **changes: Any) -> xr.Dataset:
     """Re-make a scene with some metadata changed (CRS/transform/wavelengths), data kept lazy; labels it has
-    (a scene store given again) stay on it, pixel for pixel."""
+    (a scene store given again) stay on it, pixel for pixel. ``drop`` names attributes that no longer apply."""
     v = cube(ds)
     georef = scene_crs(ds) is not None
     args: dict[str, Any] = {
@@ -56,7 +56,7 @@ def _rebuild(ds: xr.Dataset, **changes: Any) -> xr.Dataset:
         "scale_factor": v.attrs.get("scale_factor"),
         "add_offset": v.attrs.get("add_offset"),
         "band_names": ds["band_name"].values if "band_name" in ds.coords else None,
-        "attrs": {k: a for k, a in ds.attrs.items() if k not in _REMADE},
+        "attrs": {k: a for k, a in ds.attrs.items() if k not in (*_REMADE, *drop)},
     }
     args.update(changes)
     out = make_scene(v.data, **args)
@@ -96,8 +96,7 @@ def _settle_georef(ds: xr.Dataset, crs: Any, transform: Any, what: str) -> xr.Da
             f"--crs {target.to_string()} given for {what}, which has no grid; add --transform a,b,c,d,e,f "
             "(pixel width, 0, left x, 0, -pixel height, top y)"
         )
-    placed = {k: a for k, a in ds.attrs.items() if k not in (*_REMADE, "crs_note", "source_transform")}
-    return _rebuild(ds, crs=target, transform=tf, attrs=placed)
+    return _rebuild(ds, drop=("crs_note", "source_transform"), crs=target, transform=tf)
 
 
 def _source_grid(ds: xr.Dataset) -> Affine | None:

@@ -139,7 +139,8 @@ def make_scene(
     if transform is None:
         transform = Affine(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     y, x = pixel_centres(transform, h, w)
-    coords = {**_band_coords(nb, wavelength, fwhm, good_band, _where(attrs)), "y": y, "x": x}
+    where = _where(attrs)
+    coords = {**_band_coords(nb, wavelength, fwhm, good_band, where), "y": y, "x": x}
     if band_names is not None:
         # object strings: Zarr v3 has a stable encoding for them (fixed-width UTF-32 it has not)
         coords["band_name"] = ("band", np.asarray([str(b) for b in band_names], dtype=object))
@@ -147,7 +148,7 @@ def make_scene(
     arr.coords["wavelength"].attrs.update(units="nm", long_name="band centre wavelength")
     arr.coords["fwhm"].attrs.update(units="nm", long_name="band full width at half maximum")
     if nodata is not None:
-        _check_nodata_fits(nodata, np.dtype(data.dtype), _where(attrs))
+        _check_nodata_fits(nodata, np.dtype(data.dtype), where)
         arr.attrs["_FillValue"] = (
             np.asarray(nodata, dtype=data.dtype).item() if np.dtype(data.dtype).kind in "iu" else float(nodata)
         )
