@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message="Dataset has no geotransform, gcps, or rpcs")
     if not debug:
         sys.unraisablehook = _quiet_unraisable
+        # a coroutine that an object store's event loop had not started when Ctrl-C or SIGTERM came
+        # (zarr's, fsspec's) is collected at exit with a two-line notice: leftovers of the same kind
+        warnings.filterwarnings("ignore", message="coroutine '.*' was never awaited", category=RuntimeWarning)
     try:
         cli.main(args=args, prog_name="geohsi", standalone_mode=False, obj={"argv": list(args)})
     except click.exceptions.Abort:

@@ -1,0 +1,30 @@
+"""The ``geohsi`` entry point: what it prints around a command, whatever the command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+# A coroutine left unstarted when the command ends, as zarr's event loop leaves one when SIGTERM
+# lands between scheduling a store call and running it; Python reports it as the process exits.
+_ABANDONED = """
+import sys
+from geohsi.cli.main import main
+
+async def _runner():
+    pass
+
+left = _runner()
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_coroutine_abandoned_at_exit_is_reported_only_with_debug(debug: bool) -> None:
+    args = ["--debug", "--version"] if debug else ["--version"]
+    p = subprocess.run([sys.executable, "-c", _ABANDONED, *args], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("geohsi, version")
+    assert ("coroutine '_runner' was never awaited" in p.stderr) is debug, p.stderr
