@@ -245,13 +245,6 @@ def check_scene_out(out: PathLike, overwrite: bool) -> Path | str:
     if suffix in _FILE_SUFFIXES:
         raise UsageError(f"--out {display(out)} names a {suffix} file, but a scene is a Zarr store; name it SCENE.zarr")
     out_p = as_path(out)
-    if isinstance(out_p, Path):
-        parent = out_p.absolute().parent
-        for anc in (parent, *parent.parents):
-            if anc.exists():
-                if not anc.is_dir():
-                    raise OutputError(f"cannot write {out_p}: {anc} is a file, not a directory; choose a writable --out")
-                break
     check_output(out_p, overwrite, directory=True)
     return out_p
 

@@ -149,7 +149,7 @@ def test_unwritable_output(data_dir: Path, tmp_path: Path, capsys: pytest.Captur
     blocker = tmp_path / "file"
     blocker.write_text("a file where a directory should be")
     code, _, err = run_cli(["ingest", data_dir / "pika_drone" / "pika_reflectance.bip", "--out", blocker / "o.zarr"], capsys)
-    assert_one_line_error(code, err, "choose a writable --out")
+    assert_one_line_error(code, err, "is a file, not a directory; choose another --out")
     assert code == 8
 
 
