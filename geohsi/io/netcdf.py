@@ -263,7 +263,8 @@ def _north_up(v: xr.DataArray, ydim: str, xdim: str) -> tuple[xr.DataArray, bool
         c = np.asarray(v[dim].values)
         if c.size > 1 and (c[1] > c[0]) != ascending:
             v, flipped = v.isel({dim: slice(None, None, -1)}), True
-    return v, flipped
+    # isel forgets rioxarray's spatial dims: dims it does not recognise by name (lat/lon) had made an identity transform
+    return (v.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim) if flipped else v), flipped
 
 
 __all__ = ["read"]

@@ -51,6 +51,25 @@ def test_ascending_y_is_read_north_up(tmp_path: Path, suffix: str) -> None:
     np.testing.assert_array_equal(ds["reflectance"].values, _cube_ds()["cube"].values)
 
 
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_lat_lon_stored_south_to_north_keeps_its_grid(tmp_path: Path, suffix: str) -> None:
+    """Dims named lat/lon, which rioxarray does not find by name: turning the rows north up had lost
+    them, and the scene got an identity transform (1° pixels at 0, 0) with no error."""
+    lat = 52.46 + 0.01 * np.arange(4)  # ascending, as most CF writers store it
+    data = np.arange(3 * 4 * 5, dtype="float32").reshape(3, 4, 5)
+    src = xr.Dataset(
+        {"reflectance": (("band", "lat", "lon"), data)},
+        coords={"band": [0, 1, 2], "wavelength": ("band", [450.0, 550.0, 650.0], {"units": "nm"}),
+                "lat": ("lat", lat, {"units": "degrees_north"}), "lon": ("lon", 13.0 + 0.01 * np.arange(5), {"units": "degrees_east"})},
+    ).rio.set_spatial_dims(x_dim="lon", y_dim="lat").rio.write_crs("EPSG:4326")  # fmt: skip
+    path = tmp_path / f"latlon{suffix}"
+    src.to_netcdf(path, engine="h5netcdf") if suffix == ".nc" else src.to_zarr(path, zarr_format=3, consolidated=False)
+    ds = read(path)
+    assert scene_crs(ds).to_epsg() == 4326
+    assert ds.rio.transform().almost_equals(Affine(0.01, 0, 12.995, 0, -0.01, 52.495))
+    np.testing.assert_array_equal(ds["reflectance"].values, data[:, ::-1])
+
+
 def test_a_south_up_store_is_turned_north_up_with_its_labels(tmp_path: Path) -> None:
     """A store written south up (before grids were turned) keeps each label on its own pixel when read again."""
     cube = np.arange(2 * 3 * 4, dtype="int16").reshape(2, 3, 4)
