@@ -160,6 +160,9 @@ def read(
     good = _coord(v, ("good_band", "bbl"), bdim)
     attrs: dict[str, Any] = {k: val for k, val in src.attrs.items() if k in ("sensor", "units", "acquisition_time")}
     attrs.update(source_files=[str(p.resolve())], source_format="zarr" if p.is_dir() else "netcdf", source_variable=name)
+    if crs is None and transform is not None:  # the coordinates' grid, for --crs to place it
+        attrs.update(crs_note=_uncharted_note(v, ydim, xdim), source_transform=list(transform)[:6])
+        transform = None
     fill = v.attrs.get("_FillValue", v.encoding.get("_FillValue", v.attrs.get("missing_value")))
     if p.is_dir() and stored_order and (p / name).is_dir():
         from geohsi.scene import guarded_zarr_array
@@ -228,28 +231,63 @@ def _georeference(p: Path, src: xr.Dataset, v: xr.DataArray, name: str, ydim: st
     """``(v, crs, transform, flipped)``: the variable with its spatial dims set (north up, see :func:`_north_up`), its CRS
     and affine (``None`` for a pixel grid), and whether rows or columns were reversed from the stored order.
 
+    Without a CRS, the grid of coordinates that say what they are (:func:`_charted`) is still returned,
+    for ``--crs`` alone to place it; ``crs`` is then ``None`` and ``transform`` is that grid.
+
     Raises:
         GeoreferenceError: a CRS without coordinates, or coordinates that are not a regular grid.
     """
     crs = None
-    transform = None
-    flipped = False
     try:
         v = v.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim)
         crs = v.rio.crs or src.rio.crs
-        if int(src.attrs.get("georeferenced", 1)) == 0:
-            crs = None  # a geohsi pixel-grid scene stays one
     except Exception:  # noqa: BLE001 — non-spatial dims: treated as a pixel grid below
         crs = None
-    if crs is not None:
-        if xdim not in v.coords or ydim not in v.coords:
-            raise GeoreferenceError(f"{p}: {name!r} has a CRS but no {xdim}/{ydim} coordinates; add them or drop the CRS")
-        v, flipped = _north_up(v, ydim, xdim)
-        try:
-            transform = v.rio.transform(recalc=True)
-        except Exception as e:  # rioxarray raises for irregular coordinates
-            raise GeoreferenceError(f"{p}: the {ydim}/{xdim} coordinates are not a regular grid ({e}); regrid first") from e
+    if int(src.attrs.get("georeferenced", 1)) == 0:
+        return v, None, None, False  # a geohsi pixel-grid scene stays one
+    if crs is None and not _charted(v, ydim, xdim):
+        return v, None, None, False
+    if xdim not in v.coords or ydim not in v.coords:
+        raise GeoreferenceError(f"{p}: {name!r} has a CRS but no {xdim}/{ydim} coordinates; add them or drop the CRS")
+    v, flipped = _north_up(v, ydim, xdim)
+    try:
+        transform = v.rio.transform(recalc=True)
+    except Exception as e:  # rioxarray raises for irregular coordinates
+        if crs is None:
+            return v, None, None, flipped  # no CRS to keep: the pixel grid, north up
+        raise GeoreferenceError(f"{p}: the {ydim}/{xdim} coordinates are not a regular grid ({e}); regrid first") from e
     return v, crs, transform, flipped
+
+
+#: CF ``units`` of coordinates in degrees (latitude, longitude) and in a projection's length unit.
+_DEGREES = {"degrees_north", "degree_north", "degrees_n", "degree_n", "degrees_east", "degree_east", "degrees_e", "degree_e"}
+_LENGTHS = {"m", "metre", "meter", "metres", "meters"}  # not km: EPSG grids are in metres
+
+
+def _charted(v: xr.DataArray, ydim: str, xdim: str) -> str | None:
+    """What a grid's coordinates are when their attributes say (CF ``standard_name`` or ``units``):
+    ``"geographic"`` (latitude/longitude in degrees), ``"projected"`` (x/y in metres) or ``None``."""
+    kinds = set()
+    for dim in (ydim, xdim):
+        attrs = v.coords[dim].attrs if dim in v.coords else {}
+        standard, units = str(attrs.get("standard_name", "")), str(attrs.get("units", "")).strip().lower()
+        if standard in ("latitude", "longitude") or units in _DEGREES:
+            kinds.add("geographic")
+        elif standard.startswith("projection_") or units in _LENGTHS:
+            kinds.add("projected")
+        else:
+            return None
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _uncharted_note(v: xr.DataArray, ydim: str, xdim: str) -> str:
+    """Why a grid whose coordinates are known has no CRS, and the ``--crs`` that places it."""
+    if _charted(v, ydim, xdim) == "geographic":
+        return (
+            f"its {ydim}/{xdim} coordinates are degrees but no grid_mapping names their datum; "
+            "--crs EPSG:4326 places it on WGS 84"
+        )
+    return f"its {ydim}/{xdim} coordinates are metres but no grid_mapping names their CRS; --crs EPSG:XXXX alone places it"
 
 
 def _north_up(v: xr.DataArray, ydim: str, xdim: str) -> tuple[xr.DataArray, bool]:

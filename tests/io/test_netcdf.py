@@ -10,7 +10,8 @@ import rioxarray  # noqa: F401
 import xarray as xr
 from affine import Affine
 
-from geohsi.errors import InputFormatError
+from geohsi.errors import GeoreferenceError, InputFormatError
+from geohsi.ingestion import ingest
 from geohsi.io import detect_format, read
 from geohsi.scene import add_labels, make_scene, nodata_value, scene_crs, write_scene
 
@@ -135,3 +136,46 @@ def test_no_3d_variable(tmp_path: Path) -> None:
     xr.Dataset({"a": (("y", "x"), np.zeros((2, 2)))}).to_netcdf(path, engine="h5netcdf")
     with pytest.raises(InputFormatError, match="no 3-D numeric variable"):
         read(path)
+
+
+def _uncharted(tmp_path: Path, ydim: str, xdim: str, units: tuple[str, str] | None) -> tuple[Path, np.ndarray]:
+    """A CF file whose coordinates give a regular grid but no grid_mapping gives its CRS, the rows stored
+    south to north (as many CF writers do); and the cube as it looks north up."""
+    data = np.arange(3 * 4 * 5, dtype="float32").reshape(3, 4, 5)
+    y0, x0, step = (52.5, 13.0, 0.01) if units and "degrees" in units[0] else (5_810_000.0, 360_000.0, 30.0)
+    coords = {
+        "band": [0, 1, 2],
+        "wavelength": ("band", [450.0, 550.0, 650.0], {"units": "nm"}),
+        ydim: (ydim, y0 - step * (np.arange(4)[::-1] + 0.5), {"units": units[0]} if units else {}),
+        xdim: (xdim, x0 + step * (np.arange(5) + 0.5), {"units": units[1]} if units else {}),
+    }
+    path = tmp_path / "uncharted.nc"
+    xr.Dataset({"reflectance": (("band", ydim, xdim), data[:, ::-1])}, coords=coords).to_netcdf(path, engine="h5netcdf")
+    return path, data
+
+
+def test_lat_lon_coordinates_without_a_grid_mapping_are_placed_by_crs_alone(tmp_path: Path) -> None:
+    """Degrees name no datum: refused with the --crs that places the file, which then needs no --transform."""
+    path, north_up = _uncharted(tmp_path, "lat", "lon", ("degrees_north", "degrees_east"))
+    with pytest.raises(GeoreferenceError, match=r"lat/lon coordinates are degrees .*--crs EPSG:4326 places it"):
+        ingest(path, tmp_path / "a.zarr")
+    ds = read(ingest(path, tmp_path / "a.zarr", crs="EPSG:4326"))
+    assert scene_crs(ds).to_epsg() == 4326
+    assert ds.rio.transform().almost_equals(Affine(0.01, 0, 13.0, 0, -0.01, 52.5))
+    np.testing.assert_array_equal(ds["reflectance"].values, north_up)
+
+
+def test_projected_coordinates_in_metres_take_their_crs_alone(tmp_path: Path) -> None:
+    path, north_up = _uncharted(tmp_path, "y", "x", ("m", "m"))
+    ds = read(ingest(path, tmp_path / "p.zarr", crs="EPSG:32633"))
+    assert ds.rio.transform().almost_equals(Affine(30, 0, 360_000, 0, -30, 5_810_000))
+    np.testing.assert_array_equal(ds["reflectance"].values, north_up)
+
+
+def test_coordinates_that_do_not_say_what_they_are_still_need_a_transform(tmp_path: Path) -> None:
+    """Bare numbers may be pixel indices: --crs alone would place the scene on them, metres from the origin."""
+    path, north_up = _uncharted(tmp_path, "y", "x", None)
+    with pytest.raises(GeoreferenceError, match="which has no grid; add --transform"):
+        ingest(path, tmp_path / "n.zarr", crs="EPSG:32633")
+    stored = north_up[:, ::-1]
+    np.testing.assert_array_equal(read(ingest(path, tmp_path / "n.zarr", crs="none"))["reflectance"].values, stored)
