@@ -124,10 +124,27 @@ def _task_stream(client: Any, enabled: bool, report: str | os.PathLike | None) -
         return
     from distributed import get_task_stream, performance_report
 
+    from geohsi.files import atomic_output
+
     with contextlib.ExitStack() as stack:
-        if report is not None:
-            stack.enter_context(performance_report(filename=str(report)))
+        if report is not None:  # under a temporary name, renamed when Dask has written it (checked before the run)
+            tmp = stack.enter_context(atomic_output(report, overwrite=True))
+            stack.enter_context(performance_report(filename=str(tmp)))
         yield stack.enter_context(get_task_stream(client))
+
+
+def check_report(report: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse a ``--profile-report`` path before the run: not ``.html`` (so never the scene or a map), or existing.
+
+    Raises:
+        UsageError: not ``.html``; OutputError: it exists without ``overwrite``.
+    """
+    from geohsi.files import check_output
+
+    path = Path(report)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"--profile-report {path} is Dask's HTML performance report; name it REPORT.html")
+    return check_output(path, overwrite, directory=False)
 
 
 def _stage_profile(plan: Plan, stream: list, before: dict | None, after: dict | None, wall: float, local_finish: float):
@@ -356,6 +373,8 @@ def classify(
     outputs = MapOutputs.resolve(out, probabilities, confidence)
     outputs.check_not_inputs(scene)
     outputs.check_writable(overwrite)  # before anything is opened: an existing output fails at once
+    if profile_report is not None:
+        check_report(profile_report, overwrite)
     ds, b = _open_checked(scene, bundle, outputs, log)
     b = b.with_backbone(backbone)
 

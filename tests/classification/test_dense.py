@@ -205,6 +205,21 @@ def test_profile_flag_prints_the_stages_and_is_refused_for_a_batch(ip_crop_geo, 
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--profile" in r.stderr and "one scene" in r.stderr
 
 
+def test_a_profile_report_never_replaces_a_file_it_was_not_allowed_to(ip_crop_geo, dense_bundle, tmp_path):
+    """The report had been written over any path given, the scene or the map just written included, exit 0."""
+    from geohsi.classification import classify
+    from geohsi.errors import OutputError, UsageError
+
+    kept = tmp_path / "notes.html"
+    kept.write_text("mine")
+    with pytest.raises(OutputError, match="already exists; pass --overwrite"):
+        classify(ip_crop_geo, tmp_path / "m.zarr", dense_bundle, profile_report=kept, log=lambda m: None)
+    for other in (tmp_path / "m.tif", tmp_path / "scene.tif"):
+        with pytest.raises(UsageError, match="name it REPORT.html"):
+            classify(ip_crop_geo, tmp_path / "m.tif", dense_bundle, profile_report=other, log=lambda m: None)
+    assert kept.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.html"]
+
+
 def test_a_scene_smaller_than_a_patch_window_names_the_bundle_not_an_option(tmp_path, ip_bundle):
     """classify has no --window: the patch bundle fixes it, so the message says what to do instead."""
     from geohsi.bundle import load_bundle
