@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from geohsi.errors import InputFormatError, ModelError
+from geohsi.errors import InputFormatError, ModelError, UsageError
 
 PathLike = str | os.PathLike
 
@@ -521,11 +521,30 @@ def bundle_stac(
 
     .. versionadded:: 0.1
     """
+    if out is not None:
+        _check_item_out(bundle, out, overwrite)
     item = bundle_item(bundle, item_id=item_id, href=href)
     validate_mlm(item)
     if out is not None:
         write_item(item, out, overwrite=overwrite)
     return item
+
+
+def _check_item_out(bundle: PathLike, out: PathLike, overwrite: bool) -> None:
+    """Refuse an item path that is not ``.json``, lies inside the bundle (``--out run/bundle.json
+    --overwrite`` had replaced the bundle's own description) or exists without ``overwrite``.
+
+    Raises:
+        UsageError: not JSON, or inside the bundle; OutputError: exists without ``overwrite``.
+    """
+    from geohsi.files import check_output
+    from geohsi.storage import absolute, display, is_url
+
+    if not str(out).lower().endswith((".json", ".geojson")):
+        raise UsageError(f"--out {display(out)} is a STAC item, a JSON file; name it ITEM.json")
+    if not is_url(out) and not is_url(bundle) and Path(absolute(bundle)) in Path(absolute(out)).parents:
+        raise UsageError(f"--out {display(out)} is inside the bundle {display(bundle)}; write the item beside it")
+    check_output(out, overwrite, directory=False)
 
 
 __all__ = [

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from geohsi.errors import ModelError
-from geohsi.export.stac import bundle_item, map_item, validate_mlm
+from geohsi.export.stac import bundle_item, bundle_stac, map_item, validate_mlm
 from tests.conftest import run_cli
 
 
@@ -99,6 +99,26 @@ def test_cli_bundle_stac(tiny_bundle, tmp_path):
     item = json.loads((tmp_path / "item.json").read_text())
     validate_mlm(item)
     assert "mlm:model" in item["assets"]["model"]["roles"]
+
+
+def test_bundle_stac_never_writes_over_the_bundle_or_a_non_json_file(tiny_bundle, tmp_path):
+    """``--out BUNDLE/bundle.json --overwrite`` had replaced the bundle's description with the item."""
+    import shutil
+
+    from geohsi.bundle import load_bundle
+    from geohsi.errors import UsageError
+
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in bundle.iterdir() if p.is_file()}
+    for out, why in ((bundle / "bundle.json", "is inside the bundle"), (bundle / "item.json", "is inside the bundle"),
+                     (tmp_path / "item.tif", "name it ITEM.json")):  # fmt: skip
+        with pytest.raises(UsageError, match=why):
+            bundle_stac(bundle, out, overwrite=True)
+    r = run_cli("bundle", "stac", bundle, "--out", bundle / "bundle.json", "--overwrite")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "write the item beside it" in r.stderr, r.stderr
+    assert {p.name: p.read_bytes() for p in bundle.iterdir() if p.is_file()} == before
+    load_bundle(bundle)
+    assert not (tmp_path / "item.tif").exists()
 
 
 @pytest.mark.parametrize(
