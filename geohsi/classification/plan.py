@@ -80,7 +80,9 @@ class Plan:
 
 
 def chunk_edge(head: Any, h: int, w: int, n_bands: int, chunks: int | None, batch_size: int | None) -> int:
-    """The spatial chunk edge (the head's default for ``None``), after checking it and the batch size.
+    """The spatial chunk edge (the head's default for ``None``), after checking it and the batch size;
+    never above the scene (a chunk edge of 100,000 px had sized the parts store's chunks so, and a
+    worker filled its memory writing a 192 × 160 scene into one).
 
     Raises:
         UsageError: ``chunks`` or ``batch_size`` is not a positive count.
@@ -91,7 +93,7 @@ def chunk_edge(head: Any, h: int, w: int, n_bands: int, chunks: int | None, batc
         raise UsageError(f"--chunks must be a positive pixel count, got {chunks}")
     if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
         raise UsageError(f"--batch-size must be a positive number of windows (tiles in dense mode), got {batch_size}")
-    return int(chunks)
+    return min(int(chunks), max(h, w))
 
 
 def _channel_grid(scene: xr.Dataset, bundle: Any, chunks: int, spectral_on_device: bool) -> tuple[da.Array, Any]:

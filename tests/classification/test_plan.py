@@ -128,3 +128,15 @@ def test_spectral_transform_on_the_device_gives_the_same_map(request, scene: str
     assert np.array_equal(np.isnan(host), np.isnan(dev)) and np.isnan(host).any() and not np.isnan(host).all()
     np.testing.assert_allclose(np.nan_to_num(dev), np.nan_to_num(host), rtol=0, atol=1e-5)
     np.testing.assert_array_equal(labels_from_probabilities(dev, b.class_ids), labels_from_probabilities(host, b.class_ids))
+
+
+def test_a_chunk_edge_larger_than_the_scene_is_the_scene(ip_crop_geo, ip_bundle):
+    """--chunks 100000 on a small scene had sized the parts store's chunks at 100,000² pixels: the worker
+    filled its memory writing the scene into one."""
+    from geohsi.bundle import load_bundle
+    from geohsi.scene import open_scene
+
+    ds = open_scene(ip_crop_geo)
+    plan = build_plan(ds, load_bundle(ip_bundle), chunks=100_000)
+    assert plan.chunk == max(ds.sizes["y"], ds.sizes["x"])
+    assert plan.probabilities.chunks[1:] == ((ds.sizes["y"],), (ds.sizes["x"],))
