@@ -14,8 +14,8 @@ from geohsi.cli.paths import PATH_OR_URL
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
+    if isinstance(v, float):  # 10 digits: map coordinates to the centimetre (6 had rounded northings by up to 5 m)
+        return f"{v:.10g}"
     if isinstance(v, (list, tuple)) and len(v) > 12:
         return f"{', '.join(map(_fmt, v[:6]))}, … ({len(v)} values)"
     if isinstance(v, (list, tuple)):
@@ -88,6 +88,13 @@ def info(
     """
     from geohsi.inspection import info as describe
 
+    ctx = click.get_current_context()
+    model_options = [f"--{n.replace('_', '-')}" for n in ("num_classes", "input_size", "rank", "head")
+                     if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]  # fmt: skip
+    if path is not None and model_name is None and model_options:
+        raise click.UsageError(
+            f"{', '.join(model_options)} describe a model config: give them with --model NAME, not with {path}"
+        )
     described = describe(
         path,
         model=model_name,

@@ -48,6 +48,14 @@ def test_info_scene(enmap_scene: Path) -> None:
     assert r.returncode == 0, r.stderr
     for needle in ("EPSG:32633", "224", "low vegetation", "1694", "-32768"):
         assert needle in r.stdout, needle
+    # the grid to the metre: six digits had printed the northing 5809965 as 5.80996e+06
+    assert "30, 0, 364095, 0, -30, 5809965" in r.stdout and "e+06" not in r.stdout
+
+
+def test_info_of_a_scene_refuses_model_options_it_would_ignore(enmap_scene: Path) -> None:
+    r = run_cli("info", enmap_scene, "--num-classes", "5", "--head", "patch")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "--num-classes, --head describe a model config: give them with --model NAME" in r.stderr
 
 
 def test_info_without_path_or_model_is_a_one_line_error() -> None:
