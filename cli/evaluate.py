@@ -58,6 +58,7 @@ def evaluate(
 
     from geohsi.evaluation import evaluate as evaluate_bundle
     from geohsi.evaluation import metrics_paths
+    from geohsi.storage import redact
 
     sources = selected_scenes(scenes, from_list, stac_url, collection, bbox, when, cql2, max_items)
     source = label_source(labels, label_field, layer, all_touched, class_names)
@@ -65,9 +66,8 @@ def evaluate(
         bundle, sources, labels=source, out=out, overwrite=overwrite, batch_size=batch_size, device=device, backbone=backbone
     )
     where = sources[0] if len(sources) == 1 else f"{len(sources)} scenes"
-    t = Table(
-        title=f"{bundle} on {where}: OA {r['overall_accuracy']:.4f}  AA {r['average_accuracy']:.4f}  κ {r['kappa']:.4f}  (n = {r['n_test']})"
-    )
+    head = f"{bundle} on {where}: OA {r['overall_accuracy']:.4f}  AA {r['average_accuracy']:.4f}  κ {r['kappa']:.4f}"
+    t = Table(title=redact(f"{head}  (n = {r['n_test']})"))  # a signed URL's token stays out of the output
     for c in ("class", "precision", "recall", "F1", "IoU", "support"):
         t.add_column(c)
     for name, m in r["per_class"].items():

@@ -435,6 +435,20 @@ def test_a_signed_url_is_one_scene_and_its_token_is_recorded_nowhere(http_files)
     assert _source_text(signed) == f"{base}/{name}" and scene_name(signed) == Path(name).stem
 
 
+def test_evaluate_on_a_signed_url_prints_no_token(http_files, data_dir: Path, tmp_path: Path) -> None:
+    """The metrics table's title had quoted the scene argument whole, signature and credential included."""
+    base, root = http_files
+    image = sorted(root.glob("*.tif"))[0]
+    labels = data_dir / "enmap_potsdam" / "labels" / image.name
+    r = run_cli("train", image, "--labels", labels, *TRAIN, "--out", tmp_path / "b")
+    assert r.returncode == 0, r.stderr[-2000:]
+    signed = f"{base}/{image.name}?X-Amz-Credential=AKIASECRET&X-Amz-Signature=SECRET123"
+    r = run_cli("evaluate", tmp_path / "b", signed, "--labels", labels, "--out", tmp_path / "m.json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"{base}/{image.name}" in r.stdout and "OA" in r.stdout
+    assert "SECRET" not in r.stdout + r.stderr + (tmp_path / "m.json").read_text()
+
+
 def test_names_with_pattern_characters_touch_only_their_own_objects(s3: Bucket, tmp_path: Path) -> None:
     """fsspec reads '[2]' as a pattern that also matches '2': replacing, removing and downloading
     'scene [2].zarr' must leave 'scene 2.zarr' alone and take every object of its own."""
