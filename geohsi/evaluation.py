@@ -189,6 +189,8 @@ def evaluate(
     from geohsi.training.data import load_training_data
     from geohsi.training.grid_tiles import join_grid_tiles, tiles_joined_in
 
+    if isinstance(batch_size, bool) or int(batch_size) < 1:  # a negative one had tiled nothing and scored defaults
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     for path in metrics_paths(out) if out is not None else ():
         check_output(path, overwrite, directory=False)  # all three before the model runs
     b = load_bundle(bundle)

@@ -272,6 +272,16 @@ def test_evaluate_refuses_a_scene_with_other_bands(small_bundle: Path, tmp_path:
         evaluate(small_bundle, tmp_path / "shifted.zarr")
 
 
+@pytest.mark.parametrize("batch_size", [0, -5])
+def test_evaluate_refuses_a_batch_size_below_one(small_bundle: Path, batch_size: int) -> None:
+    """A negative batch had tiled nothing: every pixel kept its default and the metrics (OA 0.0036) came out, exit 0."""
+    from geohsi.errors import UsageError
+
+    scene = load_bundle(small_bundle).meta.train_config["scene"]
+    with pytest.raises(UsageError, match=f"--batch-size must be at least 1, got {batch_size}"):
+        evaluate(small_bundle, scene, batch_size=batch_size)
+
+
 def test_evaluate_on_another_scene_scores_all_labelled_pixels(small_bundle: Path, tmp_path: Path) -> None:
     from geohsi.scene import add_labels, make_scene, open_scene, write_scene
 
