@@ -722,8 +722,9 @@ def make_split(
 
     Raises:
         UsageError: invalid split string, ``val_fraction``, ``window``, ``gap``, ``seed`` or mask shape.
-        DataError: no labelled pixels; for ``per-class:N`` a class with N or fewer labelled pixels,
-            for ``fraction:F`` a class with a single labelled pixel (all such classes are named).
+        DataError: no labelled pixels; no training or no test pixels; for ``per-class:N`` a class with N
+            or fewer labelled pixels, for ``fraction:F`` a class with a single labelled pixel (all such
+            classes are named).
 
     .. versionadded:: 0.1
     """
@@ -749,9 +750,24 @@ def make_split(
         layout=grid.layout if len(grid.layout) > 1 else None,
         **arrays,
     )
+    _refuse_empty(split, sp)
     if sp.kind in ("blocks", "scenes"):
         _warn_missing_classes(split, sp, class_names)
     return split
+
+
+def _refuse_empty(split: Split, sp: SplitSpec) -> None:
+    """Refuse a split without training or test pixels: a run would train (or fit) to the end and then
+    have nothing to learn from or to score.
+
+    Raises:
+        DataError: naming the counts and the fix.
+    """
+    empty = [name for name, a in (("training", split.train), ("test", split.test)) if len(a) == 0]
+    if empty:
+        counts = f"{len(split.train)} train / {len(split.val)} val / {len(split.test)} test pixels"
+        fix = {"blocks": "smaller blocks", "scenes": "more scenes"}.get(sp.kind, "another split")
+        raise DataError(f"split {sp} leaves no {' and no '.join(empty)} pixels ({counts}); use {fix}, another seed or fraction:F")
 
 
 def _check_arguments(sp: SplitSpec, val_fraction: float, window: int, gap: int | None, seed: int) -> int:

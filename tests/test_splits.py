@@ -11,6 +11,7 @@ import pytest
 import scipy.io
 
 from geohsi.errors import DataError, GeohsiWarning, InputFormatError, OutputError, UsageError
+from geohsi.scene import add_labels, make_scene, write_scene
 from geohsi.splits import SPLIT_FORMS, Split, SplitSpec, make_split, parse_split
 
 
@@ -295,3 +296,19 @@ def test_verify_detects_another_scene(ip_gt):
         split.verify(changed, source="other.zarr")
     with pytest.raises(DataError, match="has shape"):
         split.verify(ip_gt[:100])
+
+
+def test_blocks_that_leave_no_test_pixel_are_refused_before_training(ip_gt, tmp_path):
+    """One 200-px block covers Indian Pines: the run had trained every epoch, then failed to score and
+    left its checkpoint behind (a plain rerun was then refused); baseline failed with exit 70."""
+    from tests.conftest import run_cli
+
+    with pytest.raises(DataError, match=r"leaves no test pixels \(10249 train / 0 val / 0 test pixels\); use smaller blocks"):
+        make_split(ip_gt, "blocks:200", seed=0)
+    scene = tmp_path / "ip.zarr"
+    write_scene(add_labels(make_scene(np.zeros((4, *ip_gt.shape), "uint16"), wavelength=[450, 550, 650, 850]), ip_gt), scene)
+    for args in (("train", scene, "--model", "tiny", "--backbone", "random", "--out", tmp_path / "run"),
+                 ("baseline", scene, "--method", "rf", "--out", tmp_path / "b.json")):  # fmt: skip
+        r = run_cli(*args, "--split", "blocks:200")
+        assert r.returncode == 9 and r.stderr.count("\n") == 1 and "leaves no test pixels" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ip.zarr"]
