@@ -316,6 +316,8 @@ class TrainConfig(_NestsRun):
                     "--context-dropout is for the dense head (a patch model has no separate context path)",
                 ),
                 (self.sensor_augment >= 0, f"--sensor-augment must be ≥ 0, got {self.sensor_augment}"),
+                (self.patience >= 0, f"--patience must be 0 (off) or a number of epochs, got {self.patience}"),
+                *self._unused_options(),
                 (self.loader in ("auto", "memory", "stream"), f"unknown --loader {self.loader!r}; use auto, memory or stream"),
                 (
                     self.sensor_augment == 0 or self.run.spectral == "s2",
@@ -323,6 +325,17 @@ class TrainConfig(_NestsRun):
                 ),
             ]
         )
+
+    def _unused_options(self) -> list[tuple[bool, str]]:
+        """Checks refusing options the method or head would ignore (the bundle had recorded them as used)."""
+        ranked, plus = self.adapter.rstrip("+") in ("lora", "lokr"), self.adapter.endswith("+")
+        return [
+            (ranked or self.rank == 8, f"--rank sets the rank of lora, lora+ and lokr; {self.adapter} has none: drop it"),
+            (ranked or self.alpha is None, f"--alpha scales lora, lora+ and lokr; {self.adapter} has none: drop it"),
+            (plus or self.lr_ratio == 16.0, f"--lr-ratio is λ of lora+ and krona+; {self.adapter} has none: drop it"),
+            (self.head == "dense" or self.tile_overlap is None, "--tile-overlap is for the dense head's tiles: drop it"),
+            (self.head == "patch" or self.head_hidden == 0, "head_hidden is for the patch head's classifier: drop it"),
+        ]
 
     def adapter_config(self) -> AdapterConfig:
         """The :class:`~geohsi.adapters.AdapterConfig` of :attr:`adapter` with this run's rank, α and λ.

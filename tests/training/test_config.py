@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from geohsi.errors import UsageError
@@ -146,7 +148,7 @@ def test_numpy_numbers_and_booleans_are_options_like_python_ones() -> None:
 def test_config_files_read_as_users_write_them(tmp_path) -> None:
     """PyYAML reads ``1e-3`` (no dot) as text: it is the learning rate all the same."""
     y = tmp_path / "run.yaml"
-    y.write_text("lr: 1e-3\nepochs: 20\naugment: false\nbackbone: weights/b.safetensors\nrank: 4.0\n")
+    y.write_text("adapter: lora\nlr: 1e-3\nepochs: 20\naugment: false\nbackbone: weights/b.safetensors\nrank: 4.0\n")
     cfg = resolve_train_config(y)
     assert (cfg.run.lr, cfg.epochs, cfg.run.augment, cfg.backbone, cfg.rank) == (1e-3, 20, False, "weights/b.safetensors", 4)
     assert type(cfg.rank) is int and type(cfg.epochs) is int and type(cfg.run.lr) is float
@@ -193,3 +195,27 @@ def test_options_beside_a_train_section_are_refused(tmp_path) -> None:
         resolve_train_config(t)
     y.write_text("train:\n  epochs: 5\n  lr: 0.5\n")
     assert (resolve_train_config(y).epochs, resolve_train_config(y).run.lr) == (5, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"patience": -1}, "--patience must be 0 (off) or a number of epochs, got -1"),
+        ({"adapter": "krona+", "rank": 64}, "--rank sets the rank of lora, lora+ and lokr; krona+ has none"),
+        ({"adapter": "full", "alpha": 2.0}, "--alpha scales lora, lora+ and lokr; full has none"),
+        ({"adapter": "lora", "lr_ratio": 99.0}, "--lr-ratio is λ of lora+ and krona+; lora has none"),
+        ({"head": "patch", "tile_overlap": 4}, "--tile-overlap is for the dense head's tiles"),
+        ({"head": "dense", "head_hidden": 256}, "head_hidden is for the patch head's classifier"),
+    ],
+)
+def test_options_a_run_would_ignore_are_refused(options: dict, message: str) -> None:
+    """Each had been accepted and recorded in bundle.json as if used (--patience -1 stopped after epoch 1)."""
+    with pytest.raises(UsageError, match=re.escape(message)):
+        resolve_train_config(**options)
+
+
+def test_options_that_apply_are_kept() -> None:
+    cfg = resolve_train_config(adapter="lokr", rank=4, alpha=8.0, patience=3)
+    assert (cfg.rank, cfg.alpha, cfg.patience) == (4, 8.0, 3)
+    assert resolve_train_config(adapter="krona+", lr_ratio=4.0).lr_ratio == 4.0
+    assert resolve_train_config(head="patch", head_hidden=64).head_hidden == 64
