@@ -82,7 +82,7 @@ def build_model(
         log(f"backbone: random initialisation (seed {run.seed}), as requested")
     if backbone is None and config.backbone != "random":
         log(
-            f"[bold yellow]WARNING: no pretrained backbone for config {run.model!r}: the backbone is RANDOMLY "
+            f"[yellow]WARNING: no pretrained backbone for config {run.model!r}: the backbone is RANDOMLY "
             f"initialised (seed {run.seed}); pass --backbone PATH for meaningful fine-tuning[/]"
         )
     if backbone is None:
@@ -99,7 +99,7 @@ def build_model(
     log(f"backbone {path} (sha256 {sha[:12]}…{f', pretrained on {front} channels' if front else ''})")
     if front is not None and front != backbone_front_end(run.spectral):
         log(
-            f"[bold yellow]WARNING: backbone {path.name} was pretrained on {front} channels but this run uses "
+            f"[yellow]WARNING: backbone {path.name} was pretrained on {front} channels but this run uses "
             f"--spectral {run.spectral}: its channel i means something else here; use a backbone pretrained with "
             f"--spectral {backbone_front_end(run.spectral)} (the default for it when --backbone is omitted)[/]"
         )

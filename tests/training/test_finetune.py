@@ -51,7 +51,8 @@ def test_each_adapter_trains_and_evaluates_through_the_cli(adapter: str, ip_scen
         "--quiet",
     )
     assert r.returncode == 0, r.stderr
-    assert "RANDOMLY" in r.stderr  # no --backbone and no default backbone for tiny: said loudly
+    assert "WARNING: no pretrained backbone" in r.stderr  # no --backbone and no default for tiny: said loudly
+    assert "[bold" not in r.stderr and "[/]" not in r.stderr  # styled, not printed as markup
     meta = json.loads((bundle / "bundle.json").read_text())
     assert meta["adapter"]["method"] == adapter
     assert len(meta["classes"]) == 16 and meta["train_config"]["epochs"] == 2
