@@ -15,6 +15,7 @@ import sys
 import threading
 import traceback
 import warnings
+from pathlib import Path
 
 import click
 
@@ -108,13 +109,35 @@ def _say(message: str) -> None:
         click.echo(message, err=True)
 
 
+def _option(args: list[str], names: tuple[str, ...]) -> str | None:
+    """The value of the last of ``names`` in ``args`` (``--out X`` or ``--out=X``)."""
+    value = None
+    for i, a in enumerate(args):
+        if a in names and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.split("=", 1)[0] in names and "=" in a:
+            value = a.split("=", 1)[1]
+    return value
+
+
+def _again(args: list[str]) -> str:
+    """How to go on: train and pretrain continue from their checkpoint with ``--resume`` (a rerun without
+    it is refused), but only once they saved one; other commands resume by being run again."""
+    command = next((a for a in args if not a.startswith("-")), "")
+    if command not in ("train", "pretrain") or "--resume" in args:
+        return "rerun the same command to resume"
+    from geohsi.storage import is_url
+    from geohsi.training.runner import CHECKPOINT_NAME, work_dir
+
+    out = _option(args, ("--out", "-o"))
+    if out is None or is_url(out) or (work_dir(Path(out)) / CHECKPOINT_NAME).exists():
+        return "rerun it with --resume to continue"
+    return "no checkpoint was saved yet: rerun the same command to start again"
+
+
 def _interrupted(args: list[str]) -> None:
     name = signal.Signals(_stop_signal).name
-    command = next((a for a in args if not a.startswith("-")), "")
-    # train and pretrain keep their checkpoint for --resume; a rerun without it is refused
-    resumes = command in ("train", "pretrain") and "--resume" not in args
-    again = "rerun it with --resume to continue" if resumes else "rerun the same command to resume"
-    _say(f"geohsi: interrupted ({name}); finished outputs are in place and nothing half-written was left; {again}")
+    _say(f"geohsi: interrupted ({name}); finished outputs are in place and nothing half-written was left; {_again(args)}")
     sys.exit(128 + int(_stop_signal))
 
 

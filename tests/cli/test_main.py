@@ -28,3 +28,18 @@ def test_a_coroutine_abandoned_at_exit_is_reported_only_with_debug(debug: bool) 
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("geohsi, version")
     assert ("coroutine '_runner' was never awaited" in p.stderr) is debug, p.stderr
+
+
+def test_an_interrupted_run_is_told_to_resume_only_once_it_saved_a_checkpoint(tmp_path) -> None:
+    """Stopped before its first checkpoint, train had been told '--resume', which then failed: nothing to resume."""
+    from geohsi.cli.main import _again
+    from geohsi.training.runner import CHECKPOINT_NAME, work_dir
+
+    out = tmp_path / "run"
+    for args in (["train", "s.zarr", "--out", str(out)], ["pretrain", "s.zarr", f"--out={out}"]):
+        assert _again(args) == "no checkpoint was saved yet: rerun the same command to start again"
+    work_dir(out).mkdir()
+    (work_dir(out) / CHECKPOINT_NAME).write_bytes(b"saved")
+    assert _again(["train", "s.zarr", "-o", str(out)]) == "rerun it with --resume to continue"
+    assert _again(["train", "s.zarr", "--out", str(out), "--resume"]) == "rerun the same command to resume"
+    assert _again(["classify", "s.zarr", "--out", "m.tif"]) == "rerun the same command to resume"
