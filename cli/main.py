@@ -130,7 +130,10 @@ def _again(args: list[str]) -> str:
     from geohsi.training.runner import CHECKPOINT_NAME, work_dir
 
     out = _option(args, ("--out", "-o"))
-    if out is None or is_url(out) or (work_dir(Path(out)) / CHECKPOINT_NAME).exists():
+    if out is None or is_url(out):
+        return "rerun it with --resume to continue"
+    run = Path(out).with_suffix("") if command == "pretrain" else Path(out)  # pretrain's out is NAME.safetensors
+    if (work_dir(run) / CHECKPOINT_NAME).exists():
         return "rerun it with --resume to continue"
     return "no checkpoint was saved yet: rerun the same command to start again"
 
