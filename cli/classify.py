@@ -180,9 +180,16 @@ def classify(
       geohsi classify big.zarr --out map.tif --device cuda --gpus 0,2
     """
     batch = out_dir is not None or from_list is not None or stac_url is not None or len(scenes) > 1
+    selectors = [flag for flag, v in (("--collection", collection), ("--bbox", bbox), ("--datetime", when),
+                                      ("--filter", cql2), ("--scenes-in-flight", scenes_in_flight)) if v is not None]  # fmt: skip
     _check_usage(
         batch, scenes, bundles, out, out_dir, fmt, probabilities, with_probabilities, profile or profile_report is not None
     )
+    if not batch and selectors:  # they choose and pace the scenes of a batch; one scene is mapped whole
+        from geohsi.errors import UsageError
+
+        raise UsageError(f"{', '.join(selectors)} select or pace STAC items of a batch (--stac URL --out-dir DIR), "
+                         "and do not clip a scene; drop them for one scene with --out")  # fmt: skip
     from geohsi.classification.options import MapOptions
 
     options = MapOptions(

@@ -234,6 +234,12 @@ def test_bad_batch_options_are_one_line_errors(tmp_path, data_dir, enmap_bundle)
         ),
         (["classify", tiles[0], "--out-dir", tmp_path / "d", "--probabilities", tmp_path / "p.tif"], "--with-probabilities"),
         (["classify", tiles[0], "--out-dir", tmp_path / "d", "--scenes-in-flight", "0"], "--scenes-in-flight"),
+        # one scene with --out: STAC selectors and batch pacing had been ignored, the whole scene mapped, exit 0
+        (["classify", tiles[0], "--out", tmp_path / "m.tif", "--bbox", "1,2,3,4"], "--bbox select or pace STAC items"),
+        (
+            ["classify", tiles[0], "--out", tmp_path / "m.tif", "-c", "enmap", "--scenes-in-flight", "2"],
+            "--collection, --scenes-in-flight select or pace",
+        ),  # fmt: skip
     ]
     for args, needle in cases:
         r = run_cli(*args, "--bundle", enmap_bundle)
