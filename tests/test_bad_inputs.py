@@ -1261,7 +1261,7 @@ CASES: list[Case] = [
         "no-crs-to-geotiff",
         no_crs_to_geotiff,
         4,
-        r"grid\.zarr is a pixel-grid scene without a CRS, so .*map\.tif cannot be a georeferenced GeoTIFF; write --out map\.zarr instead, or re-ingest the scene with --crs and --transform",
+        r"grid\.zarr is a pixel-grid scene without a CRS, so .*map\.tif cannot be a georeferenced GeoTIFF; write it as a Zarr map \(.*/map\.zarr; a batch: --format auto or zarr\) instead, or re-ingest the scene with --crs and --transform",
         ("grid_scene", "bundle"),
     ),
     Case("classify-fewer-bands", classify_fewer_bands, 5, r"fewer\.zarr has 190 bands.*200", ("bundle", "fewer_bands")),

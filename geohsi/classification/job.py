@@ -120,8 +120,14 @@ class MapOutputs:
         res = cls(
             out, maps.check_suffix(out), prob, maps.check_suffix(prob, "--probabilities") if prob else None, bool(confidence)
         )
-        if len({p if is_url(p) else p.absolute() for p in res.paths}) != len(res.paths):
-            raise UsageError(f"--out and --probabilities must be different paths, got {display(out)} twice")
+        named: dict[Any, str] = {}
+        for flag, p in (("--out", res.map), ("--probabilities", res.probabilities), ("--confidence", res.confidence_tif)):
+            if p is None:
+                continue
+            key = p if is_url(p) else p.absolute()
+            if key in named:  # a clash with NAME.confidence.tif had been reported as --out given twice
+                raise UsageError(f"{named[key]} and {flag} would both write {display(p)}; give --probabilities another name")
+            named[key] = flag
         return res
 
     def check_not_inputs(self, source: Any) -> None:

@@ -94,12 +94,13 @@ def require_crs(scene_path: Any, crs: Any, out: Path | str) -> None:
     Raises:
         GeoreferenceError: ``crs`` is ``None``.
     """
-    from geohsi.storage import name
+    from geohsi.storage import display, with_suffix
 
-    if crs is None:
+    if crs is None:  # the path beside it: the bare name had pointed at the scene itself (ip.zarr) or lost the folder
         raise GeoreferenceError(
             f"{scene_path} is a pixel-grid scene without a CRS, so {out} cannot be a georeferenced GeoTIFF; "
-            f"write --out {Path(name(out)).with_suffix('.zarr').name} instead, or re-ingest the scene with --crs and --transform"
+            f"write it as a Zarr map ({display(with_suffix(out, '.zarr'))}; a batch: --format auto or zarr) instead, "
+            "or re-ingest the scene with --crs and --transform"
         )
 
 

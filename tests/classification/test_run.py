@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import rasterio
 
 from geohsi.classification import classify
+from geohsi.classification.job import MapOutputs
 from geohsi.errors import GeoreferenceError, OutputError, UsageError
 from tests.classification.conftest import reference_labels, reference_probabilities
 
@@ -132,9 +135,11 @@ def test_zarr_map_is_georeferenced(tmp_path, ip_crop_geo, ip_bundle, client):
 
 
 def test_pixel_grid_scene_to_zarr_works_and_to_tif_refuses(tmp_path, ip_crop_grid, ip_bundle, client):
-    with pytest.raises(GeoreferenceError, match="--out map.zarr|re-ingest"):
-        classify(ip_crop_grid, tmp_path / "map.tif", ip_bundle, client=client, progress=False, log=_quiet)
-    assert not list(tmp_path.iterdir())
+    # the way forward names a Zarr path beside the GeoTIFF asked for (the bare name had lost its folder)
+    (tmp_path / "maps").mkdir()
+    with pytest.raises(GeoreferenceError, match=re.escape(f"write it as a Zarr map ({tmp_path / 'maps' / 'map.zarr'};")):
+        classify(ip_crop_grid, tmp_path / "maps" / "map.tif", ip_bundle, client=client, progress=False, log=_quiet)
+    assert not list((tmp_path / "maps").iterdir())
     classify(ip_crop_grid, tmp_path / "map.zarr", ip_bundle, client=client, progress=False, log=_quiet)
     assert (tmp_path / "map.zarr").is_dir()
 
@@ -148,6 +153,14 @@ def test_existing_output_is_kept_without_overwrite(tmp_path, ip_crop_geo, ip_bun
     classify(ip_crop_geo, out, ip_bundle, client=client, chunks=64, overwrite=True, progress=False, log=_quiet)
     with rasterio.open(out) as src:
         assert src.crs.to_epsg() == 32616
+
+
+def test_outputs_that_would_write_one_file_name_the_two_options():
+    """A --probabilities path equal to the confidence band's file had been reported as --out given twice."""
+    with pytest.raises(UsageError, match=r"^--probabilities and --confidence would both write o/x\.confidence\.tif;"):
+        MapOutputs.resolve("o/x.tif", "o/x.confidence.tif", confidence=True)
+    with pytest.raises(UsageError, match=r"^--out and --probabilities would both write o/x\.tif;"):
+        MapOutputs.resolve("o/x.tif", "o/x.tif")
 
 
 def test_bad_suffix_and_chunks(tmp_path, ip_crop_geo, ip_bundle, client):
