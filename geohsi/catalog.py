@@ -269,11 +269,16 @@ def _check_datetime(value: str | None) -> None:
     from pystac_client.item_search import ItemSearch
 
     try:
-        ItemSearch(url="", datetime=value)  # parses the parameter; requests nothing
+        parsed = ItemSearch(url="", datetime=value).get_parameters().get("datetime", "")  # requests nothing
     except Exception as e:
         raise UsageError(
             f"--datetime {value!r} is not an RFC 3339 instant or A/B interval ({e}); e.g. 2024-06-01/2024-08-31"
         ) from e
+    from datetime import datetime as dt
+
+    start, _, end = str(parsed).partition("/")
+    if end and ".." not in (start, end) and dt.fromisoformat(start) > dt.fromisoformat(end):  # the API said 'not RFC 3339'
+        raise UsageError(f"--datetime {value!r} starts after it ends; give the interval as START/END")
 
 
 def _search_inputs(

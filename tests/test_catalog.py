@@ -137,8 +137,10 @@ def test_a_search_that_hangs_fails_after_the_timeout(stac_api):
             r"--datetime '2024-13-45' is not an RFC 3339 instant or A/B interval \(month must be in 1\.\.12\)",
         ),
         (("--page-size", "0"), r"--page-size must be positive, got 0"),
+        # valid instants the wrong way round: had been sent, and the API's refusal blamed on RFC 3339
+        (("--datetime", "2023-02-01/2023-01-01"), r"--datetime '2023-02-01/2023-01-01' starts after it ends; give"),
     ],
-    ids=["timeout", "datetime", "page-size"],
+    ids=["timeout", "datetime", "page-size", "datetime-reversed"],
 )
 def test_bad_search_options_are_named_before_any_request(args, message):
     """Refused before the API is contacted (the URL goes nowhere): the option is named, not the API."""
