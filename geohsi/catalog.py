@@ -19,11 +19,12 @@ import math
 import os
 import re
 import tomllib
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from geohsi.errors import DataError, GeohsiError, InputFormatError, UsageError
+from geohsi.errors import DataError, GeohsiError, GeohsiWarning, InputFormatError, UsageError
 from geohsi.io.stac import spectral_bands
 
 PathLike = str | os.PathLike
@@ -403,18 +404,23 @@ def search(
     if collection:
         _check_collection(client, api, collection)
     kwargs = _search_kwargs(flt, flt_lang, query)
-    items = _search_items(
-        client,
-        api,
-        collection,
-        bb=bb,
-        geom=geom,
-        datetime=datetime,
-        ids=ids,
-        max_items=max_items,
-        page_size=page_size,
-        kwargs=kwargs,
-    )
+    _warn_undeclared(client, api, query, flt)
+    from pystac_client.warnings import DoesNotConformTo
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DoesNotConformTo)  # said above, in one line
+        items = _search_items(
+            client,
+            api,
+            collection,
+            bb=bb,
+            geom=geom,
+            datetime=datetime,
+            ids=ids,
+            max_items=max_items,
+            page_size=page_size,
+            kwargs=kwargs,
+        )
     if not items and require_items:
         criteria = (
             ("bbox", bbox),
@@ -426,6 +432,25 @@ def search(
         )
         raise _no_items_error(api, collection, criteria)
     return items
+
+
+def _warn_undeclared(client: Any, api: str, query: Any, flt: Any) -> None:
+    """Warn (one line) when ``query`` or ``flt`` needs an extension the API does not declare: such an
+    API may ignore it and return every item (pystac-client's own notice is a Python warning with its
+    file and line, easy to miss). Not refused: some APIs implement more than they declare."""
+    from pystac_client.conformance import ConformanceClasses
+
+    for given, cls, option, other in (
+        (query, ConformanceClasses.QUERY, "--query", "--filter"),
+        (flt, ConformanceClasses.FILTER, "--filter", "--query"),
+    ):
+        if given and not client.conforms_to(cls):
+            warnings.warn(
+                f"{api} does not declare the STAC {cls.name.lower()} extension, so it may ignore {option} and return "
+                f"every item; check the results, or select with {other} or --bbox/--datetime",
+                GeohsiWarning,
+                stacklevel=3,
+            )
 
 
 def _is_location(ref: str) -> bool:

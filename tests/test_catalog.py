@@ -175,3 +175,18 @@ def test_the_table_shows_a_cloud_cover_the_server_sent_as_text(monkeypatch):
     r = CliRunner().invoke(cli, ["search", "--url", "http://127.0.0.1:9", "-c", "x"])
     assert r.exit_code == 0, r.output
     assert "3.5" in r.output and "12.25" in r.output and "it2" in r.output
+
+
+def test_a_query_the_api_does_not_declare_is_warned_in_one_line(stac_api):
+    """This server has no Query extension: -q came back as every item, with only pystac-client's
+    Python warning (file and line) to tell; --filter, which it declares, selects."""
+    r = run_cli("search", "--url", stac_api.url, "-c", "synthetic", "-q", "eo:cloud_cover<3", "--max-items", "100", "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"geohsi: warning: {stac_api.url} does not declare the STAC query extension, so it may ignore --query and "
+        "return every item; check the results, or select with --filter or --bbox/--datetime"
+    ]
+    every = len(json.loads(r.stdout)["features"])
+    r = run_cli("search", "--url", stac_api.url, "-c", "synthetic", "--filter", "eo:cloud_cover < 3", "--json")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    assert 0 < len(json.loads(r.stdout)["features"]) < every
