@@ -259,6 +259,8 @@ def write_zarr_map(
     ds = write_georef(ds, scene_transform(scene), crs)
     if "classes" in ds:
         ds["classes"].encoding["_FillValue"] = NODATA
+    for v in ds.data_vars:  # listed as a coordinate, xarray opens spatial_ref with each variable without decode_coords="all"
+        ds[v].encoding["coordinates"] = "spatial_ref"
     with consolidated_quietly():  # a reader opens the map with one metadata request (one object on S3)
         ds.to_zarr(dst, mode="w", zarr_format=3, consolidated=True)
 

@@ -129,6 +129,9 @@ def test_zarr_map_is_georeferenced(tmp_path, ip_crop_geo, ip_bundle, client):
     assert m["classes"].dtype == np.uint8 and m["classes"].attrs["_FillValue"] == 0
     p = xr.open_zarr(tmp_path / "p.zarr", consolidated=False)["probabilities"]  # geohsi writes stores unconsolidated
     assert p.dtype == np.float16 and p.sizes["class"] == len(m.attrs["class_ids"])
+    # as xarray opens it by default: each variable carries its CRS (spatial_ref had come back a data variable)
+    for layer in (xr.open_zarr(out)["classes"], xr.open_zarr(out)["confidence"], p):
+        assert layer.rio.crs.to_epsg() == 32616 and layer.rio.transform() == ds.rio.transform()
     ref = reference_probabilities(ip_crop_geo, ip_bundle)
     np.testing.assert_allclose(p.values.astype("float32"), ref, atol=5e-4, equal_nan=True)
     np.testing.assert_array_equal(m["classes"].values, reference_labels(ref, np.asarray(m.attrs["class_ids"])))
