@@ -46,7 +46,7 @@ from typing import Any
 
 from geohsi import storage
 from geohsi.classification.job import MapJob, MapOutputs
-from geohsi.classification.map_items import item_path, map_completion, map_outputs, read_item, write_map_item
+from geohsi.classification.map_items import earlier_items, item_path, map_completion, map_outputs, read_item, write_map_item
 from geohsi.classification.records import BatchResult, SceneRecord, class_rows
 from geohsi.classification.worker import cluster_stats, stats_delta
 from geohsi.console import say, warner
@@ -239,6 +239,7 @@ class _Batch:
             for it in [read_item(storage.as_path(r.item))]
             if it
         ]
+        items += earlier_items(self.out_dir, CATALOG_NAME, {r.name for r in self.records} | {it["id"] for it in items})
         remote = storage.is_url(self.out_dir)
         try:
             if items:

@@ -37,6 +37,27 @@ def read_item(path: Path | str) -> dict[str, Any] | None:
         return None
 
 
+def earlier_items(out_dir: Path | str, catalog: str, names: set[str]) -> list[dict[str, Any]]:
+    """The items an earlier batch catalogued in ``out_dir`` whose map is still there, but none named in
+    ``names`` (this batch's scenes): a batch into a folder adds to its catalogue (the second of two
+    batches into ``maps/`` had dropped the first one's maps from ``catalog.json``, and so from
+    ``geohsi sample --catalog``).
+    """
+    from geohsi.export.stac import member_file
+
+    doc = read_item(storage.join(out_dir, catalog))
+    if not doc or doc.get("type") != "Collection":
+        return []
+    kept = []
+    for link in doc.get("links", []):
+        file = Path(member_file(str(link.get("href", "")))).name if link.get("rel") == "item" else ""
+        item = read_item(storage.join(out_dir, file)) if file.endswith(".json") else None
+        href = str(((item or {}).get("assets") or {}).get("map", {}).get("href", ""))
+        if item and item.get("id") not in names and href and storage.exists(storage.join(out_dir, Path(member_file(href)).name)):
+            kept.append(item)
+    return kept
+
+
 def map_completion(out: MapOutputs, provenance: dict[str, str]) -> str:
     """``complete``, ``absent`` (nothing there), ``ours`` (a partial run of the same map) or ``foreign``.
 

@@ -424,3 +424,28 @@ def test_a_map_never_replaces_its_own_scene_even_with_overwrite(tmp_path, data_d
     r = run_cli("classify", scenes[0], "--bundle", enmap_bundle, "--out", scenes[0], "--overwrite")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "is the scene being classified" in r.stderr, r.stderr
     assert all(hashlib.sha256(s.read_bytes()).hexdigest() == digest[s] for s in scenes)
+
+
+def test_a_batch_into_a_folder_adds_to_its_catalogue(tmp_path, data_dir, enmap_bundle):
+    """Two batches of other scenes into one folder: the second had written a catalogue of its own scenes
+    only, so the first batch's maps, still on disk, were gone from catalog.json and from sample --catalog."""
+    from distributed import Client, LocalCluster
+
+    import geohsi
+    from geohsi.assessment.maps import catalog_maps
+
+    tiles, out = _tiles(data_dir)[:3], tmp_path / "maps"
+
+    def catalogued() -> list[str]:
+        doc = json.loads((out / "catalog.json").read_text())
+        return sorted(link["title"] for link in doc["links"] if link["rel"] == "item")
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, Client(lc) as client:
+        for scenes in (tiles[:2], tiles[2:], tiles[:1]):  # the last: a scene again, the others left as they are
+            geohsi.classify_many(scenes, enmap_bundle, out, client=client, log=lambda m: None)
+        assert catalogued() == [t.stem for t in tiles]
+        assert sorted(p.name for p in catalog_maps(out / "catalog.json")) == [f"{t.stem}.tif" for t in tiles]
+        (out / f"{tiles[1].stem}.tif").unlink()  # a map removed by hand leaves the catalogue at the next batch
+        geohsi.classify_many(tiles[2:], enmap_bundle, out, client=client, log=lambda m: None)
+    assert catalogued() == [tiles[0].stem, tiles[2].stem]
+    assert len(_summary(out)["scenes"]) == 1  # the summary is the last run's
