@@ -56,6 +56,8 @@ from geohsi.io.sources import expand_scenes, scene_name
 #: file names of the batch's own outputs in the output directory.
 CATALOG_NAME = "catalog.json"
 SUMMARY_NAME = "summary.json"
+#: how a batch's catalogue describes itself (and is told from a file of the same name it did not write).
+CATALOG_DESCRIPTION = "land-cover maps made by geohsi from"
 #: ``format`` values: ``auto`` writes a COG for georeferenced scenes and Zarr for pixel grids.
 FORMATS = ("auto", "tif", "zarr")
 
@@ -248,7 +250,7 @@ class _Batch:
                     result.catalog,
                     items,
                     collection_id=self.collection_id,
-                    description=f"land-cover maps made by geohsi from {len(items)} scenes",
+                    description=f"{CATALOG_DESCRIPTION} {len(items)} scenes",
                     base=storage.display(self.out_dir) if remote else None,
                 )
             summary = storage.join(self.out_dir, SUMMARY_NAME)
@@ -341,6 +343,7 @@ def classify_many(
     sources = list(scenes)
     _check_options(sources, format, scenes_in_flight)
     out = _output_dir(out_dir)
+    _check_index_files(out, overwrite)
     opts = dict(format=format, with_probabilities=with_probabilities, confidence=confidence, chunks=chunks,
                 batch_size=batch_size, precision=precision, resume=resume, overwrite=overwrite)  # fmt: skip
     batch = _Batch(sources, _load_bundles(bundle, backbone, log), out, opts, log)
@@ -388,6 +391,29 @@ def _output_dir(out_dir: str | os.PathLike) -> Path | str:
     except OSError as e:
         raise OutputError(f"cannot create --out-dir {out}: {e.strerror or e}; choose a writable directory") from e
     return out
+
+
+def _check_index_files(out: Path | str, overwrite: bool) -> None:
+    """Refuse, before any work, a ``catalog.json`` or ``summary.json`` in ``out`` that no geohsi batch wrote
+    (they had been replaced without ``--overwrite``); a batch's own are rewritten on every run.
+
+    Raises:
+        OutputError: naming the file and the fix.
+    """
+    if overwrite:
+        return
+    ours = {
+        CATALOG_NAME: lambda d: d.get("type") == "Collection" and str(d.get("description", "")).startswith(CATALOG_DESCRIPTION),
+        SUMMARY_NAME: lambda d: "geohsi_version" in d and "scenes" in d,
+    }
+    for file, written_by_geohsi in ours.items():
+        path = storage.join(out, file)
+        if storage.exists(path):
+            doc = read_item(path)
+            if not (isinstance(doc, dict) and written_by_geohsi(doc)):
+                raise OutputError(
+                    f"{storage.display(path)} was not written by a geohsi batch; choose another --out-dir or pass --overwrite to replace it"
+                )
 
 
 def _run_batch(batch: _Batch, info: Any, scenes_in_flight: int | None) -> BatchResult:

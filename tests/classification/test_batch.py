@@ -449,3 +449,15 @@ def test_a_batch_into_a_folder_adds_to_its_catalogue(tmp_path, data_dir, enmap_b
         geohsi.classify_many(tiles[2:], enmap_bundle, out, client=client, log=lambda m: None)
     assert catalogued() == [tiles[0].stem, tiles[2].stem]
     assert len(_summary(out)["scenes"]) == 1  # the summary is the last run's
+
+
+@pytest.mark.parametrize("file", ["catalog.json", "summary.json"])
+def test_a_catalogue_or_summary_no_batch_wrote_is_kept_without_overwrite(tmp_path, data_dir, enmap_bundle, file):
+    """A user's own catalog.json (or summary.json) in --out-dir had been replaced, exit 0."""
+    out = tmp_path / "maps"
+    out.mkdir()
+    (out / file).write_text('{"type": "Catalog", "id": "my-precious", "description": "mine", "links": []}')
+    r = run_cli("classify", _tiles(data_dir)[0], "--bundle", enmap_bundle, "--out-dir", out, "--workers", "1")
+    assert r.returncode == 8 and r.stderr.count("\n") == 1, r.stderr
+    assert f"{out / file} was not written by a geohsi batch; choose another --out-dir or pass --overwrite" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == [file] and "my-precious" in (out / file).read_text()
