@@ -342,8 +342,7 @@ def classify_many(
 
     sources = list(scenes)
     _check_options(sources, format, scenes_in_flight)
-    out = _output_dir(out_dir)
-    _check_index_files(out, overwrite)
+    out = _output_dir(out_dir, overwrite)
     opts = dict(format=format, with_probabilities=with_probabilities, confidence=confidence, chunks=chunks,
                 batch_size=batch_size, precision=precision, resume=resume, overwrite=overwrite)  # fmt: skip
     batch = _Batch(sources, _load_bundles(bundle, backbone, log), out, opts, log)
@@ -376,11 +375,11 @@ def _check_options(sources: list, format: str, scenes_in_flight: int | None) -> 
         raise UsageError(f"--scenes-in-flight must be at least 1, got {scenes_in_flight}")
 
 
-def _output_dir(out_dir: str | os.PathLike) -> Path | str:
+def _output_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path | str:
     """The batch's output directory, created (or a bucket URL, checked): maps, items and the catalogue go there.
 
     Raises:
-        OutputError: it cannot be created.
+        OutputError: it cannot be created, or holds a catalogue or summary no batch wrote (:func:`_check_index_files`).
     """
     out = storage.as_path(out_dir)  # a URL: maps, items and the catalogue go to the bucket, written by the workers
     try:
@@ -390,6 +389,7 @@ def _output_dir(out_dir: str | os.PathLike) -> Path | str:
             out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot create --out-dir {out}: {e.strerror or e}; choose a writable directory") from e
+    _check_index_files(out, overwrite)
     return out
 
 

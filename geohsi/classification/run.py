@@ -133,14 +133,17 @@ def _task_stream(client: Any, enabled: bool, report: str | os.PathLike | None) -
         yield stack.enter_context(get_task_stream(client))
 
 
-def check_report(report: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse a ``--profile-report`` path before the run: not ``.html`` (so never the scene or a map), or existing.
+def check_report(report: str | os.PathLike | None, overwrite: bool) -> Path | None:
+    """Refuse a ``--profile-report`` path (``None``: none asked for) before the run: not ``.html`` (so never
+    the scene or a map), or existing.
 
     Raises:
         UsageError: not ``.html``; OutputError: it exists without ``overwrite``.
     """
     from geohsi.files import check_output
 
+    if report is None:
+        return None
     path = Path(report)
     if path.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--profile-report {path} is Dask's HTML performance report; name it REPORT.html")
@@ -373,8 +376,7 @@ def classify(
     outputs = MapOutputs.resolve(out, probabilities, confidence)
     outputs.check_not_inputs(scene)
     outputs.check_writable(overwrite)  # before anything is opened: an existing output fails at once
-    if profile_report is not None:
-        check_report(profile_report, overwrite)
+    check_report(profile_report, overwrite)
     ds, b = _open_checked(scene, bundle, outputs, log)
     b = b.with_backbone(backbone)
 

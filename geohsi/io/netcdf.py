@@ -160,9 +160,7 @@ def read(
     good = _coord(v, ("good_band", "bbl"), bdim)
     attrs: dict[str, Any] = {k: val for k, val in src.attrs.items() if k in ("sensor", "units", "acquisition_time")}
     attrs.update(source_files=[str(p.resolve())], source_format="zarr" if p.is_dir() else "netcdf", source_variable=name)
-    if crs is None and transform is not None:  # the coordinates' grid, for --crs to place it
-        attrs.update(crs_note=_uncharted_note(v, ydim, xdim), source_transform=list(transform)[:6])
-        transform = None
+    attrs.update(_uncharted(v, ydim, xdim, transform) if crs is None else {})
     fill = v.attrs.get("_FillValue", v.encoding.get("_FillValue", v.attrs.get("missing_value")))
     if p.is_dir() and stored_order and (p / name).is_dir():
         from geohsi.scene import guarded_zarr_array
@@ -178,7 +176,7 @@ def read(
         fwhm=bands_nm.fwhm,
         good_band=None if good is None else good != 0,
         crs=crs,
-        transform=transform,
+        transform=None if crs is None else transform,
         nodata=None if fill is None else float(np.asarray(fill).reshape(-1)[0]),
         scale_factor=v.attrs.get("scale_factor"),
         add_offset=v.attrs.get("add_offset"),
@@ -280,14 +278,16 @@ def _charted(v: xr.DataArray, ydim: str, xdim: str) -> str | None:
     return kinds.pop() if len(kinds) == 1 else None
 
 
-def _uncharted_note(v: xr.DataArray, ydim: str, xdim: str) -> str:
-    """Why a grid whose coordinates are known has no CRS, and the ``--crs`` that places it."""
+def _uncharted(v: xr.DataArray, ydim: str, xdim: str, transform: Any) -> dict[str, Any]:
+    """The attributes of a grid its coordinates give without a CRS (``{}`` without one): the grid, for
+    ``--crs`` to place it, and a note saying which ``--crs`` does."""
+    if transform is None:
+        return {}
     if _charted(v, ydim, xdim) == "geographic":
-        return (
-            f"its {ydim}/{xdim} coordinates are degrees but no grid_mapping names their datum; "
-            "--crs EPSG:4326 places it on WGS 84"
-        )
-    return f"its {ydim}/{xdim} coordinates are metres but no grid_mapping names their CRS; --crs EPSG:XXXX alone places it"
+        note = f"its {ydim}/{xdim} coordinates are degrees but no grid_mapping names their datum; --crs EPSG:4326 places it on WGS 84"
+    else:
+        note = f"its {ydim}/{xdim} coordinates are metres but no grid_mapping names their CRS; --crs EPSG:XXXX alone places it"
+    return {"crs_note": note, "source_transform": list(transform)[:6]}
 
 
 def _north_up(v: xr.DataArray, ydim: str, xdim: str) -> tuple[xr.DataArray, bool]:
