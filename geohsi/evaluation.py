@@ -71,6 +71,28 @@ def _check_tiles_whole(data: Any, b: Any, trained: dict[str, int]) -> None:
             )
 
 
+def _warn_relabelled(data: Any, b: Any, trained: dict[str, int]) -> None:
+    """Warn when an image the bundle was trained on (the same store, or the same scene identity) comes with
+    other labels: recognised by its labels' digest only, it is scored whole, training pixels included
+    (a one-pixel correction of the labels had scored 10,247 pixels instead of the 5,121 held out, silently)."""
+    from geohsi.scene import scene_identity
+    from geohsi.storage import is_url
+
+    tc = b.meta.train_config
+    stores = {str(tc["scene"])} if tc.get("scene") else set()
+    identities = {s.get("identity") for s in tc.get("scenes") or []} - {None}
+    for s in data.scenes:
+        if s.labels_sha256 in trained:
+            continue
+        if (not is_url(s.source) and str(Path(s.source).resolve()) in stores) or scene_identity(s.ds) in identities:
+            warnings.warn(
+                f"{s.source} is an image {b.path} was trained on, with other labels than it trained with: every "
+                "labelled pixel is scored, its training pixels included; give the training labels to score its test pixels",
+                GeohsiWarning,
+                stacklevel=3,
+            )
+
+
 def _bundle_ids(labels: np.ndarray, data: Any, b: Any, source: str) -> np.ndarray:
     """The scene's class ids in the bundle's legend: vector classes matched by name, other labels by id.
 
@@ -199,6 +221,7 @@ def evaluate(
         data = join_grid_tiles(data, log=lambda m: None)
     trained = _trained_scenes(b)
     _check_tiles_whole(data, b, trained)
+    _warn_relabelled(data, b, trained)
     split = b.split() if any(s.labels_sha256 in trained for s in data.scenes) else None
     model = b.build_model(backbone=backbone)
     dev = resolve_device(device)

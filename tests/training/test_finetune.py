@@ -283,6 +283,31 @@ def test_evaluate_refuses_a_batch_size_below_one(small_bundle: Path, batch_size:
         evaluate(small_bundle, scene, batch_size=batch_size)
 
 
+def test_evaluate_warns_when_the_training_image_comes_with_other_labels(small_bundle: Path, tmp_path: Path) -> None:
+    """The training image is recognised by its labels' digest: one pixel relabelled, every labelled pixel was
+    scored, training pixels included, without a word (only n told: 10,247 instead of 5,121)."""
+    import rasterio
+
+    from geohsi.scene import open_scene
+
+    scene = load_bundle(small_bundle).meta.train_config["scene"]
+    labels = open_scene(scene)["labels"].values.astype("uint16")
+    fixed = labels.copy()
+    fixed[tuple(np.argwhere(labels > 0)[0])] = 0
+    for folder, grid in (("same", labels), ("fix", fixed)):
+        (tmp_path / folder).mkdir()
+        with rasterio.open(tmp_path / folder / f"{Path(scene).stem}.tif", "w", driver="GTiff", width=grid.shape[1],
+                           height=grid.shape[0], count=1, dtype="uint16") as dst:  # fmt: skip
+            dst.write(grid, 1)
+    same = run_cli("evaluate", small_bundle, scene, "--labels", tmp_path / "same" / "*.tif")
+    fix = run_cli("evaluate", small_bundle, scene, "--labels", tmp_path / "fix" / "*.tif")
+    assert same.returncode == 0 and fix.returncode == 0, fix.stderr
+    assert "warning" not in same.stderr, same.stderr
+    assert "is an image" in fix.stderr and "with other labels than it trained with: every labelled pixel is scored" in fix.stderr
+    n = [int(re.search(r"n = (\d+)", r.stdout).group(1)) for r in (same, fix)]
+    assert n[1] == int((fixed > 0).sum()) > n[0]
+
+
 def test_evaluate_on_another_scene_scores_all_labelled_pixels(small_bundle: Path, tmp_path: Path) -> None:
     from geohsi.scene import add_labels, make_scene, open_scene, write_scene
 
