@@ -50,6 +50,21 @@ def test_label_tiles_pair_by_name_and_read_as_they_are(tiles, data_dir) -> None:
     assert sum(s.index.size for s in tiles.scenes) == 5672
 
 
+def test_class_names_name_store_labels_and_must_name_every_class(data_dir, ip_scene) -> None:
+    """--class-names had been ignored for a store's labels (classes stayed class_1…), and two names for
+    six raster classes left four of them class_3…class_6, with no message."""
+    names = tuple(f"crop {i}" for i in range(1, 17))
+    data = load_training_data([ip_scene], LabelSource.from_options(class_names=names))
+    assert [c.name for c in data.legend] == list(names)
+    with pytest.raises(
+        UsageError, match=r"--class-names gives 2 names but the labels hold classes up to 16; give one name per class 1\.\.16"
+    ):
+        load_training_data([ip_scene], LabelSource.from_options(class_names=names[:2]))
+    rasters = LabelSource.from_options(str(data_dir / "enmap_potsdam" / "labels" / "*.tif"), class_names=("a", "b"))
+    with pytest.raises(UsageError, match="--class-names gives 2 names but the labels hold classes up to 6"):
+        load_training_data(_tiles(data_dir)[:3], rasters)
+
+
 def test_a_label_raster_on_another_grid_is_warped_with_nearest_neighbour(tmp_path, data_dir) -> None:
     tile = _tiles(data_dir)[3]
     (tmp_path / "labels").mkdir()
