@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from geohsi.errors import ModelError
 from geohsi.files import file_sha256
@@ -103,6 +104,20 @@ def default_backbone_path(model: str, spectral: str = "pca") -> Path | None:
     return path
 
 
+def pretraining_config(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The options a ``geohsi pretrain`` backbone was pretrained with (``model``, ``spectral``, …), from
+    the pretraining record in its safetensors metadata; ``None`` when the file has none or is unreadable."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(Path(path), framework="pt", device="cpu") as f:
+            record = (f.metadata() or {}).get("geohsi_pretraining")
+        config = json.loads(record)["config"] if record else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
 def pretrained_front_end(path: str | os.PathLike) -> str | None:
     """The spectral front end (``pca``/``s2``) a ``geohsi pretrain`` backbone was pretrained with.
 
@@ -114,15 +129,7 @@ def pretrained_front_end(path: str | os.PathLike) -> str | None:
         official SpectralGPT checkpoints' ``.pth`` (pretrained on Sentinel-2 bands); ``None`` when
         the file does not say (another safetensors file, an unreadable record).
     """
-    p = Path(path)
-    if p.suffix != ".safetensors":
+    if Path(path).suffix != ".safetensors":
         return "s2"
-    try:
-        from safetensors import safe_open
-
-        with safe_open(p, framework="pt", device="cpu") as f:
-            record = (f.metadata() or {}).get("geohsi_pretraining")
-        spectral = json.loads(record)["config"]["spectral"] if record else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    spectral = (pretraining_config(path) or {}).get("spectral")
     return str(spectral) if spectral in ("pca", "s2") else None

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from geohsi.console import say
-from geohsi.errors import UsageError
+from geohsi.errors import ModelError, UsageError
 from geohsi.files import check_output
 from geohsi.heads import Head, get_head
 from geohsi.prediction import autocast
@@ -60,6 +60,27 @@ def _point_latest(out: Path) -> None:
         tmp.unlink()
     tmp.symlink_to(out.name)
     os.replace(tmp, latest)
+
+
+def _load_backbone(head: Any, model: Any, path: Path, model_name: str) -> None:
+    """Load the backbone weights; one that does not fit and says which ``--model`` it was pretrained as
+    names that option (the message had named config fields no command takes).
+
+    Raises:
+        ModelError: the weights do not fit the model.
+    """
+    from geohsi.models.default import pretraining_config
+
+    try:
+        head.load_pretrained(model, path)
+    except ModelError as e:
+        pretrained_as = (pretraining_config(path) or {}).get("model")
+        if not pretrained_as or pretrained_as == model_name:
+            raise
+        raise ModelError(
+            f"{path.name} was pretrained with --model {pretrained_as} and does not fit --model {model_name}; "
+            f"train with --model {pretrained_as}, or give a backbone pretrained for {model_name}"
+        ) from e
 
 
 def build_model(
@@ -93,7 +114,7 @@ def build_model(
     from geohsi.storage import absolute, local_copy
 
     path = local_copy(backbone, "backbone")  # a URL: downloaded once into the cache
-    head.load_pretrained(model, path)
+    _load_backbone(head, model, path, run.model)
     sha = file_sha256(path)
     front = pretrained_front_end(path)
     log(f"backbone {path} (sha256 {sha[:12]}…{f', pretrained on {front} channels' if front else ''})")

@@ -245,6 +245,24 @@ def test_a_backbone_pretrained_on_other_channels_is_recorded_and_warned_about(
     assert any(m.startswith("spectral lda: discriminants of") for m in msgs["lda"])
 
 
+def test_a_backbone_of_another_model_size_names_the_model_it_was_pretrained_as(
+    scenes: list[Path], ip_scene: Path, tmp_path: Path
+) -> None:
+    """A tiny backbone in a small model had been refused with a fix naming config fields (embed_dim, depth, …)
+    that no command takes; its pretraining record names the --model that fits."""
+    from geohsi.errors import ModelError
+    from geohsi.training.finetune import train
+
+    bb = pretrain(scenes[:1], out=tmp_path / "t.safetensors", steps=2, seed=0, **FAST)
+    with pytest.raises(
+        ModelError,
+        match=r"^t\.safetensors was pretrained with --model tiny and does not fit --model small; train with --model tiny",
+    ):
+        train(ip_scene, adapter="lora", model="small", epochs=1, split="per-class:5", backbone=str(bb),
+              out=tmp_path / "b", progress=False, log=lambda m: None)  # fmt: skip
+    assert not (tmp_path / "b").exists()
+
+
 def test_default_backbone_refuses_a_corrupted_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from geohsi.models import default
 
