@@ -22,23 +22,7 @@ from typing import Any
 import numpy as np
 
 from geohsi.errors import DataError, GeohsiWarning, UsageError
-
-
-def metrics_paths(out: str | os.PathLike) -> tuple[str, str, str]:
-    """The files ``evaluate(out=OUT)`` writes: ``(OUT, OUT with .csv, OUT with .png)`` (URLs too).
-
-    Raises:
-        UsageError: ``OUT`` ends in ``.csv`` or ``.png``: the JSON would be written over one of the others.
-    """
-    from geohsi.metrics import table_path
-    from geohsi.storage import display
-
-    base, suffix = os.path.splitext(str(out))
-    if suffix.lower() in (".csv", ".png"):
-        raise UsageError(
-            f"--out {display(out)} names the JSON report (its .csv and .png are written beside it); give a .json path such as {display(base)}.json"
-        )
-    return str(out), table_path(out), f"{base}.png"
+from geohsi.metrics import metrics_paths  # the files evaluate(out=...) writes (its CLI prints them)
 
 
 def _trained_scenes(b: Any) -> dict[str, int]:

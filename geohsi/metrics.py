@@ -303,6 +303,25 @@ def table_path(path_json: str | os.PathLike) -> str:
     return text + ".csv" if suffix.lower() == ".csv" else base + ".csv"
 
 
+def metrics_paths(out: str | os.PathLike, *, figure: bool = True) -> tuple[str, ...]:
+    """The files a metrics report at ``out`` is written as: ``(OUT, OUT with .csv)`` and, with ``figure``
+    (``geohsi evaluate``'s confusion matrix), ``OUT with .png`` (URLs too).
+
+    Raises:
+        UsageError: ``OUT`` ends in ``.csv`` or ``.png``: the JSON would be written over one of the others
+            (``baseline --out b.csv`` had written its JSON as b.csv and its table as b.csv.csv).
+    """
+    from geohsi.storage import display
+
+    base, suffix = os.path.splitext(str(out))
+    if suffix.lower() in (".csv", ".png"):
+        raise UsageError(
+            f"--out {display(out)} names the JSON report (its .csv{' and .png are' if figure else ' is'} written beside it); "
+            f"give a .json path such as {display(base)}.json"
+        )
+    return (str(out), table_path(out), *([f"{base}.png"] if figure else []))
+
+
 def write_metrics(report: Mapping[str, Any], path_json: str | os.PathLike, *, overwrite: bool = False) -> tuple[Path, Path]:
     """Write a :func:`classification_report` as JSON and a CSV table beside it, each atomically.
 
@@ -358,6 +377,7 @@ __all__ = [
     "classification_report",
     "confusion_matrix",
     "kappa",
+    "metrics_paths",
     "overall_accuracy",
     "per_class",
     "report_for",

@@ -95,7 +95,7 @@ def baseline(
         The metrics report, with ``method``, ``features``, ``fit_seconds``.
     """
     from geohsi.files import check_output
-    from geohsi.metrics import report_for
+    from geohsi.metrics import metrics_paths, report_for
     from geohsi.spectral.windows import check_window
     from geohsi.training.data import load_training_data, pixel_values
     from geohsi.training.grid_tiles import join_for_split
@@ -105,8 +105,8 @@ def baseline(
     if features not in ("raw", "pca"):
         raise UsageError(f"unknown baseline features {features!r}; use raw or pca")
     check_window(window)  # odd, as train's: the blocks gap must be the one of the matching run
-    if out is not None:
-        check_output(out, overwrite, directory=False)
+    for path in metrics_paths(out, figure=False) if out is not None else ():
+        check_output(path, overwrite, directory=False)  # the JSON and its CSV, before the classifier is fitted
     scenes = list(scene) if isinstance(scene, (list, tuple)) else [scene]
     data = join_for_split(load_training_data(scenes, labels, log=log), split, log=log)
     sp = data.split(split, seed=seed, val_fraction=val_fraction, window=window)

@@ -374,6 +374,22 @@ def test_baseline_matches_split_and_is_reasonable(ip_scene: Path, tmp_path: Path
     assert np.isfinite(r2["kappa"])
 
 
+def test_baseline_checks_its_json_and_csv_before_fitting(ip_scene: Path, tmp_path: Path) -> None:
+    """--out b.csv had written the JSON as b.csv and the table as b.csv.csv; an existing CSV beside the JSON
+    was refused only after the classifier was fitted."""
+    from geohsi.errors import OutputError, UsageError
+    from geohsi.training.baselines import baseline
+
+    with pytest.raises(
+        UsageError, match=r"--out .*b\.csv names the JSON report \(its \.csv is written beside it\); give a \.json path"
+    ):
+        baseline(ip_scene, method="rf", out=tmp_path / "b.csv")
+    (tmp_path / "m.csv").write_text("mine")
+    with pytest.raises(OutputError, match=r"m\.csv already exists"):
+        baseline(ip_scene, method="rf", split="blocks:200", out=tmp_path / "m.json")  # refused before the split
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
+
+
 def test_sensor_augmentation_trains_on_random_sensor_views_and_is_recorded(ip_scene: Path, tmp_path: Path) -> None:
     lines: list[str] = []
     opts = {**FAST, "epochs": 1, "spectral": "s2", "backbone": "random"}
