@@ -37,7 +37,7 @@ def expand_scenes(patterns: Sequence[str | os.PathLike], from_list: str | os.Pat
         The paths, in order, each once.
 
     Raises:
-        UsageError: a pattern matches nothing, or the list file cannot be read.
+        UsageError: a pattern matches nothing, or the list file cannot be read or lists nothing.
     """
     items = [str(p) for p in patterns]
     if from_list is not None:
@@ -46,7 +46,12 @@ def expand_scenes(patterns: Sequence[str | os.PathLike], from_list: str | os.Pat
         except (OSError, GeohsiError, UnicodeDecodeError) as e:
             why = getattr(e, "strerror", None) or e
             raise UsageError(f"cannot read --from-list {display(from_list)}: {why}; give a text file of scene paths") from e
-        items += [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+        listed = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+        if not listed:  # the batch had said "no scenes given; pass … --from-list FILE", though one was
+            raise UsageError(
+                f"--from-list {display(from_list)} lists no scene; give one path or URL per line ('#' starts a comment)"
+            )
+        items += listed
     out: list[str] = []
     for it in items:
         if is_url(it):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from geohsi.errors import UsageError
 from tests.conftest import run_cli
 
 PIXEL_AREA_M2 = 30.0 * 30.0  # EnMAP L2A: 30 m pixels in EPSG:32633
@@ -255,6 +256,9 @@ def test_from_list_and_globs(tmp_path, data_dir, enmap_bundle):
     lst.write_text(f"# two tiles\n{tiles[0]}\n\n{tiles[1].parent}/*_96_*.tif\n")
     got = expand_scenes([], lst)
     assert got[0] == str(tiles[0]) and len(got) == 1 + 4 and len(set(got)) == len(got)
+    lst.write_text("# nothing yet\n\n")  # had been told 'no scenes given; pass … --from-list FILE'
+    with pytest.raises(UsageError, match=r"--from-list .*scenes\.txt lists no scene; give one path or URL per line"):
+        expand_scenes([], lst)
 
 
 def _wait_for(cond, timeout: float, what: str) -> None:
