@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from geohsi.cli.paths import PATH_OR_URL
-from geohsi.cli.scenes import scene_options, selected_scenes
+from geohsi.cli.scenes import given_on_command_line, scene_options, selected_scenes
 
 if TYPE_CHECKING:
     from geohsi.classification.job import ClassifyResult
@@ -180,8 +180,9 @@ def classify(
       geohsi classify big.zarr --out map.tif --device cuda --gpus 0,2
     """
     batch = out_dir is not None or from_list is not None or stac_url is not None or len(scenes) > 1
-    selectors = [flag for flag, v in (("--collection", collection), ("--bbox", bbox), ("--datetime", when),
-                                      ("--filter", cql2), ("--scenes-in-flight", scenes_in_flight)) if v is not None]  # fmt: skip
+    selectors = [flag for flag, v in (("--collection", collection), ("--bbox", bbox), ("--datetime", when), ("--filter", cql2),
+                                      ("--max-items", given_on_command_line("max_items") or None), ("--scenes-in-flight", scenes_in_flight))
+                 if v is not None]  # fmt: skip
     _check_usage(
         batch, scenes, bundles, out, out_dir, fmt, probabilities, with_probabilities, profile or profile_report is not None
     )

@@ -52,6 +52,11 @@ def scene_options(verb: str) -> Callable[[Callable], Callable]:
     return wrap
 
 
+def given_on_command_line(name: str) -> bool:
+    """Whether the option ``name`` of the running command was given on the command line (not its default)."""
+    return click.get_current_context().get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+
+
 def selected_scenes(
     scenes: tuple[str, ...],
     from_list: Path | None,
@@ -66,7 +71,8 @@ def selected_scenes(
     from geohsi.errors import UsageError
     from geohsi.io.sources import expand_scenes
 
-    given = [flag for flag, v in (("--collection", collection), ("--bbox", bbox), ("--datetime", when), ("--filter", cql2)) if v]
+    given = [flag for flag, v in (("--collection", collection), ("--bbox", bbox), ("--datetime", when), ("--filter", cql2),
+                                  ("--max-items", given_on_command_line("max_items"))) if v]  # fmt: skip
     if given and stac_url is None:
         raise UsageError(f"{', '.join(given)} select(s) STAC items and need --stac URL; give the API, or leave them out")
     sources: list[Any] = expand_scenes(scenes, from_list)

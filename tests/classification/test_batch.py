@@ -241,6 +241,8 @@ def test_bad_batch_options_are_one_line_errors(tmp_path, data_dir, enmap_bundle)
             ["classify", tiles[0], "--out", tmp_path / "m.tif", "-c", "enmap", "--scenes-in-flight", "2"],
             "--collection, --scenes-in-flight select or pace",
         ),  # fmt: skip
+        (["classify", tiles[0], "--out", tmp_path / "m.tif", "--max-items", "5"], "--max-items select or pace"),
+        (["classify", tiles[0], "--out-dir", tmp_path / "d", "--max-items", "5"], "--max-items select(s) STAC items"),
     ]
     for args, needle in cases:
         r = run_cli(*args, "--bundle", enmap_bundle)
