@@ -199,7 +199,7 @@ def evaluate(
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     for path in metrics_paths(out) if out is not None else ():
         check_output(path, overwrite, directory=False)  # all three before the model runs
-    b = load_bundle(bundle)
+    b = load_bundle(bundle).with_backbone(backbone)  # a bundle carrying its backbone refuses one (it was ignored)
     data = load_training_data(list(scene) if isinstance(scene, (list, tuple)) else [scene], labels)
     if tiles_joined_in(b.meta.train_config):  # recognise the joined training scene (and score its test pixels)
         data = join_grid_tiles(data, log=lambda m: None)
@@ -207,7 +207,7 @@ def evaluate(
     _check_tiles_whole(data, b, trained)
     _warn_relabelled(data, b, trained)
     split = b.split() if any(s.labels_sha256 in trained for s in data.scenes) else None
-    model = b.build_model(backbone=backbone)
+    model = b.build_model()
     dev = resolve_device(device)
     model.to(dev)
     per_scene = []

@@ -283,6 +283,15 @@ def test_evaluate_refuses_a_batch_size_below_one(small_bundle: Path, batch_size:
         evaluate(small_bundle, scene, batch_size=batch_size)
 
 
+def test_evaluate_refuses_a_backbone_for_a_bundle_that_carries_its_own(small_bundle: Path, tmp_path: Path) -> None:
+    """--backbone had been ignored without a word for such a bundle (classify already refused it)."""
+    from geohsi.errors import UsageError
+
+    scene = load_bundle(small_bundle).meta.train_config["scene"]
+    with pytest.raises(UsageError, match="carries its own backbone; --backbone is for bundles trained on a backbone file"):
+        evaluate(small_bundle, scene, backbone=tmp_path / "moved.safetensors")
+
+
 def test_evaluate_warns_when_the_training_image_comes_with_other_labels(small_bundle: Path, tmp_path: Path) -> None:
     """The training image is recognised by its labels' digest: one pixel relabelled, every labelled pixel was
     scored, training pixels included, without a word (only n told: 10,247 instead of 5,121)."""
