@@ -76,7 +76,7 @@ def evaluate(
     if "scenes" in r:
         s = Table(title="per scene")
         for c in ("scene", "scored", "OA", "AA", "κ", "n"):
-            s.add_column(c)
+            s.add_column(c, overflow="fold")  # a long scene name wraps, not '…' (18 tiles read alike at 80 columns)
         for row in r["scenes"]:
             s.add_row(
                 row["name"],
