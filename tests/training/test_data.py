@@ -262,9 +262,12 @@ def test_train_and_evaluate_on_the_tiles_as_they_come(data_dir, tmp_path) -> Non
     assert r.returncode == 0, r.stderr
     assert "in 18 scenes" in r.stderr
     meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
-    r = run_cli("evaluate", tmp_path / "b", images, "--labels", labels, "--out", tmp_path / "eval.json")
+    r = run_cli("evaluate", tmp_path / "b", images, "--labels", labels, "--out", tmp_path / "eval.json", env={"COLUMNS": "80"})
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "eval.json").read_text())
+    # each row names its tile in a log 80 columns wide (they had all been cut to 'enmap_potsdam_tile_…')
+    first_cells = "".join(line.split("│")[1].strip() for line in r.stdout.splitlines() if line.startswith("│"))
+    assert all(row["name"] in first_cells for row in m["scenes"]), r.stdout
     # every tile's training pixels are left out: the pooled score is the bundle's own test score
     assert m["n_test"] == meta["metrics"]["n_test"] and m["overall_accuracy"] == pytest.approx(
         meta["metrics"]["overall_accuracy"]
