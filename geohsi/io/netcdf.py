@@ -229,8 +229,9 @@ def _georeference(p: Path, src: xr.Dataset, v: xr.DataArray, name: str, ydim: st
     """``(v, crs, transform, flipped)``: the variable with its spatial dims set (north up, see :func:`_north_up`), its CRS
     and affine (``None`` for a pixel grid), and whether rows or columns were reversed from the stored order.
 
-    Without a CRS, the grid of coordinates that say what they are (:func:`_charted`) is still returned,
-    for ``--crs`` alone to place it; ``crs`` is then ``None`` and ``transform`` is that grid.
+    Without a CRS the variable stays in stored order, and the grid of coordinates that say what they are
+    (:func:`_charted`) is still returned, for ``--crs`` alone to place it as stored (south up where the
+    rows run south to north); ``crs`` is then ``None`` and ``transform`` is that grid.
 
     Raises:
         GeoreferenceError: a CRS without coordinates, or coordinates that are not a regular grid.
@@ -243,16 +244,17 @@ def _georeference(p: Path, src: xr.Dataset, v: xr.DataArray, name: str, ydim: st
         crs = None
     if int(src.attrs.get("georeferenced", 1)) == 0:
         return v, None, None, False  # a geohsi pixel-grid scene stays one
-    if crs is None and not _charted(v, ydim, xdim):
-        return v, None, None, False
+    if crs is None:  # a pixel grid in stored order (labels in that order match it); the coordinates' grid kept
+        try:
+            return v, None, v.rio.transform(recalc=True) if _charted(v, ydim, xdim) else None, False
+        except Exception:  # noqa: BLE001 — irregular coordinates: no grid to keep
+            return v, None, None, False
     if xdim not in v.coords or ydim not in v.coords:
         raise GeoreferenceError(f"{p}: {name!r} has a CRS but no {xdim}/{ydim} coordinates; add them or drop the CRS")
     v, flipped = _north_up(v, ydim, xdim)
     try:
         transform = v.rio.transform(recalc=True)
     except Exception as e:  # rioxarray raises for irregular coordinates
-        if crs is None:
-            return v, None, None, flipped  # no CRS to keep: the pixel grid, north up
         raise GeoreferenceError(f"{p}: the {ydim}/{xdim} coordinates are not a regular grid ({e}); regrid first") from e
     return v, crs, transform, flipped
 

@@ -155,27 +155,43 @@ def _uncharted(tmp_path: Path, ydim: str, xdim: str, units: tuple[str, str] | No
 
 
 def test_lat_lon_coordinates_without_a_grid_mapping_are_placed_by_crs_alone(tmp_path: Path) -> None:
-    """Degrees name no datum: refused with the --crs that places the file, which then needs no --transform."""
+    """Degrees name no datum: refused with the --crs that places the file, which then needs no --transform.
+    Placed as stored (rows south to north here), so labels in the file's order still fit it."""
+    from geohsi.scene import open_scene
+
     path, north_up = _uncharted(tmp_path, "lat", "lon", ("degrees_north", "degrees_east"))
     with pytest.raises(GeoreferenceError, match=r"lat/lon coordinates are degrees .*--crs EPSG:4326 places it"):
         ingest(path, tmp_path / "a.zarr")
-    ds = read(ingest(path, tmp_path / "a.zarr", crs="EPSG:4326"))
+    ds = open_scene(ingest(path, tmp_path / "a.zarr", crs="EPSG:4326"))
     assert scene_crs(ds).to_epsg() == 4326
-    assert ds.rio.transform().almost_equals(Affine(0.01, 0, 13.0, 0, -0.01, 52.5))
-    np.testing.assert_array_equal(ds["reflectance"].values, north_up)
+    assert ds.rio.transform().almost_equals(Affine(0.01, 0, 13.0, 0, 0.01, 52.46))
+    np.testing.assert_array_equal(ds["reflectance"].values, north_up[:, ::-1])
 
 
 def test_projected_coordinates_in_metres_take_their_crs_alone(tmp_path: Path) -> None:
+    from geohsi.scene import open_scene
+
     path, north_up = _uncharted(tmp_path, "y", "x", ("m", "m"))
-    ds = read(ingest(path, tmp_path / "p.zarr", crs="EPSG:32633"))
-    assert ds.rio.transform().almost_equals(Affine(30, 0, 360_000, 0, -30, 5_810_000))
-    np.testing.assert_array_equal(ds["reflectance"].values, north_up)
+    ds = open_scene(ingest(path, tmp_path / "p.zarr", crs="EPSG:32633"))
+    assert ds.rio.transform().almost_equals(Affine(30, 0, 360_000, 0, 30, 5_809_880))
+    np.testing.assert_array_equal(ds["reflectance"].values, north_up[:, ::-1])
 
 
-def test_coordinates_that_do_not_say_what_they_are_still_need_a_transform(tmp_path: Path) -> None:
-    """Bare numbers may be pixel indices: --crs alone would place the scene on them, metres from the origin."""
-    path, north_up = _uncharted(tmp_path, "y", "x", None)
-    with pytest.raises(GeoreferenceError, match="which has no grid; add --transform"):
-        ingest(path, tmp_path / "n.zarr", crs="EPSG:32633")
+@pytest.mark.parametrize("units", [None, ("m", "m")])
+def test_a_grid_without_crs_stays_in_stored_order_as_a_pixel_grid(tmp_path: Path, units) -> None:
+    """With --crs none the rows stay as stored, so labels in the file's order (a .mat) fit them: coordinates in
+    metres had turned the cube north up and put every label on the wrong row. Bare numbers (maybe pixel
+    indices) still need --transform with --crs."""
+    import scipy.io
+
+    path, north_up = _uncharted(tmp_path, "y", "x", units)
     stored = north_up[:, ::-1]
-    np.testing.assert_array_equal(read(ingest(path, tmp_path / "n.zarr", crs="none"))["reflectance"].values, stored)
+    first_row = np.zeros(stored.shape[1:], "uint8")
+    first_row[0] = 1
+    scipy.io.savemat(tmp_path / "gt.mat", {"gt": first_row})
+    if units is None:
+        with pytest.raises(GeoreferenceError, match="which has no grid; add --transform"):
+            ingest(path, tmp_path / "n.zarr", crs="EPSG:32633")
+    ds = read(ingest(path, tmp_path / "n.zarr", crs="none", labels=tmp_path / "gt.mat"))
+    np.testing.assert_array_equal(ds["reflectance"].values, stored)
+    np.testing.assert_array_equal(ds["reflectance"].values[0][ds["labels"].values == 1], stored[0, 0])
