@@ -106,14 +106,17 @@ def default_backbone_path(model: str, spectral: str = "pca") -> Path | None:
 
 def pretraining_config(path: str | os.PathLike) -> dict[str, Any] | None:
     """The options a ``geohsi pretrain`` backbone was pretrained with (``model``, ``spectral``, …), from
-    the pretraining record in its safetensors metadata; ``None`` when the file has none or is unreadable."""
+    the pretraining record in its safetensors metadata; ``None`` when the file has none or is unreadable
+    (an official ``.pth`` checkpoint, a damaged file)."""
+    if Path(path).suffix != ".safetensors":
+        return None
     try:
         from safetensors import safe_open
 
         with safe_open(Path(path), framework="pt", device="cpu") as f:
             record = (f.metadata() or {}).get("geohsi_pretraining")
         config = json.loads(record)["config"] if record else None
-    except (OSError, ValueError, KeyError, TypeError):
+    except Exception:  # noqa: BLE001 — safetensors' own error is a bare Exception: unreadable says nothing
         return None
     return config if isinstance(config, dict) else None
 

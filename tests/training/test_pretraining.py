@@ -261,6 +261,13 @@ def test_a_backbone_of_another_model_size_names_the_model_it_was_pretrained_as(
         train(ip_scene, adapter="lora", model="small", epochs=1, split="per-class:5", backbone=str(bb),
               out=tmp_path / "b", progress=False, log=lambda m: None)  # fmt: skip
     assert not (tmp_path / "b").exists()
+    # an official-layout .pth that does not fit keeps its one-line ModelError (reading its record had crashed, exit 70)
+    import torch
+
+    torch.save({"model": {"blocks.0.attn.qkv.weight": torch.zeros(3, 3)}}, tmp_path / "other.pth")
+    with pytest.raises(ModelError, match="does not fit SpectralGPT"):
+        train(ip_scene, adapter="lora", model="tiny", epochs=1, split="per-class:5", backbone=str(tmp_path / "other.pth"),
+              out=tmp_path / "c", progress=False, log=lambda m: None)  # fmt: skip
 
 
 def test_default_backbone_refuses_a_corrupted_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
