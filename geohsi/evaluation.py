@@ -64,11 +64,15 @@ def _warn_relabelled(data: Any, b: Any, trained: dict[str, int]) -> None:
 
     tc = b.meta.train_config
     stores = {str(tc["scene"])} if tc.get("scene") else set()
-    identities = {s.get("identity") for s in tc.get("scenes") or []} - {None}
+    recorded = {s.get("identity"): k for k, s in enumerate(tc.get("scenes") or []) if s.get("identity")}
+    if recorded:  # only scenes that gave training pixels: one held out whole (scenes:F) trained nothing
+        split = b.split()
+        taught = set(np.concatenate([split.scenes.to_local(split.train)[0], split.scenes.to_local(split.val)[0]]).tolist())
+        recorded = {i: k for i, k in recorded.items() if k in taught}
     for s in data.scenes:
         if s.labels_sha256 in trained:
             continue
-        if (not is_url(s.source) and str(Path(s.source).resolve()) in stores) or scene_identity(s.ds) in identities:
+        if (not is_url(s.source) and str(Path(s.source).resolve()) in stores) or scene_identity(s.ds) in recorded:
             warnings.warn(
                 f"{s.source} is an image {b.path} was trained on, with other labels than it trained with: every "
                 "labelled pixel is scored, its training pixels included; give the training labels to score its test pixels",

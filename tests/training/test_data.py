@@ -312,6 +312,20 @@ def test_train_and_evaluate_on_the_tiles_as_they_come(data_dir, tmp_path) -> Non
     with rasterio.open(d / "labels" / f"{tested['name']}.tif") as lab:
         assert scored <= np.count_nonzero(lab.read(1)[lab.height // 2 :])  # only the unmasked half can be scored
 
+    # a tile with its labels corrected by one pixel: a warning where its training pixels now count, none
+    # for a tile held out whole (it taught the bundle nothing)
+    fixed = tmp_path / "fixed"
+    fixed.mkdir()
+    for name in (tested["name"], trained_only):
+        with rasterio.open(d / "labels" / f"{name}.tif") as src:
+            lab, profile = src.read(1), src.profile
+        lab[tuple(np.argwhere(lab > 0)[0])] = 0
+        with rasterio.open(fixed / f"{name}.tif", "w", **profile) as dst:
+            dst.write(lab, 1)
+    for name, warned in ((tested["name"], False), (trained_only, True)):
+        r = run_cli("evaluate", tmp_path / "b", d / "images" / f"{name}.tif", "--labels", fixed / f"{name}.tif")
+        assert r.returncode == 0 and ("with other labels than it trained with" in r.stderr) is warned, r.stderr
+
 
 def _small_store(path: Path, *, x0: float = 500_000.0, size: int = 40, nodata_rows: int = 0) -> Path:
     """A 4-band reflectance store of ``size``² 10 m pixels in UTM 33N, its first ``nodata_rows`` rows nodata."""
