@@ -21,6 +21,7 @@ import numbers
 import os
 import tomllib
 import typing
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -31,7 +32,7 @@ import yaml
 
 from geohsi.adapters.config import AdapterConfig, adapter_config_for
 from geohsi.adapters.inject import METHODS, method_options
-from geohsi.errors import UsageError
+from geohsi.errors import GeohsiWarning, UsageError
 from geohsi.heads import HEADS
 
 #: the PEFT methods and baselines ``--adapter`` takes: :data:`geohsi.adapters.METHODS`, their one home.
@@ -298,6 +299,8 @@ class TrainConfig(_NestsRun):
             if self.epochs is None:
                 object.__setattr__(self, "epochs", d["epochs"])
             self._fill_run(batch_size=d["batch_size"], lr=d["lr"])
+        if self.head in HEADS:
+            self._drop_unused()
         _check(
             [
                 (self.head in HEADS, f"unknown --head {self.head!r}; use one of {', '.join(HEADS)}"),
@@ -317,7 +320,6 @@ class TrainConfig(_NestsRun):
                 ),
                 (self.sensor_augment >= 0, f"--sensor-augment must be ≥ 0, got {self.sensor_augment}"),
                 (self.patience >= 0, f"--patience must be 0 (off) or a number of epochs, got {self.patience}"),
-                *self._unused_options(),
                 (self.loader in ("auto", "memory", "stream"), f"unknown --loader {self.loader!r}; use auto, memory or stream"),
                 (
                     self.sensor_augment == 0 or self.run.spectral == "s2",
@@ -326,16 +328,22 @@ class TrainConfig(_NestsRun):
             ]
         )
 
-    def _unused_options(self) -> list[tuple[bool, str]]:
-        """Checks refusing options the method or head would ignore (the bundle had recorded them as used)."""
+    def _drop_unused(self) -> None:
+        """Warn about options the method or head ignores and set them back to their defaults, so the bundle
+        does not record them as used (they had been, silently). Not refused: a shared config file may carry
+        them for another method."""
         ranked, plus = self.adapter.rstrip("+") in ("lora", "lokr"), self.adapter.endswith("+")
-        return [
-            (ranked or self.rank == 8, f"--rank sets the rank of lora, lora+ and lokr; {self.adapter} has none: drop it"),
-            (ranked or self.alpha is None, f"--alpha scales lora, lora+ and lokr; {self.adapter} has none: drop it"),
-            (plus or self.lr_ratio == 16.0, f"--lr-ratio is λ of lora+ and krona+; {self.adapter} has none: drop it"),
-            (self.head == "dense" or self.tile_overlap is None, "--tile-overlap is for the dense head's tiles: drop it"),
-            (self.head == "patch" or self.head_hidden == 0, "head_hidden is for the patch head's classifier: drop it"),
+        unused = [
+            ("rank", 8, not ranked, f"{self.adapter} has no rank (lora, lora+ and lokr do)"),
+            ("alpha", None, not ranked, f"{self.adapter} has no alpha (lora, lora+ and lokr do)"),
+            ("lr_ratio", 16.0, not plus, f"{self.adapter} has no λ (lora+ and krona+ do)"),
+            ("tile_overlap", None, self.head != "dense", "the patch head has no tiles"),
+            ("head_hidden", 0, self.head != "patch", "the dense head has no hidden classifier layer"),
         ]
+        for name, default, ignored, why in unused:
+            if ignored and getattr(self, name) != default:
+                warnings.warn(f"{name} {getattr(self, name)} is ignored: {why}", GeohsiWarning, stacklevel=4)
+                object.__setattr__(self, name, default)
 
     def adapter_config(self) -> AdapterConfig:
         """The :class:`~geohsi.adapters.AdapterConfig` of :attr:`adapter` with this run's rank, α and λ.

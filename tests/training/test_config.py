@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from geohsi.errors import UsageError
+from geohsi.errors import GeohsiWarning, UsageError
 from geohsi.training.config import PretrainConfig, RunConfig, TrainConfig, resolve_train_config
 
 #: the flat option names every bundle's train_config and every config file have used
@@ -197,21 +197,37 @@ def test_options_beside_a_train_section_are_refused(tmp_path) -> None:
     assert (resolve_train_config(y).epochs, resolve_train_config(y).run.lr) == (5, 0.5)
 
 
+def test_a_negative_patience_is_refused() -> None:
+    """--patience -1 had stopped training after the first epoch."""
+    with pytest.raises(UsageError, match=re.escape("--patience must be 0 (off) or a number of epochs, got -1")):
+        resolve_train_config(patience=-1)
+
+
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("options", "message", "field", "default"),
     [
-        ({"patience": -1}, "--patience must be 0 (off) or a number of epochs, got -1"),
-        ({"adapter": "krona+", "rank": 64}, "--rank sets the rank of lora, lora+ and lokr; krona+ has none"),
-        ({"adapter": "full", "alpha": 2.0}, "--alpha scales lora, lora+ and lokr; full has none"),
-        ({"adapter": "lora", "lr_ratio": 99.0}, "--lr-ratio is λ of lora+ and krona+; lora has none"),
-        ({"head": "patch", "tile_overlap": 4}, "--tile-overlap is for the dense head's tiles"),
-        ({"head": "dense", "head_hidden": 256}, "head_hidden is for the patch head's classifier"),
+        ({"adapter": "krona+", "rank": 64}, "rank 64 is ignored: krona+ has no rank", "rank", 8),
+        ({"adapter": "full", "alpha": 2.0}, "alpha 2.0 is ignored: full has no alpha", "alpha", None),
+        ({"adapter": "lora", "lr_ratio": 99.0}, "lr_ratio 99.0 is ignored: lora has no λ", "lr_ratio", 16.0),
+        ({"head": "patch", "tile_overlap": 4}, "tile_overlap 4 is ignored: the patch head has no tiles", "tile_overlap", None),
+        ({"head": "dense", "head_hidden": 256}, "head_hidden 256 is ignored: the dense head", "head_hidden", 0),
     ],
 )
-def test_options_a_run_would_ignore_are_refused(options: dict, message: str) -> None:
-    """Each had been accepted and recorded in bundle.json as if used (--patience -1 stopped after epoch 1)."""
-    with pytest.raises(UsageError, match=re.escape(message)):
-        resolve_train_config(**options)
+def test_options_a_run_would_ignore_are_warned_about_and_not_recorded(options, message, field, default) -> None:
+    """Each had been accepted in silence and recorded in bundle.json as if used. Warned, not refused: a
+    config file shared between methods carries them (a flag switching the method overrides the file)."""
+    with pytest.warns(GeohsiWarning, match=re.escape(message)):
+        cfg = resolve_train_config(**options)
+    assert getattr(cfg, field) == default and cfg.to_dict()[field] == default
+
+
+def test_a_shared_config_file_with_a_method_flag_trains(tmp_path) -> None:
+    y = tmp_path / "recipe.yaml"
+    y.write_text("adapter: lora\nrank: 16\nalpha: 32\n")
+    with pytest.warns(GeohsiWarning) as said:
+        cfg = resolve_train_config(y, adapter="krona+")
+    assert [str(w.message).split(":")[0] for w in said] == ["rank 16 is ignored", "alpha 32.0 is ignored"]
+    assert (cfg.adapter, cfg.rank, cfg.alpha) == ("krona+", 8, None)
 
 
 def test_options_that_apply_are_kept() -> None:
