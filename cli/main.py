@@ -130,7 +130,11 @@ def _again(args: list[str]) -> str:
     from geohsi.training.runner import CHECKPOINT_NAME, work_dir
 
     out = _option(args, ("--out", "-o"))
-    if out is None or is_url(out):
+    if out is None:  # train's default runs/<timestamp>-<adapter>: --resume needs that folder named
+        return (
+            "to continue, rerun with the '--out RUN --resume' logged above (none logged: no checkpoint, rerun the same command)"
+        )
+    if is_url(out):
         return "rerun it with --resume to continue"
     run = Path(out).with_suffix("") if command == "pretrain" else Path(out)  # pretrain's out is NAME.safetensors
     if (work_dir(run) / CHECKPOINT_NAME).exists():

@@ -44,3 +44,4 @@ def test_an_interrupted_run_is_told_to_resume_only_once_it_saved_a_checkpoint(tm
     assert _again(["pretrain", "s.zarr", "--out", f"{out}.safetensors"]) == "rerun it with --resume to continue"
     assert _again(["train", "s.zarr", "--out", str(out), "--resume"]) == "rerun the same command to resume"
     assert _again(["classify", "s.zarr", "--out", "m.tif"]) == "rerun the same command to resume"
+    assert "--out RUN --resume" in _again(["train", "s.zarr"])  # a plain --resume had been refused: no --out named
