@@ -241,9 +241,9 @@ class _Batch:
             for it in [read_item(storage.as_path(r.item))]
             if it
         ]
-        items += earlier_items(self.out_dir, CATALOG_NAME, {r.name for r in self.records} | {it["id"] for it in items})
         remote = storage.is_url(self.out_dir)
         try:
+            items += earlier_items(self.out_dir, CATALOG_NAME, {r.name for r in self.records} | {it["id"] for it in items})
             if items:
                 result.catalog = storage.join(self.out_dir, CATALOG_NAME)
                 write_map_collection(
@@ -412,7 +412,7 @@ def _check_index_files(out: Path | str, overwrite: bool) -> None:
             doc = read_item(path)
             if not (isinstance(doc, dict) and written_by_geohsi(doc)):
                 raise OutputError(
-                    f"{storage.display(path)} was not written by a geohsi batch; choose another --out-dir or pass --overwrite to replace it"
+                    f"{storage.display(path)} was not written by a geohsi batch; choose another --out-dir, or move the file away"
                 )
 
 

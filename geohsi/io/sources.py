@@ -47,7 +47,7 @@ def expand_scenes(patterns: Sequence[str | os.PathLike], from_list: str | os.Pat
             why = getattr(e, "strerror", None) or e
             raise UsageError(f"cannot read --from-list {display(from_list)}: {why}; give a text file of scene paths") from e
         listed = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
-        if not listed:  # the batch had said "no scenes given; pass … --from-list FILE", though one was
+        if not listed and not items:  # the batch had said "no scenes given; pass … --from-list FILE", though one was
             raise UsageError(
                 f"--from-list {display(from_list)} lists no scene; give one path or URL per line ('#' starts a comment)"
             )

@@ -261,6 +261,7 @@ def test_from_list_and_globs(tmp_path, data_dir, enmap_bundle):
     lst.write_text("# nothing yet\n\n")  # had been told 'no scenes given; pass … --from-list FILE'
     with pytest.raises(UsageError, match=r"--from-list .*scenes\.txt lists no scene; give one path or URL per line"):
         expand_scenes([], lst)
+    assert expand_scenes([str(tiles[0])], lst) == [str(tiles[0])]  # scenes given beside it: an empty list adds none
 
 
 def _wait_for(cond, timeout: float, what: str) -> None:
@@ -465,5 +466,5 @@ def test_a_catalogue_or_summary_no_batch_wrote_is_kept_without_overwrite(tmp_pat
     (out / file).write_text('{"type": "Catalog", "id": "my-precious", "description": "mine", "links": []}')
     r = run_cli("classify", _tiles(data_dir)[0], "--bundle", enmap_bundle, "--out-dir", out, "--workers", "1")
     assert r.returncode == 8 and r.stderr.count("\n") == 1, r.stderr
-    assert f"{out / file} was not written by a geohsi batch; choose another --out-dir or pass --overwrite" in r.stderr
+    assert f"{out / file} was not written by a geohsi batch; choose another --out-dir, or move the file away" in r.stderr
     assert sorted(p.name for p in out.iterdir()) == [file] and "my-precious" in (out / file).read_text()
