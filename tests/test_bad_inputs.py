@@ -844,9 +844,9 @@ def evaluate_csv_exists(ws, fx, env):
 
 
 def stac_out_is_a_directory(ws, fx, env):
-    (ws / "item").mkdir()
-    (ws / "item" / "keep.txt").write_text("a user's file")
-    return ["bundle", "stac", fx.bundle, "--out", ws / "item", "--overwrite"]
+    (ws / "item.json").mkdir()
+    (ws / "item.json" / "keep.txt").write_text("a user's file")
+    return ["bundle", "stac", fx.bundle, "--out", ws / "item.json", "--overwrite"]
 
 
 def baseline_even_window(ws, fx, env):
@@ -1252,7 +1252,7 @@ CASES: list[Case] = [
         "stac-out-is-a-directory",
         stac_out_is_a_directory,
         8,
-        r"item is a directory and this output is a file; --overwrite replaces an output only with one of its kind",
+        r"item\.json is a directory and this output is a file; --overwrite replaces an output only with one of its kind",
         BUNDLE,
     ),
     Case("evaluate-disk-full-patched", evaluate_disk_full_patched, 8, r"no space left while writing .*m\.(json|csv|png)", BUNDLE),
@@ -1479,7 +1479,7 @@ def test_cli_subprocess_one_line_and_exit_code(inputs: Inputs, tmp_path: Path) -
     """The same contract through ``python -m geohsi.cli.main``: one line, the class's exit code, no traceback."""
     r = run_cli("classify", inputs.grid_scene, "--bundle", inputs.bundle, "--out", tmp_path / "map.tif")
     assert r.returncode == 4 and "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "--out" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "write it as a Zarr map" in r.stderr
     r = run_cli("--debug", "ingest", tmp_path / "missing.tif", "--out", tmp_path / "o.zarr")
     assert "Traceback" in r.stderr and "InputFormatError" in r.stderr  # --debug shows it
     assert r.returncode == 3  # and keeps the class's exit code (it was Python's 1)
