@@ -180,17 +180,10 @@ def classify(
       geohsi classify big.zarr --out map.tif --device cuda --gpus 0,2
     """
     batch = out_dir is not None or from_list is not None or stac_url is not None or len(scenes) > 1
-    selectors = [flag for flag, v in (("--collection", collection), ("--bbox", bbox), ("--datetime", when), ("--filter", cql2),
-                                      ("--max-items", given_on_command_line("max_items") or None), ("--scenes-in-flight", scenes_in_flight))
-                 if v is not None]  # fmt: skip
     _check_usage(
-        batch, scenes, bundles, out, out_dir, fmt, probabilities, with_probabilities, profile or profile_report is not None
-    )
-    if not batch and selectors:  # they choose and pace the scenes of a batch; one scene is mapped whole
-        from geohsi.errors import UsageError
-
-        raise UsageError(f"{', '.join(selectors)} select or pace STAC items of a batch (--stac URL --out-dir DIR), "
-                         "and do not clip a scene; drop them for one scene with --out")  # fmt: skip
+        batch, scenes, bundles, out, out_dir, fmt, probabilities, with_probabilities, profile or profile_report is not None,
+        _batch_only(collection, bbox, when, cql2, scenes_in_flight),
+    )  # fmt: skip
     from geohsi.classification.options import MapOptions
 
     options = MapOptions(
@@ -237,6 +230,13 @@ def classify(
     res.raise_for_failures()
 
 
+def _batch_only(collection: str | None, bbox: str | None, when: str | None, cql2: str | None, in_flight: int | None) -> list[str]:
+    """The STAC selectors and batch pacing given (``--max-items`` only when typed: it has a default)."""
+    given = (("--collection", collection), ("--bbox", bbox), ("--datetime", when), ("--filter", cql2),
+             ("--max-items", given_on_command_line("max_items") or None), ("--scenes-in-flight", in_flight))  # fmt: skip
+    return [flag for flag, v in given if v is not None]
+
+
 def _check_usage(
     batch: bool,
     scenes: tuple[str, ...],
@@ -247,6 +247,7 @@ def _check_usage(
     probabilities: Path | None,
     with_probabilities: bool,
     profile: bool,
+    batch_only: list[str],
 ) -> None:
     """Refuse option combinations that fit neither one scene with --out nor a batch with --out-dir."""
     from geohsi.errors import UsageError
@@ -263,6 +264,9 @@ def _check_usage(
                 raise UsageError(f"{flag} applies to --out-dir batches; with --out use --probabilities PATH and the suffix")
         if len(bundles) > 1:
             raise UsageError("one scene takes one --bundle; several are for --out-dir batches")
+        if batch_only:  # they choose and pace the scenes of a batch; one scene is mapped whole
+            raise UsageError(f"{', '.join(batch_only)} select or pace STAC items of a batch (--stac URL --out-dir DIR), "
+                             "and do not clip a scene; drop them for one scene with --out")  # fmt: skip
         return
     if profile:
         raise UsageError("--profile and --profile-report apply to one scene with --out; profile one scene of the batch")

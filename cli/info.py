@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from geohsi.cli.paths import PATH_OR_URL
+from geohsi.cli.scenes import given_on_command_line
 
 
 def _fmt(v: Any) -> str:
@@ -88,9 +89,9 @@ def info(
     """
     from geohsi.inspection import info as describe
 
-    ctx = click.get_current_context()
-    model_options = [f"--{n.replace('_', '-')}" for n in ("num_classes", "input_size", "rank", "head")
-                     if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]  # fmt: skip
+    model_options = [
+        f"--{n.replace('_', '-')}" for n in ("num_classes", "input_size", "rank", "head") if given_on_command_line(n)
+    ]
     if path is not None and model_name is None and model_options:
         raise click.UsageError(
             f"{', '.join(model_options)} describe a model config: give them with --model NAME, not with {path}"
