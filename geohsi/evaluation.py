@@ -13,9 +13,10 @@ matched to the bundle's by name).
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def _check_tiles_whole(data: Any, b: Any, trained: dict[str, int]) -> None:
             )
 
 
-def _warn_relabelled(data: Any, b: Any, trained: dict[str, int]) -> None:
+def _warn_relabelled(data: Any, b: Any, trained: dict[str, int], load_split: Callable[[], Any]) -> None:
     """Warn when an image the bundle was trained on (the same store, or the same scene identity) comes with
     other labels: recognised by its labels' digest only, it is scored whole, training pixels included
     (a one-pixel correction of the labels had scored 10,247 pixels instead of the 5,121 held out, silently)."""
@@ -66,7 +67,7 @@ def _warn_relabelled(data: Any, b: Any, trained: dict[str, int]) -> None:
     stores = {str(tc["scene"])} if tc.get("scene") else set()
     recorded = {s.get("identity"): k for k, s in enumerate(tc.get("scenes") or []) if s.get("identity")}
     if recorded:  # only scenes that gave training pixels: one held out whole (scenes:F) trained nothing
-        split = b.split()
+        split = load_split()
         taught = set(np.concatenate([split.scenes.to_local(split.train)[0], split.scenes.to_local(split.val)[0]]).tolist())
         recorded = {i: k for i, k in recorded.items() if k in taught}
     for s in data.scenes:
@@ -209,8 +210,9 @@ def evaluate(
         data = join_grid_tiles(data, log=lambda m: None)
     trained = _trained_scenes(b)
     _check_tiles_whole(data, b, trained)
-    _warn_relabelled(data, b, trained)
-    split = b.split() if any(s.labels_sha256 in trained for s in data.scenes) else None
+    load_split = functools.cache(b.split)  # read once: the relabel check and the scoring may both need it
+    _warn_relabelled(data, b, trained, load_split)
+    split = load_split() if any(s.labels_sha256 in trained for s in data.scenes) else None
     model = b.build_model()
     dev = resolve_device(device)
     model.to(dev)
