@@ -196,17 +196,17 @@ def catalog_maps(catalog: str | os.PathLike) -> list[Path]:
     cat = Path(catalog)
     try:
         doc = json.loads(cat.read_text())
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
         raise InputFormatError(
             f"cannot read catalogue {cat} ({type(e).__name__}); give the catalog.json of 'geohsi classify --out-dir'"
         ) from e
-    from geohsi.export.stac import member_file
+    from geohsi.export.stac import item_members, member_file
 
     out = []
-    for link in doc.get("links", []):
-        if link.get("rel") != "item":
-            continue
-        item_path = (cat.parent / member_file(link["href"])).resolve()
+    for member in item_members(doc):
+        item_path = (cat.parent / member).resolve()
         try:
             href = member_file(json.loads(item_path.read_text())["assets"]["map"]["href"])
         except (OSError, ValueError, KeyError) as e:

@@ -43,14 +43,13 @@ def earlier_items(out_dir: Path | str, catalog: str, names: set[str]) -> list[di
     batches into ``maps/`` had dropped the first one's maps from ``catalog.json``, and so from
     ``geohsi sample --catalog``).
     """
-    from geohsi.export.stac import member_file
+    from geohsi.export.stac import item_members, member_file
 
     doc = read_item(storage.join(out_dir, catalog))
     if not doc or doc.get("type") != "Collection":
         return []
     kept = []
-    for link in doc.get("links", []):
-        file = Path(member_file(str(link.get("href", "")))).name if link.get("rel") == "item" else ""
+    for file in (Path(m).name for m in item_members(doc)):
         item = read_item(storage.join(out_dir, file)) if file.endswith(".json") else None
         href = str(((item or {}).get("assets") or {}).get("map", {}).get("href", ""))
         if item and item.get("id") not in names and href and storage.exists(storage.join(out_dir, Path(member_file(href)).name)):

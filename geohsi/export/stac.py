@@ -471,6 +471,11 @@ def member_file(href: str) -> str:
     return href.replace("%23", "#").replace("%3F", "?")
 
 
+def item_members(catalog: dict[str, Any]) -> list[str]:
+    """The files (:func:`member_file`) of a catalogue's ``item`` links, in its order: ``./NAME`` or a URL."""
+    return [member_file(str(ln.get("href", ""))) for ln in catalog.get("links", []) if ln.get("rel") == "item"]
+
+
 def link_item(
     item: dict[str, Any], collection_id: str, catalog_name: str = "catalog.json", base: str | None = None
 ) -> dict[str, Any]:
@@ -553,6 +558,7 @@ __all__ = [
     "STAC_VERSION",
     "bundle_item",
     "bundle_stac",
+    "item_members",
     "link_item",
     "map_item",
     "member_file",

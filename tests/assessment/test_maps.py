@@ -62,6 +62,12 @@ def test_catalogue_items_name_their_maps(tmp_path):
         open_maps([tmp_path / "maps" / "t1.tif"], cat)
     with pytest.raises(InputFormatError, match="catalog.json"):
         catalog_maps(tmp_path / "none.json")
+    (tmp_path / "list.json").write_text("[1, 2]")  # JSON, but no catalogue: had been an AttributeError (exit 70)
+    with pytest.raises(InputFormatError, match=r"cannot read catalogue .*list.json \(ValueError\)"):
+        catalog_maps(tmp_path / "list.json")
+    (tmp_path / "nohref.json").write_text(json.dumps({"links": [{"rel": "item"}]}))  # had been a KeyError
+    with pytest.raises(InputFormatError, match="unreadable or has no 'map' asset"):
+        catalog_maps(tmp_path / "nohref.json")
     with pytest.raises(UsageError, match="no map given"):
         open_maps([])
 
