@@ -1,4 +1,4 @@
-"""``geohsi info``: describe a scene store, a model bundle, or a model config (+ adapter)."""
+"""``geohsi info``: describe a scene store, a model bundle, a class map, or a model config (+ adapter)."""
 
 from __future__ import annotations
 
@@ -78,12 +78,16 @@ def info(
     head: str,
     as_json: bool,
 ) -> None:
-    """Describe PATH (a scene .zarr or a model bundle), or a model config with --model.
+    """Describe PATH (a scene .zarr, a model bundle, or a class map .tif/.zarr), or a model config with --model.
+
+    A map shows its legend, grid and what it was made from, and the pixels and hectares of each
+    class (pixel counts, not error-adjusted areas: see 'geohsi sample' and 'geohsi assess').
 
     \b
     Examples:
       geohsi info scene.zarr
       geohsi info runs/latest
+      geohsi info maps/scene.tif
       geohsi info runs/latest --json
       geohsi info --model small --adapter krona+ --head dense
     """

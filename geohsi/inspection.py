@@ -1,8 +1,8 @@
-"""Descriptions of what geohsi reads and writes: scenes, bundles, model configs (``geohsi info``).
+"""Descriptions of what geohsi reads and writes: scenes, bundles, maps, model configs (``geohsi info``).
 
-:func:`info` is the Python twin of ``geohsi info``: a scene store or a bundle directory by path, or
-a model config (with an adapter) by name; :func:`scene_info`, :func:`bundle_info` and
-:func:`describe_model` are its three parts. Each returns a flat, JSON-able mapping.
+:func:`info` is the Python twin of ``geohsi info``: a scene store, a bundle directory or a class map
+by path, or a model config (with an adapter) by name; :func:`scene_info`, :func:`bundle_info`,
+:func:`map_info` and :func:`describe_model` are its parts. Each returns a flat, JSON-able mapping.
 
 Model counts come from two independent sources and are both given: the closed-form formulas
 (:func:`~geohsi.models.count_parameters`, :func:`~geohsi.adapters.count_adapter_parameters`) and
@@ -46,7 +46,7 @@ def info(
     """Describe a scene store or a model bundle, or a model config (and an adapter on it): what ``geohsi info`` prints.
 
     Args:
-        path: a scene ``.zarr`` or a bundle directory (ignored with ``model``).
+        path: a scene ``.zarr``, a bundle directory or a class map ``.tif``/``.zarr`` (ignored with ``model``).
         model: a model config name (``tiny``, ``small``, ``base``) to describe instead.
         adapter: with ``model``: count the trainable parameters of this adapter method.
         num_classes: with ``model``: classes of the head.
@@ -54,15 +54,17 @@ def info(
         rank: with ``adapter``: LoRA/LoKr rank.
         head: with ``model``: the head counted, ``dense`` (the segmentation decoder, the default of
             ``geohsi train`` and ``geohsi info``) or ``patch``.
-        stats: scenes: compute the nodata fraction (reads the cube once).
+        stats: scenes: compute the nodata fraction (reads the cube once); maps: the pixels and
+            hectares of each class (reads the map once).
         record: bundles: the full JSON record (:func:`bundle_record`) instead of the one-line summary.
 
     Returns:
-        The description (see :func:`scene_info`, :func:`bundle_info`, :func:`bundle_record`, :func:`describe_model`).
+        The description (see :func:`scene_info`, :func:`bundle_info`, :func:`bundle_record`, :func:`map_info`,
+        :func:`describe_model`).
 
     Raises:
         UsageError: neither ``path`` nor ``model``.
-        InputFormatError / ModelError: not a scene or bundle.
+        InputFormatError / ModelError: not a scene, bundle or map.
 
     .. versionadded:: 0.1
     """
@@ -78,7 +80,27 @@ def info(
         path = local_copy(path, "bundle")  # downloaded once (complete uploads only) into the cache
     if (Path(path) / META_NAME).is_file():
         return bundle_record(path) if record else bundle_info(path)
+    if not is_url(path) and _is_class_map(Path(path)):
+        return map_info(path, stats=stats)
     return scene_info(path, stats=stats)
+
+
+def _is_class_map(path: Path) -> bool:
+    """A map of ``geohsi classify``'s kind: a one-band integer GeoTIFF, or a Zarr store with ``classes``
+    (anything else goes on to the scene reader, whose error names ``geohsi ingest``)."""
+    try:
+        if path.suffix.lower() == ".zarr":
+            import zarr
+
+            return "classes" in zarr.open_group(str(path), mode="r")
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import rasterio
+
+            with rasterio.open(path) as src:
+                return src.count == 1 and np.dtype(src.dtypes[0]).kind in "ui"
+    except Exception:  # noqa: BLE001 - unreadable here: the scene reader gives the error
+        return False
+    return False
 
 
 def _scene_extent(crs: Any, tf: Any, h: int, w: int) -> tuple[tuple[float, ...] | None, tuple[float, float] | None]:
@@ -90,6 +112,18 @@ def _scene_extent(crs: Any, tf: Any, h: int, w: int) -> tuple[tuple[float, ...] 
         bounds = (xs[0], ys[0], xs[1], ys[1])
         resolution = (abs(tf.a), abs(tf.e))
     return bounds, resolution
+
+
+def _grid(crs: Any, tf: Any, h: int, w: int) -> dict[str, Any]:
+    """``crs``, ``georeferenced``, ``transform``, ``resolution`` and ``bounds`` of a grid, as :func:`info` shows them."""
+    bounds, resolution = _scene_extent(crs, tf, h, w)
+    return {
+        "crs": None if crs is None else (f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else crs.to_string()),
+        "georeferenced": crs is not None,
+        "transform": list(tuple(tf)[:6]),
+        "resolution": None if resolution is None else list(resolution),
+        "bounds": None if bounds is None else list(bounds),
+    }
 
 
 def _label_summary(ds: xr.Dataset) -> dict[str, Any] | None:
@@ -145,7 +179,6 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
     b, h, w = (int(s) for s in v.shape)
     crs = scene_crs(ds)
     tf = ds.rio.transform()
-    bounds, resolution = _scene_extent(crs, tf, h, w)
     wl = np.asarray(ds["wavelength"].values, dtype="float64")
     known = wl[np.isfinite(wl)]
     good = np.asarray(ds["good_band"].values, bool)
@@ -161,11 +194,7 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
         "dtype": str(v.dtype),
         "chunks": list(chunks),
         "bands": b,
-        "crs": None if crs is None else (f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else crs.to_string()),
-        "georeferenced": crs is not None,
-        "transform": list(tuple(tf)[:6]),
-        "resolution": None if resolution is None else list(resolution),
-        "bounds": None if bounds is None else list(bounds),
+        **_grid(crs, tf, h, w),
         "wavelength_range_nm": [float(known.min()), float(known.max())] if known.size else None,
         "wavelengths_known": int(known.size),
         "band_table": band_summary(wl, ds["fwhm"].values),
@@ -180,6 +209,87 @@ def scene_info(path_or_ds: PathLike | xr.Dataset, *, stats: bool = True) -> dict
         "acquisition_time": ds.attrs.get("acquisition_time"),
         "source_files": list(ds.attrs.get("source_files", [])),
         "labels": labels,
+    }
+
+
+def _tally(block: np.ndarray, row_areas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(ids, pixels, m²)`` of one chunk of a map (``row_areas``: each of its rows' pixel area)."""
+    ids, inverse = np.unique(block, return_inverse=True)
+    pixels = np.bincount(inverse.reshape(-1), minlength=ids.size)
+    if row_areas is None:
+        return ids, pixels, None
+    m2 = np.bincount(inverse.reshape(-1), weights=np.repeat(row_areas, block.shape[1]), minlength=ids.size)
+    return ids, pixels, m2
+
+
+def _class_table(cmap: Any, stats: bool) -> list[dict[str, Any]]:
+    """The map's classes (its legend's, then any other id found) with their pixels and hectares (``stats``)."""
+    import dask
+
+    from geohsi.export.maps import NODATA
+    from geohsi.scene import grid_pixel_areas
+
+    named = {c.id: c for c in (cmap.legend or ())}
+    pixels: dict[int, int] = {}
+    m2: dict[int, float] = {}
+    areas, _ = grid_pixel_areas(cmap.crs, cmap.transform, cmap.shape)
+    if stats:
+        starts = np.cumsum((0, *cmap.data.chunks[0]))
+        blocks = cmap.data.to_delayed()
+        tasks = [dask.delayed(_tally)(blk, None if areas is None else areas[starts[i] : starts[i + 1]])
+                 for i, row in enumerate(blocks) for blk in row]  # fmt: skip
+        for ids, n, a in dask.compute(*tasks):
+            for k, i in enumerate(ids.tolist()):
+                pixels[i] = pixels.get(i, 0) + int(n[k])
+                m2[i] = m2.get(i, 0.0) + (float(a[k]) if a is not None else 0.0)
+    rows = []
+    for i in sorted((set(named) | set(pixels)) - {NODATA}):
+        row: dict[str, Any] = {"id": i, "name": named[i].name if i in named else f"class_{i}"}
+        row["color"] = named[i].color if i in named else None
+        if stats:
+            row["pixels"] = pixels.get(i, 0)
+            row["area_ha"] = None if areas is None else round(m2.get(i, 0.0) / 1e4, 4)
+        rows.append(row)
+    return rows
+
+
+def map_info(path: PathLike, *, stats: bool = True) -> dict[str, Any]:
+    """Summarise a class map (a ``.tif``/``.zarr`` of ``geohsi classify``, or a one-band integer GeoTIFF).
+
+    Args:
+        path: the map.
+        stats: count the pixels and hectares of each class (reads the map once, chunk by chunk).
+
+    Returns:
+        A JSON-serialisable dict with keys ``path``, ``kind``, ``shape`` ``[H, W]``, ``dtype``, ``crs``,
+        ``georeferenced``, ``transform``, ``resolution``, ``bounds``, ``pixel_area`` (how areas are
+        found), ``nodata`` (0), ``made_from`` (the bundle and scene it records, or ``None``),
+        ``classes`` (``[{"id", "name", "color"}]``, with ``"pixels"`` and ``"area_ha"`` when ``stats``;
+        geodesic per row for a geographic CRS, ``None`` for a pixel grid) and ``nodata_pixels``.
+
+    Raises:
+        InputFormatError: the path is not a class map.
+
+    .. versionadded:: 0.3
+    """
+    from geohsi.export.class_maps import open_map
+    from geohsi.export.maps import NODATA, read_identity
+
+    cmap = open_map(path)
+    h, w = cmap.shape
+    classes = _class_table(cmap, stats)
+    nodata_pixels = h * w - sum(c["pixels"] for c in classes) if stats else None
+    return {
+        "path": str(path),
+        "kind": "class map (Zarr)" if Path(path).suffix.lower() == ".zarr" else "class map (GeoTIFF)",
+        "shape": [h, w],
+        "dtype": str(cmap.data.dtype),
+        **_grid(cmap.crs, cmap.transform, h, w),
+        "pixel_area": cmap.area_note,
+        "nodata": NODATA,
+        "made_from": read_identity(path),
+        "classes": classes,
+        "nodata_pixels": nodata_pixels,
     }
 
 
@@ -335,4 +445,4 @@ def describe_model(
     return described
 
 
-__all__ = ["bundle_info", "bundle_parameters", "bundle_record", "describe_model", "info", "scene_info"]
+__all__ = ["bundle_info", "bundle_parameters", "bundle_record", "describe_model", "info", "map_info", "scene_info"]

@@ -175,3 +175,82 @@ def test_info_bundle_json_is_the_full_record(tiny_bundles: dict) -> None:
     assert params["adapter_params"] == 512 and params["trainable_params"] == 512 + params["head_params"]
     assert params["file_bytes"] == sum(f.stat().st_size for f in (bundle / "adapter").iterdir())
     assert json.loads(run_cli("info", "--model", "tiny", "--json").stdout)["encoder params (built)"] == "113,600"
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".zarr"])
+def test_info_of_a_map_shows_its_legend_origin_and_class_pixels(tiny_bundles: dict, ip_scene: Path, data_dir: Path,
+                                                                tmp_path: Path, suffix: str) -> None:  # fmt: skip
+    """A map geohsi classify wrote (it had been told to 'create a scene with geohsi ingest')."""
+    import json
+
+    import numpy as np
+    import xarray as xr
+
+    bundle, _ = tiny_bundles["dense"]
+    scene, out = ip_scene, tmp_path / f"map{suffix}"
+    if suffix == ".tif":  # a GeoTIFF needs a CRS: Indian Pines placed on a 20 m UTM grid
+        src, scene = data_dir / "indian_pines", tmp_path / "ip_utm.zarr"
+        r = run_cli("ingest", src / "Indian_pines_corrected.mat", "--labels", src / "Indian_pines_gt.mat",
+                    "--crs", "EPSG:32616", "--transform", "20,0,600000,0,-20,4500000", "--out", scene)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    r = run_cli("classify", scene, "--bundle", bundle, "--out", out, "--workers", "1", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    if suffix == ".tif":
+        import rasterio
+
+        with rasterio.open(out) as src:
+            ids = src.read(1)
+    else:
+        ids = xr.open_zarr(out)["classes"].values
+    r = run_cli("info", out, "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["kind"] == ("class map (GeoTIFF)" if suffix == ".tif" else "class map (Zarr)")
+    assert got["shape"] == [145, 145] and got["nodata"] == 0
+    assert got["crs"] == ("EPSG:32616" if suffix == ".tif" else None)
+    assert got["made_from"]["bundle"] == str(bundle.resolve()) and got["made_from"]["scene_identity"]
+    counts = np.bincount(ids.reshape(-1).astype(np.int64), minlength=17)
+    ha = [counts[i] * 0.04 if suffix == ".tif" else None for i in range(17)]  # 20 m pixels: 0.04 ha
+    assert got["nodata_pixels"] == counts[0]
+    assert [(c["id"], c["pixels"], c["area_ha"]) for c in got["classes"]] == [(i, counts[i], ha[i]) for i in range(1, 17)]
+    assert got["classes"][13]["name"] == "Woods"  # the bundle's legend, kept in the map
+    table = run_cli("info", out, env={"COLUMNS": "1000"})
+    assert table.returncode == 0 and "│ Woods " in table.stdout and "ingest" not in table.stdout + table.stderr
+
+
+def test_info_of_a_geographic_map_gives_geodesic_class_areas(tmp_path: Path) -> None:
+    """Per-row pixel areas: the classes and nodata add up to the geodesic area of the map's footprint."""
+    import json
+
+    import numpy as np
+    import rasterio
+    from pyproj import Geod
+
+    from tests.assessment.conftest import write_class_tif
+
+    ids = np.zeros((300, 200), np.uint8)
+    ids[:100], ids[100:250, :150] = 1, 2  # class 1 in the northern rows, class 2 farther south
+    tf = rasterio.Affine(0.01, 0, 10.0, 0, -0.01, 60.0)
+    write_class_tif(tmp_path / "g.tif", ids, ("north", "south", "absent"), crs="EPSG:4326", transform=tf)
+    r = run_cli("info", tmp_path / "g.tif", "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    by_name = {c["name"]: c for c in got["classes"]}
+    assert (by_name["north"]["pixels"], by_name["south"]["pixels"], by_name["absent"]["pixels"]) == (20_000, 22_500, 0)
+
+    def box_ha(west: float, east: float, south: float, north: float) -> float:  # edges along parallels, densified
+        lon = np.linspace(west, east, 2001)
+        ring = ([*lon, *lon[::-1]], [north] * lon.size + [south] * lon.size)
+        return abs(Geod(ellps="WGS84").polygon_area_perimeter(*ring)[0]) / 1e4
+
+    north, south = box_ha(10, 12, 59, 60), box_ha(10, 11.5, 57.5, 59)
+    assert by_name["north"]["area_ha"] == pytest.approx(north, rel=1e-6)
+    assert by_name["south"]["area_ha"] == pytest.approx(south, rel=1e-6)  # a mean pixel area would be 2 % off
+    assert by_name["absent"]["area_ha"] == 0
+    assert "geodesic" in got["pixel_area"]
+
+
+def test_info_of_a_hyperspectral_geotiff_still_says_to_ingest_it(data_dir: Path) -> None:
+    tile = sorted((data_dir / "enmap_potsdam" / "images").glob("*.tif"))[0]
+    r = run_cli("info", tile)
+    assert r.returncode != 0 and "geohsi ingest" in r.stderr and "Traceback" not in r.stderr
