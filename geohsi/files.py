@@ -17,7 +17,7 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,31 @@ def check_output(path: str | os.PathLike, overwrite: bool, *, directory: bool | 
     if not os.access(existing, os.W_OK):
         raise OutputError(f"output directory {existing} is not writable; choose a writable --out")
     return p
+
+
+def check_not_an_input(
+    outputs: Sequence[str | os.PathLike], inputs: Iterable[str | os.PathLike | None], *, option: str = "--out"
+) -> None:
+    """Refuse an output that is one of the command's inputs, even with ``--overwrite`` (it would be
+    replaced by what was computed from it: ``assess --reference labels.csv --out labels.json
+    --overwrite`` had written its error matrix over the labelled points).
+
+    Args:
+        outputs: every file the command writes (the first is the one ``option`` names).
+        inputs: the files and stores it reads (``None`` entries are skipped).
+        option: the option that names the outputs.
+
+    Raises:
+        UsageError: an output is an input.
+    """
+    from geohsi.errors import UsageError
+    from geohsi.storage import absolute
+
+    read = {absolute(p) for p in inputs if p is not None}
+    for o in outputs:
+        if absolute(o) in read:
+            beside = "" if absolute(o) == absolute(outputs[0]) else f" writes {o} beside it, which"
+            raise UsageError(f"{option} {outputs[0]}{beside or ''} is also an input; write the output under another name")
 
 
 def make_parent(path: Path) -> None:
@@ -299,4 +324,12 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-__all__ = ["atomic_output", "check_output", "file_sha256", "joined_dask_threads", "make_parent", "write_bytes_atomic"]
+__all__ = [
+    "atomic_output",
+    "check_not_an_input",
+    "check_output",
+    "file_sha256",
+    "joined_dask_threads",
+    "make_parent",
+    "write_bytes_atomic",
+]

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from geohsi.assessment.estimators import census_summary, stehman_estimate, stratified_estimate
-from geohsi.assessment.maps import NODATA, ClassMap, open_maps, pooled_legend, scan_map
+from geohsi.assessment.maps import NODATA, ClassMap, catalog_maps, open_maps, pooled_legend, scan_map
 from geohsi.assessment.points import DESIGN_COLUMNS, class_positions, field_values, locate, read_points
 from geohsi.assessment.report import build_report, report_paths, write_report
 from geohsi.console import say
@@ -333,7 +333,7 @@ def assess(
 
     .. versionadded:: 0.3
     """
-    from geohsi.files import check_output
+    from geohsi.files import check_not_an_input, check_output
     from geohsi.storage import local_only
 
     local_only("geohsi assess", maps, reference, reference_scene, catalog, list(strata or ()), out)
@@ -345,6 +345,10 @@ def assess(
         raise UsageError("--strata and --map-field apply to a sample of points, not to --reference-scene")
     for p in report_paths(out) if out is not None else ():
         check_output(p, overwrite, directory=False)
+    catalogued = catalog_maps(catalog) if catalog is not None else []
+    check_not_an_input(
+        report_paths(out) if out is not None else [], [*maps, catalog, *catalogued, reference, reference_scene, *(strata or ())]
+    )
     cmaps = open_maps(maps, catalog)
     if reference_scene is not None:
         report = _census(cmaps, reference_scene)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from geohsi.assessment.estimators import allocate, sample_size, user_accuracy_sd
-from geohsi.assessment.maps import ClassMap, MapScan, open_maps, overlaps, pooled_legend, scan_map
+from geohsi.assessment.maps import ClassMap, MapScan, catalog_maps, open_maps, overlaps, pooled_legend, scan_map
 from geohsi.assessment.points import points_driver, write_points
 from geohsi.console import say
 from geohsi.errors import DataError, GeohsiWarning, UsageError
@@ -274,7 +274,7 @@ def sample(
 
     .. versionadded:: 0.3
     """
-    from geohsi.files import check_output
+    from geohsi.files import check_not_an_input, check_output
     from geohsi.storage import local_only
 
     if seed < 0:
@@ -282,6 +282,7 @@ def sample(
     local_only("geohsi sample", maps, catalog, out)
     points_driver(out)
     check_output(out, overwrite, directory=False)
+    check_not_an_input([out], [*maps, catalog, *(catalog_maps(catalog) if catalog is not None else [])])
     bound = _plan(n, target_se, expected_ua)
     cmaps = open_maps(maps, catalog)
     _warn_overlaps(cmaps)

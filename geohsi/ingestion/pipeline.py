@@ -13,10 +13,10 @@ from typing import Any
 import xarray as xr
 
 from geohsi.errors import GeohsiError, InputFormatError, OutputError, UsageError
-from geohsi.files import check_output
+from geohsi.files import check_not_an_input, check_output
 from geohsi.ingestion.assembly import PathLike, build_scene, source_paths
 from geohsi.scene import DEFAULT_CHUNK, check_bands, flag_empty_bands, write_scene
-from geohsi.storage import absolute, as_path, display, is_url, local_copy
+from geohsi.storage import as_path, display, is_url, local_copy
 
 
 def _is_scene_store(p: Path) -> bool:
@@ -201,8 +201,7 @@ def ingest(
         return ingest_item(ids, out, url=from_stac, collection=collection, chunks=chunks, overwrite=overwrite, sensor=sensor)
     out_p = check_scene_out(out, overwrite)  # before reading anything: the cheapest refusal first
     paths = source_paths(srcs)
-    if isinstance(out_p, Path) and any(absolute(p) == absolute(out_p) for p in paths):
-        raise UsageError(f"--out {out_p} is also an input; write the scene under another name")
+    check_not_an_input([out_p], paths)
     ds = build_scene(paths, labels=labels, class_names=class_names, class_colors=class_colors, crs=crs, transform=transform,
                      chunks=chunks, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths, fwhm=fwhm,
                      units=units, band_axis=band_axis, label_field=label_field, layer=layer, all_touched=all_touched)  # fmt: skip

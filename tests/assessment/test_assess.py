@@ -197,6 +197,31 @@ def test_outputs_are_not_replaced_without_overwrite(example, tmp_path):
     assert "Deforestation" in out.with_suffix(".md").read_text()
 
 
+def test_an_output_that_is_an_input_is_refused_even_with_overwrite(example, tmp_path):
+    """``--reference labels.csv --out labels.json --overwrite`` had written the error matrix over the labelled points;
+    ``sample --catalog catalog.json --out catalog.json --overwrite`` had replaced the batch's catalogue."""
+    import geopandas as gpd
+
+    tif, pts = example
+    labels = tmp_path / "labels.csv"  # the labelled points as a CSV of lon/lat
+    gdf = gpd.read_file(pts).to_crs(4326)
+    gdf.drop(columns="geometry").assign(lon=gdf.geometry.x, lat=gdf.geometry.y).to_csv(labels, index=False)
+    _ok(run_cli("assess", tif, "--reference", labels, "--out", tmp_path / "r.json"))  # a reference it reads
+    before = labels.read_bytes()
+    _one_line_error(
+        run_cli("assess", tif, "--reference", labels, "--out", tmp_path / "labels.json", "--overwrite"),
+        "labels.csv beside it, which is also an input",
+    )
+    assert labels.read_bytes() == before and not (tmp_path / "labels.json").exists()
+    (tmp_path / "t.json").write_text(json.dumps({"assets": {"map": {"href": f"./{tif.name}"}}}))
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"type": "Collection", "links": [{"rel": "item", "href": "./t.json"}]}))
+    kept = catalog.read_bytes()
+    _one_line_error(run_cli("sample", "--catalog", catalog, "--n", "20", "--out", catalog, "--overwrite"),
+                    f"--out {catalog} is also an input")  # fmt: skip
+    assert catalog.read_bytes() == kept
+
+
 @pytest.mark.parametrize("name", ["r.csv", "r.MD", "r.png"])
 def test_an_out_named_like_a_sibling_is_refused_before_any_work(example, tmp_path, name):
     """The JSON would be written under the sibling's name, then the sibling over it (with --overwrite: the JSON lost)."""
