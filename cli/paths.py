@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from geohsi.storage import is_url
+from geohsi.errors import UsageError
+from geohsi.storage import check_no_credentials, is_url
 
 
 class PathOrURL(click.ParamType):
@@ -21,7 +22,12 @@ class PathOrURL(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
         if isinstance(value, Path):
             return value
-        return str(value) if is_url(value) else Path(value)
+        if not is_url(value):
+            return Path(value)
+        try:
+            return check_no_credentials(str(value))
+        except UsageError as e:  # the value is not echoed: it holds the secret
+            self.fail(str(e), param, ctx)
 
 
 PATH_OR_URL = PathOrURL()

@@ -59,6 +59,24 @@ def is_url(path: Any) -> bool:
     return bool(m) and m.group(1).lower() in SCHEMES
 
 
+def check_no_credentials(url: str) -> str:
+    """Refuse user info in an object-store URL (``s3://KEY:SECRET@bucket/…``): it is not read, and left in
+    it would be printed by the store's own errors (``Invalid bucket name "KEY:SECRET@bucket"``).
+
+    Returns:
+        ``url`` unchanged (``https://user:pw@host/…`` too: HTTP reads it as basic authentication).
+
+    Raises:
+        UsageError: the URL carries user info; the message shows it without (:func:`display`).
+    """
+    if is_url(url) and scheme(url) not in ("http", "https") and "@" in str(url).split("://", 1)[1].split("/", 1)[0]:
+        raise UsageError(
+            f"{display(url)} was given with credentials in the URL, which geohsi does not read; drop them and set "
+            "them in the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE for s3://)"
+        )
+    return url
+
+
 def scheme(url: str) -> str:
     """The URL's scheme, lower case."""
     return url.split("://", 1)[0].lower()
@@ -129,6 +147,7 @@ def filesystem(url: str) -> tuple[Any, str]:
     """
     import fsspec
 
+    check_no_credentials(url)
     package, extra = SCHEMES[scheme(url)]
     public = scheme(url) == "s3" and os.environ.get("AWS_NO_SIGN_REQUEST", "").strip().lower() in {"yes", "true", "1"}
     try:
@@ -501,7 +520,7 @@ def open_raster(path: str | os.PathLike) -> Iterator[Any]:
 
 def gdal_path(url: str) -> str:
     """The GDAL virtual path of a URL (``/vsis3/``, ``/vsigs/``, ``/vsiaz/``, ``/vsicurl/``)."""
-    s = scheme(url)
+    s = scheme(check_no_credentials(url))
     rest = url.split("://", 1)[1]
     prefix = {"s3": "/vsis3/", "gs": "/vsigs/", "gcs": "/vsigs/", "az": "/vsiaz/", "abfs": "/vsiaz/"}.get(s)
     return f"{prefix}{rest}" if prefix else f"/vsicurl/{url}"
@@ -540,6 +559,7 @@ __all__ = [
     "cache_dir",
     "check_bucket",
     "check_complete",
+    "check_no_credentials",
     "check_remote_output",
     "display",
     "exists",

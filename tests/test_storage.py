@@ -46,6 +46,35 @@ def test_secrets_in_urls_never_reach_a_message() -> None:
     assert redact("--expected-ua names class 'turkey'; monkey=3") == "--expected-ua names class 'turkey'; monkey=3"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("ingest", "s3://AKX:SEKRIT@bkt/images/t0.tif", "--out", "ui.zarr"),
+        ("ingest", "t0.tif", "--out", "s3://AKX:SEKRIT@bkt/ui.zarr"),
+        ("classify", "gs://AKX:SEKRIT@bkt/scene.zarr", "--bundle", "b", "--out", "m.tif"),
+        ("bundle", "stac", "s3://AKX:SEKRIT@bkt/bundles/b1"),
+    ],
+)
+def test_credentials_in_an_object_store_url_are_refused_unshown(args: tuple[str, ...], tmp_path: Path) -> None:
+    """``s3://KEY:SECRET@bucket/…`` had reached botocore, whose ``Invalid bucket name "KEY:SECRET@bucket"`` came
+    out as an unexpected error (exit 70) with the secret in it."""
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 2 and "SEKRIT" not in r.stdout + r.stderr and "AKX" not in r.stdout + r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "credentials in the URL" in r.stderr and "AWS_ACCESS_KEY_ID" in r.stderr
+
+
+def test_the_library_refuses_credentials_in_an_object_store_url_but_not_in_http() -> None:
+    from geohsi.errors import UsageError
+    from geohsi.storage import check_no_credentials, filesystem, gdal_path
+
+    for call in (filesystem, gdal_path):
+        with pytest.raises(UsageError, match=r"^s3://bkt/k\.tif was given with credentials") as e:
+            call("s3://AKX:SEKRIT@bkt/k.tif")
+        assert "SEKRIT" not in str(e.value)
+    assert check_no_credentials("https://user:pw@host.example/x.tif") == "https://user:pw@host.example/x.tif"
+    assert check_no_credentials("s3://bkt/a@b.tif") == "s3://bkt/a@b.tif"  # an @ in the key is no user info
+
+
 def test_a_public_bucket_is_read_unsigned_when_gdal_would(monkeypatch: pytest.MonkeyPatch) -> None:
     """AWS_NO_SIGN_REQUEST=YES (GDAL's and the AWS CLI's switch) makes fsspec's S3 reads anonymous too."""
     import s3fs
