@@ -35,6 +35,9 @@ from geohsi.scene import Legend
 
 #: output suffix → pyogrio driver (``None``: CSV, written by pandas).
 FORMATS: dict[str, str | None] = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".csv": None}
+#: the columns :func:`geohsi.sample` writes beside the reference field (and the geometry).
+SAMPLE_COLUMNS = ("point_id", "map", "row", "col", "x", "y", "lon", "lat", "stratum", "stratum_id", "map_class",
+                  "map_class_id", "inclusion_prob", "stratum_pixels", "stratum_area_ha", "geometry")  # fmt: skip
 #: the columns that describe the sampling design (read back by :func:`geohsi.assess`).
 DESIGN_COLUMNS = ("stratum_id", "stratum", "stratum_pixels")
 _INT = re.compile(r"^[+-]?\d+(\.0*)?$")
@@ -70,7 +73,8 @@ def write_points(gdf: Any, path: str | os.PathLike, *, overwrite: bool = False) 
                 gdf.drop(columns=gdf.geometry.name).to_csv(scratch, index=False)
             else:
                 frame = gdf.to_crs("EPSG:4326") if driver == "GeoJSON" and gdf.crs is not None else gdf
-                frame.to_file(scratch, driver=driver, engine="pyogrio", **({"layer": "points"} if driver == "GPKG" else {}))
+                layer = "points" if driver == "GPKG" else out.stem  # a GeoJSON's name: it had been the temporary file's
+                frame.to_file(scratch, driver=driver, engine="pyogrio", layer=layer)
             os.replace(scratch, tmp)
         finally:
             with contextlib.suppress(OSError):

@@ -22,7 +22,7 @@ import numpy as np
 
 from geohsi.assessment.estimators import allocate, sample_size, user_accuracy_sd
 from geohsi.assessment.maps import ClassMap, MapScan, catalog_maps, open_maps, overlaps, pooled_legend, scan_map
-from geohsi.assessment.points import points_driver, write_points
+from geohsi.assessment.points import SAMPLE_COLUMNS, points_driver, write_points
 from geohsi.console import say
 from geohsi.errors import DataError, GeohsiWarning, UsageError
 from geohsi.scene import Legend
@@ -87,6 +87,11 @@ def _require_ua(ua: np.ndarray | None, legend: Legend, live: np.ndarray, why: st
 def _plan(n: int | None, target_se: float | None, expected: Mapping[str | int, float] | float | None) -> int:
     """An upper bound of the sample size, known before the maps are read (it sizes the candidates):
     ``n`` itself, or ``(max_h S_h / target)²`` since ``Σ W_h S_h ≤ max_h S_h``."""
+    given = {} if expected is None else {"*": expected} if isinstance(expected, int | float) else dict(expected)
+    bad = {k: v for k, v in given.items() if not 0 <= float(v) <= 1}  # NaN too: it had crashed the planning (exit 70)
+    if bad:
+        k, v = next(iter(bad.items()))
+        raise UsageError(f"--expected-ua takes user's accuracies in [0, 1], got {v} for {'every class' if k == '*' else k}")
     if (n is None) == (target_se is None):
         raise UsageError("give the sample size --n N, or --target-se S with --expected-ua CLASS=UA (not both)")
     if n is not None:
@@ -181,6 +186,17 @@ def _points_frame(
     return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(gx, gy), crs=crs)
 
 
+def _check_label_field(label_field: str) -> None:
+    """The reference field must be a new column (``point_id`` had crashed after the scan; ``map_class`` was
+    blanked; ``geometry`` was written nowhere)."""
+    if not label_field.strip():
+        raise UsageError("--label-field must name the reference field to fill in, e.g. --label-field ref")
+    if label_field.strip().casefold() in {c.casefold() for c in SAMPLE_COLUMNS}:
+        raise UsageError(
+            f"--label-field {label_field} is a column geohsi sample writes itself; name the reference field otherwise, e.g. ref"
+        )
+
+
 def _warn_overlaps(maps: Sequence[ClassMap]) -> None:
     """Say where maps overlap: the strata count their shared pixels once per map."""
     import warnings
@@ -210,13 +226,21 @@ def _stratum_sizes(
     n_total = n if n is not None else sample_size(total[live], _require_ua(ua, legend, live, "--target-se"), target_se)
     neyman = allocation.strip().lower() == "neyman"
     n_h = np.zeros(len(legend), np.int64)
-    n_h[live] = allocate(
-        n_total,
-        total[live],
-        allocation,
-        expected_ua=_require_ua(ua, legend, live, "neyman allocation") if neyman else None,
-        sizes=total[live],
-    )
+    try:
+        n_h[live] = allocate(
+            n_total,
+            total[live],
+            allocation,
+            expected_ua=_require_ua(ua, legend, live, "neyman allocation") if neyman else None,
+            sizes=total[live],
+        )
+    except UsageError as e:
+        if n is not None:
+            raise
+        raise UsageError(  # the user asked for no number of points: say where the number came from
+            f"--target-se {target_se:g} with the --expected-ua given plans {n_total} point(s) (eq. 13; a user's accuracy of "
+            f"0 or 1 has no variance), too few: {str(e).split(';')[0]}; give --n instead or expected accuracies below 1"
+        ) from None
     return n_h
 
 
@@ -280,6 +304,7 @@ def sample(
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed}")
     local_only("geohsi sample", maps, catalog, out)
+    _check_label_field(label_field)
     points_driver(out)
     check_output(out, overwrite, directory=False)
     check_not_an_input([out], [*maps, catalog, *(catalog_maps(catalog) if catalog is not None else [])])

@@ -181,6 +181,31 @@ def test_bad_sampling_requests_are_one_line_errors(tmp_path):
     _one_line_error(run_cli("sample", tif, "--n", "5", "--out", tmp_path / "p.gpkg"), "--overwrite")
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--n", "20", "--label-field", "point_id"), "--label-field point_id is a column geohsi sample writes"),  # exit 70
+        (("--n", "20", "--label-field", "Map_Class"), "is a column geohsi sample writes"),  # had blanked map_class
+        (("--n", "20", "--label-field", "geometry"), "is a column geohsi sample writes"),  # had been written nowhere
+        (("--n", "20", "--label-field", " "), "--label-field must name the reference field"),
+        (("--target-se", "0.01", "--expected-ua", "nan"), "in [0, 1], got nan for every class"),  # exit 70
+        (("--target-se", "0.01", "--expected-ua", "water=nan", "--expected-ua", "0.9"), "got nan for water"),
+        (("--target-se", "0.01", "--expected-ua", "1"), "--target-se 0.01 with the --expected-ua given plans 1 point(s)"),
+    ],
+)
+def test_a_reference_field_or_expected_accuracy_that_cannot_work_is_a_one_line_error(tmp_path, args, needle):
+    tif, _ = _map(tmp_path)
+    _one_line_error(run_cli("sample", tif, *args, "--out", tmp_path / "p.gpkg"), needle)
+    assert not (tmp_path / "p.gpkg").exists()
+
+
+def test_a_geojson_sample_is_named_after_its_file(tmp_path):
+    """Its ``name`` (QGIS's layer name) had been the temporary file's, ``.p.geojson.tmp-…``."""
+    tif, _ = _map(tmp_path)
+    sample([tif], n=10, out=tmp_path / "plots 2026.geojson", log=lambda m: None)
+    assert json.loads((tmp_path / "plots 2026.geojson").read_text())["name"] == "plots 2026"
+
+
 def test_a_stratum_of_billions_of_pixels_is_split_over_its_chunks_as_a_simple_random_sample():
     """numpy's multivariate hypergeometric sampler refuses 10⁹ pixels or more (one 32,000² map); the
     split by ranks takes any size, and its chunk shares have the hypergeometric mean and variance."""
