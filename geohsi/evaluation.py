@@ -61,7 +61,7 @@ def _warn_relabelled(data: Any, b: Any, trained: dict[str, int], load_split: Cal
     other labels: recognised by its labels' digest only, it is scored whole, training pixels included
     (a one-pixel correction of the labels had scored 10,247 pixels instead of the 5,121 held out, silently)."""
     from geohsi.scene import scene_identity
-    from geohsi.storage import is_url
+    from geohsi.storage import absolute
 
     tc = b.meta.train_config
     stores = {str(tc["scene"])} if tc.get("scene") else set()
@@ -73,7 +73,7 @@ def _warn_relabelled(data: Any, b: Any, trained: dict[str, int], load_split: Cal
     for s in data.scenes:
         if s.labels_sha256 in trained:
             continue
-        if (not is_url(s.source) and str(Path(s.source).resolve()) in stores) or scene_identity(s.ds) in recorded:
+        if absolute(s.source) in stores or scene_identity(s.ds) in recorded:
             warnings.warn(
                 f"{s.source} is an image {b.path} was trained on, with other labels than it trained with: every "
                 "labelled pixel is scored, its training pixels included; give the training labels to score its test pixels",

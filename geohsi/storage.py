@@ -29,7 +29,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -482,6 +482,19 @@ def staged(outputs: Mapping[str, str | os.PathLike | None], overwrite: bool, *, 
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def as_given(log: Callable[[str], None], local: Mapping[str, Any], outputs: Mapping[str, Any]) -> Callable[[str], None]:
+    """``log`` with each staged output's local path (:func:`staged`) named as the URL the user gave:
+    ``train --out s3://b/run`` had ended with ``→ bundle ~/.cache/geohsi/staging/…``, a folder then deleted."""
+    swaps = [(str(local[k]), display(v)) for k, v in outputs.items() if v is not None and is_url(v)]
+
+    def said(message: str) -> None:
+        for path, url in swaps:
+            message = message.replace(path, url)
+        log(message)
+
+    return said if swaps else log
+
+
 def as_path(path: str | os.PathLike) -> str | Path:
     """A URL kept as a string (``Path`` would fold its ``//``), anything else as a :class:`~pathlib.Path`."""
     return str(path) if is_url(path) else Path(path)
@@ -553,6 +566,7 @@ def gdal_options() -> dict[str, str]:
 __all__ = [
     "COMPLETE",
     "absolute",
+    "as_given",
     "as_path",
     "open_raster",
     "stamp",

@@ -185,6 +185,10 @@ def test_ingest_train_classify_evaluate_with_every_path_a_url(s3: Bucket, data_d
         assert a.profile["tiled"] and a.overviews(1) is not None
     report = json.loads(s3.fs.cat_file(f"{root}/metrics.json"))
     assert 0.0 <= report["overall_accuracy"] <= 1.0
+    # what records and messages name is the URL given, not a local path made of it or a cache/staging copy
+    assert json.loads(s3.fs.cat_file(f"{root}/bundles/b1/bundle.json"))["train_config"]["scene"] == scene  # had been ./s3:/…
+    assert json.loads(s3.fs.cat_file(f"{root}/scene.zarr/labels/zarr.json"))["attributes"]["source"] == labels  # the cache copy
+    assert f"→ bundle {bundle}" in logs[2] + logs[3] and "staging" not in "".join(logs)
     _no_secret(s3, *logs)
 
 

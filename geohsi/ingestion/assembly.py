@@ -30,7 +30,7 @@ from geohsi.scene import (
     scene_crs,
     scene_transform,
 )
-from geohsi.storage import absolute, is_url, local_copy
+from geohsi.storage import absolute, display, is_url, local_copy
 from geohsi.storage import name as storage_name
 
 PathLike = str | os.PathLike
@@ -143,13 +143,15 @@ def _align_labels(lab: xr.Dataset, ds: xr.Dataset, source: str) -> np.ndarray:
 
 
 def _with_vector_labels(
-    ds: xr.Dataset, path: Path, label_field: str | None, layer: str | None, all_touched: bool, names: list[str] | None, what: str
+    ds: xr.Dataset, given: Any, label_field: str | None, layer: str | None, all_touched: bool, names: list[str] | None, what: str
 ) -> xr.Dataset:
-    """The scene with a vector file's features rasterised onto its grid as ``labels`` (pixel centres, or all touched)."""
+    """The scene with a vector file's features rasterised onto its grid as ``labels`` (pixel centres, or all touched);
+    ``given``: the file or URL (read from its local copy, recorded as given)."""
+    path = local_copy(given, "label file")
     from geohsi.io.vector import read_vector_labels
 
     if not label_field:
-        raise UsageError(f"vector labels {path} need --label-field NAME (the attribute holding the class)")
+        raise UsageError(f"vector labels {display(given)} need --label-field NAME (the attribute holding the class)")
     crs = scene_crs(ds)
     if crs is None:
         raise GeoreferenceError(
@@ -158,7 +160,9 @@ def _with_vector_labels(
     vec = read_vector_labels(path, label_field, layer=layer, all_touched=all_touched, class_names=names)
     grid = vec.rasterize(crs, scene_transform(ds), (int(ds.sizes["y"]), int(ds.sizes["x"])))
     if not grid.any():
-        raise DataError(f"no feature of {path} ({vec.describe_bounds()}) falls on {what}; check the file and the scene's CRS")
+        raise DataError(
+            f"no feature of {display(given)} ({vec.describe_bounds()}) falls on {what}; check the file and the scene's CRS"
+        )
     named = {c.id: c for c in vec.legend}
     top = max(named)
     return add_labels(
@@ -166,7 +170,7 @@ def _with_vector_labels(
         grid,
         class_names=[named[i].name if i in named else f"class_{i}" for i in range(1, top + 1)],
         class_colors=[named[i].color or DEFAULT_COLORS[(i - 1) % len(DEFAULT_COLORS)] for i in range(1, top + 1)],
-        source=str(path.resolve()),
+        source=absolute(given),
     )
 
 
@@ -246,7 +250,7 @@ def build_scene(
     if class_colors is not None:
         colours = [parse_colour(c, "--class-colors") for c in class_colors]
     if labels is not None and is_vector(labels):
-        ds = _with_vector_labels(ds, local_copy(labels, "label file"), label_field, layer, all_touched, names, what)
+        ds = _with_vector_labels(ds, labels, label_field, layer, all_touched, names, what)
     elif labels is not None:
         if label_field or layer or all_touched:
             raise UsageError(f"--label-field/--layer/--all-touched apply to vector labels, but {labels} is a raster")
@@ -255,7 +259,7 @@ def build_scene(
         aligned = _align_labels(lab, ds, str(lp))
         if colours is not None and names is not None and len(colours) < len(names):
             raise UsageError(f"{len(colours)} colours for {len(names)} classes; give one colour per class")
-        ds = add_labels(ds, aligned, class_names=names, class_colors=colours, source=str(lp.resolve()))
+        ds = add_labels(ds, aligned, class_names=names, class_colors=colours, source=absolute(labels))  # not the cache copy
     elif class_names is not None or label_var is not None or label_field is not None:
         raise UsageError("--class-names/--label-var/--label-field describe labels; add --labels FILE")
     return check_bands(flag_empty_bands(ds, what), what)

@@ -371,6 +371,7 @@ def _write(
     """The bundle: model, adapter, split, legend, transform, backbone record, training config, scenes and figures."""
     from geohsi.bundle import BackboneRecord, BundleMeta, write_bundle
     from geohsi.plot import figure_png, have_matplotlib, plot_confusion, plot_training
+    from geohsi.storage import absolute
 
     extra: dict[str, bytes] = {}
     if have_matplotlib():
@@ -380,7 +381,7 @@ def _write(
     train_cfg = config.to_dict()
     record = data.record()
     if len(data.scenes) == 1 and data.source.kind == "store":  # the one-scene record, as bundles always had it
-        train_cfg["scene"] = str(Path(data.scenes[0].source).resolve())
+        train_cfg["scene"] = absolute(data.scenes[0].source)  # a URL as given (Path() had made it ./s3:/bucket/…)
         train_cfg["labels_sha256"] = data.scenes[0].labels_sha256
     else:
         train_cfg.update(scenes=record["scenes"], labels=record["labels"])
@@ -447,11 +448,12 @@ def train(
         UsageError: invalid options, ``--resume`` without a checkpoint or with another config.
         OutputError: the bundle exists without ``overwrite``.
     """
-    from geohsi.storage import is_url, staged
+    from geohsi.storage import as_given, is_url, staged
 
     # torchrun's global rank: rank 0 writes the bundle, and uploads it when ``out`` is a URL
     upload = os.environ.get("RANK", "0") == "0"
     with staged({"out": out}, overwrite or resume, upload=upload) as where:
+        log = as_given(log, where, {"out": out})
         written = _train(
             scene,
             config,

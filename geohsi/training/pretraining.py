@@ -217,7 +217,7 @@ def pretrain(
 
     .. versionadded:: 0.1
     """
-    from geohsi.storage import is_url, staged
+    from geohsi.storage import as_given, is_url, staged
 
     t_start = time.perf_counter()
     base = {"model": model, "spectral": spectral, "window": window, "input_size": input_size, "batch_size": batch_size}
@@ -229,7 +229,7 @@ def pretrain(
     with staged({"out": out}, overwrite or resume, upload=os.environ.get("RANK", "0") == "0") as where:
         local = Path(where["out"])
         _check_outputs(local, epochs, steps, overwrite, resume)
-        _pretrain_ranks(scenes, local, work_dir(local.with_suffix("")), base, log=log, **run)
+        _pretrain_ranks(scenes, local, work_dir(local.with_suffix("")), base, log=as_given(log, where, {"out": out}), **run)
     return str(out) if is_url(out) else local
 
 
