@@ -80,9 +80,11 @@ def bundle_item(
 
     Raises:
         InputFormatError / ModelError: not a valid bundle.
+        UsageError: ``href`` carries credentials, a query or a fragment.
     """
     from geohsi.bundle import load_bundle
 
+    _check_base_href(href)
     b = load_bundle(bundle)
     wl = list(b.meta.spectral.get("input_wavelengths") or [])
     in_names = [f"b{i + 1}" for i in range(len(wl))]
@@ -165,6 +167,18 @@ def _mlm_input(b: Any, wl: list, in_names: list[str]) -> dict[str, Any]:
         "resize_type": m_in["resize_type"],
         "pre_processing_function": {"format": "python", "expression": "geohsi.spectral.transform:SpectralTransform.from_dict"},
     }
+
+
+def _check_base_href(href: str | None) -> None:
+    """A base href is a folder's URL: user info or a query (a signed URL signs one object) would be published in
+    the item, and ``…?sig=X/bundle.json`` names no file."""
+    from geohsi.storage import display
+
+    if href and re.search(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*@|[?#]", href):
+        raise UsageError(
+            "--href was given with credentials, a query or a fragment, which the item would publish and which would end "
+            f"its asset paths; give the bundle folder's plain URL, e.g. --href {display(href)}"
+        )
 
 
 def _bundle_assets(b: Any, href: str | None, wl: list, in_names: list[str]) -> dict[str, Any]:
