@@ -37,6 +37,14 @@ _COUNT_SLICE = 1 << 18
 _PROBE_PIXELS = 512
 
 
+def _beside(doc: Path, href: str) -> Path:
+    """The local file an href of ``doc`` names: relative to it, or for a URL (a batch written to a bucket, then
+    copied here) the file of that name beside it."""
+    from geohsi.storage import is_url, name
+
+    return (doc.parent / (name(href) if is_url(href) else href)).resolve()
+
+
 def catalog_maps(catalog: str | os.PathLike) -> list[Path]:
     """The map files of a batch's STAC catalogue (``catalog.json`` of ``geohsi classify --out-dir``).
 
@@ -56,12 +64,18 @@ def catalog_maps(catalog: str | os.PathLike) -> list[Path]:
 
     out = []
     for member in item_members(doc):
-        item_path = (cat.parent / member).resolve()
+        item_path = _beside(cat, member)
         try:
             href = member_file(json.loads(item_path.read_text())["assets"]["map"]["href"])
-        except (OSError, ValueError, KeyError) as e:
-            raise InputFormatError(f"catalogue item {item_path} is unreadable or has no 'map' asset ({type(e).__name__})") from e
-        out.append((item_path.parent / href).resolve())
+        except FileNotFoundError as e:
+            raise InputFormatError(
+                f"catalogue {cat} lists item {item_path.name}, which is not beside it; keep a batch's files together"
+            ) from e
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InputFormatError(
+                f"catalogue item {item_path} is not JSON or has no 'map' asset; give a batch's catalogue"
+            ) from e
+        out.append(_beside(item_path, href))
     if not out:
         raise InputFormatError(f"catalogue {cat} lists no map items; give the catalog.json a batch wrote")
     return out

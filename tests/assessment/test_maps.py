@@ -66,8 +66,21 @@ def test_catalogue_items_name_their_maps(tmp_path):
     with pytest.raises(InputFormatError, match=r"cannot read catalogue .*list.json \(ValueError\)"):
         catalog_maps(tmp_path / "list.json")
     (tmp_path / "nohref.json").write_text(json.dumps({"links": [{"rel": "item"}]}))  # had been a KeyError
-    with pytest.raises(InputFormatError, match="unreadable or has no 'map' asset"):
+    with pytest.raises(InputFormatError, match="is not JSON or has no 'map' asset"):
         catalog_maps(tmp_path / "nohref.json")
+    (tmp_path / "gone.json").write_text(json.dumps({"links": [{"rel": "item", "href": "./t9.json"}]}))
+    with pytest.raises(InputFormatError, match=r"lists item t9\.json, which is not beside it"):
+        catalog_maps(tmp_path / "gone.json")
+
+
+def test_a_bucket_batchs_catalogue_copied_here_names_the_maps_beside_it(tmp_path):
+    """A batch into s3:// links its items and maps by absolute URL; copied locally (as sample/assess ask), they had
+    been read as ``./s3:/bucket/…`` and refused."""
+    write_class_tif(tmp_path / "t1.tif", _ids(), ("a", "b", "c"))
+    (tmp_path / "t1.json").write_text(json.dumps({"assets": {"map": {"href": "s3://bkt/batch/t1.tif"}}}))
+    cat = tmp_path / "catalog.json"
+    cat.write_text(json.dumps({"type": "Collection", "links": [{"rel": "item", "href": "s3://bkt/batch/t1.json"}]}))
+    assert catalog_maps(cat) == [(tmp_path / "t1.tif").resolve()]
     with pytest.raises(UsageError, match="no map given"):
         open_maps([])
 
