@@ -116,7 +116,10 @@ def read_points(path: str | os.PathLike, *, crs: Any = None) -> Any:
     except InputFormatError:
         raise
     except Exception as e:  # pyogrio/pandas raise many types for unreadable files
-        raise InputFormatError(f"cannot read points file {p} ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from e
+        first = re.split(r"\.[;\s]", " ".join(str(e).split()))[0][:160]  # GDAL's first sentence, not its advice cut mid-way
+        raise InputFormatError(
+            f"cannot read points file {p}: {first}; give a GeoPackage, GeoJSON or CSV of points (e.g. from geohsi sample)"
+        ) from e
     if len(gdf) == 0:
         raise InputFormatError(f"points file {p} has no points; draw a sample with 'geohsi sample'")
     if gdf.geometry is None or not (gdf.geometry.geom_type == "Point").all():
