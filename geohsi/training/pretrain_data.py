@@ -64,6 +64,9 @@ def resolve_scenes(scenes: Sequence[str | os.PathLike], cache: Path) -> list[tup
                 f"scene {item} does not exist and is not a dataset name ({', '.join(DATASETS)}); "
                 "pass a store made by 'geohsi ingest' or a dataset name"
             )
+        twice = next((r["source"] for _, r in out if r["source"] == record["source"]), None)
+        if twice:  # its held-out centres would be training centres of the other copy, its pixels counted twice
+            raise UsageError(f"scene {twice} is given twice; give each scene once")
         out.append((open_scene(p), record))
     return out
 
@@ -106,7 +109,7 @@ def build_pool(
         if valid.size <= cfg.holdout_per_scene:
             raise DataError(
                 f"{src} has {valid.size} valid pixels, too few to hold out {cfg.holdout_per_scene} for validation and "
-                "still train; leave the scene out (or lower holdout_per_scene in a --config file)"
+                "still train; leave the scene out (or, in Python, lower geohsi.pretrain(..., holdout_per_scene=N))"
             )
         rng = np.random.default_rng([cfg.run.seed, 7919, k])
         held = np.sort(rng.choice(valid, cfg.holdout_per_scene, replace=False))

@@ -130,6 +130,8 @@ def test_user_errors_name_the_fix(scenes: list[Path], tmp_path: Path) -> None:
         pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, mask_ratio=1.0, **FAST)
     with pytest.raises(UsageError, match="unknown pretraining option"):
         pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, warmup=3, **FAST)
+    with pytest.raises(UsageError, match=r"scene .* is given twice"):  # each copy's held-out pixels trained the other
+        pretrain([scenes[0], Path(str(scenes[0]) + "/")], out=tmp_path / "x.safetensors", steps=1, **FAST)
     with pytest.raises(UsageError, match="--epochs must be a positive number, got inf"):
         pretrain(scenes, out=tmp_path / "x.safetensors", epochs=float("inf"), **FAST)
     (tmp_path / "x.safetensors").write_bytes(b"old")
