@@ -74,3 +74,29 @@ def test_classes_past_the_palette_get_colours_of_their_own() -> None:
     assert closest_colors(colours[:60])[0] > 5.0
     lab = srgb_to_lab(colours[20:])
     assert (lab[:, 0] > 30).all() and (lab[:, 0] < 92).all()  # never white (nodata) nor black
+
+
+def test_the_classes_of_one_legend_never_share_a_default_colour() -> None:
+    """Past id 256 the colours repeat every 236 ids: codes 100 and 336 had both been #ff9955, so a map of the
+    two read as one flat colour. Within one legend each class now gets its own; ids up to 256 keep theirs."""
+    from geohsi.scene import default_color, default_colors
+
+    assert default_color(100) == default_color(336)  # the id → colour rule alone
+    a, b = default_colors([100, 336])
+    assert a == default_color(100) and b != a
+    sparse = [17, 21, 257, 493, 729, 1001, 1237]  # 21, 257, 493, 729 share one colour by id
+    assert len(set(default_colors(sparse))) == len(sparse)
+    assert default_colors(range(1, 257)) == [default_color(i) for i in range(1, 257)]
+    assert default_colors([21], taken=[default_color(21)]) != [default_color(21)]  # a declared colour is not reused
+
+
+def test_a_trained_legend_of_sparse_codes_has_distinct_colours(tmp_path) -> None:
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from geohsi.io.vector import read_vector_labels
+
+    path = tmp_path / "codes.gpkg"
+    gpd.GeoDataFrame({"code": [100, 336]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)], crs="EPSG:32633").to_file(path)
+    legend = read_vector_labels(path, "code").legend
+    assert legend.ids.tolist() == [100, 336] and len(set(legend.colors)) == 2

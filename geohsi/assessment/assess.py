@@ -33,7 +33,7 @@ from geohsi.assessment.points import DESIGN_COLUMNS, class_positions, field_valu
 from geohsi.assessment.report import build_report, report_paths, write_report
 from geohsi.console import say
 from geohsi.errors import DataError, GeohsiWarning, UsageError
-from geohsi.scene import ClassInfo, Legend, default_color
+from geohsi.scene import ClassInfo, Legend, default_colors
 
 _OLOFSSON = "Olofsson et al. (2014): stratified estimator, strata = map classes"
 _STEHMAN = "Stehman (2014): stratified estimator for strata that are not the map classes"
@@ -56,7 +56,9 @@ def _legend(cmaps: Sequence[ClassMap]) -> Legend:
     for m in cmaps:
         if m.legend is None:
             ids = scan_map(m).ids
-            m.legend = Legend(tuple(ClassInfo(int(i), f"class_{int(i)}", default_color(int(i))) for i in ids))
+            m.legend = Legend(
+                tuple(ClassInfo(int(i), f"class_{int(i)}", c) for i, c in zip(ids, default_colors(ids), strict=True))
+            )
     return pooled_legend(cmaps)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from geohsi.errors import DataError, GeoreferenceError, InputFormatError, UsageError
 from geohsi.export.class_maps import CHUNK, ClassMap, open_map
 from geohsi.export.maps import NODATA
-from geohsi.scene import ClassInfo, Legend, default_color
+from geohsi.scene import ClassInfo, Legend, default_colors
 
 #: above this many classes a chunk is counted with one ``bincount`` instead of one comparison per class.
 _COMPARE_MAX = 12
@@ -145,8 +145,9 @@ def pooled_legend(maps: Sequence[ClassMap], found: Sequence[int] = ()) -> Legend
                     "assess maps made with one legend together"
                 )
             named.setdefault(c.id, c)
-    for i in found:
-        named.setdefault(int(i), ClassInfo(int(i), f"class_{int(i)}", default_color(int(i))))
+    bare = sorted({int(i) for i in found} - set(named))
+    for i, colour in zip(bare, default_colors(bare, taken=[c.color for c in named.values()]), strict=True):
+        named[i] = ClassInfo(i, f"class_{i}", colour)
     return Legend(tuple(named[i] for i in sorted(named)))
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from geohsi.errors import DataError, GeohsiWarning, GeoreferenceError, InputFormatError, UsageError
-from geohsi.scene import ClassInfo, Legend, default_color
+from geohsi.scene import ClassInfo, Legend, default_colors
 
 #: File suffixes read as vector labels (any other label file is a raster).
 VECTOR_SUFFIXES: tuple[str, ...] = (".gpkg", ".geojson", ".json", ".shp", ".fgb", ".gml", ".kml", ".parquet")
@@ -111,7 +111,8 @@ def _class_ids(values: Any, path: Path, label_field: str, class_names: list[str]
     else:
         ids, names = _named_ids(v.where(~empty, "").astype(str).str.strip().tolist(), path, label_field, class_names)
         present = sorted(names)
-    legend = Legend(tuple(ClassInfo(i, names[i], default_color(i)) for i in sorted(present)))
+    ids_in = sorted(present)
+    legend = Legend(tuple(ClassInfo(i, names[i], c) for i, c in zip(ids_in, default_colors(ids_in), strict=True)))
     return ids, legend
 
 

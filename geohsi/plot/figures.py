@@ -12,7 +12,7 @@ import numpy as np
 
 from geohsi.errors import DataError
 from geohsi.plot.common import _new_axes, _pyplot
-from geohsi.scene import ClassInfo, Legend, default_color, scene_legend
+from geohsi.scene import ClassInfo, Legend, default_colors, scene_legend
 
 
 def class_spectra(
@@ -93,7 +93,7 @@ def plot_spectra(
     legend = (
         Legend.coerce(classes)
         if classes is not None
-        else Legend(tuple(ClassInfo(i, f"class_{i}", default_color(i)) for i in stats))
+        else Legend(tuple(ClassInfo(i, f"class_{i}", c) for i, c in zip(stats, default_colors(list(stats)), strict=True)))
     )
     wl = np.asarray(scene["wavelength"].values, dtype=float)
     use_wl = np.isfinite(wl).any()

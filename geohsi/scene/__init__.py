@@ -27,7 +27,16 @@ from ``geohsi.scene`` itself.
 from __future__ import annotations
 
 from geohsi.scene.georef import grid_overlaps, pixel_centres, scene_crs, scene_transform, write_georef
-from geohsi.scene.legend import DEFAULT_COLORS, ClassInfo, Legend, default_color, hex_colour, parse_colour, scene_legend
+from geohsi.scene.legend import (
+    DEFAULT_COLORS,
+    ClassInfo,
+    Legend,
+    default_color,
+    default_colors,
+    hex_colour,
+    parse_colour,
+    scene_legend,
+)
 from geohsi.scene.masks import (
     empty_bands,
     grid_pixel_areas,
@@ -69,6 +78,7 @@ __all__ = [
     "data_var_name",
     "empty_bands",
     "default_color",
+    "default_colors",
     "hex_colour",
     "flag_empty_bands",
     "grid_overlaps",

@@ -57,6 +57,22 @@ def default_color(class_id: int) -> str:
     return more[(k - len(DEFAULT_COLORS)) % len(more)]
 
 
+def default_colors(ids: Sequence[int], taken: Sequence[str | None] = ()) -> list[str]:
+    """Colours for the classes of one legend that come without one: each id's :func:`default_color`, unless
+    an earlier class or ``taken`` (the legend's own colours) has it — ids 236 apart share one past id 256, so
+    codes 100 and 336 were drawn alike — then the first palette colour still free (repeats only past 256 classes)."""
+    used = {c for c in taken if c}
+    palette = (*DEFAULT_COLORS, *_more_colours())
+    out = []
+    for i in ids:
+        colour = default_color(i)
+        if colour in used:
+            colour = next((c for c in palette if c not in used), colour)
+        used.add(colour)
+        out.append(colour)
+    return out
+
+
 _SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]])
 _D65 = np.array([0.95047, 1.0, 1.08883])
 
@@ -256,13 +272,8 @@ def scene_legend(ds: xr.Dataset, present: Iterable[int] | None = None) -> Legend
     declared = {c.id: c for c in (Legend.from_attrs(ds["labels"].attrs) or ())}
     present = np.unique(np.asarray(ds["labels"].values)) if present is None else list(present)
     ids = sorted(set(declared) | {int(i) for i in present if i != 0})
+    bare = [i for i in ids if not (i in declared and declared[i].color)]
+    filled = dict(zip(bare, default_colors(bare, taken=[c.color for c in declared.values()]), strict=True))
     return Legend(
-        tuple(
-            ClassInfo(
-                i,
-                declared[i].name if i in declared else f"class_{i}",
-                (declared[i].color if i in declared else None) or default_color(i),
-            )
-            for i in ids
-        )
+        tuple(ClassInfo(i, declared[i].name if i in declared else f"class_{i}", filled.get(i) or declared[i].color) for i in ids)
     )

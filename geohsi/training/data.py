@@ -35,7 +35,7 @@ from geohsi.scene import (
     DEFAULT_CHUNK,
     ClassInfo,
     Legend,
-    default_color,
+    default_colors,
     scene_crs,
     scene_identity,
     scene_legend,
@@ -239,10 +239,11 @@ def _ids_legend(ids: set[int], class_names: Sequence[str] | None) -> Legend:
     """The legend of bare class ids (label rasters): ``--class-names`` or ``class_<id>``."""
     _check_names_cover(ids, class_names)
     named = set(range(1, len(class_names) + 1)) if class_names else set()
+    every = sorted(ids | named)
     return Legend(
         tuple(
-            ClassInfo(i, class_names[i - 1] if class_names and i <= len(class_names) else f"class_{i}", default_color(i))
-            for i in sorted(ids | named)
+            ClassInfo(i, class_names[i - 1] if class_names and i <= len(class_names) else f"class_{i}", colour)
+            for i, colour in zip(every, default_colors(every), strict=True)
         )
     )
 

@@ -46,4 +46,6 @@ def test_bad_points_files(tmp_path):
     with pytest.raises(InputFormatError, match="cannot read") as e:
         read_points(tmp_path / "broken.gpkg")
     # GDAL's first sentence and the fix, not an exception class and advice cut mid-sentence
-    assert "Error" not in str(e.value) and "It might help" not in str(e.value) and str(e.value).endswith("(e.g. from geohsi sample)")
+    assert (
+        "Error" not in str(e.value) and "It might help" not in str(e.value) and str(e.value).endswith("(e.g. from geohsi sample)")
+    )
