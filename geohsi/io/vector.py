@@ -30,12 +30,14 @@ from typing import Any
 import numpy as np
 
 from geohsi.errors import DataError, GeohsiWarning, GeoreferenceError, InputFormatError, UsageError
-from geohsi.scene import ClassInfo, Legend, default_colors
+from geohsi.scene import ClassInfo, Legend, check_names_cover, default_colors
 
 #: File suffixes read as vector labels (any other label file is a raster).
 VECTOR_SUFFIXES: tuple[str, ...] = (".gpkg", ".geojson", ".json", ".shp", ".fgb", ".gml", ".kml", ".parquet")
 #: The largest class id a label raster holds (uint16).
 MAX_CLASS_ID = 65535
+#: a class id written as text ("3", "10", "3.0"): read as the id, not as a name.
+_WHOLE = r"[+-]?\d+(?:\.0*)?"
 
 
 def is_vector(path: str | os.PathLike) -> bool:
@@ -98,6 +100,8 @@ def _class_ids(values: Any, path: Path, label_field: str, class_names: list[str]
     _check_class_names(class_names)
     v = pd.Series(values)
     empty = v.isna() | (v.astype(str).str.strip() == "")
+    if not pd.api.types.is_numeric_dtype(v) and v[~empty].astype(str).str.strip().str.fullmatch(_WHOLE).all():
+        v = pd.to_numeric(v.where(~empty, None))  # ids kept as text ("1", "2", "10") had become names in string order
     if pd.api.types.is_numeric_dtype(v):
         num = v.where(~empty, 0).astype("float64").to_numpy()
         if np.any(num != np.round(num)) or num.min() < 0 or num.max() > MAX_CLASS_ID:
@@ -107,6 +111,7 @@ def _class_ids(values: Any, path: Path, label_field: str, class_names: list[str]
             )
         ids = num.astype(np.int64)
         present = sorted({int(i) for i in ids if i > 0})
+        check_names_cover(set(present), class_names)  # fewer names had been dropped (class_<id>) without a word
         names = {i: (class_names[i - 1] if class_names and i <= len(class_names) else f"class_{i}") for i in present}
     else:
         ids, names = _named_ids(v.where(~empty, "").astype(str).str.strip().tolist(), path, label_field, class_names)

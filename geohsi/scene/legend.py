@@ -57,6 +57,19 @@ def default_color(class_id: int) -> str:
     return more[(k - len(DEFAULT_COLORS)) % len(more)]
 
 
+def check_names_cover(ids: set[int], class_names: Sequence[str] | None) -> None:
+    """Refuse ``--class-names`` that do not name every class id of the labels (the rest had become ``class_<id>``).
+
+    Raises:
+        UsageError: fewer names than the largest id.
+    """
+    top = max(ids, default=0)
+    if class_names and len(class_names) < top:
+        raise UsageError(
+            f"--class-names gives {len(class_names)} names but the labels hold classes up to {top}; give one name per class 1..{top}"
+        )
+
+
 def default_colors(ids: Sequence[int], taken: Sequence[str | None] = ()) -> list[str]:
     """Colours for the classes of one legend that come without one: each id's :func:`default_color`, unless
     an earlier class or ``taken`` (the legend's own colours) has it — ids 236 apart share one past id 256, so

@@ -35,6 +35,7 @@ from geohsi.scene import (
     DEFAULT_CHUNK,
     ClassInfo,
     Legend,
+    check_names_cover,
     default_colors,
     scene_crs,
     scene_identity,
@@ -214,30 +215,17 @@ def merge_legends(legends: Sequence[tuple[str, Legend]]) -> Legend:
     return Legend(tuple(named[i][0] for i in sorted(named)))
 
 
-def _check_names_cover(ids: set[int], class_names: Sequence[str] | None) -> None:
-    """Refuse ``--class-names`` that do not name every class id of the labels (the rest had become ``class_<id>``).
-
-    Raises:
-        UsageError: fewer names than the largest id.
-    """
-    top = max(ids, default=0)
-    if class_names and len(class_names) < top:
-        raise UsageError(
-            f"--class-names gives {len(class_names)} names but the labels hold classes up to {top}; give one name per class 1..{top}"
-        )
-
-
 def _store_legend(legend: Legend, class_names: Sequence[str] | None) -> Legend:
     """A scene store's legend, its names replaced by ``--class-names`` for classes 1..K (they had been ignored)."""
     if not class_names:
         return legend
-    _check_names_cover({c.id for c in legend}, class_names)
+    check_names_cover({c.id for c in legend}, class_names)
     return Legend(tuple(ClassInfo(c.id, class_names[c.id - 1], c.color) for c in legend))
 
 
 def _ids_legend(ids: set[int], class_names: Sequence[str] | None) -> Legend:
     """The legend of bare class ids (label rasters): ``--class-names`` or ``class_<id>``."""
-    _check_names_cover(ids, class_names)
+    check_names_cover(ids, class_names)
     named = set(range(1, len(class_names) + 1)) if class_names else set()
     every = sorted(ids | named)
     return Legend(

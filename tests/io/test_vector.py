@@ -146,6 +146,21 @@ def test_bad_vector_labels_are_one_line_each(tmp_path, data_dir) -> None:
         LabelSource.from_options(far)
 
 
+def test_class_ids_kept_as_text_are_ids_and_class_names_must_cover_them(tmp_path) -> None:
+    """GeoJSON/CSV/Shapefile often keep ids as text: "1", "2", "10" had become names in string order (class 2 was
+    "10"); and --class-names shorter than the ids had been dropped without a word (class_<id>)."""
+    legend = read_vector_labels(_gpkg(tmp_path, ["1", "2", "10", "2", " 3.0 "]), "crop").legend
+    assert legend.ids.tolist() == [1, 2, 3, 10] and list(legend.names) == ["class_1", "class_2", "class_3", "class_10"]
+    with pytest.warns(GeohsiWarning, match="1 of 3 features have no class"):
+        names = read_vector_labels(_gpkg(tmp_path, ["1", "2", ""]), "crop", class_names=["wheat", "maize"]).legend
+    assert list(names.names) == ["wheat", "maize"]
+    with pytest.raises(UsageError, match=r"--class-names gives 1 names but the labels hold classes up to 336"):
+        read_vector_labels(_gpkg(tmp_path, [100, 336]), "crop", class_names=["x"])
+    with pytest.raises(UsageError, match=r"--class-names gives 2 names but the labels hold classes up to 3"):
+        read_vector_labels(_gpkg(tmp_path, [1, 2, 3]), "crop", class_names=["wheat", "maize"])
+    assert list(read_vector_labels(_gpkg(tmp_path, ["1a", "2"]), "crop").legend.names) == ["1a", "2"]  # names stay names
+
+
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the label raster lacks a CRS on purpose
 def test_a_label_raster_without_crs_is_refused_for_a_georeferenced_scene(tmp_path, data_dir) -> None:
     tile = _tiles(data_dir)[0]
