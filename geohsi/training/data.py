@@ -330,7 +330,11 @@ def _log_unlabelled(scenes: list[TrainingScene], vec: Any, path: str, log: Calla
             f"[yellow]{len(bare)} scene(s) get no labelled pixel from {path}: {', '.join(bare[:5])} (read, but no training pixel)[/]"
         )
     placed = set().union(*(np.unique(s.labels).tolist() for s in scenes))
-    missing = [c.name for c in vec.legend if c.id not in placed]
+    reached = set(np.asarray(vec.frame["class_id"])[vec.used].tolist())
+    away = [c.name for c in vec.legend if c.id not in placed and c.id not in reached]
+    if away:  # every feature of the class outside the scenes: no pixel-size advice (it had been given, to points too)
+        log(f"[yellow]class(es) {', '.join(away[:5])} of {path} label no pixel: all their features lie outside every scene[/]")
+    missing = [c.name for c in vec.legend if c.id not in placed and c.id in reached]
     if missing:
         log(
             f"[yellow]class(es) {', '.join(missing[:5])} of {path} label no valid pixel: their features cover no pixel "

@@ -380,6 +380,19 @@ def test_vector_class_names_ignore_case_and_spacing_and_unplaced_classes_are_sai
         read_vector_labels(labels, "cls", class_names=["water", "Water ", "forest", "tiny"])
 
 
+def test_a_class_whose_features_all_lie_outside_the_scenes_is_said_so(tmp_path) -> None:
+    """Its message had blamed polygons smaller than a pixel (and advised --all-touched, to points too)."""
+    a = _small_store(tmp_path / "a.zarr")
+    y = 5_000_000.0
+    boxes = [(500_000, y - 100, 500_100, y), (700_000, y - 100, 700_100, y), (500_301, y - 303, 500_304, y - 301)]
+    labels = _polygons(tmp_path / "v.gpkg", boxes, ["forest", "away", "tiny"])
+    notes: list[str] = []
+    load_training_data([a], LabelSource.from_options(labels, label_field="cls"), log=notes.append)
+    assert any("class(es) away of" in n and "all their features lie outside every scene" in n for n in notes), notes
+    assert any("class(es) tiny of" in n and "smaller than a pixel" in n for n in notes), notes
+    assert not any("away" in n and "smaller than a pixel" in n for n in notes), notes
+
+
 def test_features_only_on_nodata_and_overlapping_scenes_under_a_spatial_split(tmp_path) -> None:
     from geohsi.errors import DataError, GeohsiWarning
 
