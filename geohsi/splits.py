@@ -766,8 +766,12 @@ def _refuse_empty(split: Split, sp: SplitSpec) -> None:
     empty = [name for name, a in (("training", split.train), ("test", split.test)) if len(a) == 0]
     if empty:
         counts = f"{len(split.train)} train / {len(split.val)} val / {len(split.test)} test pixels"
-        fix = {"blocks": "smaller blocks", "scenes": "more scenes"}.get(sp.kind, "another split")
-        raise DataError(f"split {sp} leaves no {' and no '.join(empty)} pixels ({counts}); use {fix}, another seed or fraction:F")
+        fix = {
+            "blocks": "smaller blocks, another seed or fraction:F",
+            # no seed helps: a scene that alone holds a class always trains (so the class is learnt)
+            "scenes": "more scenes or fraction:F (a scene holding a class no other scene has always trains)",
+        }.get(sp.kind, "another split, another seed or fraction:F")
+        raise DataError(f"split {sp} leaves no {' and no '.join(empty)} pixels ({counts}); use {fix}")
 
 
 def _check_arguments(sp: SplitSpec, val_fraction: float, window: int, gap: int | None, seed: int) -> int:

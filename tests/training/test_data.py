@@ -393,6 +393,22 @@ def test_a_class_whose_features_all_lie_outside_the_scenes_is_said_so(tmp_path) 
     assert not any("away" in n and "smaller than a pixel" in n for n in notes), notes
 
 
+def test_scenes_that_each_hold_a_class_of_their_own_cannot_be_held_out_whatever_the_seed(tmp_path) -> None:
+    """Each such scene trains (so its class is learnt): the message had advised another seed, which never helps."""
+    from geohsi.errors import DataError
+
+    a, b = _small_store(tmp_path / "a.zarr"), _small_store(tmp_path / "b.zarr", x0=600_000.0)
+    y = 5_000_000.0
+    labels = _polygons(tmp_path / "v.gpkg", [(500_000, y - 100, 500_100, y), (600_000, y - 100, 600_100, y)], ["wheat", "maize"])
+    data = load_training_data([a, b], LabelSource.from_options(labels, label_field="cls"))
+    for seed in range(4):
+        with pytest.raises(
+            DataError, match=r"leaves no test pixels .*; use more scenes or fraction:F \(a scene holding a class"
+        ) as e:
+            data.split("scenes:0.5", seed=seed)
+        assert "seed" not in str(e.value)
+
+
 def test_features_only_on_nodata_and_overlapping_scenes_under_a_spatial_split(tmp_path) -> None:
     from geohsi.errors import DataError, GeohsiWarning
 
