@@ -422,3 +422,17 @@ def test_ground_geometry_scale_and_meridian_convergence(crs, x, y, metres, north
     got_metres, got_north = P.ground_geometry(crs, x, y)
     assert got_metres == pytest.approx(metres, rel=3e-3)
     assert got_north == pytest.approx(north, abs=0.1)
+
+
+def test_class_names_the_font_cannot_draw_give_one_geohsi_warning(recwarn) -> None:
+    """Matplotlib had printed one UserWarning per glyph, with its source line, on every train and classify."""
+    import geohsi.plot as P
+    from geohsi.errors import GeohsiWarning
+
+    report = {"confusion_matrix": [[8, 2], [1, 9]], "class_names": ["湖泊 🛶", "Straße"], "overall_accuracy": 0.85}
+    P.figure_png(P.plot_confusion(report))
+    said = [str(w.message) for w in recwarn if issubclass(w.category, GeohsiWarning)]
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]
+    assert len(said) == 1 and "has no glyph for 泊, 湖, 🛶" in said[0] and "ß" not in said[0], said
+    P.figure_png(P.plot_confusion(report))  # the same characters are not said again
+    assert len([w for w in recwarn if issubclass(w.category, GeohsiWarning)]) == 1

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -107,6 +109,49 @@ def _label_axes(ax: Any, crs: str | None) -> None:
     ax.tick_params(labelsize=7)
 
 
+#: the characters a missing-glyph warning has named in this process.
+_GLYPHS_SAID: set[str] = set()
+
+
+@contextlib.contextmanager
+def glyphs_said() -> Iterator[None]:
+    """Matplotlib's one warning per missing glyph (``Glyph 27700 (…) missing from font(s) DejaVu Sans``, with its
+    source line) as one geohsi warning naming the characters: class names in CJK or with emoji are stored as
+    written, but the figures draw those characters as boxes."""
+    import re
+    import warnings
+
+    from geohsi.errors import GeohsiWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    missing: dict[str, str] = {}
+    for w in caught:
+        m = re.match(r"Glyph (\d+) .*missing from font\(s\) (.+?)\.?$", str(w.message))
+        if m:
+            missing.setdefault(chr(int(m.group(1))), m.group(2))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    for c in _GLYPHS_SAID.intersection(missing):  # each character once per process (a figure draws twice: layout, save)
+        del missing[c]
+    _GLYPHS_SAID.update(missing)
+    if missing:
+        warnings.warn(
+            f"the figures' font ({next(iter(missing.values()))}) has no glyph for {', '.join(sorted(missing))}: those "
+            "characters of class names show as boxes in the PNG figures (the names themselves are kept as written); "
+            "install a font that has them (e.g. Noto Sans CJK) and name it in matplotlib's font.family",
+            GeohsiWarning,
+            stacklevel=3,
+        )
+
+
+def tight(fig: Any) -> None:
+    """``fig.tight_layout()``, its missing-glyph warnings said once (:func:`glyphs_said`)."""
+    with glyphs_said():
+        fig.tight_layout()
+
+
 def figure_png(fig, *, dpi: int = 110, **savefig: Any) -> bytes:
     """PNG bytes of a figure (or of an Axes' figure), and close it.
 
@@ -121,6 +166,7 @@ def figure_png(fig, *, dpi: int = 110, **savefig: Any) -> bytes:
     plt = _pyplot()
     fig = fig.get_figure() if hasattr(fig, "get_figure") and not hasattr(fig, "savefig") else fig
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, **savefig)
+    with glyphs_said():
+        fig.savefig(buf, format="png", dpi=dpi, **savefig)
     plt.close(fig)
     return buf.getvalue()

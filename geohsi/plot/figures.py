@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from geohsi.errors import DataError
-from geohsi.plot.common import _new_axes, _pyplot
+from geohsi.plot.common import _new_axes, _pyplot, tight
 from geohsi.scene import ClassInfo, Legend, default_colors, scene_legend
 
 
@@ -147,7 +147,7 @@ def plot_confusion(report: Mapping[str, Any], *, normalize: bool = True):
         f"OA {oa:.3f}, AA {report.get('average_accuracy', 0):.3f}, κ {report.get('kappa', 0):.3f}" if oa is not None else ""
     )
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
+    tight(fig)
     return fig
 
 
@@ -170,7 +170,7 @@ def plot_training(history: Sequence[Mapping[str, Any]]):
         ax2 = ax.twinx()
         ax2.plot(ep, [r.get("val_oa") for r in history], "s-", color="tab:orange", label="val OA")
         ax2.set_ylabel("val OA")
-    fig.tight_layout()
+    tight(fig)
     return fig
 
 
@@ -196,7 +196,7 @@ def plot_pretraining_loss(history: dict[str, Any]):
     ax.set_ylabel("masked-tubelet MSE")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    tight(fig)
     return fig
 
 
@@ -253,5 +253,5 @@ def plot_reconstructions(
         else ""
     )
     fig.suptitle(f"held-out windows{note}", fontsize=8)
-    fig.tight_layout()
+    tight(fig)
     return fig
