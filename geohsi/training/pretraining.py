@@ -250,7 +250,9 @@ def _pretrain_ranks(
     log: Callable[[str], None],
 ) -> None:
     """The body of :func:`pretrain` on this rank: join the process group, pool, loop; rank 0 writes ``local``."""
-    probe = PretrainConfig.from_dict(base)  # validates window etc. before the (slower) transform fits
+    # validates window, steps, mask ratio etc. before the (slower) transform fits
+    probe = PretrainConfig.from_dict({**base, **({"steps": steps} if steps is not None else {})})
+    _check_masking(probe)
     ranks, dev = setup(probe.run.device, log=lambda m: log(f"[yellow]{m}[/]"))
     local_batch_size(probe.run.batch_size, ranks)  # refuse a batch the ranks cannot share before any work
     log = log if ranks.main else (lambda m: None)  # one writer: rank 0
@@ -269,6 +271,18 @@ def _pretrain_ranks(
         teardown(ranks)
         raise
     teardown(ranks, finished=True)
+
+
+def _check_masking(cfg: PretrainConfig) -> None:
+    """The mask ratio against the model's tokens, known before the scenes are read (it had been checked only
+    once every scene's transform was fitted: minutes on large scenes before a one-line usage error)."""
+    from geohsi.models import resolve_model_config
+    from geohsi.models.mae import masked_count
+    from geohsi.spectral.sentinel2 import S2_BANDS
+
+    channels = len(S2_BANDS) if cfg.run.spectral == "s2" else cfg.run.n_components
+    enc = resolve_model_config(cfg.run.model, img_size=cfg.run.input_size, num_bands=channels)
+    masked_count(enc.num_tokens, cfg.mask_ratio)
 
 
 def _check_outputs(out: Path, epochs: float | None, steps: int | None, overwrite: bool, resume: bool) -> None:

@@ -126,8 +126,12 @@ def test_user_errors_name_the_fix(scenes: list[Path], tmp_path: Path) -> None:
         pretrain([tmp_path / "nope.zarr"], out=tmp_path / "x.safetensors", steps=1, **FAST)
     with pytest.raises(UsageError, match="nothing to resume"):
         pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, resume=True, **FAST)
-    with pytest.raises(UsageError, match="mask-ratio"):
-        pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, mask_ratio=1.0, **FAST)
+    notes: list[str] = []
+    for bad, match in (({"steps": 0}, "--steps must be at least 1"), ({"mask_ratio": 1.0}, "strictly between 0 and 1"),
+                       ({"mask_ratio": 0.9999}, "masks 64 of 64 tokens")):  # fmt: skip
+        with pytest.raises(UsageError, match=match):
+            pretrain(scenes, out=tmp_path / "x.safetensors", **{**FAST, "steps": 1, **bad, "log": notes.append})
+    assert notes == []  # refused before any scene's transform was fitted (it had been after)
     with pytest.raises(UsageError, match="unknown pretraining option"):
         pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, warmup=3, **FAST)
     with pytest.raises(UsageError, match=r"scene .* is given twice"):  # each copy's held-out pixels trained the other
