@@ -509,7 +509,7 @@ def _train(
         loop = _Loop(runner, wrap(model, ranks, device), head, samples, split, data, config, ranks, device, stream)
         fit = loop.run(resume=resume, progress=progress and ranks.main, log=log, on_epoch_end=on_epoch_end)
         if ranks.main:
-            wall = time.perf_counter() - t_start
+            wall = time.perf_counter() - t_start + loop.runner.resumed_seconds  # a resumed run: every session
             _finish(loop, out, transform, backbone, fit, overwrite=overwrite or resume, default=default, wall=wall, log=log)
     except BaseException as e:
         teardown(ranks)

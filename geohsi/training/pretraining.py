@@ -265,7 +265,8 @@ def _pretrain_ranks(
             resume=resume, progress=progress and ranks.main, log=log, on_step=on_step
         )
         if ranks.main:
-            _write_pretrained(mae, pool, scene_records, history, cfg, scenes, local, shown_out, dev, t_start, log)
+            start = t_start - runner.resumed_seconds  # a resumed run's wall time counts its earlier sessions too
+            _write_pretrained(mae, pool, scene_records, history, cfg, scenes, local, shown_out, dev, start, log)
             runner.finish()
     except BaseException:
         teardown(ranks)

@@ -26,6 +26,7 @@ import contextlib
 import math
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,8 @@ class Runner:
 
     Attributes:
         scheduler: the ``LambdaLR`` schedule (:func:`lr_lambda`).
+        resumed_seconds: the seconds the sessions before a resumed run had trained, to their last checkpoint
+            (0 for a fresh run): a run's ``wall_seconds`` adds them (a resumed run had reported its last session only).
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class Runner:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total_steps, warmup_steps))
         self.work, self.config_json, self.grad_clip, self.state = Path(work), config_json, float(grad_clip), state
         self._params = [p for p in model.parameters() if p.requires_grad]
+        self._t0, self.resumed_seconds = time.perf_counter(), 0.0
 
     @property
     def checkpoint_path(self) -> Path:
@@ -179,6 +183,7 @@ class Runner:
                 "scheduler": self.scheduler.state_dict(),
                 "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "seconds": self.resumed_seconds + time.perf_counter() - self._t0,
                 "extra": extra,
             },
             tmp,
@@ -213,6 +218,7 @@ class Runner:
         torch.set_rng_state(ck["rng"])
         if ck.get("cuda_rng") and torch.cuda.is_available() and len(ck["cuda_rng"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(ck["cuda_rng"])  # dropout masks on a GPU draw from its own generators
+        self.resumed_seconds = float(ck.get("seconds", 0.0))
         return int(ck["position"]), dict(ck["extra"])
 
     def resume(self) -> tuple[int, dict[str, Any]]:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,8 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(scenes: list[Path], tm
         pass
 
     def stop_at_5(step: int, loss: float) -> None:
+        if step == 3:
+            time.sleep(3.0)  # the interrupted session trains ≥ 3 s before its step-4 checkpoint
         if step == 5:
             raise Stop
 
@@ -94,6 +97,8 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(scenes: list[Path], tm
     ha = json.loads((tmp_path / "a.json").read_text())["history"]
     hb = json.loads((tmp_path / "b.json").read_text())["history"]
     assert ha == hb
+    # the run's wall time counts the interrupted session to its checkpoint (it had been the last session's only)
+    assert json.loads((tmp_path / "b.json").read_text())["wall_seconds"] >= 3.0
     # and another seed really gives other weights (the comparison above can fail)
     other = pretrain(scenes, out=tmp_path / "c.safetensors", **{**opts, "seed": 4})
     assert not torch.equal(_tensors(other)["blocks.0.attn.q.weight"], a["blocks.0.attn.q.weight"])

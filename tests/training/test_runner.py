@@ -80,3 +80,22 @@ def test_trainable_checkpoints_hold_only_what_trains(tmp_path) -> None:
         state="full",
     )
     assert set(full.model_state()) == {"0.weight", "0.bias", "1.weight", "1.bias"}
+
+
+def test_a_resumed_run_carries_the_seconds_its_earlier_sessions_trained(tmp_path) -> None:
+    """``wall_seconds`` of a resumed train or pretrain had been its last session's only."""
+    import time
+
+    model = nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    first = Runner(model, opt, total_steps=2, warmup_steps=0, work=tmp_path, config_json="A")
+    assert first.resumed_seconds == 0.0
+    time.sleep(0.3)
+    first.save(1)
+    second = Runner(model, opt, total_steps=2, warmup_steps=0, work=tmp_path, config_json="A")
+    second.resume()
+    assert second.resumed_seconds >= 0.3
+    second.save(2)  # a third session counts both
+    third = Runner(model, opt, total_steps=2, warmup_steps=0, work=tmp_path, config_json="A")
+    third.resume()
+    assert third.resumed_seconds >= second.resumed_seconds
