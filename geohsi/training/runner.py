@@ -23,6 +23,7 @@ The runner owns everything the two loops used to repeat:
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -82,6 +83,26 @@ def check_resumable(out: Path, work: Path, *, resume: bool = True, overwrite: bo
             f"an interrupted run of {out} left its checkpoint at {work / CHECKPOINT_NAME}; "
             "pass --resume to continue it, or --overwrite to start over"
         )
+
+
+def _differences(then: Any, now: str, shown: int = 3) -> str:
+    """What differs between two runs' option JSONs, e.g. ``lr 0.001 → 0.0005, scenes``: the refusal to resume
+    had said only "other options or data"."""
+
+    def flat(value: Any, key: str = "") -> dict[str, Any]:
+        if isinstance(value, dict):
+            return {k: v for name, sub in value.items() for k, v in flat(sub, f"{key}.{name}" if key else name).items()}
+        return {key: value}
+
+    try:
+        a, b = flat(json.loads(then)), flat(json.loads(now))
+    except (TypeError, ValueError):
+        return "a checkpoint of another version"
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    data = {k for k in keys if k.split(".")[0] in ("data", "scenes")}  # digests and lists: named, not shown
+    shown_data = sorted({k.removeprefix("data.").split(".")[0] for k in data})
+    parts = [f"{k.removeprefix('config.')} {a.get(k)} → {b.get(k)}" for k in keys if k not in data] + shown_data
+    return ", ".join(parts[:shown]) + (f" and {len(parts) - shown} more" if len(parts) > shown else "")
 
 
 class Runner:
@@ -201,8 +222,8 @@ class Runner:
         ck = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         if ck.get("config") != self.config_json:
             raise UsageError(
-                f"checkpoint {self.checkpoint_path} was made with other options or data (scenes, labels); "
-                "resume with the same ones or drop --resume"
+                f"checkpoint {self.checkpoint_path} was made with other options or data "
+                f"({_differences(ck.get('config'), self.config_json)}); resume with the same ones or drop --resume"
             )
         return ck
 
