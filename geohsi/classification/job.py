@@ -152,6 +152,14 @@ class MapOutputs:
             return None
         return sibling(self.map, Path(name(self.map)).stem + ".confidence.tif")
 
+    def stale_confidence(self) -> Path | str | None:
+        """``NAME.confidence.tif`` beside a ``.tif`` map when it exists but this run writes none: an earlier map's,
+        it would be read as this map's (it had stayed beside a map rewritten with ``--overwrite``, unsaid)."""
+        if self.kind != "tif" or self.confidence:
+            return None
+        old = sibling(self.map, Path(name(self.map)).stem + ".confidence.tif")
+        return old if exists(old) else None
+
     @property
     def quicklook(self) -> Path | str:
         """``NAME.png`` beside the map."""
@@ -251,6 +259,11 @@ class MapJob:
         from geohsi.scene import pixel_areas
 
         self.plan, self.outputs, self.resume, self.overwrite, self.log = plan, outputs, resume, overwrite, log
+        stale = outputs.stale_confidence()
+        if stale is not None:
+            log(
+                f"[yellow]warning:[/] {display(stale)} is an earlier map's (this run writes no confidence); delete it or pass --confidence"
+            )
         self.identity = map_identity(plan)
         self.row_areas, self.area_note = pixel_areas(plan.scene)
         self.store: Any = None

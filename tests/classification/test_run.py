@@ -158,6 +158,17 @@ def test_existing_output_is_kept_without_overwrite(tmp_path, ip_crop_geo, ip_bun
         assert src.crs.to_epsg() == 32616
 
 
+def test_an_earlier_maps_confidence_left_beside_a_rewritten_map_is_said(tmp_path, ip_crop_geo, ip_bundle, client):
+    """``--overwrite`` without ``--confidence`` had left ``map.confidence.tif`` of the earlier map beside the new one, unsaid."""
+    out, said = tmp_path / "map.tif", []
+    classify(ip_crop_geo, out, ip_bundle, client=client, confidence=True, progress=False, log=said.append)
+    assert not [m for m in said if "earlier map" in m]
+    classify(ip_crop_geo, out, ip_bundle, client=client, overwrite=True, progress=False, log=said.append)
+    warned = [m for m in said if "earlier map" in m]
+    assert len(warned) == 1 and "map.confidence.tif is an earlier map's" in warned[0] and "--confidence" in warned[0]
+    assert (tmp_path / "map.confidence.tif").exists()  # said, not deleted: it may be the user's to keep
+
+
 def test_outputs_that_would_write_one_file_name_the_two_options():
     """A --probabilities path equal to the confidence band's file had been reported as --out given twice."""
     with pytest.raises(UsageError, match=r"^--probabilities and --confidence would both write o/x\.confidence\.tif;"):
