@@ -106,7 +106,8 @@ def _stratum_warnings(n_h: np.ndarray, names: list[str], what: str = "map class"
         elif n == 1:
             out.append(
                 f"{what} '{name}' has 1 sample point: its variance cannot be estimated, so the standard errors and "
-                "intervals it enters are left out; give every stratum at least 2 points"
+                "intervals it enters are left out; give every stratum at least 2 points (a stratum of one pixel cannot "
+                "have them: merge its class into another before sampling)"
             )
     return out
 

@@ -197,6 +197,21 @@ def _check_label_field(label_field: str) -> None:
         )
 
 
+def _warn_single_pixel_strata(legend: Legend, total: np.ndarray) -> None:
+    """A stratum of one pixel gets one point, and one point has no variance: say so at design time (``assess``
+    had asked for 2 points of it)."""
+    import warnings
+
+    single = [c.name for c, t in zip(legend, total, strict=True) if t == 1]
+    if single:
+        warnings.warn(
+            f"map class(es) {', '.join(single[:5])} cover 1 pixel: one point each, whose variance cannot be estimated, so "
+            "assess leaves out the intervals they enter; merge such a class into another before sampling",
+            GeohsiWarning,
+            stacklevel=3,
+        )
+
+
 def _warn_overlaps(maps: Sequence[ClassMap]) -> None:
     """Say where maps overlap: the strata count their shared pixels once per map."""
     import warnings
@@ -318,6 +333,7 @@ def sample(
     if total.sum() == 0:
         raise DataError("the maps have no mapped pixel (all nodata); sample maps that 'geohsi classify' filled")
     n_h = _stratum_sizes(legend, total, n, target_se, expected_ua, allocation)
+    _warn_single_pixel_strata(legend, total)
     rng = np.random.default_rng([seed, _SPLIT])
     picks = _draw(cmaps, scans, legend, n_h, rng, seed)
     points = _points_frame(cmaps, picks, legend, pixels, area_ha, n_h, label_field, rng)

@@ -249,3 +249,15 @@ def test_maps_of_other_pixel_sizes_are_a_one_line_error(tmp_path):
     tif, ids = _map(tmp_path)
     coarse = write_class_tif(tmp_path / "coarse.tif", ids, NAMES, transform=rasterio.Affine(3000.0, 0, 0, 0, -2700.0, 0))
     _one_line_error(run_cli("sample", tif, coarse, "--n", "5", "--out", tmp_path / "p.gpkg"), "differ in pixel area")
+
+
+def test_a_class_of_one_pixel_is_said_at_design_time(tmp_path):
+    """Its one point can have no variance; assess had asked for 2 points of it, which the map cannot give."""
+    from geohsi.errors import GeohsiWarning
+
+    ids = np.full((40, 40), 1, np.uint8)
+    ids[20:, :] = 2
+    ids[5, 5] = 3
+    tif = write_class_tif(tmp_path / "rare.tif", ids, ("forest", "crop", "water"))
+    with pytest.warns(GeohsiWarning, match=r"map class\(es\) water cover 1 pixel: one point each"):
+        sample([tif], n=20, out=tmp_path / "p.gpkg", log=lambda m: None)
