@@ -56,3 +56,19 @@ def test_the_digest_of_sparse_labels_equals_the_digest_of_their_grid():
         order = rng.permutation(idx.size)
         assert sparse_labels_digest(idx[order], grid.reshape(-1)[idx][order], shape, rows=rows) == labels_digest(grid)
     assert sparse_labels_digest(np.array([3]), np.array([2]), (2, 2)) != labels_digest(np.zeros((2, 2), int))
+
+
+def test_a_class_map_geotiffs_legend_from_its_tags_and_colour_table() -> None:
+    """One reader for the map opener (assess, info) and the quicklooks, which had each parsed the tags."""
+    import json
+
+    from geohsi.scene import Legend
+
+    cmap = {0: (0, 0, 0, 0), 1: (255, 0, 0, 255), 2: (0, 0, 255, 255)}
+    tagged = Legend.from_geotiff(
+        {"GEOHSI_CLASSES": json.dumps([{"id": 1, "name": "crop"}, {"id": 2, "name": "water", "color": "#00ff00"}])}, {}, cmap
+    )
+    assert [(c.id, c.name, c.color) for c in tagged] == [(1, "crop", "#ff0000"), (2, "water", "#00ff00")]
+    banded = Legend.from_geotiff({}, {"CLASS_0": "nodata", "CLASS_2": "water", "CLASS_x": "?"}, cmap)
+    assert [(c.id, c.name, c.color) for c in banded] == [(2, "water", "#0000ff")]
+    assert Legend.from_geotiff({}, {}, cmap) is None

@@ -20,7 +20,7 @@ import numpy as np
 
 from geohsi.errors import DataError, InputFormatError
 from geohsi.export.maps import NODATA
-from geohsi.scene import ClassInfo, Legend
+from geohsi.scene import Legend
 
 #: chunk edge (pixels) of the reads: 4 MiB of uint8, a whole number of 512-pixel COG tiles.
 CHUNK = 2048
@@ -90,17 +90,6 @@ class _RasterBlocks:
         return np.where(block == self.nodata, NODATA, block).astype(block.dtype, copy=False)
 
 
-def _tif_legend(tags: dict[str, str], band_tags: dict[str, str], colormap: dict[int, tuple]) -> Legend | None:
-    legend = Legend.from_attrs(tags)
-    if legend is None:
-        named = {int(k[6:]): v for k, v in band_tags.items() if k.startswith("CLASS_") and k[6:].isdigit() and k != "CLASS_0"}
-        if not named:
-            return None
-        legend = Legend(tuple(ClassInfo(i, named[i]) for i in sorted(named)))
-    colours = {i: "#{:02x}{:02x}{:02x}".format(*colormap[i][:3]) for i in colormap}
-    return Legend(tuple(ClassInfo(c.id, c.name, c.color or colours.get(c.id)) for c in legend))
-
-
 def _pixel_area(crs: Any, transform: Any, shape: tuple[int, int]) -> tuple[float | None, str]:
     """One pixel's ground area (mean over rows for a geographic CRS) through :func:`geohsi.scene.grid_pixel_areas`."""
     from geohsi.scene import grid_pixel_areas
@@ -123,7 +112,7 @@ def _open_tif(path: Path, chunks: int) -> tuple[Any, Any, Any, Legend | None]:
                 cmap = src.colormap(1)
             except ValueError:
                 cmap = {}
-            legend = _tif_legend(src.tags(), src.tags(1), cmap)
+            legend = Legend.from_geotiff(src.tags(), src.tags(1), cmap)
             shape, dtype, tf, crs, nodata = src.shape, np.dtype(src.dtypes[0]), src.transform, src.crs, src.nodata
     except rasterio.errors.RasterioIOError as e:
         raise InputFormatError(f"cannot read map {path} ({' '.join(str(e).split())[:120]}); check the path") from e

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -16,7 +15,7 @@ import numpy as np
 
 from geohsi.plot.classmap import add_map_furniture, plot_classmap
 from geohsi.plot.common import MAX_SIZE, _decimate, _step, figure_png
-from geohsi.scene import Legend
+from geohsi.scene import Legend, colormap_hex
 
 #: what a written map records of its making and :func:`open_classmap` reads back (``GEOHSI_<KEY>`` COG tags, Zarr attributes).
 _MADE_FROM = ("scene", "bundle")
@@ -76,16 +75,15 @@ def open_classmap(path: str | os.PathLike, *, max_size: int | None = None) -> An
         tags = src.tags()
         btags = src.tags(1)
         crs = src.crs
-    if "GEOHSI_CLASSES" in tags:
-        named = {c.id: c.name for c in Legend.from_list(json.loads(tags["GEOHSI_CLASSES"]))}
-    else:
-        named = {int(k[6:]): v for k, v in btags.items() if k.startswith("CLASS_") and k[6:].isdigit() and k != "CLASS_0"}
+    named = {c.id: c for c in Legend.from_geotiff(tags, btags, cmap) or ()}
     ids_in = sorted(named or {int(i) for i in np.unique(ids) if i != 0})
-    colors = ["#{:02x}{:02x}{:02x}".format(*cmap[i][:3]) if i in cmap else None for i in ids_in]
+    colors = [named[i].color if i in named else colormap_hex(cmap, i) for i in ids_in]
     x = t.c + t.a * (np.arange(w) + 0.5)
     y = t.f + t.e * (np.arange(h) + 0.5)
     m = xr.DataArray(ids, dims=("y", "x"), coords={"y": y, "x": x}, name="classes")
-    m.attrs.update(class_ids=ids_in, class_names=[named.get(i, f"class_{i}") for i in ids_in], class_colors=colors)
+    m.attrs.update(
+        class_ids=ids_in, class_names=[named[i].name if i in named else f"class_{i}" for i in ids_in], class_colors=colors
+    )
     m.attrs.update({k: tags[f"GEOHSI_{k.upper()}"] for k in _MADE_FROM if f"GEOHSI_{k.upper()}" in tags})
     if crs is not None:
         m = m.rio.write_crs(crs).rio.write_transform(t)

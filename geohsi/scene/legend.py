@@ -70,6 +70,12 @@ def check_names_cover(ids: set[int], class_names: Sequence[str] | None) -> None:
         )
 
 
+def colormap_hex(colormap: Mapping[int, Sequence[int]], class_id: int) -> str | None:
+    """``#rrggbb`` of an id in a GeoTIFF colour table, ``None`` where the table has none."""
+    rgba = colormap.get(int(class_id))
+    return None if rgba is None else "#{:02x}{:02x}{:02x}".format(*rgba[:3])
+
+
 def default_colors(ids: Sequence[int], taken: Sequence[str | None] = ()) -> list[str]:
     """Colours for the classes of one legend that come without one: each id's :func:`default_color`, unless
     an earlier class or ``taken`` (the legend's own colours) has it — ids 236 apart share one past id 256, so
@@ -264,6 +270,27 @@ class Legend(Sequence[ClassInfo]):
         if "GEOHSI_CLASSES" in attrs:
             return cls.from_list(json.loads(attrs["GEOHSI_CLASSES"]))
         return None
+
+    @classmethod
+    def from_geotiff(
+        cls, tags: Mapping[str, str], band_tags: Mapping[str, str], colormap: Mapping[int, Sequence[int]]
+    ) -> Legend | None:
+        """The legend of a class-map GeoTIFF: its ``GEOHSI_CLASSES`` tag, else ``CLASS_<id>`` band tags, each
+        class's colour from the legend or else the band's colour table.
+
+        Args:
+            tags: the dataset tags; band_tags: band 1's tags; colormap: band 1's colour table (``{id: RGBA}``).
+
+        Returns:
+            The legend, or ``None`` when the file names no class.
+        """
+        legend = cls.from_attrs(tags)
+        if legend is None:
+            named = {int(k[6:]): v for k, v in band_tags.items() if k.startswith("CLASS_") and k[6:].isdigit() and k != "CLASS_0"}
+            if not named:
+                return None
+            legend = cls(tuple(ClassInfo(i, named[i]) for i in sorted(named)))
+        return cls(tuple(ClassInfo(c.id, c.name, c.color or colormap_hex(colormap, c.id)) for c in legend))
 
 
 def scene_legend(ds: xr.Dataset, present: Iterable[int] | None = None) -> Legend:
