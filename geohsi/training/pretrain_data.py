@@ -64,9 +64,9 @@ def resolve_scenes(scenes: Sequence[str | os.PathLike], cache: Path) -> list[tup
                 f"scene {item} does not exist and is not a dataset name ({', '.join(DATASETS)}); "
                 "pass a store made by 'geohsi ingest' or a dataset name"
             )
-        twice = next((r["source"] for _, r in out if r["source"] == record["source"]), None)
-        if twice:  # its held-out centres would be training centres of the other copy, its pixels counted twice
-            raise UsageError(f"scene {twice} is given twice; give each scene once")
+        which = record.get("source") or record.get("dataset")  # a store, or a dataset by name
+        if any((r.get("source") or r.get("dataset")) == which for _, r in out):  # its held-out centres would train the copy
+            raise UsageError(f"scene {which} is given twice; give each scene once")
         out.append((open_scene(p), record))
     return out
 

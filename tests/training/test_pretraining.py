@@ -141,6 +141,12 @@ def test_user_errors_name_the_fix(scenes: list[Path], tmp_path: Path) -> None:
         pretrain(scenes, out=tmp_path / "x.safetensors", steps=1, warmup=3, **FAST)
     with pytest.raises(UsageError, match=r"scene .* is given twice"):  # each copy's held-out pixels trained the other
         pretrain([scenes[0], Path(str(scenes[0]) + "/")], out=tmp_path / "x.safetensors", steps=1, **FAST)
+    from geohsi.training.pretrain_data import resolve_scenes
+
+    both = resolve_scenes(["jasper_ridge", scenes[0]], tmp_path / "cache")  # a dataset name beside a store (exit 70 once)
+    assert [r.get("dataset", "store") for _, r in both] == ["jasper_ridge", "store"]
+    with pytest.raises(UsageError, match=r"scene jasper_ridge is given twice"):
+        resolve_scenes(["jasper_ridge", "Jasper-Ridge"], tmp_path / "cache")
     with pytest.raises(UsageError, match="--epochs must be a positive number, got inf"):
         pretrain(scenes, out=tmp_path / "x.safetensors", epochs=float("inf"), **FAST)
     (tmp_path / "x.safetensors").write_bytes(b"old")
