@@ -345,12 +345,12 @@ def assess(
         )
     if reference_scene is not None and (strata or map_field):
         raise UsageError("--strata and --map-field apply to a sample of points, not to --reference-scene")
-    for p in report_paths(out) if out is not None else ():
-        check_output(p, overwrite, directory=False)
     catalogued = catalog_maps(catalog) if catalog is not None else []
     check_not_an_input(
         report_paths(out) if out is not None else [], [*maps, catalog, *catalogued, reference, reference_scene, *(strata or ())]
     )
+    for p in report_paths(out) if out is not None else ():  # after: "pass --overwrite" must not be said of an input
+        check_output(p, overwrite, directory=False)
     cmaps = open_maps(maps, catalog)
     if reference_scene is not None:
         report = _census(cmaps, reference_scene)

@@ -321,8 +321,8 @@ def sample(
     local_only("geohsi sample", maps, catalog, out)
     _check_label_field(label_field)
     points_driver(out)
-    check_output(out, overwrite, directory=False)
     check_not_an_input([out], [*maps, catalog, *(catalog_maps(catalog) if catalog is not None else [])])
+    check_output(out, overwrite, directory=False)  # after: "pass --overwrite" must not be said of an input
     bound = _plan(n, target_se, expected_ua)
     cmaps = open_maps(maps, catalog)
     _warn_overlaps(cmaps)

@@ -208,17 +208,19 @@ def test_an_output_that_is_an_input_is_refused_even_with_overwrite(example, tmp_
     gdf.drop(columns="geometry").assign(lon=gdf.geometry.x, lat=gdf.geometry.y).to_csv(labels, index=False)
     _ok(run_cli("assess", tif, "--reference", labels, "--out", tmp_path / "r.json"))  # a reference it reads
     before = labels.read_bytes()
-    _one_line_error(
-        run_cli("assess", tif, "--reference", labels, "--out", tmp_path / "labels.json", "--overwrite"),
-        "labels.csv beside it, which is also an input",
-    )
+    for flag in ((), ("--overwrite",)):  # without --overwrite it had said "pass --overwrite to replace it"
+        _one_line_error(
+            run_cli("assess", tif, "--reference", labels, "--out", tmp_path / "labels.json", *flag),
+            "labels.csv beside it, which is also an input",
+        )
     assert labels.read_bytes() == before and not (tmp_path / "labels.json").exists()
     (tmp_path / "t.json").write_text(json.dumps({"assets": {"map": {"href": f"./{tif.name}"}}}))
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps({"type": "Collection", "links": [{"rel": "item", "href": "./t.json"}]}))
     kept = catalog.read_bytes()
-    _one_line_error(run_cli("sample", "--catalog", catalog, "--n", "20", "--out", catalog, "--overwrite"),
-                    f"--out {catalog} is also an input")  # fmt: skip
+    for flag in ((), ("--overwrite",)):
+        _one_line_error(run_cli("sample", "--catalog", catalog, "--n", "20", "--out", catalog, *flag),
+                        f"--out {catalog} is also an input")  # fmt: skip
     assert catalog.read_bytes() == kept
 
 
