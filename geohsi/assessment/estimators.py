@@ -45,6 +45,14 @@ Z95 = 1.96
 ALLOCATIONS = ("proportional", "equal", "min:K", "neyman")
 
 
+class TooFewPoints(UsageError):
+    """A sample size below what the allocation's minimum per stratum needs (``needed`` points)."""
+
+    def __init__(self, message: str, *, needed: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+
+
 @dataclass(frozen=True)
 class AccuracyEstimate:
     """The estimates of one assessment, classes by position (``K`` classes).
@@ -407,7 +415,7 @@ def allocate(
         ``[H]`` int64 sample sizes summing to ``min(n, Σ sizes)``.
 
     Raises:
-        UsageError: unknown scheme, ``neyman`` without accuracies, or ``n`` too small for the floors.
+        UsageError: unknown scheme, ``neyman`` without accuracies; TooFewPoints: ``n`` too small for the floors.
     """
     name, k_min = _parse_scheme(scheme)
     w = np.asarray(weights, float)
@@ -415,9 +423,10 @@ def allocate(
     n = int(min(n, hi.sum()))
     lo = np.minimum(max(floor, k_min), hi)
     if lo.sum() > n:
-        raise UsageError(
+        raise TooFewPoints(
             f"{n} points cannot give each of the {w.size} strata its minimum of {int(max(floor, k_min))}; "
-            f"ask for at least {int(lo.sum())} points"
+            f"ask for at least {int(lo.sum())} points",
+            needed=int(lo.sum()),
         )
     if name == "neyman":
         if expected_ua is None:
@@ -431,6 +440,7 @@ def allocate(
 __all__ = [
     "ALLOCATIONS",
     "AccuracyEstimate",
+    "TooFewPoints",
     "Z95",
     "allocate",
     "census_summary",

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from geohsi.assessment.estimators import allocate, sample_size, user_accuracy_sd
+from geohsi.assessment.estimators import TooFewPoints, allocate, sample_size, user_accuracy_sd
 from geohsi.assessment.maps import ClassMap, MapScan, catalog_maps, open_maps, overlaps, pooled_legend, scan_map
 from geohsi.assessment.points import SAMPLE_COLUMNS, points_driver, write_points
 from geohsi.console import say
@@ -249,12 +249,13 @@ def _stratum_sizes(
             expected_ua=_require_ua(ua, legend, live, "neyman allocation") if neyman else None,
             sizes=total[live],
         )
-    except UsageError as e:
+    except TooFewPoints as e:
         if n is not None:
             raise
         raise UsageError(  # the user asked for no number of points: say where the number came from
-            f"--target-se {target_se:g} with the --expected-ua given plans {n_total} point(s) (eq. 13; a user's accuracy of "
-            f"0 or 1 has no variance), too few: {str(e).split(';')[0]}; give --n instead or expected accuracies below 1"
+            f"--target-se {target_se:g} with the --expected-ua given plans {n_total} point(s) (eq. 13; user's accuracies "
+            f"near 0 or 1 plan few), fewer than the {e.needed} the allocation's minimum per stratum needs; give --n "
+            f"{e.needed} or more (or a smaller --target-se, or expected accuracies further from 0 and 1)"
         ) from None
     return n_h
 

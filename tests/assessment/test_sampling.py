@@ -191,6 +191,7 @@ def test_bad_sampling_requests_are_one_line_errors(tmp_path):
         (("--target-se", "0.01", "--expected-ua", "nan"), "in [0, 1], got nan for every class"),  # exit 70
         (("--target-se", "0.01", "--expected-ua", "water=nan", "--expected-ua", "0.9"), "got nan for water"),
         (("--target-se", "0.01", "--expected-ua", "1"), "--target-se 0.01 with the --expected-ua given plans 1 point(s)"),
+        (("--target-se", "0.05", "--expected-ua", "0.9", "--allocation", "bogus"), "error: unknown allocation 'bogus'"),
     ],
 )
 def test_a_reference_field_or_expected_accuracy_that_cannot_work_is_a_one_line_error(tmp_path, args, needle):
