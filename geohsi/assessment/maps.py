@@ -64,13 +64,13 @@ def catalog_maps(catalog: str | os.PathLike) -> list[Path]:
 
     out = []
     for member in item_members(doc):
+        if not member:
+            raise InputFormatError(f"catalogue {cat} has an item link without href; give the catalog.json a batch wrote")
         item_path = _beside(cat, member)
         try:
             href = member_file(json.loads(item_path.read_text())["assets"]["map"]["href"])
         except FileNotFoundError as e:
-            raise InputFormatError(
-                f"catalogue {cat} lists item {item_path.name}, which is not beside it; keep a batch's files together"
-            ) from e
+            raise InputFormatError(f"catalogue {cat} lists item {member}, which is missing; keep a batch's files together") from e
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise InputFormatError(
                 f"catalogue item {item_path} is not JSON or has no 'map' asset; give a batch's catalogue"

@@ -486,8 +486,11 @@ def member_file(href: str) -> str:
 
 
 def item_members(catalog: dict[str, Any]) -> list[str]:
-    """The files (:func:`member_file`) of a catalogue's ``item`` links, in its order: ``./NAME`` or a URL."""
-    return [member_file(str(ln.get("href", ""))) for ln in catalog.get("links", []) if ln.get("rel") == "item"]
+    """The files (:func:`member_file`) of a catalogue's ``item`` links, in its order: ``./NAME`` or a URL (``""``
+    for a link without href); none where ``links`` is not a list of links."""
+    links = catalog.get("links")
+    links = [ln for ln in links if isinstance(ln, dict)] if isinstance(links, list) else []
+    return [member_file(str(ln.get("href") or "")) for ln in links if ln.get("rel") == "item"]
 
 
 def link_item(

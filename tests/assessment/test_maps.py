@@ -66,11 +66,15 @@ def test_catalogue_items_name_their_maps(tmp_path):
     with pytest.raises(InputFormatError, match=r"cannot read catalogue .*list.json \(ValueError\)"):
         catalog_maps(tmp_path / "list.json")
     (tmp_path / "nohref.json").write_text(json.dumps({"links": [{"rel": "item"}]}))  # had been a KeyError
-    with pytest.raises(InputFormatError, match="is not JSON or has no 'map' asset"):
+    with pytest.raises(InputFormatError, match="has an item link without href"):
         catalog_maps(tmp_path / "nohref.json")
-    (tmp_path / "gone.json").write_text(json.dumps({"links": [{"rel": "item", "href": "./t9.json"}]}))
-    with pytest.raises(InputFormatError, match=r"lists item t9\.json, which is not beside it"):
+    (tmp_path / "gone.json").write_text(json.dumps({"links": [{"rel": "item", "href": "./items/t9.json"}]}))
+    with pytest.raises(InputFormatError, match=r"lists item \./items/t9\.json, which is missing"):
         catalog_maps(tmp_path / "gone.json")
+    for links in ("x", None, [1], {"rel": "item"}):  # exit 70 each (AttributeError, TypeError)
+        (tmp_path / "odd.json").write_text(json.dumps({"links": links}))
+        with pytest.raises(InputFormatError, match="lists no map items"):
+            catalog_maps(tmp_path / "odd.json")
 
 
 def test_a_bucket_batchs_catalogue_copied_here_names_the_maps_beside_it(tmp_path):
