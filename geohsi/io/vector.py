@@ -37,7 +37,7 @@ VECTOR_SUFFIXES: tuple[str, ...] = (".gpkg", ".geojson", ".json", ".shp", ".fgb"
 #: The largest class id a label raster holds (uint16).
 MAX_CLASS_ID = 65535
 #: a class id written as text ("3", "10", "3.0"): read as the id, not as a name.
-_WHOLE = r"[+-]?\d+(?:\.0*)?"
+_WHOLE = r"[+-]?[0-9]+(?:\.0*)?"
 
 
 def is_vector(path: str | os.PathLike) -> bool:
@@ -101,7 +101,8 @@ def _class_ids(values: Any, path: Path, label_field: str, class_names: list[str]
     v = pd.Series(values)
     empty = v.isna() | (v.astype(str).str.strip() == "")
     if not pd.api.types.is_numeric_dtype(v) and v[~empty].astype(str).str.strip().str.fullmatch(_WHOLE).all():
-        v = pd.to_numeric(v.where(~empty, None))  # ids kept as text ("1", "2", "10") had become names in string order
+        # ids kept as text ("1", "2", "10") had become names in string order; floats, so a huge id is refused as one
+        v = v.where(~empty, None).map(lambda t: np.nan if t is None else float(str(t).strip())).astype("float64")
     if pd.api.types.is_numeric_dtype(v):
         num = v.where(~empty, 0).astype("float64").to_numpy()
         if np.any(num != np.round(num)) or num.min() < 0 or num.max() > MAX_CLASS_ID:

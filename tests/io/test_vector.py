@@ -159,6 +159,9 @@ def test_class_ids_kept_as_text_are_ids_and_class_names_must_cover_them(tmp_path
     with pytest.raises(UsageError, match=r"--class-names gives 2 names but the labels hold classes up to 3"):
         read_vector_labels(_gpkg(tmp_path, [1, 2, 3]), "crop", class_names=["wheat", "maize"])
     assert list(read_vector_labels(_gpkg(tmp_path, ["1a", "2"]), "crop").legend.names) == ["1a", "2"]  # names stay names
+    assert list(read_vector_labels(_gpkg(tmp_path, ["١", "٢"]), "crop").legend.names) == ["١", "٢"]  # not ASCII: names
+    with pytest.raises(DataError, match="not class ids 1..65535"):  # not names in string order
+        read_vector_labels(_gpkg(tmp_path, ["2", "99999999999999999999"]), "crop")
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the label raster lacks a CRS on purpose
