@@ -100,3 +100,24 @@ def test_a_trained_legend_of_sparse_codes_has_distinct_colours(tmp_path) -> None
     gpd.GeoDataFrame({"code": [100, 336]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)], crs="EPSG:32633").to_file(path)
     legend = read_vector_labels(path, "code").legend
     assert legend.ids.tolist() == [100, 336] and len(set(legend.colors)) == 2
+
+
+def test_ingested_labels_and_pooled_map_legends_get_distinct_colours(tmp_path) -> None:
+    """add_labels had cycled the 20 palette colours (classes 1 and 21 alike), and assess coloured each legend-less
+    map on its own, so the pooled legend of two maps held one colour twice."""
+    import rasterio
+
+    from geohsi.assessment.assess import _legend
+    from geohsi.assessment.maps import open_maps
+    from geohsi.scene import add_labels, make_scene, scene_legend
+
+    ds = add_labels(make_scene(np.zeros((2, 5, 5), "uint16"), wavelength=[500, 600]), np.arange(25).reshape(5, 5))
+    colours = scene_legend(ds).colors
+    assert len(colours) == 24 and len(set(colours)) == 24
+    for name, ids in (("A.tif", np.r_[np.full((5, 10), 100), np.full((5, 10), 336)]), ("B.tif", np.ones((10, 10)))):
+        profile = dict(driver="GTiff", width=10, height=10, count=1, dtype="uint16", crs="EPSG:32633", nodata=0,
+                       transform=rasterio.Affine(10, 0, 0, 0, -10, 0))  # fmt: skip
+        with rasterio.open(tmp_path / name, "w", **profile) as dst:
+            dst.write(ids.astype("uint16"), 1)
+    pooled = _legend(open_maps([tmp_path / "A.tif", tmp_path / "B.tif"]))
+    assert pooled.ids.tolist() == [1, 100, 336] and len(set(pooled.colors)) == 3

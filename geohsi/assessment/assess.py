@@ -33,7 +33,7 @@ from geohsi.assessment.points import DESIGN_COLUMNS, class_positions, field_valu
 from geohsi.assessment.report import build_report, report_paths, write_report
 from geohsi.console import say
 from geohsi.errors import DataError, GeohsiWarning, UsageError
-from geohsi.scene import ClassInfo, Legend, default_colors
+from geohsi.scene import Legend
 
 _OLOFSSON = "Olofsson et al. (2014): stratified estimator, strata = map classes"
 _STEHMAN = "Stehman (2014): stratified estimator for strata that are not the map classes"
@@ -52,14 +52,14 @@ class _Design:
 
 
 def _legend(cmaps: Sequence[ClassMap]) -> Legend:
-    """The maps' pooled legend; a map that declares none is counted once to find its ids."""
-    for m in cmaps:
-        if m.legend is None:
-            ids = scan_map(m).ids
-            m.legend = Legend(
-                tuple(ClassInfo(int(i), f"class_{int(i)}", c) for i, c in zip(ids, default_colors(ids), strict=True))
-            )
-    return pooled_legend(cmaps)
+    """The maps' pooled legend; a map that declares none is counted once to find its ids, which are named and
+    coloured once for all maps (each map's own colours had clashed in the pooled legend)."""
+    found = {i: [int(j) for j in scan_map(m).ids] for i, m in enumerate(cmaps) if m.legend is None}
+    legend = pooled_legend(cmaps, found=sorted({j for ids in found.values() for j in ids}))
+    by_id = {c.id: c for c in legend}
+    for i, ids in found.items():
+        cmaps[i].legend = Legend(tuple(by_id[j] for j in ids))
+    return legend
 
 
 def _located(pts: Any, cmaps: Sequence[ClassMap], source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

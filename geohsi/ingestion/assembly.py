@@ -19,10 +19,10 @@ from geohsi.ingestion.options import NO_CRS_HINT, parse_class_names, parse_crs, 
 from geohsi.io.vector import is_vector
 from geohsi.scene import (
     DEFAULT_CHUNK,
-    DEFAULT_COLORS,
     add_labels,
     check_bands,
     cube,
+    filled_colors,
     flag_empty_bands,
     make_scene,
     nodata_value,
@@ -169,7 +169,7 @@ def _with_vector_labels(
         ds,
         grid,
         class_names=[named[i].name if i in named else f"class_{i}" for i in range(1, top + 1)],
-        class_colors=[named[i].color or DEFAULT_COLORS[(i - 1) % len(DEFAULT_COLORS)] for i in range(1, top + 1)],
+        class_colors=filled_colors([named[i].color if i in named else None for i in range(1, top + 1)]),
         source=absolute(given),
     )
 

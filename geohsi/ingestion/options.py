@@ -17,7 +17,7 @@ import numpy as np
 from affine import Affine
 
 from geohsi.errors import BandMismatchError, UsageError
-from geohsi.scene import DEFAULT_COLORS, parse_colour
+from geohsi.scene import filled_colors, parse_colour
 
 if TYPE_CHECKING:
     from rasterio.crs import CRS
@@ -142,7 +142,7 @@ def parse_class_names(spec: str | os.PathLike | Sequence[str]) -> tuple[list[str
         given = [table.get(i, ("", None))[1] for i in range(1, k + 1)]
         colours = None
         if any(given):
-            colours = [c or DEFAULT_COLORS[(i - 1) % len(DEFAULT_COLORS)] for i, c in enumerate(given, start=1)]
+            colours = filled_colors(given)
         return names, colours
     return [r[0] for r in rows], None
 

@@ -70,6 +70,16 @@ def check_names_cover(ids: set[int], class_names: Sequence[str] | None) -> None:
         )
 
 
+def filled_colors(given: Sequence[str | None], ids: Sequence[int] | None = None) -> list[str]:
+    """The colours of classes ``ids`` (default ``1..K``): each given one, each missing one from
+    :func:`default_colors`, distinct from the given ones and from each other (the fills had cycled the
+    20-colour palette, so classes 1 and 21 of an ingested label raster were drawn alike)."""
+    ids = list(range(1, len(given) + 1)) if ids is None else [int(i) for i in ids]
+    bare = [i for i, c in zip(ids, given, strict=True) if not c]
+    fill = dict(zip(bare, default_colors(bare, taken=[c for c in given if c]), strict=True))
+    return [c or fill[i] for i, c in zip(ids, given, strict=True)]
+
+
 def colormap_hex(colormap: Mapping[int, Sequence[int]], class_id: int) -> str | None:
     """``#rrggbb`` of an id in a GeoTIFF colour table, ``None`` where the table has none."""
     rgba = colormap.get(int(class_id))
@@ -312,8 +322,7 @@ def scene_legend(ds: xr.Dataset, present: Iterable[int] | None = None) -> Legend
     declared = {c.id: c for c in (Legend.from_attrs(ds["labels"].attrs) or ())}
     present = np.unique(np.asarray(ds["labels"].values)) if present is None else list(present)
     ids = sorted(set(declared) | {int(i) for i in present if i != 0})
-    bare = [i for i in ids if not (i in declared and declared[i].color)]
-    filled = dict(zip(bare, default_colors(bare, taken=[c.color for c in declared.values()]), strict=True))
+    colours = filled_colors([declared[i].color if i in declared else None for i in ids], ids)
     return Legend(
-        tuple(ClassInfo(i, declared[i].name if i in declared else f"class_{i}", filled.get(i) or declared[i].color) for i in ids)
+        tuple(ClassInfo(i, declared[i].name if i in declared else f"class_{i}", c) for i, c in zip(ids, colours, strict=True))
     )

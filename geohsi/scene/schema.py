@@ -19,7 +19,7 @@ from affine import Affine
 
 from geohsi.errors import GeoreferenceError, InputFormatError, UsageError
 from geohsi.scene.georef import pixel_centres, write_georef
-from geohsi.scene.legend import DEFAULT_COLORS
+from geohsi.scene.legend import filled_colors
 
 DATA_VARS: tuple[str, ...] = ("reflectance", "radiance")
 
@@ -219,7 +219,7 @@ def add_labels(
             )
         n_named = len(class_names)
     names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(1, n_named + 1)]
-    colors = list(class_colors) if class_colors is not None else [DEFAULT_COLORS[i % len(DEFAULT_COLORS)] for i in range(n_named)]
+    colors = list(class_colors) if class_colors is not None else filled_colors([None] * n_named)
     lab = xr.DataArray(arr, dims=("y", "x"), coords={"y": ds.y, "x": ds.x}, name="labels")
     lab.attrs.update(
         class_ids=list(range(1, n_named + 1)),
