@@ -436,3 +436,14 @@ def test_class_names_the_font_cannot_draw_give_one_geohsi_warning(recwarn) -> No
     assert len(said) == 1 and "has no glyph for 泊, 湖, 🛶" in said[0] and "ß" not in said[0], said
     P.figure_png(P.plot_confusion(report))  # the same characters are not said again
     assert len([w for w in recwarn if issubclass(w.category, GeohsiWarning)]) == 1
+
+
+def test_other_warnings_of_a_figure_survive_a_failed_draw(recwarn) -> None:
+    import warnings
+
+    from geohsi.plot.common import glyphs_said
+
+    with pytest.raises(RuntimeError), glyphs_said():
+        warnings.warn("important", UserWarning, stacklevel=1)
+        raise RuntimeError
+    assert [str(w.message) for w in recwarn] == ["important"]

@@ -266,10 +266,11 @@ def stehman_estimate(
     s_names = _names(stratum_names, sizes.size)
     empty = [s_names[i] for i in np.flatnonzero((n_h == 0) & (sizes > 0))]
     if empty:
-        which = f"stratum '{empty[0]}' has" if len(empty) == 1 else f"strata {', '.join(repr(e) for e in empty)} have"
+        one = len(empty) == 1
+        which = f"stratum '{empty[0]}' has" if one else f"strata {', '.join(repr(e) for e in empty)} have"
         raise DataError(
             f"{which} no labelled sample point (none drawn, or every reference left empty), so nothing can be estimated "
-            "for it; label at least 2 points of every stratum of the design"
+            f"for {'it' if one else 'them'}; label at least 2 points of every stratum of the design"
         )
     eye = np.eye(k)
     on_map, in_ref = eye[m], eye[r]  # [n, K] indicators

@@ -116,7 +116,8 @@ def read_points(path: str | os.PathLike, *, crs: Any = None) -> Any:
     except InputFormatError:
         raise
     except Exception as e:  # pyogrio/pandas raise many types for unreadable files
-        first = re.split(r"\.[;\s]", " ".join(str(e).split()))[0][:160]  # GDAL's first sentence, not its advice cut mid-way
+        # GDAL's message without its advice (cut mid-way before); a ". " in the quoted path stays
+        first = re.sub(r"[.;\s]*It might help.*$", "", " ".join(str(e).split())).rstrip(".; ")[:200]
         raise InputFormatError(
             f"cannot read points file {p}: {first}; give a GeoPackage, GeoJSON or CSV of points (e.g. from geohsi sample)"
         ) from e

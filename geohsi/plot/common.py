@@ -118,14 +118,23 @@ def glyphs_said() -> Iterator[None]:
     """Matplotlib's one warning per missing glyph (``Glyph 27700 (…) missing from font(s) DejaVu Sans``, with its
     source line) as one geohsi warning naming the characters: class names in CJK or with emoji are stored as
     written, but the figures draw those characters as boxes."""
+    import warnings
+
+    caught: list[Any] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:  # outside the recording: the others are issued again, even when drawing fails
+        _say_glyphs(caught)
+
+
+def _say_glyphs(caught: list[Any]) -> None:
     import re
     import warnings
 
     from geohsi.errors import GeohsiWarning
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
     missing: dict[str, str] = {}
     for w in caught:
         m = re.match(r"Glyph (\d+) .*missing from font\(s\) (.+?)\.?$", str(w.message))
@@ -142,7 +151,7 @@ def glyphs_said() -> Iterator[None]:
             "characters of class names show as boxes in the PNG figures (the names themselves are kept as written); "
             "install a font that has them (e.g. Noto Sans CJK) and name it in matplotlib's font.family",
             GeohsiWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 

@@ -98,10 +98,17 @@ def _differences(then: Any, now: str, shown: int = 3) -> str:
         a, b = flat(json.loads(then)), flat(json.loads(now))
     except (TypeError, ValueError):
         return "a checkpoint of another version"
-    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    missing = object()
+    keys = sorted(
+        k for k in a.keys() | b.keys() if a.get(k, missing) != b.get(k, missing) or type(a.get(k)) is not type(b.get(k))
+    )
     data = {k for k in keys if k.split(".")[0] in ("data", "scenes")}  # digests and lists: named, not shown
     shown_data = sorted({k.removeprefix("data.").split(".")[0] for k in data})
-    parts = [f"{k.removeprefix('config.')} {a.get(k)} → {b.get(k)}" for k in keys if k not in data] + shown_data
+    # "unset": a key an older version did not record
+    parts = [f"{k.removeprefix('config.')} {a.get(k, 'unset')} → {b.get(k, 'unset')}" for k in keys if k not in data]
+    parts += shown_data
+    if not parts:
+        return "recorded otherwise, by another geohsi version"
     return ", ".join(parts[:shown]) + (f" and {len(parts) - shown} more" if len(parts) > shown else "")
 
 

@@ -42,9 +42,12 @@ def test_bad_points_files(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputFormatError, match="lon/lat"):
         read_points(tmp_path / "bad.csv")
-    (tmp_path / "broken.gpkg").write_text("not a geopackage")
-    with pytest.raises(InputFormatError, match="cannot read") as e:
-        read_points(tmp_path / "broken.gpkg")
+    (tmp_path / "survey no. 2").mkdir()
+    (tmp_path / "survey no. 2" / "broken.gpkg").write_text("not a geopackage")
+    with pytest.raises(
+        InputFormatError, match=r"cannot read .*survey no\. 2/broken\.gpkg: '.*survey no\. 2/broken\.gpkg' not"
+    ) as e:
+        read_points(tmp_path / "survey no. 2" / "broken.gpkg")  # a ". " in the path had cut the message
     # GDAL's first sentence and the fix, not an exception class and advice cut mid-sentence
     assert (
         "Error" not in str(e.value) and "It might help" not in str(e.value) and str(e.value).endswith("(e.g. from geohsi sample)")

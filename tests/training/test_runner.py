@@ -95,7 +95,18 @@ def test_a_resumed_run_carries_the_seconds_its_earlier_sessions_trained(tmp_path
     second = Runner(model, opt, total_steps=2, warmup_steps=0, work=tmp_path, config_json="A")
     second.resume()
     assert second.resumed_seconds >= 0.3
+    time.sleep(0.3)
     second.save(2)  # a third session counts both
     third = Runner(model, opt, total_steps=2, warmup_steps=0, work=tmp_path, config_json="A")
     third.resume()
-    assert third.resumed_seconds >= second.resumed_seconds
+    assert third.resumed_seconds >= second.resumed_seconds + 0.3
+
+
+def test_a_refused_resume_names_what_differs() -> None:
+    from geohsi.training.runner import _differences
+
+    assert _differences('{"lr": 0.001, "seed": 1}', '{"lr": 0.0005, "seed": 1}') == "lr 0.001 → 0.0005"
+    assert _differences('{"a": null, "b": 1}', '{"b": 1}') == "a None → unset"  # had been "" (null = missing)
+    assert _differences('{"b": 1}', '{"b": 1.0}') == "b 1 → 1.0"
+    assert _differences('{"data": {"scenes": [1]}}', '{"data": {"scenes": [2]}}') == "scenes"
+    assert _differences("not json", "{}") == "a checkpoint of another version"
