@@ -59,6 +59,16 @@ def is_url(path: Any) -> bool:
     return bool(m) and m.group(1).lower() in SCHEMES
 
 
+#: where each object store's credentials come from, as its own tools read them.
+_CREDENTIALS = {
+    "s3": "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE for s3://",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS for gs://",
+    "gcs": "GOOGLE_APPLICATION_CREDENTIALS for gcs://",
+    "az": "AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_CONNECTION_STRING for az://",
+    "abfs": "AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_CONNECTION_STRING for abfs://",
+}
+
+
 def check_no_credentials(url: str) -> str:
     """Refuse user info in an object-store URL (``s3://KEY:SECRET@bucket/…``): it is not read, and left in
     it would be printed by the store's own errors (``Invalid bucket name "KEY:SECRET@bucket"``).
@@ -69,10 +79,14 @@ def check_no_credentials(url: str) -> str:
     Raises:
         UsageError: the URL carries user info; the message shows it without (:func:`display`).
     """
-    if is_url(url) and scheme(url) not in ("http", "https") and "@" in str(url).split("://", 1)[1].split("/", 1)[0]:
+    if not is_url(url) or scheme(url) in ("http", "https"):
+        return url
+    user, at, _ = str(url).split("://", 1)[1].split("/", 1)[0].rpartition("@")
+    # abfs://container@account.dfs.core.windows.net/… is Azure's own form: only KEY:SECRET@ is user info there
+    if at and (":" in user or scheme(url) not in ("az", "abfs")):
         raise UsageError(
-            f"{display(url)} was given with credentials in the URL, which geohsi does not read; drop them and set "
-            "them in the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE for s3://)"
+            f"{display(url)} was given with credentials in the URL, which geohsi does not read; drop them and set them in "
+            f"the environment ({_CREDENTIALS.get(scheme(url), _CREDENTIALS['s3'])})"
         )
     return url
 
@@ -90,7 +104,8 @@ def display(path: Any) -> str:
     head, rest = s.split("://", 1)
     rest = re.split(r"[?#]", rest, maxsplit=1)[0]  # the query (signed URLs) goes first, path or not
     netloc, _, tail = rest.partition("/")
-    netloc = netloc.rsplit("@", 1)[-1]
+    user, at, host = netloc.rpartition("@")
+    netloc = netloc if at and ":" not in user and head.lower() in ("az", "abfs") else host  # Azure's container@account
     return f"{head}://{netloc}/{tail}".rstrip("/") if tail else f"{head}://{netloc}"
 
 

@@ -172,12 +172,16 @@ def _mlm_input(b: Any, wl: list, in_names: list[str]) -> dict[str, Any]:
 def _check_base_href(href: str | None) -> None:
     """A base href is a folder's URL: user info or a query (a signed URL signs one object) would be published in
     the item, and ``…?sig=X/bundle.json`` names no file."""
-    from geohsi.storage import display
+    from urllib.parse import urlsplit
 
-    if href and re.search(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*@|[?#]", href):
+    if not href or not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", href):
+        return  # a local folder: written as given, as the default (its real path) is
+    parts = urlsplit(href)
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        plain = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
         raise UsageError(
             "--href was given with credentials, a query or a fragment, which the item would publish and which would end "
-            f"its asset paths; give the bundle folder's plain URL, e.g. --href {display(href)}"
+            f"its asset paths; give the bundle folder's plain URL, e.g. --href {plain}"
         )
 
 

@@ -62,11 +62,14 @@ def test_a_bundle_item_through_a_link_names_the_bundles_own_folder(tiny_bundle, 
 
 
 @pytest.mark.parametrize(
-    "href", ["https://user:pw@host.example/b1", "https://host.example/b1?sig=SECRETSIG", "s3://bkt/b1#sect9"]
+    "href",
+    ["https://user:pw@host.example/b1", "https://host.example/b1?sig=SECRETSIG", "s3://bkt/b1#sect9", "ftp://u:pw@h.example/b1"],
 )
 def test_a_base_href_with_credentials_or_a_query_is_refused_unshown(tiny_bundle, href):
     """It had been published in every asset (``…/b1?sig=SECRETSIG/bundle.json``: secret and broken path)."""
     r = run_cli("bundle", "stac", tiny_bundle, "--href", href)
+    suggested = r.stderr.rstrip().rsplit("e.g. --href ", 1)[1]
+    assert suggested.split("/")[:1] == href.split("/")[:1] and "@" not in suggested and "?" not in suggested
     assert r.returncode == 2 and "--href was given with credentials, a query or a fragment" in r.stderr
     assert "pw" not in r.stdout + r.stderr and "SECRETSIG" not in r.stdout + r.stderr and "sect9" not in r.stdout + r.stderr
 
