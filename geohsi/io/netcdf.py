@@ -48,6 +48,8 @@ _SPATIAL = {
     "height",
     "width",
 }
+#: 1-D variables on the band dimension that make the band table.
+_BAND_TABLE = ("wavelength", "wavelengths", "wl", "fwhm", "good_band", "bbl", "band_name")
 _BAND_NAMES = ("band", "bands", "wavelength", "wavelengths", "wl", "channel", "channels", "spectral", "lambda", "z")
 _Y_NAMES = ("y", "lat", "latitude", "row", "rows", "line", "lines", "northing", "height")
 
@@ -138,6 +140,8 @@ def read(
     name = _cube_variable(p, src, var)
     v = src[name]
     bdim = _band_dim(p, v, band_dim, band_axis)
+    # a CF file keeps its band table as variables on the band dimension (coordinates only when it is named alike)
+    v = v.assign_coords({n: src[n] for n in _BAND_TABLE if n in src.data_vars and src[n].dims == (bdim,)})
     ydim, xdim = [str(d) for d in v.dims if d != bdim]
     if xdim.lower() in _Y_NAMES and ydim.lower() not in _Y_NAMES:
         ydim, xdim = xdim, ydim
@@ -169,6 +173,7 @@ def read(
         data = guarded_zarr_array(p, name, (-1, chunks, chunks))
     else:
         data = v.data.rechunk((-1, chunks, chunks))
+    data, fill = _unsigned(v, data, fill)
     scene = make_scene(
         data,
         var=quantity or (name if name in DATA_VARS else "reflectance"),
@@ -184,6 +189,18 @@ def read(
         attrs=attrs,
     )
     return _with_labels(src, scene, flipped) if "geohsi_scene_version" in src.attrs else scene
+
+
+def _unsigned(v: xr.DataArray, data: Any, fill: Any) -> tuple[Any, Any]:
+    """The cube and its fill value as unsigned integers where the file says so (``_Unsigned = "true"``, the
+    NetCDF-3 way to store uint16 in int16): 40000 had been read as −25536."""
+    flag = v.attrs.get("_Unsigned", v.encoding.get("_Unsigned"))
+    if str(flag).lower() != "true" or np.dtype(data.dtype).kind != "i":
+        return data, fill
+    unsigned = np.dtype(f"u{np.dtype(data.dtype).itemsize}")
+    if fill is not None:
+        fill = np.asarray(fill).astype(data.dtype).view(unsigned).item()
+    return data.view(unsigned), fill
 
 
 def _with_labels(store: xr.Dataset, scene: xr.Dataset, flipped: bool) -> xr.Dataset:

@@ -195,3 +195,30 @@ def test_a_grid_without_crs_stays_in_stored_order_as_a_pixel_grid(tmp_path: Path
     ds = read(ingest(path, tmp_path / "n.zarr", crs="none", labels=tmp_path / "gt.mat"))
     np.testing.assert_array_equal(ds["reflectance"].values, stored)
     np.testing.assert_array_equal(ds["reflectance"].values[0][ds["labels"].values == 1], stored[0, 0])
+
+
+def test_a_netcdf3_unsigned_cube_and_a_band_table_kept_as_variables(tmp_path: Path) -> None:
+    """Files written with netCDF4/h5netcdf as CF says: int16 with ``_Unsigned = "true"`` (40000 had been read as
+    −25536) and ``wavelength(band)``/``fwhm(band)`` as plain variables (they had been ignored: wavelengths unknown)."""
+    import h5netcdf.legacyapi as nc
+
+    from geohsi.scene import open_scene, valid_mask
+
+    path = tmp_path / "u.nc"
+    with nc.Dataset(path, "w") as d:
+        d.createDimension("band", 3)
+        d.createDimension("y", 4)
+        d.createDimension("x", 5)
+        w = d.createVariable("wavelength", "f4", ("band",))
+        w[:], w.units = [0.5, 0.6, 0.7], "um"
+        f = d.createVariable("fwhm", "f4", ("band",))
+        f[:], f.units = [0.01] * 3, "um"
+        r = d.createVariable("radiance", "i2", ("band", "y", "x"), fill_value=np.int16(-1))
+        r.setncattr("_Unsigned", "true")
+        r[:] = np.full((3, 4, 5), 40000, "u2").view("i2")
+        r[:, 0, 0] = -1  # the fill: 65535 unsigned
+    scene = open_scene(ingest(path, tmp_path / "u.zarr", crs="none"))
+    assert scene["radiance"].dtype == np.uint16 and int(scene["radiance"][0, 1, 1]) == 40000
+    assert nodata_value(scene) == 65535 and not bool(valid_mask(scene)[0, 0]) and bool(valid_mask(scene)[1, 1])
+    np.testing.assert_allclose(scene["wavelength"].values, [500, 600, 700], atol=1e-3)
+    np.testing.assert_allclose(scene["fwhm"].values, [10, 10, 10], atol=1e-3)
