@@ -260,6 +260,6 @@ def build_scene(
         if colours is not None and names is not None and len(colours) < len(names):
             raise UsageError(f"{len(colours)} colours for {len(names)} classes; give one colour per class")
         ds = add_labels(ds, aligned, class_names=names, class_colors=colours, source=absolute(labels))  # not the cache copy
-    elif class_names is not None or label_var is not None or label_field is not None:
-        raise UsageError("--class-names/--label-var/--label-field describe labels; add --labels FILE")
+    elif class_names is not None or label_var is not None or label_field is not None or layer is not None or all_touched:
+        raise UsageError("--class-names/--label-var/--label-field/--layer/--all-touched describe labels; add --labels FILE")
     return check_bands(flag_empty_bands(ds, what), what)

@@ -97,6 +97,17 @@ def test_mat_without_crs_flag(data_dir: Path, tmp_path: Path, capsys: pytest.Cap
     assert_one_line_error(code, err, "--crs none", "--transform")
 
 
+@pytest.mark.parametrize("option", [("--layer", "fields"), ("--all-touched",)])
+def test_vector_label_options_without_labels_are_refused(
+    option: tuple[str, ...], data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They had been accepted and ignored (exit 0), where --label-field alone was refused."""
+    mat = data_dir / "indian_pines" / "Indian_pines_corrected.mat"
+    code, _, err = run_cli(["ingest", mat, "--crs", "none", *option, "--out", tmp_path / "o.zarr"], capsys)
+    assert_one_line_error(code, err, option[0], "add --labels FILE")
+    assert not (tmp_path / "o.zarr").exists()
+
+
 def test_labels_of_another_shape(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lab = tmp_path / "lab.mat"
     sio.savemat(lab, {"gt": np.ones((10, 12), "uint8")})
