@@ -6,8 +6,8 @@ no tile covers are nodata. Where tiles overlap, the later tile in the given orde
 block reads only the windows of the tiles it overlaps (rasterio windowed reads), so the mosaic streams.
 
 Band metadata follows EnMAP/GDAL: per-band tags ``wavelength``, ``fwhm``, ``bbl`` and
-``wavelength_units`` (default domain); otherwise wavelengths are parsed from band descriptions
-such as "band 1 (418.24 Nanometers)". Dataset tags ``start_time`` or ``TIFFTAG_DATETIME`` give
+``wavelength_units`` (default domain), else GDAL's ``IMAGERY`` domain (``CENTRAL_WAVELENGTH_UM``,
+``FWHM_UM``); otherwise wavelengths are parsed from band descriptions such as "band 1 (418.24 Nanometers)". Dataset tags ``start_time`` or ``TIFFTAG_DATETIME`` give
 the acquisition time.
 
 .. versionadded:: 0.1
@@ -66,17 +66,23 @@ def _band_floats(tags: list[dict[str, str]], key: str) -> np.ndarray | None:
 
 
 def _band_table(
-    tags: list[dict[str, str]], descriptions: list[str], units: str | None
+    tags: list[dict[str, str]], descriptions: list[str], units: str | None, imagery: list[dict[str, str]] | None = None
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(centres, widths)`` in nm (``None`` where the file gives none) from per-band ``wavelength``/``fwhm``
-    tags, or centres from band descriptions such as "band 1 (418.24 Nanometers)" (widths then in the
-    descriptions' unit unless a ``wavelength_units`` tag states one)."""
-    wl = _band_floats(tags, "wavelength")
-    fwhm = _band_floats(tags, "fwhm")
-    if wl is None and all(descriptions) and (wl := wavelengths_from_band_names(descriptions)) is not None:
-        table = band_table_nm(wl, fwhm, units="nm", fwhm_units=units or band_names_unit(descriptions))
+    tags, else GDAL's ``IMAGERY`` domain (``CENTRAL_WAVELENGTH_UM``/``FWHM_UM``: what GDAL ≥ 3.10 writes,
+    e.g. converting ENVI, which had lost the widths or the whole table), else centres from band
+    descriptions such as "band 1 (418.24 Nanometers)" (widths then in the descriptions' unit unless a
+    ``wavelength_units`` tag states one)."""
+    wl, fwhm, fwhm_units = _band_floats(tags, "wavelength"), _band_floats(tags, "fwhm"), units
+    im_wl, im_fwhm = _band_floats(imagery or [{}], "CENTRAL_WAVELENGTH_UM"), _band_floats(imagery or [{}], "FWHM_UM")
+    if fwhm is None and im_fwhm is not None:
+        fwhm, fwhm_units = im_fwhm, "um"
+    if wl is None and im_wl is not None:
+        table = band_table_nm(im_wl, fwhm, units="um", fwhm_units=fwhm_units or "um")
+    elif wl is None and all(descriptions) and (wl := wavelengths_from_band_names(descriptions)) is not None:
+        table = band_table_nm(wl, fwhm, units="nm", fwhm_units=fwhm_units or band_names_unit(descriptions))
     else:
-        table = band_table_nm(wl, fwhm, units=units)
+        table = band_table_nm(wl, fwhm, units=units, fwhm_units=fwhm_units)
     return table.wavelength, table.fwhm
 
 
@@ -96,7 +102,8 @@ def inspect(path: str | os.PathLike) -> TileInfo:
             tags = [src.tags(i) for i in range(1, src.count + 1)]
             units = next((t.get("wavelength_units") for t in tags if t.get("wavelength_units")), None)
             descr = tuple(d or "" for d in src.descriptions)
-            wl, fwhm = _band_table(tags, list(descr), units)
+            imagery = [src.tags(i, ns="IMAGERY") for i in range(1, src.count + 1)]
+            wl, fwhm = _band_table(tags, list(descr), units, imagery)
             bbl = _band_floats(tags, "bbl")
             scales, offsets = set(src.scales), set(src.offsets)
             if len(scales) > 1 or len(offsets) > 1:

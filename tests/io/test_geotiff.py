@@ -176,3 +176,23 @@ def test_bands_without_data_in_a_file_without_a_bad_band_list_are_flagged(tmp_pa
     tagged = open_source(tile)
     assert np.flatnonzero(~ds["good_band"].values).tolist() == np.flatnonzero(~tagged["good_band"].values).tolist()
     assert int(valid_mask(ds).sum()) == int(valid_mask(tagged).sum()) > 0
+
+
+@pytest.mark.parametrize("default_domain", [False, True])
+def test_gdals_imagery_domain_gives_the_band_table(tmp_path: Path, default_domain: bool) -> None:
+    """GDAL ≥ 3.10 writes CENTRAL_WAVELENGTH_UM/FWHM_UM (e.g. converting ENVI): the table had been lost ("wavelengths
+    unknown"), or its widths where only the centres were also in the default domain."""
+    from geohsi.io.geotiff import inspect
+
+    path = tmp_path / "imagery.tif"
+    profile = dict(driver="GTiff", width=6, height=5, count=4, dtype="int16", crs="EPSG:32633",
+                   transform=from_origin(500000, 4000000, 30, 30))  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.ones((4, 5, 6), "int16"))
+        for i, um in enumerate([0.45, 0.55, 0.65, 0.85], start=1):
+            dst.update_tags(i, ns="IMAGERY", CENTRAL_WAVELENGTH_UM=str(um), FWHM_UM="0.012")
+            if default_domain:
+                dst.update_tags(i, wavelength=str(um * 1000), wavelength_units="Nanometers")
+    info = inspect(path)
+    np.testing.assert_allclose(info.wavelength, [450, 550, 650, 850])
+    np.testing.assert_allclose(info.fwhm, [12, 12, 12, 12])
