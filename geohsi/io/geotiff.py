@@ -202,8 +202,10 @@ def read(
     ref = tiles[0]
     grid = [_grid_tile(t) for t in tiles]
     transform, height, width = union_grid(grid)
-    nodata = ref.nodata if ref.nodata is not None else gap_fill(grid, transform, height, width, np.dtype(ref.dtype))
-    mosaic = TileMosaic(grid, transform, height, width, ref.dtype, nodata)
+    dtype, nodata = (np.dtype(ref.dtype), ref.nodata)
+    if nodata is None:  # gaps get a value no tile holds (the mosaic widened where needed)
+        dtype, nodata = gap_fill(grid, transform, height, width, dtype)
+    mosaic = TileMosaic(grid, transform, height, width, dtype, nodata)
     arr = lazy_cube(mosaic, (-1, chunks, chunks), f"geotiff-{file_token(*plist, extra=(chunks,))}")
     attrs: dict[str, Any] = {"source_files": [absolute(p) for p in plist], "source_format": "geotiff"}
     when = ref.tags.get("start_time") or ref.tags.get("TIFFTAG_DATETIME") or ref.tags.get("acquisition_time")

@@ -88,21 +88,25 @@ def tile_offset(tile: GridTile, transform: Affine) -> tuple[int, int]:
     )
 
 
-def no_data_value(dtype: np.dtype) -> float:
-    """A nodata value for uncovered mosaic pixels when the tiles define none: NaN, or the dtype's extreme."""
+def gap_dtype(dtype: np.dtype) -> tuple[np.dtype, float]:
+    """The mosaic's dtype and nodata value for the pixels no tile covers, when the tiles define no nodata: a value
+    no tile can hold — NaN for floats, else the most negative value of the next wider signed type (the dtype's own
+    extreme, 255 for uint8, had masked every real pixel of that value)."""
     if dtype.kind == "f":
-        return float("nan")
-    info = np.iinfo(dtype)
-    # The most negative value for signed types (rarely a real measurement), the largest for unsigned.
-    return float(info.min if dtype.kind == "i" else info.max)
+        return dtype, float("nan")
+    wide = np.dtype({1: "i2", 2: "i4", 4: "i8"}.get(dtype.itemsize, "f8"))  # 64-bit ids: NaN (exact up to 2**53)
+    return wide, float("nan") if wide.kind == "f" else float(np.iinfo(wide).min)
 
 
-def gap_fill(tiles: Sequence[GridTile], transform: Affine, height: int, width: int, dtype: np.dtype) -> float | None:
-    """The nodata value the mosaic needs when its tiles leave gaps (``None`` when they cover it)."""
+def gap_fill(
+    tiles: Sequence[GridTile], transform: Affine, height: int, width: int, dtype: np.dtype
+) -> tuple[np.dtype, float | None]:
+    """The mosaic's dtype and the nodata value its gaps need, for tiles that define none (``(dtype, None)`` when the
+    tiles cover it; see :func:`gap_dtype`)."""
     if len(tiles) == 1 and tiles[0].height * tiles[0].width >= height * width:
-        return None
+        return np.dtype(dtype), None
     cover, _ = tile_cover(tiles, transform, height, width)
-    return None if cover.all() else no_data_value(np.dtype(dtype))
+    return (np.dtype(dtype), None) if cover.all() else gap_dtype(np.dtype(dtype))
 
 
 def tile_cover(tiles: Sequence[GridTile], transform: Affine, height: int, width: int) -> tuple[np.ndarray, bool]:
@@ -157,8 +161,9 @@ class TileMosaic:
             sources, r0, c0, h, w = self.tiles[0]
             paths = {sources[i][0] for i in wanted}
             if len(paths) == 1 and r0 <= y0 and c0 <= x0 and y1 <= r0 + h and x1 <= c0 + w:
-                # One file covering the block: read straight into the result (no fill buffer, no copy).
-                return self._read(paths.pop(), [sources[i][1] for i in wanted], x0 - c0, y0 - r0, x1 - x0, y1 - y0)
+                # One file covering the block: read straight into the result (no fill buffer, no copy but a widening).
+                block = self._read(paths.pop(), [sources[i][1] for i in wanted], x0 - c0, y0 - r0, x1 - x0, y1 - y0)
+                return block.astype(self.dtype, copy=False)
         out = np.full((len(wanted), y1 - y0, x1 - x0), self.fill if self.fill is not None else 0, dtype=self.dtype)
         for sources, r0, c0, h, w in self.tiles:
             ry0, ry1 = max(y0, r0), min(y1, r0 + h)
@@ -208,8 +213,8 @@ __all__ = [
     "GridTile",
     "TileMosaic",
     "check_same_grid",
+    "gap_dtype",
     "gap_fill",
-    "no_data_value",
     "tile_cover",
     "tile_offset",
     "union_grid",

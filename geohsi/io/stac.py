@@ -369,9 +369,10 @@ def build_item_scene(
     nodata, scale, offset = _raster_values(ref)
     grid = [_grid_tile(t) for t in tiles]
     transform, height, width = union_grid(grid)
-    if nodata is None:
-        nodata = gap_fill(grid, transform, height, width, np.dtype(ref.dtype))
-    mosaic = TileMosaic(grid, transform, height, width, ref.dtype, nodata, hint="check the href")
+    dtype = np.dtype(ref.dtype)
+    if nodata is None:  # gaps get a value no tile holds (the mosaic widened where needed)
+        dtype, nodata = gap_fill(grid, transform, height, width, dtype)
+    mosaic = TileMosaic(grid, transform, height, width, dtype, nodata, hint="check the href")
     token = tokenize(
         [(it.id, it.properties.get("updated"), [(b.href, b.index) for b in t.bands]) for it, t in zip(items, tiles, strict=True)],
         chunks,
