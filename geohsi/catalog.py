@@ -338,17 +338,24 @@ def _search_items(
             intersects=geom,
             datetime=datetime,
             ids=list(ids) if ids else None,
-            max_items=max_items,
+            max_items=None if max_items is None else max_items + 1,  # one more: whether the cut hid any
             limit=page_size,
             **kwargs,
         )
-        return list(result.items())
+        items = list(result.items())
     except GeohsiError:
         raise
     except Exception as e:
         if "datetime" in str(e).lower() and datetime is not None:
             raise UsageError(f"--datetime {datetime!r} is not an RFC 3339 instant or A/B interval ({e})") from e
         raise _api_error(api, e) from e
+    if max_items is not None and len(items) > max_items:  # 100 of 250 matching items had been taken without a word
+        warnings.warn(
+            f"more than {max_items} items match; the first {max_items} are used: raise --max-items or narrow the search",
+            GeohsiWarning,
+            stacklevel=4,
+        )
+    return items[:max_items]
 
 
 def _no_items_error(api: str, collection: str | None, criteria: tuple[tuple[str, Any], ...]) -> DataError:

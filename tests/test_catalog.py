@@ -6,11 +6,12 @@ import json
 import re
 import socket
 import time
+import warnings
 
 import pytest
 
 from geohsi.catalog import PRESETS, load_catalogs, resolve_catalog, search
-from geohsi.errors import DataError, InputFormatError
+from geohsi.errors import DataError, GeohsiWarning, InputFormatError
 from tests.conftest import run_cli
 
 
@@ -41,7 +42,11 @@ def test_paging_over_many_pages(stac_api):
     items = search(stac_api.url, "synthetic", page_size=7, max_items=None)
     ids = [it.id for it in items]
     assert len(ids) == 60 and len(set(ids)) == 60  # 9 pages of 7 followed through `next` links
-    assert len(search(stac_api.url, "synthetic", page_size=7, max_items=25)) == 25
+    with pytest.warns(GeohsiWarning, match=r"more than 25 items match; the first 25 are used: raise --max-items"):
+        assert len(search(stac_api.url, "synthetic", page_size=7, max_items=25)) == 25  # the cut had been silent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GeohsiWarning)  # all 60 fit: nothing to say
+        assert len(search(stac_api.url, "synthetic", page_size=7, max_items=60)) == 60
 
 
 def test_cli_json_parses_and_table_prints(stac_api):
@@ -49,6 +54,7 @@ def test_cli_json_parses_and_table_prints(stac_api):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["type"] == "FeatureCollection" and len(doc["features"]) == 25
+    assert r.stderr.count("more than 25 items match") == 1
     assert doc["features"][0]["id"] == "synthetic-000"
     r = run_cli("search", "--url", stac_api.url, "--collection", "enmap-potsdam", "--max-items", "3", env={"COLUMNS": "200"})
     assert r.returncode == 0, r.stderr
