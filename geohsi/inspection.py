@@ -25,8 +25,8 @@ import xarray as xr
 from geohsi.adapters import AdapterSummary, adapter_summary
 from geohsi.bands import band_summary, band_table_problem, broad_width_warning
 from geohsi.bundle import ADAPTER_DIR, META_NAME, Bundle, load_bundle
-from geohsi.errors import UsageError
-from geohsi.scene import Legend, cube, nodata_value, open_scene, scene_crs, valid_mask
+from geohsi.errors import InputFormatError, UsageError
+from geohsi.scene import Legend, cube, filled_colors, nodata_value, open_scene, scene_crs, valid_mask
 
 PathLike = str | os.PathLike
 
@@ -71,15 +71,20 @@ def info(
     if model is not None:
         return describe_model(model, adapter=adapter, num_classes=num_classes, input_size=input_size, rank=rank, head=head)
     if path is None:
-        raise UsageError("give a PATH (scene .zarr or bundle directory) or --model NAME")
+        raise UsageError("give a PATH (scene .zarr, bundle directory or class map .tif/.zarr) or --model NAME")
     if adapter is not None:
         raise UsageError(f"--adapter counts the parameters of a model config: give it with --model NAME, not with {path}")
-    from geohsi.storage import exists, is_url, join, local_copy
+    from geohsi.storage import display, exists, is_url, join, local_copy, name
 
     if is_url(path) and exists(join(path, META_NAME)):
         path = local_copy(path, "bundle")  # downloaded once (complete uploads only) into the cache
     if (Path(path) / META_NAME).is_file():
         return bundle_record(path) if record else bundle_info(path)
+    if is_url(path) and Path(name(path)).suffix.lower() in (".tif", ".tiff"):  # a map in a bucket: read from a copy
+        local = local_copy(path, "map")
+        return {**map_info(local, stats=stats), "path": display(path)} if _is_class_map(local) else scene_info(path)
+    if not is_url(path) and not Path(path).exists() and Path(path).suffix.lower() != ".zarr":  # a .zarr: "ingest it"
+        raise InputFormatError(f"{path} does not exist; give a scene .zarr, a bundle directory or a class map .tif/.zarr")
     if not is_url(path) and _is_class_map(Path(path)):
         return map_info(path, stats=stats)
     return scene_info(path, stats=stats)
@@ -243,9 +248,10 @@ def _class_table(cmap: Any, stats: bool) -> list[dict[str, Any]]:
                 pixels[i] = pixels.get(i, 0) + int(n[k])
                 m2[i] = m2.get(i, 0.0) + (float(a[k]) if a is not None else 0.0)
     rows = []
-    for i in sorted((set(named) | set(pixels)) - {NODATA}):
-        row: dict[str, Any] = {"id": i, "name": named[i].name if i in named else f"class_{i}"}
-        row["color"] = named[i].color if i in named else None
+    ids = sorted((set(named) | set(pixels)) - {NODATA})
+    colours = filled_colors([named[i].color if i in named else None for i in ids], ids)
+    for i, colour in zip(ids, colours, strict=True):
+        row: dict[str, Any] = {"id": i, "name": named[i].name if i in named else f"class_{i}", "color": colour}
         if stats:
             row["pixels"] = pixels.get(i, 0)
             row["area_ha"] = None if areas is None else round(m2.get(i, 0.0) / 1e4, 4)

@@ -686,3 +686,16 @@ def test_azures_container_at_account_form_is_no_credential() -> None:
         check_no_credentials("abfs://KEY:SECRET@acct/x")
     with pytest.raises(UsageError, match="GOOGLE_APPLICATION_CREDENTIALS for gs://"):
         check_no_credentials("gs://KEY@bucket/x")
+
+
+def test_info_of_a_map_in_a_bucket(s3: Bucket, tmp_path: Path) -> None:
+    """It had fallen through to the scene reader: "scene store … is incomplete; write it again with --overwrite"."""
+    from tests.assessment.conftest import write_class_tif
+
+    ids = np.repeat(np.arange(1, 5), 2500).reshape(100, 100).astype("uint8")
+    write_class_tif(tmp_path / "m.tif", ids, ("a", "b", "c", "d"))
+    s3.fs.put_file(str(tmp_path / "m.tif"), f"{s3.url.removeprefix('s3://')}/maps/m.tif")
+    r = run_cli("info", s3.key("maps", "m.tif"), "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["path"] == s3.key("maps", "m.tif") and [c["pixels"] for c in got["classes"]] == [2500] * 4

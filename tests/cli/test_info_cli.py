@@ -254,3 +254,21 @@ def test_info_of_a_hyperspectral_geotiff_still_says_to_ingest_it(data_dir: Path)
     tile = sorted((data_dir / "enmap_potsdam" / "images").glob("*.tif"))[0]
     r = run_cli("info", tile)
     assert r.returncode != 0 and "geohsi ingest" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_info_of_a_missing_map_or_a_plain_map_without_a_legend(tmp_path: Path) -> None:
+    """A missing .tif had been told to run 'geohsi ingest SRC --out x.tif' (which refuses it); ids a map does not
+    declare had no colour."""
+    import json
+
+    import numpy as np
+    import rasterio
+
+    r = run_cli("info", tmp_path / "gone.tif")
+    assert r.returncode != 0 and "does not exist; give a scene .zarr, a bundle directory or a class map" in r.stderr
+    with rasterio.open(tmp_path / "plain.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=rasterio.Affine(10, 0, 0, 0, -10, 0)) as dst:  # fmt: skip
+        dst.write((np.arange(64).reshape(8, 8) % 3).astype("uint8"), 1)
+    got = json.loads(run_cli("info", tmp_path / "plain.tif", "--json").stdout)
+    colours = [c["color"] for c in got["classes"]]
+    assert [c["id"] for c in got["classes"]] == [1, 2] and all(colours) and len(set(colours)) == 2
