@@ -598,6 +598,16 @@ def ingest_out_is_input(ws, fx, env):
     return ["ingest", store, "--out", store, "--overwrite"]
 
 
+def ingest_url_with_credentials(ws, fx, env):
+    """KEY:SECRET@ in an s3:// URL had reached botocore: exit 70 with the secret in the message."""
+    return ["ingest", "s3://AKX:SEKRIT@bkt/images/t0.tif", "--out", ws / "o.zarr"]
+
+
+def ingest_layer_without_labels(ws, fx, env):
+    """--layer/--all-touched without --labels had been ignored, exit 0."""
+    return ["ingest", fx.geotiff(ws / "s.tif"), "--layer", "fields", "--out", ws / "o.zarr"]
+
+
 def ingest_out_is_the_inputs_folder(ws, fx, env):
     """--overwrite with --out naming a folder of the user's files (here the inputs' own): it had been deleted."""
     raw = ws / "raw"
@@ -1086,6 +1096,15 @@ CASES: list[Case] = [
     Case("ingest-bad-transform", ingest_bad_transform, 2, r"--transform .* has 5 numbers, needs six"),
     Case("ingest-zero-chunks", ingest_zero_chunks, 2, r"--chunks must be a positive pixel count, got 0"),
     Case("ingest-out-is-input", ingest_out_is_input, 2, r"--out .*s\.zarr is also an input"),
+    Case(
+        "ingest-url-with-credentials",
+        ingest_url_with_credentials,
+        2,
+        r"^(?!.*SEKRIT).*s3://bkt/images/t0\.tif was given with credentials",
+    ),
+    Case(
+        "ingest-layer-without-labels", ingest_layer_without_labels, 2, r"--layer/--all-touched describe labels; add --labels FILE"
+    ),
     Case(
         "ingest-out-named-as-a-geotiff",
         ingest_out_named_as_a_geotiff,
