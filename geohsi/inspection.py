@@ -74,15 +74,14 @@ def info(
         raise UsageError("give a PATH (scene .zarr, bundle directory or class map .tif/.zarr) or --model NAME")
     if adapter is not None:
         raise UsageError(f"--adapter counts the parameters of a model config: give it with --model NAME, not with {path}")
-    from geohsi.storage import display, exists, is_url, join, local_copy, name
+    from geohsi.storage import display, exists, is_url, join, local_copy
 
     if is_url(path) and exists(join(path, META_NAME)):
         path = local_copy(path, "bundle")  # downloaded once (complete uploads only) into the cache
     if (Path(path) / META_NAME).is_file():
         return bundle_record(path) if record else bundle_info(path)
-    if is_url(path) and Path(name(path)).suffix.lower() in (".tif", ".tiff"):  # a map in a bucket: read from a copy
-        local = local_copy(path, "map")
-        return {**map_info(local, stats=stats), "path": display(path)} if _is_class_map(local) else scene_info(path)
+    if is_url(path) and _remote_map(str(path)):  # a map in a bucket: described from a local copy
+        return {**map_info(local_copy(path, "map"), stats=stats), "path": display(path)}
     if not is_url(path) and not Path(path).exists() and Path(path).suffix.lower() != ".zarr":  # a .zarr: "ingest it"
         raise InputFormatError(f"{path} does not exist; give a scene .zarr, a bundle directory or a class map .tif/.zarr")
     if not is_url(path) and _is_class_map(Path(path)):
@@ -90,18 +89,37 @@ def info(
     return scene_info(path, stats=stats)
 
 
-def _is_class_map(path: Path) -> bool:
+def _remote_map(url: str) -> bool:
+    """Whether a URL is a class map (a ``.tif``'s header is read in place; a ``.zarr`` has ``classes``).
+
+    Raises:
+        InputFormatError: a ``.tif`` that is missing, or that is an image to ingest rather than a map.
+    """
+    from geohsi.storage import display, exists, join, name
+
+    if Path(name(url)).suffix.lower() not in (".tif", ".tiff"):
+        return exists(join(url, "classes", "zarr.json"))
+    if not exists(url):
+        raise InputFormatError(f"{display(url)} does not exist; check the URL")
+    if not _is_class_map(url):
+        raise InputFormatError(
+            f"{display(url)} is an image, not a scene store; create a scene with 'geohsi ingest {display(url)} --out SCENE.zarr'"
+        )
+    return True
+
+
+def _is_class_map(path: Path | str) -> bool:
     """A map of ``geohsi classify``'s kind: a one-band integer GeoTIFF, or a Zarr store with ``classes``
     (anything else goes on to the scene reader, whose error names ``geohsi ingest``)."""
+    from geohsi.storage import name, open_raster
+
     try:
-        if path.suffix.lower() == ".zarr":
+        if Path(name(path)).suffix.lower() == ".zarr":
             import zarr
 
             return "classes" in zarr.open_group(str(path), mode="r")
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import rasterio
-
-            with rasterio.open(path) as src:
+        if Path(name(path)).suffix.lower() in (".tif", ".tiff"):
+            with open_raster(path) as src:  # a URL's header through GDAL, no download
                 return src.count == 1 and np.dtype(src.dtypes[0]).kind in "ui"
     except Exception:  # noqa: BLE001 - unreadable here: the scene reader gives the error
         return False

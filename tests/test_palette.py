@@ -121,3 +121,10 @@ def test_ingested_labels_and_pooled_map_legends_get_distinct_colours(tmp_path) -
             dst.write(ids.astype("uint16"), 1)
     pooled = _legend(open_maps([tmp_path / "A.tif", tmp_path / "B.tif"]))
     assert pooled.ids.tolist() == [1, 100, 336] and len(set(pooled.colors)) == 3
+
+
+def test_a_declared_colour_in_upper_case_is_not_given_again() -> None:
+    from geohsi.scene import filled_colors
+
+    a, b = filled_colors([None, "#FF004B"])  # the palette's first colour, written in capitals
+    assert b == "#FF004B" and a.lower() != b.lower()

@@ -447,3 +447,28 @@ def test_other_warnings_of_a_figure_survive_a_failed_draw(recwarn) -> None:
         warnings.warn("important", UserWarning, stacklevel=1)
         raise RuntimeError
     assert [str(w.message) for w in recwarn] == ["important"]
+
+
+def test_a_failed_draw_keeps_its_error_when_warnings_are_errors() -> None:
+    import warnings
+
+    from geohsi.plot.common import glyphs_said
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError, match="real"), glyphs_said():
+            warnings.warn("x", DeprecationWarning, stacklevel=1)
+            raise RuntimeError("real")
+
+
+def test_a_plain_integer_geotiff_opens_with_a_colour_per_class(tmp_path) -> None:
+    """Without a colour table, ids got no colour, and plotting the map failed ('class 1 has no colour')."""
+    import rasterio
+
+    from geohsi.plot.maps import open_classmap
+
+    with rasterio.open(tmp_path / "plain.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=rasterio.Affine(10, 0, 0, 0, -10, 0)) as dst:  # fmt: skip
+        dst.write((np.arange(64).reshape(8, 8) % 3).astype("uint8"), 1)
+    colours = open_classmap(tmp_path / "plain.tif").attrs["class_colors"]
+    assert len(colours) == 2 and all(colours) and len(set(colours)) == 2

@@ -699,3 +699,25 @@ def test_info_of_a_map_in_a_bucket(s3: Bucket, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     assert got["path"] == s3.key("maps", "m.tif") and [c["pixels"] for c in got["classes"]] == [2500] * 4
+    import rasterio
+
+    with rasterio.open(tmp_path / "img.tif", "w", driver="GTiff", width=8, height=8, count=3, dtype="int16",
+                       crs="EPSG:32633", transform=rasterio.Affine(30, 0, 0, 0, -30, 0)) as dst:  # fmt: skip
+        dst.write(np.ones((3, 8, 8), "int16"))
+    s3.fs.put_file(str(tmp_path / "img.tif"), f"{s3.url.removeprefix('s3://')}/img/t.tif")
+    r = run_cli("info", s3.key("img", "t.tif"))  # an image, not a map: said without downloading it
+    assert r.returncode == 3 and f"{s3.key('img', 't.tif')} is an image, not a scene store; create a scene with" in r.stderr
+    r = run_cli("info", s3.key("img", "gone.tif"))
+    assert r.returncode == 3 and "gone.tif does not exist; check the URL" in r.stderr
+
+
+def test_an_existing_out_is_refused_before_a_url_source_is_downloaded(s3: Bucket, data_dir: Path, tmp_path: Path) -> None:
+    """The output checks had moved after the sources' download (a whole .mat fetched, then 'already exists')."""
+    root = s3.url.removeprefix("s3://")
+    s3.fs.put_file(str(data_dir / "indian_pines" / "Indian_pines_corrected.mat"), f"{root}/in/ip.mat")
+    (tmp_path / "exists.zarr").mkdir()
+    cache = tmp_path / "cache"
+    r = run_cli("ingest", s3.key("in", "ip.mat"), "--crs", "none", "--out", tmp_path / "exists.zarr",
+                env={"GEOHSI_CACHE_DIR": str(cache)})  # fmt: skip
+    assert r.returncode == 8 and "already exists" in r.stderr
+    assert not [p for p in cache.rglob("*") if p.is_file()]

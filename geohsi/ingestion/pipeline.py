@@ -199,9 +199,10 @@ def ingest(
                          label_field=label_field, layer=layer, all_touched=all_touched or None)  # fmt: skip
         ids = [str(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)]
         return ingest_item(ids, out, url=from_stac, collection=collection, chunks=chunks, overwrite=overwrite, sensor=sensor)
+    given = [srcs] if isinstance(srcs, (str, os.PathLike)) else list(srcs)
+    check_not_an_input([as_path(out)], given)  # first: "pass --overwrite" must not be said of an input
+    out_p = check_scene_out(out, overwrite)  # before reading anything (a URL source is downloaded below)
     paths = source_paths(srcs)
-    check_not_an_input([as_path(out)], paths)  # first: "pass --overwrite" must not be said of an input
-    out_p = check_scene_out(out, overwrite)  # before reading anything: the cheapest refusal first
     ds = build_scene(paths, labels=labels, class_names=class_names, class_colors=class_colors, crs=crs, transform=transform,
                      chunks=chunks, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths, fwhm=fwhm,
                      units=units, band_axis=band_axis, label_field=label_field, layer=layer, all_touched=all_touched)  # fmt: skip

@@ -185,9 +185,9 @@ def read(
         quantity: ``"reflectance"`` or ``"radiance"``.
 
     Returns:
-        The scene Dataset ``[B, H, W]`` in the tiles' dtype; wavelengths/FWHM (nm) and ``good_band``
-        from band tags; nodata from the tiles (or the dtype's extreme / NaN when tiles define none
-        and the mosaic has gaps); acquisition time from dataset tags.
+        The scene Dataset ``[B, H, W]`` in the tiles' dtype (one wider where tiles that define no
+        nodata leave gaps: :func:`~geohsi.io.mosaic.gap_dtype`); wavelengths/FWHM (nm) and ``good_band``
+        from band tags; nodata from the tiles (or the gaps' value); acquisition time from dataset tags.
 
     Raises:
         InputFormatError: a file is missing or unreadable.

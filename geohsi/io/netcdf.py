@@ -198,8 +198,8 @@ def _unsigned(v: xr.DataArray, data: Any, fill: Any) -> tuple[Any, Any]:
     if str(flag).lower() != "true" or np.dtype(data.dtype).kind != "i":
         return data, fill
     unsigned = np.dtype(f"u{np.dtype(data.dtype).itemsize}")
-    if fill is not None:
-        fill = np.asarray(fill).astype(data.dtype).view(unsigned).item()
+    if fill is not None:  # a missing_value may be a vector: its first value, as for a signed cube
+        fill = np.asarray(fill).reshape(-1)[:1].astype(data.dtype).view(unsigned).item()
     return data.view(unsigned), fill
 
 

@@ -347,7 +347,8 @@ def build_item_scene(
         quantity: ``"reflectance"`` or ``"radiance"``.
 
     Returns:
-        The scene ``[B, H, W]`` in the assets' dtype with wavelength/fwhm (nm), nodata, scale/offset,
+        The scene ``[B, H, W]`` in the assets' dtype (one wider where assets without nodata leave gaps:
+        :func:`~geohsi.io.mosaic.gap_dtype`) with wavelength/fwhm (nm), nodata, scale/offset,
         CRS and transform from the items.
 
     Raises:

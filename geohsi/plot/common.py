@@ -125,8 +125,11 @@ def glyphs_said() -> Iterator[None]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             yield
-    finally:  # outside the recording: the others are issued again, even when drawing fails
-        _say_glyphs(caught)
+    except BaseException:  # the others are issued again even when drawing fails, never in place of its error
+        with contextlib.suppress(Warning):
+            _say_glyphs(caught)
+        raise
+    _say_glyphs(caught)  # outside the recording
 
 
 def _say_glyphs(caught: list[Any]) -> None:

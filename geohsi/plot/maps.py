@@ -15,7 +15,7 @@ import numpy as np
 
 from geohsi.plot.classmap import add_map_furniture, plot_classmap
 from geohsi.plot.common import MAX_SIZE, _decimate, _step, figure_png
-from geohsi.scene import Legend, colormap_hex
+from geohsi.scene import Legend, colormap_hex, filled_colors
 
 #: what a written map records of its making and :func:`open_classmap` reads back (``GEOHSI_<KEY>`` COG tags, Zarr attributes).
 _MADE_FROM = ("scene", "bundle")
@@ -24,8 +24,9 @@ _MADE_FROM = ("scene", "bundle")
 def open_classmap(path: str | os.PathLike, *, max_size: int | None = None) -> Any:
     """Read a map written by ``geohsi classify`` (COG or Zarr) with its legend.
 
-    For a COG, colours come from the file's colour table and names from its ``GEOHSI_CLASSES``
-    tag (``CLASS_<id>`` band tags otherwise); a decimated read uses the COG's overviews.
+    For a COG, the legend comes from :meth:`~geohsi.scene.Legend.from_geotiff` (its ``GEOHSI_CLASSES`` tag,
+    else ``CLASS_<id>`` band tags; colours from the legend, else the colour table, else
+    :func:`~geohsi.scene.filled_colors`); a decimated read uses the COG's overviews.
 
     Args:
         path: ``map.tif`` or ``map.zarr``.
@@ -77,7 +78,7 @@ def open_classmap(path: str | os.PathLike, *, max_size: int | None = None) -> An
         crs = src.crs
     named = {c.id: c for c in Legend.from_geotiff(tags, btags, cmap) or ()}
     ids_in = sorted(named or {int(i) for i in np.unique(ids) if i != 0})
-    colors = [named[i].color if i in named else colormap_hex(cmap, i) for i in ids_in]
+    colors = filled_colors([named[i].color if i in named else colormap_hex(cmap, i) for i in ids_in], ids_in)
     x = t.c + t.a * (np.arange(w) + 0.5)
     y = t.f + t.e * (np.arange(h) + 0.5)
     m = xr.DataArray(ids, dims=("y", "x"), coords={"y": y, "x": x}, name="classes")

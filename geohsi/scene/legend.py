@@ -90,7 +90,7 @@ def default_colors(ids: Sequence[int], taken: Sequence[str | None] = ()) -> list
     """Colours for the classes of one legend that come without one: each id's :func:`default_color`, unless
     an earlier class or ``taken`` (the legend's own colours) has it — ids 236 apart share one past id 256, so
     codes 100 and 336 were drawn alike — then the first palette colour still free (repeats only past 256 classes)."""
-    used = {c for c in taken if c}
+    used = {c.lower() for c in taken if c}  # "#FF004B" is the palette's "#ff004b"
     palette = (*DEFAULT_COLORS, *_more_colours())
     out = []
     for i in ids:

@@ -219,3 +219,12 @@ def test_map_item(tiny_bundle, stac_api, tmp_path):
     assert item["properties"]["proj:code"] == "EPSG:32633" and item["properties"]["label:type"] == "raster"
     assert len(item["assets"]["map"]["classification:classes"]) == 16
     np.testing.assert_allclose(item["bbox"], stac_api.enmap[0]["bbox"])
+
+
+def test_a_base_href_in_azures_own_form_or_with_a_bad_port() -> None:
+    from geohsi.errors import UsageError
+    from geohsi.export.stac import _check_base_href
+
+    _check_base_href("abfs://models@acct.dfs.core.windows.net/bundles/b1")  # container@account: no credential
+    with pytest.raises(UsageError, match=r"e\.g\. --href https://host:abc/bundles/$"):  # had been exit 70 (ValueError)
+        _check_base_href("https://u:p@host:abc/bundles/")

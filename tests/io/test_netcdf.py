@@ -222,3 +222,20 @@ def test_a_netcdf3_unsigned_cube_and_a_band_table_kept_as_variables(tmp_path: Pa
     assert nodata_value(scene) == 65535 and not bool(valid_mask(scene)[0, 0]) and bool(valid_mask(scene)[1, 1])
     np.testing.assert_allclose(scene["wavelength"].values, [500, 600, 700], atol=1e-3)
     np.testing.assert_allclose(scene["fwhm"].values, [10, 10, 10], atol=1e-3)
+
+
+def test_an_unsigned_cube_with_a_vector_missing_value(tmp_path: Path) -> None:
+    """CF allows a vector missing_value; its first value is the nodata (it had crashed, exit 70)."""
+    import h5netcdf.legacyapi as nc
+
+    from geohsi.scene import open_scene
+
+    with nc.Dataset(tmp_path / "mv.nc", "w") as d:
+        for dim, n in (("band", 2), ("y", 3), ("x", 4)):
+            d.createDimension(dim, n)
+        r = d.createVariable("radiance", "i2", ("band", "y", "x"))
+        r.setncattr("_Unsigned", "true")
+        r.setncattr("missing_value", np.array([-1, -2], "i2"))
+        r[:] = 7
+    scene = open_scene(ingest(tmp_path / "mv.nc", tmp_path / "mv.zarr", crs="none"))
+    assert nodata_value(scene) == 65535
