@@ -106,6 +106,14 @@ def _coord(v: xr.DataArray, names: tuple[str, ...], dim: str) -> np.ndarray | No
     return None
 
 
+def _band_table(v: xr.DataArray, bdim: str) -> Any:
+    """The band centres and widths in nm (:func:`~geohsi.bands.band_table_nm`) of the cube's coordinates."""
+    wl_units = next((v.coords[n].attrs.get("units") for n in ("wavelength", "wavelengths", bdim) if n in v.coords), None)
+    names = ("wavelength", "wavelengths", "wl", bdim) if bdim.lower().startswith("wave") else ("wavelength", "wavelengths", "wl")
+    fw_units = v.coords["fwhm"].attrs.get("units") if "fwhm" in v.coords else None
+    return band_table_nm(_coord(v, names, bdim), _coord(v, ("fwhm",), bdim), units=wl_units, fwhm_units=fw_units)
+
+
 def read(
     path: str | os.PathLike,
     *,
@@ -149,18 +157,7 @@ def read(
     v = v.transpose(bdim, ydim, xdim)
     v, crs, transform, flipped = _georeference(p, src, v, name, ydim, xdim)
     stored_order = stored_order and not flipped
-    wl_units = None
-    for n in ("wavelength", "wavelengths", bdim):
-        if n in v.coords:
-            wl_units = v.coords[n].attrs.get("units")
-            break
-    wl = _coord(
-        v,
-        ("wavelength", "wavelengths", "wl", bdim) if bdim.lower().startswith("wave") else ("wavelength", "wavelengths", "wl"),
-        bdim,
-    )
-    fw_units = v.coords["fwhm"].attrs.get("units") if "fwhm" in v.coords else None
-    bands_nm = band_table_nm(wl, _coord(v, ("fwhm",), bdim), units=wl_units, fwhm_units=fw_units)
+    bands_nm = _band_table(v, bdim)
     good = _coord(v, ("good_band", "bbl"), bdim)
     attrs: dict[str, Any] = {k: val for k, val in src.attrs.items() if k in ("sensor", "units", "acquisition_time")}
     attrs.update(source_files=[str(p.resolve())], source_format="zarr" if p.is_dir() else "netcdf", source_variable=name)
