@@ -81,14 +81,22 @@ def check_no_credentials(url: str) -> str:
     """
     if not is_url(url) or scheme(url) in ("http", "https"):
         return url
-    user, at, _ = str(url).split("://", 1)[1].split("/", 1)[0].rpartition("@")
-    # abfs://container@account.dfs.core.windows.net/… is Azure's own form: only KEY:SECRET@ is user info there
-    if at and (":" in user or scheme(url) not in ("az", "abfs")):
+    if split_user_info(scheme(url), str(url).split("://", 1)[1].split("/", 1)[0])[0] is not None:
         raise UsageError(
             f"{display(url)} was given with credentials in the URL, which geohsi does not read; drop them and set them in "
             f"the environment ({_CREDENTIALS.get(scheme(url), _CREDENTIALS['s3'])})"
         )
     return url
+
+
+def split_user_info(url_scheme: str, netloc: str) -> tuple[str | None, str]:
+    """``(user info or None, the rest)`` of a URL's network location: ``KEY:SECRET@bucket`` → ``("KEY:SECRET",
+    "bucket")``. Azure's ``container@account.dfs.core.windows.net`` (az, abfs, abfss) is its own form, no user
+    info, unless the part before ``@`` holds a ``:``."""
+    user, at, host = netloc.rpartition("@")
+    if not at or (url_scheme.lower() in ("az", "abfs", "abfss") and ":" not in user):
+        return None, netloc
+    return user, host
 
 
 def scheme(url: str) -> str:
@@ -104,8 +112,7 @@ def display(path: Any) -> str:
     head, rest = s.split("://", 1)
     rest = re.split(r"[?#]", rest, maxsplit=1)[0]  # the query (signed URLs) goes first, path or not
     netloc, _, tail = rest.partition("/")
-    user, at, host = netloc.rpartition("@")
-    netloc = netloc if at and ":" not in user and head.lower() in ("az", "abfs") else host  # Azure's container@account
+    netloc = split_user_info(head, netloc)[1]
     return f"{head}://{netloc}/{tail}".rstrip("/") if tail else f"{head}://{netloc}"
 
 
@@ -612,4 +619,5 @@ __all__ = [
     "staged",
     "staging_path",
     "put",
+    "split_user_info",
 ]

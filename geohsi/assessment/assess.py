@@ -351,7 +351,7 @@ def assess(
     )
     for p in report_paths(out) if out is not None else ():  # after: "pass --overwrite" must not be said of an input
         check_output(p, overwrite, directory=False)
-    cmaps = open_maps(maps, catalog)
+    cmaps = open_maps([*maps, *catalogued], None)  # the catalogue read once, above
     if reference_scene is not None:
         report = _census(cmaps, reference_scene)
     else:

@@ -322,10 +322,11 @@ def sample(
     local_only("geohsi sample", maps, catalog, out)
     _check_label_field(label_field)
     points_driver(out)
-    check_not_an_input([out], [*maps, catalog, *(catalog_maps(catalog) if catalog is not None else [])])
+    catalogued = catalog_maps(catalog) if catalog is not None else []
+    check_not_an_input([out], [*maps, catalog, *catalogued])
     check_output(out, overwrite, directory=False)  # after: "pass --overwrite" must not be said of an input
     bound = _plan(n, target_se, expected_ua)
-    cmaps = open_maps(maps, catalog)
+    cmaps = open_maps([*maps, *catalogued], None)  # the catalogue read once, above
     _warn_overlaps(cmaps)
     scans = [scan_map(m, draw=min(bound, CANDIDATES), seed=(seed, _CANDIDATES, i)) for i, m in enumerate(cmaps)]
     legend = pooled_legend(cmaps, found=sorted({int(j) for s in scans for j in s.ids}))

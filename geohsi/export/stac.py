@@ -176,11 +176,12 @@ def _check_base_href(href: str | None) -> None:
 
     if not href or not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", href):
         return  # a local folder: written as given, as the default (its real path) is
+    from geohsi.storage import split_user_info
+
     parts = urlsplit(href)
-    user, at, host = parts.netloc.rpartition("@")
-    container = bool(at) and ":" not in user and parts.scheme.lower() in ("az", "abfs", "abfss")  # Azure's own form
-    if (at and not container) or parts.query or parts.fragment:
-        plain = f"{parts.scheme}://{parts.netloc if container else host}{parts.path}"
+    user, host = split_user_info(parts.scheme, parts.netloc)
+    if user is not None or parts.query or parts.fragment:
+        plain = f"{parts.scheme}://{host}{parts.path}"
         raise UsageError(
             "--href was given with credentials, a query or a fragment, which the item would publish and which would end "
             f"its asset paths; give the bundle folder's plain URL, e.g. --href {plain}"
