@@ -65,6 +65,12 @@ def _nm(v: float | None) -> str:
     help="Axis holding the bands: MATLAB as size() prints it (default: the last); NetCDF/Zarr: the "
     "position of the variable's band dimension (default: detected).",
 )
+@click.option(
+    "--nodata",
+    default=None,
+    help="Stored value marking pixels without data (in any band), replacing the files' own: e.g. 0 for a MATLAB cube's "
+    "background; 'none' when the value a file declares is real data.",
+)
 @click.option("--sensor", default=None, help="Sensor name recorded in the scene.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
 @click.option(
@@ -90,6 +96,7 @@ def ingest(
     wavelengths: str | None,
     fwhm: str | None,
     band_axis: int | None,
+    nodata: str | None,
     sensor: str | None,
     overwrite: bool,
     from_stac: str | None = None,
@@ -133,6 +140,7 @@ def ingest(
         wavelengths=wavelengths,
         fwhm=fwhm,
         band_axis=band_axis,
+        nodata=nodata,
         from_stac=from_stac,
         collection=collection,
     )

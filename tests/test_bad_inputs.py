@@ -534,6 +534,10 @@ def ingest_zero_chunks(ws, fx, env):
     return ["ingest", fx.geotiff(ws / "s.tif"), "--chunks", "0", "--out", ws / "o.zarr"]
 
 
+def ingest_nodata_not_a_number(ws, fx, env):
+    return ["ingest", fx.geotiff(ws / "s.tif"), "--nodata", "n/a", "--out", ws / "o.zarr"]
+
+
 def ingest_out_exists(ws, fx, env):
     fx.make("out.zarr", where=ws)
     return ["ingest", fx.geotiff(ws / "s.tif"), "--out", ws / "out.zarr"]
@@ -1095,6 +1099,7 @@ CASES: list[Case] = [
     Case("ingest-bad-crs", ingest_bad_crs, 2, r"--crs 'EPSG:999999' is not a CRS"),
     Case("ingest-bad-transform", ingest_bad_transform, 2, r"--transform .* has 5 numbers, needs six"),
     Case("ingest-zero-chunks", ingest_zero_chunks, 2, r"--chunks must be a positive pixel count, got 0"),
+    Case("ingest-nodata-not-a-number", ingest_nodata_not_a_number, 2, r"--nodata n/a is not a number; give the stored value"),
     Case("ingest-out-is-input", ingest_out_is_input, 2, r"--out .*s\.zarr is also an input"),
     Case(
         "ingest-url-with-credentials",

@@ -282,3 +282,78 @@ def test_a_band_table_error_names_a_signed_source_without_its_query() -> None:
         make_scene(np.ones((3, 2, 2), "uint16"), wavelength=[450, 550], attrs={"source_files": [signed]})
     assert str(e.value).startswith("tile.tif: wavelength has 2 values but the cube has 3 bands")
     assert "Signature" not in str(e.value) and "AKIA" not in str(e.value)
+
+
+# --------------------------------------------------------------------------- --nodata
+
+
+def _tile(path: Path, data: np.ndarray, left: float, nodata: float | None = None) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=data.dtype, crs="EPSG:32633", transform=from_origin(left, 5_800_000, 30, 30), nodata=nodata) as dst:  # fmt: skip
+        dst.write(data)
+    return path
+
+
+def test_nodata_marks_a_matlab_cubes_background(tmp_path: Path) -> None:
+    """A .mat cube declares no nodata: its zero background had been classified as data, with no way to say otherwise."""
+    from tests.conftest import run_cli
+
+    cube = np.random.default_rng(0).integers(100, 4000, (20, 24, 5)).astype("uint16")  # rows × cols × bands, as MATLAB
+    cube[:6, :8, :] = 0
+    sio.savemat(tmp_path / "c.mat", {"cube": cube})
+    r = run_cli("ingest", tmp_path / "c.mat", "--crs", "none", "--nodata", "0", "--out", tmp_path / "c.zarr")
+    assert r.returncode == 0, r.stderr
+    ds = open_scene(tmp_path / "c.zarr")
+    assert nodata_value(ds) == 0
+    assert int((~valid_mask(ds).values).sum()) == 6 * 8
+    plain = open_scene(ingest(tmp_path / "c.mat", tmp_path / "plain.zarr", crs="none"))
+    assert nodata_value(plain) is None and bool(valid_mask(plain).values.all())
+
+
+def test_nodata_replaces_the_tiles_own_in_a_mosaic(tmp_path: Path) -> None:
+    """Tiles that declare no nodata but hold -9999: with --nodata -9999 the overlapped tile shows through their
+    -9999 pixels, the gap between tiles holds -9999, and the mosaic keeps int16 (without it, it widens to int32)."""
+    rng = np.random.default_rng(1)
+    a, b = (rng.integers(100, 4000, (3, 10, 10)).astype("int16") for _ in range(2))
+    b[:, :, :4] = -9999  # b's left columns overlap a's right columns
+    tiles = [_tile(tmp_path / "a.tif", a, 300_000), _tile(tmp_path / "b.tif", b, 300_000 + 6 * 30),
+             _tile(tmp_path / "c.tif", a, 300_000 + 20 * 30)]  # fmt: skip  (columns 16–19 are a gap)
+    ds = open_scene(ingest(tiles, tmp_path / "m.zarr", nodata=-9999))
+    v = ds["reflectance"].values
+    assert v.dtype == np.int16 and nodata_value(ds) == -9999
+    np.testing.assert_array_equal(v[:, :, 6:10], a[:, :, 6:10])  # under b's -9999 columns: a
+    np.testing.assert_array_equal(v[:, :, 10:16], b[:, :, 4:10])
+    assert (v[:, :, 16:20] == -9999).all()
+    widened = open_scene(ingest(tiles, tmp_path / "w.zarr"))
+    assert widened["reflectance"].dtype == np.int32 and (widened["reflectance"].values[:, :, 6:10] == -9999).all()
+
+
+@pytest.mark.parametrize("fmt", ["tif", "nc"])
+def test_nodata_none_keeps_pixels_a_file_wrongly_calls_nodata(tmp_path: Path, fmt: str) -> None:
+    """A file that declares 0 as nodata where 0 is a real value: --nodata none makes every pixel data."""
+    data = np.random.default_rng(2).integers(0, 3, (3, 8, 8)).astype("uint8")
+    if fmt == "tif":
+        src = _tile(tmp_path / "z.tif", data, 300_000, nodata=0)
+    else:
+        import xarray as xr
+
+        src = tmp_path / "z.nc"
+        xr.Dataset({"reflectance": (("band", "y", "x"), data, {"_FillValue": np.uint8(0)})}).to_netcdf(src)
+    declared = open_scene(ingest(src, tmp_path / "d.zarr", crs="none"))
+    assert nodata_value(declared) == 0 and not bool(valid_mask(declared).values.all())
+    ds = open_scene(ingest(src, tmp_path / "n.zarr", crs="none", nodata="none"))
+    assert nodata_value(ds) is None and bool(valid_mask(ds).values.all())
+    np.testing.assert_array_equal(ds["reflectance"].values, data)
+
+
+def test_a_bad_nodata_is_one_line_before_anything_is_written(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    sio.savemat(tmp_path / "c.mat", {"cube": np.ones((4, 4, 3), "uint16")})
+    for value, said in (("abc", "--nodata abc is not a number"), ("-1", "nodata value -1 cannot occur in uint16 data")):
+        r = run_cli("ingest", tmp_path / "c.mat", "--crs", "none", "--nodata", value, "--out", tmp_path / "c.zarr")
+        err = r.stderr.strip()
+        assert r.returncode != 0 and err.count("\n") == 0 and said in err and "Traceback" not in err, err
+        assert not (tmp_path / "c.zarr").exists()
+    with pytest.raises(UsageError, match="--nodata do not apply to STAC items"):
+        ingest("item-1", tmp_path / "s.zarr", from_stac="http://127.0.0.1:9", nodata=0)

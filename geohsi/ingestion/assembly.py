@@ -205,6 +205,7 @@ def build_scene(
     label_field: str | None = None,
     layer: str | None = None,
     all_touched: bool = False,
+    nodata: float | str | None = None,
 ) -> xr.Dataset:
     """Everything :func:`ingest` does except writing: the validated, lazy scene Dataset.
 
@@ -221,6 +222,8 @@ def build_scene(
     kwargs: dict[str, Any] = {}
     if band_axis is not None:
         kwargs["band_axis"] = band_axis
+    if nodata is not None:
+        kwargs["nodata"] = nodata
     ds = gio.read(paths, var=var, chunks=chunks, **kwargs)
     ds = _settle_georef(ds, crs, transform, what)
     nb = cube(ds).sizes["band"]

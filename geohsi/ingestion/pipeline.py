@@ -15,7 +15,7 @@ import xarray as xr
 from geohsi.errors import GeohsiError, InputFormatError, OutputError, UsageError
 from geohsi.files import check_not_an_input, check_output
 from geohsi.ingestion.assembly import PathLike, build_scene, source_paths
-from geohsi.scene import DEFAULT_CHUNK, check_bands, flag_empty_bands, write_scene
+from geohsi.scene import DEFAULT_CHUNK, check_bands, chosen_nodata, flag_empty_bands, write_scene
 from geohsi.storage import as_path, display, is_url, local_copy
 
 
@@ -151,6 +151,7 @@ def ingest(
     label_field: str | None = None,
     layer: str | None = None,
     all_touched: bool = False,
+    nodata: float | str | None = None,
 ) -> Path:
     """Ingest source files, or STAC items, into a scene store (Zarr v3), atomically: what ``geohsi ingest`` runs.
 
@@ -182,6 +183,9 @@ def ingest(
         label_field: vector ``labels``: the attribute holding the class (names or integer ids).
         layer: vector ``labels``: the layer, when the file has several.
         all_touched: vector ``labels``: label every pixel a polygon touches (default: pixel centres inside).
+        nodata: the stored value that marks pixels without data, replacing the files' own (a MATLAB cube declares
+            none; a GeoTIFF's tiles then treat it as transparent): a number, or ``"none"`` when the value a file
+            declares is real data. ``None`` keeps the files' own.
 
     Returns:
         The store path.
@@ -196,16 +200,18 @@ def ingest(
     if from_stac is not None or collection is not None:
         _refuse_for_stac(labels=labels, class_names=class_names, class_colors=class_colors, crs=crs, transform=transform,
                          wavelengths=wavelengths, fwhm=fwhm, units=units, var=var, label_var=label_var, band_axis=band_axis,
-                         label_field=label_field, layer=layer, all_touched=all_touched or None)  # fmt: skip
+                         label_field=label_field, layer=layer, all_touched=all_touched or None, nodata=nodata)  # fmt: skip
         ids = [str(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)]
         return ingest_item(ids, out, url=from_stac, collection=collection, chunks=chunks, overwrite=overwrite, sensor=sensor)
     given = [srcs] if isinstance(srcs, (str, os.PathLike)) else list(srcs)
+    chosen_nodata(None, nodata)  # a bad --nodata is said before anything is read or downloaded
     check_not_an_input([as_path(out)], given)  # first: "pass --overwrite" must not be said of an input
     out_p = check_scene_out(out, overwrite)  # before reading anything (a URL source is downloaded below)
     paths = source_paths(srcs)
     ds = build_scene(paths, labels=labels, class_names=class_names, class_colors=class_colors, crs=crs, transform=transform,
                      chunks=chunks, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths, fwhm=fwhm,
-                     units=units, band_axis=band_axis, label_field=label_field, layer=layer, all_touched=all_touched)  # fmt: skip
+                     units=units, band_axis=band_axis, label_field=label_field, layer=layer, all_touched=all_touched,
+                     nodata=nodata)  # fmt: skip
     return _write_ingested(ds, out_p, chunks, overwrite)
 
 

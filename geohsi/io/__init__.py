@@ -133,7 +133,7 @@ def read(
         fmt: force a format (``envi``, ``geotiff``, ``matlab``, ``netcdf``, ``zarr``); detected when ``None``.
         var: the variable holding the cube (MATLAB, NetCDF, Zarr); auto-detected when ``None``.
         chunks: spatial chunk edge in pixels of the lazy cube (all bands are one chunk).
-        **kwargs: passed to the reader (e.g. ``band_axis`` for MATLAB/NetCDF, ``quantity``).
+        **kwargs: passed to the reader (e.g. ``band_axis`` for MATLAB/NetCDF, ``quantity``, ``nodata``).
 
     Returns:
         The scene Dataset (lazy, Dask-backed).

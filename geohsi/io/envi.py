@@ -32,7 +32,7 @@ from rasterio.errors import CRSError
 from geohsi.bands import band_table_nm, wavelength_to_nm
 from geohsi.errors import GeohsiWarning, GeoreferenceError, InputFormatError
 from geohsi.io.lazy import file_token, lazy_cube
-from geohsi.scene import make_scene
+from geohsi.scene import chosen_nodata, make_scene
 
 #: ENVI ``data type`` code → numpy dtype (little-endian; ``byte order`` decides).
 ENVI_DTYPES: dict[int, str] = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
@@ -334,7 +334,9 @@ def _quantity(hdr: dict[str, str], path: Path) -> str:
     return "radiance" if _RADIANCE_WORD.search(words) else "reflectance"
 
 
-def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = None) -> xr.Dataset:
+def read(
+    path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = None, nodata: float | str | None = None
+) -> xr.Dataset:
     """Read an ENVI file lazily as a scene.
 
     Args:
@@ -342,6 +344,8 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
         chunks: spatial chunk edge in pixels of the lazy cube.
         quantity: ``"reflectance"`` or ``"radiance"``; guessed from the file name/description
             (``rdn``, ``radiance``) when ``None``.
+        nodata: the value marking pixels without data, replacing the file's: a number, or ``"none"`` for
+            none (``None``: the file's own; :func:`geohsi.scene.chosen_nodata`).
 
     Returns:
         The scene Dataset: cube ``[B, H, W]`` in the file's dtype (native byte order), wavelengths
@@ -371,7 +375,7 @@ def read(path: str | os.PathLike, *, chunks: int = 256, quantity: str | None = N
     bands_nm = _band_table(hdr, src, names)
     bbl = _floats(hdr, "bbl", src)
     good = None if bbl is None else bbl != 0
-    nodata = _float(hdr, "data ignore value", src)
+    nodata = chosen_nodata(_float(hdr, "data ignore value", src), nodata)
     scale, add_offset = _gain_offset(hdr, src, bands)
     geo = georef_from_header(hdr, src)
     attrs: dict[str, Any] = {"source_files": [str(data.resolve())], "source_format": "envi", "interleave": interleave}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from geohsi.errors import BandMismatchError, GeoreferenceError, InputFormatError
 from geohsi.io.envi import band_names_unit, wavelengths_from_band_names
 from geohsi.io.lazy import file_token, lazy_cube
 from geohsi.io.mosaic import GridTile, TileMosaic, check_same_grid, gap_fill, union_grid
-from geohsi.scene import make_scene
+from geohsi.scene import chosen_nodata, make_scene
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,11 @@ def _grid_tile(t: TileInfo) -> GridTile:
 
 
 def read(
-    paths: str | os.PathLike | Sequence[str | os.PathLike], *, chunks: int = 256, quantity: str = "reflectance"
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    chunks: int = 256,
+    quantity: str = "reflectance",
+    nodata: float | str | None = None,
 ) -> xr.Dataset:
     """Read one GeoTIFF, or mosaic several tiles onto the union of their bounds, lazily.
 
@@ -183,6 +187,9 @@ def read(
         paths: one file or a list of tiles.
         chunks: spatial chunk edge in pixels of the lazy cube.
         quantity: ``"reflectance"`` or ``"radiance"``.
+        nodata: the value marking pixels without data, replacing the tiles' (where a tile holds it, an overlapped
+            tile shows, and gaps hold it): a number, or ``"none"`` for none (``None``: the tiles' own;
+            :func:`geohsi.scene.chosen_nodata`).
 
     Returns:
         The scene Dataset ``[B, H, W]`` in the tiles' dtype (one wider where tiles that define no
@@ -198,14 +205,16 @@ def read(
 
     plist = [as_path(paths)] if isinstance(paths, (str, os.PathLike)) else [as_path(p) for p in paths]
     tiles = [inspect(p) for p in plist]
+    if nodata is not None:  # the user's value replaces each tile's, so tiles that disagreed agree
+        tiles = [replace(t, nodata=chosen_nodata(t.nodata, nodata)) for t in tiles]
     _check_tiles(tiles)
     ref = tiles[0]
     grid = [_grid_tile(t) for t in tiles]
     transform, height, width = union_grid(grid)
-    dtype, nodata = (np.dtype(ref.dtype), ref.nodata)
-    if nodata is None:  # gaps get a value no tile holds (the mosaic widened where needed)
-        dtype, nodata = gap_fill(grid, transform, height, width, dtype)
-    mosaic = TileMosaic(grid, transform, height, width, dtype, nodata)
+    dtype, fill = (np.dtype(ref.dtype), ref.nodata)
+    if fill is None:  # gaps get a value no tile holds (the mosaic widened where needed)
+        dtype, fill = gap_fill(grid, transform, height, width, dtype)
+    mosaic = TileMosaic(grid, transform, height, width, dtype, fill)
     arr = lazy_cube(mosaic, (-1, chunks, chunks), f"geotiff-{file_token(*plist, extra=(chunks,))}")
     attrs: dict[str, Any] = {"source_files": [absolute(p) for p in plist], "source_format": "geotiff"}
     when = ref.tags.get("start_time") or ref.tags.get("TIFFTAG_DATETIME") or ref.tags.get("acquisition_time")
@@ -221,7 +230,7 @@ def read(
         good_band=ref.good_band,
         crs=ref.crs,
         transform=transform if ref.crs is not None else None,
-        nodata=nodata,
+        nodata=fill,
         scale_factor=ref.scale if ref.scale not in (None, 1.0) else None,
         add_offset=ref.offset if ref.offset not in (None, 0.0) else None,
         band_names=ref.band_names,

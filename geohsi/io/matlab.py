@@ -29,7 +29,7 @@ import xarray as xr
 
 from geohsi.errors import InputFormatError, UsageError
 from geohsi.io.lazy import file_token, lazy_cube
-from geohsi.scene import make_scene
+from geohsi.scene import chosen_nodata, make_scene
 
 _LABEL_HINTS = ("gt", "label", "class", "truth", "map")
 
@@ -156,6 +156,7 @@ def read(
     band_axis: int | None = None,
     chunks: int = 256,
     quantity: str = "reflectance",
+    nodata: float | str | None = None,
 ) -> xr.Dataset:
     """Read the cube of a ``.mat`` file as a pixel-grid scene.
 
@@ -166,6 +167,7 @@ def read(
             the rows × cols × bands convention of the common benchmark files.
         chunks: spatial chunk edge in pixels of the lazy cube.
         quantity: ``"reflectance"`` or ``"radiance"``.
+        nodata: the value marking pixels without data (a ``.mat`` file declares none; ``None`` or ``"none"``: none).
 
     Returns:
         The scene Dataset ``[B, H, W]`` in the stored dtype, no CRS (``georeferenced = 0``), no
@@ -198,7 +200,7 @@ def read(
         import dask.array as da
 
         arr = da.from_array(np.ascontiguousarray(np.transpose(values, perm_matlab)), chunks=(-1, chunks, chunks))
-    return make_scene(arr, var=quantity, attrs=attrs)
+    return make_scene(arr, var=quantity, nodata=chosen_nodata(None, nodata), attrs=attrs)
 
 
 def read_labels(path: str | os.PathLike, *, var: str | None = None) -> xr.Dataset:

@@ -24,7 +24,7 @@ import xarray as xr
 
 from geohsi.bands import band_table_nm
 from geohsi.errors import GeoreferenceError, InputFormatError, UsageError
-from geohsi.scene import DATA_VARS, add_labels, make_scene
+from geohsi.scene import DATA_VARS, add_labels, chosen_nodata, make_scene
 
 _SPATIAL = {
     "y",
@@ -122,6 +122,7 @@ def read(
     band_axis: int | None = None,
     chunks: int = 256,
     quantity: str | None = None,
+    nodata: float | str | None = None,
 ) -> xr.Dataset:
     """Read a 3-D variable of a NetCDF file or Zarr store lazily as a scene.
 
@@ -133,6 +134,8 @@ def read(
         chunks: spatial chunk edge in pixels.
         quantity: ``"reflectance"`` or ``"radiance"``; the variable's own name when it is one of
             these, else reflectance.
+        nodata: the value marking pixels without data, replacing the variable's ``_FillValue``/``missing_value``: a number, or ``"none"`` for
+            none (``None``: the file's own; :func:`geohsi.scene.chosen_nodata`).
 
     Returns:
         The scene Dataset ``[B, H, W]`` (raw values; ``_FillValue``/scale kept as attributes).
@@ -179,7 +182,7 @@ def read(
         good_band=None if good is None else good != 0,
         crs=crs,
         transform=None if crs is None else transform,
-        nodata=None if fill is None else float(np.asarray(fill).reshape(-1)[0]),
+        nodata=chosen_nodata(None if fill is None else float(np.asarray(fill).reshape(-1)[0]), nodata),
         scale_factor=v.attrs.get("scale_factor"),
         add_offset=v.attrs.get("add_offset"),
         band_names=v.coords["band_name"].values if "band_name" in v.coords else None,

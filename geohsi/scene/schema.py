@@ -242,9 +242,32 @@ def _check_nodata_fits(nodata: float, dtype: np.dtype, where: str = "") -> None:
     info = np.iinfo(dtype)
     if not (np.isfinite(nodata) and float(nodata).is_integer() and info.min <= nodata <= info.max):
         raise InputFormatError(
-            f"{where}nodata value {nodata:g} cannot occur in {dtype.name} data ({info.min}..{info.max}); set one it can "
-            "in the file (ENVI: 'data ignore value' in the header; GeoTIFF: gdal_edit.py -a_nodata VALUE, or -unsetnodata)"
+            f"{where}nodata value {nodata:g} cannot occur in {dtype.name} data ({info.min}..{info.max}); ingest with "
+            "--nodata VALUE (one it can hold) or --nodata none, or fix the file (ENVI: 'data ignore value'; GeoTIFF: "
+            "gdal_edit.py -a_nodata VALUE or -unsetnodata)"
         )
+
+
+def chosen_nodata(declared: float | None, override: float | str | None) -> float | None:
+    """The nodata value a reader gives its scene: the file's ``declared`` one unless ``override`` (``--nodata``)
+    replaces it — a number (or its text), or ``"none"`` for a file whose declared value is real data.
+
+    Raises:
+        UsageError: ``override`` is text that is neither a number nor ``none``.
+    """
+    if override is None:
+        return declared
+    if not isinstance(override, str):
+        return float(override)
+    text = override.strip().lower()
+    if text == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(
+            f"--nodata {override} is not a number; give the stored value that marks pixels without data (e.g. -9999), or none"
+        ) from None
 
 
 def labels_digest(labels: np.ndarray) -> str:

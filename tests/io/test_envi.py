@@ -248,5 +248,9 @@ def test_an_unknown_unit_and_a_nodata_value_the_type_cannot_hold_are_one_line_er
     r = run_cli("ingest", data, "--out", tmp_path / "u16.zarr")
     err = r.stderr.strip()
     assert r.returncode != 0 and err.count("\n") == 0 and "u16.img: nodata value -9999 cannot occur in uint16 data" in err, err
-    assert "'data ignore value' in the header" in err and "--nodata" not in err  # a fix that exists: ingest has no --nodata
+    assert "'data ignore value'" in err and "--nodata VALUE" in err and "--nodata none" in err
     assert not (tmp_path / "u16.zarr").exists()
+    # the fix the message names works
+    r = run_cli("ingest", data, "--crs", "none", "--nodata", "none", "--out", tmp_path / "u16.zarr")
+    assert r.returncode == 0, r.stderr
+    assert nodata_value(open_scene(tmp_path / "u16.zarr")) is None
