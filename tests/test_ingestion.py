@@ -316,8 +316,11 @@ def test_nodata_replaces_the_tiles_own_in_a_mosaic(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     a, b = (rng.integers(100, 4000, (3, 10, 10)).astype("int16") for _ in range(2))
     b[:, :, :4] = -9999  # b's left columns overlap a's right columns
-    tiles = [_tile(tmp_path / "a.tif", a, 300_000), _tile(tmp_path / "b.tif", b, 300_000 + 6 * 30),
-             _tile(tmp_path / "c.tif", a, 300_000 + 20 * 30)]  # fmt: skip  (columns 16–19 are a gap)
+    tiles = [
+        _tile(tmp_path / "a.tif", a, 300_000),
+        _tile(tmp_path / "b.tif", b, 300_000 + 6 * 30),
+        _tile(tmp_path / "c.tif", a, 300_000 + 20 * 30),
+    ]  # fmt: skip  (columns 16–19 are a gap)
     ds = open_scene(ingest(tiles, tmp_path / "m.zarr", nodata=-9999))
     v = ds["reflectance"].values
     assert v.dtype == np.int16 and nodata_value(ds) == -9999

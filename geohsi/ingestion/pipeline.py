@@ -156,18 +156,15 @@ def ingest(
     """Ingest source files, or STAC items, into a scene store (Zarr v3), atomically: what ``geohsi ingest`` runs.
 
     Args:
-        srcs: one file/store, or several GeoTIFF tiles to mosaic; with ``from_stac``: item ids
-            (or item URLs/files), tiles of one product.
+        srcs: one file/store, or several GeoTIFF tiles to mosaic; with ``from_stac``: item ids (or URLs), of one product.
         out: the output ``.zarr`` directory.
-        labels: a class-id raster (``.mat``, GeoTIFF or ENVI); cropped/padded onto the scene grid
-            when both are georeferenced (same CRS and pixel size, aligned), else its shape must
-            equal the scene's. 0 = unlabelled; the label raster's nodata becomes 0. Or a vector file
-            (GeoPackage, GeoJSON, Shapefile, FlatGeobuf) of polygons/points in any CRS, rasterised
-            onto the scene grid (:mod:`geohsi.io.vector`) from its ``label_field``.
+        labels: a class-id raster (``.mat``, GeoTIFF, ENVI; 0 and its nodata = unlabelled), cropped onto a georeferenced
+            scene's grid (same CRS and pixel size), else of the scene's shape; or a vector file of polygons/points in any
+            CRS (GeoPackage, GeoJSON, Shapefile, FlatGeobuf), rasterised from ``label_field`` (:mod:`geohsi.io.vector`).
         class_names: a file (one name per line, or CSV ``id,name[,#rrggbb]``) or a comma list / sequence.
         class_colors: ``#rrggbb`` per class (overrides colours from the file).
-        crs: ``None`` keeps the source's CRS (a source without one is refused), ``"none"`` makes an
-            explicit pixel grid, ``"EPSG:XXXX"`` (with ``transform``) georeferences a bare array.
+        crs: ``None`` keeps the source's CRS (a source without one is refused), ``"none"`` makes an explicit pixel
+            grid, ``"EPSG:XXXX"`` (with ``transform``) georeferences a bare array.
         transform: ``"a,b,c,d,e,f"`` in affine order or ``"gdal:c,a,b,f,d,e"`` (see :func:`parse_transform`).
         chunks: spatial chunk edge in pixels (all bands are one chunk).
         overwrite: replace an existing store.
@@ -183,9 +180,8 @@ def ingest(
         label_field: vector ``labels``: the attribute holding the class (names or integer ids).
         layer: vector ``labels``: the layer, when the file has several.
         all_touched: vector ``labels``: label every pixel a polygon touches (default: pixel centres inside).
-        nodata: the stored value that marks pixels without data, replacing the files' own (a MATLAB cube declares
-            none; a GeoTIFF's tiles then treat it as transparent): a number, or ``"none"`` when the value a file
-            declares is real data. ``None`` keeps the files' own.
+        nodata: the stored value marking pixels without data, replacing the files' own (GeoTIFF tiles: also their
+            transparent and gap value): a number, or ``"none"`` when a file's declared value is data; ``None``: theirs.
 
     Returns:
         The store path.
@@ -197,21 +193,20 @@ def ingest(
         OutputError: ``out`` exists without ``overwrite`` or cannot be written.
         UsageError: bad option values.
     """
+    given = [srcs] if isinstance(srcs, (str, os.PathLike)) else list(srcs)
     if from_stac is not None or collection is not None:
         _refuse_for_stac(labels=labels, class_names=class_names, class_colors=class_colors, crs=crs, transform=transform,
                          wavelengths=wavelengths, fwhm=fwhm, units=units, var=var, label_var=label_var, band_axis=band_axis,
                          label_field=label_field, layer=layer, all_touched=all_touched or None, nodata=nodata)  # fmt: skip
-        ids = [str(s) for s in ([srcs] if isinstance(srcs, (str, os.PathLike)) else srcs)]
+        ids = [str(s) for s in given]
         return ingest_item(ids, out, url=from_stac, collection=collection, chunks=chunks, overwrite=overwrite, sensor=sensor)
-    given = [srcs] if isinstance(srcs, (str, os.PathLike)) else list(srcs)
     chosen_nodata(None, nodata)  # a bad --nodata is said before anything is read or downloaded
     check_not_an_input([as_path(out)], given)  # first: "pass --overwrite" must not be said of an input
     out_p = check_scene_out(out, overwrite)  # before reading anything (a URL source is downloaded below)
     paths = source_paths(srcs)
     ds = build_scene(paths, labels=labels, class_names=class_names, class_colors=class_colors, crs=crs, transform=transform,
-                     chunks=chunks, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths, fwhm=fwhm,
-                     units=units, band_axis=band_axis, label_field=label_field, layer=layer, all_touched=all_touched,
-                     nodata=nodata)  # fmt: skip
+                     chunks=chunks, var=var, label_var=label_var, sensor=sensor, wavelengths=wavelengths, fwhm=fwhm, units=units,
+                     band_axis=band_axis, label_field=label_field, layer=layer, all_touched=all_touched, nodata=nodata)  # fmt: skip
     return _write_ingested(ds, out_p, chunks, overwrite)
 
 
