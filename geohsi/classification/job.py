@@ -145,19 +145,21 @@ class MapOutputs:
             if absolute(p) in given:
                 raise UsageError(f"output {display(p)} is the scene being classified; write the map under another name or folder")
 
+    def _confidence_beside(self) -> Path | str:
+        """Where ``NAME.confidence.tif`` goes beside a ``.tif`` map."""
+        return sibling(self.map, Path(name(self.map)).stem + ".confidence.tif")
+
     @property
     def confidence_tif(self) -> Path | str | None:
         """``NAME.confidence.tif`` beside a ``.tif`` map written with confidence."""
-        if not (self.confidence and self.kind == "tif"):
-            return None
-        return sibling(self.map, Path(name(self.map)).stem + ".confidence.tif")
+        return self._confidence_beside() if self.confidence and self.kind == "tif" else None
 
     def stale_confidence(self) -> Path | str | None:
         """``NAME.confidence.tif`` beside a ``.tif`` map when it exists but this run writes none: an earlier map's,
         it would be read as this map's (it had stayed beside a map rewritten with ``--overwrite``, unsaid)."""
         if self.kind != "tif" or self.confidence:
             return None
-        old = sibling(self.map, Path(name(self.map)).stem + ".confidence.tif")
+        old = self._confidence_beside()
         return old if exists(old) else None
 
     @property
