@@ -83,11 +83,18 @@ def check_not_an_input(
     from geohsi.errors import UsageError
     from geohsi.storage import absolute
 
+    o = input_among(outputs, inputs)
+    if o is not None:
+        beside = "" if absolute(o) == absolute(outputs[0]) else f" writes {o} beside it, which"
+        raise UsageError(f"{option} {outputs[0]}{beside} is also an input; write the output under another name")
+
+
+def input_among(outputs: Sequence[str | os.PathLike], inputs: Iterable[str | os.PathLike | None]) -> str | os.PathLike | None:
+    """The first of ``outputs`` that is one of ``inputs`` (``None`` entries skipped), compared as absolute paths or URLs."""
+    from geohsi.storage import absolute
+
     read = {absolute(p) for p in inputs if p is not None}
-    for o in outputs:
-        if absolute(o) in read:
-            beside = "" if absolute(o) == absolute(outputs[0]) else f" writes {o} beside it, which"
-            raise UsageError(f"{option} {outputs[0]}{beside or ''} is also an input; write the output under another name")
+    return next((o for o in outputs if absolute(o) in read), None)
 
 
 def make_parent(path: Path) -> None:

@@ -31,7 +31,8 @@ from geohsi.classification.plan import Plan, scene_identity
 from geohsi.console import say
 from geohsi.errors import ClusterError, GeohsiError, GeohsiWarning, UsageError
 from geohsi.export import maps
-from geohsi.storage import absolute, as_path, display, exists, is_url, name, sibling, with_suffix
+from geohsi.files import input_among
+from geohsi.storage import as_path, display, exists, is_url, name, sibling, with_suffix
 
 #: version of the resume identity of a parts store (2: completion markers carry class counts and areas).
 IDENTITY_VERSION = 2
@@ -140,10 +141,9 @@ class MapOutputs:
             UsageError: naming the output and the fix.
         """
         inputs = [source] if isinstance(source, str | os.PathLike) else source if isinstance(source, list | tuple) else []
-        given = {absolute(p) for p in inputs if isinstance(p, str | os.PathLike)}
-        for p in self.paths:
-            if absolute(p) in given:
-                raise UsageError(f"output {display(p)} is the scene being classified; write the map under another name or folder")
+        p = input_among(self.paths, [i for i in inputs if isinstance(i, str | os.PathLike)])
+        if p is not None:
+            raise UsageError(f"output {display(p)} is the scene being classified; write the map under another name or folder")
 
     def _confidence_beside(self) -> Path | str:
         """Where ``NAME.confidence.tif`` goes beside a ``.tif`` map."""
