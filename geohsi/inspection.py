@@ -245,8 +245,9 @@ def _tally(block: np.ndarray, row_areas: np.ndarray | None) -> tuple[np.ndarray,
     return ids, pixels, m2
 
 
-def _class_table(cmap: Any, stats: bool) -> list[dict[str, Any]]:
-    """The map's classes (its legend's, then any other id found) with their pixels and hectares (``stats``)."""
+def _class_table(cmap: Any, stats: bool) -> tuple[list[dict[str, Any]], int]:
+    """The map's classes (its legend's, then any other id found) with their pixels and hectares (``stats``), and the
+    pixels of negative values, which are no class."""
     import dask
 
     from geohsi.export.maps import NODATA
@@ -265,8 +266,11 @@ def _class_table(cmap: Any, stats: bool) -> list[dict[str, Any]]:
             for k, i in enumerate(ids.tolist()):
                 pixels[i] = pixels.get(i, 0) + int(n[k])
                 m2[i] = m2.get(i, 0.0) + (float(a[k]) if a is not None else 0.0)
+    negative = {i: n for i, n in pixels.items() if i < NODATA}
+    if negative:
+        _warn_negative(cmap.path, negative)
     rows = []
-    ids = sorted((set(named) | set(pixels)) - {NODATA})
+    ids = sorted((set(named) | set(pixels)) - {NODATA} - set(negative))
     colours = filled_colors([named[i].color if i in named else None for i in ids], ids)
     for i, colour in zip(ids, colours, strict=True):
         row: dict[str, Any] = {"id": i, "name": named[i].name if i in named else f"class_{i}", "color": colour}
@@ -274,7 +278,24 @@ def _class_table(cmap: Any, stats: bool) -> list[dict[str, Any]]:
             row["pixels"] = pixels.get(i, 0)
             row["area_ha"] = None if areas is None else round(m2.get(i, 0.0) / 1e4, 4)
         rows.append(row)
-    return rows
+    return rows, sum(negative.values())
+
+
+def _warn_negative(path: Any, negative: dict[int, int]) -> None:
+    """Negative values are no class (ids start at 1, 0 = nodata): most often a nodata value the file does not declare.
+    They had been listed as classes ("class_-9999") with an area."""
+    import warnings
+
+    from geohsi.errors import GeohsiWarning
+
+    first = min(negative)
+    warnings.warn(
+        f"map {path} holds negative values ({', '.join(f'{i}: {n:,} px' for i, n in sorted(negative.items())[:3])}), "
+        f"which are no class and are left out of the table; if {first} marks missing pixels, declare it "
+        f"(gdal_edit.py -a_nodata {first} MAP) before sample or assess, which refuse such maps",
+        GeohsiWarning,
+        stacklevel=3,
+    )
 
 
 def map_info(path: PathLike, *, stats: bool = True) -> dict[str, Any]:
@@ -301,8 +322,8 @@ def map_info(path: PathLike, *, stats: bool = True) -> dict[str, Any]:
 
     cmap = open_map(path)
     h, w = cmap.shape
-    classes = _class_table(cmap, stats)
-    nodata_pixels = h * w - sum(c["pixels"] for c in classes) if stats else None
+    classes, negative = _class_table(cmap, stats)
+    nodata_pixels = h * w - sum(c["pixels"] for c in classes) - negative if stats else None
     return {
         "path": str(path),
         "kind": "class map (Zarr)" if Path(path).suffix.lower() == ".zarr" else "class map (GeoTIFF)",

@@ -272,3 +272,23 @@ def test_info_of_a_missing_map_or_a_plain_map_without_a_legend(tmp_path: Path) -
     got = json.loads(run_cli("info", tmp_path / "plain.tif", "--json").stdout)
     colours = [c["color"] for c in got["classes"]]
     assert [c["id"] for c in got["classes"]] == [1, 2] and all(colours) and len(set(colours)) == 2
+
+
+def test_info_of_a_map_with_an_undeclared_nodata_value_lists_no_negative_class(tmp_path: Path) -> None:
+    """-9999 in a map that declares no nodata had been listed as a class, "class_-9999", with 9 ha."""
+    import json
+
+    import numpy as np
+    import rasterio
+
+    ids = (np.arange(400).reshape(20, 20) % 3 + 1).astype("int16")
+    ids[:5] = -9999
+    with rasterio.open(tmp_path / "neg.tif", "w", driver="GTiff", width=20, height=20, count=1, dtype="int16",
+                       crs="EPSG:32633", transform=rasterio.Affine(30, 0, 0, 0, -30, 0)) as dst:  # fmt: skip
+        dst.write(ids, 1)
+    r = run_cli("info", tmp_path / "neg.tif", "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert [c["id"] for c in got["classes"]] == [1, 2, 3] and sum(c["pixels"] for c in got["classes"]) == 300
+    assert got["nodata_pixels"] == 0
+    assert "holds negative values (-9999: 100 px)" in r.stderr and "gdal_edit.py -a_nodata -9999" in r.stderr
