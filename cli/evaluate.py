@@ -18,7 +18,7 @@ from geohsi.cli.scenes import label_options, label_source, scene_options, select
 @click.option(
     "--out", type=PATH_OR_URL, default=None, help="metrics JSON path; a .csv and a confusion-matrix .png are written beside it."
 )
-@click.option("--batch-size", default=256, show_default=True, help="Windows per forward.")
+@click.option("--batch-size", default=256, show_default=True, help="Windows per forward (tiles for a dense bundle).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--backbone", default=None, help="New location of the backbone file, if it moved since training.")
 @click.option("--overwrite", is_flag=True, help="Replace existing metric files.")
