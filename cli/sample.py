@@ -107,4 +107,15 @@ def sample(
     for s in res.strata:
         t.add_row(s["name"], f"{s['pixels']:,}", f"{s['share']:.2%}", str(s["n"]), f"{s['inclusion_probability']:.3g}")
     Console(stderr=True, markup=False).print(t)  # class names are data, not markup
-    click.echo(f"wrote {res.path}; label its '{label_field}' field, then: geohsi assess ... --reference {res.path.name}")
+    click.echo(
+        f"wrote {res.path}; label its '{label_field}' field, then: {_assess_command(maps, catalog, res.path, label_field)}"
+    )
+
+
+def _assess_command(maps: tuple[Path, ...], catalog: Path | None, points: Path, label_field: str) -> str:
+    """The ``geohsi assess`` command that follows, on the maps just sampled (it had been "geohsi assess ... --reference P")."""
+    import shlex
+
+    words = [*map(str, maps), *(["--catalog", str(catalog)] if catalog is not None else []), "--reference", str(points)]
+    words += [] if label_field == "ref" else ["--label-field", label_field]
+    return "geohsi assess " + " ".join(shlex.quote(w) for w in words) + " --out report.json"

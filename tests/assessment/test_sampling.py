@@ -262,3 +262,22 @@ def test_a_class_of_one_pixel_is_said_at_design_time(tmp_path):
     tif = write_class_tif(tmp_path / "rare.tif", ids, ("forest", "crop", "water"))
     with pytest.warns(GeohsiWarning, match=r"map class\(es\) water cover 1 pixel: one point each"):
         sample([tif], n=20, out=tmp_path / "p.gpkg", log=lambda m: None)
+
+
+def test_sample_ends_with_the_assess_command_that_follows(tmp_path: Path) -> None:
+    """The closing hint had been "geohsi assess ... --reference P"; it is now a command that runs as printed."""
+    import shlex
+
+    import geopandas as gpd
+
+    tif, _ = _map(tmp_path, "my map.tif")
+    r = run_cli("sample", "my map.tif", "--n", "40", "--label-field", "truth", "--out", "pts.gpkg", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    command = r.stdout.strip().splitlines()[-1].split("then: ", 1)[1]
+    assert command == "geohsi assess 'my map.tif' --reference pts.gpkg --label-field truth --out report.json"
+    pts = gpd.read_file(tmp_path / "pts.gpkg")
+    pts["truth"] = pts["map_class"]  # the labeller agrees with the map
+    pts.to_file(tmp_path / "pts.gpkg", driver="GPKG", layer="points")
+    done = run_cli(*shlex.split(command)[1:], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["overall_accuracy"]["estimate"] == 1.0
