@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from geohsi.errors import DataError, InputFormatError, UsageError
+from geohsi.errors import DataError, GeohsiWarning, InputFormatError, UsageError
 from geohsi.scene import Legend
 
 #: output suffix → pyogrio driver (``None``: CSV, written by pandas).
@@ -112,7 +112,7 @@ def read_points(path: str | os.PathLike, *, crs: Any = None) -> Any:
     if not p.is_file():
         raise InputFormatError(f"points file {p} does not exist; draw one with 'geohsi sample MAP --n N --out {p.name}'")
     try:
-        gdf = _from_csv(p, crs) if p.suffix.lower() == ".csv" else gpd.read_file(p, engine="pyogrio")
+        gdf = _from_csv(p, crs) if p.suffix.lower() == ".csv" else gpd.read_file(p, engine="pyogrio", layer=_first_layer(p))
     except InputFormatError:
         raise
     except Exception as e:  # pyogrio/pandas raise many types for unreadable files
@@ -126,6 +126,27 @@ def read_points(path: str | os.PathLike, *, crs: Any = None) -> Any:
     if gdf.geometry is None or not (gdf.geometry.geom_type == "Point").all():
         raise InputFormatError(f"{p} holds geometries other than points; give the points file of 'geohsi sample'")
     return gdf
+
+
+def _first_layer(path: Path) -> str | None:
+    """The layer to read (GDAL's first), said in one warning when the file holds several: points saved again by
+    geopandas under another layer name had been read from the untouched first layer, behind pyogrio's warning."""
+    import warnings
+
+    import pyogrio
+
+    try:
+        names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+    except Exception:  # unreadable: read_file says why
+        return None
+    if len(names) > 1:
+        warnings.warn(
+            f"points file {path.name} holds {len(names)} layers ({', '.join(names[:5])}); reading '{names[0]}', the "
+            "first: keep the labelled points alone in the file",
+            GeohsiWarning,
+            stacklevel=4,
+        )
+    return names[0] if names else None
 
 
 def _text(value: Any) -> str:

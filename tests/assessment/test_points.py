@@ -52,3 +52,24 @@ def test_bad_points_files(tmp_path):
     assert (
         "Error" not in str(e.value) and "It might help" not in str(e.value) and str(e.value).endswith("(e.g. from geohsi sample)")
     )
+
+
+def test_a_geopackage_of_several_layers_reads_the_first_and_says_so(tmp_path):
+    """Points saved again by geopandas without a layer name land in a second layer; the first was read behind
+    pyogrio's UserWarning (with its source line), and assess then called the labelled points unlabelled."""
+    import warnings
+
+    from geohsi.errors import GeohsiWarning
+
+    g = gpd.GeoDataFrame({"ref": ["", ""]}, geometry=gpd.points_from_xy([1.0, 2.0], [3.0, 4.0]), crs="EPSG:32633")
+    g.to_file(tmp_path / "p.gpkg", driver="GPKG", layer="points")
+    g.assign(ref=["water", "forest"]).to_file(tmp_path / "p.gpkg", driver="GPKG", layer="labelled")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        back = read_points(tmp_path / "p.gpkg")
+    assert (back["ref"].fillna("") == "").all()  # the first layer, as GDAL reads it
+    assert [str(w.message) for w in caught] == [
+        "points file p.gpkg holds 2 layers (points, labelled); reading 'points', the first: keep the labelled points "
+        "alone in the file"
+    ]
+    assert caught[0].category is GeohsiWarning
