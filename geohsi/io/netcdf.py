@@ -134,8 +134,8 @@ def read(
         chunks: spatial chunk edge in pixels.
         quantity: ``"reflectance"`` or ``"radiance"``; the variable's own name when it is one of
             these, else reflectance.
-        nodata: the value marking pixels without data, replacing the variable's ``_FillValue``/``missing_value``: a number, or ``"none"`` for
-            none (``None``: the file's own; :func:`geohsi.scene.chosen_nodata`).
+        nodata: the value marking pixels without data, replacing the variable's ``_FillValue``/``missing_value``:
+            a number, or ``"none"`` for none (``None``: the file's own; :func:`geohsi.scene.chosen_nodata`).
 
     Returns:
         The scene Dataset ``[B, H, W]`` (raw values; ``_FillValue``/scale kept as attributes).
