@@ -193,7 +193,7 @@ def evaluate(
         ModelError: a broken bundle.
     """
     from geohsi.bundle import load_bundle
-    from geohsi.files import check_output
+    from geohsi.files import check_output, check_outside_stores
     from geohsi.metrics import report_for
     from geohsi.prediction import resolve_device
     from geohsi.storage import staged
@@ -202,6 +202,7 @@ def evaluate(
 
     if isinstance(batch_size, bool) or int(batch_size) < 1:  # a negative one had tiled nothing and scored defaults
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    check_outside_stores(metrics_paths(out) if out is not None else [])  # in the bundle, it would break it
     for path in metrics_paths(out) if out is not None else ():
         check_output(path, overwrite, directory=False)  # all three before the model runs
     b = load_bundle(bundle).with_backbone(backbone)  # a bundle carrying its backbone refuses one (it was ignored)

@@ -115,6 +115,25 @@ def make_parent(path: Path) -> None:
 _STORE_MARKERS = ("zarr.json", ".zgroup", ".zarray", "bundle.json", "adapter.json")
 
 
+def check_outside_stores(outputs: Sequence[str | os.PathLike], *, option: str = "--out") -> None:
+    """Refuse a file output inside a bundle or a store: a bundle hashes its files, so ``evaluate --out
+    run/metrics.json --overwrite`` had replaced the bundle's own metrics and left it unreadable.
+
+    Raises:
+        UsageError: naming the output, the bundle or store, and the fix.
+    """
+    from geohsi.errors import UsageError
+    from geohsi.storage import is_url
+
+    for o in outputs:
+        if is_url(o):
+            continue
+        for folder in Path(o).absolute().parents:
+            if any((folder / m).is_file() for m in _STORE_MARKERS):
+                kind = "bundle" if (folder / "bundle.json").is_file() or (folder / "adapter.json").is_file() else "store"
+                raise UsageError(f"{option} {o} is inside the {kind} {folder}; write it beside the {kind}")
+
+
 def _refuse_foreign_folder(folder: Path) -> None:
     """Refuse to replace ``folder`` unless it is empty or a store of the kinds geohsi writes.
 

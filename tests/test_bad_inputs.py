@@ -847,6 +847,12 @@ def evaluate_out_is_a_directory(ws, fx, env):
     return ["evaluate", fx.bundle, fx.scene, "--out", ws / "runs", "--overwrite"]
 
 
+def evaluate_out_in_the_bundle(ws, fx, env):
+    """--overwrite had replaced the bundle's own metrics.json, and the bundle no longer loaded (sha256 mismatch)."""
+    b = _copy(fx.bundle, ws / "b")
+    return ["evaluate", b, fx.scene, "--out", b / "metrics.json", "--overwrite"]
+
+
 def evaluate_out_png(ws, fx, env):
     return ["evaluate", fx.bundle, fx.scene, "--out", ws / "m.png"]
 
@@ -1264,6 +1270,13 @@ CASES: list[Case] = [
         BUNDLE,
     ),
     Case("evaluate-csv-exists", evaluate_csv_exists, 8, r"m\.csv already exists; pass --overwrite", BUNDLE),
+    Case(
+        "evaluate-out-in-the-bundle",
+        evaluate_out_in_the_bundle,
+        2,
+        r"--out .*b/metrics\.json is inside the bundle .*b; write it beside the bundle",
+        BUNDLE,
+    ),
     Case("baseline-even-window", baseline_even_window, 2, r"window size 4 must be an odd integer >= 1", SCENE),
     Case(
         "selector-without-stac",

@@ -47,3 +47,19 @@ def test_folders_of_an_output_are_made_when_it_is_written_not_when_it_is_checked
     with atomic_output(out) as tmp:
         tmp.write_text("{}")
     assert out.read_text() == "{}"
+
+
+def test_a_file_output_inside_a_bundle_or_a_store_is_refused(tmp_path) -> None:
+    """A bundle hashes its files: evaluate/baseline --out run/metrics.json --overwrite had left it unreadable."""
+    from geohsi.errors import UsageError
+    from geohsi.files import check_outside_stores
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "bundle.json").write_text("{}")
+    (tmp_path / "s.zarr" / "reflectance").mkdir(parents=True)
+    (tmp_path / "s.zarr" / "zarr.json").write_text("{}")
+    with pytest.raises(UsageError, match=r"--out .*run/metrics\.json is inside the bundle .*run; write it beside the bundle"):
+        check_outside_stores([tmp_path / "eval.json", tmp_path / "run" / "metrics.json"])
+    with pytest.raises(UsageError, match=r"is inside the store .*s\.zarr"):
+        check_outside_stores([tmp_path / "s.zarr" / "reflectance" / "m.csv"])
+    check_outside_stores([tmp_path / "run-eval" / "metrics.json", "s3://bucket/run/metrics.json"])  # beside it: fine

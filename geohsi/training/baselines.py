@@ -94,7 +94,7 @@ def baseline(
     Returns:
         The metrics report, with ``method``, ``features``, ``fit_seconds``.
     """
-    from geohsi.files import check_output
+    from geohsi.files import check_output, check_outside_stores
     from geohsi.metrics import metrics_paths, report_for
     from geohsi.spectral.windows import check_window
     from geohsi.training.data import load_training_data, pixel_values
@@ -105,6 +105,7 @@ def baseline(
     if features not in ("raw", "pca"):
         raise UsageError(f"unknown baseline features {features!r}; use raw or pca")
     check_window(window)  # odd, as train's: the blocks gap must be the one of the matching run
+    check_outside_stores(metrics_paths(out, figure=False) if out is not None else [])  # a bundle's own metrics.json
     for path in metrics_paths(out, figure=False) if out is not None else ():
         check_output(path, overwrite, directory=False)  # the JSON and its CSV, before the classifier is fitted
     scenes = list(scene) if isinstance(scene, (list, tuple)) else [scene]
