@@ -24,6 +24,14 @@ from geohsi.cli.scenes import label_options, label_source, scene_options, select
     help="Centre-pixel spectrum (good bands) or the 12 PCA channels.",
 )
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--val-fraction",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="As the matching train run's: under blocks:S and scenes:F it decides which blocks or scenes are tested "
+    "(its pixels are trained on here).",
+)
 @click.option("--window", default=15, show_default=True, help="Window of the matching train run (sets the blocks gap).")
 @click.option("--out", type=PATH_OR_URL, default=None, help="metrics JSON path (+ CSV beside it).")
 @click.option("--overwrite", is_flag=True)
@@ -45,6 +53,7 @@ def baseline(
     split: str,
     features: str,
     seed: int,
+    val_fraction: float,
     window: int,
     out: Path | None,
     overwrite: bool,
@@ -69,6 +78,7 @@ def baseline(
         split=split,
         features=features,
         seed=seed,
+        val_fraction=val_fraction,
         window=window,
         out=out,
         overwrite=overwrite,

@@ -105,6 +105,8 @@ def baseline(
     if features not in ("raw", "pca"):
         raise UsageError(f"unknown baseline features {features!r}; use raw or pca")
     check_window(window)  # odd, as train's: the blocks gap must be the one of the matching run
+    if not 0 <= val_fraction < 1:
+        raise UsageError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     check_outside_stores(metrics_paths(out, figure=False) if out is not None else [])  # a bundle's own metrics.json
     for path in metrics_paths(out, figure=False) if out is not None else ():
         check_output(path, overwrite, directory=False)  # the JSON and its CSV, before the classifier is fitted
@@ -119,7 +121,7 @@ def baseline(
     clf = _classifier(method, y_train, seed, svm_c).fit(x_train, y_train)
     fit_s = time.perf_counter() - t0
     report = report_for(sp.test_labels, clf.predict(x_test), data.legend)
-    report.update(method=method, features=features, split=split, seed=seed, fit_seconds=fit_s)
+    report.update(method=method, features=features, split=split, seed=seed, val_fraction=val_fraction, fit_seconds=fit_s)
     if out is not None:
         from geohsi.metrics import write_metrics
         from geohsi.storage import staged

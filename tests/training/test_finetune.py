@@ -488,3 +488,23 @@ def test_an_interrupted_run_with_the_default_out_names_the_out_that_resumes_it(
     assert len(hint) == 1, said
     out = re.search(r"pass --out (\S+) --resume$", hint[0])[1]
     assert train(ip_scene, cfg, out=out, resume=True, progress=False, log=lambda m: None).is_dir()
+
+
+def test_baseline_takes_the_val_fraction_of_the_train_run_it_matches(ip_scene: Path, tmp_path: Path) -> None:
+    """Under blocks:S the validation share decides which blocks are tested; baseline had no --val-fraction, so it
+    could not match 'geohsi train --split blocks:32 --val-fraction 0' (3574 test pixels instead of train's)."""
+    from geohsi.training.data import load_training_data
+    from tests.conftest import run_cli
+
+    data = load_training_data([ip_scene])
+    want = {v: data.split("blocks:32", seed=0, val_fraction=v, window=15).test.size for v in (0.0, 0.1)}
+    assert want[0.0] != want[0.1]  # the test blocks do depend on it
+    for v in ("0", "0.1"):
+        r = run_cli(
+            "baseline", ip_scene, "--method", "rf", "--split", "blocks:32", "--val-fraction", v, "--out", tmp_path / f"{v}.json"
+        )
+        assert r.returncode == 0, r.stderr
+        report = json.loads((tmp_path / f"{v}.json").read_text())
+        assert report["n_test"] == want[float(v)] and report["val_fraction"] == float(v)
+    bad = run_cli("baseline", ip_scene, "--val-fraction", "1")
+    assert bad.returncode == 2 and "--val-fraction must be in [0, 1), got 1.0" in bad.stderr
