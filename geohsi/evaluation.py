@@ -34,6 +34,26 @@ def _trained_scenes(b: Any) -> dict[str, int]:
     return {s["labels_sha256"]: k for k, s in enumerate(tc.get("scenes") or []) if s.get("labels_sha256")}
 
 
+def _trained_indices(scene: Any, b: Any, trained: dict[str, int]) -> list[int] | None:
+    """The bundle's training scene(s) this scene is (``None``: not one): by its labels' digest and, when several
+    training scenes share that digest (two dates of one site under one label map), by its image's identity.
+
+    The last of those scenes had been taken for every one of them, so one date's training pixels were scored as
+    the other's test pixels. An image that is none of them keeps every one (its test pixels are the positions all
+    of them held out).
+    """
+    if scene.labels_sha256 not in trained:
+        return None
+    recorded = b.meta.train_config.get("scenes") or []
+    same = [k for k, s in enumerate(recorded) if s.get("labels_sha256") == scene.labels_sha256]
+    if len(same) <= 1:
+        return [trained[scene.labels_sha256]]
+    from geohsi.scene import scene_identity
+
+    ident = scene_identity(scene.ds)
+    return [k for k in same if recorded[k].get("identity") == ident][:1] or same
+
+
 def _check_tiles_whole(data: Any, b: Any, trained: dict[str, int]) -> None:
     """Refuse a tile the bundle trained on inside a joined scene, evaluated without the rest of that scene.
 
@@ -109,14 +129,16 @@ def _bundle_ids(labels: np.ndarray, data: Any, b: Any, source: str) -> np.ndarra
     return labels
 
 
-def _scored(scene: Any, k_trained: int | None, split: Any, data: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(local flat indices, class ids)`` to score on one scene: the split's test pixels of a training
-    scene that are valid in it (the same labels may lie on another date's image, with clouds masked),
-    else every valid labelled pixel."""
-    if k_trained is None:
+def _scored(scene: Any, ks: list[int] | None, split: Any, data: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(local flat indices, class ids)`` to score on one scene: the split's test pixels of the training
+    scene(s) ``ks`` it is (those all of them held out) that are valid in it (the same labels may lie on another
+    date's image, with clouds masked), else every valid labelled pixel."""
+    if ks is None:
         return scene.index, _bundle_ids(scene.labels, data, b, scene.source)
     k, local = split.scenes.to_local(split.test)
-    local, truth = local[k == k_trained], split.test_labels[k == k_trained]
+    held = functools.reduce(np.intersect1d, [local[k == j] for j in ks])
+    keep = (k == ks[0]) & np.isin(local, held)
+    local, truth = local[keep], split.test_labels[keep]
     valid = np.isin(local, scene.index)
     if not valid.all():
         warnings.warn(
@@ -130,8 +152,8 @@ def _scored(scene: Any, k_trained: int | None, split: Any, data: Any, b: Any) ->
 def _nothing_to_score(scenes: Sequence[Any], trained: dict[str, int], split: Any, b: Any) -> str:
     """Why no pixel of ``scenes`` can be scored: all of them trained the bundle, or none is valid and labelled."""
     where = scenes[0].source if len(scenes) == 1 else f"the {len(scenes)} scenes"
-    ks = [trained.get(s.labels_sha256) for s in scenes]
-    if split is not None and None not in ks and not np.isin(split.scenes.to_local(split.test)[0], ks).any():
+    ks = [_trained_indices(s, b, trained) for s in scenes]
+    if split is not None and None not in ks and not np.isin(split.scenes.to_local(split.test)[0], sum(ks, [])).any():
         spec = b.meta.train_config.get("split", "its split")
         return (
             f"every labelled pixel of {where} trained the bundle (split {spec}): none was held out for testing; "
@@ -221,7 +243,7 @@ def evaluate(
     for s in data.scenes:
         b.head.check_scene(int(s.ds.sizes["y"]), int(s.ds.sizes["x"]), str(s.source), str(b.path))
         b.transform.check_scene(s.ds, warn=lambda m: warnings.warn(m, GeohsiWarning, stacklevel=2))
-        k = trained.get(s.labels_sha256)
+        k = _trained_indices(s, b, trained)
         idx, truth = _scored(s, k, split, data, b)
         if len(idx):
             channels = b.transform.apply(s.ds)

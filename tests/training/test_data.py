@@ -445,3 +445,32 @@ def test_two_classes_of_one_name_are_refused_before_training(ip_scene, tmp_path)
     zarr.consolidate_metadata(str(store))
     with pytest.raises(DataError, match=r"classes 1 and 9 are both named 'Alfalfa'"):
         load_training_data([store], log=lambda m: None)
+
+
+def test_two_training_images_under_one_label_map_are_told_apart_by_evaluate(ip_scene, tmp_path) -> None:
+    """Two dates of one site share a label map (one digest): the last training scene had been taken for both, so
+    evaluating the date that trained the bundle scored its training pixels as test pixels (OA on 10,249 pixels)."""
+    from geohsi.errors import DataError
+    from geohsi.evaluation import evaluate
+    from geohsi.scene import open_scene, write_scene
+
+    ds = open_scene(ip_scene)
+    later = ds.copy()
+    later["reflectance"] = (ds["reflectance"] * 1.03).astype(ds["reflectance"].dtype)
+    date2 = write_scene(later, tmp_path / "ip_date2.zarr")
+    b = train([ip_scene, date2], out=tmp_path / "b", split="scenes:0.5", val_fraction=0.0, progress=False,
+              log=lambda m: None, **TINY)  # fmt: skip
+    split = json.loads((tmp_path / "b" / "bundle.json").read_text())["train_config"]["scenes"]
+    assert len(split) == 2 and split[0]["labels_sha256"] == split[1]["labels_sha256"]
+    n = int((ds["labels"].values > 0).sum())
+    both = evaluate(b, [ip_scene, date2])
+    assert both["n_test"] == n  # the held-out date's pixels, not both dates' (20,498 before)
+    assert [r["n_test"] for r in both.get("scenes", [both])] == [n]  # the date that trained the bundle scores nothing
+    outcomes = []
+    for s in (ip_scene, date2):
+        try:
+            outcomes.append(evaluate(b, s)["n_test"])
+        except DataError as e:
+            assert "trained the bundle (split scenes:0.5): none was held out" in str(e)
+            outcomes.append(0)
+    assert sorted(outcomes) == [0, n]  # before: both n, the training date scored on its training pixels
