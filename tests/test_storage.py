@@ -721,3 +721,16 @@ def test_an_existing_out_is_refused_before_a_url_source_is_downloaded(s3: Bucket
                 env={"GEOHSI_CACHE_DIR": str(cache)})  # fmt: skip
     assert r.returncode == 8 and "already exists" in r.stderr
     assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_a_train_config_in_a_bucket_is_read_from_it(s3: Bucket, tmp_path: Path) -> None:
+    """--config takes PATH|URL, but an s3:// config had been read as the local path "s3:/bucket/…" (does not exist)."""
+    from geohsi.errors import UsageError
+    from geohsi.training.config import resolve_train_config
+
+    root = s3.url.removeprefix("s3://")
+    s3.fs.pipe(f"{root}/recipes/tiny.yaml", b"train:\n  split: blocks:16\n  epochs: 3\n  adapter: lokr\n")
+    config = resolve_train_config(s3.key("recipes/tiny.yaml"), epochs=2)
+    assert (config.split, config.epochs, config.adapter) == ("blocks:16", 2, "lokr")
+    with pytest.raises(UsageError, match=rf"config file {s3.url}/recipes/gone\.yaml does not exist"):
+        resolve_train_config(s3.key("recipes/gone.yaml"))

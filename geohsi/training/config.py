@@ -417,16 +417,17 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
         UsageError: missing file, unknown extension, a syntax error (with the parser's position), or
             options beside a ``train`` section.
     """
-    p = Path(path)
-    if not p.is_file():
+    from geohsi.storage import display, exists, is_url, read_text
+
+    p = display(path)  # a URL stays one (it had been read as the local path "s3:/bucket/…")
+    suffix = os.path.splitext(str(path).split("?", 1)[0])[1].lower()
+    if suffix not in (".yaml", ".yml", ".toml"):
+        raise UsageError(f"config file {p} must be .yaml, .yml or .toml")
+    if not (exists(path) and (is_url(path) or Path(path).is_file())):
         raise UsageError(f"config file {p} does not exist; pass an existing --config file")
     try:
-        if p.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(p.read_text()) or {}
-        elif p.suffix == ".toml":
-            data = tomllib.loads(p.read_text())
-        else:
-            raise UsageError(f"config file {p} must be .yaml, .yml or .toml")
+        text = read_text(path)
+        data = (yaml.safe_load(text) or {}) if suffix in (".yaml", ".yml") else tomllib.loads(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as e:
         raise UsageError(f"cannot parse config file {p}: {' '.join(str(e).split())}") from e
     if not isinstance(data, dict):
