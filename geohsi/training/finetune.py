@@ -494,6 +494,7 @@ def _train(
     if resume and default:
         raise UsageError("--resume continues the run written to --out; pass the --out of the interrupted run")
     out = Path(out) if out is not None else default_out(config.adapter)
+    in_runs = out.absolute().parent == RUNS_DIR.absolute()  # runs/latest follows (a resumed default run names its out)
     check_output(out, overwrite or resume, directory=True)
     work = work_dir(out)
     check_resumable(out, work, resume=resume, overwrite=overwrite)
@@ -510,7 +511,7 @@ def _train(
         fit = loop.run(resume=resume, progress=progress and ranks.main, log=log, on_epoch_end=on_epoch_end)
         if ranks.main:
             wall = time.perf_counter() - t_start + loop.runner.resumed_seconds  # a resumed run: every session
-            _finish(loop, out, transform, backbone, fit, overwrite=overwrite or resume, default=default, wall=wall, log=log)
+            _finish(loop, out, transform, backbone, fit, overwrite=overwrite or resume, latest=in_runs, wall=wall, log=log)
     except BaseException as e:
         teardown(ranks)
         if default and isinstance(e, KeyboardInterrupt) and (work / CHECKPOINT_NAME).exists():
@@ -525,9 +526,9 @@ def _quiet(message: str) -> None:
 
 
 def _finish(
-    loop: _Loop, out: Path, transform, backbone: dict, fit: _Fit, *, overwrite: bool, default: bool, wall: float, log
+    loop: _Loop, out: Path, transform, backbone: dict, fit: _Fit, *, overwrite: bool, latest: bool, wall: float, log
 ) -> None:
-    """Rank 0, after the loop: the test score, the bundle, ``runs/latest``."""
+    """Rank 0, after the loop: the test score, the bundle, ``runs/latest`` (``latest``: the bundle is in ``runs/``)."""
     from geohsi.metrics import report_for
 
     model, split, data = loop.runner.model, loop.split, loop.data
@@ -553,7 +554,7 @@ def _finish(
         log=log,
     )
     loop.runner.finish()
-    if default:
+    if latest:
         _point_latest(out)
     log(
         f"test OA {report['overall_accuracy']:.4f}, AA {report['average_accuracy']:.4f}, κ {report['kappa']:.4f} "

@@ -508,3 +508,18 @@ def test_baseline_takes_the_val_fraction_of_the_train_run_it_matches(ip_scene: P
         assert report["n_test"] == want[float(v)] and report["val_fraction"] == float(v)
     bad = run_cli("baseline", ip_scene, "--val-fraction", "1")
     assert bad.returncode == 2 and "--val-fraction must be in [0, 1), got 1.0" in bad.stderr
+
+
+def test_runs_latest_follows_a_run_resumed_into_runs(ip_scene: Path, tmp_path: Path) -> None:
+    """An interrupted default run is continued with '--out runs/<stamp> --resume' (what its message says); runs/latest
+    had stayed on the run before it, so a later 'evaluate runs/latest' used the older model."""
+    from tests.conftest import run_cli
+
+    tiny = ("--model", "tiny", "--backbone", "random", "--epochs", "1", "--quiet")
+    assert run_cli("train", ip_scene, *tiny, cwd=tmp_path).returncode == 0
+    first = (tmp_path / "runs" / "latest").resolve()
+    r = run_cli("train", ip_scene, *tiny, "--out", "runs/20990101-000000-kronaplus", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "runs" / "latest").resolve() == tmp_path / "runs" / "20990101-000000-kronaplus" != first
+    assert run_cli("train", ip_scene, *tiny, "--out", "elsewhere/b", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "runs" / "latest").resolve().name == "20990101-000000-kronaplus"  # outside runs/: left alone
