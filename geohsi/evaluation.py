@@ -54,6 +54,25 @@ def _trained_indices(scene: Any, b: Any, trained: dict[str, int]) -> list[int] |
     return [k for k in same if recorded[k].get("identity") == ident][:1] or same
 
 
+def _in_bundle_classes(labels: Any, b: Any) -> Any:
+    """The label source read in the bundle's classes: a vector file's named classes in the bundle's order, so its
+    ids and digest are the training run's (sorted by name instead, the training file's pixels were all scored).
+
+    Raises:
+        UsageError: ``--class-names`` with labels that carry ids: the report names the bundle's classes (it was ignored).
+    """
+    import dataclasses
+
+    if labels is None or labels.kind != "vector":
+        if labels is not None and labels.class_names:
+            raise UsageError(
+                f"--class-names names classes of vector labels; evaluate reports the bundle's classes "
+                f"({', '.join(b.classes.names[:4])}{', …' if len(b.classes.names) > 4 else ''}): drop it"
+            )
+        return labels
+    return labels if labels.class_names else dataclasses.replace(labels, class_names=tuple(b.classes.names))
+
+
 def _check_tiles_whole(data: Any, b: Any, trained: dict[str, int]) -> None:
     """Refuse a tile the bundle trained on inside a joined scene, evaluated without the rest of that scene.
 
@@ -228,7 +247,7 @@ def evaluate(
     for path in metrics_paths(out) if out is not None else ():
         check_output(path, overwrite, directory=False)  # all three before the model runs
     b = load_bundle(bundle).with_backbone(backbone)  # a bundle carrying its backbone refuses one (it was ignored)
-    data = load_training_data(list(scene) if isinstance(scene, (list, tuple)) else [scene], labels)
+    data = load_training_data(list(scene) if isinstance(scene, (list, tuple)) else [scene], _in_bundle_classes(labels, b))
     if tiles_joined_in(b.meta.train_config):  # recognise the joined training scene (and score its test pixels)
         data = join_grid_tiles(data, log=lambda m: None)
     trained = _trained_scenes(b)

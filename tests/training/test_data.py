@@ -474,3 +474,26 @@ def test_two_training_images_under_one_label_map_are_told_apart_by_evaluate(ip_s
             assert "trained the bundle (split scenes:0.5): none was held out" in str(e)
             outcomes.append(0)
     assert sorted(outcomes) == [0, n]  # before: both n, the training date scored on its training pixels
+
+
+def test_evaluate_reads_the_training_vector_file_in_the_bundles_class_order(tmp_path) -> None:
+    """Trained with --class-names in an order of the user's, the same file evaluated without it had its classes
+    numbered by name: another digest, so every labelled pixel was scored, training pixels included."""
+    from affine import Affine
+
+    from geohsi.evaluation import evaluate
+    from geohsi.scene import make_scene, write_scene
+
+    cube = np.random.default_rng(0).random((16, 40, 40)).astype("float32") + 0.1
+    a = write_scene(make_scene(cube, wavelength=np.linspace(450, 2400, 16), crs="EPSG:32633",
+                               transform=Affine(10, 0, 500_000, 0, -10, 5_000_000)), tmp_path / "a.zarr")  # fmt: skip
+    y = 5_000_000.0
+    boxes = [(500_000 + 80 * i, y - 400, 500_080 + 80 * i, y) for i in range(5)]
+    labels = _polygons(tmp_path / "v.gpkg", boxes, ["water", "forest", "water", "forest", "urban"])
+    source = LabelSource.from_options(labels, label_field="cls", class_names=("water", "urban", "forest"))
+    b = train(a, labels=source, out=tmp_path / "b", split="fraction:0.5", progress=False, log=lambda m: None, **TINY)
+    held_out = json.loads((tmp_path / "b" / "metrics.json").read_text())["n_test"]
+    plain = LabelSource.from_options(labels, label_field="cls")  # no --class-names: the bundle's order is used
+    assert evaluate(b, a, labels=plain)["n_test"] == held_out < int(load_training_data([a], plain).scenes[0].labels.size)
+    with pytest.raises(UsageError, match=r"--class-names names classes of vector labels; evaluate reports the bundle"):
+        evaluate(b, a, labels=LabelSource.from_options(class_names=("x", "y")))
