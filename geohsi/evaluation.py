@@ -73,6 +73,21 @@ def _in_bundle_classes(labels: Any, b: Any) -> Any:
     return labels if labels.class_names else dataclasses.replace(labels, class_names=tuple(b.classes.names))
 
 
+def _as_recorded(data: Any, b: Any) -> Any:
+    """``data`` with each joined scene whose tiles are those of a joined training scene given the training digest:
+    the joined digest follows the order the tiles come in, so the same tiles listed otherwise (``--from-list``, a
+    STAC search) had been refused as a part of the training scene."""
+    recorded = {
+        frozenset(t["labels_sha256"] for t in s["tiles"]): s["labels_sha256"]
+        for s in b.meta.train_config.get("scenes") or []
+        if s.get("tiles") and s.get("labels_sha256")
+    }
+    for scene in data.scenes:
+        if scene.tiles:
+            scene.labels_sha256 = recorded.get(frozenset(t.labels_sha256 for t in scene.tiles), scene.labels_sha256)
+    return data
+
+
 def _check_tiles_whole(data: Any, b: Any, trained: dict[str, int]) -> None:
     """Refuse a tile the bundle trained on inside a joined scene, evaluated without the rest of that scene.
 
@@ -249,7 +264,7 @@ def evaluate(
     b = load_bundle(bundle).with_backbone(backbone)  # a bundle carrying its backbone refuses one (it was ignored)
     data = load_training_data(list(scene) if isinstance(scene, (list, tuple)) else [scene], _in_bundle_classes(labels, b))
     if tiles_joined_in(b.meta.train_config):  # recognise the joined training scene (and score its test pixels)
-        data = join_grid_tiles(data, log=lambda m: None)
+        data = _as_recorded(join_grid_tiles(data, log=lambda m: None), b)
     trained = _trained_scenes(b)
     _check_tiles_whole(data, b, trained)
     load_split = functools.cache(b.split)  # read once: the relabel check and the scoring may both need it

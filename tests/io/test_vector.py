@@ -117,6 +117,15 @@ def test_the_bundle_records_the_label_source(vectors, data_dir, tmp_path) -> Non
     assert len(tc["labels"]["sha256"]) == 64 and len(joined["tiles"]) == 6
     assert {s["name"] for s in joined["tiles"]} == {p.stem for p in _tiles(data_dir)[:6]}
     assert all(s["crs"] == "EPSG:32633" and len(s["identity"]) == 64 for s in [joined, *joined["tiles"]])
+    # evaluate finds the joined scene's test pixels whatever order the tiles come in (reversed, they had been
+    # refused as "trained as one of the 6 tiles joined into …")
+    from geohsi.evaluation import evaluate
+    from geohsi.training.data import LabelSource
+
+    held_out = json.loads((tmp_path / "b" / "metrics.json").read_text())["n_test"]
+    source = LabelSource.from_options(vectors["points"], label_field="cover")
+    for order in (_tiles(data_dir)[:6], _tiles(data_dir)[:6][::-1]):
+        assert evaluate(tmp_path / "b", order, labels=source)["n_test"] == held_out
 
 
 def _gpkg(tmp_path: Path, values: list, *, crs: str = "EPSG:32633", x0: float = 364095.0, y0: float = 5809950.0) -> Path:
