@@ -190,11 +190,24 @@ def _nothing_to_score(scenes: Sequence[Any], trained: dict[str, int], split: Any
     if split is not None and None not in ks and not np.isin(split.scenes.to_local(split.test)[0], sum(ks, [])).any():
         spec = b.meta.train_config.get("split", "its split")
         return (
-            f"every labelled pixel of {where} trained the bundle (split {spec}): none was held out for testing; "
+            f"every labelled pixel of {where} trained or validated the bundle (split {spec}): none was held out for testing; "
             "evaluate on scenes or tiles the split held out"
         )
     verb, pron = ("has", "its") if len(scenes) == 1 else ("have", "their")
     return f"{where} {verb} no valid labelled pixels to evaluate; check {pron} labels and nodata"
+
+
+def _note_unscored(scenes: Sequence[Any], scored: Sequence[Any]) -> None:
+    """Name the scenes that got no row: they trained or validated the bundle whole, or hold no valid labelled pixel
+    (a report "on 18 scenes" had listed 7 rows without a word on the other 11)."""
+    left = [s.name for s in scenes if not any(s is t for t in scored)]
+    if left:
+        warnings.warn(
+            f"{len(left)} of the {len(scenes)} scenes are not scored ({', '.join(left[:4])}{', …' if len(left) > 4 else ''}): "
+            "every labelled pixel of them trained or validated the bundle, or none is valid",
+            GeohsiWarning,
+            stacklevel=3,
+        )
 
 
 def _report_rows(per_scene: list[tuple[Any, np.ndarray, np.ndarray, bool]], classes: Any) -> list[dict[str, Any]]:
@@ -285,6 +298,7 @@ def evaluate(
             per_scene.append((s, truth, b.class_ids[pred], k is not None))
     if not per_scene:
         raise DataError(_nothing_to_score(data.scenes, trained, split, b))
+    _note_unscored(data.scenes, [s for s, _, _, _ in per_scene])
     report = report_for(
         np.concatenate([t for _, t, _, _ in per_scene]), np.concatenate([p for _, _, p, _ in per_scene]), b.classes
     )

@@ -282,7 +282,10 @@ def test_train_and_evaluate_on_the_tiles_as_they_come(data_dir, tmp_path) -> Non
     d = data_dir / "enmap_potsdam"
     r = run_cli("evaluate", tmp_path / "b", d / "images" / f"{trained_only}.tif", "--labels", labels)
     assert r.returncode == 9 and "Traceback" not in r.stderr, r.stderr  # DataError
-    assert f"every labelled pixel of {d / 'images' / trained_only}.tif trained the bundle (split scenes:0.7)" in r.stderr
+    assert (
+        f"every labelled pixel of {d / 'images' / trained_only}.tif trained or validated the bundle (split scenes:0.7)"
+        in r.stderr
+    )
 
     # a test tile's image with its top half masked (another date, clouds), the same labels: the
     # masked test pixels are left out, not classified from nodata and scored
@@ -471,7 +474,7 @@ def test_two_training_images_under_one_label_map_are_told_apart_by_evaluate(ip_s
         try:
             outcomes.append(evaluate(b, s)["n_test"])
         except DataError as e:
-            assert "trained the bundle (split scenes:0.5): none was held out" in str(e)
+            assert "trained or validated the bundle (split scenes:0.5): none was held out" in str(e)
             outcomes.append(0)
     assert sorted(outcomes) == [0, n]  # before: both n, the training date scored on its training pixels
 
