@@ -283,9 +283,8 @@ def evaluate(
     load_split = functools.cache(b.split)  # read once: the relabel check and the scoring may both need it
     _warn_relabelled(data, b, trained, load_split)
     split = load_split() if any(s.labels_sha256 in trained for s in data.scenes) else None
-    model = b.build_model()
     dev = resolve_device(device)
-    model.to(dev)
+    model = b.build_model().to(dev)
     per_scene = []
     for s in data.scenes:
         b.head.check_scene(int(s.ds.sizes["y"]), int(s.ds.sizes["x"]), str(s.source), str(b.path))
