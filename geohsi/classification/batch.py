@@ -69,6 +69,7 @@ def _names(sources: Sequence[Any]) -> list[str]:
     names = [scene_name(s) for s in sources]
     seen: dict[str, int] = {}
     for k, n in enumerate(names):
+        _check_name(n, sources[k])
         if n in seen:
             raise UsageError(
                 f"scenes {sources[seen[n]]} and {sources[k]} would both be mapped to {n}.*; "
@@ -76,6 +77,22 @@ def _names(sources: Sequence[Any]) -> list[str]:
             )
         seen[n] = k
     return names
+
+
+def _check_name(name: str, source: Any) -> None:
+    """Refuse an output name that is one of the batch's own files (a scene ``catalog.tif`` had its item replaced by
+    the catalogue) or that leaves ``--out-dir`` (a STAC item id ``../x`` or ``a/b``).
+
+    Raises:
+        UsageError: naming the scene and the fix.
+    """
+    own = {Path(CATALOG_NAME).stem, Path(SUMMARY_NAME).stem}
+    if name.casefold() in own or not name or name.startswith(".") or any(c in name for c in "/\\"):
+        why = "the batch's own catalogue and summary" if name.casefold() in own else "a name that is no plain file name"
+        raise UsageError(
+            f"scene {storage.display(source) if isinstance(source, str | os.PathLike) else name} would be mapped to "
+            f"{name!r}, {why}; rename the file, or map it alone with --out"
+        )
 
 
 def _source_text(src: Any) -> str:
@@ -339,9 +356,11 @@ def classify_many(
     .. versionadded:: 0.2
     """
     from geohsi.classification.cluster import cluster_info, open_cluster
+    from geohsi.classification.plan import check_counts
 
     sources = list(scenes)
     _check_options(sources, format, scenes_in_flight)
+    check_counts(chunks, batch_size)  # before the folder and the cluster: not one failure per scene
     out = _output_dir(out_dir, overwrite)
     opts = dict(format=format, with_probabilities=with_probabilities, confidence=confidence, chunks=chunks,
                 batch_size=batch_size, precision=precision, resume=resume, overwrite=overwrite)  # fmt: skip
@@ -366,13 +385,14 @@ def _remove_stale_temporaries(batch: _Batch, with_probabilities: bool, confidenc
 
 
 def _check_options(sources: list, format: str, scenes_in_flight: int | None) -> None:
-    """Refuse an empty batch, an unknown format and a bad ``scenes_in_flight``."""
+    """Refuse an empty batch, an unknown format, a bad ``scenes_in_flight`` and scene names no output can take."""
     if not sources:
         raise UsageError("no scenes given; pass scene files, --from-list FILE or --stac URL --collection C")
     if format not in FORMATS:
         raise UsageError(f"unknown --format {format!r}; use one of {', '.join(FORMATS)}")
     if scenes_in_flight is not None and (isinstance(scenes_in_flight, bool) or int(scenes_in_flight) < 1):
         raise UsageError(f"--scenes-in-flight must be at least 1, got {scenes_in_flight}")
+    _names(sources)  # names that clash or leave the folder, before it is created
 
 
 def _output_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path | str:

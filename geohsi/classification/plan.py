@@ -89,11 +89,20 @@ def chunk_edge(head: Any, h: int, w: int, n_bands: int, chunks: int | None, batc
     """
     if chunks is None:
         chunks = head.default_chunk(h, w, n_bands)
-    if isinstance(chunks, bool) or int(chunks) < 1:
+    check_counts(chunks, batch_size)
+    return min(int(chunks), max(h, w))
+
+
+def check_counts(chunks: int | None, batch_size: int | None) -> None:
+    """Refuse a chunk edge or a batch size (``None``: the default) that is not a positive count.
+
+    Raises:
+        UsageError: naming the option.
+    """
+    if chunks is not None and (isinstance(chunks, bool) or int(chunks) < 1):
         raise UsageError(f"--chunks must be a positive pixel count, got {chunks}")
     if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
         raise UsageError(f"--batch-size must be a positive number of windows (tiles in dense mode), got {batch_size}")
-    return min(int(chunks), max(h, w))
 
 
 def _channel_grid(scene: xr.Dataset, bundle: Any, chunks: int, spectral_on_device: bool) -> tuple[da.Array, Any]:

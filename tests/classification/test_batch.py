@@ -374,6 +374,28 @@ def test_scene_name():
     assert scene_name("/x/cube.bip.hdr") == "cube.bip"
 
 
+def test_a_scene_named_like_the_batchs_own_files_or_outside_its_folder_is_refused(tmp_path, data_dir, enmap_bundle):
+    """A tile called catalog.tif had its item replaced by the catalogue (exit 0); a STAC item id '../x' was written
+    outside --out-dir. Both are refused in one line before anything is written."""
+    import types
+
+    from geohsi.classification.batch import _names
+
+    tile = _tiles(data_dir)[0]
+    (tmp_path / "catalog.tif").symlink_to(tile)
+    r = run_cli("classify", tmp_path / "catalog.tif", _tiles(data_dir)[1], "--bundle", enmap_bundle, "--out-dir", tmp_path / "m")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "would be mapped to 'catalog', the batch's own catalogue and summary" in r.stderr and not (tmp_path / "m").exists()
+    items = [types.SimpleNamespace(id=i, assets={}) for i in ("../escape", "sub/dir", ".hidden")]
+    for item in items:
+        with pytest.raises(UsageError, match=r"a name that is no plain file name; rename the file, or map it alone"):
+            _names([item])
+    assert _names(["a..b.tif", "x/Catalogue.tif"]) == ["a..b", "Catalogue"]
+    # a bad --chunks is one usage error, not one failure per scene after the cluster started
+    r = run_cli("classify", *_tiles(data_dir)[:2], "--bundle", enmap_bundle, "--out-dir", tmp_path / "m", "--chunks", "0")
+    assert r.returncode == 2 and "--chunks must be a positive pixel count, got 0" in r.stderr and not (tmp_path / "m").exists()
+
+
 def test_each_worker_loads_the_bundle_once_for_the_whole_batch(tmp_path, data_dir, enmap_bundle):
     from distributed import Client, LocalCluster
 
