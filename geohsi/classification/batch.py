@@ -356,11 +356,9 @@ def classify_many(
     .. versionadded:: 0.2
     """
     from geohsi.classification.cluster import cluster_info, open_cluster
-    from geohsi.classification.plan import check_counts
 
     sources = list(scenes)
-    _check_options(sources, format, scenes_in_flight)
-    check_counts(chunks, batch_size)  # before the folder and the cluster: not one failure per scene
+    _check_options(sources, format, scenes_in_flight, chunks, batch_size)
     out = _output_dir(out_dir, overwrite)
     opts = dict(format=format, with_probabilities=with_probabilities, confidence=confidence, chunks=chunks,
                 batch_size=batch_size, precision=precision, resume=resume, overwrite=overwrite)  # fmt: skip
@@ -384,8 +382,12 @@ def _remove_stale_temporaries(batch: _Batch, with_probabilities: bool, confidenc
                 map_outputs(batch.out_dir, rec.name, kind, with_probabilities, confidence).remove_stale_temporaries()
 
 
-def _check_options(sources: list, format: str, scenes_in_flight: int | None) -> None:
-    """Refuse an empty batch, an unknown format, a bad ``scenes_in_flight`` and scene names no output can take."""
+def _check_options(sources: list, format: str, scenes_in_flight: int | None, chunks: int | None, batch_size: int | None) -> None:
+    """Refuse an empty batch, an unknown format, a bad ``scenes_in_flight``, ``chunks`` or ``batch_size`` (before the
+    folder and the cluster: not one failure per scene) and scene names no output can take."""
+    from geohsi.classification.plan import check_counts
+
+    check_counts(chunks, batch_size)
     if not sources:
         raise UsageError("no scenes given; pass scene files, --from-list FILE or --stac URL --collection C")
     if format not in FORMATS:
