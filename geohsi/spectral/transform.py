@@ -356,7 +356,8 @@ class SpectralTransform:
         out = []
         # One read of nine small windows (at most nine chunks) serves both guards; bundles from before them have neither.
         guarded = self.input_range is not None or self.channel_stats is not None
-        sample = window_sample(ds[[cube(ds).name]]).load() if guarded else None
+        # local threads: under a batch the default scheduler is the cluster, where the read queued behind whole scenes
+        sample = window_sample(ds[[cube(ds).name]]).load(scheduler="threads") if guarded else None
         rng = (
             None
             if self.input_range is None
