@@ -243,8 +243,9 @@ class Bundle:
 
     @property
     def location(self) -> str:
-        """Where any machine can load this bundle from: its URL, else its absolute path."""
-        return self.url or str(Path(self.path).absolute())
+        """Where any machine can load this bundle from: its URL, else its real path (``runs/latest`` moves on to the next
+        run, so a map's provenance and its workers name the run it points at now)."""
+        return self.url or str(Path(self.path).resolve())
 
     @property
     def classes(self) -> Legend:

@@ -507,3 +507,16 @@ def test_a_scene_is_checked_on_local_threads_not_queued_on_the_cluster(data_dir,
         with get_task_stream(client) as ts:
             b.transform.check_scene(ds, warn=lambda m: None)
         assert ts.data == []
+
+
+def test_a_map_records_the_run_a_moving_link_points_at(tmp_path, data_dir, enmap_bundle):
+    """Mapped with runs/latest, the map's tags and item named runs/latest, which the next 'geohsi train' moves on."""
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "latest").symlink_to(Path(enmap_bundle).resolve())
+    r = run_cli("classify", _tiles(data_dir)[0], "--out-dir", tmp_path / "maps", "--workers", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    tile = _tiles(data_dir)[0].stem
+    with rasterio.open(tmp_path / "maps" / f"{tile}.tif") as src:
+        assert src.tags()["GEOHSI_BUNDLE"] == str(Path(enmap_bundle).resolve())
+    item = json.loads((tmp_path / "maps" / f"{tile}.json").read_text())
+    assert "latest" not in json.dumps(item)
