@@ -271,7 +271,8 @@ def _check_usage(
     if profile:
         raise UsageError("--profile and --profile-report apply to one scene with --out; profile one scene of the batch")
     if out_dir is None:
-        raise UsageError(f"{len(scenes)} scenes need --out-dir DIR (--out names one map)")
+        many = f"{len(scenes)} scenes need" if len(scenes) > 1 else "a STAC search or --from-list is a batch: it needs"
+        raise UsageError(f"{many} --out-dir DIR (--out names one map)")
     if probabilities is not None:
         raise UsageError("--probabilities PATH names one file; a batch takes --with-probabilities")
 

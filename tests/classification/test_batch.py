@@ -520,3 +520,10 @@ def test_a_map_records_the_run_a_moving_link_points_at(tmp_path, data_dir, enmap
         assert src.tags()["GEOHSI_BUNDLE"] == str(Path(enmap_bundle).resolve())
     item = json.loads((tmp_path / "maps" / f"{tile}.json").read_text())
     assert "latest" not in json.dumps(item)
+
+
+def test_a_list_of_scenes_with_out_is_told_it_is_a_batch(tmp_path, enmap_bundle):
+    """A --from-list (or --stac) batch given --out had been told '0 scenes need --out-dir DIR'."""
+    (tmp_path / "list.txt").write_text("a.tif\n")
+    r = run_cli("classify", "--from-list", tmp_path / "list.txt", "--bundle", enmap_bundle, "--out", tmp_path / "m.tif")
+    assert r.returncode == 2 and "a STAC search or --from-list is a batch: it needs --out-dir DIR" in r.stderr, r.stderr
