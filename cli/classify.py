@@ -176,7 +176,7 @@ def classify(
       geohsi classify enmap.zarr --bundle runs/latest --out map.tif --confidence
       geohsi classify 'tiles/*.tif' scene.mat --bundle enmap_b --bundle ip_b --out-dir maps/
       geohsi classify --stac http://127.0.0.1:8080 -c enmap-potsdam --bbox 13.0,52.3,13.2,52.45 --out-dir maps/
-      geohsi classify big.zarr --out map.tif --scheduler tcp://10.0.0.5:8786 --device cuda
+      geohsi classify /data/big.zarr --out /data/map.tif --scheduler tcp://10.0.0.5:8786 --device cuda   # absolute paths
       geohsi classify big.zarr --out map.tif --device cuda --gpus 0,2
     """
     batch = out_dir is not None or from_list is not None or stac_url is not None or len(scenes) > 1
